@@ -1,0 +1,112 @@
+/**
+ * The reverse-mode tape. An op's result records a `GradFn` (its inputs and a backward closure
+ * written with ops); `backward(root)` walks the graph in reverse topological order and
+ * accumulates gradients into leaves that `requiresGrad`. Backward closures run with recording
+ * off (first-order gradients only).
+ */
+import { ones } from '../tensor/create.js';
+import { ShapeError } from '../tensor/errors.js';
+import { binary, cast, copy } from '../tensor/kernels.js';
+import { sameShape } from '../tensor/shape.js';
+import { Tensor, type GradFn } from '../tensor/tensor.js';
+
+let gradEnabled = true;
+
+/** Whether ops currently record onto the tape. */
+export function isGradEnabled(): boolean {
+  return gradEnabled;
+}
+
+/** Runs `fn` without recording (like `torch.no_grad()`). */
+export function noGrad<T>(fn: () => T): T {
+  const prev = gradEnabled;
+  gradEnabled = false;
+  try {
+    return fn();
+  } finally {
+    gradEnabled = prev;
+  }
+}
+
+/**
+ * Attaches a tape node to `out` when recording is on and some input requires a gradient.
+ * `backward(g)` returns one gradient per input (null where none flows); shapes must equal the
+ * inputs' shapes.
+ */
+export function record(out: Tensor, name: string, inputs: readonly Tensor[], backward: (g: Tensor) => (Tensor | null)[]): Tensor {
+  if (!gradEnabled || !inputs.some((t) => t.requiresGrad)) return out;
+  out.requiresGrad = true;
+  out.gradFn = { name, inputs, backward } satisfies GradFn;
+  return out;
+}
+
+/** A leaf copy of `t` that shares storage and records nothing. */
+export function detach(t: Tensor): Tensor {
+  return new Tensor(t.storage, t.shape, t.strides, t.offset);
+}
+
+/** Marks `t` as a leaf that accumulates gradients; returns it. */
+export function requiresGrad(t: Tensor, flag = true): Tensor {
+  t.requiresGrad = flag;
+  return t;
+}
+
+/** Reverse topological order of the graph above `root` (root first). */
+function topoOrder(root: Tensor): Tensor[] {
+  const order: Tensor[] = [];
+  const seen = new Set<Tensor>();
+  const stack: [Tensor, number][] = [[root, 0]];
+  seen.add(root);
+  while (stack.length) {
+    const top = stack[stack.length - 1];
+    const [t, i] = top;
+    const inputs = t.gradFn?.inputs ?? [];
+    if (i < inputs.length) {
+      top[1]++;
+      const c = inputs[i];
+      if (c.requiresGrad && !seen.has(c)) {
+        seen.add(c);
+        stack.push([c, 0]);
+      }
+    } else {
+      order.push(t);
+      stack.pop();
+    }
+  }
+  return order.reverse();
+}
+
+/**
+ * Back-propagates from `root` (a scalar unless `grad` is given) and accumulates into the
+ * `.grad` of every reachable leaf with `requiresGrad`.
+ */
+export function backward(root: Tensor, grad?: Tensor): void {
+  if (!root.requiresGrad) throw new ShapeError('backward: the tensor does not require grad (nothing to differentiate)');
+  if (!grad && root.size !== 1) throw new ShapeError(`backward: a gradient is needed for a non-scalar root of shape [${root.shape}]`);
+  const g0 = grad ?? ones(root.shape, root.dtype);
+  if (!sameShape(g0.shape, root.shape)) throw new ShapeError(`backward: gradient shape [${g0.shape}] differs from root shape [${root.shape}]`);
+  const grads = new Map<Tensor, Tensor>([[root, g0]]);
+  noGrad(() => {
+    for (const t of topoOrder(root)) {
+      const g = grads.get(t);
+      if (!g) continue;
+      grads.delete(t);
+      if (!t.gradFn) {
+        const gg = g.dtype === t.dtype ? g : cast(g, t.dtype);
+        t.grad = t.grad ? binary(t.grad, gg, 'add') : gg.isContiguous() ? gg : copy(gg);
+        continue;
+      }
+      const ins = t.gradFn.inputs;
+      const res = t.gradFn.backward(g);
+      for (let i = 0; i < ins.length; i++) {
+        const c = ins[i], gi = res[i];
+        if (!gi || !c.requiresGrad) continue;
+        if (!sameShape(gi.shape, c.shape)) {
+          throw new ShapeError(`backward of ${t.gradFn.name}: gradient [${gi.shape}] for input ${i} of shape [${c.shape}]`);
+        }
+        const prev = grads.get(c);
+        grads.set(c, prev ? binary(prev, gi, 'add') : gi);
+      }
+    }
+  });
+}

@@ -1,0 +1,118 @@
+/** Differentiable activations: sigmoid, tanh, silu, relu, relu2, gelu (erf and tanh), laplace, softmax. */
+import { scalar } from '../../tensor/create.js';
+import { ShapeError, TensorError } from '../../tensor/errors.js';
+import * as K from '../../tensor/kernels.js';
+import { normAxis } from '../../tensor/shape.js';
+import type { Tensor } from '../../tensor/tensor.js';
+import * as V from '../../tensor/view.js';
+import { record } from '../engine.js';
+import { add, mul } from './arith.js';
+
+const c = (v: number, t: Tensor): Tensor => scalar(v, t.dtype);
+
+/** σ(x) = 1/(1+e^(−x)). */
+export function sigmoid(x: Tensor): Tensor {
+  const out = K.unary(x, 'sigmoid');
+  return record(out, 'sigmoid', [x], (g) => [K.binary(g, K.binary(out, K.binary(c(1, x), out, 'sub'), 'mul'), 'mul')]);
+}
+
+/** tanh(x). */
+export function tanh(x: Tensor): Tensor {
+  const out = K.unary(x, 'tanh');
+  return record(out, 'tanh', [x], (g) => [K.binary(g, K.binary(c(1, x), K.unary(out, 'square'), 'sub'), 'mul')]);
+}
+
+/** erf(x) (gradient 2/√π·e^(−x²)). */
+export function erf(x: Tensor): Tensor {
+  return record(K.unary(x, 'erf'), 'erf', [x], (g) => [
+    K.binary(g, K.binary(K.unary(K.unary(K.unary(x, 'square'), 'neg'), 'exp'), c(2 / Math.sqrt(Math.PI), x), 'mul'), 'mul'),
+  ]);
+}
+
+/** silu(x) = x·σ(x). */
+export function silu(x: Tensor): Tensor {
+  return record(K.unary(x, 'silu'), 'silu', [x], (g) => {
+    const s = K.unary(x, 'sigmoid');
+    // σ(x)·(1 + x·(1 − σ(x)))
+    const d = K.binary(s, K.binary(c(1, x), K.binary(x, K.binary(c(1, x), s, 'sub'), 'mul'), 'add'), 'mul');
+    return [K.binary(g, d, 'mul')];
+  });
+}
+
+/** max(0, x). */
+export function relu(x: Tensor): Tensor {
+  return record(K.unary(x, 'relu'), 'relu', [x], (g) => [K.binary(g, K.unary(x, 'step'), 'mul')]);
+}
+
+/** relu(x)² (Mega's element attention). */
+export function relu2(x: Tensor): Tensor {
+  const r = K.unary(x, 'relu');
+  return record(K.unary(r, 'square'), 'relu2', [x], (g) => [K.binary(g, K.binary(r, c(2, x), 'mul'), 'mul')]);
+}
+
+/** Exact GELU 0.5·x·(1 + erf(x/√2)). */
+export function gelu(x: Tensor): Tensor {
+  return record(K.unary(x, 'gelu'), 'gelu', [x], (g) => [K.binary(g, K.unary(x, 'geluGrad'), 'mul')]);
+}
+
+/** Tanh-approximated GELU (fairseq's `gelu_accurate`), composed from ops. */
+export function geluTanh(x: Tensor): Tensor {
+  const inner = mul(add(x, mul(mul(mul(x, x), x), 0.044715)), Math.sqrt(2 / Math.PI));
+  return mul(mul(x, 0.5), add(tanh(inner), 1));
+}
+
+/** Mega's laplace attention function 0.5·(1 + erf((x − μ)/(σ·√2))), μ = 0.707107, σ = 0.282095. */
+export function laplace(x: Tensor, mu = 0.707107, sigma = 0.282095): Tensor {
+  const den = sigma * Math.SQRT2;
+  const z = K.binary(K.binary(x, c(mu, x), 'sub'), c(den, x), 'div');
+  const out = K.binary(c(0.5, x), K.binary(c(1, x), K.unary(z, 'erf'), 'add'), 'mul');
+  return record(out, 'laplace', [x], (g) => {
+    // d/dx = exp(−z²)/(√π·den)
+    const d = K.binary(K.unary(K.unary(K.unary(z, 'square'), 'neg'), 'exp'), c(Math.sqrt(Math.PI) * den, x), 'div');
+    return [K.binary(g, d, 'mul')];
+  });
+}
+
+/** Moves `axis` last, applies `fn`, moves it back. */
+function alongLast(x: Tensor, axis: number, fn: (t: Tensor) => Tensor): Tensor {
+  const a = normAxis(axis, x.ndim, 'softmax');
+  if (a === x.ndim - 1) return fn(x);
+  return V.transpose(fn(V.transpose(x, a, x.ndim - 1)), a, x.ndim - 1);
+}
+
+/** Softmax along `axis` (max-shifted). */
+export function softmax(x: Tensor, axis = -1): Tensor {
+  if (x.ndim === 0) throw new ShapeError('softmax: needs at least one dimension');
+  const out = alongLast(x, axis, (t) => K.softmaxLast(t, false));
+  const a = normAxis(axis, x.ndim, 'softmax');
+  return record(out, 'softmax', [x], (g) => {
+    const gy = K.binary(g, out, 'mul');
+    return [K.binary(gy, K.binary(out, K.reduce(gy, 'sum', [a], true), 'mul'), 'sub')];
+  });
+}
+
+/** Log-softmax along `axis`. */
+export function logSoftmax(x: Tensor, axis = -1): Tensor {
+  if (x.ndim === 0) throw new ShapeError('logSoftmax: needs at least one dimension');
+  const out = alongLast(x, axis, (t) => K.softmaxLast(t, true));
+  const a = normAxis(axis, x.ndim, 'logSoftmax');
+  return record(out, 'logSoftmax', [x], (g) => {
+    const p = K.unary(out, 'exp');
+    return [K.binary(g, K.binary(p, K.reduce(g, 'sum', [a], true), 'mul'), 'sub')];
+  });
+}
+
+/** fairseq activation by name: silu, relu, gelu, gelu_accurate/gelu_fast, tanh, linear. */
+export function activation(name: string): (x: Tensor) => Tensor {
+  switch (name) {
+    case 'silu': case 'swish': return silu;
+    case 'relu': return relu;
+    case 'gelu': return gelu;
+    case 'gelu_accurate': case 'gelu_fast': return geluTanh;
+    case 'tanh': return tanh;
+    case 'linear': return (x) => x;
+    case 'sigmoid': return sigmoid;
+    default: throw new TensorError(`unknown activation '${name}' (expected silu, relu, gelu, gelu_accurate, tanh, linear)`);
+  }
+}
+

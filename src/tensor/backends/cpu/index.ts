@@ -1,0 +1,178 @@
+/** CPU kernels: indexSelect / indexAdd, gather / scatterAdd, concat, pad. */
+import { allocate, type Storage } from '../../dtype.js';
+import { DTypeError, IndexError, ShapeError } from '../../errors.js';
+import { contiguousStrides, sizeOf } from '../../shape.js';
+import { fromStorage, Tensor } from '../../tensor.js';
+import { copyCpu } from './elementwise.js';
+
+/** Contiguous storage of `t` starting at index 0. */
+function dense(t: Tensor): Storage {
+  const c = t.isContiguous() ? t : copyCpu(t);
+  return (c.offset === 0 && c.storage.length === c.size ? c.storage : c.storage.subarray(c.offset, c.offset + c.size)) as Storage;
+}
+
+/** Sizes before, at and after `axis`. */
+function split(shape: readonly number[], axis: number): [number, number, number] {
+  return [sizeOf(shape.slice(0, axis)), shape[axis], sizeOf(shape.slice(axis + 1))];
+}
+
+function checkIndex(index: Tensor, op: string): Int32Array {
+  if (index.dtype !== 'i32') throw new DTypeError(`${op}: index must be i32, got ${index.dtype}`);
+  return dense(index) as Int32Array;
+}
+
+/** CPU `indexSelect`. */
+export function indexSelectCpu(x: Tensor, axis: number, index: Tensor): Tensor {
+  if (index.ndim !== 1) throw new ShapeError(`indexSelect: index must be 1-D, got shape [${index.shape}]`);
+  const idx = checkIndex(index, 'indexSelect');
+  const src = dense(x);
+  const [outer, n, inner] = split(x.shape, axis);
+  const m = idx.length;
+  const out = allocate(x.dtype, outer * m * inner);
+  for (let i = 0; i < m; i++) {
+    const r = idx[i];
+    if (r < 0 || r >= n) throw new IndexError(`indexSelect: index ${r} is out of range for axis ${axis} of size ${n}`);
+  }
+  for (let o = 0; o < outer; o++) {
+    for (let i = 0; i < m; i++) {
+      const s = (o * n + idx[i]) * inner, d = (o * m + i) * inner;
+      for (let j = 0; j < inner; j++) out[d + j] = src[s + j];
+    }
+  }
+  const shape = [...x.shape];
+  shape[axis] = m;
+  return fromStorage(out, shape);
+}
+
+/** CPU `indexAdd`. */
+export function indexAddCpu(shape: readonly number[], axis: number, index: Tensor, src: Tensor): Tensor {
+  const idx = checkIndex(index, 'indexAdd');
+  const s = dense(src);
+  const [outer, n, inner] = split(shape, axis);
+  const m = idx.length;
+  if (src.shape[axis] !== m || sizeOf(src.shape) !== outer * m * inner) {
+    throw new ShapeError(`indexAdd: source [${src.shape}] does not match [${shape}] with ${m} indices on axis ${axis}`);
+  }
+  const out = allocate(src.dtype, sizeOf(shape));
+  for (let o = 0; o < outer; o++) {
+    for (let i = 0; i < m; i++) {
+      const r = idx[i];
+      if (r < 0 || r >= n) throw new IndexError(`indexAdd: index ${r} is out of range for axis ${axis} of size ${n}`);
+      const d = (o * n + r) * inner, q = (o * m + i) * inner;
+      for (let j = 0; j < inner; j++) out[d + j] += s[q + j];
+    }
+  }
+  return fromStorage(out, shape);
+}
+
+function checkGatherShapes(op: string, xShape: readonly number[], index: Tensor, axis: number): void {
+  if (index.ndim !== xShape.length || index.shape.some((d, i) => i !== axis && d !== xShape[i])) {
+    throw new ShapeError(`${op}: index shape [${index.shape}] must equal [${xShape}] except on axis ${axis}`);
+  }
+}
+
+/** CPU `gather` (index has the shape of x except along `axis`). */
+export function gatherCpu(x: Tensor, axis: number, index: Tensor): Tensor {
+  checkGatherShapes('gather', x.shape, index, axis);
+  const idx = checkIndex(index, 'gather');
+  const src = dense(x);
+  const [outer, n, inner] = split(x.shape, axis);
+  const m = index.shape[axis];
+  const out = allocate(x.dtype, outer * m * inner);
+  for (let o = 0; o < outer; o++) {
+    for (let i = 0; i < m; i++) {
+      for (let j = 0; j < inner; j++) {
+        const p = (o * m + i) * inner + j;
+        const r = idx[p];
+        if (r < 0 || r >= n) throw new IndexError(`gather: index ${r} is out of range for axis ${axis} of size ${n}`);
+        out[p] = src[(o * n + r) * inner + j];
+      }
+    }
+  }
+  return fromStorage(out, index.shape);
+}
+
+/** CPU `scatterAdd`. */
+export function scatterAddCpu(shape: readonly number[], axis: number, index: Tensor, src: Tensor): Tensor {
+  checkGatherShapes('scatterAdd', shape, index, axis);
+  const idx = checkIndex(index, 'scatterAdd');
+  const s = dense(src);
+  const [outer, n, inner] = split(shape, axis);
+  const m = index.shape[axis];
+  const out = allocate(src.dtype, sizeOf(shape));
+  for (let o = 0; o < outer; o++) {
+    for (let i = 0; i < m; i++) {
+      for (let j = 0; j < inner; j++) {
+        const p = (o * m + i) * inner + j;
+        const r = idx[p];
+        if (r < 0 || r >= n) throw new IndexError(`scatterAdd: index ${r} is out of range for axis ${axis} of size ${n}`);
+        out[(o * n + r) * inner + j] += s[p];
+      }
+    }
+  }
+  return fromStorage(out, shape);
+}
+
+/** CPU `concat`. */
+export function concatCpu(xs: readonly Tensor[], axis: number): Tensor {
+  if (xs.length === 0) throw new ShapeError('concat: no tensors given');
+  const first = xs[0];
+  for (const t of xs) {
+    if (t.dtype !== first.dtype) throw new DTypeError(`concat: mixed dtypes ${first.dtype} and ${t.dtype}`);
+    if (t.ndim !== first.ndim || t.shape.some((d, i) => i !== axis && d !== first.shape[i])) {
+      throw new ShapeError(`concat: shapes [${first.shape}] and [${t.shape}] differ outside axis ${axis}`);
+    }
+  }
+  const total = xs.reduce((n, t) => n + t.shape[axis], 0);
+  const shape = [...first.shape];
+  shape[axis] = total;
+  const [outer, , inner] = split(shape, axis);
+  const out = allocate(first.dtype, sizeOf(shape));
+  let at = 0;
+  for (const t of xs) {
+    const s = dense(t);
+    const w = t.shape[axis] * inner;
+    for (let o = 0; o < outer; o++) {
+      const d = o * total * inner + at * inner;
+      for (let j = 0; j < w; j++) out[d + j] = s[o * w + j];
+    }
+    at += t.shape[axis];
+  }
+  return fromStorage(out, shape);
+}
+
+/** CPU `pad` (negative amounts crop). */
+export function padCpu(x: Tensor, pads: readonly (readonly [number, number])[], value: number): Tensor {
+  if (pads.length !== x.ndim) throw new ShapeError(`pad: ${pads.length} pad pairs for a tensor of ${x.ndim} dimensions`);
+  const shape = x.shape.map((d, i) => d + pads[i][0] + pads[i][1]);
+  if (shape.some((d) => d < 0)) throw new ShapeError(`pad: pads [${pads.map((p) => `[${p}]`)}] crop [${x.shape}] below zero`);
+  const out = allocate(x.dtype, sizeOf(shape));
+  if (value !== 0) out.fill(value);
+  // region of x that survives, and where it lands
+  const srcStart = pads.map((p) => Math.max(0, -p[0]));
+  const region = x.shape.map((d, i) => Math.max(0, Math.min(d - srcStart[i], shape[i] - Math.max(0, pads[i][0]))));
+  if (sizeOf(region) === 0) return fromStorage(out, shape);
+  let srcOff = x.offset;
+  for (let i = 0; i < x.ndim; i++) srcOff += srcStart[i] * x.strides[i];
+  const src = copyCpu(new Tensor(x.storage, region, x.strides, srcOff));
+  const s = src.storage;
+  const ds = contiguousStrides(shape);
+  let dstOff = 0;
+  for (let i = 0; i < x.ndim; i++) dstOff += Math.max(0, pads[i][0]) * ds[i];
+  const nd = region.length;
+  const n = nd === 0 ? 1 : region[nd - 1];
+  const outer = sizeOf(region) / n;
+  const idx = new Array<number>(Math.max(0, nd - 1)).fill(0);
+  let d = dstOff;
+  for (let r = 0; r < outer; r++) {
+    for (let j = 0; j < n; j++) out[d + j] = s[r * n + j];
+    for (let a = nd - 2; a >= 0; a--) {
+      idx[a]++;
+      d += ds[a];
+      if (idx[a] < region[a]) break;
+      d -= ds[a] * region[a];
+      idx[a] = 0;
+    }
+  }
+  return fromStorage(out, shape);
+}

@@ -1,0 +1,41 @@
+/**
+ * Typed entry points to the active backend's primitive kernels (see backend.ts). Importing this
+ * module also registers the CPU backend.
+ */
+import { kernel, type BinaryOp, type ReduceOp, type UnaryOp } from './backend.js';
+import type { DType } from './dtype.js';
+import type { Tensor } from './tensor.js';
+import './backends/cpu/register.js';
+
+/** Elementwise unary op. */
+export const unary = (x: Tensor, op: UnaryOp): Tensor => kernel('unary')(x, op);
+/** Elementwise binary op with broadcasting. */
+export const binary = (a: Tensor, b: Tensor, op: BinaryOp): Tensor => kernel('binary')(a, b, op);
+/** `cond ? a : b`. */
+export const where = (c: Tensor, a: Tensor, b: Tensor): Tensor => kernel('where')(c, a, b);
+/** Reduction over sorted axes. */
+export const reduce = (x: Tensor, op: ReduceOp, axes: number[], keepdims: boolean): Tensor => kernel('reduce')(x, op, axes, keepdims);
+/** Argmax along an axis. */
+export const argmax = (x: Tensor, axis: number): Tensor => kernel('argmax')(x, axis);
+/** Softmax / log-softmax along the last axis. */
+export const softmaxLast = (x: Tensor, log: boolean): Tensor => kernel('softmax')(x, log);
+/** Batched matmul. */
+export const matmul = (a: Tensor, b: Tensor): Tensor => kernel('matmul')(a, b);
+/** Index select along an axis. */
+export const indexSelect = (x: Tensor, axis: number, index: Tensor): Tensor => kernel('indexSelect')(x, axis, index);
+/** Index add into zeros of a shape. */
+export const indexAdd = (shape: readonly number[], axis: number, index: Tensor, src: Tensor): Tensor => kernel('indexAdd')(shape, axis, index, src);
+/** torch.gather. */
+export const gather = (x: Tensor, axis: number, index: Tensor): Tensor => kernel('gather')(x, axis, index);
+/** Scatter-add into zeros of a shape. */
+export const scatterAdd = (shape: readonly number[], axis: number, index: Tensor, src: Tensor): Tensor => kernel('scatterAdd')(shape, axis, index, src);
+/** Concatenation. */
+export const concat = (xs: readonly Tensor[], axis: number): Tensor => kernel('concat')(xs, axis);
+/** Constant padding / cropping. */
+export const pad = (x: Tensor, pads: readonly (readonly [number, number])[], value = 0): Tensor => kernel('pad')(x, pads, value);
+/** Dtype conversion. */
+export const cast = (x: Tensor, dtype: DType): Tensor => (x.dtype === dtype ? x : kernel('cast')(x, dtype));
+/** Contiguous copy. */
+export const copy = (x: Tensor): Tensor => kernel('copy')(x);
+/** Windowed linear convolution by FFT. */
+export const fftConv = (x: Tensor, k: Tensor, start: number, length: number): Tensor => kernel('fftConv')(x, k, start, length);

@@ -1,0 +1,101 @@
+/**
+ * Seeded random numbers, reproducible across runs and machines.
+ *
+ * Algorithm: xoshiro128** (Blackman & Vigna) on four 32-bit words, seeded by running
+ * splitmix32 on the seed. `uniform()` = next() / 2^32 ∈ [0, 1). `normal()` uses the Box–Muller
+ * transform on two uniforms (1 − u1 avoids log 0) and returns the cosine branch only, so every
+ * normal consumes exactly two 32-bit draws. The state (four words) can be saved and restored.
+ */
+import { allocate, type DType } from './dtype.js';
+import { checkShape, sizeOf, type Shape } from './shape.js';
+import { fromStorage, type Tensor } from './tensor.js';
+
+/** A xoshiro128** generator. */
+export class Generator {
+  private s = new Uint32Array(4);
+
+  constructor(seed = 0) {
+    this.seed(seed);
+  }
+
+  /** Re-seeds with splitmix32(seed). */
+  seed(seed: number): void {
+    let z = seed >>> 0;
+    for (let i = 0; i < 4; i++) {
+      z = (z + 0x9e3779b9) >>> 0;
+      let t = z;
+      t = Math.imul(t ^ (t >>> 16), 0x85ebca6b) >>> 0;
+      t = Math.imul(t ^ (t >>> 13), 0xc2b2ae35) >>> 0;
+      this.s[i] = (t ^ (t >>> 16)) >>> 0;
+    }
+    if (this.s.every((w) => w === 0)) this.s[0] = 1;
+  }
+
+  /** The next 32-bit unsigned integer. */
+  nextU32(): number {
+    const s = this.s;
+    const r = Math.imul(rotl(Math.imul(s[1], 5) >>> 0, 7), 9) >>> 0;
+    const t = (s[1] << 9) >>> 0;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 11);
+    return r;
+  }
+
+  /** Uniform in [0, 1). */
+  uniform(): number {
+    return this.nextU32() / 4294967296;
+  }
+
+  /** Standard normal (Box–Muller, cosine branch). */
+  normal(): number {
+    const u1 = this.uniform(), u2 = this.uniform();
+    return Math.sqrt(-2 * Math.log(1 - u1)) * Math.cos(2 * Math.PI * u2);
+  }
+
+  /** Integer in [0, n). */
+  int(n: number): number {
+    return Math.floor(this.uniform() * n);
+  }
+
+  /** The four state words (for checkpoints). */
+  getState(): number[] {
+    return Array.from(this.s);
+  }
+
+  /** Restores a state from `getState()`. */
+  setState(state: readonly number[]): void {
+    this.s.set(state.map((w) => w >>> 0));
+  }
+}
+
+function rotl(x: number, k: number): number {
+  return ((x << k) | (x >>> (32 - k))) >>> 0;
+}
+
+/** The process-wide default generator (`manualSeed` resets it). */
+export const defaultGenerator = new Generator(0);
+
+/** Re-seeds the default generator. */
+export function manualSeed(seed: number): void {
+  defaultGenerator.seed(seed);
+}
+
+/** Uniform samples in [low, high). */
+export function randUniform(shape: Shape, low = 0, high = 1, dtype: DType = 'f32', gen = defaultGenerator): Tensor {
+  checkShape(shape, 'randUniform');
+  const s = allocate(dtype, sizeOf(shape));
+  for (let i = 0; i < s.length; i++) s[i] = low + (high - low) * gen.uniform();
+  return fromStorage(s, shape);
+}
+
+/** Normal samples with the given mean and standard deviation. */
+export function randNormal(shape: Shape, mean = 0, std = 1, dtype: DType = 'f32', gen = defaultGenerator): Tensor {
+  checkShape(shape, 'randNormal');
+  const s = allocate(dtype, sizeOf(shape));
+  for (let i = 0; i < s.length; i++) s[i] = mean + std * gen.normal();
+  return fromStorage(s, shape);
+}

@@ -1,0 +1,113 @@
+import { allocate, dtypeOf, type DType, type Storage } from './dtype.js';
+import { IndexError } from './errors.js';
+import { contiguousStrides, sizeOf, type Shape } from './shape.js';
+
+/**
+ * How a tensor was made, for the autograd tape (floor 2 fills it; the tensor floor only stores it).
+ * `backward(g)` returns one gradient (or null) per input.
+ */
+export interface GradFn {
+  readonly name: string;
+  readonly inputs: readonly Tensor[];
+  backward(grad: Tensor): (Tensor | null)[];
+}
+
+/**
+ * An n-dimensional array: a typed-array storage seen through `shape`, `strides` and `offset`
+ * (element units). Several tensors may share one storage (views). Tensors are immutable in
+ * value except through the explicit in-place helpers used by optimizers.
+ */
+export class Tensor {
+  /** Gradient accumulated by `backward()` (leaves with `requiresGrad` only). */
+  grad: Tensor | null = null;
+  /** Tape node that produced this tensor, or null for leaves / untracked results. */
+  gradFn: GradFn | null = null;
+
+  constructor(
+    readonly storage: Storage,
+    readonly shape: readonly number[],
+    readonly strides: readonly number[],
+    readonly offset: number,
+    /** Whether gradients flow to (and, for leaves, accumulate in) this tensor. */
+    public requiresGrad = false,
+  ) {}
+
+  /** Element type. */
+  get dtype(): DType {
+    return dtypeOf(this.storage);
+  }
+
+  /** Number of dimensions. */
+  get ndim(): number {
+    return this.shape.length;
+  }
+
+  /** Number of elements. */
+  get size(): number {
+    return sizeOf(this.shape);
+  }
+
+  /** Whether the elements are laid out row-major without gaps starting at `offset`. */
+  isContiguous(): boolean {
+    let acc = 1;
+    for (let i = this.shape.length - 1; i >= 0; i--) {
+      if (this.shape[i] !== 1 && this.strides[i] !== acc) return false;
+      acc *= this.shape[i];
+    }
+    return true;
+  }
+
+  /** Element values in row-major order as a fresh typed array. */
+  toTypedArray(): Storage {
+    const n = this.size;
+    if (this.isContiguous()) return this.storage.slice(this.offset, this.offset + n) as Storage;
+    const out = allocate(this.dtype, n);
+    const nd = this.ndim;
+    const idx = new Array<number>(nd).fill(0);
+    let src = this.offset;
+    for (let i = 0; i < n; i++) {
+      out[i] = this.storage[src];
+      for (let d = nd - 1; d >= 0; d--) {
+        idx[d]++;
+        src += this.strides[d];
+        if (idx[d] < this.shape[d]) break;
+        src -= this.strides[d] * this.shape[d];
+        idx[d] = 0;
+      }
+    }
+    return out;
+  }
+
+  /** Element values as a flat number array (row-major). */
+  toArray(): number[] {
+    return Array.from(this.toTypedArray());
+  }
+
+  /** The single value of a one-element tensor. */
+  item(): number {
+    if (this.size !== 1) throw new IndexError(`item: tensor of shape [${this.shape}] has ${this.size} elements, expected 1`);
+    return this.storage[this.offset];
+  }
+
+  /** Element at a multi-index (slow; for tests and debugging). */
+  at(...index: number[]): number {
+    if (index.length !== this.ndim) throw new IndexError(`at: ${index.length} indices for a tensor of ${this.ndim} dimensions`);
+    let p = this.offset;
+    for (let i = 0; i < index.length; i++) {
+      const j = index[i] < 0 ? index[i] + this.shape[i] : index[i];
+      if (j < 0 || j >= this.shape[i]) throw new IndexError(`at: index ${index[i]} out of range for axis ${i} of size ${this.shape[i]}`);
+      p += j * this.strides[i];
+    }
+    return this.storage[p];
+  }
+
+  /** A short description for error messages and logs. */
+  toString(): string {
+    return `Tensor(${this.dtype}, [${this.shape}])`;
+  }
+}
+
+/** Wraps a storage as a contiguous tensor of `shape` (no copy). */
+export function fromStorage(storage: Storage, shape: Shape): Tensor {
+  return new Tensor(storage, [...shape], contiguousStrides(shape), 0);
+}
