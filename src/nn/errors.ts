@@ -2,8 +2,8 @@
 
 /** An invalid module configuration (bad option value or combination). */
 export class ConfigError extends Error {
-  constructor(message: string) {
-    super(message);
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
     this.name = 'ConfigError';
   }
 }

@@ -1,0 +1,123 @@
+/**
+ * MNIST-family IDX files (`*-images-idx3-ubyte`, `*-labels-idx1-ubyte`, optionally gzipped).
+ *
+ * Format (big-endian): a 32-bit magic `0x0000TTDD` (`TT` = 0x08 unsigned byte data, `DD` = number
+ * of dimensions) — 2051 for 3-d image files, 2049 for 1-d label files — then one 32-bit size per
+ * dimension, then the data in row-major order.
+ *
+ * Pixels become `(p/255 − mean)/std` as Float32 (spec §8.1 pixel normalisation, default `(0.5, 0.5)`),
+ * flattened row-major to `rows·cols` values per image.
+ */
+
+import type { ValueExample } from './batch.js';
+import { DataError } from './errors.js';
+import { checkLabel, readMaybeGzip } from './files.js';
+
+/** Magic number of an IDX image file (ubyte, 3 dimensions). */
+export const IDX_IMAGES_MAGIC = 2051;
+/** Magic number of an IDX label file (ubyte, 1 dimension). */
+export const IDX_LABELS_MAGIC = 2049;
+
+/** Raw contents of an IDX image file. */
+export interface IdxImages {
+  /** Number of images. */
+  count: number;
+  /** Image height. */
+  rows: number;
+  /** Image width. */
+  cols: number;
+  /** `count × rows × cols` pixels (0–255). */
+  pixels: Uint8Array;
+}
+
+function header(buf: Uint8Array, path: string, magic: number, ndim: number): number[] {
+  const need = 4 + 4 * ndim;
+  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  if (buf.length >= 4) {
+    const m = dv.getUint32(0, false);
+    if (m !== magic) throw new DataError(`${path}: IDX magic ${m} (expected ${magic})`);
+  }
+  if (buf.length < need) throw new DataError(`${path}: ${buf.length} bytes, too short for an IDX header (expected >= ${need})`);
+  return Array.from({ length: ndim }, (_, i) => dv.getUint32(4 + 4 * i, false));
+}
+
+function body(buf: Uint8Array, path: string, offset: number, n: number): Uint8Array {
+  if (buf.length < offset + n) {
+    throw new DataError(`${path}: truncated, ${buf.length - offset} data bytes (expected ${n})`);
+  }
+  return buf.subarray(offset, offset + n);
+}
+
+/**
+ * Read an IDX image file (magic 2051).
+ * @throws DataError for an unreadable file, a wrong magic number, or truncated data
+ */
+export function readIdxImages(path: string): IdxImages {
+  const buf = readMaybeGzip(path);
+  const [count, rows, cols] = header(buf, path, IDX_IMAGES_MAGIC, 3) as [number, number, number];
+  return { count, rows, cols, pixels: body(buf, path, 16, count * rows * cols) };
+}
+
+/**
+ * Read an IDX label file (magic 2049).
+ * @throws DataError for an unreadable file, a wrong magic number, or truncated data
+ */
+export function readIdxLabels(path: string): Uint8Array {
+  const buf = readMaybeGzip(path);
+  const [count] = header(buf, path, IDX_LABELS_MAGIC, 1) as [number];
+  return body(buf, path, 8, count);
+}
+
+/** Options of {@link loadIdxDataset}. */
+export interface IdxOptions {
+  /** Pixel normalisation mean (default 0.5). */
+  mean?: number;
+  /** Pixel normalisation std (default 0.5). */
+  std?: number;
+  /** Labels must be below this (default 10). */
+  numClasses?: number;
+}
+
+/** A normalised image classification set. */
+export interface IdxDataset {
+  /** Number of images. */
+  count: number;
+  /** Image height. */
+  rows: number;
+  /** Image width. */
+  cols: number;
+  /** `count × rows·cols` normalised pixels `(p/255 − mean)/std`. */
+  images: Float32Array;
+  /** `count` labels. */
+  labels: Int32Array;
+  /** One example per image (`values` are views into `images`). */
+  examples: ValueExample[];
+}
+
+/**
+ * Load an images + labels IDX pair.
+ * @throws DataError for bad files, a count mismatch, no images, a label out of range or `std <= 0`
+ */
+export function loadIdxDataset(imagesPath: string, labelsPath: string, opts: IdxOptions = {}): IdxDataset {
+  const mean = opts.mean ?? 0.5;
+  const std = opts.std ?? 0.5;
+  const numClasses = opts.numClasses ?? 10;
+  if (!(std > 0) || !Number.isFinite(mean)) throw new DataError(`pixel normalisation (${mean}, ${std}): expected a finite mean and std > 0`);
+  const img = readIdxImages(imagesPath);
+  const lab = readIdxLabels(labelsPath);
+  if (img.count !== lab.length) {
+    throw new DataError(`${imagesPath}: ${img.count} images but ${labelsPath} has ${lab.length} labels (expected equal counts)`);
+  }
+  if (img.count === 0) throw new DataError(`${imagesPath}: no images (expected at least one)`);
+  const size = img.rows * img.cols;
+  const images = new Float32Array(img.pixels.length);
+  for (let i = 0; i < images.length; i++) images[i] = (img.pixels[i]! / 255 - mean) / std;
+  const labels = new Int32Array(lab.length);
+  const examples: ValueExample[] = [];
+  for (let i = 0; i < lab.length; i++) {
+    checkLabel(lab[i]!, `${labelsPath}: item ${i}`, numClasses);
+    labels[i] = lab[i]!;
+    examples.push({ values: images.subarray(i * size, (i + 1) * size), label: lab[i]! });
+  }
+  return { count: img.count, rows: img.rows, cols: img.cols, images, labels, examples };
+}
