@@ -1,0 +1,156 @@
+import { describe, expect, it } from 'vitest';
+import * as F from '../../src/autograd/index.js';
+import { gradcheck } from '../../src/autograd/gradcheck.js';
+import { causalMask, chunkLayout, MovingAverageGatedAttention, type AttentionActivation, type MegaOptions } from '../../src/mega/attention.js';
+import { IncrementalState } from '../../src/mega/incremental.js';
+import { NormalizedFeedForwardNetwork } from '../../src/mega/nffn.js';
+import type { Module } from '../../src/nn/module.js';
+import { ShapeError } from '../../src/tensor/errors.js';
+import { fromArray } from '../../src/tensor/create.js';
+import { Generator, randNormal } from '../../src/tensor/random.js';
+import type { Tensor } from '../../src/tensor/tensor.js';
+
+const gen = new Generator(7);
+
+/** Moves every parameter away from its (near-degenerate) init, as the golden generator does. */
+function perturb(m: Module, std = 0.3): void {
+  for (const p of m.parameters()) {
+    const n = randNormal(p.shape, 0, std, 'f64', gen).storage;
+    for (let i = 0; i < p.size; i++) p.storage[p.offset + i] += n[i];
+  }
+}
+
+function layer(o: Partial<MegaOptions>): MovingAverageGatedAttention {
+  const m = new MovingAverageGatedAttention({ embedDim: 8, zdim: 4, hdim: 12, ndim: 3, maxPositions: 16, dtype: 'f64', gen, ...o });
+  perturb(m);
+  return m;
+}
+
+/** Concatenation of `L × B × D` pieces along time. */
+const cat = (xs: Tensor[]) => F.concat(xs, 0);
+
+/** max |a − b|. */
+function maxDiff(a: Tensor, b: Tensor): number {
+  expect(a.shape).toEqual(b.shape);
+  const x = a.toArray(), y = b.toArray();
+  return Math.max(...x.map((v, i) => Math.abs(v - y[i])));
+}
+
+/** B × L bool mask from per-batch lengths (right padding). */
+function rightPad(lengths: number[], L: number): Tensor {
+  const d = new Uint8Array(lengths.length * L);
+  lengths.forEach((n, b) => d.fill(1, b * L + n, (b + 1) * L));
+  return fromArray(d, [lengths.length, L]);
+}
+
+describe('MovingAverageGatedAttention incremental decoding', () => {
+  const cases: [AttentionActivation, number][] = [['softmax', -1], ['softmax', 4], ['laplace', -1], ['laplace', 3], ['relu2', 4]];
+  for (const [act, C] of cases) {
+    it(`token-by-token equals the causal full forward (${act}, chunk ${C})`, () => {
+      const m = layer({ attentionActivation: act, chunkSize: C, relPosBias: C > 0 ? 'rotary' : 'simple', prenorm: C > 0 }).eval();
+      const L = 12, B = 2;
+      const x = randNormal([L, B, 8], 0, 1, 'f64', gen);
+      const n = C > 0 ? C : L;
+      const full = m.forward(x, { attnMask: causalMask(n, act, 'f64') }).out;
+      const state = new IncrementalState();
+      const outs: Tensor[] = [];
+      for (let t = 0; t < L; t++) {
+        outs.push(m.forward(F.narrow(x, 0, t, 1), { state }).out);
+        const rec = state.get(m, 'attn_state');
+        if (C > 0 && (t + 1) % C === 0) expect(rec?.prev_key).toBeUndefined();
+        else expect((rec?.prev_key as Tensor).shape).toEqual([B, C > 0 ? ((t + 1) % C) : t + 1, 4]);
+      }
+      expect(maxDiff(cat(outs), full)).toBeLessThan(1e-12);
+    });
+  }
+
+  it('chunk-sized blocks with carried EMA state equal the full forward', () => {
+    const C = 4, L = 12;
+    const m = layer({ attentionActivation: 'softmax', chunkSize: C }).eval();
+    const x = randNormal([L, 2, 8], 0, 1, 'f64', gen);
+    const mask = causalMask(C, 'softmax', 'f64');
+    const full = m.forward(x, { attnMask: mask }).out;
+    const state = new IncrementalState();
+    const outs = [0, 4, 8].map((s) => m.forward(F.narrow(x, 0, s, C), { state, attnMask: mask }).out);
+    expect(maxDiff(cat(outs), full)).toBeLessThan(1e-12);
+  });
+});
+
+describe('MovingAverageGatedAttention attention weights', () => {
+  it('softmax rows sum to 1 and padded keys get 0 on chunks that are not fully padded', () => {
+    const m = layer({ attentionActivation: 'softmax', chunkSize: 4, bidirectional: true });
+    const L = 12;
+    const mask = rightPad([12, 6, 3], L); // batch 2: chunks 1 and 2 fully padded
+    const x = randNormal([L, 3, 8], 0, 1, 'f64', gen);
+    const P = m.forward(x, { paddingMask: mask, needWeights: true }).attnWeights!;
+    expect(P.shape).toEqual([3, 3, 4, 4]);
+    for (let b = 0; b < 3; b++) {
+      for (let c = 0; c < 3; c++) {
+        const padded = [0, 1, 2, 3].map((j) => mask.at(b, c * 4 + j) === 1);
+        const allPad = padded.every(Boolean);
+        for (let i = 0; i < 4; i++) {
+          let s = 0;
+          for (let j = 0; j < 4; j++) {
+            const w = P.at(b, c, i, j);
+            s += w;
+            if (padded[j] && !allPad) expect(w).toBe(0);
+            if (allPad) expect(w).toBeGreaterThan(0); // the reference attends over an all-padding chunk
+          }
+          expect(Math.abs(s - 1)).toBeLessThan(1e-12);
+        }
+      }
+    }
+  });
+
+  it('element attention weights vanish at padded keys and under the causal mask', () => {
+    const m = layer({ attentionActivation: 'laplace' });
+    const mask = rightPad([5, 3], 5);
+    const P = m.forward(randNormal([5, 2, 8], 0, 1, 'f64', gen), { paddingMask: mask, attnMask: causalMask(5, 'laplace', 'f64'), needWeights: true }).attnWeights!;
+    expect(P.shape).toEqual([2, 1, 5, 5]);
+    for (let i = 0; i < 5; i++) for (let j = 0; j < 5; j++) {
+      if (j > i || j >= 3) expect(P.at(1, 0, i, j)).toBe(0);
+      else expect(P.at(1, 0, i, j)).toBeGreaterThan(0);
+    }
+  });
+});
+
+describe('MovingAverageGatedAttention chunk lengths', () => {
+  it('rejects L >= C with L not a multiple of C, with a clear message', () => {
+    const m = layer({ chunkSize: 4, bidirectional: true });
+    expect(() => m.forward(randNormal([6, 1, 8], 0, 1, 'f64', gen))).toThrow(ShapeError);
+    expect(() => m.forward(randNormal([6, 1, 8], 0, 1, 'f64', gen))).toThrow(/length 6 is not a multiple of chunk_size 4/);
+    expect(() => chunkLayout(9, 4)).toThrow(/pad the input to 12/);
+  });
+  it('treats L < C as one short chunk and accepts multiples', () => {
+    const m = layer({ chunkSize: 4, bidirectional: true });
+    expect(m.forward(randNormal([3, 2, 8], 0, 1, 'f64', gen), { needWeights: true }).attnWeights!.shape).toEqual([2, 1, 3, 3]);
+    expect(m.forward(randNormal([8, 2, 8], 0, 1, 'f64', gen), { needWeights: true }).attnWeights!.shape).toEqual([2, 2, 4, 4]);
+  });
+  it('rejects a zero chunk size', () => {
+    expect(() => layer({ chunkSize: 0 })).toThrow(/chunk_size/);
+  });
+});
+
+describe('gradients (f64 central differences)', () => {
+  for (const [act, C, prenorm] of [['softmax', 2, true], ['laplace', -1, false]] as const) {
+    it(`MovingAverageGatedAttention (${act}, chunk ${C}, ${prenorm ? 'pre' : 'post'}norm, padding)`, () => {
+      const m = new MovingAverageGatedAttention({
+        embedDim: 4, zdim: 2, hdim: 4, ndim: 2, chunkSize: C, attentionActivation: act, prenorm,
+        bidirectional: act === 'softmax', maxPositions: 8, dtype: 'f64', gen,
+      });
+      perturb(m);
+      const x = F.requiresGrad(randNormal([4, 2, 4], 0, 1, 'f64', gen));
+      const mask = rightPad([4, 3], 4);
+      const params = m.parameters();
+      const r = gradcheck((xx) => m.forward(xx, { paddingMask: mask }).out, [x, ...params]);
+      expect(r.ok, r.where).toBe(true);
+    });
+  }
+  it('NormalizedFeedForwardNetwork', () => {
+    const m = new NormalizedFeedForwardNetwork({ embedDim: 4, ffnHiddenDim: 6, normType: 'rmsnorm', activation: 'gelu', dtype: 'f64', gen });
+    perturb(m);
+    const x = F.requiresGrad(randNormal([3, 2, 4], 0, 1, 'f64', gen));
+    const r = gradcheck((xx) => m.forward(xx), [x, ...m.parameters()]);
+    expect(r.ok, r.where).toBe(true);
+  });
+});
