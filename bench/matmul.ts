@@ -1,0 +1,122 @@
+/**
+ * Matmul benchmark: GFLOP/s (2·M·N·K / median time after warm-up) of square f32/f64 products
+ * for mega-ts's CPU gemm, and — in the same run, f32 only — TF.js `tfjs-backend-cpu` and
+ * `tfjs-backend-wasm` (loaded offline from the .wasm files in node_modules). mega-ts rows carry
+ * `ratio` = mega-ts / TF.js, one row per TF.js baseline.
+ */
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { gemm, getNumThreads, type FloatArray } from '../src/tensor/backends/cpu/matmul.js';
+import { caseId, note, report, selected, type BenchOptions, type BenchResult } from './report.js';
+import { timeMedian } from './timing.js';
+
+const SIZES = [256, 512, 1024];
+const MEGA = 'mega-ts-cpu';
+const TF_CPU = 'tfjs-cpu';
+const TF_WASM = 'tfjs-wasm';
+
+/** The bits of TF.js this bench uses. */
+interface TfLike {
+  setBackend(name: string): Promise<boolean>;
+  ready(): Promise<void>;
+  enableProdMode(): void;
+  tensor2d(values: Float32Array, shape: [number, number]): TfTensor;
+  matMul(a: TfTensor, b: TfTensor): TfTensor;
+}
+interface TfTensor {
+  dataSync(): unknown;
+  dispose(): void;
+}
+
+/** Deterministic pseudo-random values in [-1, 1). */
+function fill(x: FloatArray, seed: number): FloatArray {
+  let s = seed >>> 0;
+  for (let i = 0; i < x.length; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    x[i] = s / 2147483648 - 1;
+  }
+  return x;
+}
+
+/** Load TF.js core + cpu + wasm backends; undefined (with a note) when they are not installed. */
+async function loadTf(): Promise<{ tf: TfLike; backends: string[] } | undefined> {
+  try {
+    const tf = (await import('@tensorflow/tfjs-core')) as unknown as TfLike;
+    await import('@tensorflow/tfjs-backend-cpu');
+    const backends = ['cpu'];
+    try {
+      const wasm = (await import('@tensorflow/tfjs-backend-wasm')) as unknown as { setWasmPaths(prefix: string): void };
+      // Offline: point the loader at the .wasm files shipped in the package (a file path prefix).
+      const require = createRequire(import.meta.url);
+      const dist = path.join(path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist') + path.sep;
+      wasm.setWasmPaths(dist);
+      backends.push('wasm');
+    } catch (e) {
+      note(`tfjs-backend-wasm unavailable: ${(e as Error).message}`);
+    }
+    tf.enableProdMode(); // no debug checks, no "install tfjs-node" banner
+    return { tf, backends };
+  } catch (e) {
+    note(`TF.js unavailable, reporting mega-ts only: ${(e as Error).message}`);
+    return undefined;
+  }
+}
+
+/** GFLOP/s of TF.js `matMul` on backend `backend` for an n×n×n product. */
+async function tfGflops(tf: TfLike, backend: string, n: number): Promise<number> {
+  if (!(await tf.setBackend(backend))) throw new Error(`TF.js backend ${backend} failed to initialise`);
+  await tf.ready();
+  const a = tf.tensor2d(fill(new Float32Array(n * n), 1) as Float32Array, [n, n]);
+  const b = tf.tensor2d(fill(new Float32Array(n * n), 2) as Float32Array, [n, n]);
+  const ms = timeMedian(() => {
+    const c = tf.matMul(a, b);
+    c.dataSync();
+    c.dispose();
+  });
+  a.dispose();
+  b.dispose();
+  return (2 * n ** 3) / (ms * 1e6);
+}
+
+/** GFLOP/s of mega-ts `gemm` for an n×n×n product. */
+function megaGflops(Arr: Float32ArrayConstructor | Float64ArrayConstructor, n: number): number {
+  const a = fill(new Arr(n * n), 1);
+  const b = fill(new Arr(n * n), 2);
+  const c = new Arr(n * n);
+  const ms = timeMedian(() => gemm(a, b, c, 1, n, n, n, false, false, 0, 0));
+  return (2 * n ** 3) / (ms * 1e6);
+}
+
+/** Run the matmul benchmark and report every selected case. */
+export async function runMatmulBench(opts: BenchOptions): Promise<void> {
+  const dtypes: [string, Float32ArrayConstructor | Float64ArrayConstructor][] = [
+    ['f32', Float32Array],
+    ['f64', Float64Array],
+  ];
+  const id = (impl: string, dtype: string, n: number) => caseId('matmul', impl, dtype, [n, n, n]);
+  const any = dtypes.some(([dt]) => SIZES.some((n) => [MEGA, TF_CPU, TF_WASM].some((impl) => selected(opts, id(impl, dt, n)))));
+  if (!any) return;
+  const wantTf = SIZES.some((n) => selected(opts, id(TF_CPU, 'f32', n)) || selected(opts, id(TF_WASM, 'f32', n)));
+  const tfjs = wantTf ? await loadTf() : undefined;
+  note(`matmul: mega-ts gemm with ${getNumThreads()} thread(s) (MEGA_THREADS to change); TF.js wasm is single-threaded in Node`);
+
+  for (const [dtype, Arr] of dtypes) {
+    for (const n of SIZES) {
+      const shape = [n, n, n];
+      const row = (impl: string, value: number): BenchResult => ({ bench: 'matmul', impl, dtype, shape, value, unit: 'GFLOP/s' });
+      const baselines: BenchResult[] = [];
+      if (dtype === 'f32' && tfjs !== undefined) {
+        for (const [impl, backend] of [[TF_CPU, 'cpu'], [TF_WASM, 'wasm']] as const) {
+          if (!tfjs.backends.includes(backend) || !selected(opts, id(impl, dtype, n))) continue;
+          const r = row(impl, await tfGflops(tfjs.tf, backend, n));
+          report(r);
+          baselines.push(r);
+        }
+      }
+      if (!selected(opts, id(MEGA, dtype, n))) continue;
+      const mega = row(MEGA, megaGflops(Arr, n));
+      if (baselines.length === 0) report(mega);
+      for (const base of baselines) report({ ...mega, ratio: mega.value / base.value, baseline: base.impl });
+    }
+  }
+}

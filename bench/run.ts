@@ -1,0 +1,53 @@
+/**
+ * Benchmark entry point: `npm run bench -- [--json] [--filter <substring>]`
+ * (that is `node --expose-gc dist/bench/run.js` after `npm run build`).
+ *
+ * `--json` prints one JSON object per result line (see report.ts); `--filter` keeps only cases
+ * whose id `bench/impl/dtype/shape` contains the substring, e.g. `--filter matmul/mega-ts`
+ * or `--filter 1024`.
+ */
+import os from 'node:os';
+import { runMatmulBench } from './matmul.js';
+import { note, setReportFormat, type BenchOptions } from './report.js';
+
+/** Every benchmark module: register new ones here. `name` is matched by `--filter` too. */
+const BENCHES: { name: string; run: (opts: BenchOptions) => Promise<void> }[] = [
+  { name: 'matmul', run: runMatmulBench },
+  // { name: 'fft', run: runFftBench },
+];
+
+function parseArgs(argv: string[]): BenchOptions {
+  const opts: BenchOptions = { json: false };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--json') opts.json = true;
+    else if (a === '--filter') {
+      const v = argv[++i];
+      if (v === undefined) throw new Error('--filter needs a value');
+      opts.filter = v;
+    } else if (a.startsWith('--filter=')) opts.filter = a.slice('--filter='.length);
+    else if (a === '--help' || a === '-h') {
+      process.stdout.write('usage: node --expose-gc dist/bench/run.js [--json] [--filter <substring>]\n');
+      process.exit(0);
+    } else throw new Error(`unknown argument ${a}`);
+  }
+  return opts;
+}
+
+async function main(): Promise<void> {
+  const opts = parseArgs(process.argv.slice(2));
+  setReportFormat(opts);
+  const cpu = os.cpus()[0]?.model ?? 'unknown cpu';
+  note(`node ${process.version}, ${os.availableParallelism()} cores (${cpu})`);
+  for (const b of BENCHES) {
+    // A bench runs unless the filter names another bench; cases inside are filtered by id.
+    const other = opts.filter !== undefined && BENCHES.some((o) => o !== b && opts.filter!.startsWith(o.name));
+    if (other) continue;
+    await b.run(opts);
+  }
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`${(e as Error).stack ?? String(e)}\n`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,45 @@
+/**
+ * Timing helpers for the benchmarks: warm up, then take the median of several timed runs,
+ * bounded in time so slow baselines do not blow the bench budget.
+ */
+
+/** Limits for {@link timeMedian}. */
+export interface TimingOptions {
+  /** warm-up runs wanted (at least 1 always runs); default 2 */
+  warmup?: number;
+  /** minimum warm-up time in ms, so JIT tiers (also in worker threads) settle; default 200 */
+  warmupMs?: number;
+  /** timed runs: at least `minReps` (default 3) … */
+  minReps?: number;
+  /** … at most `maxReps` (default 9) … */
+  maxReps?: number;
+  /** … stopping after `maxMs` of timed runs once `minReps` are done; default 2500 */
+  maxMs?: number;
+}
+
+/** Run `fn` repeatedly; return the median wall time of the timed runs in ms. */
+export function timeMedian(fn: () => void, o: TimingOptions = {}): number {
+  const warmup = o.warmup ?? 2;
+  const warmupMs = o.warmupMs ?? 200;
+  const minReps = o.minReps ?? 3;
+  const maxReps = o.maxReps ?? 9;
+  const maxMs = o.maxMs ?? 2500;
+  // Warm-up: at least one run; more while under `warmup` runs or `warmupMs`, capped at maxMs/2.
+  const w0 = performance.now();
+  for (let i = 0; ; i++) {
+    fn();
+    const el = performance.now() - w0;
+    if (el > maxMs / 2 || (i + 1 >= warmup && el >= warmupMs)) break;
+  }
+  (globalThis as { gc?: () => void }).gc?.(); // with node --expose-gc
+  const times: number[] = [];
+  const t0 = performance.now();
+  while (times.length < minReps || (times.length < maxReps && performance.now() - t0 < maxMs)) {
+    const t = performance.now();
+    fn();
+    times.push(performance.now() - t);
+  }
+  times.sort((a, b) => a - b);
+  const m = times.length >> 1;
+  return times.length % 2 === 1 ? times[m] : (times[m - 1] + times[m]) / 2;
+}

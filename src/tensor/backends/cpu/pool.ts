@@ -1,0 +1,256 @@
+/**
+ * A synchronous worker_threads pool for CPU kernels.
+ *
+ * The caller (the main thread) writes its operands into one SharedArrayBuffer, fills a small
+ * shared parameter block, and calls {@link SyncPool.run}. Workers and the main thread then
+ * claim task indices `0 … numTasks-1` from a shared counter (dynamic scheduling, so a busy core
+ * slows nobody down), each task runs `kernel.runTask(params, t)`, and the main thread blocks in
+ * `Atomics.wait` until the done-counter reaches `numTasks`. From the caller's view the call is an
+ * ordinary synchronous function — the autograd engine needs that.
+ *
+ * Which thread runs a task never changes what the task writes, so results are deterministic as
+ * long as the kernel makes every task's output independent of the others.
+ *
+ * Workers are created from a source STRING (`eval: true`): the code runs both from TypeScript
+ * sources under vitest and from compiled `dist/`, where a worker file path would not resolve.
+ * The kernel source is the same template the main thread instantiates, so both sides run the
+ * same code. Workers are `unref()`ed and never keep the process alive.
+ *
+ * Protocol (all in `ctrl`, an Int32Array over a SharedArrayBuffer):
+ * - `SEQ` is bumped once per job; idle workers `Atomics.wait` on it.
+ * - `NEXT` holds `tag << 16 | nextTask`, where `tag = SEQ & 0x7fff`. A worker claims a task with
+ *   compare-exchange only while the tag is its job's tag, so a worker that woke late for a job
+ *   that already finished can never steal (and mis-run) a task of the following job.
+ *   Between jobs NEXT holds index 0xffff (never below NTASKS), so a late worker that reads the
+ *   next job's NTASKS before its NEXT cannot claim a stale index either.
+ * - `DONE` counts finished tasks; whoever finishes the last one notifies the main thread.
+ * - `GEN` is the generation of the data buffer. When the buffer grows, the new
+ *   SharedArrayBuffer is posted on each worker's MessagePort *before* `GEN` is bumped; a worker
+ *   that sees a new `GEN` pulls it synchronously with `receiveMessageOnPort`.
+ */
+import os from 'node:os';
+import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
+
+/** The per-kind kernel object built from the kernel source (one instance per kind and thread). */
+export interface PoolKernel {
+  /** Point the kernel's view at the (new) shared data buffer. */
+  setBuffer(buf: SharedArrayBuffer): void;
+  /** Run task `t` of the current job, reading its description from `params`. */
+  runTask(params: Float64Array, t: number): void;
+}
+
+/** Slots of the control block. */
+const SEQ = 0;
+const NEXT = 1;
+const DONE = 2;
+const NTASKS = 3;
+const KIND = 4;
+const GEN = 5;
+const EXIT = 6;
+const ERR = 7;
+const READY = 8;
+const WORKER_TASKS = 9;
+const CTRL_SLOTS = 16;
+/** Number of float64 parameter slots shared with the kernels. */
+export const PARAM_SLOTS = 64;
+/** Largest task count one job may have (the task index lives in the low 16 bits of NEXT). */
+export const MAX_TASKS = 0x7fff;
+/** NEXT between jobs: an index no job has, so no late worker can claim anything. */
+const IDLE = 0xffff;
+
+/**
+ * The worker program. `KERNEL_SRC` is the body of a function `(Arr) => PoolKernel`; the worker
+ * builds one instance per kind with its own `new Function`, so V8 keeps each monomorphic.
+ */
+function workerSource(kernelSrc: string, kinds: string[]): string {
+  return `"use strict";
+const { workerData, receiveMessageOnPort } = require('node:worker_threads');
+const KERNEL_SRC = ${JSON.stringify(kernelSrc)};
+const kernels = [${kinds.map((k) => `new Function('Arr', KERNEL_SRC)(${k})`).join(', ')}];
+const ctrl = new Int32Array(workerData.ctrl);
+const params = new Float64Array(workerData.params);
+const port = workerData.port;
+let gen = workerData.gen;
+for (const k of kernels) k.setBuffer(workerData.buf);
+let seen = 0;
+Atomics.add(ctrl, ${READY}, 1);
+for (;;) {
+  const s = Atomics.load(ctrl, ${SEQ});
+  if (s === seen) { Atomics.wait(ctrl, ${SEQ}, seen); continue; }
+  seen = s;
+  if (Atomics.load(ctrl, ${EXIT}) !== 0) break;
+  const g = Atomics.load(ctrl, ${GEN});
+  while (gen !== g) {
+    const m = receiveMessageOnPort(port);
+    if (m === undefined) break;
+    gen = m.message.gen;
+    for (const k of kernels) k.setBuffer(m.message.buf);
+  }
+  if (gen !== g) continue;
+  const tag = s & ${MAX_TASKS};
+  const n = Atomics.load(ctrl, ${NTASKS});
+  const kernel = kernels[Atomics.load(ctrl, ${KIND})];
+  for (;;) {
+    const v = Atomics.load(ctrl, ${NEXT});
+    if ((v >>> 16) !== tag || (v & 0xffff) >= n) break;
+    if (Atomics.compareExchange(ctrl, ${NEXT}, v, v + 1) !== v) continue;
+    Atomics.add(ctrl, ${WORKER_TASKS}, 1);
+    try { kernel.runTask(params, v & 0xffff); }
+    catch (e) { if (Atomics.compareExchange(ctrl, ${ERR}, 0, 1) === 0) port.postMessage(String(e && e.stack || e)); }
+    if (Atomics.add(ctrl, ${DONE}, 1) + 1 === n) Atomics.notify(ctrl, ${DONE});
+  }
+}
+`;
+}
+
+/** A pool of `numWorkers` workers plus the calling thread; see the file comment. */
+export class SyncPool {
+  /** Shared float64 parameters of the current job (kernel-defined layout). */
+  readonly params: Float64Array;
+  private readonly ctrl: Int32Array;
+  private readonly ctrlBuf: SharedArrayBuffer;
+  private readonly paramBuf: SharedArrayBuffer;
+  private readonly workers: Worker[] = [];
+  private readonly ports: MessagePort[] = [];
+  private buf: SharedArrayBuffer;
+  private gen = 0;
+  private started = false;
+  private closed = false;
+
+  /**
+   * @param numWorkers workers to start (the calling thread is one more participant)
+   * @param kernelSrc body of `function (Arr) { …; return kernel }` (see {@link PoolKernel})
+   * @param kinds JS expressions for the `Arr` argument of each kind, e.g. `['Float32Array']`
+   * @param mainKernels the calling thread's own instances, one per kind, same order
+   */
+  constructor(
+    readonly numWorkers: number,
+    private readonly kernelSrc: string,
+    private readonly kinds: string[],
+    private readonly mainKernels: PoolKernel[],
+  ) {
+    this.ctrlBuf = new SharedArrayBuffer(CTRL_SLOTS * 4);
+    this.ctrl = new Int32Array(this.ctrlBuf);
+    this.ctrl[NEXT] = IDLE;
+    this.paramBuf = new SharedArrayBuffer(PARAM_SLOTS * 8);
+    this.params = new Float64Array(this.paramBuf);
+    this.buf = new SharedArrayBuffer(8);
+    for (const k of mainKernels) k.setBuffer(this.buf);
+  }
+
+  /** The current shared data buffer (replaced when it grows; re-read after `ensureBuffer`). */
+  get buffer(): SharedArrayBuffer {
+    return this.buf;
+  }
+
+  /** Grow the shared data buffer to at least `bytes` (contents are not preserved). */
+  ensureBuffer(bytes: number): SharedArrayBuffer {
+    if (this.buf.byteLength >= bytes) return this.buf;
+    const size = Math.max(bytes, Math.min(this.buf.byteLength * 1.5, bytes + (64 << 20)));
+    this.buf = new SharedArrayBuffer(Math.ceil(size / 4096) * 4096);
+    this.gen++;
+    for (const p of this.ports) p.postMessage({ gen: this.gen, buf: this.buf });
+    Atomics.store(this.ctrl, GEN, this.gen);
+    for (const k of this.mainKernels) k.setBuffer(this.buf);
+    return this.buf;
+  }
+
+  private start(): void {
+    this.started = true;
+    const src = workerSource(this.kernelSrc, this.kinds);
+    for (let i = 0; i < this.numWorkers; i++) {
+      const { port1, port2 } = new MessageChannel();
+      const w = new Worker(src, {
+        eval: true,
+        workerData: { ctrl: this.ctrlBuf, params: this.paramBuf, buf: this.buf, gen: this.gen, port: port2 },
+        transferList: [port2],
+      });
+      w.unref();
+      port1.unref();
+      // A worker that dies outside a task (it should not) must not crash the process.
+      w.on('error', () => undefined);
+      this.workers.push(w);
+      this.ports.push(port1);
+    }
+  }
+
+  /**
+   * Run tasks `0 … numTasks-1` of kernel kind `kind` on all threads and return when all are
+   * done. The caller must have written the data buffer and `params` first.
+   */
+  run(kind: number, numTasks: number): void {
+    if (this.closed) throw new Error('SyncPool: run() after close()');
+    if (!(numTasks >= 0 && numTasks <= MAX_TASKS)) throw new RangeError(`SyncPool: ${numTasks} tasks`);
+    const kernel = this.mainKernels[kind];
+    if (this.numWorkers === 0 || numTasks <= 1) {
+      for (let t = 0; t < numTasks; t++) kernel.runTask(this.params, t);
+      return;
+    }
+    if (!this.started) this.start();
+    const ctrl = this.ctrl;
+    ctrl[NTASKS] = numTasks;
+    ctrl[KIND] = kind;
+    Atomics.store(ctrl, DONE, 0);
+    Atomics.store(ctrl, ERR, 0);
+    const s = (Atomics.load(ctrl, SEQ) + 1) | 0 || 1;
+    const tag = s & MAX_TASKS;
+    Atomics.store(ctrl, NEXT, tag << 16);
+    Atomics.store(ctrl, SEQ, s);
+    Atomics.notify(ctrl, SEQ);
+    let error: unknown = undefined;
+    // The calling thread works too.
+    for (;;) {
+      const v = Atomics.load(ctrl, NEXT);
+      if (v >>> 16 !== tag || (v & 0xffff) >= numTasks) break;
+      if (Atomics.compareExchange(ctrl, NEXT, v, v + 1) !== v) continue;
+      try {
+        kernel.runTask(this.params, v & 0xffff);
+      } catch (e) {
+        error ??= e;
+      }
+      Atomics.add(ctrl, DONE, 1);
+    }
+    for (;;) {
+      const d = Atomics.load(ctrl, DONE);
+      if (d >= numTasks) break;
+      Atomics.wait(ctrl, DONE, d);
+    }
+    // Close the job before NTASKS/KIND change for the next one: index 0xffff is never < NTASKS.
+    Atomics.store(ctrl, NEXT, IDLE);
+    if (error !== undefined) throw error;
+    if (Atomics.load(ctrl, ERR) !== 0) {
+      let msg = 'unknown error';
+      for (const p of this.ports) {
+        const m = receiveMessageOnPort(p);
+        if (m !== undefined) msg = String(m.message);
+      }
+      throw new Error(`SyncPool worker failed: ${msg}`);
+    }
+  }
+
+  /** Diagnostics: workers that have started, and tasks run by workers (not the caller) so far. */
+  stats(): { workersReady: number; workerTasks: number } {
+    return { workersReady: Atomics.load(this.ctrl, READY), workerTasks: Atomics.load(this.ctrl, WORKER_TASKS) };
+  }
+
+  /** Stop the workers (they exit at their next wake-up; `terminate` is fire-and-forget). */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    Atomics.store(this.ctrl, EXIT, 1);
+    Atomics.store(this.ctrl, SEQ, (Atomics.load(this.ctrl, SEQ) + 1) | 0 || 1);
+    Atomics.notify(this.ctrl, SEQ);
+    for (const w of this.workers) void w.terminate().catch(() => undefined);
+    for (const p of this.ports) p.close();
+  }
+}
+
+/**
+ * Default thread count: env `MEGA_THREADS` when it is a positive integer, otherwise
+ * `os.availableParallelism()`.
+ */
+export function defaultThreadCount(): number {
+  const env = Number.parseInt(process.env.MEGA_THREADS ?? '', 10);
+  if (Number.isInteger(env) && env >= 1) return env;
+  return Math.max(1, os.availableParallelism?.() ?? os.cpus().length);
+}
