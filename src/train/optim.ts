@@ -1,0 +1,205 @@
+/**
+ * fairseq's `Adam` (`fairseq/optim/adam.py`, spec §9.4) and `clip_grad_norm_` (`fairseq/utils.py`,
+ * spec §9.3).
+ *
+ * Adam, per parameter tensor θ with gradient g (parameters whose `.grad` is null are skipped
+ * entirely, no decay):
+ *
+ * ```
+ * t ← t + 1
+ * m ← β1·m + (1−β1)·g
+ * v ← β2·v + (1−β2)·g²
+ * denom    = √v + eps                        (eps on the raw, not bias-corrected, √v)
+ * stepSize = lr · √(1 − β2^t) / (1 − β1^t)
+ * θ ← θ − wd·lr·θ                            (decoupled decay scaled by the current lr)
+ * θ ← θ − stepSize · m / denom
+ * ```
+ *
+ * The arithmetic is done in float64 per element and stored in the parameter's own dtype (for f32
+ * parameters this is at least as accurate as PyTorch's f32 in-place ops). Parameters are updated
+ * in place (their storage is overwritten), so modules keep seeing their own tensors.
+ */
+import { binary } from '../tensor/kernels.js';
+import { scalar, zeros } from '../tensor/create.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { ConfigError } from './errors.js';
+
+/** Hyper-parameters of fairseq Adam (argparse names in the comments). */
+export interface AdamOptions {
+  /** `--lr[0]`; set per update from the schedule with `setLr`. */
+  lr: number;
+  /** `--adam-betas` (default (0.9, 0.999)). */
+  betas?: readonly [number, number];
+  /** `--adam-eps` (default 1e-8). */
+  eps?: number;
+  /** `--weight-decay` (default 0). */
+  weightDecay?: number;
+}
+
+/** Per-parameter optimizer state (torch names). */
+export interface AdamParamState {
+  step: number;
+  exp_avg: Tensor;
+  exp_avg_sq: Tensor;
+}
+
+/** Serialisable optimizer state, shaped like torch's `Optimizer.state_dict()`. */
+export interface AdamStateDict {
+  state: Record<number, AdamParamState>;
+  param_groups: { lr: number; betas: [number, number]; eps: number; weight_decay: number; amsgrad: false; params: number[] }[];
+}
+
+/** Parses fairseq's `--adam-betas` string, e.g. `"(0.9, 0.98)"`. */
+export function parseBetas(s: string | readonly number[]): [number, number] {
+  const v = typeof s === 'string' ? s.replace(/[()[\]\s]/g, '').split(',').filter((t) => t.length).map(Number) : [...s];
+  if (v.length !== 2 || !v.every((x) => Number.isFinite(x) && x >= 0 && x < 1)) {
+    throw new ConfigError(`--adam-betas = ${JSON.stringify(s)}: expected two numbers in [0, 1), e.g. "(0.9, 0.98)"`);
+  }
+  return [v[0], v[1]];
+}
+
+function checkLeaf(p: Tensor, what: string): void {
+  if (!p.isContiguous()) throw new ConfigError(`${what}: parameter of shape [${p.shape}] is not contiguous (optimizers update storage in place)`);
+}
+
+/** fairseq `Adam` over one parameter group holding every parameter (no exclusions from decay). */
+export class Adam {
+  /** The parameters (distinct tensors, in order; the state dict indexes them by position). */
+  readonly params: Tensor[];
+  lr: number;
+  readonly betas: [number, number];
+  readonly eps: number;
+  readonly weightDecay: number;
+  private readonly state = new Map<Tensor, AdamParamState>();
+
+  constructor(params: Iterable<Tensor>, opts: AdamOptions) {
+    this.params = [...new Set(params)];
+    this.params.forEach((p) => checkLeaf(p, 'Adam'));
+    this.lr = opts.lr;
+    this.betas = opts.betas ? [opts.betas[0], opts.betas[1]] : [0.9, 0.999];
+    this.eps = opts.eps ?? 1e-8;
+    this.weightDecay = opts.weightDecay ?? 0;
+    if (!(this.lr >= 0)) throw new ConfigError(`Adam: lr = ${this.lr}: expected >= 0`);
+    if (!(this.eps >= 0)) throw new ConfigError(`Adam: eps = ${this.eps}: expected >= 0`);
+    if (!(this.weightDecay >= 0)) throw new ConfigError(`Adam: weight decay = ${this.weightDecay}: expected >= 0`);
+    parseBetas(this.betas);
+  }
+
+  /** Sets the learning rate used by the next `step()` (fairseq's `set_lr`). */
+  setLr(lr: number): void {
+    this.lr = lr;
+  }
+
+  /** Sets every gradient to null (fairseq's `zero_grad`). */
+  zeroGrad(): void {
+    for (const p of this.params) p.grad = null;
+  }
+
+  /** The state of parameter `p` (undefined before its first update). */
+  getState(p: Tensor): AdamParamState | undefined {
+    return this.state.get(p);
+  }
+
+  /** One update of every parameter that has a gradient. */
+  step(): void {
+    const [b1, b2] = this.betas;
+    const lr = this.lr, eps = this.eps, decay = this.weightDecay * lr;
+    for (const p of this.params) {
+      if (!p.grad) continue;
+      let st = this.state.get(p);
+      if (!st) {
+        st = { step: 0, exp_avg: zeros(p.shape, p.dtype), exp_avg_sq: zeros(p.shape, p.dtype) };
+        this.state.set(p, st);
+      }
+      st.step += 1;
+      const g = p.grad.toTypedArray();
+      if (g.length !== p.size) throw new ConfigError(`Adam: gradient of shape [${p.grad.shape}] for parameter [${p.shape}]`);
+      const m = st.exp_avg.storage, v = st.exp_avg_sq.storage, th = p.storage, off = p.offset;
+      const bc1 = 1 - b1 ** st.step, bc2 = 1 - b2 ** st.step;
+      const stepSize = (lr * Math.sqrt(bc2)) / bc1;
+      for (let i = 0; i < g.length; i++) {
+        const gi = g[i];
+        m[i] = b1 * m[i] + (1 - b1) * gi;
+        v[i] = b2 * v[i] + (1 - b2) * gi * gi;
+        const denom = Math.sqrt(v[i]) + eps;
+        let t = th[off + i];
+        if (decay !== 0) t = t - decay * t;
+        th[off + i] = t - (stepSize * m[i]) / denom;
+      }
+    }
+  }
+
+  /** torch-style state dict: per parameter index `{step, exp_avg, exp_avg_sq}` plus the group. */
+  stateDict(): AdamStateDict {
+    const state: Record<number, AdamParamState> = {};
+    this.params.forEach((p, i) => {
+      const s = this.state.get(p);
+      if (s) state[i] = { step: s.step, exp_avg: cloneT(s.exp_avg), exp_avg_sq: cloneT(s.exp_avg_sq) };
+    });
+    return {
+      state,
+      param_groups: [{ lr: this.lr, betas: [...this.betas], eps: this.eps, weight_decay: this.weightDecay, amsgrad: false, params: this.params.map((_, i) => i) }],
+    };
+  }
+
+  /**
+   * Restores a state dict (own or fairseq's `last_optimizer_state`): per-parameter state by index
+   * (cast to the parameter dtype) and the group's hyper-parameters.
+   * @throws ConfigError on a parameter-count or shape mismatch
+   */
+  loadStateDict(sd: { state: Record<number | string, { step: number; exp_avg: Tensor; exp_avg_sq: Tensor }>; param_groups?: { lr?: number; betas?: readonly number[]; eps?: number; weight_decay?: number; params?: number[] }[] }): void {
+    const g = sd.param_groups?.[0];
+    if (g?.params && g.params.length !== this.params.length) {
+      throw new ConfigError(`Adam.loadStateDict: the state has ${g.params.length} parameters, the optimizer ${this.params.length}`);
+    }
+    this.state.clear();
+    for (const [k, s] of Object.entries(sd.state)) {
+      const i = Number(k);
+      const p = this.params[i];
+      if (!p) throw new ConfigError(`Adam.loadStateDict: state for parameter ${k}, but there are ${this.params.length}`);
+      for (const t of [s.exp_avg, s.exp_avg_sq]) {
+        if (t.size !== p.size) throw new ConfigError(`Adam.loadStateDict: parameter ${k} has shape [${p.shape}], its state [${t.shape}]`);
+      }
+      this.state.set(p, { step: s.step, exp_avg: castLike(s.exp_avg, p), exp_avg_sq: castLike(s.exp_avg_sq, p) });
+    }
+    if (g) {
+      if (g.lr !== undefined) this.lr = g.lr;
+      if (g.betas) [this.betas[0], this.betas[1]] = parseBetas(g.betas);
+      if (g.eps !== undefined) (this as { eps: number }).eps = g.eps;
+      if (g.weight_decay !== undefined) (this as { weightDecay: number }).weightDecay = g.weight_decay;
+    }
+  }
+}
+
+function cloneT(t: Tensor): Tensor {
+  const z = zeros(t.shape, t.dtype);
+  z.storage.set(t.toTypedArray());
+  return z;
+}
+
+function castLike(t: Tensor, p: Tensor): Tensor {
+  const z = zeros(p.shape, p.dtype);
+  z.storage.set(t.toTypedArray());
+  return z;
+}
+
+/**
+ * fairseq `clip_grad_norm_`: the global L2 norm of every gradient (parameters without one are
+ * ignored), computed in float64; if `maxNorm > 0` every gradient is multiplied by
+ * `min(1, maxNorm / (norm + 1e-6))` (gradients are replaced, not mutated, since a gradient tensor
+ * may be shared). `maxNorm = 0` only measures. Returns the norm before clipping.
+ */
+export function clipGradNorm(params: Iterable<Tensor>, maxNorm: number): number {
+  const ps = [...new Set(params)].filter((p) => p.grad);
+  let ss = 0;
+  for (const p of ps) {
+    const g = p.grad!.toTypedArray();
+    for (let i = 0; i < g.length; i++) ss += g[i] * g[i];
+  }
+  const norm = Math.sqrt(ss);
+  if (maxNorm > 0) {
+    const coef = Math.min(1, maxNorm / (norm + 1e-6));
+    for (const p of ps) p.grad = binary(p.grad!, scalar(coef, p.grad!.dtype), 'mul');
+  }
+  return norm;
+}
