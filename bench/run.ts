@@ -1,18 +1,26 @@
 /**
- * Benchmark entry point: `npm run bench -- [--json] [--filter <substring>]`
+ * Benchmark entry point: `npm run bench -- [--json] [--filter <substring>] [--threads <n>]`
  * (that is `node --expose-gc dist/bench/run.js` after `npm run build`).
  *
  * `--json` prints one JSON object per result line (see report.ts); `--filter` keeps only cases
  * whose id `bench/impl/dtype/shape` contains the substring, e.g. `--filter matmul/mega-ts`
- * or `--filter 1024`.
+ * or `--filter 1024`. `--threads` sets the CPU kernels' thread count (default: env MEGA_THREADS,
+ * else every available core).
  */
 import os from 'node:os';
+import { runGpuBench } from './gpu.js';
+import { megaChild, runMegaBench } from './mega.js';
 import { runMatmulBench } from './matmul.js';
+import { runAllreduceBench } from './allreduce.js';
 import { note, setReportFormat, type BenchOptions } from './report.js';
+import { setNumThreads } from '../src/tensor/backends/cpu/matmul.js';
 
 /** Every benchmark module: register new ones here. `name` is matched by `--filter` too. */
 const BENCHES: { name: string; run: (opts: BenchOptions) => Promise<void> }[] = [
   { name: 'matmul', run: runMatmulBench },
+  { name: 'allreduce', run: runAllreduceBench }, // also the dp-train cases (bench/allreduce.ts)
+  { name: 'mega', run: runMegaBench },
+  { name: 'gpu', run: runGpuBench },
   // { name: 'fft', run: runFftBench },
 ];
 
@@ -21,13 +29,19 @@ function parseArgs(argv: string[]): BenchOptions {
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--json') opts.json = true;
+    else if (a === '--threads' || a.startsWith('--threads=')) {
+      const v = a === '--threads' ? argv[++i] : a.slice('--threads='.length);
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 1) throw new Error(`--threads needs a positive integer, got ${v}`);
+      setNumThreads(n);
+    }
     else if (a === '--filter') {
       const v = argv[++i];
       if (v === undefined) throw new Error('--filter needs a value');
       opts.filter = v;
     } else if (a.startsWith('--filter=')) opts.filter = a.slice('--filter='.length);
     else if (a === '--help' || a === '-h') {
-      process.stdout.write('usage: node --expose-gc dist/bench/run.js [--json] [--filter <substring>]\n');
+      process.stdout.write('usage: node --expose-gc dist/bench/run.js [--json] [--filter <substring>] [--threads <n>]\n');
       process.exit(0);
     } else throw new Error(`unknown argument ${a}`);
   }
@@ -35,6 +49,9 @@ function parseArgs(argv: string[]): BenchOptions {
 }
 
 async function main(): Promise<void> {
+  // internal: one Mega scaling case in a fresh process (bench/mega.ts)
+  const child = process.argv.indexOf('--mega-child');
+  if (child >= 0) return megaChild(process.argv[child + 1]);
   const opts = parseArgs(process.argv.slice(2));
   setReportFormat(opts);
   const cpu = os.cpus()[0]?.model ?? 'unknown cpu';

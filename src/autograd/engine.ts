@@ -42,13 +42,27 @@ export function record(out: Tensor, name: string, inputs: readonly Tensor[], bac
 
 /** A leaf copy of `t` that shares storage and records nothing. */
 export function detach(t: Tensor): Tensor {
-  return new Tensor(t.storage, t.shape, t.strides, t.offset);
+  return new Tensor(t.data, t.shape, t.strides, t.offset);
 }
 
 /** Marks `t` as a leaf that accumulates gradients; returns it. */
 export function requiresGrad(t: Tensor, flag = true): Tensor {
   t.requiresGrad = flag;
   return t;
+}
+
+let postAccumulateHook: ((leaf: Tensor) => void) | null = null;
+
+/**
+ * Installs `hook` (null removes it) to be called with each leaf right after its gradient for the
+ * current `backward()` is complete — every contribution of this backward has been added to
+ * `leaf.grad`, which is not touched again until the next backward. Data-parallel training uses it
+ * to start all-reducing a gradient bucket while the rest of backward runs. Returns the previous hook.
+ */
+export function setPostAccumulateGradHook(hook: ((leaf: Tensor) => void) | null): ((leaf: Tensor) => void) | null {
+  const prev = postAccumulateHook;
+  postAccumulateHook = hook;
+  return prev;
 }
 
 /** Reverse topological order of the graph above `root` (root first). */
@@ -94,6 +108,7 @@ export function backward(root: Tensor, grad?: Tensor): void {
       if (!t.gradFn) {
         const gg = g.dtype === t.dtype ? g : cast(g, t.dtype);
         t.grad = t.grad ? binary(t.grad, gg, 'add') : gg.isContiguous() ? gg : copy(gg);
+        postAccumulateHook?.(t);
         continue;
       }
       const ins = t.gradFn.inputs;

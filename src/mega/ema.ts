@@ -5,6 +5,7 @@
  * ops (the convolution is `F.fftConv`), so gradients reach the input and all five parameters.
  */
 import * as F from '../autograd/index.js';
+import { emaKernel } from '../autograd/ops/fused.js';
 import { arange, fromArray } from '../tensor/create.js';
 import { allocate, type FloatDType } from '../tensor/dtype.js';
 import { defaultGenerator, type Generator } from '../tensor/random.js';
@@ -97,11 +98,15 @@ export class MultiHeadEMA extends Module {
     return F.sum(F.mul(w, F.unsqueeze(F.mul(this.gamma, this.scale), -1)), 1);
   }
 
-  /** The kernel of length `length` (no truncation applied here): `D' × length` (§5.3). */
+  /**
+   * The kernel of length `length` (no truncation applied here): `D' × length` (§5.3), by the
+   * fused op `emaKernel` (one pass, no `D' × N × length` intermediates):
+   * `Σ_n (p·beta·gamma·scale)[d, n] · q[d, n]^l`.
+   */
   computeKernel(length: number): Tensor {
     const { p, q } = this.coeffs();
-    const kernel = F.mul(F.mul(p, this.beta), this.vander(q, length)); // D' × N × K
-    return this.project(kernel); // D' × K
+    const coef = F.mul(F.mul(F.squeeze(F.mul(p, this.beta), -1), this.gamma), this.scale); // D' × N
+    return emaKernel(coef, F.squeeze(q, -1), length); // D' × K
   }
 
   /** The full-sequence kernel for a call of length `seqLen`: `K = min(truncation, seqLen)`. */

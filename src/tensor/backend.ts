@@ -56,32 +56,72 @@ export interface Kernels {
   fftConv(x: Tensor, k: Tensor, start: number, length: number): Tensor;
 }
 
-/** A kernel name. */
-export type KernelName = keyof Kernels;
+/**
+ * Fused kernels: one pass where the composition of primitives makes several (each is tested
+ * equal to its unfused composition). Optional for a backend: without its own implementation it
+ * gets the generic one registered under {@link ANY_BACKEND}.
+ */
+export interface FusedKernels {
+  /**
+   * The EMA kernel build of MultiHeadEMA (spec §5.3) in one pass:
+   * `k[d, l] = Σ_n coef[d, n] · exp(l · ln q[d, n])` for `l < length`; coef, q `[D, N]` → `[D, length]`.
+   */
+  emaKernel(coef: Tensor, q: Tensor, length: number): Tensor;
+  /**
+   * Vector-Jacobian product of `emaKernel` for the output gradient `g` `[D, L]`:
+   * `[2, D, N]` = (`Σ_l g·q^l`, `coef · Σ_l g · l · q^(l−1)`).
+   */
+  emaKernelGrad(coef: Tensor, q: Tensor, g: Tensor): Tensor;
+  /**
+   * Softmax backward along the last axis from the forward output `y`: `y ⊙ (g − Σ y·g)`, or for
+   * log-softmax `g − e^y · Σ g`.
+   */
+  softmaxGrad(y: Tensor, g: Tensor, log: boolean): Tensor;
+}
 
-const registry = new Map<string, Kernels[KernelName]>();
+/** Every kernel, primitive and fused. */
+export type AllKernels = Kernels & FusedKernels;
+
+/** A primitive kernel name. */
+export type KernelName = keyof Kernels;
+/** Any kernel name, primitive or fused. */
+export type AnyKernelName = keyof AllKernels;
+
+const registry = new Map<string, AllKernels[AnyKernelName]>();
+/** Pseudo-backend of generic implementations, used when the active backend lacks a kernel. */
+export const ANY_BACKEND = '*';
+const starters = new Map<string, () => void>();
 let active = 'cpu';
 
+/**
+ * Registers a start-up hook of `backend` (e.g. opening its device), run by `setBackend(backend)`
+ * before the switch; if it throws, the active backend stays as it was.
+ */
+export function registerBackendStart(backend: string, start: () => void): void {
+  starters.set(backend, start);
+}
+
 /** Registers `impl` as kernel `name` of `backend`. */
-export function registerKernel<K extends KernelName>(name: K, backend: string, impl: Kernels[K]): void {
+export function registerKernel<K extends AnyKernelName>(name: K, backend: string, impl: AllKernels[K]): void {
   registry.set(`${backend}/${name}`, impl);
 }
 
 /** The implementation of kernel `name` on the active backend. */
-export function kernel<K extends KernelName>(name: K): Kernels[K] {
-  const impl = registry.get(`${active}/${name}`);
+export function kernel<K extends AnyKernelName>(name: K): AllKernels[K] {
+  const impl = registry.get(`${active}/${name}`) ?? registry.get(`${ANY_BACKEND}/${name}`);
   if (!impl) throw new TensorError(`kernel '${name}' is not registered for backend '${active}'`);
-  return impl as Kernels[K];
+  return impl as AllKernels[K];
 }
 
 /** Names of the backends with at least one registered kernel. */
 export function registeredBackends(): string[] {
-  return [...new Set([...registry.keys()].map((k) => k.split('/')[0]))];
+  return [...new Set([...registry.keys()].map((k) => k.split('/')[0]))].filter((b) => b !== ANY_BACKEND);
 }
 
 /** Selects the backend used by subsequent kernel calls. */
 export function setBackend(name: string): void {
   if (!registeredBackends().includes(name)) throw new TensorError(`unknown backend '${name}' (registered: ${registeredBackends().join(', ')})`);
+  starters.get(name)?.();
   active = name;
 }
 

@@ -39,3 +39,9 @@ export const cast = (x: Tensor, dtype: DType): Tensor => (x.dtype === dtype ? x 
 export const copy = (x: Tensor): Tensor => kernel('copy')(x);
 /** Windowed linear convolution by FFT. */
 export const fftConv = (x: Tensor, k: Tensor, start: number, length: number): Tensor => kernel('fftConv')(x, k, start, length);
+/** Fused EMA kernel build: `k[d, l] = Σ_n coef[d, n]·q[d, n]^l` → `[D, length]`. */
+export const emaKernel = (coef: Tensor, q: Tensor, length: number): Tensor => kernel('emaKernel')(coef, q, length);
+/** VJP of emaKernel: `[2, D, N]` (gradients for coef and q). */
+export const emaKernelGrad = (coef: Tensor, q: Tensor, g: Tensor): Tensor => kernel('emaKernelGrad')(coef, q, g);
+/** Softmax / log-softmax backward along the last axis from the output `y`. */
+export const softmaxGrad = (y: Tensor, g: Tensor, log: boolean): Tensor => kernel('softmaxGrad')(y, g, log);

@@ -13,28 +13,66 @@ export interface GradFn {
 }
 
 /**
+ * Values that live on a compute device (a backend's buffer) instead of in a typed array.
+ * `read()` copies them to the host once and caches the copy, so every CPU code path can keep
+ * using `Tensor.storage`. Views of a device tensor share its DeviceData (see `Tensor.data`).
+ */
+export abstract class DeviceData {
+  /** Logical element type (the device may store it differently, e.g. i32 as f32). */
+  abstract readonly dtype: DType;
+  /** Number of elements. */
+  abstract readonly length: number;
+  /** The values as host storage (read back on the first call, cached). */
+  abstract read(): Storage;
+}
+
+/**
  * An n-dimensional array: a typed-array storage seen through `shape`, `strides` and `offset`
  * (element units). Several tensors may share one storage (views). Tensors are immutable in
  * value except through the explicit in-place helpers used by optimizers.
+ *
+ * The storage may instead live on a device (`device` non-null): then `storage` reads it back on
+ * first access (cached), and views made through `data` stay on the device.
  */
 export class Tensor {
   /** Gradient accumulated by `backward()` (leaves with `requiresGrad` only). */
   grad: Tensor | null = null;
   /** Tape node that produced this tensor, or null for leaves / untracked results. */
   gradFn: GradFn | null = null;
+  /** Device buffer holding the values, or null for a host tensor. */
+  readonly device: DeviceData | null;
+  private host: Storage | null;
 
   constructor(
-    readonly storage: Storage,
+    data: Storage | DeviceData,
     readonly shape: readonly number[],
     readonly strides: readonly number[],
     readonly offset: number,
     /** Whether gradients flow to (and, for leaves, accumulate in) this tensor. */
     public requiresGrad = false,
-  ) {}
+  ) {
+    if (data instanceof DeviceData) {
+      this.device = data;
+      this.host = null;
+    } else {
+      this.device = null;
+      this.host = data;
+    }
+  }
+
+  /** The typed-array storage (for a device tensor: read back on first access, then cached). */
+  get storage(): Storage {
+    return this.host ?? (this.host = this.device!.read());
+  }
+
+  /** What views pass on: the device buffer of a device tensor, else the storage (no read-back). */
+  get data(): Storage | DeviceData {
+    return this.device ?? this.host!;
+  }
 
   /** Element type. */
   get dtype(): DType {
-    return dtypeOf(this.storage);
+    return this.device ? this.device.dtype : dtypeOf(this.host!);
   }
 
   /** Number of dimensions. */
@@ -107,7 +145,7 @@ export class Tensor {
   }
 }
 
-/** Wraps a storage as a contiguous tensor of `shape` (no copy). */
-export function fromStorage(storage: Storage, shape: Shape): Tensor {
+/** Wraps a storage (or device buffer) as a contiguous tensor of `shape` (no copy). */
+export function fromStorage(storage: Storage | DeviceData, shape: Shape): Tensor {
   return new Tensor(storage, [...shape], contiguousStrides(shape), 0);
 }

@@ -53,10 +53,10 @@ function viewStrides(t: Tensor, shape: number[]): number[] | null {
 /** `t` with a new shape (one entry may be -1); a view when the strides allow, else a copy. */
 export function reshape(t: Tensor, shape: Shape): Tensor {
   const s = resolveShape(shape, t.size, 'reshape');
-  if (t.isContiguous()) return new Tensor(t.storage, s, contiguousStrides(s), t.offset);
+  if (t.isContiguous()) return new Tensor(t.data, s, contiguousStrides(s), t.offset);
   const strides = viewStrides(t, s);
-  if (strides) return new Tensor(t.storage, s, strides, t.offset);
-  return new Tensor(copy(t).storage, s, contiguousStrides(s), 0);
+  if (strides) return new Tensor(t.data, s, strides, t.offset);
+  return new Tensor(copy(t).data, s, contiguousStrides(s), 0);
 }
 
 /** Reorders axes: result axis i is input axis `axes[i]`. */
@@ -64,7 +64,7 @@ export function permute(t: Tensor, axes: readonly number[]): Tensor {
   if (axes.length !== t.ndim) throw new ShapeError(`permute: ${axes.length} axes given for a tensor of ${t.ndim} dimensions`);
   const norm = axes.map((a) => normAxis(a, t.ndim, 'permute'));
   if (new Set(norm).size !== norm.length) throw new ShapeError(`permute: repeated axes in [${axes}]`);
-  return new Tensor(t.storage, norm.map((a) => t.shape[a]), norm.map((a) => t.strides[a]), t.offset);
+  return new Tensor(t.data, norm.map((a) => t.shape[a]), norm.map((a) => t.strides[a]), t.offset);
 }
 
 /** Swaps two axes. */
@@ -85,7 +85,7 @@ export function narrow(t: Tensor, axis: number, start: number, length: number): 
   }
   const shape = [...t.shape];
   shape[a] = length;
-  return new Tensor(t.storage, shape, t.strides, t.offset + s * t.strides[a]);
+  return new Tensor(t.data, shape, t.strides, t.offset + s * t.strides[a]);
 }
 
 /** Broadcasts `t` to `shape` (size-1 axes get stride 0; new leading axes are added). */
@@ -96,7 +96,7 @@ export function expand(t: Tensor, shape: Shape): Tensor {
   }
   const lead = shape.length - t.ndim;
   const strides = shape.map((d, i) => (i < lead ? 0 : t.shape[i - lead] === 1 && d !== 1 ? 0 : t.strides[i - lead]));
-  return new Tensor(t.storage, [...shape], strides, t.offset);
+  return new Tensor(t.data, [...shape], strides, t.offset);
 }
 
 /** Removes size-1 axes (the given ones, or all). */
@@ -104,7 +104,7 @@ export function squeeze(t: Tensor, axes?: number | readonly number[]): Tensor {
   const drop = axes === undefined ? t.shape.map((d, i) => (d === 1 ? i : -1)).filter((i) => i >= 0) : normAxes(axes, t.ndim, 'squeeze');
   for (const a of drop) if (t.shape[a] !== 1) throw new ShapeError(`squeeze: axis ${a} has size ${t.shape[a]}, expected 1`);
   const keep = t.shape.map((_, i) => i).filter((i) => !drop.includes(i));
-  return new Tensor(t.storage, keep.map((i) => t.shape[i]), keep.map((i) => t.strides[i]), t.offset);
+  return new Tensor(t.data, keep.map((i) => t.shape[i]), keep.map((i) => t.strides[i]), t.offset);
 }
 
 /** Inserts a size-1 axis at `axis` (may be negative, counted on the result). */
@@ -113,7 +113,7 @@ export function unsqueeze(t: Tensor, axis: number): Tensor {
   const shape = [...t.shape], strides = [...t.strides];
   shape.splice(a, 0, 1);
   strides.splice(a, 0, a < t.ndim ? t.strides[a] * t.shape[a] : 1);
-  return new Tensor(t.storage, shape, strides, t.offset);
+  return new Tensor(t.data, shape, strides, t.offset);
 }
 
 /** Reverses the order of elements along the given axes (negative strides, no copy). */
@@ -125,7 +125,7 @@ export function flip(t: Tensor, axes: number | readonly number[]): Tensor {
     if (t.shape[a] > 0) offset += (t.shape[a] - 1) * t.strides[a];
     strides[a] = -strides[a];
   }
-  return new Tensor(t.storage, t.shape, strides, offset);
+  return new Tensor(t.data, t.shape, strides, offset);
 }
 
 /** `t` itself when contiguous, else a contiguous copy. */

@@ -85,10 +85,8 @@ export function softmax(x: Tensor, axis = -1): Tensor {
   if (x.ndim === 0) throw new ShapeError('softmax: needs at least one dimension');
   const out = alongLast(x, axis, (t) => K.softmaxLast(t, false));
   const a = normAxis(axis, x.ndim, 'softmax');
-  return record(out, 'softmax', [x], (g) => {
-    const gy = K.binary(g, out, 'mul');
-    return [K.binary(gy, K.binary(out, K.reduce(gy, 'sum', [a], true), 'mul'), 'sub')];
-  });
+  // backward: the fused kernel softmaxGrad = out ⊙ (g − Σ out·g) along the axis
+  return record(out, 'softmax', [x], (g) => [alongLast(out, a, (y) => K.softmaxGrad(y, a === x.ndim - 1 ? g : V.transpose(g, a, x.ndim - 1), false))]);
 }
 
 /** Log-softmax along `axis`. */
@@ -96,10 +94,8 @@ export function logSoftmax(x: Tensor, axis = -1): Tensor {
   if (x.ndim === 0) throw new ShapeError('logSoftmax: needs at least one dimension');
   const out = alongLast(x, axis, (t) => K.softmaxLast(t, true));
   const a = normAxis(axis, x.ndim, 'logSoftmax');
-  return record(out, 'logSoftmax', [x], (g) => {
-    const p = K.unary(out, 'exp');
-    return [K.binary(g, K.binary(p, K.reduce(g, 'sum', [a], true), 'mul'), 'sub')];
-  });
+  // backward: the fused kernel softmaxGrad(log) = g − e^out · Σ g along the axis
+  return record(out, 'logSoftmax', [x], (g) => [alongLast(out, a, (y) => K.softmaxGrad(y, a === x.ndim - 1 ? g : V.transpose(g, a, x.ndim - 1), true))]);
 }
 
 /** fairseq activation by name: silu, relu, gelu, gelu_accurate/gelu_fast, tanh, linear. */

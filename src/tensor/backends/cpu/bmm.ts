@@ -4,39 +4,39 @@ import { DTypeError, ShapeError } from '../../errors.js';
 import { broadcastShapes, sizeOf } from '../../shape.js';
 import { fromStorage, Tensor } from '../../tensor.js';
 import { copyCpu } from './elementwise.js';
-import { gemm } from './matmul.js';
-
-/** One gemm operand: data from index 0, whether the matrix is stored transposed, batch stride. */
-interface GemmOperand { data: FloatStorage; trans: boolean; batchStride: number }
+import { gemmStrided, type StridedOperand } from './matmul.js';
 
 /**
- * Views `t` (`[...batch, R, C]`, broadcast to `batch`) as a gemm operand without copying when
- * its matrices are row-major or column-major and its batch axes are either all broadcast or
- * uniformly strided; otherwise copies.
+ * Views `t` (`[...batch, R, C]`, broadcast to `batch`) as a strided gemm operand without copying
+ * when its matrix strides are non-negative and its batch axes collapse to one stride (all
+ * broadcast, or nested uniformly); otherwise copies the broadcast operand to contiguous.
  */
-function asOperand(t: Tensor, batch: readonly number[]): GemmOperand {
+function asOperand(t: Tensor, batch: readonly number[]): StridedOperand {
   const nd = t.ndim, R = t.shape[nd - 2], C = t.shape[nd - 1];
-  const rs = t.strides[nd - 2], cs = t.strides[nd - 1];
+  let rs = t.strides[nd - 2], cs = t.strides[nd - 1];
+  if (R === 1) rs = 0;
+  if (C === 1) cs = 0;
   const lead = batch.length - (nd - 2);
   const bStrides = batch.map((d, i) => (i < lead || t.shape[i - lead] === 1 ? 0 : t.strides[i - lead]));
-  const rowMajor = cs === 1 && (rs === C || R === 1);
-  const colMajor = !rowMajor && rs === 1 && (cs === R || C === 1);
-  if ((rowMajor || colMajor) && t.offset >= 0) {
-    const allBroadcast = bStrides.every((s) => s === 0);
-    let uniform = true;
-    let expect = R * C;
+  if (rs >= 0 && cs >= 0 && t.offset >= 0) {
+    // collapse the batch axes: the innermost non-trivial one sets the stride, outer ones must nest
+    let bs = -1;
+    let ok = true;
+    let expect = -1;
     for (let i = batch.length - 1; i >= 0; i--) {
       if (batch[i] === 1) continue;
-      if (bStrides[i] !== expect) uniform = false;
-      expect *= batch[i];
+      if (bs < 0) {
+        bs = bStrides[i];
+        expect = bs * batch[i];
+      } else if (bStrides[i] !== expect || bs === 0) {
+        ok = false;
+      } else expect *= batch[i];
     }
-    if (allBroadcast || uniform) {
-      const data = t.storage.subarray(t.offset) as FloatStorage;
-      return { data, trans: colMajor, batchStride: allBroadcast ? 0 : R * C };
-    }
+    if (ok) return { data: t.storage as FloatStorage, off: t.offset, rs, cs, bs: Math.max(bs, 0) };
   }
-  const full = new Tensor(t.storage, [...batch, R, C], [...bStrides, rs, cs], t.offset);
-  return { data: copyCpu(full).storage as FloatStorage, trans: false, batchStride: R * C };
+  const full = new Tensor(t.storage, [...batch, R, C], [...bStrides, t.strides[nd - 2], t.strides[nd - 1]], t.offset);
+  const data = copyCpu(full).storage as FloatStorage;
+  return { data, off: 0, rs: C, cs: 1, bs: R * C };
 }
 
 /** CPU `matmul`. */
@@ -50,10 +50,7 @@ export function matmulCpu(a: Tensor, b: Tensor): Tensor {
   const out = allocate(a.dtype, nb * M * N) as FloatStorage;
   if (nb * M * N > 0) {
     if (K === 0) out.fill(0);
-    else {
-      const A = asOperand(a, batch), B = asOperand(b, batch);
-      gemm(A.data, B.data, out, nb, M, N, K, A.trans, B.trans, A.batchStride, B.batchStride);
-    }
+    else gemmStrided(asOperand(a, batch), asOperand(b, batch), out, nb, M, N, K);
   }
   return fromStorage(out, [...batch, M, N]);
 }

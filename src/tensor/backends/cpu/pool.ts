@@ -59,14 +59,17 @@ export const MAX_TASKS = 0x7fff;
 const IDLE = 0xffff;
 
 /**
- * The worker program. `KERNEL_SRC` is the body of a function `(Arr) => PoolKernel`; the worker
- * builds one instance per kind with its own `new Function`, so V8 keeps each monomorphic.
+ * The worker program. `KERNEL_SRC` is the body of a function `(Arr, extra, tid) => PoolKernel`;
+ * the worker builds one instance per kind with its own `new Function`, so V8 keeps each
+ * monomorphic. `extra` is the pool's structured-cloneable extra data (e.g. a WebAssembly.Module
+ * and a shared WebAssembly.Memory), `tid` the worker's thread index (1 … numWorkers; the calling
+ * thread is 0).
  */
 function workerSource(kernelSrc: string, kinds: string[]): string {
   return `"use strict";
 const { workerData, receiveMessageOnPort } = require('node:worker_threads');
 const KERNEL_SRC = ${JSON.stringify(kernelSrc)};
-const kernels = [${kinds.map((k) => `new Function('Arr', KERNEL_SRC)(${k})`).join(', ')}];
+const kernels = [${kinds.map((k) => `new Function('Arr', 'extra', 'tid', KERNEL_SRC)(${k}, workerData.extra, workerData.tid)`).join(', ')}];
 const ctrl = new Int32Array(workerData.ctrl);
 const params = new Float64Array(workerData.params);
 const port = workerData.port;
@@ -122,12 +125,14 @@ export class SyncPool {
    * @param kernelSrc body of `function (Arr) { …; return kernel }` (see {@link PoolKernel})
    * @param kinds JS expressions for the `Arr` argument of each kind, e.g. `['Float32Array']`
    * @param mainKernels the calling thread's own instances, one per kind, same order
+   * @param extra structured-cloneable data handed to every worker's kernel factory
    */
   constructor(
     readonly numWorkers: number,
     private readonly kernelSrc: string,
     private readonly kinds: string[],
     private readonly mainKernels: PoolKernel[],
+    private readonly extra: unknown = null,
   ) {
     this.ctrlBuf = new SharedArrayBuffer(CTRL_SLOTS * 4);
     this.ctrl = new Int32Array(this.ctrlBuf);
@@ -162,7 +167,7 @@ export class SyncPool {
       const { port1, port2 } = new MessageChannel();
       const w = new Worker(src, {
         eval: true,
-        workerData: { ctrl: this.ctrlBuf, params: this.paramBuf, buf: this.buf, gen: this.gen, port: port2 },
+        workerData: { ctrl: this.ctrlBuf, params: this.paramBuf, buf: this.buf, gen: this.gen, port: port2, extra: this.extra, tid: i + 1 },
         transferList: [port2],
       });
       w.unref();
@@ -243,6 +248,32 @@ export class SyncPool {
     for (const w of this.workers) void w.terminate().catch(() => undefined);
     for (const p of this.ports) p.close();
   }
+}
+
+let numThreads = defaultThreadCount();
+const threadListeners = new Set<() => void>();
+
+/**
+ * Set the number of threads (≥ 1, the calling thread included) every CPU kernel pool uses; the
+ * trainer's `--threads` option ends here. Pools of the old size are closed (their workers exit)
+ * and rebuilt on next use. Results of every kernel are deterministic for a given thread count
+ * (the gemm kernels are even independent of it).
+ */
+export function setNumThreads(n: number): void {
+  if (!Number.isInteger(n) || n < 1) throw new RangeError(`setNumThreads: expected a positive integer, got ${n}`);
+  if (n === numThreads) return;
+  numThreads = n;
+  for (const fn of threadListeners) fn();
+}
+
+/** The number of threads (the calling thread included) the CPU kernels use. */
+export function getNumThreads(): number {
+  return numThreads;
+}
+
+/** Calls `fn` whenever the thread count changes (pool owners close their pools there). */
+export function onThreadCountChange(fn: () => void): void {
+  threadListeners.add(fn);
 }
 
 /**

@@ -1,24 +1,41 @@
-/** Registers the CPU implementations of every primitive kernel under backend name `cpu`. */
-import { registerKernel } from '../../backend.js';
+/**
+ * Registers the CPU implementations of every primitive kernel under backend name `cpu`.
+ * Where a WebAssembly SIMD path exists (simd.ts, matmul.ts) it is tried first; it declines
+ * (returns null) for layouts, ops or sizes it does not handle, and the plain-TypeScript kernel —
+ * the reference implementation — runs instead.
+ */
+import { ANY_BACKEND, registerKernel } from '../../backend.js';
 import { matmulCpu } from './bmm.js';
 import { binaryCpu, castCpu, copyCpu, unaryCpu, whereCpu } from './elementwise.js';
 import { fftConvCpu } from './fftconv.js';
 import { concatCpu, gatherCpu, indexAddCpu, indexSelectCpu, padCpu, scatterAddCpu } from './index.js';
 import { argmaxCpu, reduceCpu, softmaxCpu } from './reduce.js';
+import { indexAddFast, indexSelectFast, padFast } from './fast.js';
+import { fftConvSimd } from './fftconv-simd.js';
+import { emaKernelCpu, emaKernelGradCpu, softmaxGradCpu } from './fused.js';
+import { binarySimd, reduceSimd, softmaxGradSimd, softmaxSimd, unarySimd } from './simd.js';
 
-registerKernel('unary', 'cpu', unaryCpu);
-registerKernel('binary', 'cpu', binaryCpu);
+registerKernel('unary', 'cpu', (x, op) => unarySimd(x, op) ?? unaryCpu(x, op));
+registerKernel('binary', 'cpu', (a, b, op) => binarySimd(a, b, op) ?? binaryCpu(a, b, op));
 registerKernel('where', 'cpu', whereCpu);
-registerKernel('reduce', 'cpu', reduceCpu);
+registerKernel('reduce', 'cpu', (x, op, axes, keepdims) => reduceSimd(x, op, axes, keepdims) ?? reduceCpu(x, op, axes, keepdims));
 registerKernel('argmax', 'cpu', argmaxCpu);
-registerKernel('softmax', 'cpu', softmaxCpu);
+registerKernel('softmax', 'cpu', (x, log) => softmaxSimd(x, log) ?? softmaxCpu(x, log));
 registerKernel('matmul', 'cpu', matmulCpu);
-registerKernel('indexSelect', 'cpu', indexSelectCpu);
-registerKernel('indexAdd', 'cpu', indexAddCpu);
+registerKernel('indexSelect', 'cpu', (x, axis, index) => indexSelectFast(x, axis, index) ?? indexSelectCpu(x, axis, index));
+registerKernel('indexAdd', 'cpu', (shape, axis, index, src) => indexAddFast(shape, axis, index, src) ?? indexAddCpu(shape, axis, index, src));
 registerKernel('gather', 'cpu', gatherCpu);
 registerKernel('scatterAdd', 'cpu', scatterAddCpu);
 registerKernel('concat', 'cpu', concatCpu);
-registerKernel('pad', 'cpu', padCpu);
+registerKernel('pad', 'cpu', (x, pads, value) => padFast(x, pads, value) ?? padCpu(x, pads, value));
 registerKernel('cast', 'cpu', castCpu);
 registerKernel('copy', 'cpu', copyCpu);
-registerKernel('fftConv', 'cpu', fftConvCpu);
+registerKernel('fftConv', 'cpu', (x, k, start, length) => fftConvSimd(x, k, start, length) ?? fftConvCpu(x, k, start, length));
+
+// fused kernels; also the generic implementations for backends without their own
+const softmaxGrad = (y: Parameters<typeof softmaxGradCpu>[0], g: Parameters<typeof softmaxGradCpu>[1], log: boolean) => softmaxGradSimd(y, g, log) ?? softmaxGradCpu(y, g, log);
+for (const backend of ['cpu', ANY_BACKEND]) {
+  registerKernel('emaKernel', backend, emaKernelCpu);
+  registerKernel('emaKernelGrad', backend, emaKernelGradCpu);
+  registerKernel('softmaxGrad', backend, softmaxGrad);
+}

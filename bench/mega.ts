@@ -1,0 +1,181 @@
+/**
+ * Mega layer benchmark: one `mega_lra_imdb`-sized `MovingAverageGatedAttention` (D 128, Z 64,
+ * H 256, N 16, bidirectional EMA, softmax attention, scalenorm, post-norm, simple relative
+ * bias, no dropout), input `L × B × D` f32, forward + backward (cotangent on the output, input
+ * and all parameters require gradients). Reports tokens/s = B·L / median time.
+ *
+ * - `mega/<impl>/f32/<L>x<B>x<C>` with C = −1 (full attention) and C = 128 (chunked), L 1024, B 4;
+ *   impl `mega-ts-cpu` (the SIMD kernels), `mega-ts-cpu-sysmalloc` (same, glibc malloc defaults),
+ *   `mega-ts-ts` (plain-TS reference kernels, `MEGA_SIMD=0`), and `pytorch` (bench/torch_mega.py
+ *   with Debian's python3-torch; with OpenBLAS when `MEGA_OPENBLAS_DIR` or the default scratch
+ *   path holds it). mega-ts rows carry `ratio` = mega-ts / PyTorch tokens/s. Every measurement
+ *   runs in its own process, with the malloc settings of {@link mallocEnv}.
+ * - `mega-scale/mega-ts-cpu/f32/<L>x<B>x128` for L = 1k, 4k, 16k (B 4; env `MEGA_BENCH_SCALE_B`
+ *   changes B): one child process per length, so each row's peak RSS is its own. Reports ms per
+ *   step, the growth factor per 4× length (`ratio`, ≈ 4 means linear), and peak memory
+ *   (`mega-mem` rows, MiB of max RSS).
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as F from '../src/autograd/index.js';
+import { MovingAverageGatedAttention } from '../src/mega/attention.js';
+import { getNumThreads } from '../src/tensor/backends/cpu/matmul.js';
+import { Generator, randNormal } from '../src/tensor/random.js';
+import type { Tensor } from '../src/tensor/tensor.js';
+import { caseId, note, report, selected, type BenchOptions, type BenchResult } from './report.js';
+import { timeMedian } from './timing.js';
+
+/** The layer configuration (mega_lra_imdb sizes). */
+export const MEGA_CFG = { D: 128, Z: 64, H: 256, N: 16 } as const;
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+
+/** A fresh layer and input; `step()` runs forward + backward once. */
+export function makeStep(L: number, B: number, C: number, seed = 1): { step: () => void; layer: MovingAverageGatedAttention } {
+  const gen = new Generator(seed);
+  const layer = new MovingAverageGatedAttention({
+    embedDim: MEGA_CFG.D, zdim: MEGA_CFG.Z, hdim: MEGA_CFG.H, ndim: MEGA_CFG.N,
+    bidirectional: true, attentionActivation: 'softmax', normType: 'scalenorm', prenorm: false,
+    chunkSize: C, maxPositions: Math.max(L, 1), relPosBias: 'simple', dtype: 'f32', gen,
+  });
+  const x = randNormal([L, B, MEGA_CFG.D], 0, 1, 'f32', gen);
+  x.requiresGrad = true;
+  const g = randNormal([L, B, MEGA_CFG.D], 0, 1, 'f32', gen);
+  const params = layer.parameters();
+  const step = () => {
+    for (const p of params) p.grad = null;
+    x.grad = null;
+    const { out } = layer.forward(x);
+    F.backward(out, g);
+  };
+  return { step, layer };
+}
+
+/** Median ms of one forward + backward. */
+function timeStep(L: number, B: number, C: number, maxMs = 6000): number {
+  const { step } = makeStep(L, B, C);
+  return timeMedian(step, { warmup: 2, warmupMs: 500, minReps: 3, maxReps: 11, maxMs });
+}
+
+/** Where the PyTorch OpenBLAS libraries were unpacked (BACKENDS.md), if anywhere. */
+function openblasDir(): string | undefined {
+  const cands = [process.env.MEGA_OPENBLAS_DIR, '/work/scratch/openblas/root/usr/lib/x86_64-linux-gnu/openblas-pthread'];
+  return cands.find((d) => d !== undefined && d !== '' && existsSync(path.join(d, 'libblas.so.3')));
+}
+
+/** Runs the PyTorch baseline; returns tokens/s per case key `L,B,C`, or undefined (noted). */
+function torchBaseline(cases: [number, number, number][], threads: number): Map<string, number> | undefined {
+  const py = process.env.MEGA_PYTHON ?? '/usr/bin/python3';
+  const script = path.join(here, '..', '..', 'bench', 'torch_mega.py');
+  const src = existsSync(script) ? script : path.join(here, 'torch_mega.py');
+  if (!existsSync(src)) {
+    note(`pytorch baseline skipped: ${src} not found`);
+    return undefined;
+  }
+  const blas = openblasDir();
+  const env: NodeJS.ProcessEnv = { ...process.env, ...mallocEnv(), OMP_NUM_THREADS: String(threads), OPENBLAS_NUM_THREADS: String(threads) };
+  if (blas) env.LD_LIBRARY_PATH = [blas, process.env.LD_LIBRARY_PATH].filter(Boolean).join(':');
+  const arg = cases.map((c) => c.join(',')).join(';');
+  const r = spawnSync(py, [src, '--cases', arg, '--threads', String(threads)], { env, encoding: 'utf8', timeout: 15 * 60_000 });
+  if (r.status !== 0) {
+    note(`pytorch baseline unavailable (${py}): ${(r.stderr || r.error?.message || '').trim().split('\n').slice(-2).join(' ')}`);
+    return undefined;
+  }
+  const out = new Map<string, number>();
+  for (const line of r.stdout.split('\n')) {
+    if (!line.startsWith('{')) continue;
+    const o = JSON.parse(line) as { L: number; B: number; C: number; tokens_per_s: number; blas: string };
+    out.set(`${o.L},${o.B},${o.C}`, o.tokens_per_s);
+    if (o.blas) note(`pytorch: ${o.blas}`);
+  }
+  if (!blas) note('pytorch ran WITHOUT OpenBLAS (reference BLAS, ~30x slower); see BACKENDS.md / MEGA_OPENBLAS_DIR');
+  return out;
+}
+
+/** Child-process entry: `--mega-child L,B,C` prints `{ms, maxRssMiB}`. */
+export function megaChild(spec: string): void {
+  const [L, B, C] = spec.split(',').map(Number);
+  const ms = timeStep(L, B, C, Number(process.env.MEGA_BENCH_MAX_MS ?? 6000));
+  const maxRssMiB = process.resourceUsage().maxRSS / 1024;
+  process.stdout.write(JSON.stringify({ ms, maxRssMiB }) + '\n');
+}
+
+/**
+ * glibc malloc settings for the measured processes: large tensors otherwise come from fresh
+ * mmap()s whose first touch costs ~10 µs per 4 KiB page on this VM (more than the arithmetic on
+ * them; see docs/PERF.md). Keeping freed memory in the heap is what PyTorch's allocator does for
+ * its own blocks. `MEGA_BENCH_MALLOC=system` measures with the system defaults instead.
+ */
+export function mallocEnv(): NodeJS.ProcessEnv {
+  if ((process.env.MEGA_BENCH_MALLOC ?? '') === 'system') return {};
+  return { MALLOC_MMAP_THRESHOLD_: '4294967296', MALLOC_TRIM_THRESHOLD_: '68719476736' };
+}
+
+/** Runs one case in a fresh process; undefined (noted) on failure. */
+function child(L: number, B: number, C: number, env: NodeJS.ProcessEnv): { ms: number; maxRssMiB: number } | undefined {
+  const entry = fileURLToPath(import.meta.url).replace(/mega\.js$/, 'run.js');
+  const r = spawnSync(process.execPath, ['--expose-gc', entry, '--mega-child', `${L},${B},${C}`], {
+    encoding: 'utf8', env: { ...process.env, MEGA_THREADS: String(getNumThreads()), ...env }, timeout: 30 * 60_000, maxBuffer: 1 << 20,
+  });
+  const line = r.stdout?.split('\n').find((x) => x.startsWith('{'));
+  if (r.status !== 0 || !line) {
+    note(`mega L=${L} B=${B} C=${C}: child failed: ${(r.stderr || r.error?.message || '').trim().split('\n').slice(-3).join(' ')}`);
+    return undefined;
+  }
+  return JSON.parse(line) as { ms: number; maxRssMiB: number };
+}
+
+/** Run the Mega layer benchmarks (every measurement in its own process). */
+export async function runMegaBench(opts: BenchOptions): Promise<void> {
+  const B = 4, L = 1024;
+  const headline: [number, number, number][] = [
+    [L, B, -1],
+    [L, B, 128],
+  ];
+  const shape = (l: number, b: number, c: number) => [l, b, c];
+  const IMPLS: [string, NodeJS.ProcessEnv][] = [
+    ['mega-ts-cpu', { ...mallocEnv() }],
+    ['mega-ts-cpu-sysmalloc', {}],
+    ['mega-ts-ts', { ...mallocEnv(), MEGA_SIMD: '0', MEGA_BENCH_MAX_MS: '3000' }],
+  ];
+  const wantAny = headline.some(([l, b, c]) => [...IMPLS.map((i) => i[0]), 'pytorch'].some((i) => selected(opts, caseId('mega', i, 'f32', shape(l, b, c)))));
+  const threads = getNumThreads();
+  if (wantAny) {
+    note(`mega layer: D ${MEGA_CFG.D}, Z ${MEGA_CFG.Z}, H ${MEGA_CFG.H}, N ${MEGA_CFG.N}, bidirectional, softmax, scalenorm, f32, forward + backward, ${threads} thread(s); tokens/s = B·L / median step`);
+    note(`mega: mega-ts-cpu = SIMD kernels, mega-ts-ts = plain-TS reference kernels, both ${mallocEnv().MALLOC_MMAP_THRESHOLD_ ? 'with MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_ set (as pytorch)' : 'with system malloc'}; -sysmalloc = system malloc defaults`);
+    const torchCases = headline.filter(([l, b, c]) => selected(opts, caseId('mega', 'pytorch', 'f32', shape(l, b, c))));
+    const torch = torchCases.length > 0 ? torchBaseline(torchCases, threads) : undefined;
+    for (const [l, b, c] of headline) {
+      const row = (impl: string, value: number): BenchResult => ({ bench: 'mega', impl, dtype: 'f32', shape: shape(l, b, c), value, unit: 'tokens/s' });
+      const base = torch?.get(`${l},${b},${c}`);
+      const baseRow = base !== undefined ? row('pytorch', base) : undefined;
+      if (baseRow) report(baseRow);
+      for (const [impl, env] of IMPLS) {
+        if (!selected(opts, caseId('mega', impl, 'f32', shape(l, b, c)))) continue;
+        const res = child(l, b, c, env);
+        if (!res) continue;
+        const r = row(impl, (l * b) / (res.ms / 1000));
+        report(baseRow ? { ...r, ratio: r.value / baseRow.value, baseline: 'pytorch' } : r);
+      }
+    }
+  }
+
+  // scaling: one child process per length (clean peak RSS)
+  const sb = Number(process.env.MEGA_BENCH_SCALE_B ?? 4);
+  const lengths = [1024, 4096, 16384];
+  const scaleCases = lengths.filter((l) => selected(opts, caseId('mega-scale', 'mega-ts-cpu', 'f32', shape(l, sb, 128))));
+  if (scaleCases.length === 0) return;
+  note(`mega layer scaling, chunk 128, batch ${sb}: ms per forward + backward; ratio = growth per 4x length (4 = linear); mega-mem = peak RSS of that process`);
+  let prev: { l: number; ms: number } | undefined;
+  for (const l of scaleCases) {
+    const res = child(l, sb, 128, mallocEnv());
+    if (!res) continue;
+    const r: BenchResult = { bench: 'mega-scale', impl: 'mega-ts-cpu', dtype: 'f32', shape: shape(l, sb, 128), value: res.ms, unit: 'ms' };
+    if (prev && l === prev.l * 4) report({ ...r, ratio: res.ms / prev.ms, baseline: `L=${prev.l}` });
+    else report(r);
+    report({ bench: 'mega-mem', impl: 'mega-ts-cpu', dtype: 'f32', shape: shape(l, sb, 128), value: res.maxRssMiB, unit: 'MiB' });
+    prev = { l, ms: res.ms };
+  }
+}

@@ -1,0 +1,211 @@
+/**
+ * `mega generate CKPT [options]`: LM sampling (greedy / temperature / top-k) or NMT beam search
+ * through incremental decoding (see `train/generate.ts`). CKPT is a mega-ts weights file or a
+ * fairseq `.pt` (imported on the fly).
+ */
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { BYTE_VOCAB_SIZE, Dictionary, EOS, decodeText, encodeText } from '../data/vocab.js';
+import type { TaskInfo } from '../mega/models/common.js';
+import { MegaLanguageModel } from '../mega/models/lm.js';
+import { MegaModel, type EncoderOut } from '../mega/models/nmt.js';
+import { ConfigError } from '../nn/errors.js';
+import { beamSearch, sampleLm, type Seq2SeqDecoder } from '../train/generate.js';
+import { loadModelFile } from '../train/fairseq-import.js';
+import { UsageError } from './errors.js';
+
+export const GENERATE_HELP = `Usage: mega generate [options] CKPT
+
+Decodes with a trained model, one token per step through incremental decoding (the model's
+cached state), as fairseq does. CKPT is a mega-ts weights file (mega train / mega import-fairseq)
+or a fairseq Mega .pt checkpoint (imported on the fly).
+
+Language model (MegaLanguageModel): continues a prompt. </s> is put in front of the prompt, as
+fairseq LMs are trained with it (--no-prefix-eos to leave it out).
+  --prompt TEXT        prompt: words of --dict, else UTF-8 bytes when the vocabulary is byte-level
+  --prompt-ids IDS     prompt as token ids ("5 9 12" or "5,9,12")
+  --max-new-tokens N   tokens to generate (default 50); stops early at </s> unless --no-stop-at-eos
+  --greedy             take the most likely token at each step (= --temperature 0)
+  --temperature T      sampling temperature (default 1)
+  --top-k K            sample among the K most likely tokens only (default 0: all)
+  --num-samples N      independent samples (default 1)
+  --seed S             seed of the sampler (default 1): same seed, same samples
+
+Translation (MegaModel): beam search (fairseq's sequence generator: </s> starts the target,
+<pad> is never produced, scores are Σ log p / length^lenpen).
+  --src TEXT           source sentence (repeatable): words of --dict; </s> is appended
+  --src-ids IDS        source as token ids (repeatable; </s> appended unless already last)
+  --beam N             beam size (default 5)
+  --nbest N            hypotheses shown per sentence (default 1)
+  --lenpen F           length penalty (default 1)
+  --max-len-a A        maximum output length A·(source length) + B (defaults 0 and 200)
+  --max-len-b B
+  --min-len N          minimum output length (default 1)
+
+Common:
+  --dict FILE          fairseq dict.txt ("<word> <count>" lines; ids from 4) mapping words ↔ ids
+  --dtype f32|f64      computation precision (default f32)
+  --json               print one final JSON line with the results
+
+Output: per LM sample "H-i<TAB>logprob<TAB>text"; per source sentence "S-i<TAB>source", then per
+hypothesis "H-i<TAB>score<TAB>text" and "P-i<TAB>per-token log-probabilities".`;
+
+function parseIds(s: string, what: string, V: number): number[] {
+  const parts = s.split(/[\s,]+/).filter((x) => x !== '');
+  if (parts.length === 0) throw new UsageError(`${what}: no token ids in ${JSON.stringify(s)}`);
+  return parts.map((p) => {
+    const v = Number(p);
+    if (!/^\d+$/.test(p) || v >= V) throw new UsageError(`${what}: token id ${JSON.stringify(p)} is not an integer in [0, ${V})`);
+    return v;
+  });
+}
+
+function num(v: string | undefined, name: string, dflt: number, { int = false, min = -Infinity } = {}): number {
+  if (v === undefined) return dflt;
+  const x = Number(v);
+  if (v.trim() === '' || !Number.isFinite(x) || (int && !Number.isInteger(x)) || x < min) {
+    throw new UsageError(`--${name} must be ${int ? 'an integer' : 'a number'}${min > -Infinity ? ` >= ${min}` : ''}, got '${v}'`);
+  }
+  return x;
+}
+
+/** Text ↔ ids for a vocabulary of `V` ids. */
+interface Codec {
+  kind: 'dict' | 'bytes' | 'ids';
+  encode(text: string, what: string): number[];
+  decode(ids: number[]): string;
+}
+
+function makeCodec(V: number, dictPath: string | undefined): Codec {
+  if (dictPath !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(dictPath, 'utf8');
+    } catch (e) {
+      throw new UsageError(`--dict ${dictPath}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
+    }
+    const d = Dictionary.parse(text, dictPath);
+    if (d.size > V) throw new UsageError(`--dict ${dictPath} has ${d.size} symbols but the model's vocabulary has ${V}`);
+    return {
+      kind: 'dict',
+      encode: (t) => Array.from(d.encodeLine(t, { appendEos: false })),
+      decode: (ids) => d.decode(ids.filter((i) => i < d.size)).join(' '),
+    };
+  }
+  if (V === BYTE_VOCAB_SIZE) {
+    return { kind: 'bytes', encode: (t) => Array.from(encodeText(t, { appendEos: false })), decode: (ids) => decodeText(ids) };
+  }
+  return {
+    kind: 'ids',
+    encode: (_t, what) => {
+      throw new UsageError(`${what}: this model's vocabulary (${V} ids) is not byte-level; give --dict FILE or token ids`);
+    },
+    decode: (ids) => ids.join(' '),
+  };
+}
+
+/** Runs the command; returns the exit code. */
+export function generateCommand(argv: string[], out: (s: string) => void): number {
+  const { values, positionals } = parseArgs({
+    args: argv, allowPositionals: true,
+    options: {
+      prompt: { type: 'string' }, 'prompt-ids': { type: 'string' }, 'no-prefix-eos': { type: 'boolean', default: false },
+      'max-new-tokens': { type: 'string' }, greedy: { type: 'boolean', default: false }, temperature: { type: 'string' },
+      'top-k': { type: 'string' }, 'num-samples': { type: 'string' }, seed: { type: 'string' }, 'no-stop-at-eos': { type: 'boolean', default: false },
+      src: { type: 'string', multiple: true }, 'src-ids': { type: 'string', multiple: true }, beam: { type: 'string' }, nbest: { type: 'string' },
+      lenpen: { type: 'string' }, 'max-len-a': { type: 'string' }, 'max-len-b': { type: 'string' }, 'min-len': { type: 'string' },
+      dict: { type: 'string' }, dtype: { type: 'string', default: 'f32' }, json: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    out(GENERATE_HELP);
+    return 0;
+  }
+  const dtype = values.dtype;
+  if (dtype !== 'f32' && dtype !== 'f64') throw new UsageError(`--dtype must be f32 or f64, got '${dtype}'`);
+  if (positionals.length !== 1) throw new UsageError(`expected one checkpoint, got ${positionals.length} argument(s) (see mega generate --help)`);
+  const ckpt = positionals[0];
+  const lmFlags = ['prompt', 'prompt-ids', 'max-new-tokens', 'temperature', 'top-k', 'num-samples', 'seed'].filter((k) => values[k as keyof typeof values] !== undefined);
+  const mtFlags = ['src', 'src-ids', 'beam', 'nbest', 'lenpen', 'max-len-a', 'max-len-b', 'min-len'].filter((k) => values[k as keyof typeof values] !== undefined);
+  const loaded = loadModelFile(ckpt, { dtype });
+  const task = (loaded.model as { task?: TaskInfo }).task;
+  const V = task?.dictionary_size ?? 0;
+
+  if (loaded.model instanceof MegaLanguageModel) {
+    if (mtFlags.length) throw new UsageError(`--${mtFlags[0]} is for translation models; ${ckpt} holds a MegaLanguageModel`);
+    const lm = loaded.model;
+    const codec = makeCodec(V, values.dict);
+    if (values.prompt !== undefined && values['prompt-ids'] !== undefined) throw new UsageError('give --prompt or --prompt-ids, not both');
+    const body = values['prompt-ids'] !== undefined ? parseIds(values['prompt-ids'], '--prompt-ids', V) : values.prompt !== undefined ? codec.encode(values.prompt, '--prompt') : [];
+    const prompt = values['no-prefix-eos'] ? body : [EOS, ...body];
+    if (prompt.length === 0) throw new UsageError('empty prompt (with --no-prefix-eos give --prompt or --prompt-ids)');
+    const temperature = num(values.temperature, 'temperature', 1, { min: 0 });
+    const opts = {
+      maxNewTokens: num(values['max-new-tokens'], 'max-new-tokens', 50, { int: true, min: 0 }),
+      greedy: values.greedy || temperature === 0, temperature,
+      topK: num(values['top-k'], 'top-k', 0, { int: true, min: 0 }),
+      numSamples: num(values['num-samples'], 'num-samples', 1, { int: true, min: 1 }),
+      seed: num(values.seed, 'seed', 1, { int: true, min: 0 }),
+      eos: values['no-stop-at-eos'] ? null : EOS,
+      chunkSize: lm.decoder.chunkSize,
+    };
+    const t0 = performance.now();
+    const r = sampleLm((tokens, state) => lm.forward(tokens, state), prompt, opts);
+    const seconds = (performance.now() - t0) / 1000;
+    const samples = r.tokens.map((toks, i) => ({ tokens: toks, text: codec.decode(toks), logprob: r.logProb[i] }));
+    if (values.json) {
+      out(JSON.stringify({ mode: 'lm', checkpoint: ckpt, model: loaded.className, prompt, decoding: opts.greedy ? 'greedy' : `sample(temperature=${opts.temperature}, top_k=${opts.topK}, seed=${opts.seed})`, samples, seconds }));
+    } else {
+      samples.forEach((s, i) => out(`H-${i}\t${s.logprob.toFixed(4)}\t${codec.kind === 'ids' ? s.tokens.join(' ') : s.text}`));
+    }
+    return 0;
+  }
+
+  if (loaded.model instanceof MegaModel) {
+    if (lmFlags.length) throw new UsageError(`--${lmFlags[0]} is for language models; ${ckpt} holds a MegaModel (translation)`);
+    const mt = loaded.model;
+    const codec = makeCodec(V, values.dict);
+    const srcs: number[][] = [];
+    for (const s of values.src ?? []) srcs.push([...codec.encode(s, '--src'), EOS]);
+    for (const s of values['src-ids'] ?? []) {
+      const ids = parseIds(s, '--src-ids', V);
+      srcs.push(ids[ids.length - 1] === EOS ? ids : [...ids, EOS]);
+    }
+    if (srcs.length === 0) throw new UsageError('no source sentence: give --src TEXT or --src-ids IDS (see mega generate --help)');
+    const beam = num(values.beam, 'beam', 5, { int: true, min: 1 });
+    const nbest = num(values.nbest, 'nbest', 1, { int: true, min: 1 });
+    if (nbest > beam) throw new UsageError(`--nbest ${nbest} exceeds --beam ${beam}`);
+    const maxPos = loaded.spec.modelArgs.max_target_positions;
+    const s2s: Seq2SeqDecoder<EncoderOut> = {
+      encode: (src) => mt.encoder.forward(src),
+      reorderEncoderOut: (enc, order) => mt.reorderEncoderOut(enc, order),
+      step: (prefix, enc, state) => mt.decoder.forward(prefix, enc, { state, needAttn: false }).logits,
+      reorderState: (state, order) => mt.reorderIncrementalState(state, order),
+      maxDecoderPositions: typeof maxPos === 'number' && maxPos > 0 ? maxPos : undefined,
+    };
+    const opts = {
+      beam, lenPenalty: num(values.lenpen, 'lenpen', 1), maxLenA: num(values['max-len-a'], 'max-len-a', 0, { min: 0 }),
+      maxLenB: num(values['max-len-b'], 'max-len-b', 200, { int: true, min: 1 }), minLen: num(values['min-len'], 'min-len', 1, { int: true, min: 0 }),
+    };
+    const t0 = performance.now();
+    const hyps = beamSearch(s2s, srcs, opts);
+    const seconds = (performance.now() - t0) / 1000;
+    const results = srcs.map((src, i) => ({
+      source: src,
+      hypotheses: hyps[i].slice(0, nbest).map((h) => ({ tokens: h.tokens, text: codec.decode(h.tokens), score: h.score, positional_scores: h.positionalScores })),
+    }));
+    if (values.json) {
+      out(JSON.stringify({ mode: 'translation', checkpoint: ckpt, model: loaded.className, beam, lenpen: opts.lenPenalty, results, seconds }));
+    } else {
+      results.forEach((r, i) => {
+        out(`S-${i}\t${codec.kind === 'ids' ? r.source.join(' ') : codec.decode(r.source)}`);
+        for (const h of r.hypotheses) {
+          out(`H-${i}\t${h.score.toFixed(4)}\t${codec.kind === 'ids' ? h.tokens.join(' ') : h.text}`);
+          out(`P-${i}\t${h.positional_scores.map((p) => p.toFixed(4)).join(' ')}`);
+        }
+      });
+    }
+    return 0;
+  }
+  throw new ConfigError(`${ckpt} holds a ${loaded.className}, which does not generate text (mega generate needs a language model or a translation model)`);
+}

@@ -1,0 +1,75 @@
+/**
+ * `mega train`: parses the flags (+ `--config FILE`) and runs the trainer (`src/train/trainer.ts`).
+ * No arguments: the README's main job, a small Mega on generated ListOps. Prints a summary (or,
+ * with `--json`, one JSON line of results) on stdout; progress and validation lines on stderr.
+ * Exit codes: 0 done, 2 bad input (one line on stderr, nothing written), 1 training diverged
+ * (NaN/Inf; the last good checkpoint is kept).
+ */
+import { ConfigError } from '../train/errors.js';
+import { formatDuration } from '../train/progress.js';
+import { parseFlags, readConfigFile, resolveTrainArgs, TRAIN_OPTIONS, trainHelp } from '../train/args.js';
+import { runWorkersFromArgv } from '../dist/launch.js';
+import { closeDistributed, isMainProcess } from '../dist/training.js';
+import { allArchNames } from '../train/arch.js';
+import { train, TrainingDivergedError, type TrainResult } from '../train/trainer.js';
+
+function pct(x: number): string {
+  return `${(100 * x).toFixed(1)}%`;
+}
+
+/** Human-readable summary lines of a finished run. */
+export function summarize(r: TrainResult): string[] {
+  const parts = [`done: ${r.updates} updates${r.updates_this_run !== r.updates ? ` (${r.updates_this_run} in this run)` : ''} in ${formatDuration(r.wall_time_s)}`];
+  if (r.train_loss !== null) parts.push(`train loss ${r.train_loss.toFixed(4)}`);
+  if (r.valid_loss !== null) parts.push(`valid loss ${r.valid_loss.toFixed(4)}`);
+  if (r.valid_ppl !== null) parts.push(`valid ppl ${r.valid_ppl.toFixed(2)}`);
+  if (r.valid_bpb !== null) parts.push(`valid bpb ${r.valid_bpb.toFixed(4)}`);
+  const lines = [parts.join(' | ')];
+  if (r.valid_accuracy !== null) {
+    lines.push(`valid accuracy ${pct(r.valid_accuracy)}${r.majority_baseline !== null ? ` vs majority-class baseline ${pct(r.majority_baseline)}` : ''}`);
+  }
+  if (r.checkpoint) {
+    const b = r.best_valid;
+    const best = b ? ` (best ${b.metric} ${b.metric === 'accuracy' ? pct(b.value) : b.value.toFixed(4)} at update ${b.update})` : '';
+    lines.push(`checkpoints: ${r.checkpoint}${r.best_checkpoint ? `, ${r.best_checkpoint}${best}` : ''}`);
+  }
+  if (r.plot) lines.push(`curves: ${r.plot}, metrics: ${r.metrics_log}`);
+  return lines;
+}
+
+/** Runs `mega train`; returns the exit code. */
+export function trainCommand(argv: string[], out: (s: string) => void): number | Promise<number> {
+  const { values, positionals } = parseFlags(argv, TRAIN_OPTIONS, 'train');
+  if (values.help) {
+    out(trainHelp(allArchNames()));
+    return 0;
+  }
+  if (positionals.length) {
+    throw new ConfigError(`unexpected argument ${JSON.stringify(positionals[0])} (options are --name value; see mega train --help)`);
+  }
+  const cfg = typeof values.config === 'string' ? readConfigFile(values.config) : {};
+  const user = { ...cfg, ...values };
+  if (user.workers !== undefined) {
+    // --workers N: this process only launches and supervises N workers (src/dist/launch.ts)
+    const a = resolveTrainArgs(user);
+    const launched = runWorkersFromArgv(argv, user, a.no_save ? null : a.save_dir);
+    if (launched) return launched;
+  }
+  const json = user.json === true;
+  let result: TrainResult;
+  try {
+    result = train(user);
+  } catch (e) {
+    closeDistributed();
+    if (e instanceof TrainingDivergedError) {
+      process.stderr.write(`mega train: ${e.message}\n`);
+      if (json && isMainProcess()) out(JSON.stringify({ status: 'diverged', update: e.update, checkpoint: e.checkpoint, message: e.message }));
+      return 1;
+    }
+    throw e;
+  }
+  if (!isMainProcess()) return 0; // data parallel: rank 0 reports
+  if (json) out(JSON.stringify(result));
+  else for (const l of summarize(result)) out(l);
+  return 0;
+}

@@ -1,0 +1,187 @@
+/**
+ * WebAssembly SIMD path of the CPU `fftConv` kernel (see wasm/fft.ts for the transform): rows are
+ * grouped R at a time (8 in f32, 4 in f64) into one vectorised complex FFT; groups whose rows use
+ * the same kernel rows (the broadcast of one kernel over the batch) form a class whose kernel
+ * spectra are computed once per task. Returns null where the plain-TS kernel should run (the
+ * direct-sum regime, other dtypes, SIMD off); that kernel (fftconv.ts, float64 FFT) is the
+ * reference this path is tested against.
+ *
+ * Tasks (a class, a range of its groups) run on the wasm pool; each task's results depend only
+ * on its inputs, so results are deterministic for any thread count.
+ */
+import { allocate, type FloatStorage } from '../../dtype.js';
+import { DTypeError, ShapeError } from '../../errors.js';
+import { broadcastShapes, contiguousStrides, sizeOf } from '../../shape.js';
+import { fromStorage, type Tensor } from '../../tensor.js';
+import { nextPow2 } from './fftconv.js';
+import { getNumThreads } from './pool.js';
+import { stage } from './simd.js';
+import { FFT_CFG, FFT_CFG_BYTES } from './wasm/fft.js';
+import { OP_FFT, runJob, simdTuning, wasmArena, wasmRuntime } from './wasm/runtime.js';
+
+/** Row offsets (in rows) of a `[...lead, L]` tensor broadcast to `outLead`. */
+function rowIndex(lead: readonly number[], outLead: readonly number[]): Int32Array {
+  const n = sizeOf(outLead);
+  const pad = outLead.length - lead.length;
+  const cs = contiguousStrides(lead);
+  const strides = outLead.map((d, i) => (i < pad || lead[i - pad] === 1 ? 0 : cs[i - pad]));
+  const out = new Int32Array(n);
+  const idx = new Array<number>(outLead.length).fill(0);
+  let p = 0;
+  for (let r = 0; r < n; r++) {
+    out[r] = p;
+    for (let a = outLead.length - 1; a >= 0; a--) {
+      idx[a]++;
+      p += strides[a];
+      if (idx[a] < outLead[a]) break;
+      p -= strides[a] * outLead[a];
+      idx[a] = 0;
+    }
+  }
+  return out;
+}
+
+const tables = new Map<string, { tw: Float64Array; twi: Float64Array; brev: Int32Array }>();
+/** Twiddles (cos, ∓sin) of size n and the bit-reversal permutation. */
+function fftTables(n: number): { tw: Float64Array; twi: Float64Array; brev: Int32Array } {
+  const key = String(n);
+  let t = tables.get(key);
+  if (t) return t;
+  const tw = new Float64Array(n), twi = new Float64Array(n);
+  for (let j = 0; j < n / 2; j++) {
+    const a = (2 * Math.PI * j) / n;
+    tw[2 * j] = twi[2 * j] = Math.cos(a);
+    tw[2 * j + 1] = -Math.sin(a);
+    twi[2 * j + 1] = Math.sin(a);
+  }
+  const logn = Math.round(Math.log2(n));
+  const brev = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    let r = 0;
+    for (let b = 0; b < logn; b++) r |= ((i >> b) & 1) << (logn - 1 - b);
+    brev[i] = r;
+  }
+  t = { tw, twi, brev };
+  tables.set(key, t);
+  return t;
+}
+
+/** SIMD `fftConv`, or null (same contract as `fftConvCpu`). */
+export function fftConvSimd(x: Tensor, k: Tensor, start: number, length: number): Tensor | null {
+  if (x.dtype !== k.dtype || (x.dtype !== 'f32' && x.dtype !== 'f64')) {
+    throw new DTypeError(`fftConv: expected two floating tensors of one dtype, got ${x.dtype} and ${k.dtype}`);
+  }
+  if (x.ndim < 1 || k.ndim < 1) throw new ShapeError('fftConv: inputs need a last (time) axis');
+  if (!Number.isInteger(length) || length < 0) throw new ShapeError(`fftConv: invalid output length ${length}`);
+  const Lx = x.shape[x.ndim - 1], Lk = k.shape[k.ndim - 1];
+  const full = Lx + Lk - 1;
+  const n = nextPow2(full);
+  // the plain-TS kernel's direct-sum regime (and degenerate sizes) stays there
+  if (Lx === 0 || Lk === 0 || length === 0 || length * Lk <= 6 * n * Math.log2(n)) return null;
+  if (!Number.isInteger(start) || Math.abs(start) > 2 ** 30 || n > 2 ** 24) return null;
+  const rt = wasmRuntime();
+  if (!rt) return null;
+  const xLead = x.shape.slice(0, -1), kLead = k.shape.slice(0, -1);
+  const outLead = broadcastShapes(xLead, kLead, 'fftConv');
+  const rows = sizeOf(outLead);
+  if (rows === 0) return fromStorage(allocate(x.dtype, 0), [...outLead, length]);
+  const dt = x.dtype;
+  const E = dt === 'f32' ? 4 : 8;
+  const R = dt === 'f32' ? 8 : 4;
+  const xRow = rowIndex(xLead, outLead);
+  const kRow = rowIndex(kLead, outLead);
+
+  // ---- classes of groups sharing kernel rows
+  const lists = new Map<number, number[]>();
+  for (let r = 0; r < rows; r++) {
+    const l = lists.get(kRow[r]);
+    if (l) l.push(r);
+    else lists.set(kRow[r], [r]);
+  }
+  const classK: number[][] = []; // per class: R kernel rows (-1 = zero row)
+  const groups: number[][] = []; // per group: R rows (-1 = dummy)
+  const classGroups: [number, number][] = []; // per class: [first group, count]
+  const m = lists.values().next().value!.length;
+  if ([...lists.values()].every((l) => l.length === m)) {
+    const ks = [...lists.keys()];
+    for (let c0 = 0; c0 < ks.length; c0 += R) {
+      const chunk = ks.slice(c0, c0 + R);
+      classK.push(Array.from({ length: R }, (_, i) => chunk[i] ?? -1));
+      classGroups.push([groups.length, m]);
+      for (let j = 0; j < m; j++) groups.push(Array.from({ length: R }, (_, i) => (i < chunk.length ? lists.get(chunk[i])![j] : -1)));
+    }
+  } else {
+    for (let r0 = 0; r0 < rows; r0 += R) {
+      const g = Array.from({ length: R }, (_, i) => (r0 + i < rows ? r0 + i : -1));
+      classK.push(g.map((r) => (r < 0 ? -1 : kRow[r])));
+      classGroups.push([groups.length, 1]);
+      groups.push(g);
+    }
+  }
+  const threads = getNumThreads();
+  const par = threads > 1 && (simdTuning.force || rows * n >= 1 << 16);
+  const split = par && classK.length < 2 * threads ? Math.ceil((2 * threads) / classK.length) : 1;
+  const tasks: [number, number, number][] = [];
+  classGroups.forEach(([g0, cnt], c) => {
+    const per = Math.ceil(cnt / Math.min(split, cnt));
+    for (let g = g0; g < g0 + cnt; g += per) tasks.push([c, g, Math.min(g0 + cnt, g + per)]);
+  });
+
+  // ---- wasm memory
+  const { tw, twi, brev } = fftTables(n);
+  const ar = wasmArena(rt);
+  ar.reset();
+  const cfg = ar.alloc(FFT_CFG_BYTES);
+  const px = ar.alloc(x.size * E), pk = ar.alloc(k.size * E);
+  const zero = ar.alloc(Math.max(Lx, Lk) * E), dummy = ar.alloc(length * E);
+  const po = ar.alloc(rows * length * E);
+  const ptw = ar.alloc(n * E), ptwi = ar.alloc(n * E), pbrev = ar.alloc(n * 4);
+  const pclasses = ar.alloc(classK.length * R * 4), pgroups = ar.alloc(groups.length * 2 * R * 4), ptasks = ar.alloc(tasks.length * 12);
+  const scrBytes = n * 64 + (n / 2 + 1) * 64;
+  const scr = ar.alloc(threads * scrBytes);
+  ar.commit();
+  const view = (dt === 'f32' ? ar.f32 : ar.f64) as FloatStorage;
+  stage(view, px, E, x);
+  stage(view, pk, E, k);
+  view.fill(0, zero / E, zero / E + Math.max(Lx, Lk));
+  view.set(tw, ptw / E);
+  view.set(twi, ptwi / E);
+  const i32 = new Int32Array(rt.memory.buffer);
+  i32.set(brev, pbrev / 4);
+  classK.forEach((ks, c) => ks.forEach((kr, i) => (i32[pclasses / 4 + c * R + i] = kr < 0 ? zero : pk + kr * Lk * E)));
+  groups.forEach((g, gi) =>
+    g.forEach((r, i) => {
+      i32[pgroups / 4 + gi * 2 * R + i] = r < 0 ? zero : px + xRow[r] * Lx * E;
+      i32[pgroups / 4 + gi * 2 * R + R + i] = r < 0 ? dummy : po + r * length * E;
+    }),
+  );
+  tasks.forEach(([c, g0, g1], t) => {
+    i32[ptasks / 4 + 3 * t] = c;
+    i32[ptasks / 4 + 3 * t + 1] = g0;
+    i32[ptasks / 4 + 3 * t + 2] = g1;
+  });
+  const C = FFT_CFG;
+  const cf = cfg / 4;
+  i32[cf + C.N / 4] = n;
+  i32[cf + C.TW / 4] = ptw;
+  i32[cf + C.TWI / 4] = ptwi;
+  i32[cf + C.BREV / 4] = pbrev;
+  i32[cf + C.SCR / 4] = scr;
+  i32[cf + C.SCRB / 4] = scrBytes;
+  i32[cf + C.GROUPS / 4] = pgroups;
+  i32[cf + C.CLASSES / 4] = pclasses;
+  i32[cf + C.TASKS / 4] = ptasks;
+  i32[cf + C.LX / 4] = Lx;
+  i32[cf + C.LK / 4] = Lk;
+  i32[cf + C.START / 4] = start;
+  i32[cf + C.LEN / 4] = length;
+  i32[cf + C.FULL / 4] = full;
+  runJob(rt, par, tasks.length, (P) => {
+    P[0] = OP_FFT;
+    P[1] = dt === 'f32' ? 0 : 1;
+    P[2] = cfg;
+  });
+  const out = allocate(dt, rows * length) as FloatStorage;
+  out.set(view.subarray(po / E, po / E + rows * length));
+  return fromStorage(out, [...outLead, length]);
+}

@@ -1,0 +1,276 @@
+/**
+ * WebAssembly SIMD paths of the CPU elementwise, reduction and softmax kernels (wasm/
+ * elementwise.ts), threaded over the wasm pool for large tensors. Each function returns null when
+ * its fast path does not apply (dtype, layout, op, size, SIMD disabled); register.ts then falls
+ * back to the plain-TypeScript kernels, which stay the reference these paths are tested against.
+ *
+ * Layouts: binary operands whose broadcast over the output collapses to at most two axes
+ * (outer × inner) with inner stride 0 or 1 (same shape, scalar, row and column broadcasts) are
+ * read in place; other inputs are first staged into wasm memory in row-major order (`stage`);
+ * sums must reduce one contiguous block of axes (after staging).
+ */
+import type { BinaryOp, ReduceOp, UnaryOp } from '../../backend.js';
+import { allocate, type FloatStorage } from '../../dtype.js';
+import { broadcastShapes, contiguousStrides, sizeOf } from '../../shape.js';
+import { fromStorage, type Tensor } from '../../tensor.js';
+import { copyCpu } from './elementwise.js';
+import { getNumThreads } from './pool.js';
+import { SIMD_BINARY, SIMD_UNARY, type Pattern, type SimdBinary, type SimdUnary } from './wasm/elementwise.js';
+import { OP_MAP, runJob, simdTuning, wasmArena, wasmRuntime, type WasmRuntime } from './wasm/runtime.js';
+
+/** Smallest tensor (elements) worth the copy into wasm memory. */
+export const SIMD_MIN_SIZE = 2048;
+/** From this many elements of work on, a kernel runs on the pool. */
+const PARALLEL_SIZE = 1 << 16;
+/** Smallest task, in elements of work. */
+const MIN_TASK = 1 << 14;
+
+function simdMinSize(): number {
+  return simdTuning.force ? 1 : SIMD_MIN_SIZE;
+}
+
+const UNARY_SET = new Set<string>(SIMD_UNARY);
+const BINARY_SET = new Set<string>(SIMD_BINARY);
+
+function isF(t: Tensor): boolean {
+  return t.dtype === 'f32' || t.dtype === 'f64';
+}
+
+/** Runs map function `name` over work items [0, total) in tasks; `work` = elements touched. */
+export function runMap(rt: WasmRuntime, name: string, total: number, work: number, args: number[]): void {
+  const idx = rt.mapIndex.get(name);
+  if (idx === undefined) throw new Error(`wasm kernels: no map function ${name}`);
+  const threads = getNumThreads();
+  const force = simdTuning.force;
+  const par = threads > 1 && (force || work >= PARALLEL_SIZE);
+  const tasks = par ? Math.max(1, Math.min(threads * 2, Math.floor(work / (force ? 1 : MIN_TASK)), total)) : 1;
+  const per = Math.ceil(total / tasks);
+  runJob(rt, par, Math.ceil(total / per), (P) => {
+    P[0] = OP_MAP;
+    P[1] = idx;
+    P[2] = total;
+    P[3] = per;
+    for (let i = 0; i < 6; i++) P[4 + i] = args[i] ?? 0;
+  });
+}
+
+/** Copies storage elements [off, off+len) of `t` into the arena view at byte address `addr`. */
+function copyIn(view: FloatStorage, addr: number, E: number, t: Tensor, off: number, len: number): void {
+  const s = t.storage as FloatStorage;
+  view.set(off === 0 && len === s.length ? s : s.subarray(off, off + len), addr / E);
+}
+
+/**
+ * Writes `t`'s elements in row-major order into `view` from byte address `addr`: one copy when
+ * contiguous, row copies when the last axis is unit-stride with rows ≥ 8, else through a
+ * contiguous copy.
+ */
+export function stage(view: FloatStorage, addr: number, E: number, t: Tensor): void {
+  if (t.isContiguous()) {
+    copyIn(view, addr, E, t, t.offset, t.size);
+    return;
+  }
+  const nd = t.ndim;
+  const n = t.shape[nd - 1];
+  if (t.strides[nd - 1] !== 1 || n < 8) {
+    const c = copyCpu(t);
+    copyIn(view, addr, E, c, c.offset, c.size);
+    return;
+  }
+  const src = t.storage as FloatStorage;
+  const rows = t.size / n;
+  const idx = new Array<number>(nd).fill(0);
+  let p = t.offset;
+  let d = addr / E;
+  for (let r = 0; r < rows; r++, d += n) {
+    view.set(src.subarray(p, p + n), d);
+    for (let a = nd - 2; a >= 0; a--) {
+      idx[a]++;
+      p += t.strides[a];
+      if (idx[a] < t.shape[a]) break;
+      p -= t.strides[a] * t.shape[a];
+      idx[a] = 0;
+    }
+  }
+}
+
+/** SIMD `unary`, or null. */
+export function unarySimd(x: Tensor, op: UnaryOp): Tensor | null {
+  if (!UNARY_SET.has(op) || !isF(x) || x.size < simdMinSize()) return null;
+  const rt = wasmRuntime();
+  if (!rt) return null;
+  const dt = x.dtype as 'f32' | 'f64';
+  const E = dt === 'f32' ? 4 : 8;
+  const n = x.size;
+  const ar = wasmArena(rt);
+  ar.reset();
+  const ax = ar.alloc(n * E), ao = ar.alloc(n * E);
+  ar.commit();
+  const view = dt === 'f32' ? ar.f32 : ar.f64;
+  stage(view, ax, E, x);
+  runMap(rt, `un_${op as SimdUnary}_${dt}`, n, n, [ax, ao]);
+  const out = allocate(dt, n) as FloatStorage;
+  out.set(view.subarray(ao / E, ao / E + n));
+  return fromStorage(out, x.shape);
+}
+
+/** Collapsed 2-D description of a broadcast binary op, or null. */
+function collapse(shape: readonly number[], sa: number[], sb: number[]): { outer: number; inner: number; aso: number; asi: number; bso: number; bsi: number } | null {
+  // dims from innermost outward: [size, strideA, strideB]
+  const dims: [number, number, number][] = [];
+  for (let i = shape.length - 1; i >= 0; i--) {
+    if (shape[i] === 1) continue;
+    const cur = dims[dims.length - 1];
+    if (cur && sa[i] === cur[1] * cur[0] && sb[i] === cur[2] * cur[0]) {
+      // merge into cur: strides of the merged axis are the inner ones
+      cur[0] *= shape[i];
+      continue;
+    }
+    if (dims.length === 2) return null;
+    dims.push([shape[i], sa[i], sb[i]]);
+  }
+  if (dims.length === 0) return null;
+  const [inner, asi, bsi] = dims[0];
+  const [outer, aso, bso] = dims[1] ?? [1, 0, 0];
+  return { outer, inner, aso, asi, bso, bsi };
+}
+
+/** `t`'s shape with contiguous strides (the layout `stage` writes). */
+function contiguousView(t: Tensor): Tensor {
+  return { shape: t.shape, strides: contiguousStrides(t.shape), ndim: t.ndim } as unknown as Tensor;
+}
+
+/** Strides of `t` over `shape` (right-aligned broadcast: size-1 and missing axes get 0). */
+function bstrides(t: Tensor, shape: readonly number[]): number[] {
+  const lead = shape.length - t.ndim;
+  return shape.map((d, i) => (i < lead || t.shape[i - lead] === 1 ? 0 : t.strides[i - lead]));
+}
+
+/** Elements of t's storage a strided walk touches, from t.offset (strides ≥ 0), or -1. */
+function span(t: Tensor): number {
+  let last = 0;
+  for (let i = 0; i < t.ndim; i++) {
+    if (t.shape[i] === 0) return 0;
+    if (t.strides[i] < 0) return -1;
+    last += (t.shape[i] - 1) * t.strides[i];
+  }
+  return last + 1;
+}
+
+/** SIMD `binary`, or null. */
+export function binarySimd(a: Tensor, b: Tensor, op: BinaryOp): Tensor | null {
+  if (!BINARY_SET.has(op) || a.dtype !== b.dtype || !isF(a)) return null;
+  const shape = broadcastShapes(a.shape, b.shape, op);
+  const n = sizeOf(shape);
+  if (n < simdMinSize()) return null;
+  // operands that do not collapse with the output (or not to a supported pattern) are first
+  // staged to their own contiguous layout
+  const pattern = (c: ReturnType<typeof collapse>): Pattern | null =>
+    !c ? null : c.asi === 1 && c.bsi === 1 ? 'vv' : c.asi === 1 && c.bsi === 0 ? 'vs' : c.asi === 0 && c.bsi === 1 ? 'sv' : null;
+  let c = collapse(shape, bstrides(a, shape), bstrides(b, shape));
+  let pat = pattern(c);
+  let stageA = false, stageB = false;
+  if (!pat) {
+    stageA = !a.isContiguous();
+    stageB = !b.isContiguous();
+    if (!stageA && !stageB) return null;
+    c = collapse(shape, bstrides(stageA ? contiguousView(a) : a, shape), bstrides(stageB ? contiguousView(b) : b, shape));
+    pat = pattern(c);
+    if (!c || !pat) return null;
+  }
+  const la = stageA ? a.size : span(a), lb = stageB ? b.size : span(b);
+  // the copies must stay proportional to the work (no small window of a huge storage)
+  if (la < 0 || lb < 0 || la > 2 * n + 64 || lb > 2 * n + 64) return null;
+  const rt = wasmRuntime();
+  if (!rt) return null;
+  const dt = a.dtype as 'f32' | 'f64';
+  const E = dt === 'f32' ? 4 : 8;
+  const ar = wasmArena(rt);
+  ar.reset();
+  const pa = ar.alloc(la * E), pb = ar.alloc(lb * E), po = ar.alloc(n * E);
+  ar.commit();
+  const view = dt === 'f32' ? ar.f32 : ar.f64;
+  if (stageA) stage(view, pa, E, a);
+  else copyIn(view, pa, E, a, a.offset, la);
+  if (stageB) stage(view, pb, E, b);
+  else copyIn(view, pb, E, b, b.offset, lb);
+  runMap(rt, `bin_${op as SimdBinary}_${dt}_${pat}`, n, n, [pa, pb, po, c!.inner, c!.aso, c!.bso]);
+  const out = allocate(dt, n) as FloatStorage;
+  out.set(view.subarray(po / E, po / E + n));
+  return fromStorage(out, shape);
+}
+
+/** SIMD `reduce` (sum over one contiguous block of axes of a contiguous input), or null. */
+export function reduceSimd(x: Tensor, op: ReduceOp, axes: number[], keepdims: boolean): Tensor | null {
+  if (op !== 'sum' || !isF(x) || x.size < simdMinSize() || axes.length === 0) return null;
+  // reduced axes (ignoring size-1 ones) must be consecutive
+  const red = axes.filter((a) => x.shape[a] !== 1);
+  if (red.length === 0) return null;
+  for (let i = red[0]; i <= red[red.length - 1]; i++) if (!axes.includes(i) && x.shape[i] !== 1) return null;
+  const first = red[0], last = red[red.length - 1];
+  const outer = sizeOf(x.shape.slice(0, first));
+  const R = sizeOf(x.shape.slice(first, last + 1));
+  const inner = sizeOf(x.shape.slice(last + 1));
+  const rt = wasmRuntime();
+  if (!rt) return null;
+  const dt = x.dtype as 'f32' | 'f64';
+  const E = dt === 'f32' ? 4 : 8;
+  const nOut = outer * inner;
+  const ar = wasmArena(rt);
+  ar.reset();
+  const px = ar.alloc(x.size * E), po = ar.alloc(nOut * E);
+  const tmp = inner > 1 && dt === 'f32' ? ar.alloc(nOut * 8) : 0;
+  ar.commit();
+  const view = dt === 'f32' ? ar.f32 : ar.f64;
+  stage(view, px, E, x);
+  if (inner === 1) runMap(rt, `rsum_${dt}`, outer, x.size, [px, po, R]);
+  else runMap(rt, `csum_${dt}`, nOut, x.size, [px, po, R, inner, tmp]);
+  const out = allocate(dt, nOut) as FloatStorage;
+  out.set(view.subarray(po / E, po / E + nOut));
+  const shape = keepdims ? x.shape.map((d, i) => (axes.includes(i) ? 1 : d)) : x.shape.filter((_, i) => !axes.includes(i));
+  return fromStorage(out, shape);
+}
+
+/** SIMD `softmax` along the last axis of a contiguous input (not log-softmax), or null. */
+export function softmaxSimd(x: Tensor, log: boolean): Tensor | null {
+  if (log || !isF(x) || x.ndim === 0 || x.size < simdMinSize()) return null;
+  const rt = wasmRuntime();
+  if (!rt) return null;
+  const dt = x.dtype as 'f32' | 'f64';
+  const E = dt === 'f32' ? 4 : 8;
+  const n = x.shape[x.ndim - 1];
+  const rows = x.size / n;
+  const ar = wasmArena(rt);
+  ar.reset();
+  const px = ar.alloc(x.size * E), po = ar.alloc(x.size * E);
+  ar.commit();
+  const view = dt === 'f32' ? ar.f32 : ar.f64;
+  stage(view, px, E, x);
+  runMap(rt, `softmax_${dt}`, rows, x.size * 4, [px, po, n]);
+  const out = allocate(dt, x.size) as FloatStorage;
+  out.set(view.subarray(po / E, po / E + x.size));
+  return fromStorage(out, x.shape);
+}
+
+/** SIMD softmax backward along the last axis (`y ⊙ (g − Σ y·g)`; not log-softmax), or null. */
+export function softmaxGradSimd(y: Tensor, g: Tensor, log: boolean): Tensor | null {
+  if (log || !isF(y) || y.dtype !== g.dtype || y.ndim === 0 || y.size < simdMinSize()) return null;
+  if (y.ndim !== g.ndim || y.shape.some((d, i) => d !== g.shape[i])) return null;
+  const rt = wasmRuntime();
+  if (!rt) return null;
+  const dt = y.dtype as 'f32' | 'f64';
+  const E = dt === 'f32' ? 4 : 8;
+  const n = y.shape[y.ndim - 1];
+  const rows = y.size / n;
+  const ar = wasmArena(rt);
+  ar.reset();
+  const py = ar.alloc(y.size * E), pg = ar.alloc(y.size * E), po = ar.alloc(y.size * E);
+  ar.commit();
+  const view = dt === 'f32' ? ar.f32 : ar.f64;
+  stage(view, py, E, y);
+  stage(view, pg, E, g);
+  runMap(rt, `smgrad_${dt}`, rows, y.size * 2, [py, pg, po, n]);
+  const out = allocate(dt, y.size) as FloatStorage;
+  out.set(view.subarray(po / E, po / E + y.size));
+  return fromStorage(out, y.shape);
+}

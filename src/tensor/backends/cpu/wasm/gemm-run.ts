@@ -1,0 +1,173 @@
+/**
+ * The WebAssembly SIMD gemm driver: copies the operands into the shared wasm memory, packs them
+ * (a parallel job), runs the macro-kernel over tiles (a second parallel job) and copies C out.
+ * Called by `gemm` in ../matmul.ts after validation and shape normalisation.
+ *
+ * Large products are processed in groups of batches / blocks of C rows so that the memory
+ * footprint stays bounded (C block ≤ `gemmLimits.cBlockBytes`); the split depends only on the
+ * shapes, and every C element is computed by the same micro-kernel sequence whatever the split
+ * or thread count, so results are bitwise independent of both.
+ */
+import { getNumThreads, MAX_TASKS } from '../pool.js';
+import { GEMM_SHAPES } from './gemm.js';
+import { OP_GEMM, OP_PACK, runJob, simdTuning, wasmArena, type WasmRuntime } from './runtime.js';
+
+type FloatArray = Float32Array | Float64Array;
+
+/** From this many multiply-adds on, a gemm runs on the worker pool. */
+export const WASM_PARALLEL_WORK = 1 << 20;
+/** Smallest compute task worth handing to another thread, in multiply-adds. */
+const MIN_TASK_WORK = 1 << 17;
+/** Tunables (exported so tests can force the blocked paths with small sizes). */
+export const gemmLimits = {
+  /** Bound on the C block (bytes) held in wasm memory at once. */
+  cBlockBytes: 64 << 20,
+};
+
+/** A strided gemm operand: element (b, r, c) of the logical [batch, R, C] at `off + b·bs + r·rs + c·cs`. */
+export interface StridedOperand {
+  data: FloatArray;
+  off: number;
+  rs: number;
+  cs: number;
+  /** batch stride (0 = one matrix broadcast over the batch) */
+  bs: number;
+}
+
+/**
+ * C[b] = A[b]·B[b] with A [batch, M, K] and B [batch, K, N] given as strided operands (all
+ * strides ≥ 0), C [batch, M, N] contiguous. Preconditions: validated; batch, M, N, K ≥ 1.
+ */
+export function gemmWasm(
+  rt: WasmRuntime, A: StridedOperand, B: StridedOperand, c: FloatArray, batch: number, M: number, N: number, K: number,
+): void {
+  const f64 = c instanceof Float64Array;
+  const dt = f64 ? 'f64' : 'f32';
+  const E = f64 ? 8 : 4;
+  const { MR, NR } = GEMM_SHAPES[dt];
+  const fnA = f64 ? 2 : 0, fnB = f64 ? 3 : 1, fnG = f64 ? 1 : 0;
+  const threads = getNumThreads();
+
+  const mp = Math.ceil(M / MR), np = Math.ceil(N / NR);
+  const ldc = np * NR; // C pitch in elements
+  const aBS = batch === 1 ? 0 : A.bs, bBS = batch === 1 ? 0 : B.bs;
+  const nA = aBS === 0 ? 1 : batch, nB = bBS === 0 ? 1 : batch;
+  // the storage spans the operands touch (copied as they are; packing applies the strides)
+  const lenA = (nA - 1) * aBS + (M - 1) * A.rs + (K - 1) * A.cs + 1;
+  const lenB = (nB - 1) * bBS + (K - 1) * B.rs + (N - 1) * B.cs + 1;
+  // element (i, k) of A at i*ais + k*aks; (k, j) of B at k*bks + j*bjs
+  const ais = A.rs, aks = A.cs;
+  const bks = B.rs, bjs = B.cs;
+
+  // groups of batches, or (one batch) blocks of rows, so that a C block stays ≤ C_BLOCK_BYTES
+  const perMatC = mp * MR * ldc * E;
+  let gb = Math.max(1, Math.min(batch, Math.floor(gemmLimits.cBlockBytes / perMatC)));
+  let mb = M; // rows per block (multiple of MR unless = M)
+  if (perMatC > gemmLimits.cBlockBytes) {
+    gb = 1;
+    mb = Math.max(MR, Math.floor(gemmLimits.cBlockBytes / (ldc * E) / MR) * MR);
+  }
+  const mbp = Math.ceil(mb / MR); // panels per row block
+  const nAg = nA === 1 ? 1 : gb, nBg = nB === 1 ? 1 : gb;
+
+  const ar = wasmArena(rt);
+  ar.reset();
+  const rawA = ar.alloc(lenA * E);
+  const rawB = ar.alloc(lenB * E);
+  const packA = ar.alloc(nAg * mbp * MR * K * E);
+  const packB = ar.alloc(nBg * np * NR * K * E);
+  const cAddr = ar.alloc(gb * mbp * MR * ldc * E);
+  ar.commit();
+  const view: FloatArray = f64 ? ar.f64 : ar.f32;
+  view.set(A.off === 0 && lenA === A.data.length ? A.data : A.data.subarray(A.off, A.off + lenA), rawA / E);
+  view.set(B.off === 0 && lenB === B.data.length ? B.data : B.data.subarray(B.off, B.off + lenB), rawB / E);
+
+  let bPacked = false;
+  for (let b0 = 0; b0 < batch; b0 += gb) {
+    const g = Math.min(gb, batch - b0);
+    for (let i0 = 0; i0 < M; i0 += mb) {
+      const rows = Math.min(mb, M - i0);
+      const mpb = Math.ceil(rows / MR);
+      const work = g * rows * N * K;
+      const force = simdTuning.force;
+      const par = threads > 1 && (force || work >= WASM_PARALLEL_WORK);
+      // ---- pack A rows [i0, i0+rows) of the group's matrices, and B (once if broadcast)
+      const aMats = nA === 1 ? 1 : g;
+      const bMats = nB === 1 ? (bPacked ? 0 : 1) : g;
+      const chunksA = par && aMats < threads * 2 ? Math.min(mpb, threads * 2) : 1;
+      const pptA = Math.ceil(mpb / chunksA);
+      const cA = Math.ceil(mpb / pptA);
+      const chunksB = par && bMats > 0 && bMats < threads * 2 ? Math.min(np, threads * 2) : 1;
+      const pptB = Math.ceil(np / chunksB);
+      const cB = Math.ceil(np / pptB);
+      const tasksA = aMats * cA;
+      const tasksB = bMats * cB;
+      const aSrc = rawA + (nA === 1 ? 0 : b0 * aBS * E) + i0 * ais * E;
+      const bSrc = rawB + (nB === 1 ? 0 : b0 * bBS * E);
+      const fillPack = (P: Float64Array) => {
+        P[0] = OP_PACK;
+        P[1] = tasksA;
+        // A set
+        P[2] = fnA; P[3] = aSrc; P[4] = aBS * E; P[5] = rows; P[6] = K; P[7] = ais * E; P[8] = aks * E;
+        P[9] = packA; P[10] = mbp * MR * K * E; P[11] = mpb; P[12] = pptA; P[13] = cA;
+        // B set (rows of the packing = columns j of op(B))
+        P[14] = fnB; P[15] = bSrc; P[16] = bBS * E; P[17] = N; P[18] = K; P[19] = bjs * E; P[20] = bks * E;
+        P[21] = packB; P[22] = np * NR * K * E; P[23] = np; P[24] = pptB; P[25] = cB;
+      };
+      runJob(rt, par, tasksA + tasksB, fillPack);
+      if (nB === 1) bPacked = true;
+
+      // ---- compute: tasks = batch groups × row-panel blocks × column-panel blocks
+      const target = par ? Math.max(1, Math.min(threads * 4, Math.floor(work / (force ? 1 : MIN_TASK_WORK)))) : 1;
+      let bpt = 1;
+      let chunks = Math.max(1, Math.ceil(target / g));
+      if (g > target) {
+        bpt = Math.ceil(g / target);
+        chunks = 1;
+      }
+      const mch = Math.min(mpb, chunks);
+      const nch = Math.min(np, Math.ceil(chunks / mch));
+      let ppm = Math.ceil(mpb / mch);
+      let ppn = Math.ceil(np / nch);
+      let mchR = Math.ceil(mpb / ppm);
+      let nchR = Math.ceil(np / ppn);
+      let tasks = Math.ceil(g / bpt) * mchR * nchR;
+      if (tasks > MAX_TASKS) {
+        bpt = Math.ceil(g / MAX_TASKS);
+        ppm = mpb;
+        ppn = np;
+        mchR = nchR = 1;
+        tasks = Math.ceil(g / bpt);
+      }
+      const fillGemm = (P: Float64Array) => {
+        P[0] = OP_GEMM;
+        P[1] = fnG;
+        P[2] = packA; P[3] = nA === 1 ? 0 : mbp * MR * K * E;
+        P[4] = packB; P[5] = nB === 1 ? 0 : np * NR * K * E;
+        P[6] = cAddr; P[7] = mbp * MR * ldc * E;
+        P[8] = ldc * E; P[9] = K; P[10] = mpb; P[11] = np;
+        P[12] = g; P[13] = bpt; P[14] = mchR; P[15] = nchR; P[16] = ppm; P[17] = ppn;
+      };
+      runJob(rt, par, tasks, fillGemm);
+
+      // ---- copy C out
+      const v: FloatArray = f64 ? ar.f64 : ar.f32;
+      const cStride = mbp * MR * ldc;
+      const c0 = cAddr / E;
+      if (ldc === N) {
+        if (rows === mbp * MR && mb === M) {
+          // the group's matrices are contiguous
+          c.set(v.subarray(c0, c0 + g * M * N), b0 * M * N);
+        } else {
+          for (let z = 0; z < g; z++) c.set(v.subarray(c0 + z * cStride, c0 + z * cStride + rows * N), ((b0 + z) * M + i0) * N);
+        }
+      } else {
+        for (let z = 0; z < g; z++) {
+          let s = c0 + z * cStride;
+          let d = ((b0 + z) * M + i0) * N;
+          for (let i = 0; i < rows; i++, s += ldc, d += N) c.set(v.subarray(s, s + N), d);
+        }
+      }
+    }
+  }
+}

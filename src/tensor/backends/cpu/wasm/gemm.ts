@@ -1,0 +1,293 @@
+/**
+ * WebAssembly SIMD gemm kernels (emitted with {@link ModuleBuilder}).
+ *
+ * Classic GotoBLAS structure: A is packed into row panels of MR rows and B into column panels of
+ * NR columns, both k-major; the macro-kernel walks K in blocks of KC, a block of A panels that
+ * stays in L2, every B panel (L1) over it, and for each (A panel, B panel) pair runs the
+ * register-tiled micro-kernel: MR × NR accumulators in v128 registers (`NR / lanes` vectors per
+ * row), per k one vector load per B column group and one `load32_splat` (f64: `load64_splat`)
+ * per A row, multiply and add (wasm SIMD has no fused multiply-add without relaxed SIMD).
+ *
+ * Numerics: every output element is `(((c₀ + a₀b₀) + a₁b₁) + …)` in the element type, k
+ * increasing, c₀ = 0 — K blocking reloads the running sum from C, so blocking does not change the
+ * order. Each tile is computed the same way whatever thread runs it: results are deterministic
+ * and independent of the thread count.
+ *
+ * C is written with full tiles: the caller allocates C with ⌈M/MR⌉·MR rows and a row pitch of
+ * ⌈N/NR⌉·NR (padded panels are zero, so padded outputs are just unused).
+ */
+import { F32, F64, I32, V128, type Fn, type ModuleBuilder } from './builder.js';
+
+/** Tile and blocking parameters of one dtype. */
+export interface GemmShape {
+  /** rows of the register tile */
+  MR: number;
+  /** columns of the register tile (a multiple of the lane count) */
+  NR: number;
+  /** K block (elements) */
+  KC: number;
+  /** A panels per L2 block */
+  PB: number;
+  /** k-loop unroll factor (1 or 2) */
+  U?: number;
+}
+
+/** Tile shapes, chosen by measurement on Zen 4 / V8 11 (see docs/PERF.md). */
+export const GEMM_SHAPES: Record<'f32' | 'f64', GemmShape> = {
+  f32: { MR: 4, NR: 8, KC: 256, PB: 32 },
+  f64: { MR: 4, NR: 4, KC: 256, PB: 32 },
+};
+
+type DT = 'f32' | 'f64';
+
+function es(dt: DT): number {
+  return dt === 'f32' ? 4 : 8;
+}
+
+/** `local = min(local, other)` helper: emits `(a < b ? a : b)` into `dst`. */
+function minInto(f: Fn, dst: number, a: () => void, b: () => void): void {
+  a();
+  b();
+  a();
+  b();
+  f.i32_lt_s().select().set(dst);
+}
+
+/**
+ * `gemm_<dt>(pa, pb, c, ldc, K, p0, p1, q0, q1)`: C tiles (p, q) for p ∈ [p0, p1), q ∈ [q0, q1)
+ * from packed A at byte address pa (panel p at pa + p·K·MR·es) and packed B at pb (panel q at
+ * pb + q·K·NR·es); C tile (p, q) at c + p·MR·ldc + q·NR·es, `ldc` in bytes.
+ */
+export function emitGemmMacro(mb: ModuleBuilder, dt: DT, s: GemmShape): void {
+  const E = es(dt);
+  const lanes = 16 / E;
+  const NV = s.NR / lanes;
+  const f = mb.fn(`gemm_${dt}`, [I32, I32, I32, I32, I32, I32, I32, I32, I32]);
+  const [pa, pb, c, ldc, K, p0, p1, q0, q1] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
+  const kc = f.local(I32), kl = f.local(I32), blk = f.local(I32), pe = f.local(I32);
+  const q = f.local(I32), p = f.local(I32), bq = f.local(I32), ap = f.local(I32), bp = f.local(I32);
+  const cp = f.local(I32), k = f.local(I32), first = f.local(I32);
+  const acc: number[][] = [];
+  for (let r = 0; r < s.MR; r++) acc.push(Array.from({ length: NV }, () => f.local(V128)));
+  const bv = Array.from({ length: NV }, () => f.local(V128));
+  const av = f.local(V128);
+  const splat = () => (dt === 'f32' ? f.v128_load32_splat(0) : f.v128_load64_splat(0));
+  const vmul = () => (dt === 'f32' ? f.f32x4_mul() : f.f64x2_mul());
+  const vadd = () => (dt === 'f32' ? f.f32x4_add() : f.f64x2_add());
+
+  // for (kc = 0; kc < K; kc += KC)
+  f.i32_const(0).set(kc);
+  f.block().loop();
+  {
+    f.get(kc).get(K).i32_ge_s().br_if(1);
+    // kl = min(KC, K - kc)
+    minInto(f, kl, () => f.i32_const(s.KC), () => f.get(K).get(kc).i32_sub());
+    f.get(kc).i32_eqz().set(first);
+    // for (blk = p0; blk < p1; blk += PB)
+    f.get(p0).set(blk);
+    f.block().loop();
+    {
+      f.get(blk).get(p1).i32_ge_s().br_if(1);
+      minInto(f, pe, () => f.get(p1), () => f.get(blk).i32_const(s.PB).i32_add());
+      // for (q = q0; q < q1; q++)
+      f.get(q0).set(q);
+      f.block().loop();
+      {
+        f.get(q).get(q1).i32_ge_s().br_if(1);
+        // bq = pb + (q*K + kc) * NR * E
+        f.get(pb).get(q).get(K).i32_mul().get(kc).i32_add().i32_const(s.NR * E).i32_mul().i32_add().set(bq);
+        // for (p = blk; p < pe; p++)
+        f.get(blk).set(p);
+        f.block().loop();
+        {
+          f.get(p).get(pe).i32_ge_s().br_if(1);
+          f.get(pa).get(p).get(K).i32_mul().get(kc).i32_add().i32_const(s.MR * E).i32_mul().i32_add().set(ap);
+          f.get(bq).set(bp);
+          // cp = c + p*MR*ldc + q*NR*E
+          f.get(c).get(p).i32_const(s.MR).i32_mul().get(ldc).i32_mul().i32_add().get(q).i32_const(s.NR * E).i32_mul().i32_add().set(cp);
+          // accumulators: 0 on the first K block, else the running sums from C
+          f.get(first).if_();
+          {
+            for (let r = 0; r < s.MR; r++) for (let v = 0; v < NV; v++) f.f64_const(0).f64x2_splat().set(acc[r][v]);
+          }
+          f.else_();
+          {
+            for (let r = 0; r < s.MR; r++) {
+              for (let v = 0; v < NV; v++) {
+                f.get(cp);
+                if (r > 0) f.get(ldc).i32_const(r).i32_mul().i32_add();
+                f.v128_load(v * 16).set(acc[r][v]);
+              }
+            }
+          }
+          f.end();
+          // micro-kernel: for (k = kl; k > 0; k--), unrolled U times
+          const step = () => {
+            for (let v = 0; v < NV; v++) f.get(bp).v128_load(v * 16).set(bv[v]);
+            for (let r = 0; r < s.MR; r++) {
+              f.get(ap);
+              if (dt === 'f32') f.v128_load32_splat(r * E);
+              else f.v128_load64_splat(r * E);
+              f.set(av);
+              for (let v = 0; v < NV; v++) {
+                f.get(acc[r][v]).get(av).get(bv[v]);
+                vmul();
+                vadd();
+                f.set(acc[r][v]);
+              }
+            }
+            f.get(ap).i32_const(s.MR * E).i32_add().set(ap);
+            f.get(bp).i32_const(s.NR * E).i32_add().set(bp);
+          };
+          const U = s.U ?? 1;
+          f.get(kl).set(k);
+          if (U > 1) {
+            f.block().loop();
+            {
+              f.get(k).i32_const(U).i32_lt_s().br_if(1);
+              for (let u = 0; u < U; u++) step();
+              f.get(k).i32_const(U).i32_sub().set(k);
+              f.br(0);
+            }
+            f.end().end();
+          }
+          f.block().loop();
+          {
+            f.get(k).i32_eqz().br_if(1);
+            step();
+            f.get(k).i32_const(1).i32_sub().set(k);
+            f.br(0);
+          }
+          f.end().end();
+          void splat;
+          for (let r = 0; r < s.MR; r++) {
+            for (let v = 0; v < NV; v++) {
+              f.get(cp);
+              if (r > 0) f.get(ldc).i32_const(r).i32_mul().i32_add();
+              f.get(acc[r][v]).v128_store(v * 16);
+            }
+          }
+          f.get(p).i32_const(1).i32_add().set(p);
+          f.br(0);
+        }
+        f.end().end();
+        f.get(q).i32_const(1).i32_add().set(q);
+        f.br(0);
+      }
+      f.end().end();
+      f.get(blk).i32_const(s.PB).i32_add().set(blk);
+      f.br(0);
+    }
+    f.end().end();
+    f.get(kc).i32_const(s.KC).i32_add().set(kc);
+    f.br(0);
+  }
+  f.end().end();
+}
+
+/**
+ * `pack_<dt>_<W>(src, rows, K, si, sk, dst, p0, p1)`: panels p ∈ [p0, p1) of width W of the
+ * logical rows × K matrix whose element (i, k) is at byte address `src + i·si + k·sk`, into dst
+ * (panel p at dst + p·K·W·es, k-major: (k, r) at + (k·W + r)·es), zero past `rows`.
+ */
+export function emitPack(mb: ModuleBuilder, dt: DT, W: number): void {
+  const E = es(dt);
+  const T = dt === 'f32' ? F32 : F64;
+  const f = mb.fn(`pack_${dt}_${W}`, [I32, I32, I32, I32, I32, I32, I32, I32]);
+  const [src, rows, K, si, sk, dst, p0, p1] = [0, 1, 2, 3, 4, 5, 6, 7];
+  const p = f.local(I32), i0 = f.local(I32), s = f.local(I32), d = f.local(I32), k = f.local(I32), r = f.local(I32);
+  const vec = W % (16 / E) === 0;
+  const load = () => (dt === 'f32' ? f.f32_load(0) : f.f64_load(0));
+  const store = () => (dt === 'f32' ? f.f32_store(0) : f.f64_store(0));
+  void T;
+  f.get(p0).set(p);
+  f.block().loop();
+  {
+    f.get(p).get(p1).i32_ge_s().br_if(1);
+    f.get(p).i32_const(W).i32_mul().set(i0);
+    // d = dst + p*K*W*E ; s = src + i0*si
+    f.get(dst).get(p).get(K).i32_mul().i32_const(W * E).i32_mul().i32_add().set(d);
+    f.get(src).get(i0).get(si).i32_mul().i32_add().set(s);
+    f.get(i0).i32_const(W).i32_add().get(rows).i32_le_s();
+    f.if_();
+    {
+      // full panel
+      if (vec) {
+        // contiguous rows of the panel (si == E): vector copies
+        f.get(si).i32_const(E).i32_eq();
+        f.if_();
+        {
+          f.get(K).set(k);
+          f.block().loop();
+          f.get(k).i32_eqz().br_if(1);
+          for (let v = 0; v < (W * E) / 16; v++) f.get(d).get(s).v128_load(v * 16).v128_store(v * 16);
+          f.get(d).i32_const(W * E).i32_add().set(d);
+          f.get(s).get(sk).i32_add().set(s);
+          f.get(k).i32_const(1).i32_sub().set(k);
+          f.br(0);
+          f.end().end();
+          f.get(p).i32_const(1).i32_add().set(p);
+          f.br(2); // continue the panel loop
+        }
+        f.end();
+      }
+      f.get(K).set(k);
+      f.block().loop();
+      {
+        f.get(k).i32_eqz().br_if(1);
+        for (let rr = 0; rr < W; rr++) {
+          f.get(d);
+          f.get(s);
+          if (rr > 0) f.get(si).i32_const(rr).i32_mul().i32_add();
+          load();
+          if (dt === 'f32') f.f32_store(rr * E);
+          else f.f64_store(rr * E);
+        }
+        f.get(d).i32_const(W * E).i32_add().set(d);
+        f.get(s).get(sk).i32_add().set(s);
+        f.get(k).i32_const(1).i32_sub().set(k);
+        f.br(0);
+      }
+      f.end().end();
+    }
+    f.else_();
+    {
+      // last, partial panel: element by element, zero past rows
+      f.get(K).set(k);
+      f.block().loop();
+      {
+        f.get(k).i32_eqz().br_if(1);
+        f.i32_const(0).set(r);
+        f.block().loop();
+        {
+          f.get(r).i32_const(W).i32_ge_s().br_if(1);
+          f.get(d).get(r).i32_const(E).i32_mul().i32_add();
+          // value = (i0 + r < rows) ? src[s + r*si] : 0
+          if (dt === 'f32') f.f32_const(0);
+          else f.f64_const(0);
+          f.get(s).get(r).get(si).i32_mul().i32_add();
+          // guard the load: clamp the address to s when out of range (the value is discarded)
+          f.get(s);
+          f.get(i0).get(r).i32_add().get(rows).i32_lt_s();
+          f.select();
+          load();
+          f.get(i0).get(r).i32_add().get(rows).i32_ge_s();
+          f.select();
+          store();
+          f.get(r).i32_const(1).i32_add().set(r);
+          f.br(0);
+        }
+        f.end().end();
+        f.get(d).i32_const(W * E).i32_add().set(d);
+        f.get(s).get(sk).i32_add().set(s);
+        f.get(k).i32_const(1).i32_sub().set(k);
+        f.br(0);
+      }
+      f.end().end();
+    }
+    f.end();
+    f.get(p).i32_const(1).i32_add().set(p);
+    f.br(0);
+  }
+  f.end().end();
+}

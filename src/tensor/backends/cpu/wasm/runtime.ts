@@ -1,0 +1,252 @@
+/**
+ * The WebAssembly runtime of the CPU backend: one module (every SIMD kernel, emitted at start-up
+ * from TypeScript, see gemm.ts / elementwise.ts), one shared `WebAssembly.Memory`, and one
+ * {@link SyncPool} whose workers instantiate the same module over the same memory — operands are
+ * copied into the memory once and every thread works on them in place.
+ *
+ * Work is described by a parameter block (`pool.params`, float64 slots; slot 0 = op code) and
+ * split into tasks `0 … n-1`; {@link TASK_SRC} (the same source on every thread) turns a task
+ * index into calls of the module's exports. Which thread runs a task never changes what it
+ * writes, so every result is deterministic for a given thread count.
+ *
+ * Memory: a bump arena per kernel call ({@link Arena}); the memory grows on demand (it cannot
+ * shrink, so the peak of the largest call stays reserved).
+ */
+import { getNumThreads, onThreadCountChange, SyncPool, type PoolKernel } from '../pool.js';
+import { ModuleBuilder } from './builder.js';
+import { emitElementwise } from './elementwise.js';
+import { emitEma } from './ema.js';
+import { emitFftConv } from './fft.js';
+import { emitGemmMacro, emitPack, GEMM_SHAPES } from './gemm.js';
+
+const PAGE = 65536;
+/** 4 GiB: the wasm32 limit. */
+const MAX_PAGES = 65536;
+/** Bytes below the arena reserved for per-thread scratch. */
+const ARENA_BASE = 1 << 16;
+
+/** Op codes of the parameter block (slot 0). */
+export const OP_PACK = 1;
+export const OP_GEMM = 2;
+export const OP_MAP = 3;
+export const OP_FFT = 4;
+
+/**
+ * Task dispatcher: body of `function (Arr, extra, tid)` returning the thread's kernel object.
+ * Shared verbatim by the calling thread and the workers.
+ */
+export const TASK_SRC = `"use strict";
+const ex = new WebAssembly.Instance(extra.module, { env: { mem: extra.memory } }).exports;
+const PACK = [ex.pack_f32_${GEMM_SHAPES.f32.MR}, ex.pack_f32_${GEMM_SHAPES.f32.NR}, ex.pack_f64_${GEMM_SHAPES.f64.MR}, ex.pack_f64_${GEMM_SHAPES.f64.NR}];
+const GEMM = [ex.gemm_f32, ex.gemm_f64];
+const MAP = extra.mapNames.map((n) => ex[n]);
+const FFT = [ex.fftconv_f32, ex.fftconv_f64];
+function packSet(P, o, t) {
+  // o: first slot of the set: fn, src, srcStride, rows, K, si, sk, dst, dstStride, panels, ppt, chunks
+  const chunks = P[o + 11];
+  const mat = Math.floor(t / chunks), ch = t - mat * chunks;
+  const ppt = P[o + 10], panels = P[o + 9];
+  const p0 = ch * ppt, p1 = Math.min(panels, p0 + ppt);
+  PACK[P[o]](P[o + 1] + mat * P[o + 2], P[o + 3], P[o + 4], P[o + 5], P[o + 6], P[o + 7] + mat * P[o + 8], p0, p1);
+}
+function gemmTask(P, t) {
+  const mch = P[14], nch = P[15], per = mch * nch;
+  const g = Math.floor(t / per), rest = t - g * per;
+  const mi = Math.floor(rest / nch), ni = rest - mi * nch;
+  const p0 = mi * P[16], p1 = Math.min(p0 + P[16], P[10]);
+  const q0 = ni * P[17], q1 = Math.min(q0 + P[17], P[11]);
+  const b0 = g * P[13], b1 = Math.min(b0 + P[13], P[12]);
+  const fn = GEMM[P[1]];
+  for (let b = b0; b < b1; b++) fn(P[2] + b * P[3], P[4] + b * P[5], P[6] + b * P[7], P[8], P[9], p0, p1, q0, q1);
+}
+function mapTask(P, t) {
+  // P[1] fn, P[2] n (elements), P[3] per-task elements, P[4..] byte addresses / scalars
+  const s = t * P[3], e = Math.min(P[2], s + P[3]);
+  MAP[P[1]](s, e, P[4], P[5], P[6], P[7], P[8], P[9]);
+}
+function runTask(P, t) {
+  switch (P[0]) {
+    case ${OP_PACK}: if (t < P[1]) packSet(P, 2, t); else packSet(P, 14, t - P[1]); break;
+    case ${OP_GEMM}: gemmTask(P, t); break;
+    case ${OP_MAP}: mapTask(P, t); break;
+    case ${OP_FFT}: FFT[P[1]](P[2], t, tid); break;
+    default: throw new Error('wasm pool: unknown op ' + P[0]);
+  }
+}
+return { setBuffer() {}, runTask, ex };
+`;
+
+/** The calling thread's kernel object (also gives direct access to the exports). */
+export interface WasmKernel extends PoolKernel {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  readonly ex: Record<string, (...args: number[]) => any>;
+}
+
+/** Everything the wasm kernels share. */
+export interface WasmRuntime {
+  readonly module: WebAssembly.Module;
+  readonly memory: WebAssembly.Memory;
+  readonly main: WasmKernel;
+  /** Index of each elementwise map function (see elementwise.ts) in the dispatcher's MAP table. */
+  readonly mapIndex: ReadonlyMap<string, number>;
+  readonly mapNames: string[];
+}
+
+/**
+ * Test switch: `force` sends every size through the SIMD kernels and splits every job into
+ * tasks on the pool (so small test cases exercise the wasm and threaded paths). Env
+ * `MEGA_SIMD=force` sets it at start-up.
+ */
+export const simdTuning = { force: (process.env.MEGA_SIMD ?? '').toLowerCase() === 'force' };
+
+let runtime: WasmRuntime | null | undefined;
+let failure: string | undefined;
+let simdWanted = !['0', 'false', 'off', 'no'].includes((process.env.MEGA_SIMD ?? '').toLowerCase());
+
+/** Builds the module bytes (exported for tests and tools). */
+export function buildModuleBytes(): { bytes: Uint8Array<ArrayBuffer>; mapNames: string[] } {
+  const mb = new ModuleBuilder();
+  for (const dt of ['f32', 'f64'] as const) {
+    const s = GEMM_SHAPES[dt];
+    emitGemmMacro(mb, dt, s);
+    emitPack(mb, dt, s.MR);
+    if (s.NR !== s.MR) emitPack(mb, dt, s.NR);
+  }
+  const mapNames = [...emitElementwise(mb), ...emitEma(mb)];
+  emitFftConv(mb);
+  return { bytes: mb.bytes({ initial: 2, maximum: MAX_PAGES }), mapNames };
+}
+
+function create(): WasmRuntime | null {
+  try {
+    const { bytes, mapNames } = buildModuleBytes();
+    const module = new WebAssembly.Module(bytes);
+    const memory = new WebAssembly.Memory({ initial: 2, maximum: MAX_PAGES, shared: true });
+    const extra = { module, memory, mapNames };
+    const main = new Function('Arr', 'extra', 'tid', TASK_SRC)(null, extra, 0) as WasmKernel;
+    return { module, memory, main, mapNames, mapIndex: new Map(mapNames.map((n, i) => [n, i])) };
+  } catch (e) {
+    failure = (e as Error).message;
+    return null;
+  }
+}
+
+/** The runtime, or null when WebAssembly SIMD / shared memory is unavailable or disabled. */
+export function wasmRuntime(): WasmRuntime | null {
+  if (!simdWanted) return null;
+  if (runtime === undefined) runtime = create();
+  return runtime;
+}
+
+/** Whether the SIMD kernels are in use (and why not, when they are not). */
+export function simdStatus(): { enabled: boolean; reason?: string } {
+  if (!simdWanted) return { enabled: false, reason: 'disabled (MEGA_SIMD=0 or setSimd(false))' };
+  const rt = wasmRuntime();
+  return rt ? { enabled: true } : { enabled: false, reason: failure ?? 'unavailable' };
+}
+
+/**
+ * Switch the WebAssembly SIMD kernels on or off (off = the plain TypeScript reference kernels);
+ * for tests and benchmarks. Env `MEGA_SIMD=0` sets the default to off.
+ */
+export function setSimd(enabled: boolean): void {
+  simdWanted = enabled;
+}
+
+let pool: SyncPool | undefined;
+onThreadCountChange(() => {
+  pool?.close();
+  pool = undefined;
+});
+
+/** The wasm worker pool (getNumThreads() − 1 workers plus the calling thread). */
+export function wasmPool(rt: WasmRuntime): SyncPool {
+  pool ??= new SyncPool(getNumThreads() - 1, TASK_SRC, ['null'], [rt.main], { module: rt.module, memory: rt.memory, mapNames: rt.mapNames });
+  return pool;
+}
+
+/** Diagnostics: workers started and tasks run by workers in the wasm pool. */
+export function wasmThreadStats(): { workersReady: number; workerTasks: number } {
+  return pool?.stats() ?? { workersReady: 0, workerTasks: 0 };
+}
+
+/**
+ * Runs `numTasks` tasks of the job that `fill` describes in the parameter block — on the pool
+ * when `parallel` and there are several threads and tasks, else on the calling thread.
+ */
+export function runJob(rt: WasmRuntime, parallel: boolean, numTasks: number, fill: (P: Float64Array) => void): void {
+  if (parallel && getNumThreads() > 1 && numTasks > 1) {
+    const p = wasmPool(rt);
+    fill(p.params);
+    p.run(0, numTasks);
+  } else {
+    fill(scratchParams);
+    for (let t = 0; t < numTasks; t++) rt.main.runTask(scratchParams, t);
+  }
+}
+const scratchParams = new Float64Array(64);
+
+/**
+ * Bump allocator over the shared memory for one kernel call: `reset()`, then `alloc` byte
+ * ranges (64-byte aligned), `commit()` to grow the memory to cover them, then views.
+ */
+export class Arena {
+  private top = ARENA_BASE;
+  private f32v = new Float32Array(0);
+  private f64v = new Float64Array(0);
+  private u8v = new Uint8Array(0);
+
+  constructor(private readonly memory: WebAssembly.Memory) {}
+
+  reset(): void {
+    this.top = ARENA_BASE;
+  }
+
+  /** Reserves `bytes`; returns the byte address. */
+  alloc(bytes: number): number {
+    const at = this.top;
+    this.top = at + Math.ceil(bytes / 64) * 64;
+    return at;
+  }
+
+  /** Grows the memory to cover everything allocated; throws past 4 GiB. */
+  commit(): void {
+    const need = this.top;
+    const have = this.memory.buffer.byteLength;
+    if (need > have) {
+      const pages = Math.ceil((need - have) / PAGE);
+      if (have / PAGE + pages > MAX_PAGES) throw new RangeError(`wasm kernels: ${need} bytes exceed the 4 GiB WebAssembly memory`);
+      // grow with headroom (fewer regrowths), within the limit
+      const extra = Math.min(MAX_PAGES - have / PAGE - pages, Math.ceil(pages / 4));
+      this.memory.grow(pages + extra);
+    }
+  }
+
+  private refresh(): void {
+    const buf = this.memory.buffer;
+    if (this.u8v.byteLength !== buf.byteLength) {
+      this.f32v = new Float32Array(buf);
+      this.f64v = new Float64Array(buf);
+      this.u8v = new Uint8Array(buf);
+    }
+  }
+  get f32(): Float32Array {
+    this.refresh();
+    return this.f32v;
+  }
+  get f64(): Float64Array {
+    this.refresh();
+    return this.f64v;
+  }
+  get u8(): Uint8Array {
+    this.refresh();
+    return this.u8v;
+  }
+}
+
+let arena: Arena | undefined;
+/** The process-wide arena over the runtime's memory. */
+export function wasmArena(rt: WasmRuntime): Arena {
+  arena ??= new Arena(rt.memory);
+  return arena;
+}

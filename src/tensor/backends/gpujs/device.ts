@@ -1,0 +1,337 @@
+/**
+ * The gpu.js device as the main thread sees it: a worker thread that owns gpu.js (see
+ * worker.ts), device buffers named by integer ids, and a synchronous facade over it.
+ *
+ * - Launches, uploads and frees are posted in order and never wait; only `read` (values asked
+ *   for on the host), `init` and `stats` block, in `Atomics.wait`, until the worker answers.
+ * - `GpuData` is the `DeviceData` of a device tensor: `read()` reads back once and caches.
+ * - Memory is released deterministically with `dispose(x)` and `tidy(fn)` (TF.js's habit: every
+ *   device buffer made inside `fn` is freed when it returns, except those reachable from its
+ *   result or marked with `keep`); a FinalizationRegistry frees buffers of tensors that were
+ *   garbage-collected without either, as a safety net only.
+ */
+import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
+import { receiveMessageOnPort, MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
+import { allocate, type DType, type Storage } from '../../dtype.js';
+import { TensorError } from '../../errors.js';
+import { DeviceData, Tensor } from '../../tensor.js';
+import { workerMain } from './worker.js';
+
+/** The gpu.js mode to use: WebGPU (Dawn), headless-gl (needs an X display), or the first that works. */
+export type GpuMode = 'webgpu' | 'headlessgl' | 'auto';
+
+/** Options of {@link GpuDevice.open}. */
+export interface GpuOptions {
+  mode?: GpuMode;
+  /** Index into Dawn's adapter list (multi-GPU hosts); default: Dawn's first adapter. */
+  adapterIndex?: number | null;
+  /** Extra Dawn flags (`key=value`, e.g. `backend=vulkan`). */
+  dawnFlags?: string[];
+  /** How long to wait for the device to start, ms (default 120 000). */
+  timeoutMs?: number;
+}
+
+/** What the worker reported at start-up. */
+export interface GpuInfo {
+  /** The gpu.js mode in use: `webgpu` or `headlessgl`. */
+  mode: string;
+  /** `kernel.kernel.constructor.name` of a probe kernel: the backend class really running. */
+  kernelClass: string;
+  adapter: { vendor?: string; architecture?: string; device?: string; description?: string };
+  /** Every adapter Dawn can see (backend, name), in its order. */
+  adapters: { backend: string; name: string }[];
+  limits: Record<string, number>;
+  /** Why other modes were not taken. */
+  notes: string[];
+}
+
+/** Counters of one device (since start or the last `resetCounters`). */
+export interface GpuCounters {
+  launches: number;
+  uploads: number;
+  uploadBytes: number;
+  readbacks: number;
+  readbackBytes: number;
+}
+
+/** Raised when the GPU backend cannot start or a device operation fails. */
+export class GpuError extends TensorError {
+  override name = 'GpuError';
+}
+
+/** A device buffer holding one tensor's elements (as f32 on the device). */
+export class GpuData extends DeviceData {
+  private host: Storage | null = null;
+  disposed = false;
+  constructor(readonly dev: GpuDevice, readonly id: number, readonly dtype: DType, readonly length: number) {
+    super();
+  }
+
+  read(): Storage {
+    if (this.host) return this.host;
+    if (this.disposed) throw new GpuError(`a gpujs tensor (buffer ${this.id}) was read after it was disposed`);
+    const f = this.dev.read(this.id, this.length);
+    let out: Storage;
+    if (this.dtype === 'f32') out = f;
+    else {
+      out = allocate(this.dtype, this.length);
+      for (let i = 0; i < f.length; i++) out[i] = f[i];
+    }
+    return (this.host = out);
+  }
+
+  /** Whether the values were already read back (then the host copy survives `dispose`). */
+  get hostCopy(): Storage | null {
+    return this.host;
+  }
+
+  /** Frees the device buffer (idempotent). */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.dev.free(this.id);
+  }
+}
+
+const require_ = createRequire(import.meta.url);
+
+/** The one gpu.js device of this process. */
+export class GpuDevice {
+  private static current: GpuDevice | null = null;
+  private readonly ctrl: Int32Array;
+  private readonly port: MessagePort;
+  private nextId = 1;
+  private pendingFree: number[] = [];
+  private readonly defined = new Set<string>();
+  /** Bytes of live buffers, as the main thread counts them. */
+  liveBytes = 0;
+  liveBuffers = 0;
+  readonly counters: GpuCounters = { launches: 0, uploads: 0, uploadBytes: 0, readbacks: 0, readbackBytes: 0 };
+  private readonly registry = new FinalizationRegistry<{ id: number; bytes: number }>(({ id, bytes }) => {
+    // safety net: a tensor was garbage-collected without dispose / tidy
+    this.free(id);
+    this.liveBytes -= bytes;
+    this.liveBuffers--;
+  });
+
+  private constructor(private readonly worker: Worker, ctrlBuf: SharedArrayBuffer, port: MessagePort, readonly info: GpuInfo) {
+    this.ctrl = new Int32Array(ctrlBuf);
+    this.port = port;
+  }
+
+  /** The device started by `open`, or null. */
+  static get(): GpuDevice | null {
+    return GpuDevice.current;
+  }
+
+  /** Starts the device thread (once per process) and waits for gpu.js to find a device. */
+  static open(opts: GpuOptions = {}): GpuDevice {
+    if (GpuDevice.current) return GpuDevice.current;
+    const ctrlBuf = new SharedArrayBuffer(4 * 4);
+    const ctrl = new Int32Array(ctrlBuf);
+    const { port1, port2 } = new MessageChannel();
+    let gpujsPath: string, webgpuUrl: string;
+    try {
+      gpujsPath = require_.resolve('gpu.js');
+      webgpuUrl = pathToFileURL(require_.resolve('webgpu')).href;
+    } catch (e) {
+      throw new GpuError(`the gpujs backend needs the npm packages gpu.js and webgpu: ${(e as Error).message}`);
+    }
+    const worker = new Worker(`globalThis.__megaImport = (u) => import(u);\n(${workerMain.toString()})()`, {
+      eval: true,
+      workerData: { ctrl: ctrlBuf, replyPort: port2, profile: process.env.MEGA_GPUJS_PROFILE === '1' },
+      transferList: [port2],
+      stdout: false,
+      stderr: false,
+    });
+    worker.unref();
+    const seq = Atomics.load(ctrl, 0);
+    worker.postMessage({ t: 'init', gpujsPath, webgpuUrl, mode: opts.mode ?? 'auto', adapterIndex: opts.adapterIndex ?? null, flags: opts.dawnFlags ?? [] });
+    const r = waitReply(ctrl, port1, seq, opts.timeoutMs ?? 120_000) as unknown as GpuInfo & { error?: string };
+    if (r.error) {
+      void worker.terminate();
+      port1.close();
+      throw new GpuError(`no GPU for the gpujs backend: ${r.error}`);
+    }
+    GpuDevice.current = new GpuDevice(worker, ctrlBuf, port1, r);
+    return GpuDevice.current;
+  }
+
+  /** Stops the device thread (frees everything); a later `open` starts a fresh one. */
+  static close(): void {
+    const d = GpuDevice.current;
+    if (!d) return;
+    GpuDevice.current = null;
+    void d.worker.terminate();
+    d.port.close();
+  }
+
+  private post(msg: unknown, transfer?: ArrayBuffer[]): void {
+    if (this.pendingFree.length) {
+      const ids = this.pendingFree;
+      this.pendingFree = [];
+      this.worker.postMessage({ t: 'free', ids });
+    }
+    this.worker.postMessage(msg, transfer);
+  }
+
+  private request(msg: unknown): Record<string, unknown> {
+    const seq = Atomics.load(this.ctrl, 0);
+    this.post(msg);
+    return waitReply(this.ctrl, this.port, seq, 600_000);
+  }
+
+  private newData(dtype: DType, n: number, bytes: number): GpuData {
+    const id = this.nextId++;
+    const d = new GpuData(this, id, dtype, n);
+    this.liveBytes += bytes;
+    this.liveBuffers++;
+    this.registry.register(d, { id, bytes }, d);
+    track(d);
+    return d;
+  }
+
+  /** Copies host values to a new device buffer. */
+  upload(data: Float32Array, dtype: DType): GpuData {
+    const d = this.newData(dtype, data.length, data.length * 4);
+    this.counters.uploads++;
+    this.counters.uploadBytes += data.byteLength;
+    this.post({ t: 'up', id: d.id, data }, data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && !(data.buffer instanceof SharedArrayBuffer) ? [data.buffer as ArrayBuffer] : undefined);
+    return d;
+  }
+
+  /**
+   * Launches gpu.js kernel `key` (source `src`, argument types `types`, defined on first use)
+   * over `output` (gpu.js order: [x, y, z]); returns the new output buffer.
+   */
+  run(key: string, src: () => string, types: Record<string, string>, output: number[], args: (number | GpuData)[], dtype: DType): GpuData {
+    const n = output.reduce((a, b) => a * b, 1);
+    const d = this.newData(dtype, n, n * 4);
+    const msg: Record<string, unknown> = { t: 'run', key, out: d.id, n, output, args: args.map((a) => (typeof a === 'number' ? a : { b: a.id })) };
+    if (!this.defined.has(key)) {
+      this.defined.add(key);
+      msg.src = src();
+      msg.types = types;
+    }
+    this.counters.launches++;
+    this.post(msg);
+    return d;
+  }
+
+  /** Reads a buffer back (blocks until the device has finished everything before it). */
+  read(id: number, n: number): Float32Array {
+    const r = this.request({ t: 'read', id, n });
+    if (!r.data) throw new GpuError(`gpujs read-back failed: ${String(r.error)}`);
+    if (r.error) throw new GpuError(`gpujs device error: ${String(r.error)}`);
+    this.counters.readbacks++;
+    this.counters.readbackBytes += n * 4;
+    return r.data as Float32Array;
+  }
+
+  /** Frees a buffer (batched into the next message). */
+  free(id: number): void {
+    this.pendingFree.push(id);
+  }
+
+  /** Bookkeeping for a freed GpuData. */
+  released(d: GpuData): void {
+    this.registry.unregister(d);
+    this.liveBytes -= d.length * 4;
+    this.liveBuffers--;
+  }
+
+  /** Live buffers and bytes as the worker counts them (waits for all pending work). */
+  stats(): { buffers: number; liveBytes: number; peakBytes: number; launches: number; kernels: number; kernelClass: string; error: string | null; profile: Record<string, [number, number]> | null } {
+    const r = this.request({ t: 'stats' }) as ReturnType<GpuDevice['stats']>;
+    return r;
+  }
+
+  resetCounters(): void {
+    for (const k of Object.keys(this.counters) as (keyof GpuCounters)[]) this.counters[k] = 0;
+  }
+}
+
+function waitReply(ctrl: Int32Array, port: MessagePort, seq: number, timeoutMs: number): Record<string, unknown> {
+  const deadline = Date.now() + timeoutMs;
+  while (Atomics.load(ctrl, 0) === seq) {
+    const left = deadline - Date.now();
+    if (left <= 0) throw new GpuError(`the gpujs device thread did not answer within ${timeoutMs} ms`);
+    Atomics.wait(ctrl, 0, seq, Math.min(left, 1000));
+  }
+  const m = receiveMessageOnPort(port);
+  if (!m) throw new GpuError('the gpujs device thread signalled but sent no answer');
+  return m.message as Record<string, unknown>;
+}
+
+// ---- scopes: deterministic release ------------------------------------------------------------
+
+const scopes: Set<GpuData>[] = [];
+const kept = new WeakSet<GpuData>();
+
+function track(d: GpuData): void {
+  if (scopes.length) scopes[scopes.length - 1].add(d);
+}
+
+/** Frees the device buffers of tensors (or arrays / objects of tensors). Idempotent. */
+export function dispose(x: unknown): void {
+  for (const d of collect(x)) release(d);
+}
+
+/** Frees one device buffer now (idempotent). */
+export function releaseData(d: GpuData): void {
+  release(d);
+}
+
+function release(d: GpuData): void {
+  if (d.disposed) return;
+  d.dispose();
+  d.dev.released(d);
+}
+
+/** Keeps `t`'s buffer alive past the enclosing `tidy` scopes (until `dispose`). */
+export function keep<T extends Tensor>(t: T): T {
+  if (t.device instanceof GpuData) {
+    kept.add(t.device);
+    for (const s of scopes) s.delete(t.device);
+  }
+  return t;
+}
+
+/**
+ * Runs `fn` and frees every device buffer created inside it, except those reachable from its
+ * result (tensors, and arrays / plain objects / Maps of them, including their `.grad`) or marked
+ * with `keep`. Those move to the enclosing scope. Nests.
+ */
+export function tidy<T>(fn: () => T): T {
+  const scope = new Set<GpuData>();
+  scopes.push(scope);
+  let result: T;
+  try {
+    result = fn();
+  } finally {
+    scopes.pop();
+  }
+  const survive = collect(result!);
+  const parent = scopes[scopes.length - 1];
+  for (const d of scope) {
+    if (survive.has(d) || kept.has(d)) parent?.add(d);
+    else release(d);
+  }
+  return result!;
+}
+
+/** The GpuData reachable from a value. */
+function collect(x: unknown, out = new Set<GpuData>(), seen = new Set<unknown>()): Set<GpuData> {
+  if (x === null || typeof x !== 'object' || seen.has(x)) return out;
+  seen.add(x);
+  if (x instanceof Tensor) {
+    if (x.device instanceof GpuData) out.add(x.device);
+    if (x.grad) collect(x.grad, out, seen);
+    return out;
+  }
+  if (Array.isArray(x)) for (const v of x) collect(v, out, seen);
+  else if (x instanceof Map) for (const v of x.values()) collect(v, out, seen);
+  else if (Object.getPrototypeOf(x) === Object.prototype) for (const v of Object.values(x)) collect(v, out, seen);
+  return out;
+}

@@ -1,0 +1,98 @@
+/**
+ * Backend selection: `cpu`, `gpujs` or `auto`, from the command line (`--backend`) or the
+ * environment (`MEGA_BACKEND`), and the GPU (adapter index) from `--gpu` / `MEGA_GPU`.
+ *
+ * - `gpujs`: WebGPU through Dawn when an adapter exists, else headless-gl when an X display
+ *   exists, else an explicit error (a GPU was asked for).
+ * - `auto`: the same, but without a GPU the CPU backend, with the reason reported.
+ */
+import { getBackend, setBackend } from '../../backend.js';
+import { TensorError } from '../../errors.js';
+import { GpuDevice, GpuError, type GpuInfo, type GpuMode, type GpuOptions } from './device.js';
+import { fallbacks } from './kernels.js';
+
+/** What the user may ask for. */
+export type BackendRequest = 'cpu' | 'gpujs' | 'auto';
+
+let options: GpuOptions = {};
+
+/** Device options used when the gpujs backend starts (from {@link selectBackend} or the environment). */
+export function startOptions(): GpuOptions {
+  return { ...envOptions(), ...options };
+}
+
+function envOptions(): GpuOptions {
+  const o: GpuOptions = {};
+  const g = process.env.MEGA_GPU;
+  if (g !== undefined && g !== '') o.adapterIndex = parseAdapter(g);
+  const m = process.env.MEGA_GPU_MODE;
+  if (m) o.mode = parseMode(m);
+  if (process.env.MEGA_DAWN_FLAGS) o.dawnFlags = process.env.MEGA_DAWN_FLAGS.split(',').filter(Boolean);
+  return o;
+}
+
+function parseAdapter(s: string): number {
+  const n = Number(s);
+  if (!Number.isInteger(n) || n < 0) throw new TensorError(`invalid GPU adapter index '${s}' (expected 0, 1, ...)`);
+  return n;
+}
+
+function parseMode(s: string): GpuMode {
+  if (s !== 'webgpu' && s !== 'headlessgl' && s !== 'auto') throw new TensorError(`invalid gpu.js mode '${s}' (webgpu | headlessgl | auto)`);
+  return s;
+}
+
+/** The result of a selection. */
+export interface Selection {
+  backend: 'cpu' | 'gpujs';
+  /** The gpu.js device (mode, kernel class, adapter) when gpujs is active. */
+  gpu?: GpuInfo;
+  /** Why `auto` chose the CPU. */
+  reason?: string;
+}
+
+/**
+ * Selects the backend (default: `MEGA_BACKEND`, else `cpu`). `gpu` is the adapter index (default
+ * `MEGA_GPU`, else Dawn's first adapter). Throws a GpuError when `gpujs` was asked for and no GPU
+ * mode works.
+ */
+export function selectBackend(request?: string, opts: { gpu?: number | string; mode?: GpuMode; dawnFlags?: string[] } = {}): Selection {
+  const req = (request ?? process.env.MEGA_BACKEND ?? 'cpu').toLowerCase();
+  if (req !== 'cpu' && req !== 'gpujs' && req !== 'auto') throw new TensorError(`unknown backend '${request}' (cpu | gpujs | auto)`);
+  options = {};
+  if (opts.gpu !== undefined) options.adapterIndex = typeof opts.gpu === 'number' ? opts.gpu : parseAdapter(opts.gpu);
+  if (opts.mode) options.mode = opts.mode;
+  if (opts.dawnFlags) options.dawnFlags = opts.dawnFlags;
+  if (req === 'cpu') {
+    setBackend('cpu');
+    return { backend: 'cpu' };
+  }
+  try {
+    setBackend('gpujs');
+  } catch (e) {
+    if (req === 'gpujs' || !(e instanceof GpuError)) throw e;
+    setBackend('cpu');
+    return { backend: 'cpu', reason: (e as Error).message };
+  }
+  return { backend: 'gpujs', gpu: GpuDevice.get()!.info };
+}
+
+/** A summary for `mega info` and logs: backend, gpu.js mode and class, adapter, fallbacks, memory. */
+export function backendInfo(): Record<string, unknown> {
+  const d = GpuDevice.get();
+  const out: Record<string, unknown> = { backend: getBackend() };
+  if (d) {
+    out.gpujs = {
+      mode: d.info.mode,
+      kernelClass: d.info.kernelClass,
+      adapter: d.info.adapter.description || d.info.adapter.device,
+      adapters: d.info.adapters.map((a) => `${a.backend}: ${a.name}`),
+      precision: 'f32',
+      fallbacks: fallbacks(),
+      liveBuffers: d.liveBuffers,
+      liveBytes: d.liveBytes,
+      counters: { ...d.counters },
+    };
+  }
+  return out;
+}

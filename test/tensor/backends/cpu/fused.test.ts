@@ -1,0 +1,111 @@
+/**
+ * Each fused kernel equals the composition of primitive kernels it replaces (values and
+ * gradients), in f64 and f32, and the differentiable op passes a finite-difference check.
+ */
+import { describe, expect, it } from 'vitest';
+import * as F from '../../../../src/autograd/index.js';
+import { emaKernel } from '../../../../src/autograd/ops/fused.js';
+import { gradcheck } from '../../../../src/autograd/gradcheck.js';
+import { arange } from '../../../../src/tensor/create.js';
+import type { FloatDType } from '../../../../src/tensor/dtype.js';
+import * as K from '../../../../src/tensor/kernels.js';
+import { simdTuning } from '../../../../src/tensor/backends/cpu/wasm/runtime.js';
+import { Generator, randNormal, randUniform } from '../../../../src/tensor/random.js';
+import type { Tensor } from '../../../../src/tensor/tensor.js';
+
+const gen = new Generator(7);
+
+function maxRel(a: Tensor, b: Tensor): number {
+  expect(a.shape).toEqual(b.shape);
+  const x = K.copy(a).storage, y = K.copy(b).storage;
+  let err = 0, mx = 0;
+  for (let i = 0; i < y.length; i++) {
+    err = Math.max(err, Math.abs(x[i] - y[i]));
+    mx = Math.max(mx, Math.abs(y[i]));
+  }
+  return err / mx;
+}
+
+/** The unfused composition: Σ_n coef[..., n, None] · exp(l · log q[..., n, None]). */
+function composed(coef: Tensor, q: Tensor, length: number): Tensor {
+  const l = F.reshape(arange(0, length, 1, coef.dtype), [1, 1, length]);
+  const vander = F.exp(F.mul(l, F.log(F.unsqueeze(q, -1))));
+  return F.sum(F.mul(F.unsqueeze(coef, -1), vander), 1);
+}
+
+describe('fused emaKernel', () => {
+  for (const dt of ['f64', 'f32'] as FloatDType[]) {
+    it(`equals the composition, values and gradients (${dt})`, () => {
+      const tol = dt === 'f64' ? 1e-13 : 1e-5;
+      // the small cases run the plain-TS loops, the large one the SIMD kernel (see fused.ts)
+      for (const [D, N, L] of [[6, 4, 37], [3, 16, 300], [8, 16, 1000]]) {
+        const coef = F.requiresGrad(randNormal([D, N], 0, 1, dt, gen));
+        const q = F.requiresGrad(randUniform([D, N], 0.3, 0.999, dt, gen));
+        const g = randNormal([D, L], 0, 1, dt, gen);
+        const a = emaKernel(coef, q, L);
+        F.backward(a, g);
+        const [gc, gq] = [coef.grad!, q.grad!];
+        coef.grad = q.grad = null;
+        const b = composed(coef, q, L);
+        F.backward(b, g);
+        expect(maxRel(a, b)).toBeLessThanOrEqual(tol);
+        expect(maxRel(gc, coef.grad!)).toBeLessThanOrEqual(tol);
+        expect(maxRel(gq, q.grad!)).toBeLessThanOrEqual(dt === 'f64' ? 1e-12 : 1e-4);
+      }
+    });
+  }
+
+  it('SIMD and plain-TS paths agree (forced SIMD on small sizes)', () => {
+    for (const dt of ['f64', 'f32'] as FloatDType[]) {
+      const coef = randNormal([5, 3], 0, 1, dt, gen), q = randUniform([5, 3], 0.3, 0.999, dt, gen);
+      const g = randNormal([5, 45], 0, 1, dt, gen);
+      const a = K.emaKernel(coef, q, 45), ga = K.emaKernelGrad(coef, q, g);
+      simdTuning.force = true;
+      try {
+        const b = K.emaKernel(coef, q, 45), gb = K.emaKernelGrad(coef, q, g);
+        expect(maxRel(b, a)).toBeLessThanOrEqual(dt === 'f64' ? 1e-14 : 1e-7);
+        expect(maxRel(gb, ga)).toBeLessThanOrEqual(dt === 'f64' ? 1e-14 : 1e-7);
+      } finally {
+        simdTuning.force = false;
+      }
+    }
+  });
+
+  it('passes a finite-difference gradient check (f64)', () => {
+    const coef = F.requiresGrad(randNormal([3, 2], 0, 1, 'f64', gen));
+    const q = F.requiresGrad(randUniform([3, 2], 0.4, 0.95, 'f64', gen));
+    const r = gradcheck((c, qq) => emaKernel(c, qq, 9), [coef, q]);
+    expect(r.ok, r.where).toBe(true);
+  });
+});
+
+describe('fused softmaxGrad', () => {
+  for (const dt of ['f64', 'f32'] as FloatDType[]) {
+    for (const log of [false, true]) {
+      it(`${log ? 'log-' : ''}softmax backward equals the composition (${dt})`, () => {
+        for (const shape of [[5, 7], [3, 40, 129]]) {
+          const x = randNormal(shape, 0, 2, dt, gen);
+          const y = K.softmaxLast(x, log);
+          const g = randNormal(shape, 0, 1, dt, gen);
+          const last = shape.length - 1;
+          const ref = log
+            ? K.binary(g, K.binary(K.unary(y, 'exp'), K.reduce(g, 'sum', [last], true), 'mul'), 'sub')
+            : (() => {
+                const gy = K.binary(g, y, 'mul');
+                return K.binary(gy, K.binary(y, K.reduce(gy, 'sum', [last], true), 'mul'), 'sub');
+              })();
+          const got = K.softmaxGrad(y, g, log);
+          // relative to the gradient's scale (the difference g − Σ cancels)
+          expect(maxRel(got, ref)).toBeLessThanOrEqual(dt === 'f64' ? 1e-13 : 1e-5);
+        }
+      });
+    }
+  }
+
+  it('F.softmax / F.logSoftmax gradients along a middle axis (f64 finite differences)', () => {
+    const x = F.requiresGrad(randNormal([3, 5, 4], 0, 1, 'f64', gen));
+    expect(gradcheck((t) => F.softmax(t, 1), [x]).ok).toBe(true);
+    expect(gradcheck((t) => F.logSoftmax(t, 1), [x]).ok).toBe(true);
+    expect(gradcheck((t) => F.softmax(F.transpose(t, 0, 2), -1), [x]).ok).toBe(true);
+  });
+});
