@@ -1,0 +1,130 @@
+/**
+ * Helpers of the distributed tests: the sources are transpiled once per test file (esbuild, no
+ * type check, one .js per .ts, so worker-thread files resolve as in `dist/`) into
+ * `node_modules/.cache/mega-dist-test/<id>/`, and real worker processes run from there.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import net from 'node:net';
+import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+function tsFiles(dir: string, out: string[] = []): string[] {
+  for (const name of readdirSync(dir)) {
+    const p = join(dir, name);
+    if (statSync(p).isDirectory()) tsFiles(p, out);
+    else if (name.endsWith('.ts') && !name.endsWith('.d.ts')) out.push(p);
+  }
+  return out;
+}
+
+/** A transpiled copy of `src/` and the test fixtures; `cleanup()` removes it. */
+export interface Built {
+  dir: string;
+  /** Path of a transpiled file, e.g. `js('test/dist/fixtures/ddp-worker.ts')`. */
+  js(tsPath: string): string;
+  cleanup(): void;
+}
+
+/** Transpile `src/**` and `test/dist/fixtures/**` (≈ 1 s). */
+export async function buildForChildren(): Promise<Built> {
+  const require = createRequire(import.meta.url);
+  const esbuild = require('esbuild') as typeof import('esbuild');
+  const dir = join(ROOT, 'node_modules', '.cache', 'mega-dist-test', `${process.pid}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`);
+  mkdirSync(dir, { recursive: true });
+  const entryPoints = [...tsFiles(join(ROOT, 'src')), ...tsFiles(join(ROOT, 'test', 'dist', 'fixtures'))];
+  await esbuild.build({ entryPoints, outdir: dir, outbase: ROOT, format: 'esm', platform: 'node', target: 'node20', bundle: false, logLevel: 'silent' });
+  writeFileSync(join(dir, 'package.json'), '{"type":"module"}\n');
+  return {
+    dir,
+    js: (p) => join(dir, relative(ROOT, join(ROOT, p)).replace(/\.ts$/, '.js')),
+    cleanup: () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
+/** A free loopback port. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const p = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(p));
+    });
+  });
+}
+
+/** Result of a finished process. */
+export interface Proc {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  /** Wall time from spawn to exit (ms). */
+  ms: number;
+}
+
+/** A running process whose output is collected. */
+export interface Running {
+  child: ChildProcess;
+  done: Promise<Proc>;
+}
+
+/** Spawn a process collecting its output (killed after `timeoutMs`, default 60 s). */
+export function run(cmd: string, args: readonly string[], opts: { env?: Record<string, string | undefined>; timeoutMs?: number; cwd?: string } = {}): Running {
+  const t0 = Date.now();
+  const env: Record<string, string | undefined> = { ...process.env, MEGA_THREADS: '1', ...(opts.env ?? {}) };
+  for (const k of Object.keys(env)) if (env[k] === undefined) delete env[k];
+  const child = spawn(cmd, args, { env: env as NodeJS.ProcessEnv, cwd: opts.cwd ?? ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '', stderr = '';
+  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 60000);
+  const done = new Promise<Proc>((resolve) => {
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr, ms: Date.now() - t0 });
+    });
+  });
+  return { child, done };
+}
+
+/** Environment variables of rank `rank` of a torchrun-style job. */
+export function torchrunEnv(rank: number, worldSize: number, port: number, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    RANK: String(rank), WORLD_SIZE: String(worldSize), LOCAL_RANK: String(rank), LOCAL_WORLD_SIZE: String(worldSize),
+    GROUP_RANK: '0', ROLE_RANK: String(rank), ROLE_WORLD_SIZE: String(worldSize), ROLE_NAME: 'default',
+    MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port),
+    TORCHELASTIC_RESTART_COUNT: '0', TORCHELASTIC_MAX_RESTARTS: '0', TORCHELASTIC_RUN_ID: 'none',
+    TORCHELASTIC_USE_AGENT_STORE: 'False', TORCHELASTIC_ERROR_FILE: '',
+    ...extra,
+  };
+}
+
+/** Whether a command exists on PATH. */
+export function have(cmd: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+}
+
+/** Whether this process may create network namespaces (root with iproute2). */
+export function canNetns(): boolean {
+  if (process.getuid?.() !== 0 || !have('ip')) return false;
+  const name = `megaprobe${process.pid}`;
+  const ok = spawnSync('ip', ['netns', 'add', name], { stdio: 'ignore' }).status === 0;
+  if (ok) spawnSync('ip', ['netns', 'del', name], { stdio: 'ignore' });
+  return ok;
+}
+
+/** Max |a − b| / max|b| over two equal-length number arrays. */
+export function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) return Infinity;
+  let num = 0, den = 0;
+  for (let i = 0; i < a.length; i++) {
+    num = Math.max(num, Math.abs(a[i] - b[i]));
+    den = Math.max(den, Math.abs(b[i]));
+  }
+  return den === 0 ? num : num / den;
+}
