@@ -8,7 +8,8 @@
  *   ListOps, global batch 256) with 1 and 2 workers (`--workers`), the CPU backend pinned to one
  *   thread per worker (MEGA_THREADS=1): the batch over the median update time after warm-up (from
  *   `metrics.jsonl`), best of 2 alternating rounds; the 2-worker row carries `ratio` = its
- *   speed-up over 1 worker.
+ *   speed-up over 1 worker. `cpu-ceiling` is the machine's own limit for it: the throughput of two
+ *   independent CPU-bound processes over one alone (2.0 on two idle cores).
  *
  * Ranks run this file with `--allreduce-child` (rank/world from torchrun-style variables).
  */
@@ -125,11 +126,44 @@ async function trainingThroughput(opts: BenchOptions): Promise<void> {
   }
 }
 
-/** The distributed benchmarks (registered in run.ts as `allreduce`). */
-export async function runAllreduceBench(opts: BenchOptions): Promise<void> {
-  note(`allreduce / dp-train: ${os.availableParallelism()} cores; loopback tcp; MEGA_THREADS=1 per worker`);
-  await allReduceBandwidth(opts);
-  await trainingThroughput(opts);
+/** A fixed amount of pure JS arithmetic (the ceiling probe's work unit); prints its ms. */
+function spin(): void {
+  const t = performance.now();
+  let x = 0;
+  for (let i = 0; i < 2e8; i++) x += Math.sqrt(i) * 1e-9;
+  process.stdout.write(`${JSON.stringify({ ms: performance.now() - t, x: x > 0 })}\n`);
 }
 
-if (process.argv[1] === fileURLToPath(import.meta.url) && process.argv[2] === '--allreduce-child') child(JSON.parse(process.argv[3]!) as number[]);
+/**
+ * The machine's own 2-process ceiling: throughput of two independent CPU-bound processes over
+ * one alone (2 on two idle cores). Data parallelism on 2 workers cannot scale beyond it.
+ */
+async function cpuCeiling(opts: BenchOptions): Promise<number | undefined> {
+  if (!selected(opts, caseId('dp-train', 'cpu-ceiling', 'f64', [2]))) return undefined;
+  const self = fileURLToPath(import.meta.url);
+  const once = async (): Promise<number> => {
+    const r = await runProc(process.execPath, [self, '--spin-child'], process.env);
+    return (JSON.parse(r.out) as { ms: number }).ms;
+  };
+  const alone = await once();
+  const pair = await Promise.all([once(), once()]);
+  const alone2 = await once();
+  const ratio = (2 * Math.min(alone, alone2)) / Math.max(...pair);
+  report({ bench: 'dp-train', impl: 'cpu-ceiling', dtype: 'f64', shape: [2], value: ratio, unit: 'x' });
+  return ratio;
+}
+
+/** The distributed benchmarks (registered in run.ts as `allreduce`). */
+export async function runAllreduceBench(opts: BenchOptions): Promise<void> {
+  const load = (): string => os.loadavg().map((l) => l.toFixed(2)).join(' ');
+  note(`allreduce / dp-train: ${os.availableParallelism()} cores, load average ${load()}; loopback tcp; MEGA_THREADS=1 per worker`);
+  await allReduceBandwidth(opts);
+  await cpuCeiling(opts);
+  await trainingThroughput(opts);
+  note(`allreduce / dp-train: done, load average ${load()} (other processes on the machine lower the 2-worker figures)`);
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  if (process.argv[2] === '--allreduce-child') child(JSON.parse(process.argv[3]!) as number[]);
+  else if (process.argv[2] === '--spin-child') spin();
+}

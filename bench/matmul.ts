@@ -1,17 +1,19 @@
 /**
  * Matmul benchmark: GFLOP/s (2·M·N·K / median time after warm-up) of square f32/f64 products
- * for mega-ts's CPU gemm, and — in the same run, f32 only — TF.js `tfjs-backend-cpu` and
- * `tfjs-backend-wasm` (loaded offline from the .wasm files in node_modules). mega-ts rows carry
- * `ratio` = mega-ts / TF.js, one row per TF.js baseline.
+ * for mega-ts's CPU gemm (`mega-ts-cpu`: the WebAssembly SIMD kernel on the worker pool), its
+ * plain-TypeScript reference kernel (`mega-ts-ts`, same thread count), and — in the same run, f32
+ * only — TF.js `tfjs-backend-cpu` and `tfjs-backend-wasm` (loaded offline from the .wasm files in
+ * node_modules). mega-ts-cpu rows carry `ratio` = mega-ts-cpu / baseline, one row per baseline.
  */
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { gemm, getNumThreads, type FloatArray } from '../src/tensor/backends/cpu/matmul.js';
+import { gemm, gemmReference, getNumThreads, simdStatus, type FloatArray } from '../src/tensor/backends/cpu/matmul.js';
 import { caseId, note, report, selected, type BenchOptions, type BenchResult } from './report.js';
 import { timeMedian } from './timing.js';
 
 const SIZES = [256, 512, 1024];
 const MEGA = 'mega-ts-cpu';
+const MEGA_TS = 'mega-ts-ts';
 const TF_CPU = 'tfjs-cpu';
 const TF_WASM = 'tfjs-wasm';
 
@@ -78,12 +80,12 @@ async function tfGflops(tf: TfLike, backend: string, n: number): Promise<number>
   return (2 * n ** 3) / (ms * 1e6);
 }
 
-/** GFLOP/s of mega-ts `gemm` for an n×n×n product. */
-function megaGflops(Arr: Float32ArrayConstructor | Float64ArrayConstructor, n: number): number {
+/** GFLOP/s of mega-ts `gemm` (or the plain-TS reference) for an n×n×n product. */
+function megaGflops(Arr: Float32ArrayConstructor | Float64ArrayConstructor, n: number, fn = gemm): number {
   const a = fill(new Arr(n * n), 1);
   const b = fill(new Arr(n * n), 2);
   const c = new Arr(n * n);
-  const ms = timeMedian(() => gemm(a, b, c, 1, n, n, n, false, false, 0, 0));
+  const ms = timeMedian(() => fn(a, b, c, 1, n, n, n, false, false, 0, 0));
   return (2 * n ** 3) / (ms * 1e6);
 }
 
@@ -94,11 +96,12 @@ export async function runMatmulBench(opts: BenchOptions): Promise<void> {
     ['f64', Float64Array],
   ];
   const id = (impl: string, dtype: string, n: number) => caseId('matmul', impl, dtype, [n, n, n]);
-  const any = dtypes.some(([dt]) => SIZES.some((n) => [MEGA, TF_CPU, TF_WASM].some((impl) => selected(opts, id(impl, dt, n)))));
+  const any = dtypes.some(([dt]) => SIZES.some((n) => [MEGA, MEGA_TS, TF_CPU, TF_WASM].some((impl) => selected(opts, id(impl, dt, n)))));
   if (!any) return;
   const wantTf = SIZES.some((n) => selected(opts, id(TF_CPU, 'f32', n)) || selected(opts, id(TF_WASM, 'f32', n)));
   const tfjs = wantTf ? await loadTf() : undefined;
-  note(`matmul: mega-ts gemm with ${getNumThreads()} thread(s) (MEGA_THREADS to change); TF.js wasm is single-threaded in Node`);
+  const simd = simdStatus();
+  note(`matmul: mega-ts gemm with ${getNumThreads()} thread(s) (--threads / MEGA_THREADS to change), SIMD ${simd.enabled ? 'on' : `off (${simd.reason})`}; mega-ts-ts = plain-TS reference gemm; TF.js wasm is single-threaded in Node`);
 
   for (const [dtype, Arr] of dtypes) {
     for (const n of SIZES) {
@@ -112,6 +115,11 @@ export async function runMatmulBench(opts: BenchOptions): Promise<void> {
           report(r);
           baselines.push(r);
         }
+      }
+      if (selected(opts, id(MEGA_TS, dtype, n))) {
+        const r = row(MEGA_TS, megaGflops(Arr, n, gemmReference));
+        report(r);
+        baselines.push(r);
       }
       if (!selected(opts, id(MEGA, dtype, n))) continue;
       const mega = row(MEGA, megaGflops(Arr, n));

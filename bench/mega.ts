@@ -5,7 +5,8 @@
  * and all parameters require gradients). Reports tokens/s = B·L / median time.
  *
  * - `mega/<impl>/f32/<L>x<B>x<C>` with C = −1 (full attention) and C = 128 (chunked), L 1024, B 4;
- *   impl `mega-ts-cpu` (the SIMD kernels), `mega-ts-cpu-sysmalloc` (same, glibc malloc defaults),
+ *   impl `mega-ts-cpu` (the SIMD kernels), `mega-ts-cpu-sysmalloc` (same, glibc malloc defaults,
+ *   compared with `pytorch-sysmalloc`),
  *   `mega-ts-ts` (plain-TS reference kernels, `MEGA_SIMD=0`), and `pytorch` (bench/torch_mega.py
  *   with Debian's python3-torch; with OpenBLAS when `MEGA_OPENBLAS_DIR` or the default scratch
  *   path holds it). mega-ts rows carry `ratio` = mega-ts / PyTorch tokens/s. Every measurement
@@ -66,7 +67,7 @@ function openblasDir(): string | undefined {
 }
 
 /** Runs the PyTorch baseline; returns tokens/s per case key `L,B,C`, or undefined (noted). */
-function torchBaseline(cases: [number, number, number][], threads: number): Map<string, number> | undefined {
+function torchBaseline(cases: [number, number, number][], threads: number, malloc: NodeJS.ProcessEnv): Map<string, number> | undefined {
   const py = process.env.MEGA_PYTHON ?? '/usr/bin/python3';
   const script = path.join(here, '..', '..', 'bench', 'torch_mega.py');
   const src = existsSync(script) ? script : path.join(here, 'torch_mega.py');
@@ -75,7 +76,7 @@ function torchBaseline(cases: [number, number, number][], threads: number): Map<
     return undefined;
   }
   const blas = openblasDir();
-  const env: NodeJS.ProcessEnv = { ...process.env, ...mallocEnv(), OMP_NUM_THREADS: String(threads), OPENBLAS_NUM_THREADS: String(threads) };
+  const env: NodeJS.ProcessEnv = { ...process.env, ...malloc, OMP_NUM_THREADS: String(threads), OPENBLAS_NUM_THREADS: String(threads) };
   if (blas) env.LD_LIBRARY_PATH = [blas, process.env.LD_LIBRARY_PATH].filter(Boolean).join(':');
   const arg = cases.map((c) => c.join(',')).join(';');
   const r = spawnSync(py, [src, '--cases', arg, '--threads', String(threads)], { env, encoding: 'utf8', timeout: 15 * 60_000 });
@@ -88,9 +89,8 @@ function torchBaseline(cases: [number, number, number][], threads: number): Map<
     if (!line.startsWith('{')) continue;
     const o = JSON.parse(line) as { L: number; B: number; C: number; tokens_per_s: number; blas: string };
     out.set(`${o.L},${o.B},${o.C}`, o.tokens_per_s);
-    if (o.blas) note(`pytorch: ${o.blas}`);
   }
-  if (!blas) note('pytorch ran WITHOUT OpenBLAS (reference BLAS, ~30x slower); see BACKENDS.md / MEGA_OPENBLAS_DIR');
+  note(blas ? `pytorch: ${py}, OpenBLAS from ${blas}, ${threads} thread(s)${Object.keys(malloc).length ? '' : ', system malloc'}` : 'pytorch ran WITHOUT OpenBLAS (reference BLAS, ~30x slower); see BACKENDS.md / MEGA_OPENBLAS_DIR');
   return out;
 }
 
@@ -140,24 +140,31 @@ export async function runMegaBench(opts: BenchOptions): Promise<void> {
     ['mega-ts-cpu-sysmalloc', {}],
     ['mega-ts-ts', { ...mallocEnv(), MEGA_SIMD: '0', MEGA_BENCH_MAX_MS: '3000' }],
   ];
-  const wantAny = headline.some(([l, b, c]) => [...IMPLS.map((i) => i[0]), 'pytorch'].some((i) => selected(opts, caseId('mega', i, 'f32', shape(l, b, c)))));
+  const wantAny = headline.some(([l, b, c]) => [...IMPLS.map((i) => i[0]), 'pytorch', 'pytorch-sysmalloc'].some((i) => selected(opts, caseId('mega', i, 'f32', shape(l, b, c)))));
   const threads = getNumThreads();
   if (wantAny) {
     note(`mega layer: D ${MEGA_CFG.D}, Z ${MEGA_CFG.Z}, H ${MEGA_CFG.H}, N ${MEGA_CFG.N}, bidirectional, softmax, scalenorm, f32, forward + backward, ${threads} thread(s); tokens/s = B·L / median step`);
     note(`mega: mega-ts-cpu = SIMD kernels, mega-ts-ts = plain-TS reference kernels, both ${mallocEnv().MALLOC_MMAP_THRESHOLD_ ? 'with MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_ set (as pytorch)' : 'with system malloc'}; -sysmalloc = system malloc defaults`);
     const torchCases = headline.filter(([l, b, c]) => selected(opts, caseId('mega', 'pytorch', 'f32', shape(l, b, c))));
-    const torch = torchCases.length > 0 ? torchBaseline(torchCases, threads) : undefined;
+    const torch = torchCases.length > 0 ? torchBaseline(torchCases, threads, mallocEnv()) : undefined;
+    const sysCases = headline.filter(([l, b, c]) => selected(opts, caseId('mega', 'pytorch-sysmalloc', 'f32', shape(l, b, c))));
+    const torchSys = sysCases.length > 0 ? torchBaseline(sysCases, threads, {}) : undefined;
     for (const [l, b, c] of headline) {
       const row = (impl: string, value: number): BenchResult => ({ bench: 'mega', impl, dtype: 'f32', shape: shape(l, b, c), value, unit: 'tokens/s' });
       const base = torch?.get(`${l},${b},${c}`);
       const baseRow = base !== undefined ? row('pytorch', base) : undefined;
       if (baseRow) report(baseRow);
+      const sys = torchSys?.get(`${l},${b},${c}`);
+      const sysRow = sys !== undefined ? row('pytorch-sysmalloc', sys) : undefined;
+      if (sysRow) report(sysRow);
       for (const [impl, env] of IMPLS) {
         if (!selected(opts, caseId('mega', impl, 'f32', shape(l, b, c)))) continue;
         const res = child(l, b, c, env);
         if (!res) continue;
         const r = row(impl, (l * b) / (res.ms / 1000));
-        report(baseRow ? { ...r, ratio: r.value / baseRow.value, baseline: 'pytorch' } : r);
+        // same malloc settings compared: tuned with pytorch, system defaults with pytorch-sysmalloc
+        const ref = impl.endsWith('-sysmalloc') ? sysRow : baseRow;
+        report(ref ? { ...r, ratio: r.value / ref.value, baseline: ref.impl } : r);
       }
     }
   }

@@ -5,6 +5,8 @@
  * Exit codes: 0 done, 2 bad input (one line on stderr, nothing written), 1 training diverged
  * (NaN/Inf; the last good checkpoint is kept).
  */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { ConfigError } from '../train/errors.js';
 import { formatDuration } from '../train/progress.js';
 import { parseFlags, readConfigFile, resolveTrainArgs, TRAIN_OPTIONS, trainHelp } from '../train/args.js';
@@ -37,6 +39,21 @@ export function summarize(r: TrainResult): string[] {
   return lines;
 }
 
+/**
+ * Save folder of the no-argument main job: `checkpoints`, or when that already holds a run,
+ * the first free `checkpoints/run-N`, so re-running the README command never overwrites (nor
+ * refuses to start).
+ */
+export function mainJobSaveDir(root = 'checkpoints'): string {
+  const taken = (d: string) => existsSync(join(d, 'checkpoint_last.safetensors')) || existsSync(join(d, 'checkpoint_last.state.safetensors'));
+  if (!taken(root)) return root;
+  let n = 2;
+  while (taken(join(root, `run-${n}`))) n++;
+  const dir = join(root, `run-${n}`);
+  process.stderr.write(`mega train: ${root}/ already holds a run; this one is saved in ${dir}/\n`);
+  return dir;
+}
+
 /** Runs `mega train`; returns the exit code. */
 export function trainCommand(argv: string[], out: (s: string) => void): number | Promise<number> {
   const { values, positionals } = parseFlags(argv, TRAIN_OPTIONS, 'train');
@@ -48,7 +65,8 @@ export function trainCommand(argv: string[], out: (s: string) => void): number |
     throw new ConfigError(`unexpected argument ${JSON.stringify(positionals[0])} (options are --name value; see mega train --help)`);
   }
   const cfg = typeof values.config === 'string' ? readConfigFile(values.config) : {};
-  const user = { ...cfg, ...values };
+  const user: Record<string, unknown> = { ...cfg, ...values };
+  if (argv.length === 0) user.save_dir = mainJobSaveDir();
   if (user.workers !== undefined) {
     // --workers N: this process only launches and supervises N workers (src/dist/launch.ts)
     const a = resolveTrainArgs(user);

@@ -1,6 +1,8 @@
 /**
  * Fused CPU kernels (see `FusedKernels` in backend.ts): the EMA kernel build and its VJP, and the
- * softmax backward. Plain TypeScript here (the softmax backward also has a SIMD path in simd.ts);
+ * softmax backward. Plain TypeScript here (the softmax backward also has a SIMD path in simd.ts;
+ * a wasm SIMD EMA build measured no faster than these loops, which are O(D·N·L) with one exp per
+ * 32 values);
  * each is tested equal to the composition of primitive kernels it replaces
  * (test/tensor/backends/cpu/fused.test.ts).
  */
@@ -8,9 +10,6 @@ import { allocate, type FloatStorage } from '../../dtype.js';
 import { DTypeError, ShapeError } from '../../errors.js';
 import { fromStorage, type Tensor } from '../../tensor.js';
 import { copyCpu } from './elementwise.js';
-import { runMap } from './simd.js';
-import { EMA_CUTOFF } from './wasm/ema.js';
-import { simdTuning, wasmArena, wasmRuntime } from './wasm/runtime.js';
 
 /** Contiguous storage of `t` from its first element. */
 function dense(t: Tensor): FloatStorage {
@@ -18,8 +17,16 @@ function dense(t: Tensor): FloatStorage {
   return c.storage.subarray(c.offset, c.offset + c.size) as FloatStorage;
 }
 
-/** Powers q^l are evaluated as exp(l0·ln q)·exp(j·ln q) with l = l0 + j, j < BLOCK (≤ 2 ulp from exp(l·ln q)). */
+/**
+ * Powers q^l are evaluated as exp(l0·ln q)·exp(j·ln q) with l = l0 + j, j < BLOCK (≤ 2 ulp from
+ * exp(l·ln q)): one exp per BLOCK values instead of one per value.
+ */
 const BLOCK = 32;
+/**
+ * Blocks whose first power is below exp(EMA_CUTOFF) ≈ 1e−280 (relative to coef) and all later
+ * ones are skipped: negligible, and their products would be subnormal numbers (~100× slower).
+ */
+const EMA_CUTOFF = -645;
 
 function checkCoefQ(coef: Tensor, q: Tensor, op: string): void {
   if (coef.dtype !== q.dtype || (coef.dtype !== 'f32' && coef.dtype !== 'f64')) throw new DTypeError(`${op}: expected two floating tensors of one dtype, got ${coef.dtype} and ${q.dtype}`);
@@ -28,36 +35,12 @@ function checkCoefQ(coef: Tensor, q: Tensor, op: string): void {
   }
 }
 
-/** Work (D·N·L) from which the SIMD path is used. */
-const SIMD_WORK = 1 << 15;
-
-/** float64 copies of coef and ln q in wasm memory, plus room for rows of Lp = ⌈L/32⌉·32. */
-function emaStage(coef: FloatStorage, qq: FloatStorage, D: number, N: number, rowsBytes: number, extraBytes: number) {
-  const rt = wasmRuntime()!;
-  const ar = wasmArena(rt);
-  ar.reset();
-  const pc = ar.alloc(D * N * 8), pl = ar.alloc(D * N * 8), pr = ar.alloc(rowsBytes), px = ar.alloc(extraBytes);
-  ar.commit();
-  const v = ar.f64;
-  v.set(coef, pc / 8);
-  for (let i = 0; i < D * N; i++) v[pl / 8 + i] = Math.log(qq[i]);
-  return { rt, v, pc, pl, pr, px };
-}
-
-/** CPU `emaKernel`: `k[d, l] = Σ_n coef[d, n]·exp(l·ln q[d, n])`, float64 inside (SIMD when available). */
+/** CPU `emaKernel`: `k[d, l] = Σ_n coef[d, n]·exp(l·ln q[d, n])`, float64 inside. */
 export function emaKernelCpu(coef: Tensor, q: Tensor, length: number): Tensor {
   checkCoefQ(coef, q, 'emaKernel');
   if (!Number.isInteger(length) || length < 0) throw new ShapeError(`emaKernel: invalid length ${length}`);
   const [D, N] = coef.shape;
   const c = dense(coef), qq = dense(q);
-  if (wasmRuntime() && length > 0 && (simdTuning.force || D * N * length >= SIMD_WORK)) {
-    const Lp = Math.ceil(length / BLOCK) * BLOCK;
-    const { rt, v, pc, pl, pr } = emaStage(c, qq, D, N, D * Lp * 8, 0);
-    runMap(rt, 'ema_fwd', D, D * N * Lp, [pc, pl, pr, Lp, N]);
-    const out = allocate(coef.dtype, D * length) as FloatStorage;
-    for (let d = 0; d < D; d++) out.set(v.subarray(pr / 8 + d * Lp, pr / 8 + d * Lp + length), d * length);
-    return fromStorage(out, [D, length]);
-  }
   const out = allocate(coef.dtype, D * length) as FloatStorage;
   const acc = new Float64Array(length);
   const pw = new Float64Array(BLOCK);
@@ -67,7 +50,7 @@ export function emaKernelCpu(coef: Tensor, q: Tensor, length: number): Tensor {
       const cn = c[d * N + n], lq = Math.log(qq[d * N + n]);
       for (let j = 0; j < BLOCK; j++) pw[j] = Math.exp(j * lq);
       for (let l0 = 0; l0 < length; l0 += BLOCK) {
-        if (l0 * lq < EMA_CUTOFF) break; // negligible (< 1e-280) from here on, as in the SIMD kernel
+        if (l0 * lq < EMA_CUTOFF) break; // negligible (< 1e-280) from here on
         const base = cn * Math.exp(l0 * lq);
         const m = Math.min(BLOCK, length - l0);
         for (let j = 0; j < m; j++) acc[l0 + j] += base * pw[j];
@@ -86,18 +69,6 @@ export function emaKernelGradCpu(coef: Tensor, q: Tensor, g: Tensor): Tensor {
   const L = g.shape[1];
   const c = dense(coef), qq = dense(q), gg = dense(g);
   const out = allocate(coef.dtype, 2 * D * N) as FloatStorage;
-  if (wasmRuntime() && L > 0 && (simdTuning.force || D * N * L >= SIMD_WORK)) {
-    const Lp = Math.ceil(L / BLOCK) * BLOCK;
-    const { rt, v, pc, pl, pr, px } = emaStage(c, qq, D, N, D * Lp * 8, D * N * 16);
-    v.fill(0, pr / 8, pr / 8 + D * Lp);
-    for (let d = 0; d < D; d++) v.set(gg.subarray(d * L, (d + 1) * L), pr / 8 + d * Lp);
-    runMap(rt, 'ema_bwd', D, D * N * Lp, [pc, pl, pr, px, Lp, N]);
-    for (let i = 0; i < D * N; i++) {
-      out[i] = v[px / 8 + 2 * i];
-      out[D * N + i] = (c[i] * v[px / 8 + 2 * i + 1]) / qq[i];
-    }
-    return fromStorage(out, [2, D, N]);
-  }
   const pw = new Float64Array(BLOCK);
   for (let d = 0; d < D; d++) {
     const go = d * L;

@@ -20,8 +20,11 @@ import { OP_MAP, runJob, simdTuning, wasmArena, wasmRuntime, type WasmRuntime } 
 
 /** Smallest tensor (elements) worth the copy into wasm memory. */
 export const SIMD_MIN_SIZE = 2048;
-/** From this many elements of work on, a kernel runs on the pool. */
-const PARALLEL_SIZE = 1 << 16;
+/**
+ * From this many elements of work on, a kernel runs on the pool (below, waking a worker costs
+ * more than it saves: these kernels are mostly bound by the copies in and out of wasm memory).
+ */
+const PARALLEL_SIZE = 1 << 18;
 /** Smallest task, in elements of work. */
 const MIN_TASK = 1 << 14;
 
@@ -37,7 +40,7 @@ function isF(t: Tensor): boolean {
 }
 
 /** Runs map function `name` over work items [0, total) in tasks; `work` = elements touched. */
-export function runMap(rt: WasmRuntime, name: string, total: number, work: number, args: number[]): void {
+function runMap(rt: WasmRuntime, name: string, total: number, work: number, args: number[]): void {
   const idx = rt.mapIndex.get(name);
   if (idx === undefined) throw new Error(`wasm kernels: no map function ${name}`);
   const threads = getNumThreads();

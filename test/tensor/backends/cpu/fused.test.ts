@@ -9,7 +9,6 @@ import { gradcheck } from '../../../../src/autograd/gradcheck.js';
 import { arange } from '../../../../src/tensor/create.js';
 import type { FloatDType } from '../../../../src/tensor/dtype.js';
 import * as K from '../../../../src/tensor/kernels.js';
-import { simdTuning } from '../../../../src/tensor/backends/cpu/wasm/runtime.js';
 import { Generator, randNormal, randUniform } from '../../../../src/tensor/random.js';
 import type { Tensor } from '../../../../src/tensor/tensor.js';
 
@@ -37,7 +36,6 @@ describe('fused emaKernel', () => {
   for (const dt of ['f64', 'f32'] as FloatDType[]) {
     it(`equals the composition, values and gradients (${dt})`, () => {
       const tol = dt === 'f64' ? 1e-13 : 1e-5;
-      // the small cases run the plain-TS loops, the large one the SIMD kernel (see fused.ts)
       for (const [D, N, L] of [[6, 4, 37], [3, 16, 300], [8, 16, 1000]]) {
         const coef = F.requiresGrad(randNormal([D, N], 0, 1, dt, gen));
         const q = F.requiresGrad(randUniform([D, N], 0.3, 0.999, dt, gen));
@@ -54,22 +52,6 @@ describe('fused emaKernel', () => {
       }
     });
   }
-
-  it('SIMD and plain-TS paths agree (forced SIMD on small sizes)', () => {
-    for (const dt of ['f64', 'f32'] as FloatDType[]) {
-      const coef = randNormal([5, 3], 0, 1, dt, gen), q = randUniform([5, 3], 0.3, 0.999, dt, gen);
-      const g = randNormal([5, 45], 0, 1, dt, gen);
-      const a = K.emaKernel(coef, q, 45), ga = K.emaKernelGrad(coef, q, g);
-      simdTuning.force = true;
-      try {
-        const b = K.emaKernel(coef, q, 45), gb = K.emaKernelGrad(coef, q, g);
-        expect(maxRel(b, a)).toBeLessThanOrEqual(dt === 'f64' ? 1e-14 : 1e-7);
-        expect(maxRel(gb, ga)).toBeLessThanOrEqual(dt === 'f64' ? 1e-14 : 1e-7);
-      } finally {
-        simdTuning.force = false;
-      }
-    }
-  });
 
   it('passes a finite-difference gradient check (f64)', () => {
     const coef = F.requiresGrad(randNormal([3, 2], 0, 1, 'f64', gen));

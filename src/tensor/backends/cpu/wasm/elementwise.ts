@@ -142,12 +142,6 @@ function emitExp(v: V, L: ExpLocals): void {
   f.v128_bitselect();
 }
 
-/** float64 exp of the f64x2 on the stack (for other emitters); `emitExpF64.locals(f)` makes its scratch locals. */
-export function emitExpF64(f: Fn, L: ExpLocals): void {
-  emitExp(new V(f, 'f64'), L);
-}
-emitExpF64.locals = expLocals;
-
 /** Emits op(x) for the v128 on the stack. */
 function emitUnary(v: V, op: SimdUnary, L: ExpLocals, t: number): void {
   const f = v.f;
@@ -603,7 +597,6 @@ function emitSoftmax(mb: ModuleBuilder, dt: DT): string {
     f.br(0);
   }
   f.end().end();
-  void tail;
   return name;
 }
 

@@ -15,7 +15,6 @@
 import { getNumThreads, onThreadCountChange, SyncPool, type PoolKernel } from '../pool.js';
 import { ModuleBuilder } from './builder.js';
 import { emitElementwise } from './elementwise.js';
-import { emitEma } from './ema.js';
 import { emitFftConv } from './fft.js';
 import { emitGemmMacro, emitPack, GEMM_SHAPES } from './gemm.js';
 
@@ -112,7 +111,7 @@ export function buildModuleBytes(): { bytes: Uint8Array<ArrayBuffer>; mapNames: 
     emitPack(mb, dt, s.MR);
     if (s.NR !== s.MR) emitPack(mb, dt, s.NR);
   }
-  const mapNames = [...emitElementwise(mb), ...emitEma(mb)];
+  const mapNames = emitElementwise(mb);
   emitFftConv(mb);
   return { bytes: mb.bytes({ initial: 2, maximum: MAX_PAGES }), mapNames };
 }
