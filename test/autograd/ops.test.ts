@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import * as F from '../../src/autograd/index.js';
 import { tensor } from '../../src/tensor/create.js';
+import { Generator as G } from '../../src/tensor/random.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
 import { expectGrad, leaf } from './helpers.js';
 
@@ -113,5 +114,20 @@ describe('matmul, linear, embedding, gather, fftConv', () => {
     expectGrad((x, k) => F.fftConv(x, k, 0, 6), [leaf([2, 3, 6]), leaf([3, 6])]);
     expectGrad((x, k) => F.fftConv(x, k, 2, 5), [leaf([2, 5]), leaf([2, 5])]);
     expectGrad((x, k) => F.fftConv(T(x), k, 1, 4), [leaf([7, 3]), leaf([3, 2])]);
+  });
+});
+
+describe('dropout, contiguous, indexSelect', () => {
+  it('dropout: the same seeded mask every call, survivors scaled by 1/(1-p)', () => {
+    expectGrad((a) => F.dropout(a, 0.3, true, new G(7)), [leaf([4, 5])]);
+    const x = tensor([1, 1, 1, 1, 1, 1, 1, 1], [8], 'f64');
+    const y = F.dropout(x, 0.5, true, new G(3)).toArray();
+    expect(y.every((v) => v === 0 || v === 2)).toBe(true);
+    expect(F.dropout(x, 0.5, false, new G(3)).toArray()).toEqual(x.toArray());
+  });
+  it('contiguous and indexSelect on transposed inputs', () => {
+    expectGrad((a) => F.contiguous(T(a)), [leaf([3, 4])]);
+    const idx = tensor([2, 0, 2], [3], 'i32');
+    expectGrad((a) => F.indexSelect(T(a), 1, idx), [leaf([3, 4])]);
   });
 });
