@@ -12,6 +12,7 @@ import { runGpuBench } from './gpu.js';
 import { megaChild, runMegaBench } from './mega.js';
 import { runMatmulBench } from './matmul.js';
 import { runAllreduceBench } from './allreduce.js';
+import { runFftconvBench } from './fftconv.js';
 import { note, setReportFormat, type BenchOptions } from './report.js';
 import { setNumThreads } from '../src/tensor/backends/cpu/matmul.js';
 
@@ -21,7 +22,7 @@ const BENCHES: { name: string; run: (opts: BenchOptions) => Promise<void> }[] = 
   { name: 'allreduce', run: runAllreduceBench }, // also the dp-train cases (bench/allreduce.ts)
   { name: 'mega', run: runMegaBench },
   { name: 'gpu', run: runGpuBench },
-  // { name: 'fft', run: runFftBench },
+  { name: 'fftconv', run: runFftconvBench },
 ];
 
 function parseArgs(argv: string[]): BenchOptions {
