@@ -24,7 +24,6 @@ import * as F from '../src/autograd/index.js';
 import { MovingAverageGatedAttention } from '../src/mega/attention.js';
 import { getNumThreads } from '../src/tensor/backends/cpu/matmul.js';
 import { Generator, randNormal } from '../src/tensor/random.js';
-import type { Tensor } from '../src/tensor/tensor.js';
 import { caseId, note, report, selected, type BenchOptions, type BenchResult } from './report.js';
 import { timeMedian } from './timing.js';
 

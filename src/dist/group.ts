@@ -7,9 +7,9 @@
  * `allReduceAsync` starts an all-reduce and returns a handle to wait on, so gradient buckets can be
  * reduced while backward goes on. All ranks must issue the same collectives in the same order.
  */
-import type { ReduceOp } from './tcp-thread.js';
+import type { ReduceOp } from './tcp-protocol.js';
 
-export type { ReduceOp } from './tcp-thread.js';
+export type { ReduceOp } from './tcp-protocol.js';
 
 /** Typed arrays the collectives take. */
 export type CommArray = Float32Array | Float64Array | Int32Array;

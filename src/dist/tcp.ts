@@ -8,7 +8,7 @@
  * Failures the thread detects (a lost or silent rank, a timeout, a collective mismatch) surface as
  * a {@link DistError} from the next (or the current) collective.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
@@ -17,7 +17,7 @@ import { commDType, typedArray, type CommArray, type CommDType, type ProcessGrou
 import {
   C_ACK, C_ALIVE, C_DONE, C_STATE, CTRL_INTS, S_CLOSED, S_FAILED, S_INIT,
   type ReduceOp, type ThreadInit, type ThreadOp, type ThreadReply,
-} from './tcp-thread.js';
+} from './tcp-protocol.js';
 
 /** Options of {@link TcpGroup}. */
 export interface TcpGroupOptions {
@@ -35,16 +35,22 @@ export interface TcpGroupOptions {
   watchdog?: boolean;
 }
 
-/** How the worker thread is started: the compiled file, or (under vitest) the transpiled source. */
+/**
+ * How the worker thread is started: the compiled file, or (under vitest, from the TypeScript
+ * sources) the thread's modules bundled into one `data:` module — a `data:` module cannot import
+ * its siblings, only Node built-ins.
+ */
 function threadEntry(): URL {
   const js = new URL('./tcp-thread.js', import.meta.url);
   if (existsSync(fileURLToPath(js))) return js;
   const ts = new URL('./tcp-thread.ts', import.meta.url);
   if (existsSync(fileURLToPath(ts))) {
     const require = createRequire(import.meta.url);
-    const esbuild = require('esbuild') as { transformSync(code: string, o: Record<string, unknown>): { code: string } };
-    const { code } = esbuild.transformSync(readFileSync(fileURLToPath(ts), 'utf8'), { loader: 'ts', format: 'esm', target: 'node20' });
-    return new URL(`data:text/javascript,${encodeURIComponent(code)}`);
+    const esbuild = require('esbuild') as { buildSync(o: Record<string, unknown>): { outputFiles: { text: string }[] } };
+    const { outputFiles } = esbuild.buildSync({
+      entryPoints: [fileURLToPath(ts)], bundle: true, write: false, format: 'esm', platform: 'node', target: 'node20', logLevel: 'silent',
+    });
+    return new URL(`data:text/javascript,${encodeURIComponent(outputFiles[0].text)}`);
   }
   throw new DistConfigError(`tcp process group: ${fileURLToPath(js)} is missing (run npm run build)`);
 }

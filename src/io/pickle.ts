@@ -93,7 +93,6 @@ function orderedDictFrom(args: unknown[]): PyOrderedDict {
   return d;
 }
 
-const MARK = Symbol('pickle.MARK');
 const utf8 = new TextDecoder('utf-8');
 
 /**

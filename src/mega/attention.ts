@@ -2,7 +2,8 @@
  * `MovingAverageGatedAttention`, the Mega layer (spec §6, reference
  * `fairseq/modules/moving_average_gated_attention.py`): EMA → gated single-head attention
  * (softmax or element-wise laplace / relu2), optionally chunked, with incremental decoding.
- * Also the shared attention helpers (causal masks, chunk-length checks).
+ * Also what it shares with the cross attention (cross-attention.ts): the common options, the
+ * attention score formulas and the gated output, causal masks and chunk-length checks.
  */
 import * as F from '../autograd/index.js';
 import { makeDropout, Dropout, FeatureDropout, Linear } from '../nn/layers.js';
@@ -23,6 +24,60 @@ import { makeRelPosBias, type RelPosBias } from './relpos.js';
 
 /** Attention score functions of Mega (spec §2). */
 export type AttentionActivation = 'softmax' | 'laplace' | 'relu2';
+
+/** Options of both gated attention layers (the reference kwargs in camelCase). */
+export interface GatedAttentionOptions {
+  /** Model width `D`. */
+  embedDim: number;
+  /** Query/key width `Z`. */
+  zdim: number;
+  /** Dropout on attention weights (always standard dropout; default 0). */
+  attentionDropout?: number;
+  /** Dropout on the values (default 0). */
+  hiddenDropout?: number;
+  /** Layer activation (default silu). */
+  activation?: string;
+  /** Attention function (default softmax). */
+  attentionActivation?: AttentionActivation;
+  /** Norm type (default layernorm). */
+  normType?: NormType;
+  /** Pre-norm (default true) vs post-norm. */
+  prenorm?: boolean;
+  /** Affine norm parameters (default true). */
+  normAffine?: boolean;
+  /** Feature (channel) dropout instead of standard dropout (default false). */
+  featureDropout?: boolean;
+  /** Relative positional bias kind (default simple). */
+  relPosBias?: 'simple' | 'rotary';
+  /** Parameter dtype (default f32). */
+  dtype?: FloatDType;
+  /** Generator for the initialisation and dropout (default: the process-wide one). */
+  gen?: Generator;
+}
+
+/** `activation` if it is an attention function (spec §2), else a ConfigError naming `layer`. */
+export function checkAttentionActivation(layer: string, activation: AttentionActivation): AttentionActivation {
+  if (!['softmax', 'laplace', 'relu2'].includes(activation)) {
+    throw new ConfigError(`${layer}: unknown attention activation '${activation}' (expected softmax, laplace, relu2)`);
+  }
+  return activation;
+}
+
+/** Softmax attention scores before masking (spec §2): `(q · scaling) kᵀ + bias`. */
+export function softmaxScores(q: Tensor, kT: Tensor, scaling: number, bias: Tensor): Tensor {
+  return F.add(F.matmul(F.mul(q, scaling), kT), bias);
+}
+
+/** Element attention weights before masking (spec §2): laplace or relu2 of `q kᵀ / lengths + bias`. */
+export function elementWeights(activation: AttentionActivation, q: Tensor, kT: Tensor, lengths: Tensor | number, bias: Tensor): Tensor {
+  const qk = F.add(F.div(F.matmul(q, kT), lengths), bias);
+  return activation === 'laplace' ? F.laplace(qk) : F.relu2(qk);
+}
+
+/** The gated output of both layers: `x + u ⊙ (h − x)`, i.e. `u ⊙ h + (1 − u) ⊙ x`. */
+export function gatedResidual(x: Tensor, u: Tensor, h: Tensor): Tensor {
+  return F.add(x, F.mul(u, F.sub(h, x)));
+}
 
 /** Incremental record name of the attention cache (golden `state:<path>.attn_state.<key>`). */
 export const ATTN_STATE = 'attn_state';
@@ -81,47 +136,21 @@ function inverseMask(mask: Tensor, dtype: DType): Tensor {
 }
 
 /** Constructor options of `MovingAverageGatedAttention` (the reference kwargs in camelCase). */
-export interface MegaOptions {
-  /** Model width `D`. */
-  embedDim: number;
-  /** Shared query/key width `Z`. */
-  zdim: number;
+export interface MegaOptions extends GatedAttentionOptions {
   /** Value / reset-gate width `H`. */
   hdim: number;
   /** EMA expansion dimension `N` (default 2). */
   ndim?: number;
   /** Dropout on the EMA output and the layer output (default 0). */
   dropout?: number;
-  /** Dropout on attention weights (always standard dropout; default 0). */
-  attentionDropout?: number;
-  /** Dropout on the (chunked) values (default 0). */
-  hiddenDropout?: number;
-  /** Layer activation (default silu). */
-  activation?: string;
-  /** Attention function (default softmax). */
-  attentionActivation?: AttentionActivation;
   /** Bidirectional EMA (encoders; default false). */
   bidirectional?: boolean;
   /** Chunk size `C` (< 0: no chunking; default −1). */
   chunkSize?: number;
   /** EMA kernel truncation (null: none). */
   truncation?: number | null;
-  /** Norm type (default layernorm). */
-  normType?: NormType;
-  /** Pre-norm (default true) vs post-norm. */
-  prenorm?: boolean;
-  /** Affine norm parameters (default true). */
-  normAffine?: boolean;
-  /** Feature (channel) dropout instead of standard dropout (default false). */
-  featureDropout?: boolean;
-  /** Relative positional bias kind (default simple). */
-  relPosBias?: 'simple' | 'rotary';
   /** Bias size when not chunking (default 1024; `C` is used when `C > 0`). */
   maxPositions?: number;
-  /** Parameter dtype (default f32). */
-  dtype?: FloatDType;
-  /** Generator for the initialisation and dropout (default: the process-wide one). */
-  gen?: Generator;
 }
 
 /** Call options of `MovingAverageGatedAttention.forward`. */
@@ -175,10 +204,7 @@ export class MovingAverageGatedAttention extends Module {
     this.chunkSize = o.chunkSize ?? -1;
     if (this.chunkSize === 0 || !Number.isInteger(this.chunkSize)) throw new ConfigError(`MovingAverageGatedAttention: chunk_size must be a non-zero integer (negative = no chunking), got ${this.chunkSize}`);
     this.prenorm = o.prenorm ?? true;
-    this.attentionActivation = o.attentionActivation ?? 'softmax';
-    if (!['softmax', 'laplace', 'relu2'].includes(this.attentionActivation)) {
-      throw new ConfigError(`MovingAverageGatedAttention: unknown attention activation '${this.attentionActivation}' (expected softmax, laplace, relu2)`);
-    }
+    this.attentionActivation = checkAttentionActivation('MovingAverageGatedAttention', o.attentionActivation ?? 'softmax');
     this.scaling = 1 / Math.sqrt(Z);
     this.act = F.activation(o.activation ?? 'silu');
     const feature = o.featureDropout ?? false;
@@ -241,7 +267,7 @@ export class MovingAverageGatedAttention extends Module {
     const h = F.transpose(F.reshape(O, [B, L, H]), 0, 1); // L × B × H
     let hh = this.act(F.add(hx, this.h_proj.forward(F.mul(h, r)))); // L × B × D
     hh = this.dropout.forward(hh);
-    let out = F.add(residual, F.mul(u, F.sub(hh, residual)));
+    let out = gatedResidual(residual, u, hh);
     if (!this.prenorm) out = this.norm.forward(out);
     return { out, attnWeights: needWeights ? P : null };
   }
@@ -280,7 +306,7 @@ export class MovingAverageGatedAttention extends Module {
     }
     const kT = F.transpose(k, 2, 3); // B × K × Z × Ck
     if (this.attentionActivation === 'softmax') {
-      let qk = F.add(F.matmul(F.mul(q, this.scaling), kT), bias); // B × K × Cq × Ck
+      let qk = softmaxScores(q, kT, this.scaling, bias); // B × K × Cq × Ck
       if (attnMask) qk = F.add(qk, attnMask);
       if (mask) qk = F.maskedFill(qk, V.unsqueeze(dropFullyPadded(mask), 2), -Infinity);
       return F.softmax(qk, -1);
@@ -293,8 +319,7 @@ export class MovingAverageGatedAttention extends Module {
       lengths = V.unsqueeze(K.binary(K.reduce(inv, 'sum', [2], true), scalar(1, q.dtype), 'max'), 3); // B × K × 1 × 1
     }
     if (attnMask) lengths = K.reduce(attnMask, 'sum', [1], true); // Cq × 1
-    const qk = F.add(F.div(F.matmul(q, kT), lengths), bias);
-    let P = this.attentionActivation === 'laplace' ? F.laplace(qk) : F.relu2(qk);
+    let P = elementWeights(this.attentionActivation, q, kT, lengths, bias);
     if (inv) P = F.mul(P, V.unsqueeze(inv, 2));
     if (attnMask) P = F.mul(P, attnMask);
     return P;

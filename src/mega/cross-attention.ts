@@ -6,53 +6,28 @@
  */
 import * as F from '../autograd/index.js';
 import { Dropout, FeatureDropout, Linear, makeDropout } from '../nn/layers.js';
-import { ConfigError } from '../nn/errors.js';
 import { Module } from '../nn/module.js';
-import { SequenceNorm, type NormType } from '../nn/norm.js';
+import { SequenceNorm } from '../nn/norm.js';
 import { ShapeError } from '../tensor/errors.js';
 import * as K from '../tensor/kernels.js';
-import { defaultGenerator, type Generator } from '../tensor/random.js';
-import type { FloatDType } from '../tensor/dtype.js';
+import { defaultGenerator } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
 import * as V from '../tensor/view.js';
-import { ATTN_STATE, type AttentionActivation } from './attention.js';
+import {
+  ATTN_STATE, checkAttentionActivation, elementWeights, gatedResidual, softmaxScores,
+  type AttentionActivation, type GatedAttentionOptions,
+} from './attention.js';
 import type { IncrementalState } from './incremental.js';
 import { makeRelPosBias, type RelPosBias } from './relpos.js';
 
 /** Constructor options of `GatedCrossAttention` (reference kwargs in camelCase). */
-export interface GCAOptions {
-  /** Model width `D`. */
-  embedDim: number;
-  /** Query/key width `Z`. */
-  zdim: number;
+export interface GCAOptions extends GatedAttentionOptions {
   /** Accepted for parity with the reference; unused. */
   ndim?: number;
   /** Dropout on the output (default 0). */
   dropout?: number;
-  /** Dropout on attention weights (always standard; default 0). */
-  attentionDropout?: number;
-  /** Dropout on the values (default 0). */
-  hiddenDropout?: number;
-  /** Activation (default silu). */
-  activation?: string;
-  /** Attention function (default softmax). */
-  attentionActivation?: AttentionActivation;
-  /** Norm type (default layernorm). */
-  normType?: NormType;
-  /** Pre-norm (default true) vs post-norm. */
-  prenorm?: boolean;
-  /** Affine norm parameters (default true). */
-  normAffine?: boolean;
-  /** Feature (channel) dropout instead of standard dropout (default false). */
-  featureDropout?: boolean;
-  /** Relative positional bias kind (default simple). */
-  relPosBias?: 'simple' | 'rotary';
   /** Bias size `M` (default 1024; max of source and target positions in the NMT model). */
   maxPositions?: number;
-  /** Parameter dtype (default f32). */
-  dtype?: FloatDType;
-  /** Generator for initialisation and dropout. */
-  gen?: Generator;
 }
 
 /** Call options of `GatedCrossAttention.forward`. */
@@ -93,10 +68,7 @@ export class GatedCrossAttention extends Module {
     const gen = o.gen ?? defaultGenerator;
     const D = (this.embedDim = o.embedDim), Z = (this.zdim = o.zdim);
     this.prenorm = o.prenorm ?? true;
-    this.attentionActivation = o.attentionActivation ?? 'softmax';
-    if (!['softmax', 'laplace', 'relu2'].includes(this.attentionActivation)) {
-      throw new ConfigError(`GatedCrossAttention: unknown attention activation '${this.attentionActivation}' (expected softmax, laplace, relu2)`);
-    }
+    this.attentionActivation = checkAttentionActivation('GatedCrossAttention', o.attentionActivation ?? 'softmax');
     this.scaling = 1 / Math.sqrt(Z);
     this.act = F.activation(o.activation ?? 'silu');
     const feature = o.featureDropout ?? false;
@@ -163,7 +135,7 @@ export class GatedCrossAttention extends Module {
     const kT = F.transpose(k, 1, 2); // B × Z × L1
     let P: Tensor; // B × L2 × L1
     if (this.attentionActivation === 'softmax') {
-      let qk = F.add(F.matmul(F.mul(q, this.scaling), kT), bias);
+      let qk = softmaxScores(q, kT, this.scaling, bias);
       if (keyPaddingMask) qk = F.maskedFill(qk, V.unsqueeze(keyPaddingMask, 1), -Infinity);
       P = F.softmax(qk, -1);
     } else {
@@ -173,8 +145,7 @@ export class GatedCrossAttention extends Module {
         inv = V.unsqueeze(K.cast(K.unary(keyPaddingMask, 'not'), q.dtype), 1); // B × 1 × L1
         lengths = K.reduce(inv, 'sum', [2], true); // B × 1 × 1 (no clamp, as the reference)
       }
-      const qk = F.add(F.div(F.matmul(q, kT), lengths), bias);
-      P = this.attentionActivation === 'laplace' ? F.laplace(qk) : F.relu2(qk);
+      P = elementWeights(this.attentionActivation, q, kT, lengths, bias);
       if (inv) P = F.mul(P, inv);
     }
 
@@ -182,7 +153,7 @@ export class GatedCrossAttention extends Module {
     const h = F.transpose(F.matmul(this.attentionDropout.forward(P), vd), 0, 1); // L2 × B × D
     let hh = this.act(this.h_proj.forward(F.mul(h, r)));
     hh = this.dropout.forward(hh);
-    let out = F.add(query, F.mul(u, F.sub(hh, query)));
+    let out = gatedResidual(query, u, hh);
     if (!this.prenorm) out = this.norm.forward(out);
     return { out, attnWeights: needWeights ? P : null };
   }

@@ -1,8 +1,8 @@
 /** CPU kernel `matmul`: `[..., M, K] · [..., K, N]` with broadcast batch axes, on top of `gemm`. */
-import { allocate, isFloat, type FloatStorage } from '../../dtype.js';
-import { DTypeError, ShapeError } from '../../errors.js';
-import { broadcastShapes, sizeOf } from '../../shape.js';
+import { allocate, type FloatStorage } from '../../dtype.js';
+import { sizeOf } from '../../shape.js';
 import { fromStorage, Tensor } from '../../tensor.js';
+import { matmulShape } from '../checks.js';
 import { copyCpu } from './elementwise.js';
 import { gemmStrided, type StridedOperand } from './matmul.js';
 
@@ -41,11 +41,7 @@ function asOperand(t: Tensor, batch: readonly number[]): StridedOperand {
 
 /** CPU `matmul`. */
 export function matmulCpu(a: Tensor, b: Tensor): Tensor {
-  if (a.dtype !== b.dtype || !isFloat(a.dtype)) throw new DTypeError(`matmul: expected two floating tensors of one dtype, got ${a.dtype} and ${b.dtype}`);
-  if (a.ndim < 2 || b.ndim < 2) throw new ShapeError(`matmul: operands need at least 2 dimensions, got [${a.shape}] and [${b.shape}]`);
-  const M = a.shape[a.ndim - 2], K = a.shape[a.ndim - 1], K2 = b.shape[b.ndim - 2], N = b.shape[b.ndim - 1];
-  if (K !== K2) throw new ShapeError(`matmul: inner dimensions differ: [${a.shape}] · [${b.shape}] (${K} vs ${K2})`);
-  const batch = broadcastShapes(a.shape.slice(0, -2), b.shape.slice(0, -2), 'matmul');
+  const { batch, M, K, N } = matmulShape(a, b);
   const nb = sizeOf(batch);
   const out = allocate(a.dtype, nb * M * N) as FloatStorage;
   if (nb * M * N > 0) {

@@ -10,36 +10,14 @@
  * on its inputs, so results are deterministic for any thread count.
  */
 import { allocate, type FloatStorage } from '../../dtype.js';
-import { DTypeError, ShapeError } from '../../errors.js';
-import { broadcastShapes, contiguousStrides, sizeOf } from '../../shape.js';
+import { broadcastShapes, sizeOf } from '../../shape.js';
 import { fromStorage, type Tensor } from '../../tensor.js';
-import { nextPow2 } from './fftconv.js';
+import { checkFftConv } from '../checks.js';
+import { nextPow2, rowIndex } from './fftconv.js';
 import { getNumThreads } from './pool.js';
 import { stage } from './simd.js';
 import { FFT_CFG, FFT_CFG_BYTES } from './wasm/fft.js';
 import { OP_FFT, runJob, simdTuning, wasmArena, wasmRuntime } from './wasm/runtime.js';
-
-/** Row offsets (in rows) of a `[...lead, L]` tensor broadcast to `outLead`. */
-function rowIndex(lead: readonly number[], outLead: readonly number[]): Int32Array {
-  const n = sizeOf(outLead);
-  const pad = outLead.length - lead.length;
-  const cs = contiguousStrides(lead);
-  const strides = outLead.map((d, i) => (i < pad || lead[i - pad] === 1 ? 0 : cs[i - pad]));
-  const out = new Int32Array(n);
-  const idx = new Array<number>(outLead.length).fill(0);
-  let p = 0;
-  for (let r = 0; r < n; r++) {
-    out[r] = p;
-    for (let a = outLead.length - 1; a >= 0; a--) {
-      idx[a]++;
-      p += strides[a];
-      if (idx[a] < outLead[a]) break;
-      p -= strides[a] * outLead[a];
-      idx[a] = 0;
-    }
-  }
-  return out;
-}
 
 const tables = new Map<string, { tw: Float64Array; twi: Float64Array; brev: Int32Array }>();
 /** Twiddles (cos, ∓sin) of size n and the bit-reversal permutation. */
@@ -68,11 +46,7 @@ function fftTables(n: number): { tw: Float64Array; twi: Float64Array; brev: Int3
 
 /** SIMD `fftConv`, or null (same contract as `fftConvCpu`). */
 export function fftConvSimd(x: Tensor, k: Tensor, start: number, length: number): Tensor | null {
-  if (x.dtype !== k.dtype || (x.dtype !== 'f32' && x.dtype !== 'f64')) {
-    throw new DTypeError(`fftConv: expected two floating tensors of one dtype, got ${x.dtype} and ${k.dtype}`);
-  }
-  if (x.ndim < 1 || k.ndim < 1) throw new ShapeError('fftConv: inputs need a last (time) axis');
-  if (!Number.isInteger(length) || length < 0) throw new ShapeError(`fftConv: invalid output length ${length}`);
+  checkFftConv(x, k, length);
   const Lx = x.shape[x.ndim - 1], Lk = k.shape[k.ndim - 1];
   const full = Lx + Lk - 1;
   const n = nextPow2(full);

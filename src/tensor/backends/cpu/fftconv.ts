@@ -8,9 +8,9 @@
  */
 import FFT from 'fft.js';
 import { allocate } from '../../dtype.js';
-import { DTypeError, ShapeError } from '../../errors.js';
 import { broadcastShapes, contiguousStrides, sizeOf } from '../../shape.js';
 import { fromStorage, Tensor } from '../../tensor.js';
+import { checkFftConv } from '../checks.js';
 import { copyCpu } from './elementwise.js';
 
 const ffts = new Map<number, FFT>();
@@ -33,8 +33,8 @@ function dense(t: Tensor): ArrayLike<number> {
   return c.storage.subarray(c.offset, c.offset + c.size);
 }
 
-/** Offsets of the rows of a `[...lead, L]` tensor broadcast to `outLead`. */
-function rowIndex(lead: readonly number[], outLead: readonly number[]): Int32Array {
+/** Offsets (in rows) of the rows of a `[...lead, L]` tensor broadcast to `outLead`. */
+export function rowIndex(lead: readonly number[], outLead: readonly number[]): Int32Array {
   const n = sizeOf(outLead);
   const pad = outLead.length - lead.length;
   const cs = contiguousStrides(lead);
@@ -57,11 +57,7 @@ function rowIndex(lead: readonly number[], outLead: readonly number[]): Int32Arr
 
 /** CPU `fftConv`. */
 export function fftConvCpu(x: Tensor, k: Tensor, start: number, length: number): Tensor {
-  if (x.dtype !== k.dtype || (x.dtype !== 'f32' && x.dtype !== 'f64')) {
-    throw new DTypeError(`fftConv: expected two floating tensors of one dtype, got ${x.dtype} and ${k.dtype}`);
-  }
-  if (x.ndim < 1 || k.ndim < 1) throw new ShapeError('fftConv: inputs need a last (time) axis');
-  if (!Number.isInteger(length) || length < 0) throw new ShapeError(`fftConv: invalid output length ${length}`);
+  checkFftConv(x, k, length);
   const Lx = x.shape[x.ndim - 1], Lk = k.shape[k.ndim - 1];
   const xLead = x.shape.slice(0, -1), kLead = k.shape.slice(0, -1);
   const outLead = broadcastShapes(xLead, kLead, 'fftConv');

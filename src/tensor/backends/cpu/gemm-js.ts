@@ -20,7 +20,7 @@
  * dtype. Results are therefore bitwise deterministic and independent of the thread count; f32
  * results are the exactly rounded products summed in double (more accurate than f32 sums).
  */
-import { getNumThreads, MAX_TASKS, onThreadCountChange, SyncPool, type PoolKernel } from './pool.js';
+import { getNumThreads, onThreadCountChange, splitGemmTasks, SyncPool, type PoolKernel } from './pool.js';
 
 /** The float storage types the kernels accept. */
 export type FloatArray = Float32Array | Float64Array;
@@ -50,6 +50,30 @@ const P_MCH = 10;
 const P_NCH = 11;
 const P_PPM = 12;
 const P_PPN = 13;
+
+/**
+ * Checks the sizes and strides of a gemm (the contract of `gemm` in matmul.ts; the element types
+ * are checked by the caller) and settles the empty cases: false when nothing is left to compute
+ * (no output elements, or K = 0 and C zeroed).
+ */
+export function gemmSizes(
+  a: FloatArray, b: FloatArray, c: FloatArray,
+  batch: number, M: number, N: number, K: number,
+  aBatchStride: number, bBatchStride: number,
+): boolean {
+  for (const [name, v] of [['batch', batch], ['M', M], ['N', N], ['K', K], ['aBatchStride', aBatchStride], ['bBatchStride', bBatchStride]] as const) {
+    if (!Number.isInteger(v) || v < 0) throw new RangeError(`gemm: ${name} must be a non-negative integer, got ${v}`);
+  }
+  if (batch === 0 || M === 0 || N === 0) return false;
+  if (c.length < batch * M * N) throw new RangeError(`gemm: c has ${c.length} elements, needs ${batch * M * N}`);
+  if (a.length < (batch - 1) * aBatchStride + M * K) throw new RangeError(`gemm: a has ${a.length} elements, too few`);
+  if (b.length < (batch - 1) * bBatchStride + K * N) throw new RangeError(`gemm: b has ${b.length} elements, too few`);
+  if (K === 0) {
+    c.fill(0, 0, batch * M * N);
+    return false;
+  }
+  return true;
+}
 
 /** `base + r*step` as source text, folding the r = 0 case. */
 function off(base: string, r: number, step: string): string {
@@ -269,17 +293,7 @@ export function gemmJs(
   if (st === undefined || a.constructor !== st.Arr || b.constructor !== st.Arr) {
     throw new TypeError('gemm: a, b and c must all be Float32Array or all Float64Array');
   }
-  for (const [name, v] of [['batch', batch], ['M', M], ['N', N], ['K', K], ['aBatchStride', aBatchStride], ['bBatchStride', bBatchStride]] as const) {
-    if (!Number.isInteger(v) || v < 0) throw new RangeError(`gemm: ${name} must be a non-negative integer, got ${v}`);
-  }
-  if (batch === 0 || M === 0 || N === 0) return;
-  if (c.length < batch * M * N) throw new RangeError(`gemm: c has ${c.length} elements, needs ${batch * M * N}`);
-  if (a.length < (batch - 1) * aBatchStride + M * K) throw new RangeError(`gemm: a has ${a.length} elements, too few`);
-  if (b.length < (batch - 1) * bBatchStride + K * N) throw new RangeError(`gemm: b has ${b.length} elements, too few`);
-  if (K === 0) {
-    c.fill(0, 0, batch * M * N);
-    return;
-  }
+  if (!gemmSizes(a, b, c, batch, M, N, K, aBatchStride, bBatchStride)) return;
   if (batch === 1) aBatchStride = bBatchStride = 0;
   // One B for every batch and A contiguous: one tall product with batch·M rows.
   if (batch > 1 && bBatchStride === 0 && !transA && aBatchStride === M * K) {
@@ -356,29 +370,9 @@ function gemmThreaded(
   // Tasks: about 4 per thread for balance on shared cores, none smaller than MIN_TASK_WORK.
   const perMatrix = M * N * K;
   const target = Math.max(1, Math.min(getNumThreads() * 4, Math.floor((batch * perMatrix) / MIN_TASK_WORK)));
-  let bpt = 1;
-  let chunks = Math.max(1, Math.ceil(target / batch));
-  if (batch > target) {
-    bpt = Math.ceil(batch / target);
-    chunks = 1;
-  }
-  const mch = Math.min(mp, chunks);
-  const nch = Math.min(np, Math.ceil(chunks / mch));
-  const ppm = Math.ceil(mp / mch);
-  const ppn = Math.ceil(np / nch);
-  const mchR = Math.ceil(mp / ppm);
-  const nchR = Math.ceil(np / ppn);
-  const groups = Math.ceil(batch / bpt);
-  let tasks = groups * mchR * nchR;
-  if (tasks > MAX_TASKS) {
-    // Very many small matrices: whole matrices per task, more of them per task.
-    bpt = Math.ceil(batch / MAX_TASKS);
-    tasks = Math.ceil(batch / bpt);
-    fillParams(p.params, M, N, K, aOff, nA > 1 ? aPanel : 0, bOff, nB > 1 ? bPanel : 0, cOff, batch, bpt, 1, 1, mp, np);
-  } else {
-    fillParams(p.params, M, N, K, aOff, nA > 1 ? aPanel : 0, bOff, nB > 1 ? bPanel : 0, cOff, batch, bpt, mchR, nchR, ppm, ppn);
-  }
-  p.run(st.kind, tasks);
+  const t = splitGemmTasks(batch, mp, np, target);
+  fillParams(p.params, M, N, K, aOff, nA > 1 ? aPanel : 0, bOff, nB > 1 ? bPanel : 0, cOff, batch, t.bpt, t.mch, t.nch, t.ppm, t.ppn);
+  p.run(st.kind, t.tasks);
   c.set(view.subarray(cOff, total));
 }
 

@@ -3,17 +3,13 @@ import { allocate, type Storage } from '../../dtype.js';
 import { DTypeError, IndexError, ShapeError } from '../../errors.js';
 import { contiguousStrides, sizeOf } from '../../shape.js';
 import { fromStorage, Tensor } from '../../tensor.js';
+import { checkGatherShapes, concatShape, padShape, splitAxis } from '../checks.js';
 import { copyCpu } from './elementwise.js';
 
 /** Contiguous storage of `t` starting at index 0. */
 function dense(t: Tensor): Storage {
   const c = t.isContiguous() ? t : copyCpu(t);
   return (c.offset === 0 && c.storage.length === c.size ? c.storage : c.storage.subarray(c.offset, c.offset + c.size)) as Storage;
-}
-
-/** Sizes before, at and after `axis`. */
-function split(shape: readonly number[], axis: number): [number, number, number] {
-  return [sizeOf(shape.slice(0, axis)), shape[axis], sizeOf(shape.slice(axis + 1))];
 }
 
 function checkIndex(index: Tensor, op: string): Int32Array {
@@ -26,7 +22,7 @@ export function indexSelectCpu(x: Tensor, axis: number, index: Tensor): Tensor {
   if (index.ndim !== 1) throw new ShapeError(`indexSelect: index must be 1-D, got shape [${index.shape}]`);
   const idx = checkIndex(index, 'indexSelect');
   const src = dense(x);
-  const [outer, n, inner] = split(x.shape, axis);
+  const [outer, n, inner] = splitAxis(x.shape, axis);
   const m = idx.length;
   const out = allocate(x.dtype, outer * m * inner);
   for (let i = 0; i < m; i++) {
@@ -48,7 +44,7 @@ export function indexSelectCpu(x: Tensor, axis: number, index: Tensor): Tensor {
 export function indexAddCpu(shape: readonly number[], axis: number, index: Tensor, src: Tensor): Tensor {
   const idx = checkIndex(index, 'indexAdd');
   const s = dense(src);
-  const [outer, n, inner] = split(shape, axis);
+  const [outer, n, inner] = splitAxis(shape, axis);
   const m = idx.length;
   if (src.shape[axis] !== m || sizeOf(src.shape) !== outer * m * inner) {
     throw new ShapeError(`indexAdd: source [${src.shape}] does not match [${shape}] with ${m} indices on axis ${axis}`);
@@ -65,18 +61,12 @@ export function indexAddCpu(shape: readonly number[], axis: number, index: Tenso
   return fromStorage(out, shape);
 }
 
-function checkGatherShapes(op: string, xShape: readonly number[], index: Tensor, axis: number): void {
-  if (index.ndim !== xShape.length || index.shape.some((d, i) => i !== axis && d !== xShape[i])) {
-    throw new ShapeError(`${op}: index shape [${index.shape}] must equal [${xShape}] except on axis ${axis}`);
-  }
-}
-
 /** CPU `gather` (index has the shape of x except along `axis`). */
 export function gatherCpu(x: Tensor, axis: number, index: Tensor): Tensor {
   checkGatherShapes('gather', x.shape, index, axis);
   const idx = checkIndex(index, 'gather');
   const src = dense(x);
-  const [outer, n, inner] = split(x.shape, axis);
+  const [outer, n, inner] = splitAxis(x.shape, axis);
   const m = index.shape[axis];
   const out = allocate(x.dtype, outer * m * inner);
   for (let o = 0; o < outer; o++) {
@@ -97,7 +87,7 @@ export function scatterAddCpu(shape: readonly number[], axis: number, index: Ten
   checkGatherShapes('scatterAdd', shape, index, axis);
   const idx = checkIndex(index, 'scatterAdd');
   const s = dense(src);
-  const [outer, n, inner] = split(shape, axis);
+  const [outer, n, inner] = splitAxis(shape, axis);
   const m = index.shape[axis];
   const out = allocate(src.dtype, sizeOf(shape));
   for (let o = 0; o < outer; o++) {
@@ -115,19 +105,10 @@ export function scatterAddCpu(shape: readonly number[], axis: number, index: Ten
 
 /** CPU `concat`. */
 export function concatCpu(xs: readonly Tensor[], axis: number): Tensor {
-  if (xs.length === 0) throw new ShapeError('concat: no tensors given');
-  const first = xs[0];
-  for (const t of xs) {
-    if (t.dtype !== first.dtype) throw new DTypeError(`concat: mixed dtypes ${first.dtype} and ${t.dtype}`);
-    if (t.ndim !== first.ndim || t.shape.some((d, i) => i !== axis && d !== first.shape[i])) {
-      throw new ShapeError(`concat: shapes [${first.shape}] and [${t.shape}] differ outside axis ${axis}`);
-    }
-  }
-  const total = xs.reduce((n, t) => n + t.shape[axis], 0);
-  const shape = [...first.shape];
-  shape[axis] = total;
-  const [outer, , inner] = split(shape, axis);
-  const out = allocate(first.dtype, sizeOf(shape));
+  const shape = concatShape(xs, axis);
+  const total = shape[axis];
+  const [outer, , inner] = splitAxis(shape, axis);
+  const out = allocate(xs[0].dtype, sizeOf(shape));
   let at = 0;
   for (const t of xs) {
     const s = dense(t);
@@ -143,9 +124,7 @@ export function concatCpu(xs: readonly Tensor[], axis: number): Tensor {
 
 /** CPU `pad` (negative amounts crop). */
 export function padCpu(x: Tensor, pads: readonly (readonly [number, number])[], value: number): Tensor {
-  if (pads.length !== x.ndim) throw new ShapeError(`pad: ${pads.length} pad pairs for a tensor of ${x.ndim} dimensions`);
-  const shape = x.shape.map((d, i) => d + pads[i][0] + pads[i][1]);
-  if (shape.some((d) => d < 0)) throw new ShapeError(`pad: pads [${pads.map((p) => `[${p}]`)}] crop [${x.shape}] below zero`);
+  const shape = padShape(x, pads);
   const out = allocate(x.dtype, sizeOf(shape));
   if (value !== 0) out.fill(value);
   // region of x that survives, and where it lands

@@ -14,17 +14,13 @@
  * BLAS does), k increasing; the plain-TS kernel sums in float64. Both are bitwise deterministic
  * and independent of the thread count (`setNumThreads`).
  */
-import { gemmJs } from './gemm-js.js';
+import { gemmJs, gemmSizes, jsThreadStats, type FloatArray } from './gemm-js.js';
 import { getNumThreads, setNumThreads } from './pool.js';
 import { gemmWasm, type StridedOperand } from './wasm/gemm-run.js';
 import { setSimd, simdStatus, simdTuning, wasmRuntime, wasmThreadStats } from './wasm/runtime.js';
-import { jsThreadStats } from './gemm-js.js';
 
 export { getNumThreads, setNumThreads, setSimd, simdStatus, simdTuning };
-export type { StridedOperand };
-
-/** The float storage types the kernels accept. */
-export type FloatArray = Float32Array | Float64Array;
+export type { FloatArray, StridedOperand };
 
 /** Up to this many multiply-adds (per matrix) the plain-TS kernel is used even with SIMD on. */
 export const SMALL_WORK = 2048;
@@ -57,17 +53,7 @@ export function gemm(
   if (!(f32 || c instanceof Float64Array) || a.constructor !== c.constructor || b.constructor !== c.constructor) {
     throw new TypeError('gemm: a, b and c must all be Float32Array or all Float64Array');
   }
-  for (const [name, v] of [['batch', batch], ['M', M], ['N', N], ['K', K], ['aBatchStride', aBatchStride], ['bBatchStride', bBatchStride]] as const) {
-    if (!Number.isInteger(v) || v < 0) throw new RangeError(`gemm: ${name} must be a non-negative integer, got ${v}`);
-  }
-  if (batch === 0 || M === 0 || N === 0) return;
-  if (c.length < batch * M * N) throw new RangeError(`gemm: c has ${c.length} elements, needs ${batch * M * N}`);
-  if (a.length < (batch - 1) * aBatchStride + M * K) throw new RangeError(`gemm: a has ${a.length} elements, too few`);
-  if (b.length < (batch - 1) * bBatchStride + K * N) throw new RangeError(`gemm: b has ${b.length} elements, too few`);
-  if (K === 0) {
-    c.fill(0, 0, batch * M * N);
-    return;
-  }
+  if (!gemmSizes(a, b, c, batch, M, N, K, aBatchStride, bBatchStride)) return;
   if (tiny(M, N, K) || wasmRuntime() === null) {
     gemmJs(a, b, c, batch, M, N, K, transA, transB, aBatchStride, bBatchStride);
     return;

@@ -55,6 +55,47 @@ const CTRL_SLOTS = 16;
 export const PARAM_SLOTS = 64;
 /** Largest task count one job may have (the task index lives in the low 16 bits of NEXT). */
 export const MAX_TASKS = 0x7fff;
+
+/** How a batched gemm is cut into pool tasks (see {@link splitGemmTasks}). */
+export interface GemmTasks {
+  /** Matrices per task. */
+  bpt: number;
+  /** Row-panel blocks and column-panel blocks per matrix. */
+  mch: number;
+  nch: number;
+  /** Row panels and column panels per block. */
+  ppm: number;
+  ppn: number;
+  /** Number of tasks: ⌈g / bpt⌉ · mch · nch. */
+  tasks: number;
+}
+
+/**
+ * Cuts a gemm of `g` matrices of `mp` row panels × `np` column panels into about `target` tasks:
+ * groups of whole matrices when there are more matrices than `target`, otherwise each matrix cut
+ * into blocks of panels. More than {@link MAX_TASKS} tasks (very many small matrices) fall back
+ * to whole matrices, enough of them per task.
+ */
+export function splitGemmTasks(g: number, mp: number, np: number, target: number): GemmTasks {
+  let bpt = 1;
+  let chunks = Math.max(1, Math.ceil(target / g));
+  if (g > target) {
+    bpt = Math.ceil(g / target);
+    chunks = 1;
+  }
+  const mch = Math.min(mp, chunks);
+  const nch = Math.min(np, Math.ceil(chunks / mch));
+  const ppm = Math.ceil(mp / mch);
+  const ppn = Math.ceil(np / nch);
+  const mchR = Math.ceil(mp / ppm);
+  const nchR = Math.ceil(np / ppn);
+  const tasks = Math.ceil(g / bpt) * mchR * nchR;
+  if (tasks > MAX_TASKS) {
+    const whole = Math.ceil(g / MAX_TASKS);
+    return { bpt: whole, mch: 1, nch: 1, ppm: mp, ppn: np, tasks: Math.ceil(g / whole) };
+  }
+  return { bpt, mch: mchR, nch: nchR, ppm, ppn, tasks };
+}
 /** NEXT between jobs: an index no job has, so no late worker can claim anything. */
 const IDLE = 0xffff;
 

@@ -15,8 +15,7 @@
  * transform the class's kernel rows once, then every group of the class. Scratch per thread.
  */
 import { I32, V128, type Fn, type ModuleBuilder } from './builder.js';
-
-type DT = 'f32' | 'f64';
+import { inc, loop, Simd, whileLt, whileLtU, type DT } from './vector.js';
 
 /** Byte offsets of the i32 fields of the configuration block. */
 export const FFT_CFG = {
@@ -26,28 +25,11 @@ export const FFT_CFG = {
 /** Size of the configuration block in bytes. */
 export const FFT_CFG_BYTES = 64;
 
-class Ops {
-  readonly E: number;
-  readonly lanes: number;
-  constructor(readonly f: Fn, readonly dt: DT) {
-    this.E = dt === 'f32' ? 4 : 8;
-    this.lanes = 16 / this.E;
-  }
-  add(): void { if (this.dt === 'f32') this.f.f32x4_add(); else this.f.f64x2_add(); }
-  sub(): void { if (this.dt === 'f32') this.f.f32x4_sub(); else this.f.f64x2_sub(); }
-  mul(): void { if (this.dt === 'f32') this.f.f32x4_mul(); else this.f.f64x2_mul(); }
-  splat(off = 0): void { if (this.dt === 'f32') this.f.v128_load32_splat(off); else this.f.v128_load64_splat(off); }
-  c(v: number): void { if (this.dt === 'f32') this.f.f32x4_const(v); else this.f.f64x2_const(v); }
-  load(off = 0): void { if (this.dt === 'f32') this.f.f32_load(off); else this.f.f64_load(off); }
-  store(off = 0): void { if (this.dt === 'f32') this.f.f32_store(off); else this.f.f64_store(off); }
-  zero(): void { if (this.dt === 'f32') this.f.f32_const(0); else this.f.f64_const(0); }
-}
-
 /** `fft_<dt>(buf, n, tw, brev)`: in-place radix-2 complex FFT (twiddles (cos, sin) pairs). */
 function emitFft(mb: ModuleBuilder, dt: DT): Fn {
   const f = mb.fn(`fft_${dt}`, [I32, I32, I32, I32]);
-  const o = new Ops(f, dt);
-  const E = o.E;
+  const v = new Simd(f, dt);
+  const E = v.E;
   const [buf, n, tw, brev] = [0, 1, 2, 3];
   const i = f.local(I32), j = f.local(I32), pa = f.local(I32), pb = f.local(I32), half = f.local(I32), blk = f.local(I32);
   const pw = f.local(I32), tws = f.local(I32), pe = f.local(I32);
@@ -55,9 +37,7 @@ function emitFft(mb: ModuleBuilder, dt: DT): Fn {
   const tr = f.local(V128), ti = f.local(V128);
   // bit reversal
   f.i32_const(0).set(i);
-  f.block().loop();
-  {
-    f.get(i).get(n).i32_ge_s().br_if(1);
+  whileLt(f, i, n, () => {
     f.get(brev).get(i).i32_const(4).i32_mul().i32_add().i32_load(0).set(j);
     f.get(i).get(j).i32_lt_s();
     f.if_();
@@ -72,76 +52,62 @@ function emitFft(mb: ModuleBuilder, dt: DT): Fn {
       f.get(pb).get(ai).v128_store(16);
     }
     f.end();
-    f.get(i).i32_const(1).i32_add().set(i);
-    f.br(0);
-  }
-  f.end().end();
+    inc(f, i, 1);
+  });
   // stages
   f.i32_const(1).set(half);
-  f.block().loop();
-  {
-    f.get(half).get(n).i32_ge_s().br_if(1);
+  whileLt(f, half, n, () => {
     // twiddle stride in bytes: (n / (2 half)) * 2E
     f.get(n).get(half).i32_const(1).i32_shl().i32_div_s().i32_const(2 * E).i32_mul().set(tws);
     f.i32_const(0).set(blk);
-    f.block().loop();
-    {
-      f.get(blk).get(n).i32_ge_s().br_if(1);
+    whileLt(f, blk, n, () => {
       f.get(buf).get(blk).i32_const(5).i32_shl().i32_add().set(pa);
       f.get(pa).get(half).i32_const(5).i32_shl().i32_add().tee(pb).set(pe);
       f.get(tw).set(pw);
-      f.block().loop();
-      {
-        f.get(pa).get(pe).i32_ge_u().br_if(1);
+      whileLtU(f, pa, pe, () => {
         f.get(pw);
-        o.splat(0);
+        v.splat(0);
         f.set(wr);
         f.get(pw);
-        o.splat(E);
+        v.splat(E);
         f.set(wi);
         f.get(pb).v128_load(0).set(br);
         f.get(pb).v128_load(16).set(bi);
         // t = w · b
         f.get(wr).get(br);
-        o.mul();
+        v.mul();
         f.get(wi).get(bi);
-        o.mul();
-        o.sub();
+        v.mul();
+        v.sub();
         f.set(tr);
         f.get(wr).get(bi);
-        o.mul();
+        v.mul();
         f.get(wi).get(br);
-        o.mul();
-        o.add();
+        v.mul();
+        v.add();
         f.set(ti);
         f.get(pa).v128_load(0).set(ar);
         f.get(pa).v128_load(16).set(ai);
         f.get(pb).get(ar).get(tr);
-        o.sub();
+        v.sub();
         f.v128_store(0);
         f.get(pb).get(ai).get(ti);
-        o.sub();
+        v.sub();
         f.v128_store(16);
         f.get(pa).get(ar).get(tr);
-        o.add();
+        v.add();
         f.v128_store(0);
         f.get(pa).get(ai).get(ti);
-        o.add();
+        v.add();
         f.v128_store(16);
-        f.get(pa).i32_const(32).i32_add().set(pa);
-        f.get(pb).i32_const(32).i32_add().set(pb);
+        inc(f, pa, 32);
+        inc(f, pb, 32);
         f.get(pw).get(tws).i32_add().set(pw);
-        f.br(0);
-      }
-      f.end().end();
+      });
       f.get(blk).get(half).i32_const(1).i32_shl().i32_add().set(blk);
-      f.br(0);
-    }
-    f.end().end();
+    });
     f.get(half).i32_const(1).i32_shl().set(half);
-    f.br(0);
-  }
-  f.end().end();
+  });
   return f;
 }
 
@@ -151,149 +117,143 @@ function emitFft(mb: ModuleBuilder, dt: DT): Fn {
  */
 function emitLoad(mb: ModuleBuilder, dt: DT): Fn {
   const f = mb.fn(`fftload_${dt}`, [I32, I32, I32, I32]);
-  const o = new Ops(f, dt);
-  const E = o.E;
+  const v = new Simd(f, dt);
+  const E = v.E;
   const [buf, n, tbl, L] = [0, 1, 2, 3];
   const p = f.local(I32), pe = f.local(I32), src = f.local(I32);
   // zero [L, n)
   f.get(buf).get(L).i32_const(5).i32_shl().i32_add().set(p);
   f.get(buf).get(n).i32_const(5).i32_shl().i32_add().set(pe);
-  f.block().loop();
-  f.get(p).get(pe).i32_ge_u().br_if(1);
-  f.get(p).f64x2_const(0).v128_store(0);
-  f.get(p).f64x2_const(0).v128_store(16);
-  f.get(p).i32_const(32).i32_add().set(p);
-  f.br(0);
-  f.end().end();
-  for (let l = 0; l < o.lanes; l++) {
+  whileLtU(f, p, pe, () => {
+    f.get(p).f64x2_const(0).v128_store(0);
+    f.get(p).f64x2_const(0).v128_store(16);
+    inc(f, p, 32);
+  });
+  for (let l = 0; l < v.lanes; l++) {
     for (const part of [0, 1]) {
       f.get(tbl).i32_load((2 * l + part) * 4).set(src);
       f.get(buf).set(p);
       f.get(buf).get(L).i32_const(5).i32_shl().i32_add().set(pe);
-      f.block().loop();
-      f.get(p).get(pe).i32_ge_u().br_if(1);
-      f.get(p).get(src);
-      o.load(0);
-      o.store(part * 16 + l * E);
-      f.get(p).i32_const(32).i32_add().set(p);
-      f.get(src).i32_const(E).i32_add().set(src);
-      f.br(0);
-      f.end().end();
+      whileLtU(f, p, pe, () => {
+        f.get(p).get(src);
+        v.load(0);
+        v.store(part * 16 + l * E);
+        inc(f, p, 32);
+        inc(f, src, E);
+      });
     }
   }
   return f;
 }
 
+/**
+ * The loop over k ∈ [0, n/2] of the kernel-spectrum functions: pk, pm point at elements k and
+ * (n − k) mod n of `buf` (loaded into the v128 locals kr, ki, mr, mi), ps at the 64-byte record k
+ * of the spectra from `spec` on.
+ */
+function forConjugatePairs(
+  f: Fn, buf: number, spec: number, n: number,
+  [k, pk, pm, ps]: readonly [number, number, number, number],
+  [kr, ki, mr, mi]: readonly [number, number, number, number],
+  body: () => void,
+): void {
+  f.i32_const(0).set(k);
+  f.get(spec).set(ps);
+  loop(f, () => f.get(k).get(n).i32_const(1).i32_shr_s().i32_gt_s(), () => {
+    f.get(buf).get(k).i32_const(5).i32_shl().i32_add().set(pk);
+    f.get(buf).get(n).get(k).i32_sub().get(n).i32_const(1).i32_sub().i32_and().i32_const(5).i32_shl().i32_add().set(pm);
+    f.get(pk).v128_load(0).set(kr);
+    f.get(pk).v128_load(16).set(ki);
+    f.get(pm).v128_load(0).set(mr);
+    f.get(pm).v128_load(16).set(mi);
+    body();
+    inc(f, ps, 64);
+    inc(f, k, 1);
+  });
+}
+
 /** `fftkprep_<dt>(kbuf, kspec, n)`: separated kernel spectra for k ∈ [0, n/2], scaled by 1/(4n). */
 function emitKPrep(mb: ModuleBuilder, dt: DT): Fn {
   const f = mb.fn(`fftkprep_${dt}`, [I32, I32, I32]);
-  const o = new Ops(f, dt);
+  const v = new Simd(f, dt);
   const [kbuf, kspec, n] = [0, 1, 2];
   const k = f.local(I32), pk = f.local(I32), pm = f.local(I32), ps = f.local(I32);
   const kr = f.local(V128), ki = f.local(V128), mr = f.local(V128), mi = f.local(V128), c = f.local(V128);
   // c = 1/(4n)
   if (dt === 'f32') f.f32_const(1).get(n).i32_const(4).i32_mul().f32_convert_i32_s().f32_div().f32x4_splat().set(c);
   else f.f64_const(1).get(n).i32_const(4).i32_mul().f64_convert_i32_s().f64_div().f64x2_splat().set(c);
-  f.i32_const(0).set(k);
-  f.get(kspec).set(ps);
-  f.block().loop();
-  {
-    f.get(k).get(n).i32_const(1).i32_shr_s().i32_gt_s().br_if(1);
-    f.get(kbuf).get(k).i32_const(5).i32_shl().i32_add().set(pk);
-    f.get(kbuf).get(n).get(k).i32_sub().get(n).i32_const(1).i32_sub().i32_and().i32_const(5).i32_shl().i32_add().set(pm);
-    f.get(pk).v128_load(0).set(kr);
-    f.get(pk).v128_load(16).set(ki);
-    f.get(pm).v128_load(0).set(mr);
-    f.get(pm).v128_load(16).set(mi);
+  forConjugatePairs(f, kbuf, kspec, n, [k, pk, pm, ps], [kr, ki, mr, mi], () => {
     // KA = ((kr + mr) c, (ki − mi) c) ; KB = ((ki + mi) c, (mr − kr) c)
     const put = (off: number, a: number, b: number, plus: boolean) => {
       f.get(ps).get(a).get(b);
-      if (plus) o.add();
-      else o.sub();
+      if (plus) v.add();
+      else v.sub();
       f.get(c);
-      o.mul();
+      v.mul();
       f.v128_store(off);
     };
     put(0, kr, mr, true);
     put(16, ki, mi, false);
     put(32, ki, mi, true);
     put(48, mr, kr, false);
-    f.get(ps).i32_const(64).i32_add().set(ps);
-    f.get(k).i32_const(1).i32_add().set(k);
-    f.br(0);
-  }
-  f.end().end();
+  });
   return f;
 }
 
 /** `fftmul_<dt>(buf, kspec, n)`: separate, multiply by the kernel spectra, recombine, in place. */
 function emitMul(mb: ModuleBuilder, dt: DT): Fn {
   const f = mb.fn(`fftmul_${dt}`, [I32, I32, I32]);
-  const o = new Ops(f, dt);
+  const v = new Simd(f, dt);
   const [buf, kspec, n] = [0, 1, 2];
   const k = f.local(I32), pk = f.local(I32), pm = f.local(I32), ps = f.local(I32);
   const zkr = f.local(V128), zki = f.local(V128), zmr = f.local(V128), zmi = f.local(V128);
   const xr = f.local(V128), xi = f.local(V128), yar = f.local(V128), yai = f.local(V128), ybr = f.local(V128), ybi = f.local(V128);
-  f.i32_const(0).set(k);
-  f.get(kspec).set(ps);
-  f.block().loop();
-  {
-    f.get(k).get(n).i32_const(1).i32_shr_s().i32_gt_s().br_if(1);
-    f.get(buf).get(k).i32_const(5).i32_shl().i32_add().set(pk);
-    f.get(buf).get(n).get(k).i32_sub().get(n).i32_const(1).i32_sub().i32_and().i32_const(5).i32_shl().i32_add().set(pm);
-    f.get(pk).v128_load(0).set(zkr);
-    f.get(pk).v128_load(16).set(zki);
-    f.get(pm).v128_load(0).set(zmr);
-    f.get(pm).v128_load(16).set(zmi);
+  forConjugatePairs(f, buf, kspec, n, [k, pk, pm, ps], [zkr, zki, zmr, zmi], () => {
     // XA' = (zkr + zmr, zki − zmi); YA = XA' · KA
     f.get(zkr).get(zmr);
-    o.add();
+    v.add();
     f.set(xr);
     f.get(zki).get(zmi);
-    o.sub();
+    v.sub();
     f.set(xi);
     const cmul = (ore: number, oim: number, kOff: number) => {
       // (xr + i xi)(kr + i ki)
       f.get(xr).get(ps).v128_load(kOff);
-      o.mul();
+      v.mul();
       f.get(xi).get(ps).v128_load(kOff + 16);
-      o.mul();
-      o.sub();
+      v.mul();
+      v.sub();
       f.set(ore);
       f.get(xr).get(ps).v128_load(kOff + 16);
-      o.mul();
+      v.mul();
       f.get(xi).get(ps).v128_load(kOff);
-      o.mul();
-      o.add();
+      v.mul();
+      v.add();
       f.set(oim);
     };
     cmul(yar, yai, 0);
     // XB' = (zki + zmi, zmr − zkr); YB = XB' · KB
     f.get(zki).get(zmi);
-    o.add();
+    v.add();
     f.set(xr);
     f.get(zmr).get(zkr);
-    o.sub();
+    v.sub();
     f.set(xi);
     cmul(ybr, ybi, 32);
     // Q(m) = (YA.re + YB.im, YB.re − YA.im), then Q(k) = (YA.re − YB.im, YA.im + YB.re)
     f.get(pm).get(yar).get(ybi);
-    o.add();
+    v.add();
     f.v128_store(0);
     f.get(pm).get(ybr).get(yai);
-    o.sub();
+    v.sub();
     f.v128_store(16);
     f.get(pk).get(yar).get(ybi);
-    o.sub();
+    v.sub();
     f.v128_store(0);
     f.get(pk).get(yai).get(ybr);
-    o.add();
+    v.add();
     f.v128_store(16);
-    f.get(ps).i32_const(64).i32_add().set(ps);
-    f.get(k).i32_const(1).i32_add().set(k);
-    f.br(0);
-  }
-  f.end().end();
+  });
   return f;
 }
 
@@ -303,33 +263,29 @@ function emitMul(mb: ModuleBuilder, dt: DT): Fn {
  */
 function emitStore(mb: ModuleBuilder, dt: DT): Fn {
   const f = mb.fn(`fftstore_${dt}`, [I32, I32, I32, I32, I32]);
-  const o = new Ops(f, dt);
-  const E = o.E;
+  const v = new Simd(f, dt);
+  const E = v.E;
   const [buf, tbl, start, len, full] = [0, 1, 2, 3, 4];
   const t = f.local(I32), m = f.local(I32), dst = f.local(I32), inr = f.local(I32);
-  for (let l = 0; l < o.lanes; l++) {
+  for (let l = 0; l < v.lanes; l++) {
     for (const part of [0, 1]) {
       f.get(tbl).i32_load((2 * l + part) * 4).set(dst);
       f.i32_const(0).set(t);
-      f.block().loop();
-      {
-        f.get(t).get(len).i32_ge_s().br_if(1);
+      whileLt(f, t, len, () => {
         f.get(start).get(t).i32_add().set(m);
         // in range: 0 ≤ m < full
         f.get(m).i32_const(0).i32_ge_s().get(m).get(full).i32_lt_s().i32_and().set(inr);
         f.get(dst);
         // value = inr ? buf[m] lane : 0 (address clamped to buf when out of range)
         f.get(buf).get(m).i32_const(5).i32_shl().i32_add().get(buf).get(inr).select();
-        o.load(part * 16 + l * E);
-        o.zero();
+        v.load(part * 16 + l * E);
+        v.zero();
         f.get(inr);
         f.select();
-        o.store(0);
-        f.get(dst).i32_const(E).i32_add().set(dst);
-        f.get(t).i32_const(1).i32_add().set(t);
-        f.br(0);
-      }
-      f.end().end();
+        v.store(0);
+        inc(f, dst, E);
+        inc(f, t, 1);
+      });
     }
   }
   return f;
@@ -361,18 +317,14 @@ export function emitFftConv(mb: ModuleBuilder): void {
     f.get(kbuf).get(n).get(cfg).i32_load(C.CLASSES).get(c).i32_const(R * 4).i32_mul().i32_add().get(cfg).i32_load(C.LK).call(load);
     f.get(kbuf).get(n).get(cfg).i32_load(C.TW).get(cfg).i32_load(C.BREV).call(fft);
     f.get(kbuf).get(kspec).get(n).call(kprep);
-    f.block().loop();
-    {
-      f.get(g).get(g1).i32_ge_s().br_if(1);
+    whileLt(f, g, g1, () => {
       f.get(cfg).i32_load(C.GROUPS).get(g).i32_const(2 * R * 4).i32_mul().i32_add().set(gt);
       f.get(buf).get(n).get(gt).get(cfg).i32_load(C.LX).call(load);
       f.get(buf).get(n).get(cfg).i32_load(C.TW).get(cfg).i32_load(C.BREV).call(fft);
       f.get(buf).get(kspec).get(n).call(mul);
       f.get(buf).get(n).get(cfg).i32_load(C.TWI).get(cfg).i32_load(C.BREV).call(fft);
       f.get(buf).get(gt).i32_const(R * 4).i32_add().get(cfg).i32_load(C.START).get(cfg).i32_load(C.LEN).get(cfg).i32_load(C.FULL).call(store);
-      f.get(g).i32_const(1).i32_add().set(g);
-      f.br(0);
-    }
-    f.end().end();
+      inc(f, g, 1);
+    });
   }
 }

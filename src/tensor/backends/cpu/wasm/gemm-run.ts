@@ -8,7 +8,7 @@
  * shapes, and every C element is computed by the same micro-kernel sequence whatever the split
  * or thread count, so results are bitwise independent of both.
  */
-import { getNumThreads, MAX_TASKS } from '../pool.js';
+import { getNumThreads, splitGemmTasks } from '../pool.js';
 import { GEMM_SHAPES } from './gemm.js';
 import { OP_GEMM, OP_PACK, runJob, simdTuning, wasmArena, type WasmRuntime } from './runtime.js';
 
@@ -119,26 +119,7 @@ export function gemmWasm(
 
       // ---- compute: tasks = batch groups × row-panel blocks × column-panel blocks
       const target = par ? Math.max(1, Math.min(threads * 4, Math.floor(work / (force ? 1 : MIN_TASK_WORK)))) : 1;
-      let bpt = 1;
-      let chunks = Math.max(1, Math.ceil(target / g));
-      if (g > target) {
-        bpt = Math.ceil(g / target);
-        chunks = 1;
-      }
-      const mch = Math.min(mpb, chunks);
-      const nch = Math.min(np, Math.ceil(chunks / mch));
-      let ppm = Math.ceil(mpb / mch);
-      let ppn = Math.ceil(np / nch);
-      let mchR = Math.ceil(mpb / ppm);
-      let nchR = Math.ceil(np / ppn);
-      let tasks = Math.ceil(g / bpt) * mchR * nchR;
-      if (tasks > MAX_TASKS) {
-        bpt = Math.ceil(g / MAX_TASKS);
-        ppm = mpb;
-        ppn = np;
-        mchR = nchR = 1;
-        tasks = Math.ceil(g / bpt);
-      }
+      const { bpt, mch, nch, ppm, ppn, tasks } = splitGemmTasks(g, mpb, np, target);
       const fillGemm = (P: Float64Array) => {
         P[0] = OP_GEMM;
         P[1] = fnG;
@@ -146,7 +127,7 @@ export function gemmWasm(
         P[4] = packB; P[5] = nB === 1 ? 0 : np * NR * K * E;
         P[6] = cAddr; P[7] = mbp * MR * ldc * E;
         P[8] = ldc * E; P[9] = K; P[10] = mpb; P[11] = np;
-        P[12] = g; P[13] = bpt; P[14] = mchR; P[15] = nchR; P[16] = ppm; P[17] = ppn;
+        P[12] = g; P[13] = bpt; P[14] = mch; P[15] = nch; P[16] = ppm; P[17] = ppn;
       };
       runJob(rt, par, tasks, fillGemm);
 

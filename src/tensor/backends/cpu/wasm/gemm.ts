@@ -17,6 +17,7 @@
  * ⌈N/NR⌉·NR (padded panels are zero, so padded outputs are just unused).
  */
 import { I32, V128, type Fn, type ModuleBuilder } from './builder.js';
+import type { DT } from './vector.js';
 
 /** Tile and blocking parameters of one dtype. */
 export interface GemmShape {
@@ -42,7 +43,6 @@ export const GEMM_SHAPES: Record<'f32' | 'f64', GemmShape> = {
   f64: { MR: 4, NR: 4, KC: 256, PB: 32 },
 };
 
-type DT = 'f32' | 'f64';
 
 function es(dt: DT): number {
   return dt === 'f32' ? 4 : 8;

@@ -1,0 +1,65 @@
+/**
+ * Argument checks and output shapes that the kernels of every backend share (backend.ts states
+ * the kernels' contracts), so that a bad input gets the same typed error whichever backend runs it.
+ */
+import { isFloat } from '../dtype.js';
+import { DTypeError, ShapeError } from '../errors.js';
+import { broadcastShapes, sizeOf } from '../shape.js';
+import type { Tensor } from '../tensor.js';
+
+/** Sizes before, at and after `axis`. */
+export function splitAxis(shape: readonly number[], axis: number): [number, number, number] {
+  return [sizeOf(shape.slice(0, axis)), shape[axis], sizeOf(shape.slice(axis + 1))];
+}
+
+/** `gather` / `scatterAdd`: the index has the shape of x (of the output) except along `axis`. */
+export function checkGatherShapes(op: string, xShape: readonly number[], index: Tensor, axis: number): void {
+  if (index.ndim !== xShape.length || index.shape.some((d, i) => i !== axis && d !== xShape[i])) {
+    throw new ShapeError(`${op}: index shape [${index.shape}] must equal [${xShape}] except on axis ${axis}`);
+  }
+}
+
+/** `concat`: at least one tensor, one dtype, equal shapes outside `axis`. Returns the output shape. */
+export function concatShape(xs: readonly Tensor[], axis: number): number[] {
+  if (xs.length === 0) throw new ShapeError('concat: no tensors given');
+  const first = xs[0];
+  for (const t of xs) {
+    if (t.dtype !== first.dtype) throw new DTypeError(`concat: mixed dtypes ${first.dtype} and ${t.dtype}`);
+    if (t.ndim !== first.ndim || t.shape.some((d, i) => i !== axis && d !== first.shape[i])) {
+      throw new ShapeError(`concat: shapes [${first.shape}] and [${t.shape}] differ outside axis ${axis}`);
+    }
+  }
+  const shape = [...first.shape];
+  shape[axis] = xs.reduce((n, t) => n + t.shape[axis], 0);
+  return shape;
+}
+
+/** `pad`: one `[before, after]` pair per axis, no axis cropped below zero. Returns the output shape. */
+export function padShape(x: Tensor, pads: readonly (readonly [number, number])[]): number[] {
+  if (pads.length !== x.ndim) throw new ShapeError(`pad: ${pads.length} pad pairs for a tensor of ${x.ndim} dimensions`);
+  const shape = x.shape.map((d, i) => d + pads[i][0] + pads[i][1]);
+  if (shape.some((d) => d < 0)) throw new ShapeError(`pad: pads [${pads.map((p) => `[${p}]`)}] crop [${x.shape}] below zero`);
+  return shape;
+}
+
+/**
+ * `matmul`: two floating tensors of one dtype, `[..., M, K] · [..., K, N]`. Returns the matrix
+ * sizes and the broadcast batch shape.
+ */
+export function matmulShape(a: Tensor, b: Tensor): { batch: number[]; M: number; K: number; N: number } {
+  if (a.dtype !== b.dtype || !isFloat(a.dtype)) throw new DTypeError(`matmul: expected two floating tensors of one dtype, got ${a.dtype} and ${b.dtype}`);
+  if (a.ndim < 2 || b.ndim < 2) throw new ShapeError(`matmul: operands need at least 2 dimensions, got [${a.shape}] and [${b.shape}]`);
+  const M = a.shape[a.ndim - 2], K = a.shape[a.ndim - 1], K2 = b.shape[b.ndim - 2], N = b.shape[b.ndim - 1];
+  if (K !== K2) throw new ShapeError(`matmul: inner dimensions differ: [${a.shape}] · [${b.shape}] (${K} vs ${K2})`);
+  const batch = broadcastShapes(a.shape.slice(0, -2), b.shape.slice(0, -2), 'matmul');
+  return { batch, M, K, N };
+}
+
+/** `fftConv`: two floating tensors of one dtype with a last (time) axis, an integer output length ≥ 0. */
+export function checkFftConv(x: Tensor, k: Tensor, length: number): void {
+  if (x.dtype !== k.dtype || (x.dtype !== 'f32' && x.dtype !== 'f64')) {
+    throw new DTypeError(`fftConv: expected two floating tensors of one dtype, got ${x.dtype} and ${k.dtype}`);
+  }
+  if (x.ndim < 1 || k.ndim < 1) throw new ShapeError('fftConv: inputs need a last (time) axis');
+  if (!Number.isInteger(length) || length < 0) throw new ShapeError(`fftConv: invalid output length ${length}`);
+}
