@@ -19,13 +19,12 @@
  * mega-ts-cpu rows carry `ratio` = baseline ms / mega-ts-cpu ms (the speed-up, > 1 = mega-ts
  * faster, as in matmul's GFLOP/s ratios), one row per baseline.
  */
-import { createRequire } from 'node:module';
-import path from 'node:path';
 import { fftConvCpu } from '../src/tensor/backends/cpu/fftconv.js';
 import { getNumThreads, simdStatus } from '../src/tensor/backends/cpu/matmul.js';
 import { fftConv } from '../src/tensor/kernels.js';
 import { fromStorage, type Tensor } from '../src/tensor/tensor.js';
 import { caseId, note, report, selected, type BenchOptions, type BenchResult } from './report.js';
+import { fill, loadTf } from './tfjs.js';
 import { timeMedian, type TimingOptions } from './timing.js';
 
 const D = 128;
@@ -68,39 +67,6 @@ interface TfLike {
   spectral: { rfft(x: TfTensor, fftLength?: number): TfTensor; irfft(x: TfTensor): TfTensor };
 }
 
-/** Deterministic pseudo-random values in [-1, 1). */
-function fill<T extends FloatArr>(x: T, seed: number): T {
-  let s = seed >>> 0;
-  for (let i = 0; i < x.length; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    x[i] = s / 2147483648 - 1;
-  }
-  return x;
-}
-
-/** Load TF.js core + cpu + wasm backends; undefined (with a note) when they are not installed. */
-async function loadTf(): Promise<{ tf: TfLike; backends: string[] } | undefined> {
-  try {
-    const tf = (await import('@tensorflow/tfjs-core')) as unknown as TfLike;
-    await import('@tensorflow/tfjs-backend-cpu');
-    const backends = ['cpu'];
-    try {
-      const wasm = (await import('@tensorflow/tfjs-backend-wasm')) as unknown as { setWasmPaths(prefix: string): void };
-      // Offline: point the loader at the .wasm files shipped in the package (a file path prefix).
-      const require = createRequire(import.meta.url);
-      const dist = path.join(path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist') + path.sep;
-      wasm.setWasmPaths(dist);
-      backends.push('wasm');
-    } catch (e) {
-      note(`tfjs-backend-wasm unavailable: ${(e as Error).message}`);
-    }
-    tf.enableProdMode(); // no debug checks, no "install tfjs-node" banner
-    return { tf, backends };
-  } catch (e) {
-    note(`TF.js unavailable, reporting mega-ts only: ${(e as Error).message}`);
-    return undefined;
-  }
-}
 
 /** Inputs of one case: x `[B, D, L]`, k `[D, L]` (the same values for every impl and dtype). */
 function inputs(Arr: Float32ArrayConstructor | Float64ArrayConstructor, B: number, L: number): { x: FloatArr; k: FloatArr } {
@@ -188,7 +154,7 @@ export async function runFftconvBench(opts: BenchOptions): Promise<void> {
   const any = dtypes.some(([dt]) => CASES.some(([L, B]) => impls.some((impl) => selected(opts, id(impl, dt, B, L)))));
   if (!any) return;
   const wantTf = CASES.some(([L, B]) => selected(opts, id(TF_CPU, 'f32', B, L)) || selected(opts, id(TF_WASM, 'f32', B, L)));
-  const tfjs = wantTf ? await loadTf() : undefined;
+  const tfjs = wantTf ? await loadTf<TfLike>() : undefined;
   const simd = simdStatus();
   note(
     `fftconv: ms per call, x [B, D, L] * k [D, L] causal (start 0, length L); mega-ts fftConv with ${getNumThreads()} thread(s), ` +

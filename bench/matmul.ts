@@ -5,10 +5,9 @@
  * only — TF.js `tfjs-backend-cpu` and `tfjs-backend-wasm` (loaded offline from the .wasm files in
  * node_modules). mega-ts-cpu rows carry `ratio` = mega-ts-cpu / baseline, one row per baseline.
  */
-import { createRequire } from 'node:module';
-import path from 'node:path';
 import { gemm, gemmReference, getNumThreads, simdStatus, type FloatArray } from '../src/tensor/backends/cpu/matmul.js';
 import { caseId, note, report, selected, type BenchOptions, type BenchResult } from './report.js';
+import { fill, loadTf } from './tfjs.js';
 import { timeMedian } from './timing.js';
 
 const SIZES = [256, 512, 1024];
@@ -30,39 +29,6 @@ interface TfTensor {
   dispose(): void;
 }
 
-/** Deterministic pseudo-random values in [-1, 1). */
-function fill(x: FloatArray, seed: number): FloatArray {
-  let s = seed >>> 0;
-  for (let i = 0; i < x.length; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    x[i] = s / 2147483648 - 1;
-  }
-  return x;
-}
-
-/** Load TF.js core + cpu + wasm backends; undefined (with a note) when they are not installed. */
-async function loadTf(): Promise<{ tf: TfLike; backends: string[] } | undefined> {
-  try {
-    const tf = (await import('@tensorflow/tfjs-core')) as unknown as TfLike;
-    await import('@tensorflow/tfjs-backend-cpu');
-    const backends = ['cpu'];
-    try {
-      const wasm = (await import('@tensorflow/tfjs-backend-wasm')) as unknown as { setWasmPaths(prefix: string): void };
-      // Offline: point the loader at the .wasm files shipped in the package (a file path prefix).
-      const require = createRequire(import.meta.url);
-      const dist = path.join(path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist') + path.sep;
-      wasm.setWasmPaths(dist);
-      backends.push('wasm');
-    } catch (e) {
-      note(`tfjs-backend-wasm unavailable: ${(e as Error).message}`);
-    }
-    tf.enableProdMode(); // no debug checks, no "install tfjs-node" banner
-    return { tf, backends };
-  } catch (e) {
-    note(`TF.js unavailable, reporting mega-ts only: ${(e as Error).message}`);
-    return undefined;
-  }
-}
 
 /** GFLOP/s of TF.js `matMul` on backend `backend` for an n×n×n product. */
 async function tfGflops(tf: TfLike, backend: string, n: number): Promise<number> {
@@ -99,7 +65,7 @@ export async function runMatmulBench(opts: BenchOptions): Promise<void> {
   const any = dtypes.some(([dt]) => SIZES.some((n) => [MEGA, MEGA_TS, TF_CPU, TF_WASM].some((impl) => selected(opts, id(impl, dt, n)))));
   if (!any) return;
   const wantTf = SIZES.some((n) => selected(opts, id(TF_CPU, 'f32', n)) || selected(opts, id(TF_WASM, 'f32', n)));
-  const tfjs = wantTf ? await loadTf() : undefined;
+  const tfjs = wantTf ? await loadTf<TfLike>() : undefined;
   const simd = simdStatus();
   note(`matmul: mega-ts gemm with ${getNumThreads()} thread(s) (--threads / MEGA_THREADS to change), SIMD ${simd.enabled ? 'on' : `off (${simd.reason})`}; mega-ts-ts = plain-TS reference gemm; TF.js wasm is single-threaded in Node`);
 
