@@ -50,9 +50,3 @@ export function variance(x: Tensor, axes?: number | number[], keepdims = false, 
 export function argmax(x: Tensor, axis = -1): Tensor {
   return K.argmax(x, normAxis(axis, x.ndim, 'argmax'));
 }
-
-/** Sum of all elements as a 0-d tensor of `x`'s dtype (convenience). */
-export function total(x: Tensor): Tensor {
-  return sum(x);
-}
-
