@@ -36,6 +36,6 @@ export async function infoCommand(argv: string[], out: (s: string) => void): Pro
     info.parameters = model.numParameters();
   }
   if (values.json) out(JSON.stringify(info));
-  else for (const [k, v] of Object.entries(info)) out(`${k.padEnd(11)} ${Array.isArray(v) ? v.join(', ') : String(v)}`);
+  else for (const [k, v] of Object.entries(info)) out(`${k.padEnd(11)} ${Array.isArray(v) ? v.join(', ') : v !== null && typeof v === 'object' ? JSON.stringify(v) : String(v)}`);
   return 0;
 }
