@@ -1,7 +1,6 @@
+import { MegaError } from '../errors.js';
+
 /** CLI usage errors: printed as one line, exit code 2. */
-export class UsageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'UsageError';
-  }
+export class UsageError extends MegaError {
+  static override readonly kind = 'user';
 }

@@ -5,6 +5,7 @@
  */
 import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { isUserError } from '../errors.js';
 import { UsageError } from './errors.js';
 import { verifyCommand } from './verify.js';
 
@@ -92,7 +93,7 @@ export async function main(argv: string[]): Promise<number> {
     return await (await c.run())(await applyGlobalOptions(rest), out);
   } catch (e) {
     const err = e as Error & { code?: string };
-    const user = err instanceof UsageError || ['ConfigError', 'DataError', 'CheckpointError', 'FormatError', 'StateDictError', 'ShapeError'].includes(err.name) || err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' || err.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' || err.code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL';
+    const user = isUserError(err) || err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' || err.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' || err.code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL';
     process.stderr.write(`mega ${cmd}: ${err.message}\n`);
     if (!user && process.env.MEGA_DEBUG) process.stderr.write(`${err.stack}\n`);
     return user ? 2 : 1;

@@ -5,26 +5,14 @@
  * `data/train.tsv:12: label "x" is not an integer (expected 0..9)`.
  */
 
-/** Options accepted by {@link DataError} (standard `Error` options). */
-export interface DataErrorOptions {
-  /** Underlying error (filesystem, zlib, ...). */
-  cause?: unknown;
-}
+import { MegaError } from '../errors.js';
 
 /**
  * Raised for empty data sets, labels out of range, malformed or unreadable files and invalid
  * reader / generator options.
  */
-export class DataError extends Error {
-  override readonly name = 'DataError';
-
-  /**
-   * @param message one line: what/where is wrong and what was expected
-   * @param options optional `cause`
-   */
-  constructor(message: string, options?: DataErrorOptions) {
-    super(message, options);
-  }
+export class DataError extends MegaError {
+  static override readonly kind = 'user';
 }
 
 /** Short message of an unknown thrown value (for wrapping filesystem / zlib errors). */

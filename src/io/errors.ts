@@ -5,26 +5,17 @@
  * so that a caller such as the golden-check CLI can print it as one FAIL line instead of crashing.
  */
 
-/** Options accepted by the io error constructors (standard `Error` options). */
-export interface IoErrorOptions {
-  /** Underlying error (e.g. a filesystem or msgpack decoding error). */
-  cause?: unknown;
-}
+import { MegaError, type MegaErrorOptions } from '../errors.js';
+
+/** Options accepted by the io error constructors. */
+export type IoErrorOptions = MegaErrorOptions;
 
 /**
  * A golden file (`mega-golden/1` msgpack) is malformed: unreadable, wrong `format`, missing or
  * mistyped keys, bad tensor encoding (unknown dtype, byte length != product(shape) * itemsize, ...).
  */
-export class FormatError extends Error {
-  override readonly name = 'FormatError';
-
-  /**
-   * @param message what is wrong and what was expected
-   * @param options optional `cause`
-   */
-  constructor(message: string, options?: IoErrorOptions) {
-    super(message, options);
-  }
+export class FormatError extends MegaError {
+  static override readonly kind = 'user';
 }
 
 /**
@@ -32,16 +23,8 @@ export class FormatError extends Error {
  * truncated, uses an unsupported feature (zip64, encryption, unknown opcode), or references a
  * pickle global outside the allow-list.
  */
-export class CheckpointError extends Error {
-  override readonly name = 'CheckpointError';
-
-  /**
-   * @param message what is wrong and what was expected
-   * @param options optional `cause`
-   */
-  constructor(message: string, options?: IoErrorOptions) {
-    super(message, options);
-  }
+export class CheckpointError extends MegaError {
+  static override readonly kind = 'user';
 }
 
 /** Constructor of one of the io error classes; helpers take it to raise the caller's error type. */

@@ -1,15 +1,14 @@
 /** Typed errors of the tensor floor. Every message names the op, the offending values and what was expected. */
 
-/** Base class of every tensor-level error. */
-export class TensorError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = new.target.name;
-  }
-}
+import { MegaError } from '../errors.js';
 
-/** Shapes that do not fit the op (mismatch, bad reshape, non-broadcastable). */
-export class ShapeError extends TensorError {}
+/** Base class of every tensor-level error (a program error unless a subclass says otherwise). */
+export class TensorError extends MegaError {}
+
+/** Shapes that do not fit the op (mismatch, bad reshape, non-broadcastable); usually shapes that came from data or a checkpoint. */
+export class ShapeError extends TensorError {
+  static override readonly kind = 'user';
+}
 
 /** An axis or index out of range. */
 export class IndexError extends TensorError {}

@@ -167,7 +167,7 @@ export function importFairseq(ck: FairseqCheckpoint, { dtype = 'f32', label = 'c
     model = buildModel(arch, args, task, { dtype });
   } catch (e) {
     const err = e as Error;
-    if (err.name === 'ConfigError') throw new ConfigError(`${label}: unsupported model (arch ${arch}): ${err.message}`, { cause: e });
+    if (err instanceof ConfigError) throw new ConfigError(`${label}: unsupported model (arch ${arch}): ${err.message}`, { cause: e });
     throw new CheckpointError(`${label}: cannot build arch ${arch} from the checkpoint's args: ${err.message}`, { cause: e });
   }
 

@@ -16,6 +16,7 @@
  * (+ `accuracy.svg` for classification). Losses are reported in base 2 as fairseq logs them.
  */
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { MegaError } from '../errors.js';
 import { join, resolve as resolvePath } from 'node:path';
 import { backward, noGrad } from '../autograd/engine.js';
 import { Batcher, type Dataset, type Example } from '../data/batch.js';
@@ -46,8 +47,7 @@ const LN2 = Math.LN2;
 const RUN_ONLY = ['json', 'quiet', 'resume', 'overwrite', 'config', 'help', 'threads', ...DIST_RUN_ONLY] as const;
 
 /** Training stopped on a NaN/Inf loss or gradient norm. */
-export class TrainingDivergedError extends Error {
-  override readonly name = 'TrainingDivergedError';
+export class TrainingDivergedError extends MegaError {
   /** Update at which it happened (1-based, not applied). */
   readonly update: number;
   /** Path of the last good checkpoint, if any. */

@@ -56,9 +56,7 @@ export interface GpuCounters {
 }
 
 /** Raised when the GPU backend cannot start or a device operation fails. */
-export class GpuError extends TensorError {
-  override name = 'GpuError';
-}
+export class GpuError extends TensorError {}
 
 /** A device buffer holding one tensor's elements (as f32 on the device). */
 export class GpuData extends DeviceData {
