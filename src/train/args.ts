@@ -11,7 +11,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { ConfigError } from './errors.js';
-import { DIST_TRAIN_OPTIONS } from '../dist/options.js';
+import { DIST_TRAIN_OPTIONS } from './distributed.js';
 
 /** The tasks `mega train --task` accepts. */
 export const TASKS = ['listops', 'text', 'retrieval', 'image', 'lm', 'translation', 'speech'] as const;
