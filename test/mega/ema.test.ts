@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { IncrementalState } from '../../src/mega/incremental.js';
 import { EMA_STATE, lengthsToPaddingMask, MultiHeadEMA } from '../../src/mega/ema.js';
 import { ConfigError } from '../../src/nn/errors.js';
+import { ShapeError } from '../../src/tensor/errors.js';
 import * as F from '../../src/autograd/index.js';
 import { Generator, randNormal } from '../../src/tensor/random.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
@@ -186,10 +187,10 @@ describe('MultiHeadEMA incremental path', () => {
     const m = makeEMA(2, 2, { bidirectional: true });
     expect(() => m.forward(input([2, 1, 2]), null, new IncrementalState())).toThrow(ConfigError);
   });
-  it('rejects a wrong input width or mask shape', () => {
+  it('rejects a wrong input width or mask shape with a ShapeError (as MovingAverageGatedAttention does)', () => {
     const m = makeEMA(2, 2);
-    expect(() => m.forward(input([3, 1, 4]))).toThrow(ConfigError);
-    expect(() => m.forward(input([3, 1, 2]), lengthsToPaddingMask([2], 2))).toThrow(ConfigError);
+    expect(() => m.forward(input([3, 1, 4]))).toThrow(ShapeError);
+    expect(() => m.forward(input([3, 1, 2]), lengthsToPaddingMask([2], 2))).toThrow(ShapeError);
   });
 });
 
