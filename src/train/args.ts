@@ -427,16 +427,6 @@ export function validateTrainArgs(a: TrainArgs): void {
   if (a.resume && a.overwrite) throw new ConfigError('--resume and --overwrite contradict each other (choose one)');
 }
 
-/** Read `--config` (if any) and the flags into resolved options. */
-export function trainArgsFromArgv(argv: readonly string[]): { args: TrainArgs; help: boolean; user: Record<string, unknown> } {
-  const { values, positionals } = parseFlags(argv, TRAIN_OPTIONS, 'train');
-  if (positionals.length) throw new ConfigError(`unexpected argument ${JSON.stringify(positionals[0])} (options are --name value; see mega train --help)`);
-  if (values.help) return { args: undefined as unknown as TrainArgs, help: true, user: values };
-  const cfg = typeof values.config === 'string' ? readConfigFile(values.config) : {};
-  const user = { ...cfg, ...values };
-  return { args: resolveTrainArgs(user), help: false, user };
-}
-
 /** Help text of `mega train`. */
 export function trainHelp(archNames: readonly string[]): string {
   const groups: Record<OptSpec['group'], string> = { main: 'Main', data: 'Data', optim: 'Optimisation (fairseq names)', model: 'Model (override the arch preset)', run: 'Run' };
