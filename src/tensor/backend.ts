@@ -101,9 +101,16 @@ export function registerBackendStart(backend: string, start: () => void): void {
   starters.set(backend, start);
 }
 
-/** Registers `impl` as kernel `name` of `backend`. */
+/**
+ * Registers `impl` as kernel `name` of `backend`, once: a second registration of the same name on
+ * the same backend is refused (two files claiming one kernel is a bug, and the later one would
+ * silently win).
+ * @throws TensorError when `name` is already registered for `backend`
+ */
 export function registerKernel<K extends AnyKernelName>(name: K, backend: string, impl: AllKernels[K]): void {
-  registry.set(`${backend}/${name}`, impl);
+  const key = `${backend}/${name}`;
+  if (registry.has(key)) throw new TensorError(`kernel '${name}' is already registered for backend '${backend}'`);
+  registry.set(key, impl);
 }
 
 /** The implementation of kernel `name` on the active backend. */
