@@ -22,7 +22,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as F from '../src/autograd/index.js';
 import { MovingAverageGatedAttention } from '../src/mega/attention.js';
-import { getNumThreads } from '../src/tensor/backends/cpu/matmul.js';
+import { getNumThreads } from '../src/tensor/backends/cpu/pool.js';
 import { Generator, randNormal } from '../src/tensor/random.js';
 import { caseId, note, report, selected, type BenchOptions, type BenchResult } from './report.js';
 import { timeMedian } from './timing.js';

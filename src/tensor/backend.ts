@@ -2,6 +2,9 @@
  * The kernel registry: a kernel is a name; each backend registers an implementation for it
  * (tfjs-core's habit). Ops call kernels through `kernel(name)`, which resolves against the
  * active backend, so a second backend (gpu.js) implements the same names.
+ *
+ * docs/KERNELS.md is the table of every kernel: its file on each backend (cpu, wasm SIMD, gpujs;
+ * named after the kernel family, the same everywhere) and the autograd file holding its gradient.
  */
 import type { DType } from './dtype.js';
 import { TensorError } from './errors.js';

@@ -5,7 +5,8 @@
  * the pool, in f64 and f32. (The plain golden suite runs the size-dispatched mix.)
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { getNumThreads, setNumThreads, simdStatus, simdTuning } from '../../../../src/tensor/backends/cpu/matmul.js';
+import { getNumThreads, setNumThreads } from '../../../../src/tensor/backends/cpu/pool.js';
+import { simdStatus, simdTuning } from '../../../../src/tensor/backends/cpu/wasm/runtime.js';
 import { wasmThreadStats } from '../../../../src/tensor/backends/cpu/wasm/runtime.js';
 import { runFile } from '../../../../src/verify/index.js';
 import { explain, goldenFiles, goldenPath } from '../../../golden/helpers.js';
