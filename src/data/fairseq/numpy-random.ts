@@ -48,6 +48,41 @@ export class NumpyRandomState {
     this.pos = N;
   }
 
+  /**
+   * Seeds as `np.random.RandomState([k0, k1, ...])` does (MT19937 `init_by_array`: `init_genrand(19650218)`
+   * then two mixing passes over the key). fairseq's token blocks use it per epoch.
+   * @throws DataError for a key element outside [0, 2^32)
+   */
+  seedArray(keyWords: readonly number[]): void {
+    for (const w of keyWords) if (!Number.isInteger(w) || w < 0 || w > 0xffffffff) throw new DataError(`numpy seed array element ${w}: expected an integer between 0 and 2**32 - 1`);
+    this.seed(19650218);
+    const mt = this.key;
+    const len = keyWords.length;
+    let i = 1, j = 0;
+    for (let k = Math.max(N, len); k > 0; k--) {
+      const p = mt[i - 1] ^ (mt[i - 1] >>> 30);
+      mt[i] = ((mt[i] ^ Math.imul(p >>> 0, 1664525)) + keyWords[j] + j) >>> 0;
+      i++;
+      j++;
+      if (i >= N) {
+        mt[0] = mt[N - 1];
+        i = 1;
+      }
+      if (j >= len) j = 0;
+    }
+    for (let k = N - 1; k > 0; k--) {
+      const p = mt[i - 1] ^ (mt[i - 1] >>> 30);
+      mt[i] = ((mt[i] ^ Math.imul(p >>> 0, 1566083941)) - i) >>> 0;
+      i++;
+      if (i >= N) {
+        mt[0] = mt[N - 1];
+        i = 1;
+      }
+    }
+    mt[0] = 0x80000000;
+    this.pos = N;
+  }
+
   /** Regenerates the 624 state words (the MT19937 "twist"). */
   private twist(): void {
     const k = this.key;

@@ -47,6 +47,14 @@ describe('NumpyRandomState', () => {
     expect(new NumpyRandomState(1).choice([32, 48, 64], 300).slice(-10)).toEqual([64, 48, 64, 32, 32, 32, 32, 64, 64, 32]);
   });
 
+  it('array seeding equals np.random.RandomState([42, seed, epoch])', () => {
+    const r = new NumpyRandomState(0);
+    r.seedArray([42, 1, 2]);
+    expect(Array.from({ length: 4 }, () => r.nextUint32())).toEqual([3677367077, 3152908158, 4133059577, 911461947]);
+    r.seedArray([42, 1, 3]);
+    expect(r.choice([32, 48, 64], 10)).toEqual([32, 64, 64, 64, 64, 48, 48, 32, 64, 48]);
+  });
+
   it('re-seeding restarts the stream', () => {
     const r = new NumpyRandomState(9);
     const a = Array.from(r.permutation(20));
