@@ -1,0 +1,163 @@
+/**
+ * Continuing a fairseq training run exactly: from the run's `checkpoint_last.pt` and its data
+ * folder, the remaining updates with fairseq's batches in fairseq's order, fairseq's criterion,
+ * gradient normalisation and clipping, fairseq Adam and the LR schedule.
+ *
+ * One update (fairseq's `Trainer.train_step`), for the group of `--update-freq` batches:
+ *
+ * 1. lr = schedule(num_updates) (update u + 1 uses lr(u));
+ * 2. per batch: the summed loss (nats: `lra_cross_entropy`, `cross_entropy` or
+ *    `label_smoothed_cross_entropy`) is back-propagated; sample sizes are summed (examples with
+ *    `--sentence-avg`, target tokens otherwise);
+ * 3. gradients × 1/sample_size; gnorm = their total 2-norm; gradients × min(1, clip/(gnorm + 1e-6));
+ * 4. Adam step (decoupled weight decay); the logged loss is Σloss / sample_size / ln 2.
+ *
+ * The position in the data comes from the checkpoint's train iterator (epoch to run next, batches
+ * of it already done); epochs run until `--max-epoch` / `--max-update`.
+ */
+import { backward } from '../autograd/engine.js';
+import { epochBatches, groupUpdates, trainBatches } from '../data/fairseq/order.js';
+import { binary } from '../tensor/kernels.js';
+import { scalar } from '../tensor/create.js';
+import type { Module } from '../nn/module.js';
+import { ConfigError } from './errors.js';
+import { readFairseqResume, resumeAdam, type FairseqResume } from './fairseq-resume.js';
+import { loadFairseqTrainData } from './fairseq-train-data.js';
+import { clipGradNorm } from './optim.js';
+import { makeScheduleFromArgs } from './schedule.js';
+import { classificationForward } from './tasks/common.js';
+import { lmTask } from './tasks/lm.js';
+import { translationTask } from './tasks/translation.js';
+import type { StepOutput } from './tasks/types.js';
+import type { Batch } from '../data/batch.js';
+
+/** One update as fairseq logs it with `--log-interval 1`. */
+export interface ContinueRecord {
+  type: 'train';
+  /** Update number (1-based, counting the updates before the checkpoint). */
+  update: number;
+  /** Epoch of the update. */
+  epoch: number;
+  /** Base-2 loss of the update (Σloss / sample size / ln 2). */
+  loss: number;
+  /** Total gradient norm before clipping. */
+  gnorm: number;
+  /** Learning rate used by the update. */
+  lr: number;
+  /** Example ids of each batch of the update (fairseq order within the batch). */
+  batches: number[][];
+}
+
+/** Options of `continueFairseq`. */
+export interface ContinueOptions {
+  /** The data folder (fairseq's positional DATA). */
+  data: string;
+  /** The checkpoint to resume (`SAVE/checkpoint_last.pt` or `--restore-file`), or an already read one. */
+  checkpoint: string | FairseqResume;
+  /**
+   * The run's fairseq namespace (snake_case names, as the command line gives them); missing names
+   * take the checkpoint's stored args.
+   */
+  args?: Record<string, unknown>;
+  /** Called after every update. */
+  onUpdate?: (r: ContinueRecord) => void;
+  /** Stop after this many updates of this run (tests), besides `--max-update` / `--max-epoch`. */
+  limit?: number;
+}
+
+/** Result of `continueFairseq`. */
+export interface ContinueResult {
+  records: ContinueRecord[];
+  /** The model after the last update (train mode). */
+  model: Module;
+  /** Updates done in total. */
+  numUpdates: number;
+  /** Where the train iterator stands after the run. */
+  iterator: { epoch: number; iterationsInEpoch: number };
+}
+
+const LN2 = Math.LN2;
+
+function forwardOf(task: string, args: Record<string, unknown>): (model: Module, batch: Batch) => StepOutput {
+  switch (task) {
+    case 'lra-text':
+    case 'lra-image':
+      return (m, b) => classificationForward(m, b);
+    case 'language_modeling':
+      return (m, b) => lmTask.forward(m, b, args);
+    case 'translation':
+      return (m, b) => translationTask.forward(m, b, args);
+    default:
+      throw new ConfigError(`--task ${task}: training continuation supports lra-text, lra-image, language_modeling, translation`);
+  }
+}
+
+/**
+ * Runs the remaining updates of a fairseq training run (see the module comment).
+ * @throws CheckpointError / DataError / ConfigError for a bad checkpoint, data folder or options
+ */
+export function continueFairseq(o: ContinueOptions): ContinueResult {
+  const r = typeof o.checkpoint === 'string' ? readFairseqResume(o.checkpoint) : o.checkpoint;
+  const args: Record<string, unknown> = { ...r.args, ...(o.args ?? {}) };
+  const task = String(args.task);
+  const forward = forwardOf(task, args);
+  if (args.criterion === 'lra_cross_entropy' && args.sentence_avg === false) throw new ConfigError('--criterion lra_cross_entropy without --sentence-avg is not supported (the release always sets it)');
+  const data = loadFairseqTrainData(o.data, args);
+  const frozen = trainBatches(data.order, data.sizes);
+  const schedule = makeScheduleFromArgs(args);
+  const optimizer = resumeAdam(r, args);
+  const model = r.imported.model;
+  model.train();
+  const params = r.params;
+  const clip = typeof args.clip_norm === 'number' ? args.clip_norm : 0;
+  const maxUpdate = typeof args.max_update === 'number' && args.max_update > 0 ? args.max_update : Infinity;
+  const maxEpoch = typeof args.max_epoch === 'number' && args.max_epoch > 0 ? args.max_epoch : Infinity;
+  const freqs = Array.isArray(args.update_freq) ? (args.update_freq as number[]) : [typeof args.update_freq === 'number' ? args.update_freq : 1];
+  const seed = data.order.seed;
+
+  let numUpdates = r.numUpdates;
+  let epoch = r.iterator.epoch;
+  let offset = r.iterator.iterationsInEpoch;
+  const records: ContinueRecord[] = [];
+  const limit = o.limit ?? Infinity;
+  let stop = numUpdates >= maxUpdate;
+  while (!stop && epoch <= maxEpoch) {
+    const freq = freqs[Math.min(epoch, freqs.length) - 1];
+    const batches = epochBatches(frozen, seed, epoch, r.iterator.shuffle).slice(offset);
+    const groups = groupUpdates(batches, freq);
+    let done = offset;
+    for (const group of groups) {
+      const lr = schedule.lr(numUpdates);
+      optimizer.setLr(lr);
+      optimizer.zeroGrad();
+      let sum = 0, sample = 0;
+      for (const ids of group) {
+        const out = forward(model, data.collate(ids));
+        backward(out.loss);
+        sum += out.loss.item();
+        sample += out.sampleSize;
+      }
+      if (sample > 0) {
+        for (const p of params) if (p.grad) p.grad = binary(p.grad, scalar(1 / sample, p.grad.dtype), 'mul');
+      }
+      const gnorm = clipGradNorm(params, clip);
+      optimizer.step();
+      numUpdates++;
+      done += group.length;
+      const rec: ContinueRecord = { type: 'train', update: numUpdates, epoch, loss: sample > 0 ? sum / sample / LN2 : 0, gnorm, lr, batches: group };
+      records.push(rec);
+      o.onUpdate?.(rec);
+      if (numUpdates >= maxUpdate || records.length >= limit) {
+        stop = true;
+        break;
+      }
+    }
+    if (stop && done < offset + batches.length) {
+      offset = done;
+      break;
+    }
+    epoch++;
+    offset = 0;
+  }
+  return { records, model, numUpdates, iterator: { epoch, iterationsInEpoch: offset } };
+}
