@@ -17,15 +17,18 @@
  */
 import { backward } from '../autograd/engine.js';
 import { epochBatches, groupUpdates, trainBatches } from '../data/fairseq/order.js';
-import { binary } from '../tensor/kernels.js';
+import { binary, cast } from '../tensor/kernels.js';
+import type { FloatDType } from '../tensor/dtype.js';
+import { fromStorage, type Tensor } from '../tensor/tensor.js';
+import { lraCrossEntropy, type LRAModel } from '../mega/models/lra.js';
 import { scalar } from '../tensor/create.js';
 import type { Module } from '../nn/module.js';
 import { ConfigError } from './errors.js';
 import { readFairseqResume, resumeAdam, type FairseqResume } from './fairseq-resume.js';
 import { loadFairseqTrainData } from './fairseq-train-data.js';
-import { clipGradNorm } from './optim.js';
+import { clipGradNorm, type Adam } from './optim.js';
 import { makeScheduleFromArgs } from './schedule.js';
-import { classificationForward } from './tasks/common.js';
+import { classificationForward, countCorrect } from './tasks/common.js';
 import { lmTask } from './tasks/lm.js';
 import { translationTask } from './tasks/translation.js';
 import type { StepOutput } from './tasks/types.js';
@@ -61,6 +64,8 @@ export interface ContinueOptions {
   args?: Record<string, unknown>;
   /** Called after every update. */
   onUpdate?: (r: ContinueRecord) => void;
+  /** Called before clipping with the normalised gradients (parameters in fairseq's order) and their norm. */
+  onGradients?: (params: readonly Tensor[], gnorm: number) => void;
   /** Stop after this many updates of this run (tests), besides `--max-update` / `--max-epoch`. */
   limit?: number;
 }
@@ -70,6 +75,8 @@ export interface ContinueResult {
   records: ContinueRecord[];
   /** The model after the last update (train mode). */
   model: Module;
+  /** The optimizer after the last update (parameters in fairseq's order). */
+  optimizer: Adam;
   /** Updates done in total. */
   numUpdates: number;
   /** Where the train iterator stands after the run. */
@@ -78,11 +85,20 @@ export interface ContinueResult {
 
 const LN2 = Math.LN2;
 
-function forwardOf(task: string, args: Record<string, unknown>): (model: Module, batch: Batch) => StepOutput {
+/** lra-image's forward: the f32 pixels cast to the model's dtype. */
+function imageForward(model: Module, b: Batch, dtype: FloatDType): StepOutput {
+  if (b.kind !== 'values') throw new ConfigError('lra-image: expected a batch of pixel values');
+  const x = cast(fromStorage(b.srcValues, [b.B, b.L]), dtype); // B × L
+  const logits = (model as LRAModel).forward(x, fromStorage(b.srcLengths, [b.B]));
+  return { loss: lraCrossEntropy(logits, fromStorage(b.labels, [b.B])), sampleSize: b.B, nSentences: b.B, ntokens: b.ntokens, nCorrect: countCorrect(logits, b.labels) };
+}
+
+function forwardOf(task: string, args: Record<string, unknown>, dtype: FloatDType): (model: Module, batch: Batch) => StepOutput {
   switch (task) {
     case 'lra-text':
-    case 'lra-image':
       return (m, b) => classificationForward(m, b);
+    case 'lra-image':
+      return (m, b) => imageForward(m, b, dtype);
     case 'language_modeling':
       return (m, b) => lmTask.forward(m, b, args);
     case 'translation':
@@ -100,10 +116,9 @@ export function continueFairseq(o: ContinueOptions): ContinueResult {
   const r = typeof o.checkpoint === 'string' ? readFairseqResume(o.checkpoint) : o.checkpoint;
   const args: Record<string, unknown> = { ...r.args, ...(o.args ?? {}) };
   const task = String(args.task);
-  const forward = forwardOf(task, args);
+  const forward = forwardOf(task, args, r.params[0]?.dtype === 'f64' ? 'f64' : 'f32');
   if (args.criterion === 'lra_cross_entropy' && args.sentence_avg === false) throw new ConfigError('--criterion lra_cross_entropy without --sentence-avg is not supported (the release always sets it)');
   const data = loadFairseqTrainData(o.data, args);
-  const frozen = trainBatches(data.order, data.sizes);
   const schedule = makeScheduleFromArgs(args);
   const optimizer = resumeAdam(r, args);
   const model = r.imported.model;
@@ -123,7 +138,8 @@ export function continueFairseq(o: ContinueOptions): ContinueResult {
   let stop = numUpdates >= maxUpdate;
   while (!stop && epoch <= maxEpoch) {
     const freq = freqs[Math.min(epoch, freqs.length) - 1];
-    const batches = epochBatches(frozen, seed, epoch, r.iterator.shuffle).slice(offset);
+    const ep = data.epoch(epoch);
+    const batches = epochBatches(trainBatches(data.order, ep.sizes), seed, epoch, r.iterator.shuffle).slice(offset);
     const groups = groupUpdates(batches, freq);
     let done = offset;
     for (const group of groups) {
@@ -132,7 +148,7 @@ export function continueFairseq(o: ContinueOptions): ContinueResult {
       optimizer.zeroGrad();
       let sum = 0, sample = 0;
       for (const ids of group) {
-        const out = forward(model, data.collate(ids));
+        const out = forward(model, ep.collate(ids));
         backward(out.loss);
         sum += out.loss.item();
         sample += out.sampleSize;
@@ -140,6 +156,7 @@ export function continueFairseq(o: ContinueOptions): ContinueResult {
       if (sample > 0) {
         for (const p of params) if (p.grad) p.grad = binary(p.grad, scalar(1 / sample, p.grad.dtype), 'mul');
       }
+      if (o.onGradients) o.onGradients(params, clipGradNorm(params, 0));
       const gnorm = clipGradNorm(params, clip);
       optimizer.step();
       numUpdates++;
@@ -159,5 +176,5 @@ export function continueFairseq(o: ContinueOptions): ContinueResult {
     epoch++;
     offset = 0;
   }
-  return { records, model, numUpdates, iterator: { epoch, iterationsInEpoch: offset } };
+  return { records, model, optimizer, numUpdates, iterator: { epoch, iterationsInEpoch: offset } };
 }

@@ -6,7 +6,7 @@
  * - `lra-text`: `src-bin/train` (+ `src1-bin/train`) cut to `max_positions`, right-padded with
  *   `<pad>`; class = label id − 4 (the label's line in `label-bin/dict.txt`).
  * - `lra-image`: `input/train.src` pixels → `(p/255 − mean)/std` (f32), labels from `label/train.label`.
- * - `language_modeling`: the Mega LM's seeded variant blocks; target = the block's tokens, source =
+ * - `language_modeling`: the Mega LM's seeded variant blocks (re-drawn per epoch); target = the block's tokens, source =
  *   the token before each (`</s>` before the very first); right-padded.
  * - `translation`: `train.<s>-<t>.<s|t>`; source left-padded when `left_pad_source` (the task's
  *   default), decoder input `[</s>, t1 … tn]`, rows sorted by descending source length.
@@ -58,14 +58,25 @@ function readSentences(prefix: string): Int32Array[] {
   return out;
 }
 
-/** The training split, ready for ordering and collation. */
-export interface FairseqTrainData {
-  /** Order arguments of the task (seed, batching limits, size limits). */
-  order: TrainOrderArgs;
+/** The examples of one epoch: sizes for the order and fairseq's collater. */
+export interface FairseqEpochData {
   /** Per-example sizes for the order. */
   sizes: TrainSizes;
   /** fairseq's collater: ids (in batch order) → a padded batch. */
   collate(ids: readonly number[]): Batch;
+}
+
+/** The training split, ready for ordering and collation. */
+export interface FairseqTrainData {
+  /** Order arguments of the task (seed, batching limits, size limits). */
+  order: TrainOrderArgs;
+  /** The examples of epoch `e` (the same every epoch except for the Mega LM's re-drawn blocks). */
+  epoch(e: number): FairseqEpochData;
+}
+
+/** Train data whose examples do not change between epochs. */
+function fixed(order: TrainOrderArgs, d: FairseqEpochData): FairseqTrainData {
+  return { order, epoch: () => d };
 }
 
 const num = (a: Record<string, unknown>, k: string): number | undefined => (typeof a[k] === 'number' ? (a[k] as number) : undefined);
@@ -95,8 +106,7 @@ function lraText(dir: string, a: Record<string, unknown>, base: TrainOrderArgs):
     return t[0] - NSPECIAL;
   });
   if (labels.length !== src.length || (src1 && src1.length !== src.length)) throw new DataError(`${dir}: train splits differ in length (src-bin ${src.length}, label-bin ${labels.length}${src1 ? `, src1-bin ${src1.length}` : ''})`);
-  return {
-    order: { ...base, max_positions: maxPos },
+  return fixed({ ...base, max_positions: maxPos }, {
     sizes: { sizes: src.map((t) => t.length) },
     collate(ids): TokenBatch {
       const rows = ids.map((i) => src[i]);
@@ -113,7 +123,7 @@ function lraText(dir: string, a: Record<string, unknown>, base: TrainOrderArgs):
       }
       return b;
     },
-  };
+  });
 }
 
 function existsPrefix(prefix: string): boolean {
@@ -153,8 +163,7 @@ function lraImage(dir: string, a: Record<string, unknown>, base: TrainOrderArgs)
   if (labels.length !== images.length) throw new DataError(`${labPath}: ${labels.length} labels for ${images.length} images in ${srcPath}`);
   const L = images[0]?.length ?? 0;
   if (images.some((x) => x.length !== L)) throw new DataError(`${srcPath}: images of different lengths (expected all ${L} pixels)`);
-  return {
-    order: base,
+  return fixed(base, {
     sizes: { sizes: images.map((x) => x.length) },
     collate(ids): ValueBatch {
       const B = ids.length;
@@ -162,7 +171,7 @@ function lraImage(dir: string, a: Record<string, unknown>, base: TrainOrderArgs)
       ids.forEach((i, r) => x.set(images[i], r * L));
       return { kind: 'values', B, L, ids: Int32Array.from(ids), srcValues: x, srcLengths: new Int32Array(B).fill(L), labels: Int32Array.from(ids, (i) => labels[i]), ntokens: B * L };
     },
-  };
+  });
 }
 
 function languageModeling(dir: string, a: Record<string, unknown>, base: TrainOrderArgs): FairseqTrainData {
@@ -176,23 +185,28 @@ function languageModeling(dir: string, a: Record<string, unknown>, base: TrainOr
     stream.set(t, off);
     off += t.length;
   }
-  const blocks = megaLmTrainBlocks(sents.map((t) => t.length), C, num(a, 'variant_block_multiple_min') ?? 1, num(a, 'variant_block_multiple_max') ?? 1, base.seed);
+  const sentSizes = sents.map((t) => t.length);
+  const mult = [num(a, 'variant_block_multiple_min') ?? 1, num(a, 'variant_block_multiple_max') ?? 1];
   // fairseq's size limit: min(tokens_per_sample, max_target_positions, max_tokens)
   const limit = Math.min(num(a, 'tokens_per_sample') ?? Infinity, num(a, 'max_target_positions') ?? Infinity, num(a, 'max_tokens') ?? Infinity);
   return {
     order: { ...base, max_positions: limit },
-    sizes: { sizes: blocks.map((b) => b.end - b.start) },
-    collate(ids): TokenBatch {
-      const tgt = ids.map((i) => stream.slice(blocks[i].start, blocks[i].end));
-      const src = ids.map((i) => {
-        const { start, end } = blocks[i];
-        return start === 0 ? Int32Array.from([EOS, ...stream.subarray(0, end - 1)]) : stream.slice(start - 1, end - 1);
-      });
-      const s = padRows(src, false), t = padRows(tgt, false);
-      const ntokens = tgt.reduce((n, r) => n + r.length, 0);
+    epoch(e: number): FairseqEpochData {
+      const blocks = megaLmTrainBlocks(sentSizes, C, mult[0], mult[1], base.seed, e);
       return {
-        kind: 'tokens', B: ids.length, L: s.L, ids: Int32Array.from(ids), srcTokens: s.data, srcLengths: Int32Array.from(src, (r) => r.length),
-        labels: new Int32Array(ids.length).fill(-1), target: t.data, T: t.L, ntokens,
+        sizes: { sizes: blocks.map((b) => b.end - b.start) },
+        collate(ids): TokenBatch {
+          const tgt = ids.map((i) => stream.slice(blocks[i].start, blocks[i].end));
+          const src = ids.map((i) => {
+            const { start, end } = blocks[i];
+            return start === 0 ? Int32Array.from([EOS, ...stream.subarray(0, end - 1)]) : stream.slice(start - 1, end - 1);
+          });
+          const s = padRows(src, false), t = padRows(tgt, false);
+          return {
+            kind: 'tokens', B: ids.length, L: s.L, ids: Int32Array.from(ids), srcTokens: s.data, srcLengths: Int32Array.from(src, (r) => r.length),
+            labels: new Int32Array(ids.length).fill(-1), target: t.data, T: t.L, ntokens: tgt.reduce((n, r) => n + r.length, 0),
+          };
+        },
       };
     },
   };
@@ -208,8 +222,7 @@ function translation(dir: string, a: Record<string, unknown>, base: TrainOrderAr
   const maxPos: [number, number] = [num(a, 'max_source_positions') ?? Infinity, num(a, 'max_target_positions') ?? Infinity];
   const mt = num(a, 'max_tokens');
   if (mt !== undefined) [maxPos[0], maxPos[1]] = [Math.min(maxPos[0], mt), Math.min(maxPos[1], mt)];
-  return {
-    order: { ...base, max_positions: maxPos },
+  return fixed({ ...base, max_positions: maxPos }, {
     sizes: { sizes: src.map((x) => x.length), tgtSizes: tgt.map((x) => x.length) },
     collate(ids0): TokenBatch {
       // rows by descending source length (stable)
@@ -223,7 +236,7 @@ function translation(dir: string, a: Record<string, unknown>, base: TrainOrderAr
         labels: new Int32Array(ids.length).fill(-1), prevOutputTokens: pp.data, target: pt.data, T: pt.L, ntokens: targets.reduce((n, r) => n + r.length, 0),
       };
     },
-  };
+  });
 }
 
 /**

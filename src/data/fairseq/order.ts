@@ -7,8 +7,9 @@
  *    - `lra-text` / `lra-image`: `perm = permutation(N)` seeded with `--seed` when the split is
  *      loaded; examples are taken in the order `argsort(perm)`.
  *    - `language_modeling` (Mega LM): token blocks of whole sentences whose target sizes are drawn
- *      with `choice(sizes, nSentences)` right after `np.random.seed(--seed)`; blocks are ordered by
- *      size ascending, ties by a seeded permutation (`lexsort([perm, sizes])`).
+ *      with `choice(sizes, nSentences)` right after `np.random.seed(--seed)` (re-drawn per epoch
+ *      from epoch 2 on, `megaLmBlockDraws`); blocks are ordered by size ascending, ties by a seeded
+ *      permutation (`lexsort([perm, sizes])`), and rebatched every epoch.
  *    - `translation`: `permutation(N)` (seeded), then stable sort by target length, then stable sort
  *      by source length.
  * 2. Examples longer than the limit are dropped (train).
@@ -103,19 +104,27 @@ export function completeBlocks(sentenceSizes: ArrayLike<number>, targetSizes: Ar
 }
 
 /**
- * The training blocks of the Mega LM: target sizes `choice([min..max] × chunk, nSentences)` drawn on
- * numpy's global generator just after `np.random.seed(seed)`, then `completeBlocks`.
+ * The target block sizes of the Mega LM's training blocks for `epoch`, drawn from
+ * `[min..max] × chunk`:
+ * - epoch 1 (the dataset as loaded): `choice(sizes, nSentences)` on numpy's global generator just
+ *   after `np.random.seed(seed)`;
+ * - epoch e >= 2 (the dataset re-blocked at the start of the epoch):
+ *   `RandomState([42, seed mod 2^32, e]).choice(sizes, floor(nSentences / 2))`.
+ * With `max == 1` every block has the size `min × chunk`.
  */
-export function megaLmTrainBlocks(sentenceSizes: ArrayLike<number>, chunk: number, multMin: number, multMax: number, seed: number): LmBlock[] {
-  let draws: number[];
-  if (multMax > 1) {
-    const sizes: number[] = [];
-    for (let m = multMin; m <= multMax; m++) sizes.push(m * chunk);
-    draws = new NumpyRandomState(seed).choice(sizes, sentenceSizes.length);
-  } else {
-    draws = new Array<number>(sentenceSizes.length).fill(multMin * chunk);
-  }
-  return completeBlocks(sentenceSizes, draws);
+export function megaLmBlockDraws(nSentences: number, chunk: number, multMin: number, multMax: number, seed: number, epoch = 1): number[] {
+  if (multMax <= 1) return new Array<number>(nSentences).fill(multMin * chunk);
+  const sizes: number[] = [];
+  for (let m = multMin; m <= multMax; m++) sizes.push(m * chunk);
+  if (epoch <= 1) return new NumpyRandomState(seed).choice(sizes, nSentences);
+  const rng = new NumpyRandomState(0);
+  rng.seedArray([42, seed % 2 ** 32, epoch]);
+  return rng.choice(sizes, Math.floor(nSentences / 2));
+}
+
+/** The Mega LM's training blocks of `epoch` (`megaLmBlockDraws` then `completeBlocks`). */
+export function megaLmTrainBlocks(sentenceSizes: ArrayLike<number>, chunk: number, multMin: number, multMax: number, seed: number, epoch = 1): LmBlock[] {
+  return completeBlocks(sentenceSizes, megaLmBlockDraws(sentenceSizes.length, chunk, multMin, multMax, seed, epoch));
 }
 
 /** Validation blocks of the Mega LM (`--valid-block splits:K` → size ceil(total / K); `size:S` → S). */

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
-  batchBySize, completeBlocks, epochBatches, groupUpdates, languagePairOrder, lraOrder, megaLmTrainBlocks, readIdxSizes, trainBatches, type TrainOrderArgs, type TrainSizes,
+  batchBySize, completeBlocks, megaLmBlockDraws, epochBatches, groupUpdates, languagePairOrder, lraOrder, megaLmTrainBlocks, readIdxSizes, trainBatches, type TrainOrderArgs, type TrainSizes,
 } from '../../../src/data/fairseq/order.js';
 import { DataError } from '../../../src/data/errors.js';
 
@@ -87,6 +87,17 @@ describe('ordering rules (hand-checked cases)', () => {
 
   it('batchBySize rejects an example longer than max-tokens', () => {
     expect(() => batchBySize([0], () => 11, { maxTokens: 10 })).toThrow(DataError);
+  });
+
+  it('Mega LM block draws: global seed for epoch 1, RandomState([42, seed, epoch]) with N/2 draws after', () => {
+    // numpy: np.random.seed(1); np.random.choice([32, 48, 64], 300)[:12]
+    expect(megaLmBlockDraws(300, 16, 2, 4, 1).slice(0, 12)).toEqual([48, 32, 32, 48, 48, 32, 32, 48, 32, 48, 32, 64]);
+    // numpy: np.random.RandomState([42, 1, 2]).choice([32, 48, 64], 150)
+    const d2 = megaLmBlockDraws(300, 16, 2, 4, 1, 2);
+    expect(d2.length).toBe(150);
+    expect(d2.slice(0, 12)).toEqual([48, 64, 48, 32, 64, 64, 64, 64, 32, 64, 64, 64]);
+    expect(d2.slice(-4)).toEqual([64, 48, 48, 32]);
+    expect(megaLmBlockDraws(5, 16, 3, 1, 1, 2)).toEqual([48, 48, 48, 48, 48]);
   });
 
   it('complete blocks hold whole sentences; a long sentence is a block of its own', () => {
