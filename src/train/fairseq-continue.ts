@@ -15,24 +15,27 @@
  * The position in the data comes from the checkpoint's train iterator (epoch to run next, batches
  * of it already done); epochs run until `--max-epoch` / `--max-update`.
  */
+import { join } from 'node:path';
 import { backward } from '../autograd/engine.js';
+import type { Batch } from '../data/batch.js';
 import { epochBatches, groupUpdates, trainBatches } from '../data/fairseq/order.js';
-import { binary, cast } from '../tensor/kernels.js';
-import type { FloatDType } from '../tensor/dtype.js';
-import { fromStorage, type Tensor } from '../tensor/tensor.js';
+import { CheckpointError } from '../io/errors.js';
 import { lraCrossEntropy, type LRAModel } from '../mega/models/lra.js';
-import { scalar } from '../tensor/create.js';
 import type { Module } from '../nn/module.js';
+import { scalar } from '../tensor/create.js';
+import type { FloatDType } from '../tensor/dtype.js';
+import { binary, cast } from '../tensor/kernels.js';
+import { fromStorage, type Tensor } from '../tensor/tensor.js';
 import { ConfigError } from './errors.js';
-import { readFairseqResume, resumeAdam, type FairseqResume } from './fairseq-resume.js';
+import { fairseqRestorePath, readFairseqResume, resumeAdam, type FairseqResume } from './fairseq-resume.js';
 import { loadFairseqTrainData } from './fairseq-train-data.js';
-import { clipGradNorm, type Adam } from './optim.js';
+import { MetricsLog } from './metrics-log.js';
+import { Adam, clipGradNorm, parseBetas } from './optim.js';
 import { makeScheduleFromArgs } from './schedule.js';
 import { classificationForward, countCorrect } from './tasks/common.js';
 import { lmTask } from './tasks/lm.js';
 import { translationTask } from './tasks/translation.js';
 import type { StepOutput } from './tasks/types.js';
-import type { Batch } from '../data/batch.js';
 
 /** One update as fairseq logs it with `--log-interval 1`. */
 export interface ContinueRecord {
@@ -120,7 +123,10 @@ export function continueFairseq(o: ContinueOptions): ContinueResult {
   if (args.criterion === 'lra_cross_entropy' && args.sentence_avg === false) throw new ConfigError('--criterion lra_cross_entropy without --sentence-avg is not supported (the release always sets it)');
   const data = loadFairseqTrainData(o.data, args);
   const schedule = makeScheduleFromArgs(args);
-  const optimizer = resumeAdam(r, args);
+  // --reset-optimizer: fresh Adam and update count; --reset-dataloader: the iterator from epoch 1
+  const resetOpt = args.reset_optimizer === true;
+  const optimizer = resetOpt ? new Adam(r.params, { lr: 0, betas: parseBetas((args.adam_betas as string) ?? '(0.9, 0.999)'), eps: (args.adam_eps as number) ?? 1e-8, weightDecay: (args.weight_decay as number) ?? 0 }) : resumeAdam(r, args);
+  const startIter = args.reset_dataloader === true ? { epoch: 1, iterationsInEpoch: 0, shuffle: true } : r.iterator;
   const model = r.imported.model;
   model.train();
   const params = r.params;
@@ -130,16 +136,16 @@ export function continueFairseq(o: ContinueOptions): ContinueResult {
   const freqs = Array.isArray(args.update_freq) ? (args.update_freq as number[]) : [typeof args.update_freq === 'number' ? args.update_freq : 1];
   const seed = data.order.seed;
 
-  let numUpdates = r.numUpdates;
-  let epoch = r.iterator.epoch;
-  let offset = r.iterator.iterationsInEpoch;
+  let numUpdates = resetOpt ? 0 : r.numUpdates;
+  let epoch = startIter.epoch;
+  let offset = startIter.iterationsInEpoch;
   const records: ContinueRecord[] = [];
   const limit = o.limit ?? Infinity;
   let stop = numUpdates >= maxUpdate;
   while (!stop && epoch <= maxEpoch) {
     const freq = freqs[Math.min(epoch, freqs.length) - 1];
     const ep = data.epoch(epoch);
-    const batches = epochBatches(trainBatches(data.order, ep.sizes), seed, epoch, r.iterator.shuffle).slice(offset);
+    const batches = epochBatches(trainBatches(data.order, ep.sizes), seed, epoch, startIter.shuffle).slice(offset);
     const groups = groupUpdates(batches, freq);
     let done = offset;
     for (const group of groups) {
@@ -177,4 +183,40 @@ export function continueFairseq(o: ContinueOptions): ContinueResult {
     offset = 0;
   }
   return { records, model, optimizer, numUpdates, iterator: { epoch, iterationsInEpoch: offset } };
+}
+
+/** Result of `runFairseqContinuation`. */
+export interface ContinuationRun extends ContinueResult {
+  /** The checkpoint resumed. */
+  checkpoint: string;
+  /** The metrics file written. */
+  metricsPath: string;
+}
+
+/**
+ * `mega train DATA ...` on a save folder holding a fairseq checkpoint: resumes from
+ * `fairseqRestorePath(args)` and appends one `{"type":"train","update","epoch","loss","gnorm","lr"}`
+ * record per update to `SAVE/metrics.jsonl` (fairseq's `--log-interval 1` numbers, loss in base 2).
+ * @param args the run's fairseq namespace (`data`, `save_dir`, `restore_file`, stopping and
+ *   optimisation options); names it lacks take the checkpoint's stored values
+ * @throws CheckpointError when there is no checkpoint to resume; see `continueFairseq`
+ */
+export function runFairseqContinuation(args: Record<string, unknown>, onUpdate?: (r: ContinueRecord) => void): ContinuationRun {
+  const ck = fairseqRestorePath(args);
+  if (!ck) {
+    const save = typeof args.save_dir === 'string' ? args.save_dir : 'checkpoints';
+    throw new CheckpointError(`no fairseq checkpoint to resume: ${typeof args.restore_file === 'string' && args.restore_file !== 'checkpoint_last.pt' ? args.restore_file : join(save, 'checkpoint_last.pt')} does not exist`);
+  }
+  if (typeof args.data !== 'string') throw new ConfigError('mega train: the data folder (DATA) is missing');
+  const save = typeof args.save_dir === 'string' && args.save_dir !== '' ? args.save_dir : 'checkpoints';
+  const metricsPath = join(save, 'metrics.jsonl');
+  const log = new MetricsLog(metricsPath);
+  const res = continueFairseq({
+    data: args.data, checkpoint: ck, args,
+    onUpdate: (r) => {
+      log.write({ type: r.type, update: r.update, epoch: r.epoch, loss: r.loss, gnorm: r.gnorm, lr: r.lr });
+      onUpdate?.(r);
+    },
+  });
+  return { ...res, checkpoint: ck, metricsPath };
 }

@@ -14,6 +14,8 @@
  * - `extra_state`: `train_iterator = {epoch, iterations_in_epoch, shuffle}` (the epoch to run next and
  *   how many of its batches are done), `best` (best validation metric so far), `val_loss`.
  */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { CheckpointError } from '../io/errors.js';
 import { pyToPlain, readFairseqCheckpoint, type FairseqCheckpoint } from '../io/pt.js';
 import { isRawTensor, type RawTensor } from '../io/raw.js';
@@ -161,4 +163,17 @@ export function resumeAdam(r: FairseqResume, args: Record<string, unknown>): Ada
   }
   opt.loadStateDict({ state });
   return opt;
+}
+
+/**
+ * The checkpoint a fairseq run resumes from (`checkpoint_utils.load_checkpoint`): `--restore-file`
+ * when it is not the default name `checkpoint_last.pt`, else `SAVE/checkpoint_last.pt`
+ * (`--save-dir`, default `checkpoints`). Returns null when that file does not exist: fairseq then
+ * starts a fresh run.
+ */
+export function fairseqRestorePath(args: Readonly<Record<string, unknown>>): string | null {
+  const rf = typeof args.restore_file === 'string' && args.restore_file !== '' ? args.restore_file : 'checkpoint_last.pt';
+  const save = typeof args.save_dir === 'string' && args.save_dir !== '' ? args.save_dir : 'checkpoints';
+  const p = rf === 'checkpoint_last.pt' ? join(save, 'checkpoint_last.pt') : rf;
+  return existsSync(p) ? p : null;
 }
