@@ -1,7 +1,7 @@
 /**
  * fairseq's example order and batches, per task, for exact training continuation.
  *
- * The pipeline of fairseq's batch iterator (see docs/REPRODUCE.md for the whole workflow):
+ * The pipeline of fairseq's batch iterator (docs/FAIRSEQ-CONTINUE.md explains the whole continuation):
  *
  * 1. The task orders the example indices (seeded with numpy's legacy generator):
  *    - `lra-text` / `lra-image`: `perm = permutation(N)` seeded with `--seed` when the split is
