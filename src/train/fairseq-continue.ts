@@ -135,6 +135,8 @@ export function continueFairseq(o: ContinueOptions): ContinueResult {
   const maxEpoch = typeof args.max_epoch === 'number' && args.max_epoch > 0 ? args.max_epoch : Infinity;
   const freqs = Array.isArray(args.update_freq) ? (args.update_freq as number[]) : [typeof args.update_freq === 'number' ? args.update_freq : 1];
   const seed = data.order.seed;
+  // --curriculum N: the first N epochs keep the batches in order
+  const curriculum = typeof args.curriculum === 'number' ? args.curriculum : 0;
 
   let numUpdates = resetOpt ? 0 : r.numUpdates;
   let epoch = startIter.epoch;
@@ -145,7 +147,7 @@ export function continueFairseq(o: ContinueOptions): ContinueResult {
   while (!stop && epoch <= maxEpoch) {
     const freq = freqs[Math.min(epoch, freqs.length) - 1];
     const ep = data.epoch(epoch);
-    const batches = epochBatches(trainBatches(data.order, ep.sizes), seed, epoch, startIter.shuffle).slice(offset);
+    const batches = epochBatches(trainBatches(data.order, ep.sizes), seed, epoch, startIter.shuffle && epoch > curriculum).slice(offset);
     const groups = groupUpdates(batches, freq);
     let done = offset;
     for (const group of groups) {

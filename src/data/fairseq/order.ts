@@ -68,8 +68,8 @@ export function languagePairOrder(srcSizes: ArrayLike<number>, tgtSizes: ArrayLi
   return bySrc.map((k) => idx[k]);
 }
 
-/** A token block of the language-modelling stream: tokens `[start, end)`. */
-export interface LmBlock {
+/** A token block of the language-modelling stream, as the span `[start, end)` of token positions. */
+export interface BlockSpan {
   start: number;
   end: number;
 }
@@ -80,8 +80,8 @@ export interface LmBlock {
  * `targetSizes[b]`.
  * @throws DataError when there are more blocks than target sizes
  */
-export function completeBlocks(sentenceSizes: ArrayLike<number>, targetSizes: ArrayLike<number>): LmBlock[] {
-  const blocks: LmBlock[] = [];
+export function completeBlocks(sentenceSizes: ArrayLike<number>, targetSizes: ArrayLike<number>): BlockSpan[] {
+  const blocks: BlockSpan[] = [];
   let tok = 0, cur = 0, b = 0;
   const target = (k: number): number => {
     if (k >= targetSizes.length) throw new DataError(`language-model blocks: block ${k + 1} needs a size draw, only ${targetSizes.length} were drawn`);
@@ -123,18 +123,8 @@ export function megaLmBlockDraws(nSentences: number, chunk: number, multMin: num
 }
 
 /** The Mega LM's training blocks of `epoch` (`megaLmBlockDraws` then `completeBlocks`). */
-export function megaLmTrainBlocks(sentenceSizes: ArrayLike<number>, chunk: number, multMin: number, multMax: number, seed: number, epoch = 1): LmBlock[] {
+export function megaLmTrainBlocks(sentenceSizes: ArrayLike<number>, chunk: number, multMin: number, multMax: number, seed: number, epoch = 1): BlockSpan[] {
   return completeBlocks(sentenceSizes, megaLmBlockDraws(sentenceSizes.length, chunk, multMin, multMax, seed, epoch));
-}
-
-/** Validation blocks of the Mega LM (`--valid-block splits:K` → size ceil(total / K); `size:S` → S). */
-export function megaLmValidBlocks(sentenceSizes: ArrayLike<number>, validBlock: string): LmBlock[] {
-  const m = /^(splits|size):(\d+)$/.exec(validBlock);
-  if (!m || Number(m[2]) <= 0) throw new DataError(`--valid-block ${JSON.stringify(validBlock)}: expected splits:K or size:S with a positive integer`);
-  let total = 0;
-  for (let i = 0; i < sentenceSizes.length; i++) total += sentenceSizes[i];
-  const size = m[1] === 'size' ? Number(m[2]) : Math.ceil(total / Number(m[2]));
-  return completeBlocks(sentenceSizes, new Array<number>(sentenceSizes.length).fill(size));
 }
 
 /** MonolingualDataset order: by size ascending, ties by a permutation seeded with `seed` (`lexsort([perm, sizes])`). */
