@@ -96,9 +96,13 @@ function flag(v: unknown, dflt: boolean): boolean {
 }
 
 function lraText(dir: string, a: Record<string, unknown>, base: TrainOrderArgs): FairseqTrainData {
-  if (a.sen_rep_type === 'cls') throw new ConfigError("--sen-rep-type cls: training continuation supports the release's mp recipes only");
   const maxPos = num(a, 'max_positions') ?? Infinity;
-  const cut = (t: Int32Array): Int32Array => (t.length > maxPos ? t.slice(0, maxPos) : t);
+  // `--sen-rep-type cls`: `<CLS>` (appended to src-bin/dict.txt after the 4 specials) is prepended, then the cut
+  const cls = a.sen_rep_type === 'cls' ? NSPECIAL + lines(join(dir, 'src-bin', 'dict.txt')).length : -1;
+  const cut = (t0: Int32Array): Int32Array => {
+    const t = cls >= 0 ? Int32Array.from([cls, ...t0]) : t0;
+    return t.length > maxPos ? t.slice(0, maxPos) : t;
+  };
   const src = readSentences(join(dir, 'src-bin', 'train')).map(cut);
   const src1 = a.input_type === 'text' && existsPrefix(join(dir, 'src1-bin', 'train')) ? readSentences(join(dir, 'src1-bin', 'train')).map(cut) : null;
   const labels = readSentences(join(dir, 'label-bin', 'train')).map((t, i) => {
@@ -149,11 +153,15 @@ function lraImage(dir: string, a: Record<string, unknown>, base: TrainOrderArgs)
   const norm = Array.isArray(a.pixel_normalization) ? (a.pixel_normalization as number[]) : [0.5, 0.5];
   const [mean, std] = [Math.fround(norm[0]), Math.fround(norm[1])];
   const srcPath = join(dir, 'input', 'train.src');
-  const images = lines(srcPath).map((l, i) => Float32Array.from(l.trim().split(/\s+/), (p) => {
-    const v = Number(p);
-    if (!Number.isInteger(v) || v < 0 || v > 255) throw new DataError(`${srcPath}:${i + 1}: pixel ${JSON.stringify(p)}, expected an integer 0..255`);
-    return (Math.fround(v / 255) - mean) / std;
-  }));
+  const maxPos = num(a, 'max_positions') ?? Infinity;
+  const images = lines(srcPath).map((l, i) => {
+    const x = Float32Array.from(l.trim().split(/\s+/), (p) => {
+      const v = Number(p);
+      if (!Number.isInteger(v) || v < 0 || v > 255) throw new DataError(`${srcPath}:${i + 1}: pixel ${JSON.stringify(p)}, expected an integer 0..255`);
+      return (Math.fround(v / 255) - mean) / std;
+    });
+    return x.length > maxPos ? x.slice(0, maxPos) : x;
+  });
   const labPath = join(dir, 'label', 'train.label');
   const labels = lines(labPath).map((l, i) => {
     const v = Number(l.trim());
@@ -251,6 +259,7 @@ export function loadFairseqTrainData(dir: string, args: Record<string, unknown>)
     max_tokens: num(args, 'max_tokens') ?? null,
     max_sentences: num(args, 'max_sentences') ?? num(args, 'batch_size') ?? null,
     required_batch_size_multiple: num(args, 'required_batch_size_multiple') ?? 8,
+    no_shuffle: args.no_shuffle === true,
   };
   switch (args.task) {
     case 'lra-text':

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DataError } from '../../src/data/errors.js';
+import { trainBatches } from '../../src/data/fairseq/order.js';
 import { readFairseqResume } from '../../src/train/fairseq-resume.js';
 import { loadFairseqTrainData } from '../../src/train/fairseq-train-data.js';
 
@@ -51,6 +52,21 @@ describe('loadFairseqTrainData collation equals fairseq\'s recorded batches', ()
     if (b.kind !== 'tokens') throw new Error('expected tokens');
     expect(rows(b.srcTokens, b.B, b.L)).toEqual(rec.net_input.src_tokens.values);
     expect(Array.from(b.labels)).toEqual(rec.target.values.map((r) => r[0]));
+  });
+});
+
+describe('loadFairseqTrainData task options', () => {
+  it('--sen-rep-type cls prepends <CLS> (index 24 in lra-listops: 4 specials + 20 dict.txt lines) before the cut', () => {
+    const a = { ...argsOf('lra-listops'), sen_rep_type: 'cls', max_positions: 6 };
+    const b = loadFairseqTrainData(join(W, 'lra-listops/data-bin'), a).epoch(1).collate([0, 1]);
+    if (b.kind !== 'tokens') throw new Error('expected tokens');
+    expect(b.L).toBe(6);
+    expect([b.srcTokens[0], b.srcTokens[6]]).toEqual([24, 24]);
+  });
+
+  it('--no-shuffle keeps the file order for lra tasks', () => {
+    const d = loadFairseqTrainData(join(W, 'lra-listops/data-bin'), { ...argsOf('lra-listops'), no_shuffle: true });
+    expect(trainBatches(d.order, d.epoch(1).sizes)[0]).toEqual(Array.from({ length: 16 }, (_, i) => i));
   });
 });
 

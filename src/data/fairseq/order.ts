@@ -206,6 +206,8 @@ export interface TrainOrderArgs {
   required_batch_size_multiple?: number;
   /** translation: `[max_source_positions, max_target_positions]`; other tasks: the length limit. */
   max_positions?: number | readonly [number, number];
+  /** lra-text / lra-image `--no-shuffle`: examples in file order. */
+  no_shuffle?: boolean;
 }
 
 /** The sizes of a training split, as the task sees them. */
@@ -226,7 +228,7 @@ export function trainBatches(a: TrainOrderArgs, s: TrainSizes): number[][] {
   switch (a.task) {
     case 'lra-text':
     case 'lra-image':
-      return batchBySize(lraOrder(n, a.seed), (i) => s.sizes[i], lim);
+      return batchBySize(a.no_shuffle ? Int32Array.from({ length: n }, (_, i) => i) : lraOrder(n, a.seed), (i) => s.sizes[i], lim);
     case 'language_modeling': {
       let order = monolingualOrder(s.sizes, a.seed);
       if (typeof a.max_positions === 'number') order = filterBySize(order, (i) => s.sizes[i], a.max_positions);
