@@ -96,7 +96,20 @@ function imageForward(model: Module, b: Batch, dtype: FloatDType): StepOutput {
   return { loss: lraCrossEntropy(logits, fromStorage(b.labels, [b.B])), sampleSize: b.B, nSentences: b.B, ntokens: b.ntokens, nCorrect: countCorrect(logits, b.labels) };
 }
 
+/** The criterion each task's continuation computes (fairseq's names). */
+const CRITERIA: Readonly<Record<string, readonly string[]>> = {
+  'lra-text': ['lra_cross_entropy'],
+  'lra-image': ['lra_cross_entropy'],
+  language_modeling: ['cross_entropy'],
+  translation: ['label_smoothed_cross_entropy', 'cross_entropy'],
+};
+
 function forwardOf(task: string, args: Record<string, unknown>, dtype: FloatDType): (model: Module, batch: Batch) => StepOutput {
+  const crit = args.criterion;
+  if (CRITERIA[task] && typeof crit === 'string' && !CRITERIA[task].includes(crit)) {
+    throw new ConfigError(`--criterion ${crit}: training continuation of --task ${task} supports ${CRITERIA[task].join(', ')}`);
+  }
+  if (crit === 'cross_entropy' && task === 'translation') args = { ...args, label_smoothing: 0 };
   switch (task) {
     case 'lra-text':
       return (m, b) => classificationForward(m, b);

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CheckpointError } from '../../src/io/errors.js';
+import { ConfigError } from '../../src/train/errors.js';
 import { readMetricsLog } from '../../src/train/metrics-log.js';
 import { continueFairseq, runFairseqContinuation } from '../../src/train/fairseq-continue.js';
 import { fairseqRestorePath } from '../../src/train/fairseq-resume.js';
@@ -45,6 +46,11 @@ describe('runFairseqContinuation', () => {
     expect(() => runFairseqContinuation({ data: join(W, 'data-bin'), save_dir: join(tmp, 'none') })).toThrow(CheckpointError);
     expect(() => runFairseqContinuation({ data: join(W, 'data-bin'), save_dir: join(tmp, 'none') })).toThrow(/none\/checkpoint_last\.pt does not exist/);
   }, 60_000);
+
+  it('an unsupported criterion is a ConfigError naming it', () => {
+    expect(() => continueFairseq({ data: join(W, 'data-bin'), checkpoint: PHASE1, args: { criterion: 'adaptive_loss' }, limit: 1 })).toThrow(ConfigError);
+    expect(() => continueFairseq({ data: join(W, 'data-bin'), checkpoint: PHASE1, args: { criterion: 'adaptive_loss' }, limit: 1 })).toThrow(/--criterion adaptive_loss/);
+  });
 
   it('--reset-optimizer restarts the update count and schedule; --reset-dataloader restarts at epoch 1', () => {
     const r = continueFairseq({ data: join(W, 'data-bin'), checkpoint: PHASE1, args: { reset_optimizer: true, reset_dataloader: true }, limit: 1 });
