@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
-  batchBySize, completeBlocks, megaLmBlockDraws, epochBatches, groupUpdates, languagePairOrder, lraOrder, megaLmTrainBlocks, readIdxSizes, trainBatches, type TrainOrderArgs, type TrainSizes,
+  batchBySize, completeBlocks, megaLmBlockDraws, monolingualOrder, epochBatches, groupUpdates, languagePairOrder, lraOrder, megaLmTrainBlocks, readIdxSizes, trainBatches, type TrainOrderArgs, type TrainSizes,
 } from '../../../src/data/fairseq/order.js';
 import { DataError } from '../../../src/data/errors.js';
 
@@ -74,6 +74,46 @@ describe('fairseq batch order of the fixture worlds', () => {
     const src = readIdxSizes(join(ROOT, 'translation/data-bin/train.en-de.en.idx'));
     const tgt = readIdxSizes(join(ROOT, 'translation/data-bin/train.en-de.de.idx'));
     compare('translation', { task: 'translation', seed: 1, max_tokens: 96, max_sentences: 16, max_positions: [64, 64] }, { sizes: src, tgtSizes: tgt }, 1);
+  });
+});
+
+interface ValidExpected {
+  train: { valid: { batches: { sample: { id: number[] } }[] }[] };
+}
+/** The batches of every recorded validation (all validations of a world use the same batches). */
+function validIds(world: string): number[][] {
+  const v = (JSON.parse(readFileSync(join(ROOT, world, 'expected.json'), 'utf8')) as ValidExpected).train.valid;
+  const all = v.map((x) => x.batches.map((b) => b.sample.id));
+  for (const a of all) expect(a).toEqual(all[0]);
+  return all[0];
+}
+
+describe('fairseq validation batches of the fixture worlds (in order, never shuffled)', () => {
+  it('lra worlds: argsort(permutation(N_valid)), --max-sentences-valid', () => {
+    const listops = readIdxSizes(join(ROOT, 'lra-listops/data-bin/src-bin/valid.idx'));
+    expect(batchBySize(lraOrder(listops.length, 1), (i) => listops[i], { maxSentences: 8, multiple: 1 })).toEqual(validIds('lra-listops'));
+    const retrieval = readIdxSizes(join(ROOT, 'lra-retrieval/data-bin/src-bin/valid.idx'));
+    expect(batchBySize(lraOrder(retrieval.length, 1), (i) => retrieval[i], { maxSentences: 4, multiple: 8 })).toEqual(validIds('lra-retrieval'));
+    const images = lineCount(join(ROOT, 'lra-image/data-bin/input/valid.src'));
+    expect(batchBySize(lraOrder(images, 1), () => 64, { maxSentences: 12, multiple: 1 })).toEqual(validIds('lra-image'));
+  });
+
+  it('translation: the seeded language-pair order, max-tokens 96 / 16 sentences', () => {
+    const src = readIdxSizes(join(ROOT, 'translation/data-bin/valid.en-de.en.idx'));
+    const tgt = readIdxSizes(join(ROOT, 'translation/data-bin/valid.en-de.de.idx'));
+    const ids = batchBySize(languagePairOrder(src, tgt, 1), (i) => Math.max(src[i], tgt[i]), { maxTokens: 96, maxSentences: 16, multiple: 8 });
+    expect(ids.map((b) => [...b].sort((p, q) => p - q))).toEqual(validIds('translation').map((b) => [...b].sort((p, q) => p - q)));
+  });
+
+  it('lm: --valid-block splits:10 blocks by size (seeded ties), one block per batch, fed 16 columns at a time', () => {
+    const sent = readIdxSizes(join(ROOT, 'lm/data-bin/valid.idx'));
+    const total = sent.reduce((s, x) => s + x, 0);
+    const blocks = completeBlocks(sent, new Array<number>(sent.length).fill(Math.ceil(total / 10)));
+    const sizes = blocks.map((b) => b.end - b.start);
+    const batches = batchBySize(monolingualOrder(sizes, 1), (i) => sizes[i], { maxTokens: 1920, maxSentences: 1, multiple: 8 });
+    // validate_mega_lm logs each piece of decoder_chunk_size (16) columns as one batch
+    const pieces = batches.flatMap((b) => Array.from({ length: Math.ceil(sizes[b[0]] / 16) }, () => b));
+    expect(pieces).toEqual(validIds('lm'));
   });
 });
 
