@@ -50,6 +50,12 @@ export interface ContinueRecord {
   gnorm: number;
   /** Learning rate used by the update. */
   lr: number;
+  /** Classification: percent of examples whose argmax class is the target. */
+  accuracy?: number;
+  /** Label-smoothed translation: the plain NLL in base 2 per target token. */
+  nll_loss?: number;
+  /** Sequence tasks: 2^nll_loss (2^loss without label smoothing). */
+  ppl?: number;
   /** Example ids of each batch of the update (fairseq order within the batch). */
   batches: number[][];
 }
@@ -167,11 +173,15 @@ export function continueFairseq(o: ContinueOptions): ContinueResult {
       const lr = schedule.lr(numUpdates);
       optimizer.setLr(lr);
       optimizer.zeroGrad();
-      let sum = 0, sample = 0;
+      let sum = 0, sample = 0, nll = 0, correct = 0, sentences = 0;
       for (const ids of group) {
         const out = forward(model, ep.collate(ids));
         backward(out.loss);
-        sum += out.loss.item();
+        const l = out.loss.item();
+        sum += l;
+        nll += out.nll ?? l;
+        correct += out.nCorrect ?? 0;
+        sentences += out.nSentences;
         sample += out.sampleSize;
       }
       if (sample > 0) {
@@ -183,6 +193,12 @@ export function continueFairseq(o: ContinueOptions): ContinueResult {
       numUpdates++;
       done += group.length;
       const rec: ContinueRecord = { type: 'train', update: numUpdates, epoch, loss: sample > 0 ? sum / sample / LN2 : 0, gnorm, lr, batches: group };
+      if (task.startsWith('lra-')) rec.accuracy = (100 * correct) / Math.max(1, sentences);
+      else {
+        const nllB2 = sample > 0 ? nll / sample / LN2 : 0;
+        if (task === 'translation') rec.nll_loss = nllB2;
+        rec.ppl = 2 ** nllB2;
+      }
       records.push(rec);
       o.onUpdate?.(rec);
       if (numUpdates >= maxUpdate || records.length >= limit) {
@@ -211,7 +227,7 @@ export interface ContinuationRun extends ContinueResult {
 /**
  * `mega train DATA ...` on a save folder holding a fairseq checkpoint: resumes from
  * `fairseqRestorePath(args)` and appends one `{"type":"train","update","epoch","loss","gnorm","lr"}`
- * record per update to `SAVE/metrics.jsonl` (fairseq's `--log-interval 1` numbers, loss in base 2).
+ * record (plus `accuracy`, or `nll_loss` / `ppl`, as fairseq logs them) per update to `SAVE/metrics.jsonl` (fairseq's `--log-interval 1` numbers, loss in base 2).
  * @param args the run's fairseq namespace (`data`, `save_dir`, `restore_file`, stopping and
  *   optimisation options); names it lacks take the checkpoint's stored values
  * @throws CheckpointError when there is no checkpoint to resume; see `continueFairseq`
@@ -229,7 +245,8 @@ export function runFairseqContinuation(args: Record<string, unknown>, onUpdate?:
   const res = continueFairseq({
     data: args.data, checkpoint: ck, args,
     onUpdate: (r) => {
-      log.write({ type: r.type, update: r.update, epoch: r.epoch, loss: r.loss, gnorm: r.gnorm, lr: r.lr });
+      const { batches: _ids, ...rec } = r;
+      log.write(rec);
       onUpdate?.(r);
     },
   });

@@ -21,7 +21,7 @@ interface Update {
   phase: number;
   epoch: number;
   lr_used: number;
-  exact: { loss: number; gnorm: number };
+  exact: { loss: number; gnorm: number; accuracy?: number; nll_loss?: number; ppl?: number };
   batches: { id: number[] }[];
 }
 interface Expected {
@@ -63,6 +63,17 @@ function runWorld(world: string): void {
   console.log(`${world}: ${want.length} phase-2 updates, max |loss - fairseq| = ${loss.maxErr.toExponential(3)} (tol ${loss.tol.toExponential(2)}), max |gnorm - fairseq| = ${gnorm.maxErr.toExponential(3)}`);
   expect(loss.pass, loss.message).toBe(true);
   expect(gnorm.pass, gnorm.message).toBe(true);
+  // accuracy exactly (counts of correct argmax), nll_loss and ppl to the f32 rule
+  res.records.forEach((r, i) => {
+    const u = want[i].exact;
+    if (u.accuracy !== undefined) expect(r.accuracy, `update ${want[i].update} accuracy`).toBeCloseTo(u.accuracy, 9);
+    else expect(r.accuracy).toBeUndefined();
+  });
+  for (const k of ['nll_loss', 'ppl'] as const) {
+    if (want[0].exact[k] === undefined) continue;
+    const rep = checkClose(res.records.map((r) => r[k]!), want.map((u) => u.exact[k]!), { precision: 'f32', what: `${world} phase-2 ${k}` });
+    expect(rep.pass, rep.message).toBe(true);
+  }
 
   // Dead coordinates (test/golden/FORMAT.md): elements whose gradient is zero by construction (a
   // bias followed by a batch norm, the key offset of softmax attention) are rounding noise that
