@@ -13,7 +13,7 @@ export { Tokenizer } from './api/tokenizer.js';
 export { MODEL_FOLDER_FORMAT, parseModelConfig, type ModelConfig, type TokenizerConfig } from './api/config.js';
 export { modelFolderFiles } from './api/export.js';
 export { dispose, keep, tidy } from './api/memory.js';
-export { useBackend, setNumThreads, getNumThreads, simdStatus } from './api/backend.js';
+export { useBackend, setNumThreads, getNumThreads, simdStatus, threadStats } from './api/backend.js';
 export { MegaError, isUserError } from './errors.js';
 export { Tensor } from './tensor/tensor.js';
 export { tensor, zeros, ones, fromArray } from './tensor/create.js';
