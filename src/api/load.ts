@@ -72,8 +72,10 @@ export async function loadModel(source: ModelSource, opts: LoadOptions = {}): Pr
   if (dtype !== 'f32' && dtype !== 'f64') throw new ConfigError(`dtype '${String(dtype)}': expected f32 or f64`);
   if (opts.backend) await host.useBackend(opts.backend);
   if (source instanceof Uint8Array || source instanceof ArrayBuffer) return fromBytes(bytesOf(source), 'bytes', dtype);
-  if (source instanceof URL) return fromUrl(source, dtype, opts.fetch);
+  if (source instanceof URL && !(source.protocol === 'file:' && host.name === 'node')) return fromUrl(source, dtype, opts.fetch);
+  if (source instanceof URL) source = decodeURIComponent(source.pathname); // a file: URL in Node is a path
   if (typeof source === 'string') {
+    if (source.startsWith('file:') && host.name === 'node') source = decodeURIComponent(new URL(source).pathname);
     const url = asUrl(source);
     if (url) return fromUrl(url, dtype, opts.fetch);
     if (await host.isFolder(source)) return fromLocalFolder(source, dtype);
@@ -88,7 +90,7 @@ export async function loadModel(source: ModelSource, opts: LoadOptions = {}): Pr
 
 /** A URL for `s` when it is one (or, in a browser, any string: relative to the page). */
 function asUrl(s: string): URL | null {
-  if (/^(https?|blob|data|file):/i.test(s)) return s.startsWith('file:') && host.name === 'node' ? null : new URL(s);
+  if (/^(https?|blob|data|file):/i.test(s)) return new URL(s);
   if (host.name === 'browser') return new URL(s, (globalThis as { location?: { href: string } }).location?.href);
   return null;
 }
