@@ -4,7 +4,7 @@
  * The package root: load a model (`loadModel`), run it (`classify`, `generate`, `embed`, or the
  * typed `forward` of each model class), free memory (`tidy`, `dispose`, `keep`), pick the backend
  * and threads. Tensors, modules and training are the subpaths `mega-ts/tensor`, `mega-ts/nn`,
- * `mega-ts/models`, `mega-ts/train` (Node). The same entry bundles for the browser.
+ * `mega-ts/models` (src/mega), `mega-ts/train` (Node). The same entry bundles for the browser.
  */
 export { loadModel, MODEL_FOLDER_FILES, type LoadOptions, type ModelFiles, type ModelSource } from './api/load.js';
 export { AudioClassifier, LanguageModel, SequenceClassifier, Translator, type Pretrained } from './api/models.js';
