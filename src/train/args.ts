@@ -12,30 +12,14 @@
 import { readFileSync } from 'node:fs';
 import { ConfigError } from './errors.js';
 import { DIST_TRAIN_OPTIONS } from '../dist/options.js';
+import { canonicalKey, coerce, parseFlags, type OptSpec, type OptType } from './flags.js';
+
+export { canonicalKey, parseFlags, type OptSpec, type OptType } from './flags.js';
 
 /** The tasks `mega train --task` accepts. */
 export const TASKS = ['listops', 'text', 'retrieval', 'image', 'lm', 'translation', 'speech'] as const;
 /** A task name. */
 export type TaskName = (typeof TASKS)[number];
-
-/** Kind of value an option takes. */
-export type OptType = 'number' | 'int' | 'string' | 'boolean';
-
-/** One option of the schema. */
-export interface OptSpec {
-  /** Value type. */
-  type: OptType;
-  /** One-line help. */
-  help: string;
-  /** Allowed values (strings). */
-  choices?: readonly string[];
-  /** A model setting (passed to the model builder; overrides the arch preset). */
-  model?: boolean;
-  /** Help section. */
-  group: 'main' | 'data' | 'optim' | 'model' | 'run';
-  /** Placeholder in the help text. */
-  meta?: string;
-}
 
 /** A resolved set of options (fairseq names, snake_case). */
 export type TrainArgs = Record<string, unknown> & {
@@ -235,97 +219,6 @@ export const RECIPES: Readonly<Record<string, Readonly<Record<string, unknown>>>
   mega_lm_wiki103: RECIPE_TABLE.mega_lm_adaptive_big!,
 };
 
-/** `--foo-bar` / `foo_bar` / `fooBar` → `foo_bar`. */
-export function canonicalKey(k: string): string {
-  return k.replace(/^--?/, '').replace(/([a-z0-9])([A-Z])/g, '$1_$2').replace(/-/g, '_').toLowerCase();
-}
-
-function typeName(t: OptType): string {
-  return t === 'int' ? 'an integer' : t === 'number' ? 'a number' : t === 'boolean' ? 'true or false' : 'a string';
-}
-
-/**
- * Convert/check a value for an option.
- * @param where prefix of the message (`--lr` or `config.json: "lr"`)
- */
-function coerce(spec: OptSpec, raw: unknown, where: string, fromText: boolean, Err: new (m: string) => Error): unknown {
-  let v = raw;
-  if (fromText && typeof raw === 'string') {
-    if (spec.type === 'number' || spec.type === 'int') v = raw.trim() === '' ? NaN : Number(raw);
-    else if (spec.type === 'boolean') v = raw === 'true' || raw === '1' ? true : raw === 'false' || raw === '0' ? false : raw;
-  }
-  const bad = (): never => {
-    throw new Err(`${where} = ${JSON.stringify(raw)}: expected ${typeName(spec.type)}${spec.choices ? ` (one of ${spec.choices.join(', ')})` : ''}`);
-  };
-  if (spec.type === 'number' && (typeof v !== 'number' || !Number.isFinite(v))) bad();
-  if (spec.type === 'int' && (typeof v !== 'number' || !Number.isInteger(v))) bad();
-  if (spec.type === 'boolean' && typeof v !== 'boolean') bad();
-  if (spec.type === 'string') {
-    if (typeof v === 'number' && !fromText) v = String(v);
-    if (typeof v !== 'string') bad();
-  }
-  if (spec.choices && !spec.choices.includes(v as string)) bad();
-  return v;
-}
-
-/**
- * Parse command-line flags against a schema: `--name value`, `--name=value`, booleans as `--flag` /
- * `--no-flag`. Returns the given values (snake_case) and the positionals.
- * @throws ConfigError for an unknown flag, a missing or ill-typed value
- */
-export function parseFlags(argv: readonly string[], schema: Readonly<Record<string, OptSpec>>, command: string): { values: Record<string, unknown>; positionals: string[] } {
-  const values: Record<string, unknown> = {};
-  const positionals: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (!a.startsWith('--') || a === '--') {
-      if (a === '--') {
-        positionals.push(...argv.slice(i + 1));
-        break;
-      }
-      if (a.startsWith('-') && a.length > 1 && !/^-\d/.test(a)) {
-        if (a === '-h') {
-          values.help = true;
-          continue;
-        }
-        throw new ConfigError(`unknown option ${a} (see mega ${command} --help)`);
-      }
-      positionals.push(a);
-      continue;
-    }
-    const eq = a.indexOf('=');
-    const flag = eq >= 0 ? a.slice(0, eq) : a;
-    let key = canonicalKey(flag);
-    if (key === 'help') {
-      values.help = true;
-      continue;
-    }
-    let spec = schema[key];
-    let negated = false;
-    if (!spec && key.startsWith('no_') && schema[key.slice(3)]?.type === 'boolean') {
-      key = key.slice(3);
-      spec = schema[key];
-      negated = true;
-    }
-    if (!spec) throw new ConfigError(`unknown option ${flag} (see mega ${command} --help)`);
-    if (spec.type === 'boolean') {
-      if (eq >= 0) values[key] = coerce(spec, a.slice(eq + 1), flag, true, ConfigError);
-      else values[key] = !negated;
-      if (negated && eq >= 0) values[key] = !values[key];
-      continue;
-    }
-    let text: string | undefined;
-    if (eq >= 0) text = a.slice(eq + 1);
-    else {
-      text = argv[i + 1];
-      if (text === undefined || (text.startsWith('--') && text.length > 2)) throw new ConfigError(`option ${flag} needs a value (${typeName(spec.type)})`);
-      i++;
-    }
-    values[key] = coerce(spec, text, flag, true, ConfigError);
-  }
-  return { values, positionals };
-}
-
 /**
  * Read a JSON config file: an object whose keys are option names (any spelling) with typed values.
  * @throws ConfigError for an unreadable file, invalid JSON, an unknown key or an ill-typed value
@@ -350,7 +243,7 @@ export function readConfigFile(path: string, schema: Readonly<Record<string, Opt
     const spec = schema[key];
     if (!spec || key === 'config') throw new ConfigError(`${path}: unknown option "${k}" (see mega train --help)`);
     if (v === null) continue;
-    out[key] = coerce(spec, v, `${path}: "${k}"`, false, ConfigError);
+    out[key] = coerce(spec, v, `${path}: "${k}"`, false);
   }
   return out;
 }
@@ -439,7 +332,7 @@ export function trainArgsFromArgv(argv: readonly string[]): { args: TrainArgs; h
 
 /** Help text of `mega train`. */
 export function trainHelp(archNames: readonly string[]): string {
-  const groups: Record<OptSpec['group'], string> = { main: 'Main', data: 'Data', optim: 'Optimisation (fairseq names)', model: 'Model (override the arch preset)', run: 'Run' };
+  const groups: Record<OptSpec['group'], string> = { main: 'Main', data: 'Data', optim: 'Optimisation (fairseq names)', model: 'Model (override the arch preset)', run: 'Run', fairseq: 'fairseq command-line compatibility' };
   const lines = [
     'Usage: mega train [--task NAME] [--arch NAME] [options]',
     '',
