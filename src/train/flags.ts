@@ -34,6 +34,8 @@ export interface OptSpec {
   aliasOf?: string;
   /** Accepted and dropped: what the flag becomes here (printed as one note line). */
   infra?: string;
+  /** May be given several times; the values are collected in an array. */
+  repeat?: boolean;
 }
 
 /** A schema: snake_case name → spec. */
@@ -167,7 +169,9 @@ export function parseFlags(argv: readonly string[], schema: OptSchema, command: 
       notes.push(`${flag}${spec.type === 'boolean' ? '' : ` ${Array.isArray(value) ? value.join(' ') : String(value)}`}: ${spec.infra}`);
       continue;
     }
-    values[spec.aliasOf ?? key] = value;
+    const dest = spec.aliasOf ?? key;
+    if (spec.repeat) values[dest] = [...((values[dest] as unknown[] | undefined) ?? []), value];
+    else values[dest] = value;
   }
   return { values, positionals, notes };
 }
