@@ -13,6 +13,7 @@ import { readFileSync } from 'node:fs';
 import { ConfigError } from './errors.js';
 import { DIST_TRAIN_OPTIONS } from '../dist/options.js';
 import { canonicalKey, coerce, parseFlags, type OptSpec, type OptType } from './flags.js';
+import { applyFairseqNames, checkFairseqConsistency, FAIRSEQ_TASK_NAMES, FAIRSEQ_TRAIN_OPTIONS } from './fairseq-options.js';
 
 export { canonicalKey, parseFlags, type OptSpec, type OptType } from './flags.js';
 
@@ -38,8 +39,8 @@ const S = (type: OptType, group: OptSpec['group'], help: string, extra: Partial<
 /** Every option of `mega train` (snake_case name → spec). */
 export const TRAIN_OPTIONS: Readonly<Record<string, OptSpec>> = {
   // main
-  task: S('string', 'main', 'task', { choices: TASKS, meta: 'NAME' }),
-  arch: S('string', 'main', 'architecture preset (list below; default: the task\'s small CPU preset)', { meta: 'NAME' }),
+  task: S('string', 'main', 'task (fairseq names too: lra-text, lra-image, language_modeling, translation, speech_commands)', { choices: [...TASKS, ...Object.keys(FAIRSEQ_TASK_NAMES)], meta: 'NAME' }),
+  arch: S('string', 'main', 'architecture preset (list below; default: the task\'s small CPU preset)', { meta: 'NAME', short: 'a' }),
   config: S('string', 'main', 'JSON file of options (keys as the flags); flags override it', { meta: 'FILE' }),
   save_dir: S('string', 'main', 'folder for checkpoints, metrics.jsonl and curves.svg (default checkpoints)', { meta: 'DIR' }),
   resume: S('boolean', 'main', 'continue SAVE_DIR/checkpoint_last exactly (first run\'s options; flags given now override them)'),
@@ -116,6 +117,7 @@ export const TRAIN_OPTIONS: Readonly<Record<string, OptSpec>> = {
   quiet: S('boolean', 'run', 'no progress bar and no intermediate lines'),
   json: S('boolean', 'run', 'print one final JSON line of results'),
   ...DIST_TRAIN_OPTIONS, // --workers, --max-restarts, --dist-backend, --dist-timeout (src/dist)
+  ...FAIRSEQ_TRAIN_OPTIONS, // fairseq's recipe flags (fairseq-options.ts)
 };
 
 /** fairseq model fields accepted under their own names (`--encoder-layers`, ...); see `arch.ts`. */
@@ -249,7 +251,9 @@ export function readConfigFile(path: string, schema: Readonly<Record<string, Opt
 }
 
 /** Combine user-given options (config then flags) with the defaults of their task and arch. */
-export function resolveTrainArgs(user: Readonly<Record<string, unknown>>, defaultTask: TaskName = 'listops'): TrainArgs {
+export function resolveTrainArgs(given: Readonly<Record<string, unknown>>, defaultTask: TaskName = 'listops'): TrainArgs {
+  const user: Record<string, unknown> = { ...given };
+  applyFairseqNames(user, typeof user.arch === 'string' ? ARCH_TASKS[user.arch] : undefined);
   const recipeOf = (arch: unknown): Record<string, unknown> => (typeof arch === 'string' ? RECIPES[arch] ?? {} : {});
   let task = (user.task ?? (typeof user.arch === 'string' ? ARCH_TASKS[user.arch] : undefined) ?? defaultTask) as TaskName;
   if (!TASKS.includes(task)) throw new ConfigError(`--task = ${JSON.stringify(task)}: expected one of ${TASKS.join(', ')}`);
@@ -268,6 +272,7 @@ export function resolveTrainArgs(user: Readonly<Record<string, unknown>>, defaul
   if (out.batch_size_valid === undefined) out.batch_size_valid = out.batch_size;
   if (out.save_interval_updates === undefined) out.save_interval_updates = out.validate_interval_updates;
   validateTrainArgs(out as TrainArgs);
+  checkFairseqConsistency(out);
   return out as TrainArgs;
 }
 
