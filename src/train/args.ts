@@ -12,7 +12,7 @@
 import { readFileSync } from 'node:fs';
 import { ConfigError } from './errors.js';
 import { DIST_TRAIN_OPTIONS } from './distributed.js';
-import { canonicalKey, coerce, parseFlags, type OptSpec, type OptType } from './flags.js';
+import { canonicalKey, coerce, parseFlags, type OptSpec, type OptSchema, type OptType, type OptValue } from './flags.js';
 import { applyFairseqNames, checkFairseqConsistency, FAIRSEQ_TASK_NAMES, FAIRSEQ_TRAIN_OPTIONS } from './fairseq-options.js';
 
 export { canonicalKey, parseFlags, type OptSpec, type OptType } from './flags.js';
@@ -22,22 +22,9 @@ export const TASKS = ['listops', 'text', 'retrieval', 'image', 'lm', 'translatio
 /** A task name. */
 export type TaskName = (typeof TASKS)[number];
 
-/** A resolved set of options (fairseq names, snake_case). */
-export type TrainArgs = Record<string, unknown> & {
-  task: TaskName;
-  arch: string;
-  seed: number;
-  save_dir: string;
-  max_update: number;
-  lr: number;
-  batch_size: number;
-  update_freq: number;
-};
+const S = <T extends OptType>(type: T, group: OptSpec['group'], help: string, extra: Partial<Omit<OptSpec, 'type'>> = {}): OptSpec & { type: T } => ({ ...extra, type, group, help });
 
-const S = (type: OptType, group: OptSpec['group'], help: string, extra: Partial<OptSpec> = {}): OptSpec => ({ type, group, help, ...extra });
-
-/** Every option of `mega train` (snake_case name → spec). */
-export const TRAIN_OPTIONS: Readonly<Record<string, OptSpec>> = {
+const SPECS = {
   // main
   task: S('string', 'main', 'task (fairseq names too: lra-text, lra-image, language_modeling, translation, speech_commands)', { choices: [...TASKS, ...Object.keys(FAIRSEQ_TASK_NAMES)], meta: 'NAME' }),
   arch: S('string', 'main', 'architecture preset (list below; default: the task\'s small CPU preset)', { meta: 'NAME', short: 'a' }),
@@ -118,7 +105,25 @@ export const TRAIN_OPTIONS: Readonly<Record<string, OptSpec>> = {
   json: S('boolean', 'run', 'print one final JSON line of results'),
   ...DIST_TRAIN_OPTIONS, // --workers, --max-restarts, --dist-backend, --dist-timeout (src/dist)
   ...FAIRSEQ_TRAIN_OPTIONS, // fairseq's recipe flags (fairseq-options.ts)
-};
+} satisfies Readonly<Record<string, OptSpec>>;
+
+/** Every option of `mega train` (snake_case name → spec). */
+export const TRAIN_OPTIONS: OptSchema = SPECS;
+
+/** The options every resolved set has (generic, task and derived defaults). */
+type ResolvedKey = 'seed' | 'save_dir' | 'max_epoch' | 'lr_scheduler' | 'warmup_init_lr' | 'end_learning_rate' | 'optimizer' | 'adam_betas'
+  | 'adam_eps' | 'weight_decay' | 'clip_norm' | 'update_freq' | 'log_interval' | 'truncate' | 'resume' | 'overwrite' | 'no_save' | 'quiet'
+  | 'json' | 'label_smoothing' | 'valid_fraction' | 'pixel_mean' | 'pixel_std' | 'speech_length' | 'arch' | 'lr' | 'warmup_updates'
+  | 'max_update' | 'batch_size' | 'validate_interval_updates' | 'total_num_update' | 'batch_size_valid' | 'save_interval_updates';
+
+type KnownOptions = { [K in keyof typeof SPECS]: OptValue<(typeof SPECS)[K]['type']> };
+
+/**
+ * A resolved set of options (fairseq names, snake_case), typed from {@link TRAIN_OPTIONS}: every
+ * option has the type of its spec, those in `ResolvedKey` are always present, and model fields
+ * not in the table pass through as `unknown`.
+ */
+export type TrainArgs = Record<string, unknown> & Partial<Omit<KnownOptions, ResolvedKey | 'task'>> & Pick<KnownOptions, ResolvedKey> & { task: TaskName };
 
 /** fairseq model fields accepted under their own names (`--encoder-layers`, ...); see `arch.ts`. */
 function rawModelFields(): Record<string, OptSpec> {

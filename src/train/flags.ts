@@ -14,6 +14,9 @@ import { ConfigError } from './errors.js';
 /** Kind of value an option takes. */
 export type OptType = 'number' | 'int' | 'string' | 'boolean' | 'list';
 
+/** The value type of an option of type `T`. */
+export type OptValue<T extends OptType> = T extends 'number' | 'int' ? number : T extends 'boolean' ? boolean : T extends 'list' ? (string | number)[] : string;
+
 /** One option of a schema. */
 export interface OptSpec {
   /** Value type (`list`: one or more values, kept as strings or numbers). */
