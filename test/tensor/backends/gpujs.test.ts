@@ -221,8 +221,8 @@ function explain(r: CaseReport): string {
 }
 
 describeEachBackend('golden cases (PyTorch release)', (b) => {
-  it('has all 48 public cases', () => {
-    if (!goldenFilter) expect(goldenFiles.length).toBe(48);
+  it('has all 49 public cases', () => {
+    if (!goldenFilter) expect(goldenFiles.length).toBe(49);
   });
   for (const f of goldenFiles) {
     for (const prec of b.precisions) {
