@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { noGrad } from '../../src/autograd/index.js';
+import { generateCommand } from '../../src/cli/generate.js';
 import { CheckpointError } from '../../src/io/errors.js';
 import { IncrementalState } from '../../src/mega/incremental.js';
 import { MegaLanguageModel } from '../../src/mega/models/lm.js';
@@ -125,9 +126,25 @@ describe('MegaLanguageModel with adaptive input and softmax', () => {
     expect(() => plain.criterionLoss(src, tgt, 'adaptive_loss')).toThrow(ConfigError);
   });
 
+  it('block-wise evaluation (adaptive_loss through the incremental state) sums to the full-pass loss', () => {
+    const m = adaptiveLm({ decoder_chunk_size: 4, rel_pos_bias: 'rotary' }, 8);
+    const src = [[2, 10, 18, 5, 23, 12, 8, 16], [2, 4, 15, 22, 6, 10, 19, 7]];
+    const tgt = [[10, 18, 5, 23, 12, 8, 16, 9], [4, 15, 22, 6, 10, 19, 7, 17]]; // 9 and 17: the tail pad quirk included
+    noGrad(() => {
+      const full = m.criterionLoss(tensor(src, 'i32'), tensor(tgt, 'i32')).item();
+      const state = new IncrementalState();
+      let blocks = 0;
+      for (const at of [0, 4]) {
+        const piece = (x: number[][]) => tensor(x.map((r) => r.slice(at, at + 4)), 'i32');
+        blocks += m.criterionLoss(piece(src), piece(tgt), 'adaptive_loss', state).item();
+      }
+      expect(blocks).toBeCloseTo(full, 10);
+    });
+  });
+
   it('mega_lm_adaptive_big at reference sizes: WikiText-103 bands 20000/60000, factor 4, widths 1024/256/64, tied', () => {
     const V = 267744;
-    const m = buildModel('mega_lm_adaptive_big', { decoder_layers: 1 }, { dictionary_size: V, pad: 1 }) as MegaLanguageModel;
+    const m = buildModel('mega_lm_adaptive_big', { decoder_layers: 0 }, { dictionary_size: V, pad: 1 }) as MegaLanguageModel; // no layers: only the embedding and output matter here
     const args = archArgs('mega_lm_adaptive_big');
     expect(args).toMatchObject({ decoder_embed_dim: 1024, decoder_hidden_dim: 2048, decoder_z_dim: 256, dropout: 0.3, adaptive_softmax_dropout: 0.2, tie_adaptive_weights: true, tie_adaptive_proj: true });
     const sd = m.stateDict();
@@ -142,6 +159,8 @@ describe('MegaLanguageModel with adaptive input and softmax', () => {
     });
     expect(sd['decoder.adaptive_softmax.tail.1.2.weight']).toBe(sd['decoder.embed_tokens.embeddings.2.0.weight']);
     expect(sd['decoder.output_projection.weight']).toBeUndefined();
+    // distinct parameters: the bands (embedding + projection) and the 2 × 1024 cluster matrix; the softmax owns nothing else
+    expect(m.numParameters()).toBe(20000 * 1024 + 1024 * 1024 + 40000 * 256 + 1024 * 256 + (V - 60000) * 64 + 1024 * 64 + 2 * 1024);
   });
 });
 
@@ -204,6 +223,11 @@ describe('import of a fairseq checkpoint with adaptive weights', () => {
       expect(Array.from(m.forward(toks).toTypedArray())).toEqual(Array.from(src.forward(toks).toTypedArray()));
       expect(m.criterionLoss(toks, tgt).item()).toBe(src.criterionLoss(toks, tgt).item());
     });
+    // mega generate on the .pt: greedy continuation = the source model's greedy continuation
+    const lines: string[] = [];
+    expect(generateCommand([pt, '--prompt-ids', '9 17 5', '--greedy', '--max-new-tokens', '6', '--no-stop-at-eos', '--json'], (l) => lines.push(l))).toBe(0);
+    const want = sampleLm((t, s) => src.forward(t, s), [2, 9, 17, 5], { maxNewTokens: 6, greedy: true, eos: null, chunkSize: 4 });
+    expect(JSON.parse(lines.at(-1)!).samples[0].tokens).toEqual(want.tokens[0]);
     // and through loadModelFile (what mega eval / mega generate use), in f64
     const f64 = loadModelFile(pt, { dtype: 'f64' }).model as MegaLanguageModel;
     noGrad(() => expect(maxAbsDiff(f64.forward(toks), src.forward(toks))).toBeLessThan(1e-4));

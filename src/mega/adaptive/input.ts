@@ -1,6 +1,6 @@
 /**
  * Adaptive input (Baevski & Auli 2019; reference `fairseq/modules/adaptive_input.py`), the token
- * embedding of the WikiText-103 LM (see docs/MEGA.md, "Decoder-only language model").
+ * embedding of the WikiText-103 LM (docs/MEGA.md, language model).
  *
  * The vocabulary is split into bands by the cutoffs `[c₀, c₁, …, V]`. Band `i` owns an embedding
  * `[c_i − c_{i−1}, ⌊d / factorⁱ⌋]` and a bias-free projection `Linear(⌊d / factorⁱ⌋ → D)`; a
@@ -89,6 +89,7 @@ export class AdaptiveInput extends Module {
       bandOf[n] = b;
       counts[b]++;
     }
+    if (N === 0) return F.reshape(this.embeddings.items[0].proj.forward(this.embeddings.items[0].embedding.forward(ids)), [...ids.shape, this.embeddingDim]);
     const pieces: Tensor[] = [];
     const order = new Int32Array(N); // order[j] = flat position of row j of the concatenated pieces
     let at = 0;

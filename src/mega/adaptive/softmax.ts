@@ -1,7 +1,7 @@
 /**
  * Adaptive softmax (Grave et al. 2017; reference `fairseq/modules/adaptive_softmax.py`) and the
- * `adaptive_loss` criterion (`fairseq/criterions/adaptive_loss.py`); see docs/MEGA.md,
- * "Decoder-only language model" and "Losses".
+ * `adaptive_loss` criterion (`fairseq/criterions/adaptive_loss.py`); docs/MEGA.md
+ * (language model, losses).
  *
  * With cutoffs `[c₀, c₁, …, V]` the head scores the `c₀` most frequent words plus one logit per
  * tail cluster; tail `i` scores the words `[c_i, c_{i+1})` through a low-rank path

@@ -200,16 +200,18 @@ export class MegaLanguageModel extends Module {
   }
 
   /**
-   * One teacher-forced pass and the criterion's summed loss: srcTokens, target `B × T`.
-   * `criterion` defaults to `adaptive_loss` with an adaptive softmax, else `cross_entropy`.
+   * One teacher-forced pass and the criterion's summed loss: srcTokens, target `B × T` (with
+   * `state`: one block of the block-wise evaluation, as the reference criteria take
+   * `incremental_states`). `criterion` defaults to `adaptive_loss` with an adaptive softmax, else
+   * `cross_entropy`.
    * @throws ConfigError for `adaptive_loss` on a model without an adaptive softmax
    */
-  criterionLoss(srcTokens: Tensor, target: Tensor, criterion?: LmCriterion): Tensor {
+  criterionLoss(srcTokens: Tensor, target: Tensor, criterion?: LmCriterion, state: IncrementalState | null = null): Tensor {
     const c = criterion ?? (this.adaptive ? 'adaptive_loss' : 'cross_entropy');
     if (c === 'adaptive_loss') {
       if (!this.adaptive) throw new ConfigError('--criterion adaptive_loss needs a model with an adaptive softmax (--adaptive-softmax-cutoff)');
-      return this.adaptiveLoss(this.decoder.features(srcTokens), target);
+      return this.adaptiveLoss(this.decoder.features(srcTokens, state), target);
     }
-    return this.loss(this.forward(srcTokens), target);
+    return this.loss(this.forward(srcTokens, state), target);
   }
 }
