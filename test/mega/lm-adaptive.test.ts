@@ -21,6 +21,7 @@ import * as K from '../../src/tensor/kernels.js';
 import { Generator } from '../../src/tensor/random.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
 import { importFairseqFile, loadModelFile } from '../../src/train/fairseq-import.js';
+import { expectClose } from '../../src/verify/compare.js';
 import { logSoftmaxRow, sampleLm } from '../../src/train/generate.js';
 import { leBytes, torchPickle, torchZip, type TensorSpec } from '../io/fixtures.js';
 
@@ -46,14 +47,6 @@ function adaptiveLm(over: Record<string, unknown>, seed: number, dtype: 'f32' | 
   const m = buildModel('mega_lm_adaptive_big', { ...SMALL, ...over }, TASK, { dtype, gen: new Generator(seed) }) as MegaLanguageModel;
   perturb(m, seed + 100);
   return m.eval();
-}
-
-function maxAbsDiff(a: Tensor, b: Tensor): number {
-  const x = a.toTypedArray(), y = b.toTypedArray();
-  expect(x.length).toBe(y.length);
-  let e = 0;
-  for (let i = 0; i < x.length; i++) e = Math.max(e, Math.abs(x[i] - y[i]));
-  return e;
 }
 
 describe('MegaLanguageModel with adaptive input and softmax', () => {
@@ -84,7 +77,7 @@ describe('MegaLanguageModel with adaptive input and softmax', () => {
           at += n;
         }
         const inc = K.concat(outs, 1);
-        expect(maxAbsDiff(inc, full)).toBeLessThan(1e-11);
+        expectClose(inc, full, { atol: 1e-11, rtol: 0, what: 'incremental log-probs' });
       });
     });
   }
@@ -97,7 +90,7 @@ describe('MegaLanguageModel with adaptive input and softmax', () => {
     expect(gen).toHaveLength(8);
     const fed = [...prompt, ...gen.slice(0, -1)];
     const full = noGrad(() => m.forward(tensor([fed], 'i32')));
-    expect(maxAbsDiff(r.logits!, full)).toBeLessThan(1e-11);
+    expectClose(r.logits!, full, { atol: 1e-11, rtol: 0, what: 'generation log-probs' });
     const a = full.toTypedArray();
     gen.forEach((tok, i) => {
       const row = Float64Array.from(a.subarray((prompt.length - 1 + i) * 24, (prompt.length + i) * 24));
@@ -230,7 +223,7 @@ describe('import of a fairseq checkpoint with adaptive weights', () => {
     expect(JSON.parse(lines.at(-1)!).samples[0].tokens).toEqual(want.tokens[0]);
     // and through loadModelFile (what mega eval / mega generate use), in f64
     const f64 = loadModelFile(pt, { dtype: 'f64' }).model as MegaLanguageModel;
-    noGrad(() => expect(maxAbsDiff(f64.forward(toks), src.forward(toks))).toBeLessThan(1e-4));
+    noGrad(() => expectClose(f64.forward(toks), src.forward(toks), { atol: 1e-4, rtol: 0, what: 'f64 import vs f32 source' }));
   });
 
   it('a checkpoint whose tied tensors differ is rejected', () => {
