@@ -3,7 +3,7 @@
  * trains (adaptive_loss), its loss falls well below where it starts and below a uniform guess
  * over the byte vocabulary, and `mega eval` of the checkpoint reproduces the logged validation loss.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -15,10 +15,12 @@ const root = mkdtempSync(join(tmpdir(), 'mega-adaptive-train-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 let stdout: string[] = [];
+let stderr: string[] = [];
 beforeEach(() => {
   stdout = [];
+  stderr = [];
   vi.spyOn(process.stdout, 'write').mockImplementation((s: string | Uint8Array) => (stdout.push(String(s)), true));
-  vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+  vi.spyOn(process.stderr, 'write').mockImplementation((s: string | Uint8Array) => (stderr.push(String(s)), true));
 });
 afterEach(() => vi.restoreAllMocks());
 
@@ -62,4 +64,15 @@ describe('mega train with adaptive input + adaptive softmax', () => {
     const j = JSON.parse(stdout.join('').trim().split('\n').at(-1)!);
     expect(j.loss).toBeCloseTo(vloss, 4);
   }, 60_000);
+
+  it('the WikiText-103 arch on the byte vocabulary: one line naming the cutoff and the vocabulary, exit 2, nothing written', async () => {
+    const data = join(root, 'small.txt');
+    writeFileSync(data, corpus());
+    const save = join(root, 'big');
+    expect(await main(['train', '--task', 'lm', '--arch', 'mega_lm_adaptive_big', '--data', data, '--save-dir', save, '--max-update', '1'])).toBe(2);
+    const msg = stderr.join('').trim();
+    expect(msg.split('\n')).toHaveLength(1);
+    expect(msg).toMatch(/adaptive_input_cutoff = "20000,60000": cutoff 60000 is larger than the vocabulary \(260 symbols\)/);
+    expect(existsSync(save)).toBe(false);
+  });
 });
