@@ -48,7 +48,7 @@ function hasAdaptiveSoftmax(args: Args): boolean {
   return args.adaptive_softmax_cutoff !== undefined && args.adaptive_softmax_cutoff !== null;
 }
 
-/** Builds the adaptive input of `args` (`--adaptive-input`), checking the tying constraints of `build_model`. */
+/** Builds the adaptive input of `args` (`--adaptive-input`): bands of `adaptive_input_cutoff`, widths `⌊d / factorⁱ⌋`, output `D`. */
 function buildAdaptiveInput(args: Args, V: number, pad: number, d: number, D: number, opts: ModelBuildOptions): AdaptiveInput {
   const cutoff = parseCutoffs(args.adaptive_input_cutoff, V, 'adaptive_input_cutoff');
   return new AdaptiveInput(V, pad, d, argNumOr(args, 'adaptive_input_factor', 4), D, cutoff, opts);
