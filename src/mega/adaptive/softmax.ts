@@ -114,7 +114,7 @@ export class AdaptiveSoftmax extends Module {
     this.cutoff = cutoff;
     const nClusters = cutoff.length - 1;
     this.dropout = this.child('dropout_module', new Dropout(p, gen));
-    // fairseq: head, then the tails, then Xavier re-init of every untied weight in module order
+    // every matrix the softmax owns is Xavier-uniform (the reference re-initialises them so)
     this.head = this.child('head', tied
       ? new TiedHead(tied.weightsForBand(0).embedding, inputDim, nClusters, dtype, gen)
       : new Linear(inputDim, cutoff[0] + nClusters, { bias: false, init: 'xavier', dtype, gen }));
@@ -136,11 +136,6 @@ export class AdaptiveSoftmax extends Module {
     this.tail = this.child('tail', new ModuleList(tails));
   }
 
-  /** Head scores `N × (c₀ + n)`. */
-  private headScores(x: Tensor): Tensor {
-    return this.head.forward(x);
-  }
-
   /**
    * Full log-probabilities over the vocabulary (`get_log_prob` with no target): x `N × D` →
    * `N × V`. The tails' dropout acts in training mode, as in the reference; the input dropout
@@ -149,7 +144,7 @@ export class AdaptiveSoftmax extends Module {
   logProbs(x: Tensor): Tensor {
     checkInput(x, this.inputDim);
     const c0 = this.cutoff[0];
-    const head = F.logSoftmax(this.headScores(x), -1); // N × (c₀ + n)
+    const head = F.logSoftmax(this.head.forward(x), -1); // N × (c₀ + n)
     const parts = [F.narrow(head, 1, 0, c0)];
     this.tail.items.forEach((t, i) => {
       parts.push(F.add(F.logSoftmax(t.forward(x), -1), F.narrow(head, 1, c0 + i, 1))); // N × size_i
@@ -183,7 +178,7 @@ export class AdaptiveSoftmax extends Module {
       if (c > 0) rows[c - 1].push(n);
     }
     const ce = (scores: Tensor, y: Int32Array): Tensor => F.crossEntropy(scores, fromStorage(y, [y.length]), { ignoreIndex: pad, reduction: 'sum' }).loss;
-    let loss = ce(this.headScores(xs), headTarget);
+    let loss = ce(this.head.forward(xs), headTarget);
     this.tail.items.forEach((t, i) => {
       if (rows[i].length === 0) return;
       const idx = Int32Array.from(rows[i]);
