@@ -10,6 +10,7 @@ import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vites
 import { main } from '../../src/cli/main.js';
 import { readSafetensors } from '../../src/io/safetensors.js';
 import { readMetricsLog } from '../../src/train/metrics-log.js';
+import { train } from '../../src/train/trainer.js';
 
 const root = mkdtempSync(join(tmpdir(), 'mega-adaptive-train-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -64,6 +65,17 @@ describe('mega train with adaptive input + adaptive softmax', () => {
     const j = JSON.parse(stdout.join('').trim().split('\n').at(-1)!);
     expect(j.loss).toBeCloseTo(vloss, 4);
   }, 60_000);
+
+  it('--criterion picks the loss: cross_entropy scores the full log-probs (the "m" = 113 = 112 + pad targets keep their tail term), unknown names fail', () => {
+    const data = join(root, 'crit.txt');
+    writeFileSync(data, corpus());
+    const run = (criterion: string) => train({ task: 'lm', arch: 'mega_lm_adaptive_tiny', data, criterion, dropout: 0, adaptive_softmax_dropout: 0, max_update: 1, batch_size: 8, tokens_per_sample: 64, no_save: true, quiet: true, save_dir: join(root, `crit-${criterion}`) });
+    const ad = run('adaptive_loss').train_loss!, ce = run('cross_entropy').train_loss!;
+    // same seed, same model and batch, no dropout: the criteria differ exactly by the dropped tail terms (all > 0)
+    expect(ce).toBeGreaterThan(ad);
+    expect(ce - ad).toBeLessThan(0.5 * ad);
+    expect(() => run('label_smoothed_cross_entropy')).toThrow(/--criterion label_smoothed_cross_entropy: the language-modelling task takes cross_entropy or adaptive_loss/);
+  });
 
   it('the WikiText-103 arch on the byte vocabulary: one line naming the cutoff and the vocabulary, exit 2, nothing written', async () => {
     const data = join(root, 'small.txt');
