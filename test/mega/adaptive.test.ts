@@ -178,6 +178,21 @@ describe('AdaptiveSoftmax', () => {
     expect(l2).toBeCloseTo(-clean.reduce((s, t, r) => s + lp[r * V + t], 0), 11);
   });
 
+  it('target log-probs (head + the target cluster\'s tail only, in row batches) = the full log-probs at the targets', () => {
+    const { sm } = build(13);
+    sm.eval();
+    const x = randNormal([7, D], 0, 1, 'f64', new Generator(14));
+    const target = [3, 1, 6, 10, 12, 7, 0]; // pad and the tail-pad ids are scored like any other word here
+    const full = noGrad(() => sm.logProbs(x)).toTypedArray();
+    for (const rowBatch of [1024, 3]) {
+      const got = noGrad(() => sm.targetLogProbs(x, tensor(target, 'i32'), rowBatch));
+      expect(got.shape).toEqual([7]);
+      target.forEach((t, r) => expect(got.toTypedArray()[r]).toBeCloseTo(full[r * V + t], 12));
+    }
+    const headOnly = noGrad(() => sm.targetLogProbs(x, tensor([0, 1, 2, 3, 4, 0, 1], 'i32'))).toTypedArray();
+    [0, 1, 2, 3, 4, 0, 1].forEach((t, r) => expect(headOnly[r]).toBeCloseTo(full[r * V + t], 12));
+  });
+
   it('rejects out-of-vocabulary targets and mismatched tying', () => {
     const { sm, inp } = build(9);
     expect(() => sm.loss(randNormal([2, D], 0, 1, 'f64', new Generator(1)), tensor([0, 14], 'i32'), PAD)).toThrow(IndexError);

@@ -135,6 +135,23 @@ describe('MegaLanguageModel with adaptive input and softmax', () => {
     });
   });
 
+  it('targetLogProbs = the full log-probs at the targets (adaptive and plain models, whole pass and blocks)', () => {
+    const plain = buildModel('mega_lm', { ...SMALL, adaptive_input: false, adaptive_softmax_cutoff: null }, TASK, { dtype: 'f64', gen: new Generator(9) }) as MegaLanguageModel;
+    for (const m of [adaptiveLm({ decoder_chunk_size: 4, rel_pos_bias: 'rotary' }, 9), plain.eval()]) {
+      const src = [[2, 10, 18, 5, 23, 12, 8, 16], [2, 4, 15, 22, 6, 10, 19, 7]];
+      const tgt = [[10, 18, 5, 23, 12, 8, 16, 9], [4, 15, 22, 6, 10, 19, 7, 17]];
+      noGrad(() => {
+        const full = K.softmaxLast(m.forward(tensor(src, 'i32')), true).toTypedArray(); // log-softmax: identity on log-probs
+        const want = tgt.flatMap((r, b) => r.map((t, i) => full[(b * 8 + i) * 24 + t]));
+        expectClose(m.targetLogProbs(tensor(src, 'i32'), tensor(tgt, 'i32')), want, { atol: 1e-11, rtol: 0, what: 'target log-probs' });
+        const state = m.adaptive ? new IncrementalState() : null;
+        if (!state) return;
+        const blocks = [0, 4].map((at) => m.targetLogProbs(tensor(src.map((r) => r.slice(at, at + 4)), 'i32'), tensor(tgt.map((r) => r.slice(at, at + 4)), 'i32'), state));
+        expectClose(K.concat(blocks, 1), m.targetLogProbs(tensor(src, 'i32'), tensor(tgt, 'i32')), { atol: 1e-11, rtol: 0, what: 'block-wise target log-probs' });
+      });
+    }
+  });
+
   it('mega_lm_adaptive_big at reference sizes: WikiText-103 bands 20000/60000, factor 4, widths 1024/256/64, tied', () => {
     const V = 267744;
     const m = buildModel('mega_lm_adaptive_big', { decoder_layers: 0 }, { dictionary_size: V, pad: 1 }) as MegaLanguageModel; // no layers: only the embedding and output matter here

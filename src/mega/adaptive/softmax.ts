@@ -24,6 +24,7 @@ import { ConfigError } from '../../nn/errors.js';
 import { Dropout, Linear } from '../../nn/layers.js';
 import { Module } from '../../nn/module.js';
 import { xavierUniform } from '../../nn/init.js';
+import { zeros } from '../../tensor/create.js';
 import type { FloatDType } from '../../tensor/dtype.js';
 import { IndexError, ShapeError } from '../../tensor/errors.js';
 import { defaultGenerator, type Generator } from '../../tensor/random.js';
@@ -153,18 +154,48 @@ export class AdaptiveSoftmax extends Module {
   }
 
   /**
-   * The `adaptive_loss` criterion's summed loss: x `N × D` (dropout applied here in training),
-   * target `N` (i32). Head cross-entropy with cluster words replaced by their cluster class
-   * `c₀ + i`, plus per cluster the tail cross-entropy of its rows (target `w − c_i`); every term
-   * ignores targets equal to `pad` — so in a tail the words `c_i + pad` count only in the head
-   * (reference quirk).
+   * `log p(target)` per row (`get_log_prob` with a target, as fairseq's sequence scorer uses it):
+   * x `N × D`, target `N` (i32) → `N`. Only the head and, per row, the tail of its target's
+   * cluster are evaluated, `rowBatch` rows at a time (fairseq's `--softmax-batch`), so scoring a
+   * long evaluation segment never holds an `N × V` matrix. No pad quirk here: every target is
+   * scored.
    */
-  loss(x: Tensor, target: Tensor, pad: number): Tensor {
+  targetLogProbs(x: Tensor, target: Tensor, rowBatch = 1024): Tensor {
     checkInput(x, this.inputDim);
-    if (target.dtype !== 'i32' || target.ndim !== 1 || target.shape[0] !== x.shape[0]) {
-      throw new ShapeError(`adaptive softmax: expected an i32 target [${x.shape[0]}], got ${target.dtype} [${target.shape}]`);
+    checkTarget(x, target);
+    const N = x.shape[0];
+    if (N > rowBatch) {
+      const parts: Tensor[] = [];
+      for (let at = 0; at < N; at += rowBatch) {
+        const n = Math.min(rowBatch, N - at);
+        parts.push(this.targetLogProbs(F.narrow(x, 0, at, n), F.narrow(target, 0, at, n), rowBatch));
+      }
+      return F.concat(parts, 0);
     }
-    const xs = this.dropout.forward(x);
+    const { headTarget, rows } = this.split(target);
+    const tgt = target.toTypedArray();
+    const head = F.logSoftmax(this.head.forward(x), -1); // N × (c₀ + n)
+    let out = F.reshape(F.gather(head, 1, fromStorage(headTarget, [N, 1])), [N]); // head term of every row
+    const pieces: Tensor[] = [], order: number[] = [];
+    this.tail.items.forEach((t, i) => {
+      if (rows[i].length === 0) return;
+      const idx = fromStorage(Int32Array.from(rows[i]), [rows[i].length]);
+      const lp = F.logSoftmax(t.forward(F.indexSelect(x, 0, idx)), -1); // n_i × size_i
+      const local = Int32Array.from(rows[i], (n) => tgt[n] - this.cutoff[i]);
+      pieces.push(F.reshape(F.gather(lp, 1, fromStorage(local, [local.length, 1])), [local.length]));
+      order.push(...rows[i]);
+    });
+    if (pieces.length === 0) return out;
+    // place the tail terms at their rows: [head rows without a tail term: 0 | tail terms] permuted back
+    const tails = F.concat([zeros([1], x.dtype), ...pieces], 0); // 1 + Σ n_i
+    const pos = new Int32Array(N); // 0 → the zero entry
+    order.forEach((n, j) => { pos[n] = j + 1; });
+    out = F.add(out, F.indexSelect(tails, 0, fromStorage(pos, [N])));
+    return out;
+  }
+
+  /** Head targets (cluster words → `c₀ + i`) and the rows of each cluster. */
+  private split(target: Tensor): { headTarget: Int32Array; rows: number[][] } {
     const tgt = target.toTypedArray();
     const N = tgt.length, c0 = this.cutoff[0], V = this.vocabSize;
     const headTarget = new Int32Array(N);
@@ -177,6 +208,22 @@ export class AdaptiveSoftmax extends Module {
       headTarget[n] = c === 0 ? t : c0 + c - 1;
       if (c > 0) rows[c - 1].push(n);
     }
+    return { headTarget, rows };
+  }
+
+  /**
+   * The `adaptive_loss` criterion's summed loss: x `N × D` (dropout applied here in training),
+   * target `N` (i32). Head cross-entropy with cluster words replaced by their cluster class
+   * `c₀ + i`, plus per cluster the tail cross-entropy of its rows (target `w − c_i`); every term
+   * ignores targets equal to `pad` — so in a tail the words `c_i + pad` count only in the head
+   * (reference quirk).
+   */
+  loss(x: Tensor, target: Tensor, pad: number): Tensor {
+    checkInput(x, this.inputDim);
+    checkTarget(x, target);
+    const xs = this.dropout.forward(x);
+    const tgt = target.toTypedArray();
+    const { headTarget, rows } = this.split(target);
     const ce = (scores: Tensor, y: Int32Array): Tensor => F.crossEntropy(scores, fromStorage(y, [y.length]), { ignoreIndex: pad, reduction: 'sum' }).loss;
     let loss = ce(this.head.forward(xs), headTarget);
     this.tail.items.forEach((t, i) => {
@@ -186,6 +233,12 @@ export class AdaptiveSoftmax extends Module {
       loss = F.add(loss, ce(t.forward(F.indexSelect(xs, 0, fromStorage(idx, [idx.length]))), y));
     });
     return loss;
+  }
+}
+
+function checkTarget(x: Tensor, target: Tensor): void {
+  if (target.dtype !== 'i32' || target.ndim !== 1 || target.shape[0] !== x.shape[0]) {
+    throw new ShapeError(`adaptive softmax: expected an i32 target [${x.shape[0]}], got ${target.dtype} [${target.shape}]`);
   }
 }
 

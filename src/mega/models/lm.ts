@@ -191,6 +191,20 @@ export class MegaLanguageModel extends Module {
     return lmCrossEntropy(scores, target, this.task.pad);
   }
 
+  /**
+   * `log p(target)` per position: srcTokens, target `B × T` → `B × T` (with `state`: one block of
+   * the block-wise evaluation). With an adaptive softmax only the target's head / tail entries
+   * are computed (in row batches), never the full `B × T × V` matrix.
+   */
+  targetLogProbs(srcTokens: Tensor, target: Tensor, state: IncrementalState | null = null): Tensor {
+    const x = this.decoder.features(srcTokens, state); // B × T × D
+    const [B, T, D] = x.shape;
+    const sm = this.decoder.adaptive_softmax;
+    if (sm) return F.reshape(sm.targetLogProbs(F.reshape(x, [B * T, D]), F.reshape(target, [B * T])), [B, T]);
+    const lp = F.logSoftmax(this.decoder.outputLayer(x), -1); // B × T × V
+    return F.reshape(F.gather(lp, 2, F.reshape(target, [B, T, 1])), [B, T]);
+  }
+
   /** `adaptive_loss` summed over the batch, from `features` `B × T × D` and `target` `B × T`. */
   adaptiveLoss(features: Tensor, target: Tensor): Tensor {
     const sm = this.decoder.adaptive_softmax;
