@@ -209,4 +209,12 @@ describe('AdaptiveSoftmax', () => {
     const r = gradcheck(() => sm.loss(reshape(inp.forward(ids), [10, D]), target, PAD), params, { atol: 1e-8, rtol: 1e-6 });
     expect(r.ok, r.where).toBe(true);
   });
+
+  it('gradients of the full log-probs (the cross_entropy path) match central differences (untied head and tails)', () => {
+    const sm = new AdaptiveSoftmax(V, D, CUT, { factor: 2, dtype: 'f64', gen: new Generator(31) });
+    const x = randNormal([3, D], 0, 1, 'f64', new Generator(32));
+    x.requiresGrad = true;
+    const r = gradcheck(() => sm.logProbs(x), [x, ...sm.parameters()], { atol: 1e-8, rtol: 1e-6 });
+    expect(r.ok, r.where).toBe(true);
+  });
 });
