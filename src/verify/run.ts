@@ -108,6 +108,8 @@ function incrementalCase(c: GoldenCase, prec: Precision): TensorReport[] {
 /** Runs a decoded case on one precision path; never throws. */
 export function runCase(c: GoldenCase, prec: Precision): CaseReport {
   try {
+    if (Object.keys(c.outputs).length === 0) throw new Error('the case stores no outputs: nothing to compare');
+    if (c.procedure !== 'forward' && !c.steps?.length) throw new Error(`a ${c.procedure} case without steps: nothing to compare`);
     let tensors: TensorReport[];
     if (c.procedure === 'optimizer') tensors = runOptimizerCase(c, prec);
     else {
