@@ -1,0 +1,33 @@
+/**
+ * Checks of a loaded checkpoint that the file format alone cannot make: tensor checksums present
+ * (older files have none and load with a note), and a usable RNG state on resume.
+ */
+import { CheckpointError, describeValue } from '../io/errors.js';
+import type { SafetensorsContent } from '../io/safetensors.js';
+
+/** Prints one note when `content` came from a file without tensor checksums. */
+export function noteUnverified(path: string, content: SafetensorsContent): void {
+  if (content.checksums === 'absent') {
+    process.stderr.write(`note: ${path}: no tensor checksums (written by an older mega-ts); loaded without verifying the data\n`);
+  }
+}
+
+/** Whether `v` is a xoshiro128 state: 4 unsigned 32-bit integers, not all zero (the generator's fixed point). */
+export function isRngState(v: unknown): v is number[] {
+  return Array.isArray(v) && v.length === 4 && v.every((w) => Number.isInteger(w) && w >= 0 && w < 2 ** 32) && v.some((w) => w !== 0);
+}
+
+/**
+ * Refuses a trainer state whose RNG state (and per-rank states, if any) cannot seed the generator.
+ * @throws CheckpointError naming the file and the value
+ */
+export function checkRngStates(path: string, st: { rng?: unknown; rankRng?: unknown }): void {
+  const bad = (what: string, v: unknown): never => {
+    throw new CheckpointError(`${path}: RNG state ${what} = ${describeValue(v)} (expected 4 unsigned 32-bit integers, not all zero)`);
+  };
+  if (!isRngState(st.rng)) bad('rng', st.rng);
+  if (st.rankRng !== undefined) {
+    if (!Array.isArray(st.rankRng)) bad('rankRng', st.rankRng);
+    (st.rankRng as unknown[]).forEach((r, i) => { if (!isRngState(r)) bad(`rankRng[${i}]`, r); });
+  }
+}
