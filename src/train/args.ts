@@ -255,6 +255,8 @@ function coerce(spec: OptSpec, raw: unknown, where: string, fromText: boolean, E
     else if (spec.type === 'boolean') v = raw === 'true' || raw === '1' ? true : raw === 'false' || raw === '0' ? false : raw;
   }
   const bad = (): never => {
+    // JSON.parse reads 1e999 as Infinity, which JSON.stringify would print as null
+    if (raw === Infinity || raw === -Infinity) throw new Err(`${where} is too large for a number (it reads as ${raw}): expected ${typeName(spec.type)}`);
     throw new Err(`${where} = ${JSON.stringify(raw)}: expected ${typeName(spec.type)}${spec.choices ? ` (one of ${spec.choices.join(', ')})` : ''}`);
   };
   if (spec.type === 'number' && (typeof v !== 'number' || !Number.isFinite(v))) bad();
