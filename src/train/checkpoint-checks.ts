@@ -1,9 +1,28 @@
 /**
  * Checks of a loaded checkpoint that the file format alone cannot make: tensor checksums present
- * (older files have none and load with a note), and a usable RNG state on resume.
+ * (older files have none and load with a note), a known task and model args that describe the
+ * stored tensors (checked before anything is built from them), and a usable RNG state on resume.
  */
 import { CheckpointError, describeValue } from '../io/errors.js';
+import type { RawTensor } from '../io/raw.js';
 import type { SafetensorsContent } from '../io/safetensors.js';
+import { ARCHITECTURES, archArgs } from '../mega/models/presets.js';
+import { TASKS } from './args.js';
+import { checkModelArgs } from './model-args-check.js';
+
+/**
+ * Refuses stored metadata that would mislead whoever builds a model from it: an unknown task, an
+ * arch that disagrees with the model args' own, or model args that do not fit the tensors.
+ * (An arch that is not registered is left to the model builder, which names it.)
+ * @throws CheckpointError naming the file and the value
+ */
+export function checkStoredSpec(path: string, task: string, arch: string, modelArgs: Record<string, unknown>, tensors: Readonly<Record<string, RawTensor>>): void {
+  if (!(TASKS as readonly string[]).includes(task)) throw new CheckpointError(`${path}: metadata task = ${describeValue(task)} (expected one of ${TASKS.join(', ')})`);
+  const own = modelArgs.arch ?? arch;
+  if (own !== arch) throw new CheckpointError(`${path}: metadata arch = ${describeValue(arch)} but model_args.arch = ${describeValue(own)}`);
+  const spec = ARCHITECTURES[arch];
+  if (spec) checkModelArgs(spec.model, archArgs(arch, modelArgs), tensors, path);
+}
 
 /** Prints one note when `content` came from a file without tensor checksums. */
 export function noteUnverified(path: string, content: SafetensorsContent): void {

@@ -23,7 +23,7 @@ import { encodeSafetensors, readSafetensors } from '../io/safetensors.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import type { Module } from '../nn/module.js';
 import { fromStorage, type Tensor } from '../tensor/tensor.js';
-import { checkRngStates, noteUnverified } from './checkpoint-checks.js';
+import { checkRngStates, checkStoredSpec, noteUnverified } from './checkpoint-checks.js';
 import type { Adam } from './optim.js';
 
 /** Format tag of the weights file metadata. */
@@ -184,6 +184,7 @@ export function loadCheckpoint(path: string): LoadedCheckpoint {
   const update = Number(metadata.update);
   if (!Number.isInteger(update) || update < 0) throw new CheckpointError(`${path}: metadata update = ${JSON.stringify(metadata.update)} (expected an integer >= 0)`);
   if (!metadata.task || !metadata.arch) throw new CheckpointError(`${path}: metadata task/arch missing`);
+  checkStoredSpec(path, metadata.task, metadata.arch, modelArgs, tensors);
   noteUnverified(path, content);
   const out: Record<string, Tensor> = {};
   for (const [k, r] of Object.entries(tensors)) out[k] = fromRaw(r);
