@@ -10,6 +10,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { decodeGolden, encodeGolden, readGoldenFile } from '../../src/io/golden.js';
 import { compareTensor, runCase, runFile } from '../../src/verify/index.js';
 import { fromStorage } from '../../src/tensor/tensor.js';
+import { runBounded } from '../bounded.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'verify-trust-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -52,5 +53,28 @@ describe('verify trusts nothing it did not compare', () => {
     const r = runCase(c, 'f64');
     expect(r.pass).toBe(false);
     expect(r.error ?? '').toMatch(/no outputs|nothing/);
+  });
+});
+
+describe('verify bounds the sizes a golden file asks for', () => {
+  it('config max_positions 1e9 fails the case quickly in bounded memory (was: 4.5 GB)', () => {
+    const c = readGoldenFile(golden('relpos_rotary'));
+    c.config.max_positions = 1e9;
+    const p = join(dir, 'huge_config.msgpack');
+    writeFileSync(p, encodeGolden(c));
+    const r = runBounded(`import { runFile } from '@src/verify/index.ts';`,
+      `run = () => { const r = runFile(${JSON.stringify(p)}, 'f64'); if (!r.pass) throw new Error(r.error ?? 'failed without a reason'); };`, { timeoutMs: 60_000, heapMB: 512 });
+    expect(r.error?.message, r.output).toBe('config.max_positions = 1000000000 is larger than any size this case can use (at most 4096: 4 x max(1024, the largest stored dimension 9))');
+    expect(r.peakMB).toBeLessThan(600);
+  });
+
+  it('an option (seq_len 1e7) is bounded the same way; the unmodified case still passes', () => {
+    const c = readGoldenFile(golden('relpos_simple'));
+    const ok = runCase(c, 'f64');
+    expect(ok.pass, ok.error).toBe(true);
+    c.options.seq_len = 1e7;
+    const r = runCase(c, 'f64');
+    expect(r.pass).toBe(false);
+    expect(r.error).toMatch(/^options\.seq_len = 10000000 is larger than any size this case can use/);
   });
 });
