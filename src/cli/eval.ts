@@ -10,7 +10,7 @@ import { join, resolve } from 'node:path';
 import { ConfigError } from '../train/errors.js';
 import { CheckpointError } from '../io/errors.js';
 import { parseFlags, type OptSpec } from '../train/args.js';
-import { evaluateCheckpoint, formatMetrics } from '../train/trainer.js';
+import { evaluateCheckpoint, formatMetrics } from '../train/evaluate.js';
 import type { Split } from '../train/tasks/index.js';
 
 const S = (type: OptSpec['type'], help: string, extra: Partial<OptSpec> = {}): OptSpec => ({ type, help, group: 'main', ...extra });

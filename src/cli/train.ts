@@ -11,13 +11,10 @@ import { ConfigError } from '../train/errors.js';
 import { formatDuration } from '../train/progress.js';
 import { parseFlags, readConfigFile, resolveTrainArgs, TRAIN_OPTIONS, trainHelp } from '../train/args.js';
 import { runWorkersFromArgv } from '../dist/launch.js';
-import { closeDistributed, isMainProcess } from '../dist/training.js';
+import { closeDistributed, isMainProcess, startDistributed } from '../dist/training.js';
 import { allArchNames } from '../train/arch.js';
+import { pct } from '../train/evaluate.js';
 import { train, TrainingDivergedError, type TrainResult } from '../train/trainer.js';
-
-function pct(x: number): string {
-  return `${(100 * x).toFixed(1)}%`;
-}
 
 /** Human-readable summary lines of a finished run. */
 export function summarize(r: TrainResult): string[] {
@@ -76,7 +73,7 @@ export function trainCommand(argv: string[], out: (s: string) => void): number |
   const json = user.json === true;
   let result: TrainResult;
   try {
-    result = train(user);
+    result = train(user, { startDist: startDistributed }); // a launched rank joins its job (src/dist)
   } catch (e) {
     closeDistributed();
     if (e instanceof TrainingDivergedError) {

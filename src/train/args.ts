@@ -11,7 +11,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { ConfigError } from './errors.js';
-import { DIST_TRAIN_OPTIONS } from '../dist/options.js';
+import { DIST_TRAIN_OPTIONS } from './distributed.js';
 
 /** The tasks `mega train --task` accepts. */
 export const TASKS = ['listops', 'text', 'retrieval', 'image', 'lm', 'translation', 'speech'] as const;
@@ -427,16 +427,6 @@ export function validateTrainArgs(a: TrainArgs): void {
   need(vf > 0 && vf < 1, `--valid-fraction = ${vf}: expected a number in (0, 1)`);
   need((a.pixel_std as number) > 0, `--pixel-std = ${String(a.pixel_std)}: expected > 0`);
   if (a.resume && a.overwrite) throw new ConfigError('--resume and --overwrite contradict each other (choose one)');
-}
-
-/** Read `--config` (if any) and the flags into resolved options. */
-export function trainArgsFromArgv(argv: readonly string[]): { args: TrainArgs; help: boolean; user: Record<string, unknown> } {
-  const { values, positionals } = parseFlags(argv, TRAIN_OPTIONS, 'train');
-  if (positionals.length) throw new ConfigError(`unexpected argument ${JSON.stringify(positionals[0])} (options are --name value; see mega train --help)`);
-  if (values.help) return { args: undefined as unknown as TrainArgs, help: true, user: values };
-  const cfg = typeof values.config === 'string' ? readConfigFile(values.config) : {};
-  const user = { ...cfg, ...values };
-  return { args: resolveTrainArgs(user), help: false, user };
 }
 
 /** Help text of `mega train`. */

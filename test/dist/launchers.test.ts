@@ -12,7 +12,8 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildForChildren, canNetns, freePort, have, relErr, run, type Built } from './helpers.js';
+import { expectClose } from '../../src/verify/compare.js';
+import { buildForChildren, canNetns, freePort, have, run, type Built } from './helpers.js';
 
 const BASE = { dtype: 'f64', updates: 3, updateFreq: 2, batch: 7, L: 5, din: 6, hidden: 8, classes: 3, norm: 'syncbatchnorm', seed: 3 };
 const tmp = mkdtempSync(join(tmpdir(), 'mega-launchers-'));
@@ -34,7 +35,7 @@ function params(out: string, rank: number): { backend: string; params: Record<st
 
 function expectRef(out: string, n: number): void {
   const p0 = params(out, 0).params;
-  for (const k of Object.keys(ref)) expect(relErr(p0[k]!, ref[k]!), k).toBeLessThanOrEqual(1e-12);
+  for (const k of Object.keys(ref)) expectClose(p0[k]!, ref[k]!, { rtol: 1e-12, what: k });
   for (let r = 1; r < n; r++) expect(params(out, r).params).toEqual(p0);
 }
 
