@@ -4,8 +4,8 @@
  * called through the registry, so on any backend they run that backend's primitives (on a device
  * backend: on the device) instead of host code.
  */
-import { ANY_BACKEND, registerKernel } from '../backend.js';
-import { arange } from '../create.js';
+import { ANY_BACKEND, registerKernel, type AdamHyper } from '../backend.js';
+import { arange, scalar } from '../create.js';
 import * as K from '../kernels.js';
 import { Tensor } from '../tensor.js';
 import { checkCoefQ, checkEmaGrad, checkSoftmaxGrad } from './checks.js';
@@ -50,6 +50,18 @@ export function softmaxGradGeneric(y: Tensor, g: Tensor, log: boolean): Tensor {
   return K.binary(y, K.binary(g, K.reduce(K.binary(y, g, 'mul'), 'sum', [last], true), 'sub'), 'mul');
 }
 
+/** Generic `adamUpdate`, from elementwise primitives (scalars as 0-d tensors). */
+export function adamUpdateGeneric(p: Tensor, g: Tensor, m: Tensor, v: Tensor, h: AdamHyper): [Tensor, Tensor, Tensor] {
+  const c = (x: number) => scalar(x, p.dtype);
+  const mul = (a: Tensor, b: Tensor) => K.binary(a, b, 'mul'), add = (a: Tensor, b: Tensor) => K.binary(a, b, 'add');
+  const m1 = add(mul(c(h.beta1), m), mul(c(1 - h.beta1), g));
+  const v1 = add(mul(c(h.beta2), v), mul(mul(c(1 - h.beta2), g), g));
+  const denom = add(K.unary(v1, 'sqrt'), c(h.eps));
+  const decayed = h.decay !== 0 ? K.binary(p, mul(c(h.decay), p), 'sub') : p;
+  return [K.binary(decayed, K.binary(mul(c(h.stepSize), m1), denom, 'div'), 'sub'), m1, v1];
+}
+
+registerKernel('adamUpdate', ANY_BACKEND, adamUpdateGeneric);
 registerKernel('emaKernel', ANY_BACKEND, emaKernelGeneric);
 registerKernel('emaKernelGrad', ANY_BACKEND, emaKernelGradGeneric);
 registerKernel('softmaxGrad', ANY_BACKEND, softmaxGradGeneric);

@@ -5,10 +5,12 @@
  */
 import { ShapeError } from '../../errors.js';
 import { checkCoefQ, checkEmaGrad, checkSoftmaxGrad } from '../checks.js';
+import type { AdamHyper } from '../../backend.js';
 import type { Tensor } from '../../tensor.js';
+import { adamUpdateGeneric } from '../generic-fused.js';
 import { emaKernelCpu, emaKernelGradCpu, softmaxGradCpu } from '../cpu/fused.js';
-import type { GpuData } from './device.js';
-import { elementwise } from './elementwise.js';
+import { GpuData, keep, releaseData } from './device.js';
+import { copyGpu, elementwise } from './elementwise.js';
 import { dev, done, emptyHost, fallback, fn, MAX_XY, operandOf, types, wrap } from './launch.js';
 import { reduceGpu } from './reduce.js';
 
@@ -103,6 +105,52 @@ export function softmaxGradGpu(y: Tensor, g: Tensor, log: boolean): Tensor {
     if (s.device) temps.push(s.device as GpuData);
     const out = elementwise(log ? 'softmaxGradLog' : 'softmaxGrad', { expr: log ? 'v1 - Math.exp(v0) * v2' : 'v0 * (v1 - v2)' }, [y, g, s], y.shape, y.dtype);
     return out ?? fallback('softmaxGrad', 'grid limits', cpu);
+  } finally {
+    done(temps);
+  }
+}
+
+/** The three Adam outputs, each one gpu.js kernel over the flat parameter (`t_k[i]`: operand k at flat index i). */
+const ADAM_EXPR = {
+  m: 'b1 * t2[i] + (1 - b1) * t1[i]',
+  v: 'b2 * t3[i] + (1 - b2) * t1[i] * t1[i]',
+  p: '(t0[i] - decay * t0[i]) - stepSize * (b1 * t2[i] + (1 - b1) * t1[i]) / (Math.sqrt(b2 * t3[i] + (1 - b2) * t1[i] * t1[i]) + eps)',
+};
+
+/**
+ * gpujs `adamUpdate`: three elementwise kernels (θ', m', v') with the hyper-parameters as kernel
+ * arguments, so an update moves nothing between host and device. The flat index is split over
+ * x (the last axis) and y (the rest) to stay within the dispatch grid. The results outlive any
+ * `tidy` scope (they are the new parameter and state); the device buffers of the old θ, m, v are
+ * freed (the optimizer rebinds the parameter right away).
+ */
+export function adamUpdateGpu(p: Tensor, g: Tensor, m: Tensor, v: Tensor, h: AdamHyper): [Tensor, Tensor, Tensor] {
+  const n = p.size;
+  const W = p.ndim ? p.shape[p.ndim - 1] : 1, H = W ? n / W : 0;
+  for (const t of [g, m, v]) if (t.size !== n || t.dtype !== p.dtype) throw new ShapeError(`adamUpdate: [${t.shape}] (${t.dtype}) does not match the parameter [${p.shape}] (${p.dtype})`);
+  if (p.dtype === 'f64' || n === 0 || W > MAX_XY || H > MAX_XY) return fallback('adamUpdate', p.dtype === 'f64' ? 'f64' : 'shape', () => adamUpdateGeneric(p, g, m, v, h));
+  const temps: GpuData[] = [];
+  try {
+    const flat = (t: Tensor) => {
+      const c = t.isContiguous() ? t : copyGpu(t);
+      if (c !== t && c.device) temps.push(c.device as GpuData);
+      const o = operandOf(c, temps);
+      return { data: o.data, offset: o.offset };
+    };
+    const ops = [flat(p), flat(g), flat(m), flat(v)];
+    const floats = ['b1', 'b2', 'eps', 'decay', 'stepSize'];
+    const ints = ['o0', 'o1', 'o2', 'o3', 'W'];
+    const run = (k: keyof typeof ADAM_EXPR) => {
+      // the flat index stays inline (a declared variable would be f32)
+      const body = `return ${ADAM_EXPR[k].replace(/t(\d)\[i\]/g, (_, d) => `t${d}[o${d} + this.thread.y * W + this.thread.x]`)};`;
+      const out = dev().run(`adam:${k}`, () => fn(['t0', 't1', 't2', 't3', ...ints, ...floats], body), types(['t0', 't1', 't2', 't3'], ints, floats), [W, H],
+        [...ops.map((o) => o.data), ...ops.map((o) => o.offset), W, h.beta1, h.beta2, h.eps, h.decay, h.stepSize], p.dtype);
+      return wrap(out, p.shape);
+    };
+    const out: [Tensor, Tensor, Tensor] = [keep(run('p')), keep(run('m')), keep(run('v'))];
+    // the old θ, m, v are consumed: freed once the launches that read them are queued
+    for (const t of [p, m, v]) if (t.device instanceof GpuData) releaseData(t.device);
+    return out;
   } finally {
     done(temps);
   }

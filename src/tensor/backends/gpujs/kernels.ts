@@ -20,19 +20,19 @@
  *
  * The kernels live by family: launch.ts (operands, grid, source helpers, fallbacks),
  * elementwise.ts, reduce.ts, matmul.ts, indexing.ts (index, gather, concat, pad), fftconv.ts,
- * fused.ts (the fused kernels: EMA kernel build and its VJP, softmax backward).
+ * fused.ts (the fused kernels: EMA kernel build and its VJP, softmax backward, Adam update).
  */
 import type { FusedKernels, Kernels } from '../../backend.js';
 import { castGpu, copyGpu, unaryGpu, binaryGpu, whereGpu } from './elementwise.js';
 import { fftConvGpu } from './fftconv.js';
-import { emaKernelGpu, emaKernelGradGpu, softmaxGradGpu } from './fused.js';
+import { adamUpdateGpu, emaKernelGpu, emaKernelGradGpu, softmaxGradGpu } from './fused.js';
 import { concatGpu, gatherGpu, indexAddGpu, indexSelectGpu, padGpu, scatterAddGpu } from './indexing.js';
 import { matmulGpu } from './matmul.js';
 import { argmaxGpu, reduceGpu, softmaxGpu } from './reduce.js';
 
 export { fallbacks, resetFallbacks } from './launch.js';
 export { castGpu, copyGpu, unaryGpu, binaryGpu, whereGpu, fftConvGpu, matmulGpu, argmaxGpu, reduceGpu, softmaxGpu };
-export { emaKernelGpu, emaKernelGradGpu, softmaxGradGpu };
+export { adamUpdateGpu, emaKernelGpu, emaKernelGradGpu, softmaxGradGpu };
 export { concatGpu, gatherGpu, indexAddGpu, indexSelectGpu, padGpu, scatterAddGpu };
 
 /** Every primitive kernel of the gpujs backend. */
@@ -43,4 +43,4 @@ export const gpujsKernels: Kernels = {
 };
 
 /** Every fused kernel of the gpujs backend (so none runs the generic host implementation). */
-export const gpujsFusedKernels: FusedKernels = { emaKernel: emaKernelGpu, emaKernelGrad: emaKernelGradGpu, softmaxGrad: softmaxGradGpu };
+export const gpujsFusedKernels: FusedKernels = { emaKernel: emaKernelGpu, emaKernelGrad: emaKernelGradGpu, softmaxGrad: softmaxGradGpu, adamUpdate: adamUpdateGpu };
