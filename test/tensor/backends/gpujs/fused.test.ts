@@ -9,6 +9,8 @@ import { emaKernelCpu, emaKernelGradCpu, softmaxGradCpu } from '../../../../src/
 import { emaKernelGeneric, emaKernelGradGeneric, softmaxGradGeneric } from '../../../../src/tensor/backends/generic-fused.js';
 import { fallbacks, GpuData, GpuDevice, resetFallbacks, selectBackend } from '../../../../src/tensor/backends/gpujs/index.js';
 import { emaKernelGpu, emaKernelGradGpu, softmaxGradGpu } from '../../../../src/tensor/backends/gpujs/kernels.js';
+import { fftConvGpuBy } from '../../../../src/tensor/backends/gpujs/fftconv.js';
+import { fftConvCpu } from '../../../../src/tensor/backends/cpu/fftconv.js';
 import { fromStorage, Tensor } from '../../../../src/tensor/tensor.js';
 import { Generator } from '../../../../src/tensor/random.js';
 
@@ -108,5 +110,42 @@ describe('generic fused kernels (compositions of primitives)', () => {
     expect(rel(got, emaKernelGradCpu(coef, q, g))).toBeLessThan(1e-12);
     const y = uniform(gen, [4, 9], 0, 1), gy = uniform(gen, [4, 9], -1, 1);
     for (const log of [false, true]) expect(rel(softmaxGradGeneric(y, gy, log), softmaxGradCpu(y, gy, log))).toBeLessThan(1e-12);
+  });
+});
+
+describe.skipIf(skip)('gpujs FFT convolution', () => {
+  beforeAll(() => { selectBackend('gpujs'); }, 180_000);
+  afterAll(() => setBackend('cpu'));
+  const gen = new Generator(3);
+  // [x shape, k shape, start, length]: causal (start 0), bidirectional (start Lk−1), broadcast
+  // leading axes, a length that is not a power of two, a window past Lx
+  const cases: [number[], number[], number, number][] = [
+    [[2, 3, 40], [3, 40], 0, 40],
+    [[2, 3, 33], [3, 65], 32, 33],
+    [[1, 5], [4, 7], 0, 11],
+    [[3, 100], [100], 0, 100],
+  ];
+  for (const [xs, ks, start, length] of cases) {
+    it(`equals the f64 CPU convolution: x [${xs}], k [${ks}], window [${start}, ${start + length})`, () => {
+      const x = uniform(gen, xs, -1, 1), k = uniform(gen, ks, -1, 1);
+      const ref = fftConvCpu(x, k, start, length);
+      const d = GpuDevice.get()!;
+      resetFallbacks();
+      const reads = d.counters.readbacks;
+      const l0 = d.counters.launches;
+      const fft = fftConvGpuBy(f32(x), f32(k), start, length, 'fft');
+      const N = 2 ** Math.ceil(Math.log2(Math.max(xs[xs.length - 1] + ks[ks.length - 1] - 1, start + length)));
+      expect(d.counters.launches - l0).toBe(3 * Math.log2(N) + 4); // load ×2, passes ×3, product, window
+      const direct = fftConvGpuBy(f32(x), f32(k), start, length, 'direct');
+      expect(d.counters.readbacks).toBe(reads);
+      expect(fallbacks()).toEqual({});
+      expectF32Close(fft, ref);
+      expectF32Close(direct, ref);
+    });
+  }
+  it('the FFT path transforms strided views (a transposed input)', () => {
+    const xT = uniform(gen, [50, 4], -1, 1), k = uniform(gen, [4, 50], -1, 1);
+    const view = (t: Tensor) => new Tensor(t.data, [4, 50], [1, 4], 0);
+    expectF32Close(fftConvGpuBy(view(f32(xT)), f32(k), 0, 50, 'fft'), fftConvCpu(view(xT), k, 0, 50));
   });
 });
