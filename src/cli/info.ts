@@ -2,7 +2,7 @@
 import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { getBackend, registeredBackends } from '../tensor/backend.js';
-import { getNumThreads } from '../tensor/backends/cpu/matmul.js';
+import { getNumThreads } from '../tensor/backends/cpu/pool.js';
 import { version } from './main.js';
 
 export const INFO_HELP = `Usage: mega info [--arch NAME] [--json]
