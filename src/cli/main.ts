@@ -94,8 +94,8 @@ export async function main(argv: string[]): Promise<number> {
   try {
     return await (await c.run())(await applyGlobalOptions(rest), out);
   } catch (e) {
-    const err = e as Error & { code?: string };
-    const user = isUserError(err) || err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' || err.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' || err.code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL';
+    const err = e as Error;
+    const user = isUserError(err);
     process.stderr.write(`mega ${cmd}: ${err.message}\n`);
     if (!user && process.env.MEGA_DEBUG) process.stderr.write(`${err.stack}\n`);
     return user ? 2 : 1;

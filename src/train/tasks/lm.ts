@@ -17,6 +17,7 @@ import { fromStorage } from '../../tensor/tensor.js';
 import { maxInputLength } from '../arch.js';
 import { ConfigError } from '../errors.js';
 import { dataPath, dataset, findSplitFile, ids, isDir } from './common.js';
+import { loadFairseqLayout } from './fairseq-layout.js';
 import type { Split, TaskArgs, TaskData, TrainTask } from './types.js';
 
 /** The LM criterion named by `--criterion` (fairseq names); undefined = the model's default. */
@@ -31,6 +32,8 @@ export const lmTask: TrainTask = {
   name: 'lm',
   classification: false,
   load(args: TaskArgs, splits: readonly Split[], modelArgs): TaskData {
+    const fairseq = loadFairseqLayout('lm', args, splits, modelArgs);
+    if (fairseq) return fairseq;
     const block = args.tokens_per_sample as number;
     const maxLen = maxInputLength('mega_lm', modelArgs).source;
     if (block > maxLen) {
