@@ -247,7 +247,7 @@ export class MovingAverageGatedAttention extends Module {
     const u = F.sigmoid(uRaw); // L × B × D
     const [z, r] = F.split(F.silu(zr), [Z, H], -1); // L × B × Z, L × B × H
     const row = (p: Tensor, i: number) => F.narrow(p, 0, i, 1); // 1 × Z
-    let q = F.transpose(F.add(F.mul(z, row(this.gamma, 0)), row(this.beta, 0)), 0, 1); // B × L × Z
+    const q = F.transpose(F.add(F.mul(z, row(this.gamma, 0)), row(this.beta, 0)), 0, 1); // B × L × Z
     let k = F.transpose(F.add(F.mul(z, row(this.gamma, 1)), row(this.beta, 1)), 0, 1); // B × L × Z
     let v = F.transpose(v0, 0, 1); // B × L × H
 
