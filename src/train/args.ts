@@ -1,6 +1,6 @@
 /**
  * Options of `mega train` / `mega eval`: one schema of fairseq-named settings (snake_case inside,
- * `--kebab-case` on the command line), the per-task defaults, the published recipes (spec §8.6) as
+ * `--kebab-case` on the command line), the per-task defaults, the published recipes (docs/MEGA.md §8.6) as
  * per-arch defaults, JSON config files, and validation.
  *
  * Precedence (lowest first): generic defaults → task defaults → recipe of the arch → `--config FILE`
@@ -224,7 +224,7 @@ const RECIPE_TABLE: Record<string, Record<string, unknown>> = {
 };
 
 /**
- * The published recipes (spec §8.6) as defaults for their arch: hyperparameters and the model
+ * The published recipes (docs/MEGA.md §8.6) as defaults for their arch: hyperparameters and the model
  * settings the READMEs override (attention function, attention dropout, norm, pre-norm). Arch
  * aliases share their recipe.
  */

@@ -5,7 +5,7 @@
  * Results are identical (pure copies and the same summation order).
  *
  * The generic kernels index a `Storage` union, which V8 compiles polymorphically (slow, see
- * BACKENDS.md); here copies go through `TypedArray.set` and the scalar loops are instantiated
+ * docs/BACKENDS.md); here copies go through `TypedArray.set` and the scalar loops are instantiated
  * once per array class.
  */
 import { allocate, type Storage } from '../../dtype.js';
