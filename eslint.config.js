@@ -9,6 +9,13 @@ export default defineConfig(
   js.configs.recommended,
   tseslint.configs.recommended,
   {
+    // the browser example runs in a page and a worker
+    files: ['examples/browser/**/*.js'],
+    languageOptions: {
+      globals: { window: 'readonly', document: 'readonly', location: 'readonly', Worker: 'readonly', self: 'readonly', console: 'readonly', URL: 'readonly' },
+    },
+  },
+  {
     languageOptions: {
       globals: { process: 'readonly', console: 'readonly', URL: 'readonly', Buffer: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly' },
     },

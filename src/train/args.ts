@@ -12,7 +12,7 @@
 import { readFileSync } from 'node:fs';
 import { ConfigError } from './errors.js';
 import { DIST_TRAIN_OPTIONS } from './distributed.js';
-import { canonicalKey, coerce, parseFlags, type OptSpec, type OptSchema, type OptType, type OptValue } from './flags.js';
+import { canonicalKey, coerce, type OptSpec, type OptSchema, type OptType, type OptValue } from './flags.js';
 import { applyFairseqNames, checkFairseqConsistency, FAIRSEQ_TASK_NAMES, FAIRSEQ_TRAIN_OPTIONS } from './fairseq-options.js';
 
 export { canonicalKey, parseFlags, type OptSpec, type OptType } from './flags.js';
