@@ -5,7 +5,8 @@ import { defineConfig } from 'eslint/config';
 import tseslint from 'typescript-eslint';
 
 export default defineConfig(
-  { ignores: ['dist/**', 'node_modules/**', 'coverage/**', '**/*.d.ts'] },
+  // build outputs and generated bundles (as in .gitignore)
+  { ignores: ['dist/**', 'node_modules/**', 'coverage/**', '**/*.d.ts', 'examples/browser/build/**', 'test-artifacts/**', 'runs/**', 'checkpoints/**', '.gl/**'] },
   js.configs.recommended,
   tseslint.configs.recommended,
   {

@@ -17,6 +17,7 @@ import { main } from '../../src/cli/main.js';
 import { classify, generate, getNumThreads, loadModel, setNumThreads } from '../../src/index.js';
 import { matmul } from '../../src/tensor/kernels.js';
 import { fromStorage } from '../../src/tensor/tensor.js';
+import { skipWithout } from '../system.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const repo = resolve(__dirname, '../..');
@@ -43,7 +44,7 @@ function matrix(n: number, seed: number) {
   return fromStorage(a, [n, n]);
 }
 
-if (!have && !process.env.CI) {
+if (skipWithout({ chromium: have })) {
   it.skip(`browser test skipped: ${CHROMIUM} not found (apt-get install -y chromium); it runs, and must pass, when CI is set`, () => undefined);
 } else {
   describe('examples/browser in headless chromium', () => {

@@ -13,8 +13,11 @@ import { fftConvGpuBy } from '../../../../src/tensor/backends/gpujs/fftconv.js';
 import { fftConvCpu } from '../../../../src/tensor/backends/cpu/fftconv.js';
 import { fromStorage, Tensor } from '../../../../src/tensor/tensor.js';
 import { Generator } from '../../../../src/tensor/random.js';
+import { skipWithout } from '../../../system.js';
+import { gpuAvailable } from '../gpu-probe.js';
 
-const skip = process.env.MEGA_SKIP_GPUJS === '1';
+// without a GPU mode (and without CI) skipped, named in the run's summary line (test/system.ts)
+const skip = skipWithout({ gpu: gpuAvailable() });
 
 /** Uniform values in [lo, hi) as an f64 tensor (deterministic). */
 function uniform(gen: Generator, shape: number[], lo: number, hi: number): Tensor {
