@@ -2,7 +2,7 @@
  * Backend and thread settings of the library. The gpujs backend (Node) is loaded only when asked
  * for, with its optional packages `gpu.js` and `webgpu`.
  */
-import { threadStats } from '../tensor/backends/cpu/matmul.js';
+import { threadStats } from '../tensor/backends/cpu/gemm.js';
 import { getNumThreads, setNumThreads } from '../tensor/backends/cpu/pool.js';
 import { simdStatus } from '../tensor/backends/cpu/wasm/runtime.js';
 import { host } from './host/node.js';

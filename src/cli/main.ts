@@ -38,8 +38,8 @@ const COMMANDS: Record<string, { run: () => Promise<Command>; summary: string }>
  */
 async function applyGlobalOptions(argv: string[]): Promise<string[]> {
   const rest: string[] = [];
-  let backend = process.env.MEGA_BACKEND;
-  let gpu = process.env.MEGA_GPU;
+  let backend: string | undefined; // flags; the environment is read by selectBackend (naming it in errors)
+  let gpu: string | undefined;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const m = /^--(backend|gpu)(?:=(.*))?$/.exec(a);
@@ -52,9 +52,11 @@ async function applyGlobalOptions(argv: string[]): Promise<string[]> {
     if (m[1] === 'backend') backend = v;
     else gpu = v;
   }
-  if ((backend && backend !== 'cpu') || gpu !== undefined) {
+  const envBackend = process.env.MEGA_BACKEND || undefined;
+  const envGpu = process.env.MEGA_GPU || undefined;
+  if (((backend ?? envBackend) && (backend ?? envBackend) !== 'cpu') || (gpu ?? envGpu) !== undefined) {
     const { selectBackend } = await import('../tensor/backends/gpujs/index.js');
-    const sel = selectBackend(backend ?? 'gpujs', { gpu });
+    const sel = selectBackend(backend ?? (envBackend ? undefined : 'gpujs'), gpu === undefined ? {} : { gpu });
     if (sel.reason) process.stderr.write(`mega: ${sel.reason}\n`);
   }
   return rest;
@@ -92,8 +94,8 @@ export async function main(argv: string[]): Promise<number> {
   try {
     return await (await c.run())(await applyGlobalOptions(rest), out);
   } catch (e) {
-    const err = e as Error & { code?: string };
-    const user = isUserError(err) || err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' || err.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' || err.code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL';
+    const err = e as Error;
+    const user = isUserError(err);
     process.stderr.write(`mega ${cmd}: ${err.message}\n`);
     if (!user && process.env.MEGA_DEBUG) process.stderr.write(`${err.stack}\n`);
     return user ? 2 : 1;
