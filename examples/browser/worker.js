@@ -4,7 +4,7 @@
 // scripts/build-browser.mjs (the package's `browser` map picks the browser platform modules).
 import { classify, generate, getNumThreads, loadModel, simdStatus, threadStats } from '../../dist/src/index.js';
 import { matmul } from '../../dist/src/tensor/kernels.js';
-import { setSimd } from '../../dist/src/tensor/backends/cpu/matmul.js';
+import { setSimd } from '../../dist/src/tensor/backends/cpu/wasm/runtime.js';
 import { fromStorage } from '../../dist/src/tensor/tensor.js';
 
 const models = new Map();

@@ -16,7 +16,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { main } from '../../src/cli/main.js';
 import { classify, generate, getNumThreads, loadModel, setNumThreads } from '../../src/index.js';
 import { matmul } from '../../src/tensor/kernels.js';
-import { setSimd } from '../../src/tensor/backends/cpu/matmul.js';
+import { setSimd } from '../../src/tensor/backends/cpu/wasm/runtime.js';
 import { fromStorage } from '../../src/tensor/tensor.js';
 
 const CHROMIUM = '/usr/bin/chromium';
