@@ -13,7 +13,9 @@ if (mode === 'strip') {
   if (!existsSync(saved)) writeFileSync(saved, text);
   const m = JSON.parse(text);
   delete m.scripts.prepare;
-  writeFileSync(pkg, JSON.stringify(m, null, 2) + '\n');
+  // replaced atomically: tests running beside a pack read package.json
+  writeFileSync(`${pkg}.tmp`, JSON.stringify(m, null, 2) + '\n');
+  renameSync(`${pkg}.tmp`, pkg);
 } else if (mode === 'restore') {
   if (existsSync(saved)) renameSync(saved, pkg);
 } else {

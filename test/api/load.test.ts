@@ -139,6 +139,8 @@ describe('loadModel', () => {
     const ra = tidy(() => classify(a, EXPR));
     expect(ra.logits).toEqual(classify(b, EXPR).logits);
     a.dispose();
+    expect(() => classify(a, EXPR)).toThrow(/mega_lra_listop_tiny model was disposed/);
+    a.dispose(); // idempotent
   });
 });
 
