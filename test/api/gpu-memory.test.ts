@@ -1,7 +1,8 @@
 /**
- * The library's memory release on the gpujs backend (loaded through `useBackend`): a prediction
- * outside `tidy` leaves device buffers behind, inside the root's `tidy` none; the prediction
- * equals the CPU's to the f32 rule. Skipped without a GPU mode unless CI is set.
+ * The library's memory release on the gpujs backend (loaded through `useBackend`): the weights
+ * are uploaded once at load, a prediction outside `tidy` leaves device buffers behind, inside the
+ * root's `tidy` none, `dispose()` frees the weights; the prediction equals the CPU's to the f32
+ * rule. Skipped without a GPU mode unless CI is set.
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { classify, loadModel, tidy, useBackend } from '../../src/index.js';
@@ -18,12 +19,14 @@ describe.skipIf(skipWithout({ gpu: gpuAvailable() }))('tidy / dispose on the gpu
     await useBackend('cpu');
   });
 
-  it('tidy frees the buffers of a prediction; results match the CPU', async () => {
+  it('weights uploaded once, tidy frees the buffers of a prediction, dispose the weights; results match the CPU', async () => {
     const cpu = classify(await loadModel(PT), IDS).logits;
     expect((await useBackend('gpujs')).backend).toBe('gpujs');
-    const m = await loadModel(PT);
     const dev = GpuDevice.get()!;
+    const before = dev.liveBuffers;
+    const m = await loadModel(PT);
     const live0 = dev.liveBuffers;
+    expect(live0 - before).toBe(m.model.parameters().length); // the weights, resident
     const r0 = classify(m, IDS); // intermediate results stay on the device
     const live1 = dev.liveBuffers;
     expect(live1).toBeGreaterThan(live0);
@@ -33,7 +36,9 @@ describe.skipIf(skipWithout({ gpu: gpuAvailable() }))('tidy / dispose on the gpu
     expect(dev.liveBuffers).toBe(live1);
     expect(r.logits).toEqual(r0.logits);
     expectClose(Float64Array.from(r.logits), Float64Array.from(cpu), { precision: 'f32', what: 'gpujs vs cpu logits' });
+    const n = m.model.parameters().length;
     m.dispose();
+    expect(dev.liveBuffers).toBe(live1 - n);
     expect(() => classify(m, IDS)).toThrow(/disposed/);
   });
 });
