@@ -241,10 +241,11 @@ export function runFairseqContinuation(args: Record<string, unknown>, onUpdate?:
   if (typeof args.data !== 'string') throw new ConfigError('mega train: the data folder (DATA) is missing');
   const save = typeof args.save_dir === 'string' && args.save_dir !== '' ? args.save_dir : 'checkpoints';
   const metricsPath = join(save, 'metrics.jsonl');
-  const log = new MetricsLog(metricsPath);
+  let log: MetricsLog | null = null; // opened at the first update: bad input writes nothing
   const res = continueFairseq({
     data: args.data, checkpoint: ck, args,
     onUpdate: (r) => {
+      log ??= new MetricsLog(metricsPath);
       const { batches: _ids, ...rec } = r;
       log.write(rec);
       onUpdate?.(r);

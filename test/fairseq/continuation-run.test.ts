@@ -3,7 +3,7 @@
  * SAVE/checkpoint_last.pt (or given with --restore-file), one metrics record per update in
  * SAVE/metrics.jsonl equal to fairseq's phase-2 losses; fairseq's reset options.
  */
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -45,6 +45,10 @@ describe('runFairseqContinuation', () => {
     expect(run.iterator).toEqual({ epoch: 2, iterationsInEpoch: 2 });
     expect(() => runFairseqContinuation({ data: join(W, 'data-bin'), save_dir: join(tmp, 'none') })).toThrow(CheckpointError);
     expect(() => runFairseqContinuation({ data: join(W, 'data-bin'), save_dir: join(tmp, 'none') })).toThrow(/none\/checkpoint_last\.pt does not exist/);
+    // bad data: one DataError naming the file, nothing written (no folder, no metrics)
+    const fresh = join(tmp, 'fresh');
+    expect(() => runFairseqContinuation({ data: join(tmp, 'no-data'), save_dir: fresh, restore_file: PHASE1, max_epoch: 2 })).toThrow(/no-data\/src-bin\/train\.idx: cannot read/);
+    expect(existsSync(fresh)).toBe(false);
   }, 60_000);
 
   it('an unsupported criterion is a ConfigError naming it', () => {
