@@ -5,9 +5,8 @@
  * family's fairseq field names, and the consistency checks the reference would enforce.
  */
 import { ConfigError } from './errors.js';
-import type { Module } from '../nn/module.js';
 import type { Generator } from '../tensor/random.js';
-import { archArgs, ARCHITECTURES, buildModelFromArgs, type ModelKind } from '../mega/models/presets.js';
+import { archArgs, ARCHITECTURES, buildModelFromArgs, type MegaAnyModel, type ModelKind } from '../mega/models/presets.js';
 import type { TaskInfo } from '../mega/models/common.js';
 import { ARCH_TASKS, TRAIN_OPTIONS, type TaskName } from './args.js';
 
@@ -230,7 +229,7 @@ export function maxInputLength(kind: ModelKind, a: Record<string, unknown>): { s
 }
 
 /** Build the model of a resolved namespace. */
-export function buildFromModelArgs(modelArgs: Record<string, unknown>, taskInfo: TaskInfo | null, gen?: Generator): Module {
+export function buildFromModelArgs(modelArgs: Record<string, unknown>, taskInfo: TaskInfo | null, gen?: Generator): MegaAnyModel {
   return buildModelFromArgs(modelArgs, taskInfo, { gen });
 }
 
@@ -253,7 +252,7 @@ function defaultTaskInfo(task: TaskName): { taskInfo: TaskInfo | null; numClasse
  * symbols, byte vocabularies of 260/261 ids); used by `mega info --arch`.
  * @throws ConfigError for an unknown arch or one that cannot be built without more settings
  */
-export function buildArch(name: string, user: Readonly<Record<string, unknown>> = {}): Module {
+export function buildArch(name: string, user: Readonly<Record<string, unknown>> = {}): MegaAnyModel {
   const task = archTask(name);
   const { taskInfo, numClasses } = defaultTaskInfo(task);
   const a = resolveModelArgs(name, task, user, numClasses);

@@ -34,6 +34,7 @@ import { ConfigError } from '../nn/errors.js';
 import type { FloatDType } from '../tensor/dtype.js';
 import { cast } from '../tensor/kernels.js';
 import { fromStorage, type Tensor } from '../tensor/tensor.js';
+import { allArchNames, CPU_PRESETS } from './arch.js';
 import { encodeWeights, loadCheckpoint, newCheckpointId, type ModelSpec } from './checkpoint.js';
 
 /** fairseq's dictionary specials (every Mega task uses `fairseq.data.Dictionary`). */
@@ -286,13 +287,15 @@ export function loadModelFile(path: string, { dtype = 'f32' }: { dtype?: FloatDT
   }
   const ck = loadCheckpoint(path);
   const arch = ck.spec.arch;
-  const spec0 = ARCHITECTURES[arch];
-  if (!spec0) throw new ConfigError(`${path}: unsupported model: arch '${arch}'`);
+  // a CPU preset (`mega_lm_tiny`, ...) is built by its reference arch with the stored fields
+  const base = CPU_PRESETS[arch]?.base ?? arch;
+  const spec0 = ARCHITECTURES[base];
+  if (!spec0) throw new ConfigError(`${path}: unsupported model: arch '${arch}' (expected one of ${allArchNames().join(', ')})`);
   const ti = ck.spec.taskInfo;
   const task: TaskInfo | null = typeof ti.dictionary_size === 'number' ? (ti as unknown as TaskInfo) : null;
   let model: MegaAnyModel;
   try {
-    model = buildModel(arch, ck.spec.modelArgs, task, { dtype });
+    model = buildModel(base, ck.spec.modelArgs, task, { dtype });
   } catch (e) {
     throw new CheckpointError(`${path}: cannot rebuild arch ${arch} from the stored model args: ${(e as Error).message}`, { cause: e });
   }

@@ -15,6 +15,7 @@ import { fromStorage } from '../../tensor/tensor.js';
 import { maxInputLength } from '../arch.js';
 import { ConfigError } from '../errors.js';
 import { dataPath, dataset, findSplitFile, ids, isDir } from './common.js';
+import { loadFairseqLayout } from './fairseq-layout.js';
 import type { Split, TaskArgs, TaskData, TrainTask } from './types.js';
 
 /** The language-modelling task. */
@@ -22,6 +23,8 @@ export const lmTask: TrainTask = {
   name: 'lm',
   classification: false,
   load(args: TaskArgs, splits: readonly Split[], modelArgs): TaskData {
+    const fairseq = loadFairseqLayout('lm', args, splits, modelArgs);
+    if (fairseq) return fairseq;
     const block = args.tokens_per_sample as number;
     const maxLen = maxInputLength('mega_lm', modelArgs).source;
     if (block > maxLen) {
