@@ -47,7 +47,7 @@ describe('runFairseqContinuation', () => {
     expect(() => runFairseqContinuation({ data: join(W, 'data-bin'), save_dir: join(tmp, 'none') })).toThrow(/none\/checkpoint_last\.pt does not exist/);
     // bad data: one DataError naming the file, nothing written (no folder, no metrics)
     const fresh = join(tmp, 'fresh');
-    expect(() => runFairseqContinuation({ data: join(tmp, 'no-data'), save_dir: fresh, restore_file: PHASE1, max_epoch: 2 })).toThrow(/no-data\/src-bin\/train\.idx: cannot read/);
+    expect(() => runFairseqContinuation({ data: join(tmp, 'no-data'), save_dir: fresh, restore_file: PHASE1, max_epoch: 2 })).toThrow(/no-data\/src-bin\/dict\.txt: no such file/);
     expect(existsSync(fresh)).toBe(false);
   }, 60_000);
 
