@@ -4,10 +4,10 @@
  * (`src/train/fairseq-continue.ts`) and logs one record per update to `SAVE/metrics.jsonl`.
  * Progress lines go to stderr; stdout gets a summary line (or, with `--json`, one JSON line).
  */
+import { closeSync, openSync, readSync } from 'node:fs';
 import { fairseqRestorePath } from '../train/fairseq-resume.js';
 import { isZip } from '../train/fairseq-import.js';
 import { runFairseqContinuation } from '../train/fairseq-continue.js';
-import { openSync, readSync, closeSync } from 'node:fs';
 
 /** mega-ts option names → the fairseq names the continuation reads. */
 const FAIRSEQ_NAME: Readonly<Record<string, string>> = {
@@ -15,6 +15,15 @@ const FAIRSEQ_NAME: Readonly<Record<string, string>> = {
   batch_size_valid: 'max_sentences_valid',
   num_classes: 'sentence_class_num',
 };
+
+/**
+ * The fairseq checkpoint `mega train` options resume from (`SAVE/checkpoint_last.pt` or
+ * `--restore-file`), or null when there is none (no such file, or not a torch.save zip).
+ */
+export function fairseqCheckpointToResume(values: Readonly<Record<string, unknown>>): string | null {
+  const path = fairseqRestorePath(values);
+  return path && isFairseqCheckpoint(path) ? path : null;
+}
 
 /** Whether a file starts like a torch.save zip (a fairseq checkpoint). */
 function isFairseqCheckpoint(path: string): boolean {
@@ -32,11 +41,10 @@ function isFairseqCheckpoint(path: string): boolean {
  * Continues a fairseq run when the options point at a fairseq checkpoint; returns null otherwise
  * (the caller then trains as usual).
  * @param values the parsed `mega train` options (only those given), `data` = the positional DATA
- * @returns the exit code, or null when there is no fairseq checkpoint to continue
+ * @returns the exit code, or null when there is no DATA or no fairseq checkpoint to continue
  */
 export function continueFromFairseq(values: Readonly<Record<string, unknown>>, out: (s: string) => void): number | null {
-  const path = fairseqRestorePath(values);
-  if (!path || !isFairseqCheckpoint(path)) return null;
+  if (values.data === undefined || !fairseqCheckpointToResume(values)) return null;
   const args: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(values)) args[FAIRSEQ_NAME[k] ?? k] = v;
   const quiet = values.quiet === true;
