@@ -31,6 +31,10 @@ function phase2(w: World): { argv: string[]; updates: Update[] } {
   return { argv, updates: (e.train.updates as Update[]).filter((u) => u.phase === 2) };
 }
 
+function validUpdates(w: World): number[] {
+  return (expected(w).train.valid as { phase: number; num_updates: number }[]).filter((v) => v.phase === 2).map((v) => v.num_updates);
+}
+
 function withSaveDir(argv: readonly string[], dir: string): string[] {
   const i = argv.indexOf('--save-dir');
   return [...argv.slice(0, i + 1), dir, ...argv.slice(i + 2)];
@@ -48,8 +52,11 @@ describe('mega train continues a fairseq run from SAVE/checkpoint_last.pt', () =
       const j = lastJson(r.stdout);
       expect(j.status).toBe('done');
       expect(j.updates).toBe(updates[updates.length - 1].update);
-      const recs = readMetricsLog(join(save, 'metrics.jsonl'));
-      expect(recs.map((x) => [x.type, x.update])).toEqual(updates.map((u) => ['train', u.update]));
+      const all = readMetricsLog(join(save, 'metrics.jsonl'));
+      const recs = all.filter((x) => x.type === 'train');
+      expect(recs.map((x) => x.update)).toEqual(updates.map((u) => u.update));
+      // fairseq's validations of phase 2 (after the updates it logged them)
+      expect(all.filter((x) => x.type === 'valid').map((x) => x.update)).toEqual(validUpdates(w));
       recs.forEach((x, i) => expect(f32Close(x.loss as number, updates[i].exact.loss), `update ${updates[i].update}: ${String(x.loss)} vs ${updates[i].exact.loss}`).toBe(true));
     }, 120_000);
   }
@@ -59,7 +66,7 @@ describe('mega train continues a fairseq run from SAVE/checkpoint_last.pt', () =
     const save = join(tmp, 'restore');
     const r = mega('lra-listops', ['train', ...withSaveDir(argv, save), '--restore-file', 'checkpoints/phase1/checkpoint_last.pt', '--json']);
     expect(r.rc, r.stderr).toBe(0);
-    const recs = readMetricsLog(join(save, 'metrics.jsonl'));
+    const recs = readMetricsLog(join(save, 'metrics.jsonl')).filter((x) => x.type === 'train');
     expect(recs.map((x) => x.update)).toEqual(updates.map((u) => u.update));
     const save2 = join(tmp, 'restore-missing');
     const bad = mega('lra-listops', ['train', ...withSaveDir(argv, save2), '--restore-file', 'checkpoints/nope.pt']);

@@ -28,8 +28,10 @@ describe('runFairseqContinuation', () => {
     copyFileSync(PHASE1, join(save, 'checkpoint_last.pt'));
     const run = runFairseqContinuation({ data: join(W, 'data-bin'), save_dir: save, max_epoch: 2 });
     expect(run.checkpoint).toBe(join(save, 'checkpoint_last.pt'));
-    const recs = readMetricsLog(join(save, 'metrics.jsonl'));
-    expect(recs.map((r) => r.type)).toEqual(phase2.map(() => 'train'));
+    const all = readMetricsLog(join(save, 'metrics.jsonl'));
+    // one train record per update, and fairseq's validation at the end of epoch 2
+    expect(all.map((r) => r.type)).toEqual([...phase2.map(() => 'train'), 'valid']);
+    const recs = all.filter((r) => r.type === 'train');
     expect(recs.map((r) => r.update)).toEqual(phase2.map((u) => u.update));
     recs.forEach((r, i) => expect(Math.abs((r.loss as number) - phase2[i].exact.loss)).toBeLessThanOrEqual(1e-6 + 2e-4 * 1.22));
   }, 60_000);
