@@ -80,7 +80,18 @@ export interface FusedKernels {
    * log-softmax `g − e^y · Σ g`.
    */
   softmaxGrad(y: Tensor, g: Tensor, log: boolean): Tensor;
+  /**
+   * One fairseq Adam update of a contiguous parameter θ with gradient g and moments m, v (see
+   * train/optim.ts): returns new tensors `[θ', m', v']` with `m' = β1·m + (1−β1)·g`,
+   * `v' = β2·v + (1−β2)·g²`, `θ' = (θ − decay·θ) − stepSize · m' / (√v' + eps)`.
+   * Optimizers use it for device-resident parameters (host ones are updated in place). It
+   * consumes θ, m, v: a device backend frees their buffers and keeps the results past scopes.
+   */
+  adamUpdate(param: Tensor, grad: Tensor, expAvg: Tensor, expAvgSq: Tensor, h: AdamHyper): [Tensor, Tensor, Tensor];
 }
+
+/** Scalars of one {@link FusedKernels.adamUpdate}. */
+export interface AdamHyper { beta1: number; beta2: number; eps: number; decay: number; stepSize: number }
 
 /** Every kernel, primitive and fused. */
 export type AllKernels = Kernels & FusedKernels;

@@ -61,6 +61,15 @@ export const CPU_PRESETS: Readonly<Record<string, CpuPreset>> = {
       max_target_positions: 1024, truncation_length: 1024,
     },
   },
+  mega_lm_adaptive_tiny: {
+    base: 'mega_lm_adaptive_big', task: 'lm', description: 'language model with tied adaptive input + adaptive softmax (cutoffs 64,112, factor 2), 2 layers, D 64',
+    overrides: {
+      decoder_layers: 2, decoder_embed_dim: 64, decoder_hidden_dim: 128, decoder_ffn_embed_dim: 128, decoder_z_dim: 32, decoder_n_dim: 8,
+      dropout: 0.1, attention_dropout: 0, hidden_dropout: 0, activation_dropout: 0, adaptive_softmax_dropout: 0.1,
+      adaptive_input_cutoff: '64,112', adaptive_softmax_cutoff: '64,112', adaptive_input_factor: 2, adaptive_softmax_factor: 2,
+      normalize_before: true, no_affine_final_norm: true, max_target_positions: 1024, truncation_length: 1024,
+    },
+  },
   mega_nmt_tiny: {
     base: 'mega', task: 'translation', description: 'byte-level translation, 2+2 layers, D 64, shared embeddings',
     overrides: {
@@ -142,6 +151,8 @@ export const RAW_MODEL_FIELDS: readonly string[] = [
   'encoder_chunk_size', 'decoder_chunk_size', 'classifier_out_dim', 'classifier_layers', 'act_dropout', 'normalization_type',
   'encoder_normalize_before', 'max_source_positions', 'max_target_positions', 'share_all_embeddings',
   'share_decoder_input_output_embed', 'no_affine_final_norm', 'no_scale_embedding', 'sen_rep_type',
+  'adaptive_input', 'adaptive_input_cutoff', 'adaptive_input_factor', 'adaptive_softmax_cutoff', 'adaptive_softmax_factor',
+  'adaptive_softmax_dropout', 'tie_adaptive_weights', 'tie_adaptive_proj',
 ];
 
 /**

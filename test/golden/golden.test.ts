@@ -11,8 +11,8 @@ import { explain, GOLDEN_FILTER, goldenFiles, goldenPath } from './helpers.js';
 const files = goldenFiles();
 
 describe('golden cases (PyTorch release)', () => {
-  it('has all 48 public cases', () => {
-    if (!GOLDEN_FILTER) expect(files.length).toBe(48);
+  it('has all 49 public cases', () => {
+    if (!GOLDEN_FILTER) expect(files.length).toBe(49);
   });
   for (const f of files) {
     for (const prec of ['f64', 'f32'] as const) {

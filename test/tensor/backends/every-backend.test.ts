@@ -120,8 +120,8 @@ describeEachBackend('ops (f32 against an f64 reference)', (b) => {
 
 describeEachBackend('golden cases (PyTorch release)', (b) => {
   const files = goldenFiles();
-  it('has all 48 public cases', () => {
-    if (!GOLDEN_FILTER) expect(files.length).toBe(48);
+  it('has all 49 public cases', () => {
+    if (!GOLDEN_FILTER) expect(files.length).toBe(49);
   });
   for (const f of files) {
     for (const prec of b.precisions) {

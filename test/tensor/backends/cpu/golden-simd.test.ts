@@ -27,7 +27,7 @@ describe('golden cases on the forced SIMD kernels, 2 threads', () => {
 
   it('SIMD is available', () => {
     expect(simdStatus().enabled).toBe(true);
-    expect(files.length).toBe(48);
+    expect(files.length).toBe(49);
   });
   for (const f of files) {
     for (const prec of ['f64', 'f32'] as const) {
