@@ -13,7 +13,9 @@
  * 4. Adam step (decoupled weight decay); the logged loss is Σloss / sample_size / ln 2.
  *
  * The position in the data comes from the checkpoint's train iterator (epoch to run next, batches
- * of it already done); epochs run until `--max-epoch` / `--max-update`.
+ * of it already done); epochs run until `--max-epoch` / `--max-update`. With `validate`, the valid
+ * split is evaluated (`fairseq-eval.ts`) after the updates where fairseq's `validate_and_save`
+ * validates.
  */
 import { join } from 'node:path';
 import { backward } from '../autograd/engine.js';
