@@ -25,6 +25,7 @@ import { DistConfigError, DistError } from './errors.js';
 import { allGatherJson, LocalGroup, type BackendName, type ProcessGroup } from './group.js';
 import { MpiGroup } from './mpi.js';
 import { TcpGroup } from './tcp.js';
+import type { TrainDist } from '../train/distributed.js';
 
 /** Default `--dist-timeout` (seconds). */
 export const DEFAULT_DIST_TIMEOUT_S = 300;
@@ -121,7 +122,7 @@ export function closeDistributed(): void {
 const PER_RANK_KEYS = new Set(['json', 'quiet', 'threads', 'config', 'help', 'save_dir', 'data', 'workers', 'max_restarts', 'dist_backend', 'dist_timeout', 'overwrite', '__user']);
 
 /** The trainer's handle on a distributed job (see the file comment). */
-export class DistTraining {
+export class DistTraining implements TrainDist {
   readonly rank: number;
   readonly worldSize: number;
   /** Rank 0: prints, writes checkpoints and logs. */

@@ -263,6 +263,8 @@ export interface BeamOptions {
   eos?: number;
   pad?: number;
   unk?: number;
+  /** Pad shorter sources on the left (fairseq's `--left-pad-source True`, its default). */
+  leftPadSource?: boolean;
 }
 
 /** One finished hypothesis. */
@@ -319,7 +321,8 @@ export function beamSearch<E>(model: Seq2SeqDecoder<E>, src: readonly (readonly 
   if (maxLen < 1) throw new ConfigError(`maximum output length is ${maxLen}; need at least 1`);
 
   return noGrad(() => {
-    const srcT = i32(src.flatMap((s) => [...s, ...new Array<number>(S - s.length).fill(pad)]), [B, S]);
+    const padding = (s: readonly number[]) => new Array<number>(S - s.length).fill(pad);
+    const srcT = i32(src.flatMap((s) => (opts.leftPadSource ? [...padding(s), ...s] : [...s, ...padding(s)])), [B, S]);
     const lens = i32(src.map((s) => s.length), [B]);
     const N = B * beam;
     const enc = model.reorderEncoderOut(model.encode(srcT, lens), i32(Array.from({ length: N }, (_, r) => Math.floor(r / beam)), [N]));
