@@ -14,7 +14,7 @@ import { runWorkersFromArgv } from '../dist/launch.js';
 import { closeDistributed, isMainProcess, startDistributed } from '../dist/training.js';
 import { allArchNames } from '../train/arch.js';
 import { pct } from '../train/evaluate.js';
-import { train, TrainingDivergedError, type TrainResult } from '../train/trainer.js';
+import { checkTrainInput, train, TrainingDivergedError, type TrainResult } from '../train/trainer.js';
 
 /** Human-readable summary lines of a finished run. */
 export function summarize(r: TrainResult): string[] {
@@ -72,7 +72,7 @@ export function trainCommand(argv: string[], out: (s: string) => void): number |
   if (user.workers !== undefined) {
     // --workers N: this process only launches and supervises N workers (src/dist/launch.ts)
     const a = resolveTrainArgs(user);
-    const launched = runWorkersFromArgv(argv, user, a.no_save ? null : a.save_dir);
+    const launched = runWorkersFromArgv(argv, user, a.no_save ? null : a.save_dir, () => checkTrainInput(user));
     if (launched) return launched;
   }
   const json = user.json === true;

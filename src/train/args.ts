@@ -99,7 +99,7 @@ const SPECS = {
   save_interval_updates: S('int', 'run', 'save checkpoint_last every N updates (default: at each validation)'),
   log_interval: S('int', 'run', 'updates per metrics.jsonl training record'),
   best_checkpoint_metric: S('string', 'run', 'metric of checkpoint_best', { choices: ['accuracy', 'loss'] }),
-  no_save: S('boolean', 'run', 'write no checkpoint'),
+  no_save: S('boolean', 'run', 'write nothing to --save-dir (no checkpoint, metrics or plots)'),
   threads: S('int', 'run', 'CPU threads of the matmul kernels'),
   quiet: S('boolean', 'run', 'no progress bar and no intermediate lines'),
   json: S('boolean', 'run', 'print one final JSON line of results'),

@@ -103,8 +103,13 @@ describe('keeping the previous run', () => {
     const bytes = readFileSync(join(dir, 'checkpoint_last.safetensors'));
     // a new run that dies before its first save leaves the previous run's checkpoint
     const p = run('node', [cli, 'train', ...TINY, ...LONG, '--overwrite', '--save-dir', dir], { timeoutMs: 90000 });
-    await sleep(300);
-    for (let i = 0; i < 600 && !readFileSync(join(dir, 'metrics.jsonl'), 'utf8').includes('"type":"train"') && p.child.exitCode === null; i++) await sleep(100);
+    // killed once it has trained a while: its fresh metrics log (no "end" record yet) has a train record
+    const training = () => {
+      const log = readFileSync(join(dir, 'metrics.jsonl'), 'utf8');
+      return log.includes('"type":"train"') && !log.includes('"type":"end"');
+    };
+    for (let i = 0; i < 600 && !training() && p.child.exitCode === null; i++) await sleep(100);
+    expect(training()).toBe(true);
     p.child.kill('SIGKILL');
     await p.done;
     expect(readFileSync(join(dir, 'checkpoint_last.safetensors')).equals(bytes)).toBe(true);
