@@ -138,6 +138,7 @@ function prepare(user: Readonly<Record<string, unknown>>): Prepared {
   if (typeof given.data === 'string' && given.data !== '') given.data = resolvePath(given.data);
   let userArgs = given;
   let args = resolveTrainArgs(userArgs);
+  if (!args.no_save) checkSaveDir(args.save_dir); // a file, /proc, "": one clear error before anything else
   let resumeFrom: Prepared['resumeFrom'] = null;
   const last = checkpointPaths(args.save_dir, 'checkpoint_last');
   if (args.resume) {
@@ -157,7 +158,6 @@ function prepare(user: Readonly<Record<string, unknown>>): Prepared {
   } else if (!args.no_save && !args.overwrite && existsSync(last.weights)) {
     throw new ConfigError(`${args.save_dir} already holds checkpoint_last.safetensors: pass --resume to continue it, --overwrite to start over, or another --save-dir`);
   }
-  if (!args.no_save) checkSaveDir(args.save_dir);
   if (typeof args.threads === 'number') setNumThreads(args.threads);
   const task = getTask(args.task);
   const defaults = resolveModelArgs(args.arch, args.task, args);
