@@ -19,10 +19,10 @@ import { checkModelArgs } from './model-args-check.js';
  */
 export function checkStoredSpec(path: string, task: string, arch: string, modelArgs: Record<string, unknown>, tensors: Readonly<Record<string, RawTensor>>): void {
   if (!(TASKS as readonly string[]).includes(task)) throw new CheckpointError(`${path}: metadata task = ${describeValue(task)} (expected one of ${TASKS.join(', ')})`);
-  // a CPU preset (`mega_lm_tiny`) stores the model args of the reference arch it overrides
+  // a CPU preset (`mega_lm_tiny`, ...) stores its name as the arch and its reference arch in the model args
   const base = CPU_PRESETS[arch]?.base ?? arch;
   const own = modelArgs.arch ?? base;
-  if (own !== arch && own !== base) throw new CheckpointError(`${path}: metadata arch = ${describeValue(arch)} but model_args.arch = ${describeValue(own)}`);
+  if (own !== base) throw new CheckpointError(`${path}: metadata arch = ${describeValue(arch)} but model_args.arch = ${describeValue(own)}`);
   const spec = ARCHITECTURES[base];
   if (spec) checkModelArgs(spec.model, archArgs(base, modelArgs), tensors, path);
 }
