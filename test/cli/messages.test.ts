@@ -34,14 +34,16 @@ function userError(r: { code: number | null; stderr: string }, re: RegExp): void
 
 describe('backend selection', () => {
   it('--backend bogus, MEGA_BACKEND=bogus and --gpu -1 are user errors', async () => {
-    const [a, b, c] = await Promise.all([
+    const [a, b, c, d] = await Promise.all([
       mega(['info', '--backend', 'bogus']),
       mega(['info'], { MEGA_BACKEND: 'bogus' }),
       mega(['info', '--gpu', '-1']),
+      mega(['info'], { MEGA_GPU: '-1' }),
     ]);
     userError(a, /unknown backend 'bogus' \(expected cpu, gpujs or auto\)/);
     userError(b, /MEGA_BACKEND=bogus: unknown backend 'bogus' \(expected cpu, gpujs or auto\)/);
     userError(c, /--gpu -1: invalid GPU adapter index/);
+    userError(d, /MEGA_GPU=-1: invalid GPU adapter index/);
   }, 60000);
 });
 
