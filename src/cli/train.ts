@@ -14,7 +14,8 @@ import { runWorkersFromArgv } from '../dist/launch.js';
 import { closeDistributed, isMainProcess, startDistributed } from '../dist/training.js';
 import { allArchNames } from '../train/arch.js';
 import { pct } from '../train/evaluate.js';
-import { train, TrainingDivergedError, type TrainResult } from '../train/trainer.js';
+import { lockHolder } from '../train/save-folder.js';
+import { checkTrainInput, train, TrainingDivergedError, type TrainResult } from '../train/trainer.js';
 import { continueFromFairseq, fairseqCheckpointToResume } from './train-fairseq.js';
 
 /** Human-readable summary lines of a finished run. */
@@ -38,12 +39,12 @@ export function summarize(r: TrainResult): string[] {
 }
 
 /**
- * Save folder of the no-argument main job: `checkpoints`, or when that already holds a run,
+ * Save folder of the no-argument main job: `checkpoints`, or when that already holds a run (or a run is using it),
  * the first free `checkpoints/run-N`, so re-running the README command never overwrites (nor
  * refuses to start).
  */
 export function mainJobSaveDir(root = 'checkpoints'): string {
-  const taken = (d: string) => existsSync(join(d, 'checkpoint_last.safetensors')) || existsSync(join(d, 'checkpoint_last.state.safetensors'));
+  const taken = (d: string) => existsSync(join(d, 'checkpoint_last.safetensors')) || existsSync(join(d, 'checkpoint_last.state.safetensors')) || lockHolder(d) !== null;
   if (!taken(root)) return root;
   let n = 2;
   while (taken(join(root, `run-${n}`))) n++;
@@ -75,7 +76,7 @@ export function trainCommand(argv: string[], out: (s: string) => void): number |
   if (user.workers !== undefined) {
     // --workers N: this process only launches and supervises N workers (src/dist/launch.ts)
     const a = resolveTrainArgs(user);
-    const launched = runWorkersFromArgv(argv, user, a.no_save ? null : a.save_dir);
+    const launched = runWorkersFromArgv(argv, user, a.no_save ? null : a.save_dir, () => checkTrainInput(user));
     if (launched) return launched;
   }
   const json = user.json === true;
