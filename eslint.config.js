@@ -10,6 +10,12 @@ export default defineConfig(
   js.configs.recommended,
   tseslint.configs.recommended,
   {
+    // CommonJS files (preloaded with `node --require`) load modules with require()
+    files: ['**/*.cjs'],
+    languageOptions: { sourceType: 'commonjs', globals: { require: 'readonly', module: 'writable', __dirname: 'readonly' } },
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
+  },
+  {
     // the browser example runs in a page and a worker
     files: ['examples/browser/**/*.js'],
     languageOptions: {
