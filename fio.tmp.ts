@@ -1,6 +1,9 @@
-import { loadFairseqModel } from './src/train/fairseq-eval.ts';
-import { generateFairseq } from './src/train/fairseq-generate.ts';
-process.chdir('test/fairseq/translation');
-const fm = loadFairseqModel('checkpoints/checkpoint_last.pt');
-const r = generateFairseq(fm, 'data-bin', { split: 'test', beam: 2, nbest: 1, batchSize: 4, maxLenA: 0, maxLenB: 10, minLen: 1, lenpen: 1, unkpen: 0 });
-console.log(r.lines.join('\n'));
+import { readFileSync } from 'node:fs';
+import { TRAIN_OPTIONS } from './src/train/args.ts';
+const flags = readFileSync('/tmp/fio-readme-flags.txt', 'utf8').trim().split('\n');
+const shorts = new Set(Object.values(TRAIN_OPTIONS).map((s) => s.short).filter(Boolean));
+for (const f of flags) {
+  const k = f.replace(/^--?/, '').replace(/-/g, '_');
+  if (f.startsWith('--') ? !(k in TRAIN_OPTIONS) && !(k.startsWith('no_') && k.slice(3) in TRAIN_OPTIONS) : !shorts.has(k)) console.log('missing', f);
+}
+console.log(flags.length, 'flags checked');

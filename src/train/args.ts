@@ -98,7 +98,7 @@ const SPECS = {
   validate_interval_updates: S('int', 'run', 'validate (and save) every N updates (0 = only at the end)'),
   save_interval_updates: S('int', 'run', 'save checkpoint_last every N updates (default: at each validation)'),
   log_interval: S('int', 'run', 'updates per metrics.jsonl training record'),
-  best_checkpoint_metric: S('string', 'run', 'metric of checkpoint_best', { choices: ['accuracy', 'loss'] }),
+  best_checkpoint_metric: S('string', 'run', 'metric of checkpoint_best (bleu: not computed during validation here; loss decides)', { choices: ['accuracy', 'loss', 'bleu'] }),
   no_save: S('boolean', 'run', 'write no checkpoint'),
   threads: S('int', 'run', 'CPU threads of the matmul kernels'),
   quiet: S('boolean', 'run', 'no progress bar and no intermediate lines'),
