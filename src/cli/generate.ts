@@ -9,7 +9,8 @@ import type { TaskInfo } from '../mega/models/common.js';
 import { MegaLanguageModel } from '../mega/models/lm.js';
 import { MegaModel, type EncoderOut } from '../mega/models/nmt.js';
 import { ConfigError } from '../nn/errors.js';
-import { beamSearch, sampleLm, type Seq2SeqDecoder } from '../train/generate.js';
+import { maxInputLength } from '../train/arch.js';
+import { beamSearch, newTokensWithin, sampleLm, type Seq2SeqDecoder } from '../train/generate.js';
 import { loadModelFile } from '../train/fairseq-import.js';
 import { flagName, parseFlags, type OptSpec } from '../train/flags.js';
 import { loadFairseqModel } from '../train/fairseq-eval.js';
@@ -57,7 +58,8 @@ Language model (MegaLanguageModel): continues a prompt. </s> is put in front of 
 fairseq LMs are trained with it (--no-prefix-eos to leave it out).
   --prompt TEXT        prompt: words of --dict, else UTF-8 bytes when the vocabulary is byte-level
   --prompt-ids IDS     prompt as token ids ("5 9 12" or "5,9,12")
-  --max-new-tokens N   tokens to generate (default 50); stops early at </s> unless --no-stop-at-eos
+  --max-new-tokens N   tokens to generate (default 50); stops early at </s> unless --no-stop-at-eos,
+                       and at the model's positions (max_target_positions of an unchunked model)
   --greedy             take the most likely token at each step (= --temperature 0)
   --temperature T      sampling temperature (default 1)
   --top-k K            sample among the K most likely tokens only (default 0: all)
@@ -87,7 +89,8 @@ Common:
   --json               print one final JSON line with the results
 
 Output: per LM sample "H-i<TAB>logprob<TAB>text"; per source sentence "S-i<TAB>source", then per
-hypothesis "H-i<TAB>score<TAB>text" and "P-i<TAB>per-token log-probabilities".`;
+hypothesis "H-i<TAB>score<TAB>text" and "P-i<TAB>per-token log-probabilities". On a terminal, the
+text of a single LM sample also appears on stderr token by token as it is generated.`;
 
 function parseIds(s: string, what: string, V: number): number[] {
   const parts = s.split(/[\s,]+/).filter((x) => x !== '');
@@ -143,6 +146,32 @@ function makeCodec(V: number, dictPath: string | undefined): Codec {
   };
 }
 
+/** Positions an LM checkpoint's model can see (undefined: unlimited, i.e. chunked). */
+function lmMaxPositions(modelArgs: Record<string, unknown>): number | undefined {
+  const n = maxInputLength('mega_lm', modelArgs).source;
+  return typeof n === 'number' && Number.isFinite(n) && n > 0 ? n : undefined;
+}
+
+/** Writes a sample's text to stderr as its tokens come (the final output still goes to stdout). */
+function liveText(codec: Codec): { push: (sample: number, token: number) => void; end: () => void } {
+  const toks: number[] = [];
+  let shown = '';
+  return {
+    push: (_sample, token) => {
+      toks.push(token);
+      const text = codec.kind === 'ids' ? toks.join(' ') : codec.decode(toks);
+      // a byte-level text may end inside a UTF-8 character: show only what is settled
+      if (text.startsWith(shown) && !text.endsWith('\uFFFD')) {
+        process.stderr.write(text.slice(shown.length));
+        shown = text;
+      }
+    },
+    end: () => {
+      if (toks.length) process.stderr.write('\n');
+    },
+  };
+}
+
 /** `mega generate DATA --path CKPT.pt ...`: fairseq-generate over a split of a translation data folder. */
 function fairseqGenerate(values: GenerateValues, positionals: string[], out: (s: string) => void): number {
   if (positionals.length !== 1) throw new UsageError(`expected one DATA folder with --path, got ${positionals.length} argument(s) (see mega generate --help)`);
@@ -191,6 +220,10 @@ export function generateCommand(argv: string[], out: (s: string) => void): numbe
     const prompt = values.no_prefix_eos ? body : [EOS, ...body];
     if (prompt.length === 0) throw new UsageError('empty prompt (with --no-prefix-eos give --prompt or --prompt-ids)');
     const temperature = num(values.temperature, 'temperature', 1, { min: 0 });
+    const maxPositions = lmMaxPositions(loaded.spec.modelArgs);
+    if (maxPositions !== undefined && prompt.length > maxPositions) {
+      throw new UsageError(`the prompt has ${prompt.length} tokens${values.no_prefix_eos ? '' : ' (with the leading </s>)'} but the model sees at most ${maxPositions} positions (max_target_positions)`);
+    }
     const opts = {
       maxNewTokens: num(values.max_new_tokens, 'max-new-tokens', 50, { int: true, min: 0 }),
       greedy: values.greedy || temperature === 0, temperature,
@@ -199,13 +232,20 @@ export function generateCommand(argv: string[], out: (s: string) => void): numbe
       seed: num(values.seed, 'seed', 1, { int: true, min: 0 }),
       eos: values.no_stop_at_eos ? null : EOS,
       chunkSize: lm.decoder.chunkSize,
+      maxPositions,
     };
+    const allowed = maxPositions === undefined ? Infinity : newTokensWithin(maxPositions, prompt.length);
+    if (opts.maxNewTokens > allowed) {
+      process.stderr.write(`mega generate: note: the model sees at most ${maxPositions} positions (max_target_positions) and the prompt takes ${prompt.length}: generating at most ${allowed} of the ${opts.maxNewTokens} tokens asked for\n`);
+    }
+    const live = !values.json && opts.numSamples === 1 && process.stderr.isTTY ? liveText(codec) : null;
     const t0 = performance.now();
-    const r = sampleLm((tokens, state) => lm.forward(tokens, state), prompt, opts);
+    const r = sampleLm((tokens, state) => lm.forward(tokens, state), prompt, { ...opts, onToken: live?.push });
+    live?.end();
     const seconds = (performance.now() - t0) / 1000;
     const samples = r.tokens.map((toks, i) => ({ tokens: toks, text: codec.decode(toks), logprob: r.logProb[i] }));
     if (values.json) {
-      out(JSON.stringify({ mode: 'lm', checkpoint: ckpt, model: loaded.className, prompt, decoding: opts.greedy ? 'greedy' : `sample(temperature=${opts.temperature}, top_k=${opts.topK}, seed=${opts.seed})`, samples, seconds }));
+      out(JSON.stringify({ mode: 'lm', checkpoint: ckpt, model: loaded.className, prompt, decoding: opts.greedy ? 'greedy' : `sample(temperature=${opts.temperature}, top_k=${opts.topK}, seed=${opts.seed})`, samples, stopped_at_max_positions: r.stoppedAtLimit, seconds }));
     } else {
       samples.forEach((s, i) => out(`H-${i}\t${s.logprob.toFixed(4)}\t${codec.kind === 'ids' ? s.tokens.join(' ') : s.text}`));
     }

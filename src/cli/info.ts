@@ -1,7 +1,7 @@
 /** `mega info [--arch NAME] [--json]`: version, backend, threads, and an arch's parameter count. */
 import { availableParallelism } from 'node:os';
 import { getBackend, registeredBackends } from '../tensor/backend.js';
-import { getNumThreads } from '../tensor/backends/cpu/matmul.js';
+import { getNumThreads } from '../tensor/backends/cpu/pool.js';
 import { parseFlags } from '../train/flags.js';
 import { UsageError } from './errors.js';
 import { version } from './main.js';

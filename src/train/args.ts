@@ -55,7 +55,7 @@ const SPECS = {
   max_epoch: S('int', 'optim', 'stop after this many epochs (0 = no limit)'),
   lr: S('number', 'optim', 'peak learning rate'),
   lr_scheduler: S('string', 'optim', 'learning-rate schedule', { choices: ['linear_decay', 'cosine', 'fixed', 'inverse_sqrt'] }),
-  warmup_updates: S('int', 'optim', 'warmup updates'),
+  warmup_updates: S('int', 'optim', 'warmup updates (default: the task\'s, scaled down in proportion when --max-update is at or below it)'),
   warmup_init_lr: S('number', 'optim', 'learning rate at update 0 of the warmup'),
   warmup_power: S('number', 'optim', 'linear_decay: warmup exponent (2 = quadratic)'),
   end_learning_rate: S('number', 'optim', 'linear_decay: final learning rate'),
@@ -271,7 +271,9 @@ export function resolveTrainArgs(given: Readonly<Record<string, unknown>>, defau
   const out: Record<string, unknown> = { ...GENERIC_DEFAULTS, ...TASK_DEFAULTS[task], ...recipe, ...user, task, arch };
   delete out.config;
   delete out.help;
+  deriveWarmup(out, user, { ...GENERIC_DEFAULTS, ...TASK_DEFAULTS[task], ...recipe });
   if (out.total_num_update === undefined) out.total_num_update = out.max_update;
+  checkWarmup(out, user);
   // the recipes' --warmup-init-lr 1e-7 only applies with a warmup (fairseq rejects it without one)
   if (out.warmup_updates === 0 && user.warmup_init_lr === undefined && recipe.warmup_init_lr === undefined) out.warmup_init_lr = -1;
   if (out.batch_size_valid === undefined) out.batch_size_valid = out.batch_size;
@@ -279,6 +281,26 @@ export function resolveTrainArgs(given: Readonly<Record<string, unknown>>, defau
   validateTrainArgs(out as TrainArgs);
   checkFairseqConsistency(out);
   return out as TrainArgs;
+}
+
+/**
+ * A `--max-update` at or below the default warmup (listops: 100 warmup updates of 1000) would leave
+ * no decay (or make linear_decay's slope undefined): when the user gave neither `--warmup-updates`
+ * nor `--total-num-update`, the warmup keeps the default run's proportion (100 updates → 10).
+ */
+function deriveWarmup(out: Record<string, unknown>, user: Readonly<Record<string, unknown>>, defaults: Readonly<Record<string, unknown>>): void {
+  const T = out.max_update, W = out.warmup_updates, T0 = defaults.max_update, W0 = defaults.warmup_updates;
+  if (user.warmup_updates !== undefined || user.total_num_update !== undefined) return;
+  if (typeof T !== 'number' || typeof W !== 'number' || typeof T0 !== 'number' || typeof W0 !== 'number' || !(W >= T) || !(T0 > 0)) return;
+  out.warmup_updates = Math.min(Math.max(1, Math.floor((T * W0) / T0)), T - 1);
+}
+
+/** linear_decay needs a decay phase: explain `--total-num-update == --warmup-updates` with the flags the user gave. */
+function checkWarmup(out: Record<string, unknown>, user: Readonly<Record<string, unknown>>): void {
+  if (out.lr_scheduler !== 'linear_decay' || out.total_num_update !== out.warmup_updates || out.warmup_updates === 0) return;
+  const W = `--warmup-updates ${String(out.warmup_updates)}${user.warmup_updates === undefined ? ` (the ${String(out.arch)} default)` : ''}`;
+  const T = user.total_num_update !== undefined ? `--total-num-update ${String(out.total_num_update)}` : `--max-update ${String(out.max_update)}`;
+  throw new ConfigError(`${W} equals ${T}: linear_decay warms up for --warmup-updates and then decays until --max-update (or --total-num-update); give a smaller --warmup-updates or a larger --total-num-update`);
 }
 
 function need(ok: boolean, msg: string): void {

@@ -24,7 +24,7 @@ import { Batcher, type Dataset, type Example } from '../data/batch.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { CheckpointError } from '../io/errors.js';
 import type { Module } from '../nn/module.js';
-import { setNumThreads } from '../tensor/backends/cpu/matmul.js';
+import { setNumThreads } from '../tensor/backends/cpu/pool.js';
 import { scalar } from '../tensor/create.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { binary } from '../tensor/kernels.js';
