@@ -48,7 +48,7 @@ const ROWS: Row[] = [
   // Path-X: --chunk-size 1024 (the README leaves $CHUNK to the user; unchunked attention at 16384 needs ~1 GB per attention map)
   { name: 'Path-X', arch: 'mega_lra_pf128', task: 'image', flags: { ...LRA, encoder_layers: 4, chunk_size: 1024, norm_type: 'batchnorm', normalize_before: true, attention_activation_fn: 'laplace' }, L: 16384, micro: 1, perUpdate: 16, unit: 'images (batch 2 x update-freq 8)', classes: 2 },
   { name: 'WMT16 en-de', arch: 'mega_wmt_en_de', task: 'translation', flags: { activation_fn: 'silu', encoder_n_dim: 16, encoder_chunk_size: -1, truncation_length: 0 }, L: 32, micro: 8, perUpdate: 2048, unit: 'sentence pairs of 32 tokens (8 GPUs x --max-tokens 8192)', vocab: 32768 },
-  { name: 'enwik8', arch: 'mega_lm_enwik8_base', task: 'lm', flags: { activation_fn: 'silu', decoder_n_dim: 16, decoder_chunk_size: 2048, truncation_length: 8192, rel_pos_bias: 'rotary', normalize_before: true, no_affine_final_norm: true }, L: 4096, micro: 1, perUpdate: 16, unit: 'blocks of 4096 bytes (8 GPUs x --max-tokens 8192)', vocab: 208 },
+  { name: 'enwik8', arch: 'mega_lm_enwik8_base', task: 'lm', flags: { activation_fn: 'silu', decoder_n_dim: 16, decoder_chunk_size: 2048, truncation_length: 8192, rel_pos_bias: 'rotary', normalize_before: true, no_affine_final_norm: true }, L: 2048, micro: 1, perUpdate: 32, unit: 'blocks of 2048 bytes (8 GPUs x --max-tokens 8192)', vocab: 208 },
   { name: 'Speech Commands (SC-Raw)', arch: 'mega_sc_raw_base', task: 'speech', flags: {}, L: 16000, micro: 1, perUpdate: 20, unit: 'clips (batch 20)', classes: 10 },
 ];
 

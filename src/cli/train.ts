@@ -13,6 +13,9 @@ import { parseFlags, readConfigFile, resolveTrainArgs, TRAIN_OPTIONS, trainHelp 
 import { runWorkersFromArgv } from '../dist/launch.js';
 import { closeDistributed, isMainProcess, startDistributed } from '../dist/training.js';
 import { allArchNames } from '../train/arch.js';
+import { runFairseqContinuation } from '../train/fairseq-continue.js';
+import { fairseqRestorePath } from '../train/fairseq-resume.js';
+import { fairseqLayout } from '../train/tasks/fairseq-layout.js';
 import { pct } from '../train/evaluate.js';
 import { train, TrainingDivergedError, type TrainResult } from '../train/trainer.js';
 
@@ -51,6 +54,30 @@ export function mainJobSaveDir(root = 'checkpoints'): string {
   return dir;
 }
 
+/**
+ * `mega train DATA ...` with a fairseq checkpoint to resume (SAVE/checkpoint_last.pt, or
+ * --restore-file): fairseq's continuation, one metrics record per update (train/fairseq-continue.ts).
+ */
+function continueRun(values: Record<string, unknown>, out: (s: string) => void): number {
+  const t0 = performance.now();
+  // back to fairseq's names where mega-ts's option table keeps another one
+  const fairseqArgs: Record<string, unknown> = { ...values };
+  for (const [ours, theirs] of [['batch_size', 'max_sentences'], ['batch_size_valid', 'max_sentences_valid'], ['num_classes', 'sentence_class_num']] as const) {
+    if (values[ours] !== undefined) fairseqArgs[theirs] = values[ours];
+  }
+  const run = runFairseqContinuation(fairseqArgs, (r) => {
+    if (values.quiet !== true) process.stderr.write(`train | epoch ${r.epoch} | update ${r.update} | loss ${r.loss.toFixed(3)} | gnorm ${r.gnorm.toFixed(3)} | lr ${r.lr.toPrecision(6)}\n`);
+  });
+  const last = run.records[run.records.length - 1];
+  const result = {
+    status: 'completed', resumed_from: run.checkpoint, updates: run.numUpdates, updates_this_run: run.records.length,
+    epoch: run.iterator.epoch, train_loss: last?.loss ?? null, metrics_log: run.metricsPath, wall_time_s: Math.round(performance.now() - t0) / 1000,
+  };
+  if (values.json === true) out(JSON.stringify(result));
+  else out(`done: ${run.records.length} updates after ${run.checkpoint} (now ${run.numUpdates}) in ${formatDuration(result.wall_time_s)}${last ? ` | train loss ${last.loss.toFixed(4)}` : ''} | metrics: ${run.metricsPath}`);
+  return 0;
+}
+
 /** Runs `mega train`; returns the exit code. */
 export function trainCommand(argv: string[], out: (s: string) => void): number | Promise<number> {
   const { values, positionals, notes } = parseFlags(argv, TRAIN_OPTIONS, 'train');
@@ -62,11 +89,12 @@ export function trainCommand(argv: string[], out: (s: string) => void): number |
     throw new ConfigError(`unexpected argument ${JSON.stringify(positionals[positionals.length - 1])} (one DATA folder, or --data; options are --name value; see mega train --help)`);
   }
   if (positionals.length === 1) values.data = positionals[0]; // fairseq's positional data folder
-  if (values.restore_file !== undefined) {
-    throw new ConfigError(`--restore-file ${String(values.restore_file)}: resuming from a fairseq checkpoint is not available yet (use mega eval / mega import-fairseq on it)`);
-  }
   if (values.best_checkpoint_metric === 'bleu') notes.push('--best-checkpoint-metric bleu: validation computes no BLEU here; checkpoint_best follows the validation loss');
   for (const n of notes) process.stderr.write(`mega train: ${n}\n`);
+  if (fairseqLayout(values.data) !== null && fairseqRestorePath(values) !== null) return continueRun(values, out);
+  if (values.restore_file !== undefined) {
+    throw new ConfigError(`--restore-file ${String(values.restore_file)}: no such fairseq checkpoint (resuming needs the release's data folder as DATA and a fairseq .pt file)`);
+  }
   const cfg = typeof values.config === 'string' ? readConfigFile(values.config) : {};
   const user: Record<string, unknown> = { ...cfg, ...values };
   if (argv.length === 0) user.save_dir = mainJobSaveDir();
