@@ -9,7 +9,7 @@
  * `node --expose-gc dist/bench/recipes.js [--row NAME] [--json]` (after `npm run build`).
  */
 import { backward, noGrad } from '../src/autograd/engine.js';
-import { lmCrossEntropy, type MegaLanguageModel } from '../src/mega/models/lm.js';
+import type { MegaLanguageModel } from '../src/mega/models/lm.js';
 import { lraCrossEntropy, type LRAModel } from '../src/mega/models/lra.js';
 import { labelSmoothedCrossEntropy, type MegaModel } from '../src/mega/models/nmt.js';
 import type { SCRawModel } from '../src/mega/models/speech.js';
@@ -36,6 +36,8 @@ interface Row {
   unit: string;
   vocab?: number;
   classes?: number;
+  /** Time the evaluation forward only (the training step does not fit this machine's memory). */
+  evalOnly?: boolean;
 }
 
 const LRA = { activation_fn: 'silu', n_dim: 16 };
@@ -48,6 +50,8 @@ const ROWS: Row[] = [
   // Path-X: --chunk-size 1024 (the README leaves $CHUNK to the user; unchunked attention at 16384 needs ~1 GB per attention map)
   { name: 'Path-X', arch: 'mega_lra_pf128', task: 'image', flags: { ...LRA, encoder_layers: 4, chunk_size: 1024, norm_type: 'batchnorm', normalize_before: true, attention_activation_fn: 'laplace' }, L: 16384, micro: 1, perUpdate: 16, unit: 'images (batch 2 x update-freq 8)', classes: 2 },
   { name: 'WMT16 en-de', arch: 'mega_wmt_en_de', task: 'translation', flags: { activation_fn: 'silu', encoder_n_dim: 16, encoder_chunk_size: -1, truncation_length: 0 }, L: 32, micro: 8, perUpdate: 2048, unit: 'sentence pairs of 32 tokens (8 GPUs x --max-tokens 8192)', vocab: 32768 },
+  // WikiText-103: 252M parameters; with its gradients and Adam state a training step needs ~4 GB more than this shared machine had free
+  { name: 'WikiText-103', arch: 'mega_lm_adaptive_big', task: 'lm', flags: { activation_fn: 'silu', decoder_n_dim: 16, decoder_chunk_size: 1024, truncation_length: 8192, rel_pos_bias: 'rotary', normalize_before: true, no_affine_final_norm: true, decoder_hidden_dim: 2048 }, L: 2048, micro: 1, perUpdate: 72, unit: 'blocks of 2048 tokens (24 GPUs x --max-tokens 6144)', vocab: 267744, evalOnly: true },
   { name: 'enwik8', arch: 'mega_lm_enwik8_base', task: 'lm', flags: { activation_fn: 'silu', decoder_n_dim: 16, decoder_chunk_size: 2048, truncation_length: 8192, rel_pos_bias: 'rotary', normalize_before: true, no_affine_final_norm: true }, L: 2048, micro: 1, perUpdate: 32, unit: 'blocks of 2048 bytes (8 GPUs x --max-tokens 8192)', vocab: 208 },
   { name: 'Speech Commands (SC-Raw)', arch: 'mega_sc_raw_base', task: 'speech', flags: {}, L: 16000, micro: 1, perUpdate: 20, unit: 'clips (batch 20)', classes: 10 },
 ];
@@ -76,8 +80,7 @@ function lossOf(row: Row, model: Module): Tensor {
   const lengths = fromStorage(new Int32Array(B).fill(L), [B]);
   switch (row.task) {
     case 'lm': {
-      const m = model as MegaLanguageModel;
-      return lmCrossEntropy(m.forward(tok(1)), tok(2), 1);
+      return (model as MegaLanguageModel).criterionLoss(tok(1), tok(2)); // cross_entropy, or adaptive_loss
     }
     case 'translation': {
       const m = model as MegaModel;
@@ -101,14 +104,18 @@ export function timeRow(row: Row): { train_ms: number; eval_ms: number; train_cp
   const taskInfo = row.vocab ? { dictionary_size: row.vocab, pad: 1 } : null;
   const model = buildFromModelArgs(modelArgs, taskInfo);
   const params = [...model.parameters()];
-  const adam = new Adam(params, { lr: 1e-3, betas: [0.9, 0.98], eps: 1e-8, weightDecay: 0.01 });
+  const adam = row.evalOnly ? null : new Adam(params, { lr: 1e-3, betas: [0.9, 0.98], eps: 1e-8, weightDecay: 0.01 });
   const cpu = (c: NodeJS.CpuUsage): number => (c.user + c.system) / 1000;
-  model.train();
+  let train = NaN, trainCpu = NaN;
   let t = performance.now(), c = process.cpuUsage();
-  backward(lossOf(row, model));
-  clipGradNorm(params, 1);
-  adam.step();
-  const train = performance.now() - t, trainCpu = cpu(process.cpuUsage(c));
+  if (!row.evalOnly) {
+    model.train();
+    backward(lossOf(row, model));
+    clipGradNorm(params, 1);
+    adam!.step();
+    train = performance.now() - t;
+    trainCpu = cpu(process.cpuUsage(c));
+  }
   model.eval();
   t = performance.now();
   c = process.cpuUsage();

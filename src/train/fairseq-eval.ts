@@ -25,7 +25,7 @@ import { PAD, readLm, readLraImage, readLraText, readTranslation, tokenBlocks, v
 import { CheckpointError } from '../io/errors.js';
 import { decodeFairseqCheckpoint } from '../io/pt.js';
 import { IncrementalState } from '../mega/incremental.js';
-import { lmCrossEntropy, type MegaLanguageModel } from '../mega/models/lm.js';
+import type { MegaLanguageModel } from '../mega/models/lm.js';
 import { lraCrossEntropy, type LRAModel } from '../mega/models/lra.js';
 import { labelSmoothedCrossEntropy, type MegaModel } from '../mega/models/nmt.js';
 import type { FloatDType } from '../tensor/dtype.js';
@@ -231,7 +231,7 @@ function scoreBlock(model: MegaLanguageModel, block: LmBlock, piece: number): { 
     const n = Math.min(piece, T - i);
     const src = fromStorage(block.source.slice(i, i + n), [1, n]);
     const tgt = fromStorage(block.target.slice(i, i + n), [1, n]);
-    sum += lmCrossEntropy(model.forward(src, state), tgt, PAD).item();
+    sum += model.criterionLoss(src, tgt, undefined, state).item(); // cross_entropy, or adaptive_loss with an adaptive softmax
     pieces++;
   }
   return { sum, pieces };

@@ -33,7 +33,6 @@ describe('the release\'s README training commands parse and resolve', () => {
       expect(notes.length).toBeGreaterThan(0);
       const a = resolveTrainArgs({ ...values, data: positionals[0] });
       expect(a.arch).toBe(arch);
-      if (arch === 'mega_lm_adaptive_big') return; // adaptive input / softmax: issue 10 item 4
       const m = resolveModelArgs(a.arch, a.task, values, ['listops', 'text', 'retrieval', 'image', 'speech'].includes(a.task) ? 10 : undefined);
       expect(Object.keys(m).length).toBeGreaterThan(5);
     });
