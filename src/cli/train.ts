@@ -13,11 +13,10 @@ import { parseFlags, readConfigFile, resolveTrainArgs, TRAIN_OPTIONS, trainHelp 
 import { runWorkersFromArgv } from '../dist/launch.js';
 import { closeDistributed, isMainProcess, startDistributed } from '../dist/training.js';
 import { allArchNames } from '../train/arch.js';
-import { runFairseqContinuation } from '../train/fairseq-continue.js';
-import { fairseqRestorePath } from '../train/fairseq-resume.js';
-import { fairseqLayout } from '../train/tasks/fairseq-layout.js';
 import { pct } from '../train/evaluate.js';
-import { train, TrainingDivergedError, type TrainResult } from '../train/trainer.js';
+import { lockHolder } from '../train/save-folder.js';
+import { checkTrainInput, train, TrainingDivergedError, type TrainResult } from '../train/trainer.js';
+import { continueFromFairseq, fairseqCheckpointToResume } from './train-fairseq.js';
 
 /** Human-readable summary lines of a finished run. */
 export function summarize(r: TrainResult): string[] {
@@ -40,42 +39,18 @@ export function summarize(r: TrainResult): string[] {
 }
 
 /**
- * Save folder of the no-argument main job: `checkpoints`, or when that already holds a run,
+ * Save folder of the no-argument main job: `checkpoints`, or when that already holds a run (or a run is using it),
  * the first free `checkpoints/run-N`, so re-running the README command never overwrites (nor
  * refuses to start).
  */
 export function mainJobSaveDir(root = 'checkpoints'): string {
-  const taken = (d: string) => existsSync(join(d, 'checkpoint_last.safetensors')) || existsSync(join(d, 'checkpoint_last.state.safetensors'));
+  const taken = (d: string) => existsSync(join(d, 'checkpoint_last.safetensors')) || existsSync(join(d, 'checkpoint_last.state.safetensors')) || lockHolder(d) !== null;
   if (!taken(root)) return root;
   let n = 2;
   while (taken(join(root, `run-${n}`))) n++;
   const dir = join(root, `run-${n}`);
   process.stderr.write(`mega train: ${root}/ already holds a run; this one is saved in ${dir}/\n`);
   return dir;
-}
-
-/**
- * `mega train DATA ...` with a fairseq checkpoint to resume (SAVE/checkpoint_last.pt, or
- * --restore-file): fairseq's continuation, one metrics record per update (train/fairseq-continue.ts).
- */
-function continueRun(values: Record<string, unknown>, out: (s: string) => void): number {
-  const t0 = performance.now();
-  // back to fairseq's names where mega-ts's option table keeps another one
-  const fairseqArgs: Record<string, unknown> = { ...values };
-  for (const [ours, theirs] of [['batch_size', 'max_sentences'], ['batch_size_valid', 'max_sentences_valid'], ['num_classes', 'sentence_class_num']] as const) {
-    if (values[ours] !== undefined) fairseqArgs[theirs] = values[ours];
-  }
-  const run = runFairseqContinuation(fairseqArgs, (r) => {
-    if (values.quiet !== true) process.stderr.write(`train | epoch ${r.epoch} | update ${r.update} | loss ${r.loss.toFixed(3)} | gnorm ${r.gnorm.toFixed(3)} | lr ${r.lr.toPrecision(6)}\n`);
-  });
-  const last = run.records[run.records.length - 1];
-  const result = {
-    status: 'completed', resumed_from: run.checkpoint, updates: run.numUpdates, updates_this_run: run.records.length,
-    epoch: run.iterator.epoch, train_loss: last?.loss ?? null, metrics_log: run.metricsPath, wall_time_s: Math.round(performance.now() - t0) / 1000,
-  };
-  if (values.json === true) out(JSON.stringify(result));
-  else out(`done: ${run.records.length} updates after ${run.checkpoint} (now ${run.numUpdates}) in ${formatDuration(result.wall_time_s)}${last ? ` | train loss ${last.loss.toFixed(4)}` : ''} | metrics: ${run.metricsPath}`);
-  return 0;
 }
 
 /** Runs `mega train`; returns the exit code. */
@@ -89,19 +64,20 @@ export function trainCommand(argv: string[], out: (s: string) => void): number |
     throw new ConfigError(`unexpected argument ${JSON.stringify(positionals[positionals.length - 1])} (one DATA folder, or --data; options are --name value; see mega train --help)`);
   }
   if (positionals.length === 1) values.data = positionals[0]; // fairseq's positional data folder
+  if (values.restore_file !== undefined && fairseqCheckpointToResume(values) === null) {
+    throw new ConfigError(`--restore-file ${String(values.restore_file)}: no such fairseq checkpoint (expected a torch.save .pt file; mega-ts runs continue with --resume)`);
+  }
   if (values.best_checkpoint_metric === 'bleu') notes.push('--best-checkpoint-metric bleu: validation computes no BLEU here; checkpoint_best follows the validation loss');
   for (const n of notes) process.stderr.write(`mega train: ${n}\n`);
-  if (fairseqLayout(values.data) !== null && fairseqRestorePath(values) !== null) return continueRun(values, out);
-  if (values.restore_file !== undefined) {
-    throw new ConfigError(`--restore-file ${String(values.restore_file)}: no such fairseq checkpoint (resuming needs the release's data folder as DATA and a fairseq .pt file)`);
-  }
   const cfg = typeof values.config === 'string' ? readConfigFile(values.config) : {};
   const user: Record<string, unknown> = { ...cfg, ...values };
+  const resumed = continueFromFairseq(user, out); // SAVE/checkpoint_last.pt or --restore-file is fairseq's: continue its run
+  if (resumed !== null) return resumed;
   if (argv.length === 0) user.save_dir = mainJobSaveDir();
   if (user.workers !== undefined) {
     // --workers N: this process only launches and supervises N workers (src/dist/launch.ts)
     const a = resolveTrainArgs(user);
-    const launched = runWorkersFromArgv(argv, user, a.no_save ? null : a.save_dir);
+    const launched = runWorkersFromArgv(argv, user, a.no_save ? null : a.save_dir, () => checkTrainInput(user));
     if (launched) return launched;
   }
   const json = user.json === true;

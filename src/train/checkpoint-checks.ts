@@ -8,6 +8,7 @@ import type { RawTensor } from '../io/raw.js';
 import type { SafetensorsContent } from '../io/safetensors.js';
 import { ARCHITECTURES, archArgs } from '../mega/models/presets.js';
 import { TASKS } from './args.js';
+import { CPU_PRESETS } from './arch.js';
 import { checkModelArgs } from './model-args-check.js';
 
 /**
@@ -18,10 +19,12 @@ import { checkModelArgs } from './model-args-check.js';
  */
 export function checkStoredSpec(path: string, task: string, arch: string, modelArgs: Record<string, unknown>, tensors: Readonly<Record<string, RawTensor>>): void {
   if (!(TASKS as readonly string[]).includes(task)) throw new CheckpointError(`${path}: metadata task = ${describeValue(task)} (expected one of ${TASKS.join(', ')})`);
-  const own = modelArgs.arch ?? arch;
-  if (own !== arch) throw new CheckpointError(`${path}: metadata arch = ${describeValue(arch)} but model_args.arch = ${describeValue(own)}`);
-  const spec = ARCHITECTURES[arch];
-  if (spec) checkModelArgs(spec.model, archArgs(arch, modelArgs), tensors, path);
+  // a CPU preset (`mega_lm_tiny`, ...) stores its name as the arch and its reference arch in the model args
+  const base = CPU_PRESETS[arch]?.base ?? arch;
+  const own = modelArgs.arch ?? base;
+  if (own !== base) throw new CheckpointError(`${path}: metadata arch = ${describeValue(arch)} but model_args.arch = ${describeValue(own)}`);
+  const spec = ARCHITECTURES[base];
+  if (spec) checkModelArgs(spec.model, archArgs(base, modelArgs), tensors, path);
 }
 
 /** Prints one note when `content` came from a file without tensor checksums. */
