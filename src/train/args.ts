@@ -26,7 +26,7 @@ const S = <T extends OptType>(type: T, group: OptSpec['group'], help: string, ex
 
 const SPECS = {
   // main
-  task: S('string', 'main', 'task (fairseq names too: lra-text, lra-image, language_modeling, translation, speech_commands)', { choices: [...TASKS, ...Object.keys(FAIRSEQ_TASK_NAMES)], meta: 'NAME' }),
+  task: S('string', 'main', `task: ${TASKS.join(', ')} (fairseq names too: lra-text, lra-image, language_modeling, translation, speech_commands)`, { choices: [...TASKS, ...Object.keys(FAIRSEQ_TASK_NAMES)], meta: 'NAME' }),
   arch: S('string', 'main', 'architecture preset (list below; default: the task\'s small CPU preset)', { meta: 'NAME', short: 'a' }),
   config: S('string', 'main', 'JSON file of options (keys as the flags); flags override it', { meta: 'FILE' }),
   save_dir: S('string', 'main', 'folder for checkpoints, metrics.jsonl and curves.svg (default checkpoints)', { meta: 'DIR' }),
@@ -98,7 +98,7 @@ const SPECS = {
   validate_interval_updates: S('int', 'run', 'validate (and save) every N updates (0 = only at the end)'),
   save_interval_updates: S('int', 'run', 'save checkpoint_last every N updates (default: at each validation)'),
   log_interval: S('int', 'run', 'updates per metrics.jsonl training record'),
-  best_checkpoint_metric: S('string', 'run', 'metric of checkpoint_best', { choices: ['accuracy', 'loss'] }),
+  best_checkpoint_metric: S('string', 'run', 'metric of checkpoint_best (bleu: not computed during validation here; loss decides)', { choices: ['accuracy', 'loss', 'bleu'] }),
   no_save: S('boolean', 'run', 'write nothing to --save-dir (no checkpoint, metrics or plots)'),
   threads: S('int', 'run', 'CPU threads of the matmul kernels'),
   quiet: S('boolean', 'run', 'no progress bar and no intermediate lines'),
@@ -361,6 +361,8 @@ export function trainHelp(archNames: readonly string[]): string {
   const groups: Record<OptSpec['group'], string> = { main: 'Main', data: 'Data', optim: 'Optimisation (fairseq names)', model: 'Model (override the arch preset)', run: 'Run', fairseq: 'fairseq command-line compatibility' };
   const lines = [
     'Usage: mega train [--task NAME] [--arch NAME] [options]',
+    '       mega train DATA -a ARCH --task lra-text ...   (the release\'s fairseq command line on its data-bin folder;',
+    '                                                      resumes SAVE/checkpoint_last.pt or --restore-file as fairseq does)',
     '',
     'Trains a Mega model exactly as the fairseq recipes do (fairseq Adam, linear_decay schedule, gradient',
     'accumulation, clipping), writing SAVE_DIR/checkpoint_{last,best}.safetensors (+ .state.safetensors),',
@@ -377,8 +379,9 @@ export function trainHelp(archNames: readonly string[]): string {
         raw.push(`--${k.replace(/_/g, '-')}`);
         continue;
       }
-      const flag = `--${k.replace(/_/g, '-')}${s.type === 'boolean' ? '' : ` ${s.meta ?? (s.type === 'string' ? 'S' : 'N')}`}`;
-      lines.push(`  ${flag.padEnd(32)} ${s.help}${s.choices && k !== 'arch' ? ` [${s.choices.join('|')}]` : ''}`);
+      const flag = `${s.short ? `-${s.short}, ` : ''}--${k.replace(/_/g, '-')}${s.type === 'boolean' ? '' : ` ${s.meta ?? (s.type === 'string' ? 'S' : 'N')}`}`;
+      const help = s.infra !== undefined ? `accepted, no effect: ${s.infra}` : s.help;
+      lines.push(`  ${flag.padEnd(32)} ${help}${s.choices && k !== 'arch' && k !== 'task' ? ` [${s.choices.join('|')}]` : ''}`);
     }
     if (raw.length) {
       lines.push('  fairseq model fields by their own names:');
