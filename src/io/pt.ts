@@ -8,9 +8,9 @@
  * Tensors become contiguous `RawTensor`s (strided views are copied, f16/bf16 widened to f32,
  * int64/uint8 narrowed to i32 with a range check).
  */
-import { readFileSync } from 'node:fs';
 import { CheckpointError, describeValue } from './errors.js';
 import { type PyGlobal, PyObject, unpickle } from './pickle.js';
+import { readFileBounded } from './read.js';
 import { type RawTensor, type SourceDType, SOURCE_ITEMSIZE, SOURCE_TO_RAW, decodeLE, isRawTensor, numel } from './raw.js';
 import { ZipArchive } from './zip.js';
 
@@ -257,8 +257,9 @@ export function decodeFairseqCheckpoint(bytes: Uint8Array, label = 'checkpoint')
 export function readFairseqCheckpoint(path: string): FairseqCheckpoint {
   let bytes: Uint8Array;
   try {
-    bytes = readFileSync(path);
+    bytes = readFileBounded(path, CheckpointError);
   } catch (e) {
+    if (e instanceof CheckpointError) throw e;
     throw new CheckpointError(`cannot read checkpoint ${path}: ${(e as Error).message}`, { cause: e });
   }
   return decodeFairseqCheckpoint(bytes, path);

@@ -16,9 +16,9 @@
  * an error naming the file and the tensor instead of silently different weights.
  */
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { type AtomicWriteOptions, writeFileAtomic } from './atomic.js';
 import { CheckpointError, describeValue } from './errors.js';
+import { readFileBounded } from './read.js';
 import {
   type RawDType, type RawTensor, type SourceDType, SOURCE_ITEMSIZE, SOURCE_TO_RAW, checkRawTensor,
   checkShape, decodeLE, encodeLE, numel, rawItemSize,
@@ -206,8 +206,9 @@ export function decodeSafetensors(bytes: Uint8Array, label = 'safetensors'): Saf
 export function readSafetensors(path: string): SafetensorsContent {
   let bytes: Uint8Array;
   try {
-    bytes = readFileSync(path);
+    bytes = readFileBounded(path, CheckpointError);
   } catch (e) {
+    if (e instanceof CheckpointError) throw e;
     throw new CheckpointError(`cannot read safetensors file ${path}: ${(e as Error).message}`, { cause: e });
   }
   return decodeSafetensors(bytes, path);

@@ -137,3 +137,21 @@ describe('safetensors: deep nesting in the header', () => {
     expect(() => decodeSafetensors(craft(`{"w":{"dtype":${deep}}}`), 'dt.safetensors')).toThrow(/^dt\.safetensors: bad header/);
   });
 });
+
+describe('model and golden files: bounded reads', () => {
+  const cases: Array<[string, string, string]> = [
+    ['readGoldenFile', `import { readGoldenFile } from '@src/io/golden.ts';`, 'FormatError'],
+    ['readSafetensors', `import { readSafetensors } from '@src/io/safetensors.ts';`, 'CheckpointError'],
+    ['readFairseqCheckpoint', `import { readFairseqCheckpoint } from '@src/io/pt.ts';`, 'CheckpointError'],
+    ['loadModelFile', `import { loadModelFile } from '@src/train/fairseq-import.ts';`, 'CheckpointError'],
+    ['importFairseqFile', `import { importFairseqFile } from '@src/train/fairseq-import.ts';`, 'CheckpointError'],
+  ];
+  for (const [fn, imp, cls] of cases) {
+    it(`${fn}('/dev/zero') is refused as not a regular file, in bounded memory`, () => {
+      const r = runBounded(imp, `run = () => ${fn}('/dev/zero');`, { timeoutMs: 60_000, heapMB: 256 });
+      expect(r.error, r.output).toMatchObject({ name: cls, kind: 'user' });
+      expect(r.error!.message).toBe('/dev/zero: not a regular file (a device, pipe or socket); expected a file');
+      expect(r.peakMB).toBeLessThan(400);
+    });
+  }
+});
