@@ -155,3 +155,18 @@ describe('model and golden files: bounded reads', () => {
     });
   }
 });
+
+describe('fairseq import: shared references in the args', () => {
+  it('an args field holding a 10-wide, 39-deep shared DAG imports without expanding it', () => {
+    const listops = join(__dirname, '..', 'golden', 'checkpoints', 'mega_lra_listops_tiny.pt');
+    const r = runBounded(`import { readFairseqCheckpoint } from '@src/io/pt.ts';\nimport { importFairseq } from '@src/train/fairseq-import.ts';\nimport { encodeWeights } from '@src/train/checkpoint.ts';`,
+      `const ck = readFairseqCheckpoint(${JSON.stringify(listops)});
+let v: unknown[] = [];
+for (let i = 0; i < 39; i++) v = Array.from({ length: 10 }, () => v);
+ck.args.x = v;
+run = () => { const imp = importFairseq(ck, { label: 'dag.pt' }); encodeWeights(imp.model, imp.spec, {}, 0, 'id'); };`, { timeoutMs: 60_000, heapMB: 512 });
+    expect(r.error, r.output).toMatchObject({ name: 'CheckpointError', kind: 'user' });
+    expect(r.error!.message).toMatch(/^dag\.pt: model args x /);
+    expect(r.peakMB).toBeLessThan(800);
+  });
+});
