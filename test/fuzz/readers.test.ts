@@ -1,7 +1,7 @@
 /**
  * Fuzz test of every file reader (issue 15): seeded random and truncated bytes are fed to the
  * safetensors reader, the torch zip + pickle reader (and the fairseq import built on it), the
- * msgpack golden reader (and the case runner), the IDX, WAV and TSV readers. Each case must return
+ * msgpack golden reader (and the case runner), the IDX, WAV, TSV, ListOps and LM text readers. Each case must return
  * or throw a MegaError of kind 'user' (a one-line message, exit 2 in the CLI) — never a raw
  * RangeError / TypeError — within a per-case time bound (a hang detector, not a speed test) and
  * without growing the process's peak memory by more than a bound. The case count is printed.
@@ -14,6 +14,8 @@ import { gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import { isUserError } from '../../src/errors.js';
 import { readIdxImages, readIdxLabels } from '../../src/data/idx.js';
+import { readListOpsTsv } from '../../src/data/listops.js';
+import { readLmText } from '../../src/data/lmtext.js';
 import { readClassificationTsv, readRetrievalTsv } from '../../src/data/tsv.js';
 import { parseWav } from '../../src/data/wav.js';
 import { decodeGolden } from '../../src/io/golden.js';
@@ -163,6 +165,13 @@ const targets: Target[] = [
     file: 'tsv',
     read: (b, p) => (b.length % 2 ? readClassificationTsv(p, { numClasses: 4, maxLength: 16 }) : readRetrievalTsv(p, { numClasses: 4 })),
   },
+  {
+    name: 'ListOps TSV (validated)',
+    seeds: [Buffer.from('Source\tTarget\n[MAX 2 9 [MIN 4 7 ] 0 ]\t9\n( [SM 1 2 ] )\t3\n')],
+    file: 'tsv',
+    read: (_, p) => readListOpsTsv(p, true),
+  },
+  { name: 'LM text', seeds: [Buffer.from('hello\nworld\n')], file: 'txt', read: (_, p) => readLmText(p, { blockSize: 4 }) },
 ];
 
 describe('reader fuzz', () => {
