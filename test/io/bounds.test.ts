@@ -190,3 +190,15 @@ run = () => { const v = unpickle(b) as bigint; if (typeof v !== 'bigint' || v % 
     expect(unpickle(long1([0, 0, 0, 0, 0, 0, 0, 0, 0x80]))).toBe(-(2n ** 71n));
   });
 });
+
+describe('torch zip: broadcast views', () => {
+  it('a stride-0 view of 2^28 elements over a 1-element storage is refused before it is copied', () => {
+    const r = runBounded(`import { decodeFairseqCheckpoint } from '@src/io/pt.ts';\nimport { torchPickle, torchZip } from ${JSON.stringify(join(__dirname, 'fixtures.ts'))};`,
+      `const pkl = torchPickle([{ name: 'w', storageType: 'FloatStorage', key: '0', numel: 1, offset: 0, size: [1 << 14, 1 << 14], stride: [0, 0] }]);
+const zip = torchZip(pkl, { '0': new Uint8Array(4) });
+run = () => decodeFairseqCheckpoint(zip, 'bcast.pt');`, { timeoutMs: 60_000, heapMB: 256 });
+    expect(r.error, r.output).toMatchObject({ name: 'CheckpointError', kind: 'user' });
+    expect(r.error!.message).toMatch(/^bcast\.pt:archive\/data\.pkl: tensor on storage "0": strided view of 268435456 elements .* exceeds what this file may expand to/);
+    expect(r.peakMB).toBeLessThan(400);
+  });
+});
