@@ -11,17 +11,41 @@ import { TASKS } from './args.js';
 import { checkModelArgs } from './model-args-check.js';
 
 /**
- * Refuses stored metadata that would mislead whoever builds a model from it: an unknown task, an
- * arch that disagrees with the model args' own, or model args that do not fit the tensors.
- * (An arch that is not registered is left to the model builder, which names it.)
+ * Refuses stored metadata that would mislead whoever builds a model from it: an unknown task,
+ * model args or dictionary facts that do not fit the tensors.
+ * (An arch that is not registered is left to the model builder, which names it; its args and
+ * task info are not checked.)
  * @throws CheckpointError naming the file and the value
  */
-export function checkStoredSpec(path: string, task: string, arch: string, modelArgs: Record<string, unknown>, tensors: Readonly<Record<string, RawTensor>>): void {
+export function checkStoredSpec(
+  path: string, task: string, arch: string, modelArgs: Record<string, unknown>, taskInfo: Record<string, unknown>, tensors: Readonly<Record<string, RawTensor>>,
+): void {
   if (!(TASKS as readonly string[]).includes(task)) throw new CheckpointError(`${path}: metadata task = ${describeValue(task)} (expected one of ${TASKS.join(', ')})`);
-  const own = modelArgs.arch ?? arch;
-  if (own !== arch) throw new CheckpointError(`${path}: metadata arch = ${describeValue(arch)} but model_args.arch = ${describeValue(own)}`);
-  const spec = ARCHITECTURES[arch];
-  if (spec) checkModelArgs(spec.model, archArgs(arch, modelArgs), tensors, path);
+  // the model is built from model_args.arch (the reference arch); `arch` may name a mega-ts preset
+  const base = typeof modelArgs.arch === 'string' ? modelArgs.arch : arch;
+  const spec = ARCHITECTURES[base];
+  if (!spec) return;
+  checkModelArgs(spec.model, archArgs(base, modelArgs), tensors, path);
+  checkTaskInfo(path, taskInfo, tensors);
+}
+
+/** Token-embedding tensors whose row count is the dictionary size. */
+const EMBEDDINGS = ['decoder.embed_tokens.weight', 'encoder.embed_tokens.weight', 'encoder.encoder.embed_tokens.embed.weight'];
+
+/** The dictionary facts must fit the stored embedding (the model is built with them). */
+function checkTaskInfo(path: string, ti: Record<string, unknown>, tensors: Readonly<Record<string, RawTensor>>): void {
+  const V = ti.dictionary_size;
+  if (V === undefined) return;
+  const emb = EMBEDDINGS.find((k) => tensors[k] !== undefined);
+  if (emb === undefined) throw new CheckpointError(`${path}: task_info dictionary_size = ${describeValue(V)} but the file has no token embedding (${EMBEDDINGS.join(', ')})`);
+  const rows = tensors[emb]!.shape[0];
+  if (V !== rows) throw new CheckpointError(`${path}: task_info dictionary_size = ${describeValue(V)} but tensor ${emb} has ${rows} rows`);
+  for (const k of ['pad', 'bos', 'eos', 'unk']) {
+    const v = ti[k];
+    if (v !== undefined && !(typeof v === 'number' && Number.isInteger(v) && v >= 0 && v < rows)) {
+      throw new CheckpointError(`${path}: task_info ${k} = ${describeValue(v)} (expected an integer in [0, ${rows}))`);
+    }
+  }
 }
 
 /** Prints one note when `content` came from a file without tensor checksums. */

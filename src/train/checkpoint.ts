@@ -184,7 +184,7 @@ export function loadCheckpoint(path: string): LoadedCheckpoint {
   const update = Number(metadata.update);
   if (!Number.isInteger(update) || update < 0) throw new CheckpointError(`${path}: metadata update = ${JSON.stringify(metadata.update)} (expected an integer >= 0)`);
   if (!metadata.task || !metadata.arch) throw new CheckpointError(`${path}: metadata task/arch missing`);
-  checkStoredSpec(path, metadata.task, metadata.arch, modelArgs, tensors);
+  checkStoredSpec(path, metadata.task, metadata.arch, modelArgs, taskInfo, tensors);
   noteUnverified(path, content);
   const out: Record<string, Tensor> = {};
   for (const [k, r] of Object.entries(tensors)) out[k] = fromRaw(r);

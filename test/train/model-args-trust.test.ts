@@ -71,6 +71,14 @@ describe('model args vs stored tensors', () => {
     expect(() => loadCheckpoint(r)).toThrow(/model args max_positions = 1000000000 \(expected an integer of magnitude at most 1048576\)/);
   });
 
+  it('a mega-ts weights file whose task_info says dictionary_size 1e9 is refused before building', () => {
+    const p = weightsWith('dict', (m) => { m.task_info = JSON.stringify({ ...JSON.parse(m.task_info!), dictionary_size: 1e9 }); });
+    expect(() => loadCheckpoint(p)).toThrow(CheckpointError);
+    expect(() => loadCheckpoint(p)).toThrow(`${p}: task_info dictionary_size = 1000000000 but tensor encoder.encoder.embed_tokens.embed.weight has 20 rows`);
+    const q = weightsWith('pad', (m) => { m.task_info = JSON.stringify({ ...JSON.parse(m.task_info!), pad: 20 }); });
+    expect(() => loadCheckpoint(q)).toThrow(`${q}: task_info pad = 20 (expected an integer in [0, 20))`);
+  });
+
   it('the untouched fixtures still import', () => {
     expect(importFairseqFile(listops).loaded).toBeGreaterThan(0);
     expect(importFairseqFile(fixture('mega_lm_tiny')).loaded).toBeGreaterThan(0);
