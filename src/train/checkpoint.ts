@@ -10,6 +10,10 @@
  *   key `trainer` (JSON), the update count, per-parameter Adam steps, the schedule, the RNG state,
  *   the data iterator position, the best validation value and the wall time so far.
  *
+ * Both also store per-tensor data checksums (`tensor_sha256`, see io/safetensors.ts), checked on
+ * load; the stored model args, task and dictionary facts are checked against the tensors before
+ * anything is built from them, and the RNG state before a resume uses it (train/checkpoint-checks.ts).
+ *
  * Both carry the same random `id`; a pair whose ids differ (a save interrupted between the two
  * renames) is refused on load. The state file is written first, so the weights file (what `eval`
  * reads) only ever changes after its state is in place.
