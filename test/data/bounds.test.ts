@@ -88,3 +88,14 @@ describe('ListOps TSV: bounded reads and deep expressions', () => {
     expect(() => readListOpsTsv(bad, true)).toThrow(`${bad}:1: label 4 but the expression evaluates to 3`);
   });
 });
+
+describe('gzip TSV: inflation bounded by the compression ratio', () => {
+  it('a 200 KB gzip TSV inflating to 400 MB stops early with a clear error', () => {
+    const p = join(t.dir, 'bomb.tsv.gz');
+    writeFileSync(p, gzipBomb(Buffer.from('1\tx\n'), 400));
+    const r = runBounded(`import { readClassificationTsv } from '@src/data/tsv.ts';`, `run = () => readClassificationTsv(${JSON.stringify(p)});`, { timeoutMs: 60_000, heapMB: 256 });
+    expect(r.error, r.output).toMatchObject({ name: 'DataError', kind: 'user' });
+    expect(r.error!.message).toMatch(new RegExp(`^${p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: decompresses to more than \\d+ bytes \\(64 x its \\d+ compressed bytes, at least 64 MiB\\): not plain data`));
+    expect(r.peakMB).toBeLessThan(400);
+  });
+});
