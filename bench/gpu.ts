@@ -11,6 +11,7 @@ import * as F from '../src/autograd/index.js';
 import { MovingAverageGatedAttention } from '../src/mega/attention.js';
 import { getBackend, setBackend } from '../src/tensor/backend.js';
 import { dispose, GpuDevice, selectBackend, tidy } from '../src/tensor/backends/gpujs/index.js';
+import { fftConvGpuBy } from '../src/tensor/backends/gpujs/fftconv.js';
 import * as K from '../src/tensor/kernels.js';
 import { Generator, randNormal } from '../src/tensor/random.js';
 import type { Tensor } from '../src/tensor/tensor.js';
@@ -89,6 +90,25 @@ function layerMs(backend: string): number {
   });
 }
 
+const FFT_LENGTHS = (process.env.MEGA_BENCH_FFT_LENGTHS ?? '64,128,256,512,1024,2048').split(',').map(Number).filter((n) => n > 0);
+/** Rows (B·D) of the convolution bench. */
+const FFT_ROWS = 32;
+
+/** ms of one gpujs `fftConv` of `FFT_ROWS` rows with L = Lk = n (causal window), by method. */
+function fftConvMs(n: number, method: 'direct' | 'fft'): number {
+  return onBackend('gpujs', () => {
+    const gen = new Generator(5);
+    const x = K.copy(randNormal([FFT_ROWS, n], 0, 1, 'f32', gen)), k = K.copy(randNormal([FFT_ROWS, n], 0, 1, 'f32', gen));
+    const ms = timeMedian(() => {
+      const y = fftConvGpuBy(x, k, 0, n, method);
+      sync();
+      dispose(y);
+    }, { maxMs: 3000, warmup: 1, warmupMs: 0, minReps: 3 });
+    dispose([x, k]);
+    return ms;
+  });
+}
+
 /** Runs the gpu bench rows. */
 export async function runGpuBench(options: BenchOptions): Promise<void> {
   // `--filter gpu` selects this whole bench (its rows compare backends)
@@ -112,6 +132,18 @@ export async function runGpuBench(options: BenchOptions): Promise<void> {
     const r: BenchResult = { bench: 'mega-layer', impl, dtype: 'f32', shape, value: layerMs(impl === CPU ? 'cpu' : 'gpujs'), unit: 'ms fwd+bwd' };
     if (impl === CPU) cpu = r;
     report(cpu && impl !== CPU ? { ...r, ratio: r.value / cpu.value, baseline: CPU } : r);
+  }
+  // the direct sum against the FFT path of the gpujs fftConv (the crossover sets FFT_CONV_MIN_KERNEL)
+  for (const n of gpu ? FFT_LENGTHS : []) {
+    const shape = [FFT_ROWS, n];
+    let direct: BenchResult | undefined;
+    for (const method of ['direct', 'fft'] as const) {
+      const impl = `${gpu}-${method}`;
+      if (!selected(opts, caseId('gpu-fftconv', impl, 'f32', shape))) continue;
+      const r: BenchResult = { bench: 'gpu-fftconv', impl, dtype: 'f32', shape, value: fftConvMs(n, method), unit: 'ms' };
+      if (method === 'direct') direct = r;
+      report(direct && method === 'fft' ? { ...r, ratio: r.value / direct.value, baseline: direct.impl } : r);
+    }
   }
   if (gpu) note(`gpujs layer: Z=${LAYER.Z} H=${LAYER.H} N=${LAYER.N}; ratio < 1 means the GPU step is faster for mega-layer (ms), slower for matmul (GFLOP/s)`);
 }

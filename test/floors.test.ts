@@ -13,7 +13,7 @@ function floorOf(rel: string): number | undefined {
   if (rel === 'errors.ts') return 0;
   if (rel === 'index.ts') return 8; // the package's top-level entry may import every floor
   const top = rel.split('/')[0];
-  const floors: Record<string, number> = { tensor: 1, autograd: 2, nn: 3, mega: 4, train: 5, data: 5, io: 5, verify: 5, dist: 6, cli: 7, api: 8 };
+  const floors: Record<string, number> = { tensor: 1, autograd: 2, nn: 3, mega: 4, train: 5, data: 5, io: 5, verify: 5, dist: 6, cli: 7, api: 7 };
   return floors[top];
 }
 

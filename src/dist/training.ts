@@ -21,7 +21,7 @@ import { defaultGenerator } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { DataParallel } from './ddp.js';
 import { detectLauncher, type DistEnv } from './env.js';
-import { DistConfigError } from './errors.js';
+import { DistConfigError, DistError } from './errors.js';
 import { allGatherJson, LocalGroup, type BackendName, type ProcessGroup } from './group.js';
 import { MpiGroup } from './mpi.js';
 import { TcpGroup } from './tcp.js';
@@ -72,6 +72,17 @@ export function isMainProcess(env: Readonly<Record<string, string | undefined>> 
   } catch {
     return true;
   }
+}
+
+/**
+ * A worker of `mega train --workers` stops when its launcher is gone (killed, even by SIGKILL: the
+ * worker is then re-parented, so its parent pid is no longer `MEGA_LAUNCHER_PID`).
+ * @throws DistError after update `update` when the launcher is gone
+ */
+export function checkLauncher(update: number, env: Readonly<Record<string, string | undefined>> = process.env): void {
+  const launcher = env.MEGA_LAUNCHER_PID;
+  if (launcher === undefined || env.MEGA_LAUNCHER !== 'workers' || process.ppid === Number(launcher)) return;
+  throw new DistError(`the --workers launcher (pid ${launcher}) is gone; stopping after update ${update}`);
 }
 
 /** Options the trainer reads (fairseq-style names). */
@@ -185,6 +196,7 @@ export class DistTraining implements TrainDist {
    * update U, in the first attempt of a job only (not after a restart).
    */
   afterUpdate(update: number): void {
+    checkLauncher(update);
     const f = process.env.MEGA_DIST_FAULT;
     if (!f || this.env.restartCount > 0) return;
     const m = /^(kill|stop):(\d+)@(\d+)$/.exec(f);

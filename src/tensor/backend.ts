@@ -2,6 +2,9 @@
  * The kernel registry: a kernel is a name; each backend registers an implementation for it
  * (tfjs-core's habit). Ops call kernels through `kernel(name)`, which resolves against the
  * active backend, so a second backend (gpu.js) implements the same names.
+ *
+ * docs/KERNELS.md is the table of every kernel: its file on each backend (cpu, wasm SIMD, gpujs;
+ * named after the kernel family, the same everywhere) and the autograd file holding its gradient.
  */
 import type { DType } from './dtype.js';
 import { TensorError } from './errors.js';
@@ -77,7 +80,18 @@ export interface FusedKernels {
    * log-softmax `g − e^y · Σ g`.
    */
   softmaxGrad(y: Tensor, g: Tensor, log: boolean): Tensor;
+  /**
+   * One fairseq Adam update of a contiguous parameter θ with gradient g and moments m, v (see
+   * train/optim.ts): returns new tensors `[θ', m', v']` with `m' = β1·m + (1−β1)·g`,
+   * `v' = β2·v + (1−β2)·g²`, `θ' = (θ − decay·θ) − stepSize · m' / (√v' + eps)`.
+   * Optimizers use it for device-resident parameters (host ones are updated in place). It
+   * consumes θ, m, v: a device backend frees their buffers and keeps the results past scopes.
+   */
+  adamUpdate(param: Tensor, grad: Tensor, expAvg: Tensor, expAvgSq: Tensor, h: AdamHyper): [Tensor, Tensor, Tensor];
 }
+
+/** Scalars of one {@link FusedKernels.adamUpdate}. */
+export interface AdamHyper { beta1: number; beta2: number; eps: number; decay: number; stepSize: number }
 
 /** Every kernel, primitive and fused. */
 export type AllKernels = Kernels & FusedKernels;
@@ -101,9 +115,16 @@ export function registerBackendStart(backend: string, start: () => void): void {
   starters.set(backend, start);
 }
 
-/** Registers `impl` as kernel `name` of `backend`. */
+/**
+ * Registers `impl` as kernel `name` of `backend`, once: a second registration of the same name on
+ * the same backend is refused (two files claiming one kernel is a bug, and the later one would
+ * silently win).
+ * @throws TensorError when `name` is already registered for `backend`
+ */
 export function registerKernel<K extends AnyKernelName>(name: K, backend: string, impl: AllKernels[K]): void {
-  registry.set(`${backend}/${name}`, impl);
+  const key = `${backend}/${name}`;
+  if (registry.has(key)) throw new TensorError(`kernel '${name}' is already registered for backend '${backend}'`);
+  registry.set(key, impl);
 }
 
 /** The implementation of kernel `name` on the active backend. */

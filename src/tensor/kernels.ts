@@ -2,7 +2,7 @@
  * Typed entry points to the active backend's primitive kernels (see backend.ts). Importing this
  * module also registers the CPU backend.
  */
-import { kernel, type BinaryOp, type ReduceOp, type UnaryOp } from './backend.js';
+import { kernel, type AdamHyper, type BinaryOp, type ReduceOp, type UnaryOp } from './backend.js';
 import type { DType } from './dtype.js';
 import type { Tensor } from './tensor.js';
 import './backends/cpu/register.js';
@@ -18,7 +18,7 @@ export const reduce = (x: Tensor, op: ReduceOp, axes: number[], keepdims: boolea
 /** Argmax along an axis. */
 export const argmax = (x: Tensor, axis: number): Tensor => kernel('argmax')(x, axis);
 /** Softmax / log-softmax along the last axis. */
-export const softmaxLast = (x: Tensor, log: boolean): Tensor => kernel('softmax')(x, log);
+export const softmax = (x: Tensor, log: boolean): Tensor => kernel('softmax')(x, log);
 /** Batched matmul. */
 export const matmul = (a: Tensor, b: Tensor): Tensor => kernel('matmul')(a, b);
 /** Index select along an axis. */
@@ -45,3 +45,5 @@ export const emaKernel = (coef: Tensor, q: Tensor, length: number): Tensor => ke
 export const emaKernelGrad = (coef: Tensor, q: Tensor, g: Tensor): Tensor => kernel('emaKernelGrad')(coef, q, g);
 /** Softmax / log-softmax backward along the last axis from the output `y`. */
 export const softmaxGrad = (y: Tensor, g: Tensor, log: boolean): Tensor => kernel('softmaxGrad')(y, g, log);
+/** One Adam update of a device-resident parameter: `[θ', m', v']` (see FusedKernels.adamUpdate). */
+export const adamUpdate = (p: Tensor, g: Tensor, m: Tensor, v: Tensor, h: AdamHyper): [Tensor, Tensor, Tensor] => kernel('adamUpdate')(p, g, m, v, h);

@@ -1,5 +1,5 @@
 import { allocate, dtypeOf, type DType, type Storage } from './dtype.js';
-import { IndexError } from './errors.js';
+import { IndexError, ShapeError } from './errors.js';
 import { contiguousStrides, sizeOf, type Shape } from './shape.js';
 
 /**
@@ -56,6 +56,25 @@ export class Tensor {
       this.host = null;
     } else {
       this.device = null;
+      this.host = data;
+    }
+  }
+
+  /**
+   * Rebinds this tensor (contiguous, offset 0) to new values of the same size: a host storage or a
+   * device buffer. The in-place helper of optimizers whose update makes a new device buffer, and
+   * of moving parameters to a device; views taken before keep the old values.
+   */
+  rebind(data: Storage | DeviceData): void {
+    if (data.length !== this.size || this.offset !== 0 || !this.isContiguous()) {
+      throw new ShapeError(`rebind: expected ${this.size} elements for a contiguous tensor of shape [${this.shape}], got ${data.length}`);
+    }
+    const self = this as { device: DeviceData | null };
+    if (data instanceof DeviceData) {
+      self.device = data;
+      this.host = null;
+    } else {
+      self.device = null;
       this.host = data;
     }
   }

@@ -6,7 +6,7 @@ import { noGrad } from '../autograd/engine.js';
 import { Batcher, type Dataset, type Example } from '../data/batch.js';
 import { CheckpointError } from '../io/errors.js';
 import type { Module } from '../nn/module.js';
-import { setNumThreads } from '../tensor/backends/cpu/matmul.js';
+import { setNumThreads } from '../tensor/backends/cpu/pool.js';
 import type { TrainArgs } from './args.js';
 import { buildFromModelArgs } from './arch.js';
 import { loadCheckpoint, type LoadedCheckpoint } from './checkpoint.js';

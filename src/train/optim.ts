@@ -19,7 +19,7 @@
  * parameters this is at least as accurate as PyTorch's f32 in-place ops). Parameters are updated
  * in place (their storage is overwritten), so modules keep seeing their own tensors.
  */
-import { binary } from '../tensor/kernels.js';
+import { adamUpdate, binary, reduce, unary } from '../tensor/kernels.js';
 import { scalar, zeros } from '../tensor/create.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { ConfigError } from './errors.js';
@@ -112,6 +112,10 @@ export class Adam {
         this.state.set(p, st);
       }
       st.step += 1;
+      if (p.device) {
+        this.deviceStep(p, st);
+        continue;
+      }
       const g = p.grad.toTypedArray();
       if (g.length !== p.size) throw new ConfigError(`Adam: gradient of shape [${p.grad.shape}] for parameter [${p.shape}]`);
       const m = st.exp_avg.storage, v = st.exp_avg_sq.storage, th = p.storage, off = p.offset;
@@ -127,6 +131,19 @@ export class Adam {
         th[off + i] = t - (stepSize * m[i]) / denom;
       }
     }
+  }
+
+  /**
+   * The update of a device-resident parameter: the backend's `adamUpdate` kernel (f32 arithmetic
+   * on the device, nothing read back); the parameter and its moments are rebound to the results.
+   */
+  private deviceStep(p: Tensor, st: AdamParamState): void {
+    const [b1, b2] = this.betas;
+    const stepSize = (this.lr * Math.sqrt(1 - b2 ** st.step)) / (1 - b1 ** st.step);
+    const [th, m, v] = adamUpdate(p, p.grad!, st.exp_avg, st.exp_avg_sq, { beta1: b1, beta2: b2, eps: this.eps, decay: this.weightDecay * this.lr, stepSize });
+    p.rebind(th.data);
+    st.exp_avg = m;
+    st.exp_avg_sq = v;
   }
 
   /** torch-style state dict: per parameter index `{step, exp_avg, exp_avg_sq}` plus the group. */
@@ -191,6 +208,7 @@ function castLike(t: Tensor, p: Tensor): Tensor {
  */
 export function clipGradNorm(params: Iterable<Tensor>, maxNorm: number): number {
   const ps = [...new Set(params)].filter((p) => p.grad);
+  if (ps.some((p) => p.grad!.device)) return clipGradNormDevice(ps, maxNorm).item();
   let ss = 0;
   for (const p of ps) {
     const g = p.grad!.toTypedArray();
@@ -200,6 +218,29 @@ export function clipGradNorm(params: Iterable<Tensor>, maxNorm: number): number 
   if (maxNorm > 0) {
     const coef = Math.min(1, maxNorm / (norm + 1e-6));
     for (const p of ps) p.grad = binary(p.grad!, scalar(coef, p.grad!.dtype), 'mul');
+  }
+  return norm;
+}
+
+/**
+ * `clipGradNorm` for gradients on a device: the norm and the clip coefficient are computed by
+ * kernels (f32) and stay on the device, so clipping reads nothing back. Returns the norm as a
+ * 0-d tensor (read it only when it is needed).
+ */
+export function clipGradNormDevice(params: Iterable<Tensor>, maxNorm: number): Tensor {
+  const ps = [...new Set(params)].filter((p) => p.grad);
+  if (!ps.length) return scalar(0, 'f32');
+  const dtype = ps[0].grad!.dtype;
+  let ss: Tensor | null = null;
+  for (const p of ps) {
+    const g = p.grad!;
+    const s = reduce(binary(g, g, 'mul'), 'sum', g.shape.map((_, i) => i), false);
+    ss = ss ? binary(ss, s, 'add') : s;
+  }
+  const norm = unary(ss!, 'sqrt');
+  if (maxNorm > 0) {
+    const coef = binary(binary(scalar(maxNorm, dtype), binary(norm, scalar(1e-6, dtype), 'add'), 'div'), scalar(1, dtype), 'min');
+    for (const p of ps) p.grad = binary(p.grad!, coef, 'mul');
   }
   return norm;
 }

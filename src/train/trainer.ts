@@ -23,9 +23,8 @@ import { backward } from '../autograd/engine.js';
 import { Batcher, type Dataset, type Example } from '../data/batch.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { CheckpointError } from '../io/errors.js';
-import type { TaskInfo } from '../mega/models/common.js';
 import type { Module } from '../nn/module.js';
-import { setNumThreads } from '../tensor/backends/cpu/matmul.js';
+import { setNumThreads } from '../tensor/backends/cpu/pool.js';
 import { scalar } from '../tensor/create.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { binary } from '../tensor/kernels.js';
@@ -120,8 +119,7 @@ interface Prepared {
   resumeFrom: { ckpt: LoadedCheckpoint; statePath: string } | null;
 }
 
-function sameJson(a: unknown, b: unknown): string | null {
-  const ra = a as Record<string, unknown>, rb = b as Record<string, unknown>;
+function sameJson(ra: Readonly<Record<string, unknown>>, rb: Readonly<Record<string, unknown>>): string | null {
   for (const k of new Set([...Object.keys(ra), ...Object.keys(rb)])) {
     if (JSON.stringify(ra[k]) !== JSON.stringify(rb[k])) return k;
   }
@@ -163,7 +161,7 @@ function prepare(user: Readonly<Record<string, unknown>>): Prepared {
   const numClasses = task.numClasses?.(args, defaults);
   const modelArgs = resolveModelArgs(args.arch, args.task, args, numClasses);
   if (args.task === 'lm' && typeof args.max_tokens === 'number') {
-    args.batch_size = Math.max(1, Math.floor(args.max_tokens / (args.tokens_per_sample as number)));
+    args.batch_size = Math.max(1, Math.floor(args.max_tokens / args.tokens_per_sample!));
   }
   const data = task.load(args, ['train', 'valid'], modelArgs);
   const spec: ModelSpec = { task: args.task, arch: args.arch, modelArgs, taskInfo: { ...(data.taskInfo ?? {}), ...(data.numClasses ? { num_classes: data.numClasses } : {}) } };
@@ -172,7 +170,7 @@ function prepare(user: Readonly<Record<string, unknown>>): Prepared {
     if (diff) throw new ConfigError(`--resume: model setting "${diff}" differs from the checkpoint's (model settings cannot change on resume)`);
   }
   manualSeed(args.seed);
-  const model = buildFromModelArgs(modelArgs, data.taskInfo as TaskInfo | null, defaultGenerator);
+  const model = buildFromModelArgs(modelArgs, data.taskInfo, defaultGenerator);
   return { args, userArgs, task, spec, model, train: data.splits.train!, valid: data.splits.valid!, dataSource: data.source, resumeFrom };
 }
 
@@ -284,10 +282,10 @@ class TrainRun {
     this.model = model;
     this.isMain = !dist || dist.isMain;
     this.params = model.parameters();
-    this.optimizer = new Adam(this.params, { lr: 0, betas: parseBetas(args.adam_betas as string), eps: args.adam_eps as number, weightDecay: args.weight_decay as number });
+    this.optimizer = new Adam(this.params, { lr: 0, betas: parseBetas(args.adam_betas), eps: args.adam_eps, weightDecay: args.weight_decay });
     this.schedule = makeScheduleFromArgs(args);
     this.batcher = new Batcher(p.train, { batchSize: args.batch_size, seed: args.seed });
-    this.metric = (args.best_checkpoint_metric as string | undefined) ?? (task.classification ? 'accuracy' : 'loss');
+    this.metric = args.best_checkpoint_metric ?? (task.classification ? 'accuracy' : 'loss');
     this.maximize = this.metric === 'accuracy';
     this.baseline = task.classification ? majorityBaseline(p.train, p.valid) : null;
     this.dir = args.save_dir;
@@ -372,7 +370,7 @@ class TrainRun {
   /** Evaluate on the validation split, log it, save `checkpoint_last` (and `checkpoint_best` when the metric improved). */
   validate(): void {
     const { args, metric, maximize, numUpdates } = this;
-    const m = evaluate(this.model, this.task, this.p.valid, args, args.batch_size_valid as number, this.dist);
+    const m = evaluate(this.model, this.task, this.p.valid, args, args.batch_size_valid, this.dist);
     this.lastValid = m;
     this.validatedAt = numUpdates;
     const v = maximize ? m.accuracy! : m.loss;
@@ -421,7 +419,7 @@ class TrainRun {
       const s = scalar(1 / sample, 'f32');
       for (const t of params) if (t.grad) t.grad = binary(t.grad, t.grad.dtype === 'f32' ? s : scalar(1 / sample, t.grad.dtype), 'mul');
     }
-    const gnorm = clipGradNorm(params, args.clip_norm as number);
+    const gnorm = clipGradNorm(params, args.clip_norm);
     if (!Number.isFinite(gnorm)) throw this.divergence(k, `the gradient norm is ${gnorm}`);
     optimizer.step();
     this.numUpdates = k;
@@ -439,7 +437,7 @@ class TrainRun {
     acc.tokens += u.tokens;
     acc.gnorm += u.gnorm;
     acc.n++;
-    if (acc.n < (this.args.log_interval as number) && this.numUpdates !== this.args.max_update) return acc;
+    if (acc.n < this.args.log_interval && this.numUpdates !== this.args.max_update) return acc;
     const t = this.now();
     this.lastTrainLoss = acc.sample > 0 ? acc.loss / acc.sample / LN2 : null;
     const rec: MetricsRecord = {
@@ -457,10 +455,10 @@ class TrainRun {
    */
   runUpdates(): void {
     const { args, isMain } = this;
-    const bar = new ProgressBar({ total: Math.max(1, args.max_update - this.startUpdates), stream: this.opts.stream ?? process.stderr, quiet: (args.quiet as boolean) || !isMain, label: 'train' });
-    const maxEpoch = args.max_epoch as number;
-    const valInt = args.validate_interval_updates as number;
-    const saveInt = args.save_interval_updates as number;
+    const bar = new ProgressBar({ total: Math.max(1, args.max_update - this.startUpdates), stream: this.opts.stream ?? process.stderr, quiet: args.quiet || !isMain, label: 'train' });
+    const maxEpoch = args.max_epoch;
+    const valInt = args.validate_interval_updates;
+    const saveInt = args.save_interval_updates;
     let acc = emptyInterval(this.now());
     this.model.train();
     try {

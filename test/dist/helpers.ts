@@ -75,6 +75,11 @@ export function run(cmd: string, args: readonly string[], opts: { env?: Record<s
       clearTimeout(timer);
       resolve({ code, signal, stdout, stderr });
     });
+    child.on('error', (e) => {
+      // the command could not start (e.g. not installed): no 'close' follows
+      clearTimeout(timer);
+      resolve({ code: null, signal: null, stdout, stderr: `${stderr}${cmd}: ${e.message}\n` });
+    });
   });
   return { child, done };
 }
@@ -91,17 +96,4 @@ export function torchrunEnv(rank: number, worldSize: number, port: number, extra
   };
 }
 
-/** Whether a command exists on PATH. */
-export function have(cmd: string): boolean {
-  return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
-}
-
-/** Whether this process may create network namespaces (root with iproute2). */
-export function canNetns(): boolean {
-  if (process.getuid?.() !== 0 || !have('ip')) return false;
-  const name = `megaprobe${process.pid}`;
-  const ok = spawnSync('ip', ['netns', 'add', name], { stdio: 'ignore' }).status === 0;
-  if (ok) spawnSync('ip', ['netns', 'del', name], { stdio: 'ignore' });
-  return ok;
-}
 

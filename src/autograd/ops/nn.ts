@@ -7,7 +7,7 @@ import type { Tensor } from '../../tensor/tensor.js';
 import * as V from '../../tensor/view.js';
 import { compare, mul, neg, sub, where } from './arith.js';
 import { logSoftmax } from './activation.js';
-import { gather } from './index.js';
+import { gather } from './indexing.js';
 import { sum } from './reduce.js';
 import { reshape } from './shape.js';
 

@@ -63,3 +63,22 @@ export function checkFftConv(x: Tensor, k: Tensor, length: number): void {
   if (x.ndim < 1 || k.ndim < 1) throw new ShapeError('fftConv: inputs need a last (time) axis');
   if (!Number.isInteger(length) || length < 0) throw new ShapeError(`fftConv: invalid output length ${length}`);
 }
+
+/** `emaKernel` / `emaKernelGrad`: coef and q are floating `[D, N]` of one dtype. */
+export function checkCoefQ(coef: Tensor, q: Tensor, op: string): void {
+  if (coef.dtype !== q.dtype || !isFloat(coef.dtype)) throw new DTypeError(`${op}: expected two floating tensors of one dtype, got ${coef.dtype} and ${q.dtype}`);
+  if (coef.ndim !== 2 || q.ndim !== 2 || coef.shape[0] !== q.shape[0] || coef.shape[1] !== q.shape[1]) {
+    throw new ShapeError(`${op}: coef and q must both be [D, N], got [${coef.shape}] and [${q.shape}]`);
+  }
+}
+
+/** `emaKernelGrad`: the output gradient is `[D, L]` of coef's dtype. */
+export function checkEmaGrad(coef: Tensor, g: Tensor): void {
+  if (g.dtype !== coef.dtype || g.ndim !== 2 || g.shape[0] !== coef.shape[0]) throw new ShapeError(`emaKernelGrad: gradient [${g.shape}] (${g.dtype}) does not match [${coef.shape[0]}, L]`);
+}
+
+/** `softmaxGrad`: y and g are floating tensors of one dtype and shape, at least 1-D. */
+export function checkSoftmaxGrad(y: Tensor, g: Tensor): void {
+  if (y.dtype !== g.dtype || !isFloat(y.dtype)) throw new DTypeError(`softmaxGrad: expected two floating tensors of one dtype, got ${y.dtype} and ${g.dtype}`);
+  if (y.ndim === 0 || y.ndim !== g.ndim || y.shape.some((d, i) => d !== g.shape[i])) throw new ShapeError(`softmaxGrad: shapes [${y.shape}] and [${g.shape}] differ`);
+}

@@ -1,16 +1,17 @@
 /**
  * Registers the CPU implementations of every primitive kernel under backend name `cpu`.
- * Where a WebAssembly SIMD path exists (simd.ts, matmul.ts) it is tried first; it declines
+ * Where a WebAssembly SIMD path exists (simd.ts, gemm.ts) it is tried first; it declines
  * (returns null) for layouts, ops or sizes it does not handle, and the plain-TypeScript kernel —
  * the reference implementation — runs instead.
  */
-import { ANY_BACKEND, registerKernel } from '../../backend.js';
-import { matmulCpu } from './bmm.js';
+import { registerKernel } from '../../backend.js';
+import '../generic-fused.js';
+import { matmulCpu } from './matmul.js';
 import { binaryCpu, castCpu, copyCpu, unaryCpu, whereCpu } from './elementwise.js';
 import { fftConvCpu } from './fftconv.js';
-import { concatCpu, gatherCpu, indexAddCpu, indexSelectCpu, padCpu, scatterAddCpu } from './index.js';
+import { concatCpu, gatherCpu, indexAddCpu, indexSelectCpu, padCpu, scatterAddCpu } from './indexing.js';
 import { argmaxCpu, reduceCpu, softmaxCpu } from './reduce.js';
-import { indexAddFast, indexSelectFast, padFast } from './fast.js';
+import { indexAddFast, indexSelectFast, padFast } from './indexing-fast.js';
 import { fftConvSimd } from './fftconv-simd.js';
 import { emaKernelCpu, emaKernelGradCpu, softmaxGradCpu } from './fused.js';
 import { binarySimd, reduceSimd, softmaxGradSimd, softmaxSimd, unarySimd } from './simd.js';
@@ -32,10 +33,7 @@ registerKernel('cast', 'cpu', castCpu);
 registerKernel('copy', 'cpu', copyCpu);
 registerKernel('fftConv', 'cpu', (x, k, start, length) => fftConvSimd(x, k, start, length) ?? fftConvCpu(x, k, start, length));
 
-// fused kernels; also the generic implementations for backends without their own
-const softmaxGrad = (y: Parameters<typeof softmaxGradCpu>[0], g: Parameters<typeof softmaxGradCpu>[1], log: boolean) => softmaxGradSimd(y, g, log) ?? softmaxGradCpu(y, g, log);
-for (const backend of ['cpu', ANY_BACKEND]) {
-  registerKernel('emaKernel', backend, emaKernelCpu);
-  registerKernel('emaKernelGrad', backend, emaKernelGradCpu);
-  registerKernel('softmaxGrad', backend, softmaxGrad);
-}
+// fused kernels (backends without their own get the compositions of generic-fused.ts)
+registerKernel('emaKernel', 'cpu', emaKernelCpu);
+registerKernel('emaKernelGrad', 'cpu', emaKernelGradCpu);
+registerKernel('softmaxGrad', 'cpu', (y, g, log) => softmaxGradSimd(y, g, log) ?? softmaxGradCpu(y, g, log));

@@ -180,21 +180,25 @@ export class GpuDevice {
     return waitReply(this.ctrl, this.port, seq, 600_000);
   }
 
-  private newData(dtype: DType, n: number, bytes: number): GpuData {
+  private newData(dtype: DType, n: number, bytes: number, scoped = true): GpuData {
     const id = this.nextId++;
     const d = new GpuData(this, id, dtype, n);
     this.liveBytes += bytes;
     this.liveBuffers++;
     this.registry.register(d, { id, bytes }, d);
-    track(d);
+    if (scoped) track(d);
     return d;
   }
 
-  /** Copies host values to a new device buffer. */
-  upload(data: Float32Array, dtype: DType): GpuData {
-    const d = this.newData(dtype, data.length, data.length * 4);
+  /**
+   * Copies host values to a new device buffer (counted in `counters.uploads`). `scoped: false`
+   * keeps it out of the enclosing `tidy` scopes (caches, parameters moved to the device).
+   */
+  upload(data: Float32Array, dtype: DType, scoped = true): GpuData {
+    const d = this.newData(dtype, data.length, data.length * 4, scoped);
     this.counters.uploads++;
     this.counters.uploadBytes += data.byteLength;
+    if (debug) logTransfer('upload', data.length);
     this.post({ t: 'up', id: d.id, data }, data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && !(data.buffer instanceof SharedArrayBuffer) ? [data.buffer as ArrayBuffer] : undefined);
     return d;
   }
@@ -224,6 +228,7 @@ export class GpuDevice {
     if (r.error) throw new GpuError(`gpujs device error: ${String(r.error)}`);
     this.counters.readbacks++;
     this.counters.readbackBytes += n * 4;
+    if (debug) logTransfer('read-back', n);
     return r.data as Float32Array;
   }
 
@@ -248,6 +253,25 @@ export class GpuDevice {
   resetCounters(): void {
     for (const k of Object.keys(this.counters) as (keyof GpuCounters)[]) this.counters[k] = 0;
   }
+}
+
+const debug = /gpujs/.test(process.env.MEGA_DEBUG ?? '');
+const debugAll = /gpujs:all/.test(process.env.MEGA_DEBUG ?? '');
+const loggedSites = new Set<string>();
+
+/**
+ * MEGA_DEBUG=gpujs: logs the first transfer of each kind from each call site (the first stack
+ * frames outside the gpujs backend and the kernel wrappers), so unexpected transfers can be found;
+ * MEGA_DEBUG=gpujs:all logs every transfer.
+ */
+function logTransfer(kind: string, n: number): void {
+  const frames = (new Error().stack ?? '').split('\n').slice(2).map((l) => l.trim()); // past Error and logTransfer
+  const own = frames.filter((f) => !/backends[\\/]gpujs|tensor[\\/](kernels|tensor)\.|node:internal|node_modules|<anonymous>/.test(f));
+  const site = own.slice(0, 2).join(' < ') || frames[0] || '?';
+  const key = `${kind} ${site}`;
+  if (!debugAll && loggedSites.has(key)) return;
+  loggedSites.add(key);
+  process.stderr.write(`[gpujs] ${kind} of ${n} values ${site}\n`);
 }
 
 function waitReply(ctrl: Int32Array, port: MessagePort, seq: number, timeoutMs: number): Record<string, unknown> {
@@ -285,6 +309,23 @@ function release(d: GpuData): void {
   if (d.disposed) return;
   d.dispose();
   d.dev.released(d);
+}
+
+/**
+ * Moves host tensors (parameters: contiguous, offset 0) to the device for good: each is uploaded
+ * once (outside any `tidy` scope) and rebound to its device buffer, so kernels read it without a
+ * transfer and optimizers update it on the device (`Adam` uses the `adamUpdate` kernel). Reading
+ * `storage` still works (a counted read-back). Tensors already on the device are left alone.
+ */
+export function moveToDevice(tensors: Iterable<Tensor>): void {
+  const d = GpuDevice.get();
+  if (!d) throw new GpuError("moveToDevice: the gpujs backend is not started (select it with setBackend('gpujs') / selectBackend)");
+  for (const t of new Set(tensors)) {
+    if (t.device) continue;
+    if (t.dtype === 'f64') throw new GpuError(`moveToDevice: a tensor of shape [${t.shape}] is f64; the gpujs backend keeps f32 only`);
+    const f = Float32Array.from(t.toTypedArray() as ArrayLike<number>);
+    t.rebind(d.upload(f, t.dtype, false));
+  }
 }
 
 /** Keeps `t`'s buffer alive past the enclosing `tidy` scopes (until `dispose`). */

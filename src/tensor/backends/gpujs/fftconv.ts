@@ -1,16 +1,34 @@
-/** gpujs `fftConv`, evaluated as a direct windowed convolution. */
+/**
+ * gpujs `fftConv`: a direct windowed sum for short kernels, FFTs on the device (fft.ts) above
+ * the measured crossover.
+ */
 import { broadcastShapes, sizeOf } from '../../shape.js';
 import type { Tensor } from '../../tensor.js';
 import { checkFftConv } from '../checks.js';
 import { fftConvCpu } from '../cpu/fftconv.js';
 import type { GpuData } from './device.js';
+import { fftConvSpectral } from './fft.js';
 import { bstrides, coalesce, dev, done, emptyHost, fallback, fn, grid, operandOf, types, wrap } from './launch.js';
 
 /**
- * gpujs `fftConv`: the windowed linear convolution evaluated directly, one thread per output
- * element summing over the overlap `j ∈ [max(0, m−Lx+1), min(Lk−1, m)]` (f32 accumulation).
+ * Kernel length from which the FFT path is used: below it the direct sum (one launch, O(L·Lk)
+ * per row) is faster than the 3·log2 N + 4 launches of the FFT path. Measured on lavapipe with
+ * `npm run bench -- --filter gpu-fftconv` (bench/gpu.ts: direct faster up to 320, FFT from 384 on,
+ * 0.2× the direct time at 2048); see docs/GPU.md.
  */
+export const FFT_CONV_MIN_KERNEL = 384;
+
+/** gpujs `fftConv`: the direct sum below {@link FFT_CONV_MIN_KERNEL}, FFTs from there on. */
 export function fftConvGpu(x: Tensor, k: Tensor, start: number, length: number): Tensor {
+  return fftConvGpuBy(x, k, start, length, k.shape[k.ndim - 1] >= FFT_CONV_MIN_KERNEL ? 'fft' : 'direct');
+}
+
+/**
+ * gpujs `fftConv` by a chosen method: `direct`, the windowed linear convolution evaluated
+ * directly, one thread per output element summing over the overlap
+ * `j ∈ [max(0, m−Lx+1), min(Lk−1, m)]` (f32 accumulation); or `fft` (fft.ts).
+ */
+export function fftConvGpuBy(x: Tensor, k: Tensor, start: number, length: number, method: 'direct' | 'fft'): Tensor {
   checkFftConv(x, k, length);
   const cpu = () => fftConvCpu(x, k, start, length);
   if (x.dtype === 'f64') return fallback('fftConv', 'f64', cpu);
@@ -20,6 +38,10 @@ export function fftConvGpu(x: Tensor, k: Tensor, start: number, length: number):
   const shape = [...outLead, length];
   if (sizeOf(shape) === 0) return emptyHost(shape, x.dtype);
   if (Lx === 0 || Lk === 0) return fallback('fftConv', 'empty input', cpu);
+  if (method === 'fft') {
+    const y = fftConvSpectral(x, k, start, length, outLead);
+    if (y) return y;
+  }
   const temps: GpuData[] = [];
   try {
     const X = operandOf(x, temps), K = operandOf(k, temps);

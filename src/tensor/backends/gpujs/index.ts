@@ -5,6 +5,7 @@
  * only when the backend is selected).
  */
 import './register.js';
-export { dispose, GpuData, GpuDevice, GpuError, keep, tidy, type GpuInfo, type GpuMode, type GpuOptions } from './device.js';
+export { dispose, GpuData, GpuDevice, GpuError, keep, moveToDevice, tidy, type GpuInfo, type GpuMode, type GpuOptions } from './device.js';
 export { fallbacks, resetFallbacks } from './kernels.js';
+export { clearUploadCache } from './launch.js';
 export { backendInfo, selectBackend, type BackendRequest, type Selection } from './select.js';

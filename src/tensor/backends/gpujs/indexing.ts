@@ -6,10 +6,10 @@ import { DTypeError, IndexError, ShapeError } from '../../errors.js';
 import { sizeOf } from '../../shape.js';
 import type { Tensor } from '../../tensor.js';
 import { checkGatherShapes, concatShape, padShape, splitAxis } from '../checks.js';
-import { concatCpu, gatherCpu, indexAddCpu, indexSelectCpu, padCpu, scatterAddCpu } from '../cpu/index.js';
+import { concatCpu, gatherCpu, indexAddCpu, indexSelectCpu, padCpu, scatterAddCpu } from '../cpu/indexing.js';
 import { GpuData, releaseData } from './device.js';
 import { copyGpu } from './elementwise.js';
-import { dev, done, emptyHost, fallback, fn, grid, MAX_XY, MAX_Z, operandOf, types, wrap, type Operand } from './launch.js';
+import { dev, done, emptyHost, fallback, fn, grid, MAX_XY, MAX_Z, operandOf, types, uploadHost, wrap, type Operand } from './launch.js';
 /** Host values of an i32 index tensor when it lives on the host (then it can be range-checked). */
 function hostIndex(index: Tensor): Int32Array | null {
   if (index.device instanceof GpuData && !index.device.hostCopy) return null;
@@ -75,20 +75,20 @@ export function indexAddGpu(shape: readonly number[], axis: number, index: Tenso
   if (!fits3(inner, n, outer)) return fallback('indexAdd', 'grid limits', cpu);
   const idx = index.toTypedArray() as Int32Array;
   checkRange(idx, n, 'indexAdd', axis);
-  const ptr = new Float32Array(n + 1), cols = new Float32Array(Math.max(1, m));
-  for (let i = 0; i < m; i++) ptr[idx[i] + 1]++;
-  for (let r = 0; r < n; r++) ptr[r + 1] += ptr[r];
-  const fill = ptr.slice(0, n);
-  for (let i = 0; i < m; i++) cols[fill[idx[i]]++] = i;
+  // one upload: the row pointers [0, n] then the source positions (CSR), offset n + 1
+  const csr = new Float32Array(n + 1 + Math.max(1, m));
+  for (let i = 0; i < m; i++) csr[idx[i] + 1]++;
+  for (let r = 0; r < n; r++) csr[r + 1] += csr[r];
+  const fill = csr.slice(0, n);
+  for (let i = 0; i < m; i++) csr[n + 1 + fill[idx[i]]++] = i;
   const temps: GpuData[] = [];
   try {
     const S = denseOperand(src, temps);
-    const P = dev().upload(ptr, 'i32'), C = dev().upload(cols, 'i32');
-    temps.push(P, C);
+    const P = uploadHost(csr, 'i32', temps); // cached: fixed index lists (relative positions) cross once
     const body = ['let acc = 0;', 'const lo = t1[this.thread.y];', 'const cnt = t1[this.thread.y + 1] - lo;',
-      'for (let q = 0; q < (cnt | 0); q++) {', 'acc += t0[o0 + (this.thread.z * m + (t2[(lo | 0) + q] | 0)) * inner + this.thread.x];', '}', 'return acc;'].join('\n');
-    const out = dev().run('indexAdd', () => fn(['t0', 't1', 't2', 'o0', 'm', 'inner'], body), types(['t0', 't1', 't2'], ['o0', 'm', 'inner']),
-      [inner, n, outer], [S.data, P, C, S.offset, m, inner], src.dtype);
+      'for (let q = 0; q < (cnt | 0); q++) {', 'acc += t0[o0 + (this.thread.z * m + (t1[cs + (lo | 0) + q] | 0)) * inner + this.thread.x];', '}', 'return acc;'].join('\n');
+    const out = dev().run('indexAdd', () => fn(['t0', 't1', 'o0', 'cs', 'm', 'inner'], body), types(['t0', 't1'], ['o0', 'cs', 'm', 'inner']),
+      [inner, n, outer], [S.data, P, S.offset, n + 1, m, inner], src.dtype);
     return wrap(out, shape);
   } finally {
     done(temps);

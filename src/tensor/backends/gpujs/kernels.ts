@@ -19,17 +19,20 @@
  * compilers), integer `div`/`pow`, and shapes beyond the dispatch limits.
  *
  * The kernels live by family: launch.ts (operands, grid, source helpers, fallbacks),
- * elementwise.ts, reduce.ts, matmul.ts, indexing.ts (index, gather, concat, pad), fftconv.ts.
+ * elementwise.ts, reduce.ts, matmul.ts, indexing.ts (index, gather, concat, pad), fftconv.ts,
+ * fused.ts (the fused kernels: EMA kernel build and its VJP, softmax backward, Adam update).
  */
-import type { Kernels } from '../../backend.js';
+import type { FusedKernels, Kernels } from '../../backend.js';
 import { castGpu, copyGpu, unaryGpu, binaryGpu, whereGpu } from './elementwise.js';
 import { fftConvGpu } from './fftconv.js';
+import { adamUpdateGpu, emaKernelGpu, emaKernelGradGpu, softmaxGradGpu } from './fused.js';
 import { concatGpu, gatherGpu, indexAddGpu, indexSelectGpu, padGpu, scatterAddGpu } from './indexing.js';
 import { matmulGpu } from './matmul.js';
 import { argmaxGpu, reduceGpu, softmaxGpu } from './reduce.js';
 
 export { fallbacks, resetFallbacks } from './launch.js';
 export { castGpu, copyGpu, unaryGpu, binaryGpu, whereGpu, fftConvGpu, matmulGpu, argmaxGpu, reduceGpu, softmaxGpu };
+export { adamUpdateGpu, emaKernelGpu, emaKernelGradGpu, softmaxGradGpu };
 export { concatGpu, gatherGpu, indexAddGpu, indexSelectGpu, padGpu, scatterAddGpu };
 
 /** Every primitive kernel of the gpujs backend. */
@@ -38,3 +41,6 @@ export const gpujsKernels: Kernels = {
   matmul: matmulGpu, indexSelect: indexSelectGpu, indexAdd: indexAddGpu, gather: gatherGpu, scatterAdd: scatterAddGpu,
   concat: concatGpu, pad: padGpu, cast: castGpu, copy: copyGpu, fftConv: fftConvGpu,
 };
+
+/** Every fused kernel of the gpujs backend (so none runs the generic host implementation). */
+export const gpujsFusedKernels: FusedKernels = { emaKernel: emaKernelGpu, emaKernelGrad: emaKernelGradGpu, softmaxGrad: softmaxGradGpu, adamUpdate: adamUpdateGpu };

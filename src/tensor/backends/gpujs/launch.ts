@@ -25,7 +25,7 @@ export function resetFallbacks(): void {
 const debug = /gpujs/.test(process.env.MEGA_DEBUG ?? '');
 
 /** Runs the CPU kernel instead, counting it (and logging the first one of each kind under MEGA_DEBUG=gpujs). */
-export function fallback(kernel: string, reason: string, run: () => Tensor): Tensor {
+export function fallback<T = Tensor>(kernel: string, reason: string, run: () => T): T {
   const key = `${kernel}: ${reason}`;
   const n = (fallbackCounts.get(key) ?? 0) + 1;
   fallbackCounts.set(key, n);
@@ -62,9 +62,86 @@ export function operandOf(t: Tensor, temps: GpuData[]): Operand {
   }
   const f = new Float32Array(hi - lo + 1);
   f.set(s.subarray(lo, hi + 1));
-  const d = dev().upload(f, t.dtype);
+  return { data: uploadHost(f, t.dtype, temps, { storage: s, span: lo }), offset: t.offset - lo, strides: [...t.strides] };
+}
+
+/** Host values on the device for one launch: small spans through the cache, larger ones as temporaries. */
+export function uploadHost(f: Float32Array, dtype: DType, temps: GpuData[], source?: Source): GpuData {
+  if (f.length <= CACHE_MAX_VALUES) return cachedUpload(f, dtype, temps, source);
+  const d = dev().upload(f, dtype);
   temps.push(d);
-  return { data: d, offset: t.offset - lo, strides: [...t.strides] };
+  return d;
+}
+
+// ---- the host-constant cache ------------------------------------------------------------------
+
+/** Host spans up to this many values go through the content-addressed cache. */
+export const CACHE_MAX_VALUES = 1 << 16;
+/** Bytes of device memory the cache may hold. */
+const CACHE_MAX_BYTES = 32 << 20;
+interface CacheEntry { values: Float32Array; dtype: DType; data: GpuData }
+const cache = new Map<string, CacheEntry>(); // insertion order = least recently used first
+/** Where host values come from: a storage and the first element of the span. */
+export interface Source { storage: object; span: number }
+/** The entry last made from each span of a host storage: a storage changed in place (a host
+ *  parameter updated by an optimizer) replaces its stale entry instead of adding one per step. */
+const bySource = new WeakMap<object, Map<string, string>>();
+let cacheBytes = 0;
+
+/** FNV-1a over the bits of the values. */
+function hashOf(f: Float32Array): number {
+  const u = new Uint32Array(f.buffer, f.byteOffset, f.length);
+  let h = 0x811c9dc5;
+  for (let i = 0; i < u.length; i++) h = Math.imul(h ^ u[i], 0x01000193);
+  return h >>> 0;
+}
+
+/**
+ * The device copy of host values `f`, uploaded once and reused while the values are the same:
+ * host tensors built fresh each step with the same contents (masks, positions, scalars, a batch
+ * used by several kernels) cross to the device once. Entries are keyed by content, so a host
+ * tensor changed in place simply misses. Least recently used entries are freed past
+ * CACHE_MAX_BYTES, after the current launch (through `temps`).
+ */
+function cachedUpload(f: Float32Array, dtype: DType, temps: GpuData[], source?: Source): GpuData {
+  const key = `${dtype}:${f.length}:${hashOf(f)}`;
+  if (source) {
+    let spans = bySource.get(source.storage);
+    if (!spans) bySource.set(source.storage, (spans = new Map()));
+    const span = `${source.span}:${f.length}`, prev = spans.get(span);
+    const stale = prev !== undefined && prev !== key ? cache.get(prev) : undefined;
+    if (stale) forget(prev!, stale, temps);
+    spans.set(span, key);
+  }
+  const hit = cache.get(key);
+  if (hit && !hit.data.disposed && hit.data.dev === dev() && hit.dtype === dtype && hit.values.every((v, i) => Object.is(v, f[i]))) {
+    cache.delete(key);
+    cache.set(key, hit);
+    return hit.data;
+  }
+  if (hit) forget(key, hit, temps);
+  const values = f.slice();
+  const data = dev().upload(f, dtype, false);
+  cache.set(key, { values, dtype, data });
+  cacheBytes += values.byteLength;
+  for (const [k, e] of cache) {
+    if (cacheBytes <= CACHE_MAX_BYTES || e.data === data) break;
+    forget(k, e, temps);
+  }
+  return data;
+}
+
+function forget(key: string, e: CacheEntry, temps: GpuData[]): void {
+  cache.delete(key);
+  cacheBytes -= e.values.byteLength;
+  temps.push(e.data);
+}
+
+/** Frees the host-constant cache (device buffers released now). */
+export function clearUploadCache(): void {
+  const temps: GpuData[] = [];
+  for (const [k, e] of [...cache]) forget(k, e, temps);
+  done(temps);
 }
 
 /** Releases the temporaries of a launch. */

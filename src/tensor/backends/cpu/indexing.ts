@@ -4,14 +4,9 @@ import { DTypeError, IndexError, ShapeError } from '../../errors.js';
 import { contiguousStrides, sizeOf } from '../../shape.js';
 import { fromStorage, Tensor } from '../../tensor.js';
 import { checkGatherShapes, concatShape, padShape, splitAxis } from '../checks.js';
-import { copyCpu } from './elementwise.js';
+import { copyCpu, dense } from './elementwise.js';
 
 /** Contiguous storage of `t` starting at index 0. */
-function dense(t: Tensor): Storage {
-  const c = t.isContiguous() ? t : copyCpu(t);
-  return (c.offset === 0 && c.storage.length === c.size ? c.storage : c.storage.subarray(c.offset, c.offset + c.size)) as Storage;
-}
-
 function checkIndex(index: Tensor, op: string): Int32Array {
   if (index.dtype !== 'i32') throw new DTypeError(`${op}: index must be i32, got ${index.dtype}`);
   return dense(index) as Int32Array;

@@ -1,7 +1,7 @@
 /**
  * Faster plain-JS paths for the data-movement kernels the Mega layer leans on (pad — the
  * backward of narrow/split —, indexSelect / indexAdd on 1-D tables — the relative position bias).
- * Each returns null when it does not apply; register.ts then runs the general kernel in index.ts.
+ * Each returns null when it does not apply; register.ts then runs the general kernel in indexing.ts.
  * Results are identical (pure copies and the same summation order).
  *
  * The generic kernels index a `Storage` union, which V8 compiles polymorphically (slow, see

@@ -1,13 +1,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import {
-  gemm,
-  gemmReference,
-  getNumThreads,
-  setNumThreads,
-  simdStatus,
-  threadStats,
-  type FloatArray,
-} from '../../../../src/tensor/backends/cpu/matmul.js';
+import { gemm, gemmReference, threadStats, type FloatArray } from '../../../../src/tensor/backends/cpu/gemm.js';
+import { getNumThreads, setNumThreads } from '../../../../src/tensor/backends/cpu/pool.js';
+import { simdStatus } from '../../../../src/tensor/backends/cpu/wasm/runtime.js';
 import { gemmLimits } from '../../../../src/tensor/backends/cpu/wasm/gemm-run.js';
 
 type Ctor = Float32ArrayConstructor | Float64ArrayConstructor;

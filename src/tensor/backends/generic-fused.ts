@@ -1,0 +1,67 @@
+/**
+ * The generic fused kernels (registered under the pseudo-backend `*`): what a backend without its
+ * own fused kernels runs. Each is the composition of primitive kernels the fused kernel replaces,
+ * called through the registry, so on any backend they run that backend's primitives (on a device
+ * backend: on the device) instead of host code.
+ */
+import { ANY_BACKEND, registerKernel, type AdamHyper } from '../backend.js';
+import { arange, scalar } from '../create.js';
+import * as K from '../kernels.js';
+import { Tensor } from '../tensor.js';
+import { checkCoefQ, checkEmaGrad, checkSoftmaxGrad } from './checks.js';
+
+/** `t` with a size-1 axis appended (a view). */
+function unsqueezeLast(t: Tensor): Tensor {
+  return new Tensor(t.data, [...t.shape, 1], [...t.strides, 1], t.offset);
+}
+
+/** `q^l` for l < L: `[D, N, L]`, as exp(l · ln q). */
+function powers(q: Tensor, L: number): Tensor {
+  const l = K.cast(arange(0, L, 1, 'i32'), q.dtype); // L
+  return K.unary(K.binary(unsqueezeLast(K.unary(q, 'log')), l, 'mul'), 'exp');
+}
+
+/** Generic `emaKernel`: `Σ_n coef[d, n] · q[d, n]^l` → `[D, length]`. */
+export function emaKernelGeneric(coef: Tensor, q: Tensor, length: number): Tensor {
+  checkCoefQ(coef, q, 'emaKernel');
+  return K.reduce(K.binary(unsqueezeLast(coef), powers(q, length), 'mul'), 'sum', [1], false);
+}
+
+/** Generic `emaKernelGrad`: `[2, D, N]` = (`Σ_l g·q^l`, `coef · Σ_l g · l · q^(l−1)`). */
+export function emaKernelGradGeneric(coef: Tensor, q: Tensor, g: Tensor): Tensor {
+  checkCoefQ(coef, q, 'emaKernelGrad');
+  checkEmaGrad(coef, g);
+  const [D, N] = coef.shape, L = g.shape[1];
+  const gv = new Tensor(g.data, [D, 1, L], [g.strides[0], 0, g.strides[1]], g.offset); // D × 1 × L
+  const v = K.binary(gv, powers(q, L), 'mul'); // D × N × L
+  const s0 = K.reduce(v, 'sum', [2], false);
+  const l = K.cast(arange(0, L, 1, 'i32'), q.dtype);
+  const s1 = K.reduce(K.binary(v, l, 'mul'), 'sum', [2], false);
+  const d1 = K.binary(K.binary(coef, s1, 'mul'), q, 'div');
+  const head = (t: Tensor) => new Tensor(t.data, [1, D, N], [0, ...t.strides], t.offset);
+  return K.concat([head(s0), head(d1)], 0);
+}
+
+/** Generic `softmaxGrad`: `y ⊙ (g − Σ y·g)`, or `g − e^y · Σ g` for log-softmax (last axis). */
+export function softmaxGradGeneric(y: Tensor, g: Tensor, log: boolean): Tensor {
+  checkSoftmaxGrad(y, g);
+  const last = y.ndim - 1;
+  if (log) return K.binary(g, K.binary(K.unary(y, 'exp'), K.reduce(g, 'sum', [last], true), 'mul'), 'sub');
+  return K.binary(y, K.binary(g, K.reduce(K.binary(y, g, 'mul'), 'sum', [last], true), 'sub'), 'mul');
+}
+
+/** Generic `adamUpdate`, from elementwise primitives (scalars as 0-d tensors). */
+export function adamUpdateGeneric(p: Tensor, g: Tensor, m: Tensor, v: Tensor, h: AdamHyper): [Tensor, Tensor, Tensor] {
+  const c = (x: number) => scalar(x, p.dtype);
+  const mul = (a: Tensor, b: Tensor) => K.binary(a, b, 'mul'), add = (a: Tensor, b: Tensor) => K.binary(a, b, 'add');
+  const m1 = add(mul(c(h.beta1), m), mul(c(1 - h.beta1), g));
+  const v1 = add(mul(c(h.beta2), v), mul(mul(c(1 - h.beta2), g), g));
+  const denom = add(K.unary(v1, 'sqrt'), c(h.eps));
+  const decayed = h.decay !== 0 ? K.binary(p, mul(c(h.decay), p), 'sub') : p;
+  return [K.binary(decayed, K.binary(mul(c(h.stepSize), m1), denom, 'div'), 'sub'), m1, v1];
+}
+
+registerKernel('adamUpdate', ANY_BACKEND, adamUpdateGeneric);
+registerKernel('emaKernel', ANY_BACKEND, emaKernelGeneric);
+registerKernel('emaKernelGrad', ANY_BACKEND, emaKernelGradGeneric);
+registerKernel('softmaxGrad', ANY_BACKEND, softmaxGradGeneric);
