@@ -99,3 +99,18 @@ describe('gzip TSV: inflation bounded by the compression ratio', () => {
     expect(r.peakMB).toBeLessThan(400);
   });
 });
+
+describe('fairseq data files: bounded reads', () => {
+  const cases: Array<[string, string]> = [
+    ['readDictionary', `import { readDictionary } from '@src/data/fairseq/dictionary.ts';`],
+    ['readIndex', `import { readIndex } from '@src/data/fairseq/indexed.ts';`],
+    ['readIdxSizes', `import { readIdxSizes } from '@src/data/fairseq/order.ts';`],
+  ];
+  for (const [fn, imp] of cases) {
+    it(`${fn}('/dev/zero') is refused as not a regular file`, () => {
+      const r = runBounded(imp, `run = () => ${fn}('/dev/zero');`, { timeoutMs: 60_000, heapMB: 256 });
+      expect(r.error, r.output).toMatchObject({ name: 'DataError', kind: 'user' });
+      expect(r.error!.message).toBe('/dev/zero: not a regular file (a device, pipe or socket); expected a file');
+    });
+  }
+});

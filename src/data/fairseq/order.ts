@@ -17,8 +17,8 @@
  * 4. Epoch `e` shuffles the list of batches with `np.random.seed(seed + e)`.
  * 5. `--update-freq k` groups k consecutive batches into one update.
  */
-import { readFileSync } from 'node:fs';
 import { DataError } from '../errors.js';
+import { readBytes } from '../files.js';
 import { NumpyRandomState } from './numpy-random.js';
 
 /** `np.argsort(keys, kind='stable')` of integer keys. */
@@ -34,12 +34,8 @@ function stableArgsort(keys: ArrayLike<number>): Int32Array {
  * @throws DataError for a missing file, a wrong magic / version, or a size that does not match the count
  */
 export function readIdxSizes(idxPath: string): Int32Array {
-  let b: Buffer;
-  try {
-    b = readFileSync(idxPath);
-  } catch (e) {
-    throw new DataError(`${idxPath}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, { cause: e });
-  }
+  const raw = readBytes(idxPath);
+  const b = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
   if (b.length < 26 || b.toString('latin1', 0, 9) !== 'MMIDIDX\0\0') throw new DataError(`${idxPath}: not a fairseq mmap index (expected the magic "MMIDIDX\\0\\0")`);
   const version = b.readBigUInt64LE(9);
   if (version !== 1n) throw new DataError(`${idxPath}: index version ${version}, expected 1`);
