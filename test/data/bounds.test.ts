@@ -104,7 +104,6 @@ describe('fairseq data files: bounded reads', () => {
   const cases: Array<[string, string]> = [
     ['readDictionary', `import { readDictionary } from '@src/data/fairseq/dictionary.ts';`],
     ['readIndex', `import { readIndex } from '@src/data/fairseq/indexed.ts';`],
-    ['readIdxSizes', `import { readIdxSizes } from '@src/data/fairseq/order.ts';`],
   ];
   for (const [fn, imp] of cases) {
     it(`${fn}('/dev/zero') is refused as not a regular file`, () => {
