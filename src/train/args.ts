@@ -9,7 +9,7 @@
  * Model settings (`encoder_embed_dim`, `norm_type`, ...) are passed through to the model builder
  * under their fairseq names and override the arch preset (see `arch.ts`).
  */
-import { readFileSync } from 'node:fs';
+import { readFileBounded } from '../io/read.js';
 import { ConfigError } from './errors.js';
 import { DIST_TRAIN_OPTIONS } from './distributed.js';
 import { canonicalKey, coerce, type OptSpec, type OptSchema, type OptType, type OptValue } from './flags.js';
@@ -237,8 +237,9 @@ export const RECIPES: Readonly<Record<string, Readonly<Record<string, unknown>>>
 export function readConfigFile(path: string, schema: Readonly<Record<string, OptSpec>> = TRAIN_OPTIONS): Record<string, unknown> {
   let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    text = new TextDecoder().decode(readFileBounded(path, ConfigError, 1 << 24));
   } catch (e) {
+    if (e instanceof ConfigError) throw e;
     throw new ConfigError(`${path}: cannot read config file (${(e as Error).message.split('\n')[0]})`);
   }
   let obj: unknown;
