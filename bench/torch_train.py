@@ -418,11 +418,11 @@ def main():
     times, cpu = [], []
     t0 = time.perf_counter()
     while len(times) < c.get("min_steps", 5) or (len(times) < c.get("steps", 15) and time.perf_counter() - t0 < c.get("max_s", 8)):
-        t, c = time.perf_counter(), time.process_time()
+        t, c0 = time.perf_counter(), time.process_time()
         step(i)
         i += 1
         times.append(time.perf_counter() - t)
-        cpu.append(time.process_time() - c)
+        cpu.append(time.process_time() - c0)
     times.sort()
     ms = times[len(times) // 2] * 1000
     cpu_ms = sorted(cpu[-5:])[len(cpu[-5:]) // 2] * 1000
