@@ -18,10 +18,12 @@ export const MALLOC_ENV: Readonly<Record<string, string>> = {
 
 /**
  * The environment to re-execute with, or null to run in this process: not on Linux (glibc), the
- * user set `MEGA_MALLOC=system`, or either variable is already set (by us or by the user).
+ * user set `MEGA_MALLOC=system`, either variable is already set (by us or by the user), or Node
+ * runs with an inspector (a second process would fight over its port).
  */
-export function mallocReexecEnv(env: NodeJS.ProcessEnv, platform: NodeJS.Platform = process.platform): NodeJS.ProcessEnv | null {
+export function mallocReexecEnv(env: NodeJS.ProcessEnv, platform: NodeJS.Platform = process.platform, execArgv: readonly string[] = process.execArgv): NodeJS.ProcessEnv | null {
   if (platform !== 'linux') return null;
+  if (execArgv.some((a) => a.startsWith('--inspect'))) return null;
   if (env.MEGA_MALLOC === 'system') return null;
   if (Object.keys(MALLOC_ENV).some((k) => env[k] !== undefined)) return null;
   return { ...env, ...MALLOC_ENV };
