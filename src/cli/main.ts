@@ -7,7 +7,8 @@ import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { isUserError } from '../errors.js';
 import { UsageError } from './errors.js';
-import { mallocReexecEnv, reexec } from './malloc.js';
+import { setRunPid } from '../train/save-folder.js';
+import { MALLOC_ENV, mallocReexecEnv, reexec, takeReexecParent } from './malloc.js';
 
 type Command = (argv: string[], out: (s: string) => void) => number | Promise<number>;
 
@@ -108,7 +109,14 @@ const COMPUTE_COMMANDS = new Set(['train', 'eval']);
 
 const entry = process.argv[1] ? realpathSync(process.argv[1]) : '';
 if (entry === fileURLToPath(import.meta.url)) {
-  const env = COMPUTE_COMMANDS.has(process.argv[2] ?? '') ? mallocReexecEnv(process.env) : null;
+  const wanted = COMPUTE_COMMANDS.has(process.argv[2] ?? '') ? mallocReexecEnv(process.env) : null;
+  // a `--workers` launcher computes nothing: its workers start with the settings instead (a
+  // re-executed launcher would stand between the launcher pid and its workers)
+  const launcher = process.argv.slice(3).some((a) => a === '--workers' || a.startsWith('--workers='));
+  if (wanted && launcher) Object.assign(process.env, MALLOC_ENV);
+  const env = launcher ? null : wanted;
+  const parent = env ? null : takeReexecParent();
+  if (parent !== null) setRunPid(parent); // save-folder locks name the pid the user started
   (env ? reexec(env) : main(process.argv.slice(2))).then((code) => {
     process.exitCode = code;
   });

@@ -26,12 +26,43 @@ export function mallocReexecEnv(env: NodeJS.ProcessEnv, platform: NodeJS.Platfor
   if (execArgv.some((a) => a.startsWith('--inspect'))) return null;
   if (env.MEGA_MALLOC === 'system') return null;
   if (Object.keys(MALLOC_ENV).some((k) => env[k] !== undefined)) return null;
-  return { ...env, ...MALLOC_ENV };
+  return { ...env, ...MALLOC_ENV, [PARENT_VAR]: String(process.pid) };
+}
+
+/** Set in the re-executed child: the pid of the `mega` process that waits for it. */
+const PARENT_VAR = 'MEGA_REEXEC_PARENT';
+
+let reexecParent: number | null = null;
+
+/**
+ * In a re-executed child: takes the waiting parent's pid out of the environment (so that processes
+ * this one starts, e.g. data-parallel workers, do not inherit it) and returns it; null otherwise.
+ */
+export function takeReexecParent(env: NodeJS.ProcessEnv = process.env): number | null {
+  const parent = Number(env[PARENT_VAR]);
+  delete env[PARENT_VAR];
+  reexecParent = Number.isInteger(parent) && parent > 0 ? parent : null;
+  return reexecParent;
+}
+
+/**
+ * In a re-executed child: a check to call between training updates that ends this process at
+ * once (SIGKILL) when the waiting parent is gone — killed with SIGKILL, which it cannot forward —
+ * so that killing `mega train`'s pid stops the training as it would without the re-exec. Null
+ * outside a re-executed child.
+ */
+export function parentWatch(): (() => void) | null {
+  const parent = reexecParent;
+  if (parent === null) return null;
+  return () => {
+    if (process.ppid !== parent) process.kill(process.pid, 'SIGKILL');
+  };
 }
 
 /**
  * Runs this same command line again in a child with `env` (stdio shared, SIGINT/SIGTERM/SIGHUP
- * forwarded); resolves to its exit code (128 + signal number when it was killed by a signal).
+ * forwarded); resolves to its exit code. A child killed by a signal kills this process with the
+ * same signal (the code 128 + its number is the fallback should that signal be ignored here).
  */
 export function reexec(env: NodeJS.ProcessEnv): Promise<number> {
   return new Promise((resolve) => {
@@ -47,7 +78,14 @@ export function reexec(env: NodeJS.ProcessEnv): Promise<number> {
       process.stderr.write(`mega: cannot restart with the malloc settings (${e.message}); set MEGA_MALLOC=system to skip\n`);
       done(1);
     });
-    child.once('exit', (code, signal) => done(code ?? 128 + (signal ? signalNumber(signal) : 0)));
+    child.once('exit', (code, signal) => {
+      if (signal) {
+        // die the same way, so that whoever waits for `mega` sees the child's signal
+        for (const s of sigs) process.off(s, fwd);
+        process.kill(process.pid, signal);
+      }
+      done(code ?? 128 + (signal ? signalNumber(signal) : 0));
+    });
   });
 }
 

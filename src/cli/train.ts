@@ -17,6 +17,7 @@ import { pct } from '../train/evaluate.js';
 import { lockHolder } from '../train/save-folder.js';
 import { checkTrainInput, train, TrainingDivergedError, type TrainResult } from '../train/trainer.js';
 import { continueFromFairseq, fairseqCheckpointToResume } from './train-fairseq.js';
+import { parentWatch } from './malloc.js';
 
 /** Human-readable summary lines of a finished run. */
 export function summarize(r: TrainResult): string[] {
@@ -83,7 +84,8 @@ export function trainCommand(argv: string[], out: (s: string) => void): number |
   const json = user.json === true;
   let result: TrainResult;
   try {
-    result = train(user, { startDist: startDistributed }); // a launched rank joins its job (src/dist)
+    const watch = parentWatch(); // re-executed with the malloc settings: stop with the parent (src/cli/malloc.ts)
+    result = train(user, { startDist: startDistributed, ...(watch ? { hooks: { afterUpdate: watch } } : {}) }); // a launched rank joins its job (src/dist)
   } catch (e) {
     closeDistributed();
     if (e instanceof TrainingDivergedError) {

@@ -113,10 +113,22 @@ function readLock(path: string): LockOwner | null {
   }
 }
 
+/**
+ * The pid a lock names for this run: this process, or the `mega` process the user started when
+ * the CLI re-executed itself (src/cli/malloc.ts) — the pid the user sees and signals, alive
+ * exactly as long as the run.
+ */
+let runPid = process.pid;
+
+/** Sets the pid that locks name for this run (see {@link runPid}). */
+export function setRunPid(pid: number): void {
+  runPid = pid;
+}
+
 /** The live run holding `dir`'s lock, or null (no lock, or a stale one). */
 export function lockHolder(dir: string): LockOwner | null {
   const owner = readLock(join(dir, LOCK_FILE));
-  if (!owner || owner.pid === process.pid) return null;
+  if (!owner || owner.pid === runPid) return null;
   return owner.host !== hostname() || pidAlive(owner.pid) ? owner : null;
 }
 
@@ -156,7 +168,7 @@ export function lockSaveDir(dir: string): () => void {
       }
       continue;
     }
-    writeSync(fd, `${process.pid}\n${hostname()}\n`);
+    writeSync(fd, `${runPid}\n${hostname()}\n`);
     closeSync(fd);
     break;
   }
@@ -165,7 +177,7 @@ export function lockSaveDir(dir: string): () => void {
     if (!held) return;
     held = false;
     process.off('exit', release);
-    if (readLock(path)?.pid === process.pid) {
+    if (readLock(path)?.pid === runPid) {
       try {
         unlinkSync(path);
       } catch {

@@ -26,7 +26,7 @@ const probes = (stderr: string) => stderr.split('\n').filter((l) => l.startsWith
 
 describe('malloc settings', () => {
   it('decides from the environment and the platform', () => {
-    expect(mallocReexecEnv({ A: '1' }, 'linux', [])).toEqual({ A: '1', MALLOC_MMAP_THRESHOLD_: '4294967296', MALLOC_TRIM_THRESHOLD_: '68719476736' });
+    expect(mallocReexecEnv({ A: '1' }, 'linux', [])).toEqual({ A: '1', MALLOC_MMAP_THRESHOLD_: '4294967296', MALLOC_TRIM_THRESHOLD_: '68719476736', MEGA_REEXEC_PARENT: String(process.pid) });
     expect(mallocReexecEnv({ MALLOC_TRIM_THRESHOLD_: '0' }, 'linux')).toBeNull();
     expect(mallocReexecEnv({ MALLOC_MMAP_THRESHOLD_: '0' }, 'linux')).toBeNull();
     expect(mallocReexecEnv({ MEGA_MALLOC: 'system' }, 'linux')).toBeNull();
@@ -44,11 +44,12 @@ describe('malloc settings', () => {
     expect(msg[0]).toMatch(/no-such-flag/);
   }, 90000);
 
-  it('runs in place when the user set a variable, chose MEGA_MALLOC=system, or for other commands', async () => {
-    const [own, sys, info] = await Promise.all([
+  it('runs in place when the user set a variable, chose MEGA_MALLOC=system, for other commands, and as a --workers launcher', async () => {
+    const [own, sys, info, workers] = await Promise.all([
       mega(['train', '--no-such-flag'], { ...UNSET, MALLOC_MMAP_THRESHOLD_: '65536' }),
       mega(['train', '--no-such-flag'], { ...UNSET, MEGA_MALLOC: 'system' }),
       mega(['--version'], UNSET),
+      mega(['train', '--workers', '2', '--no-such-flag'], UNSET), // a launcher: its workers get the settings
     ]);
     expect(own.code, own.stderr).toBe(2);
     expect(probes(own.stderr)).toEqual(['mmap=65536']);
@@ -56,5 +57,7 @@ describe('malloc settings', () => {
     expect(probes(sys.stderr)).toEqual(['mmap=undefined']);
     expect(info.code, info.stderr).toBe(0);
     expect(probes(info.stderr)).toEqual(['mmap=undefined']);
+    expect(workers.code, workers.stderr).toBe(2);
+    expect(probes(workers.stderr)).toEqual(['mmap=undefined']);
   }, 90000);
 });
