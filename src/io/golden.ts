@@ -1,6 +1,6 @@
 /**
  * Reader/writer for `mega-golden/1` reference files (one msgpack map per case; see
- * `test/golden/FORMAT.md` / `shared/golden/FORMAT.md`).
+ * `test/golden/FORMAT.md`).
  *
  * Tensors are maps `{dtype: "f64"|"f32"|"i64"|"bool", shape: [ints], data: bin}` holding raw
  * little-endian C-contiguous bytes. They are decoded to `RawTensor` (i64 → Int32Array with a range

@@ -1,5 +1,5 @@
 /**
- * fairseq Mega checkpoint → mega-ts model (spec §8.7).
+ * fairseq Mega checkpoint → mega-ts model (docs/MEGA.md §8.7).
  *
  * A released checkpoint (`torch.save` zip + pickle, read without running code by `io/pt.ts`)
  * holds `args` (the argparse namespace of the training run: `arch`, every model field) and

@@ -4,8 +4,6 @@
  * pickles of shared references nested wide and deep, deeply nested lists, huge APPENDS, and a
  * safetensors header nested 200k levels.
  */
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { constants as zc, deflateRawSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CheckpointError } from '../../src/io/errors.js';
