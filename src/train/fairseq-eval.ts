@@ -34,6 +34,7 @@ import { argmax } from '../tensor/kernels.js';
 import { fromStorage, type Tensor } from '../tensor/tensor.js';
 import { ConfigError } from './errors.js';
 import { importFairseq, isZip, type ImportedModel } from './fairseq-import.js';
+import { checkImageChunk } from './tasks/fairseq-layout.js';
 
 /** fairseq task names of the release and the mega-ts names they correspond to. */
 export const FAIRSEQ_TASKS = ['lra-text', 'lra-image', 'language_modeling', 'translation'] as const;
@@ -124,6 +125,7 @@ function evalLra(fm: FairseqModel, data: string, split: string): FairseqEvalResu
   if (a.task === 'lra-image') {
     const norm = Array.isArray(a.pixel_normalization) ? (a.pixel_normalization as number[]) : [0.5, 0.5];
     examples = readLraImage(data, split, { mean: norm[0]!, std: norm[1]!, maxPositions, numClasses });
+    checkImageChunk(examples[0] && 'values' in examples[0] ? examples[0].values.length : 0, a.chunk_size, `${data}/input/${split}.src`);
   } else {
     const r = readLraText(data, split, { maxPositions, prependCls: a.sen_rep_type === 'cls' });
     checkDictSize(fm.imp, r.dictionary.size, `${data}/src-bin/dict.txt (+ <CLS>)`, fm.path);
