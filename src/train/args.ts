@@ -1,6 +1,6 @@
 /**
  * Options of `mega train` / `mega eval`: one schema of fairseq-named settings (snake_case inside,
- * `--kebab-case` on the command line), the per-task defaults, the published recipes (spec §8.6) as
+ * `--kebab-case` on the command line), the per-task defaults, the published recipes (docs/MEGA.md §8.6) as
  * per-arch defaults, JSON config files, and validation.
  *
  * Precedence (lowest first): generic defaults → task defaults → recipe of the arch → `--config FILE`
@@ -9,10 +9,10 @@
  * Model settings (`encoder_embed_dim`, `norm_type`, ...) are passed through to the model builder
  * under their fairseq names and override the arch preset (see `arch.ts`).
  */
-import { readFileSync } from 'node:fs';
+import { readFileBounded } from '../io/read.js';
 import { ConfigError } from './errors.js';
 import { DIST_TRAIN_OPTIONS } from './distributed.js';
-import { canonicalKey, coerce, parseFlags, type OptSpec, type OptSchema, type OptType, type OptValue } from './flags.js';
+import { canonicalKey, coerce, type OptSpec, type OptSchema, type OptType, type OptValue } from './flags.js';
 import { applyFairseqNames, checkFairseqConsistency, FAIRSEQ_TASK_NAMES, FAIRSEQ_TRAIN_OPTIONS } from './fairseq-options.js';
 
 export { canonicalKey, parseFlags, type OptSpec, type OptType } from './flags.js';
@@ -219,7 +219,7 @@ const RECIPE_TABLE: Record<string, Record<string, unknown>> = {
 };
 
 /**
- * The published recipes (spec §8.6) as defaults for their arch: hyperparameters and the model
+ * The published recipes (docs/MEGA.md §8.6) as defaults for their arch: hyperparameters and the model
  * settings the READMEs override (attention function, attention dropout, norm, pre-norm). Arch
  * aliases share their recipe.
  */
@@ -237,8 +237,9 @@ export const RECIPES: Readonly<Record<string, Readonly<Record<string, unknown>>>
 export function readConfigFile(path: string, schema: Readonly<Record<string, OptSpec>> = TRAIN_OPTIONS): Record<string, unknown> {
   let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    text = new TextDecoder().decode(readFileBounded(path, ConfigError, 1 << 24));
   } catch (e) {
+    if (e instanceof ConfigError) throw e;
     throw new ConfigError(`${path}: cannot read config file (${(e as Error).message.split('\n')[0]})`);
   }
   let obj: unknown;
