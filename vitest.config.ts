@@ -6,6 +6,7 @@ import { configDefaults, defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    globalSetup: ['test/global-setup.ts'], // one summary line of the tests skipped for a missing system piece
     exclude: [...configDefaults.exclude.filter((p) => p !== '**/dist/**'), 'dist/**'],
     testTimeout: 180_000,
     hookTimeout: 180_000,

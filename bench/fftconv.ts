@@ -20,7 +20,8 @@
  * faster, as in matmul's GFLOP/s ratios), one row per baseline.
  */
 import { fftConvCpu } from '../src/tensor/backends/cpu/fftconv.js';
-import { getNumThreads, simdStatus } from '../src/tensor/backends/cpu/matmul.js';
+import { getNumThreads } from '../src/tensor/backends/cpu/pool.js';
+import { simdStatus } from '../src/tensor/backends/cpu/wasm/runtime.js';
 import { fftConv } from '../src/tensor/kernels.js';
 import { fromStorage, type Tensor } from '../src/tensor/tensor.js';
 import { caseId, note, report, selected, type BenchOptions, type BenchResult } from './report.js';

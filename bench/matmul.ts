@@ -5,7 +5,9 @@
  * only — TF.js `tfjs-backend-cpu` and `tfjs-backend-wasm` (loaded offline from the .wasm files in
  * node_modules). mega-ts-cpu rows carry `ratio` = mega-ts-cpu / baseline, one row per baseline.
  */
-import { gemm, gemmReference, getNumThreads, simdStatus } from '../src/tensor/backends/cpu/matmul.js';
+import { gemm, gemmReference } from '../src/tensor/backends/cpu/gemm.js';
+import { getNumThreads } from '../src/tensor/backends/cpu/pool.js';
+import { simdStatus } from '../src/tensor/backends/cpu/wasm/runtime.js';
 import { caseId, note, report, selected, type BenchOptions, type BenchResult } from './report.js';
 import { fill, loadTf } from './tfjs.js';
 import { timeMedian } from './timing.js';

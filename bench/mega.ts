@@ -8,8 +8,8 @@
  *   impl `mega-ts-cpu` (the SIMD kernels), `mega-ts-cpu-sysmalloc` (same, glibc malloc defaults,
  *   compared with `pytorch-sysmalloc`),
  *   `mega-ts-ts` (plain-TS reference kernels, `MEGA_SIMD=0`), and `pytorch` (bench/torch_mega.py
- *   with Debian's python3-torch; with OpenBLAS when `MEGA_OPENBLAS_DIR` or the default scratch
- *   path holds it). mega-ts rows carry `ratio` = mega-ts / PyTorch tokens/s. Every measurement
+ *   with Debian's python3-torch; with OpenBLAS when `MEGA_OPENBLAS_DIR` or the system's
+ *   openblas-pthread folder holds it). mega-ts rows carry `ratio` = mega-ts / PyTorch tokens/s. Every measurement
  *   runs in its own process, with the malloc settings of {@link mallocEnv}.
  * - `mega-scale/mega-ts-cpu/f32/<L>x<B>x128` for L = 1k, 4k, 16k (B 4; env `MEGA_BENCH_SCALE_B`
  *   changes B): one child process per length, so each row's peak RSS is its own. Reports ms per
@@ -22,7 +22,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as F from '../src/autograd/index.js';
 import { MovingAverageGatedAttention } from '../src/mega/attention.js';
-import { getNumThreads } from '../src/tensor/backends/cpu/matmul.js';
+import { getNumThreads } from '../src/tensor/backends/cpu/pool.js';
 import { Generator, randNormal } from '../src/tensor/random.js';
 import { caseId, note, report, selected, type BenchOptions, type BenchResult } from './report.js';
 import { timeMedian } from './timing.js';
@@ -59,9 +59,13 @@ function timeStep(L: number, B: number, C: number, maxMs = 6000): number {
   return timeMedian(step, { warmup: 2, warmupMs: 500, minReps: 3, maxReps: 11, maxMs });
 }
 
-/** Where the PyTorch OpenBLAS libraries were unpacked (BACKENDS.md), if anywhere. */
+/**
+ * OpenBLAS for the PyTorch baseline: `MEGA_OPENBLAS_DIR`, else the system's (Debian's
+ * libopenblas0-pthread installs it under the multiarch library folder), if it holds libblas.so.3.
+ */
 function openblasDir(): string | undefined {
-  const cands = [process.env.MEGA_OPENBLAS_DIR, '/work/scratch/openblas/root/usr/lib/x86_64-linux-gnu/openblas-pthread'];
+  const multiarch = ({ x64: 'x86_64-linux-gnu', arm64: 'aarch64-linux-gnu' } as Record<string, string>)[process.arch];
+  const cands = [process.env.MEGA_OPENBLAS_DIR, multiarch ? `/usr/lib/${multiarch}/openblas-pthread` : undefined];
   return cands.find((d) => d !== undefined && d !== '' && existsSync(path.join(d, 'libblas.so.3')));
 }
 

@@ -14,7 +14,7 @@ import { runMatmulBench } from './matmul.js';
 import { runAllreduceBench } from './allreduce.js';
 import { runFftconvBench } from './fftconv.js';
 import { note, setReportFormat, type BenchOptions } from './report.js';
-import { setNumThreads } from '../src/tensor/backends/cpu/matmul.js';
+import { setNumThreads } from '../src/tensor/backends/cpu/pool.js';
 
 /** Every benchmark module: register new ones here. `name` is matched by `--filter` too. */
 const BENCHES: { name: string; run: (opts: BenchOptions) => Promise<void> }[] = [

@@ -5,7 +5,7 @@
  * off (first-order gradients only).
  */
 import { ones } from '../tensor/create.js';
-import { ShapeError } from '../tensor/errors.js';
+import { ShapeError, TensorError } from '../tensor/errors.js';
 import { binary, cast, copy } from '../tensor/kernels.js';
 import { sameShape } from '../tensor/shape.js';
 import { Tensor, type GradFn } from '../tensor/tensor.js';
@@ -95,7 +95,7 @@ function topoOrder(root: Tensor): Tensor[] {
  * `.grad` of every reachable leaf with `requiresGrad`.
  */
 export function backward(root: Tensor, grad?: Tensor): void {
-  if (!root.requiresGrad) throw new ShapeError('backward: the tensor does not require grad (nothing to differentiate)');
+  if (!root.requiresGrad) throw new TensorError('backward: the tensor does not require grad (nothing to differentiate)');
   if (!grad && root.size !== 1) throw new ShapeError(`backward: a gradient is needed for a non-scalar root of shape [${root.shape}]`);
   const g0 = grad ?? ones(root.shape, root.dtype);
   if (!sameShape(g0.shape, root.shape)) throw new ShapeError(`backward: gradient shape [${g0.shape}] differs from root shape [${root.shape}]`);

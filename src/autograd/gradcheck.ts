@@ -4,17 +4,20 @@
  * random weighting, so that every output element matters) is compared with the analytic
  * gradient from `backward`.
  */
-import { DTypeError } from '../tensor/errors.js';
+import { DTypeError, TensorError } from '../tensor/errors.js';
 import { Generator, randNormal } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { backward, noGrad } from './engine.js';
 import { mul } from './ops/arith.js';
 import { sum } from './ops/reduce.js';
 
-/** Result of a gradient check: worst error and where. */
+/** Result of a gradient check. */
 export interface GradcheckResult {
+  /** Every element within `atol + rtol·|numeric|`. */
   ok: boolean;
+  /** Largest `|analytic − numeric|` over all elements. */
   maxError: number;
+  /** The element most out of its tolerance (a failing one whenever `ok` is false), with both values. */
   where: string;
 }
 
@@ -26,13 +29,12 @@ export function gradcheck(fn: (...xs: Tensor[]) => Tensor, inputs: Tensor[], { h
   const objective = (): number => noGrad(() => sum(mul(fn(...inputs), w)).item());
   for (const x of inputs) x.grad = null;
   backward(sum(mul(out0, w)));
-  let worst = 0, where = '';
-  let ok = true;
+  let maxError = 0, worstExcess = -Infinity, where = '';
   inputs.forEach((x, i) => {
     if (!x.requiresGrad) return;
     const analytic = x.grad ? x.grad.toArray() : new Array<number>(x.size).fill(0);
     // perturb through the storage positions of a contiguous leaf
-    if (!x.isContiguous()) throw new DTypeError('gradcheck: inputs must be contiguous leaves (views are made inside fn)');
+    if (!x.isContiguous()) throw new TensorError('gradcheck: inputs must be contiguous leaves (views are made inside fn)');
     const s = x.storage;
     for (let e = 0; e < x.size; e++) {
       const p = x.offset + e;
@@ -45,11 +47,13 @@ export function gradcheck(fn: (...xs: Tensor[]) => Tensor, inputs: Tensor[], { h
       const numeric = (fp - fm) / (2 * h);
       const err = Math.abs(numeric - analytic[e]);
       const tol = atol + rtol * Math.abs(numeric);
-      if (err > tol) ok = false;
-      if (err - tol > worst - 0 || where === '') {
-        if (err > worst) { worst = err; where = `input ${i} element ${e}: analytic ${analytic[e]}, numeric ${numeric}`; }
+      maxError = Math.max(maxError, err);
+      const excess = Number.isNaN(err) ? Infinity : err - tol; // a NaN gradient fails
+      if (excess > worstExcess) {
+        worstExcess = excess;
+        where = `input ${i} element ${e}: analytic ${analytic[e]}, numeric ${numeric}`;
       }
     }
   });
-  return { ok, maxError: worst, where };
+  return { ok: worstExcess <= 0, maxError, where };
 }

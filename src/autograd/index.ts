@@ -4,7 +4,7 @@ export * from './gradcheck.js';
 export * from './ops/activation.js';
 export * from './ops/arith.js';
 export * from './ops/conv.js';
-export * from './ops/index.js';
+export * from './ops/indexing.js';
 export * from './ops/linalg.js';
 export * from './ops/nn.js';
 export * from './ops/reduce.js';

@@ -4,15 +4,48 @@
  * fairseq `.pt` (imported on the fly).
  */
 import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { BYTE_VOCAB_SIZE, Dictionary, EOS, decodeText, encodeText } from '../data/vocab.js';
 import type { TaskInfo } from '../mega/models/common.js';
 import { MegaLanguageModel } from '../mega/models/lm.js';
 import { MegaModel, type EncoderOut } from '../mega/models/nmt.js';
 import { ConfigError } from '../nn/errors.js';
-import { beamSearch, sampleLm, type Seq2SeqDecoder } from '../train/generate.js';
+import { maxInputLength } from '../train/arch.js';
+import { beamSearch, newTokensWithin, sampleLm, type Seq2SeqDecoder } from '../train/generate.js';
 import { loadModelFile } from '../train/fairseq-import.js';
+import { flagName, parseFlags, type OptSpec } from '../train/flags.js';
+import { loadFairseqModel } from '../train/fairseq-eval.js';
+import { generateFairseq } from '../train/fairseq-generate.js';
 import { UsageError } from './errors.js';
+
+const S = (type: OptSpec['type'], help: string, extra: Partial<OptSpec> = {}): OptSpec => ({ type, help, group: 'main', ...extra });
+const FS = (type: OptSpec['type'], help: string, extra: Partial<OptSpec> = {}): OptSpec => ({ type, help, group: 'fairseq', ...extra });
+
+/** Options of `mega generate` (fairseq-generate's names included). */
+export const GENERATE_OPTIONS: Readonly<Record<string, OptSpec>> = {
+  prompt: S('string', 'LM prompt text'), prompt_ids: S('string', 'LM prompt as token ids'), no_prefix_eos: S('boolean', 'no </s> before the prompt'),
+  max_new_tokens: S('string', 'tokens to generate'), greedy: S('boolean', 'greedy decoding'), temperature: S('string', 'sampling temperature'),
+  top_k: S('string', 'top-k sampling'), num_samples: S('string', 'samples'), seed: S('string', 'sampler seed'), no_stop_at_eos: S('boolean', 'do not stop at </s>'),
+  src: S('string', 'source sentence', { repeat: true }), src_ids: S('string', 'source token ids', { repeat: true }),
+  beam: S('string', 'beam size'), nbest: S('string', 'hypotheses per sentence'), lenpen: S('string', 'length penalty'),
+  max_len_a: S('string', 'max length A'), max_len_b: S('string', 'max length B'), min_len: S('string', 'minimum length'), unkpen: S('string', 'unk penalty'),
+  dict: S('string', 'dict.txt'), dtype: S('string', 'f32 or f64', { choices: ['f32', 'f64'] }), json: S('boolean', 'one JSON line'),
+  path: FS('string', 'fairseq checkpoint (.pt): mega generate DATA --path CKPT.pt'),
+  gen_subset: FS('string', 'split of DATA to translate (default test)'),
+  source_lang: FS('string', 'source language (default: the checkpoint\'s)', { short: 's' }),
+  target_lang: FS('string', 'target language (default: the checkpoint\'s)', { short: 't' }),
+  batch_size: FS('string', 'sentences per batch (default 1)'), max_sentences: FS('string', 'fairseq name of --batch-size', { aliasOf: 'batch_size' }),
+  cpu: FS('boolean', '', { infra: 'mega-ts computes on the CPU unless --backend gpujs is given' }),
+  fp16: FS('boolean', '', { infra: 'not supported; generation runs in float32' }),
+  num_workers: FS('int', '', { infra: 'no data-loader workers here (data is read in the main thread)' }),
+  log_format: FS('string', '', { infra: 'output is fixed: fairseq-generate\'s lines, or one JSON line with --json' }),
+};
+
+interface GenerateValues {
+  help?: boolean; prompt?: string; prompt_ids?: string; no_prefix_eos?: boolean; max_new_tokens?: string; greedy?: boolean; temperature?: string;
+  top_k?: string; num_samples?: string; seed?: string; no_stop_at_eos?: boolean; src?: string[]; src_ids?: string[]; beam?: string; nbest?: string;
+  lenpen?: string; max_len_a?: string; max_len_b?: string; min_len?: string; unkpen?: string; dict?: string; dtype?: string; json?: boolean;
+  path?: string; gen_subset?: string; source_lang?: string; target_lang?: string; batch_size?: string;
+}
 
 export const GENERATE_HELP = `Usage: mega generate [options] CKPT
 
@@ -24,7 +57,8 @@ Language model (MegaLanguageModel): continues a prompt. </s> is put in front of 
 fairseq LMs are trained with it (--no-prefix-eos to leave it out).
   --prompt TEXT        prompt: words of --dict, else UTF-8 bytes when the vocabulary is byte-level
   --prompt-ids IDS     prompt as token ids ("5 9 12" or "5,9,12")
-  --max-new-tokens N   tokens to generate (default 50); stops early at </s> unless --no-stop-at-eos
+  --max-new-tokens N   tokens to generate (default 50); stops early at </s> unless --no-stop-at-eos,
+                       and at the model's positions (max_target_positions of an unchunked model)
   --greedy             take the most likely token at each step (= --temperature 0)
   --temperature T      sampling temperature (default 1)
   --top-k K            sample among the K most likely tokens only (default 0: all)
@@ -42,13 +76,20 @@ Translation (MegaModel): beam search (fairseq's sequence generator: </s> starts 
   --max-len-b B
   --min-len N          minimum output length (default 1)
 
+fairseq-generate over a translation data folder (a fairseq checkpoint; its stored args):
+  mega generate DATA --path CKPT.pt [--gen-subset test] [-s en -t de] [--batch-size N] [--beam N]
+                [--nbest N] [--max-len-a A --max-len-b B] [--min-len N] [--lenpen F] [--unkpen F]
+  prints fairseq's S-/T-/H-/D-/P- lines (scores in base 2, fairseq's order) and its BLEU4 line.
+  --cpu, --fp16, --num-workers, --log-format are accepted; each prints what it becomes here.
+
 Common:
   --dict FILE          fairseq dict.txt ("<word> <count>" lines; ids from 4) mapping words ↔ ids
   --dtype f32|f64      computation precision (default f32)
   --json               print one final JSON line with the results
 
 Output: per LM sample "H-i<TAB>logprob<TAB>text"; per source sentence "S-i<TAB>source", then per
-hypothesis "H-i<TAB>score<TAB>text" and "P-i<TAB>per-token log-probabilities".`;
+hypothesis "H-i<TAB>score<TAB>text" and "P-i<TAB>per-token log-probabilities". On a terminal, the
+text of a single LM sample also appears on stderr token by token as it is generated.`;
 
 function parseIds(s: string, what: string, V: number): number[] {
   const parts = s.split(/[\s,]+/).filter((x) => x !== '');
@@ -104,57 +145,106 @@ function makeCodec(V: number, dictPath: string | undefined): Codec {
   };
 }
 
+/** Positions an LM checkpoint's model can see (undefined: unlimited, i.e. chunked). */
+function lmMaxPositions(modelArgs: Record<string, unknown>): number | undefined {
+  const n = maxInputLength('mega_lm', modelArgs).source;
+  return typeof n === 'number' && Number.isFinite(n) && n > 0 ? n : undefined;
+}
+
+/** Writes a sample's text to stderr as its tokens come (the final output still goes to stdout). */
+function liveText(codec: Codec): { push: (sample: number, token: number) => void; end: () => void } {
+  const toks: number[] = [];
+  let shown = '';
+  return {
+    push: (_sample, token) => {
+      toks.push(token);
+      const text = codec.kind === 'ids' ? toks.join(' ') : codec.decode(toks);
+      // a byte-level text may end inside a UTF-8 character: show only what is settled
+      if (text.startsWith(shown) && !text.endsWith('\uFFFD')) {
+        process.stderr.write(text.slice(shown.length));
+        shown = text;
+      }
+    },
+    end: () => {
+      if (toks.length) process.stderr.write('\n');
+    },
+  };
+}
+
+/** `mega generate DATA --path CKPT.pt ...`: fairseq-generate over a split of a translation data folder. */
+function fairseqGenerate(values: GenerateValues, positionals: string[], out: (s: string) => void): number {
+  if (positionals.length !== 1) throw new UsageError(`expected one DATA folder with --path, got ${positionals.length} argument(s) (see mega generate --help)`);
+  const beam = num(values.beam, 'beam', 5, { int: true, min: 1 });
+  const nbest = num(values.nbest, 'nbest', 1, { int: true, min: 1 });
+  if (nbest > beam) throw new UsageError(`--nbest ${nbest} exceeds --beam ${beam}`);
+  const fm = loadFairseqModel(values.path!);
+  const r = generateFairseq(fm, positionals[0]!, {
+    split: values.gen_subset ?? 'test', beam, nbest, batchSize: num(values.batch_size, 'batch-size', 1, { int: true, min: 1 }),
+    maxLenA: num(values.max_len_a, 'max-len-a', 0, { min: 0 }), maxLenB: num(values.max_len_b, 'max-len-b', 200, { int: true, min: 1 }),
+    minLen: num(values.min_len, 'min-len', 1, { int: true, min: 0 }), lenpen: num(values.lenpen, 'lenpen', 1), unkpen: num(values.unkpen, 'unkpen', 0),
+    sourceLang: values.source_lang, targetLang: values.target_lang,
+  });
+  if (values.json) out(JSON.stringify({ mode: 'fairseq-generate', checkpoint: values.path, data: positionals[0], lines: r.lines, hypotheses: r.hypotheses, bleu: r.bleu }));
+  else for (const l of r.lines) out(l);
+  return 0;
+}
+
 /** Runs the command; returns the exit code. */
 export function generateCommand(argv: string[], out: (s: string) => void): number {
-  const { values, positionals } = parseArgs({
-    args: argv, allowPositionals: true,
-    options: {
-      prompt: { type: 'string' }, 'prompt-ids': { type: 'string' }, 'no-prefix-eos': { type: 'boolean', default: false },
-      'max-new-tokens': { type: 'string' }, greedy: { type: 'boolean', default: false }, temperature: { type: 'string' },
-      'top-k': { type: 'string' }, 'num-samples': { type: 'string' }, seed: { type: 'string' }, 'no-stop-at-eos': { type: 'boolean', default: false },
-      src: { type: 'string', multiple: true }, 'src-ids': { type: 'string', multiple: true }, beam: { type: 'string' }, nbest: { type: 'string' },
-      lenpen: { type: 'string' }, 'max-len-a': { type: 'string' }, 'max-len-b': { type: 'string' }, 'min-len': { type: 'string' },
-      dict: { type: 'string' }, dtype: { type: 'string', default: 'f32' }, json: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h' },
-    },
-  });
+  const parsed = parseFlags(argv, GENERATE_OPTIONS, 'generate');
+  const values = parsed.values as GenerateValues;
+  const positionals = parsed.positionals;
   if (values.help) {
     out(GENERATE_HELP);
     return 0;
   }
-  const dtype = values.dtype;
+  for (const n of parsed.notes) process.stderr.write(`mega generate: ${n}\n`);
+  if (values.path !== undefined) return fairseqGenerate(values, positionals, out);
+  const dtype = values.dtype ?? 'f32';
   if (dtype !== 'f32' && dtype !== 'f64') throw new UsageError(`--dtype must be f32 or f64, got '${dtype}'`);
   if (positionals.length !== 1) throw new UsageError(`expected one checkpoint, got ${positionals.length} argument(s) (see mega generate --help)`);
   const ckpt = positionals[0];
-  const lmFlags = ['prompt', 'prompt-ids', 'max-new-tokens', 'temperature', 'top-k', 'num-samples', 'seed'].filter((k) => values[k as keyof typeof values] !== undefined);
-  const mtFlags = ['src', 'src-ids', 'beam', 'nbest', 'lenpen', 'max-len-a', 'max-len-b', 'min-len'].filter((k) => values[k as keyof typeof values] !== undefined);
+  const lmFlags = (['prompt', 'prompt_ids', 'max_new_tokens', 'temperature', 'top_k', 'num_samples', 'seed'] as const).filter((k) => values[k] !== undefined).map(flagName);
+  const mtFlags = (['src', 'src_ids', 'beam', 'nbest', 'lenpen', 'max_len_a', 'max_len_b', 'min_len'] as const).filter((k) => values[k] !== undefined).map(flagName);
   const loaded = loadModelFile(ckpt, { dtype });
   const task = (loaded.model as { task?: TaskInfo }).task;
   const V = task?.dictionary_size ?? 0;
 
   if (loaded.model instanceof MegaLanguageModel) {
-    if (mtFlags.length) throw new UsageError(`--${mtFlags[0]} is for translation models; ${ckpt} holds a MegaLanguageModel`);
+    if (mtFlags.length) throw new UsageError(`${mtFlags[0]} is for translation models; ${ckpt} holds a MegaLanguageModel`);
     const lm = loaded.model;
     const codec = makeCodec(V, values.dict);
-    if (values.prompt !== undefined && values['prompt-ids'] !== undefined) throw new UsageError('give --prompt or --prompt-ids, not both');
-    const body = values['prompt-ids'] !== undefined ? parseIds(values['prompt-ids'], '--prompt-ids', V) : values.prompt !== undefined ? codec.encode(values.prompt, '--prompt') : [];
-    const prompt = values['no-prefix-eos'] ? body : [EOS, ...body];
+    if (values.prompt !== undefined && values.prompt_ids !== undefined) throw new UsageError('give --prompt or --prompt-ids, not both');
+    const body = values.prompt_ids !== undefined ? parseIds(values.prompt_ids, '--prompt-ids', V) : values.prompt !== undefined ? codec.encode(values.prompt, '--prompt') : [];
+    const prompt = values.no_prefix_eos ? body : [EOS, ...body];
     if (prompt.length === 0) throw new UsageError('empty prompt (with --no-prefix-eos give --prompt or --prompt-ids)');
     const temperature = num(values.temperature, 'temperature', 1, { min: 0 });
+    const maxPositions = lmMaxPositions(loaded.spec.modelArgs);
+    if (maxPositions !== undefined && prompt.length > maxPositions) {
+      throw new UsageError(`the prompt has ${prompt.length} tokens${values.no_prefix_eos ? '' : ' (with the leading </s>)'} but the model sees at most ${maxPositions} positions (max_target_positions)`);
+    }
     const opts = {
-      maxNewTokens: num(values['max-new-tokens'], 'max-new-tokens', 50, { int: true, min: 0 }),
+      maxNewTokens: num(values.max_new_tokens, 'max-new-tokens', 50, { int: true, min: 0 }),
       greedy: values.greedy || temperature === 0, temperature,
-      topK: num(values['top-k'], 'top-k', 0, { int: true, min: 0 }),
-      numSamples: num(values['num-samples'], 'num-samples', 1, { int: true, min: 1 }),
+      topK: num(values.top_k, 'top-k', 0, { int: true, min: 0 }),
+      numSamples: num(values.num_samples, 'num-samples', 1, { int: true, min: 1 }),
       seed: num(values.seed, 'seed', 1, { int: true, min: 0 }),
-      eos: values['no-stop-at-eos'] ? null : EOS,
+      eos: values.no_stop_at_eos ? null : EOS,
       chunkSize: lm.decoder.chunkSize,
+      maxPositions,
     };
+    const allowed = maxPositions === undefined ? Infinity : newTokensWithin(maxPositions, prompt.length);
+    if (opts.maxNewTokens > allowed) {
+      process.stderr.write(`mega generate: note: the model sees at most ${maxPositions} positions (max_target_positions) and the prompt takes ${prompt.length}: generating at most ${allowed} of the ${opts.maxNewTokens} tokens asked for\n`);
+    }
+    const live = !values.json && opts.numSamples === 1 && process.stderr.isTTY ? liveText(codec) : null;
     const t0 = performance.now();
-    const r = sampleLm((tokens, state) => lm.forward(tokens, state), prompt, opts);
+    const r = sampleLm((tokens, state) => lm.forward(tokens, state), prompt, { ...opts, onToken: live?.push });
+    live?.end();
     const seconds = (performance.now() - t0) / 1000;
     const samples = r.tokens.map((toks, i) => ({ tokens: toks, text: codec.decode(toks), logprob: r.logProb[i] }));
     if (values.json) {
-      out(JSON.stringify({ mode: 'lm', checkpoint: ckpt, model: loaded.className, prompt, decoding: opts.greedy ? 'greedy' : `sample(temperature=${opts.temperature}, top_k=${opts.topK}, seed=${opts.seed})`, samples, seconds }));
+      out(JSON.stringify({ mode: 'lm', checkpoint: ckpt, model: loaded.className, prompt, decoding: opts.greedy ? 'greedy' : `sample(temperature=${opts.temperature}, top_k=${opts.topK}, seed=${opts.seed})`, samples, stopped_at_max_positions: r.stoppedAtLimit, seconds }));
     } else {
       samples.forEach((s, i) => out(`H-${i}\t${s.logprob.toFixed(4)}\t${codec.kind === 'ids' ? s.tokens.join(' ') : s.text}`));
     }
@@ -162,12 +252,12 @@ export function generateCommand(argv: string[], out: (s: string) => void): numbe
   }
 
   if (loaded.model instanceof MegaModel) {
-    if (lmFlags.length) throw new UsageError(`--${lmFlags[0]} is for language models; ${ckpt} holds a MegaModel (translation)`);
+    if (lmFlags.length) throw new UsageError(`${lmFlags[0]} is for language models; ${ckpt} holds a MegaModel (translation)`);
     const mt = loaded.model;
     const codec = makeCodec(V, values.dict);
     const srcs: number[][] = [];
     for (const s of values.src ?? []) srcs.push([...codec.encode(s, '--src'), EOS]);
-    for (const s of values['src-ids'] ?? []) {
+    for (const s of values.src_ids ?? []) {
       const ids = parseIds(s, '--src-ids', V);
       srcs.push(ids[ids.length - 1] === EOS ? ids : [...ids, EOS]);
     }
@@ -184,8 +274,8 @@ export function generateCommand(argv: string[], out: (s: string) => void): numbe
       maxDecoderPositions: typeof maxPos === 'number' && maxPos > 0 ? maxPos : undefined,
     };
     const opts = {
-      beam, lenPenalty: num(values.lenpen, 'lenpen', 1), maxLenA: num(values['max-len-a'], 'max-len-a', 0, { min: 0 }),
-      maxLenB: num(values['max-len-b'], 'max-len-b', 200, { int: true, min: 1 }), minLen: num(values['min-len'], 'min-len', 1, { int: true, min: 0 }),
+      beam, lenPenalty: num(values.lenpen, 'lenpen', 1), maxLenA: num(values.max_len_a, 'max-len-a', 0, { min: 0 }),
+      maxLenB: num(values.max_len_b, 'max-len-b', 200, { int: true, min: 1 }), minLen: num(values.min_len, 'min-len', 1, { int: true, min: 0 }),
     };
     const t0 = performance.now();
     const hyps = beamSearch(s2s, srcs, opts);

@@ -3,13 +3,13 @@
  * Mega checkpoint to a mega-ts weights file (see `train/fairseq-import.ts`).
  */
 import { existsSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { noGrad } from '../autograd/engine.js';
 import { readGoldenFile } from '../io/golden.js';
 import { CheckpointError } from '../io/errors.js';
 import type { FloatDType } from '../tensor/dtype.js';
 import { importFairseqFile, samePath, saveImported, type ImportedModel } from '../train/fairseq-import.js';
 import { compareTensor, getAdapter, toInputs, type TensorReport } from '../verify/index.js';
+import { parseFlags } from '../train/flags.js';
 import { UsageError } from './errors.js';
 
 export const IMPORT_HELP = `Usage: mega import-fairseq [--dtype f32|f64] [--check FILE] [--json] CKPT.pt OUT
@@ -53,10 +53,13 @@ function runCheck(file: string, imp: ImportedModel, dtype: FloatDType): CheckRes
 
 /** Runs the command; returns the exit code. */
 export function importCommand(argv: string[], out: (s: string) => void): number {
-  const { values, positionals } = parseArgs({
-    args: argv, allowPositionals: true,
-    options: { dtype: { type: 'string', default: 'f32' }, check: { type: 'string' }, json: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h' } },
-  });
+  const parsed = parseFlags(argv, {
+    dtype: { type: 'string', help: 'f32 or f64', group: 'main' },
+    check: { type: 'string', help: 'golden companion file', group: 'main' },
+    json: { type: 'boolean', help: 'one JSON line', group: 'main' },
+  }, 'import-fairseq');
+  const positionals = parsed.positionals;
+  const values = { dtype: 'f32', ...parsed.values } as { help?: boolean; dtype: string; check?: string; json?: boolean };
   if (values.help) {
     out(IMPORT_HELP);
     return 0;

@@ -1,8 +1,9 @@
 /** `mega info [--arch NAME] [--json]`: version, backend, threads, and an arch's parameter count. */
 import { availableParallelism } from 'node:os';
-import { parseArgs } from 'node:util';
 import { getBackend, registeredBackends } from '../tensor/backend.js';
-import { getNumThreads } from '../tensor/backends/cpu/matmul.js';
+import { getNumThreads } from '../tensor/backends/cpu/pool.js';
+import { parseFlags } from '../train/flags.js';
+import { UsageError } from './errors.js';
 import { version } from './main.js';
 
 export const INFO_HELP = `Usage: mega info [--arch NAME] [--json]
@@ -12,7 +13,12 @@ ones, the CPU thread count, and with --arch the parameter count of that architec
 
 /** Runs the command; returns the exit code. */
 export async function infoCommand(argv: string[], out: (s: string) => void): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { arch: { type: 'string' }, json: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h' } } });
+  const { values: v, positionals } = parseFlags(argv, {
+    arch: { type: 'string', help: 'architecture preset', group: 'main' },
+    json: { type: 'boolean', help: 'one JSON line', group: 'main' },
+  }, 'info');
+  const values = v as { help?: boolean; arch?: string; json?: boolean };
+  if (positionals.length && !values.help) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])} (see mega info --help)`);
   if (values.help) {
     out(INFO_HELP);
     return 0;

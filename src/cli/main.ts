@@ -7,7 +7,6 @@ import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { isUserError } from '../errors.js';
 import { UsageError } from './errors.js';
-import { verifyCommand } from './verify.js';
 
 type Command = (argv: string[], out: (s: string) => void) => number | Promise<number>;
 
@@ -27,9 +26,10 @@ const COMMANDS: Record<string, { run: () => Promise<Command>; summary: string }>
   train: { run: async () => (await import('./train.js')).trainCommand, summary: 'train a Mega model (no arguments: small Mega on generated ListOps)' },
   eval: { run: async () => (await import('./eval.js')).evalCommand, summary: 'evaluate a checkpoint on a data split' },
   generate: { run: async () => (await import('./generate.js')).generateCommand, summary: 'sample from an LM / beam-search an NMT model (incremental decoding)' },
+  export: { run: async () => (await import('./export.js')).exportCommand, summary: 'write a model folder (config.json, model.safetensors, dict.txt) for loadModel' },
   'import-fairseq': { run: async () => (await import('./import-fairseq.js')).importCommand, summary: 'convert a fairseq Mega checkpoint (.pt) to mega-ts (safetensors)' },
   info: { run: async () => (await import('./info.js')).infoCommand, summary: 'version, backend, threads, parameter count of an arch' },
-  verify: { run: async () => verifyCommand, summary: 'check golden case files (mega-golden/1) against this implementation' },
+  verify: { run: async () => (await import('./verify.js')).verifyCommand, summary: 'check golden case files (mega-golden/1) against this implementation' },
 };
 
 /**
@@ -38,8 +38,8 @@ const COMMANDS: Record<string, { run: () => Promise<Command>; summary: string }>
  */
 async function applyGlobalOptions(argv: string[]): Promise<string[]> {
   const rest: string[] = [];
-  let backend = process.env.MEGA_BACKEND;
-  let gpu = process.env.MEGA_GPU;
+  let backend: string | undefined; // flags; the environment is read by selectBackend (naming it in errors)
+  let gpu: string | undefined;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const m = /^--(backend|gpu)(?:=(.*))?$/.exec(a);
@@ -52,9 +52,11 @@ async function applyGlobalOptions(argv: string[]): Promise<string[]> {
     if (m[1] === 'backend') backend = v;
     else gpu = v;
   }
-  if ((backend && backend !== 'cpu') || gpu !== undefined) {
+  const envBackend = process.env.MEGA_BACKEND || undefined;
+  const envGpu = process.env.MEGA_GPU || undefined;
+  if (((backend ?? envBackend) && (backend ?? envBackend) !== 'cpu') || (gpu ?? envGpu) !== undefined) {
     const { selectBackend } = await import('../tensor/backends/gpujs/index.js');
-    const sel = selectBackend(backend ?? 'gpujs', { gpu });
+    const sel = selectBackend(backend ?? (envBackend ? undefined : 'gpujs'), gpu === undefined ? {} : { gpu });
     if (sel.reason) process.stderr.write(`mega: ${sel.reason}\n`);
   }
   return rest;
@@ -92,8 +94,8 @@ export async function main(argv: string[]): Promise<number> {
   try {
     return await (await c.run())(await applyGlobalOptions(rest), out);
   } catch (e) {
-    const err = e as Error & { code?: string };
-    const user = isUserError(err) || err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' || err.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' || err.code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL';
+    const err = e as Error;
+    const user = isUserError(err);
     process.stderr.write(`mega ${cmd}: ${err.message}\n`);
     if (!user && process.env.MEGA_DEBUG) process.stderr.write(`${err.stack}\n`);
     return user ? 2 : 1;

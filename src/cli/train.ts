@@ -11,13 +11,10 @@ import { ConfigError } from '../train/errors.js';
 import { formatDuration } from '../train/progress.js';
 import { parseFlags, readConfigFile, resolveTrainArgs, TRAIN_OPTIONS, trainHelp } from '../train/args.js';
 import { runWorkersFromArgv } from '../dist/launch.js';
-import { closeDistributed, isMainProcess } from '../dist/training.js';
+import { closeDistributed, isMainProcess, startDistributed } from '../dist/training.js';
 import { allArchNames } from '../train/arch.js';
+import { pct } from '../train/evaluate.js';
 import { train, TrainingDivergedError, type TrainResult } from '../train/trainer.js';
-
-function pct(x: number): string {
-  return `${(100 * x).toFixed(1)}%`;
-}
 
 /** Human-readable summary lines of a finished run. */
 export function summarize(r: TrainResult): string[] {
@@ -56,14 +53,19 @@ export function mainJobSaveDir(root = 'checkpoints'): string {
 
 /** Runs `mega train`; returns the exit code. */
 export function trainCommand(argv: string[], out: (s: string) => void): number | Promise<number> {
-  const { values, positionals } = parseFlags(argv, TRAIN_OPTIONS, 'train');
+  const { values, positionals, notes } = parseFlags(argv, TRAIN_OPTIONS, 'train');
   if (values.help) {
     out(trainHelp(allArchNames()));
     return 0;
   }
-  if (positionals.length) {
-    throw new ConfigError(`unexpected argument ${JSON.stringify(positionals[0])} (options are --name value; see mega train --help)`);
+  if (positionals.length > 1 || (positionals.length === 1 && values.data !== undefined)) {
+    throw new ConfigError(`unexpected argument ${JSON.stringify(positionals[positionals.length - 1])} (one DATA folder, or --data; options are --name value; see mega train --help)`);
   }
+  if (positionals.length === 1) values.data = positionals[0]; // fairseq's positional data folder
+  if (values.restore_file !== undefined) {
+    throw new ConfigError(`--restore-file ${String(values.restore_file)}: resuming from a fairseq checkpoint is not available yet (use mega eval / mega import-fairseq on it)`);
+  }
+  for (const n of notes) process.stderr.write(`mega train: ${n}\n`);
   const cfg = typeof values.config === 'string' ? readConfigFile(values.config) : {};
   const user: Record<string, unknown> = { ...cfg, ...values };
   if (argv.length === 0) user.save_dir = mainJobSaveDir();
@@ -76,7 +78,7 @@ export function trainCommand(argv: string[], out: (s: string) => void): number |
   const json = user.json === true;
   let result: TrainResult;
   try {
-    result = train(user);
+    result = train(user, { startDist: startDistributed }); // a launched rank joins its job (src/dist)
   } catch (e) {
     closeDistributed();
     if (e instanceof TrainingDivergedError) {

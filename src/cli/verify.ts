@@ -1,5 +1,5 @@
 /** `mega verify [--dtype f64|f32|both] [--verbose] FILE...`: runs golden cases of the `mega-golden/1` schema. */
-import { parseArgs } from 'node:util';
+import { parseFlags } from '../train/flags.js';
 import { runFile, type CaseReport, type Precision } from '../verify/index.js';
 import { UsageError } from './errors.js';
 
@@ -25,7 +25,13 @@ function line(r: CaseReport): string {
 
 /** Runs the command; returns the exit code. */
 export function verifyCommand(argv: string[], out: (s: string) => void): number {
-  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { dtype: { type: 'string', default: 'both' }, verbose: { type: 'boolean', default: false }, json: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h' } } });
+  const parsed = parseFlags(argv, {
+    dtype: { type: 'string', help: 'f64, f32 or both', group: 'main' },
+    verbose: { type: 'boolean', help: 'every tensor', group: 'main' },
+    json: { type: 'boolean', help: 'one JSON line per case', group: 'main' },
+  }, 'verify');
+  const positionals = parsed.positionals;
+  const values = { dtype: 'both', ...parsed.values } as { help?: boolean; dtype: string; verbose?: boolean; json?: boolean };
   if (values.help) {
     out(VERIFY_HELP);
     return 0;

@@ -7,4 +7,3 @@ export { MpiGroup, mpiAvailable } from './mpi.js';
 export * from './ddp.js';
 export * from './training.js';
 export * from './launch.js';
-export * from './options.js';

@@ -2,8 +2,9 @@
  * `mega train --workers N`: the single-host launcher. It starts N copies of the same command as
  * worker processes with torchrun's variables (`RANK`, `WORLD_SIZE`, `LOCAL_RANK`,
  * `LOCAL_WORLD_SIZE`, `MASTER_ADDR=127.0.0.1`, `MASTER_PORT` = a free port) plus
- * `MEGA_LAUNCHER=workers` and `MEGA_RESTART_COUNT`, so each worker takes exactly the code path of a
- * job launched by torchrun. It does no training itself: it supervises.
+ * `MEGA_LAUNCHER=workers`, `MEGA_RESTART_COUNT` and `MEGA_LAUNCHER_PID`, so each worker takes
+ * exactly the code path of a job launched by torchrun. It does no training itself: it supervises.
+ * A worker whose launcher is gone (even SIGKILLed) stops after its current update.
  *
  * Each worker gets `MEGA_THREADS` = its share of the cores (at least 1) unless the user set
  * `MEGA_THREADS` or `--threads`. When a worker fails, the others stop on their own (they lose a
@@ -128,7 +129,7 @@ export async function runWorkers(opts: WorkersOptions): Promise<number> {
           ...(opts.env ?? {}),
           RANK: String(r), WORLD_SIZE: String(n), LOCAL_RANK: String(r), LOCAL_WORLD_SIZE: String(n),
           GROUP_RANK: '0', MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port),
-          MEGA_LAUNCHER: 'workers', MEGA_RESTART_COUNT: String(attempt),
+          MEGA_LAUNCHER: 'workers', MEGA_RESTART_COUNT: String(attempt), MEGA_LAUNCHER_PID: String(process.pid),
         };
         if (!process.env.MEGA_THREADS) env.MEGA_THREADS = String(threads);
         const child = spawn(exe, args, { env, stdio: 'inherit' });

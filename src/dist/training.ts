@@ -21,10 +21,11 @@ import { defaultGenerator } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { DataParallel } from './ddp.js';
 import { detectLauncher, type DistEnv } from './env.js';
-import { DistConfigError } from './errors.js';
+import { DistConfigError, DistError } from './errors.js';
 import { allGatherJson, LocalGroup, type BackendName, type ProcessGroup } from './group.js';
 import { MpiGroup } from './mpi.js';
 import { TcpGroup } from './tcp.js';
+import type { TrainDist } from '../train/distributed.js';
 
 /** Default `--dist-timeout` (seconds). */
 export const DEFAULT_DIST_TIMEOUT_S = 300;
@@ -73,6 +74,17 @@ export function isMainProcess(env: Readonly<Record<string, string | undefined>> 
   }
 }
 
+/**
+ * A worker of `mega train --workers` stops when its launcher is gone (killed, even by SIGKILL: the
+ * worker is then re-parented, so its parent pid is no longer `MEGA_LAUNCHER_PID`).
+ * @throws DistError after update `update` when the launcher is gone
+ */
+export function checkLauncher(update: number, env: Readonly<Record<string, string | undefined>> = process.env): void {
+  const launcher = env.MEGA_LAUNCHER_PID;
+  if (launcher === undefined || env.MEGA_LAUNCHER !== 'workers' || process.ppid === Number(launcher)) return;
+  throw new DistError(`the --workers launcher (pid ${launcher}) is gone; stopping after update ${update}`);
+}
+
 /** Options the trainer reads (fairseq-style names). */
 export interface DistTrainArgs {
   dist_backend?: unknown;
@@ -110,7 +122,7 @@ export function closeDistributed(): void {
 const PER_RANK_KEYS = new Set(['json', 'quiet', 'threads', 'config', 'help', 'save_dir', 'data', 'workers', 'max_restarts', 'dist_backend', 'dist_timeout', 'overwrite', '__user']);
 
 /** The trainer's handle on a distributed job (see the file comment). */
-export class DistTraining {
+export class DistTraining implements TrainDist {
   readonly rank: number;
   readonly worldSize: number;
   /** Rank 0: prints, writes checkpoints and logs. */
@@ -184,6 +196,7 @@ export class DistTraining {
    * update U, in the first attempt of a job only (not after a restart).
    */
   afterUpdate(update: number): void {
+    checkLauncher(update);
     const f = process.env.MEGA_DIST_FAULT;
     if (!f || this.env.restartCount > 0) return;
     const m = /^(kill|stop):(\d+)@(\d+)$/.exec(f);

@@ -8,7 +8,8 @@
  * file buffer at arbitrary (unaligned) byte offsets. Every structural problem raises `FormatError`.
  */
 import { readFileSync } from 'node:fs';
-import { type Options, Packr, Unpackr } from 'msgpackr';
+import { createRequire } from 'node:module';
+import type { Options, Packr, Unpackr } from 'msgpackr';
 import { FormatError, describeValue } from './errors.js';
 import {
   type RawTensor, type SourceDType, SOURCE_ITEMSIZE, checkRawTensor, checkShape, decodeLE, encodeLE,
@@ -80,8 +81,26 @@ const REQUIRED_KEYS = ['format', 'case', 'module', 'config', 'mode', 'procedure'
 
 // int64AsType 'auto' (runtime option of msgpackr >= 1.10, missing from its typings): int64/uint64
 // within +-2^53 decode to number, larger ones to bigint (the default would give bigint for all).
-const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, int64AsType: 'auto' } as unknown as Options);
-const packr = new Packr({ useRecords: false, mapsAsObjects: true });
+let codec: { unpackr: Unpackr; packr: Packr } | undefined;
+/**
+ * The msgpack codec, loaded on first use: msgpackr is an optional package needed only for golden
+ * files (`mega verify`, `mega import-fairseq --check`, the tests).
+ * @throws FormatError naming the package when it is not installed
+ */
+function msgpack(): { unpackr: Unpackr; packr: Packr } {
+  if (codec) return codec;
+  let m: typeof import('msgpackr');
+  try {
+    m = createRequire(import.meta.url)('msgpackr') as typeof import('msgpackr');
+  } catch (e) {
+    throw new FormatError(`golden files (mega-golden/1 msgpack) need the optional package msgpackr: npm install msgpackr (${(e as Error).message.split('\n')[0]})`);
+  }
+  codec = {
+    unpackr: new m.Unpackr({ useRecords: false, mapsAsObjects: true, int64AsType: 'auto' } as unknown as Options),
+    packr: new m.Packr({ useRecords: false, mapsAsObjects: true }),
+  };
+  return codec;
+}
 
 type Obj = Record<string, unknown>;
 
@@ -168,7 +187,7 @@ function expectEnum<T extends string>(v: unknown, allowed: readonly T[], path: s
 export function decodeGolden(bytes: Uint8Array): GoldenCase {
   let top: unknown;
   try {
-    top = unpackr.unpack(bytes.subarray(0)); // fresh view: msgpackr caches a `dataView` property on its input
+    top = msgpack().unpackr.unpack(bytes.subarray(0)); // fresh view: msgpackr caches a `dataView` property on its input
   } catch (e) {
     throw new FormatError(`golden data (${bytes.length} bytes) is not valid msgpack: ${(e as Error).message}`, { cause: e });
   }
@@ -271,7 +290,7 @@ export function encodeGolden(c: GoldenCase): Uint8Array {
   const src = c as unknown as Obj;
   const o: Obj = {};
   for (const k of order) if (src[k] !== undefined) setKey(o, k, encodeTree(src[k], `${c.case}.${k}`));
-  const packed = packr.pack(o);
+  const packed = msgpack().packr.pack(o);
   const out = new Uint8Array(packed.length); // own the bytes: msgpackr may reuse its pack buffer
   out.set(packed);
   return out;

@@ -10,6 +10,7 @@ import { arange, fromArray } from '../tensor/create.js';
 import { allocate, type FloatDType } from '../tensor/dtype.js';
 import { defaultGenerator, type Generator } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
+import { ShapeError } from '../tensor/errors.js';
 import { ConfigError } from '../nn/errors.js';
 import { normal } from '../nn/init.js';
 import { Module } from '../nn/module.js';
@@ -121,11 +122,11 @@ export class MultiHeadEMA extends Module {
    */
   forward(x: Tensor, paddingMask?: Tensor | null, state?: IncrementalState | null): Tensor {
     if (x.ndim !== 3 || x.shape[2] !== this.embedDim) {
-      throw new ConfigError(`MultiHeadEMA: expected input L × B × ${this.embedDim}, got [${x.shape}]`);
+      throw new ShapeError(`MultiHeadEMA: expected input L × B × ${this.embedDim}, got [${x.shape}]`);
     }
     const [L, B] = x.shape;
     if (paddingMask && (paddingMask.ndim !== 2 || paddingMask.shape[0] !== B || paddingMask.shape[1] !== L)) {
-      throw new ConfigError(`MultiHeadEMA: padding mask must be B × L = [${B}, ${L}], got [${paddingMask.shape}]`);
+      throw new ShapeError(`MultiHeadEMA: padding mask must be B × L = [${B}, ${L}], got [${paddingMask.shape}]`);
     }
     if (state && this.bidirectional) throw new ConfigError('MultiHeadEMA: a bidirectional EMA does not support incremental state');
     const residual = F.mul(x, this.omega); // L × B × D (unmasked input)

@@ -2,6 +2,9 @@
  * The kernel registry: a kernel is a name; each backend registers an implementation for it
  * (tfjs-core's habit). Ops call kernels through `kernel(name)`, which resolves against the
  * active backend, so a second backend (gpu.js) implements the same names.
+ *
+ * docs/KERNELS.md is the table of every kernel: its file on each backend (cpu, wasm SIMD, gpujs;
+ * named after the kernel family, the same everywhere) and the autograd file holding its gradient.
  */
 import type { DType } from './dtype.js';
 import { TensorError } from './errors.js';
@@ -112,9 +115,16 @@ export function registerBackendStart(backend: string, start: () => void): void {
   starters.set(backend, start);
 }
 
-/** Registers `impl` as kernel `name` of `backend`. */
+/**
+ * Registers `impl` as kernel `name` of `backend`, once: a second registration of the same name on
+ * the same backend is refused (two files claiming one kernel is a bug, and the later one would
+ * silently win).
+ * @throws TensorError when `name` is already registered for `backend`
+ */
 export function registerKernel<K extends AnyKernelName>(name: K, backend: string, impl: AllKernels[K]): void {
-  registry.set(`${backend}/${name}`, impl);
+  const key = `${backend}/${name}`;
+  if (registry.has(key)) throw new TensorError(`kernel '${name}' is already registered for backend '${backend}'`);
+  registry.set(key, impl);
 }
 
 /** The implementation of kernel `name` on the active backend. */

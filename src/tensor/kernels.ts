@@ -18,7 +18,7 @@ export const reduce = (x: Tensor, op: ReduceOp, axes: number[], keepdims: boolea
 /** Argmax along an axis. */
 export const argmax = (x: Tensor, axis: number): Tensor => kernel('argmax')(x, axis);
 /** Softmax / log-softmax along the last axis. */
-export const softmaxLast = (x: Tensor, log: boolean): Tensor => kernel('softmax')(x, log);
+export const softmax = (x: Tensor, log: boolean): Tensor => kernel('softmax')(x, log);
 /** Batched matmul. */
 export const matmul = (a: Tensor, b: Tensor): Tensor => kernel('matmul')(a, b);
 /** Index select along an axis. */

@@ -5,9 +5,8 @@
  * family's fairseq field names, and the consistency checks the reference would enforce.
  */
 import { ConfigError } from './errors.js';
-import type { Module } from '../nn/module.js';
 import type { Generator } from '../tensor/random.js';
-import { archArgs, ARCHITECTURES, buildModelFromArgs, type ModelKind } from '../mega/models/presets.js';
+import { archArgs, ARCHITECTURES, buildModelFromArgs, type MegaAnyModel, type ModelKind } from '../mega/models/presets.js';
 import type { TaskInfo } from '../mega/models/common.js';
 import { ARCH_TASKS, TRAIN_OPTIONS, type TaskName } from './args.js';
 
@@ -60,6 +59,15 @@ export const CPU_PRESETS: Readonly<Record<string, CpuPreset>> = {
       decoder_layers: 2, decoder_embed_dim: 64, decoder_hidden_dim: 128, decoder_ffn_embed_dim: 128, decoder_z_dim: 32, decoder_n_dim: 8,
       activation_dropout: 0, normalize_before: true, no_affine_final_norm: true, share_decoder_input_output_embed: true,
       max_target_positions: 1024, truncation_length: 1024,
+    },
+  },
+  mega_lm_adaptive_tiny: {
+    base: 'mega_lm_adaptive_big', task: 'lm', description: 'language model with tied adaptive input + adaptive softmax (cutoffs 64,112, factor 2), 2 layers, D 64',
+    overrides: {
+      decoder_layers: 2, decoder_embed_dim: 64, decoder_hidden_dim: 128, decoder_ffn_embed_dim: 128, decoder_z_dim: 32, decoder_n_dim: 8,
+      dropout: 0.1, attention_dropout: 0, hidden_dropout: 0, activation_dropout: 0, adaptive_softmax_dropout: 0.1,
+      adaptive_input_cutoff: '64,112', adaptive_softmax_cutoff: '64,112', adaptive_input_factor: 2, adaptive_softmax_factor: 2,
+      normalize_before: true, no_affine_final_norm: true, max_target_positions: 1024, truncation_length: 1024,
     },
   },
   mega_nmt_tiny: {
@@ -143,6 +151,8 @@ export const RAW_MODEL_FIELDS: readonly string[] = [
   'encoder_chunk_size', 'decoder_chunk_size', 'classifier_out_dim', 'classifier_layers', 'act_dropout', 'normalization_type',
   'encoder_normalize_before', 'max_source_positions', 'max_target_positions', 'share_all_embeddings',
   'share_decoder_input_output_embed', 'no_affine_final_norm', 'no_scale_embedding', 'sen_rep_type',
+  'adaptive_input', 'adaptive_input_cutoff', 'adaptive_input_factor', 'adaptive_softmax_cutoff', 'adaptive_softmax_factor',
+  'adaptive_softmax_dropout', 'tie_adaptive_weights', 'tie_adaptive_proj',
 ];
 
 /**
@@ -230,7 +240,7 @@ export function maxInputLength(kind: ModelKind, a: Record<string, unknown>): { s
 }
 
 /** Build the model of a resolved namespace. */
-export function buildFromModelArgs(modelArgs: Record<string, unknown>, taskInfo: TaskInfo | null, gen?: Generator): Module {
+export function buildFromModelArgs(modelArgs: Record<string, unknown>, taskInfo: TaskInfo | null, gen?: Generator): MegaAnyModel {
   return buildModelFromArgs(modelArgs, taskInfo, { gen });
 }
 
@@ -253,7 +263,7 @@ function defaultTaskInfo(task: TaskName): { taskInfo: TaskInfo | null; numClasse
  * symbols, byte vocabularies of 260/261 ids); used by `mega info --arch`.
  * @throws ConfigError for an unknown arch or one that cannot be built without more settings
  */
-export function buildArch(name: string, user: Readonly<Record<string, unknown>> = {}): Module {
+export function buildArch(name: string, user: Readonly<Record<string, unknown>> = {}): MegaAnyModel {
   const task = archTask(name);
   const { taskInfo, numClasses } = defaultTaskInfo(task);
   const a = resolveModelArgs(name, task, user, numClasses);

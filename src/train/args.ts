@@ -11,51 +11,23 @@
  */
 import { readFileSync } from 'node:fs';
 import { ConfigError } from './errors.js';
-import { DIST_TRAIN_OPTIONS } from '../dist/options.js';
+import { DIST_TRAIN_OPTIONS } from './distributed.js';
+import { canonicalKey, coerce, parseFlags, type OptSpec, type OptSchema, type OptType, type OptValue } from './flags.js';
+import { applyFairseqNames, checkFairseqConsistency, FAIRSEQ_TASK_NAMES, FAIRSEQ_TRAIN_OPTIONS } from './fairseq-options.js';
+
+export { canonicalKey, parseFlags, type OptSpec, type OptType } from './flags.js';
 
 /** The tasks `mega train --task` accepts. */
 export const TASKS = ['listops', 'text', 'retrieval', 'image', 'lm', 'translation', 'speech'] as const;
 /** A task name. */
 export type TaskName = (typeof TASKS)[number];
 
-/** Kind of value an option takes. */
-export type OptType = 'number' | 'int' | 'string' | 'boolean';
+const S = <T extends OptType>(type: T, group: OptSpec['group'], help: string, extra: Partial<Omit<OptSpec, 'type'>> = {}): OptSpec & { type: T } => ({ ...extra, type, group, help });
 
-/** One option of the schema. */
-export interface OptSpec {
-  /** Value type. */
-  type: OptType;
-  /** One-line help. */
-  help: string;
-  /** Allowed values (strings). */
-  choices?: readonly string[];
-  /** A model setting (passed to the model builder; overrides the arch preset). */
-  model?: boolean;
-  /** Help section. */
-  group: 'main' | 'data' | 'optim' | 'model' | 'run';
-  /** Placeholder in the help text. */
-  meta?: string;
-}
-
-/** A resolved set of options (fairseq names, snake_case). */
-export type TrainArgs = Record<string, unknown> & {
-  task: TaskName;
-  arch: string;
-  seed: number;
-  save_dir: string;
-  max_update: number;
-  lr: number;
-  batch_size: number;
-  update_freq: number;
-};
-
-const S = (type: OptType, group: OptSpec['group'], help: string, extra: Partial<OptSpec> = {}): OptSpec => ({ type, group, help, ...extra });
-
-/** Every option of `mega train` (snake_case name → spec). */
-export const TRAIN_OPTIONS: Readonly<Record<string, OptSpec>> = {
+const SPECS = {
   // main
-  task: S('string', 'main', 'task', { choices: TASKS, meta: 'NAME' }),
-  arch: S('string', 'main', 'architecture preset (list below; default: the task\'s small CPU preset)', { meta: 'NAME' }),
+  task: S('string', 'main', 'task (fairseq names too: lra-text, lra-image, language_modeling, translation, speech_commands)', { choices: [...TASKS, ...Object.keys(FAIRSEQ_TASK_NAMES)], meta: 'NAME' }),
+  arch: S('string', 'main', 'architecture preset (list below; default: the task\'s small CPU preset)', { meta: 'NAME', short: 'a' }),
   config: S('string', 'main', 'JSON file of options (keys as the flags); flags override it', { meta: 'FILE' }),
   save_dir: S('string', 'main', 'folder for checkpoints, metrics.jsonl and curves.svg (default checkpoints)', { meta: 'DIR' }),
   resume: S('boolean', 'main', 'continue SAVE_DIR/checkpoint_last exactly (first run\'s options; flags given now override them)'),
@@ -83,7 +55,7 @@ export const TRAIN_OPTIONS: Readonly<Record<string, OptSpec>> = {
   max_epoch: S('int', 'optim', 'stop after this many epochs (0 = no limit)'),
   lr: S('number', 'optim', 'peak learning rate'),
   lr_scheduler: S('string', 'optim', 'learning-rate schedule', { choices: ['linear_decay', 'cosine', 'fixed', 'inverse_sqrt'] }),
-  warmup_updates: S('int', 'optim', 'warmup updates'),
+  warmup_updates: S('int', 'optim', 'warmup updates (default: the task\'s, scaled down in proportion when --max-update is at or below it)'),
   warmup_init_lr: S('number', 'optim', 'learning rate at update 0 of the warmup'),
   warmup_power: S('number', 'optim', 'linear_decay: warmup exponent (2 = quadratic)'),
   end_learning_rate: S('number', 'optim', 'linear_decay: final learning rate'),
@@ -132,7 +104,26 @@ export const TRAIN_OPTIONS: Readonly<Record<string, OptSpec>> = {
   quiet: S('boolean', 'run', 'no progress bar and no intermediate lines'),
   json: S('boolean', 'run', 'print one final JSON line of results'),
   ...DIST_TRAIN_OPTIONS, // --workers, --max-restarts, --dist-backend, --dist-timeout (src/dist)
-};
+  ...FAIRSEQ_TRAIN_OPTIONS, // fairseq's recipe flags (fairseq-options.ts)
+} satisfies Readonly<Record<string, OptSpec>>;
+
+/** Every option of `mega train` (snake_case name → spec). */
+export const TRAIN_OPTIONS: OptSchema = SPECS;
+
+/** The options every resolved set has (generic, task and derived defaults). */
+type ResolvedKey = 'seed' | 'save_dir' | 'max_epoch' | 'lr_scheduler' | 'warmup_init_lr' | 'end_learning_rate' | 'optimizer' | 'adam_betas'
+  | 'adam_eps' | 'weight_decay' | 'clip_norm' | 'update_freq' | 'log_interval' | 'truncate' | 'resume' | 'overwrite' | 'no_save' | 'quiet'
+  | 'json' | 'label_smoothing' | 'valid_fraction' | 'pixel_mean' | 'pixel_std' | 'speech_length' | 'arch' | 'lr' | 'warmup_updates'
+  | 'max_update' | 'batch_size' | 'validate_interval_updates' | 'total_num_update' | 'batch_size_valid' | 'save_interval_updates';
+
+type KnownOptions = { [K in keyof typeof SPECS]: OptValue<(typeof SPECS)[K]['type']> };
+
+/**
+ * A resolved set of options (fairseq names, snake_case), typed from {@link TRAIN_OPTIONS}: every
+ * option has the type of its spec, those in `ResolvedKey` are always present, and model fields
+ * not in the table pass through as `unknown`.
+ */
+export type TrainArgs = Record<string, unknown> & Partial<Omit<KnownOptions, ResolvedKey | 'task'>> & Pick<KnownOptions, ResolvedKey> & { task: TaskName };
 
 /** fairseq model fields accepted under their own names (`--encoder-layers`, ...); see `arch.ts`. */
 function rawModelFields(): Record<string, OptSpec> {
@@ -235,97 +226,6 @@ export const RECIPES: Readonly<Record<string, Readonly<Record<string, unknown>>>
   mega_lm_wiki103: RECIPE_TABLE.mega_lm_adaptive_big!,
 };
 
-/** `--foo-bar` / `foo_bar` / `fooBar` → `foo_bar`. */
-export function canonicalKey(k: string): string {
-  return k.replace(/^--?/, '').replace(/([a-z0-9])([A-Z])/g, '$1_$2').replace(/-/g, '_').toLowerCase();
-}
-
-function typeName(t: OptType): string {
-  return t === 'int' ? 'an integer' : t === 'number' ? 'a number' : t === 'boolean' ? 'true or false' : 'a string';
-}
-
-/**
- * Convert/check a value for an option.
- * @param where prefix of the message (`--lr` or `config.json: "lr"`)
- */
-function coerce(spec: OptSpec, raw: unknown, where: string, fromText: boolean, Err: new (m: string) => Error): unknown {
-  let v = raw;
-  if (fromText && typeof raw === 'string') {
-    if (spec.type === 'number' || spec.type === 'int') v = raw.trim() === '' ? NaN : Number(raw);
-    else if (spec.type === 'boolean') v = raw === 'true' || raw === '1' ? true : raw === 'false' || raw === '0' ? false : raw;
-  }
-  const bad = (): never => {
-    throw new Err(`${where} = ${JSON.stringify(raw)}: expected ${typeName(spec.type)}${spec.choices ? ` (one of ${spec.choices.join(', ')})` : ''}`);
-  };
-  if (spec.type === 'number' && (typeof v !== 'number' || !Number.isFinite(v))) bad();
-  if (spec.type === 'int' && (typeof v !== 'number' || !Number.isInteger(v))) bad();
-  if (spec.type === 'boolean' && typeof v !== 'boolean') bad();
-  if (spec.type === 'string') {
-    if (typeof v === 'number' && !fromText) v = String(v);
-    if (typeof v !== 'string') bad();
-  }
-  if (spec.choices && !spec.choices.includes(v as string)) bad();
-  return v;
-}
-
-/**
- * Parse command-line flags against a schema: `--name value`, `--name=value`, booleans as `--flag` /
- * `--no-flag`. Returns the given values (snake_case) and the positionals.
- * @throws ConfigError for an unknown flag, a missing or ill-typed value
- */
-export function parseFlags(argv: readonly string[], schema: Readonly<Record<string, OptSpec>>, command: string): { values: Record<string, unknown>; positionals: string[] } {
-  const values: Record<string, unknown> = {};
-  const positionals: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (!a.startsWith('--') || a === '--') {
-      if (a === '--') {
-        positionals.push(...argv.slice(i + 1));
-        break;
-      }
-      if (a.startsWith('-') && a.length > 1 && !/^-\d/.test(a)) {
-        if (a === '-h') {
-          values.help = true;
-          continue;
-        }
-        throw new ConfigError(`unknown option ${a} (see mega ${command} --help)`);
-      }
-      positionals.push(a);
-      continue;
-    }
-    const eq = a.indexOf('=');
-    const flag = eq >= 0 ? a.slice(0, eq) : a;
-    let key = canonicalKey(flag);
-    if (key === 'help') {
-      values.help = true;
-      continue;
-    }
-    let spec = schema[key];
-    let negated = false;
-    if (!spec && key.startsWith('no_') && schema[key.slice(3)]?.type === 'boolean') {
-      key = key.slice(3);
-      spec = schema[key];
-      negated = true;
-    }
-    if (!spec) throw new ConfigError(`unknown option ${flag} (see mega ${command} --help)`);
-    if (spec.type === 'boolean') {
-      if (eq >= 0) values[key] = coerce(spec, a.slice(eq + 1), flag, true, ConfigError);
-      else values[key] = !negated;
-      if (negated && eq >= 0) values[key] = !values[key];
-      continue;
-    }
-    let text: string | undefined;
-    if (eq >= 0) text = a.slice(eq + 1);
-    else {
-      text = argv[i + 1];
-      if (text === undefined || (text.startsWith('--') && text.length > 2)) throw new ConfigError(`option ${flag} needs a value (${typeName(spec.type)})`);
-      i++;
-    }
-    values[key] = coerce(spec, text, flag, true, ConfigError);
-  }
-  return { values, positionals };
-}
-
 /**
  * Read a JSON config file: an object whose keys are option names (any spelling) with typed values.
  * @throws ConfigError for an unreadable file, invalid JSON, an unknown key or an ill-typed value
@@ -350,13 +250,15 @@ export function readConfigFile(path: string, schema: Readonly<Record<string, Opt
     const spec = schema[key];
     if (!spec || key === 'config') throw new ConfigError(`${path}: unknown option "${k}" (see mega train --help)`);
     if (v === null) continue;
-    out[key] = coerce(spec, v, `${path}: "${k}"`, false, ConfigError);
+    out[key] = coerce(spec, v, `${path}: "${k}"`, false);
   }
   return out;
 }
 
 /** Combine user-given options (config then flags) with the defaults of their task and arch. */
-export function resolveTrainArgs(user: Readonly<Record<string, unknown>>, defaultTask: TaskName = 'listops'): TrainArgs {
+export function resolveTrainArgs(given: Readonly<Record<string, unknown>>, defaultTask: TaskName = 'listops'): TrainArgs {
+  const user: Record<string, unknown> = { ...given };
+  applyFairseqNames(user, typeof user.arch === 'string' ? ARCH_TASKS[user.arch] : undefined);
   const recipeOf = (arch: unknown): Record<string, unknown> => (typeof arch === 'string' ? RECIPES[arch] ?? {} : {});
   let task = (user.task ?? (typeof user.arch === 'string' ? ARCH_TASKS[user.arch] : undefined) ?? defaultTask) as TaskName;
   if (!TASKS.includes(task)) throw new ConfigError(`--task = ${JSON.stringify(task)}: expected one of ${TASKS.join(', ')}`);
@@ -369,13 +271,36 @@ export function resolveTrainArgs(user: Readonly<Record<string, unknown>>, defaul
   const out: Record<string, unknown> = { ...GENERIC_DEFAULTS, ...TASK_DEFAULTS[task], ...recipe, ...user, task, arch };
   delete out.config;
   delete out.help;
+  deriveWarmup(out, user, { ...GENERIC_DEFAULTS, ...TASK_DEFAULTS[task], ...recipe });
   if (out.total_num_update === undefined) out.total_num_update = out.max_update;
+  checkWarmup(out, user);
   // the recipes' --warmup-init-lr 1e-7 only applies with a warmup (fairseq rejects it without one)
   if (out.warmup_updates === 0 && user.warmup_init_lr === undefined && recipe.warmup_init_lr === undefined) out.warmup_init_lr = -1;
   if (out.batch_size_valid === undefined) out.batch_size_valid = out.batch_size;
   if (out.save_interval_updates === undefined) out.save_interval_updates = out.validate_interval_updates;
   validateTrainArgs(out as TrainArgs);
+  checkFairseqConsistency(out);
   return out as TrainArgs;
+}
+
+/**
+ * A `--max-update` at or below the default warmup (listops: 100 warmup updates of 1000) would leave
+ * no decay (or make linear_decay's slope undefined): when the user gave neither `--warmup-updates`
+ * nor `--total-num-update`, the warmup keeps the default run's proportion (100 updates → 10).
+ */
+function deriveWarmup(out: Record<string, unknown>, user: Readonly<Record<string, unknown>>, defaults: Readonly<Record<string, unknown>>): void {
+  const T = out.max_update, W = out.warmup_updates, T0 = defaults.max_update, W0 = defaults.warmup_updates;
+  if (user.warmup_updates !== undefined || user.total_num_update !== undefined) return;
+  if (typeof T !== 'number' || typeof W !== 'number' || typeof T0 !== 'number' || typeof W0 !== 'number' || !(W >= T) || !(T0 > 0)) return;
+  out.warmup_updates = Math.min(Math.max(1, Math.floor((T * W0) / T0)), T - 1);
+}
+
+/** linear_decay needs a decay phase: explain `--total-num-update == --warmup-updates` with the flags the user gave. */
+function checkWarmup(out: Record<string, unknown>, user: Readonly<Record<string, unknown>>): void {
+  if (out.lr_scheduler !== 'linear_decay' || out.total_num_update !== out.warmup_updates || out.warmup_updates === 0) return;
+  const W = `--warmup-updates ${String(out.warmup_updates)}${user.warmup_updates === undefined ? ` (the ${String(out.arch)} default)` : ''}`;
+  const T = user.total_num_update !== undefined ? `--total-num-update ${String(out.total_num_update)}` : `--max-update ${String(out.max_update)}`;
+  throw new ConfigError(`${W} equals ${T}: linear_decay warms up for --warmup-updates and then decays until --max-update (or --total-num-update); give a smaller --warmup-updates or a larger --total-num-update`);
 }
 
 function need(ok: boolean, msg: string): void {
@@ -427,19 +352,9 @@ export function validateTrainArgs(a: TrainArgs): void {
   if (a.resume && a.overwrite) throw new ConfigError('--resume and --overwrite contradict each other (choose one)');
 }
 
-/** Read `--config` (if any) and the flags into resolved options. */
-export function trainArgsFromArgv(argv: readonly string[]): { args: TrainArgs; help: boolean; user: Record<string, unknown> } {
-  const { values, positionals } = parseFlags(argv, TRAIN_OPTIONS, 'train');
-  if (positionals.length) throw new ConfigError(`unexpected argument ${JSON.stringify(positionals[0])} (options are --name value; see mega train --help)`);
-  if (values.help) return { args: undefined as unknown as TrainArgs, help: true, user: values };
-  const cfg = typeof values.config === 'string' ? readConfigFile(values.config) : {};
-  const user = { ...cfg, ...values };
-  return { args: resolveTrainArgs(user), help: false, user };
-}
-
 /** Help text of `mega train`. */
 export function trainHelp(archNames: readonly string[]): string {
-  const groups: Record<OptSpec['group'], string> = { main: 'Main', data: 'Data', optim: 'Optimisation (fairseq names)', model: 'Model (override the arch preset)', run: 'Run' };
+  const groups: Record<OptSpec['group'], string> = { main: 'Main', data: 'Data', optim: 'Optimisation (fairseq names)', model: 'Model (override the arch preset)', run: 'Run', fairseq: 'fairseq command-line compatibility' };
   const lines = [
     'Usage: mega train [--task NAME] [--arch NAME] [options]',
     '',

@@ -10,12 +10,20 @@
  *   key `trainer` (JSON), the update count, per-parameter Adam steps, the schedule, the RNG state,
  *   the data iterator position, the best validation value and the wall time so far.
  *
- * Both carry the same random `id`; a pair whose ids differ (a save interrupted between the two
- * renames) is refused on load. The state file is written first, so the weights file (what `eval`
- * reads) only ever changes after its state is in place.
+ * Both carry the same random `id`. A save replaces the pair in three atomic steps, so that a kill
+ * at any moment leaves a weights file whose state is on disk:
+ *
+ * 1. the current state file (the one matching the current weights) is renamed to
+ *    `<name>.prev-state.safetensors`;
+ * 2. the new state file is written (atomically);
+ * 3. the new weights file is written (atomically) — the commit point; then the previous state is
+ *    removed.
+ *
+ * On load the state is the file, of `<name>.state.safetensors` and `<name>.prev-state.safetensors`,
+ * whose id equals the weights' id: before step 3 the previous pair, after it the new one.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { CheckpointError } from '../io/errors.js';
 import type { RawTensor } from '../io/raw.js';
@@ -82,9 +90,73 @@ export interface LoadedCheckpoint {
   id: string;
 }
 
-/** Paths of checkpoint `name` (e.g. `checkpoint_last`) in `dir`. */
-export function checkpointPaths(dir: string, name: string): { weights: string; state: string } {
-  return { weights: join(dir, `${name}.safetensors`), state: join(dir, `${name}.state.safetensors`) };
+/** Paths of checkpoint `name` (e.g. `checkpoint_last`) in `dir`; `prevState` exists only while a save is under way. */
+export function checkpointPaths(dir: string, name: string): { weights: string; state: string; prevState: string } {
+  return { weights: join(dir, `${name}.safetensors`), state: join(dir, `${name}.state.safetensors`), prevState: join(dir, `${name}.prev-state.safetensors`) };
+}
+
+/** The previous-state path belonging to a state path (`X.state.safetensors` → `X.prev-state.safetensors`). */
+function prevStatePath(statePath: string): string {
+  return statePath.replace(/\.state\.safetensors$/, '.prev-state.safetensors');
+}
+
+/**
+ * The pair id in a checkpoint file's metadata, reading only its header; null when the file is
+ * missing or not readable as safetensors (the full readers report those).
+ */
+export function readPairId(path: string): string | null {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch {
+    return null;
+  }
+  try {
+    const len = Buffer.alloc(8);
+    if (readSync(fd, len, 0, 8, 0) !== 8) return null;
+    const n = len.readBigUInt64LE(0);
+    if (n > 100_000_000n) return null;
+    const head = Buffer.alloc(Number(n));
+    if (readSync(fd, head, 0, head.length, 8) !== head.length) return null;
+    const meta = (JSON.parse(head.toString('utf8')) as { __metadata__?: { id?: unknown } }).__metadata__;
+    return typeof meta?.id === 'string' ? meta.id : null;
+  } catch {
+    return null;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The steps of a save, in order (see the file comment); names of `MEGA_SAVE_FAULT`. */
+export type SaveStep = 'prev' | 'state' | 'weights';
+
+/**
+ * Test aid: `MEGA_SAVE_FAULT=kill:STEP@U` SIGKILLs this process right after step STEP of the save of
+ * update U (a kill at the worst moments of a save).
+ */
+function faultAfter(step: SaveStep, update: number): void {
+  const m = /^kill:(prev|state|weights)@(\d+)$/.exec(process.env.MEGA_SAVE_FAULT ?? '');
+  if (!m || m[1] !== step || Number(m[2]) !== update) return;
+  process.stderr.write(`mega: MEGA_SAVE_FAULT: killed after the "${step}" step of the save of update ${update}\n`);
+  process.kill(process.pid, 'SIGKILL');
+}
+
+/**
+ * Replace the pair of checkpoint `name` in `dir` by the encoded `state` and `weights` (same id) so
+ * that a kill at any moment leaves a loadable pair (see the file comment).
+ */
+export function commitCheckpointPair(dir: string, name: string, state: Uint8Array, weights: Uint8Array, update: number): void {
+  const p = checkpointPaths(dir, name);
+  const current = readPairId(p.weights);
+  // keep the state of the current weights aside until the new weights are in place; when a
+  // previous save was interrupted after its state step, the matching state is already there
+  if (current !== null && readPairId(p.state) === current) renameSync(p.state, p.prevState);
+  faultAfter('prev', update);
+  writeFileAtomic(p.state, state);
+  faultAfter('state', update);
+  writeFileAtomic(p.weights, weights);
+  faultAfter('weights', update);
+  rmSync(p.prevState, { force: true });
 }
 
 function toRaw(t: Tensor): RawTensor {
@@ -137,7 +209,7 @@ export function newCheckpointId(): string {
 }
 
 /**
- * Write checkpoint `name` in `dir`: trainer state first, then weights, each atomically.
+ * Write checkpoint `name` in `dir` with {@link commitCheckpointPair}.
  * @returns the weights path
  */
 export function saveCheckpoint(
@@ -149,8 +221,7 @@ export function saveCheckpoint(
   const weights = encodeWeights(model, spec, trainArgs, state.numUpdates, id);
   const st = encodeTrainerState(optimizer, state, id);
   mkdirSync(dir, { recursive: true });
-  writeFileAtomic(p.state, st);
-  writeFileAtomic(p.weights, weights);
+  commitCheckpointPair(dir, name, st, weights, state.numUpdates);
   return p.weights;
 }
 
@@ -193,6 +264,9 @@ export function loadCheckpoint(path: string): LoadedCheckpoint {
  * @throws CheckpointError for a missing/corrupt state file, a different pair id or a parameter mismatch
  */
 export function loadTrainerState(statePath: string, ckpt: LoadedCheckpoint, optimizer: Adam): TrainerState {
+  // a save interrupted before its weights step: the weights' state is the one kept aside
+  const prev = prevStatePath(statePath);
+  if (readPairId(statePath) !== ckpt.id && readPairId(prev) === ckpt.id) statePath = prev;
   if (!existsSync(statePath)) throw new CheckpointError(`${statePath}: trainer state missing (needed by --resume; it is written next to the weights)`);
   const { tensors, metadata } = readSafetensors(statePath);
   if (metadata.format !== `${CHECKPOINT_FORMAT}-state`) throw new CheckpointError(`${statePath}: not a mega-ts trainer state (metadata format ${JSON.stringify(metadata.format ?? null)})`);

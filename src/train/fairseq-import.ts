@@ -10,7 +10,8 @@
  *    the arch defaults, as fairseq's `register_model_architecture` functions do.
  * 2. The dictionary is not in the checkpoint: its size is the row count of the token embedding
  *    (`decoder.embed_tokens.weight`, `encoder.embed_tokens.weight`,
- *    `encoder.encoder.embed_tokens.embed.weight`); the special symbols are fairseq's
+ *    `encoder.encoder.embed_tokens.embed.weight`), or with adaptive input the rows of all bands
+ *    (`decoder.embed_tokens.embeddings.i.0.weight`); the special symbols are fairseq's
  *    (`<s>`=0, `<pad>`=1, `</s>`=2, `<unk>`=3).
  * 3. Entries that are not model state are ignored: `*.version` (fairseq's state-dict upgrade
  *    counter) and `*._float_tensor` (the rotary bias's dtype marker, uninitialised memory).
@@ -34,6 +35,7 @@ import { ConfigError } from '../nn/errors.js';
 import type { FloatDType } from '../tensor/dtype.js';
 import { cast } from '../tensor/kernels.js';
 import { fromStorage, type Tensor } from '../tensor/tensor.js';
+import { allArchNames, CPU_PRESETS } from './arch.js';
 import { encodeWeights, loadCheckpoint, newCheckpointId, type ModelSpec } from './checkpoint.js';
 
 /** fairseq's dictionary specials (every Mega task uses `fairseq.data.Dictionary`). */
@@ -86,12 +88,21 @@ function rowsOf(model: Record<string, RawTensor>, name: string, label: string): 
   return t.shape[0];
 }
 
+/** Vocabulary size of an adaptive input: the rows of its bands `decoder.embed_tokens.embeddings.i.0.weight`. */
+function adaptiveRows(model: Record<string, RawTensor>, label: string): number {
+  let V = 0;
+  for (let i = 0; `decoder.embed_tokens.embeddings.${i}.0.weight` in model; i++) V += rowsOf(model, `decoder.embed_tokens.embeddings.${i}.0.weight`, label);
+  return V;
+}
+
 /** The dictionary facts of the checkpoint (`null` for models without a token vocabulary). */
 export function inferTask(kind: ModelKind, args: Record<string, unknown>, model: Record<string, RawTensor>, label: string): TaskInfo | null {
   let V: number;
   switch (kind) {
     case 'mega_lm':
-      V = rowsOf(model, 'decoder.embed_tokens.weight', label);
+      V = 'decoder.embed_tokens.weight' in model || !('decoder.embed_tokens.embeddings.0.0.weight' in model)
+        ? rowsOf(model, 'decoder.embed_tokens.weight', label)
+        : adaptiveRows(model, label);
       break;
     case 'mega': {
       V = rowsOf(model, 'encoder.embed_tokens.weight', label);
@@ -286,13 +297,15 @@ export function loadModelFile(path: string, { dtype = 'f32' }: { dtype?: FloatDT
   }
   const ck = loadCheckpoint(path);
   const arch = ck.spec.arch;
-  const spec0 = ARCHITECTURES[arch];
-  if (!spec0) throw new ConfigError(`${path}: unsupported model: arch '${arch}'`);
+  // a CPU preset (`mega_lm_tiny`, ...) is built by its reference arch with the stored fields
+  const base = CPU_PRESETS[arch]?.base ?? arch;
+  const spec0 = ARCHITECTURES[base];
+  if (!spec0) throw new ConfigError(`${path}: unsupported model: arch '${arch}' (expected one of ${allArchNames().join(', ')})`);
   const ti = ck.spec.taskInfo;
   const task: TaskInfo | null = typeof ti.dictionary_size === 'number' ? (ti as unknown as TaskInfo) : null;
   let model: MegaAnyModel;
   try {
-    model = buildModel(arch, ck.spec.modelArgs, task, { dtype });
+    model = buildModel(base, ck.spec.modelArgs, task, { dtype });
   } catch (e) {
     throw new CheckpointError(`${path}: cannot rebuild arch ${arch} from the stored model args: ${(e as Error).message}`, { cause: e });
   }

@@ -51,6 +51,18 @@ export interface SampleOptions {
   chunkSize?: number;
   /** Keep every call's logits (for checks against a full forward). Default false. */
   keepLogits?: boolean;
+  /**
+   * Positions the model can see (prompt + generated tokens fed back; absent: unlimited, e.g. a
+   * chunked model). Generation stops at the limit (`stoppedAtLimit`); a longer prompt is refused.
+   */
+  maxPositions?: number;
+  /** Called with each generated token as soon as it is chosen (streaming output). */
+  onToken?: (sample: number, token: number) => void;
+}
+
+/** Tokens `sampleLm` can generate after a prompt of `promptLength` within `maxPositions` (the last one is never fed back). */
+export function newTokensWithin(maxPositions: number, promptLength: number): number {
+  return Math.max(0, maxPositions - promptLength + 1);
 }
 
 /** Result of `sampleLm`. */
@@ -65,6 +77,8 @@ export interface SampleResult {
   logits?: Tensor;
   /** The incremental calls made, as lengths (e.g. `[8, 1, 1, 1]`). */
   calls: number[];
+  /** True when generation stopped at `maxPositions` before `maxNewTokens`. */
+  stoppedAtLimit: boolean;
 }
 
 /** Float64 copy of row `r` (last axis) of a `[N, V]` / `[N, 1, V]` / `[N, L, V]` logits tensor, last position. */
@@ -156,6 +170,11 @@ export function sampleLm(step: LmStep, prompt: readonly number[], opts: SampleOp
   checkInt('topK', topK, 0);
   if (!greedy && !(temperature > 0 && Number.isFinite(temperature))) throw new ConfigError(`temperature must be a positive number (0 = greedy), got ${temperature}`);
   if (prompt.length === 0) throw new ConfigError('the prompt is empty (an LM prompt starts with </s>)');
+  const maxPos = opts.maxPositions ?? Infinity;
+  if (opts.maxNewTokens > 0 && prompt.length > maxPos) {
+    throw new ConfigError(`the prompt has ${prompt.length} tokens but the model sees at most ${maxPos} positions`);
+  }
+  const n = Math.min(opts.maxNewTokens, newTokensWithin(maxPos, prompt.length));
   const gen = new Generator(opts.seed ?? 1);
   const banned = pad === null ? [] : [pad];
   const state = new IncrementalState();
@@ -184,7 +203,7 @@ export function sampleLm(step: LmStep, prompt: readonly number[], opts: SampleOp
       rows = feed(Array.from({ length: B }, () => [...seg]));
       pos += len;
     }
-    for (let t = 0; t < opts.maxNewTokens && rows; t++) {
+    for (let t = 0; t < n && rows; t++) {
       const next: number[] = [];
       for (let b = 0; b < B; b++) {
         if (done[b]) {
@@ -195,14 +214,16 @@ export function sampleLm(step: LmStep, prompt: readonly number[], opts: SampleOp
         const lp = logSoftmaxRow(rows[b])[tok];
         tokens[b].push(tok);
         positional[b].push(lp);
+        opts.onToken?.(b, tok);
         if (eos !== null && tok === eos) done[b] = true;
         next.push(tok);
       }
-      if (done.every(Boolean) || t === opts.maxNewTokens - 1) break;
+      if (done.every(Boolean) || t === n - 1) break;
       rows = feed(next.map((v) => [v]));
     }
     const logProb = positional.map((p) => p.reduce((a, b) => a + b, 0));
-    const res: SampleResult = { tokens, logProb, positionalLogProbs: positional, calls };
+    const stoppedAtLimit = n < opts.maxNewTokens && !done.every(Boolean);
+    const res: SampleResult = { tokens, logProb, positionalLogProbs: positional, calls, stoppedAtLimit };
     if (opts.keepLogits && kept.length) res.logits = kept.length === 1 ? kept[0] : concat(kept, 1);
     return res;
   });
@@ -242,6 +263,8 @@ export interface BeamOptions {
   eos?: number;
   pad?: number;
   unk?: number;
+  /** Pad shorter sources on the left (fairseq's `--left-pad-source True`, its default). */
+  leftPadSource?: boolean;
 }
 
 /** One finished hypothesis. */
@@ -298,7 +321,8 @@ export function beamSearch<E>(model: Seq2SeqDecoder<E>, src: readonly (readonly 
   if (maxLen < 1) throw new ConfigError(`maximum output length is ${maxLen}; need at least 1`);
 
   return noGrad(() => {
-    const srcT = i32(src.flatMap((s) => [...s, ...new Array<number>(S - s.length).fill(pad)]), [B, S]);
+    const padding = (s: readonly number[]) => new Array<number>(S - s.length).fill(pad);
+    const srcT = i32(src.flatMap((s) => (opts.leftPadSource ? [...padding(s), ...s] : [...s, ...padding(s)])), [B, S]);
     const lens = i32(src.map((s) => s.length), [B]);
     const N = B * beam;
     const enc = model.reorderEncoderOut(model.encode(srcT, lens), i32(Array.from({ length: N }, (_, r) => Math.floor(r / beam)), [N]));

@@ -14,32 +14,33 @@
  *
  * Metrics go to `SAVE_DIR/metrics.jsonl` (JSON Lines), the curves to `SAVE_DIR/curves.svg`
  * (+ `accuracy.svg` for classification). Losses are reported in base 2 as fairseq logs them.
+ * Evaluation lives in `evaluate.ts`; the distributed side is passed in as a {@link StartDist}.
  */
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { MegaError } from '../errors.js';
 import { join, resolve as resolvePath } from 'node:path';
-import { backward, noGrad } from '../autograd/engine.js';
+import { backward } from '../autograd/engine.js';
 import { Batcher, type Dataset, type Example } from '../data/batch.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { CheckpointError } from '../io/errors.js';
-import type { TaskInfo } from '../mega/models/common.js';
 import type { Module } from '../nn/module.js';
-import { setNumThreads } from '../tensor/backends/cpu/matmul.js';
+import { setNumThreads } from '../tensor/backends/cpu/pool.js';
 import { scalar } from '../tensor/create.js';
+import type { Tensor } from '../tensor/tensor.js';
 import { binary } from '../tensor/kernels.js';
 import { defaultGenerator, manualSeed } from '../tensor/random.js';
 import { resolveTrainArgs, type TrainArgs } from './args.js';
 import { buildFromModelArgs, resolveModelArgs } from './arch.js';
 import { checkpointPaths, loadCheckpoint, loadTrainerState, saveCheckpoint, type LoadedCheckpoint, type ModelSpec, type TrainerState } from './checkpoint.js';
+import { evaluate, formatMetrics, majorityBaseline, pct, type EvalMetrics } from './evaluate.js';
 import { ConfigError } from './errors.js';
 import { MetricsLog, readMetricsLog, type MetricsRecord } from './metrics-log.js';
 import { Adam, clipGradNorm, parseBetas } from './optim.js';
 import { renderCurvesSvg } from './plot.js';
 import { ProgressBar, type ProgressStream } from './progress.js';
 import { makeScheduleFromArgs, type LRSchedule } from './schedule.js';
-import { getTask, type Split, type TrainTask } from './tasks/index.js';
-import { DIST_RUN_ONLY } from '../dist/options.js';
-import { startDistributed, type DistTraining } from '../dist/training.js';
+import { getTask, type TrainTask } from './tasks/index.js';
+import { DIST_RUN_ONLY, type StartDist, type TrainDist } from './distributed.js';
 
 const LN2 = Math.LN2;
 
@@ -57,73 +58,6 @@ export class TrainingDivergedError extends MegaError {
     this.update = update;
     this.checkpoint = checkpoint;
   }
-}
-
-/** Metrics of an evaluation pass. */
-export interface EvalMetrics {
-  /** Mean loss in base 2 (per sentence for classification, per target token otherwise). */
-  loss: number;
-  /** Mean plain NLL in base 2 (translation; equal to `loss` elsewhere). */
-  nll_loss: number;
-  /** Accuracy in [0, 1] (classification). */
-  accuracy?: number;
-  /** Perplexity `2^nll_loss` (lm, translation). */
-  ppl?: number;
-  /** Bits per byte (byte-level lm; = `nll_loss`). */
-  bpb?: number;
-  /** Examples evaluated. */
-  examples: number;
-  /** Tokens (targets) evaluated. */
-  tokens: number;
-}
-
-/** Evaluate a model on a dataset (eval mode, no gradients; restores the previous mode). */
-export function evaluate(model: Module, task: TrainTask, data: Dataset<Example>, args: Readonly<Record<string, unknown>>, batchSize: number, dist: DistTraining | null = null): EvalMetrics {
-  const wasTraining = model.training;
-  model.eval();
-  let loss = 0, nll = 0, sample = 0, correct = 0, sentences = 0, tokens = 0;
-  try {
-    noGrad(() => {
-      const b = new Batcher(data, { batchSize, shuffle: false });
-      for (const whole of b.remaining()) {
-        const batch = dist ? dist.shard(whole) : whole; // data parallel: this rank's slice
-        if (batch.B === 0) continue;
-        const o = task.forward(model, batch, args);
-        const l = o.loss.item();
-        loss += l;
-        nll += o.nll ?? l;
-        sample += o.sampleSize;
-        sentences += o.nSentences;
-        tokens += o.ntokens;
-        correct += o.nCorrect ?? 0;
-      }
-    });
-  } finally {
-    model.train(wasTraining);
-  }
-  if (dist) [loss, nll, sample, correct, sentences, tokens] = dist.sum([loss, nll, sample, correct, sentences, tokens]);
-  const m: EvalMetrics = { loss: loss / sample / LN2, nll_loss: nll / sample / LN2, examples: sentences, tokens };
-  if (task.classification) m.accuracy = correct / sentences;
-  else {
-    m.ppl = 2 ** m.nll_loss;
-    if (task.name === 'lm') m.bpb = m.nll_loss;
-  }
-  return m;
-}
-
-/** Fraction of `valid` whose label is the most frequent label of `train` (null without labels). */
-export function majorityBaseline(train: Dataset<Example>, valid: Dataset<Example>): { label: number; accuracy: number } | null {
-  const counts = new Map<number, number>();
-  for (let i = 0; i < train.length; i++) {
-    const l = train.get(i).label;
-    if (l === undefined) return null;
-    counts.set(l, (counts.get(l) ?? 0) + 1);
-  }
-  let best = -1, bestN = -1;
-  for (const [l, n] of [...counts].sort((a, b) => a[0] - b[0])) if (n > bestN) [best, bestN] = [l, n];
-  let hit = 0;
-  for (let i = 0; i < valid.length; i++) if (valid.get(i).label === best) hit++;
-  return { label: best, accuracy: hit / valid.length };
 }
 
 /** Result of a training run (also the `--json` line of `mega train`). */
@@ -168,6 +102,8 @@ export interface TrainOptions {
   now?: () => number;
   /** Hooks. */
   hooks?: TrainHooks;
+  /** Joins the data-parallel job this process was launched into (`startDistributed` of `src/dist`); none: a single process. */
+  startDist?: StartDist;
 }
 
 /** Everything prepared before the first update (all user errors are raised while preparing). */
@@ -183,8 +119,7 @@ interface Prepared {
   resumeFrom: { ckpt: LoadedCheckpoint; statePath: string } | null;
 }
 
-function sameJson(a: unknown, b: unknown): string | null {
-  const ra = a as Record<string, unknown>, rb = b as Record<string, unknown>;
+function sameJson(ra: Readonly<Record<string, unknown>>, rb: Readonly<Record<string, unknown>>): string | null {
   for (const k of new Set([...Object.keys(ra), ...Object.keys(rb)])) {
     if (JSON.stringify(ra[k]) !== JSON.stringify(rb[k])) return k;
   }
@@ -226,7 +161,7 @@ function prepare(user: Readonly<Record<string, unknown>>): Prepared {
   const numClasses = task.numClasses?.(args, defaults);
   const modelArgs = resolveModelArgs(args.arch, args.task, args, numClasses);
   if (args.task === 'lm' && typeof args.max_tokens === 'number') {
-    args.batch_size = Math.max(1, Math.floor(args.max_tokens / (args.tokens_per_sample as number)));
+    args.batch_size = Math.max(1, Math.floor(args.max_tokens / args.tokens_per_sample!));
   }
   const data = task.load(args, ['train', 'valid'], modelArgs);
   const spec: ModelSpec = { task: args.task, arch: args.arch, modelArgs, taskInfo: { ...(data.taskInfo ?? {}), ...(data.numClasses ? { num_classes: data.numClasses } : {}) } };
@@ -235,7 +170,7 @@ function prepare(user: Readonly<Record<string, unknown>>): Prepared {
     if (diff) throw new ConfigError(`--resume: model setting "${diff}" differs from the checkpoint's (model settings cannot change on resume)`);
   }
   manualSeed(args.seed);
-  const model = buildFromModelArgs(modelArgs, data.taskInfo as TaskInfo | null, defaultGenerator);
+  const model = buildFromModelArgs(modelArgs, data.taskInfo, defaultGenerator);
   return { args, userArgs, task, spec, model, train: data.splits.train!, valid: data.splits.valid!, dataSource: data.source, resumeFrom };
 }
 
@@ -267,22 +202,315 @@ export function writePlots(dir: string, records: readonly MetricsRecord[], class
   return curves;
 }
 
-function pct(x: number): string {
-  return `${(100 * x).toFixed(1)}%`;
+/** Sums over one logging interval (reset after each `train` record). */
+interface Interval {
+  loss: number;
+  sample: number;
+  correct: number;
+  sentences: number;
+  tokens: number;
+  gnorm: number;
+  n: number;
+  /** Clock (ms) at the interval's start. */
+  t: number;
 }
 
-/** One-line summary of evaluation metrics. */
-export function formatMetrics(m: EvalMetrics): string {
-  const parts = [`loss ${m.loss.toFixed(4)}`];
-  if (m.nll_loss !== m.loss) parts.push(`nll_loss ${m.nll_loss.toFixed(4)}`);
-  if (m.accuracy !== undefined) parts.push(`accuracy ${pct(m.accuracy)}`);
-  if (m.ppl !== undefined) parts.push(`ppl ${m.ppl.toFixed(2)}`);
-  if (m.bpb !== undefined) parts.push(`bpb ${m.bpb.toFixed(4)}`);
-  return parts.join(' | ');
+/** Statistics of one update, summed over its micro-batches (and ranks). */
+interface UpdateStats {
+  /** Summed loss (natural log). */
+  sum: number;
+  sample: number;
+  correct: number;
+  sentences: number;
+  tokens: number;
+  /** Gradient norm before clipping. */
+  gnorm: number;
+  /** Learning rate of the update. */
+  lr: number;
+}
+
+const emptyInterval = (t: number): Interval => ({ loss: 0, sample: 0, correct: 0, sentences: 0, tokens: 0, gnorm: 0, n: 0, t });
+
+/**
+ * One training run: the state the steps of {@link train} share (model, optimizer, data position,
+ * best metric, the last checkpoint written) and the steps themselves, in the order `train()` calls
+ * them: {@link TrainRun.restore}, {@link TrainRun.openFiles}, {@link TrainRun.runUpdates},
+ * {@link TrainRun.finish}.
+ */
+class TrainRun {
+  readonly args: TrainArgs;
+  readonly task: TrainTask;
+  readonly model: Module;
+  readonly params: Tensor[];
+  readonly optimizer: Adam;
+  readonly schedule: LRSchedule;
+  readonly batcher: Batcher<Example>;
+  /** Only rank 0 prints and writes files. */
+  readonly isMain: boolean;
+  readonly metric: string;
+  readonly maximize: boolean;
+  readonly baseline: { label: number; accuracy: number } | null;
+  readonly dir: string;
+  readonly lastPaths: ReturnType<typeof checkpointPaths>;
+  readonly bestPaths: ReturnType<typeof checkpointPaths>;
+  readonly logPath: string;
+  numUpdates = 0;
+  /** Updates done before this run (resume). */
+  startUpdates = 0;
+  best: TrainerState['best'] = null;
+  /** Wall time of the runs before a resume (s). */
+  wallBefore = 0;
+  lastTrainLoss: number | null = null;
+  log = { write: () => undefined } as unknown as MetricsLog;
+  /** The last `checkpoint_last` written (or resumed from) and its update. */
+  savedPath: string | null = null;
+  savedUpdate = -1;
+  lastValid: EvalMetrics | null = null;
+  validatedAt = -1;
+  private nParams = 0;
+
+  constructor(
+    private readonly p: Prepared,
+    private readonly dist: TrainDist | null,
+    private readonly opts: TrainOptions,
+    private readonly now: () => number,
+    private readonly t0: number,
+  ) {
+    const { args, task, model } = p;
+    this.args = args;
+    this.task = task;
+    this.model = model;
+    this.isMain = !dist || dist.isMain;
+    this.params = model.parameters();
+    this.optimizer = new Adam(this.params, { lr: 0, betas: parseBetas(args.adam_betas), eps: args.adam_eps, weightDecay: args.weight_decay });
+    this.schedule = makeScheduleFromArgs(args);
+    this.batcher = new Batcher(p.train, { batchSize: args.batch_size, seed: args.seed });
+    this.metric = args.best_checkpoint_metric ?? (task.classification ? 'accuracy' : 'loss');
+    this.maximize = this.metric === 'accuracy';
+    this.baseline = task.classification ? majorityBaseline(p.train, p.valid) : null;
+    this.dir = args.save_dir;
+    this.lastPaths = checkpointPaths(this.dir, 'checkpoint_last');
+    this.bestPaths = checkpointPaths(this.dir, 'checkpoint_best');
+    this.logPath = join(this.dir, 'metrics.jsonl');
+  }
+
+  /** Print an info line (rank 0, unless `--quiet`). */
+  say(s: string): void {
+    const stream = this.opts.stream ?? process.stderr;
+    if (!this.args.quiet && this.isMain) stream.write(`${stream.isTTY ? '\r\x1b[K' : ''}${s}\n`);
+  }
+
+  /**
+   * Load the resumed checkpoint's weights, optimizer, data position, RNG and counters (if
+   * resuming), then make this rank a replica of rank 0 (data parallel).
+   * @throws CheckpointError when the checkpoint does not fit the model or the data
+   */
+  restore(): void {
+    let resumed: TrainerState | null = null;
+    if (this.p.resumeFrom) {
+      const { ckpt, statePath } = this.p.resumeFrom;
+      try {
+        this.model.loadStateDict(ckpt.tensors);
+      } catch (e) {
+        throw new CheckpointError(`${ckpt.path}: weights do not fit the model (${(e as Error).message})`);
+      }
+      const st = loadTrainerState(statePath, ckpt, this.optimizer);
+      try {
+        this.batcher.setState(st.data);
+      } catch (e) {
+        throw new CheckpointError(`${statePath}: data position does not fit the data (${(e as Error).message})`);
+      }
+      defaultGenerator.setState(st.rng);
+      this.numUpdates = st.numUpdates;
+      this.best = st.best;
+      this.wallBefore = st.wallTime;
+      this.lastTrainLoss = st.lastTrainLoss;
+      resumed = st;
+    }
+    this.dist?.attach(this.model, this.args, resumed); // same settings everywhere, replicas = rank 0's, per-rank dropout stream
+    this.startUpdates = this.numUpdates;
+    if (this.metric === 'accuracy' && !this.task.classification) throw new ConfigError(`--best-checkpoint-metric accuracy: task ${this.task.name} has no accuracy (use loss)`);
+  }
+
+  /** Create the save folder, open `metrics.jsonl` (truncated to the resumed update), print the run's header. From here on files are written. */
+  openFiles(): void {
+    const { args, p, numUpdates } = this;
+    mkdirSync(this.dir, { recursive: true });
+    if (this.isMain && p.resumeFrom) truncateLog(this.logPath, numUpdates);
+    else if (this.isMain && args.overwrite) for (const f of [this.lastPaths.weights, this.lastPaths.state, this.bestPaths.weights, this.bestPaths.state]) rmSync(f, { force: true });
+    if (this.isMain) this.log = new MetricsLog(this.logPath, !p.resumeFrom);
+    this.nParams = this.model.numParameters();
+    const { baseline, nParams } = this;
+    this.log.write({ type: 'start', update: numUpdates, task: args.task, arch: args.arch, parameters: nParams, resumed: p.resumeFrom !== null, train_examples: p.train.length, valid_examples: p.valid.length, majority_baseline: baseline?.accuracy ?? null, time: new Date().toISOString() });
+    this.say(`mega train: task ${args.task}, arch ${args.arch} (${nParams.toLocaleString('en-US')} parameters), data ${p.dataSource}`);
+    this.say(`train ${p.train.length} examples (${this.batcher.batchesPerEpoch} batches of ${args.batch_size}), valid ${p.valid.length}${baseline ? `, majority-class baseline ${pct(baseline.accuracy)}` : ''}`);
+    if (p.resumeFrom) this.say(`resumed from ${p.resumeFrom.ckpt.path} at update ${numUpdates}`);
+    this.savedPath = p.resumeFrom ? this.lastPaths.weights : null;
+    this.savedUpdate = p.resumeFrom ? numUpdates : -1;
+  }
+
+  /** Write a checkpoint (every rank calls it; rank 0 writes); null with `--no-save`. */
+  save(name: 'checkpoint_last' | 'checkpoint_best'): string | null {
+    const { args, numUpdates } = this;
+    if (args.no_save) return null;
+    const rankRng = this.dist?.rankRngStates(); // a collective: every rank saves, rank 0 writes
+    const state = {
+      numUpdates, data: this.batcher.state, rng: defaultGenerator.getState(), schedule: { name: this.schedule.name, nextLr: this.schedule.lr(numUpdates) },
+      best: this.best, wallTime: this.wallBefore + (this.now() - this.t0) / 1000, userArgs: this.p.userArgs, lastTrainLoss: this.lastTrainLoss, ...(rankRng ? { rankRng } : {}),
+    };
+    const trainArgsMeta = { ...args, __user: this.p.userArgs };
+    const path = this.isMain ? saveCheckpoint(this.dir, name, this.model, this.optimizer, this.p.spec, trainArgsMeta, state) : checkpointPaths(this.dir, name).weights;
+    if (name === 'checkpoint_last') {
+      this.savedPath = path;
+      this.savedUpdate = numUpdates;
+    }
+    return path;
+  }
+
+  /** Evaluate on the validation split, log it, save `checkpoint_last` (and `checkpoint_best` when the metric improved). */
+  validate(): void {
+    const { args, metric, maximize, numUpdates } = this;
+    const m = evaluate(this.model, this.task, this.p.valid, args, args.batch_size_valid, this.dist);
+    this.lastValid = m;
+    this.validatedAt = numUpdates;
+    const v = maximize ? m.accuracy! : m.loss;
+    const improved = this.best === null || (maximize ? v > this.best.value : v < this.best.value);
+    if (improved) this.best = { metric, value: v, update: numUpdates };
+    const best = this.best!;
+    this.log.write({ type: 'valid', update: numUpdates, epoch: this.batcher.state.epoch, ...m, best: best.value });
+    this.say(`valid | update ${numUpdates} | ${formatMetrics(m)} | best ${metric} ${maximize ? pct(best.value) : best.value.toFixed(4)}`);
+    this.save('checkpoint_last');
+    if (improved) this.save('checkpoint_best');
+  }
+
+  /**
+   * One update `k = numUpdates + 1`: `update_freq` micro-batches with summed losses, gradients
+   * summed over ranks and scaled by `1/Σ sample_size`, clipped, then one Adam step with `lr(k−1)`.
+   * @throws TrainingDivergedError on a NaN/Inf loss or gradient norm (parameters unchanged)
+   */
+  update(): UpdateStats {
+    const { args, dist, task, model, params, optimizer } = this;
+    const k = this.numUpdates + 1;
+    const lr = this.schedule.lr(this.numUpdates);
+    optimizer.setLr(lr);
+    optimizer.zeroGrad();
+    const updateFreq = args.update_freq;
+    let sum = 0, sample = 0, correct = 0, sentences = 0, tokens = 0;
+    for (let f = 0; f < updateFreq; f++) {
+      const batch = dist ? dist.shard(this.batcher.next()) : this.batcher.next();
+      if (batch.B === 0) continue; // data parallel: a batch smaller than the world leaves some ranks idle
+      const out = task.forward(model, batch, args);
+      const l = out.loss.item();
+      if (!dist && !Number.isFinite(l)) throw this.divergence(k, `the loss is ${l}`);
+      dist?.beginBackward(f === updateFreq - 1, out.loss); // no gradient all-reduce on the non-final micro-steps
+      backward(out.loss);
+      sum += l;
+      sample += out.sampleSize;
+      correct += out.nCorrect ?? 0;
+      sentences += out.nSentences;
+      tokens += out.ntokens;
+    }
+    if (dist) {
+      // sum the gradients and the step's statistics over ranks: 1/Σ sample_size is the global one
+      [sum, sample, correct, sentences, tokens] = dist.finishStep([sum, sample, correct, sentences, tokens]);
+      if (!Number.isFinite(sum)) throw this.divergence(k, `the loss is ${sum}`);
+    }
+    if (sample > 0) {
+      const s = scalar(1 / sample, 'f32');
+      for (const t of params) if (t.grad) t.grad = binary(t.grad, t.grad.dtype === 'f32' ? s : scalar(1 / sample, t.grad.dtype), 'mul');
+    }
+    const gnorm = clipGradNorm(params, args.clip_norm);
+    if (!Number.isFinite(gnorm)) throw this.divergence(k, `the gradient norm is ${gnorm}`);
+    optimizer.step();
+    this.numUpdates = k;
+    this.opts.hooks?.afterUpdate?.(k, model);
+    dist?.afterUpdate(k);
+    return { sum, sample, correct, sentences, tokens, gnorm, lr };
+  }
+
+  /** Add an update to the interval; at the end of an interval write its `train` record. Returns the interval to continue. */
+  logUpdate(acc: Interval, u: UpdateStats): Interval {
+    acc.loss += u.sum;
+    acc.sample += u.sample;
+    acc.correct += u.correct;
+    acc.sentences += u.sentences;
+    acc.tokens += u.tokens;
+    acc.gnorm += u.gnorm;
+    acc.n++;
+    if (acc.n < this.args.log_interval && this.numUpdates !== this.args.max_update) return acc;
+    const t = this.now();
+    this.lastTrainLoss = acc.sample > 0 ? acc.loss / acc.sample / LN2 : null;
+    const rec: MetricsRecord = {
+      type: 'train', update: this.numUpdates, epoch: this.batcher.state.epoch, loss: this.lastTrainLoss, lr: u.lr, gnorm: acc.gnorm / acc.n,
+      tokens_per_s: t > acc.t ? (1000 * acc.tokens) / (t - acc.t) : null, wall_s: (t - this.t0) / 1000,
+    };
+    if (this.task.classification) rec.accuracy = acc.correct / Math.max(1, acc.sentences);
+    this.log.write(rec);
+    return emptyInterval(t);
+  }
+
+  /**
+   * The loop: updates until `--max-update` (or `--max-epoch`), validating / saving at their
+   * intervals. On divergence the log gets a `diverged` record and the plots are redrawn.
+   */
+  runUpdates(): void {
+    const { args, isMain } = this;
+    const bar = new ProgressBar({ total: Math.max(1, args.max_update - this.startUpdates), stream: this.opts.stream ?? process.stderr, quiet: args.quiet || !isMain, label: 'train' });
+    const maxEpoch = args.max_epoch;
+    const valInt = args.validate_interval_updates;
+    const saveInt = args.save_interval_updates;
+    let acc = emptyInterval(this.now());
+    this.model.train();
+    try {
+      while (this.numUpdates < args.max_update) {
+        if (maxEpoch > 0 && this.batcher.endOfEpoch && this.batcher.state.epoch >= maxEpoch) break;
+        const u = this.update();
+        const n = this.numUpdates;
+        bar.update(n - this.startUpdates, { loss: u.sample > 0 ? u.sum / u.sample / LN2 : 0, lr: u.lr, tokens: u.tokens });
+        acc = this.logUpdate(acc, u);
+        if (valInt > 0 && n % valInt === 0 && n < args.max_update) this.validate();
+        else if (saveInt > 0 && n % saveInt === 0 && n < args.max_update) this.save('checkpoint_last');
+      }
+    } catch (e) {
+      bar.finish();
+      if (e instanceof TrainingDivergedError && isMain) {
+        this.log.write({ type: 'diverged', update: e.update, message: e.message });
+        writePlots(this.dir, readMetricsLog(this.logPath), this.task.classification, this.baseline?.accuracy ?? null);
+      }
+      throw e;
+    }
+    bar.finish();
+  }
+
+  /** Validate / save at the last update if not done yet, write the `end` record and the plots, leave the job. */
+  finish(): TrainResult {
+    const { args, numUpdates, baseline } = this;
+    if (this.validatedAt !== numUpdates) this.validate();
+    else if (this.savedUpdate !== numUpdates) this.save('checkpoint_last');
+    const wall = (this.now() - this.t0) / 1000;
+    const v = this.lastValid;
+    const bestPath = args.no_save || !existsSync(this.bestPaths.weights) ? null : this.bestPaths.weights;
+    const result: TrainResult = {
+      status: 'completed', task: args.task, arch: args.arch, parameters: this.nParams, updates: numUpdates, updates_this_run: numUpdates - this.startUpdates,
+      epochs: this.batcher.state.epoch, wall_time_s: wall, train_loss: this.lastTrainLoss, valid_loss: v?.loss ?? null, valid_accuracy: v?.accuracy ?? null,
+      valid_ppl: v?.ppl ?? null, valid_bpb: v?.bpb ?? null, majority_baseline: baseline?.accuracy ?? null, best_valid: this.best,
+      checkpoint: args.no_save ? null : this.savedPath, best_checkpoint: bestPath, metrics_log: this.logPath, plot: null,
+    };
+    this.log.write({ type: 'end', update: numUpdates, ...result, time: new Date().toISOString() });
+    result.plot = this.isMain ? writePlots(this.dir, readMetricsLog(this.logPath), this.task.classification, baseline?.accuracy ?? null) : null;
+    this.dist?.close();
+    return result;
+  }
+
+  private divergence(k: number, what: string): TrainingDivergedError {
+    const where = this.savedPath ? `the last good checkpoint is ${this.savedPath} (update ${this.savedUpdate})` : 'no checkpoint was written yet';
+    return new TrainingDivergedError(`update ${k}: ${what}; training stopped, ${where}`, k, this.savedPath);
+  }
 }
 
 /**
  * Train as configured by the user's options (config + flags, snake_case; defaults filled here).
+ * A data-parallel rank gets its job from `opts.startDist` (the CLI passes `src/dist`'s).
  * @throws ConfigError / DataError / CheckpointError for bad input (nothing written), or
  *   {@link TrainingDivergedError} when a loss or gradient norm becomes NaN/Inf
  */
@@ -290,237 +518,10 @@ export function train(user: Readonly<Record<string, unknown>>, opts: TrainOption
   const now = opts.now ?? Date.now;
   const t0 = now();
   const p = prepare(user);
-  const { args, task, model, spec } = p;
-  const dist = startDistributed(args); // null unless launched as one rank of a job (src/dist)
-  const isMain = !dist || dist.isMain; // only rank 0 prints and writes files
-  const stream = opts.stream ?? process.stderr;
-  const say = (s: string): void => {
-    if (!args.quiet && isMain) stream.write(`${stream.isTTY ? '\r\x1b[K' : ''}${s}\n`);
-  };
-  const params = model.parameters();
-  const optimizer = new Adam(params, { lr: 0, betas: parseBetas(args.adam_betas as string), eps: args.adam_eps as number, weightDecay: args.weight_decay as number });
-  const schedule: LRSchedule = makeScheduleFromArgs(args);
-  const batcher = new Batcher(p.train, { batchSize: args.batch_size, seed: args.seed });
-  let numUpdates = 0;
-  let best: TrainerState['best'] = null;
-  let wallBefore = 0;
-  let lastTrainLoss: number | null = null;
-  let resumed: TrainerState | null = null;
-  if (p.resumeFrom) {
-    const { ckpt, statePath } = p.resumeFrom;
-    try {
-      model.loadStateDict(ckpt.tensors);
-    } catch (e) {
-      throw new CheckpointError(`${ckpt.path}: weights do not fit the model (${(e as Error).message})`);
-    }
-    const st = loadTrainerState(statePath, ckpt, optimizer);
-    try {
-      batcher.setState(st.data);
-    } catch (e) {
-      throw new CheckpointError(`${statePath}: data position does not fit the data (${(e as Error).message})`);
-    }
-    defaultGenerator.setState(st.rng);
-    numUpdates = st.numUpdates;
-    best = st.best;
-    wallBefore = st.wallTime;
-    lastTrainLoss = st.lastTrainLoss;
-    resumed = st;
-  }
-  dist?.attach(model, args, resumed); // same settings everywhere, replicas = rank 0's, per-rank dropout stream
-  const startUpdates = numUpdates;
-  const metric = (args.best_checkpoint_metric as string | undefined) ?? (task.classification ? 'accuracy' : 'loss');
-  const maximize = metric === 'accuracy';
-  if (metric === 'accuracy' && !task.classification) throw new ConfigError(`--best-checkpoint-metric accuracy: task ${task.name} has no accuracy (use loss)`);
-  const baseline = task.classification ? majorityBaseline(p.train, p.valid) : null;
-
-  // ---- from here on files are written ----
-  const dir = args.save_dir;
-  mkdirSync(dir, { recursive: true });
-  const last = checkpointPaths(dir, 'checkpoint_last');
-  const bestPaths = checkpointPaths(dir, 'checkpoint_best');
-  const logPath = join(dir, 'metrics.jsonl');
-  if (isMain && p.resumeFrom) truncateLog(logPath, numUpdates);
-  else if (isMain && args.overwrite) for (const f of [last.weights, last.state, bestPaths.weights, bestPaths.state]) rmSync(f, { force: true });
-  const log = isMain ? new MetricsLog(logPath, !p.resumeFrom) : ({ write: () => undefined } as unknown as MetricsLog);
-  const trainArgsMeta = { ...args, __user: p.userArgs };
-  const nParams = model.numParameters();
-  log.write({ type: 'start', update: numUpdates, task: args.task, arch: args.arch, parameters: nParams, resumed: p.resumeFrom !== null, train_examples: p.train.length, valid_examples: p.valid.length, majority_baseline: baseline?.accuracy ?? null, time: new Date().toISOString() });
-  say(`mega train: task ${args.task}, arch ${args.arch} (${nParams.toLocaleString('en-US')} parameters), data ${p.dataSource}`);
-  say(`train ${p.train.length} examples (${batcher.batchesPerEpoch} batches of ${args.batch_size}), valid ${p.valid.length}${baseline ? `, majority-class baseline ${pct(baseline.accuracy)}` : ''}`);
-  if (p.resumeFrom) say(`resumed from ${p.resumeFrom.ckpt.path} at update ${numUpdates}`);
-
-  let savedPath: string | null = p.resumeFrom ? last.weights : null;
-  let savedUpdate = p.resumeFrom ? numUpdates : -1;
-  const save = (name: 'checkpoint_last' | 'checkpoint_best'): string | null => {
-    if (args.no_save) return null;
-    const rankRng = dist?.rankRngStates(); // a collective: every rank saves, rank 0 writes
-    const state = {
-      numUpdates, data: batcher.state, rng: defaultGenerator.getState(), schedule: { name: schedule.name, nextLr: schedule.lr(numUpdates) },
-      best, wallTime: wallBefore + (now() - t0) / 1000, userArgs: p.userArgs, lastTrainLoss, ...(rankRng ? { rankRng } : {}),
-    };
-    const path = isMain ? saveCheckpoint(dir, name, model, optimizer, spec, trainArgsMeta, state) : checkpointPaths(dir, name).weights;
-    if (name === 'checkpoint_last') {
-      savedPath = path;
-      savedUpdate = numUpdates;
-    }
-    return path;
-  };
-  let lastValid: EvalMetrics | null = null;
-  let validatedAt = -1;
-  const validate = (): void => {
-    lastValid = evaluate(model, task, p.valid, args, args.batch_size_valid as number, dist);
-    validatedAt = numUpdates;
-    const v = maximize ? lastValid.accuracy! : lastValid.loss;
-    const improved = best === null || (maximize ? v > best.value : v < best.value);
-    if (improved) best = { metric, value: v, update: numUpdates };
-    log.write({ type: 'valid', update: numUpdates, epoch: batcher.state.epoch, ...lastValid, best: best!.value });
-    say(`valid | update ${numUpdates} | ${formatMetrics(lastValid)} | best ${metric} ${maximize ? pct(best!.value) : best!.value.toFixed(4)}`);
-    save('checkpoint_last');
-    if (improved) save('checkpoint_best');
-  };
-
-  const bar = new ProgressBar({ total: Math.max(1, args.max_update - startUpdates), stream, quiet: (args.quiet as boolean) || !isMain, label: 'train' });
-  const maxEpoch = args.max_epoch as number;
-  const updateFreq = args.update_freq;
-  const clip = args.clip_norm as number;
-  const valInt = args.validate_interval_updates as number;
-  const saveInt = args.save_interval_updates as number;
-  const logInt = args.log_interval as number;
-  let acc = { loss: 0, sample: 0, correct: 0, sentences: 0, tokens: 0, gnorm: 0, n: 0, t: now() };
-  model.train();
-  try {
-    while (numUpdates < args.max_update) {
-      if (maxEpoch > 0 && batcher.endOfEpoch && batcher.state.epoch >= maxEpoch) break;
-      const k = numUpdates + 1;
-      const lr = schedule.lr(numUpdates);
-      optimizer.setLr(lr);
-      optimizer.zeroGrad();
-      let sum = 0, sample = 0, correct = 0, sentences = 0, tokens = 0;
-      for (let f = 0; f < updateFreq; f++) {
-        const batch = dist ? dist.shard(batcher.next()) : batcher.next();
-        if (batch.B === 0) continue; // data parallel: a batch smaller than the world leaves some ranks idle
-        const out = task.forward(model, batch, args);
-        const l = out.loss.item();
-        if (!dist && !Number.isFinite(l)) throw divergence(k, `the loss is ${l}`);
-        dist?.beginBackward(f === updateFreq - 1, out.loss); // no gradient all-reduce on the non-final micro-steps
-        backward(out.loss);
-        sum += l;
-        sample += out.sampleSize;
-        correct += out.nCorrect ?? 0;
-        sentences += out.nSentences;
-        tokens += out.ntokens;
-      }
-      if (dist) {
-        // sum the gradients and the step's statistics over ranks: 1/Σ sample_size is the global one
-        [sum, sample, correct, sentences, tokens] = dist.finishStep([sum, sample, correct, sentences, tokens]);
-        if (!Number.isFinite(sum)) throw divergence(k, `the loss is ${sum}`);
-      }
-      if (sample > 0) {
-        const s = scalar(1 / sample, 'f32');
-        for (const t of params) if (t.grad) t.grad = binary(t.grad, t.grad.dtype === 'f32' ? s : scalar(1 / sample, t.grad.dtype), 'mul');
-      }
-      const gnorm = clipGradNorm(params, clip);
-      if (!Number.isFinite(gnorm)) throw divergence(k, `the gradient norm is ${gnorm}`);
-      optimizer.step();
-      numUpdates = k;
-      opts.hooks?.afterUpdate?.(numUpdates, model);
-      dist?.afterUpdate(numUpdates);
-      const lossB2 = sample > 0 ? sum / sample / LN2 : 0;
-      acc.loss += sum;
-      acc.sample += sample;
-      acc.correct += correct;
-      acc.sentences += sentences;
-      acc.tokens += tokens;
-      acc.gnorm += gnorm;
-      acc.n++;
-      bar.update(numUpdates - startUpdates, { loss: lossB2, lr, tokens });
-      if (acc.n >= logInt || numUpdates === args.max_update) {
-        const t = now();
-        lastTrainLoss = acc.sample > 0 ? acc.loss / acc.sample / LN2 : null;
-        const rec: MetricsRecord = {
-          type: 'train', update: numUpdates, epoch: batcher.state.epoch, loss: lastTrainLoss, lr, gnorm: acc.gnorm / acc.n,
-          tokens_per_s: t > acc.t ? (1000 * acc.tokens) / (t - acc.t) : null, wall_s: (t - t0) / 1000,
-        };
-        if (task.classification) rec.accuracy = acc.correct / Math.max(1, acc.sentences);
-        log.write(rec);
-        acc = { loss: 0, sample: 0, correct: 0, sentences: 0, tokens: 0, gnorm: 0, n: 0, t };
-      }
-      if (valInt > 0 && numUpdates % valInt === 0 && numUpdates < args.max_update) validate();
-      else if (saveInt > 0 && numUpdates % saveInt === 0 && numUpdates < args.max_update) save('checkpoint_last');
-    }
-  } catch (e) {
-    bar.finish();
-    if (e instanceof TrainingDivergedError && isMain) {
-      log.write({ type: 'diverged', update: e.update, message: e.message });
-      writePlots(dir, readMetricsLog(logPath), task.classification, baseline?.accuracy ?? null);
-    }
-    throw e;
-  }
-  bar.finish();
-  if (validatedAt !== numUpdates) validate();
-  else if (savedUpdate !== numUpdates) save('checkpoint_last');
-  const wall = (now() - t0) / 1000;
-  const v = lastValid as EvalMetrics | null;
-  const bestPath = args.no_save || !existsSync(bestPaths.weights) ? null : bestPaths.weights;
-  const result: TrainResult = {
-    status: 'completed', task: args.task, arch: args.arch, parameters: nParams, updates: numUpdates, updates_this_run: numUpdates - startUpdates,
-    epochs: batcher.state.epoch, wall_time_s: wall, train_loss: lastTrainLoss, valid_loss: v?.loss ?? null, valid_accuracy: v?.accuracy ?? null,
-    valid_ppl: v?.ppl ?? null, valid_bpb: v?.bpb ?? null, majority_baseline: baseline?.accuracy ?? null, best_valid: best,
-    checkpoint: args.no_save ? null : savedPath, best_checkpoint: bestPath, metrics_log: logPath, plot: null,
-  };
-  log.write({ type: 'end', update: numUpdates, ...result, time: new Date().toISOString() });
-  result.plot = isMain ? writePlots(dir, readMetricsLog(logPath), task.classification, baseline?.accuracy ?? null) : null;
-  dist?.close();
-  return result;
-
-  function divergence(k: number, what: string): TrainingDivergedError {
-    const where = savedPath ? `the last good checkpoint is ${savedPath} (update ${savedUpdate})` : 'no checkpoint was written yet';
-    return new TrainingDivergedError(`update ${k}: ${what}; training stopped, ${where}`, k, savedPath);
-  }
-}
-
-/** Load a checkpoint's model for evaluation: rebuild it from the stored settings and load the weights. */
-export function loadModelForEval(ckpt: LoadedCheckpoint): Module {
-  const taskInfo = ckpt.spec.taskInfo;
-  const ti = typeof taskInfo.dictionary_size === 'number' ? { dictionary_size: taskInfo.dictionary_size, pad: taskInfo.pad as number } : null;
-  const model = buildFromModelArgs(ckpt.spec.modelArgs, ti);
-  try {
-    model.loadStateDict(ckpt.tensors);
-  } catch (e) {
-    throw new CheckpointError(`${ckpt.path}: weights do not fit the model they describe (${(e as Error).message})`);
-  }
-  return model.eval();
-}
-
-/** Options of {@link evaluateCheckpoint}. */
-export interface EvalRequest {
-  /** Weights file. */
-  checkpoint: string;
-  /** Split to evaluate. */
-  split: Split;
-  /** Overrides of the training options (`data`, `batch_size_valid`, `truncate`, `threads`). */
-  overrides?: Readonly<Record<string, unknown>>;
-}
-
-/** Evaluate a checkpoint on a split of its task's data (or of `overrides.data`). */
-export function evaluateCheckpoint(req: EvalRequest): EvalMetrics & { task: string; arch: string; update: number; split: Split; checkpoint: string; data: string } {
-  const ckpt = loadCheckpoint(req.checkpoint);
-  const args: Record<string, unknown> = { ...ckpt.trainArgs, ...(req.overrides ?? {}) };
-  delete args.__user;
-  if (typeof args.threads === 'number') setNumThreads(args.threads);
-  const task = getTask(ckpt.spec.task as TrainArgs['task']);
-  const data = task.load(args, [req.split], ckpt.spec.modelArgs);
-  const ti = ckpt.spec.taskInfo;
-  if (data.taskInfo && data.taskInfo.dictionary_size !== ti.dictionary_size) {
-    throw new ConfigError(`${req.checkpoint}: the data's vocabulary (${data.taskInfo.dictionary_size}) differs from the checkpoint's (${String(ti.dictionary_size)})`);
-  }
-  const model = loadModelForEval(ckpt);
-  const bs = (req.overrides?.batch_size_valid as number | undefined) ?? (args.batch_size_valid as number | undefined) ?? (args.batch_size as number);
-  const m = evaluate(model, task, data.splits[req.split]!, args, bs);
-  return { task: ckpt.spec.task, arch: ckpt.spec.arch, update: ckpt.update, split: req.split, checkpoint: req.checkpoint, data: data.source, ...m };
-}
-
-/** Read a file as text if it exists (helper for tests and the CLI). */
-export function readTextIfExists(path: string): string | null {
-  return existsSync(path) ? readFileSync(path, 'utf8') : null;
+  const dist = opts.startDist?.(p.args) ?? null; // null unless launched as one rank of a job
+  const run = new TrainRun(p, dist, opts, now, t0);
+  run.restore();
+  run.openFiles();
+  run.runUpdates();
+  return run.finish();
 }

@@ -38,8 +38,3 @@ export function registerAdapter(name: string, a: Adapter): void {
 export function getAdapter(name: string): Adapter | undefined {
   return adapters.get(name);
 }
-
-/** Names with an adapter. */
-export function adapterNames(): string[] {
-  return [...adapters.keys()];
-}

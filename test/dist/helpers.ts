@@ -53,8 +53,6 @@ export interface Proc {
   signal: NodeJS.Signals | null;
   stdout: string;
   stderr: string;
-  /** Wall time from spawn to exit (ms). */
-  ms: number;
 }
 
 /** A running process whose output is collected. */
@@ -65,7 +63,6 @@ export interface Running {
 
 /** Spawn a process collecting its output (killed after `timeoutMs`, default 60 s). */
 export function run(cmd: string, args: readonly string[], opts: { env?: Record<string, string | undefined>; timeoutMs?: number; cwd?: string } = {}): Running {
-  const t0 = Date.now();
   const env: Record<string, string | undefined> = { ...process.env, MEGA_THREADS: '1', ...(opts.env ?? {}) };
   for (const k of Object.keys(env)) if (env[k] === undefined) delete env[k];
   const child = spawn(cmd, args, { env: env as NodeJS.ProcessEnv, cwd: opts.cwd ?? ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -76,7 +73,12 @@ export function run(cmd: string, args: readonly string[], opts: { env?: Record<s
   const done = new Promise<Proc>((resolve) => {
     child.on('close', (code, signal) => {
       clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr, ms: Date.now() - t0 });
+      resolve({ code, signal, stdout, stderr });
+    });
+    child.on('error', (e) => {
+      // the command could not start (e.g. not installed): no 'close' follows
+      clearTimeout(timer);
+      resolve({ code: null, signal: null, stdout, stderr: `${stderr}${cmd}: ${e.message}\n` });
     });
   });
   return { child, done };
@@ -94,27 +96,4 @@ export function torchrunEnv(rank: number, worldSize: number, port: number, extra
   };
 }
 
-/** Whether a command exists on PATH. */
-export function have(cmd: string): boolean {
-  return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
-}
 
-/** Whether this process may create network namespaces (root with iproute2). */
-export function canNetns(): boolean {
-  if (process.getuid?.() !== 0 || !have('ip')) return false;
-  const name = `megaprobe${process.pid}`;
-  const ok = spawnSync('ip', ['netns', 'add', name], { stdio: 'ignore' }).status === 0;
-  if (ok) spawnSync('ip', ['netns', 'del', name], { stdio: 'ignore' });
-  return ok;
-}
-
-/** Max |a − b| / max|b| over two equal-length number arrays. */
-export function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  if (a.length !== b.length) return Infinity;
-  let num = 0, den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num = Math.max(num, Math.abs(a[i] - b[i]));
-    den = Math.max(den, Math.abs(b[i]));
-  }
-  return den === 0 ? num : num / den;
-}

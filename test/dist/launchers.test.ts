@@ -2,17 +2,19 @@
  * The launchers clusters already run, for real: Open MPI's `mpirun` with the `mpi` group (koffi →
  * libmpi), torchrun (its elastic agent holds MASTER_PORT), and two "hosts" — network namespaces
  * joined by a veth pair, each with its own address — running a 2-host × 1-worker job over tcp.
- * Each job must end with the single-process parameters (f64, 1e-12 relative). A test is skipped
- * where its launcher is missing (CI installs openmpi-bin, libopenmpi-dev, python3-torch, iproute2,
- * runs as root, and has koffi installed).
+ * Each job must end with the single-process parameters (f64, 1e-12 relative). Without `CI`, a test
+ * whose launcher is missing is skipped (test/system.ts); with `CI` set (.ci/run installs
+ * openmpi-bin, libopenmpi-dev, python3-torch, iproute2, runs as root, has koffi) it fails.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildForChildren, canNetns, freePort, have, relErr, run, type Built } from './helpers.js';
+import { expectClose } from '../../src/verify/compare.js';
+import { mpiAvailable } from '../../src/dist/mpi.js';
+import { canNetns, have, skipWithout } from '../system.js';
+import { buildForChildren, freePort, run, type Built } from './helpers.js';
 
 const BASE = { dtype: 'f64', updates: 3, updateFreq: 2, batch: 7, L: 5, din: 6, hidden: 8, classes: 3, norm: 'syncbatchnorm', seed: 3 };
 const tmp = mkdtempSync(join(tmpdir(), 'mega-launchers-'));
@@ -20,13 +22,9 @@ let built: Built;
 let worker: string;
 let ref: Record<string, number[]>;
 
-// The launchers are real programs that CI installs (.ci/run: openmpi-bin, python3-torch for
-// torchrun, iproute2; npm's optional koffi): their absence is a failure, not a skip.
-function requireTools(): void {
-  createRequire(import.meta.url).resolve('koffi');
-  for (const tool of ['mpirun', 'torchrun']) if (!have(tool)) throw new Error(`${tool} is not installed (see .ci/run)`);
-  if (!canNetns()) throw new Error('network namespaces are unavailable (run as root with iproute2)');
-}
+const skipMpi = skipWithout({ mpirun: have('mpirun'), libmpi: mpiAvailable() });
+const skipTorchrun = skipWithout({ torchrun: have('torchrun') });
+const skipNetns = skipWithout({ netns: canNetns() });
 
 function params(out: string, rank: number): { backend: string; params: Record<string, number[]> } {
   return JSON.parse(readFileSync(`${out}.rank${rank}.json`, 'utf8')) as { backend: string; params: Record<string, number[]> };
@@ -34,7 +32,7 @@ function params(out: string, rank: number): { backend: string; params: Record<st
 
 function expectRef(out: string, n: number): void {
   const p0 = params(out, 0).params;
-  for (const k of Object.keys(ref)) expect(relErr(p0[k]!, ref[k]!), k).toBeLessThanOrEqual(1e-12);
+  for (const k of Object.keys(ref)) expectClose(p0[k]!, ref[k]!, { rtol: 1e-12, what: k });
   for (let r = 1; r < n; r++) expect(params(out, r).params).toEqual(p0);
 }
 
@@ -52,9 +50,7 @@ afterAll(() => {
 });
 
 describe.concurrent('launchers', () => {
-  it('the launchers and tools are installed', () => requireTools());
-
-  it('mpirun -np 2 with the mpi group (MPI_Allreduce through koffi)', async () => {
+  it.skipIf(skipMpi)('mpirun -np 2 with the mpi group (MPI_Allreduce through koffi)', async () => {
     const out = join(tmp, 'mpi');
     // vader's single-copy mechanism (CMA) needs ptrace rights containers often lack: plain copies
     const p = await run('mpirun', ['--allow-run-as-root', '--oversubscribe', '-np', '2', 'node', worker, JSON.stringify({ ...BASE, out, backend: 'mpi' })], {
@@ -65,7 +61,7 @@ describe.concurrent('launchers', () => {
     expectRef(out, 2);
   }, 60000);
 
-  it('torchrun --nproc_per_node 2 (the agent store holds MASTER_PORT)', async () => {
+  it.skipIf(skipTorchrun)('torchrun --nproc_per_node 2 (the agent store holds MASTER_PORT)', async () => {
     const out = join(tmp, 'torchrun');
     const port = await freePort();
     // --redirects 1 --tee 1: Debian's torch 1.13 on Python 3.11 cannot parse the default "0"
@@ -78,7 +74,7 @@ describe.concurrent('launchers', () => {
     expectRef(out, 2);
   }, 90000);
 
-  it('two hosts (network namespaces joined by veth, 10.77.0.1 and 10.77.0.2), one worker each', async () => {
+  it.skipIf(skipNetns)('two hosts (network namespaces joined by veth, 10.77.0.1 and 10.77.0.2), one worker each', async () => {
     const id = process.pid % 100000;
     const ns = [`megaA${id}`, `megaB${id}`], veth = [`mgA${id}`, `mgB${id}`], addr = ['10.77.0.1', '10.77.0.2'];
     const ip = (...a: string[]): void => {

@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadCheckpoint } from '../../src/train/checkpoint.js';
-import { buildForChildren, relErr, run, type Built } from './helpers.js';
+import { expectClose } from '../../src/verify/compare.js';
+import { buildForChildren, run, type Built } from './helpers.js';
 
 let built: Built;
 let cli: string;
@@ -51,7 +52,7 @@ describe('mega train --workers', () => {
     expect(r).toMatchObject({ status: 'completed', updates: 4 });
     expect(r.valid_accuracy).toBe(JSON.parse(one.stdout).valid_accuracy);
     const a = weights(join(tmp, 'one')), b = weights(join(tmp, 'two'));
-    for (const k of Object.keys(a)) expect(relErr(b[k]!, a[k]!), k).toBeLessThan(1e-5); // f32: float rounding
+    for (const k of Object.keys(a)) expectClose(b[k]!, a[k]!, { rtol: 1e-5, what: k }); // f32: float rounding
     const starts = readFileSync(join(tmp, 'two', 'metrics.jsonl'), 'utf8').split('\n').filter((l) => l.includes('"type":"start"'));
     expect(starts).toHaveLength(1);
   }, 90000);

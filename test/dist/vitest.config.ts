@@ -9,6 +9,7 @@ export default defineConfig({
   test: {
     root: new URL('../..', import.meta.url).pathname,
     include: ['test/dist/**/*.test.ts'],
+    globalSetup: ['test/global-setup.ts'],
     exclude: [...configDefaults.exclude.filter((p) => p !== '**/dist/**'), 'dist/**'],
   },
 });

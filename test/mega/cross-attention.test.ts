@@ -9,6 +9,7 @@ import { fromArray } from '../../src/tensor/create.js';
 import { ShapeError } from '../../src/tensor/errors.js';
 import { Generator, randNormal } from '../../src/tensor/random.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
+import { expectClose } from '../../src/verify/compare.js';
 
 const gen = new Generator(11);
 
@@ -29,12 +30,6 @@ function rightPad(lengths: number[], L: number): Tensor {
   const d = new Uint8Array(lengths.length * L);
   lengths.forEach((n, b) => d.fill(1, b * L + n, (b + 1) * L));
   return fromArray(d, [lengths.length, L]);
-}
-
-function maxDiff(a: Tensor, b: Tensor): number {
-  expect(a.shape).toEqual(b.shape);
-  const x = a.toArray(), y = b.toArray();
-  return Math.max(...x.map((v, i) => Math.abs(v - y[i])));
 }
 
 describe('GatedCrossAttention incremental (static key/value)', () => {
@@ -58,8 +53,8 @@ describe('GatedCrossAttention incremental (static key/value)', () => {
         expect((rec.prev_key as Tensor).shape).toEqual([B, L1, 4]);
         expect(rec.prev_key_padding_mask).toBe(keyPaddingMask);
       }
-      expect(maxDiff(F.concat(outs, 0), full.out)).toBeLessThan(1e-12);
-      expect(maxDiff(F.concat(ws, 1), full.attnWeights!)).toBeLessThan(1e-12);
+      expectClose(F.concat(outs, 0), full.out, { atol: 1e-12, what: 'output' });
+      expectClose(F.concat(ws, 1), full.attnWeights!, { atol: 1e-12, what: 'attention weights' });
     });
   }
 

@@ -2,10 +2,12 @@ import { describe, expect, it } from 'vitest';
 import { IncrementalState } from '../../src/mega/incremental.js';
 import { EMA_STATE, lengthsToPaddingMask, MultiHeadEMA } from '../../src/mega/ema.js';
 import { ConfigError } from '../../src/nn/errors.js';
+import { ShapeError } from '../../src/tensor/errors.js';
 import * as F from '../../src/autograd/index.js';
 import { Generator, randNormal } from '../../src/tensor/random.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
 import { expectGrad, leaf } from '../autograd/helpers.js';
+import { expectClose } from '../../src/verify/compare.js';
 
 const sig = (v: number) => 1 / (1 + Math.exp(-v));
 const silu = (v: number) => v * sig(v);
@@ -80,16 +82,6 @@ function recurrence(m: MultiHeadEMA, x: Tensor): { out: number[]; h: number[] } 
   return { out, h };
 }
 
-function relErr(got: number[], ref: number[]): number {
-  expect(got.length).toBe(ref.length);
-  let e = 0, s = 0;
-  for (let i = 0; i < ref.length; i++) {
-    e = Math.max(e, Math.abs(got[i] - ref[i]));
-    s = Math.max(s, Math.abs(ref[i]));
-  }
-  return e / s;
-}
-
 const input = (shape: number[], seed = 11) => randNormal(shape, 0, 1, 'f64', new Generator(seed));
 
 describe('MultiHeadEMA parameters', () => {
@@ -124,14 +116,14 @@ describe('MultiHeadEMA full-sequence path', () => {
       const m = makeEMA(2, 3, opts);
       const x = input([L, 2, 2]);
       const mask = lengths ? lengthsToPaddingMask(lengths, L) : null;
-      expect(relErr(m.forward(x, mask).toArray(), directForward(m, x, mask))).toBeLessThan(1e-12);
+      expectClose(m.forward(x, mask).toArray(), directForward(m, x, mask), { rtol: 1e-12 });
     });
   }
   it('short sequences (direct kernel branch) and K = min(truncation, L)', () => {
     const m = makeEMA(3, 2, { bidirectional: true, truncation: 4 });
     for (const L of [1, 3, 9]) {
       const x = input([L, 2, 3], L);
-      expect(relErr(m.forward(x).toArray(), directForward(m, x, null))).toBeLessThan(1e-13);
+      expectClose(m.forward(x).toArray(), directForward(m, x, null), { rtol: 1e-13 });
     }
     expect(m.kernel(3).shape).toEqual([6, 3]);
     expect(m.kernel(9).shape).toEqual([6, 4]);
@@ -139,7 +131,7 @@ describe('MultiHeadEMA full-sequence path', () => {
   it('untruncated causal output equals the recurrence of §5.6', () => {
     const m = makeEMA(3, 4);
     const x = input([40, 2, 3]);
-    expect(relErr(m.forward(x).toArray(), recurrence(m, x).out)).toBeLessThan(1e-12);
+    expectClose(m.forward(x).toArray(), recurrence(m, x).out, { rtol: 1e-12 });
   });
   it('f32 parameters and input give f32 output close to f64', () => {
     const m = makeEMA(2, 2, { bidirectional: true });
@@ -148,7 +140,7 @@ describe('MultiHeadEMA full-sequence path', () => {
     m32.loadStateDict(m.stateDict());
     const y = m32.forward(F.cast(x, 'f32'));
     expect(y.dtype).toBe('f32');
-    expect(relErr(y.toArray(), m.forward(x).toArray())).toBeLessThan(1e-5);
+    expectClose(y.toArray(), m.forward(x).toArray(), { rtol: 1e-5 });
   });
 });
 
@@ -166,11 +158,11 @@ describe('MultiHeadEMA incremental path', () => {
         at += n;
       }
       expect(at).toBe(L);
-      expect(relErr(outs, ref.out)).toBeLessThan(1e-12);
+      expectClose(outs, ref.out, { rtol: 1e-12 });
       const h = state.get(m, EMA_STATE)?.prev_state as Tensor;
       expect(h.shape).toEqual([2, 3, 4]);
-      expect(relErr(h.toArray(), ref.h)).toBeLessThan(1e-12);
-      if (truncation === null) expect(relErr(outs, m.forward(x).toArray())).toBeLessThan(1e-12);
+      expectClose(h.toArray(), ref.h, { rtol: 1e-12 });
+      if (truncation === null) expectClose(outs, m.forward(x).toArray(), { rtol: 1e-12 });
     });
   }
   it('a padding mask zeroes the stepped input as in the full forward', () => {
@@ -180,16 +172,16 @@ describe('MultiHeadEMA incremental path', () => {
     const state = new IncrementalState();
     const a = m.forward(F.narrow(x, 0, 0, 3), F.narrow(mask, 1, 0, 3), state).toArray();
     const b = m.forward(F.narrow(x, 0, 3, 3), F.narrow(mask, 1, 3, 3), state).toArray();
-    expect(relErr([...a, ...b], m.forward(x, mask).toArray())).toBeLessThan(1e-12);
+    expectClose([...a, ...b], m.forward(x, mask).toArray(), { rtol: 1e-12 });
   });
   it('bidirectional + incremental is a ConfigError', () => {
     const m = makeEMA(2, 2, { bidirectional: true });
     expect(() => m.forward(input([2, 1, 2]), null, new IncrementalState())).toThrow(ConfigError);
   });
-  it('rejects a wrong input width or mask shape', () => {
+  it('rejects a wrong input width or mask shape with a ShapeError (as MovingAverageGatedAttention does)', () => {
     const m = makeEMA(2, 2);
-    expect(() => m.forward(input([3, 1, 4]))).toThrow(ConfigError);
-    expect(() => m.forward(input([3, 1, 2]), lengthsToPaddingMask([2], 2))).toThrow(ConfigError);
+    expect(() => m.forward(input([3, 1, 4]))).toThrow(ShapeError);
+    expect(() => m.forward(input([3, 1, 2]), lengthsToPaddingMask([2], 2))).toThrow(ShapeError);
   });
 });
 

@@ -9,6 +9,7 @@ import { ShapeError } from '../../src/tensor/errors.js';
 import { fromArray } from '../../src/tensor/create.js';
 import { Generator, randNormal } from '../../src/tensor/random.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
+import { expectClose } from '../../src/verify/compare.js';
 
 const gen = new Generator(7);
 
@@ -28,13 +29,6 @@ function layer(o: Partial<MegaOptions>): MovingAverageGatedAttention {
 
 /** Concatenation of `L × B × D` pieces along time. */
 const cat = (xs: Tensor[]) => F.concat(xs, 0);
-
-/** max |a − b|. */
-function maxDiff(a: Tensor, b: Tensor): number {
-  expect(a.shape).toEqual(b.shape);
-  const x = a.toArray(), y = b.toArray();
-  return Math.max(...x.map((v, i) => Math.abs(v - y[i])));
-}
 
 /** B × L bool mask from per-batch lengths (right padding). */
 function rightPad(lengths: number[], L: number): Tensor {
@@ -60,7 +54,7 @@ describe('MovingAverageGatedAttention incremental decoding', () => {
         if (C > 0 && (t + 1) % C === 0) expect(rec?.prev_key).toBeUndefined();
         else expect((rec?.prev_key as Tensor).shape).toEqual([B, C > 0 ? ((t + 1) % C) : t + 1, 4]);
       }
-      expect(maxDiff(cat(outs), full)).toBeLessThan(1e-12);
+      expectClose(cat(outs), full, { atol: 1e-12 });
     });
   }
 
@@ -72,7 +66,7 @@ describe('MovingAverageGatedAttention incremental decoding', () => {
     const full = m.forward(x, { attnMask: mask }).out;
     const state = new IncrementalState();
     const outs = [0, 4, 8].map((s) => m.forward(F.narrow(x, 0, s, C), { state, attnMask: mask }).out);
-    expect(maxDiff(cat(outs), full)).toBeLessThan(1e-12);
+    expectClose(cat(outs), full, { atol: 1e-12 });
   });
 });
 

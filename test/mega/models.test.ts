@@ -69,7 +69,9 @@ describe('MegaLanguageModel', () => {
     expect(sd['decoder.output_projection.weight']).toBe(sd['decoder.embed_tokens.weight']);
     const untied = new MegaLanguageModel(smallDec, task);
     expect(untied.numParameters() - tied.numParameters()).toBe(20 * 8);
-    expect(() => new MegaLanguageModel({ ...smallDec, adaptive_input: true }, task)).toThrow(/adaptive/);
+    expect(() => new MegaLanguageModel({ ...smallDec, adaptive_input: true }, task)).toThrow(/adaptive_input_cutoff/);
+    expect(() => new MegaLanguageModel({ ...smallDec, adaptive_input: true, adaptive_input_cutoff: '8', share_decoder_input_output_embed: true }, task)).toThrow(/cannot be used with --adaptive-input/);
+    expect(() => new MegaLanguageModel({ ...smallDec, tie_adaptive_weights: true, adaptive_softmax_cutoff: '8' }, task)).toThrow(/needs --adaptive-input/);
   });
 
   it('token-by-token incremental logits equal the full causal pass', () => {

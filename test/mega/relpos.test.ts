@@ -4,6 +4,7 @@ import { makeRelPosBias, RotaryRelativePositionalBias, SimpleRelativePositionalB
 import { Generator } from '../../src/tensor/random.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
 import { expectGrad } from '../autograd/helpers.js';
+import { expectClose } from '../../src/verify/compare.js';
 
 /** Closed form of §4.2: Σ_k (a1b1 + a2b2)·cos((i−j)θ_k) + (a2b1 − a1b2)·sin((j−i)θ_k). */
 function rotaryClosedForm(a: number[], b: number[], i: number, j: number): number {
@@ -17,10 +18,11 @@ function rotaryClosedForm(a: number[], b: number[], i: number, j: number): numbe
   return s;
 }
 
-function maxDiff(t: Tensor, f: (i: number, j: number) => number): number {
-  let m = 0;
-  for (let i = 0; i < t.shape[0]; i++) for (let j = 0; j < t.shape[1]; j++) m = Math.max(m, Math.abs(t.at(i, j) - f(i, j)));
-  return m;
+/** The values of `f(i, j)` over the 2-d shape of `t`, row-major. */
+function table(t: Tensor, f: (i: number, j: number) => number): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < t.shape[0]; i++) for (let j = 0; j < t.shape[1]; j++) out.push(f(i, j));
+  return out;
 }
 
 describe('SimpleRelativePositionalBias', () => {
@@ -39,7 +41,7 @@ describe('SimpleRelativePositionalBias', () => {
     for (const n of [1, 4, M]) {
       const b = m.forward(n);
       expect(b.shape).toEqual([n, n]);
-      expect(maxDiff(b, (i, j) => w[M - 1 + j - i])).toBe(0);
+      expectClose(b, table(b, (i, j) => w[M - 1 + j - i]));
     }
   });
   it('raises a ConfigError beyond max_positions', () => {
@@ -68,8 +70,8 @@ describe('RotaryRelativePositionalBias', () => {
     for (const n of [3, 4, 11]) {
       const t = m.forward(n);
       expect(t.shape).toEqual([n, n]);
-      expect(maxDiff(t, (i, j) => rotaryClosedForm(a, b, i, j))).toBeLessThan(1e-13);
-      expect(maxDiff(t, (i, j) => (i > 0 && j > 0 ? t.at(i - 1, j - 1) : t.at(i, j)))).toBeLessThan(1e-13);
+      expectClose(t, table(t, (i, j) => rotaryClosedForm(a, b, i, j)), { atol: 1e-13 });
+      expectClose(t, table(t, (i, j) => (i > 0 && j > 0 ? t.at(i - 1, j - 1) : t.at(i, j))), { atol: 1e-13 });
     }
   });
   it('f32 tables and parameters give f32 output close to f64', () => {
@@ -77,7 +79,7 @@ describe('RotaryRelativePositionalBias', () => {
     const t = m.forward(9);
     expect(t.dtype).toBe('f32');
     const a = m.alpha.toArray(), b = m.beta.toArray();
-    expect(maxDiff(t, (i, j) => rotaryClosedForm(a, b, i, j))).toBeLessThan(1e-6);
+    expectClose(t, table(t, (i, j) => rotaryClosedForm(a, b, i, j)), { atol: 1e-6 });
   });
   it('gradcheck (f64)', () => {
     const m = new RotaryRelativePositionalBias(6, 4, { dtype: 'f64', gen: new Generator(6) });

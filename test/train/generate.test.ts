@@ -17,6 +17,7 @@ import { fromStorage, type Tensor } from '../../src/tensor/tensor.js';
 import { encodeWeights } from '../../src/train/checkpoint.js';
 import { loadModelFile } from '../../src/train/fairseq-import.js';
 import { beamSearch, chooseToken, logSoftmaxRow, promptCalls, sampleLm, topCandidates, type Seq2SeqDecoder } from '../../src/train/generate.js';
+import { expectClose, maxAbs } from '../../src/verify/compare.js';
 
 const CK = fileURLToPath(new URL('../golden/checkpoints/', import.meta.url));
 const tmp = mkdtempSync(join(tmpdir(), 'mega-generate-'));
@@ -63,17 +64,6 @@ function ids(a: number[]): Tensor {
   return fromStorage(Int32Array.from(a), [1, a.length]);
 }
 
-function maxAbsDiff(a: Tensor, b: Tensor): { err: number; scale: number } {
-  expect(a.shape).toEqual(b.shape);
-  const x = a.toTypedArray(), y = b.toTypedArray();
-  let err = 0, scale = 0;
-  for (let i = 0; i < x.length; i++) {
-    err = Math.max(err, Math.abs(x[i] - y[i]));
-    scale = Math.max(scale, Math.abs(y[i]));
-  }
-  return { err, scale };
-}
-
 /** Row `t` of a `[1, T, V]` logits tensor. */
 function row(logits: Tensor, t: number): Float64Array {
   const V = logits.shape[2];
@@ -97,9 +87,9 @@ describe('LM decoding through incremental state', () => {
       expect(gen).toHaveLength(9);
       const fed = [...prompt, ...gen.slice(0, -1)];
       const full = noGrad(() => lm.forward(ids(fed)));
-      const { err, scale } = maxAbsDiff(r.logits!, full);
+      const scale = maxAbs(full.toTypedArray());
       expect(scale).toBeGreaterThan(0.1);
-      expect(err).toBeLessThanOrEqual(1e-10 * Math.max(1, scale));
+      expectClose(r.logits!, full, { atol: 1e-10 * Math.max(1, scale), what: 'incremental logits' });
       // greedy = argmax of the full forward at every generated position; log-probs agree too
       gen.forEach((tok, i) => {
         const rr = row(full, prompt.length - 1 + i);

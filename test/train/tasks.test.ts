@@ -2,7 +2,8 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { evaluateCheckpoint, train } from '../../src/train/trainer.js';
+import { evaluateCheckpoint } from '../../src/train/evaluate.js';
+import { train } from '../../src/train/trainer.js';
 
 const root = mkdtempSync(join(tmpdir(), 'mega-tasks-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));

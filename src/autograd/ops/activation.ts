@@ -83,7 +83,7 @@ function alongLast(x: Tensor, axis: number, fn: (t: Tensor) => Tensor): Tensor {
 /** Softmax along `axis` (max-shifted). */
 export function softmax(x: Tensor, axis = -1): Tensor {
   if (x.ndim === 0) throw new ShapeError('softmax: needs at least one dimension');
-  const out = alongLast(x, axis, (t) => K.softmaxLast(t, false));
+  const out = alongLast(x, axis, (t) => K.softmax(t, false));
   const a = normAxis(axis, x.ndim, 'softmax');
   // backward: the fused kernel softmaxGrad = out ⊙ (g − Σ out·g) along the axis
   return record(out, 'softmax', [x], (g) => [alongLast(out, a, (y) => K.softmaxGrad(y, a === x.ndim - 1 ? g : V.transpose(g, a, x.ndim - 1), false))]);
@@ -92,7 +92,7 @@ export function softmax(x: Tensor, axis = -1): Tensor {
 /** Log-softmax along `axis`. */
 export function logSoftmax(x: Tensor, axis = -1): Tensor {
   if (x.ndim === 0) throw new ShapeError('logSoftmax: needs at least one dimension');
-  const out = alongLast(x, axis, (t) => K.softmaxLast(t, true));
+  const out = alongLast(x, axis, (t) => K.softmax(t, true));
   const a = normAxis(axis, x.ndim, 'logSoftmax');
   // backward: the fused kernel softmaxGrad(log) = g − e^out · Σ g along the axis
   return record(out, 'logSoftmax', [x], (g) => [alongLast(out, a, (y) => K.softmaxGrad(y, a === x.ndim - 1 ? g : V.transpose(g, a, x.ndim - 1), true))]);

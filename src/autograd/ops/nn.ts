@@ -1,13 +1,13 @@
 /** Differentiable training helpers: dropout and cross-entropy (label smoothing, ignore index). */
 import { scalar } from '../../tensor/create.js';
-import { DTypeError, ShapeError } from '../../tensor/errors.js';
+import { DTypeError, ShapeError, TensorError } from '../../tensor/errors.js';
 import * as K from '../../tensor/kernels.js';
 import { defaultGenerator, Generator, randUniform } from '../../tensor/random.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import * as V from '../../tensor/view.js';
 import { compare, mul, neg, sub, where } from './arith.js';
 import { logSoftmax } from './activation.js';
-import { gather } from './index.js';
+import { gather } from './indexing.js';
 import { sum } from './reduce.js';
 import { reshape } from './shape.js';
 
@@ -16,7 +16,7 @@ import { reshape } from './shape.js';
  * `maskShape`, default x's shape, broadcast over x), scale survivors by 1/(1−p).
  */
 export function dropout(x: Tensor, p: number, training: boolean, gen: Generator = defaultGenerator, maskShape?: readonly number[]): Tensor {
-  if (p < 0 || p >= 1) throw new ShapeError(`dropout: probability ${p} is outside [0, 1)`);
+  if (!(p >= 0 && p < 1)) throw new TensorError(`dropout: probability ${p} is outside [0, 1)`); // modules check it first (ConfigError)
   if (!training || p === 0) return x;
   const u = randUniform(maskShape ?? x.shape, 0, 1, x.dtype, gen);
   const keep = K.cast(K.binary(u, scalar(p, x.dtype), 'ge'), x.dtype);

@@ -8,8 +8,7 @@
  * `mega_lm`, `mega_lm_big`, `mega_lm_enwik8_large` never set `activation_dropout` (building fails
  * unless given). Departures: the LRA/SC `input_type` and `sentence_class_num` are task arguments in
  * the reference; here they default per arch (text for ListOps/IMDB/AAN, image for CIFAR-10 and
- * Pathfinder). The adaptive-input LM archs are listed but cannot be built (adaptive input/softmax
- * are not implemented).
+ * Pathfinder).
  */
 import { ConfigError } from '../../nn/errors.js';
 import type { Args } from '../layers.js';
@@ -246,7 +245,7 @@ export type MegaAnyModel = LRAModel | MegaLanguageModel | MegaModel | SCRawModel
  * required by text LRA, LM and NMT models.
  * @throws ConfigError for an unknown arch, an arch that needs a field it does not default
  *   (`activation_dropout` of mega_lm / mega_lm_big / mega_lm_enwik8_large, `norm_type` of
- *   mega_lra_aan), adaptive input/softmax, or a missing task
+ *   mega_lra_aan), adaptive cutoffs that do not fit the dictionary, or a missing task
  */
 export function buildModel(arch: string, overrides: Args, task: TaskInfo | null, opts: ModelBuildOptions = {}): MegaAnyModel {
   const args = archArgs(arch, overrides);

@@ -13,6 +13,7 @@ import { loadIdxDataset } from '../../data/idx.js';
 import { maxInputLength } from '../arch.js';
 import { ConfigError } from '../errors.js';
 import { checkLabels, checkLengths, classificationForward, dataPath, dataset, holdOut, isDir } from './common.js';
+import { loadFairseqLayout } from './fairseq-layout.js';
 import type { Split, TaskArgs, TaskData, TrainTask } from './types.js';
 
 const NAMES: Readonly<Record<Split, readonly string[]>> = { train: ['train'], valid: ['valid', 'val'], test: ['test', 't10k'] };
@@ -41,6 +42,8 @@ export const imageTask: TrainTask = {
   classification: true,
   numClasses: (args, modelDefault) => (args.num_classes as number | undefined) ?? (modelDefault.sentence_class_num as number),
   load(args: TaskArgs, splits: readonly Split[], modelArgs): TaskData {
+    const fairseq = loadFairseqLayout('image', args, splits, modelArgs);
+    if (fairseq) return fairseq;
     const numClasses = modelArgs.sentence_class_num as number;
     const dir = dataPath(args, 'image', 'a folder of IDX files train-images-idx3-ubyte, train-labels-idx1-ubyte, ...');
     if (!isDir(dir)) throw new DataError(`${dir}: expected a folder of IDX files (train-images-idx3-ubyte, train-labels-idx1-ubyte, ...)`);

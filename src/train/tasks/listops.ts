@@ -11,6 +11,7 @@ import { deriveSeed } from '../../data/rng.js';
 import { encodeListOps, generateListOps, listOpsDictionary, readListOpsTsv, type ListOpsExample } from '../../data/listops.js';
 import { maxInputLength } from '../arch.js';
 import { checkLabels, checkLengths, classificationForward, dataPath, dataset, findSplitFile, isDir } from './common.js';
+import { loadFairseqLayout } from './fairseq-layout.js';
 import type { Split, TaskArgs, TaskData, TrainTask } from './types.js';
 
 /** Number of ListOps classes (digits 0–9). */
@@ -34,6 +35,8 @@ export const listopsTask: TrainTask = {
   classification: true,
   numClasses: () => LISTOPS_CLASSES,
   load(args: TaskArgs, splits: readonly Split[], modelArgs): TaskData {
+    const fairseq = loadFairseqLayout('listops', args, splits, modelArgs);
+    if (fairseq) return fairseq;
     const dict = listOpsDictionary();
     const maxLen = maxInputLength('lra', modelArgs).source;
     const truncate = args.truncate === true;

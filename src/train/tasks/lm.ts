@@ -3,25 +3,37 @@
  * last `--valid-fraction` of the stream is the validation split) or `--data DIR` with `train.txt`,
  * `valid.txt` (or `val`/`dev`), `test.txt`. Each line's bytes (`b ↦ b + 4`) are followed by `</s>`;
  * the stream is cut into blocks of `--tokens-per-sample`, input `[</s>, t0, …]`, target the block.
- * Loss: summed NLL of the non-pad targets, sample size = target tokens; reported in base 2
- * (bits per byte) with perplexity `2^loss`.
+ * Loss: summed NLL of the non-pad targets (`cross_entropy`), or for a model with an adaptive
+ * softmax its `adaptive_loss` (the default there; `--criterion cross_entropy` scores the full
+ * log-probabilities instead); sample size = target tokens; reported in base 2 (bits per byte)
+ * with perplexity `2^loss`.
  */
 import { DataError } from '../../data/errors.js';
 import { readBytes } from '../../data/files.js';
 import { bytesToLmStream, makeLmBlocks, readLmText } from '../../data/lmtext.js';
 import { BYTE_VOCAB_SIZE, PAD } from '../../data/vocab.js';
-import type { MegaLanguageModel } from '../../mega/models/lm.js';
+import type { LmCriterion, MegaLanguageModel } from '../../mega/models/lm.js';
 import { fromStorage } from '../../tensor/tensor.js';
 import { maxInputLength } from '../arch.js';
 import { ConfigError } from '../errors.js';
 import { dataPath, dataset, findSplitFile, ids, isDir } from './common.js';
+import { loadFairseqLayout } from './fairseq-layout.js';
 import type { Split, TaskArgs, TaskData, TrainTask } from './types.js';
+
+/** The LM criterion named by `--criterion` (fairseq names); undefined = the model's default. */
+export function lmCriterion(v: unknown): LmCriterion | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (v === 'cross_entropy' || v === 'adaptive_loss') return v;
+  throw new ConfigError(`--criterion ${String(v)}: the language-modelling task takes cross_entropy or adaptive_loss`);
+}
 
 /** The language-modelling task. */
 export const lmTask: TrainTask = {
   name: 'lm',
   classification: false,
   load(args: TaskArgs, splits: readonly Split[], modelArgs): TaskData {
+    const fairseq = loadFairseqLayout('lm', args, splits, modelArgs);
+    if (fairseq) return fairseq;
     const block = args.tokens_per_sample as number;
     const maxLen = maxInputLength('mega_lm', modelArgs).source;
     if (block > maxLen) {
@@ -45,11 +57,10 @@ export const lmTask: TrainTask = {
     }
     return { splits: out, taskInfo: { dictionary_size: BYTE_VOCAB_SIZE, pad: PAD }, source: path };
   },
-  forward(model, batch) {
+  forward(model, batch, args) {
     if (batch.kind !== 'tokens' || !batch.target || batch.T === undefined) throw new DataError('lm batch without targets');
     const m = model as MegaLanguageModel;
-    const logits = m.forward(ids(batch.srcTokens, batch.B, batch.L));
-    const loss = m.loss(logits, fromStorage(batch.target, [batch.B, batch.T]));
+    const loss = m.criterionLoss(ids(batch.srcTokens, batch.B, batch.L), fromStorage(batch.target, [batch.B, batch.T]), lmCriterion(args.criterion));
     return { loss, sampleSize: batch.ntokens, nSentences: batch.B, ntokens: batch.ntokens };
   },
 };

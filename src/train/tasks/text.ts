@@ -12,6 +12,7 @@ import { DataError } from '../../data/errors.js';
 import { maxInputLength } from '../arch.js';
 import type { TaskName } from '../args.js';
 import { checkLabels, checkLengths, classificationForward, dataPath, dataset, findSplitFile, isDir } from './common.js';
+import { loadFairseqLayout } from './fairseq-layout.js';
 import type { Split, TaskArgs, TaskData, TrainTask } from './types.js';
 
 function classes(args: TaskArgs, modelDefault: Readonly<Record<string, unknown>>): number {
@@ -24,6 +25,8 @@ function makeTextTask(name: TaskName, dual: boolean): TrainTask {
     classification: true,
     numClasses: classes,
     load(args: TaskArgs, splits: readonly Split[], modelArgs): TaskData {
+      const fairseq = loadFairseqLayout(name, args, splits, modelArgs);
+      if (fairseq) return fairseq;
       const numClasses = modelArgs.sentence_class_num as number;
       const layout = dual ? '"label<TAB>text1<TAB>text2"' : '"label<TAB>text"';
       const dir = dataPath(args, name, `a folder with train.tsv, valid.tsv, test.tsv of ${layout} lines`);

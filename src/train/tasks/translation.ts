@@ -12,6 +12,7 @@ import type { MegaModel } from '../../mega/models/nmt.js';
 import { fromStorage } from '../../tensor/tensor.js';
 import { maxInputLength } from '../arch.js';
 import { checkLengths, dataPath, dataset, findSplitFile, ids, isDir } from './common.js';
+import { loadFairseqLayout } from './fairseq-layout.js';
 import type { Split, TaskArgs, TaskData, TrainTask } from './types.js';
 
 /** The translation task. */
@@ -19,6 +20,8 @@ export const translationTask: TrainTask = {
   name: 'translation',
   classification: false,
   load(args: TaskArgs, splits: readonly Split[], modelArgs): TaskData {
+    const fairseq = loadFairseqLayout('translation', args, splits, modelArgs);
+    if (fairseq) return fairseq;
     const dir = dataPath(args, 'translation', 'a folder with train.tsv, valid.tsv, test.tsv of "source<TAB>target" lines');
     if (!isDir(dir)) throw new DataError(`${dir}: expected a folder with train.tsv, valid.tsv, test.tsv ("source<TAB>target" lines)`);
     const lim = maxInputLength('mega', modelArgs);

@@ -1,11 +1,12 @@
 /**
  * Golden adapters of the full models: LRAModel (`{logits, loss}` with `lra_cross_entropy`),
- * MegaLanguageModel (`{logits, loss}` with `cross_entropy`; block-wise incremental evaluation)
+ * MegaLanguageModel (`{logits, loss}` with `cross_entropy`, or with an adaptive softmax
+ * `{features, log_probs, loss}` with `adaptive_loss`; block-wise incremental evaluation)
  * and MegaModel (`{logits, attn, loss, nll_loss}` with `label_smoothed_cross_entropy`;
  * sequence-generator incremental decoding). `config` is the reference's argparse namespace,
  * `task` its dictionary. A loss is produced only when the case provides a `target`.
  */
-import { noGrad } from '../../autograd/index.js';
+import { noGrad, reshape } from '../../autograd/index.js';
 import type { GoldenCase } from '../../io/golden.js';
 import { IncrementalState } from '../../mega/incremental.js';
 import type { TaskInfo } from '../../mega/models/common.js';
@@ -33,6 +34,12 @@ registerAdapter('MegaLanguageModel', {
   build: (c, dtype) => new MegaLanguageModel(c.config, task(c), { dtype }),
   forward: (m, inputs) => {
     const lm = m as MegaLanguageModel;
+    if (lm.adaptive) {
+      const features = lm.decoder.features(inputs.src_tokens);
+      const out: Named = { features, log_probs: lm.decoder.outputLayer(features) };
+      if (inputs.target) out.loss = reshape(lm.adaptiveLoss(features, inputs.target), [1]); // the criterion returns a [1] tensor
+      return out;
+    }
     const logits = lm.forward(inputs.src_tokens);
     const out: Named = { logits };
     if (inputs.target) out.loss = lm.loss(logits, inputs.target);

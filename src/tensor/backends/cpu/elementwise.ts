@@ -1,6 +1,6 @@
 /** CPU kernels: unary, binary, where, cast, copy (all through generated strided loops). */
 import type { BinaryOp, UnaryOp } from '../../backend.js';
-import { allocate, isFloat, type DType } from '../../dtype.js';
+import { allocate, isFloat, type DType, type Storage } from '../../dtype.js';
 import { DTypeError } from '../../errors.js';
 import { broadcastShapes, contiguousStrides, sizeOf } from '../../shape.js';
 import { fromStorage, Tensor } from '../../tensor.js';
@@ -73,4 +73,10 @@ export function castCpu(x: Tensor, dtype: DType): Tensor {
 /** CPU `copy`. */
 export function copyCpu(x: Tensor): Tensor {
   return runLoop('copy', 'v0', [x], x.shape, x.dtype);
+}
+
+/** The elements of `t` in row-major order: a view of its storage when contiguous, else of a copy. */
+export function dense(t: Tensor): Storage {
+  const c = t.isContiguous() ? t : copyCpu(t);
+  return c.offset === 0 && c.storage.length === c.size ? c.storage : c.storage.subarray(c.offset, c.offset + c.size);
 }

@@ -11,7 +11,7 @@ import { allocate } from '../../dtype.js';
 import { broadcastShapes, contiguousStrides, sizeOf } from '../../shape.js';
 import { fromStorage, Tensor } from '../../tensor.js';
 import { checkFftConv } from '../checks.js';
-import { copyCpu } from './elementwise.js';
+import { dense } from './elementwise.js';
 
 const ffts = new Map<number, FFT>();
 function fftOf(n: number): FFT {
@@ -28,11 +28,6 @@ export function nextPow2(n: number): number {
 }
 
 /** Contiguous storage of `t` from index 0. */
-function dense(t: Tensor): ArrayLike<number> {
-  const c = t.isContiguous() ? t : copyCpu(t);
-  return c.storage.subarray(c.offset, c.offset + c.size);
-}
-
 /** Offsets (in rows) of the rows of a `[...lead, L]` tensor broadcast to `outLead`. */
 export function rowIndex(lead: readonly number[], outLead: readonly number[]): Int32Array {
   const n = sizeOf(outLead);

@@ -9,14 +9,9 @@
 import { allocate, type FloatStorage } from '../../dtype.js';
 import { DTypeError, ShapeError } from '../../errors.js';
 import { fromStorage, type Tensor } from '../../tensor.js';
-import { copyCpu } from './elementwise.js';
+import { dense } from './elementwise.js';
 
 /** Contiguous storage of `t` from its first element. */
-function dense(t: Tensor): FloatStorage {
-  const c = t.isContiguous() ? t : copyCpu(t);
-  return c.storage.subarray(c.offset, c.offset + c.size) as FloatStorage;
-}
-
 /**
  * Powers q^l are evaluated as exp(l0·ln q)·exp(j·ln q) with l = l0 + j, j < BLOCK (≤ 2 ulp from
  * exp(l·ln q)): one exp per BLOCK values instead of one per value.

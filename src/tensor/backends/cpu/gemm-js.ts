@@ -52,7 +52,7 @@ const P_PPM = 12;
 const P_PPN = 13;
 
 /**
- * Checks the sizes and strides of a gemm (the contract of `gemm` in matmul.ts; the element types
+ * Checks the sizes and strides of a gemm (the contract of `gemm` in gemm.ts; the element types
  * are checked by the caller) and settles the empty cases: false when nothing is left to compute
  * (no output elements, or K = 0 and C zeroed).
  */

@@ -1,152 +1,52 @@
-/**
- * Dense batched matrix multiply for the CPU backend: `C[b] = op(A[b]) · op(B[b])`.
- *
- * Two implementations behind one entry point:
- * - **WebAssembly SIMD** (wasm/gemm.ts, wasm/gemm-run.ts): packed panels, a 4×8 (f32) / 4×4
- *   (f64) register tile of v128 accumulators, K blocking, over a worker pool that shares one
- *   `WebAssembly.Memory`. Used whenever WebAssembly SIMD and shared memory are available.
- * - **Plain TypeScript** (gemm-js.ts): the reference implementation the SIMD kernel is tested
- *   against, and the fallback (`MEGA_SIMD=0` or `setSimd(false)` selects it). Tiny products
- *   (≤ {@link SMALL_WORK} multiply-adds, or fewer than 4 rows / columns) always use it: the copy
- *   into wasm memory would cost more than the product.
- *
- * Numerics: the SIMD kernel sums each output element in the element type (f32 sums for f32, as
- * BLAS does), k increasing; the plain-TS kernel sums in float64. Both are bitwise deterministic
- * and independent of the thread count (`setNumThreads`).
- */
-import { gemmJs, gemmSizes, jsThreadStats, type FloatArray } from './gemm-js.js';
-import { getNumThreads, setNumThreads } from './pool.js';
-import { gemmWasm, type StridedOperand } from './wasm/gemm-run.js';
-import { setSimd, simdStatus, simdTuning, wasmRuntime, wasmThreadStats } from './wasm/runtime.js';
-
-export { getNumThreads, setNumThreads, setSimd, simdStatus, simdTuning };
-export type { FloatArray, StridedOperand };
-
-/** Up to this many multiply-adds (per matrix) the plain-TS kernel is used even with SIMD on. */
-export const SMALL_WORK = 2048;
+/** CPU kernel `matmul`: `[..., M, K] · [..., K, N]` with broadcast batch axes, on top of `gemm`. */
+import { allocate, type FloatStorage } from '../../dtype.js';
+import { sizeOf } from '../../shape.js';
+import { fromStorage, Tensor } from '../../tensor.js';
+import { matmulShape } from '../checks.js';
+import { copyCpu } from './elementwise.js';
+import { gemmStrided, type StridedOperand } from './gemm.js';
 
 /**
- * Diagnostics for tests and benchmarks: started workers and tasks run by workers (not the
- * calling thread) in the pool the active implementation uses; zeros before the first threaded
- * product.
+ * Views `t` (`[...batch, R, C]`, broadcast to `batch`) as a strided gemm operand without copying
+ * when its matrix strides are non-negative and its batch axes collapse to one stride (all
+ * broadcast, or nested uniformly); otherwise copies the broadcast operand to contiguous.
  */
-export function threadStats(): { workersReady: number; workerTasks: number } {
-  return wasmRuntime() ? wasmThreadStats() : jsThreadStats();
-}
-
-/**
- * C[b] = op(A[b]) · op(B[b]) for b < batch; A is [batch, M, K] contiguous (or [batch, K, M] when
- * transA), B is [batch, K, N] (or [batch, N, K] when transB), C is [batch, M, N] contiguous and
- * fully overwritten. aBatchStride/bBatchStride may be 0 (broadcast one matrix over the batch).
- * All arrays share one dtype. `c` must not overlap `a` or `b`.
- *
- * Synchronous; large products run on the worker pool (see `setNumThreads`); the result is
- * bitwise the same for any thread count.
- */
-export function gemm(
-  a: FloatArray, b: FloatArray, c: FloatArray,
-  batch: number, M: number, N: number, K: number,
-  transA: boolean, transB: boolean,
-  aBatchStride: number, bBatchStride: number,
-): void {
-  const f32 = c instanceof Float32Array;
-  if (!(f32 || c instanceof Float64Array) || a.constructor !== c.constructor || b.constructor !== c.constructor) {
-    throw new TypeError('gemm: a, b and c must all be Float32Array or all Float64Array');
-  }
-  if (!gemmSizes(a, b, c, batch, M, N, K, aBatchStride, bBatchStride)) return;
-  if (tiny(M, N, K) || wasmRuntime() === null) {
-    gemmJs(a, b, c, batch, M, N, K, transA, transB, aBatchStride, bBatchStride);
-    return;
-  }
-  const A: StridedOperand = { data: a, off: 0, rs: transA ? 1 : K, cs: transA ? M : 1, bs: aBatchStride };
-  const B: StridedOperand = { data: b, off: 0, rs: transB ? 1 : N, cs: transB ? K : 1, bs: bBatchStride };
-  gemmStridedWasm(A, B, c, batch, M, N, K);
-}
-
-/**
- * C[b] = A[b] · B[b] for strided operands: element (b, i, k) of A is
- * `A.data[A.off + b·A.bs + i·A.rs + k·A.cs]` (likewise B with (b, k, j)); all strides ≥ 0,
- * `bs = 0` broadcasts. C is [batch, M, N] contiguous, fully overwritten, not overlapping A or B.
- * Views (transposes, slices, chunked time axes) need no copy on the SIMD path; the plain-TS path
- * materialises them first.
- */
-export function gemmStrided(A: StridedOperand, B: StridedOperand, c: FloatArray, batch: number, M: number, N: number, K: number): void {
-  if (A.data.constructor !== c.constructor || B.data.constructor !== c.constructor || !(c instanceof Float32Array || c instanceof Float64Array)) {
-    throw new TypeError('gemmStrided: A, B and c must all be Float32Array or all Float64Array');
-  }
-  for (const o of [A, B]) {
-    if (![o.off, o.rs, o.cs, o.bs].every((v) => Number.isInteger(v) && v >= 0)) throw new RangeError('gemmStrided: offsets and strides must be non-negative integers');
-  }
-  if (batch === 0 || M === 0 || N === 0) return;
-  if (c.length < batch * M * N) throw new RangeError(`gemmStrided: c has ${c.length} elements, needs ${batch * M * N}`);
-  if (K === 0) {
-    c.fill(0, 0, batch * M * N);
-    return;
-  }
-  const last = (o: StridedOperand, R: number, C: number) => o.off + (batch - 1) * o.bs + (R - 1) * o.rs + (C - 1) * o.cs;
-  if (last(A, M, K) >= A.data.length || last(B, K, N) >= B.data.length) throw new RangeError('gemmStrided: operand out of range');
-  if (tiny(M, N, K) || wasmRuntime() === null) {
-    const a = materialize(A, batch, M, K), b = materialize(B, batch, K, N);
-    gemmJs(a.data, b.data, c, batch, M, N, K, a.trans, b.trans, a.bs, b.bs);
-    return;
-  }
-  gemmStridedWasm(A, B, c, batch, M, N, K);
-}
-
-/** Whether a product is too small for the copy into wasm memory (never with `simdTuning.force`). */
-function tiny(M: number, N: number, K: number): boolean {
-  return !simdTuning.force && (M < 4 || N < 4 || M * N * K <= SMALL_WORK);
-}
-
-/** The SIMD path after shape normalisation (batch folding, full broadcast). */
-function gemmStridedWasm(A: StridedOperand, B: StridedOperand, c: FloatArray, batch: number, M: number, N: number, K: number): void {
-  const rt = wasmRuntime()!;
-  if (batch === 1) {
-    A = { ...A, bs: 0 };
-    B = { ...B, bs: 0 };
-  }
-  // One B for every batch and A's batches continuing its rows: one tall product with batch·M rows.
-  if (batch > 1 && B.bs === 0 && A.bs === M * A.rs && A.rs > 0) {
-    M *= batch;
-    batch = 1;
-    A = { ...A, bs: 0 };
-  }
-  // Everything broadcast: compute once and replicate.
-  if (batch > 1 && A.bs === 0 && B.bs === 0) {
-    gemmWasm(rt, A, B, c, 1, M, N, K);
-    for (let i = 1; i < batch; i++) c.copyWithin(i * M * N, 0, M * N);
-    return;
-  }
-  gemmWasm(rt, A, B, c, batch, M, N, K);
-}
-
-/**
- * A strided operand as the plain-TS gemm wants it: row-major or column-major matrices from
- * index 0 with a uniform batch stride (copied unless it already is).
- */
-function materialize(o: StridedOperand, batch: number, R: number, C: number): { data: FloatArray; trans: boolean; bs: number } {
-  const bs = batch === 1 ? 0 : o.bs;
-  if (o.cs === 1 && (o.rs === C || R === 1) && (bs === 0 || bs === R * C)) return { data: o.off === 0 ? o.data : o.data.subarray(o.off), trans: false, bs };
-  if (o.rs === 1 && (o.cs === R || C === 1) && (bs === 0 || bs === R * C)) return { data: o.off === 0 ? o.data : o.data.subarray(o.off), trans: true, bs };
-  const n = bs === 0 ? 1 : batch;
-  const out = new (o.data.constructor as Float32ArrayConstructor | Float64ArrayConstructor)(n * R * C);
-  const d = o.data;
-  let p = 0;
-  for (let z = 0; z < n; z++) {
-    for (let r = 0; r < R; r++) {
-      const base = o.off + z * bs + r * o.rs;
-      for (let q = 0; q < C; q++) out[p++] = d[base + q * o.cs];
+function asOperand(t: Tensor, batch: readonly number[]): StridedOperand {
+  const nd = t.ndim, R = t.shape[nd - 2], C = t.shape[nd - 1];
+  let rs = t.strides[nd - 2], cs = t.strides[nd - 1];
+  if (R === 1) rs = 0;
+  if (C === 1) cs = 0;
+  const lead = batch.length - (nd - 2);
+  const bStrides = batch.map((d, i) => (i < lead || t.shape[i - lead] === 1 ? 0 : t.strides[i - lead]));
+  if (rs >= 0 && cs >= 0 && t.offset >= 0) {
+    // collapse the batch axes: the innermost non-trivial one sets the stride, outer ones must nest
+    let bs = -1;
+    let ok = true;
+    let expect = -1;
+    for (let i = batch.length - 1; i >= 0; i--) {
+      if (batch[i] === 1) continue;
+      if (bs < 0) {
+        bs = bStrides[i];
+        expect = bs * batch[i];
+      } else if (bStrides[i] !== expect || bs === 0) {
+        ok = false;
+      } else expect *= batch[i];
     }
+    if (ok) return { data: t.storage as FloatStorage, off: t.offset, rs, cs, bs: Math.max(bs, 0) };
   }
-  return { data: out, trans: false, bs: bs === 0 ? 0 : R * C };
+  const full = new Tensor(t.storage, [...batch, R, C], [...bStrides, t.strides[nd - 2], t.strides[nd - 1]], t.offset);
+  const data = copyCpu(full).storage as FloatStorage;
+  return { data, off: 0, rs: C, cs: 1, bs: R * C };
 }
 
-/** The plain-TypeScript gemm (the reference implementation), same contract as {@link gemm}. */
-export function gemmReference(
-  a: FloatArray, b: FloatArray, c: FloatArray,
-  batch: number, M: number, N: number, K: number,
-  transA: boolean, transB: boolean,
-  aBatchStride: number, bBatchStride: number,
-): void {
-  gemmJs(a, b, c, batch, M, N, K, transA, transB, aBatchStride, bBatchStride);
+/** CPU `matmul`. */
+export function matmulCpu(a: Tensor, b: Tensor): Tensor {
+  const { batch, M, K, N } = matmulShape(a, b);
+  const nb = sizeOf(batch);
+  const out = allocate(a.dtype, nb * M * N) as FloatStorage;
+  if (nb * M * N > 0) {
+    if (K === 0) out.fill(0);
+    else gemmStrided(asOperand(a, batch), asOperand(b, batch), out, nb, M, N, K);
+  }
+  return fromStorage(out, [...batch, M, N]);
 }

@@ -11,8 +11,9 @@
  * Which thread runs a task never changes what the task writes, so results are deterministic as
  * long as the kernel makes every task's output independent of the others.
  *
- * Workers are created from a source STRING (`eval: true`): the code runs both from TypeScript
- * sources under vitest and from compiled `dist/`, where a worker file path would not resolve.
+ * Workers are created from a source STRING by the host platform (`platform/node.ts`:
+ * worker_threads with `eval: true`; `platform/browser.ts`: Web Workers from a Blob): the code runs
+ * from TypeScript sources under vitest, from compiled `dist/` and from a browser bundle alike.
  * The kernel source is the same template the main thread instantiates, so both sides run the
  * same code. Workers are `unref()`ed and never keep the process alive.
  *
@@ -26,10 +27,13 @@
  * - `DONE` counts finished tasks; whoever finishes the last one notifies the main thread.
  * - `GEN` is the generation of the data buffer. When the buffer grows, the new
  *   SharedArrayBuffer is posted on each worker's MessagePort *before* `GEN` is bumped; a worker
- *   that sees a new `GEN` pulls it synchronously with `receiveMessageOnPort`.
+ *   that sees a new `GEN` pulls it synchronously (`receiveMessageOnPort`). A browser has no
+ *   synchronous receive: there the pool restarts its workers with the new buffer instead.
+ * - A browser page's main thread may not block (`Atomics.wait`): the browser platform reports one
+ *   thread there, so the pool only runs inside a worker of a cross-origin isolated page.
  */
-import os from 'node:os';
-import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
+import { platform } from '../../platform/node.js';
+import type { PoolWorker } from '../../platform/types.js';
 
 /** The per-kind kernel object built from the kernel source (one instance per kind and thread). */
 export interface PoolKernel {
@@ -107,13 +111,11 @@ const IDLE = 0xffff;
  * thread is 0).
  */
 function workerSource(kernelSrc: string, kinds: string[]): string {
-  return `"use strict";
-const { workerData, receiveMessageOnPort } = require('node:worker_threads');
-const KERNEL_SRC = ${JSON.stringify(kernelSrc)};
+  // Runs with `workerData`, `pullMessage()` and `reportError(text)` in scope (see platform/*.ts).
+  return `const KERNEL_SRC = ${JSON.stringify(kernelSrc)};
 const kernels = [${kinds.map((k) => `new Function('Arr', 'extra', 'tid', KERNEL_SRC)(${k}, workerData.extra, workerData.tid)`).join(', ')}];
 const ctrl = new Int32Array(workerData.ctrl);
 const params = new Float64Array(workerData.params);
-const port = workerData.port;
 let gen = workerData.gen;
 for (const k of kernels) k.setBuffer(workerData.buf);
 let seen = 0;
@@ -125,10 +127,10 @@ for (;;) {
   if (Atomics.load(ctrl, ${EXIT}) !== 0) break;
   const g = Atomics.load(ctrl, ${GEN});
   while (gen !== g) {
-    const m = receiveMessageOnPort(port);
+    const m = pullMessage();
     if (m === undefined) break;
-    gen = m.message.gen;
-    for (const k of kernels) k.setBuffer(m.message.buf);
+    gen = m.gen;
+    for (const k of kernels) k.setBuffer(m.buf);
   }
   if (gen !== g) continue;
   const tag = s & ${MAX_TASKS};
@@ -140,7 +142,7 @@ for (;;) {
     if (Atomics.compareExchange(ctrl, ${NEXT}, v, v + 1) !== v) continue;
     Atomics.add(ctrl, ${WORKER_TASKS}, 1);
     try { kernel.runTask(params, v & 0xffff); }
-    catch (e) { if (Atomics.compareExchange(ctrl, ${ERR}, 0, 1) === 0) port.postMessage(String(e && e.stack || e)); }
+    catch (e) { if (Atomics.compareExchange(ctrl, ${ERR}, 0, 1) === 0) reportError(String(e && e.stack || e)); }
     if (Atomics.add(ctrl, ${DONE}, 1) + 1 === n) Atomics.notify(ctrl, ${DONE});
   }
 }
@@ -154,8 +156,7 @@ export class SyncPool {
   private readonly ctrl: Int32Array;
   private readonly ctrlBuf: SharedArrayBuffer;
   private readonly paramBuf: SharedArrayBuffer;
-  private readonly workers: Worker[] = [];
-  private readonly ports: MessagePort[] = [];
+  private workers: PoolWorker[] = [];
   private buf: SharedArrayBuffer;
   private gen = 0;
   private started = false;
@@ -195,7 +196,14 @@ export class SyncPool {
     const size = Math.max(bytes, Math.min(this.buf.byteLength * 1.5, bytes + (64 << 20)));
     this.buf = new SharedArrayBuffer(Math.ceil(size / 4096) * 4096);
     this.gen++;
-    for (const p of this.ports) p.postMessage({ gen: this.gen, buf: this.buf });
+    if (platform.syncMessages) {
+      for (const w of this.workers) w.post({ gen: this.gen, buf: this.buf });
+    } else {
+      // the workers cannot take the new buffer while they block: start new ones on next use
+      for (const w of this.workers) w.terminate();
+      this.workers = [];
+      this.started = false;
+    }
     Atomics.store(this.ctrl, GEN, this.gen);
     for (const k of this.mainKernels) k.setBuffer(this.buf);
     return this.buf;
@@ -205,18 +213,7 @@ export class SyncPool {
     this.started = true;
     const src = workerSource(this.kernelSrc, this.kinds);
     for (let i = 0; i < this.numWorkers; i++) {
-      const { port1, port2 } = new MessageChannel();
-      const w = new Worker(src, {
-        eval: true,
-        workerData: { ctrl: this.ctrlBuf, params: this.paramBuf, buf: this.buf, gen: this.gen, port: port2, extra: this.extra, tid: i + 1 },
-        transferList: [port2],
-      });
-      w.unref();
-      port1.unref();
-      // A worker that dies outside a task (it should not) must not crash the process.
-      w.on('error', () => undefined);
-      this.workers.push(w);
-      this.ports.push(port1);
+      this.workers.push(platform.startWorker(src, { ctrl: this.ctrlBuf, params: this.paramBuf, buf: this.buf, gen: this.gen, extra: this.extra, tid: i + 1 }));
     }
   }
 
@@ -265,11 +262,8 @@ export class SyncPool {
     Atomics.store(ctrl, NEXT, IDLE);
     if (error !== undefined) throw error;
     if (Atomics.load(ctrl, ERR) !== 0) {
-      let msg = 'unknown error';
-      for (const p of this.ports) {
-        const m = receiveMessageOnPort(p);
-        if (m !== undefined) msg = String(m.message);
-      }
+      let msg = 'unknown error (see the worker console)';
+      for (const w of this.workers) msg = w.takeError() ?? msg;
       throw new Error(`SyncPool worker failed: ${msg}`);
     }
   }
@@ -286,8 +280,7 @@ export class SyncPool {
     Atomics.store(this.ctrl, EXIT, 1);
     Atomics.store(this.ctrl, SEQ, (Atomics.load(this.ctrl, SEQ) + 1) | 0 || 1);
     Atomics.notify(this.ctrl, SEQ);
-    for (const w of this.workers) void w.terminate().catch(() => undefined);
-    for (const p of this.ports) p.close();
+    for (const w of this.workers) w.terminate();
   }
 }
 
@@ -322,7 +315,7 @@ export function onThreadCountChange(fn: () => void): void {
  * `os.availableParallelism()`.
  */
 export function defaultThreadCount(): number {
-  const env = Number.parseInt(process.env.MEGA_THREADS ?? '', 10);
+  const env = Number.parseInt(platform.env('MEGA_THREADS') ?? '', 10);
   if (Number.isInteger(env) && env >= 1) return env;
-  return Math.max(1, os.availableParallelism?.() ?? os.cpus().length);
+  return platform.defaultThreads();
 }

@@ -1,17 +1,17 @@
 /**
  * Registers the CPU implementations of every primitive kernel under backend name `cpu`.
- * Where a WebAssembly SIMD path exists (simd.ts, matmul.ts) it is tried first; it declines
+ * Where a WebAssembly SIMD path exists (simd.ts, gemm.ts) it is tried first; it declines
  * (returns null) for layouts, ops or sizes it does not handle, and the plain-TypeScript kernel —
  * the reference implementation — runs instead.
  */
 import { registerKernel } from '../../backend.js';
 import '../generic-fused.js';
-import { matmulCpu } from './bmm.js';
+import { matmulCpu } from './matmul.js';
 import { binaryCpu, castCpu, copyCpu, unaryCpu, whereCpu } from './elementwise.js';
 import { fftConvCpu } from './fftconv.js';
-import { concatCpu, gatherCpu, indexAddCpu, indexSelectCpu, padCpu, scatterAddCpu } from './index.js';
+import { concatCpu, gatherCpu, indexAddCpu, indexSelectCpu, padCpu, scatterAddCpu } from './indexing.js';
 import { argmaxCpu, reduceCpu, softmaxCpu } from './reduce.js';
-import { indexAddFast, indexSelectFast, padFast } from './fast.js';
+import { indexAddFast, indexSelectFast, padFast } from './indexing-fast.js';
 import { fftConvSimd } from './fftconv-simd.js';
 import { emaKernelCpu, emaKernelGradCpu, softmaxGradCpu } from './fused.js';
 import { binarySimd, reduceSimd, softmaxGradSimd, softmaxSimd, unarySimd } from './simd.js';

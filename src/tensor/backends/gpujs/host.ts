@@ -5,7 +5,7 @@
  */
 import type { Kernels } from '../../backend.js';
 import { binaryCpu, castCpu, copyCpu, unaryCpu, whereCpu } from '../cpu/elementwise.js';
-import { concatCpu, gatherCpu, indexSelectCpu, padCpu } from '../cpu/index.js';
+import { concatCpu, gatherCpu, indexSelectCpu, padCpu } from '../cpu/indexing.js';
 import { argmaxCpu, reduceCpu } from '../cpu/reduce.js';
 
 /** The kernels that may run on the host for host integer arguments. */

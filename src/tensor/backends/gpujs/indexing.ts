@@ -6,7 +6,7 @@ import { DTypeError, IndexError, ShapeError } from '../../errors.js';
 import { sizeOf } from '../../shape.js';
 import type { Tensor } from '../../tensor.js';
 import { checkGatherShapes, concatShape, padShape, splitAxis } from '../checks.js';
-import { concatCpu, gatherCpu, indexAddCpu, indexSelectCpu, padCpu, scatterAddCpu } from '../cpu/index.js';
+import { concatCpu, gatherCpu, indexAddCpu, indexSelectCpu, padCpu, scatterAddCpu } from '../cpu/indexing.js';
 import { GpuData, releaseData } from './device.js';
 import { copyGpu } from './elementwise.js';
 import { dev, done, emptyHost, fallback, fn, grid, MAX_XY, MAX_Z, operandOf, types, uploadHost, wrap, type Operand } from './launch.js';

@@ -2,7 +2,7 @@
 import { sizeOf } from '../../shape.js';
 import type { Tensor } from '../../tensor.js';
 import { matmulShape } from '../checks.js';
-import { matmulCpu } from '../cpu/bmm.js';
+import { matmulCpu } from '../cpu/matmul.js';
 import type { GpuData } from './device.js';
 import { bstrides, coalesce, dev, done, emptyHost, fallback, fn, grid, MAX_XY, MAX_Z, operandOf, types, wrap } from './launch.js';
 

@@ -24,21 +24,22 @@ export function startOptions(): GpuOptions {
 function envOptions(): GpuOptions {
   const o: GpuOptions = {};
   const g = process.env.MEGA_GPU;
-  if (g !== undefined && g !== '') o.adapterIndex = parseAdapter(g);
+  if (g !== undefined && g !== '') o.adapterIndex = parseAdapter(g, 'MEGA_GPU=');
   const m = process.env.MEGA_GPU_MODE;
-  if (m) o.mode = parseMode(m);
+  if (m) o.mode = parseMode(m, 'MEGA_GPU_MODE=');
   if (process.env.MEGA_DAWN_FLAGS) o.dawnFlags = process.env.MEGA_DAWN_FLAGS.split(',').filter(Boolean);
   return o;
 }
 
-function parseAdapter(s: string): number {
-  const n = Number(s);
-  if (!Number.isInteger(n) || n < 0) throw new TensorError(`invalid GPU adapter index '${s}' (expected 0, 1, ...)`);
+/** An adapter index; `label` names where it came from (`--gpu `, `MEGA_GPU=`). A bad one is the user's error. */
+function parseAdapter(s: string, label: string): number {
+  const n = s.trim() === '' ? NaN : Number(s);
+  if (!Number.isInteger(n) || n < 0) throw new TensorError(`${label}${s}: invalid GPU adapter index (expected 0, 1, ...; mega info --backend gpujs lists the adapters)`, { kind: 'user' });
   return n;
 }
 
-function parseMode(s: string): GpuMode {
-  if (s !== 'webgpu' && s !== 'headlessgl' && s !== 'auto') throw new TensorError(`invalid gpu.js mode '${s}' (webgpu | headlessgl | auto)`);
+function parseMode(s: string, label: string): GpuMode {
+  if (s !== 'webgpu' && s !== 'headlessgl' && s !== 'auto') throw new TensorError(`${label}${s}: invalid gpu.js mode (expected webgpu, headlessgl or auto)`, { kind: 'user' });
   return s;
 }
 
@@ -52,15 +53,19 @@ export interface Selection {
 }
 
 /**
- * Selects the backend (default: `MEGA_BACKEND`, else `cpu`). `gpu` is the adapter index (default
- * `MEGA_GPU`, else Dawn's first adapter). Throws a GpuError when `gpujs` was asked for and no GPU
- * mode works.
+ * Selects the backend (`request` is the `--backend` value; default: `MEGA_BACKEND`, else `cpu`).
+ * `gpu` is the `--gpu` adapter index (default `MEGA_GPU`, else Dawn's first adapter). Throws a
+ * user-kind TensorError for an unknown backend or a bad adapter index, a GpuError when `gpujs` was
+ * asked for and no GPU mode works.
  */
 export function selectBackend(request?: string, opts: { gpu?: number | string; mode?: GpuMode; dawnFlags?: string[] } = {}): Selection {
   const req = (request ?? process.env.MEGA_BACKEND ?? 'cpu').toLowerCase();
-  if (req !== 'cpu' && req !== 'gpujs' && req !== 'auto') throw new TensorError(`unknown backend '${request}' (cpu | gpujs | auto)`);
+  if (req !== 'cpu' && req !== 'gpujs' && req !== 'auto') {
+    const from = request === undefined ? `MEGA_BACKEND=${process.env.MEGA_BACKEND}` : `--backend ${request}`;
+    throw new TensorError(`${from}: unknown backend '${request ?? process.env.MEGA_BACKEND}' (expected cpu, gpujs or auto)`, { kind: 'user' });
+  }
   options = {};
-  if (opts.gpu !== undefined) options.adapterIndex = typeof opts.gpu === 'number' ? opts.gpu : parseAdapter(opts.gpu);
+  if (opts.gpu !== undefined) options.adapterIndex = parseAdapter(String(opts.gpu), '--gpu ');
   if (opts.mode) options.mode = opts.mode;
   if (opts.dawnFlags) options.dawnFlags = opts.dawnFlags;
   if (req === 'cpu') {

@@ -6,12 +6,14 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import type { BinaryOp, UnaryOp } from '../../../../src/tensor/backend.js';
 import { binaryCpu, copyCpu, unaryCpu } from '../../../../src/tensor/backends/cpu/elementwise.js';
-import { indexAddFast, indexSelectFast, padFast } from '../../../../src/tensor/backends/cpu/fast.js';
+import { indexAddFast, indexSelectFast, padFast } from '../../../../src/tensor/backends/cpu/indexing-fast.js';
 import { fftConvCpu } from '../../../../src/tensor/backends/cpu/fftconv.js';
 import { fftConvSimd } from '../../../../src/tensor/backends/cpu/fftconv-simd.js';
 import { softmaxGradCpu } from '../../../../src/tensor/backends/cpu/fused.js';
-import { indexAddCpu, indexSelectCpu, padCpu } from '../../../../src/tensor/backends/cpu/index.js';
-import { gemmStrided, getNumThreads, setNumThreads, simdTuning, type StridedOperand } from '../../../../src/tensor/backends/cpu/matmul.js';
+import { indexAddCpu, indexSelectCpu, padCpu } from '../../../../src/tensor/backends/cpu/indexing.js';
+import { gemmStrided, type StridedOperand } from '../../../../src/tensor/backends/cpu/gemm.js';
+import { getNumThreads, setNumThreads } from '../../../../src/tensor/backends/cpu/pool.js';
+import { simdTuning } from '../../../../src/tensor/backends/cpu/wasm/runtime.js';
 import { reduceCpu, softmaxCpu } from '../../../../src/tensor/backends/cpu/reduce.js';
 import { binarySimd, reduceSimd, softmaxGradSimd, softmaxSimd, unarySimd } from '../../../../src/tensor/backends/cpu/simd.js';
 import { SIMD_BINARY, SIMD_UNARY } from '../../../../src/tensor/backends/cpu/wasm/elementwise.js';

@@ -41,7 +41,7 @@ function sleb(out: number[], v: number): void {
 }
 
 function str(out: number[], s: string): void {
-  const bytes = Buffer.from(s, 'utf8');
+  const bytes = new TextEncoder().encode(s);
   uleb(out, bytes.length);
   for (const b of bytes) out.push(b);
 }
@@ -138,13 +138,13 @@ export class Fn {
   // constants
   i32_const(v: number): this { this.code.push(0x41); sleb(this.code, v); return this; }
   f32_const(v: number): this {
-    const b = Buffer.alloc(4);
-    b.writeFloatLE(v);
+    const b = new Uint8Array(4);
+    new DataView(b.buffer).setFloat32(0, v, true);
     return this.op(0x43, ...b);
   }
   f64_const(v: number): this {
-    const b = Buffer.alloc(8);
-    b.writeDoubleLE(v);
+    const b = new Uint8Array(8);
+    new DataView(b.buffer).setFloat64(0, v, true);
     return this.op(0x44, ...b);
   }
 
@@ -203,26 +203,30 @@ export class Fn {
   }
   /** v128.const with four equal f32 lanes. */
   f32x4_const(v: number): this {
-    const b = Buffer.alloc(16);
-    for (let i = 0; i < 4; i++) b.writeFloatLE(v, 4 * i);
+    const b = new Uint8Array(16);
+    const dv = new DataView(b.buffer);
+    for (let i = 0; i < 4; i++) dv.setFloat32(4 * i, v, true);
     return this.v128_const(b);
   }
   /** v128.const with two equal f64 lanes. */
   f64x2_const(v: number): this {
-    const b = Buffer.alloc(16);
-    for (let i = 0; i < 2; i++) b.writeDoubleLE(v, 8 * i);
+    const b = new Uint8Array(16);
+    const dv = new DataView(b.buffer);
+    for (let i = 0; i < 2; i++) dv.setFloat64(8 * i, v, true);
     return this.v128_const(b);
   }
   /** v128.const with four equal i32 lanes. */
   i32x4_const(v: number): this {
-    const b = Buffer.alloc(16);
-    for (let i = 0; i < 4; i++) b.writeInt32LE(v | 0, 4 * i);
+    const b = new Uint8Array(16);
+    const dv = new DataView(b.buffer);
+    for (let i = 0; i < 4; i++) dv.setInt32(4 * i, v | 0, true);
     return this.v128_const(b);
   }
   /** v128.const with two equal i64 lanes (v must be a safe integer). */
   i64x2_const(v: number): this {
-    const b = Buffer.alloc(16);
-    for (let i = 0; i < 2; i++) b.writeBigInt64LE(BigInt(v), 8 * i);
+    const b = new Uint8Array(16);
+    const dv = new DataView(b.buffer);
+    for (let i = 0; i < 2; i++) dv.setBigInt64(8 * i, BigInt(v), true);
     return this.v128_const(b);
   }
   i8x16_shuffle(lanes: number[]): this {
@@ -287,6 +291,8 @@ export class Fn {
 export interface MemoryLimits {
   initial: number;
   maximum: number;
+  /** Whether the memory is shared between threads (default true; false where SharedArrayBuffer is unavailable). */
+  shared?: boolean;
 }
 
 /**
@@ -326,7 +332,7 @@ export class ModuleBuilder {
     uleb(imports, 1);
     str(imports, 'env');
     str(imports, 'mem');
-    imports.push(0x02, 0x03); // memory, limits: shared with maximum
+    imports.push(0x02, mem.shared === false ? 0x01 : 0x03); // memory, limits: (shared) with maximum
     uleb(imports, mem.initial);
     uleb(imports, mem.maximum);
     section(2, imports);

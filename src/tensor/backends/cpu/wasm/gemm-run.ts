@@ -1,7 +1,7 @@
 /**
  * The WebAssembly SIMD gemm driver: copies the operands into the shared wasm memory, packs them
  * (a parallel job), runs the macro-kernel over tiles (a second parallel job) and copies C out.
- * Called by `gemm` in ../matmul.ts after validation and shape normalisation.
+ * Called by `gemm` in ../gemm.ts after validation and shape normalisation.
  *
  * Large products are processed in groups of batches / blocks of C rows so that the memory
  * footprint stays bounded (C block ≤ `gemmLimits.cBlockBytes`); the split depends only on the

@@ -12,6 +12,7 @@
  * Memory: a bump arena per kernel call ({@link Arena}); the memory grows on demand (it cannot
  * shrink, so the peak of the largest call stays reserved).
  */
+import { platform } from '../../../platform/node.js';
 import { getNumThreads, onThreadCountChange, SyncPool, type PoolKernel } from '../pool.js';
 import { ModuleBuilder } from './builder.js';
 import { emitElementwise } from './elementwise.js';
@@ -96,14 +97,14 @@ export interface WasmRuntime {
  * tasks on the pool (so small test cases exercise the wasm and threaded paths). Env
  * `MEGA_SIMD=force` sets it at start-up.
  */
-export const simdTuning = { force: (process.env.MEGA_SIMD ?? '').toLowerCase() === 'force' };
+export const simdTuning = { force: (platform.env('MEGA_SIMD') ?? '').toLowerCase() === 'force' };
 
 let runtime: WasmRuntime | null | undefined;
 let failure: string | undefined;
-let simdWanted = !['0', 'false', 'off', 'no'].includes((process.env.MEGA_SIMD ?? '').toLowerCase());
+let simdWanted = !['0', 'false', 'off', 'no'].includes((platform.env('MEGA_SIMD') ?? '').toLowerCase());
 
 /** Builds the module bytes (exported for tests and tools). */
-export function buildModuleBytes(): { bytes: Uint8Array<ArrayBuffer>; mapNames: string[] } {
+export function buildModuleBytes(shared = true): { bytes: Uint8Array<ArrayBuffer>; mapNames: string[] } {
   const mb = new ModuleBuilder();
   for (const dt of ['f32', 'f64'] as const) {
     const s = GEMM_SHAPES[dt];
@@ -113,14 +114,17 @@ export function buildModuleBytes(): { bytes: Uint8Array<ArrayBuffer>; mapNames: 
   }
   const mapNames = emitElementwise(mb);
   emitFftConv(mb);
-  return { bytes: mb.bytes({ initial: 2, maximum: MAX_PAGES }), mapNames };
+  return { bytes: mb.bytes({ initial: 2, maximum: MAX_PAGES, shared }), mapNames };
 }
 
 function create(): WasmRuntime | null {
   try {
-    const { bytes, mapNames } = buildModuleBytes();
+    // shared memory needs SharedArrayBuffer (absent on a browser page that is not cross-origin
+    // isolated); without it the same kernels run on the calling thread only
+    const shared = typeof SharedArrayBuffer === 'function';
+    const { bytes, mapNames } = buildModuleBytes(shared);
     const module = new WebAssembly.Module(bytes);
-    const memory = new WebAssembly.Memory({ initial: 2, maximum: MAX_PAGES, shared: true });
+    const memory = new WebAssembly.Memory({ initial: 2, maximum: MAX_PAGES, shared });
     const extra = { module, memory, mapNames };
     const main = new Function('Arr', 'extra', 'tid', TASK_SRC)(null, extra, 0) as WasmKernel;
     return { module, memory, main, mapNames, mapIndex: new Map(mapNames.map((n, i) => [n, i])) };

@@ -1,0 +1,4 @@
+/** fairseq's on-disk formats: indexed datasets, dictionaries and the Mega tasks' folder layouts. */
+export * from './indexed.js';
+export * from './dictionary.js';
+export * from './tasks.js';

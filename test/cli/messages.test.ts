@@ -1,0 +1,67 @@
+/**
+ * Messages and exit codes the README promises (real `mega` processes): a user's mistake is one
+ * line on stderr naming the value and what was expected, exit code 2.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildForChildren, run, type Built } from '../dist/helpers.js';
+
+let built: Built;
+let cli: string;
+const tmp = mkdtempSync(join(tmpdir(), 'mega-messages-'));
+beforeAll(async () => {
+  built = await buildForChildren();
+  cli = built.js('src/cli/main.ts');
+}, 60000);
+afterAll(() => {
+  built?.cleanup();
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+function mega(args: string[], env: Record<string, string> = {}) {
+  return run('node', [cli, ...args], { env, timeoutMs: 90000 }).done;
+}
+
+/** One line on stderr, exit 2, the line matching `re`. */
+function userError(r: { code: number | null; stderr: string }, re: RegExp): void {
+  expect(r.code, r.stderr).toBe(2);
+  const lines = r.stderr.trim().split('\n');
+  expect(lines, r.stderr).toHaveLength(1);
+  expect(lines[0]).toMatch(re);
+}
+
+describe('backend selection', () => {
+  it('--backend bogus, MEGA_BACKEND=bogus and --gpu -1 are user errors', async () => {
+    const [a, b, c] = await Promise.all([
+      mega(['info', '--backend', 'bogus']),
+      mega(['info'], { MEGA_BACKEND: 'bogus' }),
+      mega(['info', '--gpu', '-1']),
+    ]);
+    userError(a, /unknown backend 'bogus' \(expected cpu, gpujs or auto\)/);
+    userError(b, /MEGA_BACKEND=bogus: unknown backend 'bogus' \(expected cpu, gpujs or auto\)/);
+    userError(c, /--gpu -1: invalid GPU adapter index/);
+  }, 60000);
+});
+
+describe('learning-rate schedule from --max-update', () => {
+  const TINY = ['--listops-train', '48', '--listops-valid', '16', '--listops-test', '8', '--batch-size', '8', '--layers', '1', '--embed-dim', '16',
+    '--hidden-dim', '16', '--z-dim', '8', '--n-dim', '2', '--quiet', '--log-interval', '1'];
+
+  it('--max-update 100 (= the default warmup) scales the warmup like the default run (listops: 100 of 1000 updates → 10 of 100)', async () => {
+    const dir = join(tmp, 'short');
+    const r = await mega(['train', ...TINY, '--max-update', '100', '--validate-interval-updates', '0', '--save-dir', dir]);
+    expect(r.code, r.stderr).toBe(0);
+    const lrs = readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((x) => x.type === 'train').map((x) => x.lr);
+    // linear_decay: warmup from 1e-7 over W = 10 updates to 0.005, then linear decay to 0 at T = 100; update k uses lr(k − 1)
+    const want = Array.from({ length: 100 }, (_, n) => (n <= 10 ? 1e-7 + (n * (0.005 - 1e-7)) / 10 : (0.005 * (100 - n)) / 90));
+    expect(lrs).toHaveLength(100);
+    lrs.forEach((lr: number, n: number) => expect(lr, `update ${n + 1}`).toBeCloseTo(want[n]!, 12));
+  }, 120000);
+
+  it('--warmup-updates equal to --max-update is explained with the flags the user gave', async () => {
+    const r = await mega(['train', ...TINY, '--max-update', '10', '--warmup-updates', '10', '--save-dir', join(tmp, 'eq')]);
+    userError(r, /--warmup-updates 10 equals --max-update 10: linear_decay warms up for --warmup-updates and then decays until --max-update \(or --total-num-update\); give a smaller --warmup-updates or a larger --total-num-update/);
+  }, 60000);
+});
