@@ -4,12 +4,14 @@
  * tensors (masks from token ids) stays on the host without any transfer.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { skipWithout } from '../../../system.js';
+import { gpuAvailable } from '../gpu-probe.js';
 import { setBackend } from '../../../../src/tensor/backend.js';
 import { clearUploadCache, GpuData, GpuDevice, selectBackend } from '../../../../src/tensor/backends/gpujs/index.js';
 import { scalar, tensor } from '../../../../src/tensor/create.js';
 import * as K from '../../../../src/tensor/kernels.js';
 
-describe.skipIf(process.env.MEGA_SKIP_GPUJS === '1')('gpujs host-constant cache', () => {
+describe.skipIf(skipWithout({ gpu: gpuAvailable() }))('gpujs host-constant cache', () => {
   beforeAll(() => { selectBackend('gpujs'); }, 180_000);
   afterAll(() => setBackend('cpu'));
 

@@ -4,6 +4,8 @@
  * no CPU fallback and no read-back until the result is asked for.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { skipWithout } from '../../../system.js';
+import { gpuAvailable } from '../gpu-probe.js';
 import { setBackend } from '../../../../src/tensor/backend.js';
 import { emaKernelCpu, emaKernelGradCpu, softmaxGradCpu } from '../../../../src/tensor/backends/cpu/fused.js';
 import { emaKernelGeneric, emaKernelGradGeneric, softmaxGradGeneric } from '../../../../src/tensor/backends/generic-fused.js';
@@ -14,7 +16,7 @@ import { fftConvCpu } from '../../../../src/tensor/backends/cpu/fftconv.js';
 import { fromStorage, Tensor } from '../../../../src/tensor/tensor.js';
 import { Generator } from '../../../../src/tensor/random.js';
 
-const skip = process.env.MEGA_SKIP_GPUJS === '1';
+const skip = skipWithout({ gpu: gpuAvailable() });
 
 /** Uniform values in [lo, hi) as an f64 tensor (deterministic). */
 function uniform(gen: Generator, shape: number[], lo: number, hi: number): Tensor {

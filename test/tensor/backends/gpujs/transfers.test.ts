@@ -7,6 +7,8 @@
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { skipWithout } from '../../../system.js';
+import { gpuAvailable } from '../gpu-probe.js';
 import { backward } from '../../../../src/autograd/index.js';
 import type { GoldenCase } from '../../../../src/io/golden.js';
 import { readGoldenFile } from '../../../../src/io/golden.js';
@@ -17,7 +19,7 @@ import { fromStorage, type Tensor } from '../../../../src/tensor/tensor.js';
 import { Adam, clipGradNorm, clipGradNormDevice } from '../../../../src/train/optim.js';
 import { buildCase, getAdapter, toInputs } from '../../../../src/verify/index.js';
 
-const skip = process.env.MEGA_SKIP_GPUJS === '1';
+const skip = skipWithout({ gpu: gpuAvailable() });
 const goldenDir = join(dirname(fileURLToPath(import.meta.url)), '../../../golden');
 const STEPS = 4, LR = 1e-3, CLIP = 0.5;
 
