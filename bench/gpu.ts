@@ -1,6 +1,8 @@
 /**
- * The gpujs backend beside the CPU backend, in the same run: f32 matmul (GFLOP/s) and one Mega
- * layer (MovingAverageGatedAttention) forward + backward (ms per step). Rows of the gpujs backend
+ * The gpujs backend beside the CPU backend, in the same run: f32 matmul (GFLOP/s; the gpu.js
+ * kernel against the CPU, the WGSL shader against the gpu.js kernel), one Mega layer
+ * (MovingAverageGatedAttention) forward + backward (ms per step), and the gpujs fftConv's direct
+ * sum against its FFT path (ms). Rows of the gpujs backend
  * are named after the gpu.js mode really used (`gpujs-webgpu`, `gpujs-headlessgl`); a note gives
  * the kernel class and the adapter. Without a GPU the gpujs rows are left out, with a note.
  *
@@ -12,6 +14,7 @@ import { MovingAverageGatedAttention } from '../src/mega/attention.js';
 import { getBackend, setBackend } from '../src/tensor/backend.js';
 import { dispose, GpuDevice, selectBackend, tidy } from '../src/tensor/backends/gpujs/index.js';
 import { fftConvGpuBy } from '../src/tensor/backends/gpujs/fftconv.js';
+import { setMatmulKernel, type MatmulKernel } from '../src/tensor/backends/gpujs/wgsl.js';
 import * as K from '../src/tensor/kernels.js';
 import { Generator, randNormal } from '../src/tensor/random.js';
 import type { Tensor } from '../src/tensor/tensor.js';
@@ -52,8 +55,9 @@ function onBackend<T>(name: string, fn: () => T): T {
   }
 }
 
-function matmulGflops(backend: string, n: number): number {
+function matmulGflops(backend: string, n: number, kernel: MatmulKernel | null = null): number {
   return onBackend(backend, () => {
+    if (backend === 'gpujs') setMatmulKernel(kernel);
     const gen = new Generator(1);
     let a = randNormal([n, n], 0, 1, 'f32', gen), b = randNormal([n, n], 0, 1, 'f32', gen);
     if (backend === 'gpujs') [a, b] = [K.copy(a), K.copy(b)]; // resident on the device
@@ -65,6 +69,7 @@ function matmulGflops(backend: string, n: number): number {
       dispose(outs);
     }, { maxMs: 4000, warmup: 1, warmupMs: 0 }) / reps;
     dispose([a, b]);
+    setMatmulKernel(null);
     return (2 * n ** 3) / (ms * 1e6);
   });
 }
@@ -115,14 +120,19 @@ export async function runGpuBench(options: BenchOptions): Promise<void> {
   const opts = options.filter === 'gpu' ? { ...options, filter: undefined } : options;
   const gpu = startGpu();
   const impls = [CPU, ...(gpu ? [gpu] : [])];
+  // matmul: the CPU backend, the gpu.js kernel (ratio vs CPU), the WGSL shader (ratio vs gpu.js)
+  const wgsl = gpu && GpuDevice.get()?.info.mode === 'webgpu' ? `${gpu}-wgsl` : null;
   for (const n of MATMUL_SIZES) {
     const shape = [n, n, n];
-    let cpu: BenchResult | undefined;
-    for (const impl of impls) {
+    let cpu: BenchResult | undefined, gpujs: BenchResult | undefined;
+    for (const impl of [...impls, ...(wgsl ? [wgsl] : [])]) {
       if (!selected(opts, caseId('matmul', impl, 'f32', shape))) continue;
-      const r: BenchResult = { bench: 'matmul', impl, dtype: 'f32', shape, value: matmulGflops(impl === CPU ? 'cpu' : 'gpujs', n), unit: 'GFLOP/s' };
+      const value = impl === CPU ? matmulGflops('cpu', n) : matmulGflops('gpujs', n, impl === wgsl ? 'wgsl' : 'gpujs');
+      const r: BenchResult = { bench: 'matmul', impl, dtype: 'f32', shape, value, unit: 'GFLOP/s' };
       if (impl === CPU) cpu = r;
-      report(cpu && impl !== CPU ? { ...r, ratio: r.value / cpu.value, baseline: CPU } : r);
+      else if (impl === gpu) gpujs = r;
+      const base = impl === wgsl ? gpujs : impl === CPU ? undefined : cpu;
+      report(base ? { ...r, ratio: r.value / base.value, baseline: base.impl } : r);
     }
   }
   const shape = [LAYER.L, LAYER.B, LAYER.D];

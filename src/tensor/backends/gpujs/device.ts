@@ -48,7 +48,10 @@ export interface GpuInfo {
 
 /** Counters of one device (since start or the last `resetCounters`). */
 export interface GpuCounters {
+  /** Kernel launches (gpu.js kernels and WGSL shaders). */
   launches: number;
+  /** Of which WGSL shaders. */
+  wgsl: number;
   uploads: number;
   uploadBytes: number;
   readbacks: number;
@@ -105,7 +108,7 @@ export class GpuDevice {
   /** Bytes of live buffers, as the main thread counts them. */
   liveBytes = 0;
   liveBuffers = 0;
-  readonly counters: GpuCounters = { launches: 0, uploads: 0, uploadBytes: 0, readbacks: 0, readbackBytes: 0 };
+  readonly counters: GpuCounters = { launches: 0, wgsl: 0, uploads: 0, uploadBytes: 0, readbacks: 0, readbackBytes: 0 };
   private readonly registry = new FinalizationRegistry<{ id: number; bytes: number }>(({ id, bytes }) => {
     // safety net: a tensor was garbage-collected without dispose / tidy
     this.free(id);
@@ -217,6 +220,25 @@ export class GpuDevice {
       msg.types = types;
     }
     this.counters.launches++;
+    this.post(msg);
+    return d;
+  }
+
+  /**
+   * Runs WGSL compute shader `key` (source `src`, compiled on first use; webgpu mode only) with
+   * storage buffers `inputs`, a new output buffer of `output` (gpu.js order [x, y, z]) elements
+   * and the i32 uniform `params`, over `groups` workgroups; returns the output buffer.
+   */
+  runWgsl(key: string, src: () => string, groups: number[], inputs: GpuData[], params: number[], output: number[], dtype: DType): GpuData {
+    const n = output.reduce((a, b) => a * b, 1);
+    const d = this.newData(dtype, n, n * 4);
+    const msg: Record<string, unknown> = { t: 'wgsl', key, out: d.id, n, output, groups, inputs: inputs.map((b) => b.id), params };
+    if (!this.defined.has(`wgsl:${key}`)) {
+      this.defined.add(`wgsl:${key}`);
+      msg.src = src();
+    }
+    this.counters.launches++;
+    this.counters.wgsl++;
     this.post(msg);
     return d;
   }
