@@ -55,7 +55,8 @@ function onBackend<T>(name: string, fn: () => T): T {
   }
 }
 
-function matmulGflops(backend: string, n: number, kernel: MatmulKernel | null = null): number {
+/** GFLOP/s of an n³ f32 matmul on `backend` (gpujs: operands on the device; `kernel`: the gpujs matmul kernel). */
+export function matmulGflops(backend: string, n: number, kernel: MatmulKernel | null = null): number {
   return onBackend(backend, () => {
     if (backend === 'gpujs') setMatmulKernel(kernel);
     const gen = new Generator(1);
@@ -75,9 +76,10 @@ function matmulGflops(backend: string, n: number, kernel: MatmulKernel | null = 
 }
 
 /** One Mega layer config of the bench: L × B × D input. */
-const LAYER = { L: 128, B: 4, D: 128, Z: 64, H: 256, N: 16 };
+export const LAYER = { L: 128, B: 4, D: 128, Z: 64, H: 256, N: 16 };
 
-function layerMs(backend: string): number {
+/** ms of one Mega layer forward + backward on `backend`. */
+export function layerMs(backend: string): number {
   return onBackend(backend, () => {
     const gen = new Generator(3);
     const layer = new MovingAverageGatedAttention({ embedDim: LAYER.D, zdim: LAYER.Z, hdim: LAYER.H, ndim: LAYER.N, gen, maxPositions: LAYER.L });
