@@ -16,6 +16,7 @@ import { receiveMessageOnPort, MessageChannel, Worker, type MessagePort } from '
 import { allocate, type DType, type Storage } from '../../dtype.js';
 import { TensorError } from '../../errors.js';
 import { DeviceData, Tensor } from '../../tensor.js';
+import { pciGpus, vendorOf, visibilityEnv } from './gpus.js';
 import { workerMain } from './worker.js';
 
 /** The gpu.js mode to use: WebGPU (Dawn), headless-gl (needs an X display), or the first that works. */
@@ -24,8 +25,10 @@ export type GpuMode = 'webgpu' | 'headlessgl' | 'auto';
 /** Options of {@link GpuDevice.open}. */
 export interface GpuOptions {
   mode?: GpuMode;
-  /** Index into Dawn's adapter list (multi-GPU hosts); default: Dawn's first adapter. */
+  /** Index into Dawn's adapter list (multi-GPU hosts); default: adapter `rank` (mod the count), else Dawn's first. */
   adapterIndex?: number | null;
+  /** The process's local rank (data-parallel training): local rank r takes adapter r. */
+  rank?: number | null;
   /** Extra Dawn flags (`key=value`, e.g. `backend=vulkan`). */
   dawnFlags?: string[];
   /** How long to wait for the device to start, ms (default 120 000). */
@@ -148,8 +151,25 @@ export class GpuDevice {
     });
     worker.unref();
     const seq = Atomics.load(ctrl, 0);
-    worker.postMessage({ t: 'init', gpujsPath, webgpuUrl, mode: opts.mode ?? 'auto', adapterIndex: opts.adapterIndex ?? null, flags: opts.dawnFlags ?? [] });
-    const r = waitReply(ctrl, port1, seq, opts.timeoutMs ?? 120_000) as unknown as GpuInfo & { error?: string };
+    const init = { t: 'init', gpujsPath, webgpuUrl, mode: opts.mode ?? 'auto', adapterIndex: opts.adapterIndex ?? null, rank: opts.rank ?? null, flags: opts.dawnFlags ?? [] };
+    worker.postMessage(init);
+    let r = waitReply(ctrl, port1, seq, opts.timeoutMs ?? 120_000) as unknown as GpuInfo & { error?: string; identical?: { index: number; k: number; name: string } };
+    if (r.identical) {
+      // identical cards: expose only the k-th card of that name (by PCI bus) and start again
+      const { index, k, name } = r.identical;
+      const cards = pciGpus(vendorOf(name));
+      const chosen = cards[k];
+      if (!chosen || cards.length < r.adapters.filter((a) => a.name === name).length) {
+        void worker.terminate();
+        port1.close();
+        throw new GpuError(`no GPU for the gpujs backend: adapter ${index} ('${name}') has the name of an earlier adapter and no PCI bus address to tell it apart (${cards.length} PCI display device(s) of its vendor); expose only that GPU to the process (e.g. NVIDIA_VISIBLE_DEVICES=${index} in a container)`);
+      }
+      Object.assign(process.env, visibilityEnv(chosen.address));
+      const seq2 = Atomics.load(ctrl, 0);
+      worker.postMessage({ ...init, adapterIndex: null, rank: null });
+      r = waitReply(ctrl, port1, seq2, opts.timeoutMs ?? 120_000) as unknown as typeof r;
+      r.notes = [...(r.notes ?? []), `adapter ${index} ('${name}') is the card at PCI ${chosen.address}, the only one exposed (DRI_PRIME=${process.env.DRI_PRIME}, MESA_VK_DEVICE_SELECT_FORCE_DEFAULT_DEVICE=1)`];
+    }
     if (r.error) {
       void worker.terminate();
       port1.close();

@@ -86,12 +86,17 @@ export function workerMain(): void {
         const flags: string[] = m.flags ?? [];
         const adapters = await listAdapters(wg.create, flags);
         let chosenFlags = flags;
-        if (m.adapterIndex !== null && m.adapterIndex !== undefined) {
-          const i = m.adapterIndex as number;
+        // the adapter: the one asked for, else local rank r takes adapter r (round robin)
+        const asked = m.adapterIndex !== null && m.adapterIndex !== undefined;
+        const i: number | null = asked ? m.adapterIndex : m.rank !== null && m.rank !== undefined && adapters.length ? m.rank % adapters.length : null;
+        if (i !== null) {
           if (i < 0 || i >= adapters.length) throw new Error(`adapter index ${i} is out of range: ${adapters.length} adapter(s) (${adapters.map((a, j) => `${j}: ${a.name}`).join('; ') || 'none'})`);
           const name = adapters[i].name;
           const first = adapters.findIndex((a) => a.name.includes(name));
-          if (first !== i) throw new Error(`adapter ${i} ('${name}') cannot be told apart from adapter ${first} by Dawn (it selects by name); expose only that GPU to the process (e.g. NVIDIA_VISIBLE_DEVICES=${i} in a container)`);
+          if (first !== i) {
+            // an identical card: the main thread exposes only that card (gpus.ts) and starts again
+            return { identical: { index: i, k: adapters.slice(0, i).filter((a) => a.name === name).length, name }, adapters };
+          }
           chosenFlags = [...flags, `adapter=${name}`];
         }
         Object.assign(globalThis, wg.globals);
