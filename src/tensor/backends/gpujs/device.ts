@@ -59,6 +59,8 @@ export interface GpuCounters {
   uploadBytes: number;
   readbacks: number;
   readbackBytes: number;
+  /** Of the read-backs, those started without waiting (`GpuData.prefetch`). */
+  asyncReads: number;
 }
 
 /** Raised when the GPU backend cannot start or a device operation fails. */
@@ -72,10 +74,19 @@ export class GpuData extends DeviceData {
     super();
   }
 
+  private pending: number | null = null;
+
+  /** Starts the read-back without waiting: the device thread copies while the caller goes on. */
+  override prefetch(): void {
+    if (this.host || this.disposed || this.pending !== null) return;
+    this.pending = this.dev.readAsync(this.id, this.length);
+  }
+
   read(): Storage {
     if (this.host) return this.host;
-    if (this.disposed) throw new GpuError(`a gpujs tensor (buffer ${this.id}) was read after it was disposed`);
-    const f = this.dev.read(this.id, this.length);
+    if (this.pending === null && this.disposed) throw new GpuError(`a gpujs tensor (buffer ${this.id}) was read after it was disposed`);
+    const f = this.pending !== null ? this.dev.collect(this.pending) : this.dev.read(this.id, this.length);
+    this.pending = null;
     let out: Storage;
     if (this.dtype === 'f32') out = f;
     else {
@@ -106,12 +117,15 @@ export class GpuDevice {
   private readonly ctrl: Int32Array;
   private readonly port: MessagePort;
   private nextId = 1;
+  private nextTag = 1;
+  /** Answers of asynchronous reads, by tag. */
+  private readonly arrived = new Map<number, Record<string, unknown>>();
   private pendingFree: number[] = [];
   private readonly defined = new Set<string>();
   /** Bytes of live buffers, as the main thread counts them. */
   liveBytes = 0;
   liveBuffers = 0;
-  readonly counters: GpuCounters = { launches: 0, wgsl: 0, uploads: 0, uploadBytes: 0, readbacks: 0, readbackBytes: 0 };
+  readonly counters: GpuCounters = { launches: 0, wgsl: 0, uploads: 0, uploadBytes: 0, readbacks: 0, readbackBytes: 0, asyncReads: 0 };
   private readonly registry = new FinalizationRegistry<{ id: number; bytes: number }>(({ id, bytes }) => {
     // safety net: a tensor was garbage-collected without dispose / tidy
     this.free(id);
@@ -198,9 +212,13 @@ export class GpuDevice {
   }
 
   private request(msg: unknown): Record<string, unknown> {
-    const seq = Atomics.load(this.ctrl, 0);
+    let seq = Atomics.load(this.ctrl, 0);
     this.post(msg);
-    return waitReply(this.ctrl, this.port, seq, 600_000);
+    for (;;) {
+      const r = this.receive(seq, 600_000, true);
+      if (r) return r;
+      seq = Atomics.load(this.ctrl, 0); // only answers of asynchronous reads came: wait on
+    }
   }
 
   private newData(dtype: DType, n: number, bytes: number, scoped = true): GpuData {
@@ -263,6 +281,47 @@ export class GpuDevice {
     return d;
   }
 
+  /**
+   * Starts reading a buffer back without waiting (counted as a read-back and in `asyncReads`);
+   * returns the tag that {@link collect} waits for. The device thread copies the buffer after the
+   * work queued before and goes on with later work while the copy completes.
+   */
+  readAsync(id: number, n: number): number {
+    const tag = this.nextTag++;
+    this.counters.readbacks++;
+    this.counters.readbackBytes += n * 4;
+    this.counters.asyncReads++;
+    if (debug) logTransfer('read-back (async)', n);
+    this.post({ t: 'read', id, n, tag });
+    return tag;
+  }
+
+  /** The values of an asynchronous read-back (waits for it if it has not arrived yet). */
+  collect(tag: number): Float32Array {
+    while (!this.arrived.has(tag)) this.receive(Atomics.load(this.ctrl, 0), 600_000, false);
+    const r = this.arrived.get(tag)!;
+    this.arrived.delete(tag);
+    if (!r.data) throw new GpuError(`gpujs read-back failed: ${String(r.error)}`);
+    return r.data as Float32Array;
+  }
+
+  /**
+   * Waits for the device thread's next answers (after `seq`); answers of asynchronous reads are
+   * kept for `collect`; returns the first other answer, or null (when `untagged` is false, or
+   * only tagged answers came).
+   */
+  private receive(seq: number, timeoutMs: number, untagged: boolean): Record<string, unknown> | null {
+    waitSignal(this.ctrl, seq, timeoutMs);
+    let out: Record<string, unknown> | null = null;
+    for (let m = receiveMessageOnPort(this.port); m; m = receiveMessageOnPort(this.port)) {
+      const msg = m.message as Record<string, unknown>;
+      if (typeof msg.tag === 'number') this.arrived.set(msg.tag, msg);
+      else if (untagged && !out) out = msg;
+      else throw new GpuError('the gpujs device thread sent an answer nobody waits for');
+    }
+    return out;
+  }
+
   /** Reads a buffer back (blocks until the device has finished everything before it). */
   read(id: number, n: number): Float32Array {
     const r = this.request({ t: 'read', id, n });
@@ -316,13 +375,18 @@ function logTransfer(kind: string, n: number): void {
   process.stderr.write(`[gpujs] ${kind} of ${n} values ${site}\n`);
 }
 
-function waitReply(ctrl: Int32Array, port: MessagePort, seq: number, timeoutMs: number): Record<string, unknown> {
+/** Waits until the device thread has signalled an answer after `seq`. */
+function waitSignal(ctrl: Int32Array, seq: number, timeoutMs: number): void {
   const deadline = Date.now() + timeoutMs;
   while (Atomics.load(ctrl, 0) === seq) {
     const left = deadline - Date.now();
     if (left <= 0) throw new GpuError(`the gpujs device thread did not answer within ${timeoutMs} ms`);
     Atomics.wait(ctrl, 0, seq, Math.min(left, 1000));
   }
+}
+
+function waitReply(ctrl: Int32Array, port: MessagePort, seq: number, timeoutMs: number): Record<string, unknown> {
+  waitSignal(ctrl, seq, timeoutMs);
   const m = receiveMessageOnPort(port);
   if (!m) throw new GpuError('the gpujs device thread signalled but sent no answer');
   return m.message as Record<string, unknown>;

@@ -271,6 +271,13 @@ export function workerMain(): void {
         return;
       case 'read': {
         const h = bufs.get(m.id);
+        if (m.tag !== undefined) {
+          // asynchronous: the copy is queued now (after the work before it); the answer follows
+          // when it completes, while later messages are handled
+          if (!h) reply({ tag: m.tag, error: `buffer ${m.id} is not on the device` });
+          else readRaw(h, m.n).then((data) => reply({ tag: m.tag, data }), (e: any) => reply({ tag: m.tag, error: e && e.message ? e.message : String(e) }));
+          return;
+        }
         if (!h) {
           reply({ error: `buffer ${m.id} is not on the device${firstError ? ` (earlier error: ${firstError})` : ''}` });
           return;
