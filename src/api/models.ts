@@ -62,7 +62,7 @@ export class SequenceClassifier extends PretrainedBase<LRAModel> {
 export class LanguageModel extends PretrainedBase<MegaLanguageModel> {
   /** Discriminant of {@link Pretrained}. */
   readonly kind = 'lm' as const;
-  /** tokens `B × T` → logits `B × T × V`; with `state`, incremental (only the new tokens). */
+  /** tokens `B × T` → logits `B × T × V` (log-probabilities for an adaptive-softmax model); with `state`, incremental (only the new tokens). */
   forward(tokens: Tensor, state: IncrementalState | null = null): Tensor {
     return this.model.forward(tokens, state);
   }

@@ -1,35 +1,82 @@
 /** File helpers shared by the data readers: reading with typed errors, gzip, line/field splitting. */
 
-import { readFileSync } from 'node:fs';
-import { gunzipSync } from 'node:zlib';
+import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs';
+import { constants as zc, gunzipSync } from 'node:zlib';
 import { DataError, errorText } from './errors.js';
 
+/** Largest data file read (or gzip stream inflated) by default: 2 GiB. */
+export const MAX_DATA_FILE_BYTES = 2 ** 31;
+
 /**
- * Read a whole file.
- * @throws DataError (one line naming the file) when it cannot be read
+ * Read a whole regular file of at most `maxBytes` bytes. Devices, pipes and sockets are refused
+ * (`/dev/zero` would never end), and so is a larger file, before anything is read.
+ * @throws DataError (one line naming the file) when it cannot be read, is not a regular file or is too large
  */
-export function readBytes(path: string): Uint8Array {
+export function readBytes(path: string, maxBytes = MAX_DATA_FILE_BYTES): Uint8Array {
+  let fd: number;
   try {
-    return readFileSync(path);
+    fd = openSync(path, 'r');
   } catch (e) {
     throw new DataError(`${path}: cannot read file (${errorText(e)})`, { cause: e });
+  }
+  try {
+    const st = fstatSync(fd);
+    if (st.isDirectory()) throw new DataError(`${path}: is a folder; expected a file`);
+    if (!st.isFile()) throw new DataError(`${path}: not a regular file (a device, pipe or socket); expected a file`);
+    if (st.size > maxBytes) throw new DataError(`${path}: ${st.size} bytes, more than the ${maxBytes}-byte limit of a data file`);
+    return readFileSync(fd);
+  } catch (e) {
+    if (e instanceof DataError) throw e;
+    throw new DataError(`${path}: cannot read file (${errorText(e)})`, { cause: e });
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Whether bytes start with the gzip magic `1f 8b`. */
+export function isGzip(b: Uint8Array): boolean {
+  return b.length >= 2 && b[0] === 0x1f && b[1] === 0x8b;
+}
+
+/**
+ * Inflate a gzip stream to at most `maxBytes` bytes.
+ * @param limitText how the limit is described in the error (default: the data-file limit)
+ * @throws DataError when the stream is corrupt or inflates to more than `maxBytes`
+ */
+export function gunzipBounded(raw: Uint8Array, path: string, maxBytes: number, limitText = `the ${maxBytes}-byte limit of a data file`): Uint8Array {
+  try {
+    return gunzipSync(raw, { maxOutputLength: Math.max(1, maxBytes) });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') throw new DataError(`${path}: decompresses to more than ${limitText}`);
+    throw new DataError(`${path}: corrupt gzip data (${errorText(e)})`, { cause: e });
   }
 }
 
 /**
- * Read a file, transparently gunzipping it when it starts with the gzip magic `1f 8b`.
- * @throws DataError when the file cannot be read or is corrupt gzip
+ * The first bytes (at least `n` when the stream has them) of a gzip stream, inflating only a short
+ * prefix of it (so a small bomb cannot expand here).
  */
-export function readMaybeGzip(path: string): Uint8Array {
-  const raw = readBytes(path);
-  if (raw.length >= 2 && raw[0] === 0x1f && raw[1] === 0x8b) {
+export function gunzipHead(raw: Uint8Array, path: string, n: number): Uint8Array {
+  let out = new Uint8Array(0);
+  for (const take of [256, 4096, 65536]) {
     try {
-      return gunzipSync(raw);
+      out = gunzipSync(raw.subarray(0, take), { finishFlush: zc.Z_SYNC_FLUSH, maxOutputLength: 1100 * take + 1024 });
     } catch (e) {
       throw new DataError(`${path}: corrupt gzip data (${errorText(e)})`, { cause: e });
     }
+    if (out.length >= n || take >= raw.length) break;
   }
-  return raw;
+  return out;
+}
+
+/**
+ * Read a file, transparently gunzipping it when it starts with the gzip magic `1f 8b`; the file and
+ * the inflated data are each limited to `maxBytes`.
+ * @throws DataError when the file cannot be read, is corrupt gzip or is too large
+ */
+export function readMaybeGzip(path: string, maxBytes = MAX_DATA_FILE_BYTES): Uint8Array {
+  const raw = readBytes(path, maxBytes);
+  return isGzip(raw) ? gunzipBounded(raw, path, maxBytes) : raw;
 }
 
 /** One line of a text file as a byte range (without the `\n` and a trailing `\r`). */

@@ -11,7 +11,7 @@
 
 import type { ValueExample } from './batch.js';
 import { DataError } from './errors.js';
-import { checkLabel, readMaybeGzip } from './files.js';
+import { MAX_DATA_FILE_BYTES, checkLabel, gunzipBounded, gunzipHead, isGzip, readBytes } from './files.js';
 
 /** Magic number of an IDX image file (ubyte, 3 dimensions). */
 export const IDX_IMAGES_MAGIC = 2051;
@@ -49,23 +49,41 @@ function body(buf: Uint8Array, path: string, offset: number, n: number): Uint8Ar
 }
 
 /**
+ * Read an IDX file of `ubyte` data: the header first, then (for gzip) inflation bounded by the size
+ * the header declares, so a small file cannot inflate to gigabytes.
+ * @returns the dimensions and the data bytes
+ */
+function readIdx(path: string, magic: number, ndim: number): { dims: number[]; data: Uint8Array } {
+  const raw = readBytes(path);
+  const need = 4 + 4 * ndim;
+  const dims = header(isGzip(raw) ? gunzipHead(raw, path, need) : raw, path, magic, ndim);
+  const n = dims.reduce((a, b) => a * b, 1);
+  const declared = need + n;
+  if (declared > MAX_DATA_FILE_BYTES) {
+    throw new DataError(`${path}: IDX header declares ${dims.join(' x ')} = ${n.toPrecision(3)} bytes, more than the ${MAX_DATA_FILE_BYTES}-byte limit of a data file`);
+  }
+  const buf = isGzip(raw) ? gunzipBounded(raw, path, declared, `the ${declared} bytes its IDX header declares (${need}-byte header + ${dims.join(' x ')} data bytes)`) : raw;
+  return { dims, data: body(buf, path, need, n) };
+}
+
+/**
  * Read an IDX image file (magic 2051).
- * @throws DataError for an unreadable file, a wrong magic number, or truncated data
+ * @throws DataError for an unreadable file, a wrong magic number, truncated data or a gzip stream
+ *   inflating beyond the declared size
  */
 export function readIdxImages(path: string): IdxImages {
-  const buf = readMaybeGzip(path);
-  const [count, rows, cols] = header(buf, path, IDX_IMAGES_MAGIC, 3) as [number, number, number];
-  return { count, rows, cols, pixels: body(buf, path, 16, count * rows * cols) };
+  const { dims, data } = readIdx(path, IDX_IMAGES_MAGIC, 3);
+  const [count, rows, cols] = dims as [number, number, number];
+  return { count, rows, cols, pixels: data };
 }
 
 /**
  * Read an IDX label file (magic 2049).
- * @throws DataError for an unreadable file, a wrong magic number, or truncated data
+ * @throws DataError for an unreadable file, a wrong magic number, truncated data or a gzip stream
+ *   inflating beyond the declared size
  */
 export function readIdxLabels(path: string): Uint8Array {
-  const buf = readMaybeGzip(path);
-  const [count] = header(buf, path, IDX_LABELS_MAGIC, 1) as [number];
-  return body(buf, path, 8, count);
+  return readIdx(path, IDX_LABELS_MAGIC, 1).data;
 }
 
 /** Options of {@link loadIdxDataset}. */

@@ -4,7 +4,8 @@
  * WAV: `RIFF` size `WAVE`, then chunks `id(4) size(u32 LE) data` padded to even size. The `fmt `
  * chunk must say PCM (format 1, or WAVE_FORMAT_EXTENSIBLE 0xFFFE with a PCM sub-format) and 16 bits
  * per sample; other chunks (`LIST`, `fact`, ...) are skipped. Samples of channel 0 are returned divided
- * by 2^15. A data chunk that claims more bytes than the file has is clamped (streaming writers).
+ * by 2^15. A chunk that claims more bytes than the file has (a truncated file, or a streaming writer
+ * that never filled in the size) and a data chunk that ends inside a frame are refused.
  *
  * Speech Commands layout: `root/<label>/<clip>.wav`. Clips shorter than `length` samples are dropped
  * (as the reference does), longer ones truncated. Standardisation with the training split's mean and
@@ -48,10 +49,12 @@ export function parseWav(buf: Uint8Array, name = 'wav'): WavData {
     const id = tag(dv, off);
     const size = dv.getUint32(off + 4, true);
     const start = off + 8;
+    const avail = buf.length - start;
     if (id === 'fmt ') {
-      if (size < 16 || start + 16 > buf.length) throw new DataError(`${name}: fmt chunk of ${size} bytes (expected >= 16)`);
+      if (size > avail) throw new DataError(`${name}: truncated: fmt chunk declares ${size} bytes but ${avail} are present`);
+      if (size < 16) throw new DataError(`${name}: fmt chunk of ${size} bytes (expected >= 16)`);
       let format = dv.getUint16(start, true);
-      if (format === 0xfffe && size >= 26 && start + 26 <= buf.length) format = dv.getUint16(start + 24, true);
+      if (format === 0xfffe && size >= 26) format = dv.getUint16(start + 24, true);
       if (format !== 1) throw new DataError(`${name}: WAV format ${format} (expected 1 = PCM)`);
       const bits = dv.getUint16(start + 14, true);
       if (bits !== 16) throw new DataError(`${name}: ${bits} bits per sample (expected 16)`);
@@ -60,8 +63,9 @@ export function parseWav(buf: Uint8Array, name = 'wav'): WavData {
       fmt = { channels, rate: dv.getUint32(start + 4, true), align: 2 * channels };
     } else if (id === 'data') {
       if (!fmt) throw new DataError(`${name}: data chunk before the fmt chunk (expected fmt first)`);
-      const avail = Math.min(size, buf.length - start);
-      const frames = Math.floor(avail / fmt.align);
+      if (size > avail) throw new DataError(`${name}: truncated: data chunk declares ${size} bytes but ${avail} are present`);
+      if (size % fmt.align !== 0) throw new DataError(`${name}: data chunk of ${size} bytes is not a whole number of ${fmt.align}-byte frames`);
+      const frames = size / fmt.align;
       const samples = new Float32Array(frames);
       for (let i = 0; i < frames; i++) samples[i] = dv.getInt16(start + i * fmt.align, true) / 32768;
       return { sampleRate: fmt.rate, numChannels: fmt.channels, samples };
@@ -82,6 +86,8 @@ export interface SpeechCommandsOptions {
   labels?: readonly string[];
   /** Samples per clip (default 16 000); shorter clips are dropped, longer truncated. */
   length?: number;
+  /** Sample rate every clip must have, in Hz (default 16 000, the Speech Commands rate). */
+  sampleRate?: number;
 }
 
 /** The 10-class subset used by the Mega recipe, in class-id order. */
@@ -113,7 +119,9 @@ function listDir(path: string): string[] {
  */
 export function readSpeechCommands(root: string, opts: SpeechCommandsOptions = {}): SpeechCommandsData {
   const length = opts.length ?? 16000;
+  const rate = opts.sampleRate ?? 16000;
   checkInt('length', length);
+  checkInt('sampleRate', rate);
   const isDir = (d: string): boolean => {
     try {
       return statSync(join(root, d)).isDirectory();
@@ -130,7 +138,9 @@ export function readSpeechCommands(root: string, opts: SpeechCommandsOptions = {
   labels.forEach((label, id) => {
     const dir = join(root, label);
     for (const f of listDir(dir).filter((n) => n.toLowerCase().endsWith('.wav'))) {
-      const { samples } = readWav(join(dir, f));
+      const path = join(dir, f);
+      const { samples, sampleRate } = readWav(path);
+      if (sampleRate !== rate) throw new DataError(`${path}: sample rate ${sampleRate} Hz (expected ${rate} Hz): resample the clips`);
       if (samples.length < length) {
         dropped++;
         continue;

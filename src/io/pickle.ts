@@ -285,7 +285,7 @@ class Unpickler {
         case 0x5d: this.push([]); break; // EMPTY_LIST
         case 0x6c: this.push(this.popMark()); break; // LIST
         case 0x61: { const v = this.pop(); const l = this.top(); if (!Array.isArray(l)) this.fail(`APPEND to a non-list ${describeValue(l)}`); l.push(v); break; }
-        case 0x65: { const items = this.popMark(); const l = this.top(); if (!Array.isArray(l)) this.fail(`APPENDS to a non-list ${describeValue(l)}`); l.push(...items); break; }
+        case 0x65: { const items = this.popMark(); const l = this.top(); if (!Array.isArray(l)) this.fail(`APPENDS to a non-list ${describeValue(l)}`); for (const x of items) l.push(x); break; }
         case 0x7d: this.push(new Map()); break; // EMPTY_DICT
         case 0x64: { const items = this.popMark(); const d = new Map(); this.setItems(d, items); this.push(d); break; } // DICT
         case 0x73: { const v = this.pop(); const k = this.pop(); this.setItems(this.top(), [k, v]); break; } // SETITEM

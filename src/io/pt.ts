@@ -178,31 +178,39 @@ function setKey(o: Record<string, unknown>, k: string, v: unknown): void {
   Object.defineProperty(o, k, { value: v, enumerable: true, writable: true, configurable: true });
 }
 
+/** Deepest nesting of Python containers that {@link pyToPlain} converts. */
+export const MAX_PY_DEPTH = 1000;
+
 /**
  * Convert unpickled Python values to plain JS: dict/OrderedDict (Map) → record with string keys,
  * `PyObject` → record of its attributes, tuple/list → array, set → array; RawTensor, bytes and
- * primitives (None already null) unchanged.
+ * primitives (None already null) unchanged. An object referenced several times is converted once
+ * (the result shares it too), so a pickle of shared references cannot expand exponentially.
+ * @throws CheckpointError for a self-referencing object or nesting deeper than {@link MAX_PY_DEPTH}
  */
 export function pyToPlain(v: unknown): unknown {
-  return toPlain(v, new Set());
+  return toPlain(v, new Set(), new Map(), 0);
 }
 
-function toPlain(v: unknown, active: Set<object>): unknown {
+function toPlain(v: unknown, active: Set<object>, done: Map<object, unknown>, depth: number): unknown {
   if (v === null || typeof v !== 'object' || isRawTensor(v) || ArrayBuffer.isView(v)) return v;
+  if (done.has(v)) return done.get(v);
   if (active.has(v)) throw new CheckpointError('cannot convert a self-referencing Python object to plain JS');
+  if (depth >= MAX_PY_DEPTH) throw new CheckpointError(`a Python object is nested more than ${MAX_PY_DEPTH} levels deep`);
   active.add(v);
   let out: unknown = v;
-  if (Array.isArray(v)) out = v.map((x) => toPlain(x, active));
-  else if (v instanceof Set) out = [...v].map((x) => toPlain(x, active));
+  if (Array.isArray(v)) out = v.map((x) => toPlain(x, active, done, depth + 1));
+  else if (v instanceof Set) out = [...v].map((x) => toPlain(x, active, done, depth + 1));
   else {
     const entries = v instanceof PyObject ? v.dict : v instanceof Map ? v : undefined;
     if (entries !== undefined) {
       const o: Record<string, unknown> = {};
-      for (const [k, x] of entries) setKey(o, String(k), toPlain(x, active));
+      for (const [k, x] of entries) setKey(o, String(k), toPlain(x, active, done, depth + 1));
       out = o;
     }
   }
   active.delete(v);
+  done.set(v, out);
   return out;
 }
 
@@ -226,7 +234,14 @@ export function decodeFairseqCheckpoint(bytes: Uint8Array, label = 'checkpoint')
   }
   const a = raw.get('args');
   let args: Record<string, unknown> = {};
-  if (a instanceof PyObject || a instanceof Map) args = pyToPlain(a) as Record<string, unknown>;
+  if (a instanceof PyObject || a instanceof Map) {
+    try {
+      args = pyToPlain(a) as Record<string, unknown>;
+    } catch (e) {
+      if (e instanceof CheckpointError) throw new CheckpointError(`${label}: 'args': ${e.message}`);
+      throw e;
+    }
+  }
   else if (a !== undefined && a !== null) {
     throw new CheckpointError(`${label}: 'args' is ${describeValue(a)}, expected an argparse.Namespace`);
   }

@@ -10,12 +10,18 @@
  * with spaces so the data starts on an 8-byte boundary and order tensors by decreasing item size
  * then name (keeps every tensor aligned). On read we also accept F16/BF16 (→ f32) and
  * I64/I16/I8/U8 (→ i32, range-checked).
+ *
+ * Checksums: with `{ checksums: true }` the writer stores, in the metadata key `tensor_sha256`, a
+ * JSON object mapping every tensor name to the first 16 hex digits (64 bits) of the SHA-256 of its
+ * data bytes. The reader checks them whenever the key is present, so a flipped bit in a tensor is
+ * an error naming the file and the tensor instead of silently different weights.
  */
 import { CheckpointError, describeValue } from './errors.js';
 import {
   type RawDType, type RawTensor, type SourceDType, SOURCE_ITEMSIZE, SOURCE_TO_RAW, checkRawTensor,
   checkShape, decodeLE, encodeLE, numel, rawItemSize,
 } from './raw.js';
+import { sha256Hex } from './sha256.js';
 
 /** Decoded content of a safetensors file. */
 export interface SafetensorsContent {
@@ -23,6 +29,22 @@ export interface SafetensorsContent {
   tensors: Record<string, RawTensor>;
   /** The `__metadata__` map (`{}` when absent). */
   metadata: Record<string, string>;
+  /** `verified`: every tensor matched its stored checksum; `absent`: the file stores none. */
+  checksums: 'verified' | 'absent';
+}
+
+/** Options of {@link encodeSafetensors}. */
+export interface SafetensorsWriteOptions {
+  /** Store per-tensor data checksums in the metadata (key {@link CHECKSUM_KEY}). */
+  checksums?: boolean;
+}
+
+/** Metadata key of the per-tensor data checksums. */
+export const CHECKSUM_KEY = 'tensor_sha256';
+
+/** Checksum of tensor data bytes: the first 16 hex digits of their SHA-256. */
+export function dataChecksum(bytes: Uint8Array): string {
+  return sha256Hex(bytes).slice(0, 16);
 }
 
 const METADATA_KEY = '__metadata__';
@@ -42,27 +64,35 @@ function setKey(o: Record<string, unknown>, k: string, v: unknown): void {
  * Serialise tensors (+ optional string metadata) to safetensors bytes.
  * @throws CheckpointError on an inconsistent tensor, a reserved/empty name or non-string metadata
  */
-export function encodeSafetensors(tensors: Record<string, RawTensor>, metadata?: Record<string, string>): Uint8Array {
+export function encodeSafetensors(tensors: Record<string, RawTensor>, metadata?: Record<string, string>, options: SafetensorsWriteOptions = {}): Uint8Array {
   const names = Object.keys(tensors);
   for (const name of names) {
     if (name === '' || name === METADATA_KEY) throw new CheckpointError(`safetensors: invalid tensor name ${JSON.stringify(name)}`);
     checkRawTensor(tensors[name], `safetensors tensor ${JSON.stringify(name)}`, CheckpointError);
   }
   names.sort((a, b) => rawItemSize(tensors[b].dtype) - rawItemSize(tensors[a].dtype) || (a < b ? -1 : a > b ? 1 : 0));
+  const blobs = names.map((name) => encodeLE(tensors[name]));
   const header: Record<string, unknown> = {};
-  if (metadata !== undefined) {
-    for (const [k, v] of Object.entries(metadata)) {
+  if (metadata !== undefined || options.checksums) {
+    const meta: Record<string, string> = {};
+    for (const [k, v] of Object.entries(metadata ?? {})) {
       if (typeof v !== 'string') throw new CheckpointError(`safetensors metadata ${JSON.stringify(k)} is ${describeValue(v)}, expected a string`);
+      setKey(meta, k, v);
     }
-    setKey(header, METADATA_KEY, { ...metadata });
+    if (options.checksums) {
+      const sums: Record<string, string> = {};
+      names.forEach((name, i) => setKey(sums, name, dataChecksum(blobs[i])));
+      setKey(meta, CHECKSUM_KEY, JSON.stringify(sums));
+    }
+    setKey(header, METADATA_KEY, meta);
   }
   let offset = 0;
-  for (const name of names) {
+  names.forEach((name, i) => {
     const t = tensors[name];
-    const end = offset + t.data.byteLength;
+    const end = offset + blobs[i].length;
     setKey(header, name, { dtype: WRITE_DTYPE[t.dtype], shape: t.shape, data_offsets: [offset, end] });
     offset = end;
-  }
+  });
   let json = new TextEncoder().encode(JSON.stringify(header));
   const padded = Math.ceil(json.length / 8) * 8;
   if (padded !== json.length) {
@@ -74,8 +104,7 @@ export function encodeSafetensors(tensors: Record<string, RawTensor>, metadata?:
   new DataView(out.buffer).setBigUint64(0, BigInt(json.length), true);
   out.set(json, 8);
   let pos = 8 + json.length;
-  for (const name of names) {
-    const b = encodeLE(tensors[name]);
+  for (const b of blobs) {
     out.set(b, pos);
     pos += b.length;
   }
@@ -140,6 +169,21 @@ export function decodeSafetensors(bytes: Uint8Array, label = 'safetensors'): Saf
     covered = end;
   }
   if (covered !== data.length) fail(`bad header: tensors cover ${covered} data bytes but the file has ${data.length} (trailing bytes or truncation)`);
-  return { tensors, metadata };
+  const stored = metadata[CHECKSUM_KEY];
+  if (stored === undefined) return { tensors, metadata, checksums: 'absent' };
+  let sums: unknown;
+  try {
+    sums = JSON.parse(stored);
+  } catch {
+    sums = undefined;
+  }
+  if (sums === null || typeof sums !== 'object' || Array.isArray(sums)) return fail(`bad header: __metadata__.${CHECKSUM_KEY} is not a JSON object`);
+  const byName = sums as Record<string, unknown>;
+  for (const [begin, end, name] of spans) {
+    const want = Object.hasOwn(byName, name) ? byName[name] : undefined;
+    if (typeof want !== 'string') fail(`tensor ${JSON.stringify(name)}: no checksum stored for it in __metadata__.${CHECKSUM_KEY}`);
+    if (dataChecksum(data.subarray(begin, end)) !== want) fail(`tensor ${JSON.stringify(name)}: data checksum mismatch (the file is corrupt)`);
+  }
+  return { tensors, metadata, checksums: 'verified' };
 }
 

@@ -6,18 +6,20 @@ import { readFileSync } from 'node:fs';
 import { type AtomicWriteOptions, writeFileAtomic } from './atomic.js';
 import { CheckpointError } from './errors.js';
 import type { RawTensor } from './raw.js';
-import { decodeSafetensors, encodeSafetensors, type SafetensorsContent } from './safetensors-codec.js';
+import { decodeSafetensors, encodeSafetensors, type SafetensorsContent, type SafetensorsWriteOptions } from './safetensors-codec.js';
 
-export { decodeSafetensors, encodeSafetensors, type SafetensorsContent } from './safetensors-codec.js';
+export {
+  CHECKSUM_KEY, dataChecksum, decodeSafetensors, encodeSafetensors, type SafetensorsContent, type SafetensorsWriteOptions,
+} from './safetensors-codec.js';
 
 /**
  * Write a safetensors file atomically (temp file + fsync + rename; the old file survives errors).
  * @throws CheckpointError on invalid input; filesystem errors as thrown by node:fs
  */
 export function writeSafetensors(
-  path: string, tensors: Record<string, RawTensor>, metadata?: Record<string, string>, options?: AtomicWriteOptions,
+  path: string, tensors: Record<string, RawTensor>, metadata?: Record<string, string>, options?: AtomicWriteOptions & SafetensorsWriteOptions,
 ): void {
-  writeFileAtomic(path, encodeSafetensors(tensors, metadata), options);
+  writeFileAtomic(path, encodeSafetensors(tensors, metadata, options), options);
 }
 
 /**

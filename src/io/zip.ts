@@ -3,7 +3,9 @@
  *
  * Reads the end-of-central-directory record and the central directory, then the local headers on
  * demand. Supports method 0 (stored; returned as a zero-copy view) and method 8 (deflate, via
- * `inflateRawSync`); verifies CRC-32. Archives that need zip64 (a classic field set to
+ * `inflateRawSync`, bounded by the entry's declared size so a small entry cannot inflate to
+ * gigabytes); verifies CRC-32. Entries over `maxEntryBytes` and archives whose entries read so far
+ * add up to more than `maxTotalBytes` are refused. Archives that need zip64 (a classic field set to
  * 0xFFFF/0xFFFFFFFF), encryption, multi-disk archives and other methods
  * are rejected with a `CheckpointError`.
  */
@@ -20,6 +22,14 @@ export interface ZipEntry {
   size: number;
   /** Offset of the local file header. */
   localHeaderOffset: number;
+}
+
+/** Limits of a {@link ZipArchive}. */
+export interface ZipLimits {
+  /** Largest entry size read (default 2 GiB). */
+  maxEntryBytes?: number;
+  /** Largest total of the entries read from one archive (default 8 GiB). */
+  maxTotalBytes?: number;
 }
 
 const SIG_EOCD = 0x06054b50;
@@ -50,13 +60,19 @@ export class ZipArchive {
   private readonly bytes: Uint8Array;
   private readonly dv: DataView;
   private readonly label: string;
+  private readonly maxEntry: number;
+  private readonly maxTotal: number;
+  private total = 0;
 
   /**
    * Parse the central directory of `bytes`.
    * @param label name of the archive used in error messages (e.g. the file path)
+   * @param limits size limits of the entries read
    * @throws CheckpointError if `bytes` is not a (supported) zip archive or is truncated
    */
-  constructor(bytes: Uint8Array, label = 'zip archive') {
+  constructor(bytes: Uint8Array, label = 'zip archive', { maxEntryBytes = 2 ** 31, maxTotalBytes = 2 ** 33 }: ZipLimits = {}) {
+    this.maxEntry = maxEntryBytes;
+    this.maxTotal = maxTotalBytes;
     this.bytes = bytes;
     this.dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     this.label = label;
@@ -154,6 +170,8 @@ export class ZipArchive {
     if (end > this.bytes.length) {
       this.fail(`truncated zip: entry ${JSON.stringify(name)} needs bytes [${start}, ${end}) but the archive has ${this.bytes.length}`);
     }
+    if (e.size > this.maxEntry) this.fail(`entry ${JSON.stringify(name)} is ${e.size} bytes, more than the ${this.maxEntry}-byte limit of one archive entry`);
+    if (this.total + e.size > this.maxTotal) this.fail(`entries read add up to more than the ${this.maxTotal}-byte limit of one archive`);
     const raw = this.bytes.subarray(start, end);
     let out: Uint8Array;
     if (e.method === 0) {
@@ -161,15 +179,19 @@ export class ZipArchive {
       out = raw;
     } else if (e.method === 8) {
       try {
-        const buf = inflateRawSync(raw);
+        // one byte more than declared tells "inflates to more" from "exactly as declared"
+        const buf = inflateRawSync(raw, { maxOutputLength: e.size + 1 });
         out = new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength); // plain Uint8Array, not Buffer
       } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') this.fail(`entry ${JSON.stringify(name)} inflates to more than the ${e.size} bytes it declares`);
         return this.fail(`corrupt deflate data in entry ${JSON.stringify(name)}: ${(err as Error).message}`);
       }
+      if (out.length > e.size) this.fail(`entry ${JSON.stringify(name)} inflates to more than the ${e.size} bytes it declares`);
       if (out.length !== e.size) this.fail(`entry ${JSON.stringify(name)} inflated to ${out.length} bytes, expected ${e.size}`);
     } else {
       return this.fail(`entry ${JSON.stringify(name)} uses compression method ${e.method}; only 0 (stored) and 8 (deflate) are supported`);
     }
+    this.total += out.length;
     const c = crc32(out);
     if (c !== e.crc32) {
       this.fail(`CRC-32 mismatch in entry ${JSON.stringify(name)}: computed ${c.toString(16)}, expected ${e.crc32.toString(16)}`);

@@ -1,7 +1,8 @@
 /** `mega-ts/models`: the Mega modules and the four models, their arch presets and builders. */
 export * from './models/presets.js';
 export { LRAModel, type SecondInput } from './models/lra.js';
-export { MegaLanguageModel } from './models/lm.js';
+export { MegaLanguageModel, type LmCriterion } from './models/lm.js';
+export * from './adaptive/index.js';
 export { MegaModel, type EncoderOut } from './models/nmt.js';
 export { SCRawModel } from './models/speech.js';
 export type { TaskInfo } from './models/common.js';

@@ -137,6 +137,10 @@ function rawModelFields(): Record<string, OptSpec> {
   }
   out.act_dropout = S('number', 'model', 'fairseq model field (LRA hidden/activation dropout)', { model: true });
   out.normalization_type = S('string', 'model', 'fairseq model field (lm/translation norm)', { model: true, choices: ['layernorm', 'scalenorm', 'rmsnorm', 'batchnorm', 'syncbatchnorm'] });
+  // adaptive input / adaptive softmax of the LM (the WikiText-103 archs set them)
+  for (const k of ['adaptive_input', 'tie_adaptive_weights', 'tie_adaptive_proj']) out[k] = S('boolean', 'model', 'fairseq model field (lm adaptive input / softmax)', { model: true });
+  for (const k of ['adaptive_input_cutoff', 'adaptive_softmax_cutoff']) out[k] = S('string', 'model', 'fairseq model field (lm: comma separated cutoffs, e.g. 20000,60000)', { model: true });
+  for (const k of ['adaptive_input_factor', 'adaptive_softmax_factor', 'adaptive_softmax_dropout']) out[k] = S('number', 'model', 'fairseq model field (lm adaptive input / softmax)', { model: true });
   return out;
 }
 

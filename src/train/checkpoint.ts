@@ -31,6 +31,7 @@ import { encodeSafetensors, readSafetensors } from '../io/safetensors.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import type { Module } from '../nn/module.js';
 import { fromStorage, type Tensor } from '../tensor/tensor.js';
+import { checkRngStates, checkStoredSpec, noteUnverified } from './checkpoint-checks.js';
 import type { Adam } from './optim.js';
 
 /** Format tag of the weights file metadata. */
@@ -182,7 +183,7 @@ export function encodeWeights(model: Module, spec: ModelSpec, trainArgs: Record<
     train_args: JSON.stringify(trainArgs),
     update: String(update),
     id,
-  });
+  }, { checksums: true });
 }
 
 /** Encode the trainer-state file. */
@@ -200,7 +201,7 @@ export function encodeTrainerState(optimizer: Adam, state: Omit<TrainerState, 'a
     adamSteps: steps,
     adam: { lr: optimizer.lr, betas: [...optimizer.betas], eps: optimizer.eps, weightDecay: optimizer.weightDecay },
   };
-  return encodeSafetensors(tensors, { format: `${CHECKPOINT_FORMAT}-state`, trainer: JSON.stringify(full), id });
+  return encodeSafetensors(tensors, { format: `${CHECKPOINT_FORMAT}-state`, trainer: JSON.stringify(full), id }, { checksums: true });
 }
 
 /** A fresh random pair id. */
@@ -243,7 +244,8 @@ function parseJsonMeta(path: string, meta: Record<string, string>, key: string):
  */
 export function loadCheckpoint(path: string): LoadedCheckpoint {
   if (!existsSync(path)) throw new CheckpointError(`${path}: no such checkpoint file`);
-  const { tensors, metadata } = readSafetensors(path);
+  const content = readSafetensors(path);
+  const { tensors, metadata } = content;
   if (metadata.format !== CHECKPOINT_FORMAT) {
     throw new CheckpointError(`${path}: metadata format = ${JSON.stringify(metadata.format ?? null)} (expected "${CHECKPOINT_FORMAT}": a checkpoint written by mega train)`);
   }
@@ -253,6 +255,8 @@ export function loadCheckpoint(path: string): LoadedCheckpoint {
   const update = Number(metadata.update);
   if (!Number.isInteger(update) || update < 0) throw new CheckpointError(`${path}: metadata update = ${JSON.stringify(metadata.update)} (expected an integer >= 0)`);
   if (!metadata.task || !metadata.arch) throw new CheckpointError(`${path}: metadata task/arch missing`);
+  checkStoredSpec(path, metadata.task, metadata.arch, modelArgs, tensors);
+  noteUnverified(path, content);
   const out: Record<string, Tensor> = {};
   for (const [k, r] of Object.entries(tensors)) out[k] = fromRaw(r);
   return { path, spec: { task: metadata.task, arch: metadata.arch, modelArgs, taskInfo }, trainArgs, update, tensors: out, id: metadata.id ?? '' };
@@ -268,7 +272,8 @@ export function loadTrainerState(statePath: string, ckpt: LoadedCheckpoint, opti
   const prev = prevStatePath(statePath);
   if (readPairId(statePath) !== ckpt.id && readPairId(prev) === ckpt.id) statePath = prev;
   if (!existsSync(statePath)) throw new CheckpointError(`${statePath}: trainer state missing (needed by --resume; it is written next to the weights)`);
-  const { tensors, metadata } = readSafetensors(statePath);
+  const content = readSafetensors(statePath);
+  const { tensors, metadata } = content;
   if (metadata.format !== `${CHECKPOINT_FORMAT}-state`) throw new CheckpointError(`${statePath}: not a mega-ts trainer state (metadata format ${JSON.stringify(metadata.format ?? null)})`);
   if (metadata.id !== ckpt.id) {
     throw new CheckpointError(`${statePath}: belongs to a different save than ${ckpt.path} (ids ${metadata.id} vs ${ckpt.id}; an interrupted save?)`);
@@ -277,6 +282,8 @@ export function loadTrainerState(statePath: string, ckpt: LoadedCheckpoint, opti
   if (st.numUpdates !== ckpt.update || !Array.isArray(st.rng) || typeof st.data?.epoch !== 'number') {
     throw new CheckpointError(`${statePath}: trainer state is incomplete or disagrees with the weights (update ${st.numUpdates} vs ${ckpt.update})`);
   }
+  checkRngStates(statePath, st);
+  noteUnverified(statePath, content);
   const state: Record<string, { step: number; exp_avg: Tensor; exp_avg_sq: Tensor }> = {};
   for (const [i, step] of Object.entries(st.adamSteps ?? {})) {
     const m = tensors[`optimizer.${i}.exp_avg`];

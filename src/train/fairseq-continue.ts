@@ -106,7 +106,7 @@ function imageForward(model: Module, b: Batch, dtype: FloatDType): StepOutput {
 const CRITERIA: Readonly<Record<string, readonly string[]>> = {
   'lra-text': ['lra_cross_entropy'],
   'lra-image': ['lra_cross_entropy'],
-  language_modeling: ['cross_entropy'],
+  language_modeling: ['cross_entropy', 'adaptive_loss'],
   translation: ['label_smoothed_cross_entropy', 'cross_entropy'],
 };
 

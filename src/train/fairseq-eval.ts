@@ -222,8 +222,13 @@ function evalTranslation(fm: FairseqModel, data: string, split: string): Fairseq
   return { loss: loss / ntokens / LN2, nll_loss: nllLoss, ppl: 2 ** nllLoss, nsentences: r.examples.length, ntokens, batches: batches.length };
 }
 
-/** Summed −log p of `block` fed in pieces of `piece` columns (incremental state carried), or at once when piece ≥ its length. */
-function scoreBlock(model: MegaLanguageModel, block: LmBlock, piece: number): { sum: number; pieces: number } {
+/**
+ * Summed −log p of `block` fed in pieces of `piece` columns (incremental state carried), or at once
+ * when piece ≥ its length. A model with an adaptive softmax is scored as the reference scores it:
+ * `validate` through its criterion (`adaptive_loss`, whose tail pad quirk then applies), the
+ * eval scripts through the target log-probabilities (never a `T × V` matrix).
+ */
+function scoreBlock(model: MegaLanguageModel, block: LmBlock, piece: number, validate: boolean, criterion: unknown): { sum: number; pieces: number } {
   const T = block.target.length;
   const state = piece < T ? new IncrementalState() : null;
   let sum = 0, pieces = 0;
@@ -231,7 +236,12 @@ function scoreBlock(model: MegaLanguageModel, block: LmBlock, piece: number): { 
     const n = Math.min(piece, T - i);
     const src = fromStorage(block.source.slice(i, i + n), [1, n]);
     const tgt = fromStorage(block.target.slice(i, i + n), [1, n]);
-    sum += lmCrossEntropy(model.forward(src, state), tgt, PAD).item();
+    if (!model.adaptive) sum += lmCrossEntropy(model.forward(src, state), tgt, PAD).item();
+    else if (validate) sum += model.criterionLoss(src, tgt, criterion === 'cross_entropy' ? 'cross_entropy' : 'adaptive_loss', state).item();
+    else {
+      const lp = model.targetLogProbs(src, tgt, state).toTypedArray();
+      for (let j = 0; j < n; j++) if (block.target[i + j] !== PAD) sum -= lp[j];
+    }
     pieces++;
   }
   return { sum, pieces };
@@ -264,7 +274,7 @@ function evalLm(fm: FairseqModel, data: string, split: string, o: LmEvalOptions)
   let sum = 0, ntokens = 0, pieces = 0;
   noGrad(() => {
     for (const b of blocks) {
-      const r = scoreBlock(model, b, piece);
+      const r = scoreBlock(model, b, piece, o.mode === 'validate', a.criterion);
       sum += r.sum;
       pieces += r.pieces;
       ntokens += b.target.length;

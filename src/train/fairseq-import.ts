@@ -37,6 +37,7 @@ import { cast } from '../tensor/kernels.js';
 import { fromStorage, type Tensor } from '../tensor/tensor.js';
 import { allArchNames, CPU_PRESETS } from './arch.js';
 import { encodeWeights, loadCheckpoint, newCheckpointId, type ModelSpec } from './checkpoint.js';
+import { checkModelArgs } from './model-args-check.js';
 
 /** fairseq's dictionary specials (every Mega task uses `fairseq.data.Dictionary`). */
 export const FAIRSEQ_SPECIALS = { bos: 0, pad: 1, eos: 2, unk: 3 } as const;
@@ -172,6 +173,7 @@ export function importFairseq(ck: FairseqCheckpoint, { dtype = 'f32', label = 'c
   const spec0 = ARCHITECTURES[arch];
   if (!spec0) throw new ConfigError(`${label}: unsupported model: args.arch = '${arch}' (supported: ${archNames().join(', ')})`);
   const kind = spec0.model;
+  checkModelArgs(kind, archArgs(arch, args), ck.model, label);
   const task = inferTask(kind, args, ck.model, label);
   let model: MegaAnyModel;
   try {

@@ -80,6 +80,8 @@ export function coerce(spec: OptSpec, raw: unknown, where: string, fromText: boo
     else if (spec.type === 'boolean') v = /^(true|1)$/i.test(raw) ? true : /^(false|0)$/i.test(raw) ? false : raw;
   }
   const bad = (): never => {
+    // JSON.parse reads 1e999 as Infinity, which JSON.stringify would print as null
+    if (raw === Infinity || raw === -Infinity) throw new ConfigError(`${where} is too large for a number (it reads as ${raw}): expected ${typeName(spec.type)}`);
     throw new ConfigError(`${where} = ${JSON.stringify(raw)}: expected ${typeName(spec.type)}${spec.choices ? ` (one of ${spec.choices.join(', ')})` : ''}`);
   };
   if (spec.type === 'number' && (typeof v !== 'number' || !Number.isFinite(v))) bad();

@@ -25,12 +25,12 @@ export interface TensorReport {
   note?: string;
 }
 
-/** max |x| over a typed array. */
+/** max |x| over the finite elements of a typed array (NaN and ±Infinity do not set a scale). */
 export function maxAbs(a: ArrayLike<number>): number {
   let m = 0;
   for (let i = 0; i < a.length; i++) {
     const v = Math.abs(a[i]);
-    if (v > m || v !== v) m = v;
+    if (v > m && v !== Infinity) m = v;
   }
   return m;
 }
@@ -38,14 +38,16 @@ export function maxAbs(a: ArrayLike<number>): number {
 /**
  * Compares `got` with reference `ref`. Floating tensors use `atol·atolScale + rtol·max|R| + extra`
  * (per element `extraAt(i)` when given, for the optimizer dead-coordinate rule); integer and
- * bool tensors must be equal.
+ * bool tensors must be equal. Non-finite values are never within a tolerance: an infinity must be
+ * matched by the same infinity, and a NaN on either side fails (FORMAT.md allows no NaN in a
+ * reference), unless `nanEqual` says both sides may hold NaN at the same places.
  */
 export function compareTensor(
   name: string,
   got: Tensor | null | undefined,
   ref: RawTensor,
   prec: Precision,
-  { atolScale = 1, extraAt }: { atolScale?: number; extraAt?: (i: number) => number } = {},
+  { atolScale = 1, extraAt, nanEqual = false }: { atolScale?: number; extraAt?: (i: number) => number; nanEqual?: boolean } = {},
 ): TensorReport {
   const scale = maxAbs(ref.data);
   const { rtol, atol } = TOLERANCES[prec];
@@ -57,13 +59,18 @@ export function compareTensor(
   const exact = ref.dtype === 'i32' || ref.dtype === 'bool';
   let maxErr = 0;
   let pass = true;
+  let nanNote: string | undefined;
   for (let i = 0; i < g.length; i++) {
     const r = ref.data[i], v = g[i];
     let e: number;
-    if (r === v) e = 0;
-    else if (Number.isNaN(r) && Number.isNaN(v)) e = 0;
-    else e = Math.abs(v - r);
-    if (e !== e) e = Infinity;
+    if (r === v) e = 0; // equal infinities included
+    else if (r !== r || v !== v) {
+      if (nanEqual && r !== r && v !== v) e = 0;
+      else {
+        e = Infinity;
+        nanNote ??= `NaN at element ${i} (reference ${r}, computed ${v})`;
+      }
+    } else e = Math.abs(v - r); // Infinity when either side is infinite (and they differ)
     if (exact) {
       if (e !== 0) pass = false;
     } else if (extraAt) {
@@ -71,6 +78,7 @@ export function compareTensor(
     } else if (e > tol) pass = false;
     if (e > maxErr) maxErr = e;
   }
+  if (nanNote) return { name, pass: false, maxErr, scale, tol: exact ? 0 : tol, note: nanNote };
   return { name, pass, maxErr, scale, tol: exact ? 0 : tol };
 }
 

@@ -105,9 +105,39 @@ function incrementalCase(c: GoldenCase, prec: Precision): TensorReport[] {
   return reports;
 }
 
+/** Every tensor map of a case (params, inputs, outputs, cotangent, grads, steps). */
+function allTensors(c: GoldenCase): GoldenCase['outputs'][] {
+  return [c.params, c.inputs, c.outputs, c.cotangent ?? {}, c.grads ?? {}, ...(c.steps ?? []).flatMap((s) => [s.inputs, s.outputs])];
+}
+
+/**
+ * Refuses sizes in `config` / `options` that no stored tensor could justify, before anything is
+ * built from them (a `max_positions` of 1e9 would allocate gigabytes of tables): every integer
+ * option that sizes an allocation (dimensions, positions, lengths, layers, classes, vocabulary) must be at
+ * most 4 × max(1024, the largest dimension of any stored tensor). Other integers of a fairseq
+ * namespace (`max_update`, `all_gather_list_size`, ...) allocate nothing and are not bounded.
+ */
+const SIZE_KEY = /_dim$|dim_|positions|layers|classes|vocab|len/;
+
+function checkSizes(c: GoldenCase): void {
+  let largest = 0;
+  for (const m of allTensors(c)) for (const t of Object.values(m)) for (const d of t.shape) largest = Math.max(largest, d);
+  const limit = 4 * Math.max(1024, largest);
+  for (const [where, map] of [['config', c.config], ['options', c.options]] as const) {
+    for (const [k, v] of Object.entries(map)) {
+      if (SIZE_KEY.test(k) && typeof v === 'number' && Number.isInteger(v) && Math.abs(v) > limit) {
+        throw new Error(`${where}.${k} = ${v} is larger than any size this case can use (at most ${limit}: 4 x max(1024, the largest stored dimension ${largest}))`);
+      }
+    }
+  }
+}
+
 /** Runs a decoded case on one precision path; never throws. */
 export function runCase(c: GoldenCase, prec: Precision): CaseReport {
   try {
+    if (Object.keys(c.outputs).length === 0) throw new Error('the case stores no outputs: nothing to compare');
+    if (c.procedure !== 'forward' && !c.steps?.length) throw new Error(`a ${c.procedure} case without steps: nothing to compare`);
+    checkSizes(c);
     let tensors: TensorReport[];
     if (c.procedure === 'optimizer') tensors = runOptimizerCase(c, prec);
     else {

@@ -17,7 +17,8 @@ import { Generator } from '../../src/tensor/random.js';
 import { encodeWeights } from '../../src/train/checkpoint.js';
 import { loadModelFile } from '../../src/train/fairseq-import.js';
 import { sampleLm } from '../../src/train/generate.js';
-import { buildForChildren, have, run, type Built } from '../dist/helpers.js';
+import { buildForChildren, run, type Built } from '../dist/helpers.js';
+import { have } from '../system.js';
 
 let built: Built;
 let cli: string;

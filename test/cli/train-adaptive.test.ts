@@ -74,7 +74,24 @@ describe('mega train with adaptive input + adaptive softmax', () => {
     // same seed, same model and batch, no dropout: the criteria differ exactly by the dropped tail terms (all > 0)
     expect(ce).toBeGreaterThan(ad);
     expect(ce - ad).toBeLessThan(0.5 * ad);
-    expect(() => run('label_smoothed_cross_entropy')).toThrow(/--criterion label_smoothed_cross_entropy: the language-modelling task takes cross_entropy or adaptive_loss/);
+    expect(() => run('label_smoothed_cross_entropy')).toThrow(/--criterion label_smoothed_cross_entropy.*cross_entropy or adaptive_loss/);
+  });
+
+  it('fairseq\'s adaptive flags turn a plain LM arch into an adaptive one (--adaptive-input, cutoffs, factors, tying, --criterion adaptive_loss)', async () => {
+    const data = join(root, 'flags.txt');
+    writeFileSync(data, corpus());
+    const save = join(root, 'flags');
+    const code = await main(['train', '--task', 'language_modeling', '--arch', 'mega_lm_tiny', '--data', data, '--max-update', '1', '--batch-size', '8',
+      '--tokens-per-sample', '64', '--save-dir', save, '--quiet', '--adaptive-input', '--adaptive-input-cutoff', '64,112', '--adaptive-softmax-cutoff', '64,112',
+      '--tie-adaptive-weights', '--tie-adaptive-proj', '--adaptive-input-factor', '2', '--adaptive-softmax-factor', '2', '--criterion', 'adaptive_loss']);
+    expect(code, stderr.join('')).toBe(0);
+    const t = readSafetensors(join(save, 'checkpoint_last.safetensors')).tensors;
+    const shape = (k: string) => t[k]?.shape;
+    expect(shape('decoder.embed_tokens.embeddings.1.0.weight')).toEqual([48, 32]); // ids 64..111, width 64 / 2
+    expect(shape('decoder.embed_tokens.embeddings.2.0.weight')).toEqual([148, 16]); // ids 112..259, width 64 / 4
+    expect(shape('decoder.adaptive_softmax.tail.1.0.weight')).toEqual([64, 16]); // the tied projection [D, dim]
+    expect(Array.from(t['decoder.adaptive_softmax.tail.1.2.weight'].data)).toEqual(Array.from(t['decoder.embed_tokens.embeddings.2.0.weight'].data));
+    expect(shape('decoder.output_projection.weight')).toBeUndefined();
   });
 
   it('the WikiText-103 arch on the byte vocabulary: one line naming the cutoff and the vocabulary, exit 2, nothing written', async () => {

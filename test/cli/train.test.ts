@@ -129,7 +129,7 @@ describe('bad input: one line, exit 2, nothing overwritten', () => {
 
   const cases: [string, string[], RegExp][] = [
     ['missing data', ['--task', 'text', '--data', '/nonexistent/mega'], /no such file or folder/],
-    ['unreadable file', ['--task', 'text', '--data', '@/unreadable'], /cannot read file/],
+    ['unreadable file', ['--task', 'text', '--data', '@/unreadable'], /train\.tsv: is a folder; expected a file/],
     ['empty data', ['--task', 'text', '--data', '@/empty'], /no examples/],
     ['label out of range', ['--task', 'text', '--data', '@/labels'], /example 2 has label 7, out of range \(expected 0\.\.1/],
     ['sequence too long', ['--task', 'text', '--data', '@/long', '--max-positions', '16'], /41 tokens, longer than the model allows \(16\)/],

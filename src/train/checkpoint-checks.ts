@@ -1,0 +1,55 @@
+/**
+ * Checks of a loaded checkpoint that the file format alone cannot make: tensor checksums present
+ * (older files have none and load with a note), a known task and model args that describe the
+ * stored tensors (checked before anything is built from them), and a usable RNG state on resume.
+ */
+import { CheckpointError, describeValue } from '../io/errors.js';
+import type { RawTensor } from '../io/raw.js';
+import type { SafetensorsContent } from '../io/safetensors.js';
+import { ARCHITECTURES, archArgs } from '../mega/models/presets.js';
+import { TASKS } from './args.js';
+import { CPU_PRESETS } from './arch.js';
+import { checkModelArgs } from './model-args-check.js';
+
+/**
+ * Refuses stored metadata that would mislead whoever builds a model from it: an unknown task, an
+ * arch that disagrees with the model args' own, or model args that do not fit the tensors.
+ * (An arch that is not registered is left to the model builder, which names it.)
+ * @throws CheckpointError naming the file and the value
+ */
+export function checkStoredSpec(path: string, task: string, arch: string, modelArgs: Record<string, unknown>, tensors: Readonly<Record<string, RawTensor>>): void {
+  if (!(TASKS as readonly string[]).includes(task)) throw new CheckpointError(`${path}: metadata task = ${describeValue(task)} (expected one of ${TASKS.join(', ')})`);
+  // a CPU preset (`mega_lm_tiny`, ...) stores its name as the arch and its reference arch in the model args
+  const base = CPU_PRESETS[arch]?.base ?? arch;
+  const own = modelArgs.arch ?? base;
+  if (own !== base) throw new CheckpointError(`${path}: metadata arch = ${describeValue(arch)} but model_args.arch = ${describeValue(own)}`);
+  const spec = ARCHITECTURES[base];
+  if (spec) checkModelArgs(spec.model, archArgs(base, modelArgs), tensors, path);
+}
+
+/** Prints one note when `content` came from a file without tensor checksums. */
+export function noteUnverified(path: string, content: SafetensorsContent): void {
+  if (content.checksums === 'absent') {
+    process.stderr.write(`note: ${path}: no tensor checksums (written by an older mega-ts); loaded without verifying the data\n`);
+  }
+}
+
+/** Whether `v` is a xoshiro128 state: 4 unsigned 32-bit integers, not all zero (the generator's fixed point). */
+export function isRngState(v: unknown): v is number[] {
+  return Array.isArray(v) && v.length === 4 && v.every((w) => Number.isInteger(w) && w >= 0 && w < 2 ** 32) && v.some((w) => w !== 0);
+}
+
+/**
+ * Refuses a trainer state whose RNG state (and per-rank states, if any) cannot seed the generator.
+ * @throws CheckpointError naming the file and the value
+ */
+export function checkRngStates(path: string, st: { rng?: unknown; rankRng?: unknown }): void {
+  const bad = (what: string, v: unknown): never => {
+    throw new CheckpointError(`${path}: RNG state ${what} = ${describeValue(v)} (expected 4 unsigned 32-bit integers, not all zero)`);
+  };
+  if (!isRngState(st.rng)) bad('rng', st.rng);
+  if (st.rankRng !== undefined) {
+    if (!Array.isArray(st.rankRng)) bad('rankRng', st.rankRng);
+    (st.rankRng as unknown[]).forEach((r, i) => { if (!isRngState(r)) bad(`rankRng[${i}]`, r); });
+  }
+}
