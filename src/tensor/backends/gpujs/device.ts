@@ -367,7 +367,7 @@ const loggedSites = new Set<string>();
  */
 function logTransfer(kind: string, n: number): void {
   const frames = (new Error().stack ?? '').split('\n').slice(2).map((l) => l.trim()); // past Error and logTransfer
-  const own = frames.filter((f) => !/backends[\\/]gpujs|tensor[\\/](kernels|tensor)\.|node:internal|node_modules|<anonymous>/.test(f));
+  const own = frames.filter((f) => !/backends[\\/]gpujs|tensor[\\/](kernels|tensor)\.|node:internal|node_modules[\\/][^.]|<anonymous>/.test(f));
   const site = own.slice(0, 2).join(' < ') || frames[0] || '?';
   const key = `${kind} ${site}`;
   if (!debugAll && loggedSites.has(key)) return;
