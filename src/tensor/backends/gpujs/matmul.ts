@@ -4,7 +4,7 @@ import type { Tensor } from '../../tensor.js';
 import { matmulShape } from '../checks.js';
 import { matmulCpu } from '../cpu/matmul.js';
 import type { GpuData } from './device.js';
-import { matmulKernel, matmulWgsl } from './wgsl.js';
+import { gpuKernels, matmulWgsl } from './wgsl.js';
 import { bstrides, coalesce, dev, done, emptyHost, fallback, fn, grid, MAX_XY, MAX_Z, operandOf, types, wrap } from './launch.js';
 
 /** gpujs `matmul`: the WGSL tiled shader (wgsl.ts) where selected and suitable, else the gpu.js kernel. */
@@ -16,7 +16,7 @@ export function matmulGpu(a: Tensor, b: Tensor): Tensor {
   if (sizeOf(outShape) === 0) return emptyHost(outShape, a.dtype);
   if (K === 0) return fallback('matmul', 'K = 0', cpu);
   if (M > MAX_XY || N > MAX_XY) return fallback('matmul', 'grid limits', cpu);
-  return (matmulKernel() === 'wgsl' ? matmulWgsl(a, b, batch, M, K, N) : null) ?? matmulGpujs(a, b, batch, M, K, N);
+  return (gpuKernels() === 'wgsl' ? matmulWgsl(a, b, batch, M, K, N) : null) ?? matmulGpujs(a, b, batch, M, K, N);
 }
 
 /** The gpu.js matmul: one thread per output element, a K loop, batch axes folded into z. */

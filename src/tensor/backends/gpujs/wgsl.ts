@@ -4,31 +4,33 @@
  * on first use, binds gpu.js's own result buffers as inputs and wraps the output as a gpu.js
  * pipeline result, so WGSL and gpu.js kernels consume each other's outputs without copies.
  *
- * Selection: `setMatmulKernel('wgsl' | 'gpujs')` or `MEGA_GPU_MATMUL=wgsl|gpujs`; the default is
- * WGSL where the mode is webgpu (headless-gl has no WGSL).
+ * The WGSL kernels: `matmul` (tiled) and `softmax` (one workgroup per row, tree reductions in
+ * workgroup memory). Selection, for both: `setGpuKernels('wgsl' | 'gpujs')` or
+ * `MEGA_GPU_KERNELS=wgsl|gpujs`; the default is WGSL where the mode is webgpu (headless-gl has no
+ * WGSL).
  */
 import { sizeOf } from '../../shape.js';
 import type { Tensor } from '../../tensor.js';
 import { GpuError, type GpuData } from './device.js';
 import { bstrides, coalesce, dev, done, operandOf, wrap } from './launch.js';
 
-/** Which kernel runs `matmul` on the gpujs backend. */
-export type MatmulKernel = 'wgsl' | 'gpujs';
+/** Which kernels run `matmul` and `softmax` on the gpujs backend: the WGSL shaders or gpu.js's. */
+export type GpuKernels = 'wgsl' | 'gpujs';
 
-let choice: MatmulKernel | null = null;
+let choice: GpuKernels | null = null;
 
-/** Selects the gpujs matmul kernel (null: the default, see {@link matmulKernel}). */
-export function setMatmulKernel(k: MatmulKernel | null): void {
+/** Selects the gpujs matmul / softmax kernels (null: the default, see {@link gpuKernels}). */
+export function setGpuKernels(k: GpuKernels | null): void {
   if (k !== null && k !== 'wgsl' && k !== 'gpujs') throw new GpuError(`unknown matmul kernel '${k}' (wgsl | gpujs)`);
   choice = k;
 }
 
-/** The matmul kernel in use: the selection, else MEGA_GPU_MATMUL, else WGSL in webgpu mode. */
-export function matmulKernel(): MatmulKernel {
-  const env = process.env.MEGA_GPU_MATMUL;
+/** The kernels in use: the selection, else MEGA_GPU_KERNELS, else WGSL in webgpu mode. */
+export function gpuKernels(): GpuKernels {
+  const env = process.env.MEGA_GPU_KERNELS;
   const k = choice ?? (env === 'wgsl' || env === 'gpujs' ? env : null);
   const webgpu = dev().info.mode === 'webgpu';
-  if (k === 'wgsl' && !webgpu) throw new GpuError(`the WGSL matmul needs the webgpu mode (the gpujs backend runs ${dev().info.mode})`);
+  if (k === 'wgsl' && !webgpu) throw new GpuError(`the WGSL kernels need the webgpu mode (the gpujs backend runs ${dev().info.mode})`);
   return k ?? (webgpu ? 'wgsl' : 'gpujs');
 }
 
@@ -118,6 +120,72 @@ export function matmulWgsl(a: Tensor, b: Tensor, batch: number[], M: number, K: 
       c.shape.length ? c.strides[0][0] : 0, c.shape.length ? c.strides[1][0] : 0, Math.max(1, Z)];
     const out = dev().runWgsl('matmul', () => MATMUL_WGSL, [gx, gy, Math.max(1, Z)], [A.data, B.data], params, [N, M, Math.max(1, Z)], a.dtype);
     return wrap(out, [...batch, M, N]);
+  } finally {
+    done(temps);
+  }
+}
+
+/**
+ * Softmax (or log-softmax) of rows: one 256-thread workgroup per row; the row maximum and the sum
+ * of exponentials are tree reductions in workgroup memory; rows are read through an offset, a row
+ * stride and an element stride.
+ */
+export const SOFTMAX_WGSL = /* wgsl */ `
+struct P { rows: i32, n: i32, off: i32, rs: i32, cs: i32, lg: i32, p0: i32, p1: i32 };
+@group(0) @binding(0) var<storage, read> X: array<f32>;
+@group(0) @binding(1) var<storage, read_write> Y: array<f32>;
+@group(0) @binding(2) var<uniform> p: P;
+var<workgroup> red: array<f32, 256>;
+
+@compute @workgroup_size(256, 1, 1)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let row = i32(wg.x) + i32(wg.y) * 65535;
+  if (row >= p.rows) { return; }
+  let t = i32(lid.x);
+  let base = p.off + row * p.rs;
+  var m = -3.402823e38;
+  for (var j = t; j < p.n; j += 256) { m = max(m, X[base + j * p.cs]); }
+  red[t] = m;
+  workgroupBarrier();
+  for (var s = 128; s > 0; s = s / 2) {
+    if (t < s) { red[t] = max(red[t], red[t + s]); }
+    workgroupBarrier();
+  }
+  let mx = red[0];
+  workgroupBarrier();
+  var sum = 0.0;
+  for (var j = t; j < p.n; j += 256) { sum += exp(X[base + j * p.cs] - mx); }
+  red[t] = sum;
+  workgroupBarrier();
+  for (var s = 128; s > 0; s = s / 2) {
+    if (t < s) { red[t] = red[t] + red[t + s]; }
+    workgroupBarrier();
+  }
+  let lse = mx + log(red[0]);
+  for (var j = t; j < p.n; j += 256) {
+    let v = X[base + j * p.cs] - lse;
+    if (p.lg != 0) { Y[row * p.n + j] = v; } else { Y[row * p.n + j] = exp(v); }
+  }
+}
+`;
+
+/**
+ * `softmax` along the last axis through the WGSL shader; null when the rows are not one strided
+ * axis after coalescing (the gpu.js kernels run then).
+ */
+export function softmaxWgsl(x: Tensor, log: boolean): Tensor | null {
+  const temps: GpuData[] = [];
+  try {
+    const X = operandOf(x, temps);
+    const n = x.shape[x.ndim - 1];
+    const c = coalesce(x.shape.slice(0, -1), [X.strides.slice(0, -1)]);
+    if (c.shape.length > 1) return null;
+    const rows = sizeOf(c.shape);
+    const gy = Math.ceil(rows / MAX_GROUPS);
+    if (gy > MAX_GROUPS || rows * n >= 2 ** 31) return null;
+    const params = [rows, n, X.offset, c.shape.length ? c.strides[0][0] : 0, X.strides[x.ndim - 1], log ? 1 : 0, 0, 0];
+    const out = dev().runWgsl('softmax', () => SOFTMAX_WGSL, [Math.min(rows, MAX_GROUPS), gy, 1], [X.data], params, [n, rows], x.dtype);
+    return wrap(out, x.shape);
   } finally {
     done(temps);
   }

@@ -1,13 +1,15 @@
 /**
- * The WGSL matmul (workgroup-shared tiles, beside the gpu.js kernels on the same Dawn device)
- * against the f64 CPU matmul, and the golden suite on the path that is not the default (the
- * every-backend golden run uses the default), so both matmul paths pass every golden case.
+ * The WGSL kernels (matmul with workgroup-shared tiles, softmax with workgroup reductions; beside
+ * the gpu.js kernels on the same Dawn device) against the f64 CPU kernels, and the golden suite on
+ * the kernels that are not the default (the every-backend golden run uses the default), so both
+ * paths pass every golden case.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { setBackend } from '../../../../src/tensor/backend.js';
 import { matmulCpu } from '../../../../src/tensor/backends/cpu/matmul.js';
+import { softmaxCpu } from '../../../../src/tensor/backends/cpu/reduce.js';
 import { fallbacks, GpuData, GpuDevice, resetFallbacks, selectBackend, tidy } from '../../../../src/tensor/backends/gpujs/index.js';
-import { matmulKernel, setMatmulKernel } from '../../../../src/tensor/backends/gpujs/wgsl.js';
+import { gpuKernels, setGpuKernels } from '../../../../src/tensor/backends/gpujs/wgsl.js';
 import * as K from '../../../../src/tensor/kernels.js';
 import { Generator, randNormal } from '../../../../src/tensor/random.js';
 import { Tensor } from '../../../../src/tensor/tensor.js';
@@ -25,7 +27,7 @@ function f32(t: Tensor): Tensor {
 describe.skipIf(skip)('gpujs WGSL matmul', () => {
   beforeAll(() => { selectBackend('gpujs'); }, 180_000);
   afterAll(() => {
-    setMatmulKernel(null);
+    setGpuKernels(null);
     setBackend('cpu');
   });
 
@@ -41,8 +43,8 @@ describe.skipIf(skip)('gpujs WGSL matmul', () => {
   ];
   for (const [name, make] of cases) {
     it(`equals the f64 CPU matmul: ${name}`, () => {
-      setMatmulKernel('wgsl');
-      expect(matmulKernel()).toBe('wgsl');
+      setGpuKernels('wgsl');
+      expect(gpuKernels()).toBe('wgsl');
       const [a, b] = make();
       const ref = matmulCpu(a, b).toTypedArray();
       const d = GpuDevice.get()!;
@@ -64,8 +66,34 @@ describe.skipIf(skip)('gpujs WGSL matmul', () => {
     });
   }
 
+  // softmax rows: shorter and longer than the 256-thread workgroup, a transposed view (strided
+  // rows and elements), log-softmax
+  const smCases: [string, () => Tensor, boolean][] = [
+    ['3 × 5 × 17', () => randNormal([3, 5, 17], 0, 3, 'f64', gen), false],
+    ['4 × 700, log', () => randNormal([4, 700], 0, 3, 'f64', gen), true],
+    ['transposed 300 × 9', () => T(randNormal([300, 9], 0, 3, 'f64', gen)), false],
+  ];
+  for (const [name, make, log] of smCases) {
+    it(`softmax equals the f64 CPU softmax: ${name}`, () => {
+      setGpuKernels('wgsl');
+      const x = make();
+      const ref = softmaxCpu(x, log).toTypedArray();
+      const d = GpuDevice.get()!;
+      const w0 = d.counters.wgsl;
+      const y = K.softmax(f32(x), log);
+      expect(d.counters.wgsl - w0).toBe(1);
+      const got = y.toTypedArray();
+      let err = 0, scale = 0;
+      for (let i = 0; i < ref.length; i++) {
+        err = Math.max(err, Math.abs(got[i] - ref[i]));
+        scale = Math.max(scale, Math.abs(ref[i]));
+      }
+      expect(err).toBeLessThanOrEqual(1e-6 + 2e-4 * scale);
+    });
+  }
+
   it('runs the gpu.js kernel when selected', () => {
-    setMatmulKernel('gpujs');
+    setGpuKernels('gpujs');
     const d = GpuDevice.get()!;
     const w0 = d.counters.wgsl, l0 = d.counters.launches;
     K.matmul(f32(randNormal([8, 8], 0, 1, 'f64', gen)), f32(randNormal([8, 8], 0, 1, 'f64', gen)));
@@ -74,13 +102,13 @@ describe.skipIf(skip)('gpujs WGSL matmul', () => {
   });
 
   const other = (): 'wgsl' | 'gpujs' => {
-    setMatmulKernel(null);
-    return matmulKernel() === 'wgsl' ? 'gpujs' : 'wgsl';
+    setGpuKernels(null);
+    return gpuKernels() === 'wgsl' ? 'gpujs' : 'wgsl';
   };
   describe('golden cases on the non-default matmul path', () => {
     for (const f of goldenFiles()) {
       it(f.replace('.msgpack', ''), () => {
-        setMatmulKernel(other());
+        setGpuKernels(other());
         resetFallbacks();
         const r = tidy(() => runFile(goldenPath(f), 'f32'));
         expect(r.pass, explain(r)).toBe(true);
