@@ -6,7 +6,7 @@
  *   CPU fallbacks it took; then `golden-summary`;
  * - `matmul`: GFLOP/s at n³ (MEGA_BENCH_MATMUL_SIZES, default 1024,2048,4096) for the CPU backend,
  *   the gpu.js kernel and the WGSL shader;
- * - `mega-layer`: tokens/s of one Mega layer forward + backward, CPU and gpujs;
+ * - `mega-layer`: tokens/s of one Mega layer forward + backward: CPU, gpu.js kernels, WGSL kernels;
  * - `train-step`: a training step of `mega_lra_imdb` size (B × L = MEGA_CHECK_TRAIN_B ×
  *   MEGA_CHECK_TRAIN_L, default 2 × 4000) on gpujs and (MEGA_CHECK_CPU_TRAIN=1, default) the CPU:
  *   ms per step, tokens/s, and the host↔device transfers of a step;
@@ -73,8 +73,9 @@ async function main(): Promise<number> {
   }
   if (!skip.has('layer')) {
     const tokens = LAYER.L * LAYER.B;
-    const cpu = tokens / (layerMs('cpu') / 1000), gpu = tokens / (layerMs('gpujs') / 1000);
-    line({ check: 'mega-layer', layer: LAYER, tokensPerS: { cpu, gpujs: gpu }, gpuOverCpu: gpu / cpu });
+    const cpu = tokens / (layerMs('cpu') / 1000), gpujs = tokens / (layerMs('gpujs', 'gpujs') / 1000);
+    const wgsl = info.mode === 'webgpu' ? tokens / (layerMs('gpujs', 'wgsl') / 1000) : null;
+    line({ check: 'mega-layer', layer: LAYER, tokensPerS: { cpu, gpujs, wgsl }, gpuOverCpu: Math.max(gpujs, wgsl ?? 0) / cpu });
   }
   if (!skip.has('train')) {
     const B = int('MEGA_CHECK_TRAIN_B', 2), L = int('MEGA_CHECK_TRAIN_L', 4000);
