@@ -27,7 +27,7 @@ window.mega = {
   load: (url) => call('load', { url: abs(url) }),
   classify: (url, text) => call('classify', { url: abs(url), text }),
   generate: (url, text, options, onToken) => call('generate', { url: abs(url), text, options }, (p) => onToken?.(p.token)),
-  matmul: (n) => call('matmul', { n }),
+  matmul: (args) => call('matmul', args),
 };
 
 const $ = (id) => document.getElementById(id);

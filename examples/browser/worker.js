@@ -4,6 +4,7 @@
 // scripts/build-browser.mjs (the package's `browser` map picks the browser platform modules).
 import { classify, generate, getNumThreads, loadModel, simdStatus, threadStats } from '../../dist/src/index.js';
 import { matmul } from '../../dist/src/tensor/kernels.js';
+import { setSimd } from '../../dist/src/tensor/backends/cpu/wasm/runtime.js';
 import { fromStorage } from '../../dist/src/tensor/tensor.js';
 
 const models = new Map();
@@ -47,13 +48,26 @@ const ops = {
     }
     return { ids: tokens.map((t) => t.id), text: tokens.map((t) => t.text).join(''), logprobs: tokens.map((t) => t.logprob) };
   },
-  async matmul({ n }) {
-    // pool workers start while this worker yields; then repeat until they have taken part
-    let c = matmul(matrix(n, 1), matrix(n, 2));
-    for (let i = 0; i < 100 && threadStats().workersReady < getNumThreads() - 1; i++) await new Promise((r) => setTimeout(r, 20));
-    for (let i = 0; i < 10 && (i === 0 || (getNumThreads() > 1 && threadStats().workerTasks === 0)); i++) c = matmul(matrix(n, 1), matrix(n, 2));
-    const v = c.toTypedArray();
-    return { hash: fnv1a(new Uint8Array(v.buffer, v.byteOffset, v.byteLength)), head: Array.from(v.subarray(0, 8)), stats: threadStats() };
+  async matmul({ n, simd = true }) {
+    // simd false: the plain-TS kernels, whose pool grows its shared buffer (the browser restarts its workers then)
+    setSimd(simd);
+    try {
+      const run = (k) => matmul(matrix(k, 1), matrix(k, 2));
+      const sleep = () => new Promise((r) => setTimeout(r, 20));
+      run(n >> 1); // starts the pool; its workers start while this worker yields
+      for (let i = 0; i < 100 && threadStats().workersReady < getNumThreads() - 1; i++) await sleep();
+      // larger operands, then repeat until the workers have taken part
+      const before = threadStats().workerTasks;
+      let c = run(n);
+      for (let i = 0; i < 100 && getNumThreads() > 1 && threadStats().workerTasks === before; i++) {
+        await sleep();
+        c = run(n);
+      }
+      const v = c.toTypedArray();
+      return { hash: fnv1a(new Uint8Array(v.buffer, v.byteOffset, v.byteLength)), head: Array.from(v.subarray(0, 8)), stats: threadStats(), workerTasks: threadStats().workerTasks - before };
+    } finally {
+      setSimd(true);
+    }
   },
 };
 

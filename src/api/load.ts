@@ -24,6 +24,7 @@ import { cast } from '../tensor/kernels.js';
 import { fromStorage, type Tensor } from '../tensor/tensor.js';
 import { baseArch, checkModelConfig, MODEL_FOLDER_FORMAT, parseModelConfig, type ModelConfig } from './config.js';
 import { host } from './host/node.js';
+import { placeOnDevice } from './memory.js';
 import { AudioClassifier, LanguageModel, SequenceClassifier, Translator, type Pretrained } from './models.js';
 import { Tokenizer } from './tokenizer.js';
 
@@ -217,6 +218,7 @@ function loadWeights(model: MegaAnyModel, tensors: Record<string, RawTensor>, la
 }
 
 function wrap(model: MegaAnyModel, config: ModelConfig, tokenizer: Tokenizer | null, dtype: FloatDType): Pretrained {
+  placeOnDevice(model.parameters()); // GPU: the weights are uploaded once, not per kernel launch
   const kind = ARCHITECTURES[baseArch(config)].model;
   if (model instanceof LRAModel && kind === 'lra') return new SequenceClassifier(model, config, tokenizer, dtype);
   if (model instanceof MegaLanguageModel) return new LanguageModel(model, config, tokenizer, dtype);

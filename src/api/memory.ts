@@ -5,12 +5,15 @@
  * runs its function and `dispose` / `keep` have nothing to free.
  */
 import { getBackend } from '../tensor/backend.js';
+import type { Tensor } from '../tensor/tensor.js';
 
 /** How a backend frees tensors (the gpujs backend registers its own when it is loaded). */
 export interface MemoryManager {
   tidy<T>(fn: () => T): T;
   dispose(x: unknown): void;
   keep<T>(t: T): T;
+  /** Makes tensors resident on the device (a model's weights at load time); absent on the CPU. */
+  moveToDevice?(tensors: Iterable<Tensor>): void;
 }
 
 const CPU: MemoryManager = { tidy: (fn) => fn(), dispose: () => undefined, keep: (t) => t };
@@ -41,4 +44,9 @@ export function dispose(x: unknown): void {
 /** Keeps `t` alive past the enclosing `tidy` scopes (until `dispose`). */
 export function keep<T>(t: T): T {
   return active().keep(t);
+}
+
+/** Moves a model's weights onto the active backend's device once (nothing to do on the CPU). */
+export function placeOnDevice(tensors: Iterable<Tensor>): void {
+  active().moveToDevice?.(tensors);
 }

@@ -8,6 +8,7 @@ import type { LRAModel, SecondInput } from '../mega/models/lra.js';
 import type { MegaLanguageModel } from '../mega/models/lm.js';
 import type { EncoderOut, MegaModel } from '../mega/models/nmt.js';
 import type { SCRawModel } from '../mega/models/speech.js';
+import { ConfigError } from '../nn/errors.js';
 import type { Module } from '../nn/module.js';
 import type { FloatDType } from '../tensor/dtype.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -23,11 +24,27 @@ abstract class PretrainedBase<M extends Module> {
    * @param tokenizer text ↔ ids, or null when the vocabulary is unknown (then pass ids)
    * @param dtype the computation precision
    */
-  constructor(readonly model: M, readonly config: ModelConfig, readonly tokenizer: Tokenizer | null, readonly dtype: FloatDType) {}
+  constructor(model: M, readonly config: ModelConfig, readonly tokenizer: Tokenizer | null, readonly dtype: FloatDType) {
+    this.current = model;
+  }
 
-  /** Frees the weights (device buffers on the GPU; on the CPU the references, for the garbage collector). */
+  private current: M | null;
+
+  /** The Mega model (PyTorch state-dict names). @throws ConfigError after `dispose()` */
+  get model(): M {
+    if (!this.current) throw new ConfigError(`this ${this.config.arch} model was disposed`);
+    return this.current;
+  }
+
+  /**
+   * Frees the weights: device buffers at once on the GPU; on the CPU the model is dropped so the
+   * garbage collector can take it even while this object is still referenced. Using the model
+   * afterwards throws.
+   */
   dispose(): void {
-    dispose(this.model.stateDict());
+    if (!this.current) return;
+    dispose(this.current.stateDict());
+    this.current = null;
   }
 
   /** Number of parameters. */

@@ -14,7 +14,9 @@ import { runWorkersFromArgv } from '../dist/launch.js';
 import { closeDistributed, isMainProcess, startDistributed } from '../dist/training.js';
 import { allArchNames } from '../train/arch.js';
 import { pct } from '../train/evaluate.js';
-import { train, TrainingDivergedError, type TrainResult } from '../train/trainer.js';
+import { lockHolder } from '../train/save-folder.js';
+import { checkTrainInput, train, TrainingDivergedError, type TrainResult } from '../train/trainer.js';
+import { continueFromFairseq, fairseqCheckpointToResume } from './train-fairseq.js';
 
 /** Human-readable summary lines of a finished run. */
 export function summarize(r: TrainResult): string[] {
@@ -37,12 +39,12 @@ export function summarize(r: TrainResult): string[] {
 }
 
 /**
- * Save folder of the no-argument main job: `checkpoints`, or when that already holds a run,
+ * Save folder of the no-argument main job: `checkpoints`, or when that already holds a run (or a run is using it),
  * the first free `checkpoints/run-N`, so re-running the README command never overwrites (nor
  * refuses to start).
  */
 export function mainJobSaveDir(root = 'checkpoints'): string {
-  const taken = (d: string) => existsSync(join(d, 'checkpoint_last.safetensors')) || existsSync(join(d, 'checkpoint_last.state.safetensors'));
+  const taken = (d: string) => existsSync(join(d, 'checkpoint_last.safetensors')) || existsSync(join(d, 'checkpoint_last.state.safetensors')) || lockHolder(d) !== null;
   if (!taken(root)) return root;
   let n = 2;
   while (taken(join(root, `run-${n}`))) n++;
@@ -62,17 +64,19 @@ export function trainCommand(argv: string[], out: (s: string) => void): number |
     throw new ConfigError(`unexpected argument ${JSON.stringify(positionals[positionals.length - 1])} (one DATA folder, or --data; options are --name value; see mega train --help)`);
   }
   if (positionals.length === 1) values.data = positionals[0]; // fairseq's positional data folder
-  if (values.restore_file !== undefined) {
-    throw new ConfigError(`--restore-file ${String(values.restore_file)}: resuming from a fairseq checkpoint is not available yet (use mega eval / mega import-fairseq on it)`);
+  if (values.restore_file !== undefined && fairseqCheckpointToResume(values) === null) {
+    throw new ConfigError(`--restore-file ${String(values.restore_file)}: no such fairseq checkpoint (expected a torch.save .pt file; mega-ts runs continue with --resume)`);
   }
   for (const n of notes) process.stderr.write(`mega train: ${n}\n`);
   const cfg = typeof values.config === 'string' ? readConfigFile(values.config) : {};
   const user: Record<string, unknown> = { ...cfg, ...values };
+  const resumed = continueFromFairseq(user, out); // SAVE/checkpoint_last.pt or --restore-file is fairseq's: continue its run
+  if (resumed !== null) return resumed;
   if (argv.length === 0) user.save_dir = mainJobSaveDir();
   if (user.workers !== undefined) {
     // --workers N: this process only launches and supervises N workers (src/dist/launch.ts)
     const a = resolveTrainArgs(user);
-    const launched = runWorkersFromArgv(argv, user, a.no_save ? null : a.save_dir);
+    const launched = runWorkersFromArgv(argv, user, a.no_save ? null : a.save_dir, () => checkTrainInput(user));
     if (launched) return launched;
   }
   const json = user.json === true;

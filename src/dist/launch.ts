@@ -181,12 +181,14 @@ export async function runWorkers(opts: WorkersOptions): Promise<number> {
  * @param argv the arguments after `train`
  * @param user the parsed options (config file + flags)
  * @param saveDir the resolved `--save-dir` (null with `--no-save`)
+ * @param check validates the run once before any worker starts (a user error is then reported once, not by every worker)
  */
-export function runWorkersFromArgv(argv: readonly string[], user: Readonly<Record<string, unknown>>, saveDir: string | null): Promise<number> | null {
+export function runWorkersFromArgv(argv: readonly string[], user: Readonly<Record<string, unknown>>, saveDir: string | null, check?: () => void): Promise<number> | null {
   const workers = user.workers;
   if (workers === undefined || launchedWorldSize() > 1) return null;
   if (typeof workers !== 'number' || !Number.isInteger(workers) || workers < 1) return Promise.reject(new DistConfigError(`--workers ${String(workers)}: expected an integer >= 1`));
   if (workers === 1) return null;
+  check?.();
   const threads = typeof user.threads === 'number' ? user.threads : undefined;
   return runWorkers({
     workers,

@@ -7,7 +7,7 @@ import { Batcher, type Dataset, type Example } from '../data/batch.js';
 import { CheckpointError } from '../io/errors.js';
 import type { Module } from '../nn/module.js';
 import { setNumThreads } from '../tensor/backends/cpu/pool.js';
-import type { TrainArgs } from './args.js';
+import { resolveTrainArgs, type TrainArgs } from './args.js';
 import { buildFromModelArgs } from './arch.js';
 import { loadCheckpoint, type LoadedCheckpoint } from './checkpoint.js';
 import type { TrainDist } from './distributed.js';
@@ -124,7 +124,9 @@ export interface EvalRequest {
 /** Evaluate a checkpoint on a split of its task's data (or of `overrides.data`). */
 export function evaluateCheckpoint(req: EvalRequest): EvalMetrics & { task: string; arch: string; update: number; split: Split; checkpoint: string; data: string } {
   const ckpt = loadCheckpoint(req.checkpoint);
-  const args: Record<string, unknown> = { ...ckpt.trainArgs, ...(req.overrides ?? {}) };
+  // a checkpoint made by import-fairseq stores no training options: the task's defaults fill them
+  const defaults: Record<string, unknown> = { ...resolveTrainArgs({ task: ckpt.spec.task }) };
+  const args: Record<string, unknown> = { ...defaults, ...ckpt.trainArgs, ...(req.overrides ?? {}) };
   delete args.__user;
   if (typeof args.threads === 'number') setNumThreads(args.threads);
   const task = getTask(ckpt.spec.task as TrainArgs['task']);

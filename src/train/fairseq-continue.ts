@@ -13,7 +13,9 @@
  * 4. Adam step (decoupled weight decay); the logged loss is Σloss / sample_size / ln 2.
  *
  * The position in the data comes from the checkpoint's train iterator (epoch to run next, batches
- * of it already done); epochs run until `--max-epoch` / `--max-update`.
+ * of it already done); epochs run until `--max-epoch` / `--max-update`. With `validate`, the valid
+ * split is evaluated (`fairseq-eval.ts`) after the updates where fairseq's `validate_and_save`
+ * validates.
  */
 import { join } from 'node:path';
 import { backward } from '../autograd/engine.js';
@@ -28,6 +30,7 @@ import { binary, cast } from '../tensor/kernels.js';
 import { fromStorage, type Tensor } from '../tensor/tensor.js';
 import { ConfigError } from './errors.js';
 import { fairseqRestorePath, readFairseqResume, resumeAdam, type FairseqResume } from './fairseq-resume.js';
+import { evaluateFairseq } from './fairseq-eval.js';
 import { loadFairseqTrainData } from './fairseq-train-data.js';
 import { MetricsLog } from './metrics-log.js';
 import { Adam, clipGradNorm, parseBetas } from './optim.js';
@@ -60,6 +63,18 @@ export interface ContinueRecord {
   batches: number[][];
 }
 
+/** One validation, at the points where fairseq validates (losses in base 2). */
+export interface ValidRecord {
+  type: 'valid';
+  /** Updates done when it ran. */
+  update: number;
+  epoch: number;
+  loss: number;
+  accuracy?: number;
+  nll_loss?: number;
+  ppl?: number;
+}
+
 /** Options of `continueFairseq`. */
 export interface ContinueOptions {
   /** The data folder (fairseq's positional DATA). */
@@ -77,11 +92,17 @@ export interface ContinueOptions {
   onGradients?: (params: readonly Tensor[], gnorm: number) => void;
   /** Stop after this many updates of this run (tests), besides `--max-update` / `--max-epoch`. */
   limit?: number;
+  /** Validate the `valid` split where fairseq does (see `validatesAfter`). */
+  validate?: boolean;
+  /** Called after every validation. */
+  onValid?: (v: ValidRecord) => void;
 }
 
 /** Result of `continueFairseq`. */
 export interface ContinueResult {
   records: ContinueRecord[];
+  /** Validations run (with `validate`). */
+  valid: ValidRecord[];
   /** The model after the last update (train mode). */
   model: Module;
   /** The optimizer after the last update (parameters in fairseq's order). */
@@ -130,6 +151,22 @@ function forwardOf(task: string, args: Record<string, unknown>, dtype: FloatDTyp
   }
 }
 
+const intArg = (a: Record<string, unknown>, k: string, d: number): number => (typeof a[k] === 'number' ? (a[k] as number) : d);
+
+/**
+ * Whether fairseq validates after update `numUpdates` (`validate_and_save`): at a save point
+ * (`--save-interval-updates`, or an epoch end every `--save-interval` epochs), at an epoch end
+ * every `--validate-interval` epochs, or every `--validate-interval-updates`; never with
+ * `--disable-validation`.
+ */
+export function validatesAfter(args: Record<string, unknown>, numUpdates: number, epoch: number, endOfEpoch: boolean): boolean {
+  if (args.disable_validation === true) return false;
+  const saveUpd = intArg(args, 'save_interval_updates', 0), validUpd = intArg(args, 'validate_interval_updates', 0);
+  const doSave = (saveUpd > 0 && numUpdates > 0 && numUpdates % saveUpd === 0 && numUpdates >= intArg(args, 'validate_after_updates', 0))
+    || (endOfEpoch && epoch % intArg(args, 'save_interval', 1) === 0);
+  return (!endOfEpoch && doSave) || (endOfEpoch && epoch % intArg(args, 'validate_interval', 1) === 0) || (validUpd > 0 && numUpdates % validUpd === 0);
+}
+
 /**
  * Runs the remaining updates of a fairseq training run (see the module comment).
  * @throws CheckpointError / DataError / ConfigError for a bad checkpoint, data folder or options
@@ -161,7 +198,19 @@ export function continueFairseq(o: ContinueOptions): ContinueResult {
   let epoch = startIter.epoch;
   let offset = startIter.iterationsInEpoch;
   const records: ContinueRecord[] = [];
+  const valid: ValidRecord[] = [];
   const limit = o.limit ?? Infinity;
+  const validate = (ep: number): void => {
+    model.eval();
+    const v = evaluateFairseq({ imp: r.imported, args, path: r.path }, o.data, 'valid');
+    model.train();
+    const rec: ValidRecord = { type: 'valid', update: numUpdates, epoch: ep, loss: v.loss };
+    if (v.accuracy !== undefined) rec.accuracy = v.accuracy;
+    if (v.nll_loss !== undefined) rec.nll_loss = v.nll_loss;
+    if (v.ppl !== undefined) rec.ppl = v.ppl;
+    valid.push(rec);
+    o.onValid?.(rec);
+  };
   let stop = numUpdates >= maxUpdate;
   while (!stop && epoch <= maxEpoch) {
     const freq = freqs[Math.min(epoch, freqs.length) - 1];
@@ -169,7 +218,7 @@ export function continueFairseq(o: ContinueOptions): ContinueResult {
     const batches = epochBatches(trainBatches(data.order, ep.sizes), seed, epoch, startIter.shuffle && epoch > curriculum).slice(offset);
     const groups = groupUpdates(batches, freq);
     let done = offset;
-    for (const group of groups) {
+    for (const [gi, group] of groups.entries()) {
       const lr = schedule.lr(numUpdates);
       optimizer.setLr(lr);
       optimizer.zeroGrad();
@@ -201,6 +250,7 @@ export function continueFairseq(o: ContinueOptions): ContinueResult {
       }
       records.push(rec);
       o.onUpdate?.(rec);
+      if (o.validate && validatesAfter(args, numUpdates, epoch, gi === groups.length - 1)) validate(epoch);
       if (numUpdates >= maxUpdate || records.length >= limit) {
         stop = true;
         break;
@@ -213,7 +263,7 @@ export function continueFairseq(o: ContinueOptions): ContinueResult {
     epoch++;
     offset = 0;
   }
-  return { records, model, optimizer, numUpdates, iterator: { epoch, iterationsInEpoch: offset } };
+  return { records, valid, model, optimizer, numUpdates, iterator: { epoch, iterationsInEpoch: offset } };
 }
 
 /** Result of `runFairseqContinuation`. */
@@ -227,12 +277,13 @@ export interface ContinuationRun extends ContinueResult {
 /**
  * `mega train DATA ...` on a save folder holding a fairseq checkpoint: resumes from
  * `fairseqRestorePath(args)` and appends one `{"type":"train","update","epoch","loss","gnorm","lr"}`
- * record (plus `accuracy`, or `nll_loss` / `ppl`, as fairseq logs them) per update to `SAVE/metrics.jsonl` (fairseq's `--log-interval 1` numbers, loss in base 2).
+ * record (plus `accuracy`, or `nll_loss` / `ppl`, as fairseq logs them) per update, and a
+ * `{"type":"valid",...}` record for every validation fairseq would run to `SAVE/metrics.jsonl` (fairseq's `--log-interval 1` numbers, loss in base 2).
  * @param args the run's fairseq namespace (`data`, `save_dir`, `restore_file`, stopping and
  *   optimisation options); names it lacks take the checkpoint's stored values
  * @throws CheckpointError when there is no checkpoint to resume; see `continueFairseq`
  */
-export function runFairseqContinuation(args: Record<string, unknown>, onUpdate?: (r: ContinueRecord) => void): ContinuationRun {
+export function runFairseqContinuation(args: Record<string, unknown>, onUpdate?: (r: ContinueRecord) => void, onValid?: (v: ValidRecord) => void): ContinuationRun {
   const ck = fairseqRestorePath(args);
   if (!ck) {
     const save = typeof args.save_dir === 'string' ? args.save_dir : 'checkpoints';
@@ -241,10 +292,17 @@ export function runFairseqContinuation(args: Record<string, unknown>, onUpdate?:
   if (typeof args.data !== 'string') throw new ConfigError('mega train: the data folder (DATA) is missing');
   const save = typeof args.save_dir === 'string' && args.save_dir !== '' ? args.save_dir : 'checkpoints';
   const metricsPath = join(save, 'metrics.jsonl');
-  const log = new MetricsLog(metricsPath);
+  let log: MetricsLog | null = null; // opened at the first update: bad input writes nothing
   const res = continueFairseq({
     data: args.data, checkpoint: ck, args,
+    validate: true,
+    onValid: (v) => {
+      log ??= new MetricsLog(metricsPath);
+      log.write({ ...v });
+      onValid?.(v);
+    },
     onUpdate: (r) => {
+      log ??= new MetricsLog(metricsPath);
       const { batches: _ids, ...rec } = r;
       log.write(rec);
       onUpdate?.(r);

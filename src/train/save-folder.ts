@@ -42,14 +42,13 @@ export function checkSaveDir(dir: string): string[] {
       st = statSync(p);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') {
+      if (code === 'ENOENT' || code === 'ENOTDIR') { // ENOTDIR: a part above is a file, found further up
         const up = dirname(p);
         if (up === p) throw new ConfigError(`--save-dir ${dir}: cannot be created (${errno(e)})`);
         missing.unshift(p);
         p = up;
         continue;
       }
-      if (code === 'ENOTDIR') throw new ConfigError(`--save-dir ${dir}: a part of the path is a file, not a folder`);
       throw new ConfigError(`--save-dir ${dir}: cannot use ${p} (${errno(e)})`);
     }
     if (!st.isDirectory()) {

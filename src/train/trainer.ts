@@ -16,7 +16,7 @@
  * (+ `accuracy.svg` for classification). Losses are reported in base 2 as fairseq logs them.
  * Evaluation lives in `evaluate.ts`; the distributed side is passed in as a {@link StartDist}.
  */
-import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { MegaError } from '../errors.js';
 import { join, resolve as resolvePath } from 'node:path';
 import { backward } from '../autograd/engine.js';
@@ -40,6 +40,7 @@ import { MetricsLog, readMetricsLog, type MetricsRecord } from './metrics-log.js
 import { Adam, clipGradNorm, parseBetas } from './optim.js';
 import { renderCurvesSvg } from './plot.js';
 import { ProgressBar, type ProgressStream } from './progress.js';
+import { checkSaveDir, checkUnlocked, lockSaveDir, makeSaveDir, removeStaleTemps } from './save-folder.js';
 import { makeScheduleFromArgs, type LRSchedule } from './schedule.js';
 import { getTask, type TrainTask } from './tasks/index.js';
 import { DIST_RUN_ONLY, type StartDist, type TrainDist } from './distributed.js';
@@ -85,7 +86,8 @@ export interface TrainResult {
   best_valid: { metric: string; value: number; update: number } | null;
   checkpoint: string | null;
   best_checkpoint: string | null;
-  metrics_log: string;
+  /** Null with `--no-save` (nothing is written). */
+  metrics_log: string | null;
   plot: string | null;
   message?: string;
 }
@@ -138,6 +140,7 @@ function prepare(user: Readonly<Record<string, unknown>>): Prepared {
   if (typeof given.data === 'string' && given.data !== '') given.data = resolvePath(given.data);
   let userArgs = given;
   let args = resolveTrainArgs(userArgs);
+  if (!args.no_save) checkSaveDir(args.save_dir); // a file, /proc, "": one clear error before anything else
   let resumeFrom: Prepared['resumeFrom'] = null;
   const last = checkpointPaths(args.save_dir, 'checkpoint_last');
   if (args.resume) {
@@ -269,6 +272,8 @@ class TrainRun {
   savedUpdate = -1;
   lastValid: EvalMetrics | null = null;
   validatedAt = -1;
+  /** `--overwrite`: the previous run's `checkpoint_best` goes once this run has saved its `checkpoint_last`. */
+  private replacing = false;
   private nParams = 0;
 
   constructor(
@@ -336,13 +341,16 @@ class TrainRun {
     if (this.metric === 'accuracy' && !this.task.classification) throw new ConfigError(`--best-checkpoint-metric accuracy: task ${this.task.name} has no accuracy (use loss)`);
   }
 
-  /** Create the save folder, open `metrics.jsonl` (truncated to the resumed update), print the run's header. From here on files are written. */
+  /**
+   * Open `metrics.jsonl` (truncated to the resumed update), print the run's header. From here on
+   * files are written (none with `--no-save`); the save folder is created and locked by {@link train}.
+   */
   openFiles(): void {
     const { args, p, numUpdates } = this;
-    mkdirSync(this.dir, { recursive: true });
-    if (this.isMain && p.resumeFrom) truncateLog(this.logPath, numUpdates);
-    else if (this.isMain && args.overwrite) for (const f of [this.lastPaths.weights, this.lastPaths.state, this.bestPaths.weights, this.bestPaths.state]) rmSync(f, { force: true });
-    if (this.isMain) this.log = new MetricsLog(this.logPath, !p.resumeFrom);
+    const writes = this.isMain && !args.no_save;
+    if (writes && p.resumeFrom) truncateLog(this.logPath, numUpdates);
+    this.replacing = writes && !p.resumeFrom && args.overwrite;
+    if (writes) this.log = new MetricsLog(this.logPath, !p.resumeFrom);
     this.nParams = this.model.numParameters();
     const { baseline, nParams } = this;
     this.log.write({ type: 'start', update: numUpdates, task: args.task, arch: args.arch, parameters: nParams, resumed: p.resumeFrom !== null, train_examples: p.train.length, valid_examples: p.valid.length, majority_baseline: baseline?.accuracy ?? null, time: new Date().toISOString() });
@@ -364,6 +372,11 @@ class TrainRun {
     };
     const trainArgsMeta = { ...args, __user: this.p.userArgs };
     const path = this.isMain ? saveCheckpoint(this.dir, name, this.model, this.optimizer, this.p.spec, trainArgsMeta, state) : checkpointPaths(this.dir, name).weights;
+    if (this.replacing && name === 'checkpoint_last') {
+      // the previous run's checkpoint_last was replaced just now; its checkpoint_best goes too
+      for (const f of Object.values(this.bestPaths)) rmSync(f, { force: true });
+      this.replacing = false;
+    }
     if (name === 'checkpoint_last') {
       this.savedPath = path;
       this.savedUpdate = numUpdates;
@@ -477,7 +490,7 @@ class TrainRun {
       }
     } catch (e) {
       bar.finish();
-      if (e instanceof TrainingDivergedError && isMain) {
+      if (e instanceof TrainingDivergedError && isMain && !args.no_save) {
         this.log.write({ type: 'diverged', update: e.update, message: e.message });
         writePlots(this.dir, readMetricsLog(this.logPath), this.task.classification, this.baseline?.accuracy ?? null);
       }
@@ -498,10 +511,10 @@ class TrainRun {
       status: 'completed', task: args.task, arch: args.arch, parameters: this.nParams, updates: numUpdates, updates_this_run: numUpdates - this.startUpdates,
       epochs: this.batcher.state.epoch, wall_time_s: wall, train_loss: this.lastTrainLoss, valid_loss: v?.loss ?? null, valid_accuracy: v?.accuracy ?? null,
       valid_ppl: v?.ppl ?? null, valid_bpb: v?.bpb ?? null, majority_baseline: baseline?.accuracy ?? null, best_valid: this.best,
-      checkpoint: args.no_save ? null : this.savedPath, best_checkpoint: bestPath, metrics_log: this.logPath, plot: null,
+      checkpoint: args.no_save ? null : this.savedPath, best_checkpoint: bestPath, metrics_log: args.no_save ? null : this.logPath, plot: null,
     };
     this.log.write({ type: 'end', update: numUpdates, ...result, time: new Date().toISOString() });
-    result.plot = this.isMain ? writePlots(this.dir, readMetricsLog(this.logPath), this.task.classification, baseline?.accuracy ?? null) : null;
+    result.plot = this.isMain && !args.no_save ? writePlots(this.dir, readMetricsLog(this.logPath), this.task.classification, baseline?.accuracy ?? null) : null;
     this.dist?.close();
     return result;
   }
@@ -523,9 +536,31 @@ export function train(user: Readonly<Record<string, unknown>>, opts: TrainOption
   const t0 = now();
   const p = prepare(user);
   const dist = opts.startDist?.(p.args) ?? null; // null unless launched as one rank of a job
-  const run = new TrainRun(p, dist, opts, now, t0);
-  run.restore();
-  run.openFiles();
-  run.runUpdates();
-  return run.finish();
+  let release = (): void => undefined;
+  if ((!dist || dist.isMain) && !p.args.no_save) {
+    // rank 0 owns the save folder for the run: created, locked, cleared of interrupted writes
+    makeSaveDir(p.args.save_dir);
+    release = lockSaveDir(p.args.save_dir);
+    removeStaleTemps(p.args.save_dir);
+  }
+  try {
+    const run = new TrainRun(p, dist, opts, now, t0);
+    run.restore();
+    run.openFiles();
+    run.runUpdates();
+    return run.finish();
+  } finally {
+    release();
+  }
+}
+
+/**
+ * Everything {@link train} checks before it writes (options, resume checkpoint, data, model, save
+ * folder and its lock), without training: the `--workers` launcher runs it once before starting
+ * workers, so that a user error is reported once.
+ * @throws ConfigError / DataError / CheckpointError for bad input
+ */
+export function checkTrainInput(user: Readonly<Record<string, unknown>>): void {
+  const p = prepare(user);
+  if (!p.args.no_save) checkUnlocked(p.args.save_dir);
 }

@@ -139,6 +139,8 @@ describe('loadModel', () => {
     const ra = tidy(() => classify(a, EXPR));
     expect(ra.logits).toEqual(classify(b, EXPR).logits);
     a.dispose();
+    expect(() => classify(a, EXPR)).toThrow(/mega_lra_listop_tiny model was disposed/);
+    a.dispose(); // idempotent
   });
 });
 
@@ -192,6 +194,30 @@ describe('bad input: one clear error naming the file, nothing loaded', () => {
     }
     // nothing listening: the request itself fails
     await expect(loadModel('http://127.0.0.1:9/model/')).rejects.toThrow(/http:\/\/127\.0\.0\.1:9\/model\/config\.json: request failed .*expected the model folder's config\.json/);
+  });
+});
+
+describe('mega export: bad input exits 2 and writes nothing', () => {
+  it('missing checkpoint, a --dict of the wrong size, a malformed --dict', async () => {
+    const ck = join(listops, 'checkpoint_last.safetensors');
+    const small = join(root, 'small-dict.txt');
+    writeFileSync(small, 'a 1\nb 1\n');
+    const bad = join(root, 'bad-dict.txt');
+    writeFileSync(bad, 'no-count-here\n');
+    const cases: [string[], RegExp][] = [
+      [[join(root, 'nope.safetensors'), join(root, 'x1')], /nope\.safetensors: no such checkpoint file/],
+      [['--dict', small, ck, join(root, 'x2')], /small-dict\.txt: 6 symbols \(specials included\) but the model's vocabulary has 20/],
+      [['--dict', bad, ck, join(root, 'x3')], /bad-dict\.txt:1: expected "<symbol> <count>"/],
+    ];
+    for (const [args, re] of cases) {
+      const errs: string[] = [];
+      vi.spyOn(process.stderr, 'write').mockImplementation((e: string | Uint8Array) => (errs.push(String(e)), true));
+      const r = await mega('export', ...args);
+      expect(r.code).toBe(2);
+      expect(errs.join('')).toMatch(re);
+      expect(errs.join('').trim().split('\n')).toHaveLength(1);
+      expect(readdirSync(root).includes(args[args.length - 1].split('/').pop()!)).toBe(false);
+    }
   });
 });
 

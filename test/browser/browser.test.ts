@@ -16,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { main } from '../../src/cli/main.js';
 import { classify, generate, getNumThreads, loadModel, setNumThreads } from '../../src/index.js';
 import { matmul } from '../../src/tensor/kernels.js';
+import { setSimd } from '../../src/tensor/backends/cpu/wasm/runtime.js';
 import { fromStorage } from '../../src/tensor/tensor.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -97,7 +98,7 @@ if (!have && !process.env.CI) {
       return { page, info, errors };
     }
 
-    it('cross-origin isolated: Web Workers + SIMD; classify, generate and a pooled matmul equal Node bitwise; screenshot', async () => {
+    it('cross-origin isolated: Web Workers + SIMD; classify, generate, pooled matmuls (SIMD, and plain TS whose pool restarts on buffer growth) equal Node bitwise; screenshot', async () => {
       const { page, info, errors } = await openPage(true);
       expect(info.crossOriginIsolated).toBe(true);
       expect(info.simd.enabled).toBe(true);
@@ -119,15 +120,21 @@ if (!have && !process.env.CI) {
       expect(g.logprobs).toEqual(want.map((t) => t.logprob));
 
       const n = 384;
-      const mm = (await call('matmul', n)) as { hash: string; head: number[]; stats: { workersReady: number; workerTasks: number } };
-      const ref = matmul(matrix(n, 1), matrix(n, 2)).toTypedArray() as Float32Array;
-      expect(mm.head).toEqual(Array.from(ref.subarray(0, 8)));
-      expect(mm.hash).toBe(fnv1a(new Uint8Array(ref.buffer, ref.byteOffset, ref.byteLength)));
-      if (info.threads > 1) {
-        expect(mm.stats.workersReady).toBe(info.threads - 1);
-        expect(mm.stats.workerTasks).toBeGreaterThan(0);
+      const workerTasks: number[] = [];
+      for (const simd of [true, false]) {
+        const mm = (await call('matmul', { n, simd })) as { hash: string; head: number[]; stats: { workersReady: number }; workerTasks: number };
+        setSimd(simd);
+        const ref = matmul(matrix(n, 1), matrix(n, 2)).toTypedArray() as Float32Array;
+        setSimd(true);
+        expect(mm.head, `simd ${simd}`).toEqual(Array.from(ref.subarray(0, 8)));
+        expect(mm.hash, `simd ${simd}`).toBe(fnv1a(new Uint8Array(ref.buffer, ref.byteOffset, ref.byteLength)));
+        if (info.threads > 1) {
+          expect(mm.stats.workersReady, `simd ${simd}`).toBeGreaterThanOrEqual(info.threads - 1);
+          expect(mm.workerTasks, `simd ${simd}: tasks run by pool workers`).toBeGreaterThan(0);
+        }
+        workerTasks.push(mm.workerTasks);
       }
-      process.stdout.write(`browser: ${info.threads} threads, isolated; classify logits, ${g.ids.length} generated tokens and a ${n}×${n} matmul equal Node bitwise (worker tasks ${mm.stats.workerTasks})\n`);
+      process.stdout.write(`browser: ${info.threads} threads, isolated; classify logits, ${g.ids.length} generated tokens and ${n}×${n} matmuls (SIMD and plain) equal Node bitwise (pool worker tasks ${workerTasks.join(', ')})\n`);
 
       // the page as a person uses it, for the screenshot
       await page.click('#load');

@@ -9,6 +9,10 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { main } from '../../src/cli/main.js';
 import { loadModelFile } from '../../src/train/fairseq-import.js';
+import { archTask, buildFromModelArgs, CPU_PRESETS, resolveModelArgs } from '../../src/train/arch.js';
+import type { TaskInfo } from '../../src/mega/models/common.js';
+import { encodeWeights } from '../../src/train/checkpoint.js';
+import { loadModel } from '../../src/api/load.js';
 
 const root = mkdtempSync(join(tmpdir(), 'mega-gen-presets-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -72,4 +76,30 @@ describe('train with a CPU preset, then load / generate', () => {
     expect(m.className).toBe('LRAModel');
     expect(m.spec.arch).toBe('mega_lra_listop_tiny');
   });
+});
+
+describe('every CPU preset: a checkpoint loads back through loadModelFile and loadModel', () => {
+  const KIND: Record<string, string> = { lra: 'classifier', sc_raw: 'audio', mega_lm: 'lm', mega: 'translation' };
+  /** The task facts `mega train` records for each task (vocabulary with specials; ListOps: 10 classes). */
+  const FACTS: Record<string, { taskInfo: Record<string, number>; numClasses?: number }> = {
+    listops: { taskInfo: { dictionary_size: 20, pad: 1 }, numClasses: 10 }, text: { taskInfo: { dictionary_size: 261, pad: 1 } },
+    retrieval: { taskInfo: { dictionary_size: 261, pad: 1 } }, image: { taskInfo: {} }, speech: { taskInfo: {} },
+    lm: { taskInfo: { dictionary_size: 260, pad: 1 } }, translation: { taskInfo: { dictionary_size: 260, pad: 1 } },
+  };
+  for (const name of Object.keys(CPU_PRESETS)) {
+    it(name, async () => {
+      const task = archTask(name);
+      const { taskInfo, numClasses } = FACTS[task];
+      const modelArgs = resolveModelArgs(name, task, {}, numClasses);
+      const model = buildFromModelArgs(modelArgs, 'dictionary_size' in taskInfo ? (taskInfo as unknown as TaskInfo) : null);
+      const file = join(root, `${name}.safetensors`);
+      writeFileSync(file, encodeWeights(model, { task, arch: name, modelArgs, taskInfo }, {}, 0, 'test'));
+      const a = loadModelFile(file);
+      expect(a.spec.arch).toBe(name);
+      const b = await loadModel(file);
+      expect(b.config.arch).toBe(name);
+      expect(b.kind).toBe(KIND[a.kind]);
+      expect(b.numParameters).toBe(model.parameters().reduce((n, p) => n + p.size, 0));
+    });
+  }
 });

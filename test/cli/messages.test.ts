@@ -2,7 +2,7 @@
  * Messages and exit codes the README promises (real `mega` processes): a user's mistake is one
  * line on stderr naming the value and what was expected, exit code 2.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -34,14 +34,16 @@ function userError(r: { code: number | null; stderr: string }, re: RegExp): void
 
 describe('backend selection', () => {
   it('--backend bogus, MEGA_BACKEND=bogus and --gpu -1 are user errors', async () => {
-    const [a, b, c] = await Promise.all([
+    const [a, b, c, d] = await Promise.all([
       mega(['info', '--backend', 'bogus']),
       mega(['info'], { MEGA_BACKEND: 'bogus' }),
       mega(['info', '--gpu', '-1']),
+      mega(['info'], { MEGA_GPU: '-1' }),
     ]);
     userError(a, /unknown backend 'bogus' \(expected cpu, gpujs or auto\)/);
     userError(b, /MEGA_BACKEND=bogus: unknown backend 'bogus' \(expected cpu, gpujs or auto\)/);
     userError(c, /--gpu -1: invalid GPU adapter index/);
+    userError(d, /MEGA_GPU=-1: invalid GPU adapter index/);
   }, 60000);
 });
 
@@ -65,3 +67,44 @@ describe('learning-rate schedule from --max-update', () => {
     userError(r, /--warmup-updates 10 equals --max-update 10: linear_decay warms up for --warmup-updates and then decays until --max-update \(or --total-num-update\); give a smaller --warmup-updates or a larger --total-num-update/);
   }, 60000);
 });
+
+describe('the default speech preset fits a small CPU machine', () => {
+  it('mega train --task speech (default arch and batch) on 1-second 16 kHz clips peaks below 2 GiB; --help states the costs', async () => {
+    const data = join(tmp, 'speech');
+    for (const [c, label] of ['yes', 'no'].entries()) {
+      mkdirSync(join(data, label), { recursive: true });
+      for (let k = 0; k < 10; k++) writeFileSync(join(data, label, `clip${k}.wav`), wav16k(Array.from({ length: 16000 }, (_, t) => 8000 * Math.sin((t + k) * (c + 1) * 0.01))));
+    }
+    const rssFile = join(tmp, 'speech.rss');
+    const hook = new URL('./fixtures/max-rss.cjs', import.meta.url).pathname;
+    const r = await run('node', ['--require', hook, cli, 'train', '--task', 'speech', '--data', data, '--max-update', '2', '--validate-interval-updates', '0', '--quiet', '--save-dir', join(tmp, 'speech-ck'), '--json'],
+      { env: { MEGA_TEST_RSS_FILE: rssFile }, timeoutMs: 600000 }).done;
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout.trim())).toMatchObject({ arch: 'mega_sc_raw_tiny', updates: 2 });
+    const peakKiB = Number(readFileSync(rssFile, 'utf8'));
+    expect(peakKiB).toBeGreaterThan(0);
+    expect(peakKiB / 1024 ** 2, 'peak memory in GiB').toBeLessThan(2);
+    const h = await mega(['train', '--help']);
+    expect(h.stdout).toMatch(/mega_sc_raw_base \(the reference preset[^)]*\) needs ≈ [\d.]+ GB per clip/);
+  }, 600000);
+});
+
+/** A mono 16-bit PCM WAV file at 16 kHz. */
+function wav16k(samples: number[]): Buffer {
+  const data = Buffer.alloc(samples.length * 2);
+  samples.forEach((s, i) => data.writeInt16LE(Math.round(s), 2 * i));
+  const h = Buffer.alloc(44);
+  h.write('RIFF', 0);
+  h.writeUInt32LE(36 + data.length, 4);
+  h.write('WAVEfmt ', 8);
+  h.writeUInt32LE(16, 16);
+  h.writeUInt16LE(1, 20);
+  h.writeUInt16LE(1, 22);
+  h.writeUInt32LE(16000, 24);
+  h.writeUInt32LE(32000, 28);
+  h.writeUInt16LE(2, 32);
+  h.writeUInt16LE(16, 34);
+  h.write('data', 36);
+  h.writeUInt32LE(data.length, 40);
+  return Buffer.concat([h, data]);
+}

@@ -1,6 +1,7 @@
 /**
- * `mega train --workers N` whose launcher is SIGKILLed: the workers (real processes, re-parented)
- * notice it after their current update and stop, writing no further checkpoint.
+ * The `mega train --workers N` launcher in real processes: a config or data error is reported once
+ * by the launcher (no worker starts); a launcher SIGKILLed mid-run takes its workers with it (they
+ * notice, re-parented, after their current update and stop, writing no further checkpoint).
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -63,3 +64,21 @@ describe('mega train --workers: launcher killed', () => {
     expect(existsSync(join(dir, 'checkpoint_last.safetensors'))).toBe(false);
   }, 120000);
 });
+
+describe('mega train --workers: bad input', () => {
+  it('a config or data error is printed once by the launcher, exit 2, no worker started', async () => {
+    const base = ['--listops-train', '48', '--listops-valid', '16', '--batch-size', '8', '--layers', '1', '--embed-dim', '16', '--quiet', '--max-update', '2', '--workers', '2'];
+    const [data, config] = await Promise.all([
+      run('node', [cli, 'train', ...base, '--task', 'text', '--data', '/nonexistent/mega', '--save-dir', join(tmp, 'bad-data')], { timeoutMs: 60000 }).done,
+      run('node', [cli, 'train', ...base, '--chunk-size', '0', '--save-dir', join(tmp, 'bad-config')], { timeoutMs: 60000 }).done,
+    ]);
+    for (const [r, re] of [[data, /^mega train: .*\/nonexistent\/mega.*no such file or folder/], [config, /^mega train: --chunk-size = 0: expected -1/]] as const) {
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr.trim().split('\n'), r.stderr).toHaveLength(1);
+      expect(r.stderr.trim()).toMatch(re);
+    }
+    expect(existsSync(join(tmp, 'bad-data'))).toBe(false);
+    expect(existsSync(join(tmp, 'bad-config'))).toBe(false);
+  }, 60000);
+});
+

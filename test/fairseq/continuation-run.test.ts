@@ -3,7 +3,7 @@
  * SAVE/checkpoint_last.pt (or given with --restore-file), one metrics record per update in
  * SAVE/metrics.jsonl equal to fairseq's phase-2 losses; fairseq's reset options.
  */
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -28,8 +28,10 @@ describe('runFairseqContinuation', () => {
     copyFileSync(PHASE1, join(save, 'checkpoint_last.pt'));
     const run = runFairseqContinuation({ data: join(W, 'data-bin'), save_dir: save, max_epoch: 2 });
     expect(run.checkpoint).toBe(join(save, 'checkpoint_last.pt'));
-    const recs = readMetricsLog(join(save, 'metrics.jsonl'));
-    expect(recs.map((r) => r.type)).toEqual(phase2.map(() => 'train'));
+    const all = readMetricsLog(join(save, 'metrics.jsonl'));
+    // one train record per update, and fairseq's validation at the end of epoch 2
+    expect(all.map((r) => r.type)).toEqual([...phase2.map(() => 'train'), 'valid']);
+    const recs = all.filter((r) => r.type === 'train');
     expect(recs.map((r) => r.update)).toEqual(phase2.map((u) => u.update));
     recs.forEach((r, i) => expect(Math.abs((r.loss as number) - phase2[i].exact.loss)).toBeLessThanOrEqual(1e-6 + 2e-4 * 1.22));
   }, 60_000);
@@ -45,6 +47,10 @@ describe('runFairseqContinuation', () => {
     expect(run.iterator).toEqual({ epoch: 2, iterationsInEpoch: 2 });
     expect(() => runFairseqContinuation({ data: join(W, 'data-bin'), save_dir: join(tmp, 'none') })).toThrow(CheckpointError);
     expect(() => runFairseqContinuation({ data: join(W, 'data-bin'), save_dir: join(tmp, 'none') })).toThrow(/none\/checkpoint_last\.pt does not exist/);
+    // bad data: one DataError naming the file, nothing written (no folder, no metrics)
+    const fresh = join(tmp, 'fresh');
+    expect(() => runFairseqContinuation({ data: join(tmp, 'no-data'), save_dir: fresh, restore_file: PHASE1, max_epoch: 2 })).toThrow(/no-data\/src-bin\/dict\.txt: no such file/);
+    expect(existsSync(fresh)).toBe(false);
   }, 60_000);
 
   it('an unsupported criterion is a ConfigError naming it', () => {

@@ -7,7 +7,7 @@
  * Needs `npm run build` first (dist/, as every CLI test) and the npm registry for the one runtime
  * dependency (fft.js; the npm cache is preferred).
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -17,7 +17,10 @@ import { classify, loadModel } from '../../src/index.js';
 
 const repo = resolve(__dirname, '../..');
 const work = mkdtempSync(join(tmpdir(), 'mega-pack-'));
-afterAll(() => rmSync(work, { recursive: true, force: true }));
+afterAll(() => {
+  rmSync(work, { recursive: true, force: true });
+  execFileSync('node', [join(repo, 'scripts/pack-manifest.mjs'), 'restore']); // in case a pack stopped half-way
+});
 const LIMIT = 10 * 1024 * 1024;
 const EXPR = '[MAX 2 9 [MIN 4 7 ] 0 ]';
 
@@ -38,6 +41,7 @@ function bytesUnder(dir: string): number {
 
 let tarball = '';
 let project = '';
+let installLog = '';
 const model = join(work, 'model');
 
 beforeAll(async () => {
@@ -48,12 +52,15 @@ beforeAll(async () => {
   expect(await main(['train', '--listops-train', '32', '--listops-valid', '8', '--listops-test', '8', '--layers', '1', '--embed-dim', '16', '--hidden-dim', '16', '--z-dim', '8', '--n-dim', '2', '--batch-size', '4', '--max-update', '2', '--quiet', '--save-dir', save])).toBe(0);
   expect(await main(['export', join(save, 'checkpoint_last.safetensors'), model])).toBe(0);
   vi.restoreAllMocks();
-  const packed = JSON.parse(run('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', work], repo)) as { filename: string }[];
+  // with its prepack/postpack hooks, as `npm publish` packs (they drop the repository's `prepare`)
+  const packed = JSON.parse(run('npm', ['pack', '--json', '--pack-destination', work], repo)) as { filename: string }[];
   tarball = join(work, packed[0].filename);
   project = join(work, 'consumer');
   mkdirSync(project);
   writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'consumer', version: '1.0.0', private: true, type: 'module' }));
-  run('npm', ['install', '--omit=dev', '--no-audit', '--no-fund', '--prefer-offline', tarball], project);
+  const inst = spawnSync('npm', ['install', '--omit=dev', '--no-audit', '--no-fund', '--prefer-offline', tarball], { cwd: project, encoding: 'utf8' });
+  expect(inst.status, inst.stderr).toBe(0);
+  installLog = `${inst.stdout}${inst.stderr}`;
 }, 600_000);
 
 describe('npm pack + npm install --omit=dev of the tarball', () => {
@@ -72,9 +79,10 @@ describe('npm pack + npm install --omit=dev of the tarball', () => {
     expect(pkgs.sort()).toEqual(['fft.js', 'mega-ts']);
     for (const p of pkgs) {
       const pj = JSON.parse(readFileSync(join(nm, p, 'package.json'), 'utf8')) as { scripts?: Record<string, string> };
-      for (const s of ['preinstall', 'install', 'postinstall']) expect(pj.scripts?.[s], `${p} ${s}`).toBeUndefined();
+      for (const s of ['preinstall', 'install', 'postinstall', 'prepare']) expect(pj.scripts?.[s], `${p} ${s}`).toBeUndefined();
       expect(existsSync(join(nm, p, 'binding.gyp')), `${p} binding.gyp`).toBe(false);
     }
+    expect(installLog).not.toMatch(/install.scripts|gyp/i);
     process.stdout.write(`footprint: tarball ${statSync(tarball).size} B, node_modules ${size} B (${pkgs.length} packages)\n`);
   });
 

@@ -4,11 +4,12 @@
  * run until there is something to replace it with; stale temporary files are removed; one run per
  * folder (a lock); unusable `--save-dir` values are clear user errors.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mainJobSaveDir } from '../../src/cli/train.js';
 import { loadCheckpoint } from '../../src/train/checkpoint.js';
 import { buildForChildren, run, type Built } from '../dist/helpers.js';
 
@@ -103,8 +104,13 @@ describe('keeping the previous run', () => {
     const bytes = readFileSync(join(dir, 'checkpoint_last.safetensors'));
     // a new run that dies before its first save leaves the previous run's checkpoint
     const p = run('node', [cli, 'train', ...TINY, ...LONG, '--overwrite', '--save-dir', dir], { timeoutMs: 90000 });
-    await sleep(300);
-    for (let i = 0; i < 600 && !readFileSync(join(dir, 'metrics.jsonl'), 'utf8').includes('"type":"train"') && p.child.exitCode === null; i++) await sleep(100);
+    // killed once it has trained a while: its fresh metrics log (no "end" record yet) has a train record
+    const training = () => {
+      const log = readFileSync(join(dir, 'metrics.jsonl'), 'utf8');
+      return log.includes('"type":"train"') && !log.includes('"type":"end"');
+    };
+    for (let i = 0; i < 600 && !training() && p.child.exitCode === null; i++) await sleep(100);
+    expect(training()).toBe(true);
     p.child.kill('SIGKILL');
     await p.done;
     expect(readFileSync(join(dir, 'checkpoint_last.safetensors')).equals(bytes)).toBe(true);
@@ -172,6 +178,20 @@ describe('one run per folder, no litter', () => {
     expect(d.code, d.stderr).toBe(0);
     expect(readdirSync(dir).filter((f) => f.includes('lock'))).toEqual([]); // released at the end
   }, 120000);
+});
+
+describe('the main job (no arguments)', () => {
+  it('goes to checkpoints/run-N when checkpoints/ is in use by a live run that has not saved yet', () => {
+    const root = join(tmp, 'main-job');
+    mkdirSync(root);
+    const sleeper = spawn('sleep', ['30']);
+    try {
+      writeFileSync(join(root, '.mega-train.lock'), `${sleeper.pid}\n${hostname()}\n`);
+      expect(mainJobSaveDir(root)).toBe(join(root, 'run-2'));
+    } finally {
+      sleeper.kill('SIGKILL');
+    }
+  });
 });
 
 describe('unusable --save-dir values', () => {

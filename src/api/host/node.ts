@@ -43,7 +43,7 @@ export const host: LoaderHost = {
       return { backend: 'cpu' };
     }
     const gpu = await import('../../tensor/backends/gpujs/index.js');
-    registerMemoryManager('gpujs', { tidy: gpu.tidy, dispose: gpu.dispose, keep: (t) => gpu.keep(t as never) as typeof t });
+    registerMemoryManager('gpujs', { tidy: gpu.tidy, dispose: gpu.dispose, keep: (t) => gpu.keep(t as never) as typeof t, moveToDevice: gpu.moveToDevice });
     const sel = gpu.selectBackend(name);
     return { backend: sel.backend, ...(sel.reason ? { reason: sel.reason } : {}) };
   },

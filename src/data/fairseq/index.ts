@@ -2,3 +2,5 @@
 export * from './indexed.js';
 export * from './dictionary.js';
 export * from './tasks.js';
+export * from './numpy-random.js';
+export * from './order.js';

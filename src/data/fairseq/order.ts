@@ -17,7 +17,6 @@
  * 4. Epoch `e` shuffles the list of batches with `np.random.seed(seed + e)`.
  * 5. `--update-freq k` groups k consecutive batches into one update.
  */
-import { readFileSync } from 'node:fs';
 import { DataError } from '../errors.js';
 import { NumpyRandomState } from './numpy-random.js';
 
@@ -26,28 +25,6 @@ function stableArgsort(keys: ArrayLike<number>): Int32Array {
   const idx = Array.from({ length: keys.length }, (_, i) => i);
   idx.sort((a, b) => keys[a] - keys[b] || a - b);
   return Int32Array.from(idx);
-}
-
-/**
- * The sentence sizes of a fairseq "mmap" indexed dataset (`PREFIX.idx`): int32 sizes after the
- * 26-byte header (magic `MMIDIDX\0\0`, u64 version 1, u8 dtype code, u64 count).
- * @throws DataError for a missing file, a wrong magic / version, or a size that does not match the count
- */
-export function readIdxSizes(idxPath: string): Int32Array {
-  let b: Buffer;
-  try {
-    b = readFileSync(idxPath);
-  } catch (e) {
-    throw new DataError(`${idxPath}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, { cause: e });
-  }
-  if (b.length < 26 || b.toString('latin1', 0, 9) !== 'MMIDIDX\0\0') throw new DataError(`${idxPath}: not a fairseq mmap index (expected the magic "MMIDIDX\\0\\0")`);
-  const version = b.readBigUInt64LE(9);
-  if (version !== 1n) throw new DataError(`${idxPath}: index version ${version}, expected 1`);
-  const n = Number(b.readBigUInt64LE(18));
-  if (b.length !== 26 + 12 * n) throw new DataError(`${idxPath}: ${b.length} bytes, expected ${26 + 12 * n} for ${n} sentences`);
-  const sizes = new Int32Array(n);
-  for (let i = 0; i < n; i++) sizes[i] = b.readInt32LE(26 + 4 * i);
-  return sizes;
 }
 
 /** lra-text / lra-image order: `argsort(permutation(n))` with `np.random.seed(seed)`. */
@@ -68,41 +45,6 @@ export function languagePairOrder(srcSizes: ArrayLike<number>, tgtSizes: ArrayLi
   return bySrc.map((k) => idx[k]);
 }
 
-/** A token block of the language-modelling stream, as the span `[start, end)` of token positions. */
-export interface BlockSpan {
-  start: number;
-  end: number;
-}
-
-/**
- * `--sample-break-mode complete` blocks: whole sentences are added while the block stays within
- * its target size (a sentence longer than it makes a block of its own); block b's target size is
- * `targetSizes[b]`.
- * @throws DataError when there are more blocks than target sizes
- */
-export function completeBlocks(sentenceSizes: ArrayLike<number>, targetSizes: ArrayLike<number>): BlockSpan[] {
-  const blocks: BlockSpan[] = [];
-  let tok = 0, cur = 0, b = 0;
-  const target = (k: number): number => {
-    if (k >= targetSizes.length) throw new DataError(`language-model blocks: block ${k + 1} needs a size draw, only ${targetSizes.length} were drawn`);
-    return targetSizes[k];
-  };
-  let size = target(0);
-  for (let s = 0; s < sentenceSizes.length; ) {
-    if (cur + sentenceSizes[s] <= size || cur === 0) {
-      cur += sentenceSizes[s];
-      s++;
-    } else {
-      blocks.push({ start: tok, end: tok + cur });
-      tok += cur;
-      cur = 0;
-      size = target(++b);
-    }
-  }
-  if (cur > 0) blocks.push({ start: tok, end: tok + cur });
-  return blocks;
-}
-
 /**
  * The target block sizes of the Mega LM's training blocks for `epoch`, drawn from
  * `[min..max] × chunk`:
@@ -110,7 +52,8 @@ export function completeBlocks(sentenceSizes: ArrayLike<number>, targetSizes: Ar
  *   after `np.random.seed(seed)`;
  * - epoch e >= 2 (the dataset re-blocked at the start of the epoch):
  *   `RandomState([42, seed mod 2^32, e]).choice(sizes, floor(nSentences / 2))`.
- * With `max == 1` every block has the size `min × chunk`.
+ * With `max == 1` every block has the size `min × chunk`. The blocks themselves are cut by
+ * `tokenBlocks` (`tasks.ts`, `complete` mode) with these sizes.
  */
 export function megaLmBlockDraws(nSentences: number, chunk: number, multMin: number, multMax: number, seed: number, epoch = 1): number[] {
   if (multMax <= 1) return new Array<number>(nSentences).fill(multMin * chunk);
@@ -120,11 +63,6 @@ export function megaLmBlockDraws(nSentences: number, chunk: number, multMin: num
   const rng = new NumpyRandomState(0);
   rng.seedArray([42, seed % 2 ** 32, epoch]);
   return rng.choice(sizes, Math.floor(nSentences / 2));
-}
-
-/** The Mega LM's training blocks of `epoch` (`megaLmBlockDraws` then `completeBlocks`). */
-export function megaLmTrainBlocks(sentenceSizes: ArrayLike<number>, chunk: number, multMin: number, multMax: number, seed: number, epoch = 1): BlockSpan[] {
-  return completeBlocks(sentenceSizes, megaLmBlockDraws(sentenceSizes.length, chunk, multMin, multMax, seed, epoch));
 }
 
 /** MonolingualDataset order: by size ascending, ties by a permutation seeded with `seed` (`lexsort([perm, sizes])`). */

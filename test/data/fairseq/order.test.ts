@@ -6,9 +6,12 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
-  batchBySize, completeBlocks, megaLmBlockDraws, monolingualOrder, epochBatches, groupUpdates, languagePairOrder, lraOrder, megaLmTrainBlocks, readIdxSizes, trainBatches, type TrainOrderArgs, type TrainSizes,
+  batchBySize, megaLmBlockDraws, monolingualOrder, epochBatches, groupUpdates, languagePairOrder, lraOrder, trainBatches, type TrainOrderArgs, type TrainSizes,
 } from '../../../src/data/fairseq/order.js';
 import { DataError } from '../../../src/data/errors.js';
+import { readIndex, readIndexedDataset, tokenBlocks } from '../../../src/data/fairseq/index.js';
+
+const readIdxSizes = (path: string): Int32Array => readIndex(path).sizes;
 
 const ROOT = join(__dirname, '..', '..', 'fairseq');
 
@@ -59,9 +62,8 @@ describe('fairseq batch order of the fixture worlds', () => {
   });
 
   it('lm: seeded variant blocks, by size with seeded ties, max-tokens 64', () => {
-    const sent = readIdxSizes(join(ROOT, 'lm/data-bin/train.idx'));
-    const blocks = megaLmTrainBlocks(sent, 16, 2, 4, 1);
-    const sizes = blocks.map((b) => b.end - b.start);
+    const sent = readIndexedDataset(join(ROOT, 'lm/data-bin/train'));
+    const sizes = tokenBlocks(sent, 16, 'complete', megaLmBlockDraws(sent.length, 16, 2, 4, 1)).map((b) => b.target.length);
     // fairseq's limit is min(tokens_per_sample 1024, max_target_positions 4096, max_tokens 64): its log
     // says "54 samples have invalid sizes and will be skipped, max_positions=64"
     compare('lm', { task: 'language_modeling', seed: 1, max_tokens: 64, max_positions: 64 }, { sizes }, 1);
@@ -106,10 +108,9 @@ describe('fairseq validation batches of the fixture worlds (in order, never shuf
   });
 
   it('lm: --valid-block splits:10 blocks by size (seeded ties), one block per batch, fed 16 columns at a time', () => {
-    const sent = readIdxSizes(join(ROOT, 'lm/data-bin/valid.idx'));
-    const total = sent.reduce((s, x) => s + x, 0);
-    const blocks = completeBlocks(sent, new Array<number>(sent.length).fill(Math.ceil(total / 10)));
-    const sizes = blocks.map((b) => b.end - b.start);
+    const sent = readIndexedDataset(join(ROOT, 'lm/data-bin/valid'));
+    const total = sent.sizes.reduce((s, x) => s + x, 0);
+    const sizes = tokenBlocks(sent, Math.ceil(total / 10), 'complete').map((b) => b.target.length);
     const batches = batchBySize(monolingualOrder(sizes, 1), (i) => sizes[i], { maxTokens: 1920, maxSentences: 1, multiple: 8 });
     // validate_mega_lm logs each piece of decoder_chunk_size (16) columns as one batch
     const pieces = batches.flatMap((b) => Array.from({ length: Math.ceil(sizes[b[0]] / 16) }, () => b));
@@ -140,17 +141,9 @@ describe('ordering rules (hand-checked cases)', () => {
     expect(megaLmBlockDraws(5, 16, 3, 1, 1, 2)).toEqual([48, 48, 48, 48, 48]);
   });
 
-  it('complete blocks hold whole sentences; a long sentence is a block of its own', () => {
-    expect(completeBlocks([3, 4, 10, 2, 2], [8, 8, 8, 8, 8])).toEqual([{ start: 0, end: 7 }, { start: 7, end: 17 }, { start: 17, end: 21 }]);
-  });
-
   it('lraOrder is argsort of the permutation, languagePairOrder sorts stably', () => {
     // permutation(10) with seed 0 is [2 8 4 9 1 6 7 3 0 5] (numpy)
     expect(Array.from(lraOrder(10, 0))).toEqual([8, 4, 0, 7, 2, 9, 5, 6, 1, 3]);
     expect(Array.from(languagePairOrder([2, 1, 2, 1], [1, 1, 1, 1], 0, false))).toEqual([1, 3, 0, 2]);
-  });
-
-  it('readIdxSizes rejects a wrong magic with the file name', () => {
-    expect(() => readIdxSizes(join(ROOT, 'lm/data-bin/train.bin'))).toThrow(/train\.bin: not a fairseq mmap index/);
   });
 });
