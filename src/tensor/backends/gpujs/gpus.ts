@@ -9,6 +9,7 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { TensorError } from '../../errors.js';
 
 /** A PCI display device (class 0x03xxxx) from sysfs. */
 export interface PciGpu { address: string; vendor: number; device: number }
@@ -48,6 +49,6 @@ export function pciGpus(vendor: number | null = null, root = '/sys/bus/pci/devic
 /** The environment that exposes only the card at PCI `address` (`DDDD:BB:DD.F`) to Vulkan. */
 export function visibilityEnv(address: string): Record<string, string> {
   const m = /^([0-9a-f]{4}):([0-9a-f]{2}):([0-9a-f]{2})\.([0-7])$/i.exec(address);
-  if (!m) throw new Error(`not a PCI address: '${address}' (expected DDDD:BB:DD.F)`);
+  if (!m) throw new TensorError(`not a PCI address: '${address}' (expected DDDD:BB:DD.F)`);
   return { DRI_PRIME: `pci-${m[1]}_${m[2]}_${m[3]}_${m[4]}`, MESA_VK_DEVICE_SELECT_FORCE_DEFAULT_DEVICE: '1' };
 }
