@@ -91,7 +91,7 @@ export function layerMs(backend: string, kernels: GpuKernels | null = null): num
       tidy(() => {
         const out = layer.forward(x).out;
         F.backward(F.sum(F.mul(out, w)));
-        x.grad?.storage; // the step ends when the input gradient is on the host
+        void x.grad?.storage; // the step ends when the input gradient is on the host
         for (const p of layer.parameters()) p.grad = null;
         x.grad = null;
       });

@@ -93,7 +93,7 @@ function torchBaseline(cases: [number, number, number][], threads: number, mallo
     const o = JSON.parse(line) as { L: number; B: number; C: number; tokens_per_s: number; blas: string };
     out.set(`${o.L},${o.B},${o.C}`, o.tokens_per_s);
   }
-  note(blas ? `pytorch: ${py}, OpenBLAS from ${blas}, ${threads} thread(s)${Object.keys(malloc).length ? '' : ', system malloc'}` : 'pytorch ran WITHOUT OpenBLAS (reference BLAS, ~30x slower); see BACKENDS.md / MEGA_OPENBLAS_DIR');
+  note(blas ? `pytorch: ${py}, OpenBLAS from ${blas}, ${threads} thread(s)${Object.keys(malloc).length ? '' : ', system malloc'}` : 'pytorch ran WITHOUT OpenBLAS (reference BLAS, ~30x slower); see docs/BACKENDS.md / MEGA_OPENBLAS_DIR');
   return out;
 }
 

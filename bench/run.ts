@@ -13,6 +13,7 @@ import { megaChild, runMegaBench } from './mega.js';
 import { runMatmulBench } from './matmul.js';
 import { runAllreduceBench } from './allreduce.js';
 import { runFftconvBench } from './fftconv.js';
+import { runTrainBench, trainChild } from './train.js';
 import { note, setReportFormat, type BenchOptions } from './report.js';
 import { setNumThreads } from '../src/tensor/backends/cpu/pool.js';
 
@@ -23,6 +24,7 @@ const BENCHES: { name: string; run: (opts: BenchOptions) => Promise<void> }[] = 
   { name: 'mega', run: runMegaBench },
   { name: 'gpu', run: runGpuBench },
   { name: 'fftconv', run: runFftconvBench },
+  { name: 'train', run: runTrainBench }, // whole training steps vs PyTorch (bench/train.ts)
 ];
 
 function parseArgs(argv: string[]): BenchOptions {
@@ -53,6 +55,9 @@ async function main(): Promise<void> {
   // internal: one Mega scaling case in a fresh process (bench/mega.ts)
   const child = process.argv.indexOf('--mega-child');
   if (child >= 0) return megaChild(process.argv[child + 1]);
+  // internal: one training-step measurement in a fresh process (bench/train.ts)
+  const tchild = process.argv.indexOf('--train-child');
+  if (tchild >= 0) return trainChild(process.argv[tchild + 1]);
   const opts = parseArgs(process.argv.slice(2));
   setReportFormat(opts);
   const cpu = os.cpus()[0]?.model ?? 'unknown cpu';

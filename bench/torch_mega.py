@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """PyTorch timing baseline for bench/mega.ts: the Mega layer (MovingAverageGatedAttention) written
-from the specification (shared/spec/MEGA.md sections 3-6), not from the reference code.
+from the math of docs/MEGA.md (sections 3-6), not from the reference code.
 
 Supports what the benchmark and its correctness check need: softmax attention, simple relative
 position bias, layernorm / scalenorm / rmsnorm, pre- or post-norm, silu, bidirectional or causal
@@ -12,7 +12,7 @@ incremental state.
     /usr/bin/python3 bench/torch_mega.py --check test/golden/mega_enc_softmax.msgpack ...
         runs the golden case (float64) and compares outputs and gradients (needs python3-msgpack)
 
-Run with Debian's python3-torch; put OpenBLAS first on LD_LIBRARY_PATH (BACKENDS.md) for the
+Run with Debian's python3-torch; put OpenBLAS first on LD_LIBRARY_PATH (docs/BACKENDS.md) for the
 speed a PyTorch user has. Timing: forward + backward of a cotangent on the output, input and all
 parameters requiring gradients, median of timed runs after warm-up.
 """

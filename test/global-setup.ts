@@ -15,6 +15,7 @@ const HOW_TO_GET: Readonly<Record<Piece, string>> = {
   libmpi: 'libmpi through koffi (libopenmpi-dev; npm optional dependency koffi)',
   torchrun: 'torchrun (python3-torch)',
   netns: 'network namespaces (root + iproute2)',
+  chromium: 'chromium (Debian package chromium)',
   gpu: 'a GPU mode for gpu.js (Dawn on Mesa 25 lavapipe: mesa-vulkan-drivers from bookworm-backports, libvulkan1)',
 };
 

@@ -1,6 +1,6 @@
 /**
  * System pieces some tests need beyond Node: mpirun and libmpi, torchrun, network namespaces, a
- * GPU mode for gpu.js. `.ci/run` installs them all. Without `CI` in the environment, a test whose
+ * GPU mode for gpu.js, chromium. `.ci/run` installs them all. Without `CI` in the environment, a test whose
  * piece is missing is skipped and the run ends with ONE line naming what was missing and how to
  * get it (test/global-setup.ts prints it); with `CI` set nothing is skipped, so a missing piece
  * fails its tests.
@@ -10,7 +10,7 @@ import { appendFileSync } from 'node:fs';
 import { inject } from 'vitest';
 
 /** A system piece a test may need. */
-export type Piece = 'mpirun' | 'libmpi' | 'torchrun' | 'netns' | 'gpu';
+export type Piece = 'mpirun' | 'libmpi' | 'torchrun' | 'netns' | 'gpu' | 'chromium';
 
 declare module 'vitest' {
   export interface ProvidedContext {

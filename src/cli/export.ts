@@ -6,7 +6,7 @@
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseFlags } from '../train/flags.js';
 import { randomBytes } from 'node:crypto';
 import { modelFolderFiles } from '../api/export.js';
 import { loadModel } from '../api/load.js';
@@ -56,13 +56,14 @@ function withVocabulary(m: Pretrained, dictPath: string, type: 'words' | 'bytes'
 
 /** Runs the command; resolves to the exit code. */
 export async function exportCommand(argv: string[], out: (s: string) => void): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv, allowPositionals: true,
-    options: {
-      dict: { type: 'string' }, tokenizer: { type: 'string', default: 'words' }, force: { type: 'boolean', default: false },
-      json: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h' },
-    },
-  });
+  const parsed = parseFlags(argv, {
+    dict: { type: 'string', help: 'dict.txt of the vocabulary', group: 'main' },
+    tokenizer: { type: 'string', help: 'words or bytes', group: 'main' },
+    force: { type: 'boolean', help: 'replace a non-empty DIR', group: 'main' },
+    json: { type: 'boolean', help: 'one JSON line', group: 'main' },
+  }, 'export');
+  const positionals = parsed.positionals;
+  const values = { tokenizer: 'words', ...parsed.values } as { help?: boolean; dict?: string; tokenizer: string; force?: boolean; json?: boolean };
   if (values.help) {
     out(EXPORT_HELP);
     return 0;

@@ -33,6 +33,7 @@ export const GENERATE_OPTIONS: Readonly<Record<string, OptSpec>> = {
   gen_subset: FS('string', 'split of DATA to translate (default test)'),
   source_lang: FS('string', 'source language (default: the checkpoint\'s)', { short: 's' }),
   target_lang: FS('string', 'target language (default: the checkpoint\'s)', { short: 't' }),
+  remove_bpe: FS('string', 'remove this BPE continuation symbol (e.g. "@@ ") from the output; BLEU is then on words'),
   batch_size: FS('string', 'sentences per batch (default 1)'), max_sentences: FS('string', 'fairseq name of --batch-size', { aliasOf: 'batch_size' }),
   cpu: FS('boolean', '', { infra: 'mega-ts computes on the CPU unless --backend gpujs is given' }),
   fp16: FS('boolean', '', { infra: 'not supported; generation runs in float32' }),
@@ -44,7 +45,7 @@ interface GenerateValues {
   help?: boolean; prompt?: string; prompt_ids?: string; no_prefix_eos?: boolean; max_new_tokens?: string; greedy?: boolean; temperature?: string;
   top_k?: string; num_samples?: string; seed?: string; no_stop_at_eos?: boolean; src?: string[]; src_ids?: string[]; beam?: string; nbest?: string;
   lenpen?: string; max_len_a?: string; max_len_b?: string; min_len?: string; unkpen?: string; dict?: string; dtype?: string; json?: boolean;
-  path?: string; gen_subset?: string; source_lang?: string; target_lang?: string; batch_size?: string;
+  path?: string; gen_subset?: string; remove_bpe?: string; source_lang?: string; target_lang?: string; batch_size?: string;
 }
 
 export const GENERATE_HELP = `Usage: mega generate [options] CKPT
@@ -78,7 +79,7 @@ Translation (MegaModel): beam search (fairseq's sequence generator: </s> starts 
 
 fairseq-generate over a translation data folder (a fairseq checkpoint; its stored args):
   mega generate DATA --path CKPT.pt [--gen-subset test] [-s en -t de] [--batch-size N] [--beam N]
-                [--nbest N] [--max-len-a A --max-len-b B] [--min-len N] [--lenpen F] [--unkpen F]
+                [--nbest N] [--max-len-a A --max-len-b B] [--min-len N] [--lenpen F] [--unkpen F] [--remove-bpe "@@ "]
   prints fairseq's S-/T-/H-/D-/P- lines (scores in base 2, fairseq's order) and its BLEU4 line.
   --cpu, --fp16, --num-workers, --log-format are accepted; each prints what it becomes here.
 
@@ -182,7 +183,7 @@ function fairseqGenerate(values: GenerateValues, positionals: string[], out: (s:
     split: values.gen_subset ?? 'test', beam, nbest, batchSize: num(values.batch_size, 'batch-size', 1, { int: true, min: 1 }),
     maxLenA: num(values.max_len_a, 'max-len-a', 0, { min: 0 }), maxLenB: num(values.max_len_b, 'max-len-b', 200, { int: true, min: 1 }),
     minLen: num(values.min_len, 'min-len', 1, { int: true, min: 0 }), lenpen: num(values.lenpen, 'lenpen', 1), unkpen: num(values.unkpen, 'unkpen', 0),
-    sourceLang: values.source_lang, targetLang: values.target_lang,
+    sourceLang: values.source_lang, targetLang: values.target_lang, removeBpe: values.remove_bpe,
   });
   if (values.json) out(JSON.stringify({ mode: 'fairseq-generate', checkpoint: values.path, data: positionals[0], lines: r.lines, hypotheses: r.hypotheses, bleu: r.bleu }));
   else for (const l of r.lines) out(l);

@@ -7,6 +7,7 @@ import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { isUserError } from '../errors.js';
 import { UsageError } from './errors.js';
+import { mallocReexecEnv, reexec } from './malloc.js';
 
 type Command = (argv: string[], out: (s: string) => void) => number | Promise<number>;
 
@@ -105,9 +106,13 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
+/** Commands that run the model, and so re-execute with {@link MALLOC_ENV} (see malloc.ts). */
+const COMPUTE_COMMANDS = new Set(['train', 'eval']);
+
 const entry = process.argv[1] ? realpathSync(process.argv[1]) : '';
 if (entry === fileURLToPath(import.meta.url)) {
-  main(process.argv.slice(2)).then((code) => {
+  const env = COMPUTE_COMMANDS.has(process.argv[2] ?? '') ? mallocReexecEnv(process.env) : null;
+  (env ? reexec(env) : main(process.argv.slice(2))).then((code) => {
     process.exitCode = code;
   });
 }

@@ -67,6 +67,7 @@ export function trainCommand(argv: string[], out: (s: string) => void): number |
   if (values.restore_file !== undefined && fairseqCheckpointToResume(values) === null) {
     throw new ConfigError(`--restore-file ${String(values.restore_file)}: no such fairseq checkpoint (expected a torch.save .pt file; mega-ts runs continue with --resume)`);
   }
+  if (values.best_checkpoint_metric === 'bleu') notes.push('--best-checkpoint-metric bleu: validation computes no BLEU here; checkpoint_best follows the validation loss');
   for (const n of notes) process.stderr.write(`mega train: ${n}\n`);
   const cfg = typeof values.config === 'string' ? readConfigFile(values.config) : {};
   const user: Record<string, unknown> = { ...cfg, ...values };

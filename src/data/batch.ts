@@ -1,5 +1,5 @@
 /**
- * Datasets of examples and a deterministic, resumable batcher (spec §9.6).
+ * Datasets of examples and a deterministic, resumable batcher (docs/MEGA.md §9.6).
  *
  * - Token examples (`tokens`, plus `tokens2` for dual-input retrieval, `prevOutputTokens`/`target`
  *   for LM and translation) are right-padded with `<pad>` = 1.

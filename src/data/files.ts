@@ -21,7 +21,7 @@ export function readBytes(path: string, maxBytes = MAX_DATA_FILE_BYTES): Uint8Ar
   }
   try {
     const st = fstatSync(fd);
-    if (st.isDirectory()) throw new DataError(`${path}: is a folder; expected a file`);
+    if (st.isDirectory()) throw new DataError(`${path}: cannot read file (it is a folder)`);
     if (!st.isFile()) throw new DataError(`${path}: not a regular file (a device, pipe or socket); expected a file`);
     if (st.size > maxBytes) throw new DataError(`${path}: ${st.size} bytes, more than the ${maxBytes}-byte limit of a data file`);
     return readFileSync(fd);
@@ -69,14 +69,21 @@ export function gunzipHead(raw: Uint8Array, path: string, n: number): Uint8Array
   return out;
 }
 
+/** Text data compresses far less than this; a stream inflating more is a bomb, not data. */
+const MAX_GZIP_RATIO = 64;
+
 /**
  * Read a file, transparently gunzipping it when it starts with the gzip magic `1f 8b`; the file and
- * the inflated data are each limited to `maxBytes`.
+ * the inflated data are each limited to `maxBytes`, and inflation also to 64 × the compressed size
+ * (at least 64 MiB), so a small bomb fails early.
  * @throws DataError when the file cannot be read, is corrupt gzip or is too large
  */
 export function readMaybeGzip(path: string, maxBytes = MAX_DATA_FILE_BYTES): Uint8Array {
   const raw = readBytes(path, maxBytes);
-  return isGzip(raw) ? gunzipBounded(raw, path, maxBytes) : raw;
+  if (!isGzip(raw)) return raw;
+  const ratioCap = Math.max(2 ** 26, MAX_GZIP_RATIO * raw.length);
+  if (ratioCap >= maxBytes) return gunzipBounded(raw, path, maxBytes);
+  return gunzipBounded(raw, path, ratioCap, `${ratioCap} bytes (${MAX_GZIP_RATIO} x its ${raw.length} compressed bytes, at least 64 MiB): not plain data`);
 }
 
 /** One line of a text file as a byte range (without the `\n` and a trailing `\r`). */

@@ -5,7 +5,7 @@
  * of dimensions) — 2051 for 3-d image files, 2049 for 1-d label files — then one 32-bit size per
  * dimension, then the data in row-major order.
  *
- * Pixels become `(p/255 − mean)/std` as Float32 (spec §8.1 pixel normalisation, default `(0.5, 0.5)`),
+ * Pixels become `(p/255 − mean)/std` as Float32 (docs/MEGA.md §8.1 pixel normalisation, default `(0.5, 0.5)`),
  * flattened row-major to `rows·cols` values per image.
  */
 

@@ -14,10 +14,9 @@
  * whose length lies outside `[minLength, maxLength]` are redrawn. LRA's own defaults (`500 < length < 2000`, depth 10, 10 args) are `minLength 501, maxLength 1999`.
  */
 
-import { readFileSync } from 'node:fs';
 import type { TokenExample } from './batch.js';
-import { DataError, errorText } from './errors.js';
-import { checkInt, parseLabel } from './files.js';
+import { DataError } from './errors.js';
+import { bytesToString, checkInt, parseLabel, readBytes } from './files.js';
 import { Rng } from './rng.js';
 import { Dictionary, type EncodeOptions } from './vocab.js';
 
@@ -57,15 +56,13 @@ export interface ListOpsOptions {
   maxAttempts?: number;
 }
 
-/** Value of an expression tree. */
-export function evaluateListOps(tree: ListOpsTree): number {
-  if (typeof tree === 'number') return tree;
-  const v = tree.args.map(evaluateListOps);
-  switch (tree.op) {
+/** Value of one operator applied to its argument values. */
+function applyOp(op: ListOpsOp, v: number[]): number {
+  switch (op) {
     case 'MAX':
-      return Math.max(...v);
+      return v.reduce((a, b) => (b > a ? b : a), -Infinity);
     case 'MIN':
-      return Math.min(...v);
+      return v.reduce((a, b) => (b < a ? b : a), Infinity);
     case 'SM':
       return v.reduce((a, b) => a + b, 0) % 10;
     case 'MED': {
@@ -73,6 +70,25 @@ export function evaluateListOps(tree: ListOpsTree): number {
       const m = s.length >> 1;
       return s.length % 2 === 1 ? s[m]! : Math.floor((s[m - 1]! + s[m]!) / 2);
     }
+  }
+}
+
+/** Value of an expression tree (iterative: an expression from a file may nest deeper than the call stack). */
+export function evaluateListOps(tree: ListOpsTree): number {
+  if (typeof tree === 'number') return tree;
+  const stack: Array<{ node: Exclude<ListOpsTree, number>; next: number; values: number[] }> = [{ node: tree, next: 0, values: [] }];
+  for (;;) {
+    const f = stack[stack.length - 1]!;
+    if (f.next < f.node.args.length) {
+      const a = f.node.args[f.next++]!;
+      if (typeof a === 'number') f.values.push(a);
+      else stack.push({ node: a, next: 0, values: [] });
+      continue;
+    }
+    const v = applyOp(f.node.op, f.values);
+    stack.pop();
+    if (stack.length === 0) return v;
+    stack[stack.length - 1]!.values.push(v);
   }
 }
 
@@ -217,12 +233,7 @@ export function listOpsDictionary(): Dictionary {
  * @throws DataError for an unreadable or empty file, a missing column or a bad label
  */
 export function readListOpsTsv(path: string, validate = false): ListOpsExample[] {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new DataError(`${path}: cannot read file (${errorText(e)})`, { cause: e });
-  }
+  const text = bytesToString(readBytes(path));
   const out: ListOpsExample[] = [];
   const lines = text.split('\n');
   for (let i = 0; i < lines.length; i++) {

@@ -1,5 +1,5 @@
 /**
- * Byte-level language-modelling data from any text file (spec §8.3 conventions).
+ * Byte-level language-modelling data from any text file (docs/MEGA.md §8.3 conventions).
  *
  * The file becomes a token stream: by default each line's bytes (`b ↦ b + 4`) followed by `</s>`
  * (fairseq appends `</s>` per line and drops the newline); with `lineEos: false` the raw bytes, newlines

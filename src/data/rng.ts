@@ -16,7 +16,7 @@
  * Sub-streams (e.g. one permutation per epoch) are seeded with {@link deriveSeed}, which mixes the
  * base seed and the stream ids with the murmur3 32-bit finaliser.
  *
- * It is NOT PyTorch's generator: data order cannot be bit-matched with the reference (spec §9.6).
+ * It is NOT PyTorch's generator: data order cannot be bit-matched with the reference (docs/MEGA.md §9.6).
  */
 
 /** murmur3 `fmix32` finaliser: a bijective avalanche mix of a 32-bit word. */

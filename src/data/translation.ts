@@ -1,5 +1,5 @@
 /**
- * Byte-level translation pairs from a TSV file `source<TAB>target` (spec §8.4 conventions):
+ * Byte-level translation pairs from a TSV file `source<TAB>target` (docs/MEGA.md §8.4 conventions):
  * - `tokens` = source bytes + `</s>`;
  * - `prevOutputTokens` = `[</s>, y0, …, y_{n−1}]` (teacher-forcing decoder input);
  * - `target` = `[y0, …, y_{n−1}, </s>]`.

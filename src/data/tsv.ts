@@ -6,7 +6,7 @@
  *
  * Text is taken as raw UTF-8 bytes, byte `b` ↦ id `b + 4` ({@link encodeBytes}); `</s>` is appended
  * (fairseq's binarizer default) and sequences are truncated to `maxLength` keeping the first tokens
- * (spec §8.1). Labels are integers.
+ * (docs/MEGA.md §8.1). Labels are integers.
  */
 
 import type { TokenExample } from './batch.js';

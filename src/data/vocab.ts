@@ -1,5 +1,5 @@
 /**
- * Token vocabularies in fairseq's layout (spec §8.1): `<s>`=0, `<pad>`=1, `</s>`=2, `<unk>`=3, then
+ * Token vocabularies in fairseq's layout (docs/MEGA.md §8.1): `<s>`=0, `<pad>`=1, `</s>`=2, `<unk>`=3, then
  * the regular symbols from id 4.
  *
  * Two kinds are used here:

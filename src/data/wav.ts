@@ -1,5 +1,5 @@
 /**
- * 16-bit PCM WAV reading and a Speech-Commands folder reader (spec §8.2).
+ * 16-bit PCM WAV reading and a Speech-Commands folder reader (docs/MEGA.md §8.2).
  *
  * WAV: `RIFF` size `WAVE`, then chunks `id(4) size(u32 LE) data` padded to even size. The `fmt `
  * chunk must say PCM (format 1, or WAVE_FORMAT_EXTENSIBLE 0xFFFE with a PCM sub-format) and 16 bits
@@ -167,7 +167,7 @@ export function meanStd(examples: readonly ValueExample[]): { mean: number; std:
   return { mean, std: Math.sqrt(ss / (n - 1)) };
 }
 
-/** Standardise in place: `x ← (x − mean)/(std + 1e-5)` (spec §8.2). */
+/** Standardise in place: `x ← (x − mean)/(std + 1e-5)` (docs/MEGA.md §8.2). */
 export function standardize(examples: readonly ValueExample[], mean: number, std: number): void {
   const d = std + 1e-5;
   for (const e of examples) for (let i = 0; i < e.values.length; i++) e.values[i] = (e.values[i]! - mean) / d;

@@ -1,16 +1,16 @@
 /**
  * Reader/writer for `mega-golden/1` reference files (one msgpack map per case; see
- * `test/golden/FORMAT.md` / `shared/golden/FORMAT.md`).
+ * `test/golden/FORMAT.md`).
  *
  * Tensors are maps `{dtype: "f64"|"f32"|"i64"|"bool", shape: [ints], data: bin}` holding raw
  * little-endian C-contiguous bytes. They are decoded to `RawTensor` (i64 → Int32Array with a range
  * check, bool → Uint8Array 0/1) into fresh aligned buffers: msgpackr hands `bin` out as views of the
  * file buffer at arbitrary (unaligned) byte offsets. Every structural problem raises `FormatError`.
  */
-import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { Options, Packr, Unpackr } from 'msgpackr';
 import { FormatError, describeValue } from './errors.js';
+import { readFileBounded } from './read.js';
 import {
   type RawTensor, type SourceDType, SOURCE_ITEMSIZE, checkRawTensor, checkShape, decodeLE, encodeLE,
   isRawTensor, numel,
@@ -246,8 +246,9 @@ export function decodeGolden(bytes: Uint8Array): GoldenCase {
 export function readGoldenFile(path: string): GoldenCase {
   let bytes: Uint8Array;
   try {
-    bytes = readFileSync(path);
+    bytes = readFileBounded(path, FormatError);
   } catch (e) {
+    if (e instanceof FormatError) throw e;
     throw new FormatError(`cannot read golden file ${path}: ${(e as Error).message}`, { cause: e });
   }
   try {

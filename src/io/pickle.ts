@@ -94,6 +94,7 @@ function orderedDictFrom(args: unknown[]): PyOrderedDict {
 }
 
 const utf8 = new TextDecoder('utf-8');
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
 
 /**
  * Decode a pickle stream.
@@ -203,8 +204,10 @@ class Unpickler {
 
   private long(bytes: Uint8Array): number | bigint {
     if (bytes.length === 0) return 0;
-    let v = 0n;
-    for (let i = bytes.length - 1; i >= 0; i--) v = (v << 8n) | BigInt(bytes[i]);
+    // one hex string, parsed once: linear (shifting a BigInt per byte is quadratic in the length)
+    let hex = '';
+    for (let i = bytes.length - 1; i >= 0; i--) hex += HEX[bytes[i]];
+    let v = BigInt(`0x${hex}`);
     if (bytes[bytes.length - 1] & 0x80) v -= 1n << BigInt(8 * bytes.length);
     return toNumberIfSafe(v);
   }

@@ -8,9 +8,9 @@
  * Tensors become contiguous `RawTensor`s (strided views are copied, f16/bf16 widened to f32,
  * int64/uint8 narrowed to i32 with a range check).
  */
-import { readFileSync } from 'node:fs';
 import { CheckpointError, describeValue } from './errors.js';
 import { type PyGlobal, PyObject, unpickle } from './pickle.js';
+import { readFileBounded } from './read.js';
 import { type RawTensor, type SourceDType, SOURCE_ITEMSIZE, SOURCE_TO_RAW, decodeLE, isRawTensor, numel } from './raw.js';
 import { ZipArchive } from './zip.js';
 
@@ -49,6 +49,15 @@ class TorchStorage {
 /** Largest copy made for a non-contiguous (e.g. broadcast, stride 0) view: 2 GiB. */
 const MAX_VIEW_BYTES = 2 ** 31;
 
+/**
+ * What the strided-view copies of one file may add up to: 4 × the file's size + 64 MiB. A
+ * broadcast view costs almost nothing in the file, so without this bound a tiny pickle could
+ * make gigabytes.
+ */
+function viewBudget(fileBytes: number): { left: number } {
+  return { left: 4 * fileBytes + 2 ** 26 };
+}
+
 function isInt(v: unknown): v is number {
   return typeof v === 'number' && Number.isSafeInteger(v);
 }
@@ -57,7 +66,7 @@ function isInt(v: unknown): v is number {
  * `torch._utils._rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad, hooks[, metadata])`
  * → contiguous RawTensor (shape = size).
  */
-function rebuildTensor(args: unknown[]): RawTensor {
+function rebuildTensor(args: unknown[], budget: { left: number }): RawTensor {
   const [storage, offset, size, stride] = args;
   if (args.length < 4 || !(storage instanceof TorchStorage)) {
     throw new CheckpointError(`_rebuild_tensor_v2 expects (storage, offset, size, stride, ...), got ${describeValue(args)}`);
@@ -89,6 +98,12 @@ function rebuildTensor(args: unknown[]): RawTensor {
   }
   if (!contiguous && n * item > MAX_VIEW_BYTES) {
     throw new CheckpointError(`${what}: strided view of ${n} elements (size [${shape.join(', ')}]) is too large to materialise`);
+  }
+  if (!contiguous) {
+    if (n * item > budget.left) {
+      throw new CheckpointError(`${what}: strided view of ${n} elements (size [${shape.join(', ')}], stride [${strides.join(', ')}]) exceeds what this file may expand to (${budget.left} more bytes)`);
+    }
+    budget.left -= n * item;
   }
   let bytes: Uint8Array;
   if (contiguous) {
@@ -133,8 +148,9 @@ export function loadTorchZip(bytes: Uint8Array, label = 'checkpoint'): unknown {
   }
 
   const storages = new Map<string, TorchStorage>();
+  const budget = viewBudget(bytes.length);
   const globals: Record<string, PyGlobal> = {
-    'torch._utils._rebuild_tensor_v2': { qualname: 'torch._utils._rebuild_tensor_v2', call: rebuildTensor },
+    'torch._utils._rebuild_tensor_v2': { qualname: 'torch._utils._rebuild_tensor_v2', call: (args) => rebuildTensor(args, budget) },
     'torch._utils._rebuild_parameter': {
       qualname: 'torch._utils._rebuild_parameter',
       call: (args) => {
@@ -257,8 +273,9 @@ export function decodeFairseqCheckpoint(bytes: Uint8Array, label = 'checkpoint')
 export function readFairseqCheckpoint(path: string): FairseqCheckpoint {
   let bytes: Uint8Array;
   try {
-    bytes = readFileSync(path);
+    bytes = readFileBounded(path, CheckpointError);
   } catch (e) {
+    if (e instanceof CheckpointError) throw e;
     throw new CheckpointError(`cannot read checkpoint ${path}: ${(e as Error).message}`, { cause: e });
   }
   return decodeFairseqCheckpoint(bytes, path);

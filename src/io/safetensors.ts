@@ -2,10 +2,10 @@
  * safetensors files: read, and write atomically (temp file + fsync + rename). The byte encoding
  * and decoding live in `safetensors-codec.ts` (re-exported here).
  */
-import { readFileSync } from 'node:fs';
 import { type AtomicWriteOptions, writeFileAtomic } from './atomic.js';
 import { CheckpointError } from './errors.js';
 import type { RawTensor } from './raw.js';
+import { readFileBounded } from './read.js';
 import { decodeSafetensors, encodeSafetensors, type SafetensorsContent, type SafetensorsWriteOptions } from './safetensors-codec.js';
 
 export {
@@ -29,8 +29,9 @@ export function writeSafetensors(
 export function readSafetensors(path: string): SafetensorsContent {
   let bytes: Uint8Array;
   try {
-    bytes = readFileSync(path);
+    bytes = readFileBounded(path, CheckpointError);
   } catch (e) {
+    if (e instanceof CheckpointError) throw e;
     throw new CheckpointError(`cannot read safetensors file ${path}: ${(e as Error).message}`, { cause: e });
   }
   return decodeSafetensors(bytes, path);

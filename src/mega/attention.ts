@@ -1,5 +1,5 @@
 /**
- * `MovingAverageGatedAttention`, the Mega layer (spec §6, reference
+ * `MovingAverageGatedAttention`, the Mega layer (docs/MEGA.md §6, reference
  * `fairseq/modules/moving_average_gated_attention.py`): EMA → gated single-head attention
  * (softmax or element-wise laplace / relu2), optionally chunked, with incremental decoding.
  * Also what it shares with the cross attention (cross-attention.ts): the common options, the
@@ -22,7 +22,7 @@ import { MultiHeadEMA } from './ema.js';
 import type { IncrementalState } from './incremental.js';
 import { makeRelPosBias, type RelPosBias } from './relpos.js';
 
-/** Attention score functions of Mega (spec §2). */
+/** Attention score functions of Mega (docs/MEGA.md §2). */
 export type AttentionActivation = 'softmax' | 'laplace' | 'relu2';
 
 /** Options of both gated attention layers (the reference kwargs in camelCase). */
@@ -55,7 +55,7 @@ export interface GatedAttentionOptions {
   gen?: Generator;
 }
 
-/** `activation` if it is an attention function (spec §2), else a ConfigError naming `layer`. */
+/** `activation` if it is an attention function (docs/MEGA.md §2), else a ConfigError naming `layer`. */
 export function checkAttentionActivation(layer: string, activation: AttentionActivation): AttentionActivation {
   if (!['softmax', 'laplace', 'relu2'].includes(activation)) {
     throw new ConfigError(`${layer}: unknown attention activation '${activation}' (expected softmax, laplace, relu2)`);
@@ -63,12 +63,12 @@ export function checkAttentionActivation(layer: string, activation: AttentionAct
   return activation;
 }
 
-/** Softmax attention scores before masking (spec §2): `(q · scaling) kᵀ + bias`. */
+/** Softmax attention scores before masking (docs/MEGA.md §2): `(q · scaling) kᵀ + bias`. */
 export function softmaxScores(q: Tensor, kT: Tensor, scaling: number, bias: Tensor): Tensor {
   return F.add(F.matmul(F.mul(q, scaling), kT), bias);
 }
 
-/** Element attention weights before masking (spec §2): laplace or relu2 of `q kᵀ / lengths + bias`. */
+/** Element attention weights before masking (docs/MEGA.md §2): laplace or relu2 of `q kᵀ / lengths + bias`. */
 export function elementWeights(activation: AttentionActivation, q: Tensor, kT: Tensor, lengths: Tensor | number, bias: Tensor): Tensor {
   const qk = F.add(F.div(F.matmul(q, kT), lengths), bias);
   return activation === 'laplace' ? F.laplace(qk) : F.relu2(qk);
@@ -224,7 +224,7 @@ export class MovingAverageGatedAttention extends Module {
   }
 
   /**
-   * x: `L × B × D` → `{out: L × B × D, attnWeights: B × K × Cq × Ck | null}` (spec §6.2–6.7).
+   * x: `L × B × D` → `{out: L × B × D, attnWeights: B × K × Cq × Ck | null}` (docs/MEGA.md §6.2–6.7).
    * With `state`, new keys/values are appended to the cache `attn_state` (`prev_key`,
    * `prev_value`, `prev_key_padding_mask`), which is cleared whenever a chunk completes.
    */
@@ -247,7 +247,7 @@ export class MovingAverageGatedAttention extends Module {
     const u = F.sigmoid(uRaw); // L × B × D
     const [z, r] = F.split(F.silu(zr), [Z, H], -1); // L × B × Z, L × B × H
     const row = (p: Tensor, i: number) => F.narrow(p, 0, i, 1); // 1 × Z
-    let q = F.transpose(F.add(F.mul(z, row(this.gamma, 0)), row(this.beta, 0)), 0, 1); // B × L × Z
+    const q = F.transpose(F.add(F.mul(z, row(this.gamma, 0)), row(this.beta, 0)), 0, 1); // B × L × Z
     let k = F.transpose(F.add(F.mul(z, row(this.gamma, 1)), row(this.beta, 1)), 0, 1); // B × L × Z
     let v = F.transpose(v0, 0, 1); // B × L × H
 

@@ -1,5 +1,5 @@
 /**
- * `GatedCrossAttention` (spec §7.2, reference `fairseq/modules/gated_cross_attention.py`): the
+ * `GatedCrossAttention` (docs/MEGA.md §7.2, reference `fairseq/modules/gated_cross_attention.py`): the
  * NMT decoder's gated single-head attention over the encoder output. No EMA, no chunking.
  * Incremental decoding is static key/value: the projected encoder keys/values are computed once
  * and cached in `attn_state` with the absolute query position `prev_num_steps`.

@@ -1,5 +1,5 @@
 /**
- * `MultiHeadEMA` (spec §5, reference `fairseq/modules/exponential_moving_average.py`): a damped,
+ * `MultiHeadEMA` (docs/MEGA.md §5, reference `fairseq/modules/exponential_moving_average.py`): a damped,
  * N-dimensional exponential moving average per channel, realised as a long convolution whose
  * kernel is `k[d, l] = Σ_n p·beta·q^l·gamma·scale`. Everything is composed from differentiable
  * ops (the convolution is `F.fftConv`), so gradients reach the input and all five parameters.
@@ -22,7 +22,7 @@ export interface MultiHeadEMAOptions {
   bidirectional?: boolean;
   /**
    * Kernel length limit of the full-sequence path (`K = min(truncation, L)`); null/undefined =
-   * unlimited. **A value ≤ 0 is also treated as unlimited** (spec §10.4: the MT README passes
+   * unlimited. **A value ≤ 0 is also treated as unlimited** (docs/MEGA.md §10 item 4: the MT README passes
    * `--truncation-length 0`, which in the reference gives an empty kernel or an error; "no
    * truncation" is what was meant). The incremental path always ignores truncation (§5.4).
    */
@@ -37,7 +37,7 @@ export interface MultiHeadEMAOptions {
 export const EMA_STATE = 'ema_state';
 
 /**
- * Multi-dimensional damped EMA over `L × B × D` (spec §5). Parameters (state_dict names of the
+ * Multi-dimensional damped EMA over `L × B × D` (docs/MEGA.md §5). Parameters (state_dict names of the
  * reference), with `D' = 2D` when bidirectional else `D`:
  * `delta`, `alpha`, `beta` `[D', N, 1]`, `gamma` `[D', N]`, `omega` `[D]`.
  */

@@ -1,5 +1,5 @@
 /**
- * The layer wrappers of spec §7.3: `MegaSentenceEncoderLayer` (LRA / speech blocks),
+ * The layer wrappers of docs/MEGA.md §7.3: `MegaSentenceEncoderLayer` (LRA / speech blocks),
  * `MegaEncoderLayer(args)` and `MegaDecoderLayer(args, {noCrossAttention})` (NMT / LM blocks,
  * `fairseq/modules/mega_layer.py`). Sub-modules carry the reference names `mega_layer`,
  * `cross_attn`, `nffn`, so state-dict keys are e.g. `mega_layer.move.delta`,
@@ -71,7 +71,7 @@ export interface LayerBlockOptions {
 }
 
 /**
- * The argparse → options converter of `MegaEncoderLayer` / `MegaDecoderLayer` (spec §7.3).
+ * The argparse → options converter of `MegaEncoderLayer` / `MegaDecoderLayer` (docs/MEGA.md §7.3).
  * Fields read (with `p` = `encoder` or `decoder`): `p_embed_dim`, `p_z_dim`, `p_hidden_dim`,
  * `p_n_dim`, `p_ffn_embed_dim`, `p_chunk_size`, `dropout`, `attention_dropout`, `hidden_dropout`,
  * `activation_dropout` (NFFN hidden dropout), `feature_dropout`, `truncation_length`,
@@ -144,7 +144,7 @@ export interface SentenceEncoderLayerOptions {
  * The LRA / speech block (`fairseq/modules/mega_sentence_encoder_layer.py`): bidirectional Mega
  * then NFFN, with the same `hiddenDropout` for both. `x: L × B × D`, padding mask `B × L`.
  * The reference asserts `L mod C == 0` whenever `C > 0`, which also rejects `L < C`; here
- * `L < C` is accepted as a single chunk (equivalent to padding up to `C`, spec §10.7), while
+ * `L < C` is accepted as a single chunk (equivalent to padding up to `C`, docs/MEGA.md §10 item 7), while
  * `L ≥ C` with `L mod C ≠ 0` is an error as in the reference.
  */
 export class MegaSentenceEncoderLayer extends Module {

@@ -1,5 +1,5 @@
 /**
- * `NormalizedFeedForwardNetwork` (spec §7.1, reference
+ * `NormalizedFeedForwardNetwork` (docs/MEGA.md §7.1, reference
  * `fairseq/modules/normalized_feedforward_network.py`): a residual two-layer MLP with a
  * SequenceNorm before (prenorm) or after (post-norm) it.
  */

@@ -1,5 +1,5 @@
 /**
- * Relative positional biases (spec §4, reference `fairseq/modules/relative_positional_bias.py`).
+ * Relative positional biases (docs/MEGA.md §4, reference `fairseq/modules/relative_positional_bias.py`).
  * Both modules are called with a length `n` and return an `n × n` matrix `bias[i, j]`
  * (i = query position, j = key position) that is added to attention logits. Both are built
  * from differentiable ops on their parameters, so gradients reach `rel_pos_bias` / `alpha` / `beta`.

@@ -64,7 +64,7 @@ export class Dropout extends Module {
 }
 
 /**
- * Channel dropout (fairseq `FairseqFeatureDropout`, spec §1.3): one draw per (batch, channel),
+ * Channel dropout (fairseq `FairseqFeatureDropout`, docs/MEGA.md §1.3): one draw per (batch, channel),
  * broadcast over time. `[L, B, D]` → mask `[1, B, D]`; batch-first `[B, T, X]` → `[B, 1, X]`;
  * batch-first 4-D `[B, K, T, X]` → `[B, K, 1, 1]` (a whole chunk, the reference's quirk).
  */

@@ -1,5 +1,5 @@
 /**
- * `SequenceNorm` (spec §3): layernorm, scalenorm, rmsnorm, batchnorm, syncbatchnorm over
+ * `SequenceNorm` (docs/MEGA.md §3): layernorm, scalenorm, rmsnorm, batchnorm, syncbatchnorm over
  * `[L, B, D]` with eps 1e-5. Parameter names follow the reference: the wrapped module is `norm`,
  * so names are `norm.weight`, `norm.bias`, `norm.scalar`, `norm.running_mean`, ...
  */

@@ -66,7 +66,7 @@ export interface Kernels {
  */
 export interface FusedKernels {
   /**
-   * The EMA kernel build of MultiHeadEMA (spec §5.3) in one pass:
+   * The EMA kernel build of MultiHeadEMA (docs/MEGA.md §5.3) in one pass:
    * `k[d, l] = Σ_n coef[d, n] · exp(l · ln q[d, n])` for `l < length`; coef, q `[D, N]` → `[D, length]`.
    */
   emaKernel(coef: Tensor, q: Tensor, length: number): Tensor;

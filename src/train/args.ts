@@ -1,6 +1,6 @@
 /**
  * Options of `mega train` / `mega eval`: one schema of fairseq-named settings (snake_case inside,
- * `--kebab-case` on the command line), the per-task defaults, the published recipes (spec §8.6) as
+ * `--kebab-case` on the command line), the per-task defaults, the published recipes (docs/MEGA.md §8.6) as
  * per-arch defaults, JSON config files, and validation.
  *
  * Precedence (lowest first): generic defaults → task defaults → recipe of the arch → `--config FILE`
@@ -9,10 +9,10 @@
  * Model settings (`encoder_embed_dim`, `norm_type`, ...) are passed through to the model builder
  * under their fairseq names and override the arch preset (see `arch.ts`).
  */
-import { readFileSync } from 'node:fs';
+import { readFileBounded } from '../io/read.js';
 import { ConfigError } from './errors.js';
 import { DIST_TRAIN_OPTIONS } from './distributed.js';
-import { canonicalKey, coerce, parseFlags, type OptSpec, type OptSchema, type OptType, type OptValue } from './flags.js';
+import { canonicalKey, coerce, type OptSpec, type OptSchema, type OptType, type OptValue } from './flags.js';
 import { applyFairseqNames, checkFairseqConsistency, FAIRSEQ_TASK_NAMES, FAIRSEQ_TRAIN_OPTIONS } from './fairseq-options.js';
 
 export { canonicalKey, parseFlags, type OptSpec, type OptType } from './flags.js';
@@ -26,7 +26,7 @@ const S = <T extends OptType>(type: T, group: OptSpec['group'], help: string, ex
 
 const SPECS = {
   // main
-  task: S('string', 'main', 'task (fairseq names too: lra-text, lra-image, language_modeling, translation, speech_commands)', { choices: [...TASKS, ...Object.keys(FAIRSEQ_TASK_NAMES)], meta: 'NAME' }),
+  task: S('string', 'main', `task: ${TASKS.join(', ')} (fairseq names too: lra-text, lra-image, language_modeling, translation, speech_commands)`, { choices: [...TASKS, ...Object.keys(FAIRSEQ_TASK_NAMES)], meta: 'NAME' }),
   arch: S('string', 'main', 'architecture preset (list below; default: the task\'s small CPU preset)', { meta: 'NAME', short: 'a' }),
   config: S('string', 'main', 'JSON file of options (keys as the flags); flags override it', { meta: 'FILE' }),
   save_dir: S('string', 'main', 'folder for checkpoints, metrics.jsonl and curves.svg (default checkpoints)', { meta: 'DIR' }),
@@ -98,7 +98,7 @@ const SPECS = {
   validate_interval_updates: S('int', 'run', 'validate (and save) every N updates (0 = only at the end)'),
   save_interval_updates: S('int', 'run', 'save checkpoint_last every N updates (default: at each validation)'),
   log_interval: S('int', 'run', 'updates per metrics.jsonl training record'),
-  best_checkpoint_metric: S('string', 'run', 'metric of checkpoint_best', { choices: ['accuracy', 'loss'] }),
+  best_checkpoint_metric: S('string', 'run', 'metric of checkpoint_best (bleu: not computed during validation here; loss decides)', { choices: ['accuracy', 'loss', 'bleu'] }),
   no_save: S('boolean', 'run', 'write nothing to --save-dir (no checkpoint, metrics or plots)'),
   threads: S('int', 'run', 'CPU threads of the matmul kernels'),
   quiet: S('boolean', 'run', 'no progress bar and no intermediate lines'),
@@ -219,7 +219,7 @@ const RECIPE_TABLE: Record<string, Record<string, unknown>> = {
 };
 
 /**
- * The published recipes (spec §8.6) as defaults for their arch: hyperparameters and the model
+ * The published recipes (docs/MEGA.md §8.6) as defaults for their arch: hyperparameters and the model
  * settings the READMEs override (attention function, attention dropout, norm, pre-norm). Arch
  * aliases share their recipe.
  */
@@ -237,8 +237,9 @@ export const RECIPES: Readonly<Record<string, Readonly<Record<string, unknown>>>
 export function readConfigFile(path: string, schema: Readonly<Record<string, OptSpec>> = TRAIN_OPTIONS): Record<string, unknown> {
   let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    text = new TextDecoder().decode(readFileBounded(path, ConfigError, 1 << 24));
   } catch (e) {
+    if (e instanceof ConfigError) throw e;
     throw new ConfigError(`${path}: cannot read config file (${(e as Error).message.split('\n')[0]})`);
   }
   let obj: unknown;
@@ -361,6 +362,8 @@ export function trainHelp(archNames: readonly string[]): string {
   const groups: Record<OptSpec['group'], string> = { main: 'Main', data: 'Data', optim: 'Optimisation (fairseq names)', model: 'Model (override the arch preset)', run: 'Run', fairseq: 'fairseq command-line compatibility' };
   const lines = [
     'Usage: mega train [--task NAME] [--arch NAME] [options]',
+    '       mega train DATA -a ARCH --task lra-text ...   (the release\'s fairseq command line on its data-bin folder;',
+    '                                                      resumes SAVE/checkpoint_last.pt or --restore-file as fairseq does)',
     '',
     'Trains a Mega model exactly as the fairseq recipes do (fairseq Adam, linear_decay schedule, gradient',
     'accumulation, clipping), writing SAVE_DIR/checkpoint_{last,best}.safetensors (+ .state.safetensors),',
@@ -377,8 +380,9 @@ export function trainHelp(archNames: readonly string[]): string {
         raw.push(`--${k.replace(/_/g, '-')}`);
         continue;
       }
-      const flag = `--${k.replace(/_/g, '-')}${s.type === 'boolean' ? '' : ` ${s.meta ?? (s.type === 'string' ? 'S' : 'N')}`}`;
-      lines.push(`  ${flag.padEnd(32)} ${s.help}${s.choices && k !== 'arch' ? ` [${s.choices.join('|')}]` : ''}`);
+      const flag = `${s.short ? `-${s.short}, ` : ''}--${k.replace(/_/g, '-')}${s.type === 'boolean' ? '' : ` ${s.meta ?? (s.type === 'string' ? 'S' : 'N')}`}`;
+      const help = s.infra !== undefined ? `accepted, no effect: ${s.infra}` : s.help;
+      lines.push(`  ${flag.padEnd(32)} ${help}${s.choices && k !== 'arch' && k !== 'task' ? ` [${s.choices.join('|')}]` : ''}`);
     }
     if (raw.length) {
       lines.push('  fairseq model fields by their own names:');

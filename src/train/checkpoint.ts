@@ -10,6 +10,10 @@
  *   key `trainer` (JSON), the update count, per-parameter Adam steps, the schedule, the RNG state,
  *   the data iterator position, the best validation value and the wall time so far.
  *
+ * Both also store per-tensor data checksums (`tensor_sha256`, see io/safetensors-codec.ts), checked
+ * on load; the stored model args, task and dictionary facts are checked against the tensors before
+ * anything is built from them, and the RNG state before a resume uses it (train/checkpoint-checks.ts).
+ *
  * Both carry the same random `id`. A save replaces the pair in three atomic steps, so that a kill
  * at any moment leaves a weights file whose state is on disk:
  *
@@ -255,7 +259,7 @@ export function loadCheckpoint(path: string): LoadedCheckpoint {
   const update = Number(metadata.update);
   if (!Number.isInteger(update) || update < 0) throw new CheckpointError(`${path}: metadata update = ${JSON.stringify(metadata.update)} (expected an integer >= 0)`);
   if (!metadata.task || !metadata.arch) throw new CheckpointError(`${path}: metadata task/arch missing`);
-  checkStoredSpec(path, metadata.task, metadata.arch, modelArgs, tensors);
+  checkStoredSpec(path, metadata.task, metadata.arch, modelArgs, tensors, taskInfo);
   noteUnverified(path, content);
   const out: Record<string, Tensor> = {};
   for (const [k, r] of Object.entries(tensors)) out[k] = fromRaw(r);

@@ -25,6 +25,8 @@ export interface FairseqGenerateOptions {
   unkpen: number;
   sourceLang?: string;
   targetLang?: string;
+  /** `--remove-bpe`: the BPE continuation symbol to remove (e.g. `"@@ "`); BLEU is then scored on words. */
+  removeBpe?: string;
 }
 
 /** Corpus BLEU statistics (libbleu). */
@@ -86,8 +88,19 @@ export function bleuString(s: BleuStats): string {
   return `BLEU4 = ${score.toFixed(2)}, ${prec.map((p) => (p * 100).toFixed(1)).join('/')} (BP=${bp.toFixed(3)}, ratio=${(s.predlen / s.reflen).toFixed(3)}, syslen=${s.predlen}, reflen=${s.reflen})`;
 }
 
-function toText(d: Dictionary, tokens: readonly number[], escapeUnk: boolean): string {
-  return tokens.filter((t) => t !== EOS && t !== PAD).map((t) => (t === UNK && escapeUnk ? '<<unk>>' : d.symbols[t] ?? String(t))).join(' ');
+function toText(d: Dictionary, tokens: readonly number[], escapeUnk: boolean, bpe?: string): string {
+  const s = tokens.filter((t) => t !== EOS && t !== PAD).map((t) => (t === UNK && escapeUnk ? '<<unk>>' : d.symbols[t] ?? String(t))).join(' ');
+  return bpe === undefined ? s : `${s} `.split(bpe).join('').trimEnd(); // fairseq's process_bpe_symbol
+}
+
+/** fairseq's `encode_line(..., add_if_not_exist=True)` over a growing word table (BLEU after --remove-bpe). */
+function wordIds(table: Map<string, number>, text: string): number[] {
+  const words = text.replace(/\s+/g, ' ').trim();
+  const ids = (words === '' ? [] : words.split(' ')).map((w) => {
+    if (!table.has(w)) table.set(w, table.size);
+    return table.get(w)!;
+  });
+  return [...ids, EOS];
 }
 
 /** Python's `str(float)` for the H-/D- scores (shortest round-trip repr). */
@@ -125,6 +138,8 @@ export function generateFairseq(fm: FairseqModel, data: string, o: FairseqGenera
   const lines: string[] = [];
   const hypotheses: Record<number, Hypothesis[]> = {};
   const bleu: BleuStats = { reflen: 0, predlen: 0, match: [0, 0, 0, 0], count: [0, 0, 0, 0] };
+  const words = new Map(r.targetDictionary.symbols.map((w, i) => [w, i] as [string, number]));
+  const bpe = o.removeBpe;
   for (const batch0 of batches) {
     // collate: rows by descending source length (stable)
     const batch = [...batch0].sort((a, b) => r.examples[b]!.tokens.length - r.examples[a]!.tokens.length);
@@ -135,15 +150,19 @@ export function generateFairseq(fm: FairseqModel, data: string, o: FairseqGenera
       const ex = r.examples[id]!;
       const hs = hyps[j]!;
       hypotheses[id] = hs;
-      lines.push(`S-${id}\t${toText(r.sourceDictionary, Array.from(ex.tokens), false)}`);
-      lines.push(`T-${id}\t${toText(r.targetDictionary, Array.from(ex.target!), true)}`);
+      const targetStr = toText(r.targetDictionary, Array.from(ex.target!), true, bpe);
+      lines.push(`S-${id}\t${toText(r.sourceDictionary, Array.from(ex.tokens), false, bpe)}`);
+      lines.push(`T-${id}\t${targetStr}`);
       hs.slice(0, o.nbest).forEach((h, k) => {
-        const text = toText(r.targetDictionary, h.tokens, false);
+        const text = toText(r.targetDictionary, h.tokens, false, bpe);
         const score = pyFloat(Math.fround(Math.fround(h.score) / Math.LN2)); // fairseq divides the f32 score tensor
         lines.push(`H-${id}\t${score}\t${text}`);
         lines.push(`D-${id}\t${score}\t${text}`);
         lines.push(`P-${id}\t${h.positionalScores.map((p) => (p / Math.LN2).toFixed(4)).join(' ')}`);
-        if (k === 0) bleuAdd(bleu, Array.from(ex.target!), h.tokens);
+        if (k === 0) {
+          if (bpe === undefined) bleuAdd(bleu, Array.from(ex.target!), h.tokens);
+          else bleuAdd(bleu, wordIds(words, targetStr), wordIds(words, text));
+        }
       });
     });
   }

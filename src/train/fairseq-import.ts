@@ -1,5 +1,5 @@
 /**
- * fairseq Mega checkpoint → mega-ts model (spec §8.7).
+ * fairseq Mega checkpoint → mega-ts model (docs/MEGA.md §8.7).
  *
  * A released checkpoint (`torch.save` zip + pickle, read without running code by `io/pt.ts`)
  * holds `args` (the argparse namespace of the training run: `arch`, every model field) and
@@ -23,11 +23,11 @@
  * namespace in the metadata) that `mega eval` / `mega generate` load; `loadModelFile` loads
  * either kind of file.
  */
-import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { writeFileAtomic } from '../io/atomic.js';
 import { CheckpointError } from '../io/errors.js';
 import { decodeFairseqCheckpoint, type FairseqCheckpoint } from '../io/pt.js';
+import { readFileBounded } from '../io/read.js';
 import { isRawTensor, type RawTensor } from '../io/raw.js';
 import type { TaskInfo } from '../mega/models/common.js';
 import { ARCHITECTURES, archArgs, archNames, buildModel, type MegaAnyModel, type ModelKind } from '../mega/models/presets.js';
@@ -235,8 +235,9 @@ export function importFairseq(ck: FairseqCheckpoint, { dtype = 'f32', label = 'c
 export function importFairseqFile(path: string, opts: { dtype?: FloatDType } = {}): ImportedModel {
   let bytes: Uint8Array;
   try {
-    bytes = readFileSync(path);
+    bytes = readFileBounded(path, CheckpointError);
   } catch (e) {
+    if (e instanceof CheckpointError) throw e;
     const code = (e as NodeJS.ErrnoException).code;
     throw new CheckpointError(code === 'ENOENT' ? `${path}: no such file` : `cannot read ${path}: ${(e as Error).message}`, { cause: e });
   }
@@ -288,8 +289,9 @@ export interface LoadedModel {
 export function loadModelFile(path: string, { dtype = 'f32' }: { dtype?: FloatDType } = {}): LoadedModel {
   let head: Uint8Array;
   try {
-    head = readFileSync(path);
+    head = readFileBounded(path, CheckpointError);
   } catch (e) {
+    if (e instanceof CheckpointError) throw e;
     const code = (e as NodeJS.ErrnoException).code;
     throw new CheckpointError(code === 'ENOENT' ? `${path}: no such file` : `cannot read ${path}: ${(e as Error).message}`, { cause: e });
   }

@@ -61,7 +61,7 @@ export const FAIRSEQ_TRAIN_OPTIONS: Readonly<Record<string, OptSpec>> = {
   tensorboard_logdir: INFRA('string', 'no TensorBoard logs here; metrics go to SAVE_DIR/metrics.jsonl'),
   eval_bleu: INFRA('boolean', 'no BLEU during validation here; run mega generate on the checkpoint'),
   eval_bleu_detok: INFRA('string', 'no BLEU during validation here; run mega generate on the checkpoint'),
-  eval_bleu_remove_bpe: INFRA('boolean', 'no BLEU during validation here; run mega generate on the checkpoint'),
+  eval_bleu_remove_bpe: INFRA('string', 'no BLEU during validation here; run mega generate on the checkpoint'),
   eval_tokenized_bleu: INFRA('boolean', 'no BLEU during validation here; run mega generate on the checkpoint'),
 };
 
@@ -75,6 +75,10 @@ export function applyFairseqNames(user: Record<string, unknown>, archTask: strin
   const t = user.task;
   if (typeof t === 'string' && t in FAIRSEQ_TASK_NAMES) {
     user.task = t === 'lra-text' && archTask && ['listops', 'text', 'retrieval'].includes(archTask) ? archTask : FAIRSEQ_TASK_NAMES[t];
+  }
+  if (user.best_checkpoint_metric === 'bleu') {
+    // validation computes no BLEU here; loss decides checkpoint_best (fairseq's default metric)
+    user.best_checkpoint_metric = 'loss';
   }
   const pn = user.pixel_normalization;
   if (pn !== undefined) {

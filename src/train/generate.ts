@@ -1,5 +1,5 @@
 /**
- * Decoding through incremental state (spec §6.7, §8.3, §8.4):
+ * Decoding through incremental state (docs/MEGA.md §6.7, §8.3, §8.4):
  *
  * - `sampleLm`: language-model continuation of a prompt — greedy, temperature and top-k sampling
  *   from a seeded generator (reproducible). The prompt is fed in call patterns the reference

@@ -55,12 +55,36 @@ function countIndexed(names: readonly string[], prefix: string): number {
   return seen.size;
 }
 
+/** Most values (counted as if shared references were copies) one arg may hold. */
+const MAX_ARG_VALUES = 10_000;
+/** Deepest nesting of lists / dicts in one arg. */
+const MAX_ARG_DEPTH = 16;
+
+/**
+ * Whether `v` is a small plain value: at most {@link MAX_ARG_VALUES} values when expanded (JSON
+ * would expand shared references: a pickle can make 10^39 of them from a few hundred bytes) and
+ * at most {@link MAX_ARG_DEPTH} levels deep. Work is bounded by the limits, not by `v`.
+ */
+function isSmallValue(v: unknown): boolean {
+  let budget = MAX_ARG_VALUES;
+  const walk = (x: unknown, depth: number): boolean => {
+    if (--budget < 0 || depth > MAX_ARG_DEPTH) return false;
+    if (x === null || typeof x !== 'object' || ArrayBuffer.isView(x)) return true;
+    for (const y of Array.isArray(x) ? x : Object.values(x)) if (!walk(y, depth + 1)) return false;
+    return true;
+  };
+  return walk(v, 0);
+}
+
 /**
  * Checks `args` (a complete model namespace, arch defaults applied) against the stored tensors.
  * @param label the file, for messages
  * @throws CheckpointError naming the file, the arg, its value and the tensor that disagrees
  */
 export function checkModelArgs(kind: ModelKind, args: Readonly<Record<string, unknown>>, tensors: Shapes, label: string): void {
+  for (const [k, v] of Object.entries(args)) {
+    if (!isSmallValue(v)) throw new CheckpointError(`${label}: model args ${k} holds more than ${MAX_ARG_VALUES} values or is nested more than ${MAX_ARG_DEPTH} levels deep (not a model setting)`);
+  }
   const names = Object.keys(tensors);
   const argText = (k: string) => `model args ${k} = ${describeValue(args[k])}`;
   const want = (k: string, actual: number, where: string): void => {

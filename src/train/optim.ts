@@ -1,6 +1,6 @@
 /**
- * fairseq's `Adam` (`fairseq/optim/adam.py`, spec §9.4) and `clip_grad_norm_` (`fairseq/utils.py`,
- * spec §9.3).
+ * fairseq's `Adam` (`fairseq/optim/adam.py`, docs/MEGA.md §9.4) and `clip_grad_norm_` (`fairseq/utils.py`,
+ * docs/MEGA.md §9.3).
  *
  * Adam, per parameter tensor θ with gradient g (parameters whose `.grad` is null are skipped
  * entirely, no decay):

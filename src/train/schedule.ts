@@ -1,5 +1,5 @@
 /**
- * fairseq learning-rate schedules (spec §9.5), exact re-implementations of the reference files
+ * fairseq learning-rate schedules (docs/MEGA.md §9.5), exact re-implementations of the reference files
  * `fairseq/optim/lr_scheduler/{linear_decay_schedule,cosine_lr_scheduler}.py` (plus fairseq's
  * `fixed` and `inverse_sqrt`).
  *
@@ -119,7 +119,7 @@ function checkUpdates(n: number): void {
 }
 
 /**
- * `linear_decay` (spec §9.5): warmup `lr_0 + n^P·a` for `n <= W`, then linear decay
+ * `linear_decay` (docs/MEGA.md §9.5): warmup `lr_0 + n^P·a` for `n <= W`, then linear decay
  * `c·(T − n) + lr_end` down to `lr_end` at `n >= T`.
  * @throws ConfigError for a negative warmup, `warmup_init_lr >= 0` without warmup,
  *   `warmup_init_lr >= lr` with warmup, or `total_num_update == warmup_updates`
@@ -163,7 +163,7 @@ export function linearDecaySchedule(opts: LinearDecayOptions): LRSchedule {
 }
 
 /**
- * `cosine` (spec §9.5, SGDR with linear warmup): warmup `lr_0 + n·step` for `n < W`, then cosine
+ * `cosine` (docs/MEGA.md §9.5, SGDR with linear warmup): warmup `lr_0 + n·step` for `n < W`, then cosine
  * annealing between `min·s` and `max·s` (`s = shrink^i`) over periods that grow by `t_mult`.
  * @throws ConfigError when `lr <= max(0, min_lr)`, `t_mult <= 0`, or the period is not positive
  */

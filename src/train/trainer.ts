@@ -1,5 +1,5 @@
 /**
- * The training loop of `mega train` (spec §9), as fairseq runs it:
+ * The training loop of `mega train` (docs/MEGA.md §9), as fairseq runs it:
  *
  * - one update = `update_freq` micro-batches; the gradients of their SUMMED losses accumulate,
  *   are multiplied by `1/Σ sample_size`, clipped to `clip_norm` (global L2 norm), then fairseq

@@ -18,6 +18,7 @@ import { classify, generate, getNumThreads, loadModel, setNumThreads } from '../
 import { matmul } from '../../src/tensor/kernels.js';
 import { setSimd } from '../../src/tensor/backends/cpu/wasm/runtime.js';
 import { fromStorage } from '../../src/tensor/tensor.js';
+import { skipWithout } from '../system.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const repo = resolve(__dirname, '../..');
@@ -44,7 +45,7 @@ function matrix(n: number, seed: number) {
   return fromStorage(a, [n, n]);
 }
 
-if (!have && !process.env.CI) {
+if (skipWithout({ chromium: have })) {
   it.skip(`browser test skipped: ${CHROMIUM} not found (apt-get install -y chromium); it runs, and must pass, when CI is set`, () => undefined);
 } else {
   describe('examples/browser in headless chromium', () => {

@@ -10,6 +10,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { DataError } from '../../src/data/errors.js';
 import { readBytes, readMaybeGzip } from '../../src/data/files.js';
 import { readIdxImages, readIdxLabels } from '../../src/data/idx.js';
+import { readListOpsTsv } from '../../src/data/listops.js';
 import { runBounded } from '../bounded.js';
 import { tempDir } from './helpers.js';
 
@@ -68,4 +69,47 @@ describe('data readers: bounded reads', () => {
     const huge = t.file('huge-images.gz', gzipSync(idxHeader(2051, [60000, 60000, 60000])));
     expect(() => readIdxImages(huge)).toThrow(/huge-images\.gz: IDX header declares 60000 x 60000 x 60000 = 2\.16e\+14 bytes, more than the \d+-byte limit of a data file/);
   });
+});
+
+describe('ListOps TSV: bounded reads and deep expressions', () => {
+  it('/dev/zero is refused as not a regular file', () => {
+    const r = runBounded(`import { readListOpsTsv } from '@src/data/listops.ts';`, `run = () => readListOpsTsv('/dev/zero');`, { timeoutMs: 60_000, heapMB: 256 });
+    expect(r.error, r.output).toMatchObject({ name: 'DataError', kind: 'user' });
+    expect(r.error!.message).toBe('/dev/zero: not a regular file (a device, pipe or socket); expected a file');
+  });
+
+  it('validating an expression nested 200k deep, or with 300k arguments, needs no deep call stack', () => {
+    const n = 200_000;
+    const deep = `${'[MAX '.repeat(n)}7${' ]'.repeat(n)}\t7\n`;
+    const wide = `[SM ${'1 '.repeat(300_000)}]\t0\n`;
+    const p = t.file('deep.tsv', deep + wide);
+    expect(readListOpsTsv(p, true).map((e) => e.label)).toEqual([7, 0]);
+    const bad = t.file('bad.tsv', `${'[MIN '.repeat(n)}3${' ]'.repeat(n)}\t4\n`);
+    expect(() => readListOpsTsv(bad, true)).toThrow(`${bad}:1: label 4 but the expression evaluates to 3`);
+  });
+});
+
+describe('gzip TSV: inflation bounded by the compression ratio', () => {
+  it('a 200 KB gzip TSV inflating to 400 MB stops early with a clear error', () => {
+    const p = join(t.dir, 'bomb.tsv.gz');
+    writeFileSync(p, gzipBomb(Buffer.from('1\tx\n'), 400));
+    const r = runBounded(`import { readClassificationTsv } from '@src/data/tsv.ts';`, `run = () => readClassificationTsv(${JSON.stringify(p)});`, { timeoutMs: 60_000, heapMB: 256 });
+    expect(r.error, r.output).toMatchObject({ name: 'DataError', kind: 'user' });
+    expect(r.error!.message).toMatch(new RegExp(`^${p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: decompresses to more than \\d+ bytes \\(64 x its \\d+ compressed bytes, at least 64 MiB\\): not plain data`));
+    expect(r.peakMB).toBeLessThan(400);
+  });
+});
+
+describe('fairseq data files: bounded reads', () => {
+  const cases: Array<[string, string]> = [
+    ['readDictionary', `import { readDictionary } from '@src/data/fairseq/dictionary.ts';`],
+    ['readIndex', `import { readIndex } from '@src/data/fairseq/indexed.ts';`],
+  ];
+  for (const [fn, imp] of cases) {
+    it(`${fn}('/dev/zero') is refused as not a regular file`, () => {
+      const r = runBounded(imp, `run = () => ${fn}('/dev/zero');`, { timeoutMs: 60_000, heapMB: 256 });
+      expect(r.error, r.output).toMatchObject({ name: 'DataError', kind: 'user' });
+      expect(r.error!.message).toBe('/dev/zero: not a regular file (a device, pipe or socket); expected a file');
+    });
+  }
 });

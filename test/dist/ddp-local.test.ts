@@ -52,7 +52,7 @@ class CountingGroup extends LocalGroup implements ProcessGroup {
   override readonly worldSize = 2 as 1;
   launches = 0;
   waits = 0;
-  override allReduceAsync(x: CommArray): Work {
+  override allReduceAsync(_x: CommArray): Work {
     this.launches++;
     return { wait: () => void this.waits++ };
   }

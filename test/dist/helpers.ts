@@ -3,7 +3,7 @@
  * type check, one .js per .ts, so worker-thread files resolve as in `dist/`) into
  * `node_modules/.cache/mega-dist-test/<id>/`, and real worker processes run from there.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join, relative } from 'node:path';

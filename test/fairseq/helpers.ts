@@ -2,6 +2,7 @@
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { checkClose } from '../../src/verify/compare.js';
 
 /** Folder of the copied fixture worlds. */
 export const WORLDS_DIR = join(import.meta.dirname, '.');
@@ -23,7 +24,7 @@ export function expected(w: World): any {
 
 /** The f32 tolerance of test/golden/FORMAT.md for a scalar: 2e-4·|R| + 1e-6. */
 export function f32Close(actual: number, ref: number): boolean {
-  return Math.abs(actual - ref) <= 2e-4 * Math.abs(ref) + 1e-6;
+  return checkClose([actual], [ref], { precision: 'f32' }).pass;
 }
 
 /** Runs the built CLI (`dist/`) in a world folder: exit code, stdout lines, stderr. */

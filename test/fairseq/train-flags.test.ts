@@ -58,6 +58,7 @@ describe('unknown options: one mega-style line naming it, exit 2, for every subc
     ['verify', ['--no-such-flag']],
     ['info', ['--no-such-flag']],
     ['import-fairseq', ['--no-such-flag']],
+    ['export', ['--no-such-flag']],
   ];
   for (const [cmd, argv] of cases) {
     it(cmd, () => {

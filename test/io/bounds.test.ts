@@ -4,8 +4,6 @@
  * pickles of shared references nested wide and deep, deeply nested lists, huge APPENDS, and a
  * safetensors header nested 200k levels.
  */
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { constants as zc, deflateRawSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CheckpointError } from '../../src/io/errors.js';
@@ -135,5 +133,70 @@ describe('safetensors: deep nesting in the header', () => {
     expect(() => decodeSafetensors(craft(`{"__metadata__":{"k":${deep}}}`), 'meta.safetensors')).toThrow(/^meta\.safetensors: bad header/);
     expect(() => decodeSafetensors(craft(`{"w":${deep}}`), 'entry.safetensors')).toThrow(/^entry\.safetensors: bad header/);
     expect(() => decodeSafetensors(craft(`{"w":{"dtype":${deep}}}`), 'dt.safetensors')).toThrow(/^dt\.safetensors: bad header/);
+  });
+});
+
+describe('model and golden files: bounded reads', () => {
+  const cases: Array<[string, string, string]> = [
+    ['readGoldenFile', `import { readGoldenFile } from '@src/io/golden.ts';`, 'FormatError'],
+    ['readSafetensors', `import { readSafetensors } from '@src/io/safetensors.ts';`, 'CheckpointError'],
+    ['readFairseqCheckpoint', `import { readFairseqCheckpoint } from '@src/io/pt.ts';`, 'CheckpointError'],
+    ['loadModelFile', `import { loadModelFile } from '@src/train/fairseq-import.ts';`, 'CheckpointError'],
+    ['importFairseqFile', `import { importFairseqFile } from '@src/train/fairseq-import.ts';`, 'CheckpointError'],
+  ];
+  for (const [fn, imp, cls] of cases) {
+    it(`${fn}('/dev/zero') is refused as not a regular file, in bounded memory`, () => {
+      const r = runBounded(imp, `run = () => ${fn}('/dev/zero');`, { timeoutMs: 60_000, heapMB: 256 });
+      expect(r.error, r.output).toMatchObject({ name: cls, kind: 'user' });
+      expect(r.error!.message).toBe('/dev/zero: not a regular file (a device, pipe or socket); expected a file');
+      expect(r.peakMB).toBeLessThan(400);
+    });
+  }
+});
+
+describe('fairseq import: shared references in the args', () => {
+  it('an args field holding a 10-wide, 39-deep shared DAG imports without expanding it', () => {
+    const listops = join(__dirname, '..', 'golden', 'checkpoints', 'mega_lra_listops_tiny.pt');
+    const r = runBounded(`import { readFairseqCheckpoint } from '@src/io/pt.ts';\nimport { importFairseq } from '@src/train/fairseq-import.ts';\nimport { encodeWeights } from '@src/train/checkpoint.ts';`,
+      `const ck = readFairseqCheckpoint(${JSON.stringify(listops)});
+let v: unknown[] = [];
+for (let i = 0; i < 39; i++) v = Array.from({ length: 10 }, () => v);
+ck.args.x = v;
+run = () => { const imp = importFairseq(ck, { label: 'dag.pt' }); encodeWeights(imp.model, imp.spec, {}, 0, 'id'); };`, { timeoutMs: 60_000, heapMB: 512 });
+    expect(r.error, r.output).toMatchObject({ name: 'CheckpointError', kind: 'user' });
+    expect(r.error!.message).toMatch(/^dag\.pt: model args x /);
+    expect(r.peakMB).toBeLessThan(800);
+  });
+});
+
+describe('pickle: long integers', () => {
+  it('a LONG4 of 1 MB decodes in linear time (was quadratic: about 17 minutes)', () => {
+    const r = runBounded(`import { unpickle } from '@src/io/pickle.ts';`,
+      `const n = 1 << 20;
+const b = new Uint8Array(1 + 4 + n + 1);
+b[0] = 0x8b; new DataView(b.buffer).setInt32(1, n, true); b.fill(0x55, 5, 5 + n); b[5 + n] = 0x2e;
+run = () => { const v = unpickle(b) as bigint; if (typeof v !== 'bigint' || v % 256n !== 0x55n) throw new Error('wrong value'); };`, { timeoutMs: 60_000, heapMB: 512 });
+    expect(r.error, r.output).toBeNull();
+  });
+  it('LONG1 values, negative ones included, are exact', async () => {
+    const { unpickle } = await import('../../src/io/pickle.js');
+    const long1 = (bytes: number[]) => Uint8Array.from([0x8a, bytes.length, ...bytes, 0x2e]);
+    expect(unpickle(long1([]))).toBe(0);
+    expect(unpickle(long1([0xff]))).toBe(-1);
+    expect(unpickle(long1([0x00, 0x80]))).toBe(-32768);
+    expect(unpickle(long1([1, 0, 0, 0, 0, 0, 0, 0, 1]))).toBe(2n ** 64n + 1n);
+    expect(unpickle(long1([0, 0, 0, 0, 0, 0, 0, 0, 0x80]))).toBe(-(2n ** 71n));
+  });
+});
+
+describe('torch zip: broadcast views', () => {
+  it('a stride-0 view of 2^28 elements over a 1-element storage is refused before it is copied', () => {
+    const r = runBounded(`import { decodeFairseqCheckpoint } from '@src/io/pt.ts';\nimport { torchPickle, torchZip } from ${JSON.stringify(join(__dirname, 'fixtures.ts'))};`,
+      `const pkl = torchPickle([{ name: 'w', storageType: 'FloatStorage', key: '0', numel: 1, offset: 0, size: [1 << 14, 1 << 14], stride: [0, 0] }]);
+const zip = torchZip(pkl, { '0': new Uint8Array(4) });
+run = () => decodeFairseqCheckpoint(zip, 'bcast.pt');`, { timeoutMs: 60_000, heapMB: 256 });
+    expect(r.error, r.output).toMatchObject({ name: 'CheckpointError', kind: 'user' });
+    expect(r.error!.message).toMatch(/^bcast\.pt:archive\/data\.pkl: tensor on storage "0": strided view of 268435456 elements .* exceeds what this file may expand to/);
+    expect(r.peakMB).toBeLessThan(400);
   });
 });

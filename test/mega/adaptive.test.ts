@@ -135,7 +135,7 @@ describe('AdaptiveSoftmax', () => {
 
   for (const tieProj of [true, false]) {
     it(`full log-probs = head log-softmax, tails shifted by their cluster's log-prob (tie_proj ${tieProj})`, () => {
-      const { inp, sm } = build(7, tieProj);
+      const { sm } = build(7, tieProj);
       sm.eval();
       const x = randNormal([3, D], 0, 1, 'f64', new Generator(11));
       const lp = noGrad(() => sm.logProbs(x));
@@ -151,7 +151,7 @@ describe('AdaptiveSoftmax', () => {
   }
 
   it('adaptive_loss: head + tail cross-entropies; a tail target equal to pad (id c_i + 1) counts only in the head', () => {
-    const { inp, sm } = build(9);
+    const { sm } = build(9);
     sm.eval();
     const x = randNormal([6, D], 0, 1, 'f64', new Generator(12));
     const target = [3, 1, 6, 10, 12, 7]; // head word, pad (ignored), cluster 0 word 6 = 5+1 (tail ignored), cluster 1, cluster 1, cluster 0

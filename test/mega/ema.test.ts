@@ -1,3 +1,4 @@
+// Section numbers (§) refer to docs/MEGA.md.
 import { describe, expect, it } from 'vitest';
 import { IncrementalState } from '../../src/mega/incremental.js';
 import { EMA_STATE, lengthsToPaddingMask, MultiHeadEMA } from '../../src/mega/ema.js';

@@ -48,7 +48,7 @@ describe('MegaSentenceEncoderLayer', () => {
     expect(() => layer.forward(randNormal([6, 2, 8], 0, 1, 'f64', new Generator(1)))).toThrow(/multiple of chunk_size 4/);
   });
 
-  it('treats L < C as one chunk, equal to padding up to C (spec §10.7)', () => {
+  it('treats L < C as one chunk, equal to padding up to C (docs/MEGA.md §10 item 7)', () => {
     const layer = new MegaSentenceEncoderLayer(opts);
     layer.eval();
     const x3 = randNormal([3, 2, 8], 0, 1, 'f64', new Generator(2)); // L3 × B2 × D8

@@ -1,5 +1,5 @@
 /**
- * Registered architectures (spec §8.5): defaults and parameter counts against the §8.7 formula
+ * Registered architectures (docs/MEGA.md §8.5): defaults and parameter counts against the §8.7 formula
  * (per Mega layer, simple bias: EMA 4·D'·N + D; v_proj D·H + H; mx_proj (D+1)(Z+H+2D);
  * h_proj H·D + D; gamma/beta 4Z; bias 2M'−1; NFFN 2·D·F + F + D; plus the norms).
  */

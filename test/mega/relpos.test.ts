@@ -1,3 +1,4 @@
+// Section numbers (§) refer to docs/MEGA.md.
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/nn/errors.js';
 import { makeRelPosBias, RotaryRelativePositionalBias, SimpleRelativePositionalBias } from '../../src/mega/relpos.js';

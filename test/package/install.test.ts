@@ -121,7 +121,7 @@ export async function f(src: string, ids: Tensor): Promise<number[]> {
 }
 `);
     const tsc = join(repo, 'node_modules/typescript/bin/tsc');
-    let out = '';
+    let out: string;
     try {
       out = run('node', [tsc, '-p', 'tsconfig.json'], project);
     } catch (e) {

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/nn/errors.js';
 import { readConfigFile } from '../../src/train/args.js';
+import { runBounded } from '../bounded.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'mega-cfg-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -17,5 +18,13 @@ describe('config numbers out of range', () => {
     expect(() => readConfigFile(p)).toThrow(`${p}: "lr" is too large for a number (it reads as Infinity): expected a number`);
     writeFileSync(p, '{"max_update": -1e999}');
     expect(() => readConfigFile(p)).toThrow(`${p}: "max_update" is too large for a number (it reads as -Infinity): expected an integer`);
+  });
+});
+
+describe('config file reading is bounded', () => {
+  it('--config /dev/zero is refused as not a regular file instead of read forever', () => {
+    const r = runBounded(`import { readConfigFile } from '@src/train/args.ts';`, `run = () => readConfigFile('/dev/zero');`, { timeoutMs: 60_000, heapMB: 256 });
+    expect(r.error, r.output).toMatchObject({ name: 'ConfigError', kind: 'user' });
+    expect(r.error!.message).toBe('/dev/zero: not a regular file (a device, pipe or socket); expected a file');
   });
 });

@@ -10,6 +10,8 @@ import { readFairseqCheckpoint } from '../../src/io/pt.js';
 import { decodeSafetensors, encodeSafetensors } from '../../src/io/safetensors.js';
 import { loadCheckpoint } from '../../src/train/checkpoint.js';
 import { importFairseq, importFairseqFile, saveImported } from '../../src/train/fairseq-import.js';
+import { ARCHITECTURES, archArgs, archNames, buildModel } from '../../src/mega/models/presets.js';
+import { checkModelArgs } from '../../src/train/model-args-check.js';
 import { runBounded } from '../bounded.js';
 import { tempDir } from '../data/helpers.js';
 
@@ -69,6 +71,42 @@ describe('model args vs stored tensors', () => {
     expect(() => loadCheckpoint(p)).toThrow(/task = "nope" \(expected one of listops, text, retrieval, image, lm, translation, speech\)/);
     const r = weightsWith('maxpos', (m) => { m.model_args = JSON.stringify({ ...JSON.parse(m.model_args!), max_positions: 1e9 }); });
     expect(() => loadCheckpoint(r)).toThrow(/model args max_positions = 1000000000 \(expected an integer of magnitude at most 1048576\)/);
+  });
+
+  it('a mega-ts weights file whose task_info says dictionary_size 1e9 is refused before building', () => {
+    const p = weightsWith('dict', (m) => { m.task_info = JSON.stringify({ ...JSON.parse(m.task_info!), dictionary_size: 1e9 }); });
+    expect(() => loadCheckpoint(p)).toThrow(CheckpointError);
+    expect(() => loadCheckpoint(p)).toThrow(`${p}: task_info dictionary_size = 1000000000 but tensor encoder.encoder.embed_tokens.embed.weight has 20 rows`);
+    const q = weightsWith('pad', (m) => { m.task_info = JSON.stringify({ ...JSON.parse(m.task_info!), pad: 20 }); });
+    expect(() => loadCheckpoint(q)).toThrow(`${q}: task_info pad = 20 (expected an integer in [0, 20))`);
+  });
+
+  it('the state dict of every buildable registered arch passes the check of its own args', () => {
+    const small = {
+      encoder_layers: 2, decoder_layers: 2, encoder_embed_dim: 16, decoder_embed_dim: 16, encoder_hidden_dim: 32, decoder_hidden_dim: 32,
+      encoder_ffn_embed_dim: 24, decoder_ffn_embed_dim: 24, encoder_z_dim: 8, decoder_z_dim: 8, encoder_n_dim: 4, decoder_n_dim: 4,
+      z_dim: 8, n_dim: 4, classifier_out_dim: 20, max_positions: 64, max_source_positions: 64, max_target_positions: 64,
+      chunk_size: 8, decoder_chunk_size: 8, encoder_chunk_size: 8, activation_dropout: 0, norm_type: 'layernorm', decoder_input_dim: 16, classifier_in_dim: 16,
+    };
+    const task = { dictionary_size: 30, bos: 0, pad: 1, eos: 2, unk: 3 };
+    let built = 0;
+    for (const arch of archNames()) {
+      const args = archArgs(arch, arch === 'mega_lra_aan' ? { ...small, classifier_in_dim: 32 } : small);
+      let model;
+      try {
+        model = buildModel(arch, args, task);
+      } catch (e) {
+        expect((e as Error).message, arch).toMatch(/adaptive/); // the adaptive-input archs cannot be built
+        continue;
+      }
+      const shapes = Object.fromEntries(Object.entries(model.stateDict()).map(([k, v]) => [k, { shape: v.shape }]));
+      expect(() => checkModelArgs(ARCHITECTURES[arch]!.model, args, shapes, arch), arch).not.toThrow();
+      const kind = ARCHITECTURES[arch]!.model;
+      const ffn = kind === 'mega_lm' ? 'decoder_ffn_embed_dim' : 'encoder_ffn_embed_dim';
+      expect(() => checkModelArgs(kind, { ...args, [ffn]: 25 }, shapes, arch), arch).toThrow(CheckpointError);
+      built++;
+    }
+    expect(built).toBeGreaterThanOrEqual(15);
   });
 
   it('the untouched fixtures still import', () => {

@@ -103,7 +103,7 @@ describe('trainer', () => {
 });
 
 describe('options', () => {
-  it('an arch brings its published recipe (spec §8.6); flags override it', () => {
+  it('an arch brings its published recipe (docs/MEGA.md §8.6); flags override it', () => {
     const a = resolveTrainArgs({ arch: 'mega_lra_imdb' });
     expect(a).toMatchObject({ task: 'text', lr: 4e-3, weight_decay: 0.01, batch_size: 25, update_freq: 2, max_update: 25000, total_num_update: 25000, warmup_updates: 10000, warmup_init_lr: 1e-7, clip_norm: 1, adam_betas: '(0.9, 0.98)' });
     const m = resolveModelArgs('mega_lra_listop', 'listops', resolveTrainArgs({ arch: 'mega_lra_listop', chunk_size: 128 }), 10);

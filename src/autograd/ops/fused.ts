@@ -8,7 +8,7 @@ import * as V from '../../tensor/view.js';
 import { record } from '../engine.js';
 
 /**
- * The EMA kernel build (spec §5.3) as one op: `k[d, l] = Σ_n coef[d, n] · exp(l · ln q[d, n])`
+ * The EMA kernel build (docs/MEGA.md §5.3) as one op: `k[d, l] = Σ_n coef[d, n] · exp(l · ln q[d, n])`
  * for `l < length`; coef, q `[D, N]` → `[D, length]`. Equals
  * `sum(coef[..., None] * exp(arange(length) * log(q)[..., None]), 1)` without the `[D, N, length]`
  * intermediates.

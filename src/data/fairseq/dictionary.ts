@@ -5,8 +5,8 @@
  * whitespace runs become one space, the line is stripped and split, unknown tokens map to `<unk>`,
  * and `</s>` is appended.
  */
-import { readFileSync } from 'node:fs';
-import { DataError, errorText } from '../errors.js';
+import { DataError } from '../errors.js';
+import { bytesToString, readBytes } from '../files.js';
 
 /** fairseq's special symbols and their indices. */
 export const SPECIALS = ['<s>', '<pad>', '</s>', '<unk>'] as const;
@@ -74,12 +74,7 @@ export class Dictionary {
  *   `<symbol> <count>`, a count that is not a non-negative integer, or a duplicate symbol
  */
 export function readDictionary(path: string): Dictionary {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new DataError(`${path}: cannot read dictionary (${errorText(e)})`, { cause: e });
-  }
+  const text = bytesToString(readBytes(path));
   const d = new Dictionary(path);
   const lines = text.split('\n');
   if (lines[lines.length - 1] === '') lines.pop();

@@ -17,8 +17,9 @@
  * So `.idx` is exactly `26 + 12N` bytes and `.bin` is `itemsize × Σ sizes` bytes. The older
  * "cached"/"lazy" format (magic `TNTIDX\0\0`) is recognised and refused with a clear message.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { DataError, errorText } from '../errors.js';
+import { existsSync } from 'node:fs';
+import { DataError } from '../errors.js';
+import { readBytes } from '../files.js';
 
 /** Magic of the mmap index (9 bytes). */
 export const MMAP_MAGIC = Uint8Array.from([0x4d, 0x4d, 0x49, 0x44, 0x49, 0x44, 0x58, 0x00, 0x00]);
@@ -57,14 +58,6 @@ export interface IndexedDataset {
   readonly length: number;
   /** Sentence `i` as token ids (a view; do not modify). */
   get(i: number): Int32Array;
-}
-
-function readBytes(path: string): Uint8Array {
-  try {
-    return readFileSync(path);
-  } catch (e) {
-    throw new DataError(`${path}: cannot read (${errorText(e)})`, { cause: e });
-  }
 }
 
 function hasPrefix(buf: Uint8Array, magic: Uint8Array): boolean {

@@ -12,10 +12,11 @@
  *   blocks (`tokenBlocks`).
  * - `translation`: `DATA/dict.<lang>.txt` and `DATA/<split>.<src>-<tgt>.<lang>` (indexed).
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TokenExample, ValueExample } from '../batch.js';
-import { DataError, errorText } from '../errors.js';
+import { DataError } from '../errors.js';
+import { bytesToString, readBytes } from '../files.js';
 import { Dictionary, EOS, readDictionary } from './dictionary.js';
 import { readIndexedDataset, type IndexedDataset } from './indexed.js';
 
@@ -107,13 +108,9 @@ export function readLraImage(dir: string, split: string, opts: { mean: number; s
   if (!existsSync(srcPath)) throw new DataError(`${dir}: no ${split} split (expected ${srcPath} and ${labelPath})`);
   if (!existsSync(labelPath)) throw new DataError(`${labelPath}: no such file (expected one class index per line for ${srcPath})`);
   const read = (p: string): string[] => {
-    try {
-      const lines = readFileSync(p, 'utf8').split('\n');
-      if (lines[lines.length - 1] === '') lines.pop();
-      return lines;
-    } catch (e) {
-      throw new DataError(`${p}: cannot read (${errorText(e)})`, { cause: e });
-    }
+    const lines = bytesToString(readBytes(p)).split('\n');
+    if (lines[lines.length - 1] === '') lines.pop();
+    return lines;
   };
   const images = read(srcPath);
   const labels = read(labelPath);

@@ -1,5 +1,5 @@
 /**
- * Helpers shared by the full models (spec §8): model-level chunk padding of token ids, padding
+ * Helpers shared by the full models (docs/MEGA.md §8): model-level chunk padding of token ids, padding
  * masks, zeroing padded positions, and the fairseq dictionary facts a model needs.
  */
 import * as F from '../../autograd/index.js';
@@ -38,7 +38,7 @@ export function checkTokens(tokens: Tensor, who: string): void {
 }
 
 /**
- * Model-level chunk padding (spec §6.3): if `0 < C < L` and `L mod C ≠ 0`, right-pads the
+ * Model-level chunk padding (docs/MEGA.md §6.3): if `0 < C < L` and `L mod C ≠ 0`, right-pads the
  * `B × L` ids with `pad` up to `⌈L/C⌉·C`; otherwise returns them unchanged.
  */
 export function chunkPadTokens(tokens: Tensor, C: number, pad: number): Tensor {

@@ -1,5 +1,5 @@
 /**
- * The decoder-only language model (spec §8.3; reference `fairseq/models/mega_lm.py`,
+ * The decoder-only language model (docs/MEGA.md §8.3; reference `fairseq/models/mega_lm.py`,
  * `MegaDecoderNoCrossAttn`): `√D`-scaled token embedding, causal `MegaDecoderLayer`s without
  * cross attention, a final norm (prenorm; optionally non-affine) and a tied or untied output
  * projection — or, for the WikiText-103 archs, adaptive input (`--adaptive-input`) and an

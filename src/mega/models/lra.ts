@@ -1,5 +1,5 @@
 /**
- * The LRA classifier (spec §8.1; reference `fairseq/models/lra/model.py` with
+ * The LRA classifier (docs/MEGA.md §8.1; reference `fairseq/models/lra/model.py` with
  * `layer_type='mega'`, `fairseq/models/lra/mega_lra_encoder.py`): a token (text) or real-number
  * (image) embedding, bidirectional `MegaSentenceEncoderLayer`s, mean / CLS pooling, an MLP head
  * and a bias-free projection to the classes. Loss `lra_cross_entropy` = summed NLL.

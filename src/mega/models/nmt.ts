@@ -1,5 +1,5 @@
 /**
- * The encoder–decoder translation model (spec §8.4; reference `fairseq/models/mega.py`):
+ * The encoder–decoder translation model (docs/MEGA.md §8.4; reference `fairseq/models/mega.py`):
  * `MegaEncoder` (bidirectional `MegaEncoderLayer`s) and `MegaDecoder` (causal `MegaDecoderLayer`s
  * with gated cross attention), `√D`-scaled embeddings (optionally one shared matrix), output
  * `x·Eᵀ` (shared) or a bias-free projection. Loss `label_smoothed_cross_entropy`.

@@ -1,5 +1,5 @@
 /**
- * The registered architectures of the reference (spec §8.5) by their `--arch` names. Each arch
+ * The registered architectures of the reference (docs/MEGA.md §8.5) by their `--arch` names. Each arch
  * function fills the fields that are still unset (fairseq's `getattr(args, name, default)`
  * semantics: a field present in the given args, even `null`, wins), exactly as the reference's
  * `register_model_architecture` functions do; `buildModel` then builds the matching model.

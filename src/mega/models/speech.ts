@@ -1,5 +1,5 @@
 /**
- * The raw-waveform Speech Commands classifier (spec §8.2; reference
+ * The raw-waveform Speech Commands classifier (docs/MEGA.md §8.2; reference
  * `fairseq/models/speech_commands/{model.py,mega_scraw_encoder.py}`): `RealNumberEmbedding` of
  * each sample → dropout → bidirectional `MegaSentenceEncoderLayer`s (no padding mask) → final norm
  * (prenorm) → mean over time → the LRA classification head.

@@ -1,6 +1,6 @@
 /**
  * Helpers shared by the tasks: locating split files, length checks against the model's limit,
- * seeded hold-out splits, and the classification forward pass (`lra_cross_entropy`, spec §9.1).
+ * seeded hold-out splits, and the classification forward pass (`lra_cross_entropy`, docs/MEGA.md §9.1).
  */
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';

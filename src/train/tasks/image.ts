@@ -1,5 +1,5 @@
 /**
- * Pixel-sequence image classification (LRA image / Pathfinder style, spec §8.1) from IDX files
+ * Pixel-sequence image classification (LRA image / Pathfinder style, docs/MEGA.md §8.1) from IDX files
  * (`--data DIR` with `train-images-idx3-ubyte` + `train-labels-idx1-ubyte`, the same for `valid`
  * (or `val`) and `test` (or MNIST's `t10k`); `.gz` accepted). Without a validation pair,
  * `--valid-fraction` of the training images (seeded) are held out. Pixels become

@@ -1,5 +1,5 @@
 /**
- * Byte-level language modelling (spec §8.3, §9.1 `cross_entropy`). `--data FILE` (any text; the
+ * Byte-level language modelling (docs/MEGA.md §8.3, §9.1 `cross_entropy`). `--data FILE` (any text; the
  * last `--valid-fraction` of the stream is the validation split) or `--data DIR` with `train.txt`,
  * `valid.txt` (or `val`/`dev`), `test.txt`. Each line's bytes (`b ↦ b + 4`) are followed by `</s>`;
  * the stream is cut into blocks of `--tokens-per-sample`, input `[</s>, t0, …]`, target the block.

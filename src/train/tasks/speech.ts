@@ -1,5 +1,5 @@
 /**
- * Raw-waveform keyword classification (Speech Commands, spec §8.2). `--data DIR` is either a
+ * Raw-waveform keyword classification (Speech Commands, docs/MEGA.md §8.2). `--data DIR` is either a
  * Speech-Commands folder (`DIR/<label>/*.wav`, split 70/15/15 per class with the seed) or a folder
  * with `train/`, `valid/` (or `val/`), `test/` sub-folders in that layout. Labels: the 10-word
  * subset of the recipe when all ten folders exist, else every label folder (sorted). Clips are

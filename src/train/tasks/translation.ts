@@ -1,5 +1,5 @@
 /**
- * Byte-level translation (spec §8.4, §9.1 `label_smoothed_cross_entropy`): `--data DIR` with
+ * Byte-level translation (docs/MEGA.md §8.4, §9.1 `label_smoothed_cross_entropy`): `--data DIR` with
  * `train.tsv`, `valid.tsv` (or `val`/`dev`), `test.tsv` of `source<TAB>target` lines. Source =
  * bytes + `</s>`, decoder input `[</s>, y…]`, target `[y…, </s>]`; one joined byte vocabulary
  * (260 ids). Loss: label-smoothed (`--label-smoothing`) summed over non-pad targets, sample size =

@@ -1,6 +1,6 @@
 /**
  * The task interface of the trainer: how a task loads its splits, what it tells the model builder,
- * and how one batch becomes a summed loss with its sample size (spec §9.1).
+ * and how one batch becomes a summed loss with its sample size (docs/MEGA.md §9.1).
  */
 import type { Batch, Dataset, Example } from '../../data/batch.js';
 import type { TaskInfo } from '../../mega/models/common.js';

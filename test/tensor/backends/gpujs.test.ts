@@ -27,7 +27,6 @@ describe.skipIf(skipWithout({ gpu: gpuAvailable() }))('gpujs device', () => {
   it('runs gpu.js on a GPU mode, not a CPU one', () => {
     const info = GpuDevice.get()!.info;
     const expected = process.env.MEGA_EXPECT_GPU_MODE;
-    // eslint-disable-next-line no-console
     console.log(`gpujs: mode ${info.mode}, ${info.kernelClass}, adapter ${info.adapter.description ?? info.adapter.device}`);
     expect(['WebGPUKernel', 'HeadlessGLKernel']).toContain(info.kernelClass);
     if (expected === 'webgpu') expect(info.kernelClass).toBe('WebGPUKernel');

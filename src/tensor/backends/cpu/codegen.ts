@@ -1,6 +1,6 @@
 /**
  * Generated elementwise loops. Each (op, dtypes) pair gets its own function instance built with
- * `new Function`, so V8 sees one typed-array class per call site (BACKENDS.md: a function that
+ * `new Function`, so V8 sees one typed-array class per call site (docs/BACKENDS.md: a function that
  * has seen both Float32Array and Float64Array runs up to 2x slower).
  *
  * A loop walks the output row-major; inputs are addressed through their own strides (0 for

@@ -5,7 +5,7 @@
  * Results are identical (pure copies and the same summation order).
  *
  * The generic kernels index a `Storage` union, which V8 compiles polymorphically (slow, see
- * BACKENDS.md); here copies go through `TypedArray.set` and the scalar loops are instantiated
+ * docs/BACKENDS.md); here copies go through `TypedArray.set` and the scalar loops are instantiated
  * once per array class.
  */
 import { allocate, type Storage } from '../../dtype.js';
@@ -56,8 +56,8 @@ type Gather = (out: Storage, src: Storage, so: number, idx: Int32Array, n: numbe
 type Scatter = (out: Storage, src: Storage, so: number, idx: Int32Array, n: number) => number;
 
 /** One monomorphic instance per array class. */
-function perClass<T>(src: string): Map<Function, T> {
-  const m = new Map<Function, T>();
+function perClass<T>(src: string): Map<object, T> {
+  const m = new Map<object, T>();
   for (const C of [Float32Array, Float64Array, Int32Array, Uint8Array]) m.set(C, new Function(src)() as T);
   return m;
 }

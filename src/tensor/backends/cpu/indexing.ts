@@ -1,5 +1,5 @@
 /** CPU kernels: indexSelect / indexAdd, gather / scatterAdd, concat, pad. */
-import { allocate, type Storage } from '../../dtype.js';
+import { allocate } from '../../dtype.js';
 import { DTypeError, IndexError, ShapeError } from '../../errors.js';
 import { contiguousStrides, sizeOf } from '../../shape.js';
 import { fromStorage, Tensor } from '../../tensor.js';

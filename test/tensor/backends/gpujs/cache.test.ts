@@ -10,6 +10,8 @@ import { setBackend } from '../../../../src/tensor/backend.js';
 import { clearUploadCache, GpuData, GpuDevice, selectBackend } from '../../../../src/tensor/backends/gpujs/index.js';
 import { scalar, tensor } from '../../../../src/tensor/create.js';
 import * as K from '../../../../src/tensor/kernels.js';
+import { skipWithout } from '../../../system.js';
+import { gpuAvailable } from '../gpu-probe.js';
 
 describe.skipIf(skipWithout({ gpu: gpuAvailable() }))('gpujs host-constant cache', () => {
   beforeAll(() => { selectBackend('gpujs'); }, 180_000);

@@ -15,7 +15,11 @@ import { fftConvGpuBy } from '../../../../src/tensor/backends/gpujs/fftconv.js';
 import { fftConvCpu } from '../../../../src/tensor/backends/cpu/fftconv.js';
 import { fromStorage, Tensor } from '../../../../src/tensor/tensor.js';
 import { Generator } from '../../../../src/tensor/random.js';
+import { skipWithout } from '../../../system.js';
+import { gpuAvailable } from '../gpu-probe.js';
+import { expectClose } from '../../../../src/verify/compare.js';
 
+// without a GPU mode (and without CI) skipped, named in the run's summary line (test/system.ts)
 const skip = skipWithout({ gpu: gpuAvailable() });
 
 /** Uniform values in [lo, hi) as an f64 tensor (deterministic). */
@@ -30,17 +34,9 @@ function f32(t: Tensor): Tensor {
   return fromStorage(Float32Array.from(t.toTypedArray() as Float64Array), [...t.shape]);
 }
 
-/** FORMAT.md's f32 rule; returns the error and the bound for the message. */
+/** FORMAT.md's f32 rule (the first element outside it is named on failure). */
 function expectF32Close(got: Tensor, ref: Tensor): void {
-  expect(got.shape).toEqual(ref.shape);
-  const g = got.toTypedArray(), r = ref.toTypedArray();
-  let err = 0, scale = 0;
-  for (let i = 0; i < r.length; i++) {
-    err = Math.max(err, Math.abs(g[i] - r[i]));
-    scale = Math.max(scale, Math.abs(r[i]));
-  }
-  expect(Number.isFinite(err)).toBe(true);
-  expect(err).toBeLessThanOrEqual(1e-6 + 2e-4 * scale);
+  expectClose(got, ref, { precision: 'f32' });
 }
 
 describe.skipIf(skip)('gpujs fused kernels', () => {

@@ -18,7 +18,10 @@ import { fallbacks, GpuDevice, moveToDevice, resetFallbacks, selectBackend, tidy
 import { fromStorage, type Tensor } from '../../../../src/tensor/tensor.js';
 import { Adam, clipGradNorm, clipGradNormDevice } from '../../../../src/train/optim.js';
 import { buildCase, getAdapter, toInputs } from '../../../../src/verify/index.js';
+import { skipWithout } from '../../../system.js';
+import { gpuAvailable } from '../gpu-probe.js';
 
+// without a GPU mode (and without CI) skipped, named in the run's summary line (test/system.ts)
 const skip = skipWithout({ gpu: gpuAvailable() });
 const goldenDir = join(dirname(fileURLToPath(import.meta.url)), '../../../golden');
 const STEPS = 4, LR = 1e-3, CLIP = 0.5;

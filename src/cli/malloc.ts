@@ -1,0 +1,54 @@
+/**
+ * glibc malloc settings for the compute commands (`mega train`, `mega eval`).
+ *
+ * Under glibc's defaults every allocation above the (adaptive) mmap threshold gets fresh pages
+ * from the kernel and gives them back on free, so each large tensor pays its page faults again on
+ * every step (≈ 10 µs per 4 KiB page on a VM; more than the arithmetic on small models). Keeping
+ * freed memory in the heap is what PyTorch's users get from its allocator. The variables must be
+ * set before the process starts, so the CLI re-executes itself once with them when the user has
+ * set neither (see docs/PERF.md). `MEGA_MALLOC=system` keeps the system defaults.
+ */
+import { spawn } from 'node:child_process';
+
+/** The settings: no mmap for blocks under 4 GiB, never trim the heap below 64 GiB of free space. */
+export const MALLOC_ENV: Readonly<Record<string, string>> = {
+  MALLOC_MMAP_THRESHOLD_: '4294967296',
+  MALLOC_TRIM_THRESHOLD_: '68719476736',
+};
+
+/**
+ * The environment to re-execute with, or null to run in this process: not on Linux (glibc), the
+ * user set `MEGA_MALLOC=system`, or either variable is already set (by us or by the user).
+ */
+export function mallocReexecEnv(env: NodeJS.ProcessEnv, platform: NodeJS.Platform = process.platform): NodeJS.ProcessEnv | null {
+  if (platform !== 'linux') return null;
+  if (env.MEGA_MALLOC === 'system') return null;
+  if (Object.keys(MALLOC_ENV).some((k) => env[k] !== undefined)) return null;
+  return { ...env, ...MALLOC_ENV };
+}
+
+/**
+ * Runs this same command line again in a child with `env` (stdio shared, SIGINT/SIGTERM/SIGHUP
+ * forwarded); resolves to its exit code (128 + signal number when it was killed by a signal).
+ */
+export function reexec(env: NodeJS.ProcessEnv): Promise<number> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], { env, stdio: 'inherit' });
+    const sigs: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+    const fwd = (s: NodeJS.Signals) => child.kill(s);
+    for (const s of sigs) process.on(s, fwd);
+    const done = (code: number) => {
+      for (const s of sigs) process.off(s, fwd);
+      resolve(code);
+    };
+    child.once('error', (e) => {
+      process.stderr.write(`mega: cannot restart with the malloc settings (${e.message}); set MEGA_MALLOC=system to skip\n`);
+      done(1);
+    });
+    child.once('exit', (code, signal) => done(code ?? 128 + (signal ? signalNumber(signal) : 0)));
+  });
+}
+
+function signalNumber(s: NodeJS.Signals): number {
+  return ({ SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGSEGV: 11, SIGTERM: 15 } as Record<string, number>)[s] ?? 0;
+}
