@@ -57,7 +57,10 @@ async function applyGlobalOptions(argv: string[]): Promise<string[]> {
   const envGpu = process.env.MEGA_GPU || undefined;
   if (((backend ?? envBackend) && (backend ?? envBackend) !== 'cpu') || (gpu ?? envGpu) !== undefined) {
     const { selectBackend } = await import('../tensor/backends/gpujs/index.js');
-    const sel = selectBackend(backend ?? (envBackend ? undefined : 'gpujs'), gpu === undefined ? {} : { gpu });
+    // data parallel: local rank r takes GPU r unless --gpu / MEGA_GPU names one
+    const { detectLauncher } = await import('../dist/env.js');
+    const local = (gpu ?? envGpu) === undefined ? detectLauncher() : null;
+    const sel = selectBackend(backend ?? (envBackend ? undefined : 'gpujs'), gpu !== undefined ? { gpu } : local && local.localWorldSize > 1 ? { rank: local.localRank } : {});
     if (sel.reason) process.stderr.write(`mega: ${sel.reason}\n`);
   }
   return rest;
