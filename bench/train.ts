@@ -17,6 +17,8 @@
  * suffix `-t<n>`); `MEGA_BENCH_TRAIN_THREADS=1` or `=2,1` runs other counts — on a machine
  * shared with other work, PyTorch's OpenMP threads spin at barriers and collapse (measured here:
  * 70× slower with 2 threads than 1 under load), so there only `-t1` compares the libraries.
+ * `train-cpu` rows: median CPU time per step (user + system, every thread of the process) and
+ * its ratio PyTorch / mega-ts — less disturbed by other processes than wall time.
  * mega-ts runs as `mega train` does (with its malloc settings, src/cli/malloc.ts); PyTorch with
  * its defaults. `MEGA_BENCH_MALLOC=system` runs mega-ts with the system defaults too.
  */
@@ -133,8 +135,16 @@ export function trainChild(name: string): void {
     clipGradNorm(params, args.clip_norm as number);
     optimizer.step();
   };
-  const ms = timeMedian(step, { warmup: 2, warmupMs: 500, minReps: 5, maxReps: 15, maxMs: 8000 });
-  process.stdout.write(JSON.stringify({ ms, maxRssMiB: process.resourceUsage().maxRSS / 1024 }) + '\n');
+  const cpu: number[] = [];
+  const timed = () => {
+    const c0 = process.cpuUsage();
+    step();
+    const c = process.cpuUsage(c0);
+    cpu.push((c.user + c.system) / 1000);
+  };
+  const ms = timeMedian(timed, { warmup: 2, warmupMs: 500, minReps: 5, maxReps: 15, maxMs: 8000 });
+  const cpuMs = median(cpu.slice(-5));
+  process.stdout.write(JSON.stringify({ ms, cpuMs, maxRssMiB: process.resourceUsage().maxRSS / 1024 }) + '\n');
 }
 
 /** The PyTorch config of a case, from the same resolved model arguments. */
@@ -176,7 +186,8 @@ function torchConfig(c: TrainCase): Record<string, unknown> {
   };
 }
 
-interface Measured { ms: number; maxRssMiB: number }
+/** Median wall ms per step, median CPU ms per step (all threads of the process), peak RSS. */
+interface Measured { ms: number; cpuMs: number; maxRssMiB: number }
 
 function runMega(name: string, threads: number): Measured | undefined {
   const entry = fileURLToPath(import.meta.url).replace(/train\.js$/, 'run.js');
@@ -204,8 +215,8 @@ function runTorch(cfg: Record<string, unknown>, threads: number): Measured | und
     note(`train: pytorch baseline unavailable (${py}): ${(r.stderr || r.error?.message || '').trim().split('\n').slice(-2).join(' ')}`);
     return undefined;
   }
-  const o = JSON.parse(line) as { ms: number; max_rss_mib: number };
-  return { ms: o.ms, maxRssMiB: o.max_rss_mib };
+  const o = JSON.parse(line) as { ms: number; cpu_ms: number; max_rss_mib: number };
+  return { ms: o.ms, cpuMs: o.cpu_ms, maxRssMiB: o.max_rss_mib };
 }
 
 const median = (xs: number[]) => {
@@ -239,13 +250,16 @@ export async function runTrainBench(opts: BenchOptions): Promise<void> {
     // per-round ratios (same round = closest in time), then their median
     const pairs = Math.min(mega.length, torch.length);
     const ratio = pairs ? median(Array.from({ length: pairs }, (_, i) => torch[i].ms / mega[i].ms)) : undefined;
+    const cpuRatio = pairs ? median(Array.from({ length: pairs }, (_, i) => torch[i].cpuMs / mega[i].cpuMs)) : undefined;
     const memRatio = pairs ? median(Array.from({ length: pairs }, (_, i) => mega[i].maxRssMiB / torch[i].maxRssMiB)) : undefined;
     if (t) {
       report({ bench: 'train', impl: t.impl, dtype: 'f32', shape, value: t.sps, unit: 'steps/s' });
+      report({ bench: 'train-cpu', impl: t.impl, dtype: 'f32', shape, value: median(torch.map((x) => x.cpuMs)), unit: 'cpu-ms' });
       report({ bench: 'train-mem', impl: t.impl, dtype: 'f32', shape, value: t.rss, unit: 'MiB' });
     }
     if (m) {
       report({ bench: 'train', impl: m.impl, dtype: 'f32', shape, value: m.sps, unit: 'steps/s', ...(ratio !== undefined ? { ratio, baseline: t!.impl } : {}) });
+      report({ bench: 'train-cpu', impl: m.impl, dtype: 'f32', shape, value: median(mega.map((x) => x.cpuMs)), unit: 'cpu-ms', ...(cpuRatio !== undefined ? { ratio: cpuRatio, baseline: t!.impl } : {}) });
       report({ bench: 'train-mem', impl: m.impl, dtype: 'f32', shape, value: m.rss, unit: 'MiB', ...(memRatio !== undefined ? { ratio: memRatio, baseline: t!.impl } : {}) });
     }
   }

@@ -88,6 +88,13 @@ export interface FusedKernels {
    * consumes θ, m, v: a device backend frees their buffers and keeps the results past scopes.
    */
   adamUpdate(param: Tensor, grad: Tensor, expAvg: Tensor, expAvgSq: Tensor, h: AdamHyper): [Tensor, Tensor, Tensor];
+  /**
+   * Mega's laplace attention function elementwise: `0.5·(1 + erf(z))`, `z = (x − mu)/den`
+   * (den = σ·√2; docs/MEGA.md, element attention). Any layout in, contiguous out.
+   */
+  laplace(x: Tensor, mu: number, den: number): Tensor;
+  /** Vector-Jacobian product of `laplace` for the output gradient `g` (shape of x): `g · exp(−z²)/(√π·den)`. */
+  laplaceGrad(x: Tensor, g: Tensor, mu: number, den: number): Tensor;
 }
 
 /** Scalars of one {@link FusedKernels.adamUpdate}. */

@@ -45,5 +45,9 @@ export const emaKernel = (coef: Tensor, q: Tensor, length: number): Tensor => ke
 export const emaKernelGrad = (coef: Tensor, q: Tensor, g: Tensor): Tensor => kernel('emaKernelGrad')(coef, q, g);
 /** Softmax / log-softmax backward along the last axis from the output `y`. */
 export const softmaxGrad = (y: Tensor, g: Tensor, log: boolean): Tensor => kernel('softmaxGrad')(y, g, log);
+/** Mega's laplace attention function `0.5·(1 + erf((x − mu)/den))`, elementwise. */
+export const laplace = (x: Tensor, mu: number, den: number): Tensor => kernel('laplace')(x, mu, den);
+/** VJP of laplace: `g · exp(−z²)/(√π·den)`, `z = (x − mu)/den`. */
+export const laplaceGrad = (x: Tensor, g: Tensor, mu: number, den: number): Tensor => kernel('laplaceGrad')(x, g, mu, den);
 /** One Adam update of a device-resident parameter: `[θ', m', v']` (see FusedKernels.adamUpdate). */
 export const adamUpdate = (p: Tensor, g: Tensor, m: Tensor, v: Tensor, h: AdamHyper): [Tensor, Tensor, Tensor] => kernel('adamUpdate')(p, g, m, v, h);

@@ -61,16 +61,10 @@ export function geluTanh(x: Tensor): Tensor {
   return mul(mul(x, 0.5), add(tanh(inner), 1));
 }
 
-/** Mega's laplace attention function 0.5·(1 + erf((x − μ)/(σ·√2))), μ = 0.707107, σ = 0.282095. */
+/** Mega's laplace attention function 0.5·(1 + erf((x − μ)/(σ·√2))), μ = 0.707107, σ = 0.282095 (one fused pass each way). */
 export function laplace(x: Tensor, mu = 0.707107, sigma = 0.282095): Tensor {
   const den = sigma * Math.SQRT2;
-  const z = K.binary(K.binary(x, c(mu, x), 'sub'), c(den, x), 'div');
-  const out = K.binary(c(0.5, x), K.binary(c(1, x), K.unary(z, 'erf'), 'add'), 'mul');
-  return record(out, 'laplace', [x], (g) => {
-    // d/dx = exp(−z²)/(√π·den)
-    const d = K.binary(K.unary(K.unary(K.unary(z, 'square'), 'neg'), 'exp'), c(Math.sqrt(Math.PI) * den, x), 'div');
-    return [K.binary(g, d, 'mul')];
-  });
+  return record(K.laplace(x, mu, den), 'laplace', [x], (g) => [K.laplaceGrad(x, g, mu, den)]);
 }
 
 /** Moves `axis` last, applies `fn`, moves it back. */

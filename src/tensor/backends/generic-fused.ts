@@ -7,6 +7,7 @@
 import { ANY_BACKEND, registerKernel, type AdamHyper } from '../backend.js';
 import { arange, scalar } from '../create.js';
 import * as K from '../kernels.js';
+import { ShapeError } from '../errors.js';
 import { Tensor } from '../tensor.js';
 import { checkCoefQ, checkEmaGrad, checkSoftmaxGrad } from './checks.js';
 
@@ -61,7 +62,30 @@ export function adamUpdateGeneric(p: Tensor, g: Tensor, m: Tensor, v: Tensor, h:
   return [K.binary(decayed, K.binary(mul(c(h.stepSize), m1), denom, 'div'), 'sub'), m1, v1];
 }
 
+/** `z = (x − mu)/den` in x's dtype. */
+function laplaceZ(x: Tensor, mu: number, den: number): Tensor {
+  return K.binary(K.binary(x, scalar(mu, x.dtype), 'sub'), scalar(den, x.dtype), 'div');
+}
+
+/** Generic `laplace`: `0.5·(1 + erf((x − mu)/den))` from primitives. */
+export function laplaceGeneric(x: Tensor, mu: number, den: number): Tensor {
+  const c = (v: number) => scalar(v, x.dtype);
+  return K.binary(c(0.5), K.binary(c(1), K.unary(laplaceZ(x, mu, den), 'erf'), 'add'), 'mul');
+}
+
+/** Generic `laplaceGrad`: `g · exp(−z²)/(√π·den)` from primitives. */
+export function laplaceGradGeneric(x: Tensor, g: Tensor, mu: number, den: number): Tensor {
+  if (g.dtype !== x.dtype || g.ndim !== x.ndim || g.shape.some((d, i) => d !== x.shape[i])) {
+    throw new ShapeError(`laplaceGrad: gradient [${g.shape}] ${g.dtype} does not match input [${x.shape}] ${x.dtype}`);
+  }
+  const z = laplaceZ(x, mu, den);
+  const d = K.binary(K.unary(K.unary(K.unary(z, 'square'), 'neg'), 'exp'), scalar(Math.sqrt(Math.PI) * den, x.dtype), 'div');
+  return K.binary(g, d, 'mul');
+}
+
 registerKernel('adamUpdate', ANY_BACKEND, adamUpdateGeneric);
+registerKernel('laplace', ANY_BACKEND, laplaceGeneric);
+registerKernel('laplaceGrad', ANY_BACKEND, laplaceGradGeneric);
 registerKernel('emaKernel', ANY_BACKEND, emaKernelGeneric);
 registerKernel('emaKernelGrad', ANY_BACKEND, emaKernelGradGeneric);
 registerKernel('softmaxGrad', ANY_BACKEND, softmaxGradGeneric);

@@ -9,6 +9,7 @@
 import { allocate, type FloatStorage } from '../../dtype.js';
 import { DTypeError, ShapeError } from '../../errors.js';
 import { fromStorage, type Tensor } from '../../tensor.js';
+import { erf } from '../../special.js';
 import { dense } from './elementwise.js';
 
 /** Contiguous storage of `t` from its first element. */
@@ -108,4 +109,25 @@ export function softmaxGradCpu(y: Tensor, g: Tensor, log: boolean): Tensor {
     }
   }
   return fromStorage(out, y.shape);
+}
+
+/**
+ * CPU `laplace` in one pass: `0.5·(1 + erf((x − mu)/den))` (the composition makes 5 passes and 4
+ * temporaries the size of the attention weights). In f32 every step is rounded to f32 as the
+ * composition of primitive kernels rounds it, so the two are bitwise equal. The gradient stays
+ * the generic composition: its SIMD exp beats a scalar Math.exp loop (measured 55 vs 157 ms on
+ * 2.8M values).
+ */
+export function laplaceCpu(x: Tensor, mu: number, den: number): Tensor {
+  if (x.dtype !== 'f32' && x.dtype !== 'f64') throw new DTypeError(`laplace: expected a floating tensor, got ${x.dtype}`);
+  const n = x.size;
+  if (x.dtype === 'f32') {
+    const src = dense(x) as Float32Array, out = new Float32Array(n);
+    const m = Math.fround(mu), d = Math.fround(den);
+    for (let i = 0; i < n; i++) out[i] = 0.5 * Math.fround(1 + Math.fround(erf(Math.fround(Math.fround(src[i] - m) / d))));
+    return fromStorage(out, x.shape);
+  }
+  const src = dense(x) as Float64Array, out = new Float64Array(n);
+  for (let i = 0; i < n; i++) out[i] = 0.5 * (1 + erf((src[i] - mu) / den));
+  return fromStorage(out, x.shape);
 }

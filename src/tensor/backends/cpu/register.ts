@@ -13,7 +13,7 @@ import { concatCpu, gatherCpu, indexAddCpu, indexSelectCpu, padCpu, scatterAddCp
 import { argmaxCpu, reduceCpu, softmaxCpu } from './reduce.js';
 import { indexAddFast, indexSelectFast, padFast } from './indexing-fast.js';
 import { fftConvSimd } from './fftconv-simd.js';
-import { emaKernelCpu, emaKernelGradCpu, softmaxGradCpu } from './fused.js';
+import { emaKernelCpu, emaKernelGradCpu, laplaceCpu, softmaxGradCpu } from './fused.js';
 import { binarySimd, reduceSimd, softmaxGradSimd, softmaxSimd, unarySimd } from './simd.js';
 
 registerKernel('unary', 'cpu', (x, op) => unarySimd(x, op) ?? unaryCpu(x, op));
@@ -37,3 +37,4 @@ registerKernel('fftConv', 'cpu', (x, k, start, length) => fftConvSimd(x, k, star
 registerKernel('emaKernel', 'cpu', emaKernelCpu);
 registerKernel('emaKernelGrad', 'cpu', emaKernelGradCpu);
 registerKernel('softmaxGrad', 'cpu', (y, g, log) => softmaxGradSimd(y, g, log) ?? softmaxGradCpu(y, g, log));
+registerKernel('laplace', 'cpu', laplaceCpu);

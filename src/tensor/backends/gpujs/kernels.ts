@@ -25,6 +25,7 @@
 import type { FusedKernels, Kernels } from '../../backend.js';
 import { castGpu, copyGpu, unaryGpu, binaryGpu, whereGpu } from './elementwise.js';
 import { fftConvGpu } from './fftconv.js';
+import { laplaceGeneric, laplaceGradGeneric } from '../generic-fused.js';
 import { adamUpdateGpu, emaKernelGpu, emaKernelGradGpu, softmaxGradGpu } from './fused.js';
 import { concatGpu, gatherGpu, indexAddGpu, indexSelectGpu, padGpu, scatterAddGpu } from './indexing.js';
 import { matmulGpu } from './matmul.js';
@@ -42,5 +43,11 @@ export const gpujsKernels: Kernels = {
   concat: concatGpu, pad: padGpu, cast: castGpu, copy: copyGpu, fftConv: fftConvGpu,
 };
 
-/** Every fused kernel of the gpujs backend (so none runs the generic host implementation). */
-export const gpujsFusedKernels: FusedKernels = { emaKernel: emaKernelGpu, emaKernelGrad: emaKernelGradGpu, softmaxGrad: softmaxGradGpu, adamUpdate: adamUpdateGpu };
+/**
+ * Every fused kernel of the gpujs backend (so none runs host code); laplace and its gradient are
+ * the generic compositions, which run the device's primitives.
+ */
+export const gpujsFusedKernels: FusedKernels = {
+  emaKernel: emaKernelGpu, emaKernelGrad: emaKernelGradGpu, softmaxGrad: softmaxGradGpu, adamUpdate: adamUpdateGpu,
+  laplace: laplaceGeneric, laplaceGrad: laplaceGradGeneric,
+};

@@ -6,11 +6,12 @@ import { describe, expect, it } from 'vitest';
 import * as F from '../../../../src/autograd/index.js';
 import { emaKernel } from '../../../../src/autograd/ops/fused.js';
 import { gradcheck } from '../../../../src/autograd/gradcheck.js';
+import { laplaceGeneric } from '../../../../src/tensor/backends/generic-fused.js';
 import { arange } from '../../../../src/tensor/create.js';
 import type { FloatDType } from '../../../../src/tensor/dtype.js';
 import * as K from '../../../../src/tensor/kernels.js';
 import { Generator, randNormal, randUniform } from '../../../../src/tensor/random.js';
-import type { Tensor } from '../../../../src/tensor/tensor.js';
+import { fromStorage, type Tensor } from '../../../../src/tensor/tensor.js';
 
 const gen = new Generator(7);
 
@@ -89,5 +90,36 @@ describe('fused softmaxGrad', () => {
     expect(gradcheck((t) => F.softmax(t, 1), [x]).ok).toBe(true);
     expect(gradcheck((t) => F.logSoftmax(t, 1), [x]).ok).toBe(true);
     expect(gradcheck((t) => F.softmax(F.transpose(t, 0, 2), -1), [x]).ok).toBe(true);
+  });
+});
+
+describe('fused laplace', () => {
+  const MU = 0.707107, DEN = 0.282095 * Math.SQRT2;
+  for (const dt of ['f64', 'f32'] as FloatDType[]) {
+    it(`equals the composition of primitives, values and gradients (${dt})`, () => {
+      for (const shape of [[7], [3, 5, 11], [2, 3, 64, 64]]) {
+        const x = randNormal(shape, 0.7, 0.6, dt, gen);
+        const g = randNormal(shape, 0, 1, dt, gen);
+        // values: every step rounded as the primitives round it → bitwise equal
+        expect(Array.from(K.laplace(x, MU, DEN).storage)).toEqual(Array.from(laplaceGeneric(x, MU, DEN).storage));
+        // gradient (the composition on every backend): g·exp(−z²)/(√π·den), in f64 here
+        const xs = K.cast(x, 'f64').storage, gs = K.cast(g, 'f64').storage;
+        const want = Float64Array.from(xs, (v, i) => gs[i] * Math.exp(-(((v - MU) / DEN) ** 2)) / (Math.sqrt(Math.PI) * DEN));
+        expect(maxRel(K.cast(K.laplaceGrad(x, g, MU, DEN), 'f64'), fromStorage(want, shape))).toBeLessThanOrEqual(dt === 'f64' ? 1e-13 : 1e-5);
+      }
+    });
+  }
+
+  it('reads strided views, and the autograd op passes a finite-difference check', () => {
+    const x = randNormal([5, 6], 0.7, 0.5, 'f64', gen);
+    const xt = F.transpose(x, 0, 1);
+    expect(Array.from(K.laplace(xt, MU, DEN).storage)).toEqual(Array.from(laplaceGeneric(K.copy(xt), MU, DEN).storage));
+    const y = F.requiresGrad(randNormal([4, 3], 0.7, 0.5, 'f64', gen));
+    expect(gradcheck((t) => F.laplace(t), [y]).ok).toBe(true);
+  });
+
+  it('rejects a gradient of another shape', () => {
+    const x = randNormal([4], 0, 1, 'f32', gen);
+    expect(() => K.laplaceGrad(x, randNormal([5], 0, 1, 'f32', gen), MU, DEN)).toThrow(/does not match/);
   });
 });
