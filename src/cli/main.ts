@@ -7,7 +7,7 @@ import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { isUserError } from '../errors.js';
 import { UsageError } from './errors.js';
-import { mallocReexecEnv, reexec } from './malloc.js';
+import { dieWithParent, mallocReexecEnv, reexec } from './malloc.js';
 
 type Command = (argv: string[], out: (s: string) => void) => number | Promise<number>;
 
@@ -111,7 +111,13 @@ const COMPUTE_COMMANDS = new Set(['train', 'eval']);
 
 const entry = process.argv[1] ? realpathSync(process.argv[1]) : '';
 if (entry === fileURLToPath(import.meta.url)) {
-  const env = COMPUTE_COMMANDS.has(process.argv[2] ?? '') ? mallocReexecEnv(process.env) : null;
+  const parent = Number(process.env.MEGA_REEXEC_PID);
+  if (parent > 0 && parent === process.ppid) dieWithParent(parent);
+  // `--workers N` only launches: its workers get the settings from the launcher (src/dist/launch.ts)
+  const args = process.argv.slice(3);
+  const w = args.findIndex((a) => a === '--workers' || a.startsWith('--workers='));
+  const launcher = w >= 0 && Number(args[w]!.includes('=') ? args[w]!.split('=')[1] : args[w + 1]) > 1;
+  const env = COMPUTE_COMMANDS.has(process.argv[2] ?? '') && !launcher ? mallocReexecEnv(process.env) : null;
   (env ? reexec(env) : main(process.argv.slice(2))).then((code) => {
     process.exitCode = code;
   });

@@ -9,6 +9,7 @@
  * set neither (see docs/PERF.md). `MEGA_MALLOC=system` keeps the system defaults.
  */
 import { spawn } from 'node:child_process';
+import { Worker } from 'node:worker_threads';
 
 /** The settings: no mmap for blocks under 4 GiB, never trim the heap below 64 GiB of free space. */
 export const MALLOC_ENV: Readonly<Record<string, string>> = {
@@ -29,11 +30,13 @@ export function mallocReexecEnv(env: NodeJS.ProcessEnv, platform: NodeJS.Platfor
 
 /**
  * Runs this same command line again in a child with `env` (stdio shared, SIGINT/SIGTERM/SIGHUP
- * forwarded); resolves to its exit code (128 + signal number when it was killed by a signal).
+ * forwarded; the child learns our pid as `MEGA_REEXEC_PID` and dies with us, see
+ * {@link dieWithParent}); resolves to its exit code. A child killed by a signal is answered by
+ * the same signal to this process, so whoever started `mega` sees the signal, as without re-exec.
  */
 export function reexec(env: NodeJS.ProcessEnv): Promise<number> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], { env, stdio: 'inherit' });
+    const child = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], { env: { ...env, MEGA_REEXEC_PID: String(process.pid) }, stdio: 'inherit' });
     const sigs: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
     const fwd = (s: NodeJS.Signals) => child.kill(s);
     for (const s of sigs) process.on(s, fwd);
@@ -45,8 +48,24 @@ export function reexec(env: NodeJS.ProcessEnv): Promise<number> {
       process.stderr.write(`mega: cannot restart with the malloc settings (${e.message}); set MEGA_MALLOC=system to skip\n`);
       done(1);
     });
-    child.once('exit', (code, signal) => done(code ?? 128 + (signal ? signalNumber(signal) : 0)));
+    child.once('exit', (code, signal) => {
+      if (signal) {
+        for (const s of sigs) process.off(s, fwd);
+        process.kill(process.pid, signal);
+      }
+      done(code ?? 128 + (signal ? signalNumber(signal) : 0));
+    });
   });
+}
+
+/**
+ * In a re-executed child: a watchdog thread ends this process at once (SIGKILL) when its parent
+ * is gone, so a `kill -9` of the `mega` the user started never leaves a run going on without it.
+ * The watchdog polls the parent pid every 100 ms; it does not keep the process alive.
+ */
+export function dieWithParent(parentPid: number): void {
+  const code = "const { workerData } = require('node:worker_threads'); setInterval(() => { if (process.ppid !== workerData) process.kill(process.pid, 'SIGKILL'); }, 100);";
+  new Worker(code, { eval: true, workerData: parentPid }).unref();
 }
 
 function signalNumber(s: NodeJS.Signals): number {

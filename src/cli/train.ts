@@ -11,6 +11,7 @@ import { ConfigError } from '../train/errors.js';
 import { formatDuration } from '../train/progress.js';
 import { parseFlags, readConfigFile, resolveTrainArgs, TRAIN_OPTIONS, trainHelp } from '../train/args.js';
 import { runWorkersFromArgv } from '../dist/launch.js';
+import { MALLOC_ENV, mallocReexecEnv } from './malloc.js';
 import { closeDistributed, isMainProcess, startDistributed } from '../dist/training.js';
 import { allArchNames } from '../train/arch.js';
 import { pct } from '../train/evaluate.js';
@@ -77,7 +78,8 @@ export function trainCommand(argv: string[], out: (s: string) => void): number |
   if (user.workers !== undefined) {
     // --workers N: this process only launches and supervises N workers (src/dist/launch.ts)
     const a = resolveTrainArgs(user);
-    const launched = runWorkersFromArgv(argv, user, a.no_save ? null : a.save_dir, () => checkTrainInput(user));
+    const malloc = mallocReexecEnv(process.env) ? MALLOC_ENV : undefined; // the workers compute, the launcher does not
+    const launched = runWorkersFromArgv(argv, user, a.no_save ? null : a.save_dir, () => checkTrainInput(user), malloc);
     if (launched) return launched;
   }
   const json = user.json === true;

@@ -99,6 +99,16 @@ export function pidAlive(pid: number): boolean {
   }
 }
 
+/**
+ * The pid a user sees for this run: the process they started. When the CLI re-executed itself
+ * for its malloc settings (src/cli/malloc.ts), that is the parent named by `MEGA_REEXEC_PID`, which
+ * lives exactly as long as this process (each ends the other).
+ */
+export function runPid(): number {
+  const p = Number(process.env.MEGA_REEXEC_PID);
+  return Number.isInteger(p) && p > 0 && p === process.ppid ? p : process.pid;
+}
+
 interface LockOwner {
   pid: number;
   host: string;
@@ -116,7 +126,7 @@ function readLock(path: string): LockOwner | null {
 /** The live run holding `dir`'s lock, or null (no lock, or a stale one). */
 export function lockHolder(dir: string): LockOwner | null {
   const owner = readLock(join(dir, LOCK_FILE));
-  if (!owner || owner.pid === process.pid) return null;
+  if (!owner || owner.pid === runPid()) return null;
   return owner.host !== hostname() || pidAlive(owner.pid) ? owner : null;
 }
 
@@ -156,7 +166,7 @@ export function lockSaveDir(dir: string): () => void {
       }
       continue;
     }
-    writeSync(fd, `${process.pid}\n${hostname()}\n`);
+    writeSync(fd, `${runPid()}\n${hostname()}\n`);
     closeSync(fd);
     break;
   }
@@ -165,7 +175,7 @@ export function lockSaveDir(dir: string): () => void {
     if (!held) return;
     held = false;
     process.off('exit', release);
-    if (readLock(path)?.pid === process.pid) {
+    if (readLock(path)?.pid === runPid()) {
       try {
         unlinkSync(path);
       } catch {

@@ -3,6 +3,9 @@
  * src/cli/malloc.ts when the user set neither variable (real `mega` processes; a preload module
  * passed in Node's own options prints the variable in every process it starts in).
  */
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MALLOC_ENV, mallocReexecEnv } from '../../src/cli/malloc.js';
 import { buildForChildren, run, type Built } from '../dist/helpers.js';
@@ -55,5 +58,41 @@ describe('malloc settings', () => {
     expect(probes(sys.stderr)).toEqual(['mmap=undefined']);
     expect(info.code, info.stderr).toBe(0);
     expect(probes(info.stderr)).toEqual(['mmap=undefined']);
+  }, 90000);
+
+  it('a SIGKILL of the mega the user started ends the re-executed run too', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mega-malloc-'));
+    try {
+      const r = run('node', [cli, 'train', '--max-update', '100000', '--save-dir', dir, '--quiet'], { env: UNSET, timeoutMs: 90000 });
+      const pid = r.child.pid!;
+      const childrenOf = (p: number): number[] => {
+        try {
+          return readFileSync(`/proc/${p}/task/${p}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+        } catch {
+          return [];
+        }
+      };
+      let kids: number[] = [];
+      for (let i = 0; i < 300 && !kids.length; i++) {
+        await new Promise((res) => setTimeout(res, 100));
+        kids = childrenOf(pid);
+      }
+      expect(kids, 'the re-executed child').toHaveLength(1);
+      const run2 = kids[0]!;
+      // the run has started training: its lock names the pid the user started
+      for (let i = 0; i < 300 && !existsSync(join(dir, '.mega-train.lock')); i++) await new Promise((res) => setTimeout(res, 100));
+      expect(readFileSync(join(dir, '.mega-train.lock'), 'utf8').split('\n')[0]).toBe(String(pid));
+      r.child.kill('SIGKILL');
+      const p = await r.done;
+      expect(p.signal).toBe('SIGKILL');
+      let alive = true;
+      for (let i = 0; i < 50 && alive; i++) {
+        await new Promise((res) => setTimeout(res, 100));
+        alive = existsSync(`/proc/${run2}`) && !readFileSync(`/proc/${run2}/stat`, 'utf8').includes(') Z ');
+      }
+      expect(alive, `pid ${run2} still running 5 s after its parent was killed`).toBe(false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   }, 90000);
 });
