@@ -5,13 +5,18 @@
 #                                  # runtime node_modules (Dawn for linux-x64 only) and the Vulkan
 #                                  # loader into dist/gpu-check/bundle.tar.xz (must stay < 64 MiB)
 #   bash bench/gpu-check.sh        # there (one command): unpack, find the NVIDIA Vulkan driver,
-#                                  # print the adapter, run the golden suite on the gpujs backend
-#                                  # (f32) and the matmul / Mega-layer bench beside the CPU backend
+#                                  # then JSON lines (bench/gpu-check.ts): the adapter, the golden
+#                                  # suite on the gpujs backend (f32), matmul GFLOP/s at 1024³–4096³
+#                                  # (CPU, gpu.js kernel, WGSL shader), Mega layer tokens/s against
+#                                  # the CPU, a training step of mega_lra_imdb size (gpujs and CPU)
+#                                  # with its transfers per step, and a summary. Budget < 8 min.
 #
 # dist/ is git-ignored: hand dist/gpu-check to the machine with the working tree (the device
 # tool's `carry: ["dist/gpu-check"]`). Options through the environment: MEGA_GPU=<adapter index>,
 # MEGA_BENCH_MATMUL_SIZES (default here 1024,2048,4096), MEGA_EXPECT_GPU_MODE (default webgpu),
-# MEGA_EXPECT_HARDWARE (default 1: a software adapter such as lavapipe fails the check).
+# MEGA_EXPECT_HARDWARE (default 1: a software adapter such as lavapipe fails the check),
+# MEGA_CHECK_TRAIN_B / MEGA_CHECK_TRAIN_L (default 2 × 4000), MEGA_CHECK_CPU_TRAIN (default 1),
+# MEGA_CHECK_SKIP=golden,matmul,layer,train (sections to leave out).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -57,7 +62,7 @@ run() {
   fi
   # The NVIDIA Vulkan driver: its ICD file, or one written for libGLX_nvidia.so.0 (where the
   # driver keeps its Vulkan entry points) when the container did not get one.
-  if command -v nvidia-smi >/dev/null; then nvidia-smi -L || true; fi
+  if command -v nvidia-smi >/dev/null; then nvidia-smi -L >&2 || true; fi # stdout carries only the JSON lines
   if [ -z "${VK_ICD_FILENAMES:-}" ] && ! ls /usr/share/vulkan/icd.d/nvidia*.json /etc/vulkan/icd.d/nvidia*.json >/dev/null 2>&1; then
     local glx
     glx=$( (ldconfig -p 2>/dev/null | awk '/libGLX_nvidia\.so\.0/ {print $NF; exit}') || true)
@@ -67,14 +72,18 @@ run() {
       icd=$(mktemp --suffix=.json)
       printf '{"file_format_version":"1.0.0","ICD":{"library_path":"%s","api_version":"1.3.0"}}\n' "$glx" >"$icd"
       export VK_ICD_FILENAMES=$icd
-      echo "no NVIDIA Vulkan ICD file installed; using $glx"
+      echo "no NVIDIA Vulkan ICD file installed; using $glx" >&2
     else
-      echo "warning: no NVIDIA Vulkan driver found (no ICD file, no libGLX_nvidia.so.0); in a container the driver capabilities must include 'graphics'"
+      echo "warning: no NVIDIA Vulkan driver found (no ICD file, no libGLX_nvidia.so.0); in a container the driver capabilities must include 'graphics'" >&2
     fi
   fi
   cd "$app"
+  # the whole check stays within its 8-minute budget (set-up included): the run gets 7 minutes
+  local rc=0
   MEGA_EXPECT_GPU_MODE=${MEGA_EXPECT_GPU_MODE:-webgpu} MEGA_EXPECT_HARDWARE=${MEGA_EXPECT_HARDWARE:-1} MEGA_BENCH_MATMUL_SIZES=${MEGA_BENCH_MATMUL_SIZES:-1024,2048,4096} \
-    "$node" --expose-gc dist/bench/gpu-check.js
+    timeout "${MEGA_CHECK_TIMEOUT:-420}" "$node" --expose-gc dist/bench/gpu-check.js || rc=$?
+  if [ "$rc" = 124 ]; then echo '{"check":"budget","pass":false,"reason":"the check ran past its time limit"}'; fi
+  return "$rc"
 }
 
 case "${1:-run}" in

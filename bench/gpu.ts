@@ -1,6 +1,8 @@
 /**
- * The gpujs backend beside the CPU backend, in the same run: f32 matmul (GFLOP/s) and one Mega
- * layer (MovingAverageGatedAttention) forward + backward (ms per step). Rows of the gpujs backend
+ * The gpujs backend beside the CPU backend, in the same run: f32 matmul (GFLOP/s; the gpu.js
+ * kernel against the CPU, the WGSL shader against the gpu.js kernel), one Mega layer
+ * (MovingAverageGatedAttention) forward + backward (ms per step), and the gpujs fftConv's direct
+ * sum against its FFT path (ms). Rows of the gpujs backend
  * are named after the gpu.js mode really used (`gpujs-webgpu`, `gpujs-headlessgl`); a note gives
  * the kernel class and the adapter. Without a GPU the gpujs rows are left out, with a note.
  *
@@ -12,6 +14,7 @@ import { MovingAverageGatedAttention } from '../src/mega/attention.js';
 import { getBackend, setBackend } from '../src/tensor/backend.js';
 import { dispose, GpuDevice, selectBackend, tidy } from '../src/tensor/backends/gpujs/index.js';
 import { fftConvGpuBy } from '../src/tensor/backends/gpujs/fftconv.js';
+import { setGpuKernels, type GpuKernels } from '../src/tensor/backends/gpujs/wgsl.js';
 import * as K from '../src/tensor/kernels.js';
 import { Generator, randNormal } from '../src/tensor/random.js';
 import type { Tensor } from '../src/tensor/tensor.js';
@@ -52,8 +55,10 @@ function onBackend<T>(name: string, fn: () => T): T {
   }
 }
 
-function matmulGflops(backend: string, n: number): number {
+/** GFLOP/s of an n³ f32 matmul on `backend` (gpujs: operands on the device; `kernel`: the gpujs matmul kernel). */
+export function matmulGflops(backend: string, n: number, kernel: GpuKernels | null = null): number {
   return onBackend(backend, () => {
+    if (backend === 'gpujs') setGpuKernels(kernel);
     const gen = new Generator(1);
     let a = randNormal([n, n], 0, 1, 'f32', gen), b = randNormal([n, n], 0, 1, 'f32', gen);
     if (backend === 'gpujs') [a, b] = [K.copy(a), K.copy(b)]; // resident on the device
@@ -65,20 +70,24 @@ function matmulGflops(backend: string, n: number): number {
       dispose(outs);
     }, { maxMs: 4000, warmup: 1, warmupMs: 0 }) / reps;
     dispose([a, b]);
+    setGpuKernels(null);
     return (2 * n ** 3) / (ms * 1e6);
   });
 }
 
 /** One Mega layer config of the bench: L × B × D input. */
-const LAYER = { L: 128, B: 4, D: 128, Z: 64, H: 256, N: 16 };
+export const LAYER = { L: 128, B: 4, D: 128, Z: 64, H: 256, N: 16 };
 
-function layerMs(backend: string): number {
-  return onBackend(backend, () => {
+/** ms of one Mega layer forward + backward on `backend`. */
+export function layerMs(backend: string, kernels: GpuKernels | null = null): number {
+  let ms = 0;
+  onBackend(backend, () => {
+    if (backend === 'gpujs') setGpuKernels(kernels);
     const gen = new Generator(3);
     const layer = new MovingAverageGatedAttention({ embedDim: LAYER.D, zdim: LAYER.Z, hdim: LAYER.H, ndim: LAYER.N, gen, maxPositions: LAYER.L });
     const x = F.requiresGrad(randNormal([LAYER.L, LAYER.B, LAYER.D], 0, 1, 'f32', gen));
     const w = randNormal([LAYER.L, LAYER.B, LAYER.D], 0, 1, 'f32', gen);
-    return timeMedian(() => {
+    ms = timeMedian(() => {
       tidy(() => {
         const out = layer.forward(x).out;
         F.backward(F.sum(F.mul(out, w)));
@@ -88,6 +97,8 @@ function layerMs(backend: string): number {
       });
     }, { maxMs: 6000, warmup: 1, warmupMs: 0, minReps: 3 });
   });
+  setGpuKernels(null);
+  return ms;
 }
 
 const FFT_LENGTHS = (process.env.MEGA_BENCH_FFT_LENGTHS ?? '64,128,256,512,1024,2048').split(',').map(Number).filter((n) => n > 0);
@@ -115,23 +126,32 @@ export async function runGpuBench(options: BenchOptions): Promise<void> {
   const opts = options.filter === 'gpu' ? { ...options, filter: undefined } : options;
   const gpu = startGpu();
   const impls = [CPU, ...(gpu ? [gpu] : [])];
+  // matmul: the CPU backend, the gpu.js kernel (ratio vs CPU), the WGSL shader (ratio vs gpu.js)
+  const wgsl: string | null = gpu && GpuDevice.get()?.info.mode === 'webgpu' ? `${gpu}-wgsl` : null;
   for (const n of MATMUL_SIZES) {
     const shape = [n, n, n];
-    let cpu: BenchResult | undefined;
-    for (const impl of impls) {
+    let cpu: BenchResult | undefined, gpujs: BenchResult | undefined;
+    for (const impl of [...impls, ...(wgsl ? [wgsl] : [])]) {
       if (!selected(opts, caseId('matmul', impl, 'f32', shape))) continue;
-      const r: BenchResult = { bench: 'matmul', impl, dtype: 'f32', shape, value: matmulGflops(impl === CPU ? 'cpu' : 'gpujs', n), unit: 'GFLOP/s' };
+      const value = impl === CPU ? matmulGflops('cpu', n) : matmulGflops('gpujs', n, impl === wgsl ? 'wgsl' : 'gpujs');
+      const r: BenchResult = { bench: 'matmul', impl, dtype: 'f32', shape, value, unit: 'GFLOP/s' };
       if (impl === CPU) cpu = r;
-      report(cpu && impl !== CPU ? { ...r, ratio: r.value / cpu.value, baseline: CPU } : r);
+      else if (impl === gpu) gpujs = r;
+      const base = impl === wgsl ? gpujs : impl === CPU ? undefined : cpu;
+      report(base ? { ...r, ratio: r.value / base.value, baseline: base.impl } : r);
     }
   }
+  // the Mega layer: CPU, gpu.js kernels only (ratio vs CPU), WGSL matmul + softmax (ratio vs gpu.js)
   const shape = [LAYER.L, LAYER.B, LAYER.D];
-  let cpu: BenchResult | undefined;
-  for (const impl of impls) {
+  let cpu: BenchResult | undefined, gpujs: BenchResult | undefined;
+  for (const impl of [...impls, ...(wgsl ? [wgsl] : [])]) {
     if (!selected(opts, caseId('mega-layer', impl, 'f32', shape))) continue;
-    const r: BenchResult = { bench: 'mega-layer', impl, dtype: 'f32', shape, value: layerMs(impl === CPU ? 'cpu' : 'gpujs'), unit: 'ms fwd+bwd' };
+    const value = impl === CPU ? layerMs('cpu') : layerMs('gpujs', impl === wgsl ? 'wgsl' : 'gpujs');
+    const r: BenchResult = { bench: 'mega-layer', impl, dtype: 'f32', shape, value, unit: 'ms fwd+bwd' };
     if (impl === CPU) cpu = r;
-    report(cpu && impl !== CPU ? { ...r, ratio: r.value / cpu.value, baseline: CPU } : r);
+    else if (impl === gpu) gpujs = r;
+    const base = impl === wgsl ? gpujs : impl === CPU ? undefined : cpu;
+    report(base ? { ...r, ratio: r.value / base.value, baseline: base.impl } : r);
   }
   // the direct sum against the FFT path of the gpujs fftConv (the crossover sets FFT_CONV_MIN_KERNEL)
   for (const n of gpu ? FFT_LENGTHS : []) {

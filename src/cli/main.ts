@@ -7,8 +7,7 @@ import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { isUserError } from '../errors.js';
 import { UsageError } from './errors.js';
-import { setRunPid } from '../train/save-folder.js';
-import { MALLOC_ENV, mallocReexecEnv, reexec, takeReexecParent } from './malloc.js';
+import { dieWithParent, mallocReexecEnv, reexec } from './malloc.js';
 
 type Command = (argv: string[], out: (s: string) => void) => number | Promise<number>;
 
@@ -58,7 +57,10 @@ async function applyGlobalOptions(argv: string[]): Promise<string[]> {
   const envGpu = process.env.MEGA_GPU || undefined;
   if (((backend ?? envBackend) && (backend ?? envBackend) !== 'cpu') || (gpu ?? envGpu) !== undefined) {
     const { selectBackend } = await import('../tensor/backends/gpujs/index.js');
-    const sel = selectBackend(backend ?? (envBackend ? undefined : 'gpujs'), gpu === undefined ? {} : { gpu });
+    // data parallel: local rank r takes GPU r unless --gpu / MEGA_GPU names one
+    const { detectLauncher } = await import('../dist/env.js');
+    const local = (gpu ?? envGpu) === undefined ? detectLauncher() : null;
+    const sel = selectBackend(backend ?? (envBackend ? undefined : 'gpujs'), gpu !== undefined ? { gpu } : local && local.localWorldSize > 1 ? { rank: local.localRank } : {});
     if (sel.reason) process.stderr.write(`mega: ${sel.reason}\n`);
   }
   return rest;
@@ -109,14 +111,13 @@ const COMPUTE_COMMANDS = new Set(['train', 'eval']);
 
 const entry = process.argv[1] ? realpathSync(process.argv[1]) : '';
 if (entry === fileURLToPath(import.meta.url)) {
-  const wanted = COMPUTE_COMMANDS.has(process.argv[2] ?? '') ? mallocReexecEnv(process.env) : null;
-  // a `--workers` launcher computes nothing: its workers start with the settings instead (a
-  // re-executed launcher would stand between the launcher pid and its workers)
-  const launcher = process.argv.slice(3).some((a) => a === '--workers' || a.startsWith('--workers='));
-  if (wanted && launcher) Object.assign(process.env, MALLOC_ENV);
-  const env = launcher ? null : wanted;
-  const parent = env ? null : takeReexecParent();
-  if (parent !== null) setRunPid(parent); // save-folder locks name the pid the user started
+  const parent = Number(process.env.MEGA_REEXEC_PID);
+  if (parent > 0 && parent === process.ppid) dieWithParent(parent);
+  // `--workers N` only launches: its workers get the settings from the launcher (src/dist/launch.ts)
+  const args = process.argv.slice(3);
+  const w = args.findIndex((a) => a === '--workers' || a.startsWith('--workers='));
+  const launcher = w >= 0 && Number(args[w]!.includes('=') ? args[w]!.split('=')[1] : args[w + 1]) > 1;
+  const env = COMPUTE_COMMANDS.has(process.argv[2] ?? '') && !launcher ? mallocReexecEnv(process.env) : null;
   (env ? reexec(env) : main(process.argv.slice(2))).then((code) => {
     process.exitCode = code;
   });

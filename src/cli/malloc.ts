@@ -9,6 +9,7 @@
  * set neither (see docs/PERF.md). `MEGA_MALLOC=system` keeps the system defaults.
  */
 import { spawn } from 'node:child_process';
+import { Worker } from 'node:worker_threads';
 
 /** The settings: no mmap for blocks under 4 GiB, never trim the heap below 64 GiB of free space. */
 export const MALLOC_ENV: Readonly<Record<string, string>> = {
@@ -18,55 +19,24 @@ export const MALLOC_ENV: Readonly<Record<string, string>> = {
 
 /**
  * The environment to re-execute with, or null to run in this process: not on Linux (glibc), the
- * user set `MEGA_MALLOC=system`, either variable is already set (by us or by the user), or Node
- * runs with an inspector (a second process would fight over its port).
+ * user set `MEGA_MALLOC=system`, or either variable is already set (by us or by the user).
  */
-export function mallocReexecEnv(env: NodeJS.ProcessEnv, platform: NodeJS.Platform = process.platform, execArgv: readonly string[] = process.execArgv): NodeJS.ProcessEnv | null {
+export function mallocReexecEnv(env: NodeJS.ProcessEnv, platform: NodeJS.Platform = process.platform): NodeJS.ProcessEnv | null {
   if (platform !== 'linux') return null;
-  if (execArgv.some((a) => a.startsWith('--inspect'))) return null;
   if (env.MEGA_MALLOC === 'system') return null;
   if (Object.keys(MALLOC_ENV).some((k) => env[k] !== undefined)) return null;
-  return { ...env, ...MALLOC_ENV, [PARENT_VAR]: String(process.pid) };
-}
-
-/** Set in the re-executed child: the pid of the `mega` process that waits for it. */
-const PARENT_VAR = 'MEGA_REEXEC_PARENT';
-
-let reexecParent: number | null = null;
-
-/**
- * In a re-executed child: takes the waiting parent's pid out of the environment (so that processes
- * this one starts, e.g. data-parallel workers, do not inherit it) and returns it; null otherwise.
- */
-export function takeReexecParent(env: NodeJS.ProcessEnv = process.env): number | null {
-  const parent = Number(env[PARENT_VAR]);
-  delete env[PARENT_VAR];
-  reexecParent = Number.isInteger(parent) && parent > 0 ? parent : null;
-  return reexecParent;
-}
-
-/**
- * In a re-executed child: a check to call between training updates that ends this process at
- * once (SIGKILL) when the waiting parent is gone — killed with SIGKILL, which it cannot forward —
- * so that killing `mega train`'s pid stops the training as it would without the re-exec. Null
- * outside a re-executed child.
- */
-export function parentWatch(): (() => void) | null {
-  const parent = reexecParent;
-  if (parent === null) return null;
-  return () => {
-    if (process.ppid !== parent) process.kill(process.pid, 'SIGKILL');
-  };
+  return { ...env, ...MALLOC_ENV };
 }
 
 /**
  * Runs this same command line again in a child with `env` (stdio shared, SIGINT/SIGTERM/SIGHUP
- * forwarded); resolves to its exit code. A child killed by a signal kills this process with the
- * same signal (the code 128 + its number is the fallback should that signal be ignored here).
+ * forwarded; the child learns our pid as `MEGA_REEXEC_PID` and dies with us, see
+ * {@link dieWithParent}); resolves to its exit code. A child killed by a signal is answered by
+ * the same signal to this process, so whoever started `mega` sees the signal, as without re-exec.
  */
 export function reexec(env: NodeJS.ProcessEnv): Promise<number> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], { env, stdio: 'inherit' });
+    const child = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], { env: { ...env, MEGA_REEXEC_PID: String(process.pid) }, stdio: 'inherit' });
     const sigs: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
     const fwd = (s: NodeJS.Signals) => child.kill(s);
     for (const s of sigs) process.on(s, fwd);
@@ -80,13 +50,22 @@ export function reexec(env: NodeJS.ProcessEnv): Promise<number> {
     });
     child.once('exit', (code, signal) => {
       if (signal) {
-        // die the same way, so that whoever waits for `mega` sees the child's signal
         for (const s of sigs) process.off(s, fwd);
         process.kill(process.pid, signal);
       }
       done(code ?? 128 + (signal ? signalNumber(signal) : 0));
     });
   });
+}
+
+/**
+ * In a re-executed child: a watchdog thread ends this process at once (SIGKILL) when its parent
+ * is gone, so a `kill -9` of the `mega` the user started never leaves a run going on without it.
+ * The watchdog polls the parent pid every 100 ms; it does not keep the process alive.
+ */
+export function dieWithParent(parentPid: number): void {
+  const code = "const { workerData } = require('node:worker_threads'); setInterval(() => { if (process.ppid !== workerData) process.kill(process.pid, 'SIGKILL'); }, 100);";
+  new Worker(code, { eval: true, workerData: parentPid }).unref();
 }
 
 function signalNumber(s: NodeJS.Signals): number {

@@ -11,13 +11,13 @@ import { ConfigError } from '../train/errors.js';
 import { formatDuration } from '../train/progress.js';
 import { parseFlags, readConfigFile, resolveTrainArgs, TRAIN_OPTIONS, trainHelp } from '../train/args.js';
 import { runWorkersFromArgv } from '../dist/launch.js';
+import { MALLOC_ENV, mallocReexecEnv } from './malloc.js';
 import { closeDistributed, isMainProcess, startDistributed } from '../dist/training.js';
 import { allArchNames } from '../train/arch.js';
 import { pct } from '../train/evaluate.js';
 import { lockHolder } from '../train/save-folder.js';
 import { checkTrainInput, train, TrainingDivergedError, type TrainResult } from '../train/trainer.js';
 import { continueFromFairseq, fairseqCheckpointToResume } from './train-fairseq.js';
-import { parentWatch } from './malloc.js';
 
 /** Human-readable summary lines of a finished run. */
 export function summarize(r: TrainResult): string[] {
@@ -78,14 +78,14 @@ export function trainCommand(argv: string[], out: (s: string) => void): number |
   if (user.workers !== undefined) {
     // --workers N: this process only launches and supervises N workers (src/dist/launch.ts)
     const a = resolveTrainArgs(user);
-    const launched = runWorkersFromArgv(argv, user, a.no_save ? null : a.save_dir, () => checkTrainInput(user));
+    const malloc = mallocReexecEnv(process.env) ? MALLOC_ENV : undefined; // the workers compute, the launcher does not
+    const launched = runWorkersFromArgv(argv, user, a.no_save ? null : a.save_dir, () => checkTrainInput(user), malloc);
     if (launched) return launched;
   }
   const json = user.json === true;
   let result: TrainResult;
   try {
-    const watch = parentWatch(); // re-executed with the malloc settings: stop with the parent (src/cli/malloc.ts)
-    result = train(user, { startDist: startDistributed, ...(watch ? { hooks: { afterUpdate: watch } } : {}) }); // a launched rank joins its job (src/dist)
+    result = train(user, { startDist: startDistributed }); // a launched rank joins its job (src/dist)
   } catch (e) {
     closeDistributed();
     if (e instanceof TrainingDivergedError) {

@@ -21,7 +21,7 @@ export function readBytes(path: string, maxBytes = MAX_DATA_FILE_BYTES): Uint8Ar
   }
   try {
     const st = fstatSync(fd);
-    if (st.isDirectory()) throw new DataError(`${path}: cannot read file (it is a folder)`);
+    if (st.isDirectory()) throw new DataError(`${path}: is a folder; expected a file`);
     if (!st.isFile()) throw new DataError(`${path}: not a regular file (a device, pipe or socket); expected a file`);
     if (st.size > maxBytes) throw new DataError(`${path}: ${st.size} bytes, more than the ${maxBytes}-byte limit of a data file`);
     return readFileSync(fd);

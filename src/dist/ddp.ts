@@ -7,7 +7,9 @@
  *   With `overlap` (default) a bucket starts its all-reduce from the autograd engine's
  *   post-accumulate hook as soon as all its gradients are final, while backward goes on; buckets
  *   are launched strictly in index order so every rank issues the same collectives in the same
- *   order. Each bucket also carries one presence flag per parameter: a parameter that got no
+ *   order. Gradients on a device (gpujs) go through the buckets' host buffers: each one's copy to
+ *   the host starts (`prefetch`) when it is final and runs while backward goes on; the bucket
+ *   collects the copies when all its gradients are final. Each bucket also carries one presence flag per parameter: a parameter that got no
  *   gradient on any rank keeps `grad = null` (Adam skips it), one that got a gradient anywhere gets
  *   the sum (zeros from the ranks that had none).
  * - **Gradient accumulation**: `beginBackward(false)` for the non-final micro-steps (gradients just
@@ -53,6 +55,8 @@ interface Bucket {
   filled: boolean[];
   ready: number;
   work: Work | null;
+  /** Final device gradients whose copy to the host has started (filled when the bucket is complete). */
+  deferred: Set<number>;
 }
 
 function commType(t: Tensor, what: string): CommDType {
@@ -121,6 +125,7 @@ export function broadcastTensors(group: ProcessGroup, tensors: readonly Tensor[]
     off = 0;
     for (const t of ts) {
       (t.storage as CommArray).set(flat.subarray(off, off + t.size), t.offset);
+      if (t.device) t.rebind(t.storage); // a device tensor's host copy was written: it is the value now
       off += t.size;
     }
   }
@@ -206,7 +211,7 @@ export class DataParallel {
         offsets.push(n);
         n += p.size;
       }
-      const b: Bucket = { dtype, params, offsets, flat: this.group.alloc(dtype, n + params.length), filled: params.map(() => false), ready: 0, work: null };
+      const b: Bucket = { dtype, params, offsets, flat: this.group.alloc(dtype, n + params.length), filled: params.map(() => false), ready: 0, work: null, deferred: new Set() };
       params.forEach((p, i) => this.where.set(p, { b: this.buckets.length, i }));
       this.buckets.push(b);
     }
@@ -252,8 +257,18 @@ export class DataParallel {
     const w = this.where.get(leaf);
     if (!w) return;
     const b = this.buckets[w.b];
-    if (b.filled[w.i] || b.work) return;
-    this.fill(b, w.i);
+    if (b.filled[w.i] || b.work || b.deferred.has(w.i)) return;
+    const d = leaf.grad?.device;
+    if (d?.prefetch) {
+      // a device gradient: its copy to the host starts now and runs while backward goes on;
+      // the bucket is filled (collecting the copies) once all its gradients are final
+      d.prefetch();
+      b.deferred.add(w.i);
+      if (b.ready + b.deferred.size < b.params.length) return;
+    }
+    for (const i of b.deferred) this.fill(b, i);
+    b.deferred.clear();
+    if (!b.filled[w.i]) this.fill(b, w.i);
     if (b.ready === b.params.length) this.launchReady();
   };
 
@@ -287,6 +302,7 @@ export class DataParallel {
       b.work = null;
       b.ready = 0;
       b.filled.fill(false);
+      b.deferred.clear();
     }
     this.nextLaunch = 0;
   }
@@ -300,6 +316,7 @@ export class DataParallel {
     for (let k = this.nextLaunch; k < this.buckets.length; k++) {
       const b = this.buckets[k];
       for (let i = 0; i < b.params.length; i++) if (!b.filled[i]) this.fill(b, i);
+      b.deferred.clear();
     }
     this.launchReady();
     for (const b of this.buckets) {

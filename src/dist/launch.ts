@@ -182,8 +182,11 @@ export async function runWorkers(opts: WorkersOptions): Promise<number> {
  * @param user the parsed options (config file + flags)
  * @param saveDir the resolved `--save-dir` (null with `--no-save`)
  * @param check validates the run once before any worker starts (a user error is then reported once, not by every worker)
+ * @param env variables added to every worker's environment (the CLI's malloc settings)
  */
-export function runWorkersFromArgv(argv: readonly string[], user: Readonly<Record<string, unknown>>, saveDir: string | null, check?: () => void): Promise<number> | null {
+export function runWorkersFromArgv(
+  argv: readonly string[], user: Readonly<Record<string, unknown>>, saveDir: string | null, check?: () => void, env?: Readonly<Record<string, string>>,
+): Promise<number> | null {
   const workers = user.workers;
   if (workers === undefined || launchedWorldSize() > 1) return null;
   if (typeof workers !== 'number' || !Number.isInteger(workers) || workers < 1) return Promise.reject(new DistConfigError(`--workers ${String(workers)}: expected an integer >= 1`));
@@ -197,5 +200,6 @@ export function runWorkersFromArgv(argv: readonly string[], user: Readonly<Recor
     command: [process.execPath, ...process.execArgv, process.argv[1]!, 'train', ...argv],
     saveDir,
     threadsPerWorker: threads,
+    env,
   });
 }

@@ -24,6 +24,8 @@ export abstract class DeviceData {
   abstract readonly length: number;
   /** The values as host storage (read back on the first call, cached). */
   abstract read(): Storage;
+  /** Starts copying the values to the host without waiting (a later `read` collects them). */
+  prefetch?(): void;
 }
 
 /**

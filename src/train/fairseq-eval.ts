@@ -11,9 +11,9 @@
  * - `eval_mega_lm` (`--test-chunk-size T --chunk-nums K`): the model's chunk size set to T, each
  *   block fed T·K tokens at a time carrying the incremental state.
  *
- * Every sum is order-independent (each example's loss does not depend on the others in its batch),
- * so the examples are taken in file order; the batch cut follows fairseq's rule (size limits, then
- * a multiple of `--required-batch-size-multiple`). The translation task rebuilt from stored args
+ * The batches are fairseq's: the task's order for the split (lra: numpy's seeded permutation;
+ * translation: seeded permutation, then stable sorts by target and source length), cut by
+ * `--max-sentences-valid` / `--max-tokens-valid` and `--required-batch-size-multiple`. The translation task rebuilt from stored args
  * pads sources on the right (the stored `left_pad_source` is a boolean that fairseq's `eval_bool`
  * reads as False); the encoder masks padding either way.
  */
@@ -21,6 +21,7 @@ import { readFileSync } from 'node:fs';
 import { noGrad } from '../autograd/engine.js';
 import type { TokenExample, ValueExample } from '../data/batch.js';
 import { DataError } from '../data/errors.js';
+import { trainBatches } from '../data/fairseq/order.js';
 import { PAD, readLm, readLraImage, readLraText, readTranslation, tokenBlocks, validBlockSize, type LmBlock } from '../data/fairseq/index.js';
 import { CheckpointError } from '../io/errors.js';
 import { decodeFairseqCheckpoint } from '../io/pt.js';
@@ -33,6 +34,7 @@ import { argmax } from '../tensor/kernels.js';
 import { fromStorage, type Tensor } from '../tensor/tensor.js';
 import { ConfigError } from './errors.js';
 import { importFairseq, isZip, type ImportedModel } from './fairseq-import.js';
+import { checkImageChunk } from './tasks/fairseq-layout.js';
 
 /** fairseq task names of the release and the mega-ts names they correspond to. */
 export const FAIRSEQ_TASKS = ['lra-text', 'lra-image', 'language_modeling', 'translation'] as const;
@@ -91,36 +93,6 @@ export interface FairseqEvalResult {
 const num = (a: Record<string, unknown>, k: string, d: number): number => (typeof a[k] === 'number' ? (a[k] as number) : d);
 const LN2 = Math.LN2;
 
-/**
- * fairseq's greedy batch cut over `lengths` (in the given order): a batch is full when it holds
- * `maxSentences` examples or one more would make (n + 1) × longest exceed `maxTokens`; a full batch
- * of n emits its first max(m·⌊n/m⌋, n mod m) and carries the rest.
- */
-export function cutBatches(lengths: readonly number[], maxSentences: number, maxTokens: number, multiple: number): number[][] {
-  const out: number[][] = [];
-  let batch: number[] = [];
-  let longest = 0;
-  const lens: number[] = [];
-  for (let i = 0; i < lengths.length; i++) {
-    const len = lengths[i]!;
-    const newLongest = Math.max(longest, len);
-    const full = batch.length === maxSentences || (batch.length + 1) * newLongest > maxTokens;
-    if (batch.length > 0 && full) {
-      const n = batch.length;
-      const keep = Math.max(multiple * Math.floor(n / multiple), n % multiple);
-      out.push(batch.slice(0, keep));
-      batch = batch.slice(keep);
-      lens.splice(0, keep);
-      longest = lens.length ? Math.max(...lens) : 0;
-    }
-    batch.push(i);
-    lens.push(len);
-    longest = Math.max(longest, len);
-  }
-  if (batch.length) out.push(batch);
-  return out;
-}
-
 function padRight(rows: readonly Int32Array[], pad: number): { data: Int32Array; L: number } {
   const L = Math.max(...rows.map((r) => r.length));
   const data = new Int32Array(rows.length * L).fill(pad);
@@ -128,10 +100,14 @@ function padRight(rows: readonly Int32Array[], pad: number): { data: Int32Array;
   return { data, L };
 }
 
-function limits(args: Record<string, unknown>): { maxSentences: number; maxTokens: number; multiple: number } {
+/** fairseq's validation batches: the task's order for the split (seeded as in training), cut by the valid limits. */
+export function validBatches(args: Record<string, unknown>, task: 'lra-text' | 'lra-image' | 'translation', sizes: ArrayLike<number>, tgtSizes?: ArrayLike<number>): number[][] {
   const ms = args.max_sentences_valid ?? args.max_sentences ?? args.batch_size_valid ?? args.batch_size;
   const mt = args.max_tokens_valid ?? args.max_tokens;
-  return { maxSentences: typeof ms === 'number' ? ms : Infinity, maxTokens: typeof mt === 'number' ? mt : Infinity, multiple: num(args, 'required_batch_size_multiple', 8) };
+  return trainBatches(
+    { task, seed: num(args, 'seed', 1), max_sentences: typeof ms === 'number' ? ms : null, max_tokens: typeof mt === 'number' ? mt : null, required_batch_size_multiple: num(args, 'required_batch_size_multiple', 8) },
+    { sizes, tgtSizes },
+  );
 }
 
 function checkDictSize(imp: ImportedModel, size: number, what: string, label: string): void {
@@ -149,6 +125,7 @@ function evalLra(fm: FairseqModel, data: string, split: string): FairseqEvalResu
   if (a.task === 'lra-image') {
     const norm = Array.isArray(a.pixel_normalization) ? (a.pixel_normalization as number[]) : [0.5, 0.5];
     examples = readLraImage(data, split, { mean: norm[0]!, std: norm[1]!, maxPositions, numClasses });
+    checkImageChunk(examples[0] && 'values' in examples[0] ? examples[0].values.length : 0, a.chunk_size, `${data}/input/${split}.src`);
   } else {
     const r = readLraText(data, split, { maxPositions, prependCls: a.sen_rep_type === 'cls' });
     checkDictSize(fm.imp, r.dictionary.size, `${data}/src-bin/dict.txt (+ <CLS>)`, fm.path);
@@ -159,8 +136,7 @@ function evalLra(fm: FairseqModel, data: string, split: string): FairseqEvalResu
   }
   if (examples.length === 0) throw new DataError(`${data}: the ${split} split has no examples`);
   const lenOf = (e: TokenExample | ValueExample): number => ('values' in e ? e.values.length : e.tokens.length);
-  const { maxSentences, maxTokens, multiple } = limits(a);
-  const batches = cutBatches(examples.map(lenOf), maxSentences, maxTokens, multiple);
+  const batches = validBatches(a, a.task === 'lra-image' ? 'lra-image' : 'lra-text', examples.map(lenOf));
   let lossSum = 0, correct = 0, ntokens = 0;
   noGrad(() => {
     for (const ids of batches) {
@@ -200,8 +176,7 @@ function evalTranslation(fm: FairseqModel, data: string, split: string): Fairseq
   const r = readTranslation(data, split, src, tgt);
   checkDictSize(fm.imp, r.sourceDictionary.size, `${data}/dict.${src}.txt`, fm.path);
   checkDictSize(fm.imp, r.targetDictionary.size, `${data}/dict.${tgt}.txt`, fm.path);
-  const { maxSentences, maxTokens, multiple } = limits(a);
-  const batches = cutBatches(r.examples.map((e) => Math.max(e.tokens.length, e.target!.length)), maxSentences, maxTokens, multiple);
+  const batches = validBatches(a, 'translation', r.examples.map((e) => e.tokens.length), r.examples.map((e) => e.target!.length));
   const eps = num(a, 'label_smoothing', 0);
   let loss = 0, nll = 0, ntokens = 0;
   noGrad(() => {

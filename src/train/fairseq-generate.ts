@@ -9,7 +9,7 @@ import { EOS, PAD, UNK, readTranslation, type Dictionary } from '../data/fairseq
 import type { EncoderOut, MegaModel } from '../mega/models/nmt.js';
 import { ConfigError } from './errors.js';
 import type { FairseqModel } from './fairseq-eval.js';
-import { cutBatches } from './fairseq-eval.js';
+import { batchBySize, languagePairOrder } from '../data/fairseq/order.js';
 import { beamSearch, type Hypothesis, type Seq2SeqDecoder } from './generate.js';
 
 /** Options of `generateFairseq` (fairseq-generate names). */
@@ -114,19 +114,15 @@ function pyFloat(x: number): string {
  */
 export function generateFairseq(fm: FairseqModel, data: string, o: FairseqGenerateOptions): FairseqGenerateResult {
   if (fm.args.task !== 'translation') throw new ConfigError(`${fm.path}: args.task is ${JSON.stringify(fm.args.task)}; mega generate with a data folder needs a translation checkpoint`);
-  const src = o.sourceLang ?? String(fm.args.source_lang), tgt = o.targetLang ?? String(fm.args.target_lang);
-  const r = readTranslation(data, o.split, src, tgt);
+  const srcLang = o.sourceLang ?? String(fm.args.source_lang), tgtLang = o.targetLang ?? String(fm.args.target_lang);
+  const r = readTranslation(data, o.split, srcLang, tgtLang);
   const V = fm.imp.spec.taskInfo.dictionary_size;
-  if (V !== r.targetDictionary.size) throw new ConfigError(`${data}/dict.${tgt}.txt: ${r.targetDictionary.size} entries, but ${fm.path} was trained with ${String(V)}`);
+  if (V !== r.targetDictionary.size) throw new ConfigError(`${data}/dict.${tgtLang}.txt: ${r.targetDictionary.size} entries, but ${fm.path} was trained with ${String(V)}`);
   const mt = fm.imp.model as MegaModel;
-  const n = r.examples.length;
-  // fairseq's order for generation: ids sorted (stably) by target length, then by source length
-  let order = Array.from({ length: n }, (_, i) => i);
-  order = order.sort((a, b) => r.examples[a]!.target!.length - r.examples[b]!.target!.length || a - b);
-  const byTgt = new Map(order.map((id, k) => [id, k]));
-  order = [...order].sort((a, b) => r.examples[a]!.tokens.length - r.examples[b]!.tokens.length || byTgt.get(a)! - byTgt.get(b)!);
-  const lengths = order.map((i) => Math.max(r.examples[i]!.tokens.length, r.examples[i]!.target!.length));
-  const batches = cutBatches(lengths, o.batchSize, Infinity, 8).map((b) => b.map((k) => order[k]!));
+  // fairseq's order for generation: no permutation, stable sorts by target then source length
+  const src = r.examples.map((e) => e.tokens.length), tgt = r.examples.map((e) => e.target!.length);
+  const order = languagePairOrder(src, tgt, 0, false);
+  const batches = batchBySize(order, (i) => Math.max(src[i]!, tgt[i]!), { maxSentences: o.batchSize, maxTokens: null, multiple: 8 });
   const maxPos = fm.args.max_target_positions;
   const s2s: Seq2SeqDecoder<EncoderOut> = {
     encode: (s) => mt.encoder.forward(s),

@@ -99,6 +99,16 @@ export function pidAlive(pid: number): boolean {
   }
 }
 
+/**
+ * The pid a user sees for this run: the process they started. When the CLI re-executed itself
+ * for its malloc settings (src/cli/malloc.ts), that is the parent named by `MEGA_REEXEC_PID`, which
+ * lives exactly as long as this process (each ends the other).
+ */
+export function runPid(): number {
+  const p = Number(process.env.MEGA_REEXEC_PID);
+  return Number.isInteger(p) && p > 0 && p === process.ppid ? p : process.pid;
+}
+
 interface LockOwner {
   pid: number;
   host: string;
@@ -113,22 +123,10 @@ function readLock(path: string): LockOwner | null {
   }
 }
 
-/**
- * The pid a lock names for this run: this process, or the `mega` process the user started when
- * the CLI re-executed itself (src/cli/malloc.ts) — the pid the user sees and signals, alive
- * exactly as long as the run.
- */
-let runPid = process.pid;
-
-/** Sets the pid that locks name for this run (see {@link runPid}). */
-export function setRunPid(pid: number): void {
-  runPid = pid;
-}
-
 /** The live run holding `dir`'s lock, or null (no lock, or a stale one). */
 export function lockHolder(dir: string): LockOwner | null {
   const owner = readLock(join(dir, LOCK_FILE));
-  if (!owner || owner.pid === runPid) return null;
+  if (!owner || owner.pid === runPid()) return null;
   return owner.host !== hostname() || pidAlive(owner.pid) ? owner : null;
 }
 
@@ -168,7 +166,7 @@ export function lockSaveDir(dir: string): () => void {
       }
       continue;
     }
-    writeSync(fd, `${runPid}\n${hostname()}\n`);
+    writeSync(fd, `${runPid()}\n${hostname()}\n`);
     closeSync(fd);
     break;
   }
@@ -177,7 +175,7 @@ export function lockSaveDir(dir: string): () => void {
     if (!held) return;
     held = false;
     process.off('exit', release);
-    if (readLock(path)?.pid === runPid) {
+    if (readLock(path)?.pid === runPid()) {
       try {
         unlinkSync(path);
       } catch {

@@ -24,7 +24,9 @@ import { Batcher, type Dataset, type Example } from '../data/batch.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { CheckpointError } from '../io/errors.js';
 import type { Module } from '../nn/module.js';
+import { getBackend } from '../tensor/backend.js';
 import { setNumThreads } from '../tensor/backends/cpu/pool.js';
+import { moveToDevice } from '../tensor/backends/gpujs/index.js';
 import { scalar } from '../tensor/create.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { binary } from '../tensor/kernels.js';
@@ -333,6 +335,8 @@ class TrainRun {
       resumed = st;
     }
     this.dist?.attach(this.model, this.args, resumed); // same settings everywhere, replicas = rank 0's, per-rank dropout stream
+    // gpujs: the parameters live on the device from here on (Adam and clipping run there; docs/GPU.md)
+    if (getBackend() === 'gpujs') moveToDevice(this.params);
     this.startUpdates = this.numUpdates;
     if (this.metric === 'accuracy' && !this.task.classification) throw new ConfigError(`--best-checkpoint-metric accuracy: task ${this.task.name} has no accuracy (use loss)`);
   }

@@ -122,6 +122,14 @@ describe('bad fairseq data: one line naming the file and the expectation, exit 2
     expectEvalError('lra-image', dir, /^mega eval: .*label\/valid\.label:1: label "12" \(expected a class index 0\.\.9\)$/);
   });
 
+  it('lra-image: image length not a multiple of the chunk size', () => {
+    const dir = corrupt('lra-image', (d) => {
+      const p = join(d, 'input', 'valid.src');
+      writeFileSync(p, readFileSync(p, 'utf8').trim().split('\n').map((l) => l.trim().split(/\s+/).slice(0, 60).join(' ')).join('\n') + '\n');
+    });
+    expectEvalError('lra-image', dir, /^mega eval: .*input\/valid\.src: images of 60 pixels are not a multiple of the chunk size 16 \(image inputs cannot be padded\)$/);
+  });
+
   it('mega train on a bad folder writes nothing', () => {
     const dir = corrupt('lra-listops', (d) => truncateSync(join(d, 'src-bin', 'train.bin'), 10));
     const save = join(tmp, 'train-save');

@@ -4,6 +4,7 @@
  * pickles of shared references nested wide and deep, deeply nested lists, huge APPENDS, and a
  * safetensors header nested 200k levels.
  */
+import { join } from 'node:path';
 import { constants as zc, deflateRawSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CheckpointError } from '../../src/io/errors.js';

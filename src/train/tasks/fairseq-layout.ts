@@ -33,6 +33,15 @@ export function fairseqLayout(dir: unknown): 'lra-text' | 'lra-image' | 'languag
   return null;
 }
 
+/**
+ * lra-image inputs are not padded: with a chunk size below the image length, the length must be a
+ * multiple of it (the reference rejects other lengths). @throws ConfigError
+ */
+export function checkImageChunk(L: number, chunk: unknown, what: string): void {
+  const C = typeof chunk === 'number' ? chunk : -1;
+  if (C > 0 && L > C && L % C !== 0) throw new ConfigError(`${what}: images of ${L} pixels are not a multiple of the chunk size ${C} (image inputs cannot be padded)`);
+}
+
 /** Loads the splits of a task from a fairseq data folder, or returns null when `args.data` is not one. */
 export function loadFairseqLayout(task: string, args: TaskArgs, splits: readonly Split[], modelArgs: Readonly<Record<string, unknown>>): TaskData | null {
   const dir = args.data as string;
@@ -59,6 +68,7 @@ export function loadFairseqLayout(task: string, args: TaskArgs, splits: readonly
       const numClasses = modelArgs.sentence_class_num as number;
       for (const s of splits) {
         const ex = readLraImage(dir, s, { mean: args.pixel_mean as number, std: args.pixel_std as number, maxPositions: maxInputLength('lra', modelArgs).source, numClasses });
+        checkImageChunk(ex[0]?.values.length ?? 0, modelArgs.chunk_size, `${dir}/input/${s}.src`);
         out[s] = dataset<Example>(ex, `${dir} ${s}`);
       }
       return { splits: out, taskInfo: null, numClasses, source: dir };

@@ -45,7 +45,7 @@ describe.skipIf(skipWithout({ gpu: gpuAvailable() }))('gpujs device', () => {
     expect(y.device).toBeInstanceOf(GpuData);
     expect(z.device).toBeInstanceOf(GpuData);
     expect(d.counters.readbacks).toBe(reads);
-    expect(d.counters.launches - launches).toBeGreaterThanOrEqual(5);
+    expect(d.counters.launches - launches).toBeGreaterThanOrEqual(4); // mul, matmul, softmax (1 WGSL or 2 gpu.js kernels), reduce
     const v = z.toArray();
     expect(d.counters.readbacks).toBe(reads + 1);
     expect(v[0] + v[1]).toBeCloseTo(2, 5);

@@ -16,6 +16,7 @@ import { receiveMessageOnPort, MessageChannel, Worker, type MessagePort } from '
 import { allocate, type DType, type Storage } from '../../dtype.js';
 import { TensorError } from '../../errors.js';
 import { DeviceData, Tensor } from '../../tensor.js';
+import { pciGpus, vendorOf, visibilityEnv } from './gpus.js';
 import { workerMain } from './worker.js';
 
 /** The gpu.js mode to use: WebGPU (Dawn), headless-gl (needs an X display), or the first that works. */
@@ -24,8 +25,10 @@ export type GpuMode = 'webgpu' | 'headlessgl' | 'auto';
 /** Options of {@link GpuDevice.open}. */
 export interface GpuOptions {
   mode?: GpuMode;
-  /** Index into Dawn's adapter list (multi-GPU hosts); default: Dawn's first adapter. */
+  /** Index into Dawn's adapter list (multi-GPU hosts); default: adapter `rank` (mod the count), else Dawn's first. */
   adapterIndex?: number | null;
+  /** The process's local rank (data-parallel training): local rank r takes adapter r. */
+  rank?: number | null;
   /** Extra Dawn flags (`key=value`, e.g. `backend=vulkan`). */
   dawnFlags?: string[];
   /** How long to wait for the device to start, ms (default 120 000). */
@@ -48,11 +51,16 @@ export interface GpuInfo {
 
 /** Counters of one device (since start or the last `resetCounters`). */
 export interface GpuCounters {
+  /** Kernel launches (gpu.js kernels and WGSL shaders). */
   launches: number;
+  /** Of which WGSL shaders. */
+  wgsl: number;
   uploads: number;
   uploadBytes: number;
   readbacks: number;
   readbackBytes: number;
+  /** Of the read-backs, those started without waiting (`GpuData.prefetch`). */
+  asyncReads: number;
 }
 
 /** Raised when the GPU backend cannot start or a device operation fails. */
@@ -66,10 +74,19 @@ export class GpuData extends DeviceData {
     super();
   }
 
+  private pending: number | null = null;
+
+  /** Starts the read-back without waiting: the device thread copies while the caller goes on. */
+  override prefetch(): void {
+    if (this.host || this.disposed || this.pending !== null) return;
+    this.pending = this.dev.readAsync(this.id, this.length);
+  }
+
   read(): Storage {
     if (this.host) return this.host;
-    if (this.disposed) throw new GpuError(`a gpujs tensor (buffer ${this.id}) was read after it was disposed`);
-    const f = this.dev.read(this.id, this.length);
+    if (this.pending === null && this.disposed) throw new GpuError(`a gpujs tensor (buffer ${this.id}) was read after it was disposed`);
+    const f = this.pending !== null ? this.dev.collect(this.pending) : this.dev.read(this.id, this.length);
+    this.pending = null;
     let out: Storage;
     if (this.dtype === 'f32') out = f;
     else {
@@ -100,12 +117,15 @@ export class GpuDevice {
   private readonly ctrl: Int32Array;
   private readonly port: MessagePort;
   private nextId = 1;
+  private nextTag = 1;
+  /** Answers of asynchronous reads, by tag. */
+  private readonly arrived = new Map<number, Record<string, unknown>>();
   private pendingFree: number[] = [];
   private readonly defined = new Set<string>();
   /** Bytes of live buffers, as the main thread counts them. */
   liveBytes = 0;
   liveBuffers = 0;
-  readonly counters: GpuCounters = { launches: 0, uploads: 0, uploadBytes: 0, readbacks: 0, readbackBytes: 0 };
+  readonly counters: GpuCounters = { launches: 0, wgsl: 0, uploads: 0, uploadBytes: 0, readbacks: 0, readbackBytes: 0, asyncReads: 0 };
   private readonly registry = new FinalizationRegistry<{ id: number; bytes: number }>(({ id, bytes }) => {
     // safety net: a tensor was garbage-collected without dispose / tidy
     this.free(id);
@@ -145,8 +165,25 @@ export class GpuDevice {
     });
     worker.unref();
     const seq = Atomics.load(ctrl, 0);
-    worker.postMessage({ t: 'init', gpujsPath, webgpuUrl, mode: opts.mode ?? 'auto', adapterIndex: opts.adapterIndex ?? null, flags: opts.dawnFlags ?? [] });
-    const r = waitReply(ctrl, port1, seq, opts.timeoutMs ?? 120_000) as unknown as GpuInfo & { error?: string };
+    const init = { t: 'init', gpujsPath, webgpuUrl, mode: opts.mode ?? 'auto', adapterIndex: opts.adapterIndex ?? null, rank: opts.rank ?? null, flags: opts.dawnFlags ?? [] };
+    worker.postMessage(init);
+    let r = waitReply(ctrl, port1, seq, opts.timeoutMs ?? 120_000) as unknown as GpuInfo & { error?: string; identical?: { index: number; k: number; name: string } };
+    if (r.identical) {
+      // identical cards: expose only the k-th card of that name (by PCI bus) and start again
+      const { index, k, name } = r.identical;
+      const cards = pciGpus(vendorOf(name));
+      const chosen = cards[k];
+      if (!chosen || cards.length < r.adapters.filter((a) => a.name === name).length) {
+        void worker.terminate();
+        port1.close();
+        throw new GpuError(`no GPU for the gpujs backend: adapter ${index} ('${name}') has the name of an earlier adapter and no PCI bus address to tell it apart (${cards.length} PCI display device(s) of its vendor); expose only that GPU to the process (e.g. NVIDIA_VISIBLE_DEVICES=${index} in a container)`);
+      }
+      Object.assign(process.env, visibilityEnv(chosen.address));
+      const seq2 = Atomics.load(ctrl, 0);
+      worker.postMessage({ ...init, adapterIndex: null, rank: null });
+      r = waitReply(ctrl, port1, seq2, opts.timeoutMs ?? 120_000) as unknown as typeof r;
+      r.notes = [...(r.notes ?? []), `adapter ${index} ('${name}') is the card at PCI ${chosen.address}, the only one exposed (DRI_PRIME=${process.env.DRI_PRIME}, MESA_VK_DEVICE_SELECT_FORCE_DEFAULT_DEVICE=1)`];
+    }
     if (r.error) {
       void worker.terminate();
       port1.close();
@@ -175,9 +212,13 @@ export class GpuDevice {
   }
 
   private request(msg: unknown): Record<string, unknown> {
-    const seq = Atomics.load(this.ctrl, 0);
+    let seq = Atomics.load(this.ctrl, 0);
     this.post(msg);
-    return waitReply(this.ctrl, this.port, seq, 600_000);
+    for (;;) {
+      const r = this.receive(seq, 600_000, true);
+      if (r) return r;
+      seq = Atomics.load(this.ctrl, 0); // only answers of asynchronous reads came: wait on
+    }
   }
 
   private newData(dtype: DType, n: number, bytes: number, scoped = true): GpuData {
@@ -219,6 +260,66 @@ export class GpuDevice {
     this.counters.launches++;
     this.post(msg);
     return d;
+  }
+
+  /**
+   * Runs WGSL compute shader `key` (source `src`, compiled on first use; webgpu mode only) with
+   * storage buffers `inputs`, a new output buffer of `output` (gpu.js order [x, y, z]) elements
+   * and the i32 uniform `params`, over `groups` workgroups; returns the output buffer.
+   */
+  runWgsl(key: string, src: () => string, groups: number[], inputs: GpuData[], params: number[], output: number[], dtype: DType): GpuData {
+    const n = output.reduce((a, b) => a * b, 1);
+    const d = this.newData(dtype, n, n * 4);
+    const msg: Record<string, unknown> = { t: 'wgsl', key, out: d.id, n, output, groups, inputs: inputs.map((b) => b.id), params };
+    if (!this.defined.has(`wgsl:${key}`)) {
+      this.defined.add(`wgsl:${key}`);
+      msg.src = src();
+    }
+    this.counters.launches++;
+    this.counters.wgsl++;
+    this.post(msg);
+    return d;
+  }
+
+  /**
+   * Starts reading a buffer back without waiting (counted as a read-back and in `asyncReads`);
+   * returns the tag that {@link collect} waits for. The device thread copies the buffer after the
+   * work queued before and goes on with later work while the copy completes.
+   */
+  readAsync(id: number, n: number): number {
+    const tag = this.nextTag++;
+    this.counters.readbacks++;
+    this.counters.readbackBytes += n * 4;
+    this.counters.asyncReads++;
+    if (debug) logTransfer('read-back (async)', n);
+    this.post({ t: 'read', id, n, tag });
+    return tag;
+  }
+
+  /** The values of an asynchronous read-back (waits for it if it has not arrived yet). */
+  collect(tag: number): Float32Array {
+    while (!this.arrived.has(tag)) this.receive(Atomics.load(this.ctrl, 0), 600_000, false);
+    const r = this.arrived.get(tag)!;
+    this.arrived.delete(tag);
+    if (!r.data) throw new GpuError(`gpujs read-back failed: ${String(r.error)}`);
+    return r.data as Float32Array;
+  }
+
+  /**
+   * Waits for the device thread's next answers (after `seq`); answers of asynchronous reads are
+   * kept for `collect`; returns the first other answer, or null (when `untagged` is false, or
+   * only tagged answers came).
+   */
+  private receive(seq: number, timeoutMs: number, untagged: boolean): Record<string, unknown> | null {
+    waitSignal(this.ctrl, seq, timeoutMs);
+    let out: Record<string, unknown> | null = null;
+    for (let m = receiveMessageOnPort(this.port); m; m = receiveMessageOnPort(this.port)) {
+      const msg = m.message as Record<string, unknown>;
+      if (typeof msg.tag === 'number') this.arrived.set(msg.tag, msg);
+      else if (untagged && !out) out = msg;
+      else throw new GpuError('the gpujs device thread sent an answer nobody waits for');
+    }
+    return out;
   }
 
   /** Reads a buffer back (blocks until the device has finished everything before it). */
@@ -266,7 +367,7 @@ const loggedSites = new Set<string>();
  */
 function logTransfer(kind: string, n: number): void {
   const frames = (new Error().stack ?? '').split('\n').slice(2).map((l) => l.trim()); // past Error and logTransfer
-  const own = frames.filter((f) => !/backends[\\/]gpujs|tensor[\\/](kernels|tensor)\.|node:internal|node_modules|<anonymous>/.test(f));
+  const own = frames.filter((f) => !/backends[\\/]gpujs|tensor[\\/](kernels|tensor)\.|node:internal|node_modules[\\/][^.]|<anonymous>/.test(f));
   const site = own.slice(0, 2).join(' < ') || frames[0] || '?';
   const key = `${kind} ${site}`;
   if (!debugAll && loggedSites.has(key)) return;
@@ -274,13 +375,18 @@ function logTransfer(kind: string, n: number): void {
   process.stderr.write(`[gpujs] ${kind} of ${n} values ${site}\n`);
 }
 
-function waitReply(ctrl: Int32Array, port: MessagePort, seq: number, timeoutMs: number): Record<string, unknown> {
+/** Waits until the device thread has signalled an answer after `seq`. */
+function waitSignal(ctrl: Int32Array, seq: number, timeoutMs: number): void {
   const deadline = Date.now() + timeoutMs;
   while (Atomics.load(ctrl, 0) === seq) {
     const left = deadline - Date.now();
     if (left <= 0) throw new GpuError(`the gpujs device thread did not answer within ${timeoutMs} ms`);
     Atomics.wait(ctrl, 0, seq, Math.min(left, 1000));
   }
+}
+
+function waitReply(ctrl: Int32Array, port: MessagePort, seq: number, timeoutMs: number): Record<string, unknown> {
+  waitSignal(ctrl, seq, timeoutMs);
   const m = receiveMessageOnPort(port);
   if (!m) throw new GpuError('the gpujs device thread signalled but sent no answer');
   return m.message as Record<string, unknown>;

@@ -4,9 +4,10 @@ import type { Tensor } from '../../tensor.js';
 import { matmulShape } from '../checks.js';
 import { matmulCpu } from '../cpu/matmul.js';
 import type { GpuData } from './device.js';
+import { gpuKernels, matmulWgsl } from './wgsl.js';
 import { bstrides, coalesce, dev, done, emptyHost, fallback, fn, grid, MAX_XY, MAX_Z, operandOf, types, wrap } from './launch.js';
 
-/** gpujs `matmul`: one thread per output element, a K loop, batch axes folded into z. */
+/** gpujs `matmul`: the WGSL tiled shader (wgsl.ts) where selected and suitable, else the gpu.js kernel. */
 export function matmulGpu(a: Tensor, b: Tensor): Tensor {
   const { batch, M, K, N } = matmulShape(a, b);
   const cpu = () => matmulCpu(a, b);
@@ -15,6 +16,13 @@ export function matmulGpu(a: Tensor, b: Tensor): Tensor {
   if (sizeOf(outShape) === 0) return emptyHost(outShape, a.dtype);
   if (K === 0) return fallback('matmul', 'K = 0', cpu);
   if (M > MAX_XY || N > MAX_XY) return fallback('matmul', 'grid limits', cpu);
+  return (gpuKernels() === 'wgsl' ? matmulWgsl(a, b, batch, M, K, N) : null) ?? matmulGpujs(a, b, batch, M, K, N);
+}
+
+/** The gpu.js matmul: one thread per output element, a K loop, batch axes folded into z. */
+export function matmulGpujs(a: Tensor, b: Tensor, batch: number[], M: number, K: number, N: number): Tensor {
+  const cpu = () => matmulCpu(a, b);
+  const outShape = [...batch, M, N];
   const temps: GpuData[] = [];
   try {
     const A = operandOf(a, temps), B = operandOf(b, temps);

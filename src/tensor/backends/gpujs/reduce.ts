@@ -10,6 +10,7 @@ import { Tensor } from '../../tensor.js';
 import { argmaxCpu, reduceCpu, softmaxCpu } from '../cpu/reduce.js';
 import { releaseData, type GpuData } from './device.js';
 import { copyGpu, elementwise } from './elementwise.js';
+import { gpuKernels, softmaxWgsl } from './wgsl.js';
 import { coalesce, dev, done, emptyHost, fallback, fn, grid, indexExpr, operandOf, types, wrap, type Operand } from './launch.js';
 
 /** Kept / reduced split of `x`'s axes, coalesced. */
@@ -90,7 +91,10 @@ export function argmaxGpu(x: Tensor, axis: number): Tensor {
   return r ?? fallback('argmax', 'grid limits', cpu);
 }
 
-/** gpujs `softmax`: one kernel for each row's log-sum-exp, one elementwise kernel for the output. */
+/**
+ * gpujs `softmax`: the WGSL shader (wgsl.ts) where selected, else one gpu.js kernel for each
+ * row's log-sum-exp and one elementwise kernel for the output.
+ */
 export function softmaxGpu(x: Tensor, log: boolean): Tensor {
   if (!isFloat(x.dtype)) throw new DTypeError(`softmax: expected a floating tensor, got ${x.dtype}`);
   const cpu = () => softmaxCpu(x, log);
@@ -98,6 +102,8 @@ export function softmaxGpu(x: Tensor, log: boolean): Tensor {
   if (x.size === 0) return emptyHost(x.shape, x.dtype);
   const nd = x.ndim;
   if (nd === 0) return fallback('softmax', '0-d input', cpu);
+  const w = gpuKernels() === 'wgsl' ? softmaxWgsl(x, log) : null;
+  if (w) return w;
   const lseShape = x.shape.map((d, i) => (i === nd - 1 ? 1 : d));
   const lse = rowKernel('lse', x, [nd - 1], lseShape, 'f32', (at) => [
     `let m = ${at('0', '0')};`, loop2(`m = Math.max(m, ${at('i', 'j')});`),

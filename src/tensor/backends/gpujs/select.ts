@@ -54,11 +54,12 @@ export interface Selection {
 
 /**
  * Selects the backend (`request` is the `--backend` value; default: `MEGA_BACKEND`, else `cpu`).
- * `gpu` is the `--gpu` adapter index (default `MEGA_GPU`, else Dawn's first adapter). Throws a
+ * `gpu` is the `--gpu` adapter index (default `MEGA_GPU`, else adapter `rank` modulo the adapter
+ * count when `rank`, the local rank of a data-parallel process, is given, else Dawn's first). Throws a
  * user-kind TensorError for an unknown backend or a bad adapter index, a GpuError when `gpujs` was
  * asked for and no GPU mode works.
  */
-export function selectBackend(request?: string, opts: { gpu?: number | string; mode?: GpuMode; dawnFlags?: string[] } = {}): Selection {
+export function selectBackend(request?: string, opts: { gpu?: number | string; rank?: number; mode?: GpuMode; dawnFlags?: string[] } = {}): Selection {
   const req = (request ?? process.env.MEGA_BACKEND ?? 'cpu').toLowerCase();
   if (req !== 'cpu' && req !== 'gpujs' && req !== 'auto') {
     const from = request === undefined ? `MEGA_BACKEND=${process.env.MEGA_BACKEND}` : `--backend ${request}`;
@@ -66,6 +67,7 @@ export function selectBackend(request?: string, opts: { gpu?: number | string; m
   }
   options = {};
   if (opts.gpu !== undefined) options.adapterIndex = parseAdapter(String(opts.gpu), '--gpu ');
+  if (opts.rank !== undefined) options.rank = opts.rank;
   if (opts.mode) options.mode = opts.mode;
   if (opts.dawnFlags) options.dawnFlags = opts.dawnFlags;
   if (req === 'cpu') {

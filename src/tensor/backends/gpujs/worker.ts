@@ -22,6 +22,9 @@ export function workerMain(): void {
   const kernels = new Map<string, any>();
   let gpu: any = null;
   let device: any = null;
+  let context: any = null; // gpu.js's WebGPU context: WGSL outputs are wrapped as its pipeline results
+  let BufferResult: any = null;
+  const wgsl = new Map<string, any>(); // compiled WGSL pipelines by key
   let kernelClass = '';
   let firstError: string | null = null;
   let liveBytes = 0;
@@ -83,12 +86,17 @@ export function workerMain(): void {
         const flags: string[] = m.flags ?? [];
         const adapters = await listAdapters(wg.create, flags);
         let chosenFlags = flags;
-        if (m.adapterIndex !== null && m.adapterIndex !== undefined) {
-          const i = m.adapterIndex as number;
+        // the adapter: the one asked for, else local rank r takes adapter r (round robin)
+        const asked = m.adapterIndex !== null && m.adapterIndex !== undefined;
+        const i: number | null = asked ? m.adapterIndex : m.rank !== null && m.rank !== undefined && adapters.length ? m.rank % adapters.length : null;
+        if (i !== null) {
           if (i < 0 || i >= adapters.length) throw new Error(`adapter index ${i} is out of range: ${adapters.length} adapter(s) (${adapters.map((a, j) => `${j}: ${a.name}`).join('; ') || 'none'})`);
           const name = adapters[i].name;
           const first = adapters.findIndex((a) => a.name.includes(name));
-          if (first !== i) throw new Error(`adapter ${i} ('${name}') cannot be told apart from adapter ${first} by Dawn (it selects by name); expose only that GPU to the process (e.g. NVIDIA_VISIBLE_DEVICES=${i} in a container)`);
+          if (first !== i) {
+            // an identical card: the main thread exposes only that card (gpus.ts) and starts again
+            return { identical: { index: i, k: adapters.slice(0, i).filter((a) => a.name === name).length, name }, adapters };
+          }
           chosenFlags = [...flags, `adapter=${name}`];
         }
         Object.assign(globalThis, wg.globals);
@@ -112,6 +120,8 @@ export function workerMain(): void {
         probe.destroy();
         if (back.join(',') !== '2,4,6,8') throw new Error(`probe kernel returned [${back}]`);
         device = r.context.device;
+        context = r.context;
+        BufferResult = require(m.gpujsPath).WebGPUBufferResult;
         const info = adapter.info ?? {};
         return {
           mode: 'webgpu', kernelClass,
@@ -207,6 +217,43 @@ export function workerMain(): void {
         setBuf(m.out, r, m.n);
         return;
       }
+      case 'wgsl': {
+        if (!device || !BufferResult) throw new Error('WGSL shaders need the webgpu mode');
+        let pipe = wgsl.get(m.key);
+        if (!pipe) {
+          pipe = device.createComputePipeline({ layout: 'auto', compute: { module: device.createShaderModule({ code: m.src }), entryPoint: 'main' } });
+          wgsl.set(m.key, pipe);
+        }
+        const ins = m.inputs.map((id: number) => {
+          const h = bufs.get(id);
+          if (!h || !h.buffer) throw new Error(`WGSL ${m.key}: input buffer ${id} is not on the device (freed or failed)`);
+          return h.buffer;
+        });
+        const out = device.createBuffer({ size: Math.max(4, m.n * 4), usage: 0x80 | 0x04 | 0x08 }); // STORAGE | COPY_SRC | COPY_DST
+        const uni = device.createBuffer({ size: Math.max(16, Math.ceil(m.params.length / 4) * 16), usage: 0x40 | 0x08 }); // UNIFORM | COPY_DST
+        device.queue.writeBuffer(uni, 0, new Int32Array(m.params));
+        const entries = [...ins.map((b: any, i: number) => ({ binding: i, resource: { buffer: b } })),
+          { binding: ins.length, resource: { buffer: out } }, { binding: ins.length + 1, resource: { buffer: uni } }];
+        const bind = device.createBindGroup({ layout: pipe.getBindGroupLayout(0), entries });
+        const t0 = profile ? performance.now() : 0;
+        const enc = device.createCommandEncoder();
+        const pass = enc.beginComputePass();
+        pass.setPipeline(pipe);
+        pass.setBindGroup(0, bind);
+        pass.dispatchWorkgroups(m.groups[0], m.groups[1], m.groups[2]);
+        pass.end();
+        device.queue.submit([enc.finish()]);
+        uni.destroy(); // freed once the submitted work is done
+        if (profile) {
+          await device.queue.onSubmittedWorkDone();
+          const p = (profile[`wgsl:${m.key}`] ??= [0, 0]);
+          p[0]++;
+          p[1] += performance.now() - t0;
+        }
+        launches++;
+        setBuf(m.out, new BufferResult({ buffer: out, output: m.output, context, kernel: null }), m.n);
+        return;
+      }
       case 'up': {
         let k = kernels.get('upload');
         if (!k) {
@@ -224,6 +271,13 @@ export function workerMain(): void {
         return;
       case 'read': {
         const h = bufs.get(m.id);
+        if (m.tag !== undefined) {
+          // asynchronous: the copy is queued now (after the work before it); the answer follows
+          // when it completes, while later messages are handled
+          if (!h) reply({ tag: m.tag, error: `buffer ${m.id} is not on the device` });
+          else readRaw(h, m.n).then((data) => reply({ tag: m.tag, data }), (e: any) => reply({ tag: m.tag, error: e && e.message ? e.message : String(e) }));
+          return;
+        }
         if (!h) {
           reply({ error: `buffer ${m.id} is not on the device${firstError ? ` (earlier error: ${firstError})` : ''}` });
           return;

@@ -4,6 +4,8 @@
  * tensors (masks from token ids) stays on the host without any transfer.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { skipWithout } from '../../../system.js';
+import { gpuAvailable } from '../gpu-probe.js';
 import { setBackend } from '../../../../src/tensor/backend.js';
 import { clearUploadCache, GpuData, GpuDevice, selectBackend } from '../../../../src/tensor/backends/gpujs/index.js';
 import { scalar, tensor } from '../../../../src/tensor/create.js';

@@ -4,6 +4,8 @@
  * no CPU fallback and no read-back until the result is asked for.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { skipWithout } from '../../../system.js';
+import { gpuAvailable } from '../gpu-probe.js';
 import { setBackend } from '../../../../src/tensor/backend.js';
 import { emaKernelCpu, emaKernelGradCpu, softmaxGradCpu } from '../../../../src/tensor/backends/cpu/fused.js';
 import { emaKernelGeneric, emaKernelGradGeneric, softmaxGradGeneric } from '../../../../src/tensor/backends/generic-fused.js';

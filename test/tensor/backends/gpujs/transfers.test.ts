@@ -7,6 +7,8 @@
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { skipWithout } from '../../../system.js';
+import { gpuAvailable } from '../gpu-probe.js';
 import { backward } from '../../../../src/autograd/index.js';
 import type { GoldenCase } from '../../../../src/io/golden.js';
 import { readGoldenFile } from '../../../../src/io/golden.js';
