@@ -9,7 +9,7 @@
  * - the same with `--test-chunk-size T [--chunk-nums K]`: the release's eval_mega_lm.py (the model's
  *   chunk size set to T, T·K tokens fed at a time with the incremental state carried).
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
 import { evaluateFairseq, loadFairseqModel, type FairseqEvalResult, type LmEvalOptions } from '../train/fairseq-eval.js';
 import { isZip } from '../train/fairseq-import.js';
 import { ConfigError } from '../train/errors.js';
@@ -18,8 +18,14 @@ import { ConfigError } from '../train/errors.js';
 export function isFairseqCheckpoint(path: string | undefined): boolean {
   if (!path || !existsSync(path)) return false;
   try {
-    const b = readFileSync(path);
-    return isZip(b);
+    if (!statSync(path).isFile()) return false; // `/dev/zero` would never end
+    const fd = openSync(path, 'r');
+    try {
+      const head = new Uint8Array(4);
+      return readSync(fd, head, 0, 4, 0) === 4 && isZip(head);
+    } finally {
+      closeSync(fd);
+    }
   } catch {
     return false;
   }

@@ -4,7 +4,7 @@
  * a model with its tokenizer. The folder appears whole or not at all: it is written next to DIR
  * under a temporary name and renamed into place.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { parseFlags } from '../train/flags.js';
 import { randomBytes } from 'node:crypto';
@@ -12,7 +12,7 @@ import { modelFolderFiles } from '../api/export.js';
 import { loadModel } from '../api/load.js';
 import { AudioClassifier, LanguageModel, SequenceClassifier, Translator, type Pretrained } from '../api/models.js';
 import { Tokenizer } from '../api/tokenizer.js';
-import { Dictionary } from '../data/vocab.js';
+import { readDictOption } from './dict-option.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { UsageError } from './errors.js';
 
@@ -34,13 +34,7 @@ vocabulary of the built-in tasks (ListOps symbols, byte-level text) is known; fo
 On any error DIR is left as it was.`;
 
 function withVocabulary(m: Pretrained, dictPath: string, type: 'words' | 'bytes'): Pretrained {
-  let text: string;
-  try {
-    text = readFileSync(dictPath, 'utf8');
-  } catch (e) {
-    throw new UsageError(`--dict ${dictPath}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
-  }
-  const dict = Dictionary.parse(text, dictPath);
+  const dict = readDictOption(dictPath);
   const V = m.config.task_info.dictionary_size;
   if (dict.size !== V) throw new UsageError(`--dict ${dictPath}: ${dict.size} symbols (specials included) but the model's vocabulary has ${String(V)}`);
   const tokenizer = { type, append_eos: m.kind !== 'lm' } as const;

@@ -3,8 +3,8 @@
  * through incremental decoding (see `train/generate.ts`). CKPT is a mega-ts weights file or a
  * fairseq `.pt` (imported on the fly).
  */
-import { readFileSync } from 'node:fs';
-import { BYTE_VOCAB_SIZE, Dictionary, EOS, decodeText, encodeText } from '../data/vocab.js';
+import { BYTE_VOCAB_SIZE, EOS, decodeText, encodeText } from '../data/vocab.js';
+import { readDictOption } from './dict-option.js';
 import type { TaskInfo } from '../mega/models/common.js';
 import { MegaLanguageModel } from '../mega/models/lm.js';
 import { MegaModel, type EncoderOut } from '../mega/models/nmt.js';
@@ -120,13 +120,7 @@ interface Codec {
 
 function makeCodec(V: number, dictPath: string | undefined): Codec {
   if (dictPath !== undefined) {
-    let text: string;
-    try {
-      text = readFileSync(dictPath, 'utf8');
-    } catch (e) {
-      throw new UsageError(`--dict ${dictPath}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
-    }
-    const d = Dictionary.parse(text, dictPath);
+    const d = readDictOption(dictPath);
     if (d.size > V) throw new UsageError(`--dict ${dictPath} has ${d.size} symbols but the model's vocabulary has ${V}`);
     return {
       kind: 'dict',
