@@ -19,10 +19,15 @@ export const MALLOC_ENV: Readonly<Record<string, string>> = {
 
 /**
  * The environment to re-execute with, or null to run in this process: not on Linux (glibc), the
- * user set `MEGA_MALLOC=system`, or either variable is already set (by us or by the user).
+ * user set `MEGA_MALLOC=system`, either variable is already set (by us or by the user), or the
+ * process runs under an inspector (`--inspect*` in Node's options: a child would fight over the
+ * debugger port, and the user wants to debug this process).
  */
-export function mallocReexecEnv(env: NodeJS.ProcessEnv, platform: NodeJS.Platform = process.platform): NodeJS.ProcessEnv | null {
+export function mallocReexecEnv(
+  env: NodeJS.ProcessEnv, platform: NodeJS.Platform = process.platform, execArgv: readonly string[] = process.execArgv,
+): NodeJS.ProcessEnv | null {
   if (platform !== 'linux') return null;
+  if ([...execArgv, ...(env.NODE_OPTIONS ?? '').split(/\s+/)].some((a) => a.startsWith('--inspect'))) return null;
   if (env.MEGA_MALLOC === 'system') return null;
   if (Object.keys(MALLOC_ENV).some((k) => env[k] !== undefined)) return null;
   return { ...env, ...MALLOC_ENV };

@@ -29,11 +29,14 @@ const probes = (stderr: string) => stderr.split('\n').filter((l) => l.startsWith
 
 describe('malloc settings', () => {
   it('decides from the environment and the platform', () => {
-    expect(mallocReexecEnv({ A: '1' }, 'linux')).toEqual({ A: '1', MALLOC_MMAP_THRESHOLD_: '4294967296', MALLOC_TRIM_THRESHOLD_: '68719476736' });
+    expect(mallocReexecEnv({ A: '1' }, 'linux', [])).toEqual({ A: '1', MALLOC_MMAP_THRESHOLD_: '4294967296', MALLOC_TRIM_THRESHOLD_: '68719476736' });
     expect(mallocReexecEnv({ MALLOC_TRIM_THRESHOLD_: '0' }, 'linux')).toBeNull();
     expect(mallocReexecEnv({ MALLOC_MMAP_THRESHOLD_: '0' }, 'linux')).toBeNull();
     expect(mallocReexecEnv({ MEGA_MALLOC: 'system' }, 'linux')).toBeNull();
     expect(mallocReexecEnv({}, 'darwin')).toBeNull();
+    expect(mallocReexecEnv({}, 'linux', ['--inspect-brk=0'])).toBeNull();
+    expect(mallocReexecEnv({ NODE_OPTIONS: '--max-old-space-size=100 --inspect' }, 'linux', [])).toBeNull();
+    expect(mallocReexecEnv({}, 'linux', ['--expose-gc'])).not.toBeNull();
     expect(MALLOC_ENV.MALLOC_MMAP_THRESHOLD_).toBe('4294967296');
   });
 
