@@ -6,7 +6,19 @@ import tseslint from 'typescript-eslint';
 
 export default defineConfig(
   // build outputs and generated bundles (as in .gitignore)
-  { ignores: ['dist/**', 'node_modules/**', 'coverage/**', '**/*.d.ts', 'examples/browser/build/**', 'test-artifacts/**', 'runs/**', 'checkpoints/**', '.gl/**'] },
+  {
+    ignores: [
+      'dist/**',
+      'node_modules/**',
+      'coverage/**',
+      '**/*.d.ts',
+      'examples/browser/build/**',
+      'test-artifacts/**',
+      'runs/**',
+      'checkpoints/**',
+      '.gl/**',
+    ],
+  },
   js.configs.recommended,
   tseslint.configs.recommended,
   {
@@ -30,7 +42,10 @@ export default defineConfig(
       // `let { x, mask } = …` where only x is reassigned stays one declaration
       'prefer-const': ['error', { destructuring: 'all' }],
       // `_name` marks an argument or binding that is deliberately unused
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none', destructuredArrayIgnorePattern: '^_' }],
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none', destructuredArrayIgnorePattern: '^_' },
+      ],
     },
   },
 );

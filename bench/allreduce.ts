@@ -55,7 +55,8 @@ function child(sizes: number[]): void {
 function runProc(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; out: string; err: string }> {
   return new Promise((resolve) => {
     const c = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '', err = '';
+    let out = '',
+      err = '';
     c.stdout.on('data', (d: Buffer) => (out += d.toString()));
     c.stderr.on('data', (d: Buffer) => (err += d.toString()));
     c.on('close', (code) => resolve({ code, out, err }));
@@ -67,10 +68,18 @@ async function allReduceBandwidth(opts: BenchOptions): Promise<void> {
   if (!sizes.length) return;
   const port = await freePort();
   const self = fileURLToPath(import.meta.url);
-  const procs = [...Array(WORLD).keys()].map((r) => runProc(process.execPath, [self, '--allreduce-child', JSON.stringify(sizes)], {
-    ...process.env, RANK: String(r), WORLD_SIZE: String(WORLD), LOCAL_RANK: String(r), LOCAL_WORLD_SIZE: String(WORLD),
-    MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port), MEGA_THREADS: '1',
-  }));
+  const procs = [...Array(WORLD).keys()].map((r) =>
+    runProc(process.execPath, [self, '--allreduce-child', JSON.stringify(sizes)], {
+      ...process.env,
+      RANK: String(r),
+      WORLD_SIZE: String(WORLD),
+      LOCAL_RANK: String(r),
+      LOCAL_WORLD_SIZE: String(WORLD),
+      MASTER_ADDR: '127.0.0.1',
+      MASTER_PORT: String(port),
+      MEGA_THREADS: '1',
+    }),
+  );
   const res = await Promise.all(procs);
   const bad = res.find((r) => r.code !== 0);
   if (bad) {
@@ -79,7 +88,7 @@ async function allReduceBandwidth(opts: BenchOptions): Promise<void> {
   }
   for (const line of res[0].out.trim().split('\n')) {
     const { mb, ms } = JSON.parse(line) as ChildResult;
-    const bus = ((2 * (WORLD - 1)) / WORLD) * mb * 1e6 / (ms / 1000) / 1e9;
+    const bus = (((2 * (WORLD - 1)) / WORLD) * mb * 1e6) / (ms / 1000) / 1e9;
     report({ bench: 'allreduce', impl: 'tcp-ring', dtype: 'f32', shape: [mb, WORLD], value: bus, unit: 'GB/s' });
   }
 }
@@ -89,14 +98,24 @@ async function allReduceBandwidth(opts: BenchOptions): Promise<void> {
  * the batch over the median time of one update after `warm` updates (robust to other load).
  */
 function samplesPerSecond(metrics: string, batch: number, warm: number): number {
-  const wall = readFileSync(metrics, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string; update: number; wall_s: number })
-    .filter((r) => r.type === 'train' && r.update >= warm).map((r) => r.wall_s);
-  const d = wall.slice(1).map((w, i) => w - wall[i]!).sort((a, b) => a - b);
+  const wall = readFileSync(metrics, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { type: string; update: number; wall_s: number })
+    .filter((r) => r.type === 'train' && r.update >= warm)
+    .map((r) => r.wall_s);
+  const d = wall
+    .slice(1)
+    .map((w, i) => w - wall[i]!)
+    .sort((a, b) => a - b);
   return batch / d[d.length >> 1]!;
 }
 
 async function trainingThroughput(opts: BenchOptions): Promise<void> {
-  const batch = 256, updates = 24, warm = 6, rounds = 2;
+  const batch = 256,
+    updates = 24,
+    warm = 6,
+    rounds = 2;
   const cli = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
   const dir = mkdtempSync(join(os.tmpdir(), 'mega-bench-dp-'));
   const best = new Map<number, number>();
@@ -106,10 +125,34 @@ async function trainingThroughput(opts: BenchOptions): Promise<void> {
       for (const w of [1, 2]) {
         if (!selected(opts, caseId('dp-train', `workers-${w}`, 'f32', [batch]))) continue;
         const save = join(dir, `w${w}-${round}`);
-        const r = await runProc(process.execPath, [
-          cli, 'train', '--workers', String(w), '--batch-size', String(batch), '--max-update', String(updates), '--log-interval', '1',
-          '--validate-interval-updates', '0', '--listops-train', '8000', '--listops-valid', '32', '--listops-test', '0', '--no-save', '--quiet', '--save-dir', save,
-        ], { ...process.env, MEGA_THREADS: '1' });
+        const r = await runProc(
+          process.execPath,
+          [
+            cli,
+            'train',
+            '--workers',
+            String(w),
+            '--batch-size',
+            String(batch),
+            '--max-update',
+            String(updates),
+            '--log-interval',
+            '1',
+            '--validate-interval-updates',
+            '0',
+            '--listops-train',
+            '8000',
+            '--listops-valid',
+            '32',
+            '--listops-test',
+            '0',
+            '--no-save',
+            '--quiet',
+            '--save-dir',
+            save,
+          ],
+          { ...process.env, MEGA_THREADS: '1' },
+        );
         if (r.code !== 0) {
           note(`dp-train workers-${w}: mega train failed: ${r.err.trim().split('\n').pop() ?? ''}`);
           continue;
@@ -122,7 +165,15 @@ async function trainingThroughput(opts: BenchOptions): Promise<void> {
   }
   const base = best.get(1);
   for (const [w, sps] of [...best].sort((a, b) => a[0] - b[0])) {
-    report({ bench: 'dp-train', impl: `workers-${w}`, dtype: 'f32', shape: [batch], value: sps, unit: 'samples/s', ...(w > 1 && base ? { ratio: sps / base, baseline: 'workers-1' } : {}) });
+    report({
+      bench: 'dp-train',
+      impl: `workers-${w}`,
+      dtype: 'f32',
+      shape: [batch],
+      value: sps,
+      unit: 'samples/s',
+      ...(w > 1 && base ? { ratio: sps / base, baseline: 'workers-1' } : {}),
+    });
   }
 }
 
@@ -155,7 +206,11 @@ async function cpuCeiling(opts: BenchOptions): Promise<number | undefined> {
 
 /** The distributed benchmarks (registered in run.ts as `allreduce`). */
 export async function runAllreduceBench(opts: BenchOptions): Promise<void> {
-  const load = (): string => os.loadavg().map((l) => l.toFixed(2)).join(' ');
+  const load = (): string =>
+    os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ');
   note(`allreduce / dp-train: ${os.availableParallelism()} cores, load average ${load()}; loopback tcp; MEGA_THREADS=1 per worker`);
   await allReduceBandwidth(opts);
   await cpuCeiling(opts);

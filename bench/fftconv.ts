@@ -68,7 +68,6 @@ interface TfLike {
   spectral: { rfft(x: TfTensor, fftLength?: number): TfTensor; irfft(x: TfTensor): TfTensor };
 }
 
-
 /** Inputs of one case: x `[B, D, L]`, k `[D, L]` (the same values for every impl and dtype). */
 function inputs(Arr: Float32ArrayConstructor | Float64ArrayConstructor, B: number, L: number): { x: FloatArr; k: FloatArr } {
   return { x: fill(new Arr(B * D * L), 1), k: fill(new Arr(D * L), 2) };
@@ -81,7 +80,8 @@ function timing(): TimingOptions {
 
 /** Median ms of a mega-ts kernel `fn` (the active `fftConv` or `fftConvCpu`) on one case. */
 function megaMs(fn: (x: Tensor, k: Tensor, start: number, length: number) => Tensor, x: FloatArr, k: FloatArr, B: number, L: number): number {
-  const xt = fromStorage(x, [B, D, L]), kt = fromStorage(k, [D, L]);
+  const xt = fromStorage(x, [B, D, L]),
+    kt = fromStorage(k, [D, L]);
   return timeMedian(() => void fn(xt, kt, 0, L), timing());
 }
 
@@ -93,8 +93,12 @@ function megaMs(fn: (x: Tensor, k: Tensor, start: number, length: number) => Ten
 function tfConv(tf: TfLike, x: TfTensor, k: TfTensor): TfTensor {
   const [B, Dp, L] = x.shape;
   return tf.tidy(() => {
-    const X = tf.spectral.rfft(x, 2 * L), K = tf.spectral.rfft(k, 2 * L);
-    const xr = tf.real(X), xi = tf.imag(X), kr = tf.real(K), ki = tf.imag(K);
+    const X = tf.spectral.rfft(x, 2 * L),
+      K = tf.spectral.rfft(k, 2 * L);
+    const xr = tf.real(X),
+      xi = tf.imag(X),
+      kr = tf.real(K),
+      ki = tf.imag(K);
     const Y = tf.complex(tf.sub(tf.mul(xr, kr), tf.mul(xi, ki)), tf.add(tf.mul(xr, ki), tf.mul(xi, kr)));
     return tf.slice(tf.spectral.irfft(Y), [0, 0, 0], [B, Dp, L]); // irfft: [B, D', 2L]
   });
@@ -114,10 +118,12 @@ async function tfMs(tf: TfLike, backend: string, x: Float32Array, k: Float32Arra
   const R = TF_ROWS;
   const xs = new Float32Array(B * R * L);
   for (let b = 0; b < B; b++) xs.set(x.subarray(b * D * L, (b * D + R) * L), b * R * L);
-  const xt = tf.tensor(xs, [B, R, L]), kt = tf.tensor(k.subarray(0, R * L), [R, L]);
+  const xt = tf.tensor(xs, [B, R, L]),
+    kt = tf.tensor(k.subarray(0, R * L), [R, L]);
   let checked = false;
   const check = (got: Float32Array): void => {
-    let err = 0, scale = 0;
+    let err = 0,
+      scale = 0;
     for (let b = 0; b < B; b++) {
       for (let i = 0; i < R * L; i++) {
         const want = expect[b * D * L + i];
@@ -131,12 +137,15 @@ async function tfMs(tf: TfLike, backend: string, x: Float32Array, k: Float32Arra
     checked = true;
   };
   try {
-    const ms = timeMedian(() => {
-      const y = tfConv(tf, xt, kt);
-      const got = y.dataSync();
-      y.dispose();
-      if (!checked) check(got);
-    }, { warmup: 1, warmupMs: 0, minReps: 1, maxReps: 3, maxMs: 1000 });
+    const ms = timeMedian(
+      () => {
+        const y = tfConv(tf, xt, kt);
+        const got = y.dataSync();
+        y.dispose();
+        if (!checked) check(got);
+      },
+      { warmup: 1, warmupMs: 0, minReps: 1, maxReps: 3, maxMs: 1000 },
+    );
     return (ms * D) / R;
   } finally {
     xt.dispose();
@@ -172,7 +181,10 @@ export async function runFftconvBench(opts: BenchOptions): Promise<void> {
       const baselines: BenchResult[] = [];
       if (dtype === 'f32' && tfjs !== undefined) {
         let expect: Float32Array | undefined;
-        for (const [impl, backend] of [[TF_CPU, 'cpu'], [TF_WASM, 'wasm']] as const) {
+        for (const [impl, backend] of [
+          [TF_CPU, 'cpu'],
+          [TF_WASM, 'wasm'],
+        ] as const) {
           if (!tfjs.backends.includes(backend) || tfSkip.has(backend) || !selected(opts, id(impl, dtype, B, L))) continue;
           expect ??= fftConv(fromStorage(x, shape), fromStorage(k, [D, L]), 0, L).storage as Float32Array;
           try {

@@ -37,7 +37,8 @@ async function main(): Promise<number> {
   const info = sel.gpu!;
   const software = info.adapter.architecture === 'software' || /llvmpipe|lavapipe|swiftshader/i.test(`${info.adapter.description} ${info.adapter.device}`);
   line({ check: 'device', mode: info.mode, kernelClass: info.kernelClass, adapter: info.adapter, software, adapters: info.adapters, limits: info.limits });
-  let failed = 0, passed = 0;
+  let failed = 0,
+    passed = 0;
   const expected = process.env.MEGA_EXPECT_GPU_MODE;
   if (expected && info.mode !== expected) {
     line({ check: 'mode', pass: false, expected, got: info.mode });
@@ -49,36 +50,61 @@ async function main(): Promise<number> {
   }
   if (!skip.has('golden')) {
     const dir = process.env.MEGA_GOLDEN_DIR ?? fileURLToPath(new URL('../../test/golden', import.meta.url));
-    const files = readdirSync(dir).filter((f) => f.endsWith('.msgpack')).sort();
+    const files = readdirSync(dir)
+      .filter((f) => f.endsWith('.msgpack'))
+      .sort();
     const t0 = performance.now();
     for (const f of files) {
       resetFallbacks();
       const t = performance.now();
       const r = tidy(() => runFile(join(dir, f), 'f32'));
-      const bad = r.error ?? r.tensors.filter((x) => !x.pass).map((x) => `${x.name} err ${x.maxErr.toExponential(2)} > ${x.tol.toExponential(2)}`).join('; ');
-      line({ check: 'golden', case: f.replace('.msgpack', ''), pass: r.pass, ms: Math.round(performance.now() - t), fallbacks: fallbacks(), ...(r.pass ? {} : { error: bad }) });
+      const bad =
+        r.error ??
+        r.tensors
+          .filter((x) => !x.pass)
+          .map((x) => `${x.name} err ${x.maxErr.toExponential(2)} > ${x.tol.toExponential(2)}`)
+          .join('; ');
+      line({
+        check: 'golden',
+        case: f.replace('.msgpack', ''),
+        pass: r.pass,
+        ms: Math.round(performance.now() - t),
+        fallbacks: fallbacks(),
+        ...(r.pass ? {} : { error: bad }),
+      });
       if (r.pass) passed++;
       else failed++;
     }
     line({ check: 'golden-summary', passed, failed, s: Math.round((performance.now() - t0) / 100) / 10 });
   }
   if (!skip.has('matmul')) {
-    const sizes = (process.env.MEGA_BENCH_MATMUL_SIZES ?? '1024,2048,4096').split(',').map(Number).filter((n) => n > 0);
+    const sizes = (process.env.MEGA_BENCH_MATMUL_SIZES ?? '1024,2048,4096')
+      .split(',')
+      .map(Number)
+      .filter((n) => n > 0);
     for (const n of sizes) {
       const cpu = matmulGflops('cpu', n);
       const gpujs = matmulGflops('gpujs', n, 'gpujs');
       const wgsl = info.mode === 'webgpu' ? matmulGflops('gpujs', n, 'wgsl') : null;
-      line({ check: 'matmul', n, gflops: { cpu, gpujs, wgsl }, wgslOverGpujs: wgsl === null ? null : wgsl / gpujs, gpuOverCpu: Math.max(gpujs, wgsl ?? 0) / cpu });
+      line({
+        check: 'matmul',
+        n,
+        gflops: { cpu, gpujs, wgsl },
+        wgslOverGpujs: wgsl === null ? null : wgsl / gpujs,
+        gpuOverCpu: Math.max(gpujs, wgsl ?? 0) / cpu,
+      });
     }
   }
   if (!skip.has('layer')) {
     const tokens = LAYER.L * LAYER.B;
-    const cpu = tokens / (layerMs('cpu') / 1000), gpujs = tokens / (layerMs('gpujs', 'gpujs') / 1000);
+    const cpu = tokens / (layerMs('cpu') / 1000),
+      gpujs = tokens / (layerMs('gpujs', 'gpujs') / 1000);
     const wgsl = info.mode === 'webgpu' ? tokens / (layerMs('gpujs', 'wgsl') / 1000) : null;
     line({ check: 'mega-layer', layer: LAYER, tokensPerS: { cpu, gpujs, wgsl }, gpuOverCpu: Math.max(gpujs, wgsl ?? 0) / cpu });
   }
   if (!skip.has('train')) {
-    const B = int('MEGA_CHECK_TRAIN_B', 2), L = int('MEGA_CHECK_TRAIN_L', 4000);
+    const B = int('MEGA_CHECK_TRAIN_B', 2),
+      L = int('MEGA_CHECK_TRAIN_L', 4000);
     const g = trainStep('mega_lra_imdb', 'gpujs', B, L);
     line({ check: 'train-step', ...g });
     // the batch in (tokens, targets, the embedding gradient's index lists: at most 3 uploads,
@@ -98,9 +124,12 @@ async function main(): Promise<number> {
   return failed === 0 ? 0 : 1;
 }
 
-main().then((code) => {
-  process.exitCode = code;
-}, (e: unknown) => {
-  process.stderr.write(`${(e as Error).stack ?? String(e)}\n`);
-  process.exitCode = 1;
-});
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    process.stderr.write(`${(e as Error).stack ?? String(e)}\n`);
+    process.exitCode = 1;
+  },
+);

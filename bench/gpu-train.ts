@@ -34,19 +34,32 @@ export function trainStep(arch: string, backend: 'cpu' | 'gpujs', B: number, L: 
   setBackend(backend);
   try {
     const task = { dictionary_size: 256, pad: 1, bos: 0, eos: 2, unk: 3 };
-    const model = buildModel(arch, { dropout: 0, attention_dropout: 0, hidden_dropout: 0, activation_dropout: 0 }, task, { dtype: 'f32', gen: new Generator(1) }) as LRAModel;
+    const model = buildModel(arch, { dropout: 0, attention_dropout: 0, hidden_dropout: 0, activation_dropout: 0 }, task, {
+      dtype: 'f32',
+      gen: new Generator(1),
+    }) as LRAModel;
     model.train(true);
     const params = [...new Set(model.parameters())];
     if (backend === 'gpujs') moveToDevice(params);
     const opt = new Adam(params, { lr: 1e-4, betas: [0.9, 0.98], eps: 1e-8, weightDecay: 0.01 });
     const gen = new Generator(2);
     const batch = () => ({
-      tokens: fromStorage(Int32Array.from({ length: B * L }, () => 4 + gen.int(252)), [B, L]),
-      lengths: fromStorage(Int32Array.from({ length: B }, () => L), [B]),
-      target: fromStorage(Int32Array.from({ length: B }, () => gen.int(2)), [B]),
+      tokens: fromStorage(
+        Int32Array.from({ length: B * L }, () => 4 + gen.int(252)),
+        [B, L],
+      ),
+      lengths: fromStorage(
+        Int32Array.from({ length: B }, () => L),
+        [B],
+      ),
+      target: fromStorage(
+        Int32Array.from({ length: B }, () => gen.int(2)),
+        [B],
+      ),
     });
     const d = backend === 'gpujs' ? GpuDevice.get() : null;
-    let loss = 0, ms = 0;
+    let loss = 0,
+      ms = 0;
     let transfers: TrainStepResult['transfers'] = null;
     for (let s = 0; s <= steps; s++) {
       const bt = batch();
@@ -64,8 +77,10 @@ export function trainStep(arch: string, backend: 'cpu' | 'gpujs', B: number, L: 
       if (s > 0) ms += performance.now() - t0;
       if (d && before && s === steps) {
         transfers = {
-          uploads: d.counters.uploads - before.uploads, uploadBytes: d.counters.uploadBytes - before.uploadBytes,
-          readbacks: d.counters.readbacks - before.readbacks, readbackBytes: d.counters.readbackBytes - before.readbackBytes,
+          uploads: d.counters.uploads - before.uploads,
+          uploadBytes: d.counters.uploadBytes - before.uploadBytes,
+          readbacks: d.counters.readbacks - before.readbacks,
+          readbackBytes: d.counters.readbackBytes - before.readbackBytes,
         };
       }
     }

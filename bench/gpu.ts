@@ -21,7 +21,10 @@ import type { Tensor } from '../src/tensor/tensor.js';
 import { caseId, note, report, selected, type BenchOptions, type BenchResult } from './report.js';
 import { timeMedian } from './timing.js';
 
-const MATMUL_SIZES = (process.env.MEGA_BENCH_MATMUL_SIZES ?? '256,512,1024').split(',').map(Number).filter((n) => n > 0);
+const MATMUL_SIZES = (process.env.MEGA_BENCH_MATMUL_SIZES ?? '256,512,1024')
+  .split(',')
+  .map(Number)
+  .filter((n) => n > 0);
 const CPU = 'mega-ts-cpu';
 
 /** Starts the gpujs backend; returns its row name, or null (with a note) when there is no GPU. */
@@ -60,15 +63,20 @@ export function matmulGflops(backend: string, n: number, kernel: GpuKernels | nu
   return onBackend(backend, () => {
     if (backend === 'gpujs') setGpuKernels(kernel);
     const gen = new Generator(1);
-    let a = randNormal([n, n], 0, 1, 'f32', gen), b = randNormal([n, n], 0, 1, 'f32', gen);
+    let a = randNormal([n, n], 0, 1, 'f32', gen),
+      b = randNormal([n, n], 0, 1, 'f32', gen);
     if (backend === 'gpujs') [a, b] = [K.copy(a), K.copy(b)]; // resident on the device
     const reps = backend === 'gpujs' && n <= 256 ? 4 : 1;
-    const ms = timeMedian(() => {
-      const outs: Tensor[] = [];
-      for (let i = 0; i < reps; i++) outs.push(K.matmul(a, b));
-      if (backend === 'gpujs') sync();
-      dispose(outs);
-    }, { maxMs: 4000, warmup: 1, warmupMs: 0 }) / reps;
+    const ms =
+      timeMedian(
+        () => {
+          const outs: Tensor[] = [];
+          for (let i = 0; i < reps; i++) outs.push(K.matmul(a, b));
+          if (backend === 'gpujs') sync();
+          dispose(outs);
+        },
+        { maxMs: 4000, warmup: 1, warmupMs: 0 },
+      ) / reps;
     dispose([a, b]);
     setGpuKernels(null);
     return (2 * n ** 3) / (ms * 1e6);
@@ -87,21 +95,27 @@ export function layerMs(backend: string, kernels: GpuKernels | null = null): num
     const layer = new MovingAverageGatedAttention({ embedDim: LAYER.D, zdim: LAYER.Z, hdim: LAYER.H, ndim: LAYER.N, gen, maxPositions: LAYER.L });
     const x = F.requiresGrad(randNormal([LAYER.L, LAYER.B, LAYER.D], 0, 1, 'f32', gen));
     const w = randNormal([LAYER.L, LAYER.B, LAYER.D], 0, 1, 'f32', gen);
-    ms = timeMedian(() => {
-      tidy(() => {
-        const out = layer.forward(x).out;
-        F.backward(F.sum(F.mul(out, w)));
-        void x.grad?.storage; // the step ends when the input gradient is on the host
-        for (const p of layer.parameters()) p.grad = null;
-        x.grad = null;
-      });
-    }, { maxMs: 6000, warmup: 1, warmupMs: 0, minReps: 3 });
+    ms = timeMedian(
+      () => {
+        tidy(() => {
+          const out = layer.forward(x).out;
+          F.backward(F.sum(F.mul(out, w)));
+          void x.grad?.storage; // the step ends when the input gradient is on the host
+          for (const p of layer.parameters()) p.grad = null;
+          x.grad = null;
+        });
+      },
+      { maxMs: 6000, warmup: 1, warmupMs: 0, minReps: 3 },
+    );
   });
   setGpuKernels(null);
   return ms;
 }
 
-const FFT_LENGTHS = (process.env.MEGA_BENCH_FFT_LENGTHS ?? '64,128,256,512,1024,2048').split(',').map(Number).filter((n) => n > 0);
+const FFT_LENGTHS = (process.env.MEGA_BENCH_FFT_LENGTHS ?? '64,128,256,512,1024,2048')
+  .split(',')
+  .map(Number)
+  .filter((n) => n > 0);
 /** Rows (B·D) of the convolution bench. */
 const FFT_ROWS = 32;
 
@@ -109,12 +123,16 @@ const FFT_ROWS = 32;
 function fftConvMs(n: number, method: 'direct' | 'fft'): number {
   return onBackend('gpujs', () => {
     const gen = new Generator(5);
-    const x = K.copy(randNormal([FFT_ROWS, n], 0, 1, 'f32', gen)), k = K.copy(randNormal([FFT_ROWS, n], 0, 1, 'f32', gen));
-    const ms = timeMedian(() => {
-      const y = fftConvGpuBy(x, k, 0, n, method);
-      sync();
-      dispose(y);
-    }, { maxMs: 3000, warmup: 1, warmupMs: 0, minReps: 3 });
+    const x = K.copy(randNormal([FFT_ROWS, n], 0, 1, 'f32', gen)),
+      k = K.copy(randNormal([FFT_ROWS, n], 0, 1, 'f32', gen));
+    const ms = timeMedian(
+      () => {
+        const y = fftConvGpuBy(x, k, 0, n, method);
+        sync();
+        dispose(y);
+      },
+      { maxMs: 3000, warmup: 1, warmupMs: 0, minReps: 3 },
+    );
     dispose([x, k]);
     return ms;
   });

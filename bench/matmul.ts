@@ -31,7 +31,6 @@ interface TfTensor {
   dispose(): void;
 }
 
-
 /** GFLOP/s of TF.js `matMul` on backend `backend` for an n×n×n product. */
 async function tfGflops(tf: TfLike, backend: string, n: number): Promise<number> {
   if (!(await tf.setBackend(backend))) throw new Error(`TF.js backend ${backend} failed to initialise`);
@@ -69,7 +68,9 @@ export async function runMatmulBench(opts: BenchOptions): Promise<void> {
   const wantTf = SIZES.some((n) => selected(opts, id(TF_CPU, 'f32', n)) || selected(opts, id(TF_WASM, 'f32', n)));
   const tfjs = wantTf ? await loadTf<TfLike>() : undefined;
   const simd = simdStatus();
-  note(`matmul: mega-ts gemm with ${getNumThreads()} thread(s) (--threads / MEGA_THREADS to change), SIMD ${simd.enabled ? 'on' : `off (${simd.reason})`}; mega-ts-ts = plain-TS reference gemm; TF.js wasm is single-threaded in Node`);
+  note(
+    `matmul: mega-ts gemm with ${getNumThreads()} thread(s) (--threads / MEGA_THREADS to change), SIMD ${simd.enabled ? 'on' : `off (${simd.reason})`}; mega-ts-ts = plain-TS reference gemm; TF.js wasm is single-threaded in Node`,
+  );
 
   for (const [dtype, Arr] of dtypes) {
     for (const n of SIZES) {
@@ -77,7 +78,10 @@ export async function runMatmulBench(opts: BenchOptions): Promise<void> {
       const row = (impl: string, value: number): BenchResult => ({ bench: 'matmul', impl, dtype, shape, value, unit: 'GFLOP/s' });
       const baselines: BenchResult[] = [];
       if (dtype === 'f32' && tfjs !== undefined) {
-        for (const [impl, backend] of [[TF_CPU, 'cpu'], [TF_WASM, 'wasm']] as const) {
+        for (const [impl, backend] of [
+          [TF_CPU, 'cpu'],
+          [TF_WASM, 'wasm'],
+        ] as const) {
           if (!tfjs.backends.includes(backend) || !selected(opts, id(impl, dtype, n))) continue;
           const r = row(impl, await tfGflops(tfjs.tf, backend, n));
           report(r);

@@ -36,9 +36,19 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 export function makeStep(L: number, B: number, C: number, seed = 1): { step: () => void; layer: MovingAverageGatedAttention } {
   const gen = new Generator(seed);
   const layer = new MovingAverageGatedAttention({
-    embedDim: MEGA_CFG.D, zdim: MEGA_CFG.Z, hdim: MEGA_CFG.H, ndim: MEGA_CFG.N,
-    bidirectional: true, attentionActivation: 'softmax', normType: 'scalenorm', prenorm: false,
-    chunkSize: C, maxPositions: Math.max(L, 1), relPosBias: 'simple', dtype: 'f32', gen,
+    embedDim: MEGA_CFG.D,
+    zdim: MEGA_CFG.Z,
+    hdim: MEGA_CFG.H,
+    ndim: MEGA_CFG.N,
+    bidirectional: true,
+    attentionActivation: 'softmax',
+    normType: 'scalenorm',
+    prenorm: false,
+    chunkSize: C,
+    maxPositions: Math.max(L, 1),
+    relPosBias: 'simple',
+    dtype: 'f32',
+    gen,
   });
   const x = randNormal([L, B, MEGA_CFG.D], 0, 1, 'f32', gen);
   x.requiresGrad = true;
@@ -93,7 +103,11 @@ function torchBaseline(cases: [number, number, number][], threads: number, mallo
     const o = JSON.parse(line) as { L: number; B: number; C: number; tokens_per_s: number; blas: string };
     out.set(`${o.L},${o.B},${o.C}`, o.tokens_per_s);
   }
-  note(blas ? `pytorch: ${py}, OpenBLAS from ${blas}, ${threads} thread(s)${Object.keys(malloc).length ? '' : ', system malloc'}` : 'pytorch ran WITHOUT OpenBLAS (reference BLAS, ~30x slower); see docs/BACKENDS.md / MEGA_OPENBLAS_DIR');
+  note(
+    blas
+      ? `pytorch: ${py}, OpenBLAS from ${blas}, ${threads} thread(s)${Object.keys(malloc).length ? '' : ', system malloc'}`
+      : 'pytorch ran WITHOUT OpenBLAS (reference BLAS, ~30x slower); see docs/BACKENDS.md / MEGA_OPENBLAS_DIR',
+  );
   return out;
 }
 
@@ -120,7 +134,10 @@ export function mallocEnv(): NodeJS.ProcessEnv {
 function child(L: number, B: number, C: number, env: NodeJS.ProcessEnv): { ms: number; maxRssMiB: number } | undefined {
   const entry = fileURLToPath(import.meta.url).replace(/mega\.js$/, 'run.js');
   const r = spawnSync(process.execPath, ['--expose-gc', entry, '--mega-child', `${L},${B},${C}`], {
-    encoding: 'utf8', env: { ...process.env, MEGA_THREADS: String(getNumThreads()), ...env }, timeout: 30 * 60_000, maxBuffer: 1 << 20,
+    encoding: 'utf8',
+    env: { ...process.env, MEGA_THREADS: String(getNumThreads()), ...env },
+    timeout: 30 * 60_000,
+    maxBuffer: 1 << 20,
   });
   const line = r.stdout?.split('\n').find((x) => x.startsWith('{'));
   if (r.status !== 0 || !line) {
@@ -132,7 +149,8 @@ function child(L: number, B: number, C: number, env: NodeJS.ProcessEnv): { ms: n
 
 /** Run the Mega layer benchmarks (every measurement in its own process). */
 export async function runMegaBench(opts: BenchOptions): Promise<void> {
-  const B = 4, L = 1024;
+  const B = 4,
+    L = 1024;
   const headline: [number, number, number][] = [
     [L, B, -1],
     [L, B, 128],
@@ -143,11 +161,17 @@ export async function runMegaBench(opts: BenchOptions): Promise<void> {
     ['mega-ts-cpu-sysmalloc', {}],
     ['mega-ts-ts', { ...mallocEnv(), MEGA_SIMD: '0', MEGA_BENCH_MAX_MS: '3000' }],
   ];
-  const wantAny = headline.some(([l, b, c]) => [...IMPLS.map((i) => i[0]), 'pytorch', 'pytorch-sysmalloc'].some((i) => selected(opts, caseId('mega', i, 'f32', shape(l, b, c)))));
+  const wantAny = headline.some(([l, b, c]) =>
+    [...IMPLS.map((i) => i[0]), 'pytorch', 'pytorch-sysmalloc'].some((i) => selected(opts, caseId('mega', i, 'f32', shape(l, b, c)))),
+  );
   const threads = getNumThreads();
   if (wantAny) {
-    note(`mega layer: D ${MEGA_CFG.D}, Z ${MEGA_CFG.Z}, H ${MEGA_CFG.H}, N ${MEGA_CFG.N}, bidirectional, softmax, scalenorm, f32, forward + backward, ${threads} thread(s); tokens/s = B·L / median step`);
-    note(`mega: mega-ts-cpu = SIMD kernels, mega-ts-ts = plain-TS reference kernels, both ${mallocEnv().MALLOC_MMAP_THRESHOLD_ ? 'with MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_ set (as pytorch)' : 'with system malloc'}; -sysmalloc = system malloc defaults`);
+    note(
+      `mega layer: D ${MEGA_CFG.D}, Z ${MEGA_CFG.Z}, H ${MEGA_CFG.H}, N ${MEGA_CFG.N}, bidirectional, softmax, scalenorm, f32, forward + backward, ${threads} thread(s); tokens/s = B·L / median step`,
+    );
+    note(
+      `mega: mega-ts-cpu = SIMD kernels, mega-ts-ts = plain-TS reference kernels, both ${mallocEnv().MALLOC_MMAP_THRESHOLD_ ? 'with MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_ set (as pytorch)' : 'with system malloc'}; -sysmalloc = system malloc defaults`,
+    );
     const torchCases = headline.filter(([l, b, c]) => selected(opts, caseId('mega', 'pytorch', 'f32', shape(l, b, c))));
     const torch = torchCases.length > 0 ? torchBaseline(torchCases, threads, mallocEnv()) : undefined;
     const sysCases = headline.filter(([l, b, c]) => selected(opts, caseId('mega', 'pytorch-sysmalloc', 'f32', shape(l, b, c))));

@@ -42,18 +42,139 @@ interface Row {
 
 const LRA = { activation_fn: 'silu', n_dim: 16 };
 const ROWS: Row[] = [
-  { name: 'ListOps', arch: 'mega_lra_listop', task: 'listops', flags: { ...LRA, encoder_layers: 6, norm_type: 'layernorm', attention_activation_fn: 'softmax' }, L: 2000, micro: 2, perUpdate: 64, unit: 'examples (batch 64)', vocab: 25, classes: 10 },
-  { name: 'Text (IMDB)', arch: 'mega_lra_imdb', task: 'text', flags: { ...LRA, encoder_layers: 4, norm_type: 'scalenorm', attention_activation_fn: 'softmax' }, L: 4000, micro: 1, perUpdate: 50, unit: 'examples (batch 25 x update-freq 2)', vocab: 261, classes: 2 },
-  { name: 'Retrieval (AAN)', arch: 'mega_lra_aan', task: 'retrieval', flags: { ...LRA, encoder_layers: 6, norm_type: 'scalenorm', attention_activation_fn: 'softmax' }, L: 4000, micro: 1, perUpdate: 64, unit: 'document pairs (batch 8 x update-freq 8)', vocab: 261, classes: 2 },
-  { name: 'Image (CIFAR-10)', arch: 'mega_lra_cifar10', task: 'image', flags: { ...LRA, encoder_layers: 8, norm_type: 'batchnorm', normalize_before: true, attention_activation_fn: 'laplace' }, L: 1024, micro: 2, perUpdate: 50, unit: 'images (batch 50)', classes: 10 },
-  { name: 'Pathfinder', arch: 'mega_lra_pf32', task: 'image', flags: { ...LRA, encoder_layers: 6, norm_type: 'batchnorm', normalize_before: true, attention_activation_fn: 'laplace' }, L: 1024, micro: 2, perUpdate: 128, unit: 'images (batch 128)', classes: 2 },
+  {
+    name: 'ListOps',
+    arch: 'mega_lra_listop',
+    task: 'listops',
+    flags: { ...LRA, encoder_layers: 6, norm_type: 'layernorm', attention_activation_fn: 'softmax' },
+    L: 2000,
+    micro: 2,
+    perUpdate: 64,
+    unit: 'examples (batch 64)',
+    vocab: 25,
+    classes: 10,
+  },
+  {
+    name: 'Text (IMDB)',
+    arch: 'mega_lra_imdb',
+    task: 'text',
+    flags: { ...LRA, encoder_layers: 4, norm_type: 'scalenorm', attention_activation_fn: 'softmax' },
+    L: 4000,
+    micro: 1,
+    perUpdate: 50,
+    unit: 'examples (batch 25 x update-freq 2)',
+    vocab: 261,
+    classes: 2,
+  },
+  {
+    name: 'Retrieval (AAN)',
+    arch: 'mega_lra_aan',
+    task: 'retrieval',
+    flags: { ...LRA, encoder_layers: 6, norm_type: 'scalenorm', attention_activation_fn: 'softmax' },
+    L: 4000,
+    micro: 1,
+    perUpdate: 64,
+    unit: 'document pairs (batch 8 x update-freq 8)',
+    vocab: 261,
+    classes: 2,
+  },
+  {
+    name: 'Image (CIFAR-10)',
+    arch: 'mega_lra_cifar10',
+    task: 'image',
+    flags: { ...LRA, encoder_layers: 8, norm_type: 'batchnorm', normalize_before: true, attention_activation_fn: 'laplace' },
+    L: 1024,
+    micro: 2,
+    perUpdate: 50,
+    unit: 'images (batch 50)',
+    classes: 10,
+  },
+  {
+    name: 'Pathfinder',
+    arch: 'mega_lra_pf32',
+    task: 'image',
+    flags: { ...LRA, encoder_layers: 6, norm_type: 'batchnorm', normalize_before: true, attention_activation_fn: 'laplace' },
+    L: 1024,
+    micro: 2,
+    perUpdate: 128,
+    unit: 'images (batch 128)',
+    classes: 2,
+  },
   // Path-X: --chunk-size 1024 (the README leaves $CHUNK to the user; unchunked attention at 16384 needs ~1 GB per attention map)
-  { name: 'Path-X', arch: 'mega_lra_pf128', task: 'image', flags: { ...LRA, encoder_layers: 4, chunk_size: 1024, norm_type: 'batchnorm', normalize_before: true, attention_activation_fn: 'laplace' }, L: 16384, micro: 1, perUpdate: 16, unit: 'images (batch 2 x update-freq 8)', classes: 2 },
-  { name: 'WMT16 en-de', arch: 'mega_wmt_en_de', task: 'translation', flags: { activation_fn: 'silu', encoder_n_dim: 16, encoder_chunk_size: -1, truncation_length: 0 }, L: 32, micro: 8, perUpdate: 2048, unit: 'sentence pairs of 32 tokens (8 GPUs x --max-tokens 8192)', vocab: 32768 },
+  {
+    name: 'Path-X',
+    arch: 'mega_lra_pf128',
+    task: 'image',
+    flags: { ...LRA, encoder_layers: 4, chunk_size: 1024, norm_type: 'batchnorm', normalize_before: true, attention_activation_fn: 'laplace' },
+    L: 16384,
+    micro: 1,
+    perUpdate: 16,
+    unit: 'images (batch 2 x update-freq 8)',
+    classes: 2,
+  },
+  {
+    name: 'WMT16 en-de',
+    arch: 'mega_wmt_en_de',
+    task: 'translation',
+    flags: { activation_fn: 'silu', encoder_n_dim: 16, encoder_chunk_size: -1, truncation_length: 0 },
+    L: 32,
+    micro: 8,
+    perUpdate: 2048,
+    unit: 'sentence pairs of 32 tokens (8 GPUs x --max-tokens 8192)',
+    vocab: 32768,
+  },
   // WikiText-103: 252M parameters; with its gradients and Adam state a training step needs ~4 GB more than this shared machine had free
-  { name: 'WikiText-103', arch: 'mega_lm_adaptive_big', task: 'lm', flags: { activation_fn: 'silu', decoder_n_dim: 16, decoder_chunk_size: 1024, truncation_length: 8192, rel_pos_bias: 'rotary', normalize_before: true, no_affine_final_norm: true, decoder_hidden_dim: 2048 }, L: 2048, micro: 1, perUpdate: 72, unit: 'blocks of 2048 tokens (24 GPUs x --max-tokens 6144)', vocab: 267744, evalOnly: true },
-  { name: 'enwik8', arch: 'mega_lm_enwik8_base', task: 'lm', flags: { activation_fn: 'silu', decoder_n_dim: 16, decoder_chunk_size: 2048, truncation_length: 8192, rel_pos_bias: 'rotary', normalize_before: true, no_affine_final_norm: true }, L: 2048, micro: 1, perUpdate: 32, unit: 'blocks of 2048 bytes (8 GPUs x --max-tokens 8192)', vocab: 208 },
-  { name: 'Speech Commands (SC-Raw)', arch: 'mega_sc_raw_base', task: 'speech', flags: {}, L: 16000, micro: 1, perUpdate: 20, unit: 'clips (batch 20)', classes: 10 },
+  {
+    name: 'WikiText-103',
+    arch: 'mega_lm_adaptive_big',
+    task: 'lm',
+    flags: {
+      activation_fn: 'silu',
+      decoder_n_dim: 16,
+      decoder_chunk_size: 1024,
+      truncation_length: 8192,
+      rel_pos_bias: 'rotary',
+      normalize_before: true,
+      no_affine_final_norm: true,
+      decoder_hidden_dim: 2048,
+    },
+    L: 2048,
+    micro: 1,
+    perUpdate: 72,
+    unit: 'blocks of 2048 tokens (24 GPUs x --max-tokens 6144)',
+    vocab: 267744,
+    evalOnly: true,
+  },
+  {
+    name: 'enwik8',
+    arch: 'mega_lm_enwik8_base',
+    task: 'lm',
+    flags: {
+      activation_fn: 'silu',
+      decoder_n_dim: 16,
+      decoder_chunk_size: 2048,
+      truncation_length: 8192,
+      rel_pos_bias: 'rotary',
+      normalize_before: true,
+      no_affine_final_norm: true,
+    },
+    L: 2048,
+    micro: 1,
+    perUpdate: 32,
+    unit: 'blocks of 2048 bytes (8 GPUs x --max-tokens 8192)',
+    vocab: 208,
+  },
+  {
+    name: 'Speech Commands (SC-Raw)',
+    arch: 'mega_sc_raw_base',
+    task: 'speech',
+    flags: {},
+    L: 16000,
+    micro: 1,
+    perUpdate: 20,
+    unit: 'clips (batch 20)',
+    classes: 10,
+  },
 ];
 
 function ints(n: number, lo: number, hi: number, seed: number): Int32Array {
@@ -74,7 +195,9 @@ function floats(n: number, seed: number): Float32Array {
 
 /** The summed loss of one synthetic micro-batch of the row. */
 function lossOf(row: Row, model: Module): Tensor {
-  const B = row.micro, L = row.L, V = row.vocab ?? 0;
+  const B = row.micro,
+    L = row.L,
+    V = row.vocab ?? 0;
   const tok = (seed: number): Tensor => fromStorage(ints(B * L, 4, V, seed), [B, L]);
   const labels = fromStorage(ints(B, 0, row.classes ?? 2, 7), [B]);
   const lengths = fromStorage(new Int32Array(B).fill(L), [B]);
@@ -106,8 +229,10 @@ export function timeRow(row: Row): { train_ms: number; eval_ms: number; train_cp
   const params = [...model.parameters()];
   const adam = row.evalOnly ? null : new Adam(params, { lr: 1e-3, betas: [0.9, 0.98], eps: 1e-8, weightDecay: 0.01 });
   const cpu = (c: NodeJS.CpuUsage): number => (c.user + c.system) / 1000;
-  let train = NaN, trainCpu = NaN;
-  let t = performance.now(), c = process.cpuUsage();
+  let train = NaN,
+    trainCpu = NaN;
+  let t = performance.now(),
+    c = process.cpuUsage();
   if (!row.evalOnly) {
     model.train();
     backward(lossOf(row, model));
@@ -120,7 +245,8 @@ export function timeRow(row: Row): { train_ms: number; eval_ms: number; train_cp
   t = performance.now();
   c = process.cpuUsage();
   noGrad(() => lossOf(row, model));
-  const evalMs = performance.now() - t, evalCpu = cpu(process.cpuUsage(c));
+  const evalMs = performance.now() - t,
+    evalCpu = cpu(process.cpuUsage(c));
   return { train_ms: train, eval_ms: evalMs, train_cpu_ms: trainCpu, eval_cpu_ms: evalCpu, parameters: model.numParameters() };
 }
 
@@ -132,13 +258,23 @@ function main(): void {
     const r = timeRow(row);
     const perEx = r.train_ms / row.micro;
     const rec = {
-      row: row.name, arch: row.arch, parameters: r.parameters, length: row.L, micro_batch: row.micro,
-      train_step_ms: Math.round(r.train_ms), eval_forward_ms: Math.round(r.eval_ms),
-      train_step_cpu_ms: Math.round(r.train_cpu_ms), eval_forward_cpu_ms: Math.round(r.eval_cpu_ms),
-      update_estimate_s: Math.round((perEx * row.perUpdate) / 100) / 10, per_update: `${row.perUpdate} ${row.unit}`,
+      row: row.name,
+      arch: row.arch,
+      parameters: r.parameters,
+      length: row.L,
+      micro_batch: row.micro,
+      train_step_ms: Math.round(r.train_ms),
+      eval_forward_ms: Math.round(r.eval_ms),
+      train_step_cpu_ms: Math.round(r.train_cpu_ms),
+      eval_forward_cpu_ms: Math.round(r.eval_cpu_ms),
+      update_estimate_s: Math.round((perEx * row.perUpdate) / 100) / 10,
+      per_update: `${row.perUpdate} ${row.unit}`,
     };
     if (argv.includes('--json')) process.stdout.write(`${JSON.stringify(rec)}\n`);
-    else process.stdout.write(`${row.name}: ${r.parameters} parameters; one step of ${row.micro} x ${row.L}: train ${rec.train_step_ms} ms (CPU ${rec.train_step_cpu_ms} ms), eval ${rec.eval_forward_ms} ms (CPU ${rec.eval_forward_cpu_ms} ms); one recipe update (${rec.per_update}) ~ ${rec.update_estimate_s} s\n`);
+    else
+      process.stdout.write(
+        `${row.name}: ${r.parameters} parameters; one step of ${row.micro} x ${row.L}: train ${rec.train_step_ms} ms (CPU ${rec.train_step_cpu_ms} ms), eval ${rec.eval_forward_ms} ms (CPU ${rec.eval_forward_cpu_ms} ms); one recipe update (${rec.per_update}) ~ ${rec.update_estimate_s} s\n`,
+      );
   }
 }
 

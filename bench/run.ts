@@ -37,8 +37,7 @@ function parseArgs(argv: string[]): BenchOptions {
       const n = Number(v);
       if (!Number.isInteger(n) || n < 1) throw new Error(`--threads needs a positive integer, got ${v}`);
       setNumThreads(n);
-    }
-    else if (a === '--filter') {
+    } else if (a === '--filter') {
       const v = argv[++i];
       if (v === undefined) throw new Error('--filter needs a value');
       opts.filter = v;

@@ -70,14 +70,21 @@ function lcg(seed: number): (lo: number, hi: number) => number {
 }
 
 /** Generated examples of a case (listops: the task's own generated ListOps). */
-function examples(c: TrainCase, args: Record<string, unknown>, modelArgs: Record<string, unknown>): { data: Example[]; taskInfo: Record<string, unknown> | null } {
+function examples(
+  c: TrainCase,
+  args: Record<string, unknown>,
+  modelArgs: Record<string, unknown>,
+): { data: Example[]; taskInfo: Record<string, unknown> | null } {
   const r = lcg(7);
   const bytes = (n: number) => Int32Array.from({ length: n }, () => r(4, BYTE_VOCAB_SIZE));
   const byteInfo = { dictionary_size: BYTE_VOCAB_SIZE, pad: 1 };
   const n = 256;
   switch (c.name) {
     case 'image':
-      return { data: Array.from({ length: n }, () => ({ values: Float32Array.from({ length: c.L }, () => r(0, 256) / 127.5 - 1), label: r(0, 10) })), taskInfo: null };
+      return {
+        data: Array.from({ length: n }, () => ({ values: Float32Array.from({ length: c.L }, () => r(0, 256) / 127.5 - 1), label: r(0, 10) })),
+        taskInfo: null,
+      };
     case 'lm':
       return {
         data: Array.from({ length: n }, () => {
@@ -109,7 +116,12 @@ function examples(c: TrainCase, args: Record<string, unknown>, modelArgs: Record
 function setup(c: TrainCase) {
   const args = resolveTrainArgs({ ...c.user, no_save: true }) as unknown as Record<string, unknown>;
   const task = getTask(args.task as TaskName);
-  const modelArgs = resolveModelArgs(args.arch as string, args.task as TaskName, args, c.user.num_classes as number | undefined ?? (task.numClasses ? 10 : undefined));
+  const modelArgs = resolveModelArgs(
+    args.arch as string,
+    args.task as TaskName,
+    args,
+    (c.user.num_classes as number | undefined) ?? (task.numClasses ? 10 : undefined),
+  );
   const { data, taskInfo } = examples(c, args, modelArgs);
   const batcher = new Batcher(new ArrayDataset(data, c.name), { batchSize: args.batch_size as number, seed: 1 });
   return { args, task, modelArgs, taskInfo, batcher };
@@ -122,7 +134,12 @@ export function trainChild(name: string): void {
   manualSeed(1);
   const model = buildFromModelArgs(modelArgs, taskInfo as never, defaultGenerator);
   const params = model.parameters();
-  const optimizer = new Adam(params, { lr: args.lr as number, betas: parseBetas(args.adam_betas as string), eps: args.adam_eps as number, weightDecay: args.weight_decay as number });
+  const optimizer = new Adam(params, {
+    lr: args.lr as number,
+    betas: parseBetas(args.adam_betas as string),
+    eps: args.adam_eps as number,
+    weightDecay: args.weight_decay as number,
+  });
   // the body of TrainRun.update (update_freq 1, one process)
   const step = () => {
     optimizer.zeroGrad();
@@ -154,10 +171,12 @@ function torchConfig(c: TrainCase): Record<string, unknown> {
   const B = args.batch_size as number;
   const common = { B, clip: args.clip_norm, wd: args.weight_decay, lr: args.lr, label_smoothing: args.label_smoothing, min_steps: 5, steps: 15, max_s: 8 };
   if (c.name === 'image' || c.name === 'listops') {
-    let L = c.L, padFrac = 0;
+    let L = c.L,
+      padFrac = 0;
     if (c.name === 'listops') {
       // the mean padded batch length and padding fraction of the generated data
-      let sumL = 0, sumTok = 0;
+      let sumL = 0,
+        sumTok = 0;
       const n = 20;
       for (let i = 0; i < n; i++) {
         const b = batcher.next();
@@ -168,32 +187,72 @@ function torchConfig(c: TrainCase): Record<string, unknown> {
       padFrac = 2 * (1 - sumTok / n);
     }
     return {
-      ...common, kind: 'lra', input: c.name === 'image' ? 'image' : 'text', L, pad_frac: padFrac, layers: num('encoder_layers'), D: num('encoder_embed_dim'),
-      H: num('encoder_hidden_dim'), F: num('encoder_ffn_embed_dim'), Z: num('z_dim'), N: num('n_dim', 16), chunk: num('chunk_size', -1),
-      norm: m.norm_type, prenorm: m.encoder_normalize_before === true, attn: m.attention_activation_fn ?? 'softmax', dropout: num('dropout'),
-      attention_dropout: num('attention_dropout'), hidden_dropout: num('act_dropout'), classifier_out_dim: num('classifier_out_dim'),
-      classes: num('sentence_class_num', 10), vocab: c.name === 'listops' ? 20 : 0, max_positions: num('max_positions'),
+      ...common,
+      kind: 'lra',
+      input: c.name === 'image' ? 'image' : 'text',
+      L,
+      pad_frac: padFrac,
+      layers: num('encoder_layers'),
+      D: num('encoder_embed_dim'),
+      H: num('encoder_hidden_dim'),
+      F: num('encoder_ffn_embed_dim'),
+      Z: num('z_dim'),
+      N: num('n_dim', 16),
+      chunk: num('chunk_size', -1),
+      norm: m.norm_type,
+      prenorm: m.encoder_normalize_before === true,
+      attn: m.attention_activation_fn ?? 'softmax',
+      dropout: num('dropout'),
+      attention_dropout: num('attention_dropout'),
+      hidden_dropout: num('act_dropout'),
+      classifier_out_dim: num('classifier_out_dim'),
+      classes: num('sentence_class_num', 10),
+      vocab: c.name === 'listops' ? 20 : 0,
+      max_positions: num('max_positions'),
     };
   }
   const p = c.name === 'lm' ? 'decoder' : 'encoder';
   return {
-    ...common, kind: c.name, L: c.L, T: c.T ?? 0, pad_frac: c.name === 'nmt' ? 0.5 : 0, layers: num(`${p}_layers`), D: num(`${p}_embed_dim`),
-    H: num(`${p}_hidden_dim`), F: num(`${p}_ffn_embed_dim`), Z: num(`${p}_z_dim`), N: num(`${p}_n_dim`, 16), chunk: num(`${p}_chunk_size`, -1),
-    norm: m.normalization_type ?? 'layernorm', prenorm: m.normalize_before === true, attn: m.attention_activation_fn ?? 'softmax',
-    dropout: num('dropout'), attention_dropout: num('attention_dropout'), hidden_dropout: num('hidden_dropout'), activation_dropout: num('activation_dropout'),
-    vocab: BYTE_VOCAB_SIZE, final_norm_affine: m.no_affine_final_norm !== true,
+    ...common,
+    kind: c.name,
+    L: c.L,
+    T: c.T ?? 0,
+    pad_frac: c.name === 'nmt' ? 0.5 : 0,
+    layers: num(`${p}_layers`),
+    D: num(`${p}_embed_dim`),
+    H: num(`${p}_hidden_dim`),
+    F: num(`${p}_ffn_embed_dim`),
+    Z: num(`${p}_z_dim`),
+    N: num(`${p}_n_dim`, 16),
+    chunk: num(`${p}_chunk_size`, -1),
+    norm: m.normalization_type ?? 'layernorm',
+    prenorm: m.normalize_before === true,
+    attn: m.attention_activation_fn ?? 'softmax',
+    dropout: num('dropout'),
+    attention_dropout: num('attention_dropout'),
+    hidden_dropout: num('hidden_dropout'),
+    activation_dropout: num('activation_dropout'),
+    vocab: BYTE_VOCAB_SIZE,
+    final_norm_affine: m.no_affine_final_norm !== true,
     max_positions: c.name === 'lm' ? num('max_target_positions', 1024) : Math.max(num('max_source_positions', 1024), num('max_target_positions', 1024)),
   };
 }
 
 /** Median wall ms per step, median CPU ms per step (all threads of the process), peak RSS. */
-interface Measured { ms: number; cpuMs: number; maxRssMiB: number }
+interface Measured {
+  ms: number;
+  cpuMs: number;
+  maxRssMiB: number;
+}
 
 function runMega(name: string, threads: number): Measured | undefined {
   const entry = fileURLToPath(import.meta.url).replace(/train\.js$/, 'run.js');
   const malloc = (process.env.MEGA_BENCH_MALLOC ?? '') === 'system' ? {} : MALLOC_ENV;
   const r = spawnSync(process.execPath, ['--expose-gc', entry, '--train-child', name], {
-    encoding: 'utf8', env: { ...process.env, MEGA_THREADS: String(threads), ...malloc }, timeout: 5 * 60_000, maxBuffer: 1 << 20,
+    encoding: 'utf8',
+    env: { ...process.env, MEGA_THREADS: String(threads), ...malloc },
+    timeout: 5 * 60_000,
+    maxBuffer: 1 << 20,
   });
   const line = r.stdout?.split('\n').find((x) => x.startsWith('{'));
   if (r.status !== 0 || !line) {
@@ -229,38 +288,70 @@ const median = (xs: number[]) => {
 export async function runTrainBench(opts: BenchOptions): Promise<void> {
   const reps = Number(process.env.MEGA_BENCH_TRAIN_REPS ?? 3);
   const threadList = (process.env.MEGA_BENCH_TRAIN_THREADS ?? String(getNumThreads())).split(',').map(Number);
-  for (const threads of threadList) for (const c of CASES) {
-    const cfg = torchConfig(c);
-    const shape = [cfg.B as number, cfg.L as number];
-    const wantMega = selected(opts, caseId('train', `mega-ts-${c.name}-t${threads}`, 'f32', shape));
-    const wantTorch = selected(opts, caseId('train', `pytorch-${c.name}-t${threads}`, 'f32', shape));
-    if (!wantMega && !wantTorch) continue;
-    note(`train ${c.name}: ${JSON.stringify(cfg)}; ${threads} thread(s), ${reps} alternating rounds, medians`);
-    const mega: Measured[] = [], torch: Measured[] = [];
-    for (let i = 0; i < reps; i++) {
-      const a = wantMega ? runMega(c.name, threads) : undefined;
-      if (a) mega.push(a);
-      const b = wantTorch ? runTorch(cfg, threads) : undefined;
-      if (b) torch.push(b);
+  for (const threads of threadList)
+    for (const c of CASES) {
+      const cfg = torchConfig(c);
+      const shape = [cfg.B as number, cfg.L as number];
+      const wantMega = selected(opts, caseId('train', `mega-ts-${c.name}-t${threads}`, 'f32', shape));
+      const wantTorch = selected(opts, caseId('train', `pytorch-${c.name}-t${threads}`, 'f32', shape));
+      if (!wantMega && !wantTorch) continue;
+      note(`train ${c.name}: ${JSON.stringify(cfg)}; ${threads} thread(s), ${reps} alternating rounds, medians`);
+      const mega: Measured[] = [],
+        torch: Measured[] = [];
+      for (let i = 0; i < reps; i++) {
+        const a = wantMega ? runMega(c.name, threads) : undefined;
+        if (a) mega.push(a);
+        const b = wantTorch ? runTorch(cfg, threads) : undefined;
+        if (b) torch.push(b);
+      }
+      const side = (impl: string, ms: Measured[]) =>
+        ms.length === 0
+          ? undefined
+          : {
+              sps: median(ms.map((m) => 1000 / m.ms)),
+              rss: median(ms.map((m) => m.maxRssMiB)),
+              impl,
+            };
+      const t = side(`pytorch-${c.name}-t${threads}`, torch),
+        m = side(`mega-ts-${c.name}-t${threads}`, mega);
+      // per-round ratios (same round = closest in time), then their median
+      const pairs = Math.min(mega.length, torch.length);
+      const ratio = pairs ? median(Array.from({ length: pairs }, (_, i) => torch[i].ms / mega[i].ms)) : undefined;
+      const cpuRatio = pairs ? median(Array.from({ length: pairs }, (_, i) => torch[i].cpuMs / mega[i].cpuMs)) : undefined;
+      const memRatio = pairs ? median(Array.from({ length: pairs }, (_, i) => mega[i].maxRssMiB / torch[i].maxRssMiB)) : undefined;
+      if (t) {
+        report({ bench: 'train', impl: t.impl, dtype: 'f32', shape, value: t.sps, unit: 'steps/s' });
+        report({ bench: 'train-cpu', impl: t.impl, dtype: 'f32', shape, value: median(torch.map((x) => x.cpuMs)), unit: 'cpu-ms' });
+        report({ bench: 'train-mem', impl: t.impl, dtype: 'f32', shape, value: t.rss, unit: 'MiB' });
+      }
+      if (m) {
+        report({
+          bench: 'train',
+          impl: m.impl,
+          dtype: 'f32',
+          shape,
+          value: m.sps,
+          unit: 'steps/s',
+          ...(ratio !== undefined ? { ratio, baseline: t!.impl } : {}),
+        });
+        report({
+          bench: 'train-cpu',
+          impl: m.impl,
+          dtype: 'f32',
+          shape,
+          value: median(mega.map((x) => x.cpuMs)),
+          unit: 'cpu-ms',
+          ...(cpuRatio !== undefined ? { ratio: cpuRatio, baseline: t!.impl } : {}),
+        });
+        report({
+          bench: 'train-mem',
+          impl: m.impl,
+          dtype: 'f32',
+          shape,
+          value: m.rss,
+          unit: 'MiB',
+          ...(memRatio !== undefined ? { ratio: memRatio, baseline: t!.impl } : {}),
+        });
+      }
     }
-    const side = (impl: string, ms: Measured[]) => ms.length === 0 ? undefined : {
-      sps: median(ms.map((m) => 1000 / m.ms)), rss: median(ms.map((m) => m.maxRssMiB)), impl,
-    };
-    const t = side(`pytorch-${c.name}-t${threads}`, torch), m = side(`mega-ts-${c.name}-t${threads}`, mega);
-    // per-round ratios (same round = closest in time), then their median
-    const pairs = Math.min(mega.length, torch.length);
-    const ratio = pairs ? median(Array.from({ length: pairs }, (_, i) => torch[i].ms / mega[i].ms)) : undefined;
-    const cpuRatio = pairs ? median(Array.from({ length: pairs }, (_, i) => torch[i].cpuMs / mega[i].cpuMs)) : undefined;
-    const memRatio = pairs ? median(Array.from({ length: pairs }, (_, i) => mega[i].maxRssMiB / torch[i].maxRssMiB)) : undefined;
-    if (t) {
-      report({ bench: 'train', impl: t.impl, dtype: 'f32', shape, value: t.sps, unit: 'steps/s' });
-      report({ bench: 'train-cpu', impl: t.impl, dtype: 'f32', shape, value: median(torch.map((x) => x.cpuMs)), unit: 'cpu-ms' });
-      report({ bench: 'train-mem', impl: t.impl, dtype: 'f32', shape, value: t.rss, unit: 'MiB' });
-    }
-    if (m) {
-      report({ bench: 'train', impl: m.impl, dtype: 'f32', shape, value: m.sps, unit: 'steps/s', ...(ratio !== undefined ? { ratio, baseline: t!.impl } : {}) });
-      report({ bench: 'train-cpu', impl: m.impl, dtype: 'f32', shape, value: median(mega.map((x) => x.cpuMs)), unit: 'cpu-ms', ...(cpuRatio !== undefined ? { ratio: cpuRatio, baseline: t!.impl } : {}) });
-      report({ bench: 'train-mem', impl: m.impl, dtype: 'f32', shape, value: m.rss, unit: 'MiB', ...(memRatio !== undefined ? { ratio: memRatio, baseline: t!.impl } : {}) });
-    }
-  }
 }

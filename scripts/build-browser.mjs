@@ -11,8 +11,15 @@ export async function buildBrowser({ minify = true } = {}) {
   const r = await build({
     entryPoints: [fileURLToPath(new URL('../examples/browser/worker.js', import.meta.url))],
     // identifiers keep their names: the CPU kernels generate code from function sources (erf, ...)
-    bundle: true, format: 'esm', platform: 'browser', target: 'es2022', minifyWhitespace: minify, minifySyntax: minify,
-    outfile: out, metafile: true, logLevel: 'silent',
+    bundle: true,
+    format: 'esm',
+    platform: 'browser',
+    target: 'es2022',
+    minifyWhitespace: minify,
+    minifySyntax: minify,
+    outfile: out,
+    metafile: true,
+    logLevel: 'silent',
   });
   const inputs = Object.keys(r.metafile.inputs);
   const node = inputs.filter((i) => i.startsWith('node:') || /(^|\/)(fs|os|path|worker_threads|module|url|crypto|zlib)$/.test(i));

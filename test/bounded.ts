@@ -35,7 +35,9 @@ export function runBounded(imports: string, body: string, { timeoutMs = 60_000, 
   const dir = mkdtempSync(join(tmpdir(), 'mega-bounded-'));
   const script = join(dir, 'child.ts');
   const src = (p: string) => JSON.stringify(join(root, 'src', p));
-  writeFileSync(script, `${imports.replace(/@src\/([\w/.-]+)/g, (_, p: string) => src(p).slice(1, -1))}
+  writeFileSync(
+    script,
+    `${imports.replace(/@src\/([\w/.-]+)/g, (_, p: string) => src(p).slice(1, -1))}
 import { MegaError } from ${src('errors.ts')};
 let run: () => unknown = () => undefined;
 ${body}
@@ -45,15 +47,26 @@ try { await run(); } catch (e) {
   error = { name: err.name, kind: err.kind, message: String(err.message).split('\\n')[0], isMega: e instanceof MegaError };
 }
 process.stdout.write('RESULT ' + JSON.stringify({ error, peakMB: process.resourceUsage().maxRSS / 1024 }) + '\\n');
-`);
+`,
+  );
   try {
     const r = spawnSync(process.execPath, [join(root, 'node_modules', 'vite-node', 'vite-node.mjs'), script], {
-      cwd: root, timeout: timeoutMs, killSignal: 'SIGKILL', encoding: 'utf8', maxBuffer: 16 << 20,
+      cwd: root,
+      timeout: timeoutMs,
+      killSignal: 'SIGKILL',
+      encoding: 'utf8',
+      maxBuffer: 16 << 20,
       env: { ...process.env, NODE_OPTIONS: `--max-old-space-size=${heapMB}` },
     });
     const output = `${r.stdout ?? ''}${r.stderr ?? ''}`;
     const line = (r.stdout ?? '').split('\n').find((l) => l.startsWith('RESULT '));
-    if (!line) return { error: { name: 'NoResult', message: `child ended (status ${r.status}, signal ${r.signal}) without a result: ${output.slice(-2000)}`, isMega: false }, peakMB: NaN, status: r.status, output };
+    if (!line)
+      return {
+        error: { name: 'NoResult', message: `child ended (status ${r.status}, signal ${r.signal}) without a result: ${output.slice(-2000)}`, isMega: false },
+        peakMB: NaN,
+        status: r.status,
+        output,
+      };
     const res = JSON.parse(line.slice(7)) as { error: BoundedResult['error']; peakMB: number };
     return { ...res, status: r.status, output };
   } finally {

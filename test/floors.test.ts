@@ -48,7 +48,9 @@ function upwardImports(): string[] {
     }
     for (const spec of importSpecifiers(readFileSync(file, 'utf8'))) {
       if (!spec.startsWith('.')) continue; // node: builtins and packages
-      const target = relative(SRC, resolve(dirname(file), spec)).replace(/\\/g, '/').replace(/\.js$/, '.ts');
+      const target = relative(SRC, resolve(dirname(file), spec))
+        .replace(/\\/g, '/')
+        .replace(/\.js$/, '.ts');
       if (target.startsWith('..')) {
         bad.push(`${rel} → ${spec}: outside src/`);
         continue;

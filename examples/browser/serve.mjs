@@ -16,7 +16,8 @@ export async function serveExample({ models = {}, port = 0, isolate = true } = {
   const root = fileURLToPath(new URL('.', import.meta.url));
   const server = createServer(async (req, res) => {
     const path = decodeURIComponent(new URL(req.url, 'http://x').pathname);
-    let base = root, rel = path;
+    let base = root,
+      rel = path;
     for (const [prefix, dir] of Object.entries(models)) {
       if (path.startsWith(prefix)) {
         base = resolve(dir);

@@ -64,7 +64,12 @@ const ops = {
         c = run(n);
       }
       const v = c.toTypedArray();
-      return { hash: fnv1a(new Uint8Array(v.buffer, v.byteOffset, v.byteLength)), head: Array.from(v.subarray(0, 8)), stats: threadStats(), workerTasks: threadStats().workerTasks - before };
+      return {
+        hash: fnv1a(new Uint8Array(v.buffer, v.byteOffset, v.byteLength)),
+        head: Array.from(v.subarray(0, 8)),
+        stats: threadStats(),
+        workerTasks: threadStats().workerTasks - before,
+      };
     } finally {
       setSimd(true);
     }

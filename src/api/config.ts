@@ -60,7 +60,8 @@ export function baseArch(c: Pick<ModelConfig, 'arch' | 'model_args'>): string {
  */
 export function checkModelConfig(v: unknown, label: string): ModelConfig {
   if (!isObject(v)) fail(label, `expected a JSON object, got ${Array.isArray(v) ? 'an array' : typeof v}`);
-  if (v.format !== MODEL_FOLDER_FORMAT) fail(label, `format = ${JSON.stringify(v.format ?? null)} (expected "${MODEL_FOLDER_FORMAT}": a folder written by mega export)`);
+  if (v.format !== MODEL_FOLDER_FORMAT)
+    fail(label, `format = ${JSON.stringify(v.format ?? null)} (expected "${MODEL_FOLDER_FORMAT}": a folder written by mega export)`);
   if (typeof v.arch !== 'string' || v.arch === '') fail(label, 'field "arch" missing (expected the arch name, e.g. "mega_lra_listop_tiny")');
   if (typeof v.task !== 'string' || v.task === '') fail(label, 'field "task" missing (expected the task name, e.g. "listops")');
   if (!isObject(v.model_args)) fail(label, 'field "model_args" missing (expected an object of model arguments)');
@@ -69,7 +70,8 @@ export function checkModelConfig(v: unknown, label: string): ModelConfig {
   if (!isObject(tok) || !['bytes', 'words', 'none'].includes(tok.type as string) || typeof tok.append_eos !== 'boolean') {
     fail(label, 'field "tokenizer" missing or malformed (expected {"type": "bytes"|"words"|"none", "append_eos": true|false})');
   }
-  if (tok.ignore !== undefined && !(Array.isArray(tok.ignore) && tok.ignore.every((s) => typeof s === 'string'))) fail(label, 'tokenizer.ignore must be an array of strings');
+  if (tok.ignore !== undefined && !(Array.isArray(tok.ignore) && tok.ignore.every((s) => typeof s === 'string')))
+    fail(label, 'tokenizer.ignore must be an array of strings');
   const c = v as unknown as ModelConfig;
   const base = baseArch(c);
   if (!ARCHITECTURES[base]) fail(label, `unknown arch '${base}' (expected one of ${Object.keys(ARCHITECTURES).join(', ')})`);

@@ -17,7 +17,8 @@ import type { Pretrained } from './models.js';
  */
 export function modelFolderFiles(m: Pretrained): Record<string, Uint8Array> {
   const enc = new TextEncoder();
-  if (m.config.tokenizer.type !== 'none' && !m.tokenizer) throw new ConfigError(`arch ${m.config.arch}: the vocabulary is unknown; give it (a fairseq dict.txt)`);
+  if (m.config.tokenizer.type !== 'none' && !m.tokenizer)
+    throw new ConfigError(`arch ${m.config.arch}: the vocabulary is unknown; give it (a fairseq dict.txt)`);
   const config: ModelConfig = { ...m.config };
   const tensors: Record<string, RawTensor> = {};
   for (const [k, t] of Object.entries(m.model.stateDict())) {

@@ -84,7 +84,13 @@ export async function loadModel(source: ModelSource, opts: LoadOptions = {}): Pr
   }
   if (typeof source === 'object' && source !== null && MODEL_FOLDER_FILES.config in source) {
     const f = source as ModelFiles;
-    return fromFolder(text(f['config.json']), bytesOf(f['model.safetensors']), f['dict.txt'] === undefined ? null : text(f['dict.txt']), { config: 'config.json', weights: 'model.safetensors', dict: 'dict.txt' }, dtype);
+    return fromFolder(
+      text(f['config.json']),
+      bytesOf(f['model.safetensors']),
+      f['dict.txt'] === undefined ? null : text(f['dict.txt']),
+      { config: 'config.json', weights: 'model.safetensors', dict: 'dict.txt' },
+      dtype,
+    );
   }
   throw new ConfigError('loadModel: expected a path, a URL, bytes, or {"config.json", "model.safetensors", "dict.txt"}');
 }
@@ -115,35 +121,50 @@ async function fromUrl(url: URL, dtype: FloatDType, f: typeof fetch | undefined)
   }
   const base = new URL(url.href.endsWith('/') ? url.href : `${url.href}/`);
   const u = (name: string) => new URL(name, base);
-  const cfg = (await fetchBytes(u(MODEL_FOLDER_FILES.config), 'the model folder\'s config.json', f))!;
-  const weights = (await fetchBytes(u(MODEL_FOLDER_FILES.weights), 'the model folder\'s model.safetensors', f))!;
-  const dict = await fetchBytes(u(MODEL_FOLDER_FILES.dict), 'the model folder\'s dict.txt', f, true);
+  const cfg = (await fetchBytes(u(MODEL_FOLDER_FILES.config), "the model folder's config.json", f))!;
+  const weights = (await fetchBytes(u(MODEL_FOLDER_FILES.weights), "the model folder's model.safetensors", f))!;
+  const dict = await fetchBytes(u(MODEL_FOLDER_FILES.dict), "the model folder's dict.txt", f, true);
   const labels = { config: u(MODEL_FOLDER_FILES.config).href, weights: u(MODEL_FOLDER_FILES.weights).href, dict: u(MODEL_FOLDER_FILES.dict).href };
   return fromFolder(text(cfg), weights, dict && text(dict), labels, dtype);
 }
 
 async function fromLocalFolder(dir: string, dtype: FloatDType): Promise<Pretrained> {
-  const labels = { config: host.join(dir, MODEL_FOLDER_FILES.config), weights: host.join(dir, MODEL_FOLDER_FILES.weights), dict: host.join(dir, MODEL_FOLDER_FILES.dict) };
-  if (!(await host.exists(labels.config))) throw new ConfigError(`${labels.config}: no such file (a model folder holds config.json, model.safetensors and dict.txt, as written by mega export)`);
+  const labels = {
+    config: host.join(dir, MODEL_FOLDER_FILES.config),
+    weights: host.join(dir, MODEL_FOLDER_FILES.weights),
+    dict: host.join(dir, MODEL_FOLDER_FILES.dict),
+  };
+  if (!(await host.exists(labels.config)))
+    throw new ConfigError(`${labels.config}: no such file (a model folder holds config.json, model.safetensors and dict.txt, as written by mega export)`);
   const cfg = text(await host.readFile(labels.config));
   const weights = await host.readFile(labels.weights);
   const dict = (await host.exists(labels.dict)) ? text(await host.readFile(labels.dict)) : null;
   return fromFolder(cfg, weights, dict, labels, dtype);
 }
 
-async function fromFolder(cfgText: string, weights: Uint8Array, dictText: string | null, labels: { config: string; weights: string; dict: string }, dtype: FloatDType): Promise<Pretrained> {
+async function fromFolder(
+  cfgText: string,
+  weights: Uint8Array,
+  dictText: string | null,
+  labels: { config: string; weights: string; dict: string },
+  dtype: FloatDType,
+): Promise<Pretrained> {
   const config = parseModelConfig(cfgText, labels.config);
   const content = decodeSafetensors(weights, labels.weights);
   let tokenizer: Tokenizer | null = null;
   if (config.tokenizer.type !== 'none') {
-    if (dictText === null) throw new ConfigError(`${labels.dict}: no such file (the ${config.tokenizer.type} tokenizer of ${labels.config} needs the vocabulary)`);
+    if (dictText === null)
+      throw new ConfigError(`${labels.dict}: no such file (the ${config.tokenizer.type} tokenizer of ${labels.config} needs the vocabulary)`);
     const dict = Dictionary.parse(dictText, labels.dict);
     const V = config.task_info.dictionary_size as number;
     const rows = embeddingRows(content.tensors);
     if (rows !== null && rows !== dict.size) {
-      throw new ConfigError(`${labels.dict}: ${dict.size} symbols (specials included) but the embedding in ${labels.weights} has ${rows} rows; expected the vocabulary the model was trained with`);
+      throw new ConfigError(
+        `${labels.dict}: ${dict.size} symbols (specials included) but the embedding in ${labels.weights} has ${rows} rows; expected the vocabulary the model was trained with`,
+      );
     }
-    if (dict.size !== V) throw new ConfigError(`${labels.dict}: ${dict.size} symbols (specials included) but ${labels.config} says dictionary_size ${V}; expected equal sizes`);
+    if (dict.size !== V)
+      throw new ConfigError(`${labels.dict}: ${dict.size} symbols (specials included) but ${labels.config} says dictionary_size ${V}; expected equal sizes`);
     tokenizer = new Tokenizer(dict, config.tokenizer, labels.dict);
   }
   const model = build(config, labels.config, dtype);
@@ -162,14 +183,20 @@ async function fromBytes(bytes: Uint8Array, label: string, dtype: FloatDType): P
     const imp = await host.importFairseq(bytes, label, dtype);
     const vocab = host.taskVocabulary(imp.task, imp.taskInfo.dictionary_size as number);
     const config: ModelConfig = {
-      format: MODEL_FOLDER_FORMAT, arch: imp.arch, task: imp.task, model_args: imp.modelArgs, task_info: imp.taskInfo,
+      format: MODEL_FOLDER_FORMAT,
+      arch: imp.arch,
+      task: imp.task,
+      model_args: imp.modelArgs,
+      task_info: imp.taskInfo,
       tokenizer: vocab?.tokenizer ?? { type: 'none', append_eos: true },
     };
     return wrap(imp.model, config, vocab ? new Tokenizer(vocab.dict, vocab.tokenizer, `${label} (task ${imp.task})`) : null, dtype);
   }
   const { tensors, metadata } = decodeSafetensors(bytes, label);
   if (metadata.format !== CHECKPOINT_FORMAT) {
-    throw new CheckpointError(`${label}: metadata format = ${JSON.stringify(metadata.format ?? null)} (expected "${CHECKPOINT_FORMAT}", a checkpoint of mega train / mega import-fairseq; a model folder's weights load with its folder)`);
+    throw new CheckpointError(
+      `${label}: metadata format = ${JSON.stringify(metadata.format ?? null)} (expected "${CHECKPOINT_FORMAT}", a checkpoint of mega train / mega import-fairseq; a model folder's weights load with its folder)`,
+    );
   }
   const json = (key: string): Record<string, unknown> => {
     try {
@@ -183,10 +210,17 @@ async function fromBytes(bytes: Uint8Array, label: string, dtype: FloatDType): P
   const task = metadata.task ?? '';
   const taskInfo = json('task_info');
   const vocab = typeof taskInfo.dictionary_size === 'number' ? host.taskVocabulary(task, taskInfo.dictionary_size) : null;
-  const config = checkModelConfig({
-    format: MODEL_FOLDER_FORMAT, arch: metadata.arch, task, model_args: json('model_args'), task_info: taskInfo,
-    tokenizer: vocab?.tokenizer ?? { type: 'none', append_eos: true },
-  }, label);
+  const config = checkModelConfig(
+    {
+      format: MODEL_FOLDER_FORMAT,
+      arch: metadata.arch,
+      task,
+      model_args: json('model_args'),
+      task_info: taskInfo,
+      tokenizer: vocab?.tokenizer ?? { type: 'none', append_eos: true },
+    },
+    label,
+  );
   const model = build(config, label, dtype);
   loadWeights(model, tensors, label, baseArch(config), dtype);
   return wrap(model, config, vocab ? new Tokenizer(vocab.dict, vocab.tokenizer, `${label} (task ${task})`) : null, dtype);

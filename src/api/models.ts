@@ -24,7 +24,12 @@ abstract class PretrainedBase<M extends Module> {
    * @param tokenizer text ↔ ids, or null when the vocabulary is unknown (then pass ids)
    * @param dtype the computation precision
    */
-  constructor(model: M, readonly config: ModelConfig, readonly tokenizer: Tokenizer | null, readonly dtype: FloatDType) {
+  constructor(
+    model: M,
+    readonly config: ModelConfig,
+    readonly tokenizer: Tokenizer | null,
+    readonly dtype: FloatDType,
+  ) {
     this.current = model;
   }
 

@@ -101,7 +101,8 @@ export function embed(m: Pretrained, input: ModelInput): Float32Array | Float64A
       case 'translation': {
         const a = ids(m, input, 'embed');
         const out = m.encode(i32(a)).out.toTypedArray(); // S × 1 × D
-        const S = a.length, D = out.length / S;
+        const S = a.length,
+          D = out.length / S;
         const r = m.dtype === 'f64' ? new Float64Array(D) : new Float32Array(D);
         for (let d = 0; d < D; d++) {
           let s = 0;
@@ -161,7 +162,8 @@ function tokenText(m: Pretrained, id: number): string {
 }
 
 async function* generateLm(m: LanguageModel, input: ModelInput, opts: GenerateOptions): AsyncGenerator<GeneratedToken, void, undefined> {
-  const body = typeof input === 'string' ? (m.tokenizer ? m.tokenizer.encode(input, { appendEos: false }) : ids(m, input, 'generate')) : ids(m, input, 'generate');
+  const body =
+    typeof input === 'string' ? (m.tokenizer ? m.tokenizer.encode(input, { appendEos: false }) : ids(m, input, 'generate')) : ids(m, input, 'generate');
   const prompt = opts.prefixEos === false ? body : [EOS, ...body];
   if (prompt.length === 0) throw new ConfigError('generate: empty prompt');
   const max = opts.maxNewTokens ?? 50;
@@ -169,15 +171,18 @@ async function* generateLm(m: LanguageModel, input: ModelInput, opts: GenerateOp
   const temperature = opts.temperature ?? 1;
   const greedy = opts.greedy ?? temperature === 0;
   const topK = opts.topK ?? 0;
-  if (!greedy && !(temperature > 0 && Number.isFinite(temperature))) throw new ConfigError(`generate: temperature must be a positive number (0 = greedy), got ${temperature}`);
+  if (!greedy && !(temperature > 0 && Number.isFinite(temperature)))
+    throw new ConfigError(`generate: temperature must be a positive number (0 = greedy), got ${temperature}`);
   const gen = new Generator(opts.seed ?? 1);
   const state = new IncrementalState();
   const stop = opts.stopAtEos === false ? null : EOS;
-  const feed = (toks: number[]): Float64Array => noGrad(() => {
-    const logits = m.forward(i32(toks), state); // 1 × L × V
-    const V = logits.shape[2], L = logits.shape[1];
-    return Float64Array.from(logits.toTypedArray().subarray((L - 1) * V, L * V));
-  });
+  const feed = (toks: number[]): Float64Array =>
+    noGrad(() => {
+      const logits = m.forward(i32(toks), state); // 1 × L × V
+      const V = logits.shape[2],
+        L = logits.shape[1];
+      return Float64Array.from(logits.toTypedArray().subarray((L - 1) * V, L * V));
+    });
   if (max === 0) return;
   let row: Float64Array | null = null;
   let pos = 0;
@@ -199,13 +204,17 @@ async function* translate(m: Translator, input: ModelInput, opts: GenerateOption
   if (src[src.length - 1] !== EOS) src = [...src, EOS];
   const mt = m.model;
   const maxPos = m.config.model_args.max_target_positions;
-  const hyps = beamSearch({
-    encode: (s) => mt.encoder.forward(s),
-    reorderEncoderOut: (enc, order) => mt.reorderEncoderOut(enc, order),
-    step: (prefix, enc, state) => mt.decoder.forward(prefix, enc, { state, needAttn: false }).logits,
-    reorderState: (state, order) => mt.reorderIncrementalState(state, order),
-    maxDecoderPositions: typeof maxPos === 'number' && maxPos > 0 ? maxPos : undefined,
-  }, [src], { ...(opts.maxNewTokens !== undefined ? { maxLenA: 0, maxLenB: opts.maxNewTokens } : {}), ...opts.beam });
+  const hyps = beamSearch(
+    {
+      encode: (s) => mt.encoder.forward(s),
+      reorderEncoderOut: (enc, order) => mt.reorderEncoderOut(enc, order),
+      step: (prefix, enc, state) => mt.decoder.forward(prefix, enc, { state, needAttn: false }).logits,
+      reorderState: (state, order) => mt.reorderIncrementalState(state, order),
+      maxDecoderPositions: typeof maxPos === 'number' && maxPos > 0 ? maxPos : undefined,
+    },
+    [src],
+    { ...(opts.maxNewTokens !== undefined ? { maxLenA: 0, maxLenB: opts.maxNewTokens } : {}), ...opts.beam },
+  );
   const best = hyps[0][0];
   if (!best) return;
   for (let i = 0; i < best.tokens.length; i++) yield { id: best.tokens[i], text: tokenText(m, best.tokens[i]), logprob: best.positionalScores[i] };

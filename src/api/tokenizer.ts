@@ -14,12 +14,19 @@ export class Tokenizer {
    * @param label where the vocabulary came from (for messages)
    * @throws ConfigError when a byte vocabulary does not list the bytes "0".."255" at ids 4..259
    */
-  constructor(readonly dict: Dictionary, readonly config: TokenizerConfig, label = 'dict.txt') {
+  constructor(
+    readonly dict: Dictionary,
+    readonly config: TokenizerConfig,
+    label = 'dict.txt',
+  ) {
     if (config.type === 'bytes') {
-      if (dict.size < BYTE_VOCAB_SIZE) throw new ConfigError(`${label}: a byte-level vocabulary needs ${BYTE_VOCAB_SIZE} symbols (4 specials + bytes "0".."255"), got ${dict.size}`);
+      if (dict.size < BYTE_VOCAB_SIZE)
+        throw new ConfigError(`${label}: a byte-level vocabulary needs ${BYTE_VOCAB_SIZE} symbols (4 specials + bytes "0".."255"), got ${dict.size}`);
       for (let b = 0; b < 256; b++) {
         if (dict.symbol(b + BYTE_OFFSET) !== String(b)) {
-          throw new ConfigError(`${label}: id ${b + BYTE_OFFSET} is ${JSON.stringify(dict.symbol(b + BYTE_OFFSET))}, expected the byte "${b}" (byte-level vocabulary)`);
+          throw new ConfigError(
+            `${label}: id ${b + BYTE_OFFSET} is ${JSON.stringify(dict.symbol(b + BYTE_OFFSET))}, expected the byte "${b}" (byte-level vocabulary)`,
+          );
         }
       }
     }
@@ -39,7 +46,10 @@ export class Tokenizer {
       ids = Array.from(new TextEncoder().encode(text), (b) => b + BYTE_OFFSET);
     } else if (this.config.type === 'words') {
       const ignore = new Set(this.config.ignore ?? []);
-      ids = text.split(/\s+/).filter((t) => t !== '' && !ignore.has(t)).map((t) => this.dict.index(t));
+      ids = text
+        .split(/\s+/)
+        .filter((t) => t !== '' && !ignore.has(t))
+        .map((t) => this.dict.index(t));
     } else {
       throw new ConfigError('this model reads numbers, not text: pass an array of values');
     }
@@ -56,6 +66,11 @@ export class Tokenizer {
 
   /** The vocabulary as a fairseq dict.txt (specials and every symbol in id order, count 1; specials flagged `#fairseq:overwrite`). */
   toDictText(): string {
-    return this.dict.toArray().map((s, i) => (i < NUM_SPECIALS ? `${s} 1 #fairseq:overwrite` : `${s} 1`)).join('\n') + '\n';
+    return (
+      this.dict
+        .toArray()
+        .map((s, i) => (i < NUM_SPECIALS ? `${s} 1 #fairseq:overwrite` : `${s} 1`))
+        .join('\n') + '\n'
+    );
   }
 }

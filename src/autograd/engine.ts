@@ -114,7 +114,8 @@ export function backward(root: Tensor, grad?: Tensor): void {
       const ins = t.gradFn.inputs;
       const res = t.gradFn.backward(g);
       for (let i = 0; i < ins.length; i++) {
-        const c = ins[i], gi = res[i];
+        const c = ins[i],
+          gi = res[i];
         if (!gi || !c.requiresGrad) continue;
         if (!sameShape(gi.shape, c.shape)) {
           throw new ShapeError(`backward of ${t.gradFn.name}: gradient [${gi.shape}] for input ${i} of shape [${c.shape}]`);

@@ -29,7 +29,9 @@ export function gradcheck(fn: (...xs: Tensor[]) => Tensor, inputs: Tensor[], { h
   const objective = (): number => noGrad(() => sum(mul(fn(...inputs), w)).item());
   for (const x of inputs) x.grad = null;
   backward(sum(mul(out0, w)));
-  let maxError = 0, worstExcess = -Infinity, where = '';
+  let maxError = 0,
+    worstExcess = -Infinity,
+    where = '';
   inputs.forEach((x, i) => {
     if (!x.requiresGrad) return;
     const analytic = x.grad ? x.grad.toArray() : new Array<number>(x.size).fill(0);

@@ -36,7 +36,14 @@ export function isFairseqCheckpoint(path: string | undefined): boolean {
  * True/False/None). @throws ConfigError when it is not a dict of plain values
  */
 export function parseModelOverrides(text: string): Record<string, unknown> {
-  const attempts = [text, text.replace(/'/g, '"').replace(/\bTrue\b/g, 'true').replace(/\bFalse\b/g, 'false').replace(/\bNone\b/g, 'null')];
+  const attempts = [
+    text,
+    text
+      .replace(/'/g, '"')
+      .replace(/\bTrue\b/g, 'true')
+      .replace(/\bFalse\b/g, 'false')
+      .replace(/\bNone\b/g, 'null'),
+  ];
   for (const t of attempts) {
     try {
       const v = JSON.parse(t) as unknown;
@@ -70,7 +77,8 @@ export function runFairseqEval(req: FairseqEvalRequest, out: (s: string) => void
   const overrides: Record<string, unknown> = typeof v.model_overrides === 'string' ? parseModelOverrides(v.model_overrides) : {};
   const tcs = v.test_chunk_size as number | undefined;
   if (tcs !== undefined) overrides.decoder_chunk_size = tcs; // eval_mega_lm.py sets the model's chunk size to it
-  if (v.context_window !== undefined && v.context_window !== 0) throw new ConfigError(`--context-window ${String(v.context_window)}: only 0 is supported (the Mega LM evaluation feeds whole blocks)`);
+  if (v.context_window !== undefined && v.context_window !== 0)
+    throw new ConfigError(`--context-window ${String(v.context_window)}: only 0 is supported (the Mega LM evaluation feeds whole blocks)`);
   if (typeof v.max_tokens === 'number') overrides.max_tokens_valid = v.max_tokens;
   if (typeof v.batch_size === 'number') overrides.max_sentences_valid = v.batch_size;
   const fm = loadFairseqModel(req.checkpoint, overrides);

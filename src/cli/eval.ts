@@ -23,12 +23,12 @@ export const EVAL_OPTIONS: Readonly<Record<string, OptSpec>> = {
   split: S('string', 'split to evaluate (default valid)'),
   gen_subset: FS('string', 'fairseq-eval-lm name of --split', { aliasOf: 'split' }),
   valid_subset: FS('string', 'fairseq name of --split', { aliasOf: 'split' }),
-  data: S('string', 'data file or folder (default: the training run\'s)'),
+  data: S('string', "data file or folder (default: the training run's)"),
   path: FS('string', 'fairseq checkpoint (.pt), fairseq-eval-lm form: mega eval DATA --path CKPT.pt', { meta: 'CKPT' }),
-  batch_size: S('int', 'examples per batch (default: the training run\'s validation batch size)'),
+  batch_size: S('int', "examples per batch (default: the training run's validation batch size)"),
   max_sentences: FS('int', 'fairseq name of --batch-size', { aliasOf: 'batch_size' }),
   max_tokens: FS('int', 'fairseq checkpoints: tokens per validation batch (default: the stored --max-tokens-valid)'),
-  test_chunk_size: FS('int', 'eval_mega_lm: the model\'s chunk size for evaluation; tokens fed per step = this x --chunk-nums'),
+  test_chunk_size: FS('int', "eval_mega_lm: the model's chunk size for evaluation; tokens fed per step = this x --chunk-nums"),
   chunk_nums: FS('int', 'eval_mega_lm: chunks fed per step (default 1)'),
   valid_block: FS('string', 'LM blocks: size:N or splits:K (default: stored; eval_lm: size:100000000)'),
   sample_break_mode: FS('string', 'LM blocks: none (cut the stream) or complete (whole sentences)', { choices: ['none', 'complete'] }),
@@ -88,7 +88,10 @@ export function evalCommand(argv: string[], out: (s: string) => void): number {
     const rest = typeof values.path === 'string' ? positionals : positionals.slice(1);
     if (rest.length > 1) throw new ConfigError(`expected one DATA folder after the checkpoint, got ${rest.length} arguments`);
     const data = rest[0] ?? (typeof values.data === 'string' ? values.data : undefined);
-    return runFairseqEval({ checkpoint: fairseqCkpt, data, split: (values.split as string | undefined) ?? 'valid', evalLm: typeof values.path === 'string', values }, out);
+    return runFairseqEval(
+      { checkpoint: fairseqCkpt, data, split: (values.split as string | undefined) ?? 'valid', evalLm: typeof values.path === 'string', values },
+      out,
+    );
   }
   for (const k of ['path', 'test_chunk_size', 'chunk_nums', 'valid_block', 'sample_break_mode', 'model_overrides', 'max_tokens', 'context_window']) {
     if (values[k] !== undefined) throw new ConfigError(`--${k.replace(/_/g, '-')} applies to fairseq checkpoints (.pt) only`);

@@ -41,21 +41,29 @@ function withVocabulary(m: Pretrained, dictPath: string, type: 'words' | 'bytes'
   const config = { ...m.config, tokenizer };
   const tok = new Tokenizer(dict, tokenizer, dictPath);
   switch (m.kind) {
-    case 'classifier': return new SequenceClassifier(m.model, config, tok, m.dtype);
-    case 'lm': return new LanguageModel(m.model, config, tok, m.dtype);
-    case 'translation': return new Translator(m.model, config, tok, m.dtype);
-    case 'audio': return new AudioClassifier(m.model, config, tok, m.dtype);
+    case 'classifier':
+      return new SequenceClassifier(m.model, config, tok, m.dtype);
+    case 'lm':
+      return new LanguageModel(m.model, config, tok, m.dtype);
+    case 'translation':
+      return new Translator(m.model, config, tok, m.dtype);
+    case 'audio':
+      return new AudioClassifier(m.model, config, tok, m.dtype);
   }
 }
 
 /** Runs the command; resolves to the exit code. */
 export async function exportCommand(argv: string[], out: (s: string) => void): Promise<number> {
-  const parsed = parseFlags(argv, {
-    dict: { type: 'string', help: 'dict.txt of the vocabulary', group: 'main' },
-    tokenizer: { type: 'string', help: 'words or bytes', group: 'main' },
-    force: { type: 'boolean', help: 'replace a non-empty DIR', group: 'main' },
-    json: { type: 'boolean', help: 'one JSON line', group: 'main' },
-  }, 'export');
+  const parsed = parseFlags(
+    argv,
+    {
+      dict: { type: 'string', help: 'dict.txt of the vocabulary', group: 'main' },
+      tokenizer: { type: 'string', help: 'words or bytes', group: 'main' },
+      force: { type: 'boolean', help: 'replace a non-empty DIR', group: 'main' },
+      json: { type: 'boolean', help: 'one JSON line', group: 'main' },
+    },
+    'export',
+  );
   const positionals = parsed.positionals;
   const values = { tokenizer: 'words', ...parsed.values } as { help?: boolean; dict?: string; tokenizer: string; force?: boolean; json?: boolean };
   if (values.help) {
@@ -71,7 +79,8 @@ export async function exportCommand(argv: string[], out: (s: string) => void): P
   if (occupied && !values.force) throw new UsageError(`${dir} exists and is not empty (give --force to replace it)`);
   let m = await loadModel(ckpt);
   if (values.dict !== undefined) m = withVocabulary(m, values.dict, values.tokenizer);
-  if (m.config.tokenizer.type !== 'none' && !m.tokenizer) throw new UsageError(`${ckpt}: the vocabulary of task '${m.config.task}' is not known; give it with --dict FILE`);
+  if (m.config.tokenizer.type !== 'none' && !m.tokenizer)
+    throw new UsageError(`${ckpt}: the vocabulary of task '${m.config.task}' is not known; give it with --dict FILE`);
   const files = modelFolderFiles(m);
   // write the whole folder under a temporary name, then rename it into place
   mkdirSync(dirname(target), { recursive: true });
@@ -88,7 +97,14 @@ export async function exportCommand(argv: string[], out: (s: string) => void): P
     throw e;
   }
   rmSync(old, { recursive: true, force: true });
-  const summary = { checkpoint: ckpt, dir, arch: m.config.arch, task: m.config.task, kind: m.kind, files: Object.fromEntries(Object.entries(files).map(([k, b]) => [k, b.length])) };
+  const summary = {
+    checkpoint: ckpt,
+    dir,
+    arch: m.config.arch,
+    task: m.config.task,
+    kind: m.kind,
+    files: Object.fromEntries(Object.entries(files).map(([k, b]) => [k, b.length])),
+  };
   if (values.json) out(JSON.stringify(summary));
   else out(`wrote ${dir}: ${Object.keys(files).join(', ')} (${m.config.arch}, ${m.kind})`);
   return 0;

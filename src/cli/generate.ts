@@ -22,30 +22,71 @@ const FS = (type: OptSpec['type'], help: string, extra: Partial<OptSpec> = {}): 
 
 /** Options of `mega generate` (fairseq-generate's names included). */
 export const GENERATE_OPTIONS: Readonly<Record<string, OptSpec>> = {
-  prompt: S('string', 'LM prompt text'), prompt_ids: S('string', 'LM prompt as token ids'), no_prefix_eos: S('boolean', 'no </s> before the prompt'),
-  max_new_tokens: S('string', 'tokens to generate'), greedy: S('boolean', 'greedy decoding'), temperature: S('string', 'sampling temperature'),
-  top_k: S('string', 'top-k sampling'), num_samples: S('string', 'samples'), seed: S('string', 'sampler seed'), no_stop_at_eos: S('boolean', 'do not stop at </s>'),
-  src: S('string', 'source sentence', { repeat: true }), src_ids: S('string', 'source token ids', { repeat: true }),
-  beam: S('string', 'beam size'), nbest: S('string', 'hypotheses per sentence'), lenpen: S('string', 'length penalty'),
-  max_len_a: S('string', 'max length A'), max_len_b: S('string', 'max length B'), min_len: S('string', 'minimum length'), unkpen: S('string', 'unk penalty'),
-  dict: S('string', 'dict.txt'), dtype: S('string', 'f32 or f64', { choices: ['f32', 'f64'] }), json: S('boolean', 'one JSON line'),
+  prompt: S('string', 'LM prompt text'),
+  prompt_ids: S('string', 'LM prompt as token ids'),
+  no_prefix_eos: S('boolean', 'no </s> before the prompt'),
+  max_new_tokens: S('string', 'tokens to generate'),
+  greedy: S('boolean', 'greedy decoding'),
+  temperature: S('string', 'sampling temperature'),
+  top_k: S('string', 'top-k sampling'),
+  num_samples: S('string', 'samples'),
+  seed: S('string', 'sampler seed'),
+  no_stop_at_eos: S('boolean', 'do not stop at </s>'),
+  src: S('string', 'source sentence', { repeat: true }),
+  src_ids: S('string', 'source token ids', { repeat: true }),
+  beam: S('string', 'beam size'),
+  nbest: S('string', 'hypotheses per sentence'),
+  lenpen: S('string', 'length penalty'),
+  max_len_a: S('string', 'max length A'),
+  max_len_b: S('string', 'max length B'),
+  min_len: S('string', 'minimum length'),
+  unkpen: S('string', 'unk penalty'),
+  dict: S('string', 'dict.txt'),
+  dtype: S('string', 'f32 or f64', { choices: ['f32', 'f64'] }),
+  json: S('boolean', 'one JSON line'),
   path: FS('string', 'fairseq checkpoint (.pt): mega generate DATA --path CKPT.pt'),
   gen_subset: FS('string', 'split of DATA to translate (default test)'),
-  source_lang: FS('string', 'source language (default: the checkpoint\'s)', { short: 's' }),
-  target_lang: FS('string', 'target language (default: the checkpoint\'s)', { short: 't' }),
+  source_lang: FS('string', "source language (default: the checkpoint's)", { short: 's' }),
+  target_lang: FS('string', "target language (default: the checkpoint's)", { short: 't' }),
   remove_bpe: FS('string', 'remove this BPE continuation symbol (e.g. "@@ ") from the output; BLEU is then on words'),
-  batch_size: FS('string', 'sentences per batch (default 1)'), max_sentences: FS('string', 'fairseq name of --batch-size', { aliasOf: 'batch_size' }),
+  batch_size: FS('string', 'sentences per batch (default 1)'),
+  max_sentences: FS('string', 'fairseq name of --batch-size', { aliasOf: 'batch_size' }),
   cpu: FS('boolean', '', { infra: 'mega-ts computes on the CPU unless --backend gpujs is given' }),
   fp16: FS('boolean', '', { infra: 'not supported; generation runs in float32' }),
   num_workers: FS('int', '', { infra: 'no data-loader workers here (data is read in the main thread)' }),
-  log_format: FS('string', '', { infra: 'output is fixed: fairseq-generate\'s lines, or one JSON line with --json' }),
+  log_format: FS('string', '', { infra: "output is fixed: fairseq-generate's lines, or one JSON line with --json" }),
 };
 
 interface GenerateValues {
-  help?: boolean; prompt?: string; prompt_ids?: string; no_prefix_eos?: boolean; max_new_tokens?: string; greedy?: boolean; temperature?: string;
-  top_k?: string; num_samples?: string; seed?: string; no_stop_at_eos?: boolean; src?: string[]; src_ids?: string[]; beam?: string; nbest?: string;
-  lenpen?: string; max_len_a?: string; max_len_b?: string; min_len?: string; unkpen?: string; dict?: string; dtype?: string; json?: boolean;
-  path?: string; gen_subset?: string; remove_bpe?: string; source_lang?: string; target_lang?: string; batch_size?: string;
+  help?: boolean;
+  prompt?: string;
+  prompt_ids?: string;
+  no_prefix_eos?: boolean;
+  max_new_tokens?: string;
+  greedy?: boolean;
+  temperature?: string;
+  top_k?: string;
+  num_samples?: string;
+  seed?: string;
+  no_stop_at_eos?: boolean;
+  src?: string[];
+  src_ids?: string[];
+  beam?: string;
+  nbest?: string;
+  lenpen?: string;
+  max_len_a?: string;
+  max_len_b?: string;
+  min_len?: string;
+  unkpen?: string;
+  dict?: string;
+  dtype?: string;
+  json?: boolean;
+  path?: string;
+  gen_subset?: string;
+  remove_bpe?: string;
+  source_lang?: string;
+  target_lang?: string;
+  batch_size?: string;
 }
 
 export const GENERATE_HELP = `Usage: mega generate [options] CKPT
@@ -174,12 +215,21 @@ function fairseqGenerate(values: GenerateValues, positionals: string[], out: (s:
   if (nbest > beam) throw new UsageError(`--nbest ${nbest} exceeds --beam ${beam}`);
   const fm = loadFairseqModel(values.path!);
   const r = generateFairseq(fm, positionals[0]!, {
-    split: values.gen_subset ?? 'test', beam, nbest, batchSize: num(values.batch_size, 'batch-size', 1, { int: true, min: 1 }),
-    maxLenA: num(values.max_len_a, 'max-len-a', 0, { min: 0 }), maxLenB: num(values.max_len_b, 'max-len-b', 200, { int: true, min: 1 }),
-    minLen: num(values.min_len, 'min-len', 1, { int: true, min: 0 }), lenpen: num(values.lenpen, 'lenpen', 1), unkpen: num(values.unkpen, 'unkpen', 0),
-    sourceLang: values.source_lang, targetLang: values.target_lang, removeBpe: values.remove_bpe,
+    split: values.gen_subset ?? 'test',
+    beam,
+    nbest,
+    batchSize: num(values.batch_size, 'batch-size', 1, { int: true, min: 1 }),
+    maxLenA: num(values.max_len_a, 'max-len-a', 0, { min: 0 }),
+    maxLenB: num(values.max_len_b, 'max-len-b', 200, { int: true, min: 1 }),
+    minLen: num(values.min_len, 'min-len', 1, { int: true, min: 0 }),
+    lenpen: num(values.lenpen, 'lenpen', 1),
+    unkpen: num(values.unkpen, 'unkpen', 0),
+    sourceLang: values.source_lang,
+    targetLang: values.target_lang,
+    removeBpe: values.remove_bpe,
   });
-  if (values.json) out(JSON.stringify({ mode: 'fairseq-generate', checkpoint: values.path, data: positionals[0], lines: r.lines, hypotheses: r.hypotheses, bleu: r.bleu }));
+  if (values.json)
+    out(JSON.stringify({ mode: 'fairseq-generate', checkpoint: values.path, data: positionals[0], lines: r.lines, hypotheses: r.hypotheses, bleu: r.bleu }));
   else for (const l of r.lines) out(l);
   return 0;
 }
@@ -199,8 +249,12 @@ export function generateCommand(argv: string[], out: (s: string) => void): numbe
   if (dtype !== 'f32' && dtype !== 'f64') throw new UsageError(`--dtype must be f32 or f64, got '${dtype}'`);
   if (positionals.length !== 1) throw new UsageError(`expected one checkpoint, got ${positionals.length} argument(s) (see mega generate --help)`);
   const ckpt = positionals[0];
-  const lmFlags = (['prompt', 'prompt_ids', 'max_new_tokens', 'temperature', 'top_k', 'num_samples', 'seed'] as const).filter((k) => values[k] !== undefined).map(flagName);
-  const mtFlags = (['src', 'src_ids', 'beam', 'nbest', 'lenpen', 'max_len_a', 'max_len_b', 'min_len'] as const).filter((k) => values[k] !== undefined).map(flagName);
+  const lmFlags = (['prompt', 'prompt_ids', 'max_new_tokens', 'temperature', 'top_k', 'num_samples', 'seed'] as const)
+    .filter((k) => values[k] !== undefined)
+    .map(flagName);
+  const mtFlags = (['src', 'src_ids', 'beam', 'nbest', 'lenpen', 'max_len_a', 'max_len_b', 'min_len'] as const)
+    .filter((k) => values[k] !== undefined)
+    .map(flagName);
   const loaded = loadModelFile(ckpt, { dtype });
   const task = (loaded.model as { task?: TaskInfo }).task;
   const V = task?.dictionary_size ?? 0;
@@ -210,17 +264,25 @@ export function generateCommand(argv: string[], out: (s: string) => void): numbe
     const lm = loaded.model;
     const codec = makeCodec(V, values.dict);
     if (values.prompt !== undefined && values.prompt_ids !== undefined) throw new UsageError('give --prompt or --prompt-ids, not both');
-    const body = values.prompt_ids !== undefined ? parseIds(values.prompt_ids, '--prompt-ids', V) : values.prompt !== undefined ? codec.encode(values.prompt, '--prompt') : [];
+    const body =
+      values.prompt_ids !== undefined
+        ? parseIds(values.prompt_ids, '--prompt-ids', V)
+        : values.prompt !== undefined
+          ? codec.encode(values.prompt, '--prompt')
+          : [];
     const prompt = values.no_prefix_eos ? body : [EOS, ...body];
     if (prompt.length === 0) throw new UsageError('empty prompt (with --no-prefix-eos give --prompt or --prompt-ids)');
     const temperature = num(values.temperature, 'temperature', 1, { min: 0 });
     const maxPositions = lmMaxPositions(loaded.spec.modelArgs);
     if (maxPositions !== undefined && prompt.length > maxPositions) {
-      throw new UsageError(`the prompt has ${prompt.length} tokens${values.no_prefix_eos ? '' : ' (with the leading </s>)'} but the model sees at most ${maxPositions} positions (max_target_positions)`);
+      throw new UsageError(
+        `the prompt has ${prompt.length} tokens${values.no_prefix_eos ? '' : ' (with the leading </s>)'} but the model sees at most ${maxPositions} positions (max_target_positions)`,
+      );
     }
     const opts = {
       maxNewTokens: num(values.max_new_tokens, 'max-new-tokens', 50, { int: true, min: 0 }),
-      greedy: values.greedy || temperature === 0, temperature,
+      greedy: values.greedy || temperature === 0,
+      temperature,
       topK: num(values.top_k, 'top-k', 0, { int: true, min: 0 }),
       numSamples: num(values.num_samples, 'num-samples', 1, { int: true, min: 1 }),
       seed: num(values.seed, 'seed', 1, { int: true, min: 0 }),
@@ -230,7 +292,9 @@ export function generateCommand(argv: string[], out: (s: string) => void): numbe
     };
     const allowed = maxPositions === undefined ? Infinity : newTokensWithin(maxPositions, prompt.length);
     if (opts.maxNewTokens > allowed) {
-      process.stderr.write(`mega generate: note: the model sees at most ${maxPositions} positions (max_target_positions) and the prompt takes ${prompt.length}: generating at most ${allowed} of the ${opts.maxNewTokens} tokens asked for\n`);
+      process.stderr.write(
+        `mega generate: note: the model sees at most ${maxPositions} positions (max_target_positions) and the prompt takes ${prompt.length}: generating at most ${allowed} of the ${opts.maxNewTokens} tokens asked for\n`,
+      );
     }
     const live = !values.json && opts.numSamples === 1 && process.stderr.isTTY ? liveText(codec) : null;
     const t0 = performance.now();
@@ -239,7 +303,18 @@ export function generateCommand(argv: string[], out: (s: string) => void): numbe
     const seconds = (performance.now() - t0) / 1000;
     const samples = r.tokens.map((toks, i) => ({ tokens: toks, text: codec.decode(toks), logprob: r.logProb[i] }));
     if (values.json) {
-      out(JSON.stringify({ mode: 'lm', checkpoint: ckpt, model: loaded.className, prompt, decoding: opts.greedy ? 'greedy' : `sample(temperature=${opts.temperature}, top_k=${opts.topK}, seed=${opts.seed})`, samples, stopped_at_max_positions: r.stoppedAtLimit, seconds }));
+      out(
+        JSON.stringify({
+          mode: 'lm',
+          checkpoint: ckpt,
+          model: loaded.className,
+          prompt,
+          decoding: opts.greedy ? 'greedy' : `sample(temperature=${opts.temperature}, top_k=${opts.topK}, seed=${opts.seed})`,
+          samples,
+          stopped_at_max_positions: r.stoppedAtLimit,
+          seconds,
+        }),
+      );
     } else {
       samples.forEach((s, i) => out(`H-${i}\t${s.logprob.toFixed(4)}\t${codec.kind === 'ids' ? s.tokens.join(' ') : s.text}`));
     }
@@ -269,15 +344,20 @@ export function generateCommand(argv: string[], out: (s: string) => void): numbe
       maxDecoderPositions: typeof maxPos === 'number' && maxPos > 0 ? maxPos : undefined,
     };
     const opts = {
-      beam, lenPenalty: num(values.lenpen, 'lenpen', 1), maxLenA: num(values.max_len_a, 'max-len-a', 0, { min: 0 }),
-      maxLenB: num(values.max_len_b, 'max-len-b', 200, { int: true, min: 1 }), minLen: num(values.min_len, 'min-len', 1, { int: true, min: 0 }),
+      beam,
+      lenPenalty: num(values.lenpen, 'lenpen', 1),
+      maxLenA: num(values.max_len_a, 'max-len-a', 0, { min: 0 }),
+      maxLenB: num(values.max_len_b, 'max-len-b', 200, { int: true, min: 1 }),
+      minLen: num(values.min_len, 'min-len', 1, { int: true, min: 0 }),
     };
     const t0 = performance.now();
     const hyps = beamSearch(s2s, srcs, opts);
     const seconds = (performance.now() - t0) / 1000;
     const results = srcs.map((src, i) => ({
       source: src,
-      hypotheses: hyps[i].slice(0, nbest).map((h) => ({ tokens: h.tokens, text: codec.decode(h.tokens), score: h.score, positional_scores: h.positionalScores })),
+      hypotheses: hyps[i]
+        .slice(0, nbest)
+        .map((h) => ({ tokens: h.tokens, text: codec.decode(h.tokens), score: h.score, positional_scores: h.positionalScores })),
     }));
     if (values.json) {
       out(JSON.stringify({ mode: 'translation', checkpoint: ckpt, model: loaded.className, beam, lenpen: opts.lenPenalty, results, seconds }));

@@ -53,11 +53,15 @@ function runCheck(file: string, imp: ImportedModel, dtype: FloatDType): CheckRes
 
 /** Runs the command; returns the exit code. */
 export function importCommand(argv: string[], out: (s: string) => void): number {
-  const parsed = parseFlags(argv, {
-    dtype: { type: 'string', help: 'f32 or f64', group: 'main' },
-    check: { type: 'string', help: 'golden companion file', group: 'main' },
-    json: { type: 'boolean', help: 'one JSON line', group: 'main' },
-  }, 'import-fairseq');
+  const parsed = parseFlags(
+    argv,
+    {
+      dtype: { type: 'string', help: 'f32 or f64', group: 'main' },
+      check: { type: 'string', help: 'golden companion file', group: 'main' },
+      json: { type: 'boolean', help: 'one JSON line', group: 'main' },
+    },
+    'import-fairseq',
+  );
   const positionals = parsed.positionals;
   const values = { dtype: 'f32', ...parsed.values } as { help?: boolean; dtype: string; check?: string; json?: boolean };
   if (values.help) {
@@ -75,15 +79,28 @@ export function importCommand(argv: string[], out: (s: string) => void): number 
   const check = values.check !== undefined ? runCheck(values.check, imp, dtype) : null;
   const params = imp.model.numParameters();
   const summary = {
-    checkpoint: ckpt, out: dest, model: imp.className, arch: imp.spec.arch, task: imp.spec.task,
-    vocab: (imp.spec.taskInfo.dictionary_size as number | undefined) ?? null, tensors: imp.loaded, parameters: params,
-    ignored: imp.ignored, update: imp.numUpdates, dtype,
+    checkpoint: ckpt,
+    out: dest,
+    model: imp.className,
+    arch: imp.spec.arch,
+    task: imp.spec.task,
+    vocab: (imp.spec.taskInfo.dictionary_size as number | undefined) ?? null,
+    tensors: imp.loaded,
+    parameters: params,
+    ignored: imp.ignored,
+    update: imp.numUpdates,
+    dtype,
   };
   if (!values.json) {
-    out(`read ${ckpt}: ${imp.className} (arch ${imp.spec.arch}, task ${imp.spec.task}${summary.vocab !== null ? `, vocabulary ${summary.vocab}` : ''}), ${imp.loaded} tensors, ${params} parameters, update ${imp.numUpdates}`);
+    out(
+      `read ${ckpt}: ${imp.className} (arch ${imp.spec.arch}, task ${imp.spec.task}${summary.vocab !== null ? `, vocabulary ${summary.vocab}` : ''}), ${imp.loaded} tensors, ${params} parameters, update ${imp.numUpdates}`,
+    );
     if (imp.ignored.length) out(`skipped ${imp.ignored.length} bookkeeping entr${imp.ignored.length === 1 ? 'y' : 'ies'}: ${imp.ignored.join(', ')}`);
     if (check) {
-      for (const t of check.tensors) out(`check ${check.file}: ${t.pass ? 'PASS' : 'FAIL'} ${t.name} err=${t.maxErr.toExponential(3)} tol=${t.tol.toExponential(3)}${t.note ? ` (${t.note})` : ''}`);
+      for (const t of check.tensors)
+        out(
+          `check ${check.file}: ${t.pass ? 'PASS' : 'FAIL'} ${t.name} err=${t.maxErr.toExponential(3)} tol=${t.tol.toExponential(3)}${t.note ? ` (${t.note})` : ''}`,
+        );
     }
   }
   if (check && !check.pass) {

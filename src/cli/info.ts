@@ -13,10 +13,14 @@ ones, the CPU thread count, and with --arch the parameter count of that architec
 
 /** Runs the command; returns the exit code. */
 export async function infoCommand(argv: string[], out: (s: string) => void): Promise<number> {
-  const { values: v, positionals } = parseFlags(argv, {
-    arch: { type: 'string', help: 'architecture preset', group: 'main' },
-    json: { type: 'boolean', help: 'one JSON line', group: 'main' },
-  }, 'info');
+  const { values: v, positionals } = parseFlags(
+    argv,
+    {
+      arch: { type: 'string', help: 'architecture preset', group: 'main' },
+      json: { type: 'boolean', help: 'one JSON line', group: 'main' },
+    },
+    'info',
+  );
   const values = v as { help?: boolean; arch?: string; json?: boolean };
   if (positionals.length && !values.help) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])} (see mega info --help)`);
   if (values.help) {
@@ -42,6 +46,8 @@ export async function infoCommand(argv: string[], out: (s: string) => void): Pro
     info.parameters = model.numParameters();
   }
   if (values.json) out(JSON.stringify(info));
-  else for (const [k, v] of Object.entries(info)) out(`${k.padEnd(11)} ${Array.isArray(v) ? v.join(', ') : v !== null && typeof v === 'object' ? JSON.stringify(v) : String(v)}`);
+  else
+    for (const [k, v] of Object.entries(info))
+      out(`${k.padEnd(11)} ${Array.isArray(v) ? v.join(', ') : v !== null && typeof v === 'object' ? JSON.stringify(v) : String(v)}`);
   return 0;
 }

@@ -26,9 +26,18 @@ export function version(): string {
 const COMMANDS: Record<string, { run: () => Promise<Command>; summary: string }> = {
   train: { run: async () => (await import('./train.js')).trainCommand, summary: 'train a Mega model (no arguments: small Mega on generated ListOps)' },
   eval: { run: async () => (await import('./eval.js')).evalCommand, summary: 'evaluate a checkpoint on a data split' },
-  generate: { run: async () => (await import('./generate.js')).generateCommand, summary: 'sample from an LM / beam-search an NMT model (incremental decoding)' },
-  export: { run: async () => (await import('./export.js')).exportCommand, summary: 'write a model folder (config.json, model.safetensors, dict.txt) for loadModel' },
-  'import-fairseq': { run: async () => (await import('./import-fairseq.js')).importCommand, summary: 'convert a fairseq Mega checkpoint (.pt) to mega-ts (safetensors)' },
+  generate: {
+    run: async () => (await import('./generate.js')).generateCommand,
+    summary: 'sample from an LM / beam-search an NMT model (incremental decoding)',
+  },
+  export: {
+    run: async () => (await import('./export.js')).exportCommand,
+    summary: 'write a model folder (config.json, model.safetensors, dict.txt) for loadModel',
+  },
+  'import-fairseq': {
+    run: async () => (await import('./import-fairseq.js')).importCommand,
+    summary: 'convert a fairseq Mega checkpoint (.pt) to mega-ts (safetensors)',
+  },
   info: { run: async () => (await import('./info.js')).infoCommand, summary: 'version, backend, threads, parameter count of an arch' },
   verify: { run: async () => (await import('./verify.js')).verifyCommand, summary: 'check golden case files (mega-golden/1) against this implementation' },
 };
@@ -60,7 +69,10 @@ async function applyGlobalOptions(argv: string[]): Promise<string[]> {
     // data parallel: local rank r takes GPU r unless --gpu / MEGA_GPU names one
     const { detectLauncher } = await import('../dist/env.js');
     const local = (gpu ?? envGpu) === undefined ? detectLauncher() : null;
-    const sel = selectBackend(backend ?? (envBackend ? undefined : 'gpujs'), gpu !== undefined ? { gpu } : local && local.localWorldSize > 1 ? { rank: local.localRank } : {});
+    const sel = selectBackend(
+      backend ?? (envBackend ? undefined : 'gpujs'),
+      gpu !== undefined ? { gpu } : local && local.localWorldSize > 1 ? { rank: local.localRank } : {},
+    );
     if (sel.reason) process.stderr.write(`mega: ${sel.reason}\n`);
   }
   return rest;
@@ -96,7 +108,9 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
   try {
-    return await (await c.run())(await applyGlobalOptions(rest), out);
+    return await (
+      await c.run()
+    )(await applyGlobalOptions(rest), out);
   } catch (e) {
     const err = e as Error;
     const user = isUserError(err);

@@ -24,7 +24,9 @@ export const MALLOC_ENV: Readonly<Record<string, string>> = {
  * debugger port, and the user wants to debug this process).
  */
 export function mallocReexecEnv(
-  env: NodeJS.ProcessEnv, platform: NodeJS.Platform = process.platform, execArgv: readonly string[] = process.execArgv,
+  env: NodeJS.ProcessEnv,
+  platform: NodeJS.Platform = process.platform,
+  execArgv: readonly string[] = process.execArgv,
 ): NodeJS.ProcessEnv | null {
   if (platform !== 'linux') return null;
   if ([...execArgv, ...(env.NODE_OPTIONS ?? '').split(/\s+/)].some((a) => a.startsWith('--inspect'))) return null;
@@ -41,7 +43,10 @@ export function mallocReexecEnv(
  */
 export function reexec(env: NodeJS.ProcessEnv): Promise<number> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], { env: { ...env, MEGA_REEXEC_PID: String(process.pid) }, stdio: 'inherit' });
+    const child = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
+      env: { ...env, MEGA_REEXEC_PID: String(process.pid) },
+      stdio: 'inherit',
+    });
     const sigs: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
     const fwd = (s: NodeJS.Signals) => child.kill(s);
     for (const s of sigs) process.on(s, fwd);
@@ -69,7 +74,8 @@ export function reexec(env: NodeJS.ProcessEnv): Promise<number> {
  * The watchdog polls the parent pid every 100 ms; it does not keep the process alive.
  */
 export function dieWithParent(parentPid: number): void {
-  const code = "const { workerData } = require('node:worker_threads'); setInterval(() => { if (process.ppid !== workerData) process.kill(process.pid, 'SIGKILL'); }, 100);";
+  const code =
+    "const { workerData } = require('node:worker_threads'); setInterval(() => { if (process.ppid !== workerData) process.kill(process.pid, 'SIGKILL'); }, 100);";
   new Worker(code, { eval: true, workerData: parentPid }).unref();
 }
 

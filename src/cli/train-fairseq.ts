@@ -51,14 +51,29 @@ export function continueFromFairseq(values: Readonly<Record<string, unknown>>, o
   const run = runFairseqContinuation(args, (r) => {
     if (!quiet) {
       const extra = r.accuracy !== undefined ? ` | accuracy ${r.accuracy.toFixed(3)}` : r.ppl !== undefined ? ` | ppl ${r.ppl.toFixed(2)}` : '';
-      process.stderr.write(`train | epoch ${String(r.epoch).padStart(3, '0')} | update ${r.update} | loss ${r.loss.toFixed(3)}${extra} | gnorm ${r.gnorm.toFixed(3)} | lr ${r.lr.toPrecision(6)}\n`);
+      process.stderr.write(
+        `train | epoch ${String(r.epoch).padStart(3, '0')} | update ${r.update} | loss ${r.loss.toFixed(3)}${extra} | gnorm ${r.gnorm.toFixed(3)} | lr ${r.lr.toPrecision(6)}\n`,
+      );
     }
   });
   const last = run.records[run.records.length - 1];
   if (values.json === true) {
-    out(JSON.stringify({ status: 'done', resumed_from: run.checkpoint, updates: run.numUpdates, updates_this_run: run.records.length, train_loss: last?.loss ?? null, metrics_log: run.metricsPath, epoch: run.iterator.epoch, iterations_in_epoch: run.iterator.iterationsInEpoch }));
+    out(
+      JSON.stringify({
+        status: 'done',
+        resumed_from: run.checkpoint,
+        updates: run.numUpdates,
+        updates_this_run: run.records.length,
+        train_loss: last?.loss ?? null,
+        metrics_log: run.metricsPath,
+        epoch: run.iterator.epoch,
+        iterations_in_epoch: run.iterator.iterationsInEpoch,
+      }),
+    );
   } else {
-    out(`resumed ${run.checkpoint}: ${run.records.length} updates (now ${run.numUpdates})${last ? ` | last train loss ${last.loss.toFixed(4)}` : ''} | metrics: ${run.metricsPath}`);
+    out(
+      `resumed ${run.checkpoint}: ${run.records.length} updates (now ${run.numUpdates})${last ? ` | last train loss ${last.loss.toFixed(4)}` : ''} | metrics: ${run.metricsPath}`,
+    );
   }
   return 0;
 }

@@ -21,7 +21,9 @@ import { continueFromFairseq, fairseqCheckpointToResume } from './train-fairseq.
 
 /** Human-readable summary lines of a finished run. */
 export function summarize(r: TrainResult): string[] {
-  const parts = [`done: ${r.updates} updates${r.updates_this_run !== r.updates ? ` (${r.updates_this_run} in this run)` : ''} in ${formatDuration(r.wall_time_s)}`];
+  const parts = [
+    `done: ${r.updates} updates${r.updates_this_run !== r.updates ? ` (${r.updates_this_run} in this run)` : ''} in ${formatDuration(r.wall_time_s)}`,
+  ];
   if (r.train_loss !== null) parts.push(`train loss ${r.train_loss.toFixed(4)}`);
   if (r.valid_loss !== null) parts.push(`valid loss ${r.valid_loss.toFixed(4)}`);
   if (r.valid_ppl !== null) parts.push(`valid ppl ${r.valid_ppl.toFixed(2)}`);
@@ -45,7 +47,8 @@ export function summarize(r: TrainResult): string[] {
  * refuses to start).
  */
 export function mainJobSaveDir(root = 'checkpoints'): string {
-  const taken = (d: string) => existsSync(join(d, 'checkpoint_last.safetensors')) || existsSync(join(d, 'checkpoint_last.state.safetensors')) || lockHolder(d) !== null;
+  const taken = (d: string) =>
+    existsSync(join(d, 'checkpoint_last.safetensors')) || existsSync(join(d, 'checkpoint_last.state.safetensors')) || lockHolder(d) !== null;
   if (!taken(root)) return root;
   let n = 2;
   while (taken(join(root, `run-${n}`))) n++;
@@ -62,13 +65,18 @@ export function trainCommand(argv: string[], out: (s: string) => void): number |
     return 0;
   }
   if (positionals.length > 1 || (positionals.length === 1 && values.data !== undefined)) {
-    throw new ConfigError(`unexpected argument ${JSON.stringify(positionals[positionals.length - 1])} (one DATA folder, or --data; options are --name value; see mega train --help)`);
+    throw new ConfigError(
+      `unexpected argument ${JSON.stringify(positionals[positionals.length - 1])} (one DATA folder, or --data; options are --name value; see mega train --help)`,
+    );
   }
   if (positionals.length === 1) values.data = positionals[0]; // fairseq's positional data folder
   if (values.restore_file !== undefined && fairseqCheckpointToResume(values) === null) {
-    throw new ConfigError(`--restore-file ${String(values.restore_file)}: no such fairseq checkpoint (expected a torch.save .pt file; mega-ts runs continue with --resume)`);
+    throw new ConfigError(
+      `--restore-file ${String(values.restore_file)}: no such fairseq checkpoint (expected a torch.save .pt file; mega-ts runs continue with --resume)`,
+    );
   }
-  if (values.best_checkpoint_metric === 'bleu') notes.push('--best-checkpoint-metric bleu: validation computes no BLEU here; checkpoint_best follows the validation loss');
+  if (values.best_checkpoint_metric === 'bleu')
+    notes.push('--best-checkpoint-metric bleu: validation computes no BLEU here; checkpoint_best follows the validation loss');
   for (const n of notes) process.stderr.write(`mega train: ${n}\n`);
   const cfg = typeof values.config === 'string' ? readConfigFile(values.config) : {};
   const user: Record<string, unknown> = { ...cfg, ...values };

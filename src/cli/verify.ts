@@ -25,11 +25,15 @@ function line(r: CaseReport): string {
 
 /** Runs the command; returns the exit code. */
 export function verifyCommand(argv: string[], out: (s: string) => void): number {
-  const parsed = parseFlags(argv, {
-    dtype: { type: 'string', help: 'f64, f32 or both', group: 'main' },
-    verbose: { type: 'boolean', help: 'every tensor', group: 'main' },
-    json: { type: 'boolean', help: 'one JSON line per case', group: 'main' },
-  }, 'verify');
+  const parsed = parseFlags(
+    argv,
+    {
+      dtype: { type: 'string', help: 'f64, f32 or both', group: 'main' },
+      verbose: { type: 'boolean', help: 'every tensor', group: 'main' },
+      json: { type: 'boolean', help: 'one JSON line per case', group: 'main' },
+    },
+    'verify',
+  );
   const positionals = parsed.positionals;
   const values = { dtype: 'both', ...parsed.values } as { help?: boolean; dtype: string; verbose?: boolean; json?: boolean };
   if (values.help) {
@@ -39,7 +43,8 @@ export function verifyCommand(argv: string[], out: (s: string) => void): number 
   const precs: Precision[] = values.dtype === 'both' ? ['f64', 'f32'] : values.dtype === 'f64' || values.dtype === 'f32' ? [values.dtype] : [];
   if (!precs.length) throw new UsageError(`--dtype must be f64, f32 or both, got '${values.dtype}'`);
   if (!positionals.length) throw new UsageError('verify: no case files given (see mega verify --help)');
-  let passed = 0, failed = 0;
+  let passed = 0,
+    failed = 0;
   for (const file of positionals) {
     for (const p of precs) {
       const r = runFile(file, p);
@@ -50,7 +55,11 @@ export function verifyCommand(argv: string[], out: (s: string) => void): number 
         out(JSON.stringify({ case: r.name, file, precision: p, pass: r.pass, error: r.error, worstRatio: worst, tensors: r.tensors.length }));
       } else {
         out(line(r));
-        if (values.verbose) for (const t of r.tensors) out(`    ${t.pass ? 'ok  ' : 'FAIL'} ${t.name} err=${t.maxErr.toExponential(3)} scale=${t.scale.toExponential(3)} tol=${t.tol.toExponential(3)}${t.note ? ` ${t.note}` : ''}`);
+        if (values.verbose)
+          for (const t of r.tensors)
+            out(
+              `    ${t.pass ? 'ok  ' : 'FAIL'} ${t.name} err=${t.maxErr.toExponential(3)} scale=${t.scale.toExponential(3)} tol=${t.tol.toExponential(3)}${t.note ? ` ${t.note}` : ''}`,
+            );
       }
     }
   }

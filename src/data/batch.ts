@@ -141,11 +141,7 @@ export interface ValueBatch {
 /** Any batch. */
 export type Batch = TokenBatch | ValueBatch;
 
-function padRows<A extends Int32Array | Float32Array>(
-  rows: readonly A[],
-  make: (n: number) => A,
-  pad: number,
-): { data: A; L: number; lengths: Int32Array } {
+function padRows<A extends Int32Array | Float32Array>(rows: readonly A[], make: (n: number) => A, pad: number): { data: A; L: number; lengths: Int32Array } {
   const lengths = new Int32Array(rows.length);
   let L = 0;
   rows.forEach((r, i) => {
@@ -192,7 +188,14 @@ export function collate(examples: readonly Example[], ids?: ArrayLike<number>, p
   if (!tokens) throw new DataError('batch: examples have neither "tokens" nor "values"');
   const src = padRows(tokens, (n) => new Int32Array(n), pad);
   const batch: TokenBatch = {
-    kind: 'tokens', B, L: src.L, ids: idArr, srcTokens: src.data, srcLengths: src.lengths, labels, ntokens: 0,
+    kind: 'tokens',
+    B,
+    L: src.L,
+    ids: idArr,
+    srcTokens: src.data,
+    srcLengths: src.lengths,
+    labels,
+    ntokens: 0,
   };
   const t2 = field<Int32Array>(examples, 'tokens2', 'field');
   if (t2) {
@@ -357,9 +360,7 @@ export class Batcher<E extends Example = Example> {
   batchIndices(epoch: number): Int32Array[] {
     if (this.cache?.epoch === epoch) return this.cache.batches;
     const n = this.dataset.length;
-    const order = this.shuffle
-      ? new Rng(deriveSeed(this.seed, epoch)).permutation(n)
-      : Int32Array.from({ length: n }, (_, i) => i);
+    const order = this.shuffle ? new Rng(deriveSeed(this.seed, epoch)).permutation(n) : Int32Array.from({ length: n }, (_, i) => i);
     const batches: Int32Array[] = [];
     for (let b = 0; b < this.batchesPerEpoch; b++) {
       batches.push(order.slice(b * this.batchSize, Math.min(n, (b + 1) * this.batchSize)));
@@ -401,7 +402,11 @@ export class Batcher<E extends Example = Example> {
   batchAt(epoch: number, position: number): Batch {
     const idx = this.batchIndices(epoch)[position];
     if (!idx) throw new DataError(`batch position ${position}: expected < ${this.batchesPerEpoch}`);
-    return collate(Array.from(idx, (i) => this.dataset.get(i)), idx, this.pad);
+    return collate(
+      Array.from(idx, (i) => this.dataset.get(i)),
+      idx,
+      this.pad,
+    );
   }
 
   /** The next batch; rolls over into the next epoch after the last batch of an epoch. */

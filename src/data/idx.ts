@@ -60,9 +60,13 @@ function readIdx(path: string, magic: number, ndim: number): { dims: number[]; d
   const n = dims.reduce((a, b) => a * b, 1);
   const declared = need + n;
   if (declared > MAX_DATA_FILE_BYTES) {
-    throw new DataError(`${path}: IDX header declares ${dims.join(' x ')} = ${n.toPrecision(3)} bytes, more than the ${MAX_DATA_FILE_BYTES}-byte limit of a data file`);
+    throw new DataError(
+      `${path}: IDX header declares ${dims.join(' x ')} = ${n.toPrecision(3)} bytes, more than the ${MAX_DATA_FILE_BYTES}-byte limit of a data file`,
+    );
   }
-  const buf = isGzip(raw) ? gunzipBounded(raw, path, declared, `the ${declared} bytes its IDX header declares (${need}-byte header + ${dims.join(' x ')} data bytes)`) : raw;
+  const buf = isGzip(raw)
+    ? gunzipBounded(raw, path, declared, `the ${declared} bytes its IDX header declares (${need}-byte header + ${dims.join(' x ')} data bytes)`)
+    : raw;
   return { dims, data: body(buf, path, need, n) };
 }
 

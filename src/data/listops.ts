@@ -262,7 +262,10 @@ export function readListOpsTsv(path: string, validate = false): ListOpsExample[]
  */
 export function encodeListOps(examples: readonly ListOpsExample[], dict: Dictionary, opts?: EncodeOptions): TokenExample[] {
   return examples.map((e) => ({
-    tokens: dict.encode(e.source.split(/\s+/).filter((t) => t !== '' && t !== '(' && t !== ')'), opts),
+    tokens: dict.encode(
+      e.source.split(/\s+/).filter((t) => t !== '' && t !== '(' && t !== ')'),
+      opts,
+    ),
     label: e.label,
   }));
 }

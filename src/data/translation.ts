@@ -22,12 +22,7 @@ export interface TranslationOptions {
  * Build a translation example from byte strings.
  * @param maxSourceLength / maxTargetLength truncation (the `</s>` stays the last token)
  */
-export function makeTranslationExample(
-  src: Uint8Array,
-  tgt: Uint8Array,
-  maxSourceLength?: number,
-  maxTargetLength?: number,
-): TokenExample {
+export function makeTranslationExample(src: Uint8Array, tgt: Uint8Array, maxSourceLength?: number, maxTargetLength?: number): TokenExample {
   const s = src.subarray(0, maxSourceLength === undefined ? src.length : maxSourceLength - 1);
   const t = tgt.subarray(0, maxTargetLength === undefined ? tgt.length : maxTargetLength - 1);
   const tokens = encodeBytes(s);

@@ -159,7 +159,11 @@ export function readSpeechCommands(root: string, opts: SpeechCommandsOptions = {
 export function meanStd(examples: readonly ValueExample[]): { mean: number; std: number } {
   let n = 0;
   let sum = 0;
-  for (const e of examples) for (const v of e.values) { sum += v; n++; }
+  for (const e of examples)
+    for (const v of e.values) {
+      sum += v;
+      n++;
+    }
   if (n < 2) throw new DataError(`meanStd: ${n} value(s) (expected >= 2)`);
   const mean = sum / n;
   let ss = 0;

@@ -41,10 +41,18 @@ export function writeFileAtomic(path: string, data: Uint8Array | string, options
     created = false;
   } catch (e) {
     if (fd !== undefined) {
-      try { closeSync(fd); } catch { /* already failing */ }
+      try {
+        closeSync(fd);
+      } catch {
+        /* already failing */
+      }
     }
     if (created) {
-      try { unlinkSync(tmp); } catch { /* best effort */ }
+      try {
+        unlinkSync(tmp);
+      } catch {
+        /* best effort */
+      }
     }
     throw e;
   }
@@ -61,7 +69,11 @@ function syncDirectory(dir: string): void {
     /* directories cannot be opened/fsynced on some platforms */
   } finally {
     if (fd !== undefined) {
-      try { closeSync(fd); } catch { /* ignore */ }
+      try {
+        closeSync(fd);
+      } catch {
+        /* ignore */
+      }
     }
   }
 }

@@ -11,10 +11,7 @@ import { createRequire } from 'node:module';
 import type { Options, Packr, Unpackr } from 'msgpackr';
 import { FormatError, describeValue } from './errors.js';
 import { readFileBounded } from './read.js';
-import {
-  type RawTensor, type SourceDType, SOURCE_ITEMSIZE, checkRawTensor, checkShape, decodeLE, encodeLE,
-  isRawTensor, numel,
-} from './raw.js';
+import { type RawTensor, type SourceDType, SOURCE_ITEMSIZE, checkRawTensor, checkShape, decodeLE, encodeLE, isRawTensor, numel } from './raw.js';
 
 /** The only supported value of the `format` key. */
 export const GOLDEN_FORMAT = 'mega-golden/1';
@@ -93,7 +90,9 @@ function msgpack(): { unpackr: Unpackr; packr: Packr } {
   try {
     m = createRequire(import.meta.url)('msgpackr') as typeof import('msgpackr');
   } catch (e) {
-    throw new FormatError(`golden files (mega-golden/1 msgpack) need the optional package msgpackr: npm install msgpackr (${(e as Error).message.split('\n')[0]})`);
+    throw new FormatError(
+      `golden files (mega-golden/1 msgpack) need the optional package msgpackr: npm install msgpackr (${(e as Error).message.split('\n')[0]})`,
+    );
   }
   codec = {
     unpackr: new m.Unpackr({ useRecords: false, mapsAsObjects: true, int64AsType: 'auto' } as unknown as Options),
@@ -131,7 +130,9 @@ function decodeTensor(v: Obj, path: string): RawTensor {
   const n = numel(shape);
   const want = n * SOURCE_ITEMSIZE[src];
   if (data.length !== want) {
-    throw new FormatError(`${path}: tensor data has ${data.length} bytes, expected ${want} (shape [${shape.join(', ')}] x ${SOURCE_ITEMSIZE[src]} bytes of ${v.dtype})`);
+    throw new FormatError(
+      `${path}: tensor data has ${data.length} bytes, expected ${want} (shape [${shape.join(', ')}] x ${SOURCE_ITEMSIZE[src]} bytes of ${v.dtype})`,
+    );
   }
   const out = decodeLE(data, src, path, FormatError);
   if (src === 'bool') {
@@ -286,8 +287,25 @@ export function encodeGolden(c: GoldenCase): Uint8Array {
   if (c.format !== GOLDEN_FORMAT) {
     throw new FormatError(`encodeGolden: format is ${describeValue(c.format)}, expected ${JSON.stringify(GOLDEN_FORMAT)}`);
   }
-  const order = ['format', 'case', 'module', 'config', 'mode', 'procedure', 'options', 'reference', 'task',
-    'tied_params', 'params', 'inputs', 'outputs', 'cotangent', 'grads', 'steps', 'desc'] as const;
+  const order = [
+    'format',
+    'case',
+    'module',
+    'config',
+    'mode',
+    'procedure',
+    'options',
+    'reference',
+    'task',
+    'tied_params',
+    'params',
+    'inputs',
+    'outputs',
+    'cotangent',
+    'grads',
+    'steps',
+    'desc',
+  ] as const;
   const src = c as unknown as Obj;
   const o: Obj = {};
   for (const k of order) if (src[k] !== undefined) setKey(o, k, encodeTree(src[k], `${c.case}.${k}`));

@@ -38,12 +38,20 @@ const STORAGE_DTYPES: Readonly<Record<string, SourceDType>> = {
 
 /** Marker value of a `torch.<T>Storage` class inside the pickle. */
 class StorageType implements PyGlobal {
-  constructor(readonly qualname: string, readonly src: SourceDType) {}
+  constructor(
+    readonly qualname: string,
+    readonly src: SourceDType,
+  ) {}
 }
 
 /** A loaded storage: `numel` elements of `src` starting at `bytes[0]`. */
 class TorchStorage {
-  constructor(readonly key: string, readonly src: SourceDType, readonly numel: number, readonly bytes: Uint8Array) {}
+  constructor(
+    readonly key: string,
+    readonly src: SourceDType,
+    readonly numel: number,
+    readonly bytes: Uint8Array,
+  ) {}
 }
 
 /** Largest copy made for a non-contiguous (e.g. broadcast, stride 0) view: 2 GiB. */
@@ -89,7 +97,9 @@ function rebuildTensor(args: unknown[], budget: { left: number }): RawTensor {
   let last = offset;
   for (let i = 0; i < shape.length; i++) last += (shape[i] - 1) * strides[i];
   if (last >= storage.numel) {
-    throw new CheckpointError(`${what}: view (offset ${offset}, size [${shape.join(', ')}], stride [${strides.join(', ')}]) reaches element ${last} but the storage has ${storage.numel}`);
+    throw new CheckpointError(
+      `${what}: view (offset ${offset}, size [${shape.join(', ')}], stride [${strides.join(', ')}]) reaches element ${last} but the storage has ${storage.numel}`,
+    );
   }
   let contiguous = true;
   for (let i = shape.length - 1, expect = 1; i >= 0; i--) {
@@ -101,7 +111,9 @@ function rebuildTensor(args: unknown[], budget: { left: number }): RawTensor {
   }
   if (!contiguous) {
     if (n * item > budget.left) {
-      throw new CheckpointError(`${what}: strided view of ${n} elements (size [${shape.join(', ')}], stride [${strides.join(', ')}]) exceeds what this file may expand to (${budget.left} more bytes)`);
+      throw new CheckpointError(
+        `${what}: strided view of ${n} elements (size [${shape.join(', ')}], stride [${strides.join(', ')}]) exceeds what this file may expand to (${budget.left} more bytes)`,
+      );
     }
     budget.left -= n * item;
   }
@@ -257,8 +269,7 @@ export function decodeFairseqCheckpoint(bytes: Uint8Array, label = 'checkpoint')
       if (e instanceof CheckpointError) throw new CheckpointError(`${label}: 'args': ${e.message}`);
       throw e;
     }
-  }
-  else if (a !== undefined && a !== null) {
+  } else if (a !== undefined && a !== null) {
     throw new CheckpointError(`${label}: 'args' is ${describeValue(a)}, expected an argparse.Namespace`);
   }
   return { args, model, raw };

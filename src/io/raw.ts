@@ -26,13 +26,30 @@ export type SourceDType = 'f16' | 'bf16' | 'f32' | 'f64' | 'i64' | 'i32' | 'i16'
 
 /** Bytes per element of each on-disk element type. */
 export const SOURCE_ITEMSIZE: Readonly<Record<SourceDType, number>> = {
-  f16: 2, bf16: 2, f32: 4, f64: 8, i64: 8, i32: 4, i16: 2, i8: 1, u8: 1, bool: 1,
+  f16: 2,
+  bf16: 2,
+  f32: 4,
+  f64: 8,
+  i64: 8,
+  i32: 4,
+  i16: 2,
+  i8: 1,
+  u8: 1,
+  bool: 1,
 };
 
 /** `RawDType` that an on-disk element type is converted to. */
 export const SOURCE_TO_RAW: Readonly<Record<SourceDType, RawDType>> = {
-  f16: 'f32', bf16: 'f32', f32: 'f32', f64: 'f64', i64: 'i32', i32: 'i32', i16: 'i32', i8: 'i32',
-  u8: 'i32', bool: 'bool',
+  f16: 'f32',
+  bf16: 'f32',
+  f32: 'f32',
+  f64: 'f64',
+  i64: 'i32',
+  i32: 'i32',
+  i16: 'i32',
+  i8: 'i32',
+  u8: 'i32',
+  bool: 'bool',
 };
 
 const RAW_ITEMSIZE: Readonly<Record<RawDType, number>> = { f32: 4, f64: 8, i32: 4, bool: 1 };
@@ -82,10 +99,14 @@ export function isRawTensor(v: unknown): v is RawTensor {
   const t = v as Partial<RawTensor>;
   if (!isRawDType(t.dtype) || !Array.isArray(t.shape)) return false;
   switch (t.dtype) {
-    case 'f32': return t.data instanceof Float32Array;
-    case 'f64': return t.data instanceof Float64Array;
-    case 'i32': return t.data instanceof Int32Array;
-    case 'bool': return t.data instanceof Uint8Array;
+    case 'f32':
+      return t.data instanceof Float32Array;
+    case 'f64':
+      return t.data instanceof Float64Array;
+    case 'i32':
+      return t.data instanceof Int32Array;
+    case 'bool':
+      return t.data instanceof Uint8Array;
   }
 }
 
@@ -142,10 +163,26 @@ export function decodeLE(bytes: Uint8Array, src: SourceDType, what: string, Err:
   }
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   switch (src) {
-    case 'f32': { const o = new Float32Array(n); for (let i = 0; i < n; i++) o[i] = dv.getFloat32(4 * i, true); return o; }
-    case 'f64': { const o = new Float64Array(n); for (let i = 0; i < n; i++) o[i] = dv.getFloat64(8 * i, true); return o; }
-    case 'i32': { const o = new Int32Array(n); for (let i = 0; i < n; i++) o[i] = dv.getInt32(4 * i, true); return o; }
-    case 'f16': { const o = new Float32Array(n); for (let i = 0; i < n; i++) o[i] = halfToFloat(dv.getUint16(2 * i, true)); return o; }
+    case 'f32': {
+      const o = new Float32Array(n);
+      for (let i = 0; i < n; i++) o[i] = dv.getFloat32(4 * i, true);
+      return o;
+    }
+    case 'f64': {
+      const o = new Float64Array(n);
+      for (let i = 0; i < n; i++) o[i] = dv.getFloat64(8 * i, true);
+      return o;
+    }
+    case 'i32': {
+      const o = new Int32Array(n);
+      for (let i = 0; i < n; i++) o[i] = dv.getInt32(4 * i, true);
+      return o;
+    }
+    case 'f16': {
+      const o = new Float32Array(n);
+      for (let i = 0; i < n; i++) o[i] = halfToFloat(dv.getUint16(2 * i, true));
+      return o;
+    }
     case 'bf16': {
       const o = new Float32Array(n);
       const bits = new Uint32Array(o.buffer);
@@ -157,7 +194,7 @@ export function decodeLE(bytes: Uint8Array, src: SourceDType, what: string, Err:
       for (let i = 0; i < n; i++) {
         const lo = dv.getInt32(8 * i, true);
         const hi = dv.getInt32(8 * i + 4, true);
-        if (hi !== (lo >> 31)) {
+        if (hi !== lo >> 31) {
           const v = dv.getBigInt64(8 * i, true);
           throw new Err(`${what}: int64 element ${i} = ${v} does not fit in int32 (range -2147483648..2147483647)`);
         }
@@ -165,10 +202,26 @@ export function decodeLE(bytes: Uint8Array, src: SourceDType, what: string, Err:
       }
       return o;
     }
-    case 'i16': { const o = new Int32Array(n); for (let i = 0; i < n; i++) o[i] = dv.getInt16(2 * i, true); return o; }
-    case 'i8': { const o = new Int32Array(n); for (let i = 0; i < n; i++) o[i] = dv.getInt8(i); return o; }
-    case 'u8': { const o = new Int32Array(n); for (let i = 0; i < n; i++) o[i] = bytes[i]; return o; }
-    case 'bool': { const o = new Uint8Array(n); for (let i = 0; i < n; i++) o[i] = bytes[i] !== 0 ? 1 : 0; return o; }
+    case 'i16': {
+      const o = new Int32Array(n);
+      for (let i = 0; i < n; i++) o[i] = dv.getInt16(2 * i, true);
+      return o;
+    }
+    case 'i8': {
+      const o = new Int32Array(n);
+      for (let i = 0; i < n; i++) o[i] = dv.getInt8(i);
+      return o;
+    }
+    case 'u8': {
+      const o = new Int32Array(n);
+      for (let i = 0; i < n; i++) o[i] = bytes[i];
+      return o;
+    }
+    case 'bool': {
+      const o = new Uint8Array(n);
+      for (let i = 0; i < n; i++) o[i] = bytes[i] !== 0 ? 1 : 0;
+      return o;
+    }
   }
 }
 

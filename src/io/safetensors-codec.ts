@@ -18,8 +18,17 @@
  */
 import { CheckpointError, describeValue } from './errors.js';
 import {
-  type RawDType, type RawTensor, type SourceDType, SOURCE_ITEMSIZE, SOURCE_TO_RAW, checkRawTensor,
-  checkShape, decodeLE, encodeLE, numel, rawItemSize,
+  type RawDType,
+  type RawTensor,
+  type SourceDType,
+  SOURCE_ITEMSIZE,
+  SOURCE_TO_RAW,
+  checkRawTensor,
+  checkShape,
+  decodeLE,
+  encodeLE,
+  numel,
+  rawItemSize,
 } from './raw.js';
 import { sha256Hex } from './sha256.js';
 
@@ -53,7 +62,16 @@ const MAX_HEADER = 100_000_000;
 
 const WRITE_DTYPE: Readonly<Record<RawDType, string>> = { f32: 'F32', f64: 'F64', i32: 'I32', bool: 'BOOL' };
 const READ_DTYPE: Readonly<Record<string, SourceDType>> = {
-  F32: 'f32', F64: 'f64', I32: 'i32', BOOL: 'bool', F16: 'f16', BF16: 'bf16', I64: 'i64', I16: 'i16', I8: 'i8', U8: 'u8',
+  F32: 'f32',
+  F64: 'f64',
+  I32: 'i32',
+  BOOL: 'bool',
+  F16: 'f16',
+  BF16: 'bf16',
+  I64: 'i64',
+  I16: 'i16',
+  I8: 'i8',
+  U8: 'u8',
 };
 
 function setKey(o: Record<string, unknown>, k: string, v: unknown): void {
@@ -117,7 +135,9 @@ export function encodeSafetensors(tensors: Record<string, RawTensor>, metadata?:
  * @throws CheckpointError on a truncated file, a bad header or inconsistent offsets
  */
 export function decodeSafetensors(bytes: Uint8Array, label = 'safetensors'): SafetensorsContent {
-  const fail = (msg: string): never => { throw new CheckpointError(`${label}: ${msg}`); };
+  const fail = (msg: string): never => {
+    throw new CheckpointError(`${label}: ${msg}`);
+  };
   if (bytes.length < 8) fail(`truncated safetensors file: ${bytes.length} bytes, need at least 8 for the header length`);
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const n64 = dv.getBigUint64(0, true);
@@ -139,7 +159,8 @@ export function decodeSafetensors(bytes: Uint8Array, label = 'safetensors'): Saf
   const spans: Array<[number, number, string]> = [];
   for (const [name, info] of Object.entries(header as Record<string, unknown>)) {
     if (name === METADATA_KEY) {
-      if (info === null || typeof info !== 'object' || Array.isArray(info)) fail(`bad header: __metadata__ must be an object of strings, got ${describeValue(info)}`);
+      if (info === null || typeof info !== 'object' || Array.isArray(info))
+        fail(`bad header: __metadata__ must be an object of strings, got ${describeValue(info)}`);
       for (const [k, v] of Object.entries(info as Record<string, unknown>)) {
         if (typeof v !== 'string') fail(`bad header: __metadata__[${JSON.stringify(k)}] is ${describeValue(v)}, expected a string`);
         setKey(metadata, k, v);
@@ -147,10 +168,12 @@ export function decodeSafetensors(bytes: Uint8Array, label = 'safetensors'): Saf
       continue;
     }
     const what = `tensor ${JSON.stringify(name)}`;
-    if (info === null || typeof info !== 'object' || Array.isArray(info)) fail(`bad header: ${what} entry is ${describeValue(info)}, expected {dtype, shape, data_offsets}`);
+    if (info === null || typeof info !== 'object' || Array.isArray(info))
+      fail(`bad header: ${what} entry is ${describeValue(info)}, expected {dtype, shape, data_offsets}`);
     const { dtype, shape, data_offsets: offs } = info as Record<string, unknown>;
     const src = typeof dtype === 'string' ? READ_DTYPE[dtype] : undefined;
-    if (src === undefined) return fail(`bad header: ${what} has unsupported dtype ${describeValue(dtype)} (expected one of ${Object.keys(READ_DTYPE).join(', ')})`);
+    if (src === undefined)
+      return fail(`bad header: ${what} has unsupported dtype ${describeValue(dtype)} (expected one of ${Object.keys(READ_DTYPE).join(', ')})`);
     const sh = checkShape(shape, `${label}: bad header: ${what}`, CheckpointError);
     if (!Array.isArray(offs) || offs.length !== 2 || !offs.every((o) => typeof o === 'number' && Number.isSafeInteger(o) && o >= 0) || offs[0] > offs[1]) {
       return fail(`bad header: ${what} has data_offsets ${describeValue(offs)}, expected [begin, end] with 0 <= begin <= end`);
@@ -165,7 +188,8 @@ export function decodeSafetensors(bytes: Uint8Array, label = 'safetensors'): Saf
   spans.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
   let covered = 0;
   for (const [begin, end, name] of spans) {
-    if (begin !== covered) fail(`bad header: tensor ${JSON.stringify(name)} starts at ${begin}, expected ${covered} (data must be covered without holes or overlaps)`);
+    if (begin !== covered)
+      fail(`bad header: tensor ${JSON.stringify(name)} starts at ${begin}, expected ${covered} (data must be covered without holes or overlaps)`);
     covered = end;
   }
   if (covered !== data.length) fail(`bad header: tensors cover ${covered} data bytes but the file has ${data.length} (trailing bytes or truncation)`);
@@ -186,4 +210,3 @@ export function decodeSafetensors(bytes: Uint8Array, label = 'safetensors'): Saf
   }
   return { tensors, metadata, checksums: 'verified' };
 }
-

@@ -9,7 +9,12 @@ import { readFileBounded } from './read.js';
 import { decodeSafetensors, encodeSafetensors, type SafetensorsContent, type SafetensorsWriteOptions } from './safetensors-codec.js';
 
 export {
-  CHECKSUM_KEY, dataChecksum, decodeSafetensors, encodeSafetensors, type SafetensorsContent, type SafetensorsWriteOptions,
+  CHECKSUM_KEY,
+  dataChecksum,
+  decodeSafetensors,
+  encodeSafetensors,
+  type SafetensorsContent,
+  type SafetensorsWriteOptions,
 } from './safetensors-codec.js';
 
 /**
@@ -17,7 +22,10 @@ export {
  * @throws CheckpointError on invalid input; filesystem errors as thrown by node:fs
  */
 export function writeSafetensors(
-  path: string, tensors: Record<string, RawTensor>, metadata?: Record<string, string>, options?: AtomicWriteOptions & SafetensorsWriteOptions,
+  path: string,
+  tensors: Record<string, RawTensor>,
+  metadata?: Record<string, string>,
+  options?: AtomicWriteOptions & SafetensorsWriteOptions,
 ): void {
   writeFileAtomic(path, encodeSafetensors(tensors, metadata, options), options);
 }

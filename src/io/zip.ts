@@ -183,7 +183,8 @@ export class ZipArchive {
         const buf = inflateRawSync(raw, { maxOutputLength: e.size + 1 });
         out = new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength); // plain Uint8Array, not Buffer
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') this.fail(`entry ${JSON.stringify(name)} inflates to more than the ${e.size} bytes it declares`);
+        if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE')
+          this.fail(`entry ${JSON.stringify(name)} inflates to more than the ${e.size} bytes it declares`);
         return this.fail(`corrupt deflate data in entry ${JSON.stringify(name)}: ${(err as Error).message}`);
       }
       if (out.length > e.size) this.fail(`entry ${JSON.stringify(name)} inflates to more than the ${e.size} bytes it declares`);

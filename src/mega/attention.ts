@@ -107,7 +107,9 @@ export function causalMask(n: number, activation: AttentionActivation, dtype: Fl
 export function chunkLayout(T: number, C: number, what = 'sequence'): { n: number; len: number } {
   if (C < 0 || T < C) return { n: 1, len: T };
   if (T % C !== 0) {
-    throw new ShapeError(`MovingAverageGatedAttention: ${what} length ${T} is not a multiple of chunk_size ${C} (lengths >= chunk_size must be multiples of it; pad the input to ${Math.ceil(T / C) * C})`);
+    throw new ShapeError(
+      `MovingAverageGatedAttention: ${what} length ${T} is not a multiple of chunk_size ${C} (lengths >= chunk_size must be multiples of it; pad the input to ${Math.ceil(T / C) * C})`,
+    );
   }
   return { n: T / C, len: C };
 }
@@ -199,10 +201,13 @@ export class MovingAverageGatedAttention extends Module {
     super();
     const dtype = o.dtype ?? 'f32';
     const gen = o.gen ?? defaultGenerator;
-    const D = (this.embedDim = o.embedDim), Z = (this.zdim = o.zdim), H = (this.hdim = o.hdim);
+    const D = (this.embedDim = o.embedDim),
+      Z = (this.zdim = o.zdim),
+      H = (this.hdim = o.hdim);
     this.ndim = o.ndim ?? 2;
     this.chunkSize = o.chunkSize ?? -1;
-    if (this.chunkSize === 0 || !Number.isInteger(this.chunkSize)) throw new ConfigError(`MovingAverageGatedAttention: chunk_size must be a non-zero integer (negative = no chunking), got ${this.chunkSize}`);
+    if (this.chunkSize === 0 || !Number.isInteger(this.chunkSize))
+      throw new ConfigError(`MovingAverageGatedAttention: chunk_size must be a non-zero integer (negative = no chunking), got ${this.chunkSize}`);
     this.prenorm = o.prenorm ?? true;
     this.attentionActivation = checkAttentionActivation('MovingAverageGatedAttention', o.attentionActivation ?? 'softmax');
     this.scaling = 1 / Math.sqrt(Z);
@@ -230,9 +235,12 @@ export class MovingAverageGatedAttention extends Module {
    */
   forward(x: Tensor, opts: MegaForwardOptions = {}): { out: Tensor; attnWeights: Tensor | null } {
     const { paddingMask = null, attnMask = null, state = null, needWeights = false } = opts;
-    if (x.ndim !== 3 || x.shape[2] !== this.embedDim) throw new ShapeError(`MovingAverageGatedAttention: expected input L × B × ${this.embedDim}, got [${x.shape}]`);
+    if (x.ndim !== 3 || x.shape[2] !== this.embedDim)
+      throw new ShapeError(`MovingAverageGatedAttention: expected input L × B × ${this.embedDim}, got [${x.shape}]`);
     const [L, B, D] = x.shape;
-    const Z = this.zdim, H = this.hdim, C = this.chunkSize;
+    const Z = this.zdim,
+      H = this.hdim,
+      C = this.chunkSize;
     if (paddingMask && (paddingMask.ndim !== 2 || paddingMask.shape[0] !== B || paddingMask.shape[1] !== L)) {
       throw new ShapeError(`MovingAverageGatedAttention: padding mask [${paddingMask.shape}] does not match B × L = ${B} × ${L}`);
     }
@@ -275,7 +283,8 @@ export class MovingAverageGatedAttention extends Module {
   /** §6.7: prepends cached keys/values, writes (or clears at chunk ends) the cache. */
   private updateCache(state: IncrementalState, k: Tensor, v: Tensor, paddingMask: Tensor | null, L: number): { k: Tensor; v: Tensor; mask: Tensor | null } {
     const saved = state.get(this, ATTN_STATE) ?? {};
-    const prevK = saved.prev_key, prevV = saved.prev_value;
+    const prevK = saved.prev_key,
+      prevV = saved.prev_value;
     if (prevK && typeof prevK !== 'number') k = F.concat([prevK, k], 1);
     if (prevV && typeof prevV !== 'number') v = F.concat([prevV, v], 1);
     const T = k.shape[1];
@@ -295,10 +304,12 @@ export class MovingAverageGatedAttention extends Module {
 
   /** Attention weights per chunk: q `B × Kq × Cq × Z`, k `B × K × Ck × Z` → `B × K × Cq × Ck`. */
   private attention(q: Tensor, k: Tensor, mask: Tensor | null, attnMask: Tensor | null): Tensor {
-    const Cq = q.shape[2], Ck = k.shape[2];
+    const Cq = q.shape[2],
+      Ck = k.shape[2];
     let bias = this.rel_pos_bias.forward(Ck); // Ck × Ck
     if (Cq !== Ck) {
-      if (Cq !== 1) throw new ShapeError(`MovingAverageGatedAttention: ${Cq} queries against ${Ck} keys per chunk (only single-token incremental steps may differ)`);
+      if (Cq !== 1)
+        throw new ShapeError(`MovingAverageGatedAttention: ${Cq} queries against ${Ck} keys per chunk (only single-token incremental steps may differ)`);
       bias = F.narrow(bias, 0, Ck - 1, 1); // 1 × Ck
     }
     if (attnMask && (attnMask.ndim !== 2 || attnMask.shape[0] !== Cq || attnMask.shape[1] !== Ck)) {

@@ -14,8 +14,13 @@ import { defaultGenerator } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
 import * as V from '../tensor/view.js';
 import {
-  ATTN_STATE, checkAttentionActivation, elementWeights, gatedResidual, softmaxScores,
-  type AttentionActivation, type GatedAttentionOptions,
+  ATTN_STATE,
+  checkAttentionActivation,
+  elementWeights,
+  gatedResidual,
+  softmaxScores,
+  type AttentionActivation,
+  type GatedAttentionOptions,
 } from './attention.js';
 import type { IncrementalState } from './incremental.js';
 import { makeRelPosBias, type RelPosBias } from './relpos.js';
@@ -66,7 +71,8 @@ export class GatedCrossAttention extends Module {
     super();
     const dtype = o.dtype ?? 'f32';
     const gen = o.gen ?? defaultGenerator;
-    const D = (this.embedDim = o.embedDim), Z = (this.zdim = o.zdim);
+    const D = (this.embedDim = o.embedDim),
+      Z = (this.zdim = o.zdim);
     this.prenorm = o.prenorm ?? true;
     this.attentionActivation = checkAttentionActivation('GatedCrossAttention', o.attentionActivation ?? 'softmax');
     this.scaling = 1 / Math.sqrt(Z);
@@ -91,7 +97,8 @@ export class GatedCrossAttention extends Module {
   forward(query: Tensor, key: Tensor | null, opts: GCAForwardOptions = {}): { out: Tensor; attnWeights: Tensor | null } {
     const { state = null, needWeights = false } = opts;
     let keyPaddingMask = opts.keyPaddingMask ?? null;
-    if (query.ndim !== 3 || query.shape[2] !== this.embedDim) throw new ShapeError(`GatedCrossAttention: expected query L2 × B × ${this.embedDim}, got [${query.shape}]`);
+    if (query.ndim !== 3 || query.shape[2] !== this.embedDim)
+      throw new ShapeError(`GatedCrossAttention: expected query L2 × B × ${this.embedDim}, got [${query.shape}]`);
     const [L2, B, D] = query.shape;
     const Z = this.zdim;
 

@@ -59,7 +59,11 @@ export class MultiHeadEMA extends Module {
   readonly scale: number;
   readonly dtype: FloatDType;
 
-  constructor(readonly embedDim: number, readonly ndim: number = 2, opts: MultiHeadEMAOptions = {}) {
+  constructor(
+    readonly embedDim: number,
+    readonly ndim: number = 2,
+    opts: MultiHeadEMAOptions = {},
+  ) {
     super();
     if (!Number.isInteger(embedDim) || embedDim < 1) throw new ConfigError(`MultiHeadEMA: embed_dim must be a positive integer, got ${embedDim}`);
     if (!Number.isInteger(ndim) || ndim < 1) throw new ConfigError(`MultiHeadEMA: ndim must be a positive integer, got ${ndim}`);
@@ -145,13 +149,24 @@ export class MultiHeadEMA extends Module {
 
   /** Full-sequence causal or bidirectional convolution (§5.5): `B × D × L` → `B × D × L`. */
   private convolve(xt: Tensor): Tensor {
-    const L = xt.shape[2], D = this.embedDim;
+    const L = xt.shape[2],
+      D = this.embedDim;
     const k = this.kernel(L); // D' × K
     const K = k.shape[1];
     if (!this.bidirectional) return F.fftConv(xt, k, 0, L);
     // one combined kernel kk[m] = k_f[m − (K−1)] (m ≥ K−1) + k_b[K−1−m] (m ≤ K−1): D × (2K−1)
-    const kf = F.narrow(k, 0, 0, D), kb = F.narrow(k, 0, D, D);
-    const kk = F.add(F.pad(kf, [[0, 0], [K - 1, 0]]), F.pad(F.flip(kb, -1), [[0, 0], [0, K - 1]]));
+    const kf = F.narrow(k, 0, 0, D),
+      kb = F.narrow(k, 0, D, D);
+    const kk = F.add(
+      F.pad(kf, [
+        [0, 0],
+        [K - 1, 0],
+      ]),
+      F.pad(F.flip(kb, -1), [
+        [0, 0],
+        [0, K - 1],
+      ]),
+    );
     return F.fftConv(xt, kk, K - 1, L);
   }
 

@@ -80,7 +80,11 @@ export interface LayerBlockOptions {
  * Encoders are bidirectional with `max_positions = max_source_positions`; decoders causal with
  * `max_target_positions`; cross attention uses `max(max_target_positions, max_source_positions)`.
  */
-export function layerOptionsFromArgs(args: Args, side: 'encoder' | 'decoder', { noCrossAttention = false, dtype, gen }: { noCrossAttention?: boolean; dtype?: FloatDType; gen?: Generator } = {}): LayerBlockOptions {
+export function layerOptionsFromArgs(
+  args: Args,
+  side: 'encoder' | 'decoder',
+  { noCrossAttention = false, dtype, gen }: { noCrossAttention?: boolean; dtype?: FloatDType; gen?: Generator } = {},
+): LayerBlockOptions {
   const p = side;
   const D = argNum(args, `${p}_embed_dim`);
   const Z = argNum(args, `${p}_z_dim`);
@@ -96,22 +100,62 @@ export function layerOptionsFromArgs(args: Args, side: 'encoder' | 'decoder', { 
   const maxSrc = argNumOr(args, 'max_source_positions', 1024);
   const maxTgt = argNumOr(args, 'max_target_positions', 1024);
   const mega: MegaOptions = {
-    embedDim: D, zdim: Z, hdim: argNum(args, `${p}_hidden_dim`), ndim: argNumOr(args, `${p}_n_dim`, 16),
-    dropout, attentionDropout, hiddenDropout, activation, attentionActivation,
-    bidirectional: side === 'encoder', chunkSize: argNumOr(args, `${p}_chunk_size`, -1),
-    truncation: argTruncation(args, 'truncation_length'), normType, prenorm, featureDropout, relPosBias,
-    maxPositions: side === 'encoder' ? maxSrc : maxTgt, dtype, gen,
+    embedDim: D,
+    zdim: Z,
+    hdim: argNum(args, `${p}_hidden_dim`),
+    ndim: argNumOr(args, `${p}_n_dim`, 16),
+    dropout,
+    attentionDropout,
+    hiddenDropout,
+    activation,
+    attentionActivation,
+    bidirectional: side === 'encoder',
+    chunkSize: argNumOr(args, `${p}_chunk_size`, -1),
+    truncation: argTruncation(args, 'truncation_length'),
+    normType,
+    prenorm,
+    featureDropout,
+    relPosBias,
+    maxPositions: side === 'encoder' ? maxSrc : maxTgt,
+    dtype,
+    gen,
   };
   const F = argNumOr(args, `${p}_ffn_embed_dim`, 0);
-  const nffn: NFFNOptions | null = F > 0
-    ? { embedDim: D, ffnHiddenDim: F, dropout, hiddenDropout: argNumOr(args, 'activation_dropout', 0), activation, normType, prenorm, featureDropout, dtype, gen }
-    : null;
-  const cross: GCAOptions | null = side === 'decoder' && !noCrossAttention
-    ? {
-      embedDim: D, zdim: Z, ndim: mega.ndim, dropout, attentionDropout, hiddenDropout, activation, attentionActivation,
-      normType, prenorm, featureDropout, relPosBias, maxPositions: Math.max(maxTgt, maxSrc), dtype, gen,
-    }
-    : null;
+  const nffn: NFFNOptions | null =
+    F > 0
+      ? {
+          embedDim: D,
+          ffnHiddenDim: F,
+          dropout,
+          hiddenDropout: argNumOr(args, 'activation_dropout', 0),
+          activation,
+          normType,
+          prenorm,
+          featureDropout,
+          dtype,
+          gen,
+        }
+      : null;
+  const cross: GCAOptions | null =
+    side === 'decoder' && !noCrossAttention
+      ? {
+          embedDim: D,
+          zdim: Z,
+          ndim: mega.ndim,
+          dropout,
+          attentionDropout,
+          hiddenDropout,
+          activation,
+          attentionActivation,
+          normType,
+          prenorm,
+          featureDropout,
+          relPosBias,
+          maxPositions: Math.max(maxTgt, maxSrc),
+          dtype,
+          gen,
+        }
+      : null;
   return { mega, nffn, cross };
 }
 
@@ -155,27 +199,60 @@ export class MegaSentenceEncoderLayer extends Module {
   constructor(o: SentenceEncoderLayerOptions) {
     super();
     this.chunkSize = o.chunkSize ?? -1;
-    const hiddenDropout = o.hiddenDropout ?? 0, dropout = o.dropout ?? 0;
-    const activation = o.activation ?? 'silu', normType = o.normType ?? 'layernorm', prenorm = o.prenorm ?? true;
+    const hiddenDropout = o.hiddenDropout ?? 0,
+      dropout = o.dropout ?? 0;
+    const activation = o.activation ?? 'silu',
+      normType = o.normType ?? 'layernorm',
+      prenorm = o.prenorm ?? true;
     const featureDropout = o.featureDropout ?? false;
-    this.mega_layer = this.child('mega_layer', new MovingAverageGatedAttention({
-      embedDim: o.embeddingDim, zdim: o.zDim, hdim: o.hiddenDim, ndim: o.nDim ?? 16, dropout,
-      attentionDropout: o.attentionDropout ?? 0, hiddenDropout, activation,
-      attentionActivation: o.attentionActivation ?? 'softmax', bidirectional: true, chunkSize: this.chunkSize,
-      truncation: o.truncation ?? null, normType, prenorm, featureDropout, relPosBias: o.relPosBias ?? 'simple',
-      maxPositions: o.maxPositions ?? 1024, dtype: o.dtype, gen: o.gen,
-    }));
-    this.nffn = o.ffnHiddenDim > 0
-      ? this.child('nffn', new NormalizedFeedForwardNetwork({
-        embedDim: o.embeddingDim, ffnHiddenDim: o.ffnHiddenDim, dropout, hiddenDropout, activation, normType, prenorm,
-        featureDropout, dtype: o.dtype, gen: o.gen,
-      }))
-      : null;
+    this.mega_layer = this.child(
+      'mega_layer',
+      new MovingAverageGatedAttention({
+        embedDim: o.embeddingDim,
+        zdim: o.zDim,
+        hdim: o.hiddenDim,
+        ndim: o.nDim ?? 16,
+        dropout,
+        attentionDropout: o.attentionDropout ?? 0,
+        hiddenDropout,
+        activation,
+        attentionActivation: o.attentionActivation ?? 'softmax',
+        bidirectional: true,
+        chunkSize: this.chunkSize,
+        truncation: o.truncation ?? null,
+        normType,
+        prenorm,
+        featureDropout,
+        relPosBias: o.relPosBias ?? 'simple',
+        maxPositions: o.maxPositions ?? 1024,
+        dtype: o.dtype,
+        gen: o.gen,
+      }),
+    );
+    this.nffn =
+      o.ffnHiddenDim > 0
+        ? this.child(
+            'nffn',
+            new NormalizedFeedForwardNetwork({
+              embedDim: o.embeddingDim,
+              ffnHiddenDim: o.ffnHiddenDim,
+              dropout,
+              hiddenDropout,
+              activation,
+              normType,
+              prenorm,
+              featureDropout,
+              dtype: o.dtype,
+              gen: o.gen,
+            }),
+          )
+        : null;
   }
 
   /** x: `L × B × D`, paddingMask `B × L` (true = pad) or null → `L × B × D`. */
   forward(x: Tensor, paddingMask: Tensor | null = null): Tensor {
-    const L = x.shape[0], C = this.chunkSize;
+    const L = x.shape[0],
+      C = this.chunkSize;
     if (C > 0 && L >= C && L % C !== 0) {
       throw new ShapeError(`MegaSentenceEncoderLayer: sequence length ${L} is not a multiple of chunk_size ${C}`);
     }

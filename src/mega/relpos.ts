@@ -39,7 +39,10 @@ export class SimpleRelativePositionalBias extends Module implements RelPosBias {
   /** `[2M − 1]`; entry `M − 1 + d` is the bias of a key `d` positions after the query. */
   readonly rel_pos_bias: Tensor;
 
-  constructor(readonly maxPositions: number, opts: RelPosOptions = {}) {
+  constructor(
+    readonly maxPositions: number,
+    opts: RelPosOptions = {},
+  ) {
     super();
     if (!Number.isInteger(maxPositions) || maxPositions < 1) {
       throw new ConfigError(`SimpleRelativePositionalBias: max_positions must be a positive integer, got ${maxPositions}`);
@@ -68,7 +71,8 @@ export class SimpleRelativePositionalBias extends Module implements RelPosBias {
  * double precision and stored in `dtype` (the reference's f64 run builds them in f64).
  */
 export function sinusoidTables(n: number, halfDim: number, dtype: FloatDType): { sin: Tensor; cos: Tensor } {
-  const s = allocate(dtype, n * halfDim), c = allocate(dtype, n * halfDim);
+  const s = allocate(dtype, n * halfDim),
+    c = allocate(dtype, n * halfDim);
   const step = Math.log(10000) / halfDim;
   for (let k = 0; k < halfDim; k++) {
     const theta = Math.exp(-k * step);
@@ -94,7 +98,11 @@ export class RotaryRelativePositionalBias extends Module implements RelPosBias {
   private readonly dtype: FloatDType;
   private tables: { sin: Tensor; cos: Tensor };
 
-  constructor(readonly embedDim: number, readonly maxPositions: number, opts: RelPosOptions = {}) {
+  constructor(
+    readonly embedDim: number,
+    readonly maxPositions: number,
+    opts: RelPosOptions = {},
+  ) {
     super();
     if (!Number.isInteger(embedDim) || embedDim < 2 || embedDim % 2 !== 0) {
       throw new ConfigError(`RotaryRelativePositionalBias: embed_dim must be a positive even integer, got ${embedDim}`);
@@ -110,8 +118,10 @@ export class RotaryRelativePositionalBias extends Module implements RelPosBias {
   rotary(x: Tensor, n: number): Tensor {
     const h = this.embedDim / 2;
     if (n > this.tables.sin.shape[0]) this.tables = sinusoidTables(n, h, this.dtype);
-    const sin = F.narrow(this.tables.sin, 0, 0, n), cos = F.narrow(this.tables.cos, 0, 0, n); // n × h
-    const x1 = F.narrow(x, 1, 0, h), x2 = F.narrow(x, 1, h, h); // 1 × h each
+    const sin = F.narrow(this.tables.sin, 0, 0, n),
+      cos = F.narrow(this.tables.cos, 0, 0, n); // n × h
+    const x1 = F.narrow(x, 1, 0, h),
+      x2 = F.narrow(x, 1, h, h); // 1 × h each
     return F.concat([F.sub(F.mul(x1, cos), F.mul(x2, sin)), F.add(F.mul(x2, cos), F.mul(x1, sin))], 1); // n × Z
   }
 
@@ -128,10 +138,18 @@ export class RotaryRelativePositionalBias extends Module implements RelPosBias {
  * Builds the bias the Mega layer asks for by name (`--rel-pos-bias simple|rotary`):
  * 'simple' ignores `zdim` (`2·maxPositions − 1` parameters), 'rotary' uses `zdim` as its width.
  */
-export function makeRelPosBias(kind: 'simple' | 'rotary', zdim: number, maxPositions: number, opts: RelPosOptions = {}): SimpleRelativePositionalBias | RotaryRelativePositionalBias {
+export function makeRelPosBias(
+  kind: 'simple' | 'rotary',
+  zdim: number,
+  maxPositions: number,
+  opts: RelPosOptions = {},
+): SimpleRelativePositionalBias | RotaryRelativePositionalBias {
   switch (kind) {
-    case 'simple': return new SimpleRelativePositionalBias(maxPositions, opts);
-    case 'rotary': return new RotaryRelativePositionalBias(zdim, maxPositions, opts);
-    default: throw new ConfigError(`unknown rel_pos_bias '${kind as string}' (expected simple or rotary)`);
+    case 'simple':
+      return new SimpleRelativePositionalBias(maxPositions, opts);
+    case 'rotary':
+      return new RotaryRelativePositionalBias(zdim, maxPositions, opts);
+    default:
+      throw new ConfigError(`unknown rel_pos_bias '${kind as string}' (expected simple or rotary)`);
   }
 }

@@ -15,15 +15,25 @@ export class Linear extends Module {
   readonly weight: Tensor;
   readonly bias: Tensor | null;
 
-  constructor(readonly inFeatures: number, readonly outFeatures: number, opts: ModuleOptions & { bias?: boolean; init?: LinearInit; gen?: Generator } = {}) {
+  constructor(
+    readonly inFeatures: number,
+    readonly outFeatures: number,
+    opts: ModuleOptions & { bias?: boolean; init?: LinearInit; gen?: Generator } = {},
+  ) {
     super();
     const dtype = opts.dtype ?? 'f32';
     const gen = opts.gen ?? defaultGenerator;
     const init = opts.init ?? 'default';
     const shape: [number, number] = [outFeatures, inFeatures];
-    const w = init === 'default' ? kaimingUniform(shape, inFeatures, dtype, gen) : init === 'xavier' ? xavierUniform(shape, dtype, gen) : normal(shape, init.std, dtype, gen);
+    const w =
+      init === 'default'
+        ? kaimingUniform(shape, inFeatures, dtype, gen)
+        : init === 'xavier'
+          ? xavierUniform(shape, dtype, gen)
+          : normal(shape, init.std, dtype, gen);
     this.weight = this.param('weight', w);
-    this.bias = opts.bias === false ? null : this.param('bias', init === 'default' ? kaimingUniform([outFeatures], inFeatures, dtype, gen) : zeros([outFeatures], dtype));
+    this.bias =
+      opts.bias === false ? null : this.param('bias', init === 'default' ? kaimingUniform([outFeatures], inFeatures, dtype, gen) : zeros([outFeatures], dtype));
   }
 
   /** x: `[..., in]` → `[..., out]`. */
@@ -36,7 +46,11 @@ export class Linear extends Module {
 export class Embedding extends Module {
   readonly weight: Tensor;
 
-  constructor(readonly numEmbeddings: number, readonly dim: number, opts: ModuleOptions & { paddingIdx?: number; std?: number; zeroPad?: boolean; gen?: Generator } = {}) {
+  constructor(
+    readonly numEmbeddings: number,
+    readonly dim: number,
+    opts: ModuleOptions & { paddingIdx?: number; std?: number; zeroPad?: boolean; gen?: Generator } = {},
+  ) {
     super();
     const dtype: FloatDType = opts.dtype ?? 'f32';
     const w = normal([numEmbeddings, dim], opts.std ?? 1, dtype, opts.gen);
@@ -52,7 +66,10 @@ export class Embedding extends Module {
 
 /** Standard inverted dropout (fairseq `FairseqDropout`; its `batch_first` flag is ignored). */
 export class Dropout extends Module {
-  constructor(readonly p: number, readonly gen: Generator = defaultGenerator) {
+  constructor(
+    readonly p: number,
+    readonly gen: Generator = defaultGenerator,
+  ) {
     super();
     if (p < 0 || p >= 1) throw new ConfigError(`dropout probability ${p} is outside [0, 1)`);
   }
@@ -69,7 +86,10 @@ export class Dropout extends Module {
  * batch-first 4-D `[B, K, T, X]` → `[B, K, 1, 1]` (a whole chunk, the reference's quirk).
  */
 export class FeatureDropout extends Module {
-  constructor(readonly p: number, readonly gen: Generator = defaultGenerator) {
+  constructor(
+    readonly p: number,
+    readonly gen: Generator = defaultGenerator,
+  ) {
     super();
     if (p < 0 || p >= 1) throw new ConfigError(`dropout probability ${p} is outside [0, 1)`);
   }

@@ -24,7 +24,12 @@ export interface NormModule extends Module {
 export class LayerNorm extends Module implements NormModule {
   readonly weight: Tensor | null;
   readonly bias: Tensor | null;
-  constructor(readonly dim: number, readonly eps: number, affine: boolean, dtype: FloatDType) {
+  constructor(
+    readonly dim: number,
+    readonly eps: number,
+    affine: boolean,
+    dtype: FloatDType,
+  ) {
     super();
     this.weight = affine ? this.param('weight', ones([dim], dtype)) : null;
     this.bias = affine ? this.param('bias', zeros([dim], dtype)) : null;
@@ -40,7 +45,11 @@ export class LayerNorm extends Module implements NormModule {
 /** Mega's ScaleNorm: g · x / √(mean(x²) + eps), one scalar g. */
 export class ScaleNorm extends Module implements NormModule {
   readonly scalar: Tensor | null;
-  constructor(readonly eps: number, affine: boolean, dtype: FloatDType) {
+  constructor(
+    readonly eps: number,
+    affine: boolean,
+    dtype: FloatDType,
+  ) {
     super();
     this.scalar = affine ? this.param('scalar', ones([1], dtype)) : null;
   }
@@ -53,7 +62,12 @@ export class ScaleNorm extends Module implements NormModule {
 /** RMSNorm: x ⊙ w / √(mean(x²) + eps). */
 export class RMSNorm extends Module implements NormModule {
   readonly weight: Tensor | null;
-  constructor(readonly dim: number, readonly eps: number, affine: boolean, dtype: FloatDType) {
+  constructor(
+    readonly dim: number,
+    readonly eps: number,
+    affine: boolean,
+    dtype: FloatDType,
+  ) {
     super();
     this.weight = affine ? this.param('weight', ones([dim], dtype)) : null;
   }
@@ -80,7 +94,14 @@ export function setSyncBatchNormReducer(r: BatchStatsReducer | null): void {
 export class BatchNorm extends Module implements NormModule {
   readonly weight: Tensor | null;
   readonly bias: Tensor | null;
-  constructor(readonly dim: number, readonly eps: number, affine: boolean, readonly dtype: FloatDType, readonly sync: boolean, readonly momentum = 0.1) {
+  constructor(
+    readonly dim: number,
+    readonly eps: number,
+    affine: boolean,
+    readonly dtype: FloatDType,
+    readonly sync: boolean,
+    readonly momentum = 0.1,
+  ) {
     super();
     this.weight = affine ? this.param('weight', ones([dim], dtype)) : null;
     this.bias = affine ? this.param('bias', zeros([dim], dtype)) : null;
@@ -127,16 +148,33 @@ export class BatchNorm extends Module implements NormModule {
 /** The reference's `SequenceNorm(norm_type, D, eps=1e-5, affine)`; the inner module is `norm`. */
 export class SequenceNorm extends Module {
   readonly norm: NormModule;
-  constructor(readonly normType: NormType, dim: number, opts: { affine?: boolean; eps?: number; dtype?: FloatDType } = {}) {
+  constructor(
+    readonly normType: NormType,
+    dim: number,
+    opts: { affine?: boolean; eps?: number; dtype?: FloatDType } = {},
+  ) {
     super();
-    const affine = opts.affine ?? true, eps = opts.eps ?? 1e-5, dtype = opts.dtype ?? 'f32';
+    const affine = opts.affine ?? true,
+      eps = opts.eps ?? 1e-5,
+      dtype = opts.dtype ?? 'f32';
     switch (normType) {
-      case 'layernorm': this.norm = new LayerNorm(dim, eps, affine, dtype); break;
-      case 'scalenorm': this.norm = new ScaleNorm(eps, affine, dtype); break;
-      case 'rmsnorm': this.norm = new RMSNorm(dim, eps, affine, dtype); break;
-      case 'batchnorm': this.norm = new BatchNorm(dim, eps, affine, dtype, false); break;
-      case 'syncbatchnorm': this.norm = new BatchNorm(dim, eps, affine, dtype, true); break;
-      default: throw new ConfigError(`unknown norm type '${normType as string}' (expected layernorm, scalenorm, rmsnorm, batchnorm, syncbatchnorm)`);
+      case 'layernorm':
+        this.norm = new LayerNorm(dim, eps, affine, dtype);
+        break;
+      case 'scalenorm':
+        this.norm = new ScaleNorm(eps, affine, dtype);
+        break;
+      case 'rmsnorm':
+        this.norm = new RMSNorm(dim, eps, affine, dtype);
+        break;
+      case 'batchnorm':
+        this.norm = new BatchNorm(dim, eps, affine, dtype, false);
+        break;
+      case 'syncbatchnorm':
+        this.norm = new BatchNorm(dim, eps, affine, dtype, true);
+        break;
+      default:
+        throw new ConfigError(`unknown norm type '${normType as string}' (expected layernorm, scalenorm, rmsnorm, batchnorm, syncbatchnorm)`);
     }
     this.child('norm', this.norm);
   }
@@ -145,4 +183,3 @@ export class SequenceNorm extends Module {
     return this.norm.forward(x);
   }
 }
-

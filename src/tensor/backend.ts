@@ -12,8 +12,27 @@ import type { Tensor } from './tensor.js';
 
 /** Elementwise unary operations of the `unary` kernel. */
 export type UnaryOp =
-  | 'neg' | 'exp' | 'log' | 'sqrt' | 'rsqrt' | 'sigmoid' | 'tanh' | 'erf' | 'abs' | 'relu' | 'sign'
-  | 'sin' | 'cos' | 'square' | 'recip' | 'silu' | 'gelu' | 'geluGrad' | 'step' | 'not' | 'isfinite';
+  | 'neg'
+  | 'exp'
+  | 'log'
+  | 'sqrt'
+  | 'rsqrt'
+  | 'sigmoid'
+  | 'tanh'
+  | 'erf'
+  | 'abs'
+  | 'relu'
+  | 'sign'
+  | 'sin'
+  | 'cos'
+  | 'square'
+  | 'recip'
+  | 'silu'
+  | 'gelu'
+  | 'geluGrad'
+  | 'step'
+  | 'not'
+  | 'isfinite';
 /** Elementwise binary operations of the `binary` kernel (comparisons return bool). */
 export type BinaryOp = 'add' | 'sub' | 'mul' | 'div' | 'pow' | 'max' | 'min' | 'eq' | 'ne' | 'lt' | 'le' | 'gt' | 'ge' | 'and' | 'or';
 /** Reductions of the `reduce` kernel. */
@@ -98,7 +117,13 @@ export interface FusedKernels {
 }
 
 /** Scalars of one {@link FusedKernels.adamUpdate}. */
-export interface AdamHyper { beta1: number; beta2: number; eps: number; decay: number; stepSize: number }
+export interface AdamHyper {
+  beta1: number;
+  beta2: number;
+  eps: number;
+  decay: number;
+  stepSize: number;
+}
 
 /** Every kernel, primitive and fused. */
 export type AllKernels = Kernels & FusedKernels;

@@ -13,10 +13,14 @@ export type FloatStorage = Float32Array | Float64Array;
 /** Allocates zeroed storage of `n` elements. */
 export function allocate(dtype: DType, n: number): Storage {
   switch (dtype) {
-    case 'f32': return new Float32Array(n);
-    case 'f64': return new Float64Array(n);
-    case 'i32': return new Int32Array(n);
-    case 'bool': return new Uint8Array(n);
+    case 'f32':
+      return new Float32Array(n);
+    case 'f64':
+      return new Float64Array(n);
+    case 'i32':
+      return new Int32Array(n);
+    case 'bool':
+      return new Uint8Array(n);
   }
 }
 

@@ -52,7 +52,8 @@ export class Generator {
 
   /** Standard normal (Box–Muller, cosine branch). */
   normal(): number {
-    const u1 = this.uniform(), u2 = this.uniform();
+    const u1 = this.uniform(),
+      u2 = this.uniform();
     return Math.sqrt(-2 * Math.log(1 - u1)) * Math.cos(2 * Math.PI * u2);
   }
 

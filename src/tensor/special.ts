@@ -32,7 +32,8 @@ export function erfSeries(x: number): number {
     return x > 0 ? r : -r;
   }
   const x2 = 2 * x * x;
-  let term = x, sum = x;
+  let term = x,
+    sum = x;
   for (let n = 1; n < 200; n++) {
     term *= x2 / (2 * n + 1);
     sum += term;
@@ -46,14 +47,17 @@ export function erfSeries(x: number): number {
  * `[erf(x₀), erf'(x₀)/1!, …, erf⁽⁹⁾(x₀)/9!]`.
  */
 function buildErfTable(): Float64Array {
-  const K = 10, n = 6 * 64 + 1;
+  const K = 10,
+    n = 6 * 64 + 1;
   const t = new Float64Array(n * K);
   for (let i = 0; i < n; i++) {
     const x0 = i / 64;
     const e = TWO_OVER_SQRT_PI * Math.exp(-x0 * x0);
     t[i * K] = erfSeries(x0);
     // Hermite recurrence H₀ = 1, H₁ = 2x, H_(m+1) = 2x·H_m − 2m·H_(m−1); h = H_(k−1), hPrev = H_(k−2)
-    let hPrev = 0, h = 1, fact = 1;
+    let hPrev = 0,
+      h = 1,
+      fact = 1;
     for (let k = 1; k < K; k++) {
       fact *= k;
       t[i * K + k] = ((k % 2 === 1 ? 1 : -1) * h * e) / fact;
@@ -74,14 +78,19 @@ export function erf(x: number): number {
   if (ax >= 6) return x > 0 ? 1 : -1;
   const i = Math.round(ax * 64);
   const t = ax - i / 64;
-  const b = i * 10, T = ERF_TABLE;
-  const r = T[b] + t * (T[b + 1] + t * (T[b + 2] + t * (T[b + 3] + t * (T[b + 4] + t * (T[b + 5] + t * (T[b + 6] + t * (T[b + 7] + t * (T[b + 8] + t * T[b + 9]))))))));
+  const b = i * 10,
+    T = ERF_TABLE;
+  const r =
+    T[b] + t * (T[b + 1] + t * (T[b + 2] + t * (T[b + 3] + t * (T[b + 4] + t * (T[b + 5] + t * (T[b + 6] + t * (T[b + 7] + t * (T[b + 8] + t * T[b + 9]))))))));
   return x > 0 ? r : x < 0 ? -r : x;
 }
 
 /** Source text of `erf` for generated kernels (they run in their own scope, e.g. worker threads). */
 export const ERF_SOURCE = [
   `const TWO_OVER_SQRT_PI = ${TWO_OVER_SQRT_PI}, ONE_OVER_SQRT_PI = ${ONE_OVER_SQRT_PI};`,
-  erfcLarge.toString(), erfSeries.toString(), buildErfTable.toString(),
-  'const ERF_TABLE = buildErfTable();', erf.toString(),
+  erfcLarge.toString(),
+  erfSeries.toString(),
+  buildErfTable.toString(),
+  'const ERF_TABLE = buildErfTable();',
+  erf.toString(),
 ].join('\n');

@@ -24,12 +24,14 @@ export function resolveShape(shape: Shape, size: number, op: string): number[] {
 
 /** Strides for viewing `t` as `shape` without copying, or null (PyTorch's computeStride). */
 function viewStrides(t: Tensor, shape: number[]): number[] | null {
-  const oldShape = t.shape, oldStrides = t.strides;
+  const oldShape = t.shape,
+    oldStrides = t.strides;
   if (t.size === 0 || t.ndim === 0) return null;
   const newStrides = new Array<number>(shape.length);
   let viewD = shape.length - 1;
   let chunkBase = oldStrides[oldStrides.length - 1] ?? 1;
-  let tensorNumel = 1, viewNumel = 1;
+  let tensorNumel = 1,
+    viewNumel = 1;
   for (let d = oldShape.length - 1; d >= 0; d--) {
     tensorNumel *= oldShape[d];
     if (d === 0 || (oldShape[d - 1] !== 1 && oldStrides[d - 1] !== tensorNumel * chunkBase)) {
@@ -64,13 +66,19 @@ export function permute(t: Tensor, axes: readonly number[]): Tensor {
   if (axes.length !== t.ndim) throw new ShapeError(`permute: ${axes.length} axes given for a tensor of ${t.ndim} dimensions`);
   const norm = axes.map((a) => normAxis(a, t.ndim, 'permute'));
   if (new Set(norm).size !== norm.length) throw new ShapeError(`permute: repeated axes in [${axes}]`);
-  return new Tensor(t.data, norm.map((a) => t.shape[a]), norm.map((a) => t.strides[a]), t.offset);
+  return new Tensor(
+    t.data,
+    norm.map((a) => t.shape[a]),
+    norm.map((a) => t.strides[a]),
+    t.offset,
+  );
 }
 
 /** Swaps two axes. */
 export function transpose(t: Tensor, a: number, b: number): Tensor {
   const axes = Array.from({ length: t.ndim }, (_, i) => i);
-  const x = normAxis(a, t.ndim, 'transpose'), y = normAxis(b, t.ndim, 'transpose');
+  const x = normAxis(a, t.ndim, 'transpose'),
+    y = normAxis(b, t.ndim, 'transpose');
   [axes[x], axes[y]] = [axes[y], axes[x]];
   return permute(t, axes);
 }
@@ -104,13 +112,19 @@ export function squeeze(t: Tensor, axes?: number | readonly number[]): Tensor {
   const drop = axes === undefined ? t.shape.map((d, i) => (d === 1 ? i : -1)).filter((i) => i >= 0) : normAxes(axes, t.ndim, 'squeeze');
   for (const a of drop) if (t.shape[a] !== 1) throw new ShapeError(`squeeze: axis ${a} has size ${t.shape[a]}, expected 1`);
   const keep = t.shape.map((_, i) => i).filter((i) => !drop.includes(i));
-  return new Tensor(t.data, keep.map((i) => t.shape[i]), keep.map((i) => t.strides[i]), t.offset);
+  return new Tensor(
+    t.data,
+    keep.map((i) => t.shape[i]),
+    keep.map((i) => t.strides[i]),
+    t.offset,
+  );
 }
 
 /** Inserts a size-1 axis at `axis` (may be negative, counted on the result). */
 export function unsqueeze(t: Tensor, axis: number): Tensor {
   const a = normAxis(axis, t.ndim + 1, 'unsqueeze');
-  const shape = [...t.shape], strides = [...t.strides];
+  const shape = [...t.shape],
+    strides = [...t.strides];
   shape.splice(a, 0, 1);
   strides.splice(a, 0, a < t.ndim ? t.strides[a] * t.shape[a] : 1);
   return new Tensor(t.data, shape, strides, t.offset);

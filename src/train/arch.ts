@@ -23,59 +23,134 @@ export interface CpuPreset {
 }
 
 const LRA_TINY = {
-  encoder_layers: 2, encoder_embed_dim: 32, encoder_hidden_dim: 64, encoder_ffn_embed_dim: 64, z_dim: 16, n_dim: 8,
-  classifier_out_dim: 64, dropout: 0.1, attention_dropout: 0, act_dropout: 0, attention_activation_fn: 'softmax',
-  norm_type: 'layernorm', encoder_normalize_before: false, chunk_size: -1,
+  encoder_layers: 2,
+  encoder_embed_dim: 32,
+  encoder_hidden_dim: 64,
+  encoder_ffn_embed_dim: 64,
+  z_dim: 16,
+  n_dim: 8,
+  classifier_out_dim: 64,
+  dropout: 0.1,
+  attention_dropout: 0,
+  act_dropout: 0,
+  attention_activation_fn: 'softmax',
+  norm_type: 'layernorm',
+  encoder_normalize_before: false,
+  chunk_size: -1,
 };
 
 /** Small presets that train in minutes on a laptop CPU. */
 export const CPU_PRESETS: Readonly<Record<string, CpuPreset>> = {
   mega_lra_listop_tiny: {
-    base: 'mega_lra_listop', task: 'listops', description: 'ListOps, 2 layers, D 32 (the main job)',
+    base: 'mega_lra_listop',
+    task: 'listops',
+    description: 'ListOps, 2 layers, D 32 (the main job)',
     overrides: { ...LRA_TINY, max_positions: 512, truncation_length: 512 },
   },
   mega_lra_imdb_tiny: {
-    base: 'mega_lra_imdb', task: 'text', description: 'byte-level text classification, 2 layers, D 32',
+    base: 'mega_lra_imdb',
+    task: 'text',
+    description: 'byte-level text classification, 2 layers, D 32',
     overrides: { ...LRA_TINY, norm_type: 'scalenorm', max_positions: 1024, truncation_length: 1024 },
   },
   mega_lra_aan_tiny: {
-    base: 'mega_lra_aan', task: 'retrieval', description: 'byte-level retrieval (dual input), 2 layers, D 32',
+    base: 'mega_lra_aan',
+    task: 'retrieval',
+    description: 'byte-level retrieval (dual input), 2 layers, D 32',
     overrides: { ...LRA_TINY, norm_type: 'scalenorm', max_positions: 1024, truncation_length: 1024 },
   },
   mega_lra_image_tiny: {
-    base: 'mega_lra_cifar10', task: 'image', description: 'pixel-sequence image classification, 2 layers, D 32, prenorm batchnorm',
-    overrides: { ...LRA_TINY, dropout: 0, norm_type: 'batchnorm', encoder_normalize_before: true, attention_activation_fn: 'laplace', max_positions: 1024, truncation_length: 1024 },
+    base: 'mega_lra_cifar10',
+    task: 'image',
+    description: 'pixel-sequence image classification, 2 layers, D 32, prenorm batchnorm',
+    overrides: {
+      ...LRA_TINY,
+      dropout: 0,
+      norm_type: 'batchnorm',
+      encoder_normalize_before: true,
+      attention_activation_fn: 'laplace',
+      max_positions: 1024,
+      truncation_length: 1024,
+    },
   },
   mega_sc_raw_tiny: {
-    base: 'mega_sc_raw_base', task: 'speech', description: 'raw-audio classification, 2 layers, D 16, chunk 64',
+    base: 'mega_sc_raw_base',
+    task: 'speech',
+    description: 'raw-audio classification, 2 layers, D 16, chunk 64',
     // chunk 64 (the reference: 1000): attention costs B·L·C; with the task's batches of 4 one-second clips ≈ 1.5 GB instead of ≈ 10 GB
     overrides: {
-      encoder_layers: 2, encoder_embed_dim: 16, encoder_hidden_dim: 32, encoder_ffn_embed_dim: 32, z_dim: 8, n_dim: 8, classifier_in_dim: 16,
-      classifier_out_dim: 32, chunk_size: 64,
+      encoder_layers: 2,
+      encoder_embed_dim: 16,
+      encoder_hidden_dim: 32,
+      encoder_ffn_embed_dim: 32,
+      z_dim: 8,
+      n_dim: 8,
+      classifier_in_dim: 16,
+      classifier_out_dim: 32,
+      chunk_size: 64,
     },
   },
   mega_lm_tiny: {
-    base: 'mega_lm', task: 'lm', description: 'byte-level language model, 2 layers, D 64, prenorm',
+    base: 'mega_lm',
+    task: 'lm',
+    description: 'byte-level language model, 2 layers, D 64, prenorm',
     overrides: {
-      decoder_layers: 2, decoder_embed_dim: 64, decoder_hidden_dim: 128, decoder_ffn_embed_dim: 128, decoder_z_dim: 32, decoder_n_dim: 8,
-      activation_dropout: 0, normalize_before: true, no_affine_final_norm: true, share_decoder_input_output_embed: true,
-      max_target_positions: 1024, truncation_length: 1024,
+      decoder_layers: 2,
+      decoder_embed_dim: 64,
+      decoder_hidden_dim: 128,
+      decoder_ffn_embed_dim: 128,
+      decoder_z_dim: 32,
+      decoder_n_dim: 8,
+      activation_dropout: 0,
+      normalize_before: true,
+      no_affine_final_norm: true,
+      share_decoder_input_output_embed: true,
+      max_target_positions: 1024,
+      truncation_length: 1024,
     },
   },
   mega_lm_adaptive_tiny: {
-    base: 'mega_lm_adaptive_big', task: 'lm', description: 'language model with tied adaptive input + adaptive softmax (cutoffs 64,112, factor 2), 2 layers, D 64',
+    base: 'mega_lm_adaptive_big',
+    task: 'lm',
+    description: 'language model with tied adaptive input + adaptive softmax (cutoffs 64,112, factor 2), 2 layers, D 64',
     overrides: {
-      decoder_layers: 2, decoder_embed_dim: 64, decoder_hidden_dim: 128, decoder_ffn_embed_dim: 128, decoder_z_dim: 32, decoder_n_dim: 8,
-      dropout: 0.1, attention_dropout: 0, hidden_dropout: 0, activation_dropout: 0, adaptive_softmax_dropout: 0.1,
-      adaptive_input_cutoff: '64,112', adaptive_softmax_cutoff: '64,112', adaptive_input_factor: 2, adaptive_softmax_factor: 2,
-      normalize_before: true, no_affine_final_norm: true, max_target_positions: 1024, truncation_length: 1024,
+      decoder_layers: 2,
+      decoder_embed_dim: 64,
+      decoder_hidden_dim: 128,
+      decoder_ffn_embed_dim: 128,
+      decoder_z_dim: 32,
+      decoder_n_dim: 8,
+      dropout: 0.1,
+      attention_dropout: 0,
+      hidden_dropout: 0,
+      activation_dropout: 0,
+      adaptive_softmax_dropout: 0.1,
+      adaptive_input_cutoff: '64,112',
+      adaptive_softmax_cutoff: '64,112',
+      adaptive_input_factor: 2,
+      adaptive_softmax_factor: 2,
+      normalize_before: true,
+      no_affine_final_norm: true,
+      max_target_positions: 1024,
+      truncation_length: 1024,
     },
   },
   mega_nmt_tiny: {
-    base: 'mega', task: 'translation', description: 'byte-level translation, 2+2 layers, D 64, shared embeddings',
+    base: 'mega',
+    task: 'translation',
+    description: 'byte-level translation, 2+2 layers, D 64, shared embeddings',
     overrides: {
-      encoder_layers: 2, decoder_layers: 2, encoder_embed_dim: 64, encoder_hidden_dim: 128, encoder_ffn_embed_dim: 128, encoder_z_dim: 32,
-      encoder_n_dim: 8, share_all_embeddings: true, max_source_positions: 1024, max_target_positions: 1024, truncation_length: 1024,
+      encoder_layers: 2,
+      decoder_layers: 2,
+      encoder_embed_dim: 64,
+      encoder_hidden_dim: 128,
+      encoder_ffn_embed_dim: 128,
+      encoder_z_dim: 32,
+      encoder_n_dim: 8,
+      share_all_embeddings: true,
+      max_source_positions: 1024,
+      max_target_positions: 1024,
+      truncation_length: 1024,
     },
   },
 };
@@ -110,25 +185,55 @@ export function taskModelKind(task: TaskName): ModelKind {
 /** Generic training flag → fairseq field(s) of each model family. */
 const GENERIC_MAP: Readonly<Record<ModelKind, Readonly<Record<string, readonly string[]>>>> = {
   lra: {
-    layers: ['encoder_layers'], embed_dim: ['encoder_embed_dim'], hidden_dim: ['encoder_hidden_dim'], ffn_embed_dim: ['encoder_ffn_embed_dim'],
-    z_dim: ['z_dim'], n_dim: ['n_dim'], chunk_size: ['chunk_size'], norm_type: ['norm_type'], normalize_before: ['encoder_normalize_before'],
-    hidden_dropout: ['act_dropout'], activation_dropout: ['act_dropout'], max_positions: ['max_positions'],
+    layers: ['encoder_layers'],
+    embed_dim: ['encoder_embed_dim'],
+    hidden_dim: ['encoder_hidden_dim'],
+    ffn_embed_dim: ['encoder_ffn_embed_dim'],
+    z_dim: ['z_dim'],
+    n_dim: ['n_dim'],
+    chunk_size: ['chunk_size'],
+    norm_type: ['norm_type'],
+    normalize_before: ['encoder_normalize_before'],
+    hidden_dropout: ['act_dropout'],
+    activation_dropout: ['act_dropout'],
+    max_positions: ['max_positions'],
   },
   sc_raw: {
-    layers: ['encoder_layers'], embed_dim: ['encoder_embed_dim'], hidden_dim: ['encoder_hidden_dim'], ffn_embed_dim: ['encoder_ffn_embed_dim'],
-    z_dim: ['z_dim'], n_dim: ['n_dim'], chunk_size: ['chunk_size'], norm_type: ['norm_type'], normalize_before: ['encoder_normalize_before'],
-    hidden_dropout: ['act_dropout'], activation_dropout: ['act_dropout'], max_positions: ['max_positions'],
+    layers: ['encoder_layers'],
+    embed_dim: ['encoder_embed_dim'],
+    hidden_dim: ['encoder_hidden_dim'],
+    ffn_embed_dim: ['encoder_ffn_embed_dim'],
+    z_dim: ['z_dim'],
+    n_dim: ['n_dim'],
+    chunk_size: ['chunk_size'],
+    norm_type: ['norm_type'],
+    normalize_before: ['encoder_normalize_before'],
+    hidden_dropout: ['act_dropout'],
+    activation_dropout: ['act_dropout'],
+    max_positions: ['max_positions'],
   },
   mega_lm: {
-    layers: ['decoder_layers'], embed_dim: ['decoder_embed_dim'], hidden_dim: ['decoder_hidden_dim'], ffn_embed_dim: ['decoder_ffn_embed_dim'],
-    z_dim: ['decoder_z_dim'], n_dim: ['decoder_n_dim'], chunk_size: ['decoder_chunk_size'], norm_type: ['normalization_type'],
-    normalize_before: ['normalize_before'], max_positions: ['max_target_positions'],
+    layers: ['decoder_layers'],
+    embed_dim: ['decoder_embed_dim'],
+    hidden_dim: ['decoder_hidden_dim'],
+    ffn_embed_dim: ['decoder_ffn_embed_dim'],
+    z_dim: ['decoder_z_dim'],
+    n_dim: ['decoder_n_dim'],
+    chunk_size: ['decoder_chunk_size'],
+    norm_type: ['normalization_type'],
+    normalize_before: ['normalize_before'],
+    max_positions: ['max_target_positions'],
   },
   mega: {
-    layers: ['encoder_layers', 'decoder_layers'], embed_dim: ['encoder_embed_dim', 'decoder_embed_dim'],
-    hidden_dim: ['encoder_hidden_dim', 'decoder_hidden_dim'], ffn_embed_dim: ['encoder_ffn_embed_dim', 'decoder_ffn_embed_dim'],
-    z_dim: ['encoder_z_dim', 'decoder_z_dim'], n_dim: ['encoder_n_dim', 'decoder_n_dim'],
-    chunk_size: ['encoder_chunk_size', 'decoder_chunk_size'], norm_type: ['normalization_type'], normalize_before: ['normalize_before'],
+    layers: ['encoder_layers', 'decoder_layers'],
+    embed_dim: ['encoder_embed_dim', 'decoder_embed_dim'],
+    hidden_dim: ['encoder_hidden_dim', 'decoder_hidden_dim'],
+    ffn_embed_dim: ['encoder_ffn_embed_dim', 'decoder_ffn_embed_dim'],
+    z_dim: ['encoder_z_dim', 'decoder_z_dim'],
+    n_dim: ['encoder_n_dim', 'decoder_n_dim'],
+    chunk_size: ['encoder_chunk_size', 'decoder_chunk_size'],
+    norm_type: ['normalization_type'],
+    normalize_before: ['normalize_before'],
     max_positions: ['max_source_positions', 'max_target_positions'],
   },
 };
@@ -139,21 +244,53 @@ const DERIVED: Readonly<Record<ModelKind, Readonly<Record<string, string>>>> = {
   sc_raw: { encoder_ffn_embed_dim: 'encoder_hidden_dim', classifier_in_dim: 'encoder_embed_dim' },
   mega_lm: { decoder_ffn_embed_dim: 'decoder_hidden_dim', decoder_input_dim: 'decoder_embed_dim' },
   mega: {
-    encoder_ffn_embed_dim: 'encoder_hidden_dim', decoder_embed_dim: 'encoder_embed_dim', decoder_hidden_dim: 'encoder_hidden_dim',
-    decoder_ffn_embed_dim: 'encoder_ffn_embed_dim', decoder_z_dim: 'encoder_z_dim', decoder_n_dim: 'encoder_n_dim',
-    decoder_chunk_size: 'encoder_chunk_size', decoder_input_dim: 'decoder_embed_dim',
+    encoder_ffn_embed_dim: 'encoder_hidden_dim',
+    decoder_embed_dim: 'encoder_embed_dim',
+    decoder_hidden_dim: 'encoder_hidden_dim',
+    decoder_ffn_embed_dim: 'encoder_ffn_embed_dim',
+    decoder_z_dim: 'encoder_z_dim',
+    decoder_n_dim: 'encoder_n_dim',
+    decoder_chunk_size: 'encoder_chunk_size',
+    decoder_input_dim: 'decoder_embed_dim',
   },
 };
 
 /** Raw fairseq model fields accepted as flags (`--encoder-layers`, ...) besides the generic ones. */
 export const RAW_MODEL_FIELDS: readonly string[] = [
-  'encoder_layers', 'decoder_layers', 'encoder_embed_dim', 'decoder_embed_dim', 'encoder_hidden_dim', 'decoder_hidden_dim',
-  'encoder_ffn_embed_dim', 'decoder_ffn_embed_dim', 'encoder_z_dim', 'decoder_z_dim', 'encoder_n_dim', 'decoder_n_dim',
-  'encoder_chunk_size', 'decoder_chunk_size', 'classifier_out_dim', 'classifier_layers', 'act_dropout', 'normalization_type',
-  'encoder_normalize_before', 'max_source_positions', 'max_target_positions', 'share_all_embeddings',
-  'share_decoder_input_output_embed', 'no_affine_final_norm', 'no_scale_embedding', 'sen_rep_type',
-  'adaptive_input', 'adaptive_input_cutoff', 'adaptive_input_factor', 'adaptive_softmax_cutoff', 'adaptive_softmax_factor',
-  'adaptive_softmax_dropout', 'tie_adaptive_weights', 'tie_adaptive_proj',
+  'encoder_layers',
+  'decoder_layers',
+  'encoder_embed_dim',
+  'decoder_embed_dim',
+  'encoder_hidden_dim',
+  'decoder_hidden_dim',
+  'encoder_ffn_embed_dim',
+  'decoder_ffn_embed_dim',
+  'encoder_z_dim',
+  'decoder_z_dim',
+  'encoder_n_dim',
+  'decoder_n_dim',
+  'encoder_chunk_size',
+  'decoder_chunk_size',
+  'classifier_out_dim',
+  'classifier_layers',
+  'act_dropout',
+  'normalization_type',
+  'encoder_normalize_before',
+  'max_source_positions',
+  'max_target_positions',
+  'share_all_embeddings',
+  'share_decoder_input_output_embed',
+  'no_affine_final_norm',
+  'no_scale_embedding',
+  'sen_rep_type',
+  'adaptive_input',
+  'adaptive_input_cutoff',
+  'adaptive_input_factor',
+  'adaptive_softmax_cutoff',
+  'adaptive_softmax_factor',
+  'adaptive_softmax_dropout',
+  'tie_adaptive_weights',
+  'tie_adaptive_proj',
 ];
 
 /**
@@ -202,7 +339,25 @@ function posInt(a: Record<string, unknown>, k: string): void {
  * @throws ConfigError
  */
 export function checkModelArgs(kind: ModelKind, a: Record<string, unknown>): void {
-  for (const k of ['encoder_layers', 'decoder_layers', 'encoder_embed_dim', 'decoder_embed_dim', 'encoder_hidden_dim', 'decoder_hidden_dim', 'z_dim', 'encoder_z_dim', 'decoder_z_dim', 'n_dim', 'encoder_n_dim', 'decoder_n_dim', 'max_positions', 'max_source_positions', 'max_target_positions', 'classifier_out_dim']) posInt(a, k);
+  for (const k of [
+    'encoder_layers',
+    'decoder_layers',
+    'encoder_embed_dim',
+    'decoder_embed_dim',
+    'encoder_hidden_dim',
+    'decoder_hidden_dim',
+    'z_dim',
+    'encoder_z_dim',
+    'decoder_z_dim',
+    'n_dim',
+    'encoder_n_dim',
+    'decoder_n_dim',
+    'max_positions',
+    'max_source_positions',
+    'max_target_positions',
+    'classifier_out_dim',
+  ])
+    posInt(a, k);
   for (const k of ['chunk_size', 'encoder_chunk_size', 'decoder_chunk_size']) {
     const c = a[k];
     if (c !== undefined && c !== null && !(typeof c === 'number' && Number.isInteger(c) && (c === -1 || c > 0))) {
@@ -210,11 +365,13 @@ export function checkModelArgs(kind: ModelKind, a: Record<string, unknown>): voi
     }
   }
   const pre = kind === 'lra' || kind === 'sc_raw' ? a.encoder_normalize_before : a.normalize_before;
-  if (a.normalize_embedding === true && pre === true) throw new ConfigError('normalize_embedding and pre-norm (normalize_before) are mutually exclusive (the reference asserts it)');
+  if (a.normalize_embedding === true && pre === true)
+    throw new ConfigError('normalize_embedding and pre-norm (normalize_before) are mutually exclusive (the reference asserts it)');
   if (kind === 'sc_raw') {
     const C = a.chunk_size as number;
     const L = a.max_positions as number;
-    if (C > 0 && L % C !== 0) throw new ConfigError(`--chunk-size ${C}: the speech encoder requires the clip length ${L} to be a multiple of it (the reference asserts L mod C == 0)`);
+    if (C > 0 && L % C !== 0)
+      throw new ConfigError(`--chunk-size ${C}: the speech encoder requires the clip length ${L} to be a multiple of it (the reference asserts L mod C == 0)`);
   }
   if (kind === 'mega' && a.share_all_embeddings === true && a.encoder_embed_dim !== a.decoder_embed_dim) {
     throw new ConfigError('share_all_embeddings requires encoder_embed_dim == decoder_embed_dim');
@@ -234,7 +391,8 @@ export function maxInputLength(kind: ModelKind, a: Record<string, unknown>): { s
     case 'mega_lm':
       return { source: (a.decoder_chunk_size as number) > 0 ? Infinity : (a.max_target_positions as number) };
     case 'mega': {
-      const ce = a.encoder_chunk_size as number, cd = a.decoder_chunk_size as number;
+      const ce = a.encoder_chunk_size as number,
+        cd = a.decoder_chunk_size as number;
       return { source: ce > 0 ? Infinity : (a.max_source_positions as number), target: cd > 0 ? Infinity : (a.max_target_positions as number) };
     }
   }

@@ -22,15 +22,23 @@ export const TASKS = ['listops', 'text', 'retrieval', 'image', 'lm', 'translatio
 /** A task name. */
 export type TaskName = (typeof TASKS)[number];
 
-const S = <T extends OptType>(type: T, group: OptSpec['group'], help: string, extra: Partial<Omit<OptSpec, 'type'>> = {}): OptSpec & { type: T } => ({ ...extra, type, group, help });
+const S = <T extends OptType>(type: T, group: OptSpec['group'], help: string, extra: Partial<Omit<OptSpec, 'type'>> = {}): OptSpec & { type: T } => ({
+  ...extra,
+  type,
+  group,
+  help,
+});
 
 const SPECS = {
   // main
-  task: S('string', 'main', `task: ${TASKS.join(', ')} (fairseq names too: lra-text, lra-image, language_modeling, translation, speech_commands)`, { choices: [...TASKS, ...Object.keys(FAIRSEQ_TASK_NAMES)], meta: 'NAME' }),
-  arch: S('string', 'main', 'architecture preset (list below; default: the task\'s small CPU preset)', { meta: 'NAME', short: 'a' }),
+  task: S('string', 'main', `task: ${TASKS.join(', ')} (fairseq names too: lra-text, lra-image, language_modeling, translation, speech_commands)`, {
+    choices: [...TASKS, ...Object.keys(FAIRSEQ_TASK_NAMES)],
+    meta: 'NAME',
+  }),
+  arch: S('string', 'main', "architecture preset (list below; default: the task's small CPU preset)", { meta: 'NAME', short: 'a' }),
   config: S('string', 'main', 'JSON file of options (keys as the flags); flags override it', { meta: 'FILE' }),
   save_dir: S('string', 'main', 'folder for checkpoints, metrics.jsonl and curves.svg (default checkpoints)', { meta: 'DIR' }),
-  resume: S('boolean', 'main', 'continue SAVE_DIR/checkpoint_last exactly (first run\'s options; flags given now override them)'),
+  resume: S('boolean', 'main', "continue SAVE_DIR/checkpoint_last exactly (first run's options; flags given now override them)"),
   overwrite: S('boolean', 'main', 'start over even if SAVE_DIR already holds a checkpoint'),
   seed: S('int', 'main', 'random seed of initialisation, dropout, data order and generated data (default 1)'),
   // data
@@ -55,7 +63,7 @@ const SPECS = {
   max_epoch: S('int', 'optim', 'stop after this many epochs (0 = no limit)'),
   lr: S('number', 'optim', 'peak learning rate'),
   lr_scheduler: S('string', 'optim', 'learning-rate schedule', { choices: ['linear_decay', 'cosine', 'fixed', 'inverse_sqrt'] }),
-  warmup_updates: S('int', 'optim', 'warmup updates (default: the task\'s, scaled down in proportion when --max-update is at or below it)'),
+  warmup_updates: S('int', 'optim', "warmup updates (default: the task's, scaled down in proportion when --max-update is at or below it)"),
   warmup_init_lr: S('number', 'optim', 'learning rate at update 0 of the warmup'),
   warmup_power: S('number', 'optim', 'linear_decay: warmup exponent (2 = quadratic)'),
   end_learning_rate: S('number', 'optim', 'linear_decay: final learning rate'),
@@ -98,7 +106,9 @@ const SPECS = {
   validate_interval_updates: S('int', 'run', 'validate (and save) every N updates (0 = only at the end)'),
   save_interval_updates: S('int', 'run', 'save checkpoint_last every N updates (default: at each validation)'),
   log_interval: S('int', 'run', 'updates per metrics.jsonl training record'),
-  best_checkpoint_metric: S('string', 'run', 'metric of checkpoint_best (bleu: not computed during validation here; loss decides)', { choices: ['accuracy', 'loss', 'bleu'] }),
+  best_checkpoint_metric: S('string', 'run', 'metric of checkpoint_best (bleu: not computed during validation here; loss decides)', {
+    choices: ['accuracy', 'loss', 'bleu'],
+  }),
   no_save: S('boolean', 'run', 'write nothing to --save-dir (no checkpoint, metrics or plots)'),
   threads: S('int', 'run', 'CPU threads of the matmul kernels'),
   quiet: S('boolean', 'run', 'no progress bar and no intermediate lines'),
@@ -111,10 +121,40 @@ const SPECS = {
 export const TRAIN_OPTIONS: OptSchema = SPECS;
 
 /** The options every resolved set has (generic, task and derived defaults). */
-type ResolvedKey = 'seed' | 'save_dir' | 'max_epoch' | 'lr_scheduler' | 'warmup_init_lr' | 'end_learning_rate' | 'optimizer' | 'adam_betas'
-  | 'adam_eps' | 'weight_decay' | 'clip_norm' | 'update_freq' | 'log_interval' | 'truncate' | 'resume' | 'overwrite' | 'no_save' | 'quiet'
-  | 'json' | 'label_smoothing' | 'valid_fraction' | 'pixel_mean' | 'pixel_std' | 'speech_length' | 'arch' | 'lr' | 'warmup_updates'
-  | 'max_update' | 'batch_size' | 'validate_interval_updates' | 'total_num_update' | 'batch_size_valid' | 'save_interval_updates';
+type ResolvedKey =
+  | 'seed'
+  | 'save_dir'
+  | 'max_epoch'
+  | 'lr_scheduler'
+  | 'warmup_init_lr'
+  | 'end_learning_rate'
+  | 'optimizer'
+  | 'adam_betas'
+  | 'adam_eps'
+  | 'weight_decay'
+  | 'clip_norm'
+  | 'update_freq'
+  | 'log_interval'
+  | 'truncate'
+  | 'resume'
+  | 'overwrite'
+  | 'no_save'
+  | 'quiet'
+  | 'json'
+  | 'label_smoothing'
+  | 'valid_fraction'
+  | 'pixel_mean'
+  | 'pixel_std'
+  | 'speech_length'
+  | 'arch'
+  | 'lr'
+  | 'warmup_updates'
+  | 'max_update'
+  | 'batch_size'
+  | 'validate_interval_updates'
+  | 'total_num_update'
+  | 'batch_size_valid'
+  | 'save_interval_updates';
 
 type KnownOptions = { [K in keyof typeof SPECS]: OptValue<(typeof SPECS)[K]['type']> };
 
@@ -128,19 +168,42 @@ export type TrainArgs = Record<string, unknown> & Partial<Omit<KnownOptions, Res
 /** fairseq model fields accepted under their own names (`--encoder-layers`, ...); see `arch.ts`. */
 function rawModelFields(): Record<string, OptSpec> {
   const out: Record<string, OptSpec> = {};
-  const ints = ['encoder_layers', 'decoder_layers', 'encoder_embed_dim', 'decoder_embed_dim', 'encoder_hidden_dim', 'decoder_hidden_dim',
-    'encoder_ffn_embed_dim', 'decoder_ffn_embed_dim', 'encoder_z_dim', 'decoder_z_dim', 'encoder_n_dim', 'decoder_n_dim', 'encoder_chunk_size',
-    'decoder_chunk_size', 'classifier_out_dim', 'classifier_layers', 'max_source_positions', 'max_target_positions'];
+  const ints = [
+    'encoder_layers',
+    'decoder_layers',
+    'encoder_embed_dim',
+    'decoder_embed_dim',
+    'encoder_hidden_dim',
+    'decoder_hidden_dim',
+    'encoder_ffn_embed_dim',
+    'decoder_ffn_embed_dim',
+    'encoder_z_dim',
+    'decoder_z_dim',
+    'encoder_n_dim',
+    'decoder_n_dim',
+    'encoder_chunk_size',
+    'decoder_chunk_size',
+    'classifier_out_dim',
+    'classifier_layers',
+    'max_source_positions',
+    'max_target_positions',
+  ];
   for (const k of ints) out[k] = S('int', 'model', 'fairseq model field', { model: true });
   for (const k of ['share_all_embeddings', 'share_decoder_input_output_embed', 'no_affine_final_norm', 'no_scale_embedding', 'encoder_normalize_before']) {
     out[k] = S('boolean', 'model', 'fairseq model field', { model: true });
   }
   out.act_dropout = S('number', 'model', 'fairseq model field (LRA hidden/activation dropout)', { model: true });
-  out.normalization_type = S('string', 'model', 'fairseq model field (lm/translation norm)', { model: true, choices: ['layernorm', 'scalenorm', 'rmsnorm', 'batchnorm', 'syncbatchnorm'] });
+  out.normalization_type = S('string', 'model', 'fairseq model field (lm/translation norm)', {
+    model: true,
+    choices: ['layernorm', 'scalenorm', 'rmsnorm', 'batchnorm', 'syncbatchnorm'],
+  });
   // adaptive input / adaptive softmax of the LM (the WikiText-103 archs set them)
-  for (const k of ['adaptive_input', 'tie_adaptive_weights', 'tie_adaptive_proj']) out[k] = S('boolean', 'model', 'fairseq model field (lm adaptive input / softmax)', { model: true });
-  for (const k of ['adaptive_input_cutoff', 'adaptive_softmax_cutoff']) out[k] = S('string', 'model', 'fairseq model field (lm: comma separated cutoffs, e.g. 20000,60000)', { model: true });
-  for (const k of ['adaptive_input_factor', 'adaptive_softmax_factor', 'adaptive_softmax_dropout']) out[k] = S('number', 'model', 'fairseq model field (lm adaptive input / softmax)', { model: true });
+  for (const k of ['adaptive_input', 'tie_adaptive_weights', 'tie_adaptive_proj'])
+    out[k] = S('boolean', 'model', 'fairseq model field (lm adaptive input / softmax)', { model: true });
+  for (const k of ['adaptive_input_cutoff', 'adaptive_softmax_cutoff'])
+    out[k] = S('string', 'model', 'fairseq model field (lm: comma separated cutoffs, e.g. 20000,60000)', { model: true });
+  for (const k of ['adaptive_input_factor', 'adaptive_softmax_factor', 'adaptive_softmax_dropout'])
+    out[k] = S('number', 'model', 'fairseq model field (lm adaptive input / softmax)', { model: true });
   return out;
 }
 
@@ -149,12 +212,33 @@ function rawModelFields(): Record<string, OptSpec> {
  * `--arch NAME` alone selects its task.
  */
 export const ARCH_TASKS: Readonly<Record<string, TaskName>> = {
-  mega_lra_listop: 'listops', mega_lra_imdb: 'text', mega_lra_aan: 'retrieval', mega_lra_cifar10: 'image', mega_lra_pf32: 'image',
-  mega_lra_pf128: 'image', sc_raw: 'speech', mega_sc_raw: 'speech', mega_sc_raw_base: 'speech', mega_sc_raw_big: 'speech',
-  mega: 'translation', mega_wmt_en_de: 'translation', mega_wmt_en_de_big: 'translation', mega_lm: 'lm', mega_lm_big: 'lm',
-  mega_lm_adaptive_big: 'lm', mega_lm_wiki103: 'lm', mega_lm_adaptive_base: 'lm', mega_lm_enwik8_base: 'lm', mega_lm_enwik8_large: 'lm',
-  mega_lra_listop_tiny: 'listops', mega_lra_imdb_tiny: 'text', mega_lra_aan_tiny: 'retrieval', mega_lra_image_tiny: 'image',
-  mega_sc_raw_tiny: 'speech', mega_lm_tiny: 'lm', mega_nmt_tiny: 'translation',
+  mega_lra_listop: 'listops',
+  mega_lra_imdb: 'text',
+  mega_lra_aan: 'retrieval',
+  mega_lra_cifar10: 'image',
+  mega_lra_pf32: 'image',
+  mega_lra_pf128: 'image',
+  sc_raw: 'speech',
+  mega_sc_raw: 'speech',
+  mega_sc_raw_base: 'speech',
+  mega_sc_raw_big: 'speech',
+  mega: 'translation',
+  mega_wmt_en_de: 'translation',
+  mega_wmt_en_de_big: 'translation',
+  mega_lm: 'lm',
+  mega_lm_big: 'lm',
+  mega_lm_adaptive_big: 'lm',
+  mega_lm_wiki103: 'lm',
+  mega_lm_adaptive_base: 'lm',
+  mega_lm_enwik8_base: 'lm',
+  mega_lm_enwik8_large: 'lm',
+  mega_lra_listop_tiny: 'listops',
+  mega_lra_imdb_tiny: 'text',
+  mega_lra_aan_tiny: 'retrieval',
+  mega_lra_image_tiny: 'image',
+  mega_sc_raw_tiny: 'speech',
+  mega_lm_tiny: 'lm',
+  mega_nmt_tiny: 'translation',
 };
 
 /** Generic defaults (fairseq / recipe conventions). */
@@ -191,31 +275,246 @@ const GENERIC_DEFAULTS: Record<string, unknown> = {
  */
 export const TASK_DEFAULTS: Readonly<Record<TaskName, Record<string, unknown>>> = {
   listops: {
-    arch: 'mega_lra_listop_tiny', lr: 0.005, warmup_updates: 100, max_update: 1000, batch_size: 32, weight_decay: 0.01,
-    validate_interval_updates: 250, listops_train: 6000, listops_valid: 500, listops_test: 500,
-    listops_max_depth: 3, listops_max_args: 5, listops_min_length: 10, listops_max_length: 60,
+    arch: 'mega_lra_listop_tiny',
+    lr: 0.005,
+    warmup_updates: 100,
+    max_update: 1000,
+    batch_size: 32,
+    weight_decay: 0.01,
+    validate_interval_updates: 250,
+    listops_train: 6000,
+    listops_valid: 500,
+    listops_test: 500,
+    listops_max_depth: 3,
+    listops_max_args: 5,
+    listops_min_length: 10,
+    listops_max_length: 60,
   },
   text: { arch: 'mega_lra_imdb_tiny', lr: 0.004, warmup_updates: 50, max_update: 500, batch_size: 16, weight_decay: 0.01, validate_interval_updates: 100 },
   retrieval: { arch: 'mega_lra_aan_tiny', lr: 0.003, warmup_updates: 50, max_update: 500, batch_size: 8, weight_decay: 0.04, validate_interval_updates: 100 },
   image: { arch: 'mega_lra_image_tiny', lr: 0.01, warmup_updates: 50, max_update: 500, batch_size: 32, weight_decay: 0.02, validate_interval_updates: 100 },
-  lm: { arch: 'mega_lm_tiny', lr: 0.005, warmup_updates: 50, max_update: 500, batch_size: 8, tokens_per_sample: 128, weight_decay: 0.1, clip_norm: 0.25, validate_interval_updates: 100 },
+  lm: {
+    arch: 'mega_lm_tiny',
+    lr: 0.005,
+    warmup_updates: 50,
+    max_update: 500,
+    batch_size: 8,
+    tokens_per_sample: 128,
+    weight_decay: 0.1,
+    clip_norm: 0.25,
+    validate_interval_updates: 100,
+  },
   translation: { arch: 'mega_nmt_tiny', lr: 0.001, warmup_updates: 50, max_update: 500, batch_size: 16, weight_decay: 0.05, validate_interval_updates: 100 },
-  speech: { arch: 'mega_sc_raw_tiny', lr: 0.01, warmup_updates: 50, max_update: 500, batch_size: 4, update_freq: 2, weight_decay: 0.01, validate_interval_updates: 100 },
+  speech: {
+    arch: 'mega_sc_raw_tiny',
+    lr: 0.01,
+    warmup_updates: 50,
+    max_update: 500,
+    batch_size: 4,
+    update_freq: 2,
+    weight_decay: 0.01,
+    validate_interval_updates: 100,
+  },
 };
 
 /** Recipe rows by arch (see {@link RECIPES}). */
 const RECIPE_TABLE: Record<string, Record<string, unknown>> = {
-  mega_lra_listop: { task: 'listops', lr: 1e-3, weight_decay: 0.01, batch_size: 64, update_freq: 1, max_update: 90000, warmup_updates: 3000, dropout: 0.1, attention_dropout: 0, hidden_dropout: 0, norm_type: 'layernorm', normalize_before: false, attention_activation_fn: 'softmax', clip_norm: 1, validate_interval_updates: 1000 },
-  mega_lra_imdb: { task: 'text', lr: 4e-3, weight_decay: 0.01, batch_size: 25, update_freq: 2, max_update: 25000, warmup_updates: 10000, dropout: 0.1, attention_dropout: 0, hidden_dropout: 0, norm_type: 'scalenorm', normalize_before: false, attention_activation_fn: 'softmax', clip_norm: 1, validate_interval_updates: 1000 },
-  mega_lra_aan: { task: 'retrieval', lr: 3e-3, weight_decay: 0.04, batch_size: 8, update_freq: 8, max_update: 91960, warmup_updates: 10000, dropout: 0.1, attention_dropout: 0, hidden_dropout: 0, norm_type: 'scalenorm', normalize_before: false, attention_activation_fn: 'softmax', clip_norm: 1, validate_interval_updates: 1000 },
-  mega_lra_cifar10: { task: 'image', lr: 1e-2, weight_decay: 0.02, batch_size: 50, update_freq: 1, max_update: 180000, warmup_updates: 9000, dropout: 0, attention_dropout: 0, hidden_dropout: 0, norm_type: 'batchnorm', normalize_before: true, attention_activation_fn: 'laplace', clip_norm: 1, pixel_mean: 0.48, pixel_std: 0.24, validate_interval_updates: 1000 },
-  mega_lra_pf32: { task: 'image', lr: 1e-2, weight_decay: 0.01, batch_size: 128, update_freq: 1, max_update: 250000, warmup_updates: 50000, dropout: 0, attention_dropout: 0, hidden_dropout: 0, norm_type: 'batchnorm', normalize_before: true, attention_activation_fn: 'laplace', clip_norm: 1, validate_interval_updates: 1000 },
-  mega_lra_pf128: { task: 'image', lr: 1e-2, weight_decay: 0.01, batch_size: 2, update_freq: 8, max_update: 125000, warmup_updates: 25000, warmup_power: 2, dropout: 0, attention_dropout: 0, hidden_dropout: 0, norm_type: 'batchnorm', normalize_before: true, attention_activation_fn: 'laplace', clip_norm: 1, validate_interval_updates: 1000 },
-  mega_sc_raw_base: { task: 'speech', lr: 1e-2, weight_decay: 0.01, batch_size: 20, update_freq: 1, max_update: 250000, warmup_updates: 10000, dropout: 0, attention_dropout: 0, hidden_dropout: 0, normalize_before: true, clip_norm: 1, validate_interval_updates: 1000 },
-  mega_sc_raw_big: { task: 'speech', lr: 8e-3, weight_decay: 0.01, batch_size: 20, update_freq: 1, max_update: 250000, warmup_updates: 10000, dropout: 0, attention_dropout: 0, hidden_dropout: 0, normalize_before: true, clip_norm: 1, validate_interval_updates: 1000 },
-  mega_wmt_en_de: { task: 'translation', lr: 1e-3, weight_decay: 0.05, batch_size: 64, update_freq: 1, max_update: 500000, warmup_updates: 4000, dropout: 0.15, attention_dropout: 0.1, hidden_dropout: 0.1, activation_dropout: 0.1, truncation_length: 0, label_smoothing: 0.1, share_all_embeddings: true, clip_norm: 1, validate_interval_updates: 1000 },
-  mega_lm_adaptive_big: { task: 'lm', lr: 5e-3, weight_decay: 0.1, update_freq: 1, max_update: 400000, warmup_updates: 24000, dropout: 0.3, attention_dropout: 0.1, hidden_dropout: 0.1, chunk_size: 1024, truncation_length: 8192, rel_pos_bias: 'rotary', normalize_before: true, no_affine_final_norm: true, max_target_positions: 8096, tokens_per_sample: 4096, max_tokens: 6144, clip_norm: 0.25, validate_interval_updates: 1000 },
-  mega_lm_enwik8_base: { task: 'lm', lr: 5e-3, weight_decay: 0.1, update_freq: 1, max_update: 400000, warmup_updates: 24000, dropout: 0.1, attention_dropout: 0, hidden_dropout: 0, chunk_size: 2048, truncation_length: 8192, rel_pos_bias: 'rotary', normalize_before: true, no_affine_final_norm: true, share_decoder_input_output_embed: true, max_target_positions: 10384, tokens_per_sample: 4096, max_tokens: 8192, clip_norm: 0.25, validate_interval_updates: 1000 },
+  mega_lra_listop: {
+    task: 'listops',
+    lr: 1e-3,
+    weight_decay: 0.01,
+    batch_size: 64,
+    update_freq: 1,
+    max_update: 90000,
+    warmup_updates: 3000,
+    dropout: 0.1,
+    attention_dropout: 0,
+    hidden_dropout: 0,
+    norm_type: 'layernorm',
+    normalize_before: false,
+    attention_activation_fn: 'softmax',
+    clip_norm: 1,
+    validate_interval_updates: 1000,
+  },
+  mega_lra_imdb: {
+    task: 'text',
+    lr: 4e-3,
+    weight_decay: 0.01,
+    batch_size: 25,
+    update_freq: 2,
+    max_update: 25000,
+    warmup_updates: 10000,
+    dropout: 0.1,
+    attention_dropout: 0,
+    hidden_dropout: 0,
+    norm_type: 'scalenorm',
+    normalize_before: false,
+    attention_activation_fn: 'softmax',
+    clip_norm: 1,
+    validate_interval_updates: 1000,
+  },
+  mega_lra_aan: {
+    task: 'retrieval',
+    lr: 3e-3,
+    weight_decay: 0.04,
+    batch_size: 8,
+    update_freq: 8,
+    max_update: 91960,
+    warmup_updates: 10000,
+    dropout: 0.1,
+    attention_dropout: 0,
+    hidden_dropout: 0,
+    norm_type: 'scalenorm',
+    normalize_before: false,
+    attention_activation_fn: 'softmax',
+    clip_norm: 1,
+    validate_interval_updates: 1000,
+  },
+  mega_lra_cifar10: {
+    task: 'image',
+    lr: 1e-2,
+    weight_decay: 0.02,
+    batch_size: 50,
+    update_freq: 1,
+    max_update: 180000,
+    warmup_updates: 9000,
+    dropout: 0,
+    attention_dropout: 0,
+    hidden_dropout: 0,
+    norm_type: 'batchnorm',
+    normalize_before: true,
+    attention_activation_fn: 'laplace',
+    clip_norm: 1,
+    pixel_mean: 0.48,
+    pixel_std: 0.24,
+    validate_interval_updates: 1000,
+  },
+  mega_lra_pf32: {
+    task: 'image',
+    lr: 1e-2,
+    weight_decay: 0.01,
+    batch_size: 128,
+    update_freq: 1,
+    max_update: 250000,
+    warmup_updates: 50000,
+    dropout: 0,
+    attention_dropout: 0,
+    hidden_dropout: 0,
+    norm_type: 'batchnorm',
+    normalize_before: true,
+    attention_activation_fn: 'laplace',
+    clip_norm: 1,
+    validate_interval_updates: 1000,
+  },
+  mega_lra_pf128: {
+    task: 'image',
+    lr: 1e-2,
+    weight_decay: 0.01,
+    batch_size: 2,
+    update_freq: 8,
+    max_update: 125000,
+    warmup_updates: 25000,
+    warmup_power: 2,
+    dropout: 0,
+    attention_dropout: 0,
+    hidden_dropout: 0,
+    norm_type: 'batchnorm',
+    normalize_before: true,
+    attention_activation_fn: 'laplace',
+    clip_norm: 1,
+    validate_interval_updates: 1000,
+  },
+  mega_sc_raw_base: {
+    task: 'speech',
+    lr: 1e-2,
+    weight_decay: 0.01,
+    batch_size: 20,
+    update_freq: 1,
+    max_update: 250000,
+    warmup_updates: 10000,
+    dropout: 0,
+    attention_dropout: 0,
+    hidden_dropout: 0,
+    normalize_before: true,
+    clip_norm: 1,
+    validate_interval_updates: 1000,
+  },
+  mega_sc_raw_big: {
+    task: 'speech',
+    lr: 8e-3,
+    weight_decay: 0.01,
+    batch_size: 20,
+    update_freq: 1,
+    max_update: 250000,
+    warmup_updates: 10000,
+    dropout: 0,
+    attention_dropout: 0,
+    hidden_dropout: 0,
+    normalize_before: true,
+    clip_norm: 1,
+    validate_interval_updates: 1000,
+  },
+  mega_wmt_en_de: {
+    task: 'translation',
+    lr: 1e-3,
+    weight_decay: 0.05,
+    batch_size: 64,
+    update_freq: 1,
+    max_update: 500000,
+    warmup_updates: 4000,
+    dropout: 0.15,
+    attention_dropout: 0.1,
+    hidden_dropout: 0.1,
+    activation_dropout: 0.1,
+    truncation_length: 0,
+    label_smoothing: 0.1,
+    share_all_embeddings: true,
+    clip_norm: 1,
+    validate_interval_updates: 1000,
+  },
+  mega_lm_adaptive_big: {
+    task: 'lm',
+    lr: 5e-3,
+    weight_decay: 0.1,
+    update_freq: 1,
+    max_update: 400000,
+    warmup_updates: 24000,
+    dropout: 0.3,
+    attention_dropout: 0.1,
+    hidden_dropout: 0.1,
+    chunk_size: 1024,
+    truncation_length: 8192,
+    rel_pos_bias: 'rotary',
+    normalize_before: true,
+    no_affine_final_norm: true,
+    max_target_positions: 8096,
+    tokens_per_sample: 4096,
+    max_tokens: 6144,
+    clip_norm: 0.25,
+    validate_interval_updates: 1000,
+  },
+  mega_lm_enwik8_base: {
+    task: 'lm',
+    lr: 5e-3,
+    weight_decay: 0.1,
+    update_freq: 1,
+    max_update: 400000,
+    warmup_updates: 24000,
+    dropout: 0.1,
+    attention_dropout: 0,
+    hidden_dropout: 0,
+    chunk_size: 2048,
+    truncation_length: 8192,
+    rel_pos_bias: 'rotary',
+    normalize_before: true,
+    no_affine_final_norm: true,
+    share_decoder_input_output_embed: true,
+    max_target_positions: 10384,
+    tokens_per_sample: 4096,
+    max_tokens: 8192,
+    clip_norm: 0.25,
+    validate_interval_updates: 1000,
+  },
 };
 
 /**
@@ -264,7 +563,7 @@ export function readConfigFile(path: string, schema: Readonly<Record<string, Opt
 export function resolveTrainArgs(given: Readonly<Record<string, unknown>>, defaultTask: TaskName = 'listops'): TrainArgs {
   const user: Record<string, unknown> = { ...given };
   applyFairseqNames(user, typeof user.arch === 'string' ? ARCH_TASKS[user.arch] : undefined);
-  const recipeOf = (arch: unknown): Record<string, unknown> => (typeof arch === 'string' ? RECIPES[arch] ?? {} : {});
+  const recipeOf = (arch: unknown): Record<string, unknown> => (typeof arch === 'string' ? (RECIPES[arch] ?? {}) : {});
   let task = (user.task ?? (typeof user.arch === 'string' ? ARCH_TASKS[user.arch] : undefined) ?? defaultTask) as TaskName;
   if (!TASKS.includes(task)) throw new ConfigError(`--task = ${JSON.stringify(task)}: expected one of ${TASKS.join(', ')}`);
   const arch = (user.arch ?? TASK_DEFAULTS[task].arch) as string;
@@ -294,7 +593,10 @@ export function resolveTrainArgs(given: Readonly<Record<string, unknown>>, defau
  * nor `--total-num-update`, the warmup keeps the default run's proportion (100 updates → 10).
  */
 function deriveWarmup(out: Record<string, unknown>, user: Readonly<Record<string, unknown>>, defaults: Readonly<Record<string, unknown>>): void {
-  const T = out.max_update, W = out.warmup_updates, T0 = defaults.max_update, W0 = defaults.warmup_updates;
+  const T = out.max_update,
+    W = out.warmup_updates,
+    T0 = defaults.max_update,
+    W0 = defaults.warmup_updates;
   if (user.warmup_updates !== undefined || user.total_num_update !== undefined) return;
   if (typeof T !== 'number' || typeof W !== 'number' || typeof T0 !== 'number' || typeof W0 !== 'number' || !(W >= T) || !(T0 > 0)) return;
   out.warmup_updates = Math.min(Math.max(1, Math.floor((T * W0) / T0)), T - 1);
@@ -305,7 +607,9 @@ function checkWarmup(out: Record<string, unknown>, user: Readonly<Record<string,
   if (out.lr_scheduler !== 'linear_decay' || out.total_num_update !== out.warmup_updates || out.warmup_updates === 0) return;
   const W = `--warmup-updates ${String(out.warmup_updates)}${user.warmup_updates === undefined ? ` (the ${String(out.arch)} default)` : ''}`;
   const T = user.total_num_update !== undefined ? `--total-num-update ${String(out.total_num_update)}` : `--max-update ${String(out.max_update)}`;
-  throw new ConfigError(`${W} equals ${T}: linear_decay warms up for --warmup-updates and then decays until --max-update (or --total-num-update); give a smaller --warmup-updates or a larger --total-num-update`);
+  throw new ConfigError(
+    `${W} equals ${T}: linear_decay warms up for --warmup-updates and then decays until --max-update (or --total-num-update); give a smaller --warmup-updates or a larger --total-num-update`,
+  );
 }
 
 function need(ok: boolean, msg: string): void {
@@ -359,16 +663,23 @@ export function validateTrainArgs(a: TrainArgs): void {
 
 /** Help text of `mega train`. */
 export function trainHelp(archNames: readonly string[]): string {
-  const groups: Record<OptSpec['group'], string> = { main: 'Main', data: 'Data', optim: 'Optimisation (fairseq names)', model: 'Model (override the arch preset)', run: 'Run', fairseq: 'fairseq command-line compatibility' };
+  const groups: Record<OptSpec['group'], string> = {
+    main: 'Main',
+    data: 'Data',
+    optim: 'Optimisation (fairseq names)',
+    model: 'Model (override the arch preset)',
+    run: 'Run',
+    fairseq: 'fairseq command-line compatibility',
+  };
   const lines = [
     'Usage: mega train [--task NAME] [--arch NAME] [options]',
-    '       mega train DATA -a ARCH --task lra-text ...   (the release\'s fairseq command line on its data-bin folder;',
+    "       mega train DATA -a ARCH --task lra-text ...   (the release's fairseq command line on its data-bin folder;",
     '                                                      resumes SAVE/checkpoint_last.pt or --restore-file as fairseq does)',
     '',
     'Trains a Mega model exactly as the fairseq recipes do (fairseq Adam, linear_decay schedule, gradient',
     'accumulation, clipping), writing SAVE_DIR/checkpoint_{last,best}.safetensors (+ .state.safetensors),',
     'metrics.jsonl and curves.svg. With no arguments: a small Mega on generated ListOps (the main job).',
-    'Defaults come from the task, then the arch\'s published recipe, then --config FILE, then flags.',
+    "Defaults come from the task, then the arch's published recipe, then --config FILE, then flags.",
     '',
   ];
   for (const g of Object.keys(groups) as OptSpec['group'][]) {
@@ -397,7 +708,7 @@ export function trainHelp(archNames: readonly string[]): string {
   lines.push('clips in ≈ 1.5 GB; mega_sc_raw_base (the reference preset: 6 layers, D 60, chunk 1000) needs ≈ 3.5 GB per clip of a');
   lines.push('batch (≈ 70 GB at its batch of 20) and 1-2 minutes per clip and update on 2 CPU cores.');
   lines.push('');
-  lines.push('--resume keeps the first run\'s options; a --max-update given then also re-derives --total-num-update,');
+  lines.push("--resume keeps the first run's options; a --max-update given then also re-derives --total-num-update,");
   lines.push('so to split one run exactly in two give its first part --total-num-update N.');
   return lines.join('\n');
 }

@@ -19,9 +19,15 @@ import { checkModelArgs } from './model-args-check.js';
  * @throws CheckpointError naming the file and the value
  */
 export function checkStoredSpec(
-  path: string, task: string, arch: string, modelArgs: Record<string, unknown>, tensors: Readonly<Record<string, RawTensor>>, taskInfo: Record<string, unknown> = {},
+  path: string,
+  task: string,
+  arch: string,
+  modelArgs: Record<string, unknown>,
+  tensors: Readonly<Record<string, RawTensor>>,
+  taskInfo: Record<string, unknown> = {},
 ): void {
-  if (!(TASKS as readonly string[]).includes(task)) throw new CheckpointError(`${path}: metadata task = ${describeValue(task)} (expected one of ${TASKS.join(', ')})`);
+  if (!(TASKS as readonly string[]).includes(task))
+    throw new CheckpointError(`${path}: metadata task = ${describeValue(task)} (expected one of ${TASKS.join(', ')})`);
   // a CPU preset (`mega_lm_tiny`, ...) stores its name as the arch and its reference arch in the model args
   const base = CPU_PRESETS[arch]?.base ?? arch;
   const own = modelArgs.arch ?? base;
@@ -84,6 +90,8 @@ export function checkRngStates(path: string, st: { rng?: unknown; rankRng?: unkn
   if (!isRngState(st.rng)) bad('rng', st.rng);
   if (st.rankRng !== undefined) {
     if (!Array.isArray(st.rankRng)) bad('rankRng', st.rankRng);
-    (st.rankRng as unknown[]).forEach((r, i) => { if (!isRngState(r)) bad(`rankRng[${i}]`, r); });
+    (st.rankRng as unknown[]).forEach((r, i) => {
+      if (!isRngState(r)) bad(`rankRng[${i}]`, r);
+    });
   }
 }

@@ -178,16 +178,20 @@ function fromRaw(r: RawTensor): Tensor {
 export function encodeWeights(model: Module, spec: ModelSpec, trainArgs: Record<string, unknown>, update: number, id: string): Uint8Array {
   const tensors: Record<string, RawTensor> = {};
   for (const [k, t] of Object.entries(model.stateDict())) tensors[k] = toRaw(t);
-  return encodeSafetensors(tensors, {
-    format: CHECKPOINT_FORMAT,
-    task: spec.task,
-    arch: spec.arch,
-    model_args: JSON.stringify(spec.modelArgs),
-    task_info: JSON.stringify(spec.taskInfo),
-    train_args: JSON.stringify(trainArgs),
-    update: String(update),
-    id,
-  }, { checksums: true });
+  return encodeSafetensors(
+    tensors,
+    {
+      format: CHECKPOINT_FORMAT,
+      task: spec.task,
+      arch: spec.arch,
+      model_args: JSON.stringify(spec.modelArgs),
+      task_info: JSON.stringify(spec.taskInfo),
+      train_args: JSON.stringify(trainArgs),
+      update: String(update),
+      id,
+    },
+    { checksums: true },
+  );
 }
 
 /** Encode the trainer-state file. */
@@ -218,7 +222,12 @@ export function newCheckpointId(): string {
  * @returns the weights path
  */
 export function saveCheckpoint(
-  dir: string, name: string, model: Module, optimizer: Adam, spec: ModelSpec, trainArgs: Record<string, unknown>,
+  dir: string,
+  name: string,
+  model: Module,
+  optimizer: Adam,
+  spec: ModelSpec,
+  trainArgs: Record<string, unknown>,
   state: Omit<TrainerState, 'adamSteps' | 'adam'>,
 ): string {
   const p = checkpointPaths(dir, name);
@@ -251,13 +260,16 @@ export function loadCheckpoint(path: string): LoadedCheckpoint {
   const content = readSafetensors(path);
   const { tensors, metadata } = content;
   if (metadata.format !== CHECKPOINT_FORMAT) {
-    throw new CheckpointError(`${path}: metadata format = ${JSON.stringify(metadata.format ?? null)} (expected "${CHECKPOINT_FORMAT}": a checkpoint written by mega train)`);
+    throw new CheckpointError(
+      `${path}: metadata format = ${JSON.stringify(metadata.format ?? null)} (expected "${CHECKPOINT_FORMAT}": a checkpoint written by mega train)`,
+    );
   }
   const modelArgs = parseJsonMeta(path, metadata, 'model_args');
   const taskInfo = parseJsonMeta(path, metadata, 'task_info');
   const trainArgs = parseJsonMeta(path, metadata, 'train_args');
   const update = Number(metadata.update);
-  if (!Number.isInteger(update) || update < 0) throw new CheckpointError(`${path}: metadata update = ${JSON.stringify(metadata.update)} (expected an integer >= 0)`);
+  if (!Number.isInteger(update) || update < 0)
+    throw new CheckpointError(`${path}: metadata update = ${JSON.stringify(metadata.update)} (expected an integer >= 0)`);
   if (!metadata.task || !metadata.arch) throw new CheckpointError(`${path}: metadata task/arch missing`);
   checkStoredSpec(path, metadata.task, metadata.arch, modelArgs, tensors, taskInfo);
   noteUnverified(path, content);
@@ -278,7 +290,8 @@ export function loadTrainerState(statePath: string, ckpt: LoadedCheckpoint, opti
   if (!existsSync(statePath)) throw new CheckpointError(`${statePath}: trainer state missing (needed by --resume; it is written next to the weights)`);
   const content = readSafetensors(statePath);
   const { tensors, metadata } = content;
-  if (metadata.format !== `${CHECKPOINT_FORMAT}-state`) throw new CheckpointError(`${statePath}: not a mega-ts trainer state (metadata format ${JSON.stringify(metadata.format ?? null)})`);
+  if (metadata.format !== `${CHECKPOINT_FORMAT}-state`)
+    throw new CheckpointError(`${statePath}: not a mega-ts trainer state (metadata format ${JSON.stringify(metadata.format ?? null)})`);
   if (metadata.id !== ckpt.id) {
     throw new CheckpointError(`${statePath}: belongs to a different save than ${ckpt.path} (ids ${metadata.id} vs ${ckpt.id}; an interrupted save?)`);
   }

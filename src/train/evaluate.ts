@@ -35,10 +35,22 @@ export interface EvalMetrics {
 }
 
 /** Evaluate a model on a dataset (eval mode, no gradients; restores the previous mode). */
-export function evaluate(model: Module, task: TrainTask, data: Dataset<Example>, args: Readonly<Record<string, unknown>>, batchSize: number, dist: TrainDist | null = null): EvalMetrics {
+export function evaluate(
+  model: Module,
+  task: TrainTask,
+  data: Dataset<Example>,
+  args: Readonly<Record<string, unknown>>,
+  batchSize: number,
+  dist: TrainDist | null = null,
+): EvalMetrics {
   const wasTraining = model.training;
   model.eval();
-  let loss = 0, nll = 0, sample = 0, correct = 0, sentences = 0, tokens = 0;
+  let loss = 0,
+    nll = 0,
+    sample = 0,
+    correct = 0,
+    sentences = 0,
+    tokens = 0;
   try {
     noGrad(() => {
       const b = new Batcher(data, { batchSize, shuffle: false });
@@ -76,7 +88,8 @@ export function majorityBaseline(train: Dataset<Example>, valid: Dataset<Example
     if (l === undefined) return null;
     counts.set(l, (counts.get(l) ?? 0) + 1);
   }
-  let best = -1, bestN = -1;
+  let best = -1,
+    bestN = -1;
   for (const [l, n] of [...counts].sort((a, b) => a[0] - b[0])) if (n > bestN) [best, bestN] = [l, n];
   let hit = 0;
   for (let i = 0; i < valid.length; i++) if (valid.get(i).label === best) hit++;
@@ -122,7 +135,9 @@ export interface EvalRequest {
 }
 
 /** Evaluate a checkpoint on a split of its task's data (or of `overrides.data`). */
-export function evaluateCheckpoint(req: EvalRequest): EvalMetrics & { task: string; arch: string; update: number; split: Split; checkpoint: string; data: string } {
+export function evaluateCheckpoint(
+  req: EvalRequest,
+): EvalMetrics & { task: string; arch: string; update: number; split: Split; checkpoint: string; data: string } {
   const ckpt = loadCheckpoint(req.checkpoint);
   // a checkpoint made by import-fairseq stores no training options: the task's defaults fill them
   const defaults: Record<string, unknown> = { ...resolveTrainArgs({ task: ckpt.spec.task }) };
@@ -133,7 +148,9 @@ export function evaluateCheckpoint(req: EvalRequest): EvalMetrics & { task: stri
   const data = task.load(args, [req.split], ckpt.spec.modelArgs);
   const ti = ckpt.spec.taskInfo;
   if (data.taskInfo && data.taskInfo.dictionary_size !== ti.dictionary_size) {
-    throw new ConfigError(`${req.checkpoint}: the data's vocabulary (${data.taskInfo.dictionary_size}) differs from the checkpoint's (${String(ti.dictionary_size)})`);
+    throw new ConfigError(
+      `${req.checkpoint}: the data's vocabulary (${data.taskInfo.dictionary_size}) differs from the checkpoint's (${String(ti.dictionary_size)})`,
+    );
   }
   const model = loadModelForEval(ckpt);
   const bs = (req.overrides?.batch_size_valid as number | undefined) ?? (args.batch_size_valid as number | undefined) ?? (args.batch_size as number);

@@ -120,7 +120,13 @@ function imageForward(model: Module, b: Batch, dtype: FloatDType): StepOutput {
   if (b.kind !== 'values') throw new ConfigError('lra-image: expected a batch of pixel values');
   const x = cast(fromStorage(b.srcValues, [b.B, b.L]), dtype); // B × L
   const logits = (model as LRAModel).forward(x, fromStorage(b.srcLengths, [b.B]));
-  return { loss: lraCrossEntropy(logits, fromStorage(b.labels, [b.B])), sampleSize: b.B, nSentences: b.B, ntokens: b.ntokens, nCorrect: countCorrect(logits, b.labels) };
+  return {
+    loss: lraCrossEntropy(logits, fromStorage(b.labels, [b.B])),
+    sampleSize: b.B,
+    nSentences: b.B,
+    ntokens: b.ntokens,
+    nCorrect: countCorrect(logits, b.labels),
+  };
 }
 
 /** The criterion each task's continuation computes (fairseq's names). */
@@ -161,9 +167,11 @@ const intArg = (a: Record<string, unknown>, k: string, d: number): number => (ty
  */
 export function validatesAfter(args: Record<string, unknown>, numUpdates: number, epoch: number, endOfEpoch: boolean): boolean {
   if (args.disable_validation === true) return false;
-  const saveUpd = intArg(args, 'save_interval_updates', 0), validUpd = intArg(args, 'validate_interval_updates', 0);
-  const doSave = (saveUpd > 0 && numUpdates > 0 && numUpdates % saveUpd === 0 && numUpdates >= intArg(args, 'validate_after_updates', 0))
-    || (endOfEpoch && epoch % intArg(args, 'save_interval', 1) === 0);
+  const saveUpd = intArg(args, 'save_interval_updates', 0),
+    validUpd = intArg(args, 'validate_interval_updates', 0);
+  const doSave =
+    (saveUpd > 0 && numUpdates > 0 && numUpdates % saveUpd === 0 && numUpdates >= intArg(args, 'validate_after_updates', 0)) ||
+    (endOfEpoch && epoch % intArg(args, 'save_interval', 1) === 0);
   return (!endOfEpoch && doSave) || (endOfEpoch && epoch % intArg(args, 'validate_interval', 1) === 0) || (validUpd > 0 && numUpdates % validUpd === 0);
 }
 
@@ -176,12 +184,20 @@ export function continueFairseq(o: ContinueOptions): ContinueResult {
   const args: Record<string, unknown> = { ...r.args, ...(o.args ?? {}) };
   const task = String(args.task);
   const forward = forwardOf(task, args, r.params[0]?.dtype === 'f64' ? 'f64' : 'f32');
-  if (args.criterion === 'lra_cross_entropy' && args.sentence_avg === false) throw new ConfigError('--criterion lra_cross_entropy without --sentence-avg is not supported (the release always sets it)');
+  if (args.criterion === 'lra_cross_entropy' && args.sentence_avg === false)
+    throw new ConfigError('--criterion lra_cross_entropy without --sentence-avg is not supported (the release always sets it)');
   const data = loadFairseqTrainData(o.data, args);
   const schedule = makeScheduleFromArgs(args);
   // --reset-optimizer: fresh Adam and update count; --reset-dataloader: the iterator from epoch 1
   const resetOpt = args.reset_optimizer === true;
-  const optimizer = resetOpt ? new Adam(r.params, { lr: 0, betas: parseBetas((args.adam_betas as string) ?? '(0.9, 0.999)'), eps: (args.adam_eps as number) ?? 1e-8, weightDecay: (args.weight_decay as number) ?? 0 }) : resumeAdam(r, args);
+  const optimizer = resetOpt
+    ? new Adam(r.params, {
+        lr: 0,
+        betas: parseBetas((args.adam_betas as string) ?? '(0.9, 0.999)'),
+        eps: (args.adam_eps as number) ?? 1e-8,
+        weightDecay: (args.weight_decay as number) ?? 0,
+      })
+    : resumeAdam(r, args);
   const startIter = args.reset_dataloader === true ? { epoch: 1, iterationsInEpoch: 0, shuffle: true } : r.iterator;
   const model = r.imported.model;
   model.train();
@@ -222,7 +238,11 @@ export function continueFairseq(o: ContinueOptions): ContinueResult {
       const lr = schedule.lr(numUpdates);
       optimizer.setLr(lr);
       optimizer.zeroGrad();
-      let sum = 0, sample = 0, nll = 0, correct = 0, sentences = 0;
+      let sum = 0,
+        sample = 0,
+        nll = 0,
+        correct = 0,
+        sentences = 0;
       for (const ids of group) {
         const out = forward(model, ep.collate(ids));
         backward(out.loss);
@@ -283,18 +303,26 @@ export interface ContinuationRun extends ContinueResult {
  *   optimisation options); names it lacks take the checkpoint's stored values
  * @throws CheckpointError when there is no checkpoint to resume; see `continueFairseq`
  */
-export function runFairseqContinuation(args: Record<string, unknown>, onUpdate?: (r: ContinueRecord) => void, onValid?: (v: ValidRecord) => void): ContinuationRun {
+export function runFairseqContinuation(
+  args: Record<string, unknown>,
+  onUpdate?: (r: ContinueRecord) => void,
+  onValid?: (v: ValidRecord) => void,
+): ContinuationRun {
   const ck = fairseqRestorePath(args);
   if (!ck) {
     const save = typeof args.save_dir === 'string' ? args.save_dir : 'checkpoints';
-    throw new CheckpointError(`no fairseq checkpoint to resume: ${typeof args.restore_file === 'string' && args.restore_file !== 'checkpoint_last.pt' ? args.restore_file : join(save, 'checkpoint_last.pt')} does not exist`);
+    throw new CheckpointError(
+      `no fairseq checkpoint to resume: ${typeof args.restore_file === 'string' && args.restore_file !== 'checkpoint_last.pt' ? args.restore_file : join(save, 'checkpoint_last.pt')} does not exist`,
+    );
   }
   if (typeof args.data !== 'string') throw new ConfigError('mega train: the data folder (DATA) is missing');
   const save = typeof args.save_dir === 'string' && args.save_dir !== '' ? args.save_dir : 'checkpoints';
   const metricsPath = join(save, 'metrics.jsonl');
   let log: MetricsLog | null = null; // opened at the first update: bad input writes nothing
   const res = continueFairseq({
-    data: args.data, checkpoint: ck, args,
+    data: args.data,
+    checkpoint: ck,
+    args,
     validate: true,
     onValid: (v) => {
       log ??= new MetricsLog(metricsPath);

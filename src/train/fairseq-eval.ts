@@ -101,11 +101,22 @@ function padRight(rows: readonly Int32Array[], pad: number): { data: Int32Array;
 }
 
 /** fairseq's validation batches: the task's order for the split (seeded as in training), cut by the valid limits. */
-export function validBatches(args: Record<string, unknown>, task: 'lra-text' | 'lra-image' | 'translation', sizes: ArrayLike<number>, tgtSizes?: ArrayLike<number>): number[][] {
+export function validBatches(
+  args: Record<string, unknown>,
+  task: 'lra-text' | 'lra-image' | 'translation',
+  sizes: ArrayLike<number>,
+  tgtSizes?: ArrayLike<number>,
+): number[][] {
   const ms = args.max_sentences_valid ?? args.max_sentences ?? args.batch_size_valid ?? args.batch_size;
   const mt = args.max_tokens_valid ?? args.max_tokens;
   return trainBatches(
-    { task, seed: num(args, 'seed', 1), max_sentences: typeof ms === 'number' ? ms : null, max_tokens: typeof mt === 'number' ? mt : null, required_batch_size_multiple: num(args, 'required_batch_size_multiple', 8) },
+    {
+      task,
+      seed: num(args, 'seed', 1),
+      max_sentences: typeof ms === 'number' ? ms : null,
+      max_tokens: typeof mt === 'number' ? mt : null,
+      required_batch_size_multiple: num(args, 'required_batch_size_multiple', 8),
+    },
     { sizes, tgtSizes },
   );
 }
@@ -118,7 +129,8 @@ function checkDictSize(imp: ImportedModel, size: number, what: string, label: st
 }
 
 function evalLra(fm: FairseqModel, data: string, split: string): FairseqEvalResult {
-  const a = fm.args, model = fm.imp.model as LRAModel;
+  const a = fm.args,
+    model = fm.imp.model as LRAModel;
   const numClasses = num(a, 'sentence_class_num', 2);
   const maxPositions = num(a, 'max_positions', Infinity);
   let examples: (TokenExample | ValueExample)[];
@@ -130,14 +142,19 @@ function evalLra(fm: FairseqModel, data: string, split: string): FairseqEvalResu
     const r = readLraText(data, split, { maxPositions, prependCls: a.sen_rep_type === 'cls' });
     checkDictSize(fm.imp, r.dictionary.size, `${data}/src-bin/dict.txt (+ <CLS>)`, fm.path);
     r.examples.forEach((e, i) => {
-      if (e.label! >= numClasses) throw new DataError(`${data}/label-bin/${split}: example ${i} has class ${e.label} (label-bin/dict.txt line ${e.label! + 1}), but ${fm.path} has ${numClasses} classes`);
+      if (e.label! >= numClasses)
+        throw new DataError(
+          `${data}/label-bin/${split}: example ${i} has class ${e.label} (label-bin/dict.txt line ${e.label! + 1}), but ${fm.path} has ${numClasses} classes`,
+        );
     });
     examples = r.examples;
   }
   if (examples.length === 0) throw new DataError(`${data}: the ${split} split has no examples`);
   const lenOf = (e: TokenExample | ValueExample): number => ('values' in e ? e.values.length : e.tokens.length);
   const batches = validBatches(a, a.task === 'lra-image' ? 'lra-image' : 'lra-text', examples.map(lenOf));
-  let lossSum = 0, correct = 0, ntokens = 0;
+  let lossSum = 0,
+    correct = 0,
+    ntokens = 0;
   noGrad(() => {
     for (const ids of batches) {
       const ex = ids.map((i) => examples[i]!);
@@ -153,11 +170,25 @@ function evalLra(fm: FairseqModel, data: string, split: string): FairseqEvalResu
         logits = model.forward(fromStorage(x, [B, L]), fromStorage(lengths, [B]));
       } else {
         const te = ex as TokenExample[];
-        const p = padRight(te.map((e) => e.tokens), PAD);
-        const second = te[0]!.tokens2 ? (() => {
-          const q = padRight(te.map((e) => e.tokens2!), PAD);
-          return { srcTokens: fromStorage(q.data, [B, q.L]), srcLengths: fromStorage(Int32Array.from(te, (e) => e.tokens2!.length), [B]) };
-        })() : undefined;
+        const p = padRight(
+          te.map((e) => e.tokens),
+          PAD,
+        );
+        const second = te[0]!.tokens2
+          ? (() => {
+              const q = padRight(
+                te.map((e) => e.tokens2!),
+                PAD,
+              );
+              return {
+                srcTokens: fromStorage(q.data, [B, q.L]),
+                srcLengths: fromStorage(
+                  Int32Array.from(te, (e) => e.tokens2!.length),
+                  [B],
+                ),
+              };
+            })()
+          : undefined;
         logits = model.forward(fromStorage(p.data, [B, p.L]), fromStorage(lengths, [B]), second);
       }
       lossSum += lraCrossEntropy(logits, fromStorage(labels, [B])).item();
@@ -170,22 +201,40 @@ function evalLra(fm: FairseqModel, data: string, split: string): FairseqEvalResu
 }
 
 function evalTranslation(fm: FairseqModel, data: string, split: string): FairseqEvalResult {
-  const a = fm.args, model = fm.imp.model as MegaModel;
-  const src = String(a.source_lang ?? ''), tgt = String(a.target_lang ?? '');
+  const a = fm.args,
+    model = fm.imp.model as MegaModel;
+  const src = String(a.source_lang ?? ''),
+    tgt = String(a.target_lang ?? '');
   if (!src || !tgt) throw new ConfigError(`${fm.path}: args.source_lang / target_lang missing (expected the language pair, e.g. en / de)`);
   const r = readTranslation(data, split, src, tgt);
   checkDictSize(fm.imp, r.sourceDictionary.size, `${data}/dict.${src}.txt`, fm.path);
   checkDictSize(fm.imp, r.targetDictionary.size, `${data}/dict.${tgt}.txt`, fm.path);
-  const batches = validBatches(a, 'translation', r.examples.map((e) => e.tokens.length), r.examples.map((e) => e.target!.length));
+  const batches = validBatches(
+    a,
+    'translation',
+    r.examples.map((e) => e.tokens.length),
+    r.examples.map((e) => e.target!.length),
+  );
   const eps = num(a, 'label_smoothing', 0);
-  let loss = 0, nll = 0, ntokens = 0;
+  let loss = 0,
+    nll = 0,
+    ntokens = 0;
   noGrad(() => {
     for (const ids of batches) {
       const ex = ids.map((i) => r.examples[i]!);
       const B = ex.length;
-      const s = padRight(ex.map((e) => e.tokens), PAD);
-      const p = padRight(ex.map((e) => e.prevOutputTokens!), PAD);
-      const t = padRight(ex.map((e) => e.target!), PAD);
+      const s = padRight(
+        ex.map((e) => e.tokens),
+        PAD,
+      );
+      const p = padRight(
+        ex.map((e) => e.prevOutputTokens!),
+        PAD,
+      );
+      const t = padRight(
+        ex.map((e) => e.target!),
+        PAD,
+      );
       const { logits } = model.forward(fromStorage(s.data, [B, s.L]), fromStorage(p.data, [B, p.L]));
       const l = labelSmoothedCrossEntropy(logits, fromStorage(t.data, [B, t.L]), eps, PAD);
       loss += l.loss.item();
@@ -206,7 +255,8 @@ function evalTranslation(fm: FairseqModel, data: string, split: string): Fairseq
 function scoreBlock(model: MegaLanguageModel, block: LmBlock, piece: number, validate: boolean, criterion: unknown): { sum: number; pieces: number } {
   const T = block.target.length;
   const state = piece < T ? new IncrementalState() : null;
-  let sum = 0, pieces = 0;
+  let sum = 0,
+    pieces = 0;
   for (let i = 0; i < T; i += piece) {
     const n = Math.min(piece, T - i);
     const src = fromStorage(block.source.slice(i, i + n), [1, n]);
@@ -235,7 +285,8 @@ export interface LmEvalOptions {
 }
 
 function evalLm(fm: FairseqModel, data: string, split: string, o: LmEvalOptions): FairseqEvalResult {
-  const a = fm.args, model = fm.imp.model as MegaLanguageModel;
+  const a = fm.args,
+    model = fm.imp.model as MegaLanguageModel;
   const { dictionary, data: ds } = readLm(data, split);
   checkDictSize(fm.imp, dictionary.size, `${data}/dict.txt`, fm.path);
   if (ds.length === 0) throw new DataError(`${ds.prefix}.idx: no sentences in the ${split} split`);
@@ -246,7 +297,9 @@ function evalLm(fm: FairseqModel, data: string, split: string, o: LmEvalOptions)
   const blocks = tokenBlocks(ds, validBlockSize(vb, ds), mode);
   const C = num(a, 'decoder_chunk_size', -1);
   const piece = o.mode === 'validate' ? (C > 0 ? C : Infinity) : o.mode === 'eval_mega_lm' ? (o.piece ?? Infinity) : Infinity;
-  let sum = 0, ntokens = 0, pieces = 0;
+  let sum = 0,
+    ntokens = 0,
+    pieces = 0;
   noGrad(() => {
     for (const b of blocks) {
       const r = scoreBlock(model, b, piece, o.mode === 'validate', a.criterion);
@@ -275,4 +328,3 @@ export function evaluateFairseq(fm: FairseqModel, data: string, split: string, l
       return evalLm(fm, data, split, lm);
   }
 }
-

@@ -49,7 +49,8 @@ export interface FairseqGenerateResult {
 
 /** libbleu's trim: leading pads, trailing `</s>` and pads. */
 function trim(tokens: readonly number[]): number[] {
-  let a = 0, b = tokens.length;
+  let a = 0,
+    b = tokens.length;
   while (a < b && tokens[a] === PAD) a++;
   while (b > a && (tokens[b - 1] === EOS || tokens[b - 1] === PAD)) b--;
   return tokens.slice(a, b);
@@ -89,7 +90,10 @@ export function bleuString(s: BleuStats): string {
 }
 
 function toText(d: Dictionary, tokens: readonly number[], escapeUnk: boolean, bpe?: string): string {
-  const s = tokens.filter((t) => t !== EOS && t !== PAD).map((t) => (t === UNK && escapeUnk ? '<<unk>>' : d.symbols[t] ?? String(t))).join(' ');
+  const s = tokens
+    .filter((t) => t !== EOS && t !== PAD)
+    .map((t) => (t === UNK && escapeUnk ? '<<unk>>' : (d.symbols[t] ?? String(t))))
+    .join(' ');
   return bpe === undefined ? s : `${s} `.split(bpe).join('').trimEnd(); // fairseq's process_bpe_symbol
 }
 
@@ -113,14 +117,18 @@ function pyFloat(x: number): string {
  * Runs fairseq-generate's loop. @throws DataError / ConfigError for bad data or options
  */
 export function generateFairseq(fm: FairseqModel, data: string, o: FairseqGenerateOptions): FairseqGenerateResult {
-  if (fm.args.task !== 'translation') throw new ConfigError(`${fm.path}: args.task is ${JSON.stringify(fm.args.task)}; mega generate with a data folder needs a translation checkpoint`);
-  const srcLang = o.sourceLang ?? String(fm.args.source_lang), tgtLang = o.targetLang ?? String(fm.args.target_lang);
+  if (fm.args.task !== 'translation')
+    throw new ConfigError(`${fm.path}: args.task is ${JSON.stringify(fm.args.task)}; mega generate with a data folder needs a translation checkpoint`);
+  const srcLang = o.sourceLang ?? String(fm.args.source_lang),
+    tgtLang = o.targetLang ?? String(fm.args.target_lang);
   const r = readTranslation(data, o.split, srcLang, tgtLang);
   const V = fm.imp.spec.taskInfo.dictionary_size;
-  if (V !== r.targetDictionary.size) throw new ConfigError(`${data}/dict.${tgtLang}.txt: ${r.targetDictionary.size} entries, but ${fm.path} was trained with ${String(V)}`);
+  if (V !== r.targetDictionary.size)
+    throw new ConfigError(`${data}/dict.${tgtLang}.txt: ${r.targetDictionary.size} entries, but ${fm.path} was trained with ${String(V)}`);
   const mt = fm.imp.model as MegaModel;
   // fairseq's order for generation: no permutation, stable sorts by target then source length
-  const src = r.examples.map((e) => e.tokens.length), tgt = r.examples.map((e) => e.target!.length);
+  const src = r.examples.map((e) => e.tokens.length),
+    tgt = r.examples.map((e) => e.target!.length);
   const order = languagePairOrder(src, tgt, 0, false);
   const batches = batchBySize(order, (i) => Math.max(src[i]!, tgt[i]!), { maxSentences: o.batchSize, maxTokens: null, multiple: 8 });
   const maxPos = fm.args.max_target_positions;
@@ -139,9 +147,19 @@ export function generateFairseq(fm: FairseqModel, data: string, o: FairseqGenera
   for (const batch0 of batches) {
     // collate: rows by descending source length (stable)
     const batch = [...batch0].sort((a, b) => r.examples[b]!.tokens.length - r.examples[a]!.tokens.length);
-    const hyps = beamSearch(s2s, batch.map((i) => Array.from(r.examples[i]!.tokens)), {
-      beam: o.beam, leftPadSource: true, maxLenA: o.maxLenA, maxLenB: o.maxLenB, minLen: o.minLen, lenPenalty: o.lenpen, unkPenalty: o.unkpen,
-    });
+    const hyps = beamSearch(
+      s2s,
+      batch.map((i) => Array.from(r.examples[i]!.tokens)),
+      {
+        beam: o.beam,
+        leftPadSource: true,
+        maxLenA: o.maxLenA,
+        maxLenB: o.maxLenB,
+        minLen: o.minLen,
+        lenPenalty: o.lenpen,
+        unkPenalty: o.unkpen,
+      },
+    );
     batch.forEach((id, j) => {
       const ex = r.examples[id]!;
       const hs = hyps[j]!;

@@ -71,9 +71,12 @@ export function isIgnoredEntry(name: string): boolean {
 /** The mega-ts task name of a fairseq arch (for `mega eval`). */
 export function taskNameOf(arch: string, kind: ModelKind, args: Record<string, unknown>): string {
   switch (kind) {
-    case 'mega_lm': return 'lm';
-    case 'mega': return 'translation';
-    case 'sc_raw': return 'speech';
+    case 'mega_lm':
+      return 'lm';
+    case 'mega':
+      return 'translation';
+    case 'sc_raw':
+      return 'speech';
     case 'lra':
       if (args.input_type === 'image') return 'image';
       if (arch === 'mega_lra_aan') return 'retrieval';
@@ -101,14 +104,16 @@ export function inferTask(kind: ModelKind, args: Record<string, unknown>, model:
   let V: number;
   switch (kind) {
     case 'mega_lm':
-      V = 'decoder.embed_tokens.weight' in model || !('decoder.embed_tokens.embeddings.0.0.weight' in model)
-        ? rowsOf(model, 'decoder.embed_tokens.weight', label)
-        : adaptiveRows(model, label);
+      V =
+        'decoder.embed_tokens.weight' in model || !('decoder.embed_tokens.embeddings.0.0.weight' in model)
+          ? rowsOf(model, 'decoder.embed_tokens.weight', label)
+          : adaptiveRows(model, label);
       break;
     case 'mega': {
       V = rowsOf(model, 'encoder.embed_tokens.weight', label);
       const Vt = rowsOf(model, 'decoder.embed_tokens.weight', label);
-      if (Vt !== V) throw new ConfigError(`${label}: source and target dictionaries differ in size (${V} vs ${Vt}); mega-ts MegaModel uses one dictionary for both sides`);
+      if (Vt !== V)
+        throw new ConfigError(`${label}: source and target dictionaries differ in size (${V} vs ${Vt}); mega-ts MegaModel uses one dictionary for both sides`);
       break;
     }
     case 'lra':
@@ -166,10 +171,13 @@ export function importFairseq(ck: FairseqCheckpoint, { dtype = 'f32', label = 'c
   const args = ck.args;
   if (Object.keys(args).length === 0) {
     const hasCfg = ck.raw instanceof Map && ck.raw.has('cfg');
-    throw new CheckpointError(`${label}: no 'args' namespace${hasCfg ? " (a fairseq >= 0.10 'cfg' checkpoint; only the Mega release's args checkpoints are supported)" : ''}; cannot tell which model it holds`);
+    throw new CheckpointError(
+      `${label}: no 'args' namespace${hasCfg ? " (a fairseq >= 0.10 'cfg' checkpoint; only the Mega release's args checkpoints are supported)" : ''}; cannot tell which model it holds`,
+    );
   }
   const arch = args.arch;
-  if (typeof arch !== 'string') throw new CheckpointError(`${label}: args.arch is ${arch === undefined ? 'missing' : JSON.stringify(arch)}; expected an architecture name`);
+  if (typeof arch !== 'string')
+    throw new CheckpointError(`${label}: args.arch is ${arch === undefined ? 'missing' : JSON.stringify(arch)}; expected an architecture name`);
   const spec0 = ARCHITECTURES[arch];
   if (!spec0) throw new ConfigError(`${label}: unsupported model: args.arch = '${arch}' (supported: ${archNames().join(', ')})`);
   const kind = spec0.model;
@@ -195,14 +203,17 @@ export function importFairseq(ck: FairseqCheckpoint, { dtype = 'f32', label = 'c
   const unexpected = Object.keys(entries).filter((k) => !own.has(k));
   if (missing.length || unexpected.length) {
     const list = (xs: string[]) => (xs.length > 4 ? `${xs.slice(0, 4).join(', ')}, ... (${xs.length})` : xs.join(', '));
-    throw new CheckpointError(`${label}: state dict does not match arch ${arch}${missing.length ? `; missing: ${list(missing)}` : ''}${unexpected.length ? `; unexpected: ${list(unexpected)}` : ''}`);
+    throw new CheckpointError(
+      `${label}: state dict does not match arch ${arch}${missing.length ? `; missing: ${list(missing)}` : ''}${unexpected.length ? `; unexpected: ${list(unexpected)}` : ''}`,
+    );
   }
   // tied tensors: one model tensor under several names must get one value
   const byTensor = new Map<Tensor, string[]>();
   for (const [k, t] of own) byTensor.set(t, [...(byTensor.get(t) ?? []), k]);
   for (const names of byTensor.values()) {
     for (const k of names.slice(1)) {
-      if (!sameValues(entries[names[0]], entries[k])) throw new CheckpointError(`${label}: '${names[0]}' and '${k}' are one shared tensor in arch ${arch} but differ in the checkpoint`);
+      if (!sameValues(entries[names[0]], entries[k]))
+        throw new CheckpointError(`${label}: '${names[0]}' and '${k}' are one shared tensor in arch ${arch} but differ in the checkpoint`);
     }
   }
   const sd: Record<string, Tensor> = {};
@@ -223,7 +234,12 @@ export function importFairseq(ck: FairseqCheckpoint, { dtype = 'f32', label = 'c
   const taskInfo: Record<string, unknown> = task ? { ...task } : {};
   if (kind === 'lra' || kind === 'sc_raw') taskInfo.num_classes = modelArgs.sentence_class_num;
   return {
-    model, kind, className: MODEL_CLASS[kind], ignored, loaded: own.size, numUpdates: numUpdatesOf(ck.raw),
+    model,
+    kind,
+    className: MODEL_CLASS[kind],
+    ignored,
+    loaded: own.size,
+    numUpdates: numUpdatesOf(ck.raw),
     spec: { task: taskNameOf(arch, kind, args), arch, modelArgs, taskInfo },
   };
 }
@@ -242,7 +258,9 @@ export function importFairseqFile(path: string, opts: { dtype?: FloatDType } = {
     throw new CheckpointError(code === 'ENOENT' ? `${path}: no such file` : `cannot read ${path}: ${(e as Error).message}`, { cause: e });
   }
   if (!isZip(bytes)) {
-    throw new CheckpointError(`${path}: not a PyTorch zip checkpoint (starts with ${describeMagic(bytes)}, expected "PK\\x03\\x04"; legacy non-zip torch.save files are not supported)`);
+    throw new CheckpointError(
+      `${path}: not a PyTorch zip checkpoint (starts with ${describeMagic(bytes)}, expected "PK\\x03\\x04"; legacy non-zip torch.save files are not supported)`,
+    );
   }
   return importFairseq(decodeFairseqCheckpoint(bytes, path), { ...opts, label: path });
 }
@@ -254,7 +272,9 @@ export function isZip(bytes: Uint8Array): boolean {
 
 function describeMagic(bytes: Uint8Array): string {
   if (bytes.length === 0) return 'nothing (empty file)';
-  return JSON.stringify(Array.from(bytes.subarray(0, 4), (b) => (b >= 0x20 && b < 0x7f ? String.fromCharCode(b) : `\\x${b.toString(16).padStart(2, '0')}`)).join(''));
+  return JSON.stringify(
+    Array.from(bytes.subarray(0, 4), (b) => (b >= 0x20 && b < 0x7f ? String.fromCharCode(b) : `\\x${b.toString(16).padStart(2, '0')}`)).join(''),
+  );
 }
 
 /**

@@ -12,7 +12,11 @@ const INFRA = (type: OptSpec['type'], infra: string): OptSpec => ({ type, help: 
 
 /** fairseq task names → mega-ts tasks (`lra-text` is resolved by the arch: listops, text or retrieval). */
 export const FAIRSEQ_TASK_NAMES: Readonly<Record<string, string>> = {
-  'lra-text': 'text', 'lra-image': 'image', language_modeling: 'lm', translation: 'translation', speech_commands: 'speech',
+  'lra-text': 'text',
+  'lra-image': 'image',
+  language_modeling: 'lm',
+  translation: 'translation',
+  speech_commands: 'speech',
 };
 
 /** fairseq criterion names and the mega-ts tasks whose loss each one is. */
@@ -25,7 +29,7 @@ export const CRITERIA: Readonly<Record<string, readonly string[]>> = {
 
 /** Options of fairseq's recipes that `mega train` takes besides its own. */
 export const FAIRSEQ_TRAIN_OPTIONS: Readonly<Record<string, OptSpec>> = {
-  criterion: F('string', 'fairseq criterion (must be the task\'s loss)', { choices: Object.keys(CRITERIA) }),
+  criterion: F('string', "fairseq criterion (must be the task's loss)", { choices: Object.keys(CRITERIA) }),
   sentence_avg: F('boolean', 'average the loss over sentences (the classification tasks always do; others average over tokens)'),
   input_type: F('string', 'lra: text or image (must match the task)', { choices: ['text', 'image'] }),
   sen_rep_type: F('string', 'lra: sentence representation (mean pooling or <CLS>)', { choices: ['mp', 'cls'], model: true }),
@@ -41,15 +45,15 @@ export const FAIRSEQ_TRAIN_OPTIONS: Readonly<Record<string, OptSpec>> = {
   sample_break_mode: F('string', 'lm (fairseq data folder): blocks of whole sentences or a cut stream', { choices: ['none', 'complete'] }),
   valid_block: F('string', 'lm (fairseq data folder): validation blocks, size:N or splits:K'),
   variant_block_multiple_min: F('int', 'lm (fairseq data folder): training block = this x decoder chunk size'),
-  variant_block_multiple_max: F('int', 'lm (fairseq data folder): largest multiple of fairseq\'s variant block sizes'),
+  variant_block_multiple_max: F('int', "lm (fairseq data folder): largest multiple of fairseq's variant block sizes"),
   restore_file: F('string', 'checkpoint to resume from (fairseq --restore-file)', { meta: 'FILE' }),
   sc_dropped_rate: F('number', 'speech: rate of dropped samples (only 0 is supported)'),
   maximize_best_checkpoint_metric: INFRA('boolean', 'accuracy is always maximised and loss minimised here'),
   keep_last_epochs: INFRA('int', 'mega-ts keeps checkpoint_last and checkpoint_best only'),
   keep_interval_updates: INFRA('int', 'mega-ts keeps checkpoint_last and checkpoint_best only'),
   no_epoch_checkpoints: INFRA('boolean', 'mega-ts writes no per-epoch checkpoints anyway'),
-  ddp_backend: INFRA('string', 'data parallelism here is mega-ts\'s own all-reduce (--workers N)'),
-  find_unused_parameters: INFRA('boolean', 'not needed: mega-ts\'s all-reduce covers every parameter'),
+  ddp_backend: INFRA('string', "data parallelism here is mega-ts's own all-reduce (--workers N)"),
+  find_unused_parameters: INFRA('boolean', "not needed: mega-ts's all-reduce covers every parameter"),
   num_workers: INFRA('int', 'no data-loader workers here (data is read in the main thread)'),
   log_format: INFRA('string', 'progress goes to stderr and one record per --log-interval updates to SAVE_DIR/metrics.jsonl'),
   fp16: INFRA('boolean', 'not supported; training runs in float32'),
@@ -83,12 +87,14 @@ export function applyFairseqNames(user: Record<string, unknown>, archTask: strin
   const pn = user.pixel_normalization;
   if (pn !== undefined) {
     const xs = pn as unknown[];
-    if (xs.length !== 2 || xs.some((x) => typeof x !== 'number')) throw new ConfigError(`--pixel-normalization ${xs.join(' ')}: expected two numbers, MEAN STD`);
+    if (xs.length !== 2 || xs.some((x) => typeof x !== 'number'))
+      throw new ConfigError(`--pixel-normalization ${xs.join(' ')}: expected two numbers, MEAN STD`);
     user.pixel_mean = xs[0];
     user.pixel_std = xs[1];
     delete user.pixel_normalization;
   }
-  if (typeof user.sc_dropped_rate === 'number' && user.sc_dropped_rate !== 0) throw new ConfigError(`--sc-dropped-rate ${user.sc_dropped_rate}: only 0 is supported`);
+  if (typeof user.sc_dropped_rate === 'number' && user.sc_dropped_rate !== 0)
+    throw new ConfigError(`--sc-dropped-rate ${user.sc_dropped_rate}: only 0 is supported`);
 }
 
 /** Checks the fairseq options that must agree with the resolved task. @throws ConfigError */
@@ -96,7 +102,11 @@ export function checkFairseqConsistency(a: Record<string, unknown>): void {
   const task = a.task as string;
   const c = a.criterion;
   if (typeof c === 'string' && !CRITERIA[c]!.includes(task)) {
-    throw new ConfigError(`--criterion ${c} is not the loss of --task ${task} (expected ${Object.keys(CRITERIA).filter((k) => CRITERIA[k]!.includes(task)).join(' or ')})`);
+    throw new ConfigError(
+      `--criterion ${c} is not the loss of --task ${task} (expected ${Object.keys(CRITERIA)
+        .filter((k) => CRITERIA[k]!.includes(task))
+        .join(' or ')})`,
+    );
   }
   if (c === 'adaptive_loss' && !(a.adaptive_softmax_cutoff ?? String(a.arch).includes('adaptive'))) {
     throw new ConfigError(`--criterion adaptive_loss needs an adaptive-softmax model (e.g. -a mega_lm_adaptive_big)`);
@@ -104,5 +114,8 @@ export function checkFairseqConsistency(a: Record<string, unknown>): void {
   const it = a.input_type;
   if (it !== undefined && (it === 'image') !== (task === 'image')) throw new ConfigError(`--input-type ${String(it)} does not fit --task ${task}`);
   const classification = ['listops', 'text', 'retrieval', 'image', 'speech'].includes(task);
-  if (a.sentence_avg === true && !classification) throw new ConfigError(`--sentence-avg with --task ${task}: not supported here (the ${task} loss is averaged over target tokens, as fairseq does without it)`);
+  if (a.sentence_avg === true && !classification)
+    throw new ConfigError(
+      `--sentence-avg with --task ${task}: not supported here (the ${task} loss is averaged over target tokens, as fairseq does without it)`,
+    );
 }

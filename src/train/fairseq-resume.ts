@@ -59,12 +59,14 @@ export interface FairseqResume {
 }
 
 function rec(v: unknown, what: string, label: string): Record<string, unknown> {
-  if (!v || typeof v !== 'object' || Array.isArray(v)) throw new CheckpointError(`${label}: ${what} is missing or not a dict (expected a fairseq training checkpoint)`);
+  if (!v || typeof v !== 'object' || Array.isArray(v))
+    throw new CheckpointError(`${label}: ${what} is missing or not a dict (expected a fairseq training checkpoint)`);
   return v as Record<string, unknown>;
 }
 
 function int(v: unknown, what: string, label: string): number {
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new CheckpointError(`${label}: ${what} is ${JSON.stringify(v)}, expected a non-negative integer`);
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0)
+    throw new CheckpointError(`${label}: ${what} is ${JSON.stringify(v)}, expected a non-negative integer`);
   return v;
 }
 
@@ -99,8 +101,9 @@ export function readFairseqResume(path: string, { dtype = 'f32' }: { dtype?: Flo
   const raw = pyToPlain(ck.raw) as Record<string, unknown>;
   const los = rec(raw.last_optimizer_state, "'last_optimizer_state'", path);
   const hist = raw.optimizer_history;
-  if (!Array.isArray(hist) || hist.length === 0) throw new CheckpointError(`${path}: 'optimizer_history' is missing or empty (expected a fairseq training checkpoint)`);
-  const last = rec(hist[hist.length - 1], "optimizer_history[-1]", path);
+  if (!Array.isArray(hist) || hist.length === 0)
+    throw new CheckpointError(`${path}: 'optimizer_history' is missing or empty (expected a fairseq training checkpoint)`);
+  const last = rec(hist[hist.length - 1], 'optimizer_history[-1]', path);
   if (last.optimizer_name !== undefined && last.optimizer_name !== 'FairseqAdam') {
     throw new CheckpointError(`${path}: optimizer ${JSON.stringify(last.optimizer_name)}; only fairseq Adam state can be continued`);
   }
@@ -120,7 +123,8 @@ export function readFairseqResume(path: string, { dtype = 'f32' }: { dtype?: Flo
   const { params, names } = fairseqParamOrder(ck, imported);
   const state = rec(los.state, 'last_optimizer_state.state', path);
   const groups = los.param_groups;
-  if (!Array.isArray(groups) || groups.length !== 1) throw new CheckpointError(`${path}: last_optimizer_state has ${Array.isArray(groups) ? groups.length : 'no'} param groups, expected 1`);
+  if (!Array.isArray(groups) || groups.length !== 1)
+    throw new CheckpointError(`${path}: last_optimizer_state has ${Array.isArray(groups) ? groups.length : 'no'} param groups, expected 1`);
   const group = rec(groups[0], 'param_groups[0]', path);
   const gp = group.params;
   if (!Array.isArray(gp) || gp.length !== params.length) {
@@ -135,12 +139,25 @@ export function readFairseqResume(path: string, { dtype = 'f32' }: { dtype?: Flo
     for (const f of ['exp_avg', 'exp_avg_sq'] as const) {
       const t = s[f];
       if (!isRawTensor(t) || t.shape.join(',') !== p.shape.join(',')) {
-        throw new CheckpointError(`${path}: optimizer state ${k}.${f} has shape [${isRawTensor(t) ? t.shape.join(', ') : '?'}], parameter ${names[i]} has [${p.shape.join(', ')}]`);
+        throw new CheckpointError(
+          `${path}: optimizer state ${k}.${f} has shape [${isRawTensor(t) ? t.shape.join(', ') : '?'}], parameter ${names[i]} has [${p.shape.join(', ')}]`,
+        );
       }
     }
     out[k] = { step: int(s.step, `optimizer state ${k}.step`, path), exp_avg: s.exp_avg as RawTensor, exp_avg_sq: s.exp_avg_sq as RawTensor };
   }
-  return { path, imported, args: ck.args, params, paramNames: names, numUpdates, schedulerLr, iterator, best, optimizerState: { state: out, paramGroup: group } };
+  return {
+    path,
+    imported,
+    args: ck.args,
+    params,
+    paramNames: names,
+    numUpdates,
+    schedulerLr,
+    iterator,
+    best,
+    optimizerState: { state: out, paramGroup: group },
+  };
 }
 
 /**

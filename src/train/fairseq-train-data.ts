@@ -58,8 +58,14 @@ function tokenBatch(ex: readonly TokenExample[], ids: readonly number[]): TokenB
   const p = padRows(rows, false);
   const B = ids.length;
   const b: TokenBatch = {
-    kind: 'tokens', B, L: p.L, ids: Int32Array.from(ids), srcTokens: p.data, srcLengths: Int32Array.from(rows, (r) => r.length),
-    labels: Int32Array.from(ex, (e) => e.label ?? -1), ntokens: rows.reduce((s, r) => s + r.length, 0),
+    kind: 'tokens',
+    B,
+    L: p.L,
+    ids: Int32Array.from(ids),
+    srcTokens: p.data,
+    srcLengths: Int32Array.from(rows, (r) => r.length),
+    labels: Int32Array.from(ex, (e) => e.label ?? -1),
+    ntokens: rows.reduce((s, r) => s + r.length, 0),
   };
   if (ex[0]?.tokens2) {
     const rows1 = ex.map((e) => e.tokens2!);
@@ -72,10 +78,17 @@ function tokenBatch(ex: readonly TokenExample[], ids: readonly number[]): TokenB
 function lraText(dir: string, a: Record<string, unknown>, base: TrainOrderArgs): FairseqTrainData {
   const maxPos = num(a, 'max_positions') ?? Infinity;
   const { examples } = readLraText(dir, 'train', { maxPositions: maxPos, prependCls: a.sen_rep_type === 'cls' });
-  return fixed({ ...base, max_positions: maxPos }, {
-    sizes: { sizes: examples.map((e) => e.tokens.length) },
-    collate: (ids) => tokenBatch(ids.map((i) => examples[i]), ids),
-  });
+  return fixed(
+    { ...base, max_positions: maxPos },
+    {
+      sizes: { sizes: examples.map((e) => e.tokens.length) },
+      collate: (ids) =>
+        tokenBatch(
+          ids.map((i) => examples[i]),
+          ids,
+        ),
+    },
+  );
 }
 
 function lraImage(dir: string, a: Record<string, unknown>, base: TrainOrderArgs): FairseqTrainData {
@@ -89,13 +102,23 @@ function lraImage(dir: string, a: Record<string, unknown>, base: TrainOrderArgs)
       const B = ids.length;
       const x = new Float32Array(B * L); // B × L
       ids.forEach((i, r) => x.set(images[i].values, r * L));
-      return { kind: 'values', B, L, ids: Int32Array.from(ids), srcValues: x, srcLengths: new Int32Array(B).fill(L), labels: Int32Array.from(ids, (i) => images[i].label!), ntokens: B * L };
+      return {
+        kind: 'values',
+        B,
+        L,
+        ids: Int32Array.from(ids),
+        srcValues: x,
+        srcLengths: new Int32Array(B).fill(L),
+        labels: Int32Array.from(ids, (i) => images[i].label!),
+        ntokens: B * L,
+      };
     },
   });
 }
 
 function languageModeling(dir: string, a: Record<string, unknown>, base: TrainOrderArgs): FairseqTrainData {
-  if (a.sample_break_mode !== 'complete') throw new ConfigError(`--sample-break-mode ${String(a.sample_break_mode)}: training continuation supports the Mega LM's complete mode`);
+  if (a.sample_break_mode !== 'complete')
+    throw new ConfigError(`--sample-break-mode ${String(a.sample_break_mode)}: training continuation supports the Mega LM's complete mode`);
   const C = num(a, 'decoder_chunk_size');
   if (!C || C <= 0) throw new ConfigError('--decoder-chunk-size: training continuation needs the Mega LM chunk size (> 0)');
   const { data: sents } = readLm(dir, 'train');
@@ -109,11 +132,21 @@ function languageModeling(dir: string, a: Record<string, unknown>, base: TrainOr
       return {
         sizes: { sizes: blocks.map((b) => b.target.length) },
         collate(ids): TokenBatch {
-          const src = ids.map((i) => blocks[i].source), tgt = ids.map((i) => blocks[i].target);
-          const s = padRows(src, false), t = padRows(tgt, false); // B × L
+          const src = ids.map((i) => blocks[i].source),
+            tgt = ids.map((i) => blocks[i].target);
+          const s = padRows(src, false),
+            t = padRows(tgt, false); // B × L
           return {
-            kind: 'tokens', B: ids.length, L: s.L, ids: Int32Array.from(ids), srcTokens: s.data, srcLengths: Int32Array.from(src, (r) => r.length),
-            labels: new Int32Array(ids.length).fill(-1), target: t.data, T: t.L, ntokens: tgt.reduce((n, r) => n + r.length, 0),
+            kind: 'tokens',
+            B: ids.length,
+            L: s.L,
+            ids: Int32Array.from(ids),
+            srcTokens: s.data,
+            srcLengths: Int32Array.from(src, (r) => r.length),
+            labels: new Int32Array(ids.length).fill(-1),
+            target: t.data,
+            T: t.L,
+            ntokens: tgt.reduce((n, r) => n + r.length, 0),
           };
         },
       };
@@ -122,28 +155,49 @@ function languageModeling(dir: string, a: Record<string, unknown>, base: TrainOr
 }
 
 function translation(dir: string, a: Record<string, unknown>, base: TrainOrderArgs): FairseqTrainData {
-  const s = String(a.source_lang ?? ''), t = String(a.target_lang ?? '');
+  const s = String(a.source_lang ?? ''),
+    t = String(a.target_lang ?? '');
   if (!s || !t) throw new ConfigError('translation: --source-lang / --target-lang missing (expected the language pair, e.g. -s en -t de)');
   const { examples } = readTranslation(dir, 'train', s, t);
-  const leftSrc = flag(a.left_pad_source, true), leftTgt = flag(a.left_pad_target, false);
+  const leftSrc = flag(a.left_pad_source, true),
+    leftTgt = flag(a.left_pad_target, false);
   const maxPos: [number, number] = [num(a, 'max_source_positions') ?? Infinity, num(a, 'max_target_positions') ?? Infinity];
   const mt = num(a, 'max_tokens');
   if (mt !== undefined) [maxPos[0], maxPos[1]] = [Math.min(maxPos[0], mt), Math.min(maxPos[1], mt)];
-  return fixed({ ...base, max_positions: maxPos }, {
-    sizes: { sizes: examples.map((e) => e.tokens.length), tgtSizes: examples.map((e) => e.target!.length) },
-    collate(ids0): TokenBatch {
-      // rows by descending source length (stable)
-      const ids = [...ids0].sort((p, q) => examples[q].tokens.length - examples[p].tokens.length);
-      const ex = ids.map((i) => examples[i]);
-      const ps = padRows(ex.map((e) => e.tokens), leftSrc); // B × L
-      const targets = ex.map((e) => e.target!);
-      const pt = padRows(targets, leftTgt), pp = padRows(ex.map((e) => e.prevOutputTokens!), leftTgt); // B × T
-      return {
-        kind: 'tokens', B: ids.length, L: ps.L, ids: Int32Array.from(ids), srcTokens: ps.data, srcLengths: Int32Array.from(ex, (e) => e.tokens.length),
-        labels: new Int32Array(ids.length).fill(-1), prevOutputTokens: pp.data, target: pt.data, T: pt.L, ntokens: targets.reduce((n, r) => n + r.length, 0),
-      };
+  return fixed(
+    { ...base, max_positions: maxPos },
+    {
+      sizes: { sizes: examples.map((e) => e.tokens.length), tgtSizes: examples.map((e) => e.target!.length) },
+      collate(ids0): TokenBatch {
+        // rows by descending source length (stable)
+        const ids = [...ids0].sort((p, q) => examples[q].tokens.length - examples[p].tokens.length);
+        const ex = ids.map((i) => examples[i]);
+        const ps = padRows(
+          ex.map((e) => e.tokens),
+          leftSrc,
+        ); // B × L
+        const targets = ex.map((e) => e.target!);
+        const pt = padRows(targets, leftTgt),
+          pp = padRows(
+            ex.map((e) => e.prevOutputTokens!),
+            leftTgt,
+          ); // B × T
+        return {
+          kind: 'tokens',
+          B: ids.length,
+          L: ps.L,
+          ids: Int32Array.from(ids),
+          srcTokens: ps.data,
+          srcLengths: Int32Array.from(ex, (e) => e.tokens.length),
+          labels: new Int32Array(ids.length).fill(-1),
+          prevOutputTokens: pp.data,
+          target: pt.data,
+          T: pt.L,
+          ntokens: targets.reduce((n, r) => n + r.length, 0),
+        };
+      },
     },
-  });
+  );
 }
 
 /**

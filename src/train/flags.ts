@@ -56,7 +56,11 @@ export interface ParsedFlags {
 
 /** `--foo-bar` / `foo_bar` / `fooBar` → `foo_bar`. */
 export function canonicalKey(k: string): string {
-  return k.replace(/^--?/, '').replace(/([a-z0-9])([A-Z])/g, '$1_$2').replace(/-/g, '_').toLowerCase();
+  return k
+    .replace(/^--?/, '')
+    .replace(/([a-z0-9])([A-Z])/g, '$1_$2')
+    .replace(/-/g, '_')
+    .toLowerCase();
 }
 
 /** `foo_bar` → `--foo-bar`. */
@@ -81,7 +85,8 @@ export function coerce(spec: OptSpec, raw: unknown, where: string, fromText: boo
   }
   const bad = (): never => {
     // JSON.parse reads 1e999 as Infinity, which JSON.stringify would print as null
-    if (raw === Infinity || raw === -Infinity) throw new ConfigError(`${where} is too large for a number (it reads as ${raw}): expected ${typeName(spec.type)}`);
+    if (raw === Infinity || raw === -Infinity)
+      throw new ConfigError(`${where} is too large for a number (it reads as ${raw}): expected ${typeName(spec.type)}`);
     throw new ConfigError(`${where} = ${JSON.stringify(raw)}: expected ${typeName(spec.type)}${spec.choices ? ` (one of ${spec.choices.join(', ')})` : ''}`);
   };
   if (spec.type === 'number' && (typeof v !== 'number' || !Number.isFinite(v))) bad();
@@ -165,7 +170,8 @@ export function parseFlags(argv: readonly string[], schema: OptSchema, command: 
       if (eq >= 0) text = a.slice(eq + 1);
       else {
         text = argv[i + 1];
-        if (text === undefined || (text.startsWith('-') && text.length > 1 && !isNumberText(text))) throw new ConfigError(`option ${flag} needs a value (${typeName(spec.type)})`);
+        if (text === undefined || (text.startsWith('-') && text.length > 1 && !isNumberText(text)))
+          throw new ConfigError(`option ${flag} needs a value (${typeName(spec.type)})`);
         i++;
       }
       value = coerce(spec, text, flag, true);

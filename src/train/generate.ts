@@ -22,7 +22,6 @@ import { concat } from '../tensor/kernels.js';
 import { Generator } from '../tensor/random.js';
 import { fromStorage, type Tensor } from '../tensor/tensor.js';
 
-
 /**
  * One incremental call of a language model: feeds the new positions `tokens` (`[B, L]`, i32)
  * through `state` and returns their logits `[B, L, V]`.
@@ -129,7 +128,10 @@ export function chooseToken(row: Float64Array, opts: { greedy: boolean; temperat
   }
   let cand = allowed;
   if (opts.topK > 0 && opts.topK < cand.length) {
-    cand = [...cand].sort((a, b) => row[b] - row[a] || a - b).slice(0, opts.topK).sort((a, b) => a - b);
+    cand = [...cand]
+      .sort((a, b) => row[b] - row[a] || a - b)
+      .slice(0, opts.topK)
+      .sort((a, b) => a - b);
   }
   const scaled = cand.map((v) => row[v] / opts.temperature);
   const m = Math.max(...scaled);
@@ -168,7 +170,8 @@ export function sampleLm(step: LmStep, prompt: readonly number[], opts: SampleOp
   checkInt('maxNewTokens', opts.maxNewTokens, 0);
   checkInt('numSamples', B, 1);
   checkInt('topK', topK, 0);
-  if (!greedy && !(temperature > 0 && Number.isFinite(temperature))) throw new ConfigError(`temperature must be a positive number (0 = greedy), got ${temperature}`);
+  if (!greedy && !(temperature > 0 && Number.isFinite(temperature)))
+    throw new ConfigError(`temperature must be a positive number (0 = greedy), got ${temperature}`);
   if (prompt.length === 0) throw new ConfigError('the prompt is empty (an LM prompt starts with </s>)');
   const maxPos = opts.maxPositions ?? Infinity;
   if (opts.maxNewTokens > 0 && prompt.length > maxPos) {
@@ -306,14 +309,18 @@ export function topCandidates(nb: number, V: number, k: number, score: (j: numbe
  */
 export function beamSearch<E>(model: Seq2SeqDecoder<E>, src: readonly (readonly number[])[], opts: BeamOptions = {}): Hypothesis[][] {
   const beam = opts.beam ?? 5;
-  const eos = opts.eos ?? EOS, pad = opts.pad ?? PAD, unk = opts.unk ?? UNK;
+  const eos = opts.eos ?? EOS,
+    pad = opts.pad ?? PAD,
+    unk = opts.unk ?? UNK;
   const lenPenalty = opts.lenPenalty ?? 1;
   const unkPenalty = opts.unkPenalty ?? 0;
   const minLen = opts.minLen ?? 1;
   checkInt('beam', beam, 1);
   checkInt('minLen', minLen, 0);
   if (src.length === 0) throw new ConfigError('no source sentences');
-  src.forEach((s, i) => { if (s.length === 0) throw new ConfigError(`source sentence ${i} is empty`); });
+  src.forEach((s, i) => {
+    if (s.length === 0) throw new ConfigError(`source sentence ${i} is empty`);
+  });
   const B = src.length;
   const S = Math.max(...src.map((s) => s.length));
   let maxLen = Math.floor((opts.maxLenA ?? 0) * S + (opts.maxLenB ?? 200));
@@ -322,10 +329,22 @@ export function beamSearch<E>(model: Seq2SeqDecoder<E>, src: readonly (readonly 
 
   return noGrad(() => {
     const padding = (s: readonly number[]) => new Array<number>(S - s.length).fill(pad);
-    const srcT = i32(src.flatMap((s) => (opts.leftPadSource ? [...padding(s), ...s] : [...s, ...padding(s)])), [B, S]);
-    const lens = i32(src.map((s) => s.length), [B]);
+    const srcT = i32(
+      src.flatMap((s) => (opts.leftPadSource ? [...padding(s), ...s] : [...s, ...padding(s)])),
+      [B, S],
+    );
+    const lens = i32(
+      src.map((s) => s.length),
+      [B],
+    );
     const N = B * beam;
-    const enc = model.reorderEncoderOut(model.encode(srcT, lens), i32(Array.from({ length: N }, (_, r) => Math.floor(r / beam)), [N]));
+    const enc = model.reorderEncoderOut(
+      model.encode(srcT, lens),
+      i32(
+        Array.from({ length: N }, (_, r) => Math.floor(r / beam)),
+        [N],
+      ),
+    );
     const state = new IncrementalState();
     let prefixes: number[][] = Array.from({ length: N }, () => [eos]);
     let scores = new Float64Array(N);
@@ -363,8 +382,11 @@ export function beamSearch<E>(model: Seq2SeqDecoder<E>, src: readonly (readonly 
         }
         // the 2·beam best (beam, token) continuations; at t = 0 every beam is the same, use beam 0
         const nb = t === 0 ? 1 : beam;
-        const top = topCandidates(nb, V, 2 * beam, (j, v) => scores[b * beam + j] + lprobs[b * beam + j][v])
-          .map(({ j, v, score }) => ({ row: b * beam + j, tok: v, score }));
+        const top = topCandidates(nb, V, 2 * beam, (j, v) => scores[b * beam + j] + lprobs[b * beam + j][v]).map(({ j, v, score }) => ({
+          row: b * beam + j,
+          tok: v,
+          score,
+        }));
         for (let i = 0; i < Math.min(beam, top.length); i++) {
           const c = top[i];
           if (c.tok !== eos || c.score === -Infinity || finalized[b].length >= beam) continue;

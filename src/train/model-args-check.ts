@@ -28,10 +28,22 @@ interface LayerGroup {
 }
 
 const sideGroup = (side: 'encoder' | 'decoder', prefix: string): LayerGroup => ({
-  prefix, layers: `${side}_layers`, embed: `${side}_embed_dim`, hidden: `${side}_hidden_dim`, ffn: `${side}_ffn_embed_dim`, z: `${side}_z_dim`, n: `${side}_n_dim`,
+  prefix,
+  layers: `${side}_layers`,
+  embed: `${side}_embed_dim`,
+  hidden: `${side}_hidden_dim`,
+  ffn: `${side}_ffn_embed_dim`,
+  z: `${side}_z_dim`,
+  n: `${side}_n_dim`,
 });
 const sentenceGroup: LayerGroup = {
-  prefix: 'encoder.encoder.layers.', layers: 'encoder_layers', embed: 'encoder_embed_dim', hidden: 'encoder_hidden_dim', ffn: 'encoder_ffn_embed_dim', z: 'z_dim', n: 'n_dim',
+  prefix: 'encoder.encoder.layers.',
+  layers: 'encoder_layers',
+  embed: 'encoder_embed_dim',
+  hidden: 'encoder_hidden_dim',
+  ffn: 'encoder_ffn_embed_dim',
+  z: 'z_dim',
+  n: 'n_dim',
 };
 
 const GROUPS: Readonly<Record<ModelKind, LayerGroup[]>> = {
@@ -83,7 +95,10 @@ function isSmallValue(v: unknown): boolean {
  */
 export function checkModelArgs(kind: ModelKind, args: Readonly<Record<string, unknown>>, tensors: Shapes, label: string): void {
   for (const [k, v] of Object.entries(args)) {
-    if (!isSmallValue(v)) throw new CheckpointError(`${label}: model args ${k} holds more than ${MAX_ARG_VALUES} values or is nested more than ${MAX_ARG_DEPTH} levels deep (not a model setting)`);
+    if (!isSmallValue(v))
+      throw new CheckpointError(
+        `${label}: model args ${k} holds more than ${MAX_ARG_VALUES} values or is nested more than ${MAX_ARG_DEPTH} levels deep (not a model setting)`,
+      );
   }
   const names = Object.keys(tensors);
   const argText = (k: string) => `model args ${k} = ${describeValue(args[k])}`;

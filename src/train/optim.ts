@@ -51,7 +51,14 @@ export interface AdamStateDict {
 
 /** Parses fairseq's `--adam-betas` string, e.g. `"(0.9, 0.98)"`. */
 export function parseBetas(s: string | readonly number[]): [number, number] {
-  const v = typeof s === 'string' ? s.replace(/[()[\]\s]/g, '').split(',').filter((t) => t.length).map(Number) : [...s];
+  const v =
+    typeof s === 'string'
+      ? s
+          .replace(/[()[\]\s]/g, '')
+          .split(',')
+          .filter((t) => t.length)
+          .map(Number)
+      : [...s];
   if (v.length !== 2 || !v.every((x) => Number.isFinite(x) && x >= 0 && x < 1)) {
     throw new ConfigError(`--adam-betas = ${JSON.stringify(s)}: expected two numbers in [0, 1), e.g. "(0.9, 0.98)"`);
   }
@@ -103,7 +110,9 @@ export class Adam {
   /** One update of every parameter that has a gradient. */
   step(): void {
     const [b1, b2] = this.betas;
-    const lr = this.lr, eps = this.eps, decay = this.weightDecay * lr;
+    const lr = this.lr,
+      eps = this.eps,
+      decay = this.weightDecay * lr;
     for (const p of this.params) {
       if (!p.grad) continue;
       let st = this.state.get(p);
@@ -118,8 +127,12 @@ export class Adam {
       }
       const g = p.grad.toTypedArray();
       if (g.length !== p.size) throw new ConfigError(`Adam: gradient of shape [${p.grad.shape}] for parameter [${p.shape}]`);
-      const m = st.exp_avg.storage, v = st.exp_avg_sq.storage, th = p.storage, off = p.offset;
-      const bc1 = 1 - b1 ** st.step, bc2 = 1 - b2 ** st.step;
+      const m = st.exp_avg.storage,
+        v = st.exp_avg_sq.storage,
+        th = p.storage,
+        off = p.offset;
+      const bc1 = 1 - b1 ** st.step,
+        bc2 = 1 - b2 ** st.step;
       const stepSize = (lr * Math.sqrt(bc2)) / bc1;
       for (let i = 0; i < g.length; i++) {
         const gi = g[i];
@@ -155,7 +168,9 @@ export class Adam {
     });
     return {
       state,
-      param_groups: [{ lr: this.lr, betas: [...this.betas], eps: this.eps, weight_decay: this.weightDecay, amsgrad: false, params: this.params.map((_, i) => i) }],
+      param_groups: [
+        { lr: this.lr, betas: [...this.betas], eps: this.eps, weight_decay: this.weightDecay, amsgrad: false, params: this.params.map((_, i) => i) },
+      ],
     };
   }
 
@@ -164,7 +179,10 @@ export class Adam {
    * (cast to the parameter dtype) and the group's hyper-parameters.
    * @throws ConfigError on a parameter-count or shape mismatch
    */
-  loadStateDict(sd: { state: Record<number | string, { step: number; exp_avg: Tensor; exp_avg_sq: Tensor }>; param_groups?: { lr?: number; betas?: readonly number[]; eps?: number; weight_decay?: number; params?: number[] }[] }): void {
+  loadStateDict(sd: {
+    state: Record<number | string, { step: number; exp_avg: Tensor; exp_avg_sq: Tensor }>;
+    param_groups?: { lr?: number; betas?: readonly number[]; eps?: number; weight_decay?: number; params?: number[] }[];
+  }): void {
     const g = sd.param_groups?.[0];
     if (g?.params && g.params.length !== this.params.length) {
       throw new ConfigError(`Adam.loadStateDict: the state has ${g.params.length} parameters, the optimizer ${this.params.length}`);
@@ -234,7 +252,12 @@ export function clipGradNormDevice(params: Iterable<Tensor>, maxNorm: number): T
   let ss: Tensor | null = null;
   for (const p of ps) {
     const g = p.grad!;
-    const s = reduce(binary(g, g, 'mul'), 'sum', g.shape.map((_, i) => i), false);
+    const s = reduce(
+      binary(g, g, 'mul'),
+      'sum',
+      g.shape.map((_, i) => i),
+      false,
+    );
     ss = ss ? binary(ss, s, 'add') : s;
   }
   const norm = unary(ss!, 'sqrt');

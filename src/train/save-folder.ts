@@ -11,13 +11,34 @@
  * - {@link removeStaleTemps}: `*.tmp-<pid>-<hex>` files (see `writeFileAtomic`) of processes that
  *   no longer run are removed.
  */
-import { accessSync, closeSync, constants, existsSync, mkdirSync, openSync, readdirSync, readFileSync, statfsSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import {
+  accessSync,
+  closeSync,
+  constants,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  statfsSync,
+  statSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { ConfigError } from './errors.js';
 
 /** statfs magic numbers of the kernel's pseudo filesystems (no place for files). */
-const PSEUDO_FS: Readonly<Record<number, string>> = { 0x9fa0: 'procfs', 0x62656572: 'sysfs', 0x64626720: 'debugfs', 0x74726163: 'tracefs', 0x1cd1: 'devpts', 0x27e0eb: 'cgroup', 0x63677270: 'cgroup2' };
+const PSEUDO_FS: Readonly<Record<number, string>> = {
+  0x9fa0: 'procfs',
+  0x62656572: 'sysfs',
+  0x64626720: 'debugfs',
+  0x74726163: 'tracefs',
+  0x1cd1: 'devpts',
+  0x27e0eb: 'cgroup',
+  0x63677270: 'cgroup2',
+};
 
 /** Name of the lock file in a save folder. */
 export const LOCK_FILE = '.mega-train.lock';
@@ -42,7 +63,8 @@ export function checkSaveDir(dir: string): string[] {
       st = statSync(p);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT' || code === 'ENOTDIR') { // ENOTDIR: a part above is a file, found further up
+      if (code === 'ENOENT' || code === 'ENOTDIR') {
+        // ENOTDIR: a part above is a file, found further up
         const up = dirname(p);
         if (up === p) throw new ConfigError(`--save-dir ${dir}: cannot be created (${errno(e)})`);
         missing.unshift(p);
@@ -156,7 +178,8 @@ export function lockSaveDir(dir: string): () => void {
     try {
       fd = openSync(path, 'wx', 0o644);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw new ConfigError(`--save-dir ${dir}: cannot create the lock file ${path} (${errno(e)})`);
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0)
+        throw new ConfigError(`--save-dir ${dir}: cannot create the lock file ${path} (${errno(e)})`);
       const owner = lockHolder(dir);
       if (owner) throw busy(dir, owner);
       try {

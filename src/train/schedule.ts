@@ -103,9 +103,7 @@ function int(name: string, v: unknown, dflt: number): number {
 function peakLr(schedule: string, lr: unknown): number {
   const list = Array.isArray(lr) ? (lr as unknown[]) : [lr];
   if (list.length !== 1) {
-    throw new ConfigError(
-      `--lr = [${list.join(', ')}]: ${schedule} expects exactly one learning rate (use fixed for per-epoch lists)`,
-    );
+    throw new ConfigError(`--lr = [${list.join(', ')}]: ${schedule} expects exactly one learning rate (use fixed for per-epoch lists)`);
   }
   const v = list[0];
   if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) {
@@ -182,9 +180,7 @@ export function cosineSchedule(opts: CosineOptions): LRSchedule {
     const maxUpdate = num('max-update', opts.maxUpdate, 0);
     period = maxUpdate - W;
     if (!(period > 0)) {
-      throw new ConfigError(
-        `--max-update = ${maxUpdate}: expected > --warmup-updates = ${W} when --lr-period-updates is unset`,
-      );
+      throw new ConfigError(`--max-update = ${maxUpdate}: expected > --warmup-updates = ${W} when --lr-period-updates is unset`);
     }
   }
   const shrink = num('lr-shrink', opts.lrShrink, 0.1);
@@ -264,9 +260,7 @@ export function makeSchedule(name: string, opts: object): LRSchedule {
     case 'inverse_sqrt':
       return inverseSqrtSchedule(opts as InverseSqrtOptions);
     default:
-      throw new ConfigError(
-        `--lr-scheduler = ${JSON.stringify(name)}: expected one of linear_decay, cosine, fixed, inverse_sqrt`,
-      );
+      throw new ConfigError(`--lr-scheduler = ${JSON.stringify(name)}: expected one of linear_decay, cosine, fixed, inverse_sqrt`);
   }
 }
 

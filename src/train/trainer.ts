@@ -158,7 +158,9 @@ function prepare(user: Readonly<Record<string, unknown>>): Prepared {
     args = resolveTrainArgs(userArgs);
     resumeFrom = { ckpt, statePath: last.state };
   } else if (!args.no_save && !args.overwrite && existsSync(last.weights)) {
-    throw new ConfigError(`${args.save_dir} already holds checkpoint_last.safetensors: pass --resume to continue it, --overwrite to start over, or another --save-dir`);
+    throw new ConfigError(
+      `${args.save_dir} already holds checkpoint_last.safetensors: pass --resume to continue it, --overwrite to start over, or another --save-dir`,
+    );
   }
   if (typeof args.threads === 'number') setNumThreads(args.threads);
   const task = getTask(args.task);
@@ -169,7 +171,12 @@ function prepare(user: Readonly<Record<string, unknown>>): Prepared {
     args.batch_size = Math.max(1, Math.floor(args.max_tokens / args.tokens_per_sample!));
   }
   const data = task.load(args, ['train', 'valid'], modelArgs);
-  const spec: ModelSpec = { task: args.task, arch: args.arch, modelArgs, taskInfo: { ...(data.taskInfo ?? {}), ...(data.numClasses ? { num_classes: data.numClasses } : {}) } };
+  const spec: ModelSpec = {
+    task: args.task,
+    arch: args.arch,
+    modelArgs,
+    taskInfo: { ...(data.taskInfo ?? {}), ...(data.numClasses ? { num_classes: data.numClasses } : {}) },
+  };
   if (resumeFrom) {
     const diff = sameJson(spec.modelArgs, resumeFrom.ckpt.spec.modelArgs) ?? sameJson(spec.taskInfo, resumeFrom.ckpt.spec.taskInfo);
     if (diff) throw new ConfigError(`--resume: model setting "${diff}" differs from the checkpoint's (model settings cannot change on resume)`);
@@ -191,16 +198,31 @@ export function writePlots(dir: string, records: readonly MetricsRecord[], class
   const pts = (type: string, key: string): [number, number][] =>
     records.filter((r) => r.type === type && typeof r.update === 'number' && typeof r[key] === 'number').map((r) => [r.update as number, r[key] as number]);
   const curves = join(dir, 'curves.svg');
-  writeFileAtomic(curves, renderCurvesSvg(
-    [{ name: 'train loss', points: pts('train', 'loss') }, { name: 'valid loss', points: pts('valid', 'loss') }],
-    { title: 'Training curves', xLabel: 'update', yLabel: 'loss (base 2)' },
-  ));
+  writeFileAtomic(
+    curves,
+    renderCurvesSvg(
+      [
+        { name: 'train loss', points: pts('train', 'loss') },
+        { name: 'valid loss', points: pts('valid', 'loss') },
+      ],
+      { title: 'Training curves', xLabel: 'update', yLabel: 'loss (base 2)' },
+    ),
+  );
   if (classification) {
     const acc = pts('valid', 'accuracy').map(([x, y]): [number, number] => [x, 100 * y]);
-    const series = [{ name: 'train accuracy', points: pts('train', 'accuracy').map(([x, y]): [number, number] => [x, 100 * y]) }, { name: 'valid accuracy', points: acc }];
+    const series = [
+      { name: 'train accuracy', points: pts('train', 'accuracy').map(([x, y]): [number, number] => [x, 100 * y]) },
+      { name: 'valid accuracy', points: acc },
+    ];
     if (baseline !== null && acc.length) {
       const xs = [...pts('train', 'accuracy'), ...acc].map((p) => p[0]);
-      series.push({ name: 'majority class', points: [[Math.min(...xs), 100 * baseline], [Math.max(...xs), 100 * baseline]] });
+      series.push({
+        name: 'majority class',
+        points: [
+          [Math.min(...xs), 100 * baseline],
+          [Math.max(...xs), 100 * baseline],
+        ],
+      });
     }
     writeFileAtomic(join(dir, 'accuracy.svg'), renderCurvesSvg(series, { title: 'Accuracy', xLabel: 'update', yLabel: 'accuracy (%)' }));
   }
@@ -338,7 +360,8 @@ class TrainRun {
     // gpujs: the parameters live on the device from here on (Adam and clipping run there; docs/GPU.md)
     if (getBackend() === 'gpujs') moveToDevice(this.params);
     this.startUpdates = this.numUpdates;
-    if (this.metric === 'accuracy' && !this.task.classification) throw new ConfigError(`--best-checkpoint-metric accuracy: task ${this.task.name} has no accuracy (use loss)`);
+    if (this.metric === 'accuracy' && !this.task.classification)
+      throw new ConfigError(`--best-checkpoint-metric accuracy: task ${this.task.name} has no accuracy (use loss)`);
   }
 
   /**
@@ -353,9 +376,22 @@ class TrainRun {
     if (writes) this.log = new MetricsLog(this.logPath, !p.resumeFrom);
     this.nParams = this.model.numParameters();
     const { baseline, nParams } = this;
-    this.log.write({ type: 'start', update: numUpdates, task: args.task, arch: args.arch, parameters: nParams, resumed: p.resumeFrom !== null, train_examples: p.train.length, valid_examples: p.valid.length, majority_baseline: baseline?.accuracy ?? null, time: new Date().toISOString() });
+    this.log.write({
+      type: 'start',
+      update: numUpdates,
+      task: args.task,
+      arch: args.arch,
+      parameters: nParams,
+      resumed: p.resumeFrom !== null,
+      train_examples: p.train.length,
+      valid_examples: p.valid.length,
+      majority_baseline: baseline?.accuracy ?? null,
+      time: new Date().toISOString(),
+    });
     this.say(`mega train: task ${args.task}, arch ${args.arch} (${nParams.toLocaleString('en-US')} parameters), data ${p.dataSource}`);
-    this.say(`train ${p.train.length} examples (${this.batcher.batchesPerEpoch} batches of ${args.batch_size}), valid ${p.valid.length}${baseline ? `, majority-class baseline ${pct(baseline.accuracy)}` : ''}`);
+    this.say(
+      `train ${p.train.length} examples (${this.batcher.batchesPerEpoch} batches of ${args.batch_size}), valid ${p.valid.length}${baseline ? `, majority-class baseline ${pct(baseline.accuracy)}` : ''}`,
+    );
     if (p.resumeFrom) this.say(`resumed from ${p.resumeFrom.ckpt.path} at update ${numUpdates}`);
     this.savedPath = p.resumeFrom ? this.lastPaths.weights : null;
     this.savedUpdate = p.resumeFrom ? numUpdates : -1;
@@ -367,11 +403,20 @@ class TrainRun {
     if (args.no_save) return null;
     const rankRng = this.dist?.rankRngStates(); // a collective: every rank saves, rank 0 writes
     const state = {
-      numUpdates, data: this.batcher.state, rng: defaultGenerator.getState(), schedule: { name: this.schedule.name, nextLr: this.schedule.lr(numUpdates) },
-      best: this.best, wallTime: this.wallBefore + (this.now() - this.t0) / 1000, userArgs: this.p.userArgs, lastTrainLoss: this.lastTrainLoss, ...(rankRng ? { rankRng } : {}),
+      numUpdates,
+      data: this.batcher.state,
+      rng: defaultGenerator.getState(),
+      schedule: { name: this.schedule.name, nextLr: this.schedule.lr(numUpdates) },
+      best: this.best,
+      wallTime: this.wallBefore + (this.now() - this.t0) / 1000,
+      userArgs: this.p.userArgs,
+      lastTrainLoss: this.lastTrainLoss,
+      ...(rankRng ? { rankRng } : {}),
     };
     const trainArgsMeta = { ...args, __user: this.p.userArgs };
-    const path = this.isMain ? saveCheckpoint(this.dir, name, this.model, this.optimizer, this.p.spec, trainArgsMeta, state) : checkpointPaths(this.dir, name).weights;
+    const path = this.isMain
+      ? saveCheckpoint(this.dir, name, this.model, this.optimizer, this.p.spec, trainArgsMeta, state)
+      : checkpointPaths(this.dir, name).weights;
     if (this.replacing && name === 'checkpoint_last') {
       // the previous run's checkpoint_last was replaced just now; its checkpoint_best goes too
       for (const f of Object.values(this.bestPaths)) rmSync(f, { force: true });
@@ -412,7 +457,11 @@ class TrainRun {
     optimizer.setLr(lr);
     optimizer.zeroGrad();
     const updateFreq = args.update_freq;
-    let sum = 0, sample = 0, correct = 0, sentences = 0, tokens = 0;
+    let sum = 0,
+      sample = 0,
+      correct = 0,
+      sentences = 0,
+      tokens = 0;
     for (let f = 0; f < updateFreq; f++) {
       const batch = dist ? dist.shard(this.batcher.next()) : this.batcher.next();
       if (batch.B === 0) continue; // data parallel: a batch smaller than the world leaves some ranks idle
@@ -458,8 +507,14 @@ class TrainRun {
     const t = this.now();
     this.lastTrainLoss = acc.sample > 0 ? acc.loss / acc.sample / LN2 : null;
     const rec: MetricsRecord = {
-      type: 'train', update: this.numUpdates, epoch: this.batcher.state.epoch, loss: this.lastTrainLoss, lr: u.lr, gnorm: acc.gnorm / acc.n,
-      tokens_per_s: t > acc.t ? (1000 * acc.tokens) / (t - acc.t) : null, wall_s: (t - this.t0) / 1000,
+      type: 'train',
+      update: this.numUpdates,
+      epoch: this.batcher.state.epoch,
+      loss: this.lastTrainLoss,
+      lr: u.lr,
+      gnorm: acc.gnorm / acc.n,
+      tokens_per_s: t > acc.t ? (1000 * acc.tokens) / (t - acc.t) : null,
+      wall_s: (t - this.t0) / 1000,
     };
     if (this.task.classification) rec.accuracy = acc.correct / Math.max(1, acc.sentences);
     this.log.write(rec);
@@ -472,7 +527,12 @@ class TrainRun {
    */
   runUpdates(): void {
     const { args, isMain } = this;
-    const bar = new ProgressBar({ total: Math.max(1, args.max_update - this.startUpdates), stream: this.opts.stream ?? process.stderr, quiet: args.quiet || !isMain, label: 'train' });
+    const bar = new ProgressBar({
+      total: Math.max(1, args.max_update - this.startUpdates),
+      stream: this.opts.stream ?? process.stderr,
+      quiet: args.quiet || !isMain,
+      label: 'train',
+    });
     const maxEpoch = args.max_epoch;
     const valInt = args.validate_interval_updates;
     const saveInt = args.save_interval_updates;
@@ -508,13 +568,29 @@ class TrainRun {
     const v = this.lastValid;
     const bestPath = args.no_save || !existsSync(this.bestPaths.weights) ? null : this.bestPaths.weights;
     const result: TrainResult = {
-      status: 'completed', task: args.task, arch: args.arch, parameters: this.nParams, updates: numUpdates, updates_this_run: numUpdates - this.startUpdates,
-      epochs: this.batcher.state.epoch, wall_time_s: wall, train_loss: this.lastTrainLoss, valid_loss: v?.loss ?? null, valid_accuracy: v?.accuracy ?? null,
-      valid_ppl: v?.ppl ?? null, valid_bpb: v?.bpb ?? null, majority_baseline: baseline?.accuracy ?? null, best_valid: this.best,
-      checkpoint: args.no_save ? null : this.savedPath, best_checkpoint: bestPath, metrics_log: args.no_save ? null : this.logPath, plot: null,
+      status: 'completed',
+      task: args.task,
+      arch: args.arch,
+      parameters: this.nParams,
+      updates: numUpdates,
+      updates_this_run: numUpdates - this.startUpdates,
+      epochs: this.batcher.state.epoch,
+      wall_time_s: wall,
+      train_loss: this.lastTrainLoss,
+      valid_loss: v?.loss ?? null,
+      valid_accuracy: v?.accuracy ?? null,
+      valid_ppl: v?.ppl ?? null,
+      valid_bpb: v?.bpb ?? null,
+      majority_baseline: baseline?.accuracy ?? null,
+      best_valid: this.best,
+      checkpoint: args.no_save ? null : this.savedPath,
+      best_checkpoint: bestPath,
+      metrics_log: args.no_save ? null : this.logPath,
+      plot: null,
     };
     this.log.write({ type: 'end', update: numUpdates, ...result, time: new Date().toISOString() });
-    result.plot = this.isMain && !args.no_save ? writePlots(this.dir, readMetricsLog(this.logPath), this.task.classification, baseline?.accuracy ?? null) : null;
+    result.plot =
+      this.isMain && !args.no_save ? writePlots(this.dir, readMetricsLog(this.logPath), this.task.classification, baseline?.accuracy ?? null) : null;
     this.dist?.close();
     return result;
   }

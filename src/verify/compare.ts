@@ -61,9 +61,11 @@ export function compareTensor(
   let pass = true;
   let nanNote: string | undefined;
   for (let i = 0; i < g.length; i++) {
-    const r = ref.data[i], v = g[i];
+    const r = ref.data[i],
+      v = g[i];
     let e: number;
-    if (r === v) e = 0; // equal infinities included
+    if (r === v)
+      e = 0; // equal infinities included
     else if (r !== r || v !== v) {
       if (nanEqual && r !== r && v !== v) e = 0;
       else {
@@ -144,21 +146,26 @@ function unravel(index: number, shape: readonly number[] | null): number[] {
  * number of such elements and the largest error.
  */
 export function checkClose(got: Values, want: Values, opts: CloseOptions = {}): CloseReport {
-  const g = valuesOf(got), w = valuesOf(want);
+  const g = valuesOf(got),
+    w = valuesOf(want);
   const { rtol, atol } = opts.precision ? TOLERANCES[opts.precision] : { rtol: opts.rtol ?? 0, atol: opts.atol ?? 0 };
   const what = opts.what ?? 'values';
   const scale = maxAbs(w.data);
   const tol = atol + rtol * scale;
   const shapeOf = (s: readonly number[] | null, n: number) => (s ? `[${s.join(', ')}]` : `${n} elements`);
-  const sameShape = g.data.length === w.data.length && (!g.shape || !w.shape || (g.shape.length === w.shape.length && g.shape.every((d, i) => d === w.shape![i])));
+  const sameShape =
+    g.data.length === w.data.length && (!g.shape || !w.shape || (g.shape.length === w.shape.length && g.shape.every((d, i) => d === w.shape![i])));
   if (!sameShape) {
     const message = `${what}: shape ${shapeOf(g.shape, g.data.length)} differs from the expected ${shapeOf(w.shape, w.data.length)}`;
     return { pass: false, maxErr: Infinity, scale, tol, mismatches: Math.max(g.data.length, w.data.length), first: null, message };
   }
-  let maxErr = 0, maxAt = -1, mismatches = 0;
+  let maxErr = 0,
+    maxAt = -1,
+    mismatches = 0;
   let first: CloseElement | null = null;
   for (let i = 0; i < w.data.length; i++) {
-    const a = g.data[i], b = w.data[i];
+    const a = g.data[i],
+      b = w.data[i];
     let e = a === b || (Number.isNaN(a) && Number.isNaN(b)) ? 0 : Math.abs(a - b);
     if (e !== e) e = Infinity;
     if (e > maxErr) [maxErr, maxAt] = [e, i];

@@ -45,7 +45,13 @@ export function buildCase(c: GoldenCase, dtype: FloatDType): Module {
 }
 
 /** Compares `got` against every tensor of `ref`. */
-function compareAll(prefix: string, got: Named, ref: GoldenCase['outputs'], prec: Precision, opts: { atolScale?: number; absentOk?: boolean } = {}): TensorReport[] {
+function compareAll(
+  prefix: string,
+  got: Named,
+  ref: GoldenCase['outputs'],
+  prec: Precision,
+  opts: { atolScale?: number; absentOk?: boolean } = {},
+): TensorReport[] {
   const reps = Object.entries(ref).map(([k, r]) => compareTensor(prefix + k, got[k], r, prec, opts));
   if (opts.absentOk === false) {
     for (const [k, t] of Object.entries(got)) {
@@ -123,10 +129,15 @@ function checkSizes(c: GoldenCase): void {
   let largest = 0;
   for (const m of allTensors(c)) for (const t of Object.values(m)) for (const d of t.shape) largest = Math.max(largest, d);
   const limit = 4 * Math.max(1024, largest);
-  for (const [where, map] of [['config', c.config], ['options', c.options]] as const) {
+  for (const [where, map] of [
+    ['config', c.config],
+    ['options', c.options],
+  ] as const) {
     for (const [k, v] of Object.entries(map)) {
       if (SIZE_KEY.test(k) && typeof v === 'number' && Number.isInteger(v) && Math.abs(v) > limit) {
-        throw new Error(`${where}.${k} = ${v} is larger than any size this case can use (at most ${limit}: 4 x max(1024, the largest stored dimension ${largest}))`);
+        throw new Error(
+          `${where}.${k} = ${v} is larger than any size this case can use (at most ${limit}: 4 x max(1024, the largest stored dimension ${largest}))`,
+        );
       }
     }
   }

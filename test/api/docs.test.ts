@@ -21,11 +21,31 @@ const blocks = [...readFileSync(join(repo, 'docs/API.md'), 'utf8').matchAll(/```
 
 beforeAll(async () => {
   vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
-  const small = ['--layers', '1', '--embed-dim', '16', '--hidden-dim', '16', '--z-dim', '8', '--n-dim', '2', '--batch-size', '4', '--max-update', '2', '--quiet'];
-  expect(await main(['train', '--listops-train', '32', '--listops-valid', '8', '--listops-test', '8', ...small, '--save-dir', join(dir, 'checkpoints')])).toBe(0);
+  const small = [
+    '--layers',
+    '1',
+    '--embed-dim',
+    '16',
+    '--hidden-dim',
+    '16',
+    '--z-dim',
+    '8',
+    '--n-dim',
+    '2',
+    '--batch-size',
+    '4',
+    '--max-update',
+    '2',
+    '--quiet',
+  ];
+  expect(await main(['train', '--listops-train', '32', '--listops-valid', '8', '--listops-test', '8', ...small, '--save-dir', join(dir, 'checkpoints')])).toBe(
+    0,
+  );
   expect(await main(['export', join(dir, 'checkpoints', 'checkpoint_last.safetensors'), join(dir, 'my-model')])).toBe(0);
   writeFileSync(join(dir, 'lm.txt'), 'hello there, the quick brown fox\n'.repeat(40));
-  expect(await main(['train', '--task', 'lm', '--data', join(dir, 'lm.txt'), '--tokens-per-sample', '32', ...small, '--save-dir', join(dir, 'lm-run')])).toBe(0);
+  expect(await main(['train', '--task', 'lm', '--data', join(dir, 'lm.txt'), '--tokens-per-sample', '32', ...small, '--save-dir', join(dir, 'lm-run')])).toBe(
+    0,
+  );
   expect(await main(['export', join(dir, 'lm-run', 'checkpoint_last.safetensors'), join(dir, 'lm-model')])).toBe(0);
   vi.restoreAllMocks();
   mkdirSync(join(dir, 'node_modules'));
@@ -57,9 +77,19 @@ describe('docs/API.md examples', () => {
         });
         await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
         try {
-          const r = await build({ stdin: { contents: code, resolveDir: dir, sourcefile: 'worker.js' }, bundle: true, format: 'esm', platform: 'browser', write: false, logLevel: 'silent' });
+          const r = await build({
+            stdin: { contents: code, resolveDir: dir, sourcefile: 'worker.js' },
+            bundle: true,
+            format: 'esm',
+            platform: 'browser',
+            write: false,
+            logLevel: 'silent',
+          });
           const page = `http://127.0.0.1:${(server.address() as { port: number }).port}/`;
-          writeFileSync(file, `globalThis.self = { postMessage: (m) => console.log(JSON.stringify(m)) };\n${r.outputFiles[0].text}\nawait self.onmessage({ data: { page: '${page}', text: '[MAX 2 9 ]' } });\n`);
+          writeFileSync(
+            file,
+            `globalThis.self = { postMessage: (m) => console.log(JSON.stringify(m)) };\n${r.outputFiles[0].text}\nawait self.onmessage({ data: { page: '${page}', text: '[MAX 2 9 ]' } });\n`,
+          );
           const { out, err } = await node(file);
           expect(err).toBe('');
           expect(JSON.parse(out)).toMatchObject({ label: expect.any(Number), scores: expect.any(Array) });

@@ -120,7 +120,7 @@ describe('loadModel', () => {
     }
   });
 
-  it('a fairseq .pt loads and classifies like mega import-fairseq\'s model', async () => {
+  it("a fairseq .pt loads and classifies like mega import-fairseq's model", async () => {
     const pt = join('test', 'golden', 'checkpoints', 'mega_lra_listops_tiny.pt');
     const m = await loadModel(pt);
     expect(m.kind).toBe('classifier');
@@ -133,7 +133,11 @@ describe('loadModel', () => {
 
   it('bytes and {config.json, model.safetensors, dict.txt} load too; tidy passes results through on the CPU', async () => {
     const dir = join(root, 'listops-model');
-    const files = { 'config.json': readFileSync(join(dir, 'config.json'), 'utf8'), 'model.safetensors': readFileSync(join(dir, 'model.safetensors')), 'dict.txt': readFileSync(join(dir, 'dict.txt')) };
+    const files = {
+      'config.json': readFileSync(join(dir, 'config.json'), 'utf8'),
+      'model.safetensors': readFileSync(join(dir, 'model.safetensors')),
+      'dict.txt': readFileSync(join(dir, 'dict.txt')),
+    };
     const a = await loadModel(files);
     const b = await loadModel(new Uint8Array(readFileSync(join(listops, 'checkpoint_last.safetensors'))));
     const ra = tidy(() => classify(a, EXPR));
@@ -156,7 +160,11 @@ describe('bad input: one clear error naming the file, nothing loaded', () => {
   const cases: { name: string; edit: (d: string) => void; re: RegExp }[] = [
     { name: 'missing-config', edit: (d) => rmSync(join(d, 'config.json')), re: /config\.json: no such file/ },
     { name: 'malformed-config', edit: (d) => writeFileSync(join(d, 'config.json'), '{"format": "mega-ts-model/1", '), re: /config\.json: not valid JSON/ },
-    { name: 'config-field', edit: (d) => writeFileSync(join(d, 'config.json'), JSON.stringify({ format: 'mega-ts-model/1', arch: 'x' })), re: /config\.json: field "task" missing/ },
+    {
+      name: 'config-field',
+      edit: (d) => writeFileSync(join(d, 'config.json'), JSON.stringify({ format: 'mega-ts-model/1', arch: 'x' })),
+      re: /config\.json: field "task" missing/,
+    },
     {
       name: 'unknown-arch',
       edit: (d) => {
@@ -172,12 +180,19 @@ describe('bad input: one clear error naming the file, nothing loaded', () => {
       re: /dict\.txt: 21 symbols \(specials included\) but the embedding in .*model\.safetensors has 20 rows/,
     },
     { name: 'missing-dict', edit: (d) => rmSync(join(d, 'dict.txt')), re: /dict\.txt: no such file/ },
-    { name: 'truncated-weights', edit: (d) => writeFileSync(join(d, 'model.safetensors'), readFileSync(join(d, 'model.safetensors')).subarray(0, 100)), re: /model\.safetensors: truncated/ },
+    {
+      name: 'truncated-weights',
+      edit: (d) => writeFileSync(join(d, 'model.safetensors'), readFileSync(join(d, 'model.safetensors')).subarray(0, 100)),
+      re: /model\.safetensors: truncated/,
+    },
   ];
   for (const c of cases) {
     it(c.name, async () => {
       const d = variant(c.name, c.edit);
-      const err = await loadModel(d).then(() => null, (e: Error) => e);
+      const err = await loadModel(d).then(
+        () => null,
+        (e: Error) => e,
+      );
       expect(err).not.toBeNull();
       expect(err!.message).toMatch(c.re);
       expect(err!.message.split('\n')).toHaveLength(1);
@@ -193,7 +208,9 @@ describe('bad input: one clear error naming the file, nothing loaded', () => {
       server.close();
     }
     // nothing listening: the request itself fails
-    await expect(loadModel('http://127.0.0.1:9/model/')).rejects.toThrow(/http:\/\/127\.0\.0\.1:9\/model\/config\.json: request failed .*expected the model folder's config\.json/);
+    await expect(loadModel('http://127.0.0.1:9/model/')).rejects.toThrow(
+      /http:\/\/127\.0\.0\.1:9\/model\/config\.json: request failed .*expected the model folder's config\.json/,
+    );
   });
 });
 
@@ -235,4 +252,3 @@ async function serve(dir: string): Promise<{ url: string; close(): void }> {
   const port = (server.address() as { port: number }).port;
   return { url: `http://127.0.0.1:${port}`, close: () => server.close() };
 }
-

@@ -33,7 +33,13 @@ describe('gradcheck', () => {
   });
 
   it('refuses a non-contiguous input with a TensorError (a layout, not a dtype, problem)', () => {
-    const base = tensor([[1, 2], [3, 4]], 'f64');
+    const base = tensor(
+      [
+        [1, 2],
+        [3, 4],
+      ],
+      'f64',
+    );
     const t = requiresGrad(transpose(base, 0, 1));
     expect(() => gradcheck((a) => sum(a), [t])).toThrow(TensorError);
     try {

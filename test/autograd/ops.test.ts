@@ -10,7 +10,12 @@ const T = (x: Tensor) => F.transpose(x, 0, 1);
 const S = (x: Tensor) => F.narrow(x, -1, 1, x.shape[x.ndim - 1] - 1);
 
 describe('binary arithmetic', () => {
-  for (const [name, op] of [['add', F.add], ['sub', F.sub], ['mul', F.mul], ['div', F.div]] as const) {
+  for (const [name, op] of [
+    ['add', F.add],
+    ['sub', F.sub],
+    ['mul', F.mul],
+    ['div', F.div],
+  ] as const) {
     it(`${name}: same shape, broadcast, transposed, sliced`, () => {
       const pos = (x: Tensor) => (name === 'div' ? F.add(F.square(x), 1) : x);
       expectGrad((a, b) => op(a, pos(b)), [leaf([3, 4]), leaf([3, 4])]);
@@ -34,10 +39,22 @@ describe('binary arithmetic', () => {
 
 describe('unary ops', () => {
   const cases: [string, (x: Tensor) => Tensor, number][] = [
-    ['neg', F.neg, 0], ['square', F.square, 0], ['sqrt', F.sqrt, 3], ['rsqrt', F.rsqrt, 3], ['exp', F.exp, 0],
-    ['log', F.log, 4], ['abs', F.abs, 0], ['sigmoid', F.sigmoid, 0], ['tanh', F.tanh, 0], ['silu', F.silu, 0],
-    ['relu', F.relu, 0], ['relu2', F.relu2, 0], ['gelu', F.gelu, 0], ['geluTanh', F.geluTanh, 0],
-    ['laplace', F.laplace, 0.7], ['erf', F.erf, 0],
+    ['neg', F.neg, 0],
+    ['square', F.square, 0],
+    ['sqrt', F.sqrt, 3],
+    ['rsqrt', F.rsqrt, 3],
+    ['exp', F.exp, 0],
+    ['log', F.log, 4],
+    ['abs', F.abs, 0],
+    ['sigmoid', F.sigmoid, 0],
+    ['tanh', F.tanh, 0],
+    ['silu', F.silu, 0],
+    ['relu', F.relu, 0],
+    ['relu2', F.relu2, 0],
+    ['gelu', F.gelu, 0],
+    ['geluTanh', F.geluTanh, 0],
+    ['laplace', F.laplace, 0.7],
+    ['erf', F.erf, 0],
   ];
   for (const [name, fn, shift] of cases) {
     it(`${name} on contiguous, transposed and sliced inputs`, () => {
@@ -83,9 +100,26 @@ describe('movement ops', () => {
   });
   it('concat, split, chunk, pad, narrow, stack', () => {
     expectGrad((a, b) => F.concat([a, T(b)], 1), [leaf([3, 2]), leaf([4, 3])]);
-    expectGrad((a) => { const [x, y] = F.split(a, [1, 3], 1); return F.mul(F.sum(x), y); }, [leaf([2, 4])]);
+    expectGrad(
+      (a) => {
+        const [x, y] = F.split(a, [1, 3], 1);
+        return F.mul(F.sum(x), y);
+      },
+      [leaf([2, 4])],
+    );
     expectGrad((a) => F.concat(F.chunk(a, 2, 0).reverse(), 0), [leaf([5, 2])]);
-    expectGrad((a) => F.pad(a, [[1, 2], [-1, 1]], 0.5), [leaf([3, 4])]);
+    expectGrad(
+      (a) =>
+        F.pad(
+          a,
+          [
+            [1, 2],
+            [-1, 1],
+          ],
+          0.5,
+        ),
+      [leaf([3, 4])],
+    );
     expectGrad((a, b) => F.stack([a, b], 1), [leaf([2, 3]), leaf([2, 3])]);
   });
 });
@@ -101,7 +135,13 @@ describe('matmul, linear, embedding, gather, fftConv', () => {
     expectGrad((x, w) => F.linear(T(x), w), [leaf([3, 2, 4]), leaf([5, 4])]);
   });
   it('embedding accumulates repeated ids', () => {
-    const ids = tensor([[0, 2, 2], [1, 0, 3]], 'i32');
+    const ids = tensor(
+      [
+        [0, 2, 2],
+        [1, 0, 3],
+      ],
+      'i32',
+    );
     expectGrad((w) => F.embedding(w, ids), [leaf([4, 3])]);
   });
   it('gather / cross-entropy with label smoothing and ignore index', () => {

@@ -64,18 +64,45 @@ if (skipWithout({ chromium: have })) {
       const b = await buildBrowser();
       process.stdout.write(`browser bundle: ${b.bytes} bytes\n`);
       vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
-      const small = ['--layers', '1', '--embed-dim', '16', '--hidden-dim', '16', '--z-dim', '8', '--n-dim', '2', '--batch-size', '4', '--max-update', '3', '--quiet'];
+      const small = [
+        '--layers',
+        '1',
+        '--embed-dim',
+        '16',
+        '--hidden-dim',
+        '16',
+        '--z-dim',
+        '8',
+        '--n-dim',
+        '2',
+        '--batch-size',
+        '4',
+        '--max-update',
+        '3',
+        '--quiet',
+      ];
       expect(await main(['train', '--listops-train', '32', '--listops-valid', '8', '--listops-test', '8', ...small, '--save-dir', join(work, 'r1')])).toBe(0);
       expect(await main(['export', join(work, 'r1', 'checkpoint_last.safetensors'), listops])).toBe(0);
       writeFileSync(join(work, 'lm.txt'), 'the quick brown fox jumps over the lazy dog\n'.repeat(40));
-      expect(await main(['train', '--task', 'lm', '--data', join(work, 'lm.txt'), '--tokens-per-sample', '32', ...small, '--save-dir', join(work, 'r2')])).toBe(0);
+      expect(await main(['train', '--task', 'lm', '--data', join(work, 'lm.txt'), '--tokens-per-sample', '32', ...small, '--save-dir', join(work, 'r2')])).toBe(
+        0,
+      );
       expect(await main(['export', join(work, 'r2', 'checkpoint_last.safetensors'), lm])).toBe(0);
       vi.restoreAllMocks();
       const { chromium } = await import('playwright-core');
       context = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), 'mega-chromium-profile-')), {
         executablePath: CHROMIUM,
         headless: true,
-        args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+        args: [
+          '--headless',
+          '--no-sandbox',
+          '--disable-gpu',
+          '--disable-quic',
+          '--no-first-run',
+          '--disable-background-networking',
+          '--disable-component-update',
+          '--disable-sync',
+        ],
       });
     }, 300_000);
 
@@ -87,7 +114,9 @@ if (skipWithout({ chromium: have })) {
     });
 
     async function openPage(isolate: boolean) {
-      const { serveExample } = (await import(join(repo, 'examples/browser/serve.mjs'))) as { serveExample(o: object): Promise<{ origin: string; close(): Promise<unknown> }> };
+      const { serveExample } = (await import(join(repo, 'examples/browser/serve.mjs'))) as {
+        serveExample(o: object): Promise<{ origin: string; close(): Promise<unknown> }>;
+      };
       const s = await serveExample({ models: { '/model/': listops, '/lm/': lm }, isolate });
       servers.push(s);
       const page = await context.newPage();
@@ -95,7 +124,11 @@ if (skipWithout({ chromium: have })) {
       page.on('pageerror', (e: Error) => errors.push(e.message));
       await page.goto(`${s.origin}/`);
       await page.waitForFunction(() => (window as unknown as { mega?: unknown }).mega !== undefined);
-      const info = await page.evaluate(() => (window as unknown as { mega: { info(): Promise<unknown> } }).mega.info()) as { threads: number; crossOriginIsolated: boolean; simd: { enabled: boolean } };
+      const info = (await page.evaluate(() => (window as unknown as { mega: { info(): Promise<unknown> } }).mega.info())) as {
+        threads: number;
+        crossOriginIsolated: boolean;
+        simd: { enabled: boolean };
+      };
       return { page, info, errors };
     }
 
@@ -105,7 +138,11 @@ if (skipWithout({ chromium: have })) {
       expect(info.simd.enabled).toBe(true);
       expect(info.threads).toBeGreaterThanOrEqual(1);
       setNumThreads(info.threads); // results are bitwise equal for a given thread count
-      const call = (fn: string, ...args: unknown[]) => page.evaluate(([f, a]: [string, unknown[]]) => (window as unknown as Record<string, Record<string, (...x: unknown[]) => unknown>>).mega[f](...a), [fn, args]);
+      const call = (fn: string, ...args: unknown[]) =>
+        page.evaluate(
+          ([f, a]: [string, unknown[]]) => (window as unknown as Record<string, Record<string, (...x: unknown[]) => unknown>>).mega[f](...a),
+          [fn, args],
+        );
 
       expect(await call('load', './model/')).toMatchObject({ kind: 'classifier', arch: 'mega_lra_listop_tiny' });
       const c = (await call('classify', './model/', EXPR)) as { label: number; logits: number[] };
@@ -135,7 +172,9 @@ if (skipWithout({ chromium: have })) {
         }
         workerTasks.push(mm.workerTasks);
       }
-      process.stdout.write(`browser: ${info.threads} threads, isolated; classify logits, ${g.ids.length} generated tokens and ${n}×${n} matmuls (SIMD and plain) equal Node bitwise (pool worker tasks ${workerTasks.join(', ')})\n`);
+      process.stdout.write(
+        `browser: ${info.threads} threads, isolated; classify logits, ${g.ids.length} generated tokens and ${n}×${n} matmuls (SIMD and plain) equal Node bitwise (pool worker tasks ${workerTasks.join(', ')})\n`,
+      );
 
       // the page as a person uses it, for the screenshot
       await page.click('#load');
@@ -153,7 +192,10 @@ if (skipWithout({ chromium: have })) {
       expect(info.crossOriginIsolated).toBe(false);
       expect(info.threads).toBe(1);
       await page.evaluate(() => (window as unknown as { mega: { load(u: string): Promise<unknown> } }).mega.load('./model/'));
-      const c = await page.evaluate((e: string) => (window as unknown as { mega: { classify(u: string, t: string): Promise<{ logits: number[] }> } }).mega.classify('./model/', e), EXPR);
+      const c = await page.evaluate(
+        (e: string) => (window as unknown as { mega: { classify(u: string, t: string): Promise<{ logits: number[] }> } }).mega.classify('./model/', e),
+        EXPR,
+      );
       setNumThreads(1);
       expect(c.logits).toEqual(classify(await loadModel(listops), EXPR).logits);
       expect(errors).toEqual([]);

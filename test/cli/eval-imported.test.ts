@@ -17,7 +17,10 @@ const tmp = mkdtempSync(join(tmpdir(), 'mega-eval-imported-'));
 beforeAll(async () => {
   built = await buildForChildren();
   cli = built.js('src/cli/main.ts');
-  for (const [pt, out] of [['mega_lra_listops_tiny.pt', 'listops.safetensors'], ['mega_lm_tiny.pt', 'lm.safetensors']]) {
+  for (const [pt, out] of [
+    ['mega_lra_listops_tiny.pt', 'listops.safetensors'],
+    ['mega_lm_tiny.pt', 'lm.safetensors'],
+  ]) {
     const r = await run('node', [cli, 'import-fairseq', join(CK, pt!), join(tmp, out!)]).done;
     expect(r.code, r.stderr).toBe(0);
   }

@@ -25,9 +25,21 @@ let cli: string;
 const tmp = mkdtempSync(join(tmpdir(), 'mega-generate-limit-'));
 const TASK: TaskInfo = { dictionary_size: 14, pad: 1, bos: 0, eos: 2, unk: 3 };
 const args = archArgs('mega_lm', {
-  decoder_layers: 1, decoder_embed_dim: 16, decoder_hidden_dim: 24, decoder_ffn_embed_dim: 24, decoder_z_dim: 8, decoder_n_dim: 4,
-  decoder_chunk_size: -1, rel_pos_bias: 'simple', truncation_length: null, max_target_positions: 64, activation_dropout: 0,
-  dropout: 0, normalize_before: true, no_affine_final_norm: true, share_decoder_input_output_embed: true,
+  decoder_layers: 1,
+  decoder_embed_dim: 16,
+  decoder_hidden_dim: 24,
+  decoder_ffn_embed_dim: 24,
+  decoder_z_dim: 8,
+  decoder_n_dim: 4,
+  decoder_chunk_size: -1,
+  rel_pos_bias: 'simple',
+  truncation_length: null,
+  max_target_positions: 64,
+  activation_dropout: 0,
+  dropout: 0,
+  normalize_before: true,
+  no_affine_final_norm: true,
+  share_decoder_input_output_embed: true,
 });
 const ckpt = join(tmp, 'lm.safetensors');
 beforeAll(async () => {
@@ -53,9 +65,24 @@ function greedy(n: number): number[] {
 
 describe('mega generate at the model position limit', () => {
   it('--max-new-tokens 2000 on a 64-position LM generates the 59 tokens that fit, with a note', async () => {
-    const r = await run('node', [cli, 'generate', ckpt, '--prompt-ids', '5 9 4 11 7', '--greedy', '--no-stop-at-eos', '--max-new-tokens', '2000', '--dtype', 'f64', '--json']).done;
+    const r = await run('node', [
+      cli,
+      'generate',
+      ckpt,
+      '--prompt-ids',
+      '5 9 4 11 7',
+      '--greedy',
+      '--no-stop-at-eos',
+      '--max-new-tokens',
+      '2000',
+      '--dtype',
+      'f64',
+      '--json',
+    ]).done;
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stderr).toMatch(/note: the model sees at most 64 positions \(max_target_positions\) and the prompt takes 6: generating at most 59 of the 2000 tokens/);
+    expect(r.stderr).toMatch(
+      /note: the model sees at most 64 positions \(max_target_positions\) and the prompt takes 6: generating at most 59 of the 2000 tokens/,
+    );
     const j = JSON.parse(r.stdout.trim());
     expect(j.stopped_at_max_positions).toBe(true);
     expect(j.samples[0].tokens).toHaveLength(64 - 6 + 1);
@@ -66,7 +93,9 @@ describe('mega generate at the model position limit', () => {
     const long = Array.from({ length: 70 }, (_, i) => 4 + (i % 9)).join(' ');
     const r = await run('node', [cli, 'generate', ckpt, '--prompt-ids', long, '--max-new-tokens', '5']).done;
     expect(r.code, r.stderr).toBe(2);
-    expect(r.stderr.trim()).toBe('mega generate: the prompt has 71 tokens (with the leading </s>) but the model sees at most 64 positions (max_target_positions)');
+    expect(r.stderr.trim()).toBe(
+      'mega generate: the prompt has 71 tokens (with the leading </s>) but the model sees at most 64 positions (max_target_positions)',
+    );
   }, 60000);
 
   it('on a terminal the tokens stream to stderr before the final line', () => {

@@ -68,7 +68,7 @@ describe('train with a CPU preset, then load / generate', () => {
     expect(j.results[0].hypotheses).toHaveLength(1);
   });
 
-  it('mega_lra_listop_tiny: loadModelFile rebuilds the main job\'s model', async () => {
+  it("mega_lra_listop_tiny: loadModelFile rebuilds the main job's model", async () => {
     const save = join(root, 'listops');
     const t = await mega('train', '--listops-train', '32', '--listops-valid', '8', '--listops-test', '8', ...SMALL, '--save-dir', save);
     expect(t.code).toBe(0);
@@ -82,9 +82,13 @@ describe('every CPU preset: a checkpoint loads back through loadModelFile and lo
   const KIND: Record<string, string> = { lra: 'classifier', sc_raw: 'audio', mega_lm: 'lm', mega: 'translation' };
   /** The task facts `mega train` records for each task (vocabulary with specials; ListOps: 10 classes). */
   const FACTS: Record<string, { taskInfo: Record<string, number>; numClasses?: number }> = {
-    listops: { taskInfo: { dictionary_size: 20, pad: 1 }, numClasses: 10 }, text: { taskInfo: { dictionary_size: 261, pad: 1 } },
-    retrieval: { taskInfo: { dictionary_size: 261, pad: 1 } }, image: { taskInfo: {} }, speech: { taskInfo: {} },
-    lm: { taskInfo: { dictionary_size: 260, pad: 1 } }, translation: { taskInfo: { dictionary_size: 260, pad: 1 } },
+    listops: { taskInfo: { dictionary_size: 20, pad: 1 }, numClasses: 10 },
+    text: { taskInfo: { dictionary_size: 261, pad: 1 } },
+    retrieval: { taskInfo: { dictionary_size: 261, pad: 1 } },
+    image: { taskInfo: {} },
+    speech: { taskInfo: {} },
+    lm: { taskInfo: { dictionary_size: 260, pad: 1 } },
+    translation: { taskInfo: { dictionary_size: 260, pad: 1 } },
   };
   for (const name of Object.keys(CPU_PRESETS)) {
     it(name, async () => {

@@ -43,13 +43,17 @@ describe('mega CLI on hostile inputs', () => {
     expect(await main(['eval', w, '--data', t.dir])).toBe(2);
     const err = text(stderr).trim().split('\n');
     expect(err).toHaveLength(1);
-    expect(err[0]).toMatch(new RegExp(`^mega eval: ${w.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: tensor ".+": data checksum mismatch \\(the file is corrupt\\)$`));
+    expect(err[0]).toMatch(
+      new RegExp(`^mega eval: ${w.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: tensor ".+": data checksum mismatch \\(the file is corrupt\\)$`),
+    );
   });
 
   it('train --task lm --data /dev/zero: exit 2 at once, in bounded memory', () => {
-    const r = runBounded(`import { main } from '@src/cli/main.ts';`,
+    const r = runBounded(
+      `import { main } from '@src/cli/main.ts';`,
       `run = async () => { const rc = await main(['train', '--task', 'lm', '--data', '/dev/zero', '--save-dir', ${JSON.stringify(join(t.dir, 'run'))}, '--max-update', '1']); throw new Error('exit ' + rc); };`,
-      { timeoutMs: 120_000, heapMB: 512 });
+      { timeoutMs: 120_000, heapMB: 512 },
+    );
     expect(r.error?.message, r.output).toBe('exit 2');
     expect(r.output).toMatch(/mega train: \/dev\/zero: not a regular file \(a device, pipe or socket\); expected a file/);
     expect(r.peakMB).toBeLessThan(800);
@@ -57,9 +61,11 @@ describe('mega CLI on hostile inputs', () => {
 
   it('generate / export --dict /dev/zero and eval of /dev/zero: exit 2 at once, in bounded memory', () => {
     const pt = join(here, 'golden', 'checkpoints', 'mega_lm_tiny.pt');
-    const r = runBounded(`import { main } from '@src/cli/main.ts';`,
+    const r = runBounded(
+      `import { main } from '@src/cli/main.ts';`,
       `run = async () => { const rcs = [await main(['generate', ${JSON.stringify(pt)}, '--dict', '/dev/zero', '--prompt', 'a']), await main(['export', ${JSON.stringify(pt)}, ${JSON.stringify(join(t.dir, 'out'))}, '--dict', '/dev/zero']), await main(['eval', '/dev/zero', ${JSON.stringify(t.dir)}])]; throw new Error('exit ' + rcs.join(',')); };`,
-      { timeoutMs: 120_000, heapMB: 512 });
+      { timeoutMs: 120_000, heapMB: 512 },
+    );
     expect(r.error?.message, r.output).toBe('exit 2,2,2');
     expect(r.output).toMatch(/mega generate: --dict \/dev\/zero: not a regular file/);
     expect(r.output).toMatch(/mega export: --dict \/dev\/zero: not a regular file/);

@@ -113,9 +113,12 @@ describe('import-fairseq: bad input', () => {
       h.writeUInt32LE(b.length, 1);
       return Buffer.concat([h, b]);
     };
-    const src = Buffer.from(pkl), a = enc(from), b = enc(to);
+    const src = Buffer.from(pkl),
+      a = enc(from),
+      b = enc(to);
     const parts: Buffer[] = [];
-    let pos = 0, n = 0;
+    let pos = 0,
+      n = 0;
     for (let i = src.indexOf(a); i >= 0; i = src.indexOf(a, pos)) {
       parts.push(src.subarray(pos, i), b);
       pos = i + a.length;
@@ -129,7 +132,11 @@ describe('import-fairseq: bad input', () => {
   const good = readFileSync(join(CK, 'mega_lm_tiny.pt'));
   const cases: { name: string; make: () => string; re: RegExp }[] = [
     { name: 'missing file', make: () => join(tmp, 'nope.pt'), re: /no such file/ },
-    { name: 'not a zip (wrong magic)', make: () => file('text.pt', new TextEncoder().encode('hello, this is not a checkpoint')), re: /not a PyTorch zip checkpoint/ },
+    {
+      name: 'not a zip (wrong magic)',
+      make: () => file('text.pt', new TextEncoder().encode('hello, this is not a checkpoint')),
+      re: /not a PyTorch zip checkpoint/,
+    },
     { name: 'empty file', make: () => file('empty.pt', new Uint8Array(0)), re: /empty file/ },
     { name: 'truncated checkpoint', make: () => file('trunc.pt', good.subarray(0, Math.floor(good.length / 2))), re: /trunc\.pt/ },
     {
@@ -143,13 +150,35 @@ describe('import-fairseq: bad input', () => {
       re: /crc\.pt.*CRC/i,
     },
     { name: 'a directory', make: () => tmp, re: /EISDIR|cannot read/ },
-    { name: 'unsupported arch', make: () => file('arch.pt', editedPickle((p) => replaceString(p, 'mega_lm_enwik8_base', 'transformer_lm_gpt2'))), re: /unsupported model: args\.arch = 'transformer_lm_gpt2'/ },
+    {
+      name: 'unsupported arch',
+      make: () =>
+        file(
+          'arch.pt',
+          editedPickle((p) => replaceString(p, 'mega_lm_enwik8_base', 'transformer_lm_gpt2')),
+        ),
+      re: /unsupported model: args\.arch = 'transformer_lm_gpt2'/,
+    },
     {
       // an adaptive-input arch (args without the field get the arch's defaults) in a checkpoint whose
       // args hold adaptive_input_cutoff = None (as an enwik8 run stores it): the reference fails too
       name: 'adaptive-input arch without cutoffs',
-      make: () => file('adaptive.pt', editedPickle((p) => replaceString(replaceString(p, 'mega_lm_enwik8_base', 'mega_lm_wiki103'), 'adaptive_input', 'adaptive_inpux'))), re: /unsupported model \(arch mega_lm_wiki103\): args\.adaptive_input_cutoff = null: expected a comma separated list/ },
-    { name: 'tensor of the wrong name', make: () => file('names.pt', editedPickle((p) => replaceString(p, 'decoder.layers.1.nffn.fc2.bias', 'decoder.layers.1.nffn.fc9.bias'))), re: /state dict does not match arch mega_lm_enwik8_base; missing: decoder\.layers\.1\.nffn\.fc2\.bias; unexpected: decoder\.layers\.1\.nffn\.fc9\.bias/ },
+      make: () =>
+        file(
+          'adaptive.pt',
+          editedPickle((p) => replaceString(replaceString(p, 'mega_lm_enwik8_base', 'mega_lm_wiki103'), 'adaptive_input', 'adaptive_inpux')),
+        ),
+      re: /unsupported model \(arch mega_lm_wiki103\): args\.adaptive_input_cutoff = null: expected a comma separated list/,
+    },
+    {
+      name: 'tensor of the wrong name',
+      make: () =>
+        file(
+          'names.pt',
+          editedPickle((p) => replaceString(p, 'decoder.layers.1.nffn.fc2.bias', 'decoder.layers.1.nffn.fc9.bias')),
+        ),
+      re: /state dict does not match arch mega_lm_enwik8_base; missing: decoder\.layers\.1\.nffn\.fc2\.bias; unexpected: decoder\.layers\.1\.nffn\.fc9\.bias/,
+    },
   ];
 
   function file(name: string, data: Uint8Array): string {
@@ -175,10 +204,23 @@ describe('import-fairseq: bad input', () => {
   it('usage errors exit 2 and write nothing', async () => {
     const pt = join(CK, 'mega_lm_tiny.pt');
     const out = join(tmp, 'usage.safetensors');
-    for (const argv of [[pt], [pt, out, 'extra'], [pt, out, '--dtype', 'f16'], [pt, pt], [pt, out, '--check', join(tmp, 'nope.msgpack')], [pt, out, '--bogus']]) {
+    for (const argv of [
+      [pt],
+      [pt, out, 'extra'],
+      [pt, out, '--dtype', 'f16'],
+      [pt, pt],
+      [pt, out, '--check', join(tmp, 'nope.msgpack')],
+      [pt, out, '--bogus'],
+    ]) {
       err.mockClear();
       expect(await main(['import-fairseq', ...argv]), argv.join(' ')).toBe(2);
-      expect(err.mock.calls.map((c) => String(c[0])).join('').trim().split('\n')).toHaveLength(1);
+      expect(
+        err.mock.calls
+          .map((c) => String(c[0]))
+          .join('')
+          .trim()
+          .split('\n'),
+      ).toHaveLength(1);
     }
     expect(readdirSync(tmp)).not.toContain('usage.safetensors');
   });

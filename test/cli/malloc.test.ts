@@ -25,7 +25,11 @@ function mega(args: string[], env: Record<string, string | undefined>) {
   return run('node', ['--import', PROBE, cli, ...args], { env, timeoutMs: 90000 }).done;
 }
 
-const probes = (stderr: string) => stderr.split('\n').filter((l) => l.startsWith('probe ')).map((l) => l.slice(6));
+const probes = (stderr: string) =>
+  stderr
+    .split('\n')
+    .filter((l) => l.startsWith('probe '))
+    .map((l) => l.slice(6));
 
 describe('malloc settings', () => {
   it('decides from the environment and the platform', () => {

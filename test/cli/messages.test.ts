@@ -48,14 +48,40 @@ describe('backend selection', () => {
 });
 
 describe('learning-rate schedule from --max-update', () => {
-  const TINY = ['--listops-train', '48', '--listops-valid', '16', '--listops-test', '8', '--batch-size', '8', '--layers', '1', '--embed-dim', '16',
-    '--hidden-dim', '16', '--z-dim', '8', '--n-dim', '2', '--quiet', '--log-interval', '1'];
+  const TINY = [
+    '--listops-train',
+    '48',
+    '--listops-valid',
+    '16',
+    '--listops-test',
+    '8',
+    '--batch-size',
+    '8',
+    '--layers',
+    '1',
+    '--embed-dim',
+    '16',
+    '--hidden-dim',
+    '16',
+    '--z-dim',
+    '8',
+    '--n-dim',
+    '2',
+    '--quiet',
+    '--log-interval',
+    '1',
+  ];
 
   it('--max-update 100 (= the default warmup) scales the warmup like the default run (listops: 100 of 1000 updates → 10 of 100)', async () => {
     const dir = join(tmp, 'short');
     const r = await mega(['train', ...TINY, '--max-update', '100', '--validate-interval-updates', '0', '--save-dir', dir]);
     expect(r.code, r.stderr).toBe(0);
-    const lrs = readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((x) => x.type === 'train').map((x) => x.lr);
+    const lrs = readFileSync(join(dir, 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+      .filter((x) => x.type === 'train')
+      .map((x) => x.lr);
     // linear_decay: warmup from 1e-7 over W = 10 updates to 0.005, then linear decay to 0 at T = 100; update k uses lr(k − 1)
     const want = Array.from({ length: 100 }, (_, n) => (n <= 10 ? 1e-7 + (n * (0.005 - 1e-7)) / 10 : (0.005 * (100 - n)) / 90));
     expect(lrs).toHaveLength(100);
@@ -64,7 +90,10 @@ describe('learning-rate schedule from --max-update', () => {
 
   it('--warmup-updates equal to --max-update is explained with the flags the user gave', async () => {
     const r = await mega(['train', ...TINY, '--max-update', '10', '--warmup-updates', '10', '--save-dir', join(tmp, 'eq')]);
-    userError(r, /--warmup-updates 10 equals --max-update 10: linear_decay warms up for --warmup-updates and then decays until --max-update \(or --total-num-update\); give a smaller --warmup-updates or a larger --total-num-update/);
+    userError(
+      r,
+      /--warmup-updates 10 equals --max-update 10: linear_decay warms up for --warmup-updates and then decays until --max-update \(or --total-num-update\); give a smaller --warmup-updates or a larger --total-num-update/,
+    );
   }, 60000);
 });
 
@@ -73,12 +102,33 @@ describe('the default speech preset fits a small CPU machine', () => {
     const data = join(tmp, 'speech');
     for (const [c, label] of ['yes', 'no'].entries()) {
       mkdirSync(join(data, label), { recursive: true });
-      for (let k = 0; k < 10; k++) writeFileSync(join(data, label, `clip${k}.wav`), wav16k(Array.from({ length: 16000 }, (_, t) => 8000 * Math.sin((t + k) * (c + 1) * 0.01))));
+      for (let k = 0; k < 10; k++)
+        writeFileSync(join(data, label, `clip${k}.wav`), wav16k(Array.from({ length: 16000 }, (_, t) => 8000 * Math.sin((t + k) * (c + 1) * 0.01))));
     }
     const rssFile = join(tmp, 'speech.rss');
     const hook = new URL('./fixtures/max-rss.cjs', import.meta.url).pathname;
-    const r = await run('node', ['--require', hook, cli, 'train', '--task', 'speech', '--data', data, '--max-update', '2', '--validate-interval-updates', '0', '--quiet', '--save-dir', join(tmp, 'speech-ck'), '--json'],
-      { env: { MEGA_TEST_RSS_FILE: rssFile }, timeoutMs: 600000 }).done;
+    const r = await run(
+      'node',
+      [
+        '--require',
+        hook,
+        cli,
+        'train',
+        '--task',
+        'speech',
+        '--data',
+        data,
+        '--max-update',
+        '2',
+        '--validate-interval-updates',
+        '0',
+        '--quiet',
+        '--save-dir',
+        join(tmp, 'speech-ck'),
+        '--json',
+      ],
+      { env: { MEGA_TEST_RSS_FILE: rssFile }, timeoutMs: 600000 },
+    ).done;
     expect(r.code, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout.trim())).toMatchObject({ arch: 'mega_sc_raw_tiny', updates: 2 });
     const peakKiB = Number(readFileSync(rssFile, 'utf8'));

@@ -43,9 +43,32 @@ describe('mega train with adaptive input + adaptive softmax', () => {
     const data = join(root, 'text.txt');
     writeFileSync(data, corpus());
     const save = join(root, 'save');
-    const code = await main(['train', '--task', 'lm', '--arch', 'mega_lm_adaptive_tiny', '--data', data, '--max-update', '24', '--batch-size', '8',
-      '--tokens-per-sample', '64', '--warmup-updates', '4', '--lr', '0.005', '--log-interval', '1', '--validate-interval-updates', '24',
-      '--save-dir', save, '--quiet']);
+    const code = await main([
+      'train',
+      '--task',
+      'lm',
+      '--arch',
+      'mega_lm_adaptive_tiny',
+      '--data',
+      data,
+      '--max-update',
+      '24',
+      '--batch-size',
+      '8',
+      '--tokens-per-sample',
+      '64',
+      '--warmup-updates',
+      '4',
+      '--lr',
+      '0.005',
+      '--log-interval',
+      '1',
+      '--validate-interval-updates',
+      '24',
+      '--save-dir',
+      save,
+      '--quiet',
+    ]);
     expect(code, stdout.join('')).toBe(0);
     const ck = readSafetensors(join(save, 'checkpoint_last.safetensors'));
     expect(Object.keys(ck.tensors)).toContain('decoder.adaptive_softmax.head.class_proj.weight');
@@ -53,7 +76,8 @@ describe('mega train with adaptive input + adaptive softmax', () => {
     const log = readMetricsLog(join(save, 'metrics.jsonl'));
     const train = log.filter((r) => r.type === 'train').map((r) => r.loss as number);
     expect(train).toHaveLength(24);
-    const first = train[0], last = train.slice(-4).reduce((a, b) => a + b, 0) / 4;
+    const first = train[0],
+      last = train.slice(-4).reduce((a, b) => a + b, 0) / 4;
     expect(last, `losses ${train.map((x) => x.toFixed(2)).join(' ')}`).toBeLessThan(0.5 * first);
     const valid = log.filter((r) => r.type === 'valid');
     expect(valid).toHaveLength(1);
@@ -69,21 +93,64 @@ describe('mega train with adaptive input + adaptive softmax', () => {
   it('--criterion picks the loss: cross_entropy scores the full log-probs (the "m" = 113 = 112 + pad targets keep their tail term), unknown names fail', () => {
     const data = join(root, 'crit.txt');
     writeFileSync(data, corpus());
-    const run = (criterion: string) => train({ task: 'lm', arch: 'mega_lm_adaptive_tiny', data, criterion, dropout: 0, adaptive_softmax_dropout: 0, max_update: 1, batch_size: 8, tokens_per_sample: 64, no_save: true, quiet: true, save_dir: join(root, `crit-${criterion}`) });
-    const ad = run('adaptive_loss').train_loss!, ce = run('cross_entropy').train_loss!;
+    const run = (criterion: string) =>
+      train({
+        task: 'lm',
+        arch: 'mega_lm_adaptive_tiny',
+        data,
+        criterion,
+        dropout: 0,
+        adaptive_softmax_dropout: 0,
+        max_update: 1,
+        batch_size: 8,
+        tokens_per_sample: 64,
+        no_save: true,
+        quiet: true,
+        save_dir: join(root, `crit-${criterion}`),
+      });
+    const ad = run('adaptive_loss').train_loss!,
+      ce = run('cross_entropy').train_loss!;
     // same seed, same model and batch, no dropout: the criteria differ exactly by the dropped tail terms (all > 0)
     expect(ce).toBeGreaterThan(ad);
     expect(ce - ad).toBeLessThan(0.5 * ad);
     expect(() => run('label_smoothed_cross_entropy')).toThrow(/--criterion label_smoothed_cross_entropy.*cross_entropy or adaptive_loss/);
   });
 
-  it('fairseq\'s adaptive flags turn a plain LM arch into an adaptive one (--adaptive-input, cutoffs, factors, tying, --criterion adaptive_loss)', async () => {
+  it("fairseq's adaptive flags turn a plain LM arch into an adaptive one (--adaptive-input, cutoffs, factors, tying, --criterion adaptive_loss)", async () => {
     const data = join(root, 'flags.txt');
     writeFileSync(data, corpus());
     const save = join(root, 'flags');
-    const code = await main(['train', '--task', 'language_modeling', '--arch', 'mega_lm_tiny', '--data', data, '--max-update', '1', '--batch-size', '8',
-      '--tokens-per-sample', '64', '--save-dir', save, '--quiet', '--adaptive-input', '--adaptive-input-cutoff', '64,112', '--adaptive-softmax-cutoff', '64,112',
-      '--tie-adaptive-weights', '--tie-adaptive-proj', '--adaptive-input-factor', '2', '--adaptive-softmax-factor', '2', '--criterion', 'adaptive_loss']);
+    const code = await main([
+      'train',
+      '--task',
+      'language_modeling',
+      '--arch',
+      'mega_lm_tiny',
+      '--data',
+      data,
+      '--max-update',
+      '1',
+      '--batch-size',
+      '8',
+      '--tokens-per-sample',
+      '64',
+      '--save-dir',
+      save,
+      '--quiet',
+      '--adaptive-input',
+      '--adaptive-input-cutoff',
+      '64,112',
+      '--adaptive-softmax-cutoff',
+      '64,112',
+      '--tie-adaptive-weights',
+      '--tie-adaptive-proj',
+      '--adaptive-input-factor',
+      '2',
+      '--adaptive-softmax-factor',
+      '2',
+      '--criterion',
+      'adaptive_loss',
+    ]);
     expect(code, stderr.join('')).toBe(0);
     const t = readSafetensors(join(save, 'checkpoint_last.safetensors')).tensors;
     const shape = (k: string) => t[k]?.shape;

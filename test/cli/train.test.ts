@@ -10,8 +10,27 @@ afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 /** Tiny generated-ListOps options (a run of a few updates takes well under a second). */
 const TINY = [
-  '--listops-train', '64', '--listops-valid', '16', '--listops-test', '8', '--batch-size', '8', '--layers', '1', '--embed-dim', '16',
-  '--hidden-dim', '16', '--z-dim', '8', '--n-dim', '2', '--warmup-updates', '1', '--quiet',
+  '--listops-train',
+  '64',
+  '--listops-valid',
+  '16',
+  '--listops-test',
+  '8',
+  '--batch-size',
+  '8',
+  '--layers',
+  '1',
+  '--embed-dim',
+  '16',
+  '--hidden-dim',
+  '16',
+  '--z-dim',
+  '8',
+  '--n-dim',
+  '2',
+  '--warmup-updates',
+  '1',
+  '--quiet',
 ];
 
 let stdout: string[] = [];
@@ -62,7 +81,8 @@ describe('mega train / mega eval', () => {
   });
 
   it('--resume continues exactly: N/2 + N/2 == N bitwise', async () => {
-    const a = join(root, 'resA'), b = join(root, 'resB');
+    const a = join(root, 'resA'),
+      b = join(root, 'resB');
     expect((await mega('train', ...TINY, '--dropout', '0.1', '--max-update', '6', '--save-dir', a)).code).toBe(0);
     expect((await mega('train', ...TINY, '--dropout', '0.1', '--max-update', '3', '--total-num-update', '6', '--save-dir', b)).code).toBe(0);
     const r = await mega('train', '--resume', '--max-update', '6', '--save-dir', b, '--json');
@@ -93,7 +113,23 @@ describe('mega train / mega eval', () => {
 
   it('a NaN loss stops training with exit 1 and keeps the last good checkpoint', async () => {
     const dir = join(root, 'nan');
-    const r = await mega('train', ...TINY, '--max-update', '6', '--validate-interval-updates', '1', '--lr', '1e30', '--warmup-updates', '0', '--clip-norm', '0', '--save-dir', dir, '--json');
+    const r = await mega(
+      'train',
+      ...TINY,
+      '--max-update',
+      '6',
+      '--validate-interval-updates',
+      '1',
+      '--lr',
+      '1e30',
+      '--warmup-updates',
+      '0',
+      '--clip-norm',
+      '0',
+      '--save-dir',
+      dir,
+      '--json',
+    );
     expect(r.code).toBe(1);
     const j = JSON.parse(r.out);
     expect(j.status).toBe('diverged');

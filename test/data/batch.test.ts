@@ -1,7 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  ArrayDataset, Batcher, collate, shardBatch, validateLabels, type TokenBatch, type TokenExample, type ValueBatch,
-} from '../../src/data/batch.js';
+import { ArrayDataset, Batcher, collate, shardBatch, validateLabels, type TokenBatch, type TokenExample, type ValueBatch } from '../../src/data/batch.js';
 import { DataError } from '../../src/data/errors.js';
 
 const tok = (n: number, label: number, base = 10): TokenExample => ({
@@ -96,11 +94,17 @@ describe('Batcher', () => {
 });
 
 describe('shardBatch', () => {
-  const global = collate(Array.from({ length: 5 }, (_, i) => tok(i + 1, i)), [0, 1, 2, 3, 4]) as TokenBatch;
+  const global = collate(
+    Array.from({ length: 5 }, (_, i) => tok(i + 1, i)),
+    [0, 1, 2, 3, 4],
+  ) as TokenBatch;
 
   it('splits contiguously, first ranks taking the remainder, trimming padding', () => {
     const shards = [0, 1].map((r) => shardBatch(global, r, 2));
-    expect(shards.map((s) => Array.from(s.ids))).toEqual([[0, 1, 2], [3, 4]]);
+    expect(shards.map((s) => Array.from(s.ids))).toEqual([
+      [0, 1, 2],
+      [3, 4],
+    ]);
     expect(shards.map((s) => s.L)).toEqual([3, 5]);
     expect(Array.from(shards[0]!.srcTokens)).toEqual([10, 1, 1, 10, 11, 1, 10, 11, 12]);
     expect(Array.from(shards[1]!.labels)).toEqual([3, 4]);

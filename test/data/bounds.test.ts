@@ -32,7 +32,10 @@ function idxHeader(magic: number, dims: number[]): Buffer {
 
 describe('data readers: bounded reads', () => {
   it('/dev/zero as LM data is refused as not a regular file, fast and in bounded memory', () => {
-    const r = runBounded(`import { readLmText } from '@src/data/lmtext.ts';`, `run = () => readLmText('/dev/zero', { blockSize: 8 });`, { timeoutMs: 60_000, heapMB: 256 });
+    const r = runBounded(`import { readLmText } from '@src/data/lmtext.ts';`, `run = () => readLmText('/dev/zero', { blockSize: 8 });`, {
+      timeoutMs: 60_000,
+      heapMB: 256,
+    });
     expect(r.error, r.output).toMatchObject({ name: 'DataError', kind: 'user', isMega: true });
     expect(r.error!.message).toBe('/dev/zero: not a regular file (a device, pipe or socket); expected a file');
     expect(r.peakMB).toBeLessThan(600);
@@ -54,7 +57,10 @@ describe('data readers: bounded reads', () => {
   it('a gzip IDX file is inflated only up to the size its header declares (a 1 MB file inflating to 400 MB)', () => {
     const p = join(t.dir, 'bomb-images-idx3-ubyte.gz');
     writeFileSync(p, gzipBomb(idxHeader(2051, [2, 2, 2]), 400));
-    const r = runBounded(`import { readIdxImages } from '@src/data/idx.ts';`, `run = () => readIdxImages(${JSON.stringify(p)});`, { timeoutMs: 60_000, heapMB: 256 });
+    const r = runBounded(`import { readIdxImages } from '@src/data/idx.ts';`, `run = () => readIdxImages(${JSON.stringify(p)});`, {
+      timeoutMs: 60_000,
+      heapMB: 256,
+    });
     expect(r.error, r.output).toMatchObject({ name: 'DataError', kind: 'user' });
     expect(r.error!.message).toBe(`${p}: decompresses to more than the 24 bytes its IDX header declares (16-byte header + 2 x 2 x 2 data bytes)`);
     expect(r.peakMB).toBeLessThan(300);
@@ -67,13 +73,18 @@ describe('data readers: bounded reads', () => {
     const lab = t.file('ok-labels.gz', gzipSync(Buffer.concat([idxHeader(2049, [3]), Buffer.from([1, 2, 3])])));
     expect(Array.from(readIdxLabels(lab))).toEqual([1, 2, 3]);
     const huge = t.file('huge-images.gz', gzipSync(idxHeader(2051, [60000, 60000, 60000])));
-    expect(() => readIdxImages(huge)).toThrow(/huge-images\.gz: IDX header declares 60000 x 60000 x 60000 = 2\.16e\+14 bytes, more than the \d+-byte limit of a data file/);
+    expect(() => readIdxImages(huge)).toThrow(
+      /huge-images\.gz: IDX header declares 60000 x 60000 x 60000 = 2\.16e\+14 bytes, more than the \d+-byte limit of a data file/,
+    );
   });
 });
 
 describe('ListOps TSV: bounded reads and deep expressions', () => {
   it('/dev/zero is refused as not a regular file', () => {
-    const r = runBounded(`import { readListOpsTsv } from '@src/data/listops.ts';`, `run = () => readListOpsTsv('/dev/zero');`, { timeoutMs: 60_000, heapMB: 256 });
+    const r = runBounded(`import { readListOpsTsv } from '@src/data/listops.ts';`, `run = () => readListOpsTsv('/dev/zero');`, {
+      timeoutMs: 60_000,
+      heapMB: 256,
+    });
     expect(r.error, r.output).toMatchObject({ name: 'DataError', kind: 'user' });
     expect(r.error!.message).toBe('/dev/zero: not a regular file (a device, pipe or socket); expected a file');
   });
@@ -93,9 +104,16 @@ describe('gzip TSV: inflation bounded by the compression ratio', () => {
   it('a 200 KB gzip TSV inflating to 400 MB stops early with a clear error', () => {
     const p = join(t.dir, 'bomb.tsv.gz');
     writeFileSync(p, gzipBomb(Buffer.from('1\tx\n'), 400));
-    const r = runBounded(`import { readClassificationTsv } from '@src/data/tsv.ts';`, `run = () => readClassificationTsv(${JSON.stringify(p)});`, { timeoutMs: 60_000, heapMB: 256 });
+    const r = runBounded(`import { readClassificationTsv } from '@src/data/tsv.ts';`, `run = () => readClassificationTsv(${JSON.stringify(p)});`, {
+      timeoutMs: 60_000,
+      heapMB: 256,
+    });
     expect(r.error, r.output).toMatchObject({ name: 'DataError', kind: 'user' });
-    expect(r.error!.message).toMatch(new RegExp(`^${p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: decompresses to more than \\d+ bytes \\(64 x its \\d+ compressed bytes, at least 64 MiB\\): not plain data`));
+    expect(r.error!.message).toMatch(
+      new RegExp(
+        `^${p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: decompresses to more than \\d+ bytes \\(64 x its \\d+ compressed bytes, at least 64 MiB\\): not plain data`,
+      ),
+    );
     expect(r.peakMB).toBeLessThan(400);
   });
 });

@@ -1,8 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { DataError } from '../../src/data/errors.js';
-import {
-  encodeListOps, evaluateListOps, generateListOps, listOpsDictionary, listOpsToString, parseListOps, readListOpsTsv,
-} from '../../src/data/listops.js';
+import { encodeListOps, evaluateListOps, generateListOps, listOpsDictionary, listOpsToString, parseListOps, readListOpsTsv } from '../../src/data/listops.js';
 import { EOS } from '../../src/data/vocab.js';
 import { tempDir } from './helpers.js';
 

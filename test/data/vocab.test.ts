@@ -1,8 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { DataError } from '../../src/data/errors.js';
-import {
-  BYTE_VOCAB_SIZE, byteDictionary, decodeBytes, decodeText, Dictionary, encodeBytes, encodeText, EOS, PAD, UNK,
-} from '../../src/data/vocab.js';
+import { BYTE_VOCAB_SIZE, byteDictionary, decodeBytes, decodeText, Dictionary, encodeBytes, encodeText, EOS, PAD, UNK } from '../../src/data/vocab.js';
 
 describe('Dictionary', () => {
   it('puts the fairseq specials first and encodes/decodes symbols', () => {

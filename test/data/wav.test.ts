@@ -8,7 +8,13 @@ import { tempDir } from './helpers.js';
 const t = tempDir();
 afterAll(() => t.cleanup());
 
-interface WavSpec { samples: number[]; channels?: number; bits?: number; format?: number; extra?: boolean }
+interface WavSpec {
+  samples: number[];
+  channels?: number;
+  bits?: number;
+  format?: number;
+  extra?: boolean;
+}
 
 /** Build a WAV file; `samples` are interleaved int16 values. */
 function wav({ samples, channels = 1, bits = 16, format = 1, extra = false }: WavSpec): Uint8Array {
@@ -71,7 +77,16 @@ describe('WAV reader', () => {
 describe('Speech Commands folder reader', () => {
   it('reads one subfolder per label, drops short clips, truncates long ones', () => {
     const root = join(t.dir, 'sc');
-    for (const [label, clips] of [['yes', [[1, 2, 3, 4], [5, 6]]], ['no', [[7, 8, 9, 10, 11]]]] as const) {
+    for (const [label, clips] of [
+      [
+        'yes',
+        [
+          [1, 2, 3, 4],
+          [5, 6],
+        ],
+      ],
+      ['no', [[7, 8, 9, 10, 11]]],
+    ] as const) {
       mkdirSync(join(root, label), { recursive: true });
       clips.forEach((c, i) => writeFileSync(join(root, label, `c${i}.wav`), wav({ samples: [...c] })));
     }

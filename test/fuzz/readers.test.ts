@@ -83,7 +83,8 @@ function mutate(seed: Uint8Array, r: () => number): { bytes: Uint8Array; how: st
       else b[at] = v & 0xff;
       edits.push(`word ${v}@${at}`);
     } else if (kind === 3) {
-      const from = int(b.length), len = int(64);
+      const from = int(b.length),
+        len = int(64);
       b.copyWithin(at, from, Math.min(b.length, from + len));
       edits.push(`copy ${from}+${len}@${at}`);
     } else {
@@ -105,15 +106,30 @@ interface Target {
   read(bytes: Uint8Array, path: string): unknown;
 }
 
-function le16(n: number): number[] { return [n & 0xff, n >> 8]; }
-function le32(n: number): number[] { return [n & 0xff, (n >> 8) & 0xff, (n >> 16) & 0xff, n >>> 24]; }
+function le16(n: number): number[] {
+  return [n & 0xff, n >> 8];
+}
+function le32(n: number): number[] {
+  return [n & 0xff, (n >> 8) & 0xff, (n >> 16) & 0xff, n >>> 24];
+}
 
 function wavSeed(): Uint8Array {
   const samples = Array.from({ length: 40 }, (_, i) => (i * 997) % 65536);
   const data = samples.flatMap((s) => le16(s));
   return Uint8Array.from([
-    ...Buffer.from('RIFF'), ...le32(36 + data.length), ...Buffer.from('WAVEfmt '), ...le32(16), ...le16(1), ...le16(1),
-    ...le32(16000), ...le32(32000), ...le16(2), ...le16(16), ...Buffer.from('data'), ...le32(data.length), ...data,
+    ...Buffer.from('RIFF'),
+    ...le32(36 + data.length),
+    ...Buffer.from('WAVEfmt '),
+    ...le32(16),
+    ...le16(1),
+    ...le16(1),
+    ...le32(16000),
+    ...le32(32000),
+    ...le16(2),
+    ...le16(16),
+    ...Buffer.from('data'),
+    ...le32(data.length),
+    ...data,
   ]);
 }
 
@@ -169,7 +185,11 @@ const targets: Target[] = [
   {
     name: 'safetensors',
     seeds: [
-      encodeSafetensors({ w: { dtype: 'f32', shape: [2, 3], data: new Float32Array([1, 2, 3, 4, 5, 6]) }, b: { dtype: 'i32', shape: [2], data: new Int32Array([7, 8]) } }, { format: 'x' }, { checksums: true }),
+      encodeSafetensors(
+        { w: { dtype: 'f32', shape: [2, 3], data: new Float32Array([1, 2, 3, 4, 5, 6]) }, b: { dtype: 'i32', shape: [2], data: new Int32Array([7, 8]) } },
+        { format: 'x' },
+        { checksums: true },
+      ),
       encodeSafetensors({ m: { dtype: 'bool', shape: [3], data: new Uint8Array([1, 0, 1]) }, d: { dtype: 'f64', shape: [], data: new Float64Array([3.5]) } }),
     ],
     read: (b, p) => decodeSafetensors(b, p),
@@ -195,7 +215,12 @@ const targets: Target[] = [
     },
   },
   { name: 'IDX', seeds: [idxSeed(), gzipSync(idxSeed())], file: 'idx', read: (_, p) => readIdxImages(p) },
-  { name: 'IDX labels', seeds: [Uint8Array.from([0, 0, 8, 1, 0, 0, 0, 3, 1, 2, 3]), gzipSync(Uint8Array.from([0, 0, 8, 1, 0, 0, 0, 2, 5, 6]))], file: 'idx', read: (_, p) => readIdxLabels(p) },
+  {
+    name: 'IDX labels',
+    seeds: [Uint8Array.from([0, 0, 8, 1, 0, 0, 0, 3, 1, 2, 3]), gzipSync(Uint8Array.from([0, 0, 8, 1, 0, 0, 0, 2, 5, 6]))],
+    file: 'idx',
+    read: (_, p) => readIdxLabels(p),
+  },
   { name: 'WAV', seeds: [wavSeed()], read: (b, p) => parseWav(b, p) },
   {
     name: 'classification TSV',
@@ -229,18 +254,21 @@ describe('reader fuzz', () => {
   const peakBefore = process.resourceUsage().maxRSS / 1024;
 
   it('every unmutated seed reads without error (so mutations start from valid input)', () => {
-    targets.forEach((target, ti) => target.seeds.forEach((seed, k) => {
-      const path = join(t.dir, `seed-${ti}-${k}.${target.file ?? 'bin'}`);
-      if (target.file) writeFileSync(path, seed);
-      expect(() => target.read(seed, path), `${target.name} seed ${k}`).not.toThrow();
-    }));
+    targets.forEach((target, ti) =>
+      target.seeds.forEach((seed, k) => {
+        const path = join(t.dir, `seed-${ti}-${k}.${target.file ?? 'bin'}`);
+        if (target.file) writeFileSync(path, seed);
+        expect(() => target.read(seed, path), `${target.name} seed ${k}`).not.toThrow();
+      }),
+    );
   });
 
   targets.forEach((target, ti) => {
     it(`${target.name}: ${CASES} mutated inputs give only user errors`, () => {
       const r = rng(SEED + 7919 * ti);
       const bad: string[] = [];
-      let slowest = 0, errors = 0;
+      let slowest = 0,
+        errors = 0;
       for (let i = 0; i < CASES; i++) {
         const seed = target.seeds[i % target.seeds.length]!;
         const { bytes, how } = mutate(seed, r);

@@ -24,24 +24,51 @@ function zipBomb(mb: number, declared: number): Uint8Array {
   const body = Buffer.concat([...Array.from({ length: mb }, () => one), deflateRawSync(Buffer.alloc(0))]);
   const name = Buffer.from('archive/data.pkl');
   const lh = Buffer.alloc(30);
-  lh.writeUInt32LE(0x04034b50, 0); lh.writeUInt16LE(20, 4); lh.writeUInt16LE(8, 8);
-  lh.writeUInt32LE(0, 14); lh.writeUInt32LE(body.length, 18); lh.writeUInt32LE(declared, 22); lh.writeUInt16LE(name.length, 26);
+  lh.writeUInt32LE(0x04034b50, 0);
+  lh.writeUInt16LE(20, 4);
+  lh.writeUInt16LE(8, 8);
+  lh.writeUInt32LE(0, 14);
+  lh.writeUInt32LE(body.length, 18);
+  lh.writeUInt32LE(declared, 22);
+  lh.writeUInt16LE(name.length, 26);
   const cd = Buffer.alloc(46);
-  cd.writeUInt32LE(0x02014b50, 0); cd.writeUInt16LE(20, 4); cd.writeUInt16LE(20, 6); cd.writeUInt16LE(8, 10);
-  cd.writeUInt32LE(0, 16); cd.writeUInt32LE(body.length, 20); cd.writeUInt32LE(declared, 24); cd.writeUInt16LE(name.length, 28);
+  cd.writeUInt32LE(0x02014b50, 0);
+  cd.writeUInt16LE(20, 4);
+  cd.writeUInt16LE(20, 6);
+  cd.writeUInt16LE(8, 10);
+  cd.writeUInt32LE(0, 16);
+  cd.writeUInt32LE(body.length, 20);
+  cd.writeUInt32LE(declared, 24);
+  cd.writeUInt16LE(name.length, 28);
   const cdOff = lh.length + name.length + body.length;
   const eocd = Buffer.alloc(22);
-  eocd.writeUInt32LE(0x06054b50, 0); eocd.writeUInt16LE(1, 8); eocd.writeUInt16LE(1, 10);
-  eocd.writeUInt32LE(cd.length + name.length, 12); eocd.writeUInt32LE(cdOff, 16);
+  eocd.writeUInt32LE(0x06054b50, 0);
+  eocd.writeUInt16LE(1, 8);
+  eocd.writeUInt16LE(1, 10);
+  eocd.writeUInt32LE(cd.length + name.length, 12);
+  eocd.writeUInt32LE(cdOff, 16);
   return Buffer.concat([lh, name, body, cd, name, eocd]);
 }
 
 /** Protocol-2 pickle bytes: `{'args': Namespace(x=<value>), 'model': {}}`, `value` given as opcodes. */
 function argsPickle(value: Buffer): Buffer {
-  const str = (s: string) => { const b = Buffer.from(s); const h = Buffer.alloc(5); h[0] = 0x58; h.writeUInt32LE(b.length, 1); return Buffer.concat([h, b]); };
+  const str = (s: string) => {
+    const b = Buffer.from(s);
+    const h = Buffer.alloc(5);
+    h[0] = 0x58;
+    h.writeUInt32LE(b.length, 1);
+    return Buffer.concat([h, b]);
+  };
   return Buffer.concat([
-    Buffer.from([0x80, 2, 0x7d, 0x28]), str('args'), Buffer.from('cargparse\nNamespace\n'), Buffer.from([0x29, 0x81, 0x7d, 0x28]),
-    str('x'), value, Buffer.from([0x75, 0x62]), str('model'), Buffer.from([0x7d, 0x75, 0x2e]),
+    Buffer.from([0x80, 2, 0x7d, 0x28]),
+    str('args'),
+    Buffer.from('cargparse\nNamespace\n'),
+    Buffer.from([0x29, 0x81, 0x7d, 0x28]),
+    str('x'),
+    value,
+    Buffer.from([0x75, 0x62]),
+    str('model'),
+    Buffer.from([0x7d, 0x75, 0x2e]),
   ]);
 }
 
@@ -60,13 +87,20 @@ function writeCk(name: string, pkl: Uint8Array): string {
   return t.file(name, torchZip(pkl, {}));
 }
 
-const decodeIn = (p: string) => [`import { readFileSync } from 'node:fs';\nimport { decodeFairseqCheckpoint } from '@src/io/pt.ts';`, `run = () => decodeFairseqCheckpoint(readFileSync(${JSON.stringify(p)}), ${JSON.stringify(p)});`] as const;
+const decodeIn = (p: string) =>
+  [
+    `import { readFileSync } from 'node:fs';\nimport { decodeFairseqCheckpoint } from '@src/io/pt.ts';`,
+    `run = () => decodeFairseqCheckpoint(readFileSync(${JSON.stringify(p)}), ${JSON.stringify(p)});`,
+  ] as const;
 
 describe('zip: bounded inflation', () => {
   it('an entry declaring 1000 bytes that inflates to 400 MB stops at its declared size', () => {
     const p = t.file('bomb.pt', zipBomb(400, 1000));
-    const r = runBounded(`import { readFileSync } from 'node:fs';\nimport { ZipArchive } from '@src/io/zip.ts';`,
-      `run = () => new ZipArchive(readFileSync(${JSON.stringify(p)}), ${JSON.stringify(p)}).read('archive/data.pkl');`, { heapMB: 256 });
+    const r = runBounded(
+      `import { readFileSync } from 'node:fs';\nimport { ZipArchive } from '@src/io/zip.ts';`,
+      `run = () => new ZipArchive(readFileSync(${JSON.stringify(p)}), ${JSON.stringify(p)}).read('archive/data.pkl');`,
+      { heapMB: 256 },
+    );
     expect(r.error, r.output).toMatchObject({ name: 'CheckpointError', kind: 'user' });
     expect(r.error!.message).toBe(`${p}: entry "archive/data.pkl" inflates to more than the 1000 bytes it declares`);
     expect(r.peakMB).toBeLessThan(300);
@@ -75,7 +109,9 @@ describe('zip: bounded inflation', () => {
   it('an honest entry over the size cap is refused before inflating', () => {
     const z = makeZip([{ name: 'a/data.pkl', data: new Uint8Array(5000), method: 8 }]);
     expect(() => new ZipArchive(z, 'big.pt', { maxEntryBytes: 4096 }).read('a/data.pkl')).toThrow(CheckpointError);
-    expect(() => new ZipArchive(z, 'big.pt', { maxEntryBytes: 4096 }).read('a/data.pkl')).toThrow('big.pt: entry "a/data.pkl" is 5000 bytes, more than the 4096-byte limit of one archive entry');
+    expect(() => new ZipArchive(z, 'big.pt', { maxEntryBytes: 4096 }).read('a/data.pkl')).toThrow(
+      'big.pt: entry "a/data.pkl" is 5000 bytes, more than the 4096-byte limit of one archive entry',
+    );
     expect(new ZipArchive(z, 'big.pt', { maxEntryBytes: 5000 }).read('a/data.pkl').length).toBe(5000);
     expect(crc32(new Uint8Array(0))).toBe(0);
   });
@@ -103,7 +139,9 @@ describe('pickle: bounded work on shared and nested structures', () => {
     const nested = Buffer.concat([Buffer.alloc(n, 0x5d), Buffer.alloc(n - 1, 0x61)]); // EMPTY_LIST x n, APPEND x n-1
     const p = writeCk('deep.pt', argsPickle(nested));
     expect(() => decodeFairseqCheckpoint(new Uint8Array(torchZip(argsPickle(nested), {})), p)).toThrow(CheckpointError);
-    expect(() => decodeFairseqCheckpoint(new Uint8Array(torchZip(argsPickle(nested), {})), p)).toThrow(new RegExp(`^${p}: .*nested more than \\d+ levels deep`));
+    expect(() => decodeFairseqCheckpoint(new Uint8Array(torchZip(argsPickle(nested), {})), p)).toThrow(
+      new RegExp(`^${p}: .*nested more than \\d+ levels deep`),
+    );
     const top = Buffer.concat([Buffer.from([0x80, 2]), nested, Buffer.from([0x2e])]);
     expect(() => decodeFairseqCheckpoint(new Uint8Array(torchZip(top, {})), p)).toThrow(CheckpointError);
   });
@@ -158,12 +196,15 @@ describe('model and golden files: bounded reads', () => {
 describe('fairseq import: shared references in the args', () => {
   it('an args field holding a 10-wide, 39-deep shared DAG imports without expanding it', () => {
     const listops = join(__dirname, '..', 'golden', 'checkpoints', 'mega_lra_listops_tiny.pt');
-    const r = runBounded(`import { readFairseqCheckpoint } from '@src/io/pt.ts';\nimport { importFairseq } from '@src/train/fairseq-import.ts';\nimport { encodeWeights } from '@src/train/checkpoint.ts';`,
+    const r = runBounded(
+      `import { readFairseqCheckpoint } from '@src/io/pt.ts';\nimport { importFairseq } from '@src/train/fairseq-import.ts';\nimport { encodeWeights } from '@src/train/checkpoint.ts';`,
       `const ck = readFairseqCheckpoint(${JSON.stringify(listops)});
 let v: unknown[] = [];
 for (let i = 0; i < 39; i++) v = Array.from({ length: 10 }, () => v);
 ck.args.x = v;
-run = () => { const imp = importFairseq(ck, { label: 'dag.pt' }); encodeWeights(imp.model, imp.spec, {}, 0, 'id'); };`, { timeoutMs: 60_000, heapMB: 512 });
+run = () => { const imp = importFairseq(ck, { label: 'dag.pt' }); encodeWeights(imp.model, imp.spec, {}, 0, 'id'); };`,
+      { timeoutMs: 60_000, heapMB: 512 },
+    );
     expect(r.error, r.output).toMatchObject({ name: 'CheckpointError', kind: 'user' });
     expect(r.error!.message).toMatch(/^dag\.pt: model args x /);
     expect(r.peakMB).toBeLessThan(800);
@@ -172,11 +213,14 @@ run = () => { const imp = importFairseq(ck, { label: 'dag.pt' }); encodeWeights(
 
 describe('pickle: long integers', () => {
   it('a LONG4 of 1 MB decodes in linear time (was quadratic: about 17 minutes)', () => {
-    const r = runBounded(`import { unpickle } from '@src/io/pickle.ts';`,
+    const r = runBounded(
+      `import { unpickle } from '@src/io/pickle.ts';`,
       `const n = 1 << 20;
 const b = new Uint8Array(1 + 4 + n + 1);
 b[0] = 0x8b; new DataView(b.buffer).setInt32(1, n, true); b.fill(0x55, 5, 5 + n); b[5 + n] = 0x2e;
-run = () => { const v = unpickle(b) as bigint; if (typeof v !== 'bigint' || v % 256n !== 0x55n) throw new Error('wrong value'); };`, { timeoutMs: 60_000, heapMB: 512 });
+run = () => { const v = unpickle(b) as bigint; if (typeof v !== 'bigint' || v % 256n !== 0x55n) throw new Error('wrong value'); };`,
+      { timeoutMs: 60_000, heapMB: 512 },
+    );
     expect(r.error, r.output).toBeNull();
   });
   it('LONG1 values, negative ones included, are exact', async () => {
@@ -192,12 +236,17 @@ run = () => { const v = unpickle(b) as bigint; if (typeof v !== 'bigint' || v % 
 
 describe('torch zip: broadcast views', () => {
   it('a stride-0 view of 2^28 elements over a 1-element storage is refused before it is copied', () => {
-    const r = runBounded(`import { decodeFairseqCheckpoint } from '@src/io/pt.ts';\nimport { torchPickle, torchZip } from ${JSON.stringify(join(__dirname, 'fixtures.ts'))};`,
+    const r = runBounded(
+      `import { decodeFairseqCheckpoint } from '@src/io/pt.ts';\nimport { torchPickle, torchZip } from ${JSON.stringify(join(__dirname, 'fixtures.ts'))};`,
       `const pkl = torchPickle([{ name: 'w', storageType: 'FloatStorage', key: '0', numel: 1, offset: 0, size: [1 << 14, 1 << 14], stride: [0, 0] }]);
 const zip = torchZip(pkl, { '0': new Uint8Array(4) });
-run = () => decodeFairseqCheckpoint(zip, 'bcast.pt');`, { timeoutMs: 60_000, heapMB: 256 });
+run = () => decodeFairseqCheckpoint(zip, 'bcast.pt');`,
+      { timeoutMs: 60_000, heapMB: 256 },
+    );
     expect(r.error, r.output).toMatchObject({ name: 'CheckpointError', kind: 'user' });
-    expect(r.error!.message).toMatch(/^bcast\.pt:archive\/data\.pkl: tensor on storage "0": strided view of 268435456 elements .* exceeds what this file may expand to/);
+    expect(r.error!.message).toMatch(
+      /^bcast\.pt:archive\/data\.pkl: tensor on storage "0": strided view of 268435456 elements .* exceeds what this file may expand to/,
+    );
     expect(r.peakMB).toBeLessThan(400);
   });
 });

@@ -26,16 +26,26 @@ export function makeZip(entries: ZipInput[]): Uint8Array {
     const crc = crc32(e.data);
     const lh = new Uint8Array(30 + name.length);
     const l = new DataView(lh.buffer);
-    l.setUint32(0, 0x04034b50, true); l.setUint16(4, 20, true); l.setUint16(8, method, true);
-    l.setUint32(14, crc, true); l.setUint32(18, body.length, true); l.setUint32(22, e.data.length, true);
+    l.setUint32(0, 0x04034b50, true);
+    l.setUint16(4, 20, true);
+    l.setUint16(8, method, true);
+    l.setUint32(14, crc, true);
+    l.setUint32(18, body.length, true);
+    l.setUint32(22, e.data.length, true);
     l.setUint16(26, name.length, true);
     lh.set(name, 30);
     locals.push(lh, body);
     const ch = new Uint8Array(46 + name.length);
     const c = new DataView(ch.buffer);
-    c.setUint32(0, 0x02014b50, true); c.setUint16(4, 20, true); c.setUint16(6, 20, true); c.setUint16(10, method, true);
-    c.setUint32(16, crc, true); c.setUint32(20, body.length, true); c.setUint32(24, e.data.length, true);
-    c.setUint16(28, name.length, true); c.setUint32(42, offset, true);
+    c.setUint32(0, 0x02014b50, true);
+    c.setUint16(4, 20, true);
+    c.setUint16(6, 20, true);
+    c.setUint16(10, method, true);
+    c.setUint32(16, crc, true);
+    c.setUint32(20, body.length, true);
+    c.setUint32(24, e.data.length, true);
+    c.setUint16(28, name.length, true);
+    c.setUint32(42, offset, true);
     ch.set(name, 46);
     centrals.push(ch);
     offset += lh.length + body.length;
@@ -43,8 +53,11 @@ export function makeZip(entries: ZipInput[]): Uint8Array {
   const cdSize = centrals.reduce((s, x) => s + x.length, 0);
   const eocd = new Uint8Array(22);
   const d = new DataView(eocd.buffer);
-  d.setUint32(0, 0x06054b50, true); d.setUint16(8, entries.length, true); d.setUint16(10, entries.length, true);
-  d.setUint32(12, cdSize, true); d.setUint32(16, offset, true);
+  d.setUint32(0, 0x06054b50, true);
+  d.setUint16(8, entries.length, true);
+  d.setUint16(10, entries.length, true);
+  d.setUint32(12, cdSize, true);
+  d.setUint32(16, offset, true);
   return concat([...locals, ...centrals, eocd]);
 }
 
@@ -52,7 +65,10 @@ export function makeZip(entries: ZipInput[]): Uint8Array {
 export function concat(parts: Uint8Array[]): Uint8Array {
   const out = new Uint8Array(parts.reduce((s, p) => s + p.length, 0));
   let o = 0;
-  for (const p of parts) { out.set(p, o); o += p.length; }
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
   return out;
 }
 
@@ -60,9 +76,14 @@ export function concat(parts: Uint8Array[]): Uint8Array {
 export class PickleBuilder {
   private out: number[] = [];
   /** Raw opcode bytes. */
-  op(...b: number[]): this { this.out.push(...b); return this; }
+  op(...b: number[]): this {
+    this.out.push(...b);
+    return this;
+  }
   /** PROTO n. */
-  proto(n = 2): this { return this.op(0x80, n); }
+  proto(n = 2): this {
+    return this.op(0x80, n);
+  }
   /** BINUNICODE. */
   str(s: string): this {
     const b = new TextEncoder().encode(s);
@@ -74,7 +95,10 @@ export class PickleBuilder {
     if (typeof n === 'number' && n >= -(2 ** 31) && n < 2 ** 31) return this.op(0x4a, ...le32(n));
     let v = BigInt(n);
     const bytes: number[] = [];
-    for (let i = 0; i < 9; i++) { bytes.push(Number(v & 0xffn)); v >>= 8n; }
+    for (let i = 0; i < 9; i++) {
+      bytes.push(Number(v & 0xffn));
+      v >>= 8n;
+    }
     return this.op(0x8a, bytes.length, ...bytes);
   }
   /** BINFLOAT. */
@@ -84,25 +108,55 @@ export class PickleBuilder {
     return this.op(0x47, ...b);
   }
   /** NONE / NEWTRUE / NEWFALSE. */
-  none(): this { return this.op(0x4e); }
-  bool(b: boolean): this { return this.op(b ? 0x88 : 0x89); }
-  mark(): this { return this.op(0x28); }
-  tuple(): this { return this.op(0x74); }
-  emptyTuple(): this { return this.op(0x29); }
-  emptyDict(): this { return this.op(0x7d); }
-  setitems(): this { return this.op(0x75); }
+  none(): this {
+    return this.op(0x4e);
+  }
+  bool(b: boolean): this {
+    return this.op(b ? 0x88 : 0x89);
+  }
+  mark(): this {
+    return this.op(0x28);
+  }
+  tuple(): this {
+    return this.op(0x74);
+  }
+  emptyTuple(): this {
+    return this.op(0x29);
+  }
+  emptyDict(): this {
+    return this.op(0x7d);
+  }
+  setitems(): this {
+    return this.op(0x75);
+  }
   /** GLOBAL "module\nname\n". */
   global(module: string, name: string): this {
     return this.op(0x63, ...new TextEncoder().encode(`${module}\n${name}\n`));
   }
-  reduce(): this { return this.op(0x52); }
-  newobj(): this { return this.op(0x81); }
-  build(): this { return this.op(0x62); }
-  binpersid(): this { return this.op(0x51); }
-  stop(): this { return this.op(0x2e); }
+  reduce(): this {
+    return this.op(0x52);
+  }
+  newobj(): this {
+    return this.op(0x81);
+  }
+  build(): this {
+    return this.op(0x62);
+  }
+  binpersid(): this {
+    return this.op(0x51);
+  }
+  stop(): this {
+    return this.op(0x2e);
+  }
   /** Push a tuple of ints. */
-  ints(xs: number[]): this { this.mark(); for (const x of xs) this.int(x); return this.tuple(); }
-  bytes(): Uint8Array { return new Uint8Array(this.out); }
+  ints(xs: number[]): this {
+    this.mark();
+    for (const x of xs) this.int(x);
+    return this.tuple();
+  }
+  bytes(): Uint8Array {
+    return new Uint8Array(this.out);
+  }
 }
 
 function le32(n: number): number[] {
@@ -126,7 +180,11 @@ export interface TensorSpec {
 export function torchPickle(tensors: TensorSpec[], args: Record<string, number | string> = {}): Uint8Array {
   const p = new PickleBuilder().proto(2).emptyDict().mark();
   p.str('args').global('argparse', 'Namespace').emptyTuple().newobj().emptyDict().mark();
-  for (const [k, v] of Object.entries(args)) { p.str(k); if (typeof v === 'string') p.str(v); else p.int(v); }
+  for (const [k, v] of Object.entries(args)) {
+    p.str(k);
+    if (typeof v === 'string') p.str(v);
+    else p.int(v);
+  }
   p.setitems().build();
   p.str('model').emptyDict().mark();
   for (const t of tensors) {

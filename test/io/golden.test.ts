@@ -16,7 +16,12 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 /** Every golden file present in test/golden (the two checkpoint companions at least). */
 function goldenFiles(): string[] {
-  const list = (d: string): string[] => (existsSync(d) ? readdirSync(d).filter((f) => f.endsWith('.msgpack')).map((f) => join(d, f)) : []);
+  const list = (d: string): string[] =>
+    existsSync(d)
+      ? readdirSync(d)
+          .filter((f) => f.endsWith('.msgpack'))
+          .map((f) => join(d, f))
+      : [];
   return [...list(GOLDEN), ...list(CK)];
 }
 
@@ -29,8 +34,14 @@ function expectSameCase(a: GoldenCase, b: GoldenCase): void {
   // structure (tensor data replaced by its length), then every tensor bit for bit
   const strip = (c: GoldenCase): unknown => JSON.parse(JSON.stringify(c, (_k, v: unknown) => (ArrayBuffer.isView(v) ? v.byteLength : v)));
   expect(strip(a)).toEqual(strip(b));
-  const maps = (c: GoldenCase): Array<Record<string, RawTensor>> => [c.params, c.inputs, c.outputs, c.cotangent ?? {},
-    c.grads ?? {}, ...(c.steps ?? []).flatMap((s) => [s.inputs, s.outputs])];
+  const maps = (c: GoldenCase): Array<Record<string, RawTensor>> => [
+    c.params,
+    c.inputs,
+    c.outputs,
+    c.cotangent ?? {},
+    c.grads ?? {},
+    ...(c.steps ?? []).flatMap((s) => [s.inputs, s.outputs]),
+  ];
   const mb = maps(b);
   maps(a).forEach((m, i) => {
     for (const [n, t] of Object.entries(m)) expect(rawTensorsEqual(t, mb[i][n]), n).toBe(true);
@@ -45,8 +56,14 @@ describe('readGoldenFile', () => {
       const c = readGoldenFile(f);
       expect(c.format).toBe('mega-golden/1');
       expect(f.endsWith(`${c.case}.msgpack`) || f.endsWith(`${c.case}.expected.msgpack`)).toBe(true);
-      const all: RawTensor[] = [c.params, c.inputs, c.outputs, c.cotangent ?? {}, c.grads ?? {},
-        ...(c.steps ?? []).flatMap((s) => [s.inputs, s.outputs])].flatMap((m) => Object.values(m));
+      const all: RawTensor[] = [
+        c.params,
+        c.inputs,
+        c.outputs,
+        c.cotangent ?? {},
+        c.grads ?? {},
+        ...(c.steps ?? []).flatMap((s) => [s.inputs, s.outputs]),
+      ].flatMap((m) => Object.values(m));
       for (const t of all) expect(t.data.length).toBe(t.shape.reduce((x, y) => x * y, 1));
     }
   });
@@ -124,9 +141,16 @@ describe('encodeGolden', () => {
 
   it('encodes a new case with steps and negative i32 values', () => {
     const c: GoldenCase = {
-      format: 'mega-golden/1', case: 'tiny', module: 'MultiHeadEMA', config: { embed_dim: 2, bidirectional: false, seed: 2 ** 40 + 1, eps: 1e-5 },
-      mode: 'eval', procedure: 'incremental', options: {}, params: { w: { dtype: 'f64', shape: [2], data: new Float64Array([1, -0]) } },
-      inputs: { t: { dtype: 'i32', shape: [3], data: new Int32Array([-1, 0, 2147483647]) } }, outputs: {},
+      format: 'mega-golden/1',
+      case: 'tiny',
+      module: 'MultiHeadEMA',
+      config: { embed_dim: 2, bidirectional: false, seed: 2 ** 40 + 1, eps: 1e-5 },
+      mode: 'eval',
+      procedure: 'incremental',
+      options: {},
+      params: { w: { dtype: 'f64', shape: [2], data: new Float64Array([1, -0]) } },
+      inputs: { t: { dtype: 'i32', shape: [3], data: new Int32Array([-1, 0, 2147483647]) } },
+      outputs: {},
       steps: [{ inputs: { x: { dtype: 'f32', shape: [], data: new Float32Array([0.5]) } }, outputs: {} }],
       desc: 'hand-made',
     };

@@ -11,8 +11,7 @@ describe('unpickle: CPython reference pickles, protocols 0..5', () => {
     it(`protocol ${proto}`, () => {
       const v = unpickle(hex(h)) as Map<unknown, unknown>;
       expect(v).toBeInstanceOf(Map);
-      expect(v.get('int')).toEqual([0, 1, 255, 256, 65535, 65536, -1, -(2 ** 31), 2 ** 31 - 1, 2 ** 31,
-        2n ** 62n, -(2n ** 70n), 2n ** 53n + 1n]);
+      expect(v.get('int')).toEqual([0, 1, 255, 256, 65535, 65536, -1, -(2 ** 31), 2 ** 31 - 1, 2 ** 31, 2n ** 62n, -(2n ** 70n), 2n ** 53n + 1n]);
       const f = v.get('float') as number[];
       expect(f).toEqual([1.5, -0, Infinity, 1e-300]);
       expect(Object.is(f[1], -0)).toBe(true);
@@ -26,7 +25,10 @@ describe('unpickle: CPython reference pickles, protocols 0..5', () => {
       expect(v.get('bools')).toEqual([true, false]);
       const od = v.get('od');
       expect(od).toBeInstanceOf(PyOrderedDict);
-      expect([...(od as Map<unknown, unknown>)]).toEqual([['x', 1], ['y', 2]]);
+      expect([...(od as Map<unknown, unknown>)]).toEqual([
+        ['x', 1],
+        ['y', 2],
+      ]);
       expect(v.get('shared')).toEqual([7]);
       expect(v.get('shared2')).toBe(v.get('shared')); // memo keeps identity
       expect(v.get(3)).toBe('intkey');
@@ -60,9 +62,18 @@ describe('unpickle: restrictions and malformed streams', () => {
 
   it('allow-list is exactly the documented set; torch globals need an implementation', () => {
     expect([...ALLOWED_GLOBALS].sort()).toEqual([
-      'argparse.Namespace', 'collections.OrderedDict', 'torch.BFloat16Storage', 'torch.BoolStorage',
-      'torch.ByteStorage', 'torch.DoubleStorage', 'torch.FloatStorage', 'torch.HalfStorage', 'torch.IntStorage',
-      'torch.LongStorage', 'torch._utils._rebuild_parameter', 'torch._utils._rebuild_tensor_v2',
+      'argparse.Namespace',
+      'collections.OrderedDict',
+      'torch.BFloat16Storage',
+      'torch.BoolStorage',
+      'torch.ByteStorage',
+      'torch.DoubleStorage',
+      'torch.FloatStorage',
+      'torch.HalfStorage',
+      'torch.IntStorage',
+      'torch.LongStorage',
+      'torch._utils._rebuild_parameter',
+      'torch._utils._rebuild_tensor_v2',
     ]);
     const p = new PickleBuilder().proto(2).global('torch._utils', '_rebuild_tensor_v2').stop().bytes();
     expect(() => unpickle(p)).toThrow(/allowed but no implementation/);

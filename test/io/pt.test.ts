@@ -29,8 +29,11 @@ describe.each(['mega_lm_tiny', 'mega_lra_listops_tiny'])('fairseq fixture %s', (
     const extra = Object.keys(ck.model).filter((k) => !(k in exp.params));
     expect(extra.every((k) => k.endsWith('.version') || k.endsWith('._float_tensor'))).toBe(true);
     if (name === 'mega_lm_tiny') {
-      expect(extra.sort()).toEqual(['decoder.layers.0.mega_layer.rel_pos_bias._float_tensor',
-        'decoder.layers.1.mega_layer.rel_pos_bias._float_tensor', 'decoder.version']);
+      expect(extra.sort()).toEqual([
+        'decoder.layers.0.mega_layer.rel_pos_bias._float_tensor',
+        'decoder.layers.1.mega_layer.rel_pos_bias._float_tensor',
+        'decoder.version',
+      ]);
       const v = ck.model['decoder.version'];
       expect(v.dtype).toBe('f32');
       expect(v.shape).toEqual([1]);
@@ -82,9 +85,19 @@ describe('readFairseqCheckpoint: rejects bad files with CheckpointError', () => 
   const good = readFileSync(join(CK, 'mega_lm_tiny.pt'));
 
   it('forbidden global (numpy array in the pickle)', () => {
-    const pkl = new PickleBuilder().proto(2).emptyDict().mark().str('x')
-      .global('numpy.core.multiarray', '_reconstruct').global('numpy', 'ndarray').emptyTuple().tuple().reduce()
-      .setitems().stop().bytes();
+    const pkl = new PickleBuilder()
+      .proto(2)
+      .emptyDict()
+      .mark()
+      .str('x')
+      .global('numpy.core.multiarray', '_reconstruct')
+      .global('numpy', 'ndarray')
+      .emptyTuple()
+      .tuple()
+      .reduce()
+      .setitems()
+      .stop()
+      .bytes();
     const path = join(tmp, 'numpy.pt');
     writeFileSync(path, torchZip(pkl, {}));
     expect(() => readFairseqCheckpoint(path)).toThrow(CheckpointError);
@@ -126,18 +139,29 @@ describe('readFairseqCheckpoint: rejects bad files with CheckpointError', () => 
 
 describe('crafted torch checkpoints: storage types, strides, zip variants', () => {
   const f32 = new Float32Array(12).map((_, i) => i);
-  const spec = (name: string, o: Partial<TensorSpec>): TensorSpec =>
-    ({ name, storageType: 'FloatStorage', key: '0', numel: 12, offset: 0, size: [12], stride: [1], ...o });
+  const spec = (name: string, o: Partial<TensorSpec>): TensorSpec => ({
+    name,
+    storageType: 'FloatStorage',
+    key: '0',
+    numel: 12,
+    offset: 0,
+    size: [12],
+    stride: [1],
+    ...o,
+  });
 
   it('strided views are copied to contiguous data', () => {
-    const pkl = torchPickle([
-      spec('t', { offset: 1, size: [3, 2], stride: [1, 3] }), // (i,j) -> 1 + i + 3j
-      spec('sub', { offset: 4, size: [2, 2], stride: [2, 1] }),
-      spec('bcast', { size: [2, 3], stride: [0, 1] }),
-      spec('scalar', { offset: 5, size: [], stride: [] }),
-      spec('empty', { size: [0, 3], stride: [3, 1] }),
-      spec('p', { parameter: true, size: [2, 6], stride: [6, 1] }),
-    ], { lr: 5, arch: 'mega_lm' });
+    const pkl = torchPickle(
+      [
+        spec('t', { offset: 1, size: [3, 2], stride: [1, 3] }), // (i,j) -> 1 + i + 3j
+        spec('sub', { offset: 4, size: [2, 2], stride: [2, 1] }),
+        spec('bcast', { size: [2, 3], stride: [0, 1] }),
+        spec('scalar', { offset: 5, size: [], stride: [] }),
+        spec('empty', { size: [0, 3], stride: [3, 1] }),
+        spec('p', { parameter: true, size: [2, 6], stride: [6, 1] }),
+      ],
+      { lr: 5, arch: 'mega_lm' },
+    );
     const ck = decodeFairseqCheckpoint(torchZip(pkl, { 0: leBytes(f32) }));
     expect(ck.args).toEqual({ lr: 5, arch: 'mega_lm' });
     const m = ck.model;
@@ -168,10 +192,22 @@ describe('crafted torch checkpoints: storage types, strides, zip variants', () =
       spec('q', { storageType: 'BoolStorage', key: 'q', numel: 3, size: [3] }),
       spec('u', { storageType: 'ByteStorage', key: 'u', numel: 2, size: [2] }),
     ]);
-    const m = decodeFairseqCheckpoint(torchZip(pkl, {
-      h: leBytes(half), b: leBytes(bf16), d: leBytes(f64), l: leBytes(i64), i: leBytes(i32),
-      q: new Uint8Array([1, 0, 1]), u: new Uint8Array([200, 3]),
-    }, 'x/', 8)).model;
+    const m = decodeFairseqCheckpoint(
+      torchZip(
+        pkl,
+        {
+          h: leBytes(half),
+          b: leBytes(bf16),
+          d: leBytes(f64),
+          l: leBytes(i64),
+          i: leBytes(i32),
+          q: new Uint8Array([1, 0, 1]),
+          u: new Uint8Array([200, 3]),
+        },
+        'x/',
+        8,
+      ),
+    ).model;
     expect(m.h.dtype).toBe('f32');
     expect(Array.from(m.h.data)).toEqual([1, -2.5, 65504, 2 ** -24, Infinity, NaN]);
     expect(Array.from(m.b.data)).toEqual([1, -3.140625]);
@@ -200,8 +236,18 @@ describe('crafted torch checkpoints: storage types, strides, zip variants', () =
 
   it('pyToPlain converts dicts, Namespaces, tuples and sets; refuses cycles', () => {
     const ns = new PyObject('argparse.Namespace');
-    ns.dict.set('betas', [0.9, 0.98]).set('none', null).set('d', new Map<unknown, unknown>([[1, 'one']]));
-    expect(pyToPlain(new Map<string, unknown>([['ns', ns], ['s', new Set([1])]]))).toEqual({ ns: { betas: [0.9, 0.98], none: null, d: { 1: 'one' } }, s: [1] });
+    ns.dict
+      .set('betas', [0.9, 0.98])
+      .set('none', null)
+      .set('d', new Map<unknown, unknown>([[1, 'one']]));
+    expect(
+      pyToPlain(
+        new Map<string, unknown>([
+          ['ns', ns],
+          ['s', new Set([1])],
+        ]),
+      ),
+    ).toEqual({ ns: { betas: [0.9, 0.98], none: null, d: { 1: 'one' } }, s: [1] });
     const cyc: unknown[] = [];
     cyc.push(cyc);
     expect(() => pyToPlain(cyc)).toThrow(CheckpointError);

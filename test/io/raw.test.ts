@@ -29,7 +29,9 @@ describe('raw', () => {
   it('encodes i32 as sign-extended i64 and compares bitwise', () => {
     const t = { dtype: 'i32' as const, shape: [2], data: new Int32Array([-3, 5]) };
     expect(Array.from(new BigInt64Array(encodeLE(t, true).buffer))).toEqual([-3n, 5n]);
-    expect(rawTensorsEqual({ dtype: 'f32', shape: [1], data: new Float32Array([NaN]) }, { dtype: 'f32', shape: [1], data: new Float32Array([NaN]) })).toBe(true);
+    expect(rawTensorsEqual({ dtype: 'f32', shape: [1], data: new Float32Array([NaN]) }, { dtype: 'f32', shape: [1], data: new Float32Array([NaN]) })).toBe(
+      true,
+    );
     expect(rawTensorsEqual({ dtype: 'f32', shape: [1], data: new Float32Array([0]) }, { dtype: 'f32', shape: [1], data: new Float32Array([-0]) })).toBe(false);
     expect(() => checkRawTensor({ dtype: 'bool', shape: [1], data: new Uint8Array([3]) }, 'm', FormatError)).toThrow(/m: bool element 0 is 3/);
   });

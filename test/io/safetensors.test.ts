@@ -55,8 +55,12 @@ describe('safetensors', () => {
 
   it('reads what the reference layout produces (F16/BF16/I64 widened)', () => {
     const data = new Uint8Array([0x00, 0x3c, 0x80, 0x3f, 5, 0, 0, 0, 0, 0, 0, 0]);
-    const h = { __metadata__: { a: 'b' }, h: { dtype: 'F16', shape: [1], data_offsets: [0, 2] },
-      b: { dtype: 'BF16', shape: [1], data_offsets: [2, 4] }, l: { dtype: 'I64', shape: [1], data_offsets: [4, 12] } };
+    const h = {
+      __metadata__: { a: 'b' },
+      h: { dtype: 'F16', shape: [1], data_offsets: [0, 2] },
+      b: { dtype: 'BF16', shape: [1], data_offsets: [2, 4] },
+      l: { dtype: 'I64', shape: [1], data_offsets: [4, 12] },
+    };
     const r = decodeSafetensors(craft(h, data));
     expect(r.tensors.h).toEqual({ dtype: 'f32', shape: [1], data: new Float32Array([1]) });
     expect(r.tensors.b).toEqual({ dtype: 'f32', shape: [1], data: new Float32Array([1]) });
@@ -120,13 +124,15 @@ describe('writeFileAtomic', () => {
     writeSafetensors(path, { a: tensors.scalar });
     const before = readFileSync(path);
     let tmpSeen = '';
-    expect(() => writeSafetensors(path, tensors, undefined, {
-      beforeRename: (t) => {
-        tmpSeen = t;
-        expect(readFileSync(t).length).toBeGreaterThan(before.length); // new data fully written to the temp file
-        throw new Error('disk on fire');
-      },
-    })).toThrow('disk on fire');
+    expect(() =>
+      writeSafetensors(path, tensors, undefined, {
+        beforeRename: (t) => {
+          tmpSeen = t;
+          expect(readFileSync(t).length).toBeGreaterThan(before.length); // new data fully written to the temp file
+          throw new Error('disk on fire');
+        },
+      }),
+    ).toThrow('disk on fire');
     expect(tmpSeen.startsWith(`${path}.tmp-${process.pid}-`)).toBe(true);
     expect(existsSync(tmpSeen)).toBe(false);
     expect(Buffer.compare(readFileSync(path), before)).toBe(0);

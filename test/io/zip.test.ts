@@ -5,7 +5,12 @@ import { makeZip } from './fixtures.js';
 describe('zip', () => {
   it('reads stored and deflated entries and checks CRC', () => {
     const a = new TextEncoder().encode('hello hello hello hello');
-    const z = new ZipArchive(makeZip([{ name: 'a', data: a }, { name: 'dir/b', data: a, method: 8 }]));
+    const z = new ZipArchive(
+      makeZip([
+        { name: 'a', data: a },
+        { name: 'dir/b', data: a, method: 8 },
+      ]),
+    );
     expect([...z.entries.keys()]).toEqual(['a', 'dir/b']);
     expect(z.read('a')).toEqual(a);
     expect(z.read('dir/b')).toEqual(a);

@@ -13,12 +13,15 @@ import { IndexError } from '../../src/tensor/errors.js';
 import { Generator, randNormal } from '../../src/tensor/random.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
 
-const V = 14, PAD = 1, D = 8;
+const V = 14,
+  PAD = 1,
+  D = 8;
 const CUT = [5, 9, 14]; // bands [0,5) [5,9) [9,14)
 
 /** Row-major matrix as a function (r, c) → value. */
 function mat(t: Tensor): (r: number, c: number) => number {
-  const a = t.toTypedArray(), n = t.shape[1];
+  const a = t.toTypedArray(),
+    n = t.shape[1];
   return (r, c) => a[r * n + c];
 }
 
@@ -70,7 +73,11 @@ describe('parseCutoffs', () => {
     expect(parseCutoffs([8, 16], 24, 'c')).toEqual([8, 16, 24]);
   });
   it.each([
-    ['8,x', /not a positive integer/], ['16,8', /must increase/], ['8,30', /larger than the vocabulary \(24 symbols\)/], ['', /at least one/], [null, /comma separated list/],
+    ['8,x', /not a positive integer/],
+    ['16,8', /must increase/],
+    ['8,30', /larger than the vocabulary \(24 symbols\)/],
+    ['', /at least one/],
+    [null, /comma separated list/],
   ] as [unknown, RegExp][])('rejects %j', (v, re) => {
     expect(() => parseCutoffs(v, 24, 'adaptive_softmax_cutoff')).toThrow(ConfigError);
     expect(() => parseCutoffs(v, 24, 'adaptive_softmax_cutoff')).toThrow(re);
@@ -82,23 +89,33 @@ describe('AdaptiveInput', () => {
     const { inp } = build(3);
     const sd = inp.stateDict();
     expect(Object.fromEntries(Object.entries(sd).map(([k, t]) => [k, t.shape]))).toEqual({
-      'embeddings.0.0.weight': [5, 8], 'embeddings.0.1.weight': [8, 8],
-      'embeddings.1.0.weight': [4, 4], 'embeddings.1.1.weight': [8, 4],
-      'embeddings.2.0.weight': [5, 2], 'embeddings.2.1.weight': [8, 2],
+      'embeddings.0.0.weight': [5, 8],
+      'embeddings.0.1.weight': [8, 8],
+      'embeddings.1.0.weight': [4, 4],
+      'embeddings.1.1.weight': [8, 4],
+      'embeddings.2.0.weight': [5, 2],
+      'embeddings.2.1.weight': [8, 2],
     });
     for (let b = 0; b < 3; b++) {
       const E = sd[`embeddings.${b}.0.weight`];
       const row = Array.from(E.toTypedArray().subarray(PAD * E.shape[1], (PAD + 1) * E.shape[1]));
-      expect(row.every((v) => v === 0), `band ${b} pad row`).toBe(true);
+      expect(
+        row.every((v) => v === 0),
+        `band ${b} pad row`,
+      ).toBe(true);
     }
-    const ids = [[0, 6, 13, 4], [9, 5, 2, 11]];
+    const ids = [
+      [0, 6, 13, 4],
+      [9, 5, 2, 11],
+    ];
     const y = noGrad(() => inp.forward(tensor(ids, 'i32')));
     expect(y.shape).toEqual([2, 4, D]);
     const got = y.toTypedArray();
     ids.flat().forEach((t, n) => {
       const b = t < 5 ? 0 : t < 9 ? 1 : 2;
       const start = [0, 5, 9][b];
-      const E = sd[`embeddings.${b}.0.weight`], e = mat(E);
+      const E = sd[`embeddings.${b}.0.weight`],
+        e = mat(E);
       const emb = Array.from({ length: E.shape[1] }, (_, j) => e(t - start, j));
       const want = rowTimesWT(emb, sd[`embeddings.${b}.1.weight`]);
       want.forEach((w, j) => expect(got[n * D + j]).toBeCloseTo(w, 13));
@@ -114,8 +131,16 @@ describe('AdaptiveInput', () => {
 describe('AdaptiveSoftmax', () => {
   it('ties head and tails to the adaptive input (one tensor under both names)', () => {
     const { inp, sm } = build(5);
-    const a = inp.stateDict(), s = sm.stateDict();
-    expect(Object.keys(s).sort()).toEqual(['head.class_proj.weight', 'head.word_proj.weight', 'tail.0.0.weight', 'tail.0.2.weight', 'tail.1.0.weight', 'tail.1.2.weight']);
+    const a = inp.stateDict(),
+      s = sm.stateDict();
+    expect(Object.keys(s).sort()).toEqual([
+      'head.class_proj.weight',
+      'head.word_proj.weight',
+      'tail.0.0.weight',
+      'tail.0.2.weight',
+      'tail.1.0.weight',
+      'tail.1.2.weight',
+    ]);
     expect(s['head.word_proj.weight']).toBe(a['embeddings.0.0.weight']);
     expect(s['tail.0.0.weight']).toBe(a['embeddings.1.1.weight']);
     expect(s['tail.0.2.weight']).toBe(a['embeddings.1.0.weight']);
@@ -129,7 +154,11 @@ describe('AdaptiveSoftmax', () => {
     // untied: one head matrix [c₀ + clusters, D] and own tail matrices
     const free = new AdaptiveSoftmax(V, D, CUT, { factor: 2, dtype: 'f64', gen: new Generator(1) }).stateDict();
     expect(Object.fromEntries(Object.entries(free).map(([k, t]) => [k, t.shape]))).toEqual({
-      'head.weight': [7, 8], 'tail.0.0.weight': [4, 8], 'tail.0.2.weight': [4, 4], 'tail.1.0.weight': [2, 8], 'tail.1.2.weight': [5, 2],
+      'head.weight': [7, 8],
+      'tail.0.0.weight': [4, 8],
+      'tail.0.2.weight': [4, 4],
+      'tail.1.0.weight': [2, 8],
+      'tail.1.2.weight': [5, 2],
     });
   });
 
@@ -162,7 +191,10 @@ describe('AdaptiveSoftmax', () => {
       const row = Array.from(xs.subarray(r * D, (r + 1) * D));
       const lp = refLogProbs(row, sm);
       if (t === PAD) return;
-      if (t < 5) { want -= lp[t]; return; }
+      if (t < 5) {
+        want -= lp[t];
+        return;
+      }
       const c = t < 9 ? 0 : 1;
       const start = [5, 9][c];
       const sd = sm.stateDict();
@@ -178,7 +210,7 @@ describe('AdaptiveSoftmax', () => {
     expect(l2).toBeCloseTo(-clean.reduce((s, t, r) => s + lp[r * V + t], 0), 11);
   });
 
-  it('target log-probs (head + the target cluster\'s tail only, in row batches) = the full log-probs at the targets', () => {
+  it("target log-probs (head + the target cluster's tail only, in row batches) = the full log-probs at the targets", () => {
     const { sm } = build(13);
     sm.eval();
     const x = randNormal([7, D], 0, 1, 'f64', new Generator(14));
@@ -202,7 +234,13 @@ describe('AdaptiveSoftmax', () => {
 
   it('gradients of input → adaptive softmax loss match central differences (tied weights and projections)', () => {
     const { inp, sm } = build(21);
-    const ids = tensor([[0, 6, 13, 4, 9], [5, 2, 11, 8, 3]], 'i32');
+    const ids = tensor(
+      [
+        [0, 6, 13, 4, 9],
+        [5, 2, 11, 8, 3],
+      ],
+      'i32',
+    );
     const target = tensor([6, 13, 4, 9, 0, 2, 11, 8, 3, 10], 'i32');
     const params = [...inp.parameters(), ...sm.parameters().filter((p) => !inp.parameters().includes(p))];
     expect(params).toHaveLength(7); // 6 adaptive-input tensors + the cluster matrix

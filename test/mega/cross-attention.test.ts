@@ -33,16 +33,23 @@ function rightPad(lengths: number[], L: number): Tensor {
 }
 
 describe('GatedCrossAttention incremental (static key/value)', () => {
-  for (const [act, rel] of [['softmax', 'simple'], ['laplace', 'rotary'], ['relu2', 'simple']] as [AttentionActivation, 'simple' | 'rotary'][]) {
+  for (const [act, rel] of [
+    ['softmax', 'simple'],
+    ['laplace', 'rotary'],
+    ['relu2', 'simple'],
+  ] as [AttentionActivation, 'simple' | 'rotary'][]) {
     it(`step-by-step equals the full forward (${act}, ${rel})`, () => {
       const m = gca({ attentionActivation: act, relPosBias: rel }).eval();
-      const L2 = 7, L1 = 5, B = 2;
+      const L2 = 7,
+        L1 = 5,
+        B = 2;
       const query = randNormal([L2, B, 8], 0, 1, 'f64', gen);
       const key = randNormal([L1, B, 8], 0, 1, 'f64', gen);
       const keyPaddingMask = rightPad([5, 3], L1);
       const full = m.forward(query, key, { keyPaddingMask, needWeights: true });
       const state = new IncrementalState();
-      const outs: Tensor[] = [], ws: Tensor[] = [];
+      const outs: Tensor[] = [],
+        ws: Tensor[] = [];
       for (let t = 0; t < L2; t++) {
         // after the first step the encoder output is not needed any more
         const r = m.forward(F.narrow(query, 0, t, 1), t === 0 ? key : null, { keyPaddingMask: t === 0 ? keyPaddingMask : null, state, needWeights: true });
@@ -70,23 +77,36 @@ describe('GatedCrossAttention weights', () => {
   it('softmax rows sum to 1 with zeros at padded keys; query longer than key is fine', () => {
     const m = gca({ attentionActivation: 'softmax' });
     const mask = rightPad([4, 2], 4);
-    const P = m.forward(randNormal([6, 2, 8], 0, 1, 'f64', gen), randNormal([4, 2, 8], 0, 1, 'f64', gen), { keyPaddingMask: mask, needWeights: true }).attnWeights!;
+    const P = m.forward(randNormal([6, 2, 8], 0, 1, 'f64', gen), randNormal([4, 2, 8], 0, 1, 'f64', gen), {
+      keyPaddingMask: mask,
+      needWeights: true,
+    }).attnWeights!;
     expect(P.shape).toEqual([2, 6, 4]);
-    for (let b = 0; b < 2; b++) for (let i = 0; i < 6; i++) {
-      let s = 0;
-      for (let j = 0; j < 4; j++) {
-        s += P.at(b, i, j);
-        if (mask.at(b, j)) expect(P.at(b, i, j)).toBe(0);
+    for (let b = 0; b < 2; b++)
+      for (let i = 0; i < 6; i++) {
+        let s = 0;
+        for (let j = 0; j < 4; j++) {
+          s += P.at(b, i, j);
+          if (mask.at(b, j)) expect(P.at(b, i, j)).toBe(0);
+        }
+        expect(Math.abs(s - 1)).toBeLessThan(1e-12);
       }
-      expect(Math.abs(s - 1)).toBeLessThan(1e-12);
-    }
   });
 });
 
 describe('GatedCrossAttention gradients (f64 central differences)', () => {
   for (const act of ['softmax', 'laplace'] as const) {
     it(act, () => {
-      const m = new GatedCrossAttention({ embedDim: 4, zdim: 2, attentionActivation: act, prenorm: act === 'softmax', normType: 'scalenorm', maxPositions: 8, dtype: 'f64', gen });
+      const m = new GatedCrossAttention({
+        embedDim: 4,
+        zdim: 2,
+        attentionActivation: act,
+        prenorm: act === 'softmax',
+        normType: 'scalenorm',
+        maxPositions: 8,
+        dtype: 'f64',
+        gen,
+      });
       perturb(m);
       const q = F.requiresGrad(randNormal([3, 2, 4], 0, 1, 'f64', gen));
       const k = F.requiresGrad(randNormal([4, 2, 4], 0, 1, 'f64', gen));

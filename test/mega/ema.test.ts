@@ -23,9 +23,12 @@ function makeEMA(D: number, N: number, opts: { bidirectional?: boolean; truncati
 
 /** Plain-JS coefficients p·beta, q, gamma·scale per (row, n) (pow instead of exp·log). */
 function coeffs(m: MultiHeadEMA) {
-  const N = m.ndim, rows = m.delta.shape[0];
+  const N = m.ndim,
+    rows = m.delta.shape[0];
   const [de, al, be, ga] = [m.delta, m.alpha, m.beta, m.gamma].map((t) => t.toArray());
-  const pb: number[] = [], q: number[] = [], g: number[] = [];
+  const pb: number[] = [],
+    q: number[] = [],
+    g: number[] = [];
   for (let i = 0; i < rows * N; i++) {
     const p = sig(de[i]);
     pb.push(p * be[i]);
@@ -43,24 +46,28 @@ function refKernel(m: MultiHeadEMA, K: number): number[][] {
       let s = 0;
       for (let n = 0; n < N; n++) s += pb[d * N + n] * q[d * N + n] ** l * g[d * N + n];
       return s;
-    }));
+    }),
+  );
 }
 
 /** The direct O(L·K) sums of §5.5 steps 4–6: x `L × B × D`, mask `B × L` → `L × B × D` (flat). */
 function directForward(m: MultiHeadEMA, x: Tensor, mask: Tensor | null): number[] {
   const [L, B, D] = x.shape;
   const K = m.truncation === null ? L : Math.min(m.truncation, L);
-  const k = refKernel(m, K), om = m.omega.toArray();
+  const k = refKernel(m, K),
+    om = m.omega.toArray();
   const xm = (t: number, b: number, d: number) => (t < 0 || t >= L || (mask && mask.at(b, t)) ? 0 : x.at(t, b, d));
   const out: number[] = [];
-  for (let t = 0; t < L; t++) for (let b = 0; b < B; b++) for (let d = 0; d < D; d++) {
-    let y = 0;
-    for (let l = 0; l < K; l++) {
-      y += k[d][l] * xm(t - l, b, d);
-      if (m.bidirectional) y += k[D + d][l] * xm(t + l, b, d);
-    }
-    out.push(silu(y + om[d] * x.at(t, b, d)));
-  }
+  for (let t = 0; t < L; t++)
+    for (let b = 0; b < B; b++)
+      for (let d = 0; d < D; d++) {
+        let y = 0;
+        for (let l = 0; l < K; l++) {
+          y += k[d][l] * xm(t - l, b, d);
+          if (m.bidirectional) y += k[D + d][l] * xm(t + l, b, d);
+        }
+        out.push(silu(y + om[d] * x.at(t, b, d)));
+      }
   return out;
 }
 
@@ -71,15 +78,18 @@ function recurrence(m: MultiHeadEMA, x: Tensor): { out: number[]; h: number[] } 
   const om = m.omega.toArray();
   const h = new Array<number>(B * D * N).fill(0);
   const out: number[] = [];
-  for (let t = 0; t < L; t++) for (let b = 0; b < B; b++) for (let d = 0; d < D; d++) {
-    let y = 0;
-    for (let n = 0; n < N; n++) {
-      const i = (b * D + d) * N + n, c = d * N + n;
-      h[i] = q[c] * h[i] + pb[c] * x.at(t, b, d);
-      y += g[c] * h[i];
-    }
-    out.push(silu(y + om[d] * x.at(t, b, d)));
-  }
+  for (let t = 0; t < L; t++)
+    for (let b = 0; b < B; b++)
+      for (let d = 0; d < D; d++) {
+        let y = 0;
+        for (let n = 0; n < N; n++) {
+          const i = (b * D + d) * N + n,
+            c = d * N + n;
+          h[i] = q[c] * h[i] + pb[c] * x.at(t, b, d);
+          y += g[c] * h[i];
+        }
+        out.push(silu(y + om[d] * x.at(t, b, d)));
+      }
   return { out, h };
 }
 
@@ -89,7 +99,11 @@ describe('MultiHeadEMA parameters', () => {
   it('has the reference names, shapes and beta sign pattern', () => {
     const m = new MultiHeadEMA(3, 4, { bidirectional: true, dtype: 'f64', gen: new Generator(1) });
     expect(m.namedParameters().map(([n, t]) => [n, t.shape])).toEqual([
-      ['delta', [6, 4, 1]], ['alpha', [6, 4, 1]], ['beta', [6, 4, 1]], ['gamma', [6, 4]], ['omega', [3]],
+      ['delta', [6, 4, 1]],
+      ['alpha', [6, 4, 1]],
+      ['beta', [6, 4, 1]],
+      ['gamma', [6, 4]],
+      ['omega', [3]],
     ]);
     const beta = m.beta.toArray();
     for (let i = 0; i < beta.length; i++) expect(Math.abs(beta[i] - ((i % 4) % 2 === 0 ? 1 : -1))).toBeLessThan(0.1);
@@ -98,7 +112,8 @@ describe('MultiHeadEMA parameters', () => {
   it('treats truncation ≤ 0 as unlimited', () => {
     expect(new MultiHeadEMA(2, 2, { truncation: 0 }).truncation).toBeNull();
     expect(new MultiHeadEMA(2, 2, { truncation: -1 }).truncation).toBeNull();
-    const a = makeEMA(2, 2, { truncation: 0 }), b = makeEMA(2, 2, { truncation: null });
+    const a = makeEMA(2, 2, { truncation: 0 }),
+      b = makeEMA(2, 2, { truncation: null });
     const x = input([6, 1, 2]);
     expect(a.forward(x).toArray()).toEqual(b.forward(x).toArray());
   });
@@ -149,7 +164,8 @@ describe('MultiHeadEMA incremental path', () => {
   for (const truncation of [null, 3]) {
     it(`segments with carried state reproduce the untruncated causal forward (truncation ${truncation})`, () => {
       const m = makeEMA(3, 4, { truncation });
-      const L = 14, x = input([L, 2, 3]);
+      const L = 14,
+        x = input([L, 2, 3]);
       const ref = recurrence(m, x);
       const state = new IncrementalState();
       const outs: number[] = [];
@@ -202,12 +218,15 @@ describe('MultiHeadEMA gradients (f64 gradcheck)', () => {
   });
   it('incremental one-step and multi-step with a carried state', () => {
     const m = makeEMA(2, 2);
-    expectGrad((x1, x2, x3) => {
-      const state = new IncrementalState();
-      m.forward(x1, null, state);
-      m.forward(x2, null, state);
-      const y = m.forward(x3, null, state);
-      return F.concat([F.reshape(y, [-1]), F.reshape(state.get(m, EMA_STATE)!.prev_state as Tensor, [-1])], 0);
-    }, [leaf([1, 2, 2]), leaf([3, 2, 2]), leaf([2, 2, 2]), ...params(m)]);
+    expectGrad(
+      (x1, x2, x3) => {
+        const state = new IncrementalState();
+        m.forward(x1, null, state);
+        m.forward(x2, null, state);
+        const y = m.forward(x3, null, state);
+        return F.concat([F.reshape(y, [-1]), F.reshape(state.get(m, EMA_STATE)!.prev_state as Tensor, [-1])], 0);
+      },
+      [leaf([1, 2, 2]), leaf([3, 2, 2]), leaf([2, 2, 2]), ...params(m)],
+    );
   });
 });

@@ -9,17 +9,48 @@ import * as V from '../../src/tensor/view.js';
 import * as K from '../../src/tensor/kernels.js';
 
 const args = {
-  encoder_embed_dim: 8, encoder_z_dim: 4, encoder_hidden_dim: 12, encoder_n_dim: 2, encoder_ffn_embed_dim: 10, encoder_chunk_size: -1,
-  decoder_embed_dim: 8, decoder_z_dim: 4, decoder_hidden_dim: 12, decoder_n_dim: 2, decoder_ffn_embed_dim: 10, decoder_chunk_size: -1,
-  dropout: 0.1, attention_dropout: 0.2, hidden_dropout: 0.3, activation_dropout: 0.4, feature_dropout: false, truncation_length: null,
-  rel_pos_bias: 'simple', max_source_positions: 16, max_target_positions: 20, activation_fn: 'silu', attention_activation_fn: 'softmax',
-  normalization_type: 'layernorm', normalize_before: true,
+  encoder_embed_dim: 8,
+  encoder_z_dim: 4,
+  encoder_hidden_dim: 12,
+  encoder_n_dim: 2,
+  encoder_ffn_embed_dim: 10,
+  encoder_chunk_size: -1,
+  decoder_embed_dim: 8,
+  decoder_z_dim: 4,
+  decoder_hidden_dim: 12,
+  decoder_n_dim: 2,
+  decoder_ffn_embed_dim: 10,
+  decoder_chunk_size: -1,
+  dropout: 0.1,
+  attention_dropout: 0.2,
+  hidden_dropout: 0.3,
+  activation_dropout: 0.4,
+  feature_dropout: false,
+  truncation_length: null,
+  rel_pos_bias: 'simple',
+  max_source_positions: 16,
+  max_target_positions: 20,
+  activation_fn: 'silu',
+  attention_activation_fn: 'softmax',
+  normalization_type: 'layernorm',
+  normalize_before: true,
 };
 
 describe('layerOptionsFromArgs', () => {
   it('maps the argparse fields as the reference layers read them', () => {
     const enc = layerOptionsFromArgs(args, 'encoder');
-    expect(enc.mega).toMatchObject({ embedDim: 8, zdim: 4, hdim: 12, ndim: 2, bidirectional: true, maxPositions: 16, hiddenDropout: 0.3, dropout: 0.1, attentionDropout: 0.2, prenorm: true });
+    expect(enc.mega).toMatchObject({
+      embedDim: 8,
+      zdim: 4,
+      hdim: 12,
+      ndim: 2,
+      bidirectional: true,
+      maxPositions: 16,
+      hiddenDropout: 0.3,
+      dropout: 0.1,
+      attentionDropout: 0.2,
+      prenorm: true,
+    });
     expect(enc.nffn).toMatchObject({ ffnHiddenDim: 10, hiddenDropout: 0.4, dropout: 0.1 });
     expect(enc.cross).toBeNull();
     const dec = layerOptionsFromArgs(args, 'decoder');
@@ -40,7 +71,20 @@ describe('layerOptionsFromArgs', () => {
 });
 
 describe('MegaSentenceEncoderLayer', () => {
-  const opts = { embeddingDim: 8, hiddenDim: 12, ffnHiddenDim: 10, zDim: 4, nDim: 2, chunkSize: 4, maxPositions: 16, attentionActivation: 'softmax' as const, normType: 'layernorm' as const, prenorm: false, dtype: 'f64' as const, gen: new Generator(3) };
+  const opts = {
+    embeddingDim: 8,
+    hiddenDim: 12,
+    ffnHiddenDim: 10,
+    zDim: 4,
+    nDim: 2,
+    chunkSize: 4,
+    maxPositions: 16,
+    attentionActivation: 'softmax' as const,
+    normType: 'layernorm' as const,
+    prenorm: false,
+    dtype: 'f64' as const,
+    gen: new Generator(3),
+  };
 
   it('rejects a length >= chunk that is not a multiple of it', () => {
     const layer = new MegaSentenceEncoderLayer(opts);
@@ -52,10 +96,15 @@ describe('MegaSentenceEncoderLayer', () => {
     const layer = new MegaSentenceEncoderLayer(opts);
     layer.eval();
     const x3 = randNormal([3, 2, 8], 0, 1, 'f64', new Generator(2)); // L3 × B2 × D8
-    const x4 = K.pad(x3, [[0, 1], [0, 0], [0, 0]]);
+    const x4 = K.pad(x3, [
+      [0, 1],
+      [0, 0],
+      [0, 0],
+    ]);
     const mask = fromArray(new Uint8Array([0, 0, 0, 1, 0, 0, 0, 1]), [2, 4]);
     const [a, b] = noGrad(() => [layer.forward(x3), layer.forward(x4, mask)]);
-    const bt = V.narrow(b, 0, 0, 3).toArray(), at = a.toArray();
+    const bt = V.narrow(b, 0, 0, 3).toArray(),
+      at = a.toArray();
     for (let i = 0; i < at.length; i++) expect(bt[i]).toBeCloseTo(at[i], 12);
   });
 });

@@ -35,10 +35,25 @@ const TASK = { dictionary_size: 24, pad: 1, bos: 0, eos: 2, unk: 3 };
 
 /** Small adaptive overrides of mega_lm_adaptive_big (bands [0,8) [8,16) [16,24), factor 2). */
 const SMALL = {
-  decoder_layers: 2, decoder_embed_dim: 16, decoder_hidden_dim: 24, decoder_ffn_embed_dim: 24, decoder_z_dim: 8, decoder_n_dim: 4,
-  decoder_input_dim: 16, adaptive_input_cutoff: '8,16', adaptive_softmax_cutoff: '8,16', adaptive_input_factor: 2, adaptive_softmax_factor: 2,
-  dropout: 0, attention_dropout: 0, hidden_dropout: 0, activation_dropout: 0, adaptive_softmax_dropout: 0, normalize_before: true,
-  truncation_length: 64, max_target_positions: 64,
+  decoder_layers: 2,
+  decoder_embed_dim: 16,
+  decoder_hidden_dim: 24,
+  decoder_ffn_embed_dim: 24,
+  decoder_z_dim: 8,
+  decoder_n_dim: 4,
+  decoder_input_dim: 16,
+  adaptive_input_cutoff: '8,16',
+  adaptive_softmax_cutoff: '8,16',
+  adaptive_input_factor: 2,
+  adaptive_softmax_factor: 2,
+  dropout: 0,
+  attention_dropout: 0,
+  hidden_dropout: 0,
+  activation_dropout: 0,
+  adaptive_softmax_dropout: 0,
+  normalize_before: true,
+  truncation_length: 64,
+  max_target_positions: 64,
 };
 
 function perturb(m: Module, seed: number, std = 0.3): void {
@@ -68,7 +83,10 @@ describe('MegaLanguageModel with adaptive input and softmax', () => {
   for (const chunk of [-1, 4]) {
     it(`incremental decoding (blocks, then one token per call) = one full pass, chunk ${chunk}`, () => {
       const m = adaptiveLm({ decoder_chunk_size: chunk, rel_pos_bias: chunk > 0 ? 'rotary' : 'simple' }, 2);
-      const toks = [[2, 9, 17, 5, 23, 12, 8, 16, 3, 21], [2, 4, 15, 22, 6, 10, 19, 7, 11, 20]];
+      const toks = [
+        [2, 9, 17, 5, 23, 12, 8, 16, 3, 21],
+        [2, 4, 15, 22, 6, 10, 19, 7, 11, 20],
+      ];
       noGrad(() => {
         const full = m.forward(tensor(toks, 'i32'));
         const state = new IncrementalState();
@@ -76,7 +94,15 @@ describe('MegaLanguageModel with adaptive input and softmax', () => {
         const outs: Tensor[] = [];
         let at = 0;
         for (const n of blocks) {
-          outs.push(m.forward(tensor(toks.map((r) => r.slice(at, at + n)), 'i32'), state));
+          outs.push(
+            m.forward(
+              tensor(
+                toks.map((r) => r.slice(at, at + n)),
+                'i32',
+              ),
+              state,
+            ),
+          );
           at += n;
         }
         const inc = K.concat(outs, 1);
@@ -107,7 +133,8 @@ describe('MegaLanguageModel with adaptive input and softmax', () => {
 
   it('criteria: adaptive_loss by default, cross_entropy on the full log-probs on request, adaptive_loss needs an adaptive softmax', () => {
     const m = adaptiveLm({}, 4);
-    const src = tensor([[2, 10, 18, 5, 23, 12]], 'i32'), tgt = tensor([[10, 18, 5, 23, 12, 2]], 'i32'); // not 9 or 17 (= c_i + pad)
+    const src = tensor([[2, 10, 18, 5, 23, 12]], 'i32'),
+      tgt = tensor([[10, 18, 5, 23, 12, 2]], 'i32'); // not 9 or 17 (= c_i + pad)
     const a = noGrad(() => m.criterionLoss(src, tgt)).item();
     const ce = noGrad(() => m.criterionLoss(src, tgt, 'cross_entropy')).item();
     const lp = noGrad(() => m.forward(src)).toTypedArray();
@@ -115,8 +142,10 @@ describe('MegaLanguageModel with adaptive input and softmax', () => {
     expect(ce).toBeCloseTo(nll, 11);
     expect(a).toBeCloseTo(nll, 11); // equal when no target hits the tail pad quirk
     // target 17 = 16 + pad: adaptive_loss drops its tail term, cross_entropy keeps it
-    const q = tensor([[17]], 'i32'), s1 = tensor([[2]], 'i32');
-    const aq = noGrad(() => m.criterionLoss(s1, q)).item(), cq = noGrad(() => m.criterionLoss(s1, q, 'cross_entropy')).item();
+    const q = tensor([[17]], 'i32'),
+      s1 = tensor([[2]], 'i32');
+    const aq = noGrad(() => m.criterionLoss(s1, q)).item(),
+      cq = noGrad(() => m.criterionLoss(s1, q, 'cross_entropy')).item();
     expect(cq).toBeGreaterThan(aq);
     const plain = buildModel('mega_lm', { ...SMALL, adaptive_input: false, adaptive_softmax_cutoff: null }, TASK, { dtype: 'f64' }) as MegaLanguageModel;
     expect(() => plain.criterionLoss(src, tgt, 'adaptive_loss')).toThrow(ConfigError);
@@ -124,14 +153,24 @@ describe('MegaLanguageModel with adaptive input and softmax', () => {
 
   it('block-wise evaluation (adaptive_loss through the incremental state) sums to the full-pass loss', () => {
     const m = adaptiveLm({ decoder_chunk_size: 4, rel_pos_bias: 'rotary' }, 8);
-    const src = [[2, 10, 18, 5, 23, 12, 8, 16], [2, 4, 15, 22, 6, 10, 19, 7]];
-    const tgt = [[10, 18, 5, 23, 12, 8, 16, 9], [4, 15, 22, 6, 10, 19, 7, 17]]; // 9 and 17: the tail pad quirk included
+    const src = [
+      [2, 10, 18, 5, 23, 12, 8, 16],
+      [2, 4, 15, 22, 6, 10, 19, 7],
+    ];
+    const tgt = [
+      [10, 18, 5, 23, 12, 8, 16, 9],
+      [4, 15, 22, 6, 10, 19, 7, 17],
+    ]; // 9 and 17: the tail pad quirk included
     noGrad(() => {
       const full = m.criterionLoss(tensor(src, 'i32'), tensor(tgt, 'i32')).item();
       const state = new IncrementalState();
       let blocks = 0;
       for (const at of [0, 4]) {
-        const piece = (x: number[][]) => tensor(x.map((r) => r.slice(at, at + 4)), 'i32');
+        const piece = (x: number[][]) =>
+          tensor(
+            x.map((r) => r.slice(at, at + 4)),
+            'i32',
+          );
         blocks += m.criterionLoss(piece(src), piece(tgt), 'adaptive_loss', state).item();
       }
       expect(blocks).toBeCloseTo(full, 10);
@@ -139,18 +178,43 @@ describe('MegaLanguageModel with adaptive input and softmax', () => {
   });
 
   it('targetLogProbs = the full log-probs at the targets (adaptive and plain models, whole pass and blocks)', () => {
-    const plain = buildModel('mega_lm', { ...SMALL, adaptive_input: false, adaptive_softmax_cutoff: null }, TASK, { dtype: 'f64', gen: new Generator(9) }) as MegaLanguageModel;
+    const plain = buildModel('mega_lm', { ...SMALL, adaptive_input: false, adaptive_softmax_cutoff: null }, TASK, {
+      dtype: 'f64',
+      gen: new Generator(9),
+    }) as MegaLanguageModel;
     for (const m of [adaptiveLm({ decoder_chunk_size: 4, rel_pos_bias: 'rotary' }, 9), plain.eval()]) {
-      const src = [[2, 10, 18, 5, 23, 12, 8, 16], [2, 4, 15, 22, 6, 10, 19, 7]];
-      const tgt = [[10, 18, 5, 23, 12, 8, 16, 9], [4, 15, 22, 6, 10, 19, 7, 17]];
+      const src = [
+        [2, 10, 18, 5, 23, 12, 8, 16],
+        [2, 4, 15, 22, 6, 10, 19, 7],
+      ];
+      const tgt = [
+        [10, 18, 5, 23, 12, 8, 16, 9],
+        [4, 15, 22, 6, 10, 19, 7, 17],
+      ];
       noGrad(() => {
         const full = K.softmax(m.forward(tensor(src, 'i32')), true).toTypedArray(); // log-softmax: identity on log-probs
         const want = tgt.flatMap((r, b) => r.map((t, i) => full[(b * 8 + i) * 24 + t]));
         expectClose(m.targetLogProbs(tensor(src, 'i32'), tensor(tgt, 'i32')), want, { atol: 1e-11, rtol: 0, what: 'target log-probs' });
         const state = m.adaptive ? new IncrementalState() : null;
         if (!state) return;
-        const blocks = [0, 4].map((at) => m.targetLogProbs(tensor(src.map((r) => r.slice(at, at + 4)), 'i32'), tensor(tgt.map((r) => r.slice(at, at + 4)), 'i32'), state));
-        expectClose(K.concat(blocks, 1), m.targetLogProbs(tensor(src, 'i32'), tensor(tgt, 'i32')), { atol: 1e-11, rtol: 0, what: 'block-wise target log-probs' });
+        const blocks = [0, 4].map((at) =>
+          m.targetLogProbs(
+            tensor(
+              src.map((r) => r.slice(at, at + 4)),
+              'i32',
+            ),
+            tensor(
+              tgt.map((r) => r.slice(at, at + 4)),
+              'i32',
+            ),
+            state,
+          ),
+        );
+        expectClose(K.concat(blocks, 1), m.targetLogProbs(tensor(src, 'i32'), tensor(tgt, 'i32')), {
+          atol: 1e-11,
+          rtol: 0,
+          what: 'block-wise target log-probs',
+        });
       });
     }
   });
@@ -159,16 +223,37 @@ describe('MegaLanguageModel with adaptive input and softmax', () => {
     const V = 267744;
     const m = buildModel('mega_lm_adaptive_big', { decoder_layers: 0 }, { dictionary_size: V, pad: 1 }) as MegaLanguageModel; // no layers: only the embedding and output matter here
     const args = archArgs('mega_lm_adaptive_big');
-    expect(args).toMatchObject({ decoder_embed_dim: 1024, decoder_hidden_dim: 2048, decoder_z_dim: 256, dropout: 0.3, adaptive_softmax_dropout: 0.2, tie_adaptive_weights: true, tie_adaptive_proj: true });
+    expect(args).toMatchObject({
+      decoder_embed_dim: 1024,
+      decoder_hidden_dim: 2048,
+      decoder_z_dim: 256,
+      dropout: 0.3,
+      adaptive_softmax_dropout: 0.2,
+      tie_adaptive_weights: true,
+      tie_adaptive_proj: true,
+    });
     const sd = m.stateDict();
-    const shapes = (prefix: string) => Object.fromEntries(Object.entries(sd).filter(([k]) => k.startsWith(prefix)).map(([k, t]) => [k.slice(prefix.length), t.shape]));
+    const shapes = (prefix: string) =>
+      Object.fromEntries(
+        Object.entries(sd)
+          .filter(([k]) => k.startsWith(prefix))
+          .map(([k, t]) => [k.slice(prefix.length), t.shape]),
+      );
     expect(shapes('decoder.embed_tokens.')).toEqual({
-      'embeddings.0.0.weight': [20000, 1024], 'embeddings.0.1.weight': [1024, 1024], 'embeddings.1.0.weight': [40000, 256],
-      'embeddings.1.1.weight': [1024, 256], 'embeddings.2.0.weight': [V - 60000, 64], 'embeddings.2.1.weight': [1024, 64],
+      'embeddings.0.0.weight': [20000, 1024],
+      'embeddings.0.1.weight': [1024, 1024],
+      'embeddings.1.0.weight': [40000, 256],
+      'embeddings.1.1.weight': [1024, 256],
+      'embeddings.2.0.weight': [V - 60000, 64],
+      'embeddings.2.1.weight': [1024, 64],
     });
     expect(shapes('decoder.adaptive_softmax.')).toEqual({
-      'head.word_proj.weight': [20000, 1024], 'head.class_proj.weight': [2, 1024], 'tail.0.0.weight': [1024, 256], 'tail.0.2.weight': [40000, 256],
-      'tail.1.0.weight': [1024, 64], 'tail.1.2.weight': [V - 60000, 64],
+      'head.word_proj.weight': [20000, 1024],
+      'head.class_proj.weight': [2, 1024],
+      'tail.0.0.weight': [1024, 256],
+      'tail.0.2.weight': [40000, 256],
+      'tail.1.0.weight': [1024, 64],
+      'tail.1.2.weight': [V - 60000, 64],
     });
     expect(sd['decoder.adaptive_softmax.tail.1.2.weight']).toBe(sd['decoder.embed_tokens.embeddings.2.0.weight']);
     expect(sd['decoder.output_projection.weight']).toBeUndefined();
@@ -211,10 +296,28 @@ describe('import of a fairseq checkpoint with adaptive weights', () => {
   }
 
   const ARGS = {
-    arch: 'mega_lm_adaptive_big', decoder_layers: 2, decoder_embed_dim: 16, decoder_hidden_dim: 24, decoder_ffn_embed_dim: 24,
-    decoder_z_dim: 8, decoder_n_dim: 4, decoder_input_dim: 16, adaptive_input_cutoff: '8,16', adaptive_softmax_cutoff: '8,16',
-    adaptive_input_factor: 2, adaptive_softmax_factor: 2, dropout: 0, attention_dropout: 0, hidden_dropout: 0, activation_dropout: 0,
-    adaptive_softmax_dropout: 0, truncation_length: 64, max_target_positions: 64, decoder_chunk_size: 4, rel_pos_bias: 'rotary', criterion: 'adaptive_loss',
+    arch: 'mega_lm_adaptive_big',
+    decoder_layers: 2,
+    decoder_embed_dim: 16,
+    decoder_hidden_dim: 24,
+    decoder_ffn_embed_dim: 24,
+    decoder_z_dim: 8,
+    decoder_n_dim: 4,
+    decoder_input_dim: 16,
+    adaptive_input_cutoff: '8,16',
+    adaptive_softmax_cutoff: '8,16',
+    adaptive_input_factor: 2,
+    adaptive_softmax_factor: 2,
+    dropout: 0,
+    attention_dropout: 0,
+    hidden_dropout: 0,
+    activation_dropout: 0,
+    adaptive_softmax_dropout: 0,
+    truncation_length: 64,
+    max_target_positions: 64,
+    decoder_chunk_size: 4,
+    rel_pos_bias: 'rotary',
+    criterion: 'adaptive_loss',
   };
 
   it('imports (vocabulary from the bands, tied tensors shared, buffers ignored) and gives the same log-probs and loss', () => {
@@ -224,14 +327,31 @@ describe('import of a fairseq checkpoint with adaptive weights', () => {
     const imp = importFairseqFile(pt);
     expect(imp.className).toBe('MegaLanguageModel');
     expect(imp.spec.taskInfo).toMatchObject({ dictionary_size: 24, pad: 1 });
-    expect(imp.ignored.sort()).toEqual(['decoder.adaptive_softmax.head._float_tensor', 'decoder.adaptive_softmax.version', 'decoder.embed_tokens._float_tensor', 'decoder.version']);
+    expect(imp.ignored.sort()).toEqual([
+      'decoder.adaptive_softmax.head._float_tensor',
+      'decoder.adaptive_softmax.version',
+      'decoder.embed_tokens._float_tensor',
+      'decoder.version',
+    ]);
     const m = imp.model as MegaLanguageModel;
     expect(m.adaptive).toBe(true);
     const sd = m.stateDict();
     expect(sd['decoder.adaptive_softmax.head.word_proj.weight']).toBe(sd['decoder.embed_tokens.embeddings.0.0.weight']);
     expect(sd['decoder.adaptive_softmax.tail.0.0.weight']).toBe(sd['decoder.embed_tokens.embeddings.1.1.weight']);
-    const toks = tensor([[2, 9, 17, 5, 23, 12, 8, 16, 3], [2, 4, 15, 22, 6, 10, 19, 1, 1]], 'i32');
-    const tgt = tensor([[9, 17, 5, 23, 12, 8, 16, 3, 2], [4, 15, 22, 6, 10, 19, 2, 1, 1]], 'i32');
+    const toks = tensor(
+      [
+        [2, 9, 17, 5, 23, 12, 8, 16, 3],
+        [2, 4, 15, 22, 6, 10, 19, 1, 1],
+      ],
+      'i32',
+    );
+    const tgt = tensor(
+      [
+        [9, 17, 5, 23, 12, 8, 16, 3, 2],
+        [4, 15, 22, 6, 10, 19, 2, 1, 1],
+      ],
+      'i32',
+    );
     noGrad(() => {
       expect(Array.from(m.forward(toks).toTypedArray())).toEqual(Array.from(src.forward(toks).toTypedArray()));
       expect(m.criterionLoss(toks, tgt).item()).toBe(src.criterionLoss(toks, tgt).item());
@@ -248,19 +368,30 @@ describe('import of a fairseq checkpoint with adaptive weights', () => {
 
   it('evaluation on a fairseq data-bin: validate through adaptive_loss with the incremental state, eval_lm through the target log-probs', () => {
     const data = fileURLToPath(new URL('../fairseq/lm/data-bin', import.meta.url)); // dict.txt: 40 symbols
-    const V = 40, task = { dictionary_size: V, pad: 1, bos: 0, eos: 2, unk: 3 };
+    const V = 40,
+      task = { dictionary_size: V, pad: 1, bos: 0, eos: 2, unk: 3 };
     const over = { decoder_chunk_size: 16, rel_pos_bias: 'rotary', normalize_before: false };
     const src = buildModel('mega_lm_adaptive_big', { ...SMALL, ...over }, task, { dtype: 'f32', gen: new Generator(7) }) as MegaLanguageModel;
     perturb(src, 107);
     const pt = join(tmp, 'adaptive-lm-world.pt');
-    writePt(pt, src, { ...ARGS, decoder_chunk_size: 16, rel_pos_bias: 'rotary', task: 'language_modeling', criterion: 'adaptive_loss', sample_break_mode: 'complete', valid_block: 'splits:10', tokens_per_sample: 512 });
+    writePt(pt, src, {
+      ...ARGS,
+      decoder_chunk_size: 16,
+      rel_pos_bias: 'rotary',
+      task: 'language_modeling',
+      criterion: 'adaptive_loss',
+      sample_break_mode: 'complete',
+      valid_block: 'splits:10',
+      tokens_per_sample: 512,
+    });
     const fm = loadFairseqModel(pt);
     const m = fm.imp.model as MegaLanguageModel;
     const ds = readLm(data, 'valid').data;
     const ids = (a: Int32Array) => tensor([Array.from(a)], 'i32');
     noGrad(() => {
       // validate_mega_lm: splits:10 blocks of whole sentences, fed 16 columns at a time, criterion adaptive_loss
-      let vsum = 0, vtok = 0;
+      let vsum = 0,
+        vtok = 0;
       for (const b of tokenBlocks(ds, validBlockSize('splits:10', ds), 'complete')) {
         const state = new IncrementalState();
         for (let i = 0; i < b.target.length; i += 16) {
@@ -273,7 +404,8 @@ describe('import of a fairseq checkpoint with adaptive weights', () => {
       expect(v.ntokens).toBe(vtok);
       expect(v.loss).toBeCloseTo(vsum / vtok / Math.LN2, 9);
       // eval_lm: one block of the whole split scored at once = cross-entropy of the full log-probs
-      let esum = 0, etok = 0;
+      let esum = 0,
+        etok = 0;
       for (const b of tokenBlocks(ds, validBlockSize('size:100000000', ds), 'none')) {
         esum += m.loss(m.forward(ids(b.source)), ids(b.target)).item();
         etok += b.target.length;
@@ -292,6 +424,8 @@ describe('import of a fairseq checkpoint with adaptive weights', () => {
       if (name === 'decoder.adaptive_softmax.tail.1.2.weight') data[0] += 1;
     });
     expect(() => importFairseqFile(pt)).toThrow(CheckpointError);
-    expect(() => importFairseqFile(pt)).toThrow(/'decoder\.embed_tokens\.embeddings\.2\.0\.weight' and 'decoder\.adaptive_softmax\.tail\.1\.2\.weight' are one shared tensor/);
+    expect(() => importFairseqFile(pt)).toThrow(
+      /'decoder\.embed_tokens\.embeddings\.2\.0\.weight' and 'decoder\.adaptive_softmax\.tail\.1\.2\.weight' are one shared tensor/,
+    );
   });
 });

@@ -38,11 +38,18 @@ function rightPad(lengths: number[], L: number): Tensor {
 }
 
 describe('MovingAverageGatedAttention incremental decoding', () => {
-  const cases: [AttentionActivation, number][] = [['softmax', -1], ['softmax', 4], ['laplace', -1], ['laplace', 3], ['relu2', 4]];
+  const cases: [AttentionActivation, number][] = [
+    ['softmax', -1],
+    ['softmax', 4],
+    ['laplace', -1],
+    ['laplace', 3],
+    ['relu2', 4],
+  ];
   for (const [act, C] of cases) {
     it(`token-by-token equals the causal full forward (${act}, chunk ${C})`, () => {
       const m = layer({ attentionActivation: act, chunkSize: C, relPosBias: C > 0 ? 'rotary' : 'simple', prenorm: C > 0 }).eval();
-      const L = 12, B = 2;
+      const L = 12,
+        B = 2;
       const x = randNormal([L, B, 8], 0, 1, 'f64', gen);
       const n = C > 0 ? C : L;
       const full = m.forward(x, { attnMask: causalMask(n, act, 'f64') }).out;
@@ -52,14 +59,15 @@ describe('MovingAverageGatedAttention incremental decoding', () => {
         outs.push(m.forward(F.narrow(x, 0, t, 1), { state }).out);
         const rec = state.get(m, 'attn_state');
         if (C > 0 && (t + 1) % C === 0) expect(rec?.prev_key).toBeUndefined();
-        else expect((rec?.prev_key as Tensor).shape).toEqual([B, C > 0 ? ((t + 1) % C) : t + 1, 4]);
+        else expect((rec?.prev_key as Tensor).shape).toEqual([B, C > 0 ? (t + 1) % C : t + 1, 4]);
       }
       expectClose(cat(outs), full, { atol: 1e-12 });
     });
   }
 
   it('chunk-sized blocks with carried EMA state equal the full forward', () => {
-    const C = 4, L = 12;
+    const C = 4,
+      L = 12;
     const m = layer({ attentionActivation: 'softmax', chunkSize: C }).eval();
     const x = randNormal([L, 2, 8], 0, 1, 'f64', gen);
     const mask = causalMask(C, 'softmax', 'f64');
@@ -99,12 +107,17 @@ describe('MovingAverageGatedAttention attention weights', () => {
   it('element attention weights vanish at padded keys and under the causal mask', () => {
     const m = layer({ attentionActivation: 'laplace' });
     const mask = rightPad([5, 3], 5);
-    const P = m.forward(randNormal([5, 2, 8], 0, 1, 'f64', gen), { paddingMask: mask, attnMask: causalMask(5, 'laplace', 'f64'), needWeights: true }).attnWeights!;
+    const P = m.forward(randNormal([5, 2, 8], 0, 1, 'f64', gen), {
+      paddingMask: mask,
+      attnMask: causalMask(5, 'laplace', 'f64'),
+      needWeights: true,
+    }).attnWeights!;
     expect(P.shape).toEqual([2, 1, 5, 5]);
-    for (let i = 0; i < 5; i++) for (let j = 0; j < 5; j++) {
-      if (j > i || j >= 3) expect(P.at(1, 0, i, j)).toBe(0);
-      else expect(P.at(1, 0, i, j)).toBeGreaterThan(0);
-    }
+    for (let i = 0; i < 5; i++)
+      for (let j = 0; j < 5; j++) {
+        if (j > i || j >= 3) expect(P.at(1, 0, i, j)).toBe(0);
+        else expect(P.at(1, 0, i, j)).toBeGreaterThan(0);
+      }
   });
 });
 
@@ -126,11 +139,23 @@ describe('MovingAverageGatedAttention chunk lengths', () => {
 });
 
 describe('gradients (f64 central differences)', () => {
-  for (const [act, C, prenorm] of [['softmax', 2, true], ['laplace', -1, false]] as const) {
+  for (const [act, C, prenorm] of [
+    ['softmax', 2, true],
+    ['laplace', -1, false],
+  ] as const) {
     it(`MovingAverageGatedAttention (${act}, chunk ${C}, ${prenorm ? 'pre' : 'post'}norm, padding)`, () => {
       const m = new MovingAverageGatedAttention({
-        embedDim: 4, zdim: 2, hdim: 4, ndim: 2, chunkSize: C, attentionActivation: act, prenorm,
-        bidirectional: act === 'softmax', maxPositions: 8, dtype: 'f64', gen,
+        embedDim: 4,
+        zdim: 2,
+        hdim: 4,
+        ndim: 2,
+        chunkSize: C,
+        attentionActivation: act,
+        prenorm,
+        bidirectional: act === 'softmax',
+        maxPositions: 8,
+        dtype: 'f64',
+        gen,
       });
       perturb(m);
       const x = F.requiresGrad(randNormal([4, 2, 4], 0, 1, 'f64', gen));

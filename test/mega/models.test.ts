@@ -29,16 +29,35 @@ describe('checkpoint companion cases (f32 params, eval logits) through the golde
 });
 
 const lraArgs = {
-  encoder_layers: 1, encoder_embed_dim: 8, encoder_hidden_dim: 12, encoder_ffn_embed_dim: 10, z_dim: 4, n_dim: 2,
-  chunk_size: 4, truncation_length: null, max_positions: 32, norm_type: 'layernorm', encoder_normalize_before: false,
-  attention_activation_fn: 'softmax', classifier_out_dim: 6, sentence_class_num: 3, input_type: 'text', sen_rep_type: 'mp',
+  encoder_layers: 1,
+  encoder_embed_dim: 8,
+  encoder_hidden_dim: 12,
+  encoder_ffn_embed_dim: 10,
+  z_dim: 4,
+  n_dim: 2,
+  chunk_size: 4,
+  truncation_length: null,
+  max_positions: 32,
+  norm_type: 'layernorm',
+  encoder_normalize_before: false,
+  attention_activation_fn: 'softmax',
+  classifier_out_dim: 6,
+  sentence_class_num: 3,
+  input_type: 'text',
+  sen_rep_type: 'mp',
 };
 
 describe('LRAModel', () => {
   it('chunk-pads text, pools over the original length and handles dual input', () => {
     const m = new LRAModel(lraArgs, task, { dtype: 'f64', gen: new Generator(1) });
     m.eval();
-    const toks = tensor([[5, 6, 7, 8, 9, 10], [5, 6, 7, 1, 1, 1]], 'i32');
+    const toks = tensor(
+      [
+        [5, 6, 7, 8, 9, 10],
+        [5, 6, 7, 1, 1, 1],
+      ],
+      'i32',
+    );
     const lens = tensor([6, 3], [2], 'i32');
     const logits = noGrad(() => m.forward(toks, lens));
     expect(logits.shape).toEqual([2, 3]);
@@ -58,8 +77,17 @@ describe('LRAModel', () => {
 });
 
 const smallDec = {
-  decoder_layers: 2, decoder_embed_dim: 8, decoder_hidden_dim: 12, decoder_ffn_embed_dim: 10, decoder_z_dim: 4, decoder_n_dim: 2,
-  decoder_chunk_size: -1, normalization_type: 'layernorm', normalize_before: true, truncation_length: null, max_target_positions: 32,
+  decoder_layers: 2,
+  decoder_embed_dim: 8,
+  decoder_hidden_dim: 12,
+  decoder_ffn_embed_dim: 10,
+  decoder_z_dim: 4,
+  decoder_n_dim: 2,
+  decoder_chunk_size: -1,
+  normalization_type: 'layernorm',
+  normalize_before: true,
+  truncation_length: null,
+  max_target_positions: 32,
 };
 
 describe('MegaLanguageModel', () => {
@@ -70,14 +98,22 @@ describe('MegaLanguageModel', () => {
     const untied = new MegaLanguageModel(smallDec, task);
     expect(untied.numParameters() - tied.numParameters()).toBe(20 * 8);
     expect(() => new MegaLanguageModel({ ...smallDec, adaptive_input: true }, task)).toThrow(/adaptive_input_cutoff/);
-    expect(() => new MegaLanguageModel({ ...smallDec, adaptive_input: true, adaptive_input_cutoff: '8', share_decoder_input_output_embed: true }, task)).toThrow(/cannot be used with --adaptive-input/);
+    expect(
+      () => new MegaLanguageModel({ ...smallDec, adaptive_input: true, adaptive_input_cutoff: '8', share_decoder_input_output_embed: true }, task),
+    ).toThrow(/cannot be used with --adaptive-input/);
     expect(() => new MegaLanguageModel({ ...smallDec, tie_adaptive_weights: true, adaptive_softmax_cutoff: '8' }, task)).toThrow(/needs --adaptive-input/);
   });
 
   it('token-by-token incremental logits equal the full causal pass', () => {
     const m = new MegaLanguageModel(smallDec, task, { dtype: 'f64', gen: new Generator(4) });
     m.eval();
-    const toks = tensor([[2, 5, 6, 7, 8], [2, 9, 4, 4, 6]], 'i32');
+    const toks = tensor(
+      [
+        [2, 5, 6, 7, 8],
+        [2, 9, 4, 4, 6],
+      ],
+      'i32',
+    );
     noGrad(() => {
       const full = m.forward(toks);
       const st = new IncrementalState();
@@ -91,8 +127,17 @@ describe('MegaLanguageModel', () => {
 
 describe('MegaModel', () => {
   const nmtArgs = {
-    ...smallDec, encoder_layers: 1, encoder_embed_dim: 8, encoder_hidden_dim: 12, encoder_ffn_embed_dim: 10, encoder_z_dim: 4,
-    encoder_n_dim: 2, encoder_chunk_size: -1, max_source_positions: 32, share_all_embeddings: true, decoder_layers: 1,
+    ...smallDec,
+    encoder_layers: 1,
+    encoder_embed_dim: 8,
+    encoder_hidden_dim: 12,
+    encoder_ffn_embed_dim: 10,
+    encoder_z_dim: 4,
+    encoder_n_dim: 2,
+    encoder_chunk_size: -1,
+    max_source_positions: 32,
+    share_all_embeddings: true,
+    decoder_layers: 1,
   };
   it('shares one embedding matrix and reorders beams consistently', () => {
     const m = new MegaModel(nmtArgs, task, { dtype: 'f64', gen: new Generator(8) });
@@ -100,8 +145,20 @@ describe('MegaModel', () => {
     const sd = m.stateDict();
     expect(sd['encoder.embed_tokens.weight']).toBe(sd['decoder.embed_tokens.weight']);
     expect(sd['decoder.output_projection.weight']).toBe(sd['decoder.embed_tokens.weight']);
-    const src = tensor([[1, 5, 6, 2], [1, 5, 6, 2]], 'i32'); // two beams of one (left-padded) sentence
-    const prev = tensor([[2, 5, 6], [2, 7, 7]], 'i32');
+    const src = tensor(
+      [
+        [1, 5, 6, 2],
+        [1, 5, 6, 2],
+      ],
+      'i32',
+    ); // two beams of one (left-padded) sentence
+    const prev = tensor(
+      [
+        [2, 5, 6],
+        [2, 7, 7],
+      ],
+      'i32',
+    );
     noGrad(() => {
       const full = m.forward(src, prev).logits;
       // decode the beams swapped for two steps, then reorder them back and finish (cross-attention
@@ -121,9 +178,21 @@ describe('MegaModel', () => {
 
 describe('speech classifier (sc_raw)', () => {
   const tiny = {
-    encoder_layers: 1, encoder_embed_dim: 4, encoder_hidden_dim: 6, encoder_ffn_embed_dim: 6, z_dim: 4, n_dim: 2, chunk_size: 4,
-    truncation_length: 8, max_positions: 16, norm_type: 'batchnorm', encoder_normalize_before: true, attention_activation_fn: 'laplace',
-    classifier_out_dim: 8, sentence_class_num: 3, dropout: 0,
+    encoder_layers: 1,
+    encoder_embed_dim: 4,
+    encoder_hidden_dim: 6,
+    encoder_ffn_embed_dim: 6,
+    z_dim: 4,
+    n_dim: 2,
+    chunk_size: 4,
+    truncation_length: 8,
+    max_positions: 16,
+    norm_type: 'batchnorm',
+    encoder_normalize_before: true,
+    attention_activation_fn: 'laplace',
+    classifier_out_dim: 8,
+    sentence_class_num: 3,
+    dropout: 0,
   };
 
   it('maps B × L waveforms to B × classes and rejects lengths that are not chunk multiples', () => {
@@ -142,7 +211,14 @@ describe('speech classifier (sc_raw)', () => {
     const x = randNormal([2, 8], 0, 1, 'f64', new Generator(11));
     x.requiresGrad = true;
     const sd = m.stateDict();
-    const picks = ['encoder.encoder.embed_tokens.weight', 'encoder.encoder.layers.0.mega_layer.move.delta', 'encoder.encoder.layers.0.mega_layer.rel_pos_bias.rel_pos_bias', 'encoder.encoder.layers.0.nffn.fc1.bias', 'encoder.encoder.final_norm.norm.weight', 'classifier.0.0.weight'];
+    const picks = [
+      'encoder.encoder.embed_tokens.weight',
+      'encoder.encoder.layers.0.mega_layer.move.delta',
+      'encoder.encoder.layers.0.mega_layer.rel_pos_bias.rel_pos_bias',
+      'encoder.encoder.layers.0.nffn.fc1.bias',
+      'encoder.encoder.final_norm.norm.weight',
+      'classifier.0.0.weight',
+    ];
     const r = gradcheck((xx) => m.forward(xx), [x, ...picks.map((k) => sd[k])], { atol: 1e-6, rtol: 1e-5 });
     expect(r.ok, r.where).toBe(true);
     const loss = sum(m.forward(x));

@@ -42,7 +42,10 @@ describe('SimpleRelativePositionalBias', () => {
     for (const n of [1, 4, M]) {
       const b = m.forward(n);
       expect(b.shape).toEqual([n, n]);
-      expectClose(b, table(b, (i, j) => w[M - 1 + j - i]));
+      expectClose(
+        b,
+        table(b, (i, j) => w[M - 1 + j - i]),
+      );
     }
   });
   it('raises a ConfigError beyond max_positions', () => {
@@ -59,7 +62,10 @@ describe('SimpleRelativePositionalBias', () => {
 describe('RotaryRelativePositionalBias', () => {
   it('has alpha, beta [1, Z]; odd Z is a ConfigError', () => {
     const m = new RotaryRelativePositionalBias(8, 16, { dtype: 'f64' });
-    expect(m.namedParameters().map(([n, t]) => [n, t.shape])).toEqual([['alpha', [1, 8]], ['beta', [1, 8]]]);
+    expect(m.namedParameters().map(([n, t]) => [n, t.shape])).toEqual([
+      ['alpha', [1, 8]],
+      ['beta', [1, 8]],
+    ]);
     expect(() => new RotaryRelativePositionalBias(7, 16)).toThrow(ConfigError);
   });
   it('equals the §4.2 closed form and depends only on i − j, also beyond max_positions', () => {
@@ -67,20 +73,34 @@ describe('RotaryRelativePositionalBias', () => {
     // scale the parameters up so that the check is not dominated by tiny values
     m.alpha.storage.forEach((v, i) => (m.alpha.storage[i] = v * 50));
     m.beta.storage.forEach((v, i) => (m.beta.storage[i] = v * 50));
-    const a = m.alpha.toArray(), b = m.beta.toArray();
+    const a = m.alpha.toArray(),
+      b = m.beta.toArray();
     for (const n of [3, 4, 11]) {
       const t = m.forward(n);
       expect(t.shape).toEqual([n, n]);
-      expectClose(t, table(t, (i, j) => rotaryClosedForm(a, b, i, j)), { atol: 1e-13 });
-      expectClose(t, table(t, (i, j) => (i > 0 && j > 0 ? t.at(i - 1, j - 1) : t.at(i, j))), { atol: 1e-13 });
+      expectClose(
+        t,
+        table(t, (i, j) => rotaryClosedForm(a, b, i, j)),
+        { atol: 1e-13 },
+      );
+      expectClose(
+        t,
+        table(t, (i, j) => (i > 0 && j > 0 ? t.at(i - 1, j - 1) : t.at(i, j))),
+        { atol: 1e-13 },
+      );
     }
   });
   it('f32 tables and parameters give f32 output close to f64', () => {
     const m = new RotaryRelativePositionalBias(6, 8, { dtype: 'f32', gen: new Generator(5) });
     const t = m.forward(9);
     expect(t.dtype).toBe('f32');
-    const a = m.alpha.toArray(), b = m.beta.toArray();
-    expectClose(t, table(t, (i, j) => rotaryClosedForm(a, b, i, j)), { atol: 1e-6 });
+    const a = m.alpha.toArray(),
+      b = m.beta.toArray();
+    expectClose(
+      t,
+      table(t, (i, j) => rotaryClosedForm(a, b, i, j)),
+      { atol: 1e-6 },
+    );
   });
   it('gradcheck (f64)', () => {
     const m = new RotaryRelativePositionalBias(6, 4, { dtype: 'f64', gen: new Generator(6) });

@@ -49,7 +49,34 @@ beforeAll(async () => {
   // the model the consumer will load: a tiny ListOps run exported as a model folder
   vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
   const save = join(work, 'run');
-  expect(await main(['train', '--listops-train', '32', '--listops-valid', '8', '--listops-test', '8', '--layers', '1', '--embed-dim', '16', '--hidden-dim', '16', '--z-dim', '8', '--n-dim', '2', '--batch-size', '4', '--max-update', '2', '--quiet', '--save-dir', save])).toBe(0);
+  expect(
+    await main([
+      'train',
+      '--listops-train',
+      '32',
+      '--listops-valid',
+      '8',
+      '--listops-test',
+      '8',
+      '--layers',
+      '1',
+      '--embed-dim',
+      '16',
+      '--hidden-dim',
+      '16',
+      '--z-dim',
+      '8',
+      '--n-dim',
+      '2',
+      '--batch-size',
+      '4',
+      '--max-update',
+      '2',
+      '--quiet',
+      '--save-dir',
+      save,
+    ]),
+  ).toBe(0);
   expect(await main(['export', join(save, 'checkpoint_last.safetensors'), model])).toBe(0);
   vi.restoreAllMocks();
   // with its prepack/postpack hooks, as `npm publish` packs (they drop the repository's `prepare`)
@@ -65,9 +92,12 @@ beforeAll(async () => {
 
 describe('npm pack + npm install --omit=dev of the tarball', () => {
   it('ships the compiled library and CLI, types, README and LICENSE, nothing else', () => {
-    const files = (JSON.parse(run('npm', ['pack', '--dry-run', '--ignore-scripts', '--json'], repo)) as { files: { path: string }[] }[])[0].files.map((f) => f.path);
+    const files = (JSON.parse(run('npm', ['pack', '--dry-run', '--ignore-scripts', '--json'], repo)) as { files: { path: string }[] }[])[0].files.map(
+      (f) => f.path,
+    );
     for (const f of files) expect(f, f).toMatch(/^(dist\/src\/.*\.(js|d\.ts)|package\.json|README\.md|LICENSE)$/);
-    for (const f of ['LICENSE', 'README.md', 'dist/src/index.js', 'dist/src/index.d.ts', 'dist/src/cli/main.js', 'dist/src/tensor/platform/browser.js']) expect(files).toContain(f);
+    for (const f of ['LICENSE', 'README.md', 'dist/src/index.js', 'dist/src/index.d.ts', 'dist/src/cli/main.js', 'dist/src/tensor/platform/browser.js'])
+      expect(files).toContain(f);
     expect(files.some((f) => f.startsWith('dist/bench') || f.startsWith('test/'))).toBe(false);
   });
 
@@ -88,7 +118,9 @@ describe('npm pack + npm install --omit=dev of the tarball', () => {
 
   it('imports the root (ESM and require) and a subpath; loads the model folder; predicts as the sources do', async () => {
     const want = classify(await loadModel(model), EXPR);
-    writeFileSync(join(project, 'run.mjs'), `
+    writeFileSync(
+      join(project, 'run.mjs'),
+      `
 import { createRequire } from 'node:module';
 import { loadModel, classify, tidy } from 'mega-ts';
 import { zeros } from 'mega-ts/tensor';
@@ -96,14 +128,23 @@ const cjs = createRequire(import.meta.url)('mega-ts');
 const m = await loadModel(process.argv[2]);
 const r = tidy(() => classify(m, process.argv[3]));
 console.log(JSON.stringify({ kind: m.kind, logits: r.logits, label: r.label, cjs: typeof cjs.loadModel, zeros: zeros([2]).size }));
-`);
+`,
+    );
     const got = JSON.parse(run('node', ['run.mjs', model, EXPR], project)) as { kind: string; logits: number[]; label: number; cjs: string; zeros: number };
     expect(got).toEqual({ kind: 'classifier', logits: want.logits, label: want.label, cjs: 'function', zeros: 2 });
   });
 
   it('the types check: typed forward per model class, every export declared', () => {
-    writeFileSync(join(project, 'tsconfig.json'), JSON.stringify({ compilerOptions: { module: 'nodenext', moduleResolution: 'nodenext', target: 'es2022', strict: true, noEmit: true, skipLibCheck: false, types: [] }, files: ['use.ts'] }));
-    writeFileSync(join(project, 'use.ts'), `
+    writeFileSync(
+      join(project, 'tsconfig.json'),
+      JSON.stringify({
+        compilerOptions: { module: 'nodenext', moduleResolution: 'nodenext', target: 'es2022', strict: true, noEmit: true, skipLibCheck: false, types: [] },
+        files: ['use.ts'],
+      }),
+    );
+    writeFileSync(
+      join(project, 'use.ts'),
+      `
 import { loadModel, generate, type Pretrained } from 'mega-ts';
 import type { Tensor } from 'mega-ts/tensor';
 import { MegaLanguageModel } from 'mega-ts/models';
@@ -119,7 +160,8 @@ export async function f(src: string, ids: Tensor): Promise<number[]> {
   }
   return [];
 }
-`);
+`,
+    );
     const tsc = join(repo, 'node_modules/typescript/bin/tsc');
     let out: string;
     try {
@@ -131,10 +173,13 @@ export async function f(src: string, ids: Tensor): Promise<number[]> {
   });
 
   it('optional pieces name the packages to install: gpujs (gpu.js, webgpu), mega verify (msgpackr)', () => {
-    writeFileSync(join(project, 'gpu.mjs'), `
+    writeFileSync(
+      join(project, 'gpu.mjs'),
+      `
 import { useBackend } from 'mega-ts';
 try { await useBackend('gpujs'); console.log('started'); } catch (e) { console.log(e.message.split('\\n')[0]); }
-`);
+`,
+    );
     const gpu = run('node', ['gpu.mjs'], project);
     expect(gpu).toMatch(/gpu\.js/);
     expect(gpu).toMatch(/webgpu/);

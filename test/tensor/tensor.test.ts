@@ -7,7 +7,13 @@ import { Generator, randNormal } from '../../src/tensor/random.js';
 import * as V from '../../src/tensor/view.js';
 
 describe('views', () => {
-  const x = tensor([[1, 2, 3], [4, 5, 6]], 'f64');
+  const x = tensor(
+    [
+      [1, 2, 3],
+      [4, 5, 6],
+    ],
+    'f64',
+  );
   it('reshape is a view when strides allow, a copy otherwise', () => {
     const r = V.reshape(x, [3, 2]);
     expect(r.storage).toBe(x.storage);

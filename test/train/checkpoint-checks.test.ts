@@ -15,9 +15,13 @@ describe('checkStoredSpec', () => {
     const modelArgs = resolveModelArgs('mega_lm_adaptive_tiny', 'lm', {});
     expect(modelArgs.arch).toBe('mega_lm_adaptive_big');
     const model = buildModelFromArgs(modelArgs, { dictionary_size: 260, pad: 1 });
-    const tensors: Record<string, RawTensor> = Object.fromEntries(Object.entries(model.stateDict()).map(([k, t]) => [k, { dtype: 'f32', shape: [...t.shape], data: t.toTypedArray() as Float32Array }]));
+    const tensors: Record<string, RawTensor> = Object.fromEntries(
+      Object.entries(model.stateDict()).map(([k, t]) => [k, { dtype: 'f32', shape: [...t.shape], data: t.toTypedArray() as Float32Array }]),
+    );
     expect(() => checkStoredSpec('ck.safetensors', 'lm', 'mega_lm_adaptive_tiny', modelArgs, tensors)).not.toThrow();
     expect(() => checkStoredSpec('ck.safetensors', 'lm', 'mega_lm_tiny', modelArgs, tensors)).toThrow(CheckpointError);
-    expect(() => checkStoredSpec('ck.safetensors', 'lm', 'mega_lm_tiny', modelArgs, tensors)).toThrow(/metadata arch = "mega_lm_tiny" but model_args.arch = "mega_lm_adaptive_big"/);
+    expect(() => checkStoredSpec('ck.safetensors', 'lm', 'mega_lm_tiny', modelArgs, tensors)).toThrow(
+      /metadata arch = "mega_lm_tiny" but model_args.arch = "mega_lm_adaptive_big"/,
+    );
   });
 });

@@ -20,8 +20,14 @@ afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 const spec: ModelSpec = { task: 'listops', arch: 'toy', modelArgs: { arch: 'toy', d: 3 }, taskInfo: { dictionary_size: 20, pad: 1 } };
 const state = (rng: number[]) => ({
-  numUpdates: 1, data: { epoch: 1, position: 3 }, rng, schedule: { name: 'linear_decay', nextLr: 0.5 },
-  best: null, wallTime: 1.5, userArgs: {}, lastTrainLoss: 2,
+  numUpdates: 1,
+  data: { epoch: 1, position: 3 },
+  rng,
+  schedule: { name: 'linear_decay', nextLr: 0.5 },
+  best: null,
+  wallTime: 1.5,
+  userArgs: {},
+  lastTrainLoss: 2,
 });
 
 function save(name: string, rng = [1, 2, 3, 4]): { dir: string; model: Linear; opt: Adam; weights: string; stateFile: string } {
@@ -76,13 +82,19 @@ describe('checkpoint checksums', () => {
 });
 
 describe('RNG state on resume', () => {
-  for (const [what, rng] of [['two words', [1, 2]], ['the all-zero xoshiro state', [0, 0, 0, 0]], ['a word over 32 bits', [1, 2, 3, 2 ** 32]], ['a fraction', [1, 2, 3, 0.5]]] as const) {
+  for (const [what, rng] of [
+    ['two words', [1, 2]],
+    ['the all-zero xoshiro state', [0, 0, 0, 0]],
+    ['a word over 32 bits', [1, 2, 3, 2 ** 32]],
+    ['a fraction', [1, 2, 3, 0.5]],
+  ] as const) {
     it(`refuses ${what}`, () => {
       const { weights, stateFile, model } = save(`rng-${what.replace(/\W/g, '')}`, [...rng]);
       const ck = loadCheckpoint(weights);
       expect(() => loadTrainerState(stateFile, ck, new Adam(model.parameters(), { lr: 0.01 }))).toThrow(CheckpointError);
       expect(() => loadTrainerState(stateFile, ck, new Adam(model.parameters(), { lr: 0.01 }))).toThrow(
-        new RegExp(`^${stateFile.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: RNG state .* \\(expected 4 unsigned 32-bit integers, not all zero\\)$`));
+        new RegExp(`^${stateFile.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: RNG state .* \\(expected 4 unsigned 32-bit integers, not all zero\\)$`),
+      );
     });
   }
   it('accepts a valid state', () => {

@@ -27,8 +27,14 @@ function stepped(seed: number): { model: Linear; opt: Adam } {
 }
 
 const state = (n: number) => ({
-  numUpdates: n, data: { epoch: 1, position: 3 }, rng: [1, 2, 3, 4], schedule: { name: 'linear_decay', nextLr: 0.5 },
-  best: { metric: 'accuracy', value: 0.5, update: n }, wallTime: 1.5, userArgs: { lr: 0.01 }, lastTrainLoss: 2,
+  numUpdates: n,
+  data: { epoch: 1, position: 3 },
+  rng: [1, 2, 3, 4],
+  schedule: { name: 'linear_decay', nextLr: 0.5 },
+  best: { metric: 'accuracy', value: 0.5, update: n },
+  wallTime: 1.5,
+  userArgs: { lr: 0.01 },
+  lastTrainLoss: 2,
 });
 
 describe('checkpoints', () => {
@@ -54,7 +60,8 @@ describe('checkpoints', () => {
     expect(st.data).toEqual({ epoch: 1, position: 3 });
     expect(st.rng).toEqual([1, 2, 3, 4]);
     expect(st.adamSteps).toEqual({ 0: 2, 1: 2 });
-    const a = opt.stateDict().state[0]!, b = opt2.stateDict().state[0]!;
+    const a = opt.stateDict().state[0]!,
+      b = opt2.stateDict().state[0]!;
     expect(b.step).toBe(2);
     expect(Array.from(b.exp_avg_sq.toTypedArray())).toEqual(Array.from(a.exp_avg_sq.toTypedArray()));
   });

@@ -23,7 +23,10 @@ describe('config numbers out of range', () => {
 
 describe('config file reading is bounded', () => {
   it('--config /dev/zero is refused as not a regular file instead of read forever', () => {
-    const r = runBounded(`import { readConfigFile } from '@src/train/args.ts';`, `run = () => readConfigFile('/dev/zero');`, { timeoutMs: 60_000, heapMB: 256 });
+    const r = runBounded(`import { readConfigFile } from '@src/train/args.ts';`, `run = () => readConfigFile('/dev/zero');`, {
+      timeoutMs: 60_000,
+      heapMB: 256,
+    });
     expect(r.error, r.output).toMatchObject({ name: 'ConfigError', kind: 'user' });
     expect(r.error!.message).toBe('/dev/zero: not a regular file (a device, pipe or socket); expected a file');
   });

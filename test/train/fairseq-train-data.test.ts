@@ -21,11 +21,12 @@ interface RecBatch {
   net_input: { src_tokens: { values: number[][] }; prev_output_tokens?: { values: number[][] } };
   target: { values: number[][] };
 }
-const firstBatch = (w: string): RecBatch => (JSON.parse(readFileSync(join(W, w, 'expected.json'), 'utf8')) as { train: { updates: { batches: RecBatch[] }[] } }).train.updates[0].batches[0];
+const firstBatch = (w: string): RecBatch =>
+  (JSON.parse(readFileSync(join(W, w, 'expected.json'), 'utf8')) as { train: { updates: { batches: RecBatch[] }[] } }).train.updates[0].batches[0];
 const argsOf = (w: string) => readFairseqResume(join(W, w, 'checkpoints/phase1/checkpoint_last.pt')).args;
 const rows = (a: Int32Array, B: number, L: number): number[][] => Array.from({ length: B }, (_, b) => Array.from(a.subarray(b * L, (b + 1) * L)));
 
-describe('loadFairseqTrainData collation equals fairseq\'s recorded batches', () => {
+describe("loadFairseqTrainData collation equals fairseq's recorded batches", () => {
   it('translation: left-padded sources, [</s>, t…] decoder input, rows by descending source length', () => {
     const rec = firstBatch('translation');
     const b = loadFairseqTrainData(join(W, 'translation/data-bin'), argsOf('translation')).epoch(1).collate(rec.id);

@@ -23,7 +23,8 @@ const CK = fileURLToPath(new URL('../golden/checkpoints/', import.meta.url));
 const tmp = mkdtempSync(join(tmpdir(), 'mega-generate-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-const EOS = 2, PAD = 1;
+const EOS = 2,
+  PAD = 1;
 const TASK: TaskInfo = { dictionary_size: 14, pad: 1, bos: 0, eos: 2, unk: 3 };
 
 /** Adds N(0, std²) to every parameter (the fixtures' "perturbed initialisation"), so logits are far from uniform. */
@@ -34,9 +35,21 @@ function perturb(m: Module, seed: number, std = 0.3): void {
 
 function lmArgs(chunk: number, rel: 'simple' | 'rotary'): Record<string, unknown> {
   return archArgs('mega_lm', {
-    decoder_layers: 2, decoder_embed_dim: 16, decoder_hidden_dim: 24, decoder_ffn_embed_dim: 24, decoder_z_dim: 8, decoder_n_dim: 4,
-    decoder_chunk_size: chunk, rel_pos_bias: rel, truncation_length: null, max_target_positions: 64, activation_dropout: 0,
-    dropout: 0, normalize_before: true, no_affine_final_norm: true, share_decoder_input_output_embed: true,
+    decoder_layers: 2,
+    decoder_embed_dim: 16,
+    decoder_hidden_dim: 24,
+    decoder_ffn_embed_dim: 24,
+    decoder_z_dim: 8,
+    decoder_n_dim: 4,
+    decoder_chunk_size: chunk,
+    rel_pos_bias: rel,
+    truncation_length: null,
+    max_target_positions: 64,
+    activation_dropout: 0,
+    dropout: 0,
+    normalize_before: true,
+    no_affine_final_norm: true,
+    share_decoder_input_output_embed: true,
   });
 }
 
@@ -48,9 +61,21 @@ function tinyLm(chunk: number, rel: 'simple' | 'rotary', seed: number): MegaLang
 
 function nmtArgs(): Record<string, unknown> {
   return archArgs('mega', {
-    encoder_layers: 2, decoder_layers: 2, encoder_embed_dim: 16, encoder_hidden_dim: 24, encoder_ffn_embed_dim: 24, encoder_z_dim: 8,
-    encoder_n_dim: 4, dropout: 0, attention_dropout: 0, hidden_dropout: 0, activation_dropout: 0, share_all_embeddings: true,
-    truncation_length: null, max_source_positions: 64, max_target_positions: 64,
+    encoder_layers: 2,
+    decoder_layers: 2,
+    encoder_embed_dim: 16,
+    encoder_hidden_dim: 24,
+    encoder_ffn_embed_dim: 24,
+    encoder_z_dim: 8,
+    encoder_n_dim: 4,
+    dropout: 0,
+    attention_dropout: 0,
+    hidden_dropout: 0,
+    activation_dropout: 0,
+    share_all_embeddings: true,
+    truncation_length: null,
+    max_source_positions: 64,
+    max_target_positions: 64,
   });
 }
 
@@ -78,7 +103,10 @@ function argmaxNoPad(r: Float64Array): number {
 
 describe('LM decoding through incremental state', () => {
   const prompt = [EOS, 5, 9, 4, 11, 7];
-  for (const [chunk, rel] of [[4, 'rotary'], [-1, 'simple']] as const) {
+  for (const [chunk, rel] of [
+    [4, 'rotary'],
+    [-1, 'simple'],
+  ] as const) {
     it(`greedy: per-step incremental logits equal the full forward (f64; C=${chunk}, ${rel} bias)`, () => {
       const lm = tinyLm(chunk, rel, 3);
       const r = sampleLm((t, s) => lm.forward(t, s), prompt, { maxNewTokens: 9, greedy: true, eos: null, chunkSize: chunk, keepLogits: true });
@@ -132,7 +160,10 @@ describe('LM decoding through incremental state', () => {
       const full = noGrad(() => lm.forward(ids([...prompt, ...toks.slice(0, -1)])));
       toks.forEach((tok, i) => {
         const rr = row(full, prompt.length - 1 + i);
-        const top3 = [...rr.keys()].filter((v) => v !== PAD).sort((x, y) => rr[y] - rr[x]).slice(0, 3);
+        const top3 = [...rr.keys()]
+          .filter((v) => v !== PAD)
+          .sort((x, y) => rr[y] - rr[x])
+          .slice(0, 3);
         expect(top3).toContain(tok);
       });
     }
@@ -189,13 +220,17 @@ describe('NMT beam search through incremental state', () => {
   /** log-softmax of the hypothesis' tokens under a teacher-forced full forward, per position. */
   function rescore(src: number[], toks: number[], eosBias: number): number[] {
     const prev = [EOS, ...toks.slice(0, -1)];
-    const logits = addEosBias(noGrad(() => mt.forward(ids(src), ids(prev)).logits), eosBias);
+    const logits = addEosBias(
+      noGrad(() => mt.forward(ids(src), ids(prev)).logits),
+      eosBias,
+    );
     return toks.map((tok, t) => logSoftmaxRow(row(logits, t))[tok]);
   }
 
   for (const eosBias of [0, 2]) {
     it(`beam scores equal re-scoring the beams with a full forward (f64, </s> bias ${eosBias})`, () => {
-      const lenPenalty = 0.5, maxLenB = 7;
+      const lenPenalty = 0.5,
+        maxLenB = 7;
       const all = beamSearch(decoder(eosBias), [srcA, srcB], { beam: 4, maxLenB, lenPenalty });
       const lengths = new Set<number>();
       all.forEach((hyps, s) => {
@@ -249,9 +284,15 @@ describe('NMT beam search through incremental state', () => {
   });
 
   it('topCandidates: best first, ties in flat order, -inf last', () => {
-    const sc = [[1, 3, -Infinity], [3, 2, NaN]];
+    const sc = [
+      [1, 3, -Infinity],
+      [3, 2, NaN],
+    ];
     expect(topCandidates(2, 3, 4, (j, v) => sc[j][v])).toEqual([
-      { j: 0, v: 1, score: 3 }, { j: 1, v: 0, score: 3 }, { j: 1, v: 1, score: 2 }, { j: 0, v: 0, score: 1 },
+      { j: 0, v: 1, score: 3 },
+      { j: 1, v: 0, score: 3 },
+      { j: 1, v: 1, score: 2 },
+      { j: 0, v: 0, score: 1 },
     ]);
     expect(topCandidates(1, 3, 3, (_j, v) => [0, -Infinity, -Infinity][v]).map((c) => c.v)).toEqual([0, 1, 2]);
   });
@@ -293,7 +334,8 @@ describe('mega generate (CLI)', () => {
     const ref = sampleLm((t, s) => lm.forward(t, s), [EOS, 5, 9, 4, 11, 7], { maxNewTokens: 6, greedy: true, eos: null, chunkSize: 4 });
     expect(ja.samples[0].tokens).toEqual(ref.tokens[0]);
     const argv = [ckpt, '--prompt-ids', '5,9,4', '--temperature', '0.9', '--top-k', '4', '--seed', '5', '--num-samples', '2', '--max-new-tokens', '5'];
-    const s1 = run(argv), s2 = run(argv);
+    const s1 = run(argv),
+      s2 = run(argv);
     expect(s1.rc).toBe(0);
     expect(s1.lines).toHaveLength(2);
     expect(s1.lines[0]).toMatch(/^H-0\t-?\d+\.\d{4}\t/);

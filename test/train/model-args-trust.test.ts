@@ -37,12 +37,16 @@ describe('model args vs stored tensors', () => {
     ck.args.encoder_ffn_embed_dim = 1e5;
     expect(() => importFairseq(ck, { label: listops })).toThrow(CheckpointError);
     expect(() => importFairseq(ck, { label: listops })).toThrow(
-      `${listops}: model args encoder_ffn_embed_dim = 100000 but dimension 0 of tensor encoder.encoder.layers.0.nffn.fc1.weight is 32 (the args do not describe the stored tensors)`);
+      `${listops}: model args encoder_ffn_embed_dim = 100000 but dimension 0 of tensor encoder.encoder.layers.0.nffn.fc1.weight is 32 (the args do not describe the stored tensors)`,
+    );
   });
 
   it('fairseq args with encoder_ffn_embed_dim 1e8 fail fast in bounded memory', () => {
-    const r = runBounded(`import { readFairseqCheckpoint } from '@src/io/pt.ts';\nimport { importFairseq } from '@src/train/fairseq-import.ts';`,
-      `const ck = readFairseqCheckpoint(${JSON.stringify(listops)});\nck.args.encoder_ffn_embed_dim = 1e8;\nrun = () => importFairseq(ck, { label: 'x.pt' });`, { timeoutMs: 60_000, heapMB: 512 });
+    const r = runBounded(
+      `import { readFairseqCheckpoint } from '@src/io/pt.ts';\nimport { importFairseq } from '@src/train/fairseq-import.ts';`,
+      `const ck = readFairseqCheckpoint(${JSON.stringify(listops)});\nck.args.encoder_ffn_embed_dim = 1e8;\nrun = () => importFairseq(ck, { label: 'x.pt' });`,
+      { timeoutMs: 60_000, heapMB: 512 },
+    );
     expect(r.error, r.output).toMatchObject({ name: 'CheckpointError', kind: 'user' });
     expect(r.error!.message).toMatch(/^x\.pt: model args encoder_ffn_embed_dim = 100000000 but/);
     expect(r.peakMB).toBeLessThan(600);
@@ -51,42 +55,80 @@ describe('model args vs stored tensors', () => {
   it('a layer count or z dim that disagrees with the tensors is refused', () => {
     const ck = readFairseqCheckpoint(listops);
     ck.args.encoder_layers = 4000;
-    expect(() => importFairseq(ck, { label: 'l.pt' })).toThrow('l.pt: model args encoder_layers = 4000 but the number of stored layers encoder.encoder.layers.<i> is 2');
+    expect(() => importFairseq(ck, { label: 'l.pt' })).toThrow(
+      'l.pt: model args encoder_layers = 4000 but the number of stored layers encoder.encoder.layers.<i> is 2',
+    );
     const ck2 = readFairseqCheckpoint(listops);
     ck2.args.z_dim = 9;
-    expect(() => importFairseq(ck2, { label: 'z.pt' })).toThrow(/^z\.pt: model args z_dim = 9 but dimension 1 of tensor encoder\.encoder\.layers\.0\.mega_layer\.gamma is 8/);
+    expect(() => importFairseq(ck2, { label: 'z.pt' })).toThrow(
+      /^z\.pt: model args z_dim = 9 but dimension 1 of tensor encoder\.encoder\.layers\.0\.mega_layer\.gamma is 8/,
+    );
   });
 
   it('a mega-ts weights file whose model_args say 1e8 fails fast in bounded memory', () => {
-    const p = weightsWith('ffn', (m) => { m.model_args = JSON.stringify({ ...JSON.parse(m.model_args!), encoder_ffn_embed_dim: 1e8 }); });
-    const r = runBounded(`import { loadModelFile } from '@src/train/fairseq-import.ts';`, `run = () => loadModelFile(${JSON.stringify(p)});`, { timeoutMs: 60_000, heapMB: 512 });
+    const p = weightsWith('ffn', (m) => {
+      m.model_args = JSON.stringify({ ...JSON.parse(m.model_args!), encoder_ffn_embed_dim: 1e8 });
+    });
+    const r = runBounded(`import { loadModelFile } from '@src/train/fairseq-import.ts';`, `run = () => loadModelFile(${JSON.stringify(p)});`, {
+      timeoutMs: 60_000,
+      heapMB: 512,
+    });
     expect(r.error, r.output).toMatchObject({ name: 'CheckpointError', kind: 'user' });
     expect(r.error!.message).toMatch(/model args encoder_ffn_embed_dim = 100000000 but dimension 0 of tensor/);
     expect(r.peakMB).toBeLessThan(600);
   });
 
   it('a mega-ts weights file with task "nope" or max_positions 1e9 is refused by name', () => {
-    const p = weightsWith('task', (m) => { m.task = 'nope'; });
+    const p = weightsWith('task', (m) => {
+      m.task = 'nope';
+    });
     expect(() => loadCheckpoint(p)).toThrow(CheckpointError);
     expect(() => loadCheckpoint(p)).toThrow(/task = "nope" \(expected one of listops, text, retrieval, image, lm, translation, speech\)/);
-    const r = weightsWith('maxpos', (m) => { m.model_args = JSON.stringify({ ...JSON.parse(m.model_args!), max_positions: 1e9 }); });
+    const r = weightsWith('maxpos', (m) => {
+      m.model_args = JSON.stringify({ ...JSON.parse(m.model_args!), max_positions: 1e9 });
+    });
     expect(() => loadCheckpoint(r)).toThrow(/model args max_positions = 1000000000 \(expected an integer of magnitude at most 1048576\)/);
   });
 
   it('a mega-ts weights file whose task_info says dictionary_size 1e9 is refused before building', () => {
-    const p = weightsWith('dict', (m) => { m.task_info = JSON.stringify({ ...JSON.parse(m.task_info!), dictionary_size: 1e9 }); });
+    const p = weightsWith('dict', (m) => {
+      m.task_info = JSON.stringify({ ...JSON.parse(m.task_info!), dictionary_size: 1e9 });
+    });
     expect(() => loadCheckpoint(p)).toThrow(CheckpointError);
     expect(() => loadCheckpoint(p)).toThrow(`${p}: task_info dictionary_size = 1000000000 but tensor encoder.encoder.embed_tokens.embed.weight has 20 rows`);
-    const q = weightsWith('pad', (m) => { m.task_info = JSON.stringify({ ...JSON.parse(m.task_info!), pad: 20 }); });
+    const q = weightsWith('pad', (m) => {
+      m.task_info = JSON.stringify({ ...JSON.parse(m.task_info!), pad: 20 });
+    });
     expect(() => loadCheckpoint(q)).toThrow(`${q}: task_info pad = 20 (expected an integer in [0, 20))`);
   });
 
   it('the state dict of every buildable registered arch passes the check of its own args', () => {
     const small = {
-      encoder_layers: 2, decoder_layers: 2, encoder_embed_dim: 16, decoder_embed_dim: 16, encoder_hidden_dim: 32, decoder_hidden_dim: 32,
-      encoder_ffn_embed_dim: 24, decoder_ffn_embed_dim: 24, encoder_z_dim: 8, decoder_z_dim: 8, encoder_n_dim: 4, decoder_n_dim: 4,
-      z_dim: 8, n_dim: 4, classifier_out_dim: 20, max_positions: 64, max_source_positions: 64, max_target_positions: 64,
-      chunk_size: 8, decoder_chunk_size: 8, encoder_chunk_size: 8, activation_dropout: 0, norm_type: 'layernorm', decoder_input_dim: 16, classifier_in_dim: 16,
+      encoder_layers: 2,
+      decoder_layers: 2,
+      encoder_embed_dim: 16,
+      decoder_embed_dim: 16,
+      encoder_hidden_dim: 32,
+      decoder_hidden_dim: 32,
+      encoder_ffn_embed_dim: 24,
+      decoder_ffn_embed_dim: 24,
+      encoder_z_dim: 8,
+      decoder_z_dim: 8,
+      encoder_n_dim: 4,
+      decoder_n_dim: 4,
+      z_dim: 8,
+      n_dim: 4,
+      classifier_out_dim: 20,
+      max_positions: 64,
+      max_source_positions: 64,
+      max_target_positions: 64,
+      chunk_size: 8,
+      decoder_chunk_size: 8,
+      encoder_chunk_size: 8,
+      activation_dropout: 0,
+      norm_type: 'layernorm',
+      decoder_input_dim: 16,
+      classifier_in_dim: 16,
     };
     const task = { dictionary_size: 30, bos: 0, pad: 1, eos: 2, unk: 3 };
     let built = 0;

@@ -41,7 +41,8 @@ describe('fairseq Adam', () => {
   });
 
   it('skips parameters without a gradient (no decay, no state)', () => {
-    const a = leaf([1, 2]), b = leaf([3]);
+    const a = leaf([1, 2]),
+      b = leaf([3]);
     const opt = new Adam([a, b], { lr: 0.1, weightDecay: 0.5 });
     a.grad = tensor([1, 1], [2], 'f64');
     opt.step();
@@ -78,7 +79,9 @@ describe('fairseq Adam', () => {
 
 describe('clipGradNorm', () => {
   it('returns the global L2 norm and scales by max/(norm + 1e-6)', () => {
-    const a = leaf([0, 0]), b = leaf([0]), c = leaf([5]);
+    const a = leaf([0, 0]),
+      b = leaf([0]),
+      c = leaf([5]);
     a.grad = tensor([3, 0], [2], 'f64');
     b.grad = tensor([4], [1], 'f64');
     const n = clipGradNorm([a, b, c], 1);
@@ -100,7 +103,8 @@ describe('clipGradNorm', () => {
   });
 
   it('does not corrupt a gradient tensor shared by two parameters', () => {
-    const a = leaf([0]), b = leaf([0]);
+    const a = leaf([0]),
+      b = leaf([0]);
     const g = tensor([2], [1], 'f64');
     a.grad = g;
     b.grad = g;

@@ -42,8 +42,22 @@ describe('niceAxis', () => {
 describe('renderCurvesSvg', () => {
   const svg = renderCurvesSvg(
     [
-      { name: 'train <loss>', points: [[0, 2.3], [5, 1.1], [10, 0.53]] },
-      { name: 'valid & co', points: [[0, 2.2], [10, 0.9], [12, Number.NaN]] },
+      {
+        name: 'train <loss>',
+        points: [
+          [0, 2.3],
+          [5, 1.1],
+          [10, 0.53],
+        ],
+      },
+      {
+        name: 'valid & co',
+        points: [
+          [0, 2.2],
+          [10, 0.9],
+          [12, Number.NaN],
+        ],
+      },
       { name: 'empty', points: [] },
     ],
     { title: 'Loss "curves"', xLabel: 'update', yLabel: 'loss (bits)' },

@@ -26,8 +26,29 @@ afterAll(() => {
 });
 
 const TINY = [
-  '--listops-train', '48', '--listops-valid', '16', '--listops-test', '8', '--batch-size', '8', '--layers', '1', '--embed-dim', '16',
-  '--hidden-dim', '16', '--z-dim', '8', '--n-dim', '2', '--warmup-updates', '1', '--quiet', '--dropout', '0.1',
+  '--listops-train',
+  '48',
+  '--listops-valid',
+  '16',
+  '--listops-test',
+  '8',
+  '--batch-size',
+  '8',
+  '--layers',
+  '1',
+  '--embed-dim',
+  '16',
+  '--hidden-dim',
+  '16',
+  '--z-dim',
+  '8',
+  '--n-dim',
+  '2',
+  '--warmup-updates',
+  '1',
+  '--quiet',
+  '--dropout',
+  '0.1',
 ];
 
 function mega(args: string[], env: Record<string, string> = {}) {
@@ -58,17 +79,17 @@ describe('a kill during a save', () => {
       expect(j.updates, s).toBe(4);
       expect(j.updates_this_run, s).toBe(4 - expectedFrom[s]);
       expect(weights(join(tmp, `kill-${s}`)), s).toEqual(weights(join(tmp, 'clean')));
-      expect(readdirSync(join(tmp, `kill-${s}`)).filter((f) => f.includes('prev-state')), s).toEqual([]);
+      expect(
+        readdirSync(join(tmp, `kill-${s}`)).filter((f) => f.includes('prev-state')),
+        s,
+      ).toEqual([]);
     });
   }, 180000);
 
   it('a folder holding new state + kept previous state + previous weights resumes from the previous pair', async () => {
     // the on-disk state of a save killed between its state and weights steps, built by hand
     const [a, b] = [join(tmp, 'pairA'), join(tmp, 'pairB')];
-    const [ra, rb] = await Promise.all([
-      mega(['--max-update', '2', '--total-num-update', '4', '--save-dir', a]),
-      mega(['--max-update', '4', '--save-dir', b]),
-    ]);
+    const [ra, rb] = await Promise.all([mega(['--max-update', '2', '--total-num-update', '4', '--save-dir', a]), mega(['--max-update', '4', '--save-dir', b])]);
     expect(ra.code, ra.stderr).toBe(0);
     expect(rb.code, rb.stderr).toBe(0);
     writeFileSync(join(a, 'checkpoint_last.prev-state.safetensors'), readFileSync(join(a, 'checkpoint_last.state.safetensors')));
@@ -142,7 +163,7 @@ describe('keeping the previous run', () => {
 });
 
 describe('one run per folder, no litter', () => {
-  it('stale temporary files of dead processes are removed on start; a live process\'s are kept', async () => {
+  it("stale temporary files of dead processes are removed on start; a live process's are kept", async () => {
     const dir = join(tmp, 'temps');
     mkdirSync(dir);
     const dead = deadPid();
@@ -156,7 +177,7 @@ describe('one run per folder, no litter', () => {
     expect(left).toContain(live);
   }, 60000);
 
-  it('a second run on the same folder is refused while the first lives; a killed run\'s lock is taken over', async () => {
+  it("a second run on the same folder is refused while the first lives; a killed run's lock is taken over", async () => {
     const dir = join(tmp, 'locked');
     const a = run('node', [cli, 'train', ...TINY, ...LONG, '--save-dir', dir], { timeoutMs: 90000 });
     try {
@@ -168,7 +189,9 @@ describe('one run per folder, no litter', () => {
       for (const r of [b, c]) {
         expect(r.code, r.stderr).toBe(2);
         expect(r.stderr.trim().split('\n')).toHaveLength(1);
-        expect(r.stderr.trim()).toBe(`mega train: --save-dir ${dir} is in use by another mega train run (pid ${a.child.pid}): wait for it to end or use another --save-dir`);
+        expect(r.stderr.trim()).toBe(
+          `mega train: --save-dir ${dir} is in use by another mega train run (pid ${a.child.pid}): wait for it to end or use another --save-dir`,
+        );
       }
     } finally {
       a.child.kill('SIGKILL');

@@ -11,7 +11,11 @@ const close = (a: number, b: number, tol = 1e-15): void => {
 
 describe('linear_decay', () => {
   const s = makeSchedule('linear_decay', {
-    lr: 1e-3, warmupUpdates: 100, warmupInitLr: 1e-7, endLearningRate: 0, totalNumUpdate: 1000,
+    lr: 1e-3,
+    warmupUpdates: 100,
+    warmupInitLr: 1e-7,
+    endLearningRate: 0,
+    totalNumUpdate: 1000,
   });
   it('warms up linearly from warmup_init_lr', () => {
     expect(s.lr(0)).toBe(1e-7);
@@ -99,7 +103,11 @@ function golden(name: string): string {
   return fileURLToPath(new URL(`../golden/${name}`, import.meta.url));
 }
 
-interface GTensor { dtype: string; shape: number[]; data: Uint8Array }
+interface GTensor {
+  dtype: string;
+  shape: number[];
+  data: Uint8Array;
+}
 const scalar = (t: GTensor): number => {
   expect(t.dtype).toBe('f64');
   return new DataView(t.data.buffer, t.data.byteOffset, t.data.byteLength).getFloat64(0, true);

@@ -102,7 +102,10 @@ describe('task data paths (tiny runs)', () => {
     const d = dir('image');
     const n = 20;
     const labels = Array.from({ length: n }, (_, i) => i % 3);
-    writeFileSync(join(d, 'train-images-idx3-ubyte'), idxImages(n, 4, 4, (i, p) => (labels[i]! * 80 + p * 5) % 256));
+    writeFileSync(
+      join(d, 'train-images-idx3-ubyte'),
+      idxImages(n, 4, 4, (i, p) => (labels[i]! * 80 + p * 5) % 256),
+    );
     writeFileSync(join(d, 'train-labels-idx1-ubyte'), idxLabels(labels));
     const r = train({ ...TINY, task: 'image', data: d, num_classes: 3, valid_fraction: 0.25, save_dir: join(d, 'ck') });
     expect(r.updates).toBe(2);

@@ -13,8 +13,19 @@ afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 /** Tiny generated-ListOps run: 48 training examples in batches of 8 (6 per epoch), dropout on. */
 const BASE = {
-  listops_train: 48, listops_valid: 16, listops_test: 0, batch_size: 8, layers: 1, embed_dim: 16, hidden_dim: 16, ffn_embed_dim: 16,
-  z_dim: 8, n_dim: 2, dropout: 0.1, warmup_updates: 2, quiet: true,
+  listops_train: 48,
+  listops_valid: 16,
+  listops_test: 0,
+  batch_size: 8,
+  layers: 1,
+  embed_dim: 16,
+  hidden_dim: 16,
+  ffn_embed_dim: 16,
+  z_dim: 8,
+  n_dim: 2,
+  dropout: 0.1,
+  warmup_updates: 2,
+  quiet: true,
 };
 
 function tensors(path: string): Record<string, Float32Array> {
@@ -24,7 +35,8 @@ function tensors(path: string): Record<string, Float32Array> {
 function expectBitwiseEqual(a: Record<string, ArrayLike<number>>, b: Record<string, ArrayLike<number>>): void {
   expect(Object.keys(a).sort()).toEqual(Object.keys(b).sort());
   for (const k of Object.keys(a)) {
-    const x = a[k]!, y = b[k]!;
+    const x = a[k]!,
+      y = b[k]!;
     expect(x.length, k).toBe(y.length);
     for (let i = 0; i < x.length; i++) if (!Object.is(x[i], y[i])) throw new Error(`${k}[${i}]: ${x[i]} != ${y[i]}`);
   }
@@ -79,15 +91,18 @@ describe('trainer', () => {
     let before: Buffer | null = null;
     let err: unknown;
     try {
-      train({ ...BASE, max_update: 6, validate_interval_updates: 2, save_dir: dir }, {
-        hooks: {
-          afterUpdate(u, model) {
-            if (u !== 3) return;
-            before = readFileSync(join(dir, 'checkpoint_last.safetensors'));
-            (model.parameters()[0]!.storage as Float32Array).fill(NaN); // poison the weights after update 3
+      train(
+        { ...BASE, max_update: 6, validate_interval_updates: 2, save_dir: dir },
+        {
+          hooks: {
+            afterUpdate(u, model) {
+              if (u !== 3) return;
+              before = readFileSync(join(dir, 'checkpoint_last.safetensors'));
+              (model.parameters()[0]!.storage as Float32Array).fill(NaN); // poison the weights after update 3
+            },
           },
         },
-      });
+      );
     } catch (e) {
       err = e;
     }
@@ -105,9 +120,29 @@ describe('trainer', () => {
 describe('options', () => {
   it('an arch brings its published recipe (docs/MEGA.md §8.6); flags override it', () => {
     const a = resolveTrainArgs({ arch: 'mega_lra_imdb' });
-    expect(a).toMatchObject({ task: 'text', lr: 4e-3, weight_decay: 0.01, batch_size: 25, update_freq: 2, max_update: 25000, total_num_update: 25000, warmup_updates: 10000, warmup_init_lr: 1e-7, clip_norm: 1, adam_betas: '(0.9, 0.98)' });
+    expect(a).toMatchObject({
+      task: 'text',
+      lr: 4e-3,
+      weight_decay: 0.01,
+      batch_size: 25,
+      update_freq: 2,
+      max_update: 25000,
+      total_num_update: 25000,
+      warmup_updates: 10000,
+      warmup_init_lr: 1e-7,
+      clip_norm: 1,
+      adam_betas: '(0.9, 0.98)',
+    });
     const m = resolveModelArgs('mega_lra_listop', 'listops', resolveTrainArgs({ arch: 'mega_lra_listop', chunk_size: 128 }), 10);
-    expect(m).toMatchObject({ norm_type: 'layernorm', attention_activation_fn: 'softmax', attention_dropout: 0, dropout: 0.1, chunk_size: 128, encoder_embed_dim: 80, max_positions: 2002 });
+    expect(m).toMatchObject({
+      norm_type: 'layernorm',
+      attention_activation_fn: 'softmax',
+      attention_dropout: 0,
+      dropout: 0.1,
+      chunk_size: 128,
+      encoder_embed_dim: 80,
+      max_positions: 2002,
+    });
     const lm = resolveModelArgs('mega_lm_tiny', 'lm', { embed_dim: 32, chunk_size: 16 });
     expect(lm).toMatchObject({ decoder_embed_dim: 32, decoder_input_dim: 32, decoder_chunk_size: 16, decoder_layers: 2 });
     const nmt = resolveModelArgs('mega_nmt_tiny', 'translation', { layers: 1, encoder_z_dim: 8 });

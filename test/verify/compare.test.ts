@@ -4,8 +4,20 @@ import { checkClose, expectClose } from '../../src/verify/compare.js';
 
 describe('checkClose / expectClose', () => {
   it('names the first element outside the tolerance with got / want, the count and the largest error', () => {
-    const want = tensor([[1, 2, 3], [4, 5, 6]], 'f64');
-    const got = tensor([[1, 2, 3.5], [4, 9, 6]], 'f64');
+    const want = tensor(
+      [
+        [1, 2, 3],
+        [4, 5, 6],
+      ],
+      'f64',
+    );
+    const got = tensor(
+      [
+        [1, 2, 3.5],
+        [4, 9, 6],
+      ],
+      'f64',
+    );
     // tol = 0.1 + 0 · 6 = 0.1: elements [0, 2] (error 0.5) and [1, 1] (error 4) are out
     const r = checkClose(got, want, { atol: 0.1, what: 'logits' });
     expect(r.pass).toBe(false);
@@ -13,7 +25,9 @@ describe('checkClose / expectClose', () => {
     expect(r.first).toEqual({ index: 2, at: [0, 2], got: 3.5, want: 3 });
     expect(r.maxErr).toBe(4);
     expect(r.scale).toBe(6);
-    expect(r.message).toMatch(/^logits: 2 of 6 elements differ by more than tol 1\.000e-1 .*first at \[0, 2\]: got 3\.5, want 3; max error 4\.000e\+0 at \[1, 1\]$/);
+    expect(r.message).toMatch(
+      /^logits: 2 of 6 elements differ by more than tol 1\.000e-1 .*first at \[0, 2\]: got 3\.5, want 3; max error 4\.000e\+0 at \[1, 1\]$/,
+    );
     expect(() => expectClose(got, want, { atol: 0.1, what: 'logits' })).toThrow(/first at \[0, 2\]: got 3\.5, want 3/);
   });
 

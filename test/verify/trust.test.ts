@@ -62,9 +62,14 @@ describe('verify bounds the sizes a golden file asks for', () => {
     c.config.max_positions = 1e9;
     const p = join(dir, 'huge_config.msgpack');
     writeFileSync(p, encodeGolden(c));
-    const r = runBounded(`import { runFile } from '@src/verify/index.ts';`,
-      `run = () => { const r = runFile(${JSON.stringify(p)}, 'f64'); if (!r.pass) throw new Error(r.error ?? 'failed without a reason'); };`, { timeoutMs: 60_000, heapMB: 512 });
-    expect(r.error?.message, r.output).toBe('config.max_positions = 1000000000 is larger than any size this case can use (at most 4096: 4 x max(1024, the largest stored dimension 9))');
+    const r = runBounded(
+      `import { runFile } from '@src/verify/index.ts';`,
+      `run = () => { const r = runFile(${JSON.stringify(p)}, 'f64'); if (!r.pass) throw new Error(r.error ?? 'failed without a reason'); };`,
+      { timeoutMs: 60_000, heapMB: 512 },
+    );
+    expect(r.error?.message, r.output).toBe(
+      'config.max_positions = 1000000000 is larger than any size this case can use (at most 4096: 4 x max(1024, the largest stored dimension 9))',
+    );
     expect(r.peakMB).toBeLessThan(600);
   });
 

@@ -22,7 +22,8 @@ export const host: LoaderHost = {
   },
   taskVocabulary: (task, size) => byteVocabulary(task, size),
   useBackend: async (name) => {
-    if (name !== 'cpu' && name !== 'auto') throw new ConfigError(`backend '${name}': the browser build runs the CPU kernels (WebAssembly SIMD, Web Workers) only`);
+    if (name !== 'cpu' && name !== 'auto')
+      throw new ConfigError(`backend '${name}': the browser build runs the CPU kernels (WebAssembly SIMD, Web Workers) only`);
     setBackend('cpu');
     return { backend: 'cpu', ...(name === 'auto' ? { reason: 'the browser build has the CPU backend only' } : {}) };
   },

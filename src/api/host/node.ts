@@ -48,4 +48,3 @@ export const host: LoaderHost = {
     return { backend: sel.backend, ...(sel.reason ? { reason: sel.reason } : {}) };
   },
 };
-

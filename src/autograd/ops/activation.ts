@@ -95,14 +95,23 @@ export function logSoftmax(x: Tensor, axis = -1): Tensor {
 /** fairseq activation by name: silu, relu, gelu, gelu_accurate/gelu_fast, tanh, linear. */
 export function activation(name: string): (x: Tensor) => Tensor {
   switch (name) {
-    case 'silu': case 'swish': return silu;
-    case 'relu': return relu;
-    case 'gelu': return gelu;
-    case 'gelu_accurate': case 'gelu_fast': return geluTanh;
-    case 'tanh': return tanh;
-    case 'linear': return (x) => x;
-    case 'sigmoid': return sigmoid;
-    default: throw new TensorError(`unknown activation '${name}' (expected silu, relu, gelu, gelu_accurate, tanh, linear)`);
+    case 'silu':
+    case 'swish':
+      return silu;
+    case 'relu':
+      return relu;
+    case 'gelu':
+      return gelu;
+    case 'gelu_accurate':
+    case 'gelu_fast':
+      return geluTanh;
+    case 'tanh':
+      return tanh;
+    case 'linear':
+      return (x) => x;
+    case 'sigmoid':
+      return sigmoid;
+    default:
+      throw new TensorError(`unknown activation '${name}' (expected silu, relu, gelu, gelu_accurate, tanh, linear)`);
   }
 }
-

@@ -12,7 +12,8 @@ import { sumTo } from './arith.js';
  * dx = conv(g, flip(k)) at window start `Lk − 1 − start`, dk = flip(conv(x, flip(g))) at `start + length − Lk`.
  */
 export function fftConv(x: Tensor, k: Tensor, start: number, length: number): Tensor {
-  const Lx = x.shape[x.ndim - 1], Lk = k.shape[k.ndim - 1];
+  const Lx = x.shape[x.ndim - 1],
+    Lk = k.shape[k.ndim - 1];
   const out = K.fftConv(x, k, start, length);
   return record(out, 'fftConv', [x, k], (g) => [
     x.requiresGrad ? sumTo(K.fftConv(g, V.flip(k, -1), Lk - 1 - start, Lx), x.shape) : null,

@@ -22,7 +22,10 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
   const lead = x.shape.slice(0, -1);
   const x2 = V.reshape(x, [-1, x.shape[x.ndim - 1]]);
   const xr = record(x2, 'reshape', [x], (g) => [V.reshape(g, x.shape)]);
-  let y = matmul(xr, record(V.transpose(weight, 0, 1), 'transpose', [weight], (g) => [V.transpose(g, 0, 1)]));
+  let y = matmul(
+    xr,
+    record(V.transpose(weight, 0, 1), 'transpose', [weight], (g) => [V.transpose(g, 0, 1)]),
+  );
   if (bias) y = add(y, bias);
   return record(V.reshape(y, [...lead, weight.shape[0]]), 'reshape', [y], (g) => [V.reshape(g, y.shape)]);
 }

@@ -80,7 +80,10 @@ export function concat(xs: readonly Tensor[], axis: number): Tensor {
 
 /** Stacks equal-shaped tensors along a new axis. */
 export function stack(xs: readonly Tensor[], axis = 0): Tensor {
-  return concat(xs.map((t) => unsqueeze(t, axis)), axis);
+  return concat(
+    xs.map((t) => unsqueeze(t, axis)),
+    axis,
+  );
 }
 
 /** Splits along `axis` into pieces of the given sizes. */
@@ -108,5 +111,11 @@ export function chunk(x: Tensor, n: number, axis: number): Tensor[] {
 /** Constant padding `pads[i] = [before, after]` per axis (negative crops). */
 export function pad(x: Tensor, pads: readonly (readonly [number, number])[], value = 0): Tensor {
   const out = K.pad(x, pads, value);
-  return record(out, 'pad', [x], (g) => [K.pad(g, pads.map(([b, a]) => [-b, -a] as [number, number]), 0)]);
+  return record(out, 'pad', [x], (g) => [
+    K.pad(
+      g,
+      pads.map(([b, a]) => [-b, -a] as [number, number]),
+      0,
+    ),
+  ]);
 }

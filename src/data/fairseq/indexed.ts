@@ -82,7 +82,9 @@ export function readIndex(path: string): { dtypeCode: number; sizes: Int32Array;
     throw new DataError(`${path}: a fairseq "cached"/"lazy" index (magic TNTIDX); expected the mmap format (magic "MMIDIDX", --dataset-impl mmap)`);
   }
   if (!hasPrefix(buf, MMAP_MAGIC)) {
-    throw new DataError(`${path}: not a fairseq mmap index (first bytes ${hex(buf, 9) || '(empty file)'}; expected magic 4d 4d 49 44 49 44 58 00 00 "MMIDIDX")`);
+    throw new DataError(
+      `${path}: not a fairseq mmap index (first bytes ${hex(buf, 9) || '(empty file)'}; expected magic 4d 4d 49 44 49 44 58 00 00 "MMIDIDX")`,
+    );
   }
   if (buf.length < IDX_HEADER_BYTES) throw new DataError(`${path}: ${buf.length} bytes, too short for the index header (expected >= ${IDX_HEADER_BYTES})`);
   const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
@@ -121,13 +123,26 @@ function decode(bin: Uint8Array, code: number, path: string): Int32Array {
   for (let i = 0; i < n; i++) {
     let v: number;
     switch (code) {
-      case 1: v = bin[i]!; break;
-      case 2: v = dv.getInt8(i); break;
-      case 3: v = dv.getInt16(2 * i, true); break;
-      case 4: v = dv.getInt32(4 * i, true); break;
-      case 5: v = Number(dv.getBigInt64(8 * i, true)); break;
-      case 8: v = dv.getUint16(2 * i, true); break;
-      default: v = dv.getFloat64(8 * i, true);
+      case 1:
+        v = bin[i]!;
+        break;
+      case 2:
+        v = dv.getInt8(i);
+        break;
+      case 3:
+        v = dv.getInt16(2 * i, true);
+        break;
+      case 4:
+        v = dv.getInt32(4 * i, true);
+        break;
+      case 5:
+        v = Number(dv.getBigInt64(8 * i, true));
+        break;
+      case 8:
+        v = dv.getUint16(2 * i, true);
+        break;
+      default:
+        v = dv.getFloat64(8 * i, true);
     }
     if (!Number.isInteger(v) || v < 0 || v > 0x7fffffff) throw new DataError(`${path}: item ${i} is ${v} (expected a token id, an integer in 0..2^31-1)`);
     out[i] = v;
@@ -154,7 +169,10 @@ export function readIndexedDataset(prefix: string): IndexedDataset {
   }
   const tokens = decode(bin, dtypeCode, `${prefix}.bin`);
   return {
-    prefix, dtypeCode, sizes, length: sizes.length,
+    prefix,
+    dtypeCode,
+    sizes,
+    length: sizes.length,
     get(i: number): Int32Array {
       if (!(i >= 0 && i < sizes.length)) throw new DataError(`${prefix}: sentence index ${i} out of range [0, ${sizes.length})`);
       const start = pointers[i]! / item;

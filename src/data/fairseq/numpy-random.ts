@@ -54,11 +54,13 @@ export class NumpyRandomState {
    * @throws DataError for a key element outside [0, 2^32)
    */
   seedArray(keyWords: readonly number[]): void {
-    for (const w of keyWords) if (!Number.isInteger(w) || w < 0 || w > 0xffffffff) throw new DataError(`numpy seed array element ${w}: expected an integer between 0 and 2**32 - 1`);
+    for (const w of keyWords)
+      if (!Number.isInteger(w) || w < 0 || w > 0xffffffff) throw new DataError(`numpy seed array element ${w}: expected an integer between 0 and 2**32 - 1`);
     this.seed(19650218);
     const mt = this.key;
     const len = keyWords.length;
-    let i = 1, j = 0;
+    let i = 1,
+      j = 0;
     for (let k = Math.max(N, len); k > 0; k--) {
       const p = mt[i - 1] ^ (mt[i - 1] >>> 30);
       mt[i] = ((mt[i] ^ Math.imul(p >>> 0, 1664525)) + keyWords[j] + j) >>> 0;

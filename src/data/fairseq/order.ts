@@ -94,7 +94,9 @@ export interface BatchLimits {
  * @throws DataError when one example alone exceeds `maxTokens`
  */
 export function batchBySize(order: ArrayLike<number>, numTokens: (i: number) => number, lim: BatchLimits): number[][] {
-  const maxTokens = lim.maxTokens ?? 0, maxSentences = lim.maxSentences ?? 0, m = lim.multiple ?? 1;
+  const maxTokens = lim.maxTokens ?? 0,
+    maxSentences = lim.maxSentences ?? 0,
+    m = lim.multiple ?? 1;
   const batches: number[][] = [];
   let batch: number[] = [];
   let lens: number[] = [];

@@ -61,7 +61,8 @@ export interface LraTextSplit {
 export function readLraText(dir: string, split: string, opts: { maxPositions: number; prependCls?: boolean }): LraTextSplit {
   const dictPath = join(dir, 'src-bin', 'dict.txt');
   const labelDictPath = join(dir, 'label-bin', 'dict.txt');
-  for (const p of [dictPath, labelDictPath]) if (!existsSync(p)) throw new DataError(`${p}: no such file (an lra-text data folder has src-bin/ and label-bin/, each with dict.txt)`);
+  for (const p of [dictPath, labelDictPath])
+    if (!existsSync(p)) throw new DataError(`${p}: no such file (an lra-text data folder has src-bin/ and label-bin/, each with dict.txt)`);
   const dictionary = readDictionary(dictPath);
   const cls = dictionary.add(CLS_SYMBOL);
   const labelDictionary = readDictionary(labelDictPath);
@@ -88,7 +89,9 @@ export function readLraText(dir: string, split: string, opts: { maxPositions: nu
     const lab = Array.from(labels.get(i)).filter((t) => t !== EOS);
     const id = lab[0];
     if (lab.length !== 1 || id === undefined || id < 4 || id >= labelDictionary.size) {
-      throw new DataError(`${labels.prefix}.bin: sentence ${i} is [${Array.from(labels.get(i)).join(', ')}] (expected one label id in 4..${labelDictionary.size - 1} of ${labelDictPath}, then </s>)`);
+      throw new DataError(
+        `${labels.prefix}.bin: sentence ${i} is [${Array.from(labels.get(i)).join(', ')}] (expected one label id in 4..${labelDictionary.size - 1} of ${labelDictPath}, then </s>)`,
+      );
     }
     const ex: TokenExample = { tokens: prep(src.get(i)), label: id - 4 };
     if (src1) ex.tokens2 = prep(src1.get(i));
@@ -115,17 +118,22 @@ export function readLraImage(dir: string, split: string, opts: { mean: number; s
   const images = read(srcPath);
   const labels = read(labelPath);
   if (images.length !== labels.length) throw new DataError(`${labelPath}: ${labels.length} lines (expected ${images.length}, one per image of ${srcPath})`);
-  const mean = Math.fround(opts.mean), std = Math.fround(opts.std);
+  const mean = Math.fround(opts.mean),
+    std = Math.fround(opts.std);
   let L = -1;
   return images.map((line, i) => {
-    const words = line.trim().split(/\s+/).filter((w) => w !== '');
+    const words = line
+      .trim()
+      .split(/\s+/)
+      .filter((w) => w !== '');
     if (L < 0) L = words.length;
     if (words.length !== L) throw new DataError(`${srcPath}:${i + 1}: ${words.length} pixels (expected ${L}, as line 1)`);
     const n = Math.min(words.length, opts.maxPositions);
     const values = new Float32Array(n);
     for (let j = 0; j < n; j++) {
       const p = Number(words[j]);
-      if (!/^\d+$/.test(words[j]!) || p > 255) throw new DataError(`${srcPath}:${i + 1}: pixel ${j + 1} is ${JSON.stringify(words[j])} (expected an integer 0..255)`);
+      if (!/^\d+$/.test(words[j]!) || p > 255)
+        throw new DataError(`${srcPath}:${i + 1}: pixel ${j + 1} is ${JSON.stringify(words[j])} (expected an integer 0..255)`);
       values[j] = Math.fround(Math.fround(Math.fround(p / 255) - mean) / std);
     }
     const lt = labels[i]!.trim();
@@ -180,7 +188,9 @@ export function tokenBlocks(data: IndexedDataset, blockSize: number, mode: 'none
   if (mode === 'none') {
     for (let s = 0; s < total; s += blockSize) slices.push([s, Math.min(total, s + blockSize)]);
   } else {
-    let tok = 0, cur = 0, k = 0;
+    let tok = 0,
+      cur = 0,
+      k = 0;
     let size = blockSizes ? blockSizes[0]! : blockSize;
     for (let i = 0; i < data.length;) {
       const s = data.sizes[i]!;
@@ -231,7 +241,8 @@ export interface TranslationSplit {
  */
 export function readTranslation(dir: string, split: string, src: string, tgt: string): TranslationSplit {
   const dp = (l: string) => join(dir, `dict.${l}.txt`);
-  for (const l of [src, tgt]) if (!existsSync(dp(l))) throw new DataError(`${dp(l)}: no such file (a translation data folder has dict.${src}.txt and dict.${tgt}.txt)`);
+  for (const l of [src, tgt])
+    if (!existsSync(dp(l))) throw new DataError(`${dp(l)}: no such file (a translation data folder has dict.${src}.txt and dict.${tgt}.txt)`);
   const sourceDictionary = readDictionary(dp(src));
   const targetDictionary = readDictionary(dp(tgt));
   const pair = `${split}.${src}-${tgt}`;

@@ -18,12 +18,16 @@ export function parseCutoffs(value: unknown, V: number, what: string): number[] 
   if (typeof value === 'number') raw = [value];
   else if (Array.isArray(value)) raw = value;
   else if (typeof value === 'string') {
-    const body = value.trim().replace(/^[[(]\s*/, '').replace(/\s*,?\s*[\])]$/, '');
+    const body = value
+      .trim()
+      .replace(/^[[(]\s*/, '')
+      .replace(/\s*,?\s*[\])]$/, '');
     raw = body === '' ? [] : body.split(',').map((s) => (/^\s*\d+\s*$/.test(s) ? Number(s) : s.trim()));
   } else throw new ConfigError(`args.${what} = ${String(value)}: expected a comma separated list of integers such as "20000,60000"`);
   if (raw.length === 0) throw new ConfigError(`args.${what} = ${JSON.stringify(value)}: expected at least one cutoff`);
   const cut = raw.map((c) => {
-    if (typeof c !== 'number' || !Number.isInteger(c) || c <= 0) throw new ConfigError(`args.${what} = ${JSON.stringify(value)}: cutoff ${JSON.stringify(c)} is not a positive integer`);
+    if (typeof c !== 'number' || !Number.isInteger(c) || c <= 0)
+      throw new ConfigError(`args.${what} = ${JSON.stringify(value)}: cutoff ${JSON.stringify(c)} is not a positive integer`);
     return c;
   });
   for (let i = 1; i < cut.length; i++) {

@@ -56,17 +56,31 @@ export class AdaptiveInput extends Module {
    * @param cutoff band ends ending with `V` (see `parseCutoffs`)
    * @param initialDim `d` = width of band 0 (`decoder_input_dim`)
    */
-  constructor(readonly vocabSize: number, readonly padIdx: number, initialDim: number, factor: number, outputDim: number, cutoff: readonly number[], opts: AdaptiveInputOptions = {}) {
+  constructor(
+    readonly vocabSize: number,
+    readonly padIdx: number,
+    initialDim: number,
+    factor: number,
+    outputDim: number,
+    cutoff: readonly number[],
+    opts: AdaptiveInputOptions = {},
+  ) {
     super();
-    const dtype = opts.dtype ?? 'f32', gen = opts.gen ?? defaultGenerator;
+    const dtype = opts.dtype ?? 'f32',
+      gen = opts.gen ?? defaultGenerator;
     this.cutoff = cutoff;
     this.embeddingDim = outputDim;
     // fairseq creates each band's Embedding then Linear, then re-initialises all of them in
     // module order (embedding N(0, 1/dim) with the pad row zeroed, linear Xavier)
-    this.embeddings = this.child('embeddings', new ModuleList(cutoff.map((end, i) => {
-      const start = i > 0 ? cutoff[i - 1] : 0;
-      return new AdaptiveBand(end - start, bandDim(initialDim, factor, i, 'adaptive_input_factor'), outputDim, padIdx, dtype, gen);
-    })));
+    this.embeddings = this.child(
+      'embeddings',
+      new ModuleList(
+        cutoff.map((end, i) => {
+          const start = i > 0 ? cutoff[i - 1] : 0;
+          return new AdaptiveBand(end - start, bandDim(initialDim, factor, i, 'adaptive_input_factor'), outputDim, padIdx, dtype, gen);
+        }),
+      ),
+    );
   }
 
   /** The tensors of band `i`: embedding `[size_i, dim_i]` and projection `[D, dim_i]` (tied by the adaptive softmax). */
@@ -78,7 +92,8 @@ export class AdaptiveInput extends Module {
   /** ids `B × L` (i32) → `B × L × D`. */
   forward(ids: Tensor): Tensor {
     const flat = ids.toTypedArray();
-    const N = flat.length, V = this.vocabSize;
+    const N = flat.length,
+      V = this.vocabSize;
     const bandOf = new Int32Array(N);
     const counts = new Array<number>(this.cutoff.length).fill(0);
     for (let n = 0; n < N; n++) {

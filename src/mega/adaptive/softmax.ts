@@ -53,7 +53,9 @@ export class TiedHead extends Module {
   constructor(wordWeight: Tensor, inputDim: number, numClasses: number, dtype: FloatDType, gen: Generator) {
     super();
     if (wordWeight.shape[1] !== inputDim) {
-      throw new ConfigError(`adaptive softmax: tied head needs band 0 of the adaptive input to have width ${inputDim}, got ${wordWeight.shape[1]} (decoder_input_dim must equal decoder_embed_dim)`);
+      throw new ConfigError(
+        `adaptive softmax: tied head needs band 0 of the adaptive input to have width ${inputDim}, got ${wordWeight.shape[1]} (decoder_input_dim must equal decoder_embed_dim)`,
+      );
     }
     this.word_proj = this.child('word_proj', new OutputProjection(wordWeight));
     this.class_proj = this.child('class_proj', new Linear(inputDim, numClasses, { bias: false, init: 'xavier', dtype, gen }));
@@ -104,21 +106,34 @@ export class AdaptiveSoftmax extends Module {
   private readonly dropout: Dropout;
 
   /** @param cutoff cluster ends ending with `V` (see `parseCutoffs`) */
-  constructor(readonly vocabSize: number, readonly inputDim: number, cutoff: readonly number[], opts: AdaptiveSoftmaxOptions = {}) {
+  constructor(
+    readonly vocabSize: number,
+    readonly inputDim: number,
+    cutoff: readonly number[],
+    opts: AdaptiveSoftmaxOptions = {},
+  ) {
     super();
-    const dtype = opts.dtype ?? 'f32', gen = opts.gen ?? defaultGenerator;
-    const p = opts.dropout ?? 0, factor = opts.factor ?? 4, tied = opts.tiedTo ?? null;
+    const dtype = opts.dtype ?? 'f32',
+      gen = opts.gen ?? defaultGenerator;
+    const p = opts.dropout ?? 0,
+      factor = opts.factor ?? 4,
+      tied = opts.tiedTo ?? null;
     if (opts.tieProj && !tied) throw new ConfigError('adaptive softmax: --tie-adaptive-proj needs --tie-adaptive-weights');
     if (tied && tied.cutoff.join(',') !== cutoff.join(',')) {
-      throw new ConfigError(`adaptive softmax: tied to an adaptive input with cutoffs ${tied.cutoff.join(',')} but its own are ${cutoff.join(',')} (they must be equal)`);
+      throw new ConfigError(
+        `adaptive softmax: tied to an adaptive input with cutoffs ${tied.cutoff.join(',')} but its own are ${cutoff.join(',')} (they must be equal)`,
+      );
     }
     this.cutoff = cutoff;
     const nClusters = cutoff.length - 1;
     this.dropout = this.child('dropout_module', new Dropout(p, gen));
     // every matrix the softmax owns is Xavier-uniform (the reference re-initialises them so)
-    this.head = this.child('head', tied
-      ? new TiedHead(tied.weightsForBand(0).embedding, inputDim, nClusters, dtype, gen)
-      : new Linear(inputDim, cutoff[0] + nClusters, { bias: false, init: 'xavier', dtype, gen }));
+    this.head = this.child(
+      'head',
+      tied
+        ? new TiedHead(tied.weightsForBand(0).embedding, inputDim, nClusters, dtype, gen)
+        : new Linear(inputDim, cutoff[0] + nClusters, { bias: false, init: 'xavier', dtype, gen }),
+    );
     const tails: AdaptiveTail[] = [];
     for (let i = 0; i < nClusters; i++) {
       const dim = bandDim(inputDim, factor, i + 1, 'adaptive_softmax_factor');
@@ -176,7 +191,8 @@ export class AdaptiveSoftmax extends Module {
     const tgt = target.toTypedArray();
     const head = F.logSoftmax(this.head.forward(x), -1); // N × (c₀ + n)
     let out = F.reshape(F.gather(head, 1, fromStorage(headTarget, [N, 1])), [N]); // head term of every row
-    const pieces: Tensor[] = [], order: number[] = [];
+    const pieces: Tensor[] = [],
+      order: number[] = [];
     this.tail.items.forEach((t, i) => {
       if (rows[i].length === 0) return;
       const idx = fromStorage(Int32Array.from(rows[i]), [rows[i].length]);
@@ -189,7 +205,9 @@ export class AdaptiveSoftmax extends Module {
     // place the tail terms at their rows: [head rows without a tail term: 0 | tail terms] permuted back
     const tails = F.concat([zeros([1], x.dtype), ...pieces], 0); // 1 + Σ n_i
     const pos = new Int32Array(N); // 0 → the zero entry
-    order.forEach((n, j) => { pos[n] = j + 1; });
+    order.forEach((n, j) => {
+      pos[n] = j + 1;
+    });
     out = F.add(out, F.indexSelect(tails, 0, fromStorage(pos, [N])));
     return out;
   }
@@ -197,7 +215,9 @@ export class AdaptiveSoftmax extends Module {
   /** Head targets (cluster words → `c₀ + i`) and the rows of each cluster. */
   private split(target: Tensor): { headTarget: Int32Array; rows: number[][] } {
     const tgt = target.toTypedArray();
-    const N = tgt.length, c0 = this.cutoff[0], V = this.vocabSize;
+    const N = tgt.length,
+      c0 = this.cutoff[0],
+      V = this.vocabSize;
     const headTarget = new Int32Array(N);
     const rows: number[][] = this.tail.items.map(() => []);
     for (let n = 0; n < N; n++) {

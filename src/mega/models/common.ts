@@ -44,7 +44,14 @@ export function checkTokens(tokens: Tensor, who: string): void {
 export function chunkPadTokens(tokens: Tensor, C: number, pad: number): Tensor {
   const L = tokens.shape[1];
   if (!(C > 0 && L > C && L % C !== 0)) return tokens;
-  return K.pad(tokens, [[0, 0], [0, Math.ceil(L / C) * C - L]], pad);
+  return K.pad(
+    tokens,
+    [
+      [0, 0],
+      [0, Math.ceil(L / C) * C - L],
+    ],
+    pad,
+  );
 }
 
 /** `tokens == pad` as a bool `B × L` mask, or null when nothing is padded (fairseq's convention). */

@@ -29,8 +29,17 @@ import type { IncrementalState } from '../incremental.js';
 import { argBool, argNum, argNumOr, argStr, MegaDecoderLayer, type Args } from '../layers.js';
 import { AdaptiveInput, AdaptiveSoftmax, parseCutoffs } from '../adaptive/index.js';
 import {
-  checkTask, checkTokens, chunkPadTokens, embeddingWeight, ModuleList, OutputProjection, paddingMaskOf, TokenEmbedding,
-  trimTo, zeroPads, type TaskInfo,
+  checkTask,
+  checkTokens,
+  chunkPadTokens,
+  embeddingWeight,
+  ModuleList,
+  OutputProjection,
+  paddingMaskOf,
+  TokenEmbedding,
+  trimTo,
+  zeroPads,
+  type TaskInfo,
 } from './common.js';
 import type { ModelBuildOptions } from './lra.js';
 
@@ -73,7 +82,8 @@ export class MegaLMDecoder extends Module {
 
   constructor(args: Args, task: TaskInfo, opts: ModelBuildOptions = {}) {
     super();
-    const dtype = opts.dtype ?? 'f32', gen = opts.gen ?? defaultGenerator;
+    const dtype = opts.dtype ?? 'f32',
+      gen = opts.gen ?? defaultGenerator;
     const D = argNum(args, 'decoder_embed_dim');
     const d = argNumOr(args, 'decoder_input_dim', D);
     const V = task.dictionary_size;
@@ -91,16 +101,20 @@ export class MegaLMDecoder extends Module {
       if (!adaptiveInput) throw new ConfigError('--tie-adaptive-weights needs --adaptive-input');
       if (!hasAdaptiveSoftmax(args)) throw new ConfigError('--tie-adaptive-weights needs --adaptive-softmax-cutoff');
       if (argNumOr(args, 'adaptive_input_factor', 4) !== argNumOr(args, 'adaptive_softmax_factor', 4)) {
-        throw new ConfigError(`--tie-adaptive-weights needs equal factors (adaptive_input_factor ${String(args.adaptive_input_factor)}, adaptive_softmax_factor ${String(args.adaptive_softmax_factor)})`);
+        throw new ConfigError(
+          `--tie-adaptive-weights needs equal factors (adaptive_input_factor ${String(args.adaptive_input_factor)}, adaptive_softmax_factor ${String(args.adaptive_softmax_factor)})`,
+        );
       }
       if (d !== D) throw new ConfigError(`--tie-adaptive-weights needs decoder_input_dim (${d}) == decoder_embed_dim (${D})`);
     }
     // adaptive input: band widths from d, output width D (so no project_in_dim)
-    this.embed_tokens = this.child('embed_tokens', adaptiveInput
-      ? buildAdaptiveInput(args, V, task.pad, d, D, { dtype, gen })
-      : new TokenEmbedding(embeddingWeight(V, d, task.pad, dtype, gen)));
+    this.embed_tokens = this.child(
+      'embed_tokens',
+      adaptiveInput ? buildAdaptiveInput(args, V, task.pad, d, D, { dtype, gen }) : new TokenEmbedding(embeddingWeight(V, d, task.pad, dtype, gen)),
+    );
     if (tie && this.embed_tokens instanceof AdaptiveInput) {
-      const ci = this.embed_tokens.cutoff.join(','), cs = parseCutoffs(args.adaptive_softmax_cutoff, V, 'adaptive_softmax_cutoff').join(',');
+      const ci = this.embed_tokens.cutoff.join(','),
+        cs = parseCutoffs(args.adaptive_softmax_cutoff, V, 'adaptive_softmax_cutoff').join(',');
       if (ci !== cs) throw new ConfigError(`--tie-adaptive-weights needs equal cutoffs (adaptive_input_cutoff ${ci}, adaptive_softmax_cutoff ${cs})`);
     }
     const embedOut = adaptiveInput ? D : d;
@@ -108,16 +122,28 @@ export class MegaLMDecoder extends Module {
     this.embed_norm = argBool(args, 'normalize_embedding', false) ? this.child('embed_norm', new SequenceNorm(normType, D, { dtype })) : null;
     const n = argNum(args, 'decoder_layers');
     this.layers = this.child('layers', new ModuleList(Array.from({ length: n }, () => new MegaDecoderLayer(args, { noCrossAttention: true, dtype, gen }))));
-    this.final_norm = prenorm ? this.child('final_norm', new SequenceNorm(normType, D, { affine: !argBool(args, 'no_affine_final_norm', false), dtype })) : null;
+    this.final_norm = prenorm
+      ? this.child('final_norm', new SequenceNorm(normType, D, { affine: !argBool(args, 'no_affine_final_norm', false), dtype }))
+      : null;
     this.adaptive_softmax = null;
     this.output_projection = null;
     if (hasAdaptiveSoftmax(args)) {
-      this.adaptive_softmax = this.child('adaptive_softmax', new AdaptiveSoftmax(V, D, parseCutoffs(args.adaptive_softmax_cutoff, V, 'adaptive_softmax_cutoff'), {
-        dropout: argNumOr(args, 'adaptive_softmax_dropout', 0), factor: argNumOr(args, 'adaptive_softmax_factor', 4),
-        tiedTo: tie ? (this.embed_tokens as AdaptiveInput) : null, tieProj: argBool(args, 'tie_adaptive_proj', false), dtype, gen,
-      }));
+      this.adaptive_softmax = this.child(
+        'adaptive_softmax',
+        new AdaptiveSoftmax(V, D, parseCutoffs(args.adaptive_softmax_cutoff, V, 'adaptive_softmax_cutoff'), {
+          dropout: argNumOr(args, 'adaptive_softmax_dropout', 0),
+          factor: argNumOr(args, 'adaptive_softmax_factor', 4),
+          tiedTo: tie ? (this.embed_tokens as AdaptiveInput) : null,
+          tieProj: argBool(args, 'tie_adaptive_proj', false),
+          dtype,
+          gen,
+        }),
+      );
     } else if (argBool(args, 'share_decoder_input_output_embed', false)) {
-      if (!(this.embed_tokens instanceof TokenEmbedding)) throw new ConfigError('share_decoder_input_output_embed cannot be used with --adaptive-input (use --adaptive-softmax-cutoff with --tie-adaptive-weights)');
+      if (!(this.embed_tokens instanceof TokenEmbedding))
+        throw new ConfigError(
+          'share_decoder_input_output_embed cannot be used with --adaptive-input (use --adaptive-softmax-cutoff with --tie-adaptive-weights)',
+        );
       if (d !== D) throw new ConfigError('share_decoder_input_output_embed requires decoder_input_dim == decoder_embed_dim');
       this.output_projection = this.child('output_projection', new OutputProjection(this.embed_tokens.weight));
     } else {
@@ -150,7 +176,8 @@ export class MegaLMDecoder extends Module {
     checkTokens(tokens, 'MegaLanguageModel');
     const L0 = tokens.shape[1];
     tokens = chunkPadTokens(tokens, this.chunkSize, this.padIdx);
-    const L = tokens.shape[1], C = this.chunkSize;
+    const L = tokens.shape[1],
+      C = this.chunkSize;
     let x = F.mul(this.embed_tokens.forward(tokens), this.embedScale); // B × L × d
     if (this.project_in_dim) x = this.project_in_dim.forward(x);
     if (this.embed_norm) x = this.embed_norm.forward(x);

@@ -34,7 +34,10 @@ export interface ModelBuildOptions {
 export class RealNumberEmbedding extends Module {
   readonly weight: Tensor;
   readonly bias: Tensor;
-  constructor(readonly dim: number, { dtype = 'f32', gen = defaultGenerator }: ModelBuildOptions = {}) {
+  constructor(
+    readonly dim: number,
+    { dtype = 'f32', gen = defaultGenerator }: ModelBuildOptions = {},
+  ) {
     super();
     this.weight = this.param('weight', normal([dim], 1, dtype, gen));
     this.bias = this.param('bias', normal([dim], 0.1, dtype, gen));
@@ -62,16 +65,25 @@ export class LRATokenEmbedding extends Module {
 export function sentenceLayerArgs(args: Args, opts: ModelBuildOptions): ConstructorParameters<typeof MegaSentenceEncoderLayer>[0] {
   const t = args.truncation_length;
   return {
-    embeddingDim: argNum(args, 'encoder_embed_dim'), hiddenDim: argNum(args, 'encoder_hidden_dim'),
+    embeddingDim: argNum(args, 'encoder_embed_dim'),
+    hiddenDim: argNum(args, 'encoder_hidden_dim'),
     ffnHiddenDim: argNumOr(args, 'encoder_ffn_embed_dim', argNum(args, 'encoder_hidden_dim')),
-    zDim: argNum(args, 'z_dim'), nDim: argNumOr(args, 'n_dim', 16),
-    dropout: argNumOr(args, 'dropout', 0), attentionDropout: argNumOr(args, 'attention_dropout', 0),
-    hiddenDropout: argNumOr(args, 'act_dropout', 0), chunkSize: argNumOr(args, 'chunk_size', -1),
+    zDim: argNum(args, 'z_dim'),
+    nDim: argNumOr(args, 'n_dim', 16),
+    dropout: argNumOr(args, 'dropout', 0),
+    attentionDropout: argNumOr(args, 'attention_dropout', 0),
+    hiddenDropout: argNumOr(args, 'act_dropout', 0),
+    chunkSize: argNumOr(args, 'chunk_size', -1),
     truncation: t === undefined || t === null ? null : argNum(args, 'truncation_length'),
-    relPosBias: argStr<'simple' | 'rotary'>(args, 'rel_pos_bias', 'simple'), maxPositions: argNum(args, 'max_positions'),
-    activation: argStr(args, 'activation_fn', 'silu'), attentionActivation: argStr<AttentionActivation>(args, 'attention_activation_fn', 'softmax'),
-    normType: argStr<NormType>(args, 'norm_type'), prenorm: argBool(args, 'encoder_normalize_before', false),
-    featureDropout: argBool(args, 'feature_dropout', false), dtype: opts.dtype, gen: opts.gen,
+    relPosBias: argStr<'simple' | 'rotary'>(args, 'rel_pos_bias', 'simple'),
+    maxPositions: argNum(args, 'max_positions'),
+    activation: argStr(args, 'activation_fn', 'silu'),
+    attentionActivation: argStr<AttentionActivation>(args, 'attention_activation_fn', 'softmax'),
+    normType: argStr<NormType>(args, 'norm_type'),
+    prenorm: argBool(args, 'encoder_normalize_before', false),
+    featureDropout: argBool(args, 'feature_dropout', false),
+    dtype: opts.dtype,
+    gen: opts.gen,
   };
 }
 
@@ -136,7 +148,8 @@ export class MegaLRAEncoder extends Module {
       x = this.embed_tokens.forward(tokens); // B × L' × D
     } else {
       const L = tokens.shape[1];
-      if (C > 0 && L > C && L % C !== 0) throw new ShapeError(`MegaLRAEncoder: image length ${L} is not a multiple of chunk_size ${C} (images cannot be padded)`);
+      if (C > 0 && L > C && L % C !== 0)
+        throw new ShapeError(`MegaLRAEncoder: image length ${L} is not a multiple of chunk_size ${C} (images cannot be padded)`);
       x = this.embed_tokens.forward(tokens);
     }
     if (this.embed_norm) x = this.embed_norm.forward(x);
@@ -199,7 +212,10 @@ export class ClassifierHead extends Module {
     const p = argNumOr(args, 'dropout', 0);
     this.act = F.activation(argStr(args, 'classifier_activation_fn', 'gelu'));
     this.classifier = this.child('classifier', new ModuleList(Array.from({ length: n }, (_, i) => new ClassifierLayer(i === 0 ? inDim : out, out, p, opts))));
-    this.sentence_projection_layer = this.child('sentence_projection_layer', new Linear(out, argNum(args, 'sentence_class_num'), { bias: false, init: 'xavier', dtype: opts.dtype, gen: opts.gen }));
+    this.sentence_projection_layer = this.child(
+      'sentence_projection_layer',
+      new Linear(out, argNum(args, 'sentence_class_num'), { bias: false, init: 'xavier', dtype: opts.dtype, gen: opts.gen }),
+    );
   }
 
   /** rep `B × in` → logits `B × classes`. */

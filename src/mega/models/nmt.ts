@@ -25,8 +25,18 @@ import { GatedCrossAttention } from '../cross-attention.js';
 import type { IncrementalState } from '../incremental.js';
 import { argBool, argNum, argNumOr, argStr, MegaDecoderLayer, MegaEncoderLayer, type Args } from '../layers.js';
 import {
-  checkTask, checkTokens, chunkPadTokens, embeddingWeight, ModuleList, OutputProjection, paddingMaskOf, TokenEmbedding,
-  trimMask, trimTo, zeroPads, type TaskInfo,
+  checkTask,
+  checkTokens,
+  chunkPadTokens,
+  embeddingWeight,
+  ModuleList,
+  OutputProjection,
+  paddingMaskOf,
+  TokenEmbedding,
+  trimMask,
+  trimTo,
+  zeroPads,
+  type TaskInfo,
 } from './common.js';
 import type { ModelBuildOptions } from './lra.js';
 
@@ -143,13 +153,21 @@ export class MegaDecoder extends MegaStack {
     if (state) tokens = K.copy(F.narrow(tokens, 1, tokens.shape[1] - 1, 1));
     const T0 = tokens.shape[1];
     tokens = chunkPadTokens(tokens, this.chunkSize, this.padIdx);
-    const T = tokens.shape[1], C = this.chunkSize;
+    const T = tokens.shape[1],
+      C = this.chunkSize;
     let { x, mask } = this.embed(tokens);
     const attnMask = state ? null : causalMask(C > 0 && C < T ? C : T, this.attentionActivation, x.dtype as FloatDType);
     let attn: Tensor | null = null;
     const last = this.layers.items.length - 1;
     this.layers.items.forEach((layer, i) => {
-      const r = layer.forward(x, { encoderOut: enc.out, encoderPaddingMask: enc.paddingMask, state, attnMask, decoderPaddingMask: mask, needAttn: needAttn && i === last });
+      const r = layer.forward(x, {
+        encoderOut: enc.out,
+        encoderPaddingMask: enc.paddingMask,
+        state,
+        attnMask,
+        decoderPaddingMask: mask,
+        needAttn: needAttn && i === last,
+      });
       x = r.out;
       if (i === last) attn = r.attn;
     });
@@ -172,9 +190,12 @@ export class MegaModel extends Module {
     if (argBool(args, 'adaptive_input', false) || (args.adaptive_softmax_cutoff !== undefined && args.adaptive_softmax_cutoff !== null)) {
       throw new ConfigError('MegaModel: adaptive input / softmax are not implemented');
     }
-    const dtype = opts.dtype ?? 'f32', gen = opts.gen ?? defaultGenerator;
-    const V = this.task.dictionary_size, pad = this.task.pad;
-    const De = argNum(args, 'encoder_embed_dim'), Dd = argNum(args, 'decoder_embed_dim');
+    const dtype = opts.dtype ?? 'f32',
+      gen = opts.gen ?? defaultGenerator;
+    const V = this.task.dictionary_size,
+      pad = this.task.pad;
+    const De = argNum(args, 'encoder_embed_dim'),
+      Dd = argNum(args, 'decoder_embed_dim');
     const shareAll = argBool(args, 'share_all_embeddings', false);
     if (shareAll && De !== Dd) throw new ConfigError('share_all_embeddings requires encoder_embed_dim == decoder_embed_dim');
     const encEmbed = embeddingWeight(V, De, pad, dtype, gen);

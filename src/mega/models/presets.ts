@@ -125,7 +125,11 @@ function lraBase(a: A): void {
 }
 
 /** One LRA arch row of §8.5: layers, D, H=F, Z, N, classifier out, classes, C, truncation, max positions, norm. */
-function lra(row: [number, number, number, number, number, number, number, number, number, number, string | null], input: 'text' | 'image', extra: (a: A) => void = () => {}) {
+function lra(
+  row: [number, number, number, number, number, number, number, number, number, number, string | null],
+  input: 'text' | 'image',
+  extra: (a: A) => void = () => {},
+) {
   const [layers, D, H, Z, N, cls, classes, C, trunc, maxPos, norm] = row;
   return (a: A): void => {
     d(a, 'encoder_layers', layers);
@@ -185,8 +189,20 @@ function rows(r: Record<string, unknown>, base: (a: A) => void) {
 }
 
 const lmAdaptiveBig = rows(
-  { decoder_layers: 16, decoder_embed_dim: 1024, decoder_hidden_dim: 2048, decoder_z_dim: 256, dropout: 0.3, attention_dropout: 0.1, hidden_dropout: 0.1, activation_dropout: 0.1 },
-  (a) => { lmAdaptive(a); lmBase(a); },
+  {
+    decoder_layers: 16,
+    decoder_embed_dim: 1024,
+    decoder_hidden_dim: 2048,
+    decoder_z_dim: 256,
+    dropout: 0.3,
+    attention_dropout: 0.1,
+    hidden_dropout: 0.1,
+    activation_dropout: 0.1,
+  },
+  (a) => {
+    lmAdaptive(a);
+    lmBase(a);
+  },
 );
 
 /** The registered architectures: model kind and arch function (`mega_lm_wiki103` = `mega_lm_adaptive_big`). */
@@ -195,7 +211,18 @@ export const ARCHITECTURES: Readonly<Record<string, { model: ModelKind; apply: (
   mega_wmt_en_de: { model: 'mega', apply: rows({ attention_dropout: 0.1, hidden_dropout: 0.1, activation_dropout: 0.1 }, nmtBase) },
   mega_wmt_en_de_big: {
     model: 'mega',
-    apply: rows({ encoder_embed_dim: 1024, encoder_hidden_dim: 2048, encoder_z_dim: 256, dropout: 0.3, attention_dropout: 0.1, hidden_dropout: 0.1, activation_dropout: 0.1 }, nmtBase),
+    apply: rows(
+      {
+        encoder_embed_dim: 1024,
+        encoder_hidden_dim: 2048,
+        encoder_z_dim: 256,
+        dropout: 0.3,
+        attention_dropout: 0.1,
+        hidden_dropout: 0.1,
+        activation_dropout: 0.1,
+      },
+      nmtBase,
+    ),
   },
   mega_lm: { model: 'mega_lm', apply: lmBase },
   mega_lm_big: { model: 'mega_lm', apply: rows({ decoder_layers: 16, decoder_embed_dim: 1024, decoder_hidden_dim: 2048, decoder_z_dim: 256 }, lmBase) },
@@ -203,13 +230,40 @@ export const ARCHITECTURES: Readonly<Record<string, { model: ModelKind; apply: (
   mega_lm_wiki103: { model: 'mega_lm', apply: lmAdaptiveBig },
   mega_lm_adaptive_base: {
     model: 'mega_lm',
-    apply: rows({ decoder_layers: 16, decoder_embed_dim: 768, decoder_hidden_dim: 1536, decoder_z_dim: 128, dropout: 0.3, attention_dropout: 0.1, hidden_dropout: 0.1, activation_dropout: 0.1 }, (a) => { lmAdaptive(a); lmBase(a); }),
+    apply: rows(
+      {
+        decoder_layers: 16,
+        decoder_embed_dim: 768,
+        decoder_hidden_dim: 1536,
+        decoder_z_dim: 128,
+        dropout: 0.3,
+        attention_dropout: 0.1,
+        hidden_dropout: 0.1,
+        activation_dropout: 0.1,
+      },
+      (a) => {
+        lmAdaptive(a);
+        lmBase(a);
+      },
+    ),
   },
-  mega_lm_enwik8_base: { model: 'mega_lm', apply: rows({ decoder_layers: 12, decoder_embed_dim: 512, decoder_hidden_dim: 1024, decoder_z_dim: 128, dropout: 0.1, activation_dropout: 0.0 }, lmBase) },
-  mega_lm_enwik8_large: { model: 'mega_lm', apply: rows({ decoder_layers: 24, decoder_embed_dim: 1024, decoder_hidden_dim: 1536, decoder_z_dim: 128, dropout: 0.2, attention_dropout: 0.1, hidden_dropout: 0.1 }, lmBase) },
+  mega_lm_enwik8_base: {
+    model: 'mega_lm',
+    apply: rows({ decoder_layers: 12, decoder_embed_dim: 512, decoder_hidden_dim: 1024, decoder_z_dim: 128, dropout: 0.1, activation_dropout: 0.0 }, lmBase),
+  },
+  mega_lm_enwik8_large: {
+    model: 'mega_lm',
+    apply: rows(
+      { decoder_layers: 24, decoder_embed_dim: 1024, decoder_hidden_dim: 1536, decoder_z_dim: 128, dropout: 0.2, attention_dropout: 0.1, hidden_dropout: 0.1 },
+      lmBase,
+    ),
+  },
   mega_lra_listop: { model: 'lra', apply: lra([6, 80, 160, 64, 16, 160, 10, -1, 1024, 2002, 'scalenorm'], 'text') },
   mega_lra_imdb: { model: 'lra', apply: lra([4, 128, 256, 64, 16, 256, 2, -1, 1024, 4002, 'scalenorm'], 'text') },
-  mega_lra_aan: { model: 'lra', apply: lra([6, 128, 256, 64, 16, 256, 2, -1, 1024, 4002, null], 'text', (a) => d(a, 'classifier_in_dim', 2 * (a.encoder_embed_dim as number))) },
+  mega_lra_aan: {
+    model: 'lra',
+    apply: lra([6, 128, 256, 64, 16, 256, 2, -1, 1024, 4002, null], 'text', (a) => d(a, 'classifier_in_dim', 2 * (a.encoder_embed_dim as number))),
+  },
   mega_lra_cifar10: { model: 'lra', apply: lra([8, 160, 320, 96, 16, 320, 10, 1024, 1024, 1024, 'batchnorm'], 'image') },
   mega_lra_pf32: { model: 'lra', apply: lra([6, 128, 256, 64, 16, 256, 2, 1024, 1024, 1024, 'batchnorm'], 'image') },
   mega_lra_pf128: { model: 'lra', apply: lra([4, 64, 128, 32, 16, 128, 2, 16384, 4096, 16384, 'batchnorm'], 'image') },

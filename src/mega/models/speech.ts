@@ -45,7 +45,8 @@ export class MegaSCRawEncoder extends Module {
   /** x: `B × L` standardised samples → `B × D` (`Σ_t x_t / L`). Requires `L mod C == 0` when `C > 0`. */
   forward(x: Tensor): Tensor {
     if (x.ndim !== 2) throw new ShapeError(`MegaSCRawEncoder: expected a waveform batch B × L, got [${x.shape}]`);
-    const L = x.shape[1], C = this.chunkSize;
+    const L = x.shape[1],
+      C = this.chunkSize;
     if (C > 0 && L % C !== 0) throw new ShapeError(`MegaSCRawEncoder: length ${L} is not a multiple of chunk_size ${C}`);
     let h = F.transpose(this.dropout.forward(this.embed_tokens.forward(x)), 0, 1); // L × B × D
     for (const layer of this.layers.items) h = layer.forward(h, null);

@@ -49,7 +49,10 @@ export function padShape(x: Tensor, pads: readonly (readonly [number, number])[]
 export function matmulShape(a: Tensor, b: Tensor): { batch: number[]; M: number; K: number; N: number } {
   if (a.dtype !== b.dtype || !isFloat(a.dtype)) throw new DTypeError(`matmul: expected two floating tensors of one dtype, got ${a.dtype} and ${b.dtype}`);
   if (a.ndim < 2 || b.ndim < 2) throw new ShapeError(`matmul: operands need at least 2 dimensions, got [${a.shape}] and [${b.shape}]`);
-  const M = a.shape[a.ndim - 2], K = a.shape[a.ndim - 1], K2 = b.shape[b.ndim - 2], N = b.shape[b.ndim - 1];
+  const M = a.shape[a.ndim - 2],
+    K = a.shape[a.ndim - 1],
+    K2 = b.shape[b.ndim - 2],
+    N = b.shape[b.ndim - 1];
   if (K !== K2) throw new ShapeError(`matmul: inner dimensions differ: [${a.shape}] · [${b.shape}] (${K} vs ${K2})`);
   const batch = broadcastShapes(a.shape.slice(0, -2), b.shape.slice(0, -2), 'matmul');
   return { batch, M, K, N };
@@ -66,7 +69,8 @@ export function checkFftConv(x: Tensor, k: Tensor, length: number): void {
 
 /** `emaKernel` / `emaKernelGrad`: coef and q are floating `[D, N]` of one dtype. */
 export function checkCoefQ(coef: Tensor, q: Tensor, op: string): void {
-  if (coef.dtype !== q.dtype || !isFloat(coef.dtype)) throw new DTypeError(`${op}: expected two floating tensors of one dtype, got ${coef.dtype} and ${q.dtype}`);
+  if (coef.dtype !== q.dtype || !isFloat(coef.dtype))
+    throw new DTypeError(`${op}: expected two floating tensors of one dtype, got ${coef.dtype} and ${q.dtype}`);
   if (coef.ndim !== 2 || q.ndim !== 2 || coef.shape[0] !== q.shape[0] || coef.shape[1] !== q.shape[1]) {
     throw new ShapeError(`${op}: coef and q must both be [D, N], got [${coef.shape}] and [${q.shape}]`);
   }
@@ -74,11 +78,13 @@ export function checkCoefQ(coef: Tensor, q: Tensor, op: string): void {
 
 /** `emaKernelGrad`: the output gradient is `[D, L]` of coef's dtype. */
 export function checkEmaGrad(coef: Tensor, g: Tensor): void {
-  if (g.dtype !== coef.dtype || g.ndim !== 2 || g.shape[0] !== coef.shape[0]) throw new ShapeError(`emaKernelGrad: gradient [${g.shape}] (${g.dtype}) does not match [${coef.shape[0]}, L]`);
+  if (g.dtype !== coef.dtype || g.ndim !== 2 || g.shape[0] !== coef.shape[0])
+    throw new ShapeError(`emaKernelGrad: gradient [${g.shape}] (${g.dtype}) does not match [${coef.shape[0]}, L]`);
 }
 
 /** `softmaxGrad`: y and g are floating tensors of one dtype and shape, at least 1-D. */
 export function checkSoftmaxGrad(y: Tensor, g: Tensor): void {
   if (y.dtype !== g.dtype || !isFloat(y.dtype)) throw new DTypeError(`softmaxGrad: expected two floating tensors of one dtype, got ${y.dtype} and ${g.dtype}`);
-  if (y.ndim === 0 || y.ndim !== g.ndim || y.shape.some((d, i) => d !== g.shape[i])) throw new ShapeError(`softmaxGrad: shapes [${y.shape}] and [${g.shape}] differ`);
+  if (y.ndim === 0 || y.ndim !== g.ndim || y.shape.some((d, i) => d !== g.shape[i]))
+    throw new ShapeError(`softmaxGrad: shapes [${y.shape}] and [${g.shape}] differ`);
 }

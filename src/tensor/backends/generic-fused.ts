@@ -32,7 +32,8 @@ export function emaKernelGeneric(coef: Tensor, q: Tensor, length: number): Tenso
 export function emaKernelGradGeneric(coef: Tensor, q: Tensor, g: Tensor): Tensor {
   checkCoefQ(coef, q, 'emaKernelGrad');
   checkEmaGrad(coef, g);
-  const [D, N] = coef.shape, L = g.shape[1];
+  const [D, N] = coef.shape,
+    L = g.shape[1];
   const gv = new Tensor(g.data, [D, 1, L], [g.strides[0], 0, g.strides[1]], g.offset); // D × 1 × L
   const v = K.binary(gv, powers(q, L), 'mul'); // D × N × L
   const s0 = K.reduce(v, 'sum', [2], false);
@@ -54,7 +55,8 @@ export function softmaxGradGeneric(y: Tensor, g: Tensor, log: boolean): Tensor {
 /** Generic `adamUpdate`, from elementwise primitives (scalars as 0-d tensors). */
 export function adamUpdateGeneric(p: Tensor, g: Tensor, m: Tensor, v: Tensor, h: AdamHyper): [Tensor, Tensor, Tensor] {
   const c = (x: number) => scalar(x, p.dtype);
-  const mul = (a: Tensor, b: Tensor) => K.binary(a, b, 'mul'), add = (a: Tensor, b: Tensor) => K.binary(a, b, 'add');
+  const mul = (a: Tensor, b: Tensor) => K.binary(a, b, 'mul'),
+    add = (a: Tensor, b: Tensor) => K.binary(a, b, 'add');
   const m1 = add(mul(c(h.beta1), m), mul(c(1 - h.beta1), g));
   const v1 = add(mul(c(h.beta2), v), mul(mul(c(1 - h.beta2), g), g));
   const denom = add(K.unary(v1, 'sqrt'), c(h.eps));

@@ -67,7 +67,13 @@ export function findSplitFile(dir: string, split: Split, suffixes: readonly stri
  * Check (or, with `truncate`, enforce) the model's input-length limit on token / value examples.
  * @throws DataError naming the first example that is too long
  */
-export function checkLengths<E extends Example>(examples: E[], maxLen: number, name: string, truncate: boolean, field: 'tokens' | 'tokens2' | 'values' | 'target' = 'tokens'): E[] {
+export function checkLengths<E extends Example>(
+  examples: E[],
+  maxLen: number,
+  name: string,
+  truncate: boolean,
+  field: 'tokens' | 'tokens2' | 'values' | 'target' = 'tokens',
+): E[] {
   if (!Number.isFinite(maxLen)) return examples;
   for (let i = 0; i < examples.length; i++) {
     const e = examples[i] as unknown as Record<string, Int32Array | Float32Array | undefined>;
@@ -142,9 +148,10 @@ export function classificationForward(model: Module, batch: Batch): StepOutput {
     const x = fromStorage(batch.srcValues, [B, batch.L]);
     logits = model instanceof SCRawModel ? model.forward(x) : (model as LRAModel).forward(x, lengths);
   } else {
-    const second = batch.srcTokens2 && batch.srcLengths2 && batch.L2 !== undefined
-      ? { srcTokens: ids(batch.srcTokens2, B, batch.L2), srcLengths: fromStorage(batch.srcLengths2, [B]) }
-      : undefined;
+    const second =
+      batch.srcTokens2 && batch.srcLengths2 && batch.L2 !== undefined
+        ? { srcTokens: ids(batch.srcTokens2, B, batch.L2), srcLengths: fromStorage(batch.srcLengths2, [B]) }
+        : undefined;
     logits = (model as LRAModel).forward(ids(batch.srcTokens, B, batch.L), lengths, second);
   }
   const labels = batch.labels;

@@ -39,7 +39,8 @@ export function fairseqLayout(dir: unknown): 'lra-text' | 'lra-image' | 'languag
  */
 export function checkImageChunk(L: number, chunk: unknown, what: string): void {
   const C = typeof chunk === 'number' ? chunk : -1;
-  if (C > 0 && L > C && L % C !== 0) throw new ConfigError(`${what}: images of ${L} pixels are not a multiple of the chunk size ${C} (image inputs cannot be padded)`);
+  if (C > 0 && L > C && L % C !== 0)
+    throw new ConfigError(`${what}: images of ${L} pixels are not a multiple of the chunk size ${C} (image inputs cannot be padded)`);
 }
 
 /** Loads the splits of a task from a fairseq data folder, or returns null when `args.data` is not one. */
@@ -47,8 +48,16 @@ export function loadFairseqLayout(task: string, args: TaskArgs, splits: readonly
   const dir = args.data as string;
   const layout = fairseqLayout(dir);
   if (layout === null) return null;
-  const want: Record<string, string> = { listops: 'lra-text', text: 'lra-text', retrieval: 'lra-text', image: 'lra-image', lm: 'language_modeling', translation: 'translation' };
-  if (want[task] !== layout) throw new ConfigError(`${dir}: a fairseq ${layout} data folder, but the task is ${task} (expected a ${want[task] ?? 'different'} folder)`);
+  const want: Record<string, string> = {
+    listops: 'lra-text',
+    text: 'lra-text',
+    retrieval: 'lra-text',
+    image: 'lra-image',
+    lm: 'language_modeling',
+    translation: 'translation',
+  };
+  if (want[task] !== layout)
+    throw new ConfigError(`${dir}: a fairseq ${layout} data folder, but the task is ${task} (expected a ${want[task] ?? 'different'} folder)`);
   const out: TaskData['splits'] = {};
   switch (layout) {
     case 'lra-text': {
@@ -67,7 +76,12 @@ export function loadFairseqLayout(task: string, args: TaskArgs, splits: readonly
     case 'lra-image': {
       const numClasses = modelArgs.sentence_class_num as number;
       for (const s of splits) {
-        const ex = readLraImage(dir, s, { mean: args.pixel_mean as number, std: args.pixel_std as number, maxPositions: maxInputLength('lra', modelArgs).source, numClasses });
+        const ex = readLraImage(dir, s, {
+          mean: args.pixel_mean as number,
+          std: args.pixel_std as number,
+          maxPositions: maxInputLength('lra', modelArgs).source,
+          numClasses,
+        });
         checkImageChunk(ex[0]?.values.length ?? 0, modelArgs.chunk_size, `${dir}/input/${s}.src`);
         out[s] = dataset<Example>(ex, `${dir} ${s}`);
       }
@@ -80,20 +94,30 @@ export function loadFairseqLayout(task: string, args: TaskArgs, splits: readonly
         const { dictionary, data } = readLm(dir, s);
         size = dictionary.size;
         const mode = (args.sample_break_mode as 'none' | 'complete' | undefined) ?? 'complete';
-        const block = s === 'train'
-          ? (C > 0 ? C * ((args.variant_block_multiple_min as number | undefined) ?? 1) : (args.tokens_per_sample as number))
-          : validBlockSize((args.valid_block as string | undefined) ?? 'size:100000000', data);
-        out[s] = dataset<Example>(tokenBlocks(data, block, mode).map((b) => ({ tokens: b.source, target: b.target })), `${dir} ${s}`);
+        const block =
+          s === 'train'
+            ? C > 0
+              ? C * ((args.variant_block_multiple_min as number | undefined) ?? 1)
+              : (args.tokens_per_sample as number)
+            : validBlockSize((args.valid_block as string | undefined) ?? 'size:100000000', data);
+        out[s] = dataset<Example>(
+          tokenBlocks(data, block, mode).map((b) => ({ tokens: b.source, target: b.target })),
+          `${dir} ${s}`,
+        );
       }
       return { splits: out, taskInfo: { dictionary_size: size, pad: PAD }, source: dir };
     }
     case 'translation': {
-      const src = args.source_lang as string | undefined, tgt = args.target_lang as string | undefined;
+      const src = args.source_lang as string | undefined,
+        tgt = args.target_lang as string | undefined;
       if (!src || !tgt) throw new ConfigError(`${dir}: a fairseq translation folder; give -s SRC -t TGT (--source-lang / --target-lang)`);
       let size = 0;
       for (const s of splits) {
         const r = readTranslation(dir, s, src, tgt);
-        if (r.sourceDictionary.size !== r.targetDictionary.size) throw new ConfigError(`${dir}: dict.${src}.txt and dict.${tgt}.txt differ in size; mega-ts translation models use one joined dictionary (--joined-dictionary)`);
+        if (r.sourceDictionary.size !== r.targetDictionary.size)
+          throw new ConfigError(
+            `${dir}: dict.${src}.txt and dict.${tgt}.txt differ in size; mega-ts translation models use one joined dictionary (--joined-dictionary)`,
+          );
         size = r.sourceDictionary.size;
         out[s] = dataset<Example>(r.examples, `${dir} ${s}`);
       }

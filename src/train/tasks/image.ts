@@ -31,7 +31,8 @@ function findPair(dir: string, split: Split): { images: string; labels: string }
 
 function loadPair(dir: string, split: Split, args: TaskArgs, numClasses: number): ValueExample[] {
   const p = findPair(dir, split);
-  if (!p) throw new DataError(`${dir}: no ${split} images (expected ${NAMES[split].map((n) => `${n}-images-idx3-ubyte + ${n}-labels-idx1-ubyte`).join(' or ')})`);
+  if (!p)
+    throw new DataError(`${dir}: no ${split} images (expected ${NAMES[split].map((n) => `${n}-images-idx3-ubyte + ${n}-labels-idx1-ubyte`).join(' or ')})`);
   const ds = loadIdxDataset(p.images, p.labels, { mean: args.pixel_mean as number, std: args.pixel_std as number, numClasses });
   return ds.examples;
 }

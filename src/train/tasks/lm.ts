@@ -37,7 +37,9 @@ export const lmTask: TrainTask = {
     const block = args.tokens_per_sample as number;
     const maxLen = maxInputLength('mega_lm', modelArgs).source;
     if (block > maxLen) {
-      throw new ConfigError(`--tokens-per-sample ${block} is longer than the model allows (max_target_positions ${maxLen} without chunking); lower it or raise --max-positions`);
+      throw new ConfigError(
+        `--tokens-per-sample ${block} is longer than the model allows (max_target_positions ${maxLen} without chunking); lower it or raise --max-positions`,
+      );
     }
     const path = dataPath(args, 'lm', 'a text file, or a folder with train.txt, valid.txt, test.txt');
     const out: TaskData['splits'] = {};

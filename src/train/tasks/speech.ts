@@ -23,7 +23,9 @@ function subdir(dir: string, split: Split): string | undefined {
 function labelsOf(root: string): string[] {
   let names: string[];
   try {
-    names = readdirSync(root).filter((d) => !d.startsWith('_') && isDir(join(root, d))).sort();
+    names = readdirSync(root)
+      .filter((d) => !d.startsWith('_') && isDir(join(root, d)))
+      .sort();
   } catch (e) {
     throw new DataError(`${root}: cannot read folder (${(e as Error).message.split('\n')[0]})`);
   }
@@ -45,7 +47,8 @@ function stratified(examples: ValueExample[], numClasses: number, seed: number):
   for (let c = 0; c < numClasses; c++) {
     const cls = examples.filter((e) => e.label === c);
     const perm = new Rng(deriveSeed(seed, 0x5c, c)).permutation(cls.length);
-    const nv = Math.round(cls.length * 0.15), nt = Math.round(cls.length * 0.15);
+    const nv = Math.round(cls.length * 0.15),
+      nt = Math.round(cls.length * 0.15);
     perm.forEach((j, i) => (i < nv ? out.valid : i < nv + nt ? out.test : out.train).push(cls[j]!));
   }
   return out;

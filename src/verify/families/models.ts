@@ -45,11 +45,12 @@ registerAdapter('MegaLanguageModel', {
     if (inputs.target) out.loss = lm.loss(logits, inputs.target);
     return out;
   },
-  incremental: (m, _inputs, steps) => noGrad(() => {
-    const lm = m as MegaLanguageModel;
-    const state = new IncrementalState();
-    return steps.map((s) => ({ logits: lm.forward(s.src_tokens, state) }));
-  }),
+  incremental: (m, _inputs, steps) =>
+    noGrad(() => {
+      const lm = m as MegaLanguageModel;
+      const state = new IncrementalState();
+      return steps.map((s) => ({ logits: lm.forward(s.src_tokens, state) }));
+    }),
 });
 
 registerAdapter('MegaModel', {
@@ -66,15 +67,16 @@ registerAdapter('MegaModel', {
     }
     return out;
   },
-  incremental: (m, inputs, steps) => noGrad(() => {
-    const mt = m as MegaModel;
-    const enc = mt.encoder.forward(inputs.src_tokens);
-    const state = new IncrementalState();
-    return steps.map((s) => {
-      const r = mt.decoder.forward(s.prev_output_tokens, enc, { state });
-      const o: Named = { logits: r.logits };
-      if (r.attn) o.attn = r.attn;
-      return o;
-    });
-  }),
+  incremental: (m, inputs, steps) =>
+    noGrad(() => {
+      const mt = m as MegaModel;
+      const enc = mt.encoder.forward(inputs.src_tokens);
+      const state = new IncrementalState();
+      return steps.map((s) => {
+        const r = mt.decoder.forward(s.prev_output_tokens, enc, { state });
+        const o: Named = { logits: r.logits };
+        if (r.attn) o.attn = r.attn;
+        return o;
+      });
+    }),
 });

@@ -6,7 +6,16 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
-  batchBySize, megaLmBlockDraws, monolingualOrder, epochBatches, groupUpdates, languagePairOrder, lraOrder, trainBatches, type TrainOrderArgs, type TrainSizes,
+  batchBySize,
+  megaLmBlockDraws,
+  monolingualOrder,
+  epochBatches,
+  groupUpdates,
+  languagePairOrder,
+  lraOrder,
+  trainBatches,
+  type TrainOrderArgs,
+  type TrainSizes,
 } from '../../../src/data/fairseq/order.js';
 import { DataError } from '../../../src/data/errors.js';
 import { readIndex, readIndexedDataset, tokenBlocks } from '../../../src/data/fairseq/index.js';
@@ -21,7 +30,10 @@ interface Expected {
 const expectedOf = (w: string): Expected => JSON.parse(readFileSync(join(ROOT, w, 'expected.json'), 'utf8')) as Expected;
 
 /** Lines of a text file (lra-image's pixel file). */
-const lineCount = (p: string): number => readFileSync(p, 'utf8').split('\n').filter((l) => l.length > 0).length;
+const lineCount = (p: string): number =>
+  readFileSync(p, 'utf8')
+    .split('\n')
+    .filter((l) => l.length > 0).length;
 
 /** The updates of epochs 1..E as lists of batches of ids. */
 function planned(a: TrainOrderArgs, s: TrainSizes, updateFreq: number, epochs: number): { epoch: number; ids: number[][] }[] {
@@ -121,9 +133,16 @@ describe('fairseq validation batches of the fixture worlds (in order, never shuf
 describe('ordering rules (hand-checked cases)', () => {
   it('batchBySize carries the remainder over the required multiple', () => {
     // 10 examples of length 1, at most 5 per batch, multiple 4: full at 5 → emit 4, carry 1
-    expect(batchBySize([0, 1, 2, 3, 4, 5, 6, 7, 8, 9], () => 1, { maxSentences: 5, multiple: 4 })).toEqual([[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]);
+    expect(batchBySize([0, 1, 2, 3, 4, 5, 6, 7, 8, 9], () => 1, { maxSentences: 5, multiple: 4 })).toEqual([
+      [0, 1, 2, 3],
+      [4, 5, 6, 7],
+      [8, 9],
+    ]);
     // max-tokens: (n+1) × longest > 10 closes the batch
-    expect(batchBySize([0, 1, 2, 3], (i) => [3, 3, 5, 2][i], { maxTokens: 10, multiple: 1 })).toEqual([[0, 1], [2, 3]]);
+    expect(batchBySize([0, 1, 2, 3], (i) => [3, 3, 5, 2][i], { maxTokens: 10, multiple: 1 })).toEqual([
+      [0, 1],
+      [2, 3],
+    ]);
   });
 
   it('batchBySize rejects an example longer than max-tokens', () => {

@@ -24,9 +24,15 @@ import { gpuAvailable } from './gpu-probe.js';
 /** Float dtypes a backend computes itself (others fall back to the CPU). */
 const PRECISIONS: Readonly<Record<string, FloatDType[]>> = { cpu: ['f64', 'f32'] };
 
-interface BackendFlags { name: string; precisions: FloatDType[]; skip: boolean }
+interface BackendFlags {
+  name: string;
+  precisions: FloatDType[];
+  skip: boolean;
+}
 const BACKENDS: BackendFlags[] = registeredBackends().map((name) => ({
-  name, precisions: PRECISIONS[name] ?? ['f32'], skip: name === 'gpujs' && skipWithout({ gpu: gpuAvailable() }),
+  name,
+  precisions: PRECISIONS[name] ?? ['f32'],
+  skip: name === 'gpujs' && skipWithout({ gpu: gpuAvailable() }),
 }));
 
 /** Runs `fn` in a describe block per registered backend, with that backend active (describeWithFlags). */
@@ -57,37 +63,156 @@ const pos = (x: Tensor) => F.add(F.square(x), 1);
 
 type Case = [name: string, fn: (...xs: Tensor[]) => Tensor, shapes: number[][], shift?: number];
 const CASES: Case[] = [
-  ['add broadcast', (a, b) => F.add(a, b), [[2, 3, 4], [3, 1]]],
+  [
+    'add broadcast',
+    (a, b) => F.add(a, b),
+    [
+      [2, 3, 4],
+      [3, 1],
+    ],
+  ],
   ['sub transposed', (a, b) => F.sub(T(a), b), [[4, 3], [4]]],
-  ['mul sliced', (a, b) => F.mul(S(a), S(b)), [[2, 5], [1, 5]]],
-  ['div', (a, b) => F.div(a, pos(b)), [[3, 4], [3, 4]]],
+  [
+    'mul sliced',
+    (a, b) => F.mul(S(a), S(b)),
+    [
+      [2, 5],
+      [1, 5],
+    ],
+  ],
+  [
+    'div',
+    (a, b) => F.div(a, pos(b)),
+    [
+      [3, 4],
+      [3, 4],
+    ],
+  ],
   ['pow scalar / tensor', (a, e) => F.add(F.pow(pos(a), 1.7), F.pow(pos(a), e)), [[3, 2], [2]]],
-  ['maximum, where, maskedFill', (a, b) => {
-    const mask = tensor([1, 0, 1, 0], [4], 'bool');
-    return F.add(F.where(F.reshape(mask, [4, 1]), F.maximum(a, T(b)), T(b)), F.maskedFill(a, F.reshape(mask, [4, 1]), -3));
-  }, [[4, 3], [3, 4]]],
-  ...(['neg', 'square', 'exp', 'abs', 'sigmoid', 'tanh', 'silu', 'relu', 'relu2', 'gelu', 'geluTanh', 'erf'] as const).map((n): Case =>
-    [n, (a) => (F as unknown as Record<string, (x: Tensor) => Tensor>)[n](S(T(a))), [[5, 4, 3]]]),
+  [
+    'maximum, where, maskedFill',
+    (a, b) => {
+      const mask = tensor([1, 0, 1, 0], [4], 'bool');
+      return F.add(F.where(F.reshape(mask, [4, 1]), F.maximum(a, T(b)), T(b)), F.maskedFill(a, F.reshape(mask, [4, 1]), -3));
+    },
+    [
+      [4, 3],
+      [3, 4],
+    ],
+  ],
+  ...(['neg', 'square', 'exp', 'abs', 'sigmoid', 'tanh', 'silu', 'relu', 'relu2', 'gelu', 'geluTanh', 'erf'] as const).map((n): Case => [
+    n,
+    (a) => (F as unknown as Record<string, (x: Tensor) => Tensor>)[n](S(T(a))),
+    [[5, 4, 3]],
+  ]),
   ['sqrt rsqrt log', (a) => F.add(F.add(F.sqrt(S(a)), F.rsqrt(S(a))), F.sum(F.log(T(a)))), [[3, 4]], 3],
   ['laplace', (a) => F.laplace(T(a)), [[3, 4]], 0.7],
   ['sum / mean over axes', (a) => F.add(F.sum(T(a), 1, true), F.reshape(F.mean(a, [0, 2]), [2, 1, 1])), [[4, 2, 4]]],
   ['max, variance', (a) => F.mul(F.max(T(a), -1, true), F.variance(S(a), [0, 1], false, true)), [[4, 3]]],
   ['softmax / logSoftmax any axis', (a) => F.add(F.softmax(T(a), 0), F.logSoftmax(F.mul(a, 3), 1)), [[4, 4]]],
-  ['movement: reshape permute expand flip', (a) => F.mul(F.reshape(F.permute(a, [2, 0, 1]), [4, 6]), F.flip(F.reshape(F.expand(F.narrow(a, 1, 0, 1), [2, 3, 4]), [4, 6]), [0])), [[2, 3, 4]]],
-  ['concat, split, stack, pad', (a, b) => {
-    const [x, y] = F.split(a, [1, 3], 1);
-    return F.add(F.concat([F.mul(F.sum(x), y), T(b)], 1), F.pad(F.stack([a, a], 0), [[-1, 0], [0, 0], [-1, 1]], 0.5));
-  }, [[2, 4], [1, 2]]],
-  ['many-way concat', (a) => F.concat(Array.from({ length: 9 }, (_, i) => F.mul(a, i + 1)), 0), [[2, 3]]],
-  ['rank-5 broadcast (folded grid)', (a, b) => F.mul(a, b), [[2, 3, 2, 3, 4], [3, 1, 1, 4]]],
-  ['matmul batch broadcast, transposed', (a, b) => F.matmul(F.transpose(a, -1, -2), b), [[2, 1, 4, 3], [3, 4, 2]]],
-  ['matmul 2-d and 4-d batch', (a, b, c) => F.add(F.sum(F.matmul(a, b)), F.sum(F.matmul(c, F.transpose(c, -1, -2)))), [[3, 4], [4, 2], [2, 3, 2, 5]]],
+  [
+    'movement: reshape permute expand flip',
+    (a) => F.mul(F.reshape(F.permute(a, [2, 0, 1]), [4, 6]), F.flip(F.reshape(F.expand(F.narrow(a, 1, 0, 1), [2, 3, 4]), [4, 6]), [0])),
+    [[2, 3, 4]],
+  ],
+  [
+    'concat, split, stack, pad',
+    (a, b) => {
+      const [x, y] = F.split(a, [1, 3], 1);
+      return F.add(
+        F.concat([F.mul(F.sum(x), y), T(b)], 1),
+        F.pad(
+          F.stack([a, a], 0),
+          [
+            [-1, 0],
+            [0, 0],
+            [-1, 1],
+          ],
+          0.5,
+        ),
+      );
+    },
+    [
+      [2, 4],
+      [1, 2],
+    ],
+  ],
+  [
+    'many-way concat',
+    (a) =>
+      F.concat(
+        Array.from({ length: 9 }, (_, i) => F.mul(a, i + 1)),
+        0,
+      ),
+    [[2, 3]],
+  ],
+  [
+    'rank-5 broadcast (folded grid)',
+    (a, b) => F.mul(a, b),
+    [
+      [2, 3, 2, 3, 4],
+      [3, 1, 1, 4],
+    ],
+  ],
+  [
+    'matmul batch broadcast, transposed',
+    (a, b) => F.matmul(F.transpose(a, -1, -2), b),
+    [
+      [2, 1, 4, 3],
+      [3, 4, 2],
+    ],
+  ],
+  [
+    'matmul 2-d and 4-d batch',
+    (a, b, c) => F.add(F.sum(F.matmul(a, b)), F.sum(F.matmul(c, F.transpose(c, -1, -2)))),
+    [
+      [3, 4],
+      [4, 2],
+      [2, 3, 2, 5],
+    ],
+  ],
   ['linear', (x, w, b) => F.linear(T(x), w, b), [[3, 2, 4], [5, 4], [5]]],
-  ['embedding with repeats', (w) => F.embedding(w, tensor([[0, 2, 2], [1, 0, 3]], 'i32')), [[4, 3]]],
-  ['gather, cross-entropy', (a) => F.add(F.sum(F.gather(a, 1, tensor([[1], [0], [2], [3]], 'i32'))),
-    F.crossEntropy(a, tensor([1, 3, 0, 2], [4], 'i32'), { ignoreIndex: 0, labelSmoothing: 0.1 }).loss), [[4, 5]]],
-  ['fftConv causal, window, broadcast', (x, k, y) => F.add(F.sum(F.fftConv(x, k, 0, 6)), F.sum(F.fftConv(T(y), F.narrow(k, 0, 0, 1), 1, 4))), [[2, 3, 6], [3, 6], [6, 3]]],
-  ['fftConv long', (x, k) => F.fftConv(x, k, 3, 40), [[2, 50], [2, 50]]],
+  [
+    'embedding with repeats',
+    (w) =>
+      F.embedding(
+        w,
+        tensor(
+          [
+            [0, 2, 2],
+            [1, 0, 3],
+          ],
+          'i32',
+        ),
+      ),
+    [[4, 3]],
+  ],
+  [
+    'gather, cross-entropy',
+    (a) =>
+      F.add(
+        F.sum(F.gather(a, 1, tensor([[1], [0], [2], [3]], 'i32'))),
+        F.crossEntropy(a, tensor([1, 3, 0, 2], [4], 'i32'), { ignoreIndex: 0, labelSmoothing: 0.1 }).loss,
+      ),
+    [[4, 5]],
+  ],
+  [
+    'fftConv causal, window, broadcast',
+    (x, k, y) => F.add(F.sum(F.fftConv(x, k, 0, 6)), F.sum(F.fftConv(T(y), F.narrow(k, 0, 0, 1), 1, 4))),
+    [
+      [2, 3, 6],
+      [3, 6],
+      [6, 3],
+    ],
+  ],
+  [
+    'fftConv long',
+    (x, k) => F.fftConv(x, k, 3, 40),
+    [
+      [2, 50],
+      [2, 50],
+    ],
+  ],
 ];
 
 function run(fn: Case[1], inputs: Tensor[], w: Tensor): { out: number[]; grads: number[][] } {
@@ -101,11 +226,23 @@ describeEachBackend('ops (f32 against an f64 reference)', (b) => {
     it(name, () => {
       const gen = new Generator(99);
       const base = shapes.map((s) => randNormal(s, shift, 1, 'f32', gen));
-      const outShape = (() => { const prev = getBackend(); setBackend('cpu'); try { return F.noGrad(() => fn(...base.map((t) => F.cast(t, 'f64')))).shape; } finally { setBackend(prev); } })();
+      const outShape = (() => {
+        const prev = getBackend();
+        setBackend('cpu');
+        try {
+          return F.noGrad(() => fn(...base.map((t) => F.cast(t, 'f64')))).shape;
+        } finally {
+          setBackend(prev);
+        }
+      })();
       const w = randNormal(outShape, 0, 1, 'f32', new Generator(5));
       const prev = getBackend();
       setBackend('cpu');
-      const ref = run(fn, base.map((t) => F.requiresGrad(F.cast(t, 'f64'))), w);
+      const ref = run(
+        fn,
+        base.map((t) => F.requiresGrad(F.cast(t, 'f64'))),
+        w,
+      );
       setBackend(prev);
       resetFallbacks();
       const inputs = base.map((t) => F.requiresGrad(new Tensor(t.storage.slice(), t.shape, t.strides, 0)));
@@ -118,24 +255,28 @@ describeEachBackend('ops (f32 against an f64 reference)', (b) => {
   }
 });
 
-describeEachBackend('golden cases (PyTorch release)', (b) => {
-  const files = goldenFiles();
-  it('has all 49 public cases', () => {
-    if (!GOLDEN_FILTER) expect(files.length).toBe(49);
-  });
-  for (const f of files) {
-    for (const prec of b.precisions) {
-      it(`${f.replace('.msgpack', '')} ${prec}`, () => {
-        resetFallbacks();
-        const launches = GpuDevice.get()?.counters.launches ?? 0;
-        const r = tidy(() => runFile(goldenPath(f), prec));
-        expect(r.pass, explain(r)).toBe(true);
-        expect(r.tensors.length).toBeGreaterThan(0);
-        // everything ran on the backend: no f64 work, no unexpected fallbacks
-        const fb = Object.keys(fallbacks()).filter((k) => !/isfinite/.test(k));
-        expect(fb, `CPU fallbacks in ${f}`).toEqual([]);
-        if (b.name === 'gpujs') expect(GpuDevice.get()!.counters.launches - launches, 'gpu.js kernel launches').toBeGreaterThan(0);
-      }, 120_000);
+describeEachBackend(
+  'golden cases (PyTorch release)',
+  (b) => {
+    const files = goldenFiles();
+    it('has all 49 public cases', () => {
+      if (!GOLDEN_FILTER) expect(files.length).toBe(49);
+    });
+    for (const f of files) {
+      for (const prec of b.precisions) {
+        it(`${f.replace('.msgpack', '')} ${prec}`, () => {
+          resetFallbacks();
+          const launches = GpuDevice.get()?.counters.launches ?? 0;
+          const r = tidy(() => runFile(goldenPath(f), prec));
+          expect(r.pass, explain(r)).toBe(true);
+          expect(r.tensors.length).toBeGreaterThan(0);
+          // everything ran on the backend: no f64 work, no unexpected fallbacks
+          const fb = Object.keys(fallbacks()).filter((k) => !/isfinite/.test(k));
+          expect(fb, `CPU fallbacks in ${f}`).toEqual([]);
+          if (b.name === 'gpujs') expect(GpuDevice.get()!.counters.launches - launches, 'gpu.js kernel launches').toBeGreaterThan(0);
+        }, 120_000);
+      }
     }
-  }
-}, (b) => b.name !== 'cpu');
+  },
+  (b) => b.name !== 'cpu',
+);

@@ -10,7 +10,9 @@ import { gpuAvailable } from './gpu-probe.js';
 // without a GPU mode (and without CI) these are skipped with the run's summary line
 const skip = skipWithout({ gpu: gpuAvailable() });
 
-beforeAll(() => { if (!skip) selectBackend('gpujs'); }, 180_000);
+beforeAll(() => {
+  if (!skip) selectBackend('gpujs');
+}, 180_000);
 afterAll(() => setBackend('cpu'));
 
 it.skipIf(skip)('empty operands and large grids', () => {
@@ -19,7 +21,10 @@ it.skipIf(skip)('empty operands and large grids', () => {
   expect(K.scatterAdd([2, 3], 1, zeros([2, 0], 'i32'), zeros([2, 0])).toArray()).toEqual([0, 0, 0, 0, 0, 0]);
   expect(K.binary(zeros([0, 3]), zeros([1, 3]), 'add').shape).toEqual([0, 3]);
   // an i32 index computed on the device feeds a gather, a bool mask feeds where
-  const x = tensor([[1, 5, 2], [7, 0, 3]]);
+  const x = tensor([
+    [1, 5, 2],
+    [7, 0, 3],
+  ]);
   const am = K.argmax(x, 1);
   expect(am.toArray()).toEqual([1, 0]);
   const top = K.gather(x, 1, reshape(am, [2, 1]));

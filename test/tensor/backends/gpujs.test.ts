@@ -21,7 +21,9 @@ import { gpuAvailable } from './gpu-probe.js';
 // ---- the mode that ran ------------------------------------------------------------------------
 
 describe.skipIf(skipWithout({ gpu: gpuAvailable() }))('gpujs device', () => {
-  beforeAll(() => { selectBackend('gpujs'); }, 180_000);
+  beforeAll(() => {
+    selectBackend('gpujs');
+  }, 180_000);
   afterAll(() => setBackend('cpu'));
 
   it('runs gpu.js on a GPU mode, not a CPU one', () => {
@@ -38,8 +40,12 @@ describe.skipIf(skipWithout({ gpu: gpuAvailable() }))('gpujs device', () => {
 
   it('keeps results on the device between kernels and reads back only on request', () => {
     const d = GpuDevice.get()!;
-    const a = tensor([[1, 2, 3], [4, 5, 6]]);
-    const reads = d.counters.readbacks, launches = d.counters.launches;
+    const a = tensor([
+      [1, 2, 3],
+      [4, 5, 6],
+    ]);
+    const reads = d.counters.readbacks,
+      launches = d.counters.launches;
     const y = K.softmax(K.matmul(K.binary(a, tensor([1, 1, 1]), 'mul'), F.transpose(a, 0, 1)), false);
     const z = K.reduce(F.transpose(y, 0, 1), 'sum', [0], false);
     expect(y.device).toBeInstanceOf(GpuData);
@@ -72,20 +78,25 @@ describe.skipIf(skipWithout({ gpu: gpuAvailable() }))('gpujs device', () => {
   it('tidy releases device memory; a training step does not grow it', () => {
     const d = GpuDevice.get()!;
     const gen = new Generator(7);
-    const l1 = new Linear(16, 32, { gen }), l2 = new Linear(32, 5, { gen });
+    const l1 = new Linear(16, 32, { gen }),
+      l2 = new Linear(32, 5, { gen });
     const params = [...l1.parameters(), ...l2.parameters()];
     const opt = new Adam(params, { lr: 1e-2 });
     const x = randNormal([12, 16], 0, 1, 'f32', gen);
     const t = tensor([0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 0, 1], 'i32');
-    const live: number[] = [], bufs: number[] = [], losses: number[] = [];
+    const live: number[] = [],
+      bufs: number[] = [],
+      losses: number[] = [];
     for (let step = 0; step < 6; step++) {
-      losses.push(tidy(() => {
-        const { loss } = F.crossEntropy(l2.forward(F.gelu(l1.forward(x))), t);
-        F.backward(loss);
-        opt.step();
-        opt.zeroGrad();
-        return loss.item();
-      }));
+      losses.push(
+        tidy(() => {
+          const { loss } = F.crossEntropy(l2.forward(F.gelu(l1.forward(x))), t);
+          F.backward(loss);
+          opt.step();
+          opt.zeroGrad();
+          return loss.item();
+        }),
+      );
       const s = d.stats();
       live.push(s.liveBytes);
       bufs.push(s.buffers);

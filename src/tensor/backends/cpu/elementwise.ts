@@ -7,20 +7,45 @@ import { fromStorage, Tensor } from '../../tensor.js';
 import { elementwiseLoop, type Operand } from './codegen.js';
 
 const UNARY: Record<UnaryOp, string> = {
-  neg: '-v0', exp: 'Math.exp(v0)', log: 'Math.log(v0)', sqrt: 'Math.sqrt(v0)', rsqrt: '1 / Math.sqrt(v0)',
-  sigmoid: '1 / (1 + Math.exp(-v0))', tanh: 'Math.tanh(v0)', erf: 'erf(v0)', abs: 'Math.abs(v0)',
-  relu: '(v0 > 0 ? v0 : (v0 !== v0 ? v0 : 0))', sign: 'Math.sign(v0)', sin: 'Math.sin(v0)', cos: 'Math.cos(v0)',
-  square: 'v0 * v0', recip: '1 / v0', silu: 'v0 / (1 + Math.exp(-v0))',
+  neg: '-v0',
+  exp: 'Math.exp(v0)',
+  log: 'Math.log(v0)',
+  sqrt: 'Math.sqrt(v0)',
+  rsqrt: '1 / Math.sqrt(v0)',
+  sigmoid: '1 / (1 + Math.exp(-v0))',
+  tanh: 'Math.tanh(v0)',
+  erf: 'erf(v0)',
+  abs: 'Math.abs(v0)',
+  relu: '(v0 > 0 ? v0 : (v0 !== v0 ? v0 : 0))',
+  sign: 'Math.sign(v0)',
+  sin: 'Math.sin(v0)',
+  cos: 'Math.cos(v0)',
+  square: 'v0 * v0',
+  recip: '1 / v0',
+  silu: 'v0 / (1 + Math.exp(-v0))',
   gelu: '0.5 * v0 * (1 + erf(v0 * 0.7071067811865476))',
   geluGrad: '0.5 * (1 + erf(v0 * 0.7071067811865476)) + v0 * Math.exp(-0.5 * v0 * v0) * 0.3989422804014327',
-  step: '(v0 > 0 ? 1 : 0)', not: '(v0 ? 0 : 1)', isfinite: '(Number.isFinite(v0) ? 1 : 0)',
+  step: '(v0 > 0 ? 1 : 0)',
+  not: '(v0 ? 0 : 1)',
+  isfinite: '(Number.isFinite(v0) ? 1 : 0)',
 };
 
 const BINARY: Record<BinaryOp, string> = {
-  add: 'v0 + v1', sub: 'v0 - v1', mul: 'v0 * v1', div: 'v0 / v1', pow: 'Math.pow(v0, v1)',
-  max: '(v0 >= v1 || v0 !== v0 ? v0 : v1)', min: '(v0 <= v1 || v0 !== v0 ? v0 : v1)',
-  eq: '(v0 === v1 ? 1 : 0)', ne: '(v0 !== v1 ? 1 : 0)', lt: '(v0 < v1 ? 1 : 0)', le: '(v0 <= v1 ? 1 : 0)',
-  gt: '(v0 > v1 ? 1 : 0)', ge: '(v0 >= v1 ? 1 : 0)', and: '(v0 && v1 ? 1 : 0)', or: '(v0 || v1 ? 1 : 0)',
+  add: 'v0 + v1',
+  sub: 'v0 - v1',
+  mul: 'v0 * v1',
+  div: 'v0 / v1',
+  pow: 'Math.pow(v0, v1)',
+  max: '(v0 >= v1 || v0 !== v0 ? v0 : v1)',
+  min: '(v0 <= v1 || v0 !== v0 ? v0 : v1)',
+  eq: '(v0 === v1 ? 1 : 0)',
+  ne: '(v0 !== v1 ? 1 : 0)',
+  lt: '(v0 < v1 ? 1 : 0)',
+  le: '(v0 <= v1 ? 1 : 0)',
+  gt: '(v0 > v1 ? 1 : 0)',
+  ge: '(v0 >= v1 ? 1 : 0)',
+  and: '(v0 && v1 ? 1 : 0)',
+  or: '(v0 || v1 ? 1 : 0)',
 };
 
 const BOOL_RESULT = new Set<string>(['eq', 'ne', 'lt', 'le', 'gt', 'ge', 'and', 'or', 'not', 'isfinite']);
@@ -38,7 +63,11 @@ export function operand(t: Tensor, shape: readonly number[]): Operand {
 export function runLoop(name: string, expr: string, inputs: Tensor[], shape: readonly number[], outDtype: DType): Tensor {
   const out = allocate(outDtype, sizeOf(shape));
   const key = `${name}|${inputs.map((t) => t.dtype).join(',')}|${outDtype}`;
-  elementwiseLoop(key, inputs.length, expr)(out, shape, inputs.map((t) => operand(t, shape)));
+  elementwiseLoop(key, inputs.length, expr)(
+    out,
+    shape,
+    inputs.map((t) => operand(t, shape)),
+  );
   return fromStorage(out, shape);
 }
 

@@ -25,7 +25,8 @@ function fftTables(n: number): { tw: Float64Array; twi: Float64Array; brev: Int3
   const key = String(n);
   let t = tables.get(key);
   if (t) return t;
-  const tw = new Float64Array(n), twi = new Float64Array(n);
+  const tw = new Float64Array(n),
+    twi = new Float64Array(n);
   for (let j = 0; j < n / 2; j++) {
     const a = (2 * Math.PI * j) / n;
     tw[2 * j] = twi[2 * j] = Math.cos(a);
@@ -56,7 +57,8 @@ const SIMD_DIRECT_WORK = 1;
 /** SIMD `fftConv`, or null (same contract as `fftConvCpu`). */
 export function fftConvSimd(x: Tensor, k: Tensor, start: number, length: number): Tensor | null {
   checkFftConv(x, k, length);
-  const Lx = x.shape[x.ndim - 1], Lk = k.shape[k.ndim - 1];
+  const Lx = x.shape[x.ndim - 1],
+    Lk = k.shape[k.ndim - 1];
   const full = Lx + Lk - 1;
   const n = nextPow2(full);
   // only tiny products stay on the plain-TS kernel's direct sum (and degenerate sizes)
@@ -64,7 +66,8 @@ export function fftConvSimd(x: Tensor, k: Tensor, start: number, length: number)
   if (!Number.isInteger(start) || Math.abs(start) > 2 ** 30 || n > 2 ** 24) return null;
   const rt = wasmRuntime();
   if (!rt) return null;
-  const xLead = x.shape.slice(0, -1), kLead = k.shape.slice(0, -1);
+  const xLead = x.shape.slice(0, -1),
+    kLead = k.shape.slice(0, -1);
   const outLead = broadcastShapes(xLead, kLead, 'fftConv');
   const rows = sizeOf(outLead);
   if (rows === 0) return fromStorage(allocate(x.dtype, 0), [...outLead, length]);
@@ -115,11 +118,17 @@ export function fftConvSimd(x: Tensor, k: Tensor, start: number, length: number)
   const ar = wasmArena(rt);
   ar.reset();
   const cfg = ar.alloc(FFT_CFG_BYTES);
-  const px = ar.alloc(x.size * E), pk = ar.alloc(k.size * E);
-  const zero = ar.alloc(Math.max(Lx, Lk) * E), dummy = ar.alloc(length * E);
+  const px = ar.alloc(x.size * E),
+    pk = ar.alloc(k.size * E);
+  const zero = ar.alloc(Math.max(Lx, Lk) * E),
+    dummy = ar.alloc(length * E);
   const po = ar.alloc(rows * length * E);
-  const ptw = ar.alloc(n * E), ptwi = ar.alloc(n * E), pbrev = ar.alloc(n * 4);
-  const pclasses = ar.alloc(classK.length * R * 4), pgroups = ar.alloc(groups.length * 2 * R * 4), ptasks = ar.alloc(tasks.length * 12);
+  const ptw = ar.alloc(n * E),
+    ptwi = ar.alloc(n * E),
+    pbrev = ar.alloc(n * 4);
+  const pclasses = ar.alloc(classK.length * R * 4),
+    pgroups = ar.alloc(groups.length * 2 * R * 4),
+    ptasks = ar.alloc(tasks.length * 12);
   const scrBytes = n * 64 + (n / 2 + 1) * 64;
   const scr = ar.alloc(threads * scrBytes);
   ar.commit();

@@ -53,12 +53,15 @@ export function rowIndex(lead: readonly number[], outLead: readonly number[]): I
 /** CPU `fftConv`. */
 export function fftConvCpu(x: Tensor, k: Tensor, start: number, length: number): Tensor {
   checkFftConv(x, k, length);
-  const Lx = x.shape[x.ndim - 1], Lk = k.shape[k.ndim - 1];
-  const xLead = x.shape.slice(0, -1), kLead = k.shape.slice(0, -1);
+  const Lx = x.shape[x.ndim - 1],
+    Lk = k.shape[k.ndim - 1];
+  const xLead = x.shape.slice(0, -1),
+    kLead = k.shape.slice(0, -1);
   const outLead = broadcastShapes(xLead, kLead, 'fftConv');
   const rows = sizeOf(outLead);
   const out = allocate(x.dtype, rows * length);
-  const xs = dense(x), ks = dense(k);
+  const xs = dense(x),
+    ks = dense(k);
   const xRow = rowIndex(xLead, outLead).map((r) => r * Lx);
   const kRow = rowIndex(kLead, outLead).map((r) => r * Lk);
   const full = Lx + Lk - 1;
@@ -66,10 +69,13 @@ export function fftConvCpu(x: Tensor, k: Tensor, start: number, length: number):
   const direct = length * Lk <= 6 * n * Math.log2(n) || Lx === 0 || Lk === 0;
   if (direct) {
     for (let r = 0; r < rows; r++) {
-      const xo = xRow[r], ko = kRow[r], oo = r * length;
+      const xo = xRow[r],
+        ko = kRow[r],
+        oo = r * length;
       for (let t = 0; t < length; t++) {
         const m = start + t;
-        const jLo = Math.max(0, m - Lx + 1), jHi = Math.min(Lk - 1, m);
+        const jLo = Math.max(0, m - Lx + 1),
+          jHi = Math.min(Lk - 1, m);
         let s = 0;
         for (let j = jLo; j <= jHi; j++) s += ks[ko + j] * xs[xo + m - j];
         out[oo + t] = s;
@@ -101,7 +107,10 @@ export function fftConvCpu(x: Tensor, k: Tensor, start: number, length: number):
     fft.realTransform(spec, inp);
     fft.completeSpectrum(spec);
     for (let i = 0; i < 2 * n; i += 2) {
-      const a = spec[i], b = spec[i + 1], c = ksp[i], d = ksp[i + 1];
+      const a = spec[i],
+        b = spec[i + 1],
+        c = ksp[i],
+        d = ksp[i + 1];
       spec[i] = a * c - b * d;
       spec[i + 1] = a * d + b * c;
     }

@@ -25,7 +25,8 @@ const BLOCK = 32;
 const EMA_CUTOFF = -645;
 
 function checkCoefQ(coef: Tensor, q: Tensor, op: string): void {
-  if (coef.dtype !== q.dtype || (coef.dtype !== 'f32' && coef.dtype !== 'f64')) throw new DTypeError(`${op}: expected two floating tensors of one dtype, got ${coef.dtype} and ${q.dtype}`);
+  if (coef.dtype !== q.dtype || (coef.dtype !== 'f32' && coef.dtype !== 'f64'))
+    throw new DTypeError(`${op}: expected two floating tensors of one dtype, got ${coef.dtype} and ${q.dtype}`);
   if (coef.ndim !== 2 || q.ndim !== 2 || coef.shape[0] !== q.shape[0] || coef.shape[1] !== q.shape[1]) {
     throw new ShapeError(`${op}: coef and q must both be [D, N], got [${coef.shape}] and [${q.shape}]`);
   }
@@ -36,14 +37,16 @@ export function emaKernelCpu(coef: Tensor, q: Tensor, length: number): Tensor {
   checkCoefQ(coef, q, 'emaKernel');
   if (!Number.isInteger(length) || length < 0) throw new ShapeError(`emaKernel: invalid length ${length}`);
   const [D, N] = coef.shape;
-  const c = dense(coef), qq = dense(q);
+  const c = dense(coef),
+    qq = dense(q);
   const out = allocate(coef.dtype, D * length) as FloatStorage;
   const acc = new Float64Array(length);
   const pw = new Float64Array(BLOCK);
   for (let d = 0; d < D; d++) {
     acc.fill(0);
     for (let n = 0; n < N; n++) {
-      const cn = c[d * N + n], lq = Math.log(qq[d * N + n]);
+      const cn = c[d * N + n],
+        lq = Math.log(qq[d * N + n]);
       for (let j = 0; j < BLOCK; j++) pw[j] = Math.exp(j * lq);
       for (let l0 = 0; l0 < length; l0 += BLOCK) {
         if (l0 * lq < EMA_CUTOFF) break; // negligible (< 1e-280) from here on
@@ -61,17 +64,22 @@ export function emaKernelCpu(coef: Tensor, q: Tensor, length: number): Tensor {
 export function emaKernelGradCpu(coef: Tensor, q: Tensor, g: Tensor): Tensor {
   checkCoefQ(coef, q, 'emaKernelGrad');
   const [D, N] = coef.shape;
-  if (g.dtype !== coef.dtype || g.ndim !== 2 || g.shape[0] !== D) throw new ShapeError(`emaKernelGrad: gradient [${g.shape}] (${g.dtype}) does not match [${D}, L]`);
+  if (g.dtype !== coef.dtype || g.ndim !== 2 || g.shape[0] !== D)
+    throw new ShapeError(`emaKernelGrad: gradient [${g.shape}] (${g.dtype}) does not match [${D}, L]`);
   const L = g.shape[1];
-  const c = dense(coef), qq = dense(q), gg = dense(g);
+  const c = dense(coef),
+    qq = dense(q),
+    gg = dense(g);
   const out = allocate(coef.dtype, 2 * D * N) as FloatStorage;
   const pw = new Float64Array(BLOCK);
   for (let d = 0; d < D; d++) {
     const go = d * L;
     for (let n = 0; n < N; n++) {
-      const qv = qq[d * N + n], lq = Math.log(qv);
+      const qv = qq[d * N + n],
+        lq = Math.log(qv);
       for (let j = 0; j < BLOCK; j++) pw[j] = Math.exp(j * lq);
-      let s0 = 0, s1 = 0;
+      let s0 = 0,
+        s1 = 0;
       for (let l0 = 0; l0 < L; l0 += BLOCK) {
         if (l0 * lq < EMA_CUTOFF) break;
         const base = Math.exp(l0 * lq);
@@ -91,9 +99,12 @@ export function emaKernelGradCpu(coef: Tensor, q: Tensor, g: Tensor): Tensor {
 
 /** CPU `softmaxGrad` along the last axis (float64 row sums). */
 export function softmaxGradCpu(y: Tensor, g: Tensor, log: boolean): Tensor {
-  if (y.dtype !== g.dtype || (y.dtype !== 'f32' && y.dtype !== 'f64')) throw new DTypeError(`softmaxGrad: expected two floating tensors of one dtype, got ${y.dtype} and ${g.dtype}`);
-  if (y.ndim === 0 || y.ndim !== g.ndim || y.shape.some((d, i) => d !== g.shape[i])) throw new ShapeError(`softmaxGrad: shapes [${y.shape}] and [${g.shape}] differ`);
-  const yy = dense(y), gg = dense(g);
+  if (y.dtype !== g.dtype || (y.dtype !== 'f32' && y.dtype !== 'f64'))
+    throw new DTypeError(`softmaxGrad: expected two floating tensors of one dtype, got ${y.dtype} and ${g.dtype}`);
+  if (y.ndim === 0 || y.ndim !== g.ndim || y.shape.some((d, i) => d !== g.shape[i]))
+    throw new ShapeError(`softmaxGrad: shapes [${y.shape}] and [${g.shape}] differ`);
+  const yy = dense(y),
+    gg = dense(g);
   const n = y.shape[y.ndim - 1];
   const rows = n === 0 ? 0 : y.size / n;
   const out = allocate(y.dtype, y.size) as FloatStorage;
@@ -122,12 +133,15 @@ export function laplaceCpu(x: Tensor, mu: number, den: number): Tensor {
   if (x.dtype !== 'f32' && x.dtype !== 'f64') throw new DTypeError(`laplace: expected a floating tensor, got ${x.dtype}`);
   const n = x.size;
   if (x.dtype === 'f32') {
-    const src = dense(x) as Float32Array, out = new Float32Array(n);
-    const m = Math.fround(mu), d = Math.fround(den);
+    const src = dense(x) as Float32Array,
+      out = new Float32Array(n);
+    const m = Math.fround(mu),
+      d = Math.fround(den);
     for (let i = 0; i < n; i++) out[i] = 0.5 * Math.fround(1 + Math.fround(erf(Math.fround(Math.fround(src[i] - m) / d))));
     return fromStorage(out, x.shape);
   }
-  const src = dense(x) as Float64Array, out = new Float64Array(n);
+  const src = dense(x) as Float64Array,
+    out = new Float64Array(n);
   for (let i = 0; i < n; i++) out[i] = 0.5 * (1 + erf((src[i] - mu) / den));
   return fromStorage(out, x.shape);
 }

@@ -57,11 +57,24 @@ const P_PPN = 13;
  * (no output elements, or K = 0 and C zeroed).
  */
 export function gemmSizes(
-  a: FloatArray, b: FloatArray, c: FloatArray,
-  batch: number, M: number, N: number, K: number,
-  aBatchStride: number, bBatchStride: number,
+  a: FloatArray,
+  b: FloatArray,
+  c: FloatArray,
+  batch: number,
+  M: number,
+  N: number,
+  K: number,
+  aBatchStride: number,
+  bBatchStride: number,
 ): boolean {
-  for (const [name, v] of [['batch', batch], ['M', M], ['N', N], ['K', K], ['aBatchStride', aBatchStride], ['bBatchStride', bBatchStride]] as const) {
+  for (const [name, v] of [
+    ['batch', batch],
+    ['M', M],
+    ['N', N],
+    ['K', K],
+    ['aBatchStride', aBatchStride],
+    ['bBatchStride', bBatchStride],
+  ] as const) {
     if (!Number.isInteger(v) || v < 0) throw new RangeError(`gemm: ${name} must be a non-negative integer, got ${v}`);
   }
   if (batch === 0 || M === 0 || N === 0) return false;
@@ -216,12 +229,34 @@ interface Kernels extends PoolKernel {
   packA(x: FloatArray, xOff: number, rows: number, K: number, si: number, sk: number, dst: FloatArray, dOff: number): void;
   packB(x: FloatArray, xOff: number, rows: number, K: number, si: number, sk: number, dst: FloatArray, dOff: number): void;
   macro(
-    w: FloatArray, apOff: number, bpOff: number, c: FloatArray, cOff: number,
-    M: number, N: number, K: number, p0: number, p1: number, q0: number, q1: number,
+    w: FloatArray,
+    apOff: number,
+    bpOff: number,
+    c: FloatArray,
+    cOff: number,
+    M: number,
+    N: number,
+    K: number,
+    p0: number,
+    p1: number,
+    q0: number,
+    q1: number,
   ): void;
   small(
-    a: FloatArray, aOff: number, ais: number, aks: number, b: FloatArray, bOff: number, bks: number, bjs: number,
-    c: FloatArray, cOff: number, M: number, N: number, K: number, acc: Float64Array,
+    a: FloatArray,
+    aOff: number,
+    ais: number,
+    aks: number,
+    b: FloatArray,
+    bOff: number,
+    bks: number,
+    bjs: number,
+    c: FloatArray,
+    cOff: number,
+    M: number,
+    N: number,
+    K: number,
+    acc: Float64Array,
   ): void;
 }
 
@@ -284,10 +319,17 @@ function strides(M: number, N: number, K: number, transA: boolean, transB: boole
  * {@link setNumThreads}), the result is bitwise the same for any thread count.
  */
 export function gemmJs(
-  a: FloatArray, b: FloatArray, c: FloatArray,
-  batch: number, M: number, N: number, K: number,
-  transA: boolean, transB: boolean,
-  aBatchStride: number, bBatchStride: number,
+  a: FloatArray,
+  b: FloatArray,
+  c: FloatArray,
+  batch: number,
+  M: number,
+  N: number,
+  K: number,
+  transA: boolean,
+  transB: boolean,
+  aBatchStride: number,
+  bBatchStride: number,
 ): void {
   const st = c instanceof Float32Array ? F32 : c instanceof Float64Array ? F64 : undefined;
   if (st === undefined || a.constructor !== st.Arr || b.constructor !== st.Arr) {
@@ -325,8 +367,17 @@ type Strides = ReturnType<typeof strides>;
 
 /** Packed path on the calling thread, one batch at a time (broadcast operands packed once). */
 function gemmSingle(
-  st: DtypeState, a: FloatArray, b: FloatArray, c: FloatArray, batch: number, M: number, N: number, K: number,
-  s: Strides, aBS: number, bBS: number,
+  st: DtypeState,
+  a: FloatArray,
+  b: FloatArray,
+  c: FloatArray,
+  batch: number,
+  M: number,
+  N: number,
+  K: number,
+  s: Strides,
+  aBS: number,
+  bBS: number,
 ): void {
   const mp = Math.ceil(M / MR);
   const np = Math.ceil(N / NR);
@@ -343,8 +394,17 @@ function gemmSingle(
 
 /** Packed path on the worker pool: pack into the shared buffer, run tasks, copy C out. */
 function gemmThreaded(
-  st: DtypeState, a: FloatArray, b: FloatArray, c: FloatArray, batch: number, M: number, N: number, K: number,
-  s: Strides, aBS: number, bBS: number,
+  st: DtypeState,
+  a: FloatArray,
+  b: FloatArray,
+  c: FloatArray,
+  batch: number,
+  M: number,
+  N: number,
+  K: number,
+  s: Strides,
+  aBS: number,
+  bBS: number,
 ): void {
   const p = getPool();
   const mp = Math.ceil(M / MR);
@@ -377,8 +437,21 @@ function gemmThreaded(
 }
 
 function fillParams(
-  P: Float64Array, M: number, N: number, K: number, aOff: number, aStride: number, bOff: number, bStride: number,
-  cOff: number, batch: number, bpt: number, mch: number, nch: number, ppm: number, ppn: number,
+  P: Float64Array,
+  M: number,
+  N: number,
+  K: number,
+  aOff: number,
+  aStride: number,
+  bOff: number,
+  bStride: number,
+  cOff: number,
+  batch: number,
+  bpt: number,
+  mch: number,
+  nch: number,
+  ppm: number,
+  ppn: number,
 ): void {
   P[P_M] = M;
   P[P_N] = N;

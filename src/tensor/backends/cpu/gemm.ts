@@ -42,10 +42,17 @@ export function threadStats(): { workersReady: number; workerTasks: number } {
  * bitwise the same for any thread count.
  */
 export function gemm(
-  a: FloatArray, b: FloatArray, c: FloatArray,
-  batch: number, M: number, N: number, K: number,
-  transA: boolean, transB: boolean,
-  aBatchStride: number, bBatchStride: number,
+  a: FloatArray,
+  b: FloatArray,
+  c: FloatArray,
+  batch: number,
+  M: number,
+  N: number,
+  K: number,
+  transA: boolean,
+  transB: boolean,
+  aBatchStride: number,
+  bBatchStride: number,
 ): void {
   const f32 = c instanceof Float32Array;
   if (!(f32 || c instanceof Float64Array) || a.constructor !== c.constructor || b.constructor !== c.constructor) {
@@ -73,7 +80,8 @@ export function gemmStrided(A: StridedOperand, B: StridedOperand, c: FloatArray,
     throw new TypeError('gemmStrided: A, B and c must all be Float32Array or all Float64Array');
   }
   for (const o of [A, B]) {
-    if (![o.off, o.rs, o.cs, o.bs].every((v) => Number.isInteger(v) && v >= 0)) throw new RangeError('gemmStrided: offsets and strides must be non-negative integers');
+    if (![o.off, o.rs, o.cs, o.bs].every((v) => Number.isInteger(v) && v >= 0))
+      throw new RangeError('gemmStrided: offsets and strides must be non-negative integers');
   }
   if (batch === 0 || M === 0 || N === 0) return;
   if (c.length < batch * M * N) throw new RangeError(`gemmStrided: c has ${c.length} elements, needs ${batch * M * N}`);
@@ -84,7 +92,8 @@ export function gemmStrided(A: StridedOperand, B: StridedOperand, c: FloatArray,
   const last = (o: StridedOperand, R: number, C: number) => o.off + (batch - 1) * o.bs + (R - 1) * o.rs + (C - 1) * o.cs;
   if (last(A, M, K) >= A.data.length || last(B, K, N) >= B.data.length) throw new RangeError('gemmStrided: operand out of range');
   if (tiny(M, N, K) || wasmRuntime() === null) {
-    const a = materialize(A, batch, M, K), b = materialize(B, batch, K, N);
+    const a = materialize(A, batch, M, K),
+      b = materialize(B, batch, K, N);
     gemmJs(a.data, b.data, c, batch, M, N, K, a.trans, b.trans, a.bs, b.bs);
     return;
   }
@@ -141,10 +150,17 @@ function materialize(o: StridedOperand, batch: number, R: number, C: number): { 
 
 /** The plain-TypeScript gemm (the reference implementation), same contract as {@link gemm}. */
 export function gemmReference(
-  a: FloatArray, b: FloatArray, c: FloatArray,
-  batch: number, M: number, N: number, K: number,
-  transA: boolean, transB: boolean,
-  aBatchStride: number, bBatchStride: number,
+  a: FloatArray,
+  b: FloatArray,
+  c: FloatArray,
+  batch: number,
+  M: number,
+  N: number,
+  K: number,
+  transA: boolean,
+  transB: boolean,
+  aBatchStride: number,
+  bBatchStride: number,
 ): void {
   gemmJs(a, b, c, batch, M, N, K, transA, transB, aBatchStride, bBatchStride);
 }

@@ -26,7 +26,8 @@ export function indexSelectCpu(x: Tensor, axis: number, index: Tensor): Tensor {
   }
   for (let o = 0; o < outer; o++) {
     for (let i = 0; i < m; i++) {
-      const s = (o * n + idx[i]) * inner, d = (o * m + i) * inner;
+      const s = (o * n + idx[i]) * inner,
+        d = (o * m + i) * inner;
       for (let j = 0; j < inner; j++) out[d + j] = src[s + j];
     }
   }
@@ -49,7 +50,8 @@ export function indexAddCpu(shape: readonly number[], axis: number, index: Tenso
     for (let i = 0; i < m; i++) {
       const r = idx[i];
       if (r < 0 || r >= n) throw new IndexError(`indexAdd: index ${r} is out of range for axis ${axis} of size ${n}`);
-      const d = (o * n + r) * inner, q = (o * m + i) * inner;
+      const d = (o * n + r) * inner,
+        q = (o * m + i) * inner;
       for (let j = 0; j < inner; j++) out[d + j] += s[q + j];
     }
   }

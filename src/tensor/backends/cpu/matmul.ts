@@ -12,8 +12,11 @@ import { gemmStrided, type StridedOperand } from './gemm.js';
  * broadcast, or nested uniformly); otherwise copies the broadcast operand to contiguous.
  */
 function asOperand(t: Tensor, batch: readonly number[]): StridedOperand {
-  const nd = t.ndim, R = t.shape[nd - 2], C = t.shape[nd - 1];
-  let rs = t.strides[nd - 2], cs = t.strides[nd - 1];
+  const nd = t.ndim,
+    R = t.shape[nd - 2],
+    C = t.shape[nd - 1];
+  let rs = t.strides[nd - 2],
+    cs = t.strides[nd - 1];
   if (R === 1) rs = 0;
   if (C === 1) cs = 0;
   const lead = batch.length - (nd - 2);

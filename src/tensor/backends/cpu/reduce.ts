@@ -7,7 +7,12 @@ import { copyCpu } from './elementwise.js';
 
 /** `t` with axes reordered (no copy). */
 function permuted(t: Tensor, axes: readonly number[]): Tensor {
-  return new Tensor(t.storage, axes.map((a) => t.shape[a]), axes.map((a) => t.strides[a]), t.offset);
+  return new Tensor(
+    t.storage,
+    axes.map((a) => t.shape[a]),
+    axes.map((a) => t.strides[a]),
+    t.offset,
+  );
 }
 
 /** Contiguous data of `t` with `moved` axes placed last (copies when needed). */
@@ -33,10 +38,16 @@ export function reduceCpu(x: Tensor, op: ReduceOp, axes: number[], keepdims: boo
       for (let j = 0; j < inner; j++) acc += data[base + j];
     } else if (op === 'max') {
       acc = -Infinity;
-      for (let j = 0; j < inner; j++) { const v = data[base + j]; if (v > acc || v !== v) acc = v; }
+      for (let j = 0; j < inner; j++) {
+        const v = data[base + j];
+        if (v > acc || v !== v) acc = v;
+      }
     } else {
       acc = Infinity;
-      for (let j = 0; j < inner; j++) { const v = data[base + j]; if (v < acc || v !== v) acc = v; }
+      for (let j = 0; j < inner; j++) {
+        const v = data[base + j];
+        if (v < acc || v !== v) acc = v;
+      }
     }
     out[i] = acc;
   }
@@ -49,8 +60,15 @@ export function argmaxCpu(x: Tensor, axis: number): Tensor {
   const { data, outer, inner, keptShape } = moveLast(x, [axis]);
   const out = new Int32Array(outer);
   for (let i = 0; i < outer; i++) {
-    let best = -Infinity, arg = 0;
-    for (let j = 0; j < inner; j++) { const v = data[i * inner + j]; if (v > best) { best = v; arg = j; } }
+    let best = -Infinity,
+      arg = 0;
+    for (let j = 0; j < inner; j++) {
+      const v = data[i * inner + j];
+      if (v > best) {
+        best = v;
+        arg = j;
+      }
+    }
     out[i] = arg;
   }
   return fromStorage(out, keptShape);

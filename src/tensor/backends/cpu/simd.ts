@@ -107,7 +107,8 @@ export function unarySimd(x: Tensor, op: UnaryOp): Tensor | null {
   const n = x.size;
   const ar = wasmArena(rt);
   ar.reset();
-  const ax = ar.alloc(n * E), ao = ar.alloc(n * E);
+  const ax = ar.alloc(n * E),
+    ao = ar.alloc(n * E);
   ar.commit();
   const view = dt === 'f32' ? ar.f32 : ar.f64;
   stage(view, ax, E, x);
@@ -118,7 +119,11 @@ export function unarySimd(x: Tensor, op: UnaryOp): Tensor | null {
 }
 
 /** Collapsed 2-D description of a broadcast binary op, or null. */
-function collapse(shape: readonly number[], sa: number[], sb: number[]): { outer: number; inner: number; aso: number; asi: number; bso: number; bsi: number } | null {
+function collapse(
+  shape: readonly number[],
+  sa: number[],
+  sb: number[],
+): { outer: number; inner: number; aso: number; asi: number; bso: number; bsi: number } | null {
   // dims from innermost outward: [size, strideA, strideB]
   const dims: [number, number, number][] = [];
   for (let i = shape.length - 1; i >= 0; i--) {
@@ -172,7 +177,8 @@ export function binarySimd(a: Tensor, b: Tensor, op: BinaryOp): Tensor | null {
     !c ? null : c.asi === 1 && c.bsi === 1 ? 'vv' : c.asi === 1 && c.bsi === 0 ? 'vs' : c.asi === 0 && c.bsi === 1 ? 'sv' : null;
   let c = collapse(shape, bstrides(a, shape), bstrides(b, shape));
   let pat = pattern(c);
-  let stageA = false, stageB = false;
+  let stageA = false,
+    stageB = false;
   if (!pat) {
     stageA = !a.isContiguous();
     stageB = !b.isContiguous();
@@ -181,7 +187,8 @@ export function binarySimd(a: Tensor, b: Tensor, op: BinaryOp): Tensor | null {
     pat = pattern(c);
     if (!c || !pat) return null;
   }
-  const la = stageA ? a.size : span(a), lb = stageB ? b.size : span(b);
+  const la = stageA ? a.size : span(a),
+    lb = stageB ? b.size : span(b);
   // the copies must stay proportional to the work (no small window of a huge storage)
   if (la < 0 || lb < 0 || la > 2 * n + 64 || lb > 2 * n + 64) return null;
   const rt = wasmRuntime();
@@ -190,7 +197,9 @@ export function binarySimd(a: Tensor, b: Tensor, op: BinaryOp): Tensor | null {
   const E = dt === 'f32' ? 4 : 8;
   const ar = wasmArena(rt);
   ar.reset();
-  const pa = ar.alloc(la * E), pb = ar.alloc(lb * E), po = ar.alloc(n * E);
+  const pa = ar.alloc(la * E),
+    pb = ar.alloc(lb * E),
+    po = ar.alloc(n * E);
   ar.commit();
   const view = dt === 'f32' ? ar.f32 : ar.f64;
   if (stageA) stage(view, pa, E, a);
@@ -210,7 +219,8 @@ export function reduceSimd(x: Tensor, op: ReduceOp, axes: number[], keepdims: bo
   const red = axes.filter((a) => x.shape[a] !== 1);
   if (red.length === 0) return null;
   for (let i = red[0]; i <= red[red.length - 1]; i++) if (!axes.includes(i) && x.shape[i] !== 1) return null;
-  const first = red[0], last = red[red.length - 1];
+  const first = red[0],
+    last = red[red.length - 1];
   const outer = sizeOf(x.shape.slice(0, first));
   const R = sizeOf(x.shape.slice(first, last + 1));
   const inner = sizeOf(x.shape.slice(last + 1));
@@ -221,7 +231,8 @@ export function reduceSimd(x: Tensor, op: ReduceOp, axes: number[], keepdims: bo
   const nOut = outer * inner;
   const ar = wasmArena(rt);
   ar.reset();
-  const px = ar.alloc(x.size * E), po = ar.alloc(nOut * E);
+  const px = ar.alloc(x.size * E),
+    po = ar.alloc(nOut * E);
   const tmp = inner > 1 && dt === 'f32' ? ar.alloc(nOut * 8) : 0;
   ar.commit();
   const view = dt === 'f32' ? ar.f32 : ar.f64;
@@ -245,7 +256,8 @@ export function softmaxSimd(x: Tensor, log: boolean): Tensor | null {
   const rows = x.size / n;
   const ar = wasmArena(rt);
   ar.reset();
-  const px = ar.alloc(x.size * E), po = ar.alloc(x.size * E);
+  const px = ar.alloc(x.size * E),
+    po = ar.alloc(x.size * E);
   ar.commit();
   const view = dt === 'f32' ? ar.f32 : ar.f64;
   stage(view, px, E, x);
@@ -267,7 +279,9 @@ export function softmaxGradSimd(y: Tensor, g: Tensor, log: boolean): Tensor | nu
   const rows = y.size / n;
   const ar = wasmArena(rt);
   ar.reset();
-  const py = ar.alloc(y.size * E), pg = ar.alloc(y.size * E), po = ar.alloc(y.size * E);
+  const py = ar.alloc(y.size * E),
+    pg = ar.alloc(y.size * E),
+    po = ar.alloc(y.size * E);
   ar.commit();
   const view = dt === 'f32' ? ar.f32 : ar.f64;
   stage(view, py, E, y);

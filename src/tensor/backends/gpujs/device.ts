@@ -70,7 +70,12 @@ export class GpuError extends TensorError {}
 export class GpuData extends DeviceData {
   private host: Storage | null = null;
   disposed = false;
-  constructor(readonly dev: GpuDevice, readonly id: number, readonly dtype: DType, readonly length: number) {
+  constructor(
+    readonly dev: GpuDevice,
+    readonly id: number,
+    readonly dtype: DType,
+    readonly length: number,
+  ) {
     super();
   }
 
@@ -133,7 +138,12 @@ export class GpuDevice {
     this.liveBuffers--;
   });
 
-  private constructor(private readonly worker: Worker, ctrlBuf: SharedArrayBuffer, port: MessagePort, readonly info: GpuInfo) {
+  private constructor(
+    private readonly worker: Worker,
+    ctrlBuf: SharedArrayBuffer,
+    port: MessagePort,
+    readonly info: GpuInfo,
+  ) {
     this.ctrl = new Int32Array(ctrlBuf);
     this.port = port;
   }
@@ -165,9 +175,20 @@ export class GpuDevice {
     });
     worker.unref();
     const seq = Atomics.load(ctrl, 0);
-    const init = { t: 'init', gpujsPath, webgpuUrl, mode: opts.mode ?? 'auto', adapterIndex: opts.adapterIndex ?? null, rank: opts.rank ?? null, flags: opts.dawnFlags ?? [] };
+    const init = {
+      t: 'init',
+      gpujsPath,
+      webgpuUrl,
+      mode: opts.mode ?? 'auto',
+      adapterIndex: opts.adapterIndex ?? null,
+      rank: opts.rank ?? null,
+      flags: opts.dawnFlags ?? [],
+    };
     worker.postMessage(init);
-    let r = waitReply(ctrl, port1, seq, opts.timeoutMs ?? 120_000) as unknown as GpuInfo & { error?: string; identical?: { index: number; k: number; name: string } };
+    let r = waitReply(ctrl, port1, seq, opts.timeoutMs ?? 120_000) as unknown as GpuInfo & {
+      error?: string;
+      identical?: { index: number; k: number; name: string };
+    };
     if (r.identical) {
       // identical cards: expose only the k-th card of that name (by PCI bus) and start again
       const { index, k, name } = r.identical;
@@ -176,13 +197,18 @@ export class GpuDevice {
       if (!chosen || cards.length < r.adapters.filter((a) => a.name === name).length) {
         void worker.terminate();
         port1.close();
-        throw new GpuError(`no GPU for the gpujs backend: adapter ${index} ('${name}') has the name of an earlier adapter and no PCI bus address to tell it apart (${cards.length} PCI display device(s) of its vendor); expose only that GPU to the process (e.g. NVIDIA_VISIBLE_DEVICES=${index} in a container)`);
+        throw new GpuError(
+          `no GPU for the gpujs backend: adapter ${index} ('${name}') has the name of an earlier adapter and no PCI bus address to tell it apart (${cards.length} PCI display device(s) of its vendor); expose only that GPU to the process (e.g. NVIDIA_VISIBLE_DEVICES=${index} in a container)`,
+        );
       }
       Object.assign(process.env, visibilityEnv(chosen.address));
       const seq2 = Atomics.load(ctrl, 0);
       worker.postMessage({ ...init, adapterIndex: null, rank: null });
       r = waitReply(ctrl, port1, seq2, opts.timeoutMs ?? 120_000) as unknown as typeof r;
-      r.notes = [...(r.notes ?? []), `adapter ${index} ('${name}') is the card at PCI ${chosen.address}, the only one exposed (DRI_PRIME=${process.env.DRI_PRIME}, MESA_VK_DEVICE_SELECT_FORCE_DEFAULT_DEVICE=1)`];
+      r.notes = [
+        ...(r.notes ?? []),
+        `adapter ${index} ('${name}') is the card at PCI ${chosen.address}, the only one exposed (DRI_PRIME=${process.env.DRI_PRIME}, MESA_VK_DEVICE_SELECT_FORCE_DEFAULT_DEVICE=1)`,
+      ];
     }
     if (r.error) {
       void worker.terminate();
@@ -240,7 +266,12 @@ export class GpuDevice {
     this.counters.uploads++;
     this.counters.uploadBytes += data.byteLength;
     if (debug) logTransfer('upload', data.length);
-    this.post({ t: 'up', id: d.id, data }, data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && !(data.buffer instanceof SharedArrayBuffer) ? [data.buffer as ArrayBuffer] : undefined);
+    this.post(
+      { t: 'up', id: d.id, data },
+      data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && !(data.buffer instanceof SharedArrayBuffer)
+        ? [data.buffer as ArrayBuffer]
+        : undefined,
+    );
     return d;
   }
 
@@ -346,7 +377,16 @@ export class GpuDevice {
   }
 
   /** Live buffers and bytes as the worker counts them (waits for all pending work). */
-  stats(): { buffers: number; liveBytes: number; peakBytes: number; launches: number; kernels: number; kernelClass: string; error: string | null; profile: Record<string, [number, number]> | null } {
+  stats(): {
+    buffers: number;
+    liveBytes: number;
+    peakBytes: number;
+    launches: number;
+    kernels: number;
+    kernelClass: string;
+    error: string | null;
+    profile: Record<string, [number, number]> | null;
+  } {
     const r = this.request({ t: 'stats' }) as ReturnType<GpuDevice['stats']>;
     return r;
   }
@@ -366,7 +406,10 @@ const loggedSites = new Set<string>();
  * MEGA_DEBUG=gpujs:all logs every transfer.
  */
 function logTransfer(kind: string, n: number): void {
-  const frames = (new Error().stack ?? '').split('\n').slice(2).map((l) => l.trim()); // past Error and logTransfer
+  const frames = (new Error().stack ?? '')
+    .split('\n')
+    .slice(2)
+    .map((l) => l.trim()); // past Error and logTransfer
   const own = frames.filter((f) => !/backends[\\/]gpujs|tensor[\\/](kernels|tensor)\.|node:internal|node_modules[\\/][^.]|<anonymous>/.test(f));
   const site = own.slice(0, 2).join(' < ') || frames[0] || '?';
   const key = `${kind} ${site}`;

@@ -18,30 +18,53 @@ const ey_${out} = 1 - ((((1.061405429 * et_${out} - 1.453152027) * et_${out} + 1
 const ${out} = ${x} < 0 ? -ey_${out} : ey_${out};`;
 
 /** A kernel expression over the inputs `v0, v1, …`, with optional prelude statements. */
-export interface Expr { pre?: string; expr: string }
+export interface Expr {
+  pre?: string;
+  expr: string;
+}
 
 const UNARY: Partial<Record<UnaryOp, Expr>> = {
-  neg: { expr: '-v0' }, exp: { expr: 'Math.exp(v0)' }, log: { expr: 'Math.log(v0)' }, sqrt: { expr: 'Math.sqrt(v0)' },
-  rsqrt: { expr: '1 / Math.sqrt(v0)' }, sigmoid: { expr: '1 / (1 + Math.exp(-v0))' },
+  neg: { expr: '-v0' },
+  exp: { expr: 'Math.exp(v0)' },
+  log: { expr: 'Math.log(v0)' },
+  sqrt: { expr: 'Math.sqrt(v0)' },
+  rsqrt: { expr: '1 / Math.sqrt(v0)' },
+  sigmoid: { expr: '1 / (1 + Math.exp(-v0))' },
   tanh: { expr: 'Math.tanh(Math.min(Math.max(v0, -15), 15))' },
-  erf: { pre: ERF('v0', 'erfv'), expr: 'erfv' }, abs: { expr: 'Math.abs(v0)' }, relu: { expr: '(v0 > 0 ? v0 : 0)' },
-  sign: { expr: 'Math.sign(v0)' }, sin: { expr: 'Math.sin(v0)' }, cos: { expr: 'Math.cos(v0)' }, square: { expr: 'v0 * v0' },
-  recip: { expr: '1 / v0' }, silu: { expr: 'v0 / (1 + Math.exp(-v0))' },
+  erf: { pre: ERF('v0', 'erfv'), expr: 'erfv' },
+  abs: { expr: 'Math.abs(v0)' },
+  relu: { expr: '(v0 > 0 ? v0 : 0)' },
+  sign: { expr: 'Math.sign(v0)' },
+  sin: { expr: 'Math.sin(v0)' },
+  cos: { expr: 'Math.cos(v0)' },
+  square: { expr: 'v0 * v0' },
+  recip: { expr: '1 / v0' },
+  silu: { expr: 'v0 / (1 + Math.exp(-v0))' },
   gelu: { pre: `const gx = v0 * 0.7071067811865476;\n${ERF('gx', 'erfv')}`, expr: '0.5 * v0 * (1 + erfv)' },
   geluGrad: { pre: `const gx = v0 * 0.7071067811865476;\n${ERF('gx', 'erfv')}`, expr: '0.5 * (1 + erfv) + v0 * Math.exp(-0.5 * v0 * v0) * 0.3989422804014327' },
-  step: { expr: '(v0 > 0 ? 1 : 0)' }, not: { expr: '(v0 !== 0 ? 0 : 1)' },
+  step: { expr: '(v0 > 0 ? 1 : 0)' },
+  not: { expr: '(v0 !== 0 ? 0 : 1)' },
 };
 
 const BINARY: Record<BinaryOp, Expr> = {
-  add: { expr: 'v0 + v1' }, sub: { expr: 'v0 - v1' }, mul: { expr: 'v0 * v1' }, div: { expr: 'v0 / v1' },
+  add: { expr: 'v0 + v1' },
+  sub: { expr: 'v0 - v1' },
+  mul: { expr: 'v0 * v1' },
+  div: { expr: 'v0 / v1' },
   pow: {
     pre: 'const pa = Math.pow(Math.abs(v0), v1);\nconst pf = Math.floor(v1);\nconst ph = pf * 0.5;\nconst podd = Math.abs(ph - Math.floor(ph)) > 0.25 ? 1 : 0;',
     expr: '(v0 < 0 ? (v1 === pf ? (podd > 0 ? -pa : pa) : Math.sqrt(v0)) : pa)',
   },
-  max: { expr: '(v0 >= v1 ? v0 : v1)' }, min: { expr: '(v0 <= v1 ? v0 : v1)' },
-  eq: { expr: '(v0 === v1 ? 1 : 0)' }, ne: { expr: '(v0 !== v1 ? 1 : 0)' }, lt: { expr: '(v0 < v1 ? 1 : 0)' },
-  le: { expr: '(v0 <= v1 ? 1 : 0)' }, gt: { expr: '(v0 > v1 ? 1 : 0)' }, ge: { expr: '(v0 >= v1 ? 1 : 0)' },
-  and: { expr: '((v0 !== 0 && v1 !== 0) ? 1 : 0)' }, or: { expr: '((v0 !== 0 || v1 !== 0) ? 1 : 0)' },
+  max: { expr: '(v0 >= v1 ? v0 : v1)' },
+  min: { expr: '(v0 <= v1 ? v0 : v1)' },
+  eq: { expr: '(v0 === v1 ? 1 : 0)' },
+  ne: { expr: '(v0 !== v1 ? 1 : 0)' },
+  lt: { expr: '(v0 < v1 ? 1 : 0)' },
+  le: { expr: '(v0 <= v1 ? 1 : 0)' },
+  gt: { expr: '(v0 > v1 ? 1 : 0)' },
+  ge: { expr: '(v0 >= v1 ? 1 : 0)' },
+  and: { expr: '((v0 !== 0 && v1 !== 0) ? 1 : 0)' },
+  or: { expr: '((v0 !== 0 || v1 !== 0) ? 1 : 0)' },
 };
 
 const BOOL_RESULT = new Set<string>(['eq', 'ne', 'lt', 'le', 'gt', 'ge', 'and', 'or', 'not', 'isfinite']);
@@ -53,20 +76,23 @@ export function elementwise(name: string, e: Expr, inputs: readonly Tensor[], sh
   const temps: GpuData[] = [];
   try {
     const ops = inputs.map((t) => operandOf(t, temps));
-    const c = coalesce(shape, ops.map((o, k) => bstrides(inputs[k], o.strides, shape)));
+    const c = coalesce(
+      shape,
+      ops.map((o, k) => bstrides(inputs[k], o.strides, shape)),
+    );
     const g = grid(c.shape);
     if (!g) return null;
     const r = g.coords.length;
     const strides = c.shape.length ? c.strides : c.strides.map(() => [0]);
-    const tn = ops.map((_, k) => `t${k}`), on = ops.map((_, k) => `o${k}`);
+    const tn = ops.map((_, k) => `t${k}`),
+      on = ops.map((_, k) => `o${k}`);
     const sn = ops.flatMap((_, k) => Array.from({ length: r }, (_, i) => `s${k}_${i}`));
     const key = `ew:${name}:${n}:${r}`;
-    const src = () => fn([...tn, ...on, ...sn, ...g.foldArgs], [
-      g.pre,
-      ...ops.map((_, k) => `const v${k} = t${k}[${indexExpr(k, g.coords)}];`),
-      e.pre ?? '',
-      `return ${e.expr};`,
-    ].join('\n'));
+    const src = () =>
+      fn(
+        [...tn, ...on, ...sn, ...g.foldArgs],
+        [g.pre, ...ops.map((_, k) => `const v${k} = t${k}[${indexExpr(k, g.coords)}];`), e.pre ?? '', `return ${e.expr};`].join('\n'),
+      );
     const args: (number | GpuData)[] = [...ops.map((o) => o.data), ...ops.map((o) => o.offset), ...strides.flat(), ...g.foldVals];
     const out = dev().run(key, src, types(tn, [...on, ...sn, ...g.foldArgs]), g.output, args, dtype);
     return wrap(out, shape);
@@ -98,7 +124,9 @@ export function binaryGpu(a: Tensor, b: Tensor, op: BinaryOp): Tensor {
   const shape = broadcastShapes(a.shape, b.shape, op);
   if (a.dtype === 'f64') return fallback('binary', 'f64', () => binaryCpu(a, b, op));
   if (a.dtype === 'i32' && (op === 'div' || op === 'pow')) return fallback('binary', `i32 ${op}`, () => binaryCpu(a, b, op));
-  return elementwise(`b:${op}`, BINARY[op], [a, b], shape, BOOL_RESULT.has(op) ? 'bool' : a.dtype) ?? fallback('binary', 'grid limits', () => binaryCpu(a, b, op));
+  return (
+    elementwise(`b:${op}`, BINARY[op], [a, b], shape, BOOL_RESULT.has(op) ? 'bool' : a.dtype) ?? fallback('binary', 'grid limits', () => binaryCpu(a, b, op))
+  );
 }
 
 /** gpujs `where`. */

@@ -32,14 +32,26 @@ function loadComplex(t: Tensor, N: number): Tensor | null {
     const lc = g.coords.slice(0, -1);
     const base = ['o0', ...lc.map((cc, i) => `${cc} * s0_${i}`)].join(' + ');
     const sn = lc.map((_, i) => `s0_${i}`);
-    const body = [g.pre,
+    const body = [
+      g.pre,
       'const e = Math.floor(this.thread.x * 0.5);',
-      'if (this.thread.x - 2 * e > 0.5) {', 'return 0;', '}',
-      'if (e > Lt - 0.5) {', 'return 0;', '}',
-      `return t0[${base} + (e | 0) * ts];`].join('\n');
+      'if (this.thread.x - 2 * e > 0.5) {',
+      'return 0;',
+      '}',
+      'if (e > Lt - 0.5) {',
+      'return 0;',
+      '}',
+      `return t0[${base} + (e | 0) * ts];`,
+    ].join('\n');
     const ints = ['o0', ...sn, 'ts', 'Lt', ...g.foldArgs];
-    const out = dev().run(`fft:load:${g.coords.length}`, () => fn(['t0', ...ints], body), types(['t0'], ints), g.output,
-      [T.data, T.offset, ...(lc.length ? c.strides[0] : []), T.strides[t.ndim - 1], t.shape[t.ndim - 1], ...g.foldVals], t.dtype);
+    const out = dev().run(
+      `fft:load:${g.coords.length}`,
+      () => fn(['t0', ...ints], body),
+      types(['t0'], ints),
+      g.output,
+      [T.data, T.offset, ...(lc.length ? c.strides[0] : []), T.strides[t.ndim - 1], t.shape[t.ndim - 1], ...g.foldVals],
+      t.dtype,
+    );
     return wrap(out, [...lead, N, 2]);
   } finally {
     done(temps);
@@ -61,11 +73,20 @@ function pass(x: GpuData, R: number, N: number, n: number, s: number): GpuData {
     'const ai = t0[this.thread.y * N2 + (ia | 0) + 1];',
     'const br = t0[this.thread.y * N2 + (ib | 0)];',
     'const bi = t0[this.thread.y * N2 + (ib | 0) + 1];',
-    'if (r < 0.5) {', 'if (c < 0.5) {', 'return ar + br;', '}', 'return ai + bi;', '}',
+    'if (r < 0.5) {',
+    'if (c < 0.5) {',
+    'return ar + br;',
+    '}',
+    'return ai + bi;',
+    '}',
     'const th = -6.283185307179586 * p / n;',
-    'const cs = Math.cos(th);', 'const sn = Math.sin(th);',
-    'const dr = ar - br;', 'const di = ai - bi;',
-    'if (c < 0.5) {', 'return dr * cs - di * sn;', '}',
+    'const cs = Math.cos(th);',
+    'const sn = Math.sin(th);',
+    'const dr = ar - br;',
+    'const di = ai - bi;',
+    'if (c < 0.5) {',
+    'return dr * cs - di * sn;',
+    '}',
     'return dr * sn + di * cs;',
   ].join('\n');
   const ints = ['N2', 'n', 's'];
@@ -89,9 +110,12 @@ function fft(t: Tensor, N: number): Tensor {
  * uses the direct sum). f32 only.
  */
 export function fftConvSpectral(x: Tensor, k: Tensor, start: number, length: number, outLead: number[]): Tensor | null {
-  const Lx = x.shape[x.ndim - 1], Lk = k.shape[k.ndim - 1];
+  const Lx = x.shape[x.ndim - 1],
+    Lk = k.shape[k.ndim - 1];
   const N = fftSize(Math.max(Lx + Lk - 1, start + length));
-  const Rx = sizeOf(x.shape.slice(0, -1)), Rk = sizeOf(k.shape.slice(0, -1)), R = sizeOf(outLead);
+  const Rx = sizeOf(x.shape.slice(0, -1)),
+    Rk = sizeOf(k.shape.slice(0, -1)),
+    R = sizeOf(outLead);
   if (2 * N > MAX_XY || Math.max(Rx, Rk, R) > MAX_XY) return null;
   const owned: GpuData[] = [];
   try {
@@ -101,7 +125,8 @@ export function fftConvSpectral(x: Tensor, k: Tensor, start: number, length: num
     const kl = loadComplex(k, N);
     if (!kl) return null;
     owned.push(kl.device as GpuData);
-    const X = fft(xl, N), Kf = fft(kl, N);
+    const X = fft(xl, N),
+      Kf = fft(kl, N);
     owned.length = 0;
     owned.push(X.device as GpuData, Kf.device as GpuData);
     // conj(X · K), broadcasting the leading axes
@@ -114,21 +139,39 @@ export function fftConvSpectral(x: Tensor, k: Tensor, start: number, length: num
     const xi = ['0', ...lc.map((cc, i) => `${cc} * s0_${i}`)].join(' + ');
     const ki = ['0', ...lc.map((cc, i) => `${cc} * s1_${i}`)].join(' + ');
     const sn = lc.flatMap((_, i) => [`s0_${i}`, `s1_${i}`]);
-    const body = [g.pre,
+    const body = [
+      g.pre,
       'const e = Math.floor(this.thread.x * 0.5);',
-      `const xr = t0[${xi} + ((2 * e) | 0)];`, `const xm = t0[${xi} + ((2 * e) | 0) + 1];`,
-      `const kr = t1[${ki} + ((2 * e) | 0)];`, `const km = t1[${ki} + ((2 * e) | 0) + 1];`,
-      'if (this.thread.x - 2 * e < 0.5) {', 'return xr * kr - xm * km;', '}',
-      'return -(xr * km + xm * kr);'].join('\n');
+      `const xr = t0[${xi} + ((2 * e) | 0)];`,
+      `const xm = t0[${xi} + ((2 * e) | 0) + 1];`,
+      `const kr = t1[${ki} + ((2 * e) | 0)];`,
+      `const km = t1[${ki} + ((2 * e) | 0) + 1];`,
+      'if (this.thread.x - 2 * e < 0.5) {',
+      'return xr * kr - xm * km;',
+      '}',
+      'return -(xr * km + xm * kr);',
+    ].join('\n');
     const ints = [...sn, ...g.foldArgs];
-    const P = dev().run(`fft:mul:${g.coords.length}`, () => fn(['t0', 't1', ...ints], body), types(['t0', 't1'], ints), g.output,
-      [X.device as GpuData, Kf.device as GpuData, ...lc.flatMap((_, i) => [c.strides[0][i], c.strides[1][i]]), ...g.foldVals], 'f32');
+    const P = dev().run(
+      `fft:mul:${g.coords.length}`,
+      () => fn(['t0', 't1', ...ints], body),
+      types(['t0', 't1'], ints),
+      g.output,
+      [X.device as GpuData, Kf.device as GpuData, ...lc.flatMap((_, i) => [c.strides[0][i], c.strides[1][i]]), ...g.foldVals],
+      'f32',
+    );
     const Y = fft(wrap(P, [R, N, 2]), N);
     owned.push(Y.device as GpuData);
     // the window's real parts / N
     const ext = ['return t0[this.thread.y * N2 + (start + this.thread.x) * 2] * invN;'].join('\n');
-    const out = dev().run('fft:window', () => fn(['t0', 'N2', 'start', 'invN'], ext), types(['t0'], ['N2', 'start'], ['invN']), [length, R],
-      [Y.device as GpuData, 2 * N, start, 1 / N], x.dtype);
+    const out = dev().run(
+      'fft:window',
+      () => fn(['t0', 'N2', 'start', 'invN'], ext),
+      types(['t0'], ['N2', 'start'], ['invN']),
+      [length, R],
+      [Y.device as GpuData, 2 * N, start, 1 / N],
+      x.dtype,
+    );
     return wrap(out, [...outLead, length]);
   } finally {
     done(owned);

@@ -32,8 +32,10 @@ export function fftConvGpuBy(x: Tensor, k: Tensor, start: number, length: number
   checkFftConv(x, k, length);
   const cpu = () => fftConvCpu(x, k, start, length);
   if (x.dtype === 'f64') return fallback('fftConv', 'f64', cpu);
-  const Lx = x.shape[x.ndim - 1], Lk = k.shape[k.ndim - 1];
-  const xLead = x.shape.slice(0, -1), kLead = k.shape.slice(0, -1);
+  const Lx = x.shape[x.ndim - 1],
+    Lk = k.shape[k.ndim - 1];
+  const xLead = x.shape.slice(0, -1),
+    kLead = k.shape.slice(0, -1);
   const outLead = broadcastShapes(xLead, kLead, 'fftConv');
   const shape = [...outLead, length];
   if (sizeOf(shape) === 0) return emptyHost(shape, x.dtype);
@@ -44,7 +46,8 @@ export function fftConvGpuBy(x: Tensor, k: Tensor, start: number, length: number
   }
   const temps: GpuData[] = [];
   try {
-    const X = operandOf(x, temps), K = operandOf(k, temps);
+    const X = operandOf(x, temps),
+      K = operandOf(k, temps);
     const c = coalesce(outLead, [bstrides({ shape: xLead }, X.strides.slice(0, -1), outLead), bstrides({ shape: kLead }, K.strides.slice(0, -1), outLead)]);
     const g = grid([...c.shape, length]);
     if (!g) return fallback('fftConv', 'grid limits', cpu);
@@ -52,11 +55,38 @@ export function fftConvGpuBy(x: Tensor, k: Tensor, start: number, length: number
     const xi = ['o0', ...lead.map((cc, i) => `${cc} * s0_${i}`)].join(' + ');
     const ki = ['o1', ...lead.map((cc, i) => `${cc} * s1_${i}`)].join(' + ');
     const sn = lead.flatMap((_, i) => [`s0_${i}`, `s1_${i}`]);
-    const body = [g.pre, 'const mm = start + this.thread.x;', 'const jlo = Math.max(0, mm - Lx + 1);', 'const jhi = Math.min(Lk - 1, mm);', 'let acc = 0;',
-      'for (let q = 0; q < (jhi - jlo + 1 | 0); q++) {', `acc += t1[${ki} + ((jlo | 0) + q) * ks] * t0[${xi} + (start + this.thread.x - (jlo | 0) - q) * xs];`, '}', 'return acc;'].join('\n');
+    const body = [
+      g.pre,
+      'const mm = start + this.thread.x;',
+      'const jlo = Math.max(0, mm - Lx + 1);',
+      'const jhi = Math.min(Lk - 1, mm);',
+      'let acc = 0;',
+      'for (let q = 0; q < (jhi - jlo + 1 | 0); q++) {',
+      `acc += t1[${ki} + ((jlo | 0) + q) * ks] * t0[${xi} + (start + this.thread.x - (jlo | 0) - q) * xs];`,
+      '}',
+      'return acc;',
+    ].join('\n');
     const ints = ['o0', 'o1', ...sn, 'xs', 'ks', 'start', 'Lx', 'Lk', ...g.foldArgs];
-    const out = dev().run(`conv:${g.coords.length}`, () => fn(['t0', 't1', ...ints], body), types(['t0', 't1'], ints), g.output,
-      [X.data, K.data, X.offset, K.offset, ...lead.flatMap((_, i) => [c.strides[0][i], c.strides[1][i]]), X.strides[x.ndim - 1], K.strides[k.ndim - 1], start, Lx, Lk, ...g.foldVals], x.dtype);
+    const out = dev().run(
+      `conv:${g.coords.length}`,
+      () => fn(['t0', 't1', ...ints], body),
+      types(['t0', 't1'], ints),
+      g.output,
+      [
+        X.data,
+        K.data,
+        X.offset,
+        K.offset,
+        ...lead.flatMap((_, i) => [c.strides[0][i], c.strides[1][i]]),
+        X.strides[x.ndim - 1],
+        K.strides[k.ndim - 1],
+        start,
+        Lx,
+        Lk,
+        ...g.foldVals,
+      ],
+      x.dtype,
+    );
     return wrap(out, shape);
   } finally {
     done(temps);

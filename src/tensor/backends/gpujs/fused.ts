@@ -29,7 +29,8 @@ export function emaKernelGpu(coef: Tensor, q: Tensor, length: number): Tensor {
   if (D > MAX_XY || length > MAX_XY) return fallback('emaKernel', 'grid limits', cpu);
   const temps: GpuData[] = [];
   try {
-    const C = operandOf(coef, temps), Q = operandOf(q, temps);
+    const C = operandOf(coef, temps),
+      Q = operandOf(q, temps);
     const body = [
       'const l = this.thread.x;', // a declared variable: f32
       'let acc = 0;',
@@ -39,8 +40,14 @@ export function emaKernelGpu(coef: Tensor, q: Tensor, length: number): Tensor {
       'return acc;',
     ].join('\n');
     const ints = ['o0', 'o1', 'c0', 'c1', 'q0', 'q1', 'N'];
-    const out = dev().run('emaKernel', () => fn(['t0', 't1', ...ints], body), types(['t0', 't1'], ints), [length, D],
-      [C.data, Q.data, C.offset, Q.offset, ...C.strides, ...Q.strides, N], coef.dtype);
+    const out = dev().run(
+      'emaKernel',
+      () => fn(['t0', 't1', ...ints], body),
+      types(['t0', 't1'], ints),
+      [length, D],
+      [C.data, Q.data, C.offset, Q.offset, ...C.strides, ...Q.strides, N],
+      coef.dtype,
+    );
     return wrap(out, [D, length]);
   } finally {
     done(temps);
@@ -62,7 +69,9 @@ export function emaKernelGradGpu(coef: Tensor, q: Tensor, g: Tensor): Tensor {
   if (D > MAX_XY || N > MAX_XY) return fallback('emaKernelGrad', 'grid limits', cpu);
   const temps: GpuData[] = [];
   try {
-    const C = operandOf(coef, temps), Q = operandOf(q, temps), G = operandOf(g, temps);
+    const C = operandOf(coef, temps),
+      Q = operandOf(q, temps),
+      G = operandOf(g, temps);
     const body = [
       'const qv = t1[o1 + this.thread.y * q0 + this.thread.x * q1];',
       'const lq = Math.log(qv);',
@@ -79,8 +88,14 @@ export function emaKernelGradGpu(coef: Tensor, q: Tensor, g: Tensor): Tensor {
       'return t0[o0 + this.thread.y * c0 + this.thread.x * c1] * s1 / qv;',
     ].join('\n');
     const ints = ['o0', 'o1', 'o2', 'c0', 'c1', 'q0', 'q1', 'g0', 'g1', 'L'];
-    const out = dev().run('emaKernelGrad', () => fn(['t0', 't1', 't2', ...ints], body), types(['t0', 't1', 't2'], ints), [N, D, 2],
-      [C.data, Q.data, G.data, C.offset, Q.offset, G.offset, ...C.strides, ...Q.strides, ...G.strides, g.shape[1]], coef.dtype);
+    const out = dev().run(
+      'emaKernelGrad',
+      () => fn(['t0', 't1', 't2', ...ints], body),
+      types(['t0', 't1', 't2'], ints),
+      [N, D, 2],
+      [C.data, Q.data, G.data, C.offset, Q.offset, G.offset, ...C.strides, ...Q.strides, ...G.strides, g.shape[1]],
+      coef.dtype,
+    );
     return wrap(out, [2, D, N]);
   } finally {
     done(temps);
@@ -126,9 +141,13 @@ const ADAM_EXPR = {
  */
 export function adamUpdateGpu(p: Tensor, g: Tensor, m: Tensor, v: Tensor, h: AdamHyper): [Tensor, Tensor, Tensor] {
   const n = p.size;
-  const W = p.ndim ? p.shape[p.ndim - 1] : 1, H = W ? n / W : 0;
-  for (const t of [g, m, v]) if (t.size !== n || t.dtype !== p.dtype) throw new ShapeError(`adamUpdate: [${t.shape}] (${t.dtype}) does not match the parameter [${p.shape}] (${p.dtype})`);
-  if (p.dtype === 'f64' || n === 0 || W > MAX_XY || H > MAX_XY) return fallback('adamUpdate', p.dtype === 'f64' ? 'f64' : 'shape', () => adamUpdateGeneric(p, g, m, v, h));
+  const W = p.ndim ? p.shape[p.ndim - 1] : 1,
+    H = W ? n / W : 0;
+  for (const t of [g, m, v])
+    if (t.size !== n || t.dtype !== p.dtype)
+      throw new ShapeError(`adamUpdate: [${t.shape}] (${t.dtype}) does not match the parameter [${p.shape}] (${p.dtype})`);
+  if (p.dtype === 'f64' || n === 0 || W > MAX_XY || H > MAX_XY)
+    return fallback('adamUpdate', p.dtype === 'f64' ? 'f64' : 'shape', () => adamUpdateGeneric(p, g, m, v, h));
   const temps: GpuData[] = [];
   try {
     const flat = (t: Tensor) => {
@@ -143,8 +162,14 @@ export function adamUpdateGpu(p: Tensor, g: Tensor, m: Tensor, v: Tensor, h: Ada
     const run = (k: keyof typeof ADAM_EXPR) => {
       // the flat index stays inline (a declared variable would be f32)
       const body = `return ${ADAM_EXPR[k].replace(/t(\d)\[i\]/g, (_, d) => `t${d}[o${d} + this.thread.y * W + this.thread.x]`)};`;
-      const out = dev().run(`adam:${k}`, () => fn(['t0', 't1', 't2', 't3', ...ints, ...floats], body), types(['t0', 't1', 't2', 't3'], ints, floats), [W, H],
-        [...ops.map((o) => o.data), ...ops.map((o) => o.offset), W, h.beta1, h.beta2, h.eps, h.decay, h.stepSize], p.dtype);
+      const out = dev().run(
+        `adam:${k}`,
+        () => fn(['t0', 't1', 't2', 't3', ...ints, ...floats], body),
+        types(['t0', 't1', 't2', 't3'], ints, floats),
+        [W, H],
+        [...ops.map((o) => o.data), ...ops.map((o) => o.offset), W, h.beta1, h.beta2, h.eps, h.decay, h.stepSize],
+        p.dtype,
+      );
       return wrap(out, p.shape);
     };
     const out: [Tensor, Tensor, Tensor] = [keep(run('p')), keep(run('m')), keep(run('v'))];

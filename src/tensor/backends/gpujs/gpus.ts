@@ -12,10 +12,18 @@ import { join } from 'node:path';
 import { TensorError } from '../../errors.js';
 
 /** A PCI display device (class 0x03xxxx) from sysfs. */
-export interface PciGpu { address: string; vendor: number; device: number }
+export interface PciGpu {
+  address: string;
+  vendor: number;
+  device: number;
+}
 
 /** PCI vendor ids of the vendors whose adapters Dawn names. */
-const VENDORS: [RegExp, number][] = [[/nvidia/i, 0x10de], [/amd|radeon/i, 0x1002], [/intel/i, 0x8086]];
+const VENDORS: [RegExp, number][] = [
+  [/nvidia/i, 0x10de],
+  [/amd|radeon/i, 0x1002],
+  [/intel/i, 0x8086],
+];
 
 /** The PCI vendor id an adapter name implies, or null. */
 export function vendorOf(adapterName: string): number | null {

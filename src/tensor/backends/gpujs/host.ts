@@ -10,6 +10,15 @@ import { argmaxCpu, reduceCpu } from '../cpu/reduce.js';
 
 /** The kernels that may run on the host for host integer arguments. */
 export const cpuKernels: Partial<Kernels> = {
-  unary: unaryCpu, binary: binaryCpu, where: whereCpu, cast: castCpu, copy: copyCpu, reduce: reduceCpu, argmax: argmaxCpu,
-  pad: padCpu, concat: concatCpu, indexSelect: indexSelectCpu, gather: gatherCpu,
+  unary: unaryCpu,
+  binary: binaryCpu,
+  where: whereCpu,
+  cast: castCpu,
+  copy: copyCpu,
+  reduce: reduceCpu,
+  argmax: argmaxCpu,
+  pad: padCpu,
+  concat: concatCpu,
+  indexSelect: indexSelectCpu,
+  gather: gatherCpu,
 };

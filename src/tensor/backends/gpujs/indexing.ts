@@ -30,7 +30,8 @@ function fits3(inner: number, mid: number, outer: number): boolean {
 
 /** A contiguous device operand (copying views). */
 function denseOperand(t: Tensor, temps: GpuData[]): Operand {
-  if (t.device instanceof GpuData && !t.device.disposed && t.isContiguous() && t.offset >= 0) return { data: t.device, offset: t.offset, strides: [...t.strides] };
+  if (t.device instanceof GpuData && !t.device.disposed && t.isContiguous() && t.offset >= 0)
+    return { data: t.device, offset: t.offset, strides: [...t.strides] };
   if (!(t.device instanceof GpuData) && t.isContiguous()) return operandOf(t, temps);
   const c = copyGpu(t);
   temps.push(c.device as GpuData);
@@ -52,9 +53,18 @@ export function indexSelectGpu(x: Tensor, axis: number, index: Tensor): Tensor {
   if (!fits3(inner, m, outer)) return fallback('indexSelect', 'grid limits', cpu);
   const temps: GpuData[] = [];
   try {
-    const X = denseOperand(x, temps), I = operandOf(index, temps);
-    const src = () => fn(['t0', 't1', 'o0', 'o1', 'is', 'n', 'inner'], 'return t0[o0 + (this.thread.z * n + (t1[o1 + this.thread.y * is] | 0)) * inner + this.thread.x];');
-    const out = dev().run('indexSelect', src, types(['t0', 't1'], ['o0', 'o1', 'is', 'n', 'inner']), [inner, m, outer], [X.data, I.data, X.offset, I.offset, I.strides[0], n, inner], x.dtype);
+    const X = denseOperand(x, temps),
+      I = operandOf(index, temps);
+    const src = () =>
+      fn(['t0', 't1', 'o0', 'o1', 'is', 'n', 'inner'], 'return t0[o0 + (this.thread.z * n + (t1[o1 + this.thread.y * is] | 0)) * inner + this.thread.x];');
+    const out = dev().run(
+      'indexSelect',
+      src,
+      types(['t0', 't1'], ['o0', 'o1', 'is', 'n', 'inner']),
+      [inner, m, outer],
+      [X.data, I.data, X.offset, I.offset, I.strides[0], n, inner],
+      x.dtype,
+    );
     return wrap(out, shape);
   } finally {
     done(temps);
@@ -85,10 +95,23 @@ export function indexAddGpu(shape: readonly number[], axis: number, index: Tenso
   try {
     const S = denseOperand(src, temps);
     const P = uploadHost(csr, 'i32', temps); // cached: fixed index lists (relative positions) cross once
-    const body = ['let acc = 0;', 'const lo = t1[this.thread.y];', 'const cnt = t1[this.thread.y + 1] - lo;',
-      'for (let q = 0; q < (cnt | 0); q++) {', 'acc += t0[o0 + (this.thread.z * m + (t1[cs + (lo | 0) + q] | 0)) * inner + this.thread.x];', '}', 'return acc;'].join('\n');
-    const out = dev().run('indexAdd', () => fn(['t0', 't1', 'o0', 'cs', 'm', 'inner'], body), types(['t0', 't1'], ['o0', 'cs', 'm', 'inner']),
-      [inner, n, outer], [S.data, P, S.offset, n + 1, m, inner], src.dtype);
+    const body = [
+      'let acc = 0;',
+      'const lo = t1[this.thread.y];',
+      'const cnt = t1[this.thread.y + 1] - lo;',
+      'for (let q = 0; q < (cnt | 0); q++) {',
+      'acc += t0[o0 + (this.thread.z * m + (t1[cs + (lo | 0) + q] | 0)) * inner + this.thread.x];',
+      '}',
+      'return acc;',
+    ].join('\n');
+    const out = dev().run(
+      'indexAdd',
+      () => fn(['t0', 't1', 'o0', 'cs', 'm', 'inner'], body),
+      types(['t0', 't1'], ['o0', 'cs', 'm', 'inner']),
+      [inner, n, outer],
+      [S.data, P, S.offset, n + 1, m, inner],
+      src.dtype,
+    );
     return wrap(out, shape);
   } finally {
     done(temps);
@@ -108,10 +131,21 @@ export function gatherGpu(x: Tensor, axis: number, index: Tensor): Tensor {
   if (!fits3(inner, m, outer)) return fallback('gather', 'grid limits', cpu);
   const temps: GpuData[] = [];
   try {
-    const X = denseOperand(x, temps), I = denseOperand(index, temps);
-    const src = () => fn(['t0', 't1', 'o0', 'o1', 'n', 'm', 'inner'],
-      'return t0[o0 + (this.thread.z * n + (t1[o1 + (this.thread.z * m + this.thread.y) * inner + this.thread.x] | 0)) * inner + this.thread.x];');
-    const out = dev().run('gather', src, types(['t0', 't1'], ['o0', 'o1', 'n', 'm', 'inner']), [inner, m, outer], [X.data, I.data, X.offset, I.offset, n, m, inner], x.dtype);
+    const X = denseOperand(x, temps),
+      I = denseOperand(index, temps);
+    const src = () =>
+      fn(
+        ['t0', 't1', 'o0', 'o1', 'n', 'm', 'inner'],
+        'return t0[o0 + (this.thread.z * n + (t1[o1 + (this.thread.z * m + this.thread.y) * inner + this.thread.x] | 0)) * inner + this.thread.x];',
+      );
+    const out = dev().run(
+      'gather',
+      src,
+      types(['t0', 't1'], ['o0', 'o1', 'n', 'm', 'inner']),
+      [inner, m, outer],
+      [X.data, I.data, X.offset, I.offset, n, m, inner],
+      x.dtype,
+    );
     return wrap(out, index.shape);
   } finally {
     done(temps);
@@ -131,11 +165,26 @@ export function scatterAddGpu(shape: readonly number[], axis: number, index: Ten
   if (!fits3(inner, n, outer)) return fallback('scatterAdd', 'grid limits', cpu);
   const temps: GpuData[] = [];
   try {
-    const S = denseOperand(src, temps), I = denseOperand(index, temps);
+    const S = denseOperand(src, temps),
+      I = denseOperand(index, temps);
     const at = '(this.thread.z * m + i) * inner + this.thread.x';
-    const body = ['let acc = 0;', 'for (let i = 0; i < m; i++) {', `if ((t1[o1 + ${at}] | 0) === this.thread.y) {`, `acc += t0[o0 + ${at}];`, '}', '}', 'return acc;'].join('\n');
-    const out = dev().run('scatterAdd', () => fn(['t0', 't1', 'o0', 'o1', 'm', 'inner'], body), types(['t0', 't1'], ['o0', 'o1', 'm', 'inner']),
-      [inner, n, outer], [S.data, I.data, S.offset, I.offset, m, inner], src.dtype);
+    const body = [
+      'let acc = 0;',
+      'for (let i = 0; i < m; i++) {',
+      `if ((t1[o1 + ${at}] | 0) === this.thread.y) {`,
+      `acc += t0[o0 + ${at}];`,
+      '}',
+      '}',
+      'return acc;',
+    ].join('\n');
+    const out = dev().run(
+      'scatterAdd',
+      () => fn(['t0', 't1', 'o0', 'o1', 'm', 'inner'], body),
+      types(['t0', 't1'], ['o0', 'o1', 'm', 'inner']),
+      [inner, n, outer],
+      [S.data, I.data, S.offset, I.offset, m, inner],
+      src.dtype,
+    );
     return wrap(out, shape);
   } finally {
     done(temps);
@@ -171,9 +220,12 @@ export function concatGpu(xs: readonly Tensor[], axis: number): Tensor {
   try {
     const ops = parts.map((t) => denseOperand(t, temps));
     const k = ops.length;
-    const tn = ops.map((_, i) => `t${i}`), on = ops.map((_, i) => `o${i}`);
-    const bn = ops.map((_, i) => `e${i}`), ln = ops.map((_, i) => `l${i}`);
-    const bounds: number[] = [], lens: number[] = [];
+    const tn = ops.map((_, i) => `t${i}`),
+      on = ops.map((_, i) => `o${i}`);
+    const bn = ops.map((_, i) => `e${i}`),
+      ln = ops.map((_, i) => `l${i}`);
+    const bounds: number[] = [],
+      lens: number[] = [];
     let acc = 0;
     for (const t of parts) {
       lens.push(t.shape[axis]);
@@ -182,14 +234,22 @@ export function concatGpu(xs: readonly Tensor[], axis: number): Tensor {
     }
     let expr = '';
     for (let i = k - 1; i >= 0; i--) {
-      const read = flat ? `t${i}[o${i} + this.thread.x - e${i} * inner]` : `t${i}[o${i} + (this.thread.z * l${i} + this.thread.y - e${i}) * inner + this.thread.x]`;
+      const read = flat
+        ? `t${i}[o${i} + this.thread.x - e${i} * inner]`
+        : `t${i}[o${i} + (this.thread.z * l${i} + this.thread.y - e${i}) * inner + this.thread.x]`;
       const lim = flat ? `this.thread.x < (e${i} + l${i}) * inner` : `this.thread.y < e${i} + l${i}`;
       expr = i === k - 1 ? read : `(${lim} ? ${read} : ${expr})`;
     }
     const key = `concat:${k}:${flat ? 1 : 3}`;
     const ints = [...on, ...bn, ...ln, 'inner'];
-    const out = dev().run(key, () => fn([...tn, ...ints], `return ${expr};`), types(tn, ints), flat ? [total * inner] : [inner, total, outer],
-      [...ops.map((o) => o.data), ...ops.map((o) => o.offset), ...bounds, ...lens, inner], first.dtype);
+    const out = dev().run(
+      key,
+      () => fn([...tn, ...ints], `return ${expr};`),
+      types(tn, ints),
+      flat ? [total * inner] : [inner, total, outer],
+      [...ops.map((o) => o.data), ...ops.map((o) => o.offset), ...bounds, ...lens, inner],
+      first.dtype,
+    );
     return wrap(out, shape);
   } finally {
     done(temps);
@@ -212,9 +272,14 @@ export function padGpu(x: Tensor, pads: readonly (readonly [number, number])[], 
     const conds = g.coords.map((c, i) => `${c} - b${i} >= 0 && ${c} - b${i} < n${i}`).join(' && ');
     const idx = ['o0', ...g.coords.map((c, i) => `(${c} - b${i}) * s0_${i}`)].join(' + ');
     const ints = ['o0', ...Array.from({ length: r }, (_, i) => [`s0_${i}`, `b${i}`, `n${i}`]).flat(), ...g.foldArgs];
-    const out = dev().run(`pad:${r}`, () => fn(['t0', ...ints, 'value'], [g.pre, `return (${conds}) ? t0[${idx}] : value;`].join('\n')),
-      types(['t0'], ints, ['value']), g.output,
-      [X.data, X.offset, ...Array.from({ length: r }, (_, i) => [X.strides[i], pads[i][0], x.shape[i]]).flat(), ...g.foldVals, value], x.dtype);
+    const out = dev().run(
+      `pad:${r}`,
+      () => fn(['t0', ...ints, 'value'], [g.pre, `return (${conds}) ? t0[${idx}] : value;`].join('\n')),
+      types(['t0'], ints, ['value']),
+      g.output,
+      [X.data, X.offset, ...Array.from({ length: r }, (_, i) => [X.strides[i], pads[i][0], x.shape[i]]).flat(), ...g.foldVals, value],
+      x.dtype,
+    );
     return wrap(out, shape);
   } finally {
     done(temps);

@@ -38,9 +38,22 @@ export { concatGpu, gatherGpu, indexAddGpu, indexSelectGpu, padGpu, scatterAddGp
 
 /** Every primitive kernel of the gpujs backend. */
 export const gpujsKernels: Kernels = {
-  unary: unaryGpu, binary: binaryGpu, where: whereGpu, reduce: reduceGpu, argmax: argmaxGpu, softmax: softmaxGpu,
-  matmul: matmulGpu, indexSelect: indexSelectGpu, indexAdd: indexAddGpu, gather: gatherGpu, scatterAdd: scatterAddGpu,
-  concat: concatGpu, pad: padGpu, cast: castGpu, copy: copyGpu, fftConv: fftConvGpu,
+  unary: unaryGpu,
+  binary: binaryGpu,
+  where: whereGpu,
+  reduce: reduceGpu,
+  argmax: argmaxGpu,
+  softmax: softmaxGpu,
+  matmul: matmulGpu,
+  indexSelect: indexSelectGpu,
+  indexAdd: indexAddGpu,
+  gather: gatherGpu,
+  scatterAdd: scatterAddGpu,
+  concat: concatGpu,
+  pad: padGpu,
+  cast: castGpu,
+  copy: copyGpu,
+  fftConv: fftConvGpu,
 };
 
 /**
@@ -48,6 +61,10 @@ export const gpujsKernels: Kernels = {
  * the generic compositions, which run the device's primitives.
  */
 export const gpujsFusedKernels: FusedKernels = {
-  emaKernel: emaKernelGpu, emaKernelGrad: emaKernelGradGpu, softmaxGrad: softmaxGradGpu, adamUpdate: adamUpdateGpu,
-  laplace: laplaceGeneric, laplaceGrad: laplaceGradGeneric,
+  emaKernel: emaKernelGpu,
+  emaKernelGrad: emaKernelGradGpu,
+  softmaxGrad: softmaxGradGpu,
+  adamUpdate: adamUpdateGpu,
+  laplace: laplaceGeneric,
+  laplaceGrad: laplaceGradGeneric,
 };

@@ -43,7 +43,11 @@ export function dev(): GpuDevice {
 }
 
 /** A tensor as a device buffer + offset + strides; host tensors are uploaded (span only) as temporaries. */
-export interface Operand { data: GpuData; offset: number; strides: number[] }
+export interface Operand {
+  data: GpuData;
+  offset: number;
+  strides: number[];
+}
 
 /** `t` as an operand; a host tensor's span is uploaded and pushed on `temps` (release them with {@link done}). */
 export function operandOf(t: Tensor, temps: GpuData[]): Operand {
@@ -54,7 +58,8 @@ export function operandOf(t: Tensor, temps: GpuData[]): Operand {
     return { data: d, offset: 0, strides: t.strides.map(() => 0) };
   }
   const s = t.storage;
-  let lo = t.offset, hi = t.offset;
+  let lo = t.offset,
+    hi = t.offset;
   for (let i = 0; i < t.ndim; i++) {
     const e = (t.shape[i] - 1) * t.strides[i];
     if (e < 0) lo += e;
@@ -79,10 +84,17 @@ export function uploadHost(f: Float32Array, dtype: DType, temps: GpuData[], sour
 export const CACHE_MAX_VALUES = 1 << 16;
 /** Bytes of device memory the cache may hold. */
 const CACHE_MAX_BYTES = 32 << 20;
-interface CacheEntry { values: Float32Array; dtype: DType; data: GpuData }
+interface CacheEntry {
+  values: Float32Array;
+  dtype: DType;
+  data: GpuData;
+}
 const cache = new Map<string, CacheEntry>(); // insertion order = least recently used first
 /** Where host values come from: a storage and the first element of the span. */
-export interface Source { storage: object; span: number }
+export interface Source {
+  storage: object;
+  span: number;
+}
 /** The entry last made from each span of a host storage: a storage changed in place (a host
  *  parameter updated by an optimizer) replaces its stale entry instead of adding one per step. */
 const bySource = new WeakMap<object, Map<string, string>>();
@@ -108,7 +120,8 @@ function cachedUpload(f: Float32Array, dtype: DType, temps: GpuData[], source?: 
   if (source) {
     let spans = bySource.get(source.storage);
     if (!spans) bySource.set(source.storage, (spans = new Map()));
-    const span = `${source.span}:${f.length}`, prev = spans.get(span);
+    const span = `${source.span}:${f.length}`,
+      prev = spans.get(span);
     const stale = prev !== undefined && prev !== key ? cache.get(prev) : undefined;
     if (stale) forget(prev!, stale, temps);
     spans.set(span, key);
@@ -174,7 +187,13 @@ export function coalesce(shape: readonly number[], strideSets: number[][]): { sh
 }
 
 /** Output grid of a (coalesced) shape: gpu.js output, coordinate expressions, prelude, fold args. */
-export interface Grid { output: number[]; coords: string[]; pre: string; foldArgs: string[]; foldVals: number[] }
+export interface Grid {
+  output: number[];
+  coords: string[];
+  pre: string;
+  foldArgs: string[];
+  foldVals: number[];
+}
 
 /** Largest x / y extent of a dispatch (gpu.js splits it into 8-wide workgroups). */
 export const MAX_XY = 65535 * 8;
@@ -189,7 +208,8 @@ export function grid(D: number[]): Grid | null {
   const r = D.length;
   if (r === 0) return grid([1]);
   if (r === 1) return { output: [D[0]], coords: ['this.thread.x'], pre: '', foldArgs: [], foldVals: [] };
-  const X = D[r - 1], Y = D[r - 2];
+  const X = D[r - 1],
+    Y = D[r - 2];
   if (X > MAX_XY || Y > MAX_XY) return null;
   if (r === 2) return { output: [X, Y], coords: ['this.thread.y', 'this.thread.x'], pre: '', foldArgs: [], foldVals: [] };
   const Z = sizeOf(D.slice(0, r - 2));
@@ -198,7 +218,8 @@ export function grid(D: number[]): Grid | null {
   // fold D[0..r-3] into z; split it again from the innermost folded axis outwards
   const nf = r - 2;
   const lines = ['const q0 = this.thread.z;'];
-  const foldArgs: string[] = [], foldVals: number[] = [];
+  const foldArgs: string[] = [],
+    foldVals: number[] = [];
   for (let i = nf - 1, q = 0; i >= 1; i--, q++) {
     foldArgs.push(`f${i}`);
     foldVals.push(D[i]);

@@ -25,12 +25,16 @@ export function matmulGpujs(a: Tensor, b: Tensor, batch: number[], M: number, K:
   const outShape = [...batch, M, N];
   const temps: GpuData[] = [];
   try {
-    const A = operandOf(a, temps), B = operandOf(b, temps);
+    const A = operandOf(a, temps),
+      B = operandOf(b, temps);
     const ab = bstrides({ shape: a.shape.slice(0, -2) }, A.strides.slice(0, -2), batch);
     const bb = bstrides({ shape: b.shape.slice(0, -2) }, B.strides.slice(0, -2), batch);
     const c = coalesce(batch, [ab, bb]);
     const nb = c.shape.length;
-    let coords: string[], pre = '', foldArgs: string[] = [], foldVals: number[] = [];
+    let coords: string[],
+      pre = '',
+      foldArgs: string[] = [],
+      foldVals: number[] = [];
     const Z = sizeOf(c.shape);
     if (Z > MAX_Z) return fallback('matmul', 'grid limits', cpu);
     if (nb <= 1) coords = nb === 1 ? ['this.thread.z'] : [];
@@ -41,15 +45,30 @@ export function matmulGpujs(a: Tensor, b: Tensor, batch: number[], M: number, K:
       foldArgs = g.foldArgs;
       foldVals = g.foldVals;
     }
-    const abn = coords.map((_, i) => `ab${i}`), bbn = coords.map((_, i) => `bb${i}`);
+    const abn = coords.map((_, i) => `ab${i}`),
+      bbn = coords.map((_, i) => `bb${i}`);
     const aIdx = ['o0', 'this.thread.y * am', 'k * ak', ...coords.map((cc, i) => `${cc} * ab${i}`)].join(' + ');
     const bIdx = ['o1', 'k * bk', 'this.thread.x * bn', ...coords.map((cc, i) => `${cc} * bb${i}`)].join(' + ');
     const key = `matmul:${coords.length}`;
     const ints = ['o0', 'o1', 'am', 'ak', 'bk', 'bn', 'K', ...abn, ...bbn, ...foldArgs];
-    const src = () => fn(['t0', 't1', ...ints], [pre, 'let acc = 0;', `for (let k = 0; k < K; k++) {\nacc += t0[${aIdx}] * t1[${bIdx}];\n}`, 'return acc;'].join('\n'));
-    const nd = a.ndim, mdb = b.ndim;
-    const args = [A.data, B.data, A.offset, B.offset, A.strides[nd - 2], A.strides[nd - 1], B.strides[mdb - 2], B.strides[mdb - 1], K,
-      ...(nb ? c.strides[0] : []), ...(nb ? c.strides[1] : []), ...foldVals];
+    const src = () =>
+      fn(['t0', 't1', ...ints], [pre, 'let acc = 0;', `for (let k = 0; k < K; k++) {\nacc += t0[${aIdx}] * t1[${bIdx}];\n}`, 'return acc;'].join('\n'));
+    const nd = a.ndim,
+      mdb = b.ndim;
+    const args = [
+      A.data,
+      B.data,
+      A.offset,
+      B.offset,
+      A.strides[nd - 2],
+      A.strides[nd - 1],
+      B.strides[mdb - 2],
+      B.strides[mdb - 1],
+      K,
+      ...(nb ? c.strides[0] : []),
+      ...(nb ? c.strides[1] : []),
+      ...foldVals,
+    ];
     const out = dev().run(key, src, types(['t0', 't1'], ints), [N, M, Math.max(1, Z)], args, a.dtype);
     return wrap(out, outShape);
   } finally {

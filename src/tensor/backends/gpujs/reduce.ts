@@ -16,8 +16,14 @@ import { coalesce, dev, done, emptyHost, fallback, fn, grid, indexExpr, operandO
 /** Kept / reduced split of `x`'s axes, coalesced. */
 function splitAxes(x: Tensor, xo: Operand, axes: readonly number[]) {
   const keptAxes = x.shape.map((_, i) => i).filter((i) => !axes.includes(i));
-  const kept = coalesce(keptAxes.map((a) => x.shape[a]), [keptAxes.map((a) => xo.strides[a])]);
-  const red = coalesce(axes.map((a) => x.shape[a]), [axes.map((a) => xo.strides[a])]);
+  const kept = coalesce(
+    keptAxes.map((a) => x.shape[a]),
+    [keptAxes.map((a) => xo.strides[a])],
+  );
+  const red = coalesce(
+    axes.map((a) => x.shape[a]),
+    [axes.map((a) => xo.strides[a])],
+  );
   return { keptAxes, kept, red };
 }
 
@@ -26,7 +32,14 @@ function splitAxes(x: Tensor, xo: Operand, axes: readonly number[]) {
  * coalescing; more are made contiguous first). `body(idx)` gets the inline index expression of
  * element (i, j) of the reduced block and returns the kernel body after the prelude.
  */
-function rowKernel(name: string, x: Tensor, axes: readonly number[], outShape: readonly number[], dtype: DType, body: (at: (i: string, j: string) => string) => string): Tensor | null {
+function rowKernel(
+  name: string,
+  x: Tensor,
+  axes: readonly number[],
+  outShape: readonly number[],
+  dtype: DType,
+  body: (at: (i: string, j: string) => string) => string,
+): Tensor | null {
   const temps: GpuData[] = [];
   try {
     let xo = operandOf(x, temps);
@@ -35,7 +48,12 @@ function rowKernel(name: string, x: Tensor, axes: readonly number[], outShape: r
       // make the reduced block contiguous: copy the view [kept..., reduced...]
       const keptAxes = x.shape.map((_, i) => i).filter((i) => !axes.includes(i));
       const perm = [...keptAxes, ...axes];
-      const pv = new Tensor(xo.data, perm.map((a) => x.shape[a]), perm.map((a) => xo.strides[a]), xo.offset);
+      const pv = new Tensor(
+        xo.data,
+        perm.map((a) => x.shape[a]),
+        perm.map((a) => xo.strides[a]),
+        xo.offset,
+      );
       const c = copyGpu(pv);
       temps.push(c.device as GpuData);
       xo = { data: c.device as GpuData, offset: 0, strides: [...c.strides] };
@@ -46,14 +64,21 @@ function rowKernel(name: string, x: Tensor, axes: readonly number[], outShape: r
     if (!g) return null;
     const r = g.coords.length;
     const ks = kept.shape.length ? kept.strides[0] : [0];
-    const R = [...red.shape, 1, 1].slice(0, 2), RS = [...red.strides[0], 0, 0].slice(0, 2);
+    const R = [...red.shape, 1, 1].slice(0, 2),
+      RS = [...red.strides[0], 0, 0].slice(0, 2);
     const sn = Array.from({ length: r }, (_, i) => `s0_${i}`);
     const base = indexExpr(0, g.coords);
     const at = (i: string, j: string) => `t0[${base} + ${i} * rs0 + ${j} * rs1]`;
     const key = `row:${name}:${r}`;
     const src = () => fn(['t0', 'o0', ...sn, 'rn0', 'rs0', 'rn1', 'rs1', ...g.foldArgs], [g.pre, body(at)].join('\n'));
-    const out = dev().run(key, src, types(['t0'], ['o0', ...sn, 'rn0', 'rs0', 'rn1', 'rs1', ...g.foldArgs]), g.output,
-      [xo.data, xo.offset, ...ks, R[0], RS[0], R[1], RS[1], ...g.foldVals], dtype);
+    const out = dev().run(
+      key,
+      src,
+      types(['t0'], ['o0', ...sn, 'rn0', 'rs0', 'rn1', 'rs1', ...g.foldArgs]),
+      g.output,
+      [xo.data, xo.offset, ...ks, R[0], RS[0], R[1], RS[1], ...g.foldVals],
+      dtype,
+    );
     return wrap(out, outShape);
   } finally {
     done(temps);
@@ -87,7 +112,8 @@ export function argmaxGpu(x: Tensor, axis: number): Tensor {
   if (sizeOf(shape) === 0) return emptyHost(shape, 'i32');
   if (x.shape[axis] === 0) return fallback('argmax', 'empty axis', cpu);
   const r = rowKernel('argmax', x, [axis], shape, 'i32', (at) =>
-    [`let best = ${at('0', '0')};`, 'let arg = 0;', loop2(`const v = ${at('i', 'j')};\nif (v > best) {\nbest = v;\narg = i;\n}`), 'return arg;'].join('\n'));
+    [`let best = ${at('0', '0')};`, 'let arg = 0;', loop2(`const v = ${at('i', 'j')};\nif (v > best) {\nbest = v;\narg = i;\n}`), 'return arg;'].join('\n'),
+  );
   return r ?? fallback('argmax', 'grid limits', cpu);
 }
 
@@ -105,10 +131,15 @@ export function softmaxGpu(x: Tensor, log: boolean): Tensor {
   const w = gpuKernels() === 'wgsl' ? softmaxWgsl(x, log) : null;
   if (w) return w;
   const lseShape = x.shape.map((d, i) => (i === nd - 1 ? 1 : d));
-  const lse = rowKernel('lse', x, [nd - 1], lseShape, 'f32', (at) => [
-    `let m = ${at('0', '0')};`, loop2(`m = Math.max(m, ${at('i', 'j')});`),
-    'let s = 0;', loop2(`s += Math.exp(${at('i2', 'j2')} - m);`, '2'), 'return m + Math.log(s);',
-  ].join('\n'));
+  const lse = rowKernel('lse', x, [nd - 1], lseShape, 'f32', (at) =>
+    [
+      `let m = ${at('0', '0')};`,
+      loop2(`m = Math.max(m, ${at('i', 'j')});`),
+      'let s = 0;',
+      loop2(`s += Math.exp(${at('i2', 'j2')} - m);`, '2'),
+      'return m + Math.log(s);',
+    ].join('\n'),
+  );
   if (!lse) return fallback('softmax', 'grid limits', cpu);
   try {
     const out = elementwise(log ? 'logsoftmax' : 'softmax', { expr: log ? 'v0 - v1' : 'Math.exp(v0 - v1)' }, [x, lse], x.shape, x.dtype);

@@ -31,7 +31,8 @@ function hostIntegers(args: unknown[]): boolean {
 
 const onDevice: Kernels = { ...gpujsKernels };
 for (const name of Object.keys(cpuKernels) as KernelName[]) {
-  const gpu = gpujsKernels[name] as (...a: unknown[]) => Tensor, cpu = cpuKernels[name] as (...a: unknown[]) => Tensor;
+  const gpu = gpujsKernels[name] as (...a: unknown[]) => Tensor,
+    cpu = cpuKernels[name] as (...a: unknown[]) => Tensor;
   (onDevice as unknown as Record<string, unknown>)[name] = (...args: unknown[]) => (hostIntegers(args) ? cpu(...args) : gpu(...args));
 }
 const all: AllKernels = { ...onDevice, ...gpujsFusedKernels };

@@ -34,12 +34,14 @@ function envOptions(): GpuOptions {
 /** An adapter index; `label` names where it came from (`--gpu `, `MEGA_GPU=`). A bad one is the user's error. */
 function parseAdapter(s: string, label: string): number {
   const n = s.trim() === '' ? NaN : Number(s);
-  if (!Number.isInteger(n) || n < 0) throw new TensorError(`${label}${s}: invalid GPU adapter index (expected 0, 1, ...; mega info --backend gpujs lists the adapters)`, { kind: 'user' });
+  if (!Number.isInteger(n) || n < 0)
+    throw new TensorError(`${label}${s}: invalid GPU adapter index (expected 0, 1, ...; mega info --backend gpujs lists the adapters)`, { kind: 'user' });
   return n;
 }
 
 function parseMode(s: string, label: string): GpuMode {
-  if (s !== 'webgpu' && s !== 'headlessgl' && s !== 'auto') throw new TensorError(`${label}${s}: invalid gpu.js mode (expected webgpu, headlessgl or auto)`, { kind: 'user' });
+  if (s !== 'webgpu' && s !== 'headlessgl' && s !== 'auto')
+    throw new TensorError(`${label}${s}: invalid gpu.js mode (expected webgpu, headlessgl or auto)`, { kind: 'user' });
   return s;
 }
 

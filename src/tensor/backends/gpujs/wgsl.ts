@@ -107,17 +107,32 @@ const MAX_GROUPS = 65535;
 export function matmulWgsl(a: Tensor, b: Tensor, batch: number[], M: number, K: number, N: number): Tensor | null {
   const temps: GpuData[] = [];
   try {
-    const A = operandOf(a, temps), B = operandOf(b, temps);
+    const A = operandOf(a, temps),
+      B = operandOf(b, temps);
     const ab = bstrides({ shape: a.shape.slice(0, -2) }, A.strides.slice(0, -2), batch);
     const bb = bstrides({ shape: b.shape.slice(0, -2) }, B.strides.slice(0, -2), batch);
     const c = coalesce(batch, [ab, bb]);
     if (c.shape.length > 1) return null;
     const Z = sizeOf(c.shape);
-    const gx = Math.ceil(N / TILE), gy = Math.ceil(M / TILE);
+    const gx = Math.ceil(N / TILE),
+      gy = Math.ceil(M / TILE);
     if (gx > MAX_GROUPS || gy > MAX_GROUPS || Z > MAX_GROUPS || Z * M * N >= 2 ** 31) return null;
-    const nd = a.ndim, mdb = b.ndim;
-    const params = [M, N, K, A.offset, B.offset, A.strides[nd - 2], A.strides[nd - 1], B.strides[mdb - 2], B.strides[mdb - 1],
-      c.shape.length ? c.strides[0][0] : 0, c.shape.length ? c.strides[1][0] : 0, Math.max(1, Z)];
+    const nd = a.ndim,
+      mdb = b.ndim;
+    const params = [
+      M,
+      N,
+      K,
+      A.offset,
+      B.offset,
+      A.strides[nd - 2],
+      A.strides[nd - 1],
+      B.strides[mdb - 2],
+      B.strides[mdb - 1],
+      c.shape.length ? c.strides[0][0] : 0,
+      c.shape.length ? c.strides[1][0] : 0,
+      Math.max(1, Z),
+    ];
     const out = dev().runWgsl('matmul', () => MATMUL_WGSL, [gx, gy, Math.max(1, Z)], [A.data, B.data], params, [N, M, Math.max(1, Z)], a.dtype);
     return wrap(out, [...batch, M, N]);
   } finally {

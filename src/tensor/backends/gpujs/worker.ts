@@ -90,7 +90,10 @@ export function workerMain(): void {
         const asked = m.adapterIndex !== null && m.adapterIndex !== undefined;
         const i: number | null = asked ? m.adapterIndex : m.rank !== null && m.rank !== undefined && adapters.length ? m.rank % adapters.length : null;
         if (i !== null) {
-          if (i < 0 || i >= adapters.length) throw new Error(`adapter index ${i} is out of range: ${adapters.length} adapter(s) (${adapters.map((a, j) => `${j}: ${a.name}`).join('; ') || 'none'})`);
+          if (i < 0 || i >= adapters.length)
+            throw new Error(
+              `adapter index ${i} is out of range: ${adapters.length} adapter(s) (${adapters.map((a, j) => `${j}: ${a.name}`).join('; ') || 'none'})`,
+            );
           const name = adapters[i].name;
           const first = adapters.findIndex((a) => a.name.includes(name));
           if (first !== i) {
@@ -106,15 +109,22 @@ export function workerMain(): void {
         const navGpu = {
           requestAdapter: (o?: any) => dawn.requestAdapter({ powerPreference: 'high-performance', ...(o ?? {}) }),
           getPreferredCanvasFormat: () => dawn.getPreferredCanvasFormat(),
-          get wgslLanguageFeatures() { return dawn.wgslLanguageFeatures; },
+          get wgslLanguageFeatures() {
+            return dawn.wgslLanguageFeatures;
+          },
         };
         (globalThis as any).navigator = { gpu: navGpu };
         const adapter = await navGpu.requestAdapter();
         if (!adapter) throw new Error('Dawn found no WebGPU adapter (requestAdapter() returned null)');
         gpu = new GPU({ mode: 'webgpu' });
-        const probe = gpu.createKernel(function (this: any, a: any) { return a[this.thread.x] * 2; }, { output: [4], pipeline: true, immutable: true });
+        const probe = gpu.createKernel(
+          function (this: any, a: any) {
+            return a[this.thread.x] * 2;
+          },
+          { output: [4], pipeline: true, immutable: true },
+        );
         const r = await probe(new Float32Array([1, 2, 3, 4]));
-        const back = Array.from(await r.toArray() as Float32Array);
+        const back = Array.from((await r.toArray()) as Float32Array);
         r.delete();
         kernelClass = probe.kernel.constructor.name;
         probe.destroy();
@@ -124,9 +134,15 @@ export function workerMain(): void {
         BufferResult = require(m.gpujsPath).WebGPUBufferResult;
         const info = adapter.info ?? {};
         return {
-          mode: 'webgpu', kernelClass,
+          mode: 'webgpu',
+          kernelClass,
           adapter: { vendor: info.vendor, architecture: info.architecture, device: info.device, description: info.description },
-          adapters, limits: { maxStorageBufferBindingSize: device.limits.maxStorageBufferBindingSize, maxBufferSize: device.limits.maxBufferSize, maxComputeWorkgroupsPerDimension: device.limits.maxComputeWorkgroupsPerDimension },
+          adapters,
+          limits: {
+            maxStorageBufferBindingSize: device.limits.maxStorageBufferBindingSize,
+            maxBufferSize: device.limits.maxBufferSize,
+            maxComputeWorkgroupsPerDimension: device.limits.maxComputeWorkgroupsPerDimension,
+          },
           notes,
         };
       } catch (e: any) {
@@ -140,14 +156,26 @@ export function workerMain(): void {
         if (!process.env.DISPLAY) throw new Error('no X display (DISPLAY is unset); headless-gl needs one');
         if (!GPU.isHeadlessGLSupported) throw new Error('headless-gl (npm `gl`) is not installed or cannot create a context');
         gpu = new GPU({ mode: 'headlessgl' });
-        const probe = gpu.createKernel(function (this: any, a: any) { return a[this.thread.x] * 2; }, { output: [4], pipeline: true, immutable: true, precision: 'single' });
+        const probe = gpu.createKernel(
+          function (this: any, a: any) {
+            return a[this.thread.x] * 2;
+          },
+          { output: [4], pipeline: true, immutable: true, precision: 'single' },
+        );
         const r = probe(new Float32Array([1, 2, 3, 4]));
         const back: number[] = [];
         flatten(r.toArray(), back);
         r.delete();
         kernelClass = probe.kernel.constructor.name;
         if (back.join(',') !== '2,4,6,8') throw new Error(`probe kernel returned [${back}]`);
-        return { mode: 'headlessgl', kernelClass, adapter: { description: 'headless-gl (WebGL1) on display ' + process.env.DISPLAY }, adapters: [], limits: {}, notes };
+        return {
+          mode: 'headlessgl',
+          kernelClass,
+          adapter: { description: 'headless-gl (WebGL1) on display ' + process.env.DISPLAY },
+          adapters: [],
+          limits: {},
+          notes,
+        };
       } catch (e: any) {
         notes.push(`headless-gl: ${e && e.message ? e.message : String(e)}`);
         gpu = null;
@@ -160,8 +188,15 @@ export function workerMain(): void {
     let k = kernels.get(m.key);
     if (!k) {
       k = gpu.createKernel(m.src, {
-        output: m.output, pipeline: true, immutable: true, dynamicOutput: true, dynamicArguments: true,
-        loopMaxIterations: 1 << 30, argumentTypes: m.types, precision: 'single', tactic: 'precision',
+        output: m.output,
+        pipeline: true,
+        immutable: true,
+        dynamicOutput: true,
+        dynamicArguments: true,
+        loopMaxIterations: 1 << 30,
+        argumentTypes: m.types,
+        precision: 'single',
+        tactic: 'precision',
       });
       kernels.set(m.key, k);
     }
@@ -191,7 +226,11 @@ export function workerMain(): void {
     switch (m.t) {
       case 'init': {
         let r: any;
-        try { r = await init(m); } catch (e: any) { r = { error: e && e.stack ? e.stack : String(e) }; }
+        try {
+          r = await init(m);
+        } catch (e: any) {
+          r = { error: e && e.stack ? e.stack : String(e) };
+        }
         reply(r);
         return;
       }
@@ -232,8 +271,11 @@ export function workerMain(): void {
         const out = device.createBuffer({ size: Math.max(4, m.n * 4), usage: 0x80 | 0x04 | 0x08 }); // STORAGE | COPY_SRC | COPY_DST
         const uni = device.createBuffer({ size: Math.max(16, Math.ceil(m.params.length / 4) * 16), usage: 0x40 | 0x08 }); // UNIFORM | COPY_DST
         device.queue.writeBuffer(uni, 0, new Int32Array(m.params));
-        const entries = [...ins.map((b: any, i: number) => ({ binding: i, resource: { buffer: b } })),
-          { binding: ins.length, resource: { buffer: out } }, { binding: ins.length + 1, resource: { buffer: uni } }];
+        const entries = [
+          ...ins.map((b: any, i: number) => ({ binding: i, resource: { buffer: b } })),
+          { binding: ins.length, resource: { buffer: out } },
+          { binding: ins.length + 1, resource: { buffer: uni } },
+        ];
         const bind = device.createBindGroup({ layout: pipe.getBindGroupLayout(0), entries });
         const t0 = profile ? performance.now() : 0;
         const enc = device.createCommandEncoder();
@@ -257,7 +299,12 @@ export function workerMain(): void {
       case 'up': {
         let k = kernels.get('upload');
         if (!k) {
-          k = gpu.createKernel(function (this: any, a: any) { return a[this.thread.x]; }, { output: [1], pipeline: true, immutable: true, dynamicOutput: true, dynamicArguments: true, precision: 'single', argumentTypes: { a: 'Array' } });
+          k = gpu.createKernel(
+            function (this: any, a: any) {
+              return a[this.thread.x];
+            },
+            { output: [1], pipeline: true, immutable: true, dynamicOutput: true, dynamicArguments: true, precision: 'single', argumentTypes: { a: 'Array' } },
+          );
           kernels.set('upload', k);
         }
         k.setOutput([m.data.length]);
@@ -275,7 +322,11 @@ export function workerMain(): void {
           // asynchronous: the copy is queued now (after the work before it); the answer follows
           // when it completes, while later messages are handled
           if (!h) reply({ tag: m.tag, error: `buffer ${m.id} is not on the device` });
-          else readRaw(h, m.n).then((data) => reply({ tag: m.tag, data }), (e: any) => reply({ tag: m.tag, error: e && e.message ? e.message : String(e) }));
+          else
+            readRaw(h, m.n).then(
+              (data) => reply({ tag: m.tag, data }),
+              (e: any) => reply({ tag: m.tag, error: e && e.message ? e.message : String(e) }),
+            );
           return;
         }
         if (!h) {

@@ -17,8 +17,10 @@ const gen = new Generator(7);
 
 function maxRel(a: Tensor, b: Tensor): number {
   expect(a.shape).toEqual(b.shape);
-  const x = K.copy(a).storage, y = K.copy(b).storage;
-  let err = 0, mx = 0;
+  const x = K.copy(a).storage,
+    y = K.copy(b).storage;
+  let err = 0,
+    mx = 0;
   for (let i = 0; i < y.length; i++) {
     err = Math.max(err, Math.abs(x[i] - y[i]));
     mx = Math.max(mx, Math.abs(y[i]));
@@ -37,7 +39,11 @@ describe('fused emaKernel', () => {
   for (const dt of ['f64', 'f32'] as FloatDType[]) {
     it(`equals the composition, values and gradients (${dt})`, () => {
       const tol = dt === 'f64' ? 1e-13 : 1e-5;
-      for (const [D, N, L] of [[6, 4, 37], [3, 16, 300], [8, 16, 1000]]) {
+      for (const [D, N, L] of [
+        [6, 4, 37],
+        [3, 16, 300],
+        [8, 16, 1000],
+      ]) {
         const coef = F.requiresGrad(randNormal([D, N], 0, 1, dt, gen));
         const q = F.requiresGrad(randUniform([D, N], 0.3, 0.999, dt, gen));
         const g = randNormal([D, L], 0, 1, dt, gen);
@@ -66,7 +72,10 @@ describe('fused softmaxGrad', () => {
   for (const dt of ['f64', 'f32'] as FloatDType[]) {
     for (const log of [false, true]) {
       it(`${log ? 'log-' : ''}softmax backward equals the composition (${dt})`, () => {
-        for (const shape of [[5, 7], [3, 40, 129]]) {
+        for (const shape of [
+          [5, 7],
+          [3, 40, 129],
+        ]) {
           const x = randNormal(shape, 0, 2, dt, gen);
           const y = K.softmax(x, log);
           const g = randNormal(shape, 0, 1, dt, gen);
@@ -94,7 +103,8 @@ describe('fused softmaxGrad', () => {
 });
 
 describe('fused laplace', () => {
-  const MU = 0.707107, DEN = 0.282095 * Math.SQRT2;
+  const MU = 0.707107,
+    DEN = 0.282095 * Math.SQRT2;
   for (const dt of ['f64', 'f32'] as FloatDType[]) {
     it(`equals the composition of primitives, values and gradients (${dt})`, () => {
       for (const shape of [[7], [3, 5, 11], [2, 3, 64, 64]]) {
@@ -103,8 +113,9 @@ describe('fused laplace', () => {
         // values: every step rounded as the primitives round it → bitwise equal
         expect(Array.from(K.laplace(x, MU, DEN).storage)).toEqual(Array.from(laplaceGeneric(x, MU, DEN).storage));
         // gradient (the composition on every backend): g·exp(−z²)/(√π·den), in f64 here
-        const xs = K.cast(x, 'f64').storage, gs = K.cast(g, 'f64').storage;
-        const want = Float64Array.from(xs, (v, i) => gs[i] * Math.exp(-(((v - MU) / DEN) ** 2)) / (Math.sqrt(Math.PI) * DEN));
+        const xs = K.cast(x, 'f64').storage,
+          gs = K.cast(g, 'f64').storage;
+        const want = Float64Array.from(xs, (v, i) => (gs[i] * Math.exp(-(((v - MU) / DEN) ** 2))) / (Math.sqrt(Math.PI) * DEN));
         expect(maxRel(K.cast(K.laplaceGrad(x, g, MU, DEN), 'f64'), fromStorage(want, shape))).toBeLessThanOrEqual(dt === 'f64' ? 1e-13 : 1e-5);
       }
     });

@@ -28,15 +28,24 @@ function random(Arr: Ctor, n: number, seed: number): FloatArray {
 
 /** Naive triple loop in float64: the reference, and Σ|a·b| per element (the error scale). */
 function naive(
-  a: FloatArray, b: FloatArray, batch: number, M: number, N: number, K: number,
-  tA: boolean, tB: boolean, aS: number, bS: number,
+  a: FloatArray,
+  b: FloatArray,
+  batch: number,
+  M: number,
+  N: number,
+  K: number,
+  tA: boolean,
+  tB: boolean,
+  aS: number,
+  bS: number,
 ): { c: Float64Array; mag: Float64Array } {
   const c = new Float64Array(batch * M * N);
   const mag = new Float64Array(batch * M * N);
   for (let z = 0; z < batch; z++) {
     for (let i = 0; i < M; i++) {
       for (let j = 0; j < N; j++) {
-        let s = 0, m = 0;
+        let s = 0,
+          m = 0;
         for (let k = 0; k < K; k++) {
           const p = a[z * aS + (tA ? k * M + i : i * K + k)] * b[z * bS + (tB ? j * K + k : k * N + j)];
           s += p;

@@ -6,7 +6,10 @@ it('unary maps stop at the end of their range (f32 and f64, every remainder)', (
   const rt = wasmRuntime();
   expect(rt, 'the SIMD runtime must load').not.toBeNull();
   const mem = rt!.memory.buffer as SharedArrayBuffer;
-  for (const [dt, E, Arr] of [['f32', 4, Float32Array], ['f64', 8, Float64Array]] as const) {
+  for (const [dt, E, Arr] of [
+    ['f32', 4, Float32Array],
+    ['f64', 8, Float64Array],
+  ] as const) {
     const fn = rt!.main.ex[`un_neg_${dt}`];
     expect(typeof fn).toBe('function');
     const base = 1 << 16; // well inside the first pages; the arena is not used by this test

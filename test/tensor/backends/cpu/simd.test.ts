@@ -31,7 +31,8 @@ afterAll(() => setNumThreads(prevThreads));
 /** Max |a − b| / (atol + rtol·|b|) over all elements (NaN must match NaN). */
 function ratio(a: Tensor, b: Tensor, rtol: number, atol: number): number {
   expect(a.shape).toEqual(b.shape);
-  const x = copyCpu(a).storage, y = copyCpu(b).storage;
+  const x = copyCpu(a).storage,
+    y = copyCpu(b).storage;
   let worst = 0;
   for (let i = 0; i < y.length; i++) {
     if (Number.isNaN(y[i]) || Number.isNaN(x[i])) {
@@ -45,7 +46,8 @@ function ratio(a: Tensor, b: Tensor, rtol: number, atol: number): number {
 }
 
 function sameBits(a: Tensor, b: Tensor): boolean {
-  const x = copyCpu(a).storage, y = copyCpu(b).storage;
+  const x = copyCpu(a).storage,
+    y = copyCpu(b).storage;
   return Buffer.from(x.buffer, x.byteOffset, x.byteLength).equals(Buffer.from(y.buffer, y.byteOffset, y.byteLength));
 }
 
@@ -91,7 +93,12 @@ describe('SIMD binary vs plain TS (bitwise: one rounding per op in both)', () =>
     ['outer product', [1, 1, 130], [40, 7, 1]],
     ['scalar', [5000], []],
     ['scalar first', [], [4097]],
-    ['transposed operand (staged)', [80, 90], [80, 90], (t) => V.transpose(t.shape.length ? randNormal([t.shape[1], t.shape[0]], 0, 1, t.dtype, gen) : t, 0, 1)],
+    [
+      'transposed operand (staged)',
+      [80, 90],
+      [80, 90],
+      (t) => V.transpose(t.shape.length ? randNormal([t.shape[1], t.shape[0]], 0, 1, t.dtype, gen) : t, 0, 1),
+    ],
   ];
   for (const dt of DTYPES) {
     for (const op of SIMD_BINARY) {
@@ -206,8 +213,13 @@ describe('determinism: 1 and 2 threads give the same bits', () => {
       const k = randNormal([30, 600], 0, 1, dt, gen);
       const xs = randNormal([10, 30, 600], 0, 1, dt, gen);
       const run = () => [
-        unarySimd(x, 'silu')!, binarySimd(x, y, 'mul')!, reduceSimd(x, 'sum', [0], false)!, reduceSimd(x, 'sum', [1], false)!,
-        softmaxSimd(x, false)!, softmaxGradSimd(softmaxCpu(x, false), x, false)!, fftConvSimd(xs, k, 0, 600)!,
+        unarySimd(x, 'silu')!,
+        binarySimd(x, y, 'mul')!,
+        reduceSimd(x, 'sum', [0], false)!,
+        reduceSimd(x, 'sum', [1], false)!,
+        softmaxSimd(x, false)!,
+        softmaxGradSimd(softmaxCpu(x, false), x, false)!,
+        fftConvSimd(xs, k, 0, 600)!,
       ];
       setNumThreads(1);
       const one = run();
@@ -227,16 +239,58 @@ describe('determinism: 1 and 2 threads give the same bits', () => {
 describe('fast data-movement paths equal the general kernels', () => {
   for (const dt of ['f32', 'f64', 'i32'] as const) {
     it(`pad / indexSelect / indexAdd ${dt}`, () => {
-      const x = dt === 'i32' ? fromArray(Int32Array.from({ length: 6 * 40 }, (_, i) => i), [6, 40]) : randNormal([6, 40], 0, 1, dt, gen);
-      for (const pads of [[[1, 2], [3, 20]], [[0, 0], [-2, 5]], [[-1, 1], [0, 0]]] as [number, number][][]) {
+      const x =
+        dt === 'i32'
+          ? fromArray(
+              Int32Array.from({ length: 6 * 40 }, (_, i) => i),
+              [6, 40],
+            )
+          : randNormal([6, 40], 0, 1, dt, gen);
+      for (const pads of [
+        [
+          [1, 2],
+          [3, 20],
+        ],
+        [
+          [0, 0],
+          [-2, 5],
+        ],
+        [
+          [-1, 1],
+          [0, 0],
+        ],
+      ] as [number, number][][]) {
         const got = padFast(x, pads, 1.5);
         if (got) expect(sameBits(got, padCpu(x, pads, 1.5))).toBe(true);
       }
       const xt = V.transpose(x, 0, 1);
-      const strided = padFast(V.transpose(xt, 0, 1), [[1, 1], [2, 2]], 0);
-      expect(strided && sameBits(strided, padCpu(x, [[1, 1], [2, 2]], 0))).toBe(true);
+      const strided = padFast(
+        V.transpose(xt, 0, 1),
+        [
+          [1, 1],
+          [2, 2],
+        ],
+        0,
+      );
+      expect(
+        strided &&
+          sameBits(
+            strided,
+            padCpu(
+              x,
+              [
+                [1, 1],
+                [2, 2],
+              ],
+              0,
+            ),
+          ),
+      ).toBe(true);
       const flat = V.reshape(x, [-1]);
-      const idx = fromArray(Int32Array.from({ length: 500 }, (_, i) => (i * 37) % 240), [500]);
+      const idx = fromArray(
+        Int32Array.from({ length: 500 }, (_, i) => (i * 37) % 240),
+        [500],
+      );
       expect(sameBits(indexSelectFast(flat, 0, idx)!, indexSelectCpu(flat, 0, idx))).toBe(true);
       const src = indexSelectCpu(flat, 0, idx);
       expect(sameBits(indexAddFast([240], 0, idx, src)!, indexAddCpu([240], 0, idx, src))).toBe(true);

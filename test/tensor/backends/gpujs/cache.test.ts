@@ -14,7 +14,9 @@ import { skipWithout } from '../../../system.js';
 import { gpuAvailable } from '../gpu-probe.js';
 
 describe.skipIf(skipWithout({ gpu: gpuAvailable() }))('gpujs host-constant cache', () => {
-  beforeAll(() => { selectBackend('gpujs'); }, 180_000);
+  beforeAll(() => {
+    selectBackend('gpujs');
+  }, 180_000);
   afterAll(() => setBackend('cpu'));
 
   it('uploads equal host values once and sees in-place changes', () => {
@@ -34,14 +36,30 @@ describe.skipIf(skipWithout({ gpu: gpuAvailable() }))('gpujs host-constant cache
   it('keeps integer bookkeeping on host tensors on the host', () => {
     const d = GpuDevice.get()!;
     const before = { ...d.counters };
-    const tokens = tensor([[5, 6, 1], [7, 1, 1]], 'i32');
+    const tokens = tensor(
+      [
+        [5, 6, 1],
+        [7, 1, 1],
+      ],
+      'i32',
+    );
     const mask = K.binary(tokens, scalar(1, 'i32'), 'eq');
     expect(mask.device).toBeNull();
     expect(Array.from(mask.storage)).toEqual([0, 0, 1, 0, 1, 1]);
     expect(K.reduce(K.cast(mask, 'i32'), 'sum', [1], false).toArray()).toEqual([1, 2]);
     expect(d.counters).toEqual(before);
     // floating work on the device, with the host mask uploaded once
-    const y = K.where(mask, tensor([[1, 1, 1], [1, 1, 1]], 'f32'), scalar(0, 'f32'));
+    const y = K.where(
+      mask,
+      tensor(
+        [
+          [1, 1, 1],
+          [1, 1, 1],
+        ],
+        'f32',
+      ),
+      scalar(0, 'f32'),
+    );
     expect(y.device).toBeInstanceOf(GpuData);
     expect(y.toArray()).toEqual([0, 0, 1, 0, 1, 1]);
   });

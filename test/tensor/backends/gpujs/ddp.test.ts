@@ -48,7 +48,9 @@ class Mirror extends LocalGroup {
 }
 
 describe.skipIf(skipWithout({ gpu: gpuAvailable() }))('data parallel with device gradients', () => {
-  beforeAll(() => { selectBackend('gpujs'); }, 180_000);
+  beforeAll(() => {
+    selectBackend('gpujs');
+  }, 180_000);
   afterAll(() => setBackend('cpu'));
 
   it('copies each gradient to the host asynchronously during backward; sums equal the plain step', () => {
@@ -82,7 +84,8 @@ describe.skipIf(skipWithout({ gpu: gpuAvailable() }))('data parallel with device
     expect(dp.after).toBe(n); // finishGradients collected those copies and read nothing else
     expect(plain.m.parameters().every((p) => p.grad!.device instanceof GpuData)).toBe(true);
     for (let i = 0; i < n; i++) {
-      const [k, one] = plain.g[i], got = dp.g[i][1];
+      const [k, one] = plain.g[i],
+        got = dp.g[i][1];
       const ref = one.map((v) => 2 * v);
       const scale = Math.max(...ref.map(Math.abs));
       const err = Math.max(...ref.map((r, j) => Math.abs(r - got[j])));

@@ -40,14 +40,17 @@ function expectF32Close(got: Tensor, ref: Tensor): void {
 }
 
 describe.skipIf(skip)('gpujs fused kernels', () => {
-  beforeAll(() => { selectBackend('gpujs'); }, 180_000);
+  beforeAll(() => {
+    selectBackend('gpujs');
+  }, 180_000);
   afterAll(() => setBackend('cpu'));
 
   /** Runs `fn` and checks it stayed on the device (no fallback, no read-back, a launch). */
   function onDevice(fn: () => Tensor): Tensor {
     const d = GpuDevice.get()!;
     resetFallbacks();
-    const reads = d.counters.readbacks, launches = d.counters.launches;
+    const reads = d.counters.readbacks,
+      launches = d.counters.launches;
     const out = fn();
     expect(out.device).toBeInstanceOf(GpuData);
     expect(d.counters.readbacks).toBe(reads);
@@ -58,8 +61,11 @@ describe.skipIf(skip)('gpujs fused kernels', () => {
 
   const gen = new Generator(7);
   // q in (0, 1) as MultiHeadEMA makes it (1 − p·α), including values close to 1 (long memory)
-  const D = 6, N = 4, L = 300;
-  const coef = uniform(gen, [D, N], -1, 1), q = uniform(gen, [D, N], 0.5, 0.999);
+  const D = 6,
+    N = 4,
+    L = 300;
+  const coef = uniform(gen, [D, N], -1, 1),
+    q = uniform(gen, [D, N], 0.5, 0.999);
 
   it('emaKernel equals the f64 CPU kernel', () => {
     const got = onDevice(() => emaKernelGpu(f32(coef), f32(q), L));
@@ -92,12 +98,20 @@ describe.skipIf(skip)('gpujs fused kernels', () => {
 
 describe('generic fused kernels (compositions of primitives)', () => {
   const gen = new Generator(11);
-  const D = 5, N = 3, L = 40;
-  const coef = uniform(gen, [D, N], -1, 1), q = uniform(gen, [D, N], 0.3, 0.99);
+  const D = 5,
+    N = 3,
+    L = 40;
+  const coef = uniform(gen, [D, N], -1, 1),
+    q = uniform(gen, [D, N], 0.3, 0.99);
   const rel = (a: Tensor, b: Tensor) => {
-    const x = a.toTypedArray(), y = b.toTypedArray();
-    let e = 0, m = 0;
-    for (let i = 0; i < y.length; i++) { e = Math.max(e, Math.abs(x[i] - y[i])); m = Math.max(m, Math.abs(y[i])); }
+    const x = a.toTypedArray(),
+      y = b.toTypedArray();
+    let e = 0,
+      m = 0;
+    for (let i = 0; i < y.length; i++) {
+      e = Math.max(e, Math.abs(x[i] - y[i]));
+      m = Math.max(m, Math.abs(y[i]));
+    }
     return e / m;
   };
   it('equal the CPU fused kernels in f64 on the cpu backend', () => {
@@ -106,13 +120,16 @@ describe('generic fused kernels (compositions of primitives)', () => {
     const got = emaKernelGradGeneric(coef, q, g);
     expect(got.shape).toEqual([2, D, N]);
     expect(rel(got, emaKernelGradCpu(coef, q, g))).toBeLessThan(1e-12);
-    const y = uniform(gen, [4, 9], 0, 1), gy = uniform(gen, [4, 9], -1, 1);
+    const y = uniform(gen, [4, 9], 0, 1),
+      gy = uniform(gen, [4, 9], -1, 1);
     for (const log of [false, true]) expect(rel(softmaxGradGeneric(y, gy, log), softmaxGradCpu(y, gy, log))).toBeLessThan(1e-12);
   });
 });
 
 describe.skipIf(skip)('gpujs FFT convolution', () => {
-  beforeAll(() => { selectBackend('gpujs'); }, 180_000);
+  beforeAll(() => {
+    selectBackend('gpujs');
+  }, 180_000);
   afterAll(() => setBackend('cpu'));
   const gen = new Generator(3);
   // [x shape, k shape, start, length]: causal (start 0), bidirectional (start Lk−1), broadcast
@@ -125,7 +142,8 @@ describe.skipIf(skip)('gpujs FFT convolution', () => {
   ];
   for (const [xs, ks, start, length] of cases) {
     it(`equals the f64 CPU convolution: x [${xs}], k [${ks}], window [${start}, ${start + length})`, () => {
-      const x = uniform(gen, xs, -1, 1), k = uniform(gen, ks, -1, 1);
+      const x = uniform(gen, xs, -1, 1),
+        k = uniform(gen, ks, -1, 1);
       const ref = fftConvCpu(x, k, start, length);
       const d = GpuDevice.get()!;
       resetFallbacks();
@@ -142,7 +160,8 @@ describe.skipIf(skip)('gpujs FFT convolution', () => {
     });
   }
   it('the FFT path transforms strided views (a transposed input)', () => {
-    const xT = uniform(gen, [50, 4], -1, 1), k = uniform(gen, [4, 50], -1, 1);
+    const xT = uniform(gen, [50, 4], -1, 1),
+      k = uniform(gen, [4, 50], -1, 1);
     const view = (t: Tensor) => new Tensor(t.data, [4, 50], [1, 4], 0);
     expectF32Close(fftConvGpuBy(view(f32(xT)), f32(k), 0, 50, 'fft'), fftConvCpu(view(xT), k, 0, 50));
   });

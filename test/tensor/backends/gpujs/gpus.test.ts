@@ -46,13 +46,16 @@ const lvp = ['/usr/share/vulkan/icd.d/lvp_icd.json', '/usr/share/vulkan/icd.d/lv
 
 describe.skipIf(skipWithout({ gpu: gpuAvailable() && lvp !== undefined }))('two identical adapters (two lavapipe drivers)', () => {
   let built: Built;
-  beforeAll(async () => { built = await buildForChildren(); }, 120_000);
+  beforeAll(async () => {
+    built = await buildForChildren();
+  }, 120_000);
   afterAll(() => built?.cleanup());
 
   /** Starts gpujs in a child with two lavapipe drivers; returns its JSON answer. */
   function child(opts: Record<string, unknown>, env: Record<string, string> = {}): { adapters?: string[]; adapter?: string; notes?: string[]; error?: string } {
     const icd = readFileSync(lvp!, 'utf8');
-    const a = join(tmp, 'a.json'), b = join(tmp, 'b.json');
+    const a = join(tmp, 'a.json'),
+      b = join(tmp, 'b.json');
     writeFileSync(a, icd);
     writeFileSync(b, icd);
     const entry = built.js('src/tensor/backends/gpujs/index.ts');
@@ -61,7 +64,11 @@ describe.skipIf(skipWithout({ gpu: gpuAvailable() && lvp !== undefined }))('two 
       catch (e) { console.log(JSON.stringify({ error: e.message })); }
       process.exit(0);
     });`;
-    const out = execFileSync(process.execPath, ['-e', script], { env: { ...process.env, VK_ICD_FILENAMES: `${a}:${b}`, MEGA_GPU: '', ...env }, encoding: 'utf8', timeout: 120_000 });
+    const out = execFileSync(process.execPath, ['-e', script], {
+      env: { ...process.env, VK_ICD_FILENAMES: `${a}:${b}`, MEGA_GPU: '', ...env },
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
     return JSON.parse(out.trim().split('\n').pop()!);
   }
 

@@ -20,21 +20,56 @@ afterAll(() => {
   rmSync(tmp, { recursive: true, force: true });
 });
 
-const TINY = ['--listops-train', '48', '--listops-valid', '16', '--listops-test', '8', '--batch-size', '8', '--layers', '1', '--embed-dim', '16',
-  '--hidden-dim', '16', '--z-dim', '8', '--n-dim', '2', '--quiet', '--log-interval', '1', '--max-update', '4', '--validate-interval-updates', '0'];
+const TINY = [
+  '--listops-train',
+  '48',
+  '--listops-valid',
+  '16',
+  '--listops-test',
+  '8',
+  '--batch-size',
+  '8',
+  '--layers',
+  '1',
+  '--embed-dim',
+  '16',
+  '--hidden-dim',
+  '16',
+  '--z-dim',
+  '8',
+  '--n-dim',
+  '2',
+  '--quiet',
+  '--log-interval',
+  '1',
+  '--max-update',
+  '4',
+  '--validate-interval-updates',
+  '0',
+];
 
 function losses(dir: string): number[] {
-  return readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((r) => r.type === 'train').map((r) => r.loss);
+  return readFileSync(join(dir, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l))
+    .filter((r) => r.type === 'train')
+    .map((r) => r.loss);
 }
 
 describe.skipIf(skipWithout({ gpu: gpuAvailable() }))('mega train --backend gpujs', () => {
-  beforeAll(async () => { built = await buildForChildren(); }, 60_000);
+  beforeAll(async () => {
+    built = await buildForChildren();
+  }, 60_000);
 
   it('keeps the parameters on the device and matches the CPU run', async () => {
     const cli = built.js('src/cli/main.ts');
     const cpu = await run('node', [cli, 'train', ...TINY, '--save-dir', join(tmp, 'cpu')], { timeoutMs: 180_000 }).done;
     expect(cpu.code, cpu.stderr).toBe(0);
-    const gpu = await run('node', [cli, 'train', ...TINY, '--backend', 'gpujs', '--save-dir', join(tmp, 'gpu')], { env: { MEGA_DEBUG: 'gpujs:all' }, timeoutMs: 180_000 }).done;
+    const gpu = await run('node', [cli, 'train', ...TINY, '--backend', 'gpujs', '--save-dir', join(tmp, 'gpu')], {
+      env: { MEGA_DEBUG: 'gpujs:all' },
+      timeoutMs: 180_000,
+    }).done;
     expect(gpu.code, gpu.stderr).toBe(0);
     const lines = gpu.stderr.split('\n').filter((l) => /^\[gpujs\] (upload|read-back)/.test(l));
     // the parameters cross once, when the run starts; Adam never reads anything back
@@ -47,11 +82,15 @@ describe.skipIf(skipWithout({ gpu: gpuAvailable() }))('mega train --backend gpuj
     expect(cuts).toHaveLength(4);
     for (let k = 1; k + 1 < cuts.length; k++) {
       const seg = lines.slice(cuts[k] + 1, cuts[k + 1]);
-      expect(seg.filter((l) => /restore|Adam/.test(l)), seg.join('\n')).toEqual([]);
+      expect(
+        seg.filter((l) => /restore|Adam/.test(l)),
+        seg.join('\n'),
+      ).toEqual([]);
       const reads = seg.filter((l) => /read-back/.test(l));
       expect(reads.map((l) => (/clipGradNorm/.test(l) ? 'gnorm' : /tasks[\\/]common/.test(l) ? 'accuracy' : l)).sort()).toEqual(['accuracy', 'gnorm']);
     }
-    const c = losses(join(tmp, 'cpu')), g = losses(join(tmp, 'gpu'));
+    const c = losses(join(tmp, 'cpu')),
+      g = losses(join(tmp, 'gpu'));
     expect(g).toHaveLength(4);
     g.forEach((l, i) => expect(Math.abs(l - c[i])).toBeLessThanOrEqual(1e-6 + 2e-4 * Math.abs(c[i])));
   }, 300_000);

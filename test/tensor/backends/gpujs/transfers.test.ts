@@ -24,23 +24,36 @@ import { gpuAvailable } from '../gpu-probe.js';
 // without a GPU mode (and without CI) skipped, named in the run's summary line (test/system.ts)
 const skip = skipWithout({ gpu: gpuAvailable() });
 const goldenDir = join(dirname(fileURLToPath(import.meta.url)), '../../../golden');
-const STEPS = 4, LR = 1e-3, CLIP = 0.5;
+const STEPS = 4,
+  LR = 1e-3,
+  CLIP = 0.5;
 
 /** The batch of step s: the case's batch with every regular token / class shifted by s (pads kept). */
 function batchOf(c: GoldenCase, s: number, classes: number): Record<string, Tensor> {
   const raw = toInputs(c.inputs, 'f32');
   const task = c.task!;
-  const first = 4, V = task.dictionary_size;
+  const first = 4,
+    V = task.dictionary_size;
   const shift = (t: Tensor, isTarget: boolean) => {
     const v = Int32Array.from(t.toTypedArray() as ArrayLike<number>, (x) =>
-      isTarget && classes ? (x + s) % classes : x < first ? x : first + ((x - first + s) % (V - first)));
+      isTarget && classes ? (x + s) % classes : x < first ? x : first + ((x - first + s) % (V - first)),
+    );
     return fromStorage(v, [...t.shape]);
   };
   return { src_tokens: shift(raw.src_tokens, false), src_lengths: raw.src_lengths, target: shift(raw.target, true) };
 }
 
-interface Transfers { uploads: number; uploadBytes: number; readbacks: number; readbackBytes: number }
-interface Run { losses: number[]; params: Map<string, Float32Array>; transfers: Transfers[] }
+interface Transfers {
+  uploads: number;
+  uploadBytes: number;
+  readbacks: number;
+  readbackBytes: number;
+}
+interface Run {
+  losses: number[];
+  params: Map<string, Float32Array>;
+  transfers: Transfers[];
+}
 
 function train(c: GoldenCase, backend: 'cpu' | 'gpujs', classes: number): Run {
   if (backend === 'gpujs') selectBackend('gpujs');
@@ -51,23 +64,28 @@ function train(c: GoldenCase, backend: 'cpu' | 'gpujs', classes: number): Run {
   if (backend === 'gpujs') moveToDevice(params);
   const opt = new Adam(params, { lr: LR, betas: [0.9, 0.98], eps: 1e-8, weightDecay: 0.01 });
   const d = GpuDevice.get();
-  const losses: number[] = [], transfers: Run['transfers'] = [];
+  const losses: number[] = [],
+    transfers: Run['transfers'] = [];
   for (let s = 0; s < STEPS; s++) {
     const batch = batchOf(c, s, classes);
     const before = d ? { ...d.counters } : null;
-    losses.push(tidy(() => {
-      const loss = adapter.forward(m, batch, c).loss!;
-      backward(loss);
-      if (backend === 'gpujs') clipGradNormDevice(params, CLIP);
-      else clipGradNorm(params, CLIP);
-      opt.step();
-      opt.zeroGrad();
-      return loss.item();
-    }));
+    losses.push(
+      tidy(() => {
+        const loss = adapter.forward(m, batch, c).loss!;
+        backward(loss);
+        if (backend === 'gpujs') clipGradNormDevice(params, CLIP);
+        else clipGradNorm(params, CLIP);
+        opt.step();
+        opt.zeroGrad();
+        return loss.item();
+      }),
+    );
     if (d && before) {
       transfers.push({
-        uploads: d.counters.uploads - before.uploads, uploadBytes: d.counters.uploadBytes - before.uploadBytes,
-        readbacks: d.counters.readbacks - before.readbacks, readbackBytes: d.counters.readbackBytes - before.readbackBytes,
+        uploads: d.counters.uploads - before.uploads,
+        uploadBytes: d.counters.uploadBytes - before.uploadBytes,
+        readbacks: d.counters.readbacks - before.readbacks,
+        readbackBytes: d.counters.readbackBytes - before.readbackBytes,
       });
     }
   }
@@ -77,11 +95,16 @@ function train(c: GoldenCase, backend: 'cpu' | 'gpujs', classes: number): Run {
 }
 
 describe.skipIf(skip)('gpujs training steps: transfers and equality with the CPU backend', () => {
-  beforeAll(() => { selectBackend('gpujs'); }, 180_000);
+  beforeAll(() => {
+    selectBackend('gpujs');
+  }, 180_000);
   afterAll(() => setBackend('cpu'));
 
   // chunk: the models pad the tokens to a multiple of their chunk size
-  for (const [file, classes, chunk] of [['lm_train', 0, 'decoder_chunk_size'], ['lra_listops', 10, 'chunk_size']] as const) {
+  for (const [file, classes, chunk] of [
+    ['lm_train', 0, 'decoder_chunk_size'],
+    ['lra_listops', 10, 'chunk_size'],
+  ] as const) {
     it(`${file}: the batch in, the loss out, nothing else; equal to the CPU backend`, () => {
       const c = readGoldenFile(join(goldenDir, `${file}.msgpack`));
       resetFallbacks();
@@ -108,7 +131,8 @@ describe.skipIf(skip)('gpujs training steps: transfers and equality with the CPU
       expect(gpu.losses.every(Number.isFinite)).toBe(true);
       for (const [k, r] of cpu.params) {
         const g = gpu.params.get(k)!;
-        let err = 0, scale = 0;
+        let err = 0,
+          scale = 0;
         for (let i = 0; i < r.length; i++) {
           err = Math.max(err, Math.abs(g[i] - r[i]));
           scale = Math.max(scale, Math.abs(r[i]));

@@ -25,14 +25,22 @@ function f32(t: Tensor): Tensor {
 }
 
 describe.skipIf(skip)('gpujs WGSL matmul', () => {
-  beforeAll(() => { selectBackend('gpujs'); }, 180_000);
+  beforeAll(() => {
+    selectBackend('gpujs');
+  }, 180_000);
   afterAll(() => {
     setGpuKernels(null);
     setBackend('cpu');
   });
 
   const gen = new Generator(9);
-  const T = (t: Tensor) => new Tensor(t.data, [...t.shape.slice(0, -2), t.shape[t.ndim - 1], t.shape[t.ndim - 2]], [...t.strides.slice(0, -2), t.strides[t.ndim - 1], t.strides[t.ndim - 2]], t.offset);
+  const T = (t: Tensor) =>
+    new Tensor(
+      t.data,
+      [...t.shape.slice(0, -2), t.shape[t.ndim - 1], t.shape[t.ndim - 2]],
+      [...t.strides.slice(0, -2), t.strides[t.ndim - 1], t.strides[t.ndim - 2]],
+      t.offset,
+    );
   // [a, b] builders: edges that are not multiples of the 64 × 64 block or the 16-deep K tile,
   // transposed operands, broadcast and strided batch axes
   const cases: [string, () => [Tensor, Tensor]][] = [
@@ -55,7 +63,8 @@ describe.skipIf(skip)('gpujs WGSL matmul', () => {
       expect(d.counters.wgsl - w0).toBe(1);
       expect(fallbacks()).toEqual({});
       const got = y.toTypedArray();
-      let err = 0, scale = 0;
+      let err = 0,
+        scale = 0;
       for (let i = 0; i < ref.length; i++) {
         err = Math.max(err, Math.abs(got[i] - ref[i]));
         scale = Math.max(scale, Math.abs(ref[i]));
@@ -83,7 +92,8 @@ describe.skipIf(skip)('gpujs WGSL matmul', () => {
       const y = K.softmax(f32(x), log);
       expect(d.counters.wgsl - w0).toBe(1);
       const got = y.toTypedArray();
-      let err = 0, scale = 0;
+      let err = 0,
+        scale = 0;
       for (let i = 0; i < ref.length; i++) {
         err = Math.max(err, Math.abs(got[i] - ref[i]));
         scale = Math.max(scale, Math.abs(ref[i]));
@@ -95,7 +105,8 @@ describe.skipIf(skip)('gpujs WGSL matmul', () => {
   it('runs the gpu.js kernel when selected', () => {
     setGpuKernels('gpujs');
     const d = GpuDevice.get()!;
-    const w0 = d.counters.wgsl, l0 = d.counters.launches;
+    const w0 = d.counters.wgsl,
+      l0 = d.counters.launches;
     K.matmul(f32(randNormal([8, 8], 0, 1, 'f64', gen)), f32(randNormal([8, 8], 0, 1, 'f64', gen)));
     expect(d.counters.wgsl).toBe(w0);
     expect(d.counters.launches).toBe(l0 + 1);
@@ -107,13 +118,17 @@ describe.skipIf(skip)('gpujs WGSL matmul', () => {
   };
   describe('golden cases on the non-default matmul path', () => {
     for (const f of goldenFiles()) {
-      it(f.replace('.msgpack', ''), () => {
-        setGpuKernels(other());
-        resetFallbacks();
-        const r = tidy(() => runFile(goldenPath(f), 'f32'));
-        expect(r.pass, explain(r)).toBe(true);
-        expect(Object.keys(fallbacks()).filter((k) => !/isfinite/.test(k))).toEqual([]);
-      }, 120_000);
+      it(
+        f.replace('.msgpack', ''),
+        () => {
+          setGpuKernels(other());
+          resetFallbacks();
+          const r = tidy(() => runFile(goldenPath(f), 'f32'));
+          expect(r.pass, explain(r)).toBe(true);
+          expect(Object.keys(fallbacks()).filter((k) => !/isfinite/.test(k))).toEqual([]);
+        },
+        120_000,
+      );
     }
   });
 });

@@ -56,7 +56,12 @@ export class Fn {
   readonly code: number[] = [];
   private readonly locals: ValType[] = [];
 
-  constructor(readonly name: string, readonly params: ValType[], readonly results: ValType[], readonly index = -1) {}
+  constructor(
+    readonly name: string,
+    readonly params: ValType[],
+    readonly results: ValType[],
+    readonly index = -1,
+  ) {}
 
   /** Declares a new local of type `t`; returns its index. */
   local(t: ValType): number {
@@ -102,41 +107,111 @@ export class Fn {
   }
 
   // control
-  block(): this { return this.op(0x02, 0x40); }
-  loop(): this { return this.op(0x03, 0x40); }
-  if_(): this { return this.op(0x04, 0x40); }
-  else_(): this { return this.op(0x05); }
-  end(): this { return this.op(0x0b); }
-  br(depth: number): this { this.code.push(0x0c); uleb(this.code, depth); return this; }
-  br_if(depth: number): this { this.code.push(0x0d); uleb(this.code, depth); return this; }
-  return_(): this { return this.op(0x0f); }
+  block(): this {
+    return this.op(0x02, 0x40);
+  }
+  loop(): this {
+    return this.op(0x03, 0x40);
+  }
+  if_(): this {
+    return this.op(0x04, 0x40);
+  }
+  else_(): this {
+    return this.op(0x05);
+  }
+  end(): this {
+    return this.op(0x0b);
+  }
+  br(depth: number): this {
+    this.code.push(0x0c);
+    uleb(this.code, depth);
+    return this;
+  }
+  br_if(depth: number): this {
+    this.code.push(0x0d);
+    uleb(this.code, depth);
+    return this;
+  }
+  return_(): this {
+    return this.op(0x0f);
+  }
   /** Calls function `fn` of the same module. */
-  call(fn: Fn): this { this.code.push(0x10); uleb(this.code, fn.index); return this; }
-  drop(): this { return this.op(0x1a); }
-  select(): this { return this.op(0x1b); }
+  call(fn: Fn): this {
+    this.code.push(0x10);
+    uleb(this.code, fn.index);
+    return this;
+  }
+  drop(): this {
+    return this.op(0x1a);
+  }
+  select(): this {
+    return this.op(0x1b);
+  }
 
   // variables
-  get(i: number): this { this.code.push(0x20); uleb(this.code, i); return this; }
-  set(i: number): this { this.code.push(0x21); uleb(this.code, i); return this; }
-  tee(i: number): this { this.code.push(0x22); uleb(this.code, i); return this; }
+  get(i: number): this {
+    this.code.push(0x20);
+    uleb(this.code, i);
+    return this;
+  }
+  set(i: number): this {
+    this.code.push(0x21);
+    uleb(this.code, i);
+    return this;
+  }
+  tee(i: number): this {
+    this.code.push(0x22);
+    uleb(this.code, i);
+    return this;
+  }
 
   // memory (offset in bytes; alignment hint = natural)
-  i32_load(off = 0): this { return this.mem(0x28, 4, off); }
-  f32_load(off = 0): this { return this.mem(0x2a, 4, off); }
-  f64_load(off = 0): this { return this.mem(0x2b, 8, off); }
-  i32_load8_u(off = 0): this { return this.mem(0x2d, 1, off); }
-  i32_store(off = 0): this { return this.mem(0x36, 4, off); }
-  f32_store(off = 0): this { return this.mem(0x38, 4, off); }
-  f64_store(off = 0): this { return this.mem(0x39, 8, off); }
-  i32_store8(off = 0): this { return this.mem(0x3a, 1, off); }
-  v128_load(off = 0): this { return this.mem(0x00, 16, off, true); }
-  v128_store(off = 0): this { return this.mem(0x0b, 16, off, true); }
-  v128_load32_splat(off = 0): this { return this.mem(0x09, 4, off, true); }
-  v128_load64_splat(off = 0): this { return this.mem(0x0a, 8, off, true); }
-  v128_load64_zero(off = 0): this { return this.mem(0x5d, 8, off, true); }
+  i32_load(off = 0): this {
+    return this.mem(0x28, 4, off);
+  }
+  f32_load(off = 0): this {
+    return this.mem(0x2a, 4, off);
+  }
+  f64_load(off = 0): this {
+    return this.mem(0x2b, 8, off);
+  }
+  i32_load8_u(off = 0): this {
+    return this.mem(0x2d, 1, off);
+  }
+  i32_store(off = 0): this {
+    return this.mem(0x36, 4, off);
+  }
+  f32_store(off = 0): this {
+    return this.mem(0x38, 4, off);
+  }
+  f64_store(off = 0): this {
+    return this.mem(0x39, 8, off);
+  }
+  i32_store8(off = 0): this {
+    return this.mem(0x3a, 1, off);
+  }
+  v128_load(off = 0): this {
+    return this.mem(0x00, 16, off, true);
+  }
+  v128_store(off = 0): this {
+    return this.mem(0x0b, 16, off, true);
+  }
+  v128_load32_splat(off = 0): this {
+    return this.mem(0x09, 4, off, true);
+  }
+  v128_load64_splat(off = 0): this {
+    return this.mem(0x0a, 8, off, true);
+  }
+  v128_load64_zero(off = 0): this {
+    return this.mem(0x5d, 8, off, true);
+  }
 
   // constants
-  i32_const(v: number): this { this.code.push(0x41); sleb(this.code, v); return this; }
+  i32_const(v: number): this {
+    this.code.push(0x41);
+    sleb(this.code, v);
+    return this;
+  }
   f32_const(v: number): this {
     const b = new Uint8Array(4);
     new DataView(b.buffer).setFloat32(0, v, true);
@@ -149,51 +224,137 @@ export class Fn {
   }
 
   // i32
-  i32_eqz(): this { return this.op(0x45); }
-  i32_eq(): this { return this.op(0x46); }
-  i32_ne(): this { return this.op(0x47); }
-  i32_lt_s(): this { return this.op(0x48); }
-  i32_lt_u(): this { return this.op(0x49); }
-  i32_gt_s(): this { return this.op(0x4a); }
-  i32_le_s(): this { return this.op(0x4c); }
-  i32_ge_s(): this { return this.op(0x4e); }
-  i32_ge_u(): this { return this.op(0x4f); }
-  i32_add(): this { return this.op(0x6a); }
-  i32_sub(): this { return this.op(0x6b); }
-  i32_mul(): this { return this.op(0x6c); }
-  i32_div_s(): this { return this.op(0x6d); }
-  i32_and(): this { return this.op(0x71); }
-  i32_or(): this { return this.op(0x72); }
-  i32_shl(): this { return this.op(0x74); }
-  i32_shr_s(): this { return this.op(0x75); }
-  i32_shr_u(): this { return this.op(0x76); }
+  i32_eqz(): this {
+    return this.op(0x45);
+  }
+  i32_eq(): this {
+    return this.op(0x46);
+  }
+  i32_ne(): this {
+    return this.op(0x47);
+  }
+  i32_lt_s(): this {
+    return this.op(0x48);
+  }
+  i32_lt_u(): this {
+    return this.op(0x49);
+  }
+  i32_gt_s(): this {
+    return this.op(0x4a);
+  }
+  i32_le_s(): this {
+    return this.op(0x4c);
+  }
+  i32_ge_s(): this {
+    return this.op(0x4e);
+  }
+  i32_ge_u(): this {
+    return this.op(0x4f);
+  }
+  i32_add(): this {
+    return this.op(0x6a);
+  }
+  i32_sub(): this {
+    return this.op(0x6b);
+  }
+  i32_mul(): this {
+    return this.op(0x6c);
+  }
+  i32_div_s(): this {
+    return this.op(0x6d);
+  }
+  i32_and(): this {
+    return this.op(0x71);
+  }
+  i32_or(): this {
+    return this.op(0x72);
+  }
+  i32_shl(): this {
+    return this.op(0x74);
+  }
+  i32_shr_s(): this {
+    return this.op(0x75);
+  }
+  i32_shr_u(): this {
+    return this.op(0x76);
+  }
 
   // scalar float
-  f32_abs(): this { return this.op(0x8b); }
-  f32_neg(): this { return this.op(0x8c); }
-  f32_sqrt(): this { return this.op(0x91); }
-  f32_add(): this { return this.op(0x92); }
-  f32_sub(): this { return this.op(0x93); }
-  f32_mul(): this { return this.op(0x94); }
-  f32_div(): this { return this.op(0x95); }
-  f32_min(): this { return this.op(0x96); }
-  f32_max(): this { return this.op(0x97); }
-  f64_abs(): this { return this.op(0x99); }
-  f64_neg(): this { return this.op(0x9a); }
-  f64_sqrt(): this { return this.op(0x9f); }
-  f64_add(): this { return this.op(0xa0); }
-  f64_sub(): this { return this.op(0xa1); }
-  f64_mul(): this { return this.op(0xa2); }
-  f64_div(): this { return this.op(0xa3); }
-  f64_min(): this { return this.op(0xa4); }
-  f64_max(): this { return this.op(0xa5); }
-  f32_gt(): this { return this.op(0x5e); }
-  f64_gt(): this { return this.op(0x64); }
-  f64_lt(): this { return this.op(0x63); }
-  f32_demote_f64(): this { return this.op(0xb6); }
-  f32_convert_i32_s(): this { return this.op(0xb2); }
-  f64_convert_i32_s(): this { return this.op(0xb7); }
-  f64_promote_f32(): this { return this.op(0xbb); }
+  f32_abs(): this {
+    return this.op(0x8b);
+  }
+  f32_neg(): this {
+    return this.op(0x8c);
+  }
+  f32_sqrt(): this {
+    return this.op(0x91);
+  }
+  f32_add(): this {
+    return this.op(0x92);
+  }
+  f32_sub(): this {
+    return this.op(0x93);
+  }
+  f32_mul(): this {
+    return this.op(0x94);
+  }
+  f32_div(): this {
+    return this.op(0x95);
+  }
+  f32_min(): this {
+    return this.op(0x96);
+  }
+  f32_max(): this {
+    return this.op(0x97);
+  }
+  f64_abs(): this {
+    return this.op(0x99);
+  }
+  f64_neg(): this {
+    return this.op(0x9a);
+  }
+  f64_sqrt(): this {
+    return this.op(0x9f);
+  }
+  f64_add(): this {
+    return this.op(0xa0);
+  }
+  f64_sub(): this {
+    return this.op(0xa1);
+  }
+  f64_mul(): this {
+    return this.op(0xa2);
+  }
+  f64_div(): this {
+    return this.op(0xa3);
+  }
+  f64_min(): this {
+    return this.op(0xa4);
+  }
+  f64_max(): this {
+    return this.op(0xa5);
+  }
+  f32_gt(): this {
+    return this.op(0x5e);
+  }
+  f64_gt(): this {
+    return this.op(0x64);
+  }
+  f64_lt(): this {
+    return this.op(0x63);
+  }
+  f32_demote_f64(): this {
+    return this.op(0xb6);
+  }
+  f32_convert_i32_s(): this {
+    return this.op(0xb2);
+  }
+  f64_convert_i32_s(): this {
+    return this.op(0xb7);
+  }
+  f64_promote_f32(): this {
+    return this.op(0xbb);
+  }
 
   // SIMD
   v128_const(bytes: ArrayLike<number>): this {
@@ -234,57 +395,163 @@ export class Fn {
     for (const l of lanes) this.code.push(l);
     return this;
   }
-  v128_or(): this { return this.simd(0x50); }
-  v128_xor(): this { return this.simd(0x51); }
-  v128_not(): this { return this.simd(0x4d); }
-  v128_andnot(): this { return this.simd(0x4f); }
-  f32x4_eq(): this { return this.simd(0x41); }
-  f32x4_ne(): this { return this.simd(0x42); }
-  f32x4_lt(): this { return this.simd(0x43); }
-  f64x2_eq(): this { return this.simd(0x47); }
-  f64x2_ne(): this { return this.simd(0x48); }
-  f64x2_lt(): this { return this.simd(0x49); }
-  f32x4_nearest(): this { return this.simd(0x6a); }
-  f64x2_nearest(): this { return this.simd(0x94); }
-  f32x4_sqrt(): this { return this.simd(0xe3); }
-  f64x2_sqrt(): this { return this.simd(0xef); }
-  f32x4_pmin(): this { return this.simd(0xea); }
-  f32x4_pmax(): this { return this.simd(0xeb); }
-  f64x2_pmin(): this { return this.simd(0xf6); }
-  f64x2_pmax(): this { return this.simd(0xf7); }
-  i32x4_add(): this { return this.simd(0xae); }
-  i32x4_shl(): this { return this.simd(0xab); }
-  i32x4_trunc_sat_f32x4_s(): this { return this.simd(0xf8); }
-  i32x4_trunc_sat_f64x2_s_zero(): this { return this.simd(0xfc); }
-  i64x2_extend_low_i32x4_s(): this { return this.simd(0xc7); }
-  i64x2_add(): this { return this.simd(0xce); }
-  i64x2_shl(): this { return this.simd(0xcb); }
-  f32x4_splat(): this { return this.simd(0x13); }
-  f64x2_splat(): this { return this.simd(0x14); }
-  f32x4_extract_lane(l: number): this { this.simd(0x1f); this.code.push(l); return this; }
-  f64x2_extract_lane(l: number): this { this.simd(0x21); this.code.push(l); return this; }
-  v128_and(): this { return this.simd(0x4e); }
-  v128_bitselect(): this { return this.simd(0x52); }
-  f32x4_gt(): this { return this.simd(0x44); }
-  f64x2_gt(): this { return this.simd(0x4a); }
-  f32x4_demote_f64x2_zero(): this { return this.simd(0x5e); }
-  f64x2_promote_low_f32x4(): this { return this.simd(0x5f); }
-  f32x4_abs(): this { return this.simd(0xe0); }
-  f32x4_neg(): this { return this.simd(0xe1); }
-  f32x4_add(): this { return this.simd(0xe4); }
-  f32x4_sub(): this { return this.simd(0xe5); }
-  f32x4_mul(): this { return this.simd(0xe6); }
-  f32x4_div(): this { return this.simd(0xe7); }
-  f32x4_min(): this { return this.simd(0xe8); }
-  f32x4_max(): this { return this.simd(0xe9); }
-  f64x2_abs(): this { return this.simd(0xec); }
-  f64x2_neg(): this { return this.simd(0xed); }
-  f64x2_add(): this { return this.simd(0xf0); }
-  f64x2_sub(): this { return this.simd(0xf1); }
-  f64x2_mul(): this { return this.simd(0xf2); }
-  f64x2_div(): this { return this.simd(0xf3); }
-  f64x2_min(): this { return this.simd(0xf4); }
-  f64x2_max(): this { return this.simd(0xf5); }
+  v128_or(): this {
+    return this.simd(0x50);
+  }
+  v128_xor(): this {
+    return this.simd(0x51);
+  }
+  v128_not(): this {
+    return this.simd(0x4d);
+  }
+  v128_andnot(): this {
+    return this.simd(0x4f);
+  }
+  f32x4_eq(): this {
+    return this.simd(0x41);
+  }
+  f32x4_ne(): this {
+    return this.simd(0x42);
+  }
+  f32x4_lt(): this {
+    return this.simd(0x43);
+  }
+  f64x2_eq(): this {
+    return this.simd(0x47);
+  }
+  f64x2_ne(): this {
+    return this.simd(0x48);
+  }
+  f64x2_lt(): this {
+    return this.simd(0x49);
+  }
+  f32x4_nearest(): this {
+    return this.simd(0x6a);
+  }
+  f64x2_nearest(): this {
+    return this.simd(0x94);
+  }
+  f32x4_sqrt(): this {
+    return this.simd(0xe3);
+  }
+  f64x2_sqrt(): this {
+    return this.simd(0xef);
+  }
+  f32x4_pmin(): this {
+    return this.simd(0xea);
+  }
+  f32x4_pmax(): this {
+    return this.simd(0xeb);
+  }
+  f64x2_pmin(): this {
+    return this.simd(0xf6);
+  }
+  f64x2_pmax(): this {
+    return this.simd(0xf7);
+  }
+  i32x4_add(): this {
+    return this.simd(0xae);
+  }
+  i32x4_shl(): this {
+    return this.simd(0xab);
+  }
+  i32x4_trunc_sat_f32x4_s(): this {
+    return this.simd(0xf8);
+  }
+  i32x4_trunc_sat_f64x2_s_zero(): this {
+    return this.simd(0xfc);
+  }
+  i64x2_extend_low_i32x4_s(): this {
+    return this.simd(0xc7);
+  }
+  i64x2_add(): this {
+    return this.simd(0xce);
+  }
+  i64x2_shl(): this {
+    return this.simd(0xcb);
+  }
+  f32x4_splat(): this {
+    return this.simd(0x13);
+  }
+  f64x2_splat(): this {
+    return this.simd(0x14);
+  }
+  f32x4_extract_lane(l: number): this {
+    this.simd(0x1f);
+    this.code.push(l);
+    return this;
+  }
+  f64x2_extract_lane(l: number): this {
+    this.simd(0x21);
+    this.code.push(l);
+    return this;
+  }
+  v128_and(): this {
+    return this.simd(0x4e);
+  }
+  v128_bitselect(): this {
+    return this.simd(0x52);
+  }
+  f32x4_gt(): this {
+    return this.simd(0x44);
+  }
+  f64x2_gt(): this {
+    return this.simd(0x4a);
+  }
+  f32x4_demote_f64x2_zero(): this {
+    return this.simd(0x5e);
+  }
+  f64x2_promote_low_f32x4(): this {
+    return this.simd(0x5f);
+  }
+  f32x4_abs(): this {
+    return this.simd(0xe0);
+  }
+  f32x4_neg(): this {
+    return this.simd(0xe1);
+  }
+  f32x4_add(): this {
+    return this.simd(0xe4);
+  }
+  f32x4_sub(): this {
+    return this.simd(0xe5);
+  }
+  f32x4_mul(): this {
+    return this.simd(0xe6);
+  }
+  f32x4_div(): this {
+    return this.simd(0xe7);
+  }
+  f32x4_min(): this {
+    return this.simd(0xe8);
+  }
+  f32x4_max(): this {
+    return this.simd(0xe9);
+  }
+  f64x2_abs(): this {
+    return this.simd(0xec);
+  }
+  f64x2_neg(): this {
+    return this.simd(0xed);
+  }
+  f64x2_add(): this {
+    return this.simd(0xf0);
+  }
+  f64x2_sub(): this {
+    return this.simd(0xf1);
+  }
+  f64x2_mul(): this {
+    return this.simd(0xf2);
+  }
+  f64x2_div(): this {
+    return this.simd(0xf3);
+  }
+  f64x2_min(): this {
+    return this.simd(0xf4);
+  }
+  f64x2_max(): this {
+    return this.simd(0xf5);
+  }
 }
 
 /** Limits of the imported shared memory, in 64 KiB pages. */

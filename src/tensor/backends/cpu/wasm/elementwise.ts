@@ -31,12 +31,32 @@ export type Pattern = (typeof PATTERNS)[number];
 function emitUnary(v: Simd, op: SimdUnary, L: ExpLocals, t: number): void {
   const f = v.f;
   switch (op) {
-    case 'neg': v.neg(); return;
-    case 'abs': v.abs(); return;
-    case 'square': f.tee(t).get(t); v.mul(); return;
-    case 'sqrt': v.sqrt(); return;
-    case 'recip': f.set(t); v.c(1); f.get(t); v.div(); return;
-    case 'rsqrt': v.sqrt(); f.set(t); v.c(1); f.get(t); v.div(); return;
+    case 'neg':
+      v.neg();
+      return;
+    case 'abs':
+      v.abs();
+      return;
+    case 'square':
+      f.tee(t).get(t);
+      v.mul();
+      return;
+    case 'sqrt':
+      v.sqrt();
+      return;
+    case 'recip':
+      f.set(t);
+      v.c(1);
+      f.get(t);
+      v.div();
+      return;
+    case 'rsqrt':
+      v.sqrt();
+      f.set(t);
+      v.c(1);
+      f.get(t);
+      v.div();
+      return;
     case 'relu':
       // x > 0 or NaN ? x : +0
       f.set(t);
@@ -58,7 +78,9 @@ function emitUnary(v: Simd, op: SimdUnary, L: ExpLocals, t: number): void {
       v.gt();
       f.v128_and();
       return;
-    case 'exp': emitExp(v, L); return;
+    case 'exp':
+      emitExp(v, L);
+      return;
     case 'sigmoid':
       // 1 / (1 + exp(-x))
       v.neg();
@@ -90,7 +112,10 @@ function emitUnaryMap(mb: ModuleBuilder, dt: DT, op: SimdUnary): string {
   const f = mb.fn(name, [I32, I32, I32, I32]);
   const v = new Simd(f, dt);
   const [s, e, x, out] = [0, 1, 2, 3];
-  const px = f.local(I32), po = f.local(I32), pe = f.local(I32), pv = f.local(I32);
+  const px = f.local(I32),
+    po = f.local(I32),
+    pe = f.local(I32),
+    pv = f.local(I32);
   const L = expLocals(f);
   const t = f.local(V128);
   // byte pointers
@@ -119,10 +144,18 @@ function emitUnaryMap(mb: ModuleBuilder, dt: DT, op: SimdUnary): string {
 
 function emitBinaryOp(v: Simd, op: SimdBinary): void {
   switch (op) {
-    case 'add': v.add(); return;
-    case 'sub': v.sub(); return;
-    case 'mul': v.mul(); return;
-    case 'div': v.div(); return;
+    case 'add':
+      v.add();
+      return;
+    case 'sub':
+      v.sub();
+      return;
+    case 'mul':
+      v.mul();
+      return;
+    case 'div':
+      v.div();
+      return;
   }
 }
 
@@ -133,10 +166,19 @@ function emitBinaryMap(mb: ModuleBuilder, dt: DT, op: SimdBinary, pat: Pattern):
   const v = new Simd(f, dt);
   const E = v.E;
   const [s, e, a, b, out, inner, aso, bso] = [0, 1, 2, 3, 4, 5, 6, 7];
-  const i = f.local(I32), o = f.local(I32), j = f.local(I32), len = f.local(I32);
-  const pa = f.local(I32), pb = f.local(I32), po = f.local(I32), pv = f.local(I32), pe = f.local(I32);
-  const va = f.local(V128), vb = f.local(V128);
-  const av = pat[0] === 'v', bv = pat[1] === 'v';
+  const i = f.local(I32),
+    o = f.local(I32),
+    j = f.local(I32),
+    len = f.local(I32);
+  const pa = f.local(I32),
+    pb = f.local(I32),
+    po = f.local(I32),
+    pv = f.local(I32),
+    pe = f.local(I32);
+  const va = f.local(V128),
+    vb = f.local(V128);
+  const av = pat[0] === 'v',
+    bv = pat[1] === 'v';
   /** Pushes the operands a, b: `load()` from the pointer of a `v` operand, the splat of an `s` one. */
   const operands = (load: () => void): void => {
     if (av) {

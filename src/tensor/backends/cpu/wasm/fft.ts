@@ -19,8 +19,20 @@ import { inc, loop, Simd, whileLt, whileLtU, type DT } from './vector.js';
 
 /** Byte offsets of the i32 fields of the configuration block. */
 export const FFT_CFG = {
-  N: 0, TW: 4, TWI: 8, BREV: 12, SCR: 16, SCRB: 20, GROUPS: 24, CLASSES: 28, TASKS: 32,
-  LX: 36, LK: 40, START: 44, LEN: 48, FULL: 52,
+  N: 0,
+  TW: 4,
+  TWI: 8,
+  BREV: 12,
+  SCR: 16,
+  SCRB: 20,
+  GROUPS: 24,
+  CLASSES: 28,
+  TASKS: 32,
+  LX: 36,
+  LK: 40,
+  START: 44,
+  LEN: 48,
+  FULL: 52,
 } as const;
 /** Size of the configuration block in bytes. */
 export const FFT_CFG_BYTES = 64;
@@ -31,10 +43,23 @@ function emitFft(mb: ModuleBuilder, dt: DT): Fn {
   const v = new Simd(f, dt);
   const E = v.E;
   const [buf, n, tw, brev] = [0, 1, 2, 3];
-  const i = f.local(I32), j = f.local(I32), pa = f.local(I32), pb = f.local(I32), half = f.local(I32), blk = f.local(I32);
-  const pw = f.local(I32), tws = f.local(I32), pe = f.local(I32);
-  const ar = f.local(V128), ai = f.local(V128), br = f.local(V128), bi = f.local(V128), wr = f.local(V128), wi = f.local(V128);
-  const tr = f.local(V128), ti = f.local(V128);
+  const i = f.local(I32),
+    j = f.local(I32),
+    pa = f.local(I32),
+    pb = f.local(I32),
+    half = f.local(I32),
+    blk = f.local(I32);
+  const pw = f.local(I32),
+    tws = f.local(I32),
+    pe = f.local(I32);
+  const ar = f.local(V128),
+    ai = f.local(V128),
+    br = f.local(V128),
+    bi = f.local(V128),
+    wr = f.local(V128),
+    wi = f.local(V128);
+  const tr = f.local(V128),
+    ti = f.local(V128);
   // bit reversal
   f.i32_const(0).set(i);
   whileLt(f, i, n, () => {
@@ -58,7 +83,14 @@ function emitFft(mb: ModuleBuilder, dt: DT): Fn {
   f.i32_const(1).set(half);
   whileLt(f, half, n, () => {
     // twiddle stride in bytes: (n / (2 half)) * 2E
-    f.get(n).get(half).i32_const(1).i32_shl().i32_div_s().i32_const(2 * E).i32_mul().set(tws);
+    f.get(n)
+      .get(half)
+      .i32_const(1)
+      .i32_shl()
+      .i32_div_s()
+      .i32_const(2 * E)
+      .i32_mul()
+      .set(tws);
     f.i32_const(0).set(blk);
     whileLt(f, blk, n, () => {
       f.get(buf).get(blk).i32_const(5).i32_shl().i32_add().set(pa);
@@ -120,7 +152,9 @@ function emitLoad(mb: ModuleBuilder, dt: DT): Fn {
   const v = new Simd(f, dt);
   const E = v.E;
   const [buf, n, tbl, L] = [0, 1, 2, 3];
-  const p = f.local(I32), pe = f.local(I32), src = f.local(I32);
+  const p = f.local(I32),
+    pe = f.local(I32),
+    src = f.local(I32);
   // zero [L, n)
   f.get(buf).get(L).i32_const(5).i32_shl().i32_add().set(p);
   f.get(buf).get(n).i32_const(5).i32_shl().i32_add().set(pe);
@@ -131,7 +165,9 @@ function emitLoad(mb: ModuleBuilder, dt: DT): Fn {
   });
   for (let l = 0; l < v.lanes; l++) {
     for (const part of [0, 1]) {
-      f.get(tbl).i32_load((2 * l + part) * 4).set(src);
+      f.get(tbl)
+        .i32_load((2 * l + part) * 4)
+        .set(src);
       f.get(buf).set(p);
       f.get(buf).get(L).i32_const(5).i32_shl().i32_add().set(pe);
       whileLtU(f, p, pe, () => {
@@ -152,24 +188,31 @@ function emitLoad(mb: ModuleBuilder, dt: DT): Fn {
  * of the spectra from `spec` on.
  */
 function forConjugatePairs(
-  f: Fn, buf: number, spec: number, n: number,
+  f: Fn,
+  buf: number,
+  spec: number,
+  n: number,
   [k, pk, pm, ps]: readonly [number, number, number, number],
   [kr, ki, mr, mi]: readonly [number, number, number, number],
   body: () => void,
 ): void {
   f.i32_const(0).set(k);
   f.get(spec).set(ps);
-  loop(f, () => f.get(k).get(n).i32_const(1).i32_shr_s().i32_gt_s(), () => {
-    f.get(buf).get(k).i32_const(5).i32_shl().i32_add().set(pk);
-    f.get(buf).get(n).get(k).i32_sub().get(n).i32_const(1).i32_sub().i32_and().i32_const(5).i32_shl().i32_add().set(pm);
-    f.get(pk).v128_load(0).set(kr);
-    f.get(pk).v128_load(16).set(ki);
-    f.get(pm).v128_load(0).set(mr);
-    f.get(pm).v128_load(16).set(mi);
-    body();
-    inc(f, ps, 64);
-    inc(f, k, 1);
-  });
+  loop(
+    f,
+    () => f.get(k).get(n).i32_const(1).i32_shr_s().i32_gt_s(),
+    () => {
+      f.get(buf).get(k).i32_const(5).i32_shl().i32_add().set(pk);
+      f.get(buf).get(n).get(k).i32_sub().get(n).i32_const(1).i32_sub().i32_and().i32_const(5).i32_shl().i32_add().set(pm);
+      f.get(pk).v128_load(0).set(kr);
+      f.get(pk).v128_load(16).set(ki);
+      f.get(pm).v128_load(0).set(mr);
+      f.get(pm).v128_load(16).set(mi);
+      body();
+      inc(f, ps, 64);
+      inc(f, k, 1);
+    },
+  );
 }
 
 /** `fftkprep_<dt>(kbuf, kspec, n)`: separated kernel spectra for k ∈ [0, n/2], scaled by 1/(4n). */
@@ -177,8 +220,15 @@ function emitKPrep(mb: ModuleBuilder, dt: DT): Fn {
   const f = mb.fn(`fftkprep_${dt}`, [I32, I32, I32]);
   const v = new Simd(f, dt);
   const [kbuf, kspec, n] = [0, 1, 2];
-  const k = f.local(I32), pk = f.local(I32), pm = f.local(I32), ps = f.local(I32);
-  const kr = f.local(V128), ki = f.local(V128), mr = f.local(V128), mi = f.local(V128), c = f.local(V128);
+  const k = f.local(I32),
+    pk = f.local(I32),
+    pm = f.local(I32),
+    ps = f.local(I32);
+  const kr = f.local(V128),
+    ki = f.local(V128),
+    mr = f.local(V128),
+    mi = f.local(V128),
+    c = f.local(V128);
   // c = 1/(4n)
   if (dt === 'f32') f.f32_const(1).get(n).i32_const(4).i32_mul().f32_convert_i32_s().f32_div().f32x4_splat().set(c);
   else f.f64_const(1).get(n).i32_const(4).i32_mul().f64_convert_i32_s().f64_div().f64x2_splat().set(c);
@@ -205,9 +255,20 @@ function emitMul(mb: ModuleBuilder, dt: DT): Fn {
   const f = mb.fn(`fftmul_${dt}`, [I32, I32, I32]);
   const v = new Simd(f, dt);
   const [buf, kspec, n] = [0, 1, 2];
-  const k = f.local(I32), pk = f.local(I32), pm = f.local(I32), ps = f.local(I32);
-  const zkr = f.local(V128), zki = f.local(V128), zmr = f.local(V128), zmi = f.local(V128);
-  const xr = f.local(V128), xi = f.local(V128), yar = f.local(V128), yai = f.local(V128), ybr = f.local(V128), ybi = f.local(V128);
+  const k = f.local(I32),
+    pk = f.local(I32),
+    pm = f.local(I32),
+    ps = f.local(I32);
+  const zkr = f.local(V128),
+    zki = f.local(V128),
+    zmr = f.local(V128),
+    zmi = f.local(V128);
+  const xr = f.local(V128),
+    xi = f.local(V128),
+    yar = f.local(V128),
+    yai = f.local(V128),
+    ybr = f.local(V128),
+    ybi = f.local(V128);
   forConjugatePairs(f, buf, kspec, n, [k, pk, pm, ps], [zkr, zki, zmr, zmi], () => {
     // XA' = (zkr + zmr, zki − zmi); YA = XA' · KA
     f.get(zkr).get(zmr);
@@ -220,11 +281,15 @@ function emitMul(mb: ModuleBuilder, dt: DT): Fn {
       // (xr + i xi)(kr + i ki)
       f.get(xr).get(ps).v128_load(kOff);
       v.mul();
-      f.get(xi).get(ps).v128_load(kOff + 16);
+      f.get(xi)
+        .get(ps)
+        .v128_load(kOff + 16);
       v.mul();
       v.sub();
       f.set(ore);
-      f.get(xr).get(ps).v128_load(kOff + 16);
+      f.get(xr)
+        .get(ps)
+        .v128_load(kOff + 16);
       v.mul();
       f.get(xi).get(ps).v128_load(kOff);
       v.mul();
@@ -266,10 +331,15 @@ function emitStore(mb: ModuleBuilder, dt: DT): Fn {
   const v = new Simd(f, dt);
   const E = v.E;
   const [buf, tbl, start, len, full] = [0, 1, 2, 3, 4];
-  const t = f.local(I32), m = f.local(I32), dst = f.local(I32), inr = f.local(I32);
+  const t = f.local(I32),
+    m = f.local(I32),
+    dst = f.local(I32),
+    inr = f.local(I32);
   for (let l = 0; l < v.lanes; l++) {
     for (const part of [0, 1]) {
-      f.get(tbl).i32_load((2 * l + part) * 4).set(dst);
+      f.get(tbl)
+        .i32_load((2 * l + part) * 4)
+        .set(dst);
       f.i32_const(0).set(t);
       whileLt(f, t, len, () => {
         f.get(start).get(t).i32_add().set(m);
@@ -302,8 +372,15 @@ export function emitFftConv(mb: ModuleBuilder): void {
     const R = 2 * (16 / (dt === 'f32' ? 4 : 8));
     const f = mb.fn(`fftconv_${dt}`, [I32, I32, I32]);
     const [cfg, t, tid] = [0, 1, 2];
-    const n = f.local(I32), buf = f.local(I32), kbuf = f.local(I32), kspec = f.local(I32), te = f.local(I32);
-    const c = f.local(I32), g = f.local(I32), g1 = f.local(I32), gt = f.local(I32);
+    const n = f.local(I32),
+      buf = f.local(I32),
+      kbuf = f.local(I32),
+      kspec = f.local(I32),
+      te = f.local(I32);
+    const c = f.local(I32),
+      g = f.local(I32),
+      g1 = f.local(I32),
+      gt = f.local(I32);
     const C = FFT_CFG;
     f.get(cfg).i32_load(C.N).set(n);
     f.get(cfg).i32_load(C.SCR).get(tid).get(cfg).i32_load(C.SCRB).i32_mul().i32_add().set(buf);
@@ -314,16 +391,42 @@ export function emitFftConv(mb: ModuleBuilder): void {
     f.get(te).i32_load(4).set(g);
     f.get(te).i32_load(8).set(g1);
     // kernel spectra of the class
-    f.get(kbuf).get(n).get(cfg).i32_load(C.CLASSES).get(c).i32_const(R * 4).i32_mul().i32_add().get(cfg).i32_load(C.LK).call(load);
+    f.get(kbuf)
+      .get(n)
+      .get(cfg)
+      .i32_load(C.CLASSES)
+      .get(c)
+      .i32_const(R * 4)
+      .i32_mul()
+      .i32_add()
+      .get(cfg)
+      .i32_load(C.LK)
+      .call(load);
     f.get(kbuf).get(n).get(cfg).i32_load(C.TW).get(cfg).i32_load(C.BREV).call(fft);
     f.get(kbuf).get(kspec).get(n).call(kprep);
     whileLt(f, g, g1, () => {
-      f.get(cfg).i32_load(C.GROUPS).get(g).i32_const(2 * R * 4).i32_mul().i32_add().set(gt);
+      f.get(cfg)
+        .i32_load(C.GROUPS)
+        .get(g)
+        .i32_const(2 * R * 4)
+        .i32_mul()
+        .i32_add()
+        .set(gt);
       f.get(buf).get(n).get(gt).get(cfg).i32_load(C.LX).call(load);
       f.get(buf).get(n).get(cfg).i32_load(C.TW).get(cfg).i32_load(C.BREV).call(fft);
       f.get(buf).get(kspec).get(n).call(mul);
       f.get(buf).get(n).get(cfg).i32_load(C.TWI).get(cfg).i32_load(C.BREV).call(fft);
-      f.get(buf).get(gt).i32_const(R * 4).i32_add().get(cfg).i32_load(C.START).get(cfg).i32_load(C.LEN).get(cfg).i32_load(C.FULL).call(store);
+      f.get(buf)
+        .get(gt)
+        .i32_const(R * 4)
+        .i32_add()
+        .get(cfg)
+        .i32_load(C.START)
+        .get(cfg)
+        .i32_load(C.LEN)
+        .get(cfg)
+        .i32_load(C.FULL)
+        .call(store);
       inc(f, g, 1);
     });
   }

@@ -38,26 +38,31 @@ export interface StridedOperand {
  * C[b] = A[b]·B[b] with A [batch, M, K] and B [batch, K, N] given as strided operands (all
  * strides ≥ 0), C [batch, M, N] contiguous. Preconditions: validated; batch, M, N, K ≥ 1.
  */
-export function gemmWasm(
-  rt: WasmRuntime, A: StridedOperand, B: StridedOperand, c: FloatArray, batch: number, M: number, N: number, K: number,
-): void {
+export function gemmWasm(rt: WasmRuntime, A: StridedOperand, B: StridedOperand, c: FloatArray, batch: number, M: number, N: number, K: number): void {
   const f64 = c instanceof Float64Array;
   const dt = f64 ? 'f64' : 'f32';
   const E = f64 ? 8 : 4;
   const { MR, NR } = GEMM_SHAPES[dt];
-  const fnA = f64 ? 2 : 0, fnB = f64 ? 3 : 1, fnG = f64 ? 1 : 0;
+  const fnA = f64 ? 2 : 0,
+    fnB = f64 ? 3 : 1,
+    fnG = f64 ? 1 : 0;
   const threads = getNumThreads();
 
-  const mp = Math.ceil(M / MR), np = Math.ceil(N / NR);
+  const mp = Math.ceil(M / MR),
+    np = Math.ceil(N / NR);
   const ldc = np * NR; // C pitch in elements
-  const aBS = batch === 1 ? 0 : A.bs, bBS = batch === 1 ? 0 : B.bs;
-  const nA = aBS === 0 ? 1 : batch, nB = bBS === 0 ? 1 : batch;
+  const aBS = batch === 1 ? 0 : A.bs,
+    bBS = batch === 1 ? 0 : B.bs;
+  const nA = aBS === 0 ? 1 : batch,
+    nB = bBS === 0 ? 1 : batch;
   // the storage spans the operands touch (copied as they are; packing applies the strides)
   const lenA = (nA - 1) * aBS + (M - 1) * A.rs + (K - 1) * A.cs + 1;
   const lenB = (nB - 1) * bBS + (K - 1) * B.rs + (N - 1) * B.cs + 1;
   // element (i, k) of A at i*ais + k*aks; (k, j) of B at k*bks + j*bjs
-  const ais = A.rs, aks = A.cs;
-  const bks = B.rs, bjs = B.cs;
+  const ais = A.rs,
+    aks = A.cs;
+  const bks = B.rs,
+    bjs = B.cs;
 
   // groups of batches, or (one batch) blocks of rows, so that a C block stays ≤ C_BLOCK_BYTES
   const perMatC = mp * MR * ldc * E;
@@ -68,7 +73,8 @@ export function gemmWasm(
     mb = Math.max(MR, Math.floor(gemmLimits.cBlockBytes / (ldc * E) / MR) * MR);
   }
   const mbp = Math.ceil(mb / MR); // panels per row block
-  const nAg = nA === 1 ? 1 : gb, nBg = nB === 1 ? 1 : gb;
+  const nAg = nA === 1 ? 1 : gb,
+    nBg = nB === 1 ? 1 : gb;
 
   const ar = wasmArena(rt);
   ar.reset();
@@ -108,11 +114,31 @@ export function gemmWasm(
         P[0] = OP_PACK;
         P[1] = tasksA;
         // A set
-        P[2] = fnA; P[3] = aSrc; P[4] = aBS * E; P[5] = rows; P[6] = K; P[7] = ais * E; P[8] = aks * E;
-        P[9] = packA; P[10] = mbp * MR * K * E; P[11] = mpb; P[12] = pptA; P[13] = cA;
+        P[2] = fnA;
+        P[3] = aSrc;
+        P[4] = aBS * E;
+        P[5] = rows;
+        P[6] = K;
+        P[7] = ais * E;
+        P[8] = aks * E;
+        P[9] = packA;
+        P[10] = mbp * MR * K * E;
+        P[11] = mpb;
+        P[12] = pptA;
+        P[13] = cA;
         // B set (rows of the packing = columns j of op(B))
-        P[14] = fnB; P[15] = bSrc; P[16] = bBS * E; P[17] = N; P[18] = K; P[19] = bjs * E; P[20] = bks * E;
-        P[21] = packB; P[22] = np * NR * K * E; P[23] = np; P[24] = pptB; P[25] = cB;
+        P[14] = fnB;
+        P[15] = bSrc;
+        P[16] = bBS * E;
+        P[17] = N;
+        P[18] = K;
+        P[19] = bjs * E;
+        P[20] = bks * E;
+        P[21] = packB;
+        P[22] = np * NR * K * E;
+        P[23] = np;
+        P[24] = pptB;
+        P[25] = cB;
       };
       runJob(rt, par, tasksA + tasksB, fillPack);
       if (nB === 1) bPacked = true;
@@ -123,11 +149,22 @@ export function gemmWasm(
       const fillGemm = (P: Float64Array) => {
         P[0] = OP_GEMM;
         P[1] = fnG;
-        P[2] = packA; P[3] = nA === 1 ? 0 : mbp * MR * K * E;
-        P[4] = packB; P[5] = nB === 1 ? 0 : np * NR * K * E;
-        P[6] = cAddr; P[7] = mbp * MR * ldc * E;
-        P[8] = ldc * E; P[9] = K; P[10] = mpb; P[11] = np;
-        P[12] = g; P[13] = bpt; P[14] = mch; P[15] = nch; P[16] = ppm; P[17] = ppn;
+        P[2] = packA;
+        P[3] = nA === 1 ? 0 : mbp * MR * K * E;
+        P[4] = packB;
+        P[5] = nB === 1 ? 0 : np * NR * K * E;
+        P[6] = cAddr;
+        P[7] = mbp * MR * ldc * E;
+        P[8] = ldc * E;
+        P[9] = K;
+        P[10] = mpb;
+        P[11] = np;
+        P[12] = g;
+        P[13] = bpt;
+        P[14] = mch;
+        P[15] = nch;
+        P[16] = ppm;
+        P[17] = ppn;
       };
       runJob(rt, par, tasks, fillGemm);
 

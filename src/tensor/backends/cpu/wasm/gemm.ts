@@ -43,7 +43,6 @@ export const GEMM_SHAPES: Record<'f32' | 'f64', GemmShape> = {
   f64: { MR: 4, NR: 4, KC: 256, PB: 32 },
 };
 
-
 function es(dt: DT): number {
   return dt === 'f32' ? 4 : 8;
 }
@@ -68,9 +67,18 @@ export function emitGemmMacro(mb: ModuleBuilder, dt: DT, s: GemmShape): void {
   const NV = s.NR / lanes;
   const f = mb.fn(`gemm_${dt}`, [I32, I32, I32, I32, I32, I32, I32, I32, I32]);
   const [pa, pb, c, ldc, K, p0, p1, q0, q1] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
-  const kc = f.local(I32), kl = f.local(I32), blk = f.local(I32), pe = f.local(I32);
-  const q = f.local(I32), p = f.local(I32), bq = f.local(I32), ap = f.local(I32), bp = f.local(I32);
-  const cp = f.local(I32), k = f.local(I32), first = f.local(I32);
+  const kc = f.local(I32),
+    kl = f.local(I32),
+    blk = f.local(I32),
+    pe = f.local(I32);
+  const q = f.local(I32),
+    p = f.local(I32),
+    bq = f.local(I32),
+    ap = f.local(I32),
+    bp = f.local(I32);
+  const cp = f.local(I32),
+    k = f.local(I32),
+    first = f.local(I32);
   const acc: number[][] = [];
   for (let r = 0; r < s.MR; r++) acc.push(Array.from({ length: NV }, () => f.local(V128)));
   const bv = Array.from({ length: NV }, () => f.local(V128));
@@ -84,30 +92,69 @@ export function emitGemmMacro(mb: ModuleBuilder, dt: DT, s: GemmShape): void {
   {
     f.get(kc).get(K).i32_ge_s().br_if(1);
     // kl = min(KC, K - kc)
-    minInto(f, kl, () => f.i32_const(s.KC), () => f.get(K).get(kc).i32_sub());
+    minInto(
+      f,
+      kl,
+      () => f.i32_const(s.KC),
+      () => f.get(K).get(kc).i32_sub(),
+    );
     f.get(kc).i32_eqz().set(first);
     // for (blk = p0; blk < p1; blk += PB)
     f.get(p0).set(blk);
     f.block().loop();
     {
       f.get(blk).get(p1).i32_ge_s().br_if(1);
-      minInto(f, pe, () => f.get(p1), () => f.get(blk).i32_const(s.PB).i32_add());
+      minInto(
+        f,
+        pe,
+        () => f.get(p1),
+        () => f.get(blk).i32_const(s.PB).i32_add(),
+      );
       // for (q = q0; q < q1; q++)
       f.get(q0).set(q);
       f.block().loop();
       {
         f.get(q).get(q1).i32_ge_s().br_if(1);
         // bq = pb + (q*K + kc) * NR * E
-        f.get(pb).get(q).get(K).i32_mul().get(kc).i32_add().i32_const(s.NR * E).i32_mul().i32_add().set(bq);
+        f.get(pb)
+          .get(q)
+          .get(K)
+          .i32_mul()
+          .get(kc)
+          .i32_add()
+          .i32_const(s.NR * E)
+          .i32_mul()
+          .i32_add()
+          .set(bq);
         // for (p = blk; p < pe; p++)
         f.get(blk).set(p);
         f.block().loop();
         {
           f.get(p).get(pe).i32_ge_s().br_if(1);
-          f.get(pa).get(p).get(K).i32_mul().get(kc).i32_add().i32_const(s.MR * E).i32_mul().i32_add().set(ap);
+          f.get(pa)
+            .get(p)
+            .get(K)
+            .i32_mul()
+            .get(kc)
+            .i32_add()
+            .i32_const(s.MR * E)
+            .i32_mul()
+            .i32_add()
+            .set(ap);
           f.get(bq).set(bp);
           // cp = c + p*MR*ldc + q*NR*E
-          f.get(c).get(p).i32_const(s.MR).i32_mul().get(ldc).i32_mul().i32_add().get(q).i32_const(s.NR * E).i32_mul().i32_add().set(cp);
+          f.get(c)
+            .get(p)
+            .i32_const(s.MR)
+            .i32_mul()
+            .get(ldc)
+            .i32_mul()
+            .i32_add()
+            .get(q)
+            .i32_const(s.NR * E)
+            .i32_mul()
+            .i32_add()
+            .set(cp);
           // accumulators: 0 on the first K block, else the running sums from C
           f.get(first).if_();
           {
@@ -126,7 +173,10 @@ export function emitGemmMacro(mb: ModuleBuilder, dt: DT, s: GemmShape): void {
           f.end();
           // micro-kernel: for (k = kl; k > 0; k--), unrolled U times
           const step = () => {
-            for (let v = 0; v < NV; v++) f.get(bp).v128_load(v * 16).set(bv[v]);
+            for (let v = 0; v < NV; v++)
+              f.get(bp)
+                .v128_load(v * 16)
+                .set(bv[v]);
             for (let r = 0; r < s.MR; r++) {
               f.get(ap);
               if (dt === 'f32') f.v128_load32_splat(r * E);
@@ -139,8 +189,14 @@ export function emitGemmMacro(mb: ModuleBuilder, dt: DT, s: GemmShape): void {
                 f.set(acc[r][v]);
               }
             }
-            f.get(ap).i32_const(s.MR * E).i32_add().set(ap);
-            f.get(bp).i32_const(s.NR * E).i32_add().set(bp);
+            f.get(ap)
+              .i32_const(s.MR * E)
+              .i32_add()
+              .set(ap);
+            f.get(bp)
+              .i32_const(s.NR * E)
+              .i32_add()
+              .set(bp);
           };
           const U = s.U ?? 1;
           f.get(kl).set(k);
@@ -196,7 +252,12 @@ export function emitPack(mb: ModuleBuilder, dt: DT, W: number): void {
   const E = es(dt);
   const f = mb.fn(`pack_${dt}_${W}`, [I32, I32, I32, I32, I32, I32, I32, I32]);
   const [src, rows, K, si, sk, dst, p0, p1] = [0, 1, 2, 3, 4, 5, 6, 7];
-  const p = f.local(I32), i0 = f.local(I32), s = f.local(I32), d = f.local(I32), k = f.local(I32), r = f.local(I32);
+  const p = f.local(I32),
+    i0 = f.local(I32),
+    s = f.local(I32),
+    d = f.local(I32),
+    k = f.local(I32),
+    r = f.local(I32);
   const vec = W % (16 / E) === 0;
   const load = () => (dt === 'f32' ? f.f32_load(0) : f.f64_load(0));
   const store = () => (dt === 'f32' ? f.f32_store(0) : f.f64_store(0));
@@ -206,7 +267,14 @@ export function emitPack(mb: ModuleBuilder, dt: DT, W: number): void {
     f.get(p).get(p1).i32_ge_s().br_if(1);
     f.get(p).i32_const(W).i32_mul().set(i0);
     // d = dst + p*K*W*E ; s = src + i0*si
-    f.get(dst).get(p).get(K).i32_mul().i32_const(W * E).i32_mul().i32_add().set(d);
+    f.get(dst)
+      .get(p)
+      .get(K)
+      .i32_mul()
+      .i32_const(W * E)
+      .i32_mul()
+      .i32_add()
+      .set(d);
     f.get(src).get(i0).get(si).i32_mul().i32_add().set(s);
     f.get(i0).i32_const(W).i32_add().get(rows).i32_le_s();
     f.if_();
@@ -220,8 +288,15 @@ export function emitPack(mb: ModuleBuilder, dt: DT, W: number): void {
           f.get(K).set(k);
           f.block().loop();
           f.get(k).i32_eqz().br_if(1);
-          for (let v = 0; v < (W * E) / 16; v++) f.get(d).get(s).v128_load(v * 16).v128_store(v * 16);
-          f.get(d).i32_const(W * E).i32_add().set(d);
+          for (let v = 0; v < (W * E) / 16; v++)
+            f.get(d)
+              .get(s)
+              .v128_load(v * 16)
+              .v128_store(v * 16);
+          f.get(d)
+            .i32_const(W * E)
+            .i32_add()
+            .set(d);
           f.get(s).get(sk).i32_add().set(s);
           f.get(k).i32_const(1).i32_sub().set(k);
           f.br(0);
@@ -243,7 +318,10 @@ export function emitPack(mb: ModuleBuilder, dt: DT, W: number): void {
           if (dt === 'f32') f.f32_store(rr * E);
           else f.f64_store(rr * E);
         }
-        f.get(d).i32_const(W * E).i32_add().set(d);
+        f.get(d)
+          .i32_const(W * E)
+          .i32_add()
+          .set(d);
         f.get(s).get(sk).i32_add().set(s);
         f.get(k).i32_const(1).i32_sub().set(k);
         f.br(0);
@@ -278,7 +356,10 @@ export function emitPack(mb: ModuleBuilder, dt: DT, W: number): void {
           f.br(0);
         }
         f.end().end();
-        f.get(d).i32_const(W * E).i32_add().set(d);
+        f.get(d)
+          .i32_const(W * E)
+          .i32_add()
+          .set(d);
         f.get(s).get(sk).i32_add().set(s);
         f.get(k).i32_const(1).i32_sub().set(k);
         f.br(0);

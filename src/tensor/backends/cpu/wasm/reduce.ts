@@ -20,8 +20,13 @@ export function emitRowSum(mb: ModuleBuilder, dt: DT): string {
   const v = new Simd(f, dt);
   const E = v.E;
   const [s, e, x, out, n] = [0, 1, 2, 3, 4];
-  const r = f.local(I32), p = f.local(I32), pv = f.local(I32), pe = f.local(I32);
-  const acc0 = f.local(V128), acc1 = f.local(V128), t = f.local(V128);
+  const r = f.local(I32),
+    p = f.local(I32),
+    pv = f.local(I32),
+    pe = f.local(I32);
+  const acc0 = f.local(V128),
+    acc1 = f.local(V128),
+    t = f.local(V128);
   const tail = f.local(F64);
   f.get(s).set(r);
   whileLt(f, r, e, () => {
@@ -58,8 +63,16 @@ export function emitColSum(mb: ModuleBuilder, dt: DT): string {
   const v = new Simd(f, dt);
   const E = v.E;
   const [s, e, x, out, R, inner, tmpArg] = [0, 1, 2, 3, 4, 5, 6];
-  const i = f.local(I32), o = f.local(I32), j = f.local(I32), len = f.local(I32), r = f.local(I32);
-  const px = f.local(I32), pt = f.local(I32), pte = f.local(I32), tmp = f.local(I32), k = f.local(I32);
+  const i = f.local(I32),
+    o = f.local(I32),
+    j = f.local(I32),
+    len = f.local(I32),
+    r = f.local(I32);
+  const px = f.local(I32),
+    pt = f.local(I32),
+    pte = f.local(I32),
+    tmp = f.local(I32),
+    k = f.local(I32);
   const t = f.local(V128);
   // f64: accumulate in out directly
   if (dt === 'f64') f.get(out).set(tmp);
@@ -81,18 +94,22 @@ export function emitColSum(mb: ModuleBuilder, dt: DT): string {
       f.get(tmp).get(i).i32_const(8).i32_mul().i32_add().set(pt);
       f.i32_const(0).set(k);
       // vector part: lanes elements per step
-      loop(f, () => f.get(k).i32_const(v.lanes).i32_add().get(len).i32_gt_s(), () => {
-        f.get(px).v128_load(0).set(t);
-        if (dt === 'f32') {
-          f.get(pt).get(pt).v128_load(0).get(t).f64x2_promote_low_f32x4().f64x2_add().v128_store(0);
-          f.get(pt).get(pt).v128_load(16).get(t).get(t).i8x16_shuffle(HIGH_HALF).f64x2_promote_low_f32x4().f64x2_add().v128_store(16);
-        } else {
-          f.get(pt).get(pt).v128_load(0).get(t).f64x2_add().v128_store(0);
-        }
-        inc(f, px, 16);
-        inc(f, pt, v.lanes * 8);
-        inc(f, k, v.lanes);
-      });
+      loop(
+        f,
+        () => f.get(k).i32_const(v.lanes).i32_add().get(len).i32_gt_s(),
+        () => {
+          f.get(px).v128_load(0).set(t);
+          if (dt === 'f32') {
+            f.get(pt).get(pt).v128_load(0).get(t).f64x2_promote_low_f32x4().f64x2_add().v128_store(0);
+            f.get(pt).get(pt).v128_load(16).get(t).get(t).i8x16_shuffle(HIGH_HALF).f64x2_promote_low_f32x4().f64x2_add().v128_store(16);
+          } else {
+            f.get(pt).get(pt).v128_load(0).get(t).f64x2_add().v128_store(0);
+          }
+          inc(f, px, 16);
+          inc(f, pt, v.lanes * 8);
+          inc(f, k, v.lanes);
+        },
+      );
       whileLt(f, k, len, () => {
         f.get(pt).get(pt).f64_load(0).get(px);
         if (dt === 'f32') f.f32_load(0).f64_promote_f32();
@@ -128,9 +145,20 @@ export function emitSoftmax(mb: ModuleBuilder, dt: DT): string {
   const v = new Simd(f, dt);
   const E = v.E;
   const [s, e, x, out, n] = [0, 1, 2, 3, 4];
-  const r = f.local(I32), px = f.local(I32), po = f.local(I32), pv = f.local(I32), pe = f.local(I32), rowBytes = f.local(I32);
-  const vm = f.local(V128), t = f.local(V128), acc0 = f.local(V128), acc1 = f.local(V128), sc = f.local(V128);
-  const m = f.local(dt === 'f32' ? F32 : F64), tail = f.local(F64), sum = f.local(F64);
+  const r = f.local(I32),
+    px = f.local(I32),
+    po = f.local(I32),
+    pv = f.local(I32),
+    pe = f.local(I32),
+    rowBytes = f.local(I32);
+  const vm = f.local(V128),
+    t = f.local(V128),
+    acc0 = f.local(V128),
+    acc1 = f.local(V128),
+    sc = f.local(V128);
+  const m = f.local(dt === 'f32' ? F32 : F64),
+    tail = f.local(F64),
+    sum = f.local(F64);
   const L = expLocals(f);
   f.get(n).i32_const(E).i32_mul().set(rowBytes);
   f.get(s).set(r);
@@ -227,9 +255,19 @@ export function emitSoftmaxGrad(mb: ModuleBuilder, dt: DT): string {
   const v = new Simd(f, dt);
   const E = v.E;
   const [s, e, y, g, out, n] = [0, 1, 2, 3, 4, 5];
-  const r = f.local(I32), py = f.local(I32), pg = f.local(I32), po = f.local(I32), pv = f.local(I32), pe = f.local(I32), rowBytes = f.local(I32);
-  const t = f.local(V128), acc0 = f.local(V128), acc1 = f.local(V128), vs = f.local(V128);
-  const tail = f.local(F64), sum = f.local(F64);
+  const r = f.local(I32),
+    py = f.local(I32),
+    pg = f.local(I32),
+    po = f.local(I32),
+    pv = f.local(I32),
+    pe = f.local(I32),
+    rowBytes = f.local(I32);
+  const t = f.local(V128),
+    acc0 = f.local(V128),
+    acc1 = f.local(V128),
+    vs = f.local(V128);
+  const tail = f.local(F64),
+    sum = f.local(F64);
   f.get(n).i32_const(E).i32_mul().set(rowBytes);
   f.get(s).set(r);
   whileLt(f, r, e, () => {

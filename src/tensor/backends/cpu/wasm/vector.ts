@@ -14,39 +14,99 @@ export class Simd {
   readonly E: number;
   /** Elements per v128. */
   readonly lanes: number;
-  constructor(readonly f: Fn, readonly dt: DT) {
+  constructor(
+    readonly f: Fn,
+    readonly dt: DT,
+  ) {
     this.E = dt === 'f32' ? 4 : 8;
     this.lanes = 16 / this.E;
   }
-  add(): void { if (this.dt === 'f32') this.f.f32x4_add(); else this.f.f64x2_add(); }
-  sub(): void { if (this.dt === 'f32') this.f.f32x4_sub(); else this.f.f64x2_sub(); }
-  mul(): void { if (this.dt === 'f32') this.f.f32x4_mul(); else this.f.f64x2_mul(); }
-  div(): void { if (this.dt === 'f32') this.f.f32x4_div(); else this.f.f64x2_div(); }
-  max(): void { if (this.dt === 'f32') this.f.f32x4_max(); else this.f.f64x2_max(); }
-  pmin(): void { if (this.dt === 'f32') this.f.f32x4_pmin(); else this.f.f64x2_pmin(); }
-  pmax(): void { if (this.dt === 'f32') this.f.f32x4_pmax(); else this.f.f64x2_pmax(); }
-  gt(): void { if (this.dt === 'f32') this.f.f32x4_gt(); else this.f.f64x2_gt(); }
-  lt(): void { if (this.dt === 'f32') this.f.f32x4_lt(); else this.f.f64x2_lt(); }
-  ne(): void { if (this.dt === 'f32') this.f.f32x4_ne(); else this.f.f64x2_ne(); }
-  neg(): void { if (this.dt === 'f32') this.f.f32x4_neg(); else this.f.f64x2_neg(); }
-  abs(): void { if (this.dt === 'f32') this.f.f32x4_abs(); else this.f.f64x2_abs(); }
-  sqrt(): void { if (this.dt === 'f32') this.f.f32x4_sqrt(); else this.f.f64x2_sqrt(); }
-  nearest(): void { if (this.dt === 'f32') this.f.f32x4_nearest(); else this.f.f64x2_nearest(); }
+  add(): void {
+    if (this.dt === 'f32') this.f.f32x4_add();
+    else this.f.f64x2_add();
+  }
+  sub(): void {
+    if (this.dt === 'f32') this.f.f32x4_sub();
+    else this.f.f64x2_sub();
+  }
+  mul(): void {
+    if (this.dt === 'f32') this.f.f32x4_mul();
+    else this.f.f64x2_mul();
+  }
+  div(): void {
+    if (this.dt === 'f32') this.f.f32x4_div();
+    else this.f.f64x2_div();
+  }
+  max(): void {
+    if (this.dt === 'f32') this.f.f32x4_max();
+    else this.f.f64x2_max();
+  }
+  pmin(): void {
+    if (this.dt === 'f32') this.f.f32x4_pmin();
+    else this.f.f64x2_pmin();
+  }
+  pmax(): void {
+    if (this.dt === 'f32') this.f.f32x4_pmax();
+    else this.f.f64x2_pmax();
+  }
+  gt(): void {
+    if (this.dt === 'f32') this.f.f32x4_gt();
+    else this.f.f64x2_gt();
+  }
+  lt(): void {
+    if (this.dt === 'f32') this.f.f32x4_lt();
+    else this.f.f64x2_lt();
+  }
+  ne(): void {
+    if (this.dt === 'f32') this.f.f32x4_ne();
+    else this.f.f64x2_ne();
+  }
+  neg(): void {
+    if (this.dt === 'f32') this.f.f32x4_neg();
+    else this.f.f64x2_neg();
+  }
+  abs(): void {
+    if (this.dt === 'f32') this.f.f32x4_abs();
+    else this.f.f64x2_abs();
+  }
+  sqrt(): void {
+    if (this.dt === 'f32') this.f.f32x4_sqrt();
+    else this.f.f64x2_sqrt();
+  }
+  nearest(): void {
+    if (this.dt === 'f32') this.f.f32x4_nearest();
+    else this.f.f64x2_nearest();
+  }
   /** v128 constant with `v` in every lane. */
-  c(v: number): void { if (this.dt === 'f32') this.f.f32x4_const(v); else this.f.f64x2_const(v); }
+  c(v: number): void {
+    if (this.dt === 'f32') this.f.f32x4_const(v);
+    else this.f.f64x2_const(v);
+  }
   /** load one element splatted over all lanes */
-  splat(off = 0): void { if (this.dt === 'f32') this.f.v128_load32_splat(off); else this.f.v128_load64_splat(off); }
+  splat(off = 0): void {
+    if (this.dt === 'f32') this.f.v128_load32_splat(off);
+    else this.f.v128_load64_splat(off);
+  }
   /** store lane 0 as a scalar: stack [addr, v128] */
   store0(off = 0): void {
     if (this.dt === 'f32') this.f.f32x4_extract_lane(0).f32_store(off);
     else this.f.f64x2_extract_lane(0).f64_store(off);
   }
   /** scalar load */
-  load(off = 0): void { if (this.dt === 'f32') this.f.f32_load(off); else this.f.f64_load(off); }
+  load(off = 0): void {
+    if (this.dt === 'f32') this.f.f32_load(off);
+    else this.f.f64_load(off);
+  }
   /** scalar store */
-  store(off = 0): void { if (this.dt === 'f32') this.f.f32_store(off); else this.f.f64_store(off); }
+  store(off = 0): void {
+    if (this.dt === 'f32') this.f.f32_store(off);
+    else this.f.f64_store(off);
+  }
   /** scalar zero */
-  zero(): void { if (this.dt === 'f32') this.f.f32_const(0); else this.f.f64_const(0); }
+  zero(): void {
+    if (this.dt === 'f32') this.f.f32_const(0);
+    else this.f.f64_const(0);
+  }
   /** `end = p + ⌊n / lanes⌋·lanes·E`: the byte address after the whole vectors of n elements from p. */
   vectorEnd(p: number, n: number, end: number): void {
     this.f.get(p).get(n).i32_const(-this.lanes).i32_and().i32_const(this.E).i32_mul().i32_add().set(end);
@@ -97,7 +157,12 @@ export function rowSegment(f: Fn, i: number, e: number, inner: number, o: number
 // ---- exp ----------------------------------------------------------------------------------------
 
 /** Scratch v128 locals for the exp sequence (allocated once per function). */
-export interface ExpLocals { x: number; n: number; r: number; p: number }
+export interface ExpLocals {
+  x: number;
+  n: number;
+  r: number;
+  p: number;
+}
 
 /** Declares the exp scratch locals. */
 export function expLocals(f: Fn): ExpLocals {
@@ -111,8 +176,8 @@ export function emitExp(v: Simd, L: ExpLocals): void {
   const HI = f32 ? 88.72283 : 709.782712893384;
   const LO = f32 ? -87.0 : -708.0;
   const OVER = f32 ? 88.72283 : 709.782712893384;
-  const LN2HI = f32 ? 0.693359375 : 6.93147180369123816490e-1;
-  const LN2LO = f32 ? -2.12194440e-4 : 1.90821492927058770002e-10;
+  const LN2HI = f32 ? 0.693359375 : 6.9314718036912381649e-1;
+  const LN2LO = f32 ? -2.1219444e-4 : 1.90821492927058770002e-10;
   f.set(L.x);
   // xc = clamp(x) (pmin/pmax keep NaN)
   f.get(L.x);
