@@ -69,7 +69,8 @@ export async function runMatmulBench(opts: BenchOptions): Promise<void> {
   const tfjs = wantTf ? await loadTf<TfLike>() : undefined;
   const simd = simdStatus();
   note(
-    `matmul: mega-ts gemm with ${getNumThreads()} thread(s) (--threads / MEGA_THREADS to change), SIMD ${simd.enabled ? 'on' : `off (${simd.reason})`}; mega-ts-ts = plain-TS reference gemm; TF.js wasm is single-threaded in Node`,
+    `matmul: mega-ts gemm with ${getNumThreads()} thread(s) (--threads / MEGA_THREADS to change), SIMD ` +
+      `${simd.enabled ? 'on' : `off (${simd.reason})`}; mega-ts-ts = plain-TS reference gemm; TF.js wasm is single-threaded in Node`,
   );
 
   for (const [dtype, Arr] of dtypes) {

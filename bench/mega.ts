@@ -167,10 +167,13 @@ export async function runMegaBench(opts: BenchOptions): Promise<void> {
   const threads = getNumThreads();
   if (wantAny) {
     note(
-      `mega layer: D ${MEGA_CFG.D}, Z ${MEGA_CFG.Z}, H ${MEGA_CFG.H}, N ${MEGA_CFG.N}, bidirectional, softmax, scalenorm, f32, forward + backward, ${threads} thread(s); tokens/s = B·L / median step`,
+      `mega layer: D ${MEGA_CFG.D}, Z ${MEGA_CFG.Z}, H ${MEGA_CFG.H}, N ${MEGA_CFG.N}, bidirectional, ` +
+        `softmax, scalenorm, f32, forward + backward, ${threads} thread(s); tokens/s = B·L / median step`,
     );
     note(
-      `mega: mega-ts-cpu = SIMD kernels, mega-ts-ts = plain-TS reference kernels, both ${mallocEnv().MALLOC_MMAP_THRESHOLD_ ? 'with MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_ set (as pytorch)' : 'with system malloc'}; -sysmalloc = system malloc defaults`,
+      `mega: mega-ts-cpu = SIMD kernels, mega-ts-ts = plain-TS reference kernels, both ` +
+        `${mallocEnv().MALLOC_MMAP_THRESHOLD_ ? 'with MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_ set (as pytorch)' : 'with system malloc'}; ` +
+        `-sysmalloc = system malloc defaults`,
     );
     const torchCases = headline.filter(([l, b, c]) => selected(opts, caseId('mega', 'pytorch', 'f32', shape(l, b, c))));
     const torch = torchCases.length > 0 ? torchBaseline(torchCases, threads, mallocEnv()) : undefined;

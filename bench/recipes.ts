@@ -273,7 +273,8 @@ function main(): void {
     if (argv.includes('--json')) process.stdout.write(`${JSON.stringify(rec)}\n`);
     else
       process.stdout.write(
-        `${row.name}: ${r.parameters} parameters; one step of ${row.micro} x ${row.L}: train ${rec.train_step_ms} ms (CPU ${rec.train_step_cpu_ms} ms), eval ${rec.eval_forward_ms} ms (CPU ${rec.eval_forward_cpu_ms} ms); one recipe update (${rec.per_update}) ~ ${rec.update_estimate_s} s\n`,
+        `${row.name}: ${r.parameters} parameters; one step of ${row.micro} x ${row.L}: train ${rec.train_step_ms} ms (CPU ${rec.train_step_cpu_ms} ` +
+          `ms), eval ${rec.eval_forward_ms} ms (CPU ${rec.eval_forward_cpu_ms} ms); one recipe update (${rec.per_update}) ~ ${rec.update_estimate_s} s\n`,
       );
   }
 }

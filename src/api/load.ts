@@ -160,7 +160,8 @@ async function fromFolder(
     const rows = embeddingRows(content.tensors);
     if (rows !== null && rows !== dict.size) {
       throw new ConfigError(
-        `${labels.dict}: ${dict.size} symbols (specials included) but the embedding in ${labels.weights} has ${rows} rows; expected the vocabulary the model was trained with`,
+        `${labels.dict}: ${dict.size} symbols (specials included) but the embedding in ` +
+          `${labels.weights} has ${rows} rows; expected the vocabulary the model was trained with`,
       );
     }
     if (dict.size !== V)
@@ -195,7 +196,8 @@ async function fromBytes(bytes: Uint8Array, label: string, dtype: FloatDType): P
   const { tensors, metadata } = decodeSafetensors(bytes, label);
   if (metadata.format !== CHECKPOINT_FORMAT) {
     throw new CheckpointError(
-      `${label}: metadata format = ${JSON.stringify(metadata.format ?? null)} (expected "${CHECKPOINT_FORMAT}", a checkpoint of mega train / mega import-fairseq; a model folder's weights load with its folder)`,
+      `${label}: metadata format = ${JSON.stringify(metadata.format ?? null)} (expected "${CHECKPOINT_FORMAT}", ` +
+        `a checkpoint of mega train / mega import-fairseq; a model folder's weights load with its folder)`,
     );
   }
   const json = (key: string): Record<string, unknown> => {

@@ -276,7 +276,8 @@ export function generateCommand(argv: string[], out: (s: string) => void): numbe
     const maxPositions = lmMaxPositions(loaded.spec.modelArgs);
     if (maxPositions !== undefined && prompt.length > maxPositions) {
       throw new UsageError(
-        `the prompt has ${prompt.length} tokens${values.no_prefix_eos ? '' : ' (with the leading </s>)'} but the model sees at most ${maxPositions} positions (max_target_positions)`,
+        `the prompt has ${prompt.length} tokens${values.no_prefix_eos ? '' : ' (with the leading </s>)'} ` +
+          `but the model sees at most ${maxPositions} positions (max_target_positions)`,
       );
     }
     const opts = {
@@ -293,7 +294,8 @@ export function generateCommand(argv: string[], out: (s: string) => void): numbe
     const allowed = maxPositions === undefined ? Infinity : newTokensWithin(maxPositions, prompt.length);
     if (opts.maxNewTokens > allowed) {
       process.stderr.write(
-        `mega generate: note: the model sees at most ${maxPositions} positions (max_target_positions) and the prompt takes ${prompt.length}: generating at most ${allowed} of the ${opts.maxNewTokens} tokens asked for\n`,
+        `mega generate: note: the model sees at most ${maxPositions} positions (max_target_positions) and the ` +
+          `prompt takes ${prompt.length}: generating at most ${allowed} of the ${opts.maxNewTokens} tokens asked for\n`,
       );
     }
     const live = !values.json && opts.numSamples === 1 && process.stderr.isTTY ? liveText(codec) : null;

@@ -93,13 +93,15 @@ export function importCommand(argv: string[], out: (s: string) => void): number 
   };
   if (!values.json) {
     out(
-      `read ${ckpt}: ${imp.className} (arch ${imp.spec.arch}, task ${imp.spec.task}${summary.vocab !== null ? `, vocabulary ${summary.vocab}` : ''}), ${imp.loaded} tensors, ${params} parameters, update ${imp.numUpdates}`,
+      `read ${ckpt}: ${imp.className} (arch ${imp.spec.arch}, task ${imp.spec.task}${summary.vocab !== null ? `, vocabulary ${summary.vocab}` : ''}), ` +
+        `${imp.loaded} tensors, ${params} parameters, update ${imp.numUpdates}`,
     );
     if (imp.ignored.length) out(`skipped ${imp.ignored.length} bookkeeping entr${imp.ignored.length === 1 ? 'y' : 'ies'}: ${imp.ignored.join(', ')}`);
     if (check) {
       for (const t of check.tensors)
         out(
-          `check ${check.file}: ${t.pass ? 'PASS' : 'FAIL'} ${t.name} err=${t.maxErr.toExponential(3)} tol=${t.tol.toExponential(3)}${t.note ? ` (${t.note})` : ''}`,
+          `check ${check.file}: ${t.pass ? 'PASS' : 'FAIL'} ${t.name} err=${t.maxErr.toExponential(3)} ` +
+            `tol=${t.tol.toExponential(3)}${t.note ? ` (${t.note})` : ''}`,
         );
     }
   }

@@ -75,7 +75,8 @@ export function reexec(env: NodeJS.ProcessEnv): Promise<number> {
  */
 export function dieWithParent(parentPid: number): void {
   const code =
-    "const { workerData } = require('node:worker_threads'); setInterval(() => { if (process.ppid !== workerData) process.kill(process.pid, 'SIGKILL'); }, 100);";
+    "const { workerData } = require('node:worker_threads'); setInterval(() => { if " +
+    "(process.ppid !== workerData) process.kill(process.pid, 'SIGKILL'); }, 100);";
   new Worker(code, { eval: true, workerData: parentPid }).unref();
 }
 

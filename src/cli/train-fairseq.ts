@@ -52,7 +52,8 @@ export function continueFromFairseq(values: Readonly<Record<string, unknown>>, o
     if (!quiet) {
       const extra = r.accuracy !== undefined ? ` | accuracy ${r.accuracy.toFixed(3)}` : r.ppl !== undefined ? ` | ppl ${r.ppl.toFixed(2)}` : '';
       process.stderr.write(
-        `train | epoch ${String(r.epoch).padStart(3, '0')} | update ${r.update} | loss ${r.loss.toFixed(3)}${extra} | gnorm ${r.gnorm.toFixed(3)} | lr ${r.lr.toPrecision(6)}\n`,
+        `train | epoch ${String(r.epoch).padStart(3, '0')} | update ${r.update} | loss ` +
+          `${r.loss.toFixed(3)}${extra} | gnorm ${r.gnorm.toFixed(3)} | lr ${r.lr.toPrecision(6)}\n`,
       );
     }
   });
@@ -72,7 +73,8 @@ export function continueFromFairseq(values: Readonly<Record<string, unknown>>, o
     );
   } else {
     out(
-      `resumed ${run.checkpoint}: ${run.records.length} updates (now ${run.numUpdates})${last ? ` | last train loss ${last.loss.toFixed(4)}` : ''} | metrics: ${run.metricsPath}`,
+      `resumed ${run.checkpoint}: ${run.records.length} updates (now ` +
+        `${run.numUpdates})${last ? ` | last train loss ${last.loss.toFixed(4)}` : ''} | metrics: ${run.metricsPath}`,
     );
   }
   return 0;

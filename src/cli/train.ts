@@ -66,7 +66,8 @@ export function trainCommand(argv: string[], out: (s: string) => void): number |
   }
   if (positionals.length > 1 || (positionals.length === 1 && values.data !== undefined)) {
     throw new ConfigError(
-      `unexpected argument ${JSON.stringify(positionals[positionals.length - 1])} (one DATA folder, or --data; options are --name value; see mega train --help)`,
+      `unexpected argument ${JSON.stringify(positionals[positionals.length - 1])} ` +
+        `(one DATA folder, or --data; options are --name value; see mega train --help)`,
     );
   }
   if (positionals.length === 1) values.data = positionals[0]; // fairseq's positional data folder

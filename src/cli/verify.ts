@@ -58,7 +58,8 @@ export function verifyCommand(argv: string[], out: (s: string) => void): number 
         if (values.verbose)
           for (const t of r.tensors)
             out(
-              `    ${t.pass ? 'ok  ' : 'FAIL'} ${t.name} err=${t.maxErr.toExponential(3)} scale=${t.scale.toExponential(3)} tol=${t.tol.toExponential(3)}${t.note ? ` ${t.note}` : ''}`,
+              `    ${t.pass ? 'ok  ' : 'FAIL'} ${t.name} err=${t.maxErr.toExponential(3)} ` +
+                `scale=${t.scale.toExponential(3)} tol=${t.tol.toExponential(3)}${t.note ? ` ${t.note}` : ''}`,
             );
       }
     }

@@ -189,7 +189,8 @@ export function generateListOpsTree(rng: Rng, opts: ListOpsOptions = {}): ListOp
     if (length >= o.minLength && length <= o.maxLength) return tree;
   }
   throw new DataError(
-    `listops: no tree of length ${o.minLength}..${o.maxLength} in ${o.maxAttempts} draws (maxDepth ${o.maxDepth}, maxArgs ${o.maxArgs}): expected reachable bounds`,
+    `listops: no tree of length ${o.minLength}..${o.maxLength} in ${o.maxAttempts} ` +
+      `draws (maxDepth ${o.maxDepth}, maxArgs ${o.maxArgs}): expected reachable bounds`,
   );
 }
 

@@ -100,7 +100,8 @@ export function checkSameOnAllRanks(group: ProcessGroup, value: unknown, what = 
         const s = JSON.stringify(v) ?? 'undefined';
         return s.length > 80 ? `${s.slice(0, 77)}...` : s;
       };
-      throw new DistConfigError(`rank ${r}'s ${what} differs from rank 0's: ${d.path} = ${show(d.b)} on rank ${r}, ${show(d.a)} on rank 0 (every rank must run the same model and settings)`);
+      throw new DistConfigError(`rank ${r}'s ${what} differs from rank 0's: ${d.path} = ${show(d.b)} on rank ` +
+        `${r}, ${show(d.a)} on rank 0 (every rank must run the same model and settings)`);
     }
   }
 }

@@ -136,7 +136,8 @@ export function slurmTasksOnNode(spec: string, nodeId: number): number | undefin
 function rendezvousPort(env: Env, masterPort: number, agentStore: boolean): number {
   if (has(env, 'MEGA_DIST_PORT')) return port(env, 'MEGA_DIST_PORT', 0);
   if (!agentStore) return masterPort;
-  if (masterPort >= 65535) throw new DistConfigError(`MASTER_PORT=${masterPort} is held by torchrun's agent and ${masterPort}+1 is no port; set MEGA_DIST_PORT`);
+  if (masterPort >= 65535) throw new DistConfigError(`MASTER_PORT=${masterPort} is held by torchrun's agent ` +
+    `and ${masterPort}+1 is no port; set MEGA_DIST_PORT`);
   return masterPort + 1;
 }
 

@@ -167,7 +167,8 @@ export async function runWorkers(opts: WorkersOptions): Promise<number> {
         return 1;
       }
       const again = opts.saveDir !== null && existsSync(join(opts.saveDir, 'checkpoint_last.safetensors'));
-      log(`mega train: restarting ${n} workers (restart ${attempt + 1} of ${maxRestarts})${again ? ` from ${join(opts.saveDir!, 'checkpoint_last.safetensors')}` : ' from the start (no checkpoint yet)'}`);
+      log(`mega train: restarting ${n} workers (restart ${attempt + 1} of ` +
+        `${maxRestarts})${again ? ` from ${join(opts.saveDir!, 'checkpoint_last.safetensors')}` : ' from the start (no checkpoint yet)'}`);
     }
   } finally {
     process.off('SIGINT', onInt);
@@ -189,7 +190,8 @@ export function runWorkersFromArgv(
 ): Promise<number> | null {
   const workers = user.workers;
   if (workers === undefined || launchedWorldSize() > 1) return null;
-  if (typeof workers !== 'number' || !Number.isInteger(workers) || workers < 1) return Promise.reject(new DistConfigError(`--workers ${String(workers)}: expected an integer >= 1`));
+  if (typeof workers !== 'number' || !Number.isInteger(workers) || workers < 1) return Promise.reject(new DistConfigError(`--workers ${String(workers)}: ` +
+    `expected an integer >= 1`));
   if (workers === 1) return null;
   check?.();
   const threads = typeof user.threads === 'number' ? user.threads : undefined;

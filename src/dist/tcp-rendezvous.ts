@@ -43,10 +43,13 @@ export function rendezvous(host: RendezvousHost): net.Server {
     if (Atomics.load(ctrl, C_STATE) !== S_INIT) return;
     if (rank === 0) {
       const missing = [...Array(N).keys()].filter((p) => p > 0 && !conns[p]);
-      fail(`rendezvous timed out after ${secs(timeoutMs)}: rank${missing.length > 1 ? 's' : ''} ${missing.join(', ')} did not join ${init.masterAddr}:${init.port} (--dist-timeout)`, missing.length === 1 ? missing[0] : null);
+      fail(`rendezvous timed out after ${secs(timeoutMs)}: rank${missing.length > 1 ? 's' : ''} ` +
+        `${missing.join(', ')} did not join ${init.masterAddr}:${init.port} (--dist-timeout)`, missing.length === 1 ? missing[0] : null);
     } else {
       const missing = [...Array(N).keys()].filter((p) => p !== rank && !conns[p]);
-      fail(`rendezvous timed out after ${secs(timeoutMs)}: rank ${rank} could not ${conns[0] ? `connect to rank${missing.length > 1 ? 's' : ''} ${missing.join(', ')}` : `reach rank 0 at ${init.masterAddr}:${init.port}`} (--dist-timeout)`, null);
+      fail(`rendezvous timed out after ${secs(timeoutMs)}: rank ${rank} could not ` +
+        `${conns[0] ? `connect to rank${missing.length > 1 ? 's' : ''} ${missing.join(', ')}` : `reach rank 0 at ${init.masterAddr}:${init.port}`} ` +
+        `(--dist-timeout)`, null);
     }
   }, timeoutMs);
   rdvTimer.unref();
@@ -80,7 +83,8 @@ function listenAsRoot(host: RendezvousHost, rdvTimer: NodeJS.Timeout): net.Serve
       if (h.worldSize !== N) return reject(`world size mismatch: rank ${r} was started with a world size of ${String(h.worldSize)}, rank 0 with ${N}`, cc);
       if (!Number.isInteger(r) || r < 1 || r >= N) return reject(`rank ${r} joined a job of world size ${N} (ranks are 0 … ${N - 1})`, cc);
       if (conns[r]) return reject(`two processes claim rank ${r} (check RANK / the launcher's settings)`, cc);
-      if (h.fingerprint !== init.fingerprint) return reject(`rank ${r}'s process-group settings differ from rank 0's (${String(h.fingerprint)} vs ${init.fingerprint})`, cc);
+      if (h.fingerprint !== init.fingerprint) return reject(`rank ${r}'s process-group settings differ from rank ` +
+        `0's (${String(h.fingerprint)} vs ${init.fingerprint})`, cc);
       cc.peer = r;
       conns[r] = cc;
       joined[r] = { host: (sock.remoteAddress ?? '127.0.0.1').replace(/^::ffff:/, ''), port: h.port ?? 0 };

@@ -90,7 +90,8 @@ function runThread(init: ThreadInit): void {
     if (init.watchdog) {
       setTimeout(() => {
         if (Atomics.load(ctrl, C_ACK) !== 0) return;
-        process.stderr.write(`mega dist: rank ${rank}: ${message}\nmega dist: rank ${rank}: the training loop did not stop within ${secs(timeoutMs)}; killing the process\n`);
+        process.stderr.write(`mega dist: rank ${rank}: ${message}\nmega dist: rank ${rank}: the ` +
+          `training loop did not stop within ${secs(timeoutMs)}; killing the process\n`);
         process.kill(process.pid, 'SIGKILL');
       }, timeoutMs);
     }
@@ -133,7 +134,8 @@ function runThread(init: ThreadInit): void {
     const c = conns[peer]!;
     const check = (f: Frame): Buffer => {
       if (f.type !== F_DATA || f.seq !== seq || f.aux !== aux) {
-        const msg = `collective mismatch: rank ${rank} is in ${opName} (#${seq}, step ${aux}) but rank ${peer} sent ${f.type === F_DATA ? `#${f.seq} step ${f.aux}` : `frame type ${f.type}`} — the ranks issue different collectives (different models or code paths?)`;
+        const msg = `collective mismatch: rank ${rank} is in ${opName} (#${seq}, step ${aux}) but rank ${peer} sent ` +
+          `${f.type === F_DATA ? `#${f.seq} step ${f.aux}` : `frame type ${f.type}`} — the ranks issue different collectives (different models or code paths?)`;
         fail(msg, null);
         throw new Failed(msg);
       }
@@ -301,14 +303,16 @@ function runThread(init: ThreadInit): void {
       const now = Date.now();
       if (running && opName !== 'close' && now - lastProgress > timeoutMs) {
         const who = waitingFor.length ? ` waiting for rank${waitingFor.length > 1 ? 's' : ''} ${waitingFor.join(', ')}` : '';
-        fail(`${opName} #${opId} made no progress for ${secs(now - lastProgress)}${who} (--dist-timeout ${secs(timeoutMs)})`, waitingFor.length === 1 ? waitingFor[0] : null);
+        fail(`${opName} #${opId} made no progress for ` +
+          `${secs(now - lastProgress)}${who} (--dist-timeout ${secs(timeoutMs)})`, waitingFor.length === 1 ? waitingFor[0] : null);
         return;
       }
       for (const c of conns) {
         if (!c || c.gone || c.bye) continue;
         void c.send(F_HB, 0, 0);
         if (now - c.lastSeen > timeoutMs) {
-          fail(`rank ${c.peer} stopped answering: nothing received for ${secs(now - c.lastSeen)} (--dist-timeout ${secs(timeoutMs)}; the process is stopped, hung or unreachable)`, c.peer);
+          fail(`rank ${c.peer} stopped answering: nothing received for ${secs(now - c.lastSeen)} ` +
+            `(--dist-timeout ${secs(timeoutMs)}; the process is stopped, hung or unreachable)`, c.peer);
           return;
         }
       }

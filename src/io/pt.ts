@@ -98,7 +98,8 @@ function rebuildTensor(args: unknown[], budget: { left: number }): RawTensor {
   for (let i = 0; i < shape.length; i++) last += (shape[i] - 1) * strides[i];
   if (last >= storage.numel) {
     throw new CheckpointError(
-      `${what}: view (offset ${offset}, size [${shape.join(', ')}], stride [${strides.join(', ')}]) reaches element ${last} but the storage has ${storage.numel}`,
+      `${what}: view (offset ${offset}, size [${shape.join(', ')}], stride ` +
+        `[${strides.join(', ')}]) reaches element ${last} but the storage has ${storage.numel}`,
     );
   }
   let contiguous = true;
@@ -112,7 +113,8 @@ function rebuildTensor(args: unknown[], budget: { left: number }): RawTensor {
   if (!contiguous) {
     if (n * item > budget.left) {
       throw new CheckpointError(
-        `${what}: strided view of ${n} elements (size [${shape.join(', ')}], stride [${strides.join(', ')}]) exceeds what this file may expand to (${budget.left} more bytes)`,
+        `${what}: strided view of ${n} elements (size [${shape.join(', ')}], stride ` +
+          `[${strides.join(', ')}]) exceeds what this file may expand to (${budget.left} more bytes)`,
       );
     }
     budget.left -= n * item;

@@ -608,7 +608,8 @@ function checkWarmup(out: Record<string, unknown>, user: Readonly<Record<string,
   const W = `--warmup-updates ${String(out.warmup_updates)}${user.warmup_updates === undefined ? ` (the ${String(out.arch)} default)` : ''}`;
   const T = user.total_num_update !== undefined ? `--total-num-update ${String(out.total_num_update)}` : `--max-update ${String(out.max_update)}`;
   throw new ConfigError(
-    `${W} equals ${T}: linear_decay warms up for --warmup-updates and then decays until --max-update (or --total-num-update); give a smaller --warmup-updates or a larger --total-num-update`,
+    `${W} equals ${T}: linear_decay warms up for --warmup-updates and then decays until --max-update ` +
+      `(or --total-num-update); give a smaller --warmup-updates or a larger --total-num-update`,
   );
 }
 

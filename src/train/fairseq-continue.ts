@@ -312,7 +312,9 @@ export function runFairseqContinuation(
   if (!ck) {
     const save = typeof args.save_dir === 'string' ? args.save_dir : 'checkpoints';
     throw new CheckpointError(
-      `no fairseq checkpoint to resume: ${typeof args.restore_file === 'string' && args.restore_file !== 'checkpoint_last.pt' ? args.restore_file : join(save, 'checkpoint_last.pt')} does not exist`,
+      `no fairseq checkpoint to resume: ` +
+        `${typeof args.restore_file === 'string' && args.restore_file !== 'checkpoint_last.pt' ? args.restore_file : join(save, 'checkpoint_last.pt')} ` +
+        `does not exist`,
     );
   }
   if (typeof args.data !== 'string') throw new ConfigError('mega train: the data folder (DATA) is missing');

@@ -172,7 +172,8 @@ export function importFairseq(ck: FairseqCheckpoint, { dtype = 'f32', label = 'c
   if (Object.keys(args).length === 0) {
     const hasCfg = ck.raw instanceof Map && ck.raw.has('cfg');
     throw new CheckpointError(
-      `${label}: no 'args' namespace${hasCfg ? " (a fairseq >= 0.10 'cfg' checkpoint; only the Mega release's args checkpoints are supported)" : ''}; cannot tell which model it holds`,
+      `${label}: no 'args' namespace${hasCfg ? " (a fairseq >= 0.10 'cfg' checkpoint; only the Mega release's args checkpoints are supported)" : ''}; ` +
+        `cannot tell which model it holds`,
     );
   }
   const arch = args.arch;
@@ -204,7 +205,8 @@ export function importFairseq(ck: FairseqCheckpoint, { dtype = 'f32', label = 'c
   if (missing.length || unexpected.length) {
     const list = (xs: string[]) => (xs.length > 4 ? `${xs.slice(0, 4).join(', ')}, ... (${xs.length})` : xs.join(', '));
     throw new CheckpointError(
-      `${label}: state dict does not match arch ${arch}${missing.length ? `; missing: ${list(missing)}` : ''}${unexpected.length ? `; unexpected: ${list(unexpected)}` : ''}`,
+      `${label}: state dict does not match arch ` +
+        `${arch}${missing.length ? `; missing: ${list(missing)}` : ''}${unexpected.length ? `; unexpected: ${list(unexpected)}` : ''}`,
     );
   }
   // tied tensors: one model tensor under several names must get one value

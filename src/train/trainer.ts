@@ -390,7 +390,8 @@ class TrainRun {
     });
     this.say(`mega train: task ${args.task}, arch ${args.arch} (${nParams.toLocaleString('en-US')} parameters), data ${p.dataSource}`);
     this.say(
-      `train ${p.train.length} examples (${this.batcher.batchesPerEpoch} batches of ${args.batch_size}), valid ${p.valid.length}${baseline ? `, majority-class baseline ${pct(baseline.accuracy)}` : ''}`,
+      `train ${p.train.length} examples (${this.batcher.batchesPerEpoch} batches of ${args.batch_size}), ` +
+        `valid ${p.valid.length}${baseline ? `, majority-class baseline ${pct(baseline.accuracy)}` : ''}`,
     );
     if (p.resumeFrom) this.say(`resumed from ${p.resumeFrom.ckpt.path} at update ${numUpdates}`);
     this.savedPath = p.resumeFrom ? this.lastPaths.weights : null;

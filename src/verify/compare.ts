@@ -176,7 +176,8 @@ export function checkClose(got: Values, want: Values, opts: CloseOptions = {}): 
   }
   const rule = `tol ${tol.toExponential(3)} = ${atol} + ${rtol} · max|want| ${scale.toExponential(3)}`;
   const message = first
-    ? `${what}: ${mismatches} of ${w.data.length} elements differ by more than ${rule}; first at [${first.at.join(', ')}]: got ${first.got}, want ${first.want}; max error ${maxErr.toExponential(3)} at [${unravel(maxAt, w.shape ?? g.shape).join(', ')}]`
+    ? `${what}: ${mismatches} of ${w.data.length} elements differ by more than ${rule}; first at [${first.at.join(', ')}]: got ` +
+      `${first.got}, want ${first.want}; max error ${maxErr.toExponential(3)} at [${unravel(maxAt, w.shape ?? g.shape).join(', ')}]`
     : `${what}: all ${w.data.length} elements within ${rule} (max error ${maxErr.toExponential(3)})`;
   return { pass: mismatches === 0, maxErr, scale, tol, mismatches, first, message };
 }

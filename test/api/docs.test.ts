@@ -88,7 +88,8 @@ describe('docs/API.md examples', () => {
           const page = `http://127.0.0.1:${(server.address() as { port: number }).port}/`;
           writeFileSync(
             file,
-            `globalThis.self = { postMessage: (m) => console.log(JSON.stringify(m)) };\n${r.outputFiles[0].text}\nawait self.onmessage({ data: { page: '${page}', text: '[MAX 2 9 ]' } });\n`,
+            `globalThis.self = { postMessage: (m) => console.log(JSON.stringify(m)) ` +
+              `};\n${r.outputFiles[0].text}\nawait self.onmessage({ data: { page: '${page}', text: '[MAX 2 9 ]' } });\n`,
           );
           const { out, err } = await node(file);
           expect(err).toBe('');

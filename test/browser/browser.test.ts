@@ -132,60 +132,65 @@ if (skipWithout({ chromium: have })) {
       return { page, info, errors };
     }
 
-    it('cross-origin isolated: Web Workers + SIMD; classify, generate, pooled matmuls (SIMD, and plain TS whose pool restarts on buffer growth) equal Node bitwise; screenshot', async () => {
-      const { page, info, errors } = await openPage(true);
-      expect(info.crossOriginIsolated).toBe(true);
-      expect(info.simd.enabled).toBe(true);
-      expect(info.threads).toBeGreaterThanOrEqual(1);
-      setNumThreads(info.threads); // results are bitwise equal for a given thread count
-      const call = (fn: string, ...args: unknown[]) =>
-        page.evaluate(
-          ([f, a]: [string, unknown[]]) => (window as unknown as Record<string, Record<string, (...x: unknown[]) => unknown>>).mega[f](...a),
-          [fn, args],
+    it(
+      'cross-origin isolated: Web Workers + SIMD; classify, generate, pooled matmuls (SIMD, ' +
+        'and plain TS whose pool restarts on buffer growth) equal Node bitwise; screenshot',
+      async () => {
+        const { page, info, errors } = await openPage(true);
+        expect(info.crossOriginIsolated).toBe(true);
+        expect(info.simd.enabled).toBe(true);
+        expect(info.threads).toBeGreaterThanOrEqual(1);
+        setNumThreads(info.threads); // results are bitwise equal for a given thread count
+        const call = (fn: string, ...args: unknown[]) =>
+          page.evaluate(
+            ([f, a]: [string, unknown[]]) => (window as unknown as Record<string, Record<string, (...x: unknown[]) => unknown>>).mega[f](...a),
+            [fn, args],
+          );
+
+        expect(await call('load', './model/')).toMatchObject({ kind: 'classifier', arch: 'mega_lra_listop_tiny' });
+        const c = (await call('classify', './model/', EXPR)) as { label: number; logits: number[] };
+        const node = classify(await loadModel(listops), EXPR);
+        expect(c.logits).toEqual(node.logits);
+        expect(c.label).toBe(node.label);
+
+        expect(await call('load', './lm/')).toMatchObject({ kind: 'lm', arch: 'mega_lm_tiny' });
+        const g = (await call('generate', './lm/', PROMPT, { maxNewTokens: 10, greedy: true })) as { ids: number[]; logprobs: number[] };
+        const want: { id: number; logprob: number }[] = [];
+        for await (const t of generate(await loadModel(lm), PROMPT, { maxNewTokens: 10, greedy: true })) want.push(t);
+        expect(g.ids).toEqual(want.map((t) => t.id));
+        expect(g.logprobs).toEqual(want.map((t) => t.logprob));
+
+        const n = 384;
+        const workerTasks: number[] = [];
+        for (const simd of [true, false]) {
+          const mm = (await call('matmul', { n, simd })) as { hash: string; head: number[]; stats: { workersReady: number }; workerTasks: number };
+          setSimd(simd);
+          const ref = matmul(matrix(n, 1), matrix(n, 2)).toTypedArray() as Float32Array;
+          setSimd(true);
+          expect(mm.head, `simd ${simd}`).toEqual(Array.from(ref.subarray(0, 8)));
+          expect(mm.hash, `simd ${simd}`).toBe(fnv1a(new Uint8Array(ref.buffer, ref.byteOffset, ref.byteLength)));
+          if (info.threads > 1) {
+            expect(mm.stats.workersReady, `simd ${simd}`).toBeGreaterThanOrEqual(info.threads - 1);
+            expect(mm.workerTasks, `simd ${simd}: tasks run by pool workers`).toBeGreaterThan(0);
+          }
+          workerTasks.push(mm.workerTasks);
+        }
+        process.stdout.write(
+          `browser: ${info.threads} threads, isolated; classify logits, ${g.ids.length} generated tokens and ` +
+            `${n}×${n} matmuls (SIMD and plain) equal Node bitwise (pool worker tasks ${workerTasks.join(', ')})\n`,
         );
 
-      expect(await call('load', './model/')).toMatchObject({ kind: 'classifier', arch: 'mega_lra_listop_tiny' });
-      const c = (await call('classify', './model/', EXPR)) as { label: number; logits: number[] };
-      const node = classify(await loadModel(listops), EXPR);
-      expect(c.logits).toEqual(node.logits);
-      expect(c.label).toBe(node.label);
-
-      expect(await call('load', './lm/')).toMatchObject({ kind: 'lm', arch: 'mega_lm_tiny' });
-      const g = (await call('generate', './lm/', PROMPT, { maxNewTokens: 10, greedy: true })) as { ids: number[]; logprobs: number[] };
-      const want: { id: number; logprob: number }[] = [];
-      for await (const t of generate(await loadModel(lm), PROMPT, { maxNewTokens: 10, greedy: true })) want.push(t);
-      expect(g.ids).toEqual(want.map((t) => t.id));
-      expect(g.logprobs).toEqual(want.map((t) => t.logprob));
-
-      const n = 384;
-      const workerTasks: number[] = [];
-      for (const simd of [true, false]) {
-        const mm = (await call('matmul', { n, simd })) as { hash: string; head: number[]; stats: { workersReady: number }; workerTasks: number };
-        setSimd(simd);
-        const ref = matmul(matrix(n, 1), matrix(n, 2)).toTypedArray() as Float32Array;
-        setSimd(true);
-        expect(mm.head, `simd ${simd}`).toEqual(Array.from(ref.subarray(0, 8)));
-        expect(mm.hash, `simd ${simd}`).toBe(fnv1a(new Uint8Array(ref.buffer, ref.byteOffset, ref.byteLength)));
-        if (info.threads > 1) {
-          expect(mm.stats.workersReady, `simd ${simd}`).toBeGreaterThanOrEqual(info.threads - 1);
-          expect(mm.workerTasks, `simd ${simd}: tasks run by pool workers`).toBeGreaterThan(0);
-        }
-        workerTasks.push(mm.workerTasks);
-      }
-      process.stdout.write(
-        `browser: ${info.threads} threads, isolated; classify logits, ${g.ids.length} generated tokens and ${n}×${n} matmuls (SIMD and plain) equal Node bitwise (pool worker tasks ${workerTasks.join(', ')})\n`,
-      );
-
-      // the page as a person uses it, for the screenshot
-      await page.click('#load');
-      await page.waitForFunction(() => document.getElementById('model')!.textContent!.includes('parameters'));
-      await page.click('#classify');
-      await page.waitForFunction(() => document.getElementById('out')!.textContent!.startsWith('class '));
-      expect(await page.textContent('#out')).toContain(`class ${node.label}`);
-      mkdirSync(artifacts, { recursive: true });
-      await page.screenshot({ path: join(artifacts, 'browser-example.png'), fullPage: true });
-      expect(errors).toEqual([]);
-    });
+        // the page as a person uses it, for the screenshot
+        await page.click('#load');
+        await page.waitForFunction(() => document.getElementById('model')!.textContent!.includes('parameters'));
+        await page.click('#classify');
+        await page.waitForFunction(() => document.getElementById('out')!.textContent!.startsWith('class '));
+        expect(await page.textContent('#out')).toContain(`class ${node.label}`);
+        mkdirSync(artifacts, { recursive: true });
+        await page.screenshot({ path: join(artifacts, 'browser-example.png'), fullPage: true });
+        expect(errors).toEqual([]);
+      },
+    );
 
     it('not isolated: single-threaded, the same results', async () => {
       const { page, info, errors } = await openPage(false);

@@ -51,7 +51,8 @@ describe('mega CLI on hostile inputs', () => {
   it('train --task lm --data /dev/zero: exit 2 at once, in bounded memory', () => {
     const r = runBounded(
       `import { main } from '@src/cli/main.ts';`,
-      `run = async () => { const rc = await main(['train', '--task', 'lm', '--data', '/dev/zero', '--save-dir', ${JSON.stringify(join(t.dir, 'run'))}, '--max-update', '1']); throw new Error('exit ' + rc); };`,
+      `run = async () => { const rc = await main(['train', '--task', 'lm', '--data', '/dev/zero', '--save-dir', ` +
+        `${JSON.stringify(join(t.dir, 'run'))}, '--max-update', '1']); throw new Error('exit ' + rc); };`,
       { timeoutMs: 120_000, heapMB: 512 },
     );
     expect(r.error?.message, r.output).toBe('exit 2');
@@ -63,7 +64,9 @@ describe('mega CLI on hostile inputs', () => {
     const pt = join(here, 'golden', 'checkpoints', 'mega_lm_tiny.pt');
     const r = runBounded(
       `import { main } from '@src/cli/main.ts';`,
-      `run = async () => { const rcs = [await main(['generate', ${JSON.stringify(pt)}, '--dict', '/dev/zero', '--prompt', 'a']), await main(['export', ${JSON.stringify(pt)}, ${JSON.stringify(join(t.dir, 'out'))}, '--dict', '/dev/zero']), await main(['eval', '/dev/zero', ${JSON.stringify(t.dir)}])]; throw new Error('exit ' + rcs.join(',')); };`,
+      `run = async () => { const rcs = [await main(['generate', ${JSON.stringify(pt)}, '--dict', '/dev/zero', '--prompt', ` +
+        `'a']), await main(['export', ${JSON.stringify(pt)}, ${JSON.stringify(join(t.dir, 'out'))}, '--dict', '/dev/zero']), ` +
+        `await main(['eval', '/dev/zero', ${JSON.stringify(t.dir)}])]; throw new Error('exit ' + rcs.join(',')); };`,
       { timeoutMs: 120_000, heapMB: 512 },
     );
     expect(r.error?.message, r.output).toBe('exit 2,2,2');

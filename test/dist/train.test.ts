@@ -57,7 +57,8 @@ describe('mega train --workers', () => {
     expect(starts).toHaveLength(1);
   }, 90000);
 
-  it('a killed worker fails the job naming the lost rank, the last checkpoint intact; --max-restarts resumes it to the exact parameters of an uninterrupted run', async () => {
+  it('a killed worker fails the job naming the lost rank, the last checkpoint ' +
+    'intact; --max-restarts resumes it to the exact parameters of an uninterrupted run', async () => {
     const common = ['--max-update', '6', '--save-interval-updates', '2', '--workers', '2', '--dist-timeout', '20'];
     const [clean, failed, restarted] = await Promise.all([
       mega([...common, '--save-dir', join(tmp, 'clean')]),

@@ -57,7 +57,8 @@ describe('mega train continues a fairseq run from SAVE/checkpoint_last.pt', () =
       expect(recs.map((x) => x.update)).toEqual(updates.map((u) => u.update));
       // fairseq's validations of phase 2 (after the updates it logged them)
       expect(all.filter((x) => x.type === 'valid').map((x) => x.update)).toEqual(validUpdates(w));
-      recs.forEach((x, i) => expect(f32Close(x.loss as number, updates[i].exact.loss), `update ${updates[i].update}: ${String(x.loss)} vs ${updates[i].exact.loss}`).toBe(true));
+      recs.forEach((x, i) => expect(f32Close(x.loss as number, updates[i].exact.loss), `update ${updates[i].update}: ` +
+        `${String(x.loss)} vs ${updates[i].exact.loss}`).toBe(true));
     }, 120_000);
   }
 

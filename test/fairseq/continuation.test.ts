@@ -74,7 +74,8 @@ function runWorld(world: string): void {
   });
   const loss = checkClose(res.records.map((r) => r.loss), want.map((u) => u.exact.loss), { precision: 'f32', what: `${world} phase-2 losses` });
   const gnorm = checkClose(res.records.map((r) => r.gnorm), want.map((u) => u.exact.gnorm), { precision: 'f32', what: `${world} phase-2 gnorms` });
-  console.log(`${world}: ${want.length} phase-2 updates, max |loss - fairseq| = ${loss.maxErr.toExponential(3)} (tol ${loss.tol.toExponential(2)}), max |gnorm - fairseq| = ${gnorm.maxErr.toExponential(3)}`);
+  console.log(`${world}: ${want.length} phase-2 updates, max |loss - fairseq| = ${loss.maxErr.toExponential(3)} ` +
+    `(tol ${loss.tol.toExponential(2)}), max |gnorm - fairseq| = ${gnorm.maxErr.toExponential(3)}`);
   expect(loss.pass, loss.message).toBe(true);
   expect(gnorm.pass, gnorm.message).toBe(true);
   // accuracy exactly (counts of correct argmax), nll_loss and ppl to the f32 rule
@@ -138,7 +139,8 @@ function runWorld(world: string): void {
     const rep = checkClose(t.toTypedArray(), ref.toTypedArray(), { precision: 'f32', what: `${world} buffer ${n}` });
     expect(rep.pass, rep.message).toBe(true);
   }
-  console.log(`${world}: final parameters and Adam moments vs fairseq's checkpoint_last.pt: worst error / allowed = ${worst.toFixed(4)} (${nDead} dead coordinates)`);
+  console.log(`${world}: final parameters and Adam moments vs fairseq's checkpoint_last.pt: ` +
+    `worst error / allowed = ${worst.toFixed(4)} (${nDead} dead coordinates)`);
 
   // Validations where fairseq ran them (LM: incremental validate_mega_lm; translation: mega eval's
   // right-padded sources, which fairseq's README puts within ~1e-5 relative of the left-padded run).

@@ -24,5 +24,6 @@ export function goldenPath(file: string): string {
 export function explain(r: CaseReport): string {
   if (r.error) return `${r.name} [${r.precision}]: ${r.error}`;
   const bad = r.tensors.filter((t) => !t.pass);
-  return `${r.name} [${r.precision}] failing tensors:\n` + bad.map((t) => `  ${t.name}: err ${t.maxErr.toExponential(3)} > tol ${t.tol.toExponential(3)} (scale ${t.scale.toExponential(3)})${t.note ? ' ' + t.note : ''}`).join('\n');
+  return `${r.name} [${r.precision}] failing tensors:\n` + bad.map((t) => `  ${t.name}: err ${t.maxErr.toExponential(3)} > tol ${t.tol.toExponential(3)} ` +
+    `(scale ${t.scale.toExponential(3)})${t.note ? ' ' + t.note : ''}`).join('\n');
 }

@@ -197,7 +197,8 @@ describe('fairseq import: shared references in the args', () => {
   it('an args field holding a 10-wide, 39-deep shared DAG imports without expanding it', () => {
     const listops = join(__dirname, '..', 'golden', 'checkpoints', 'mega_lra_listops_tiny.pt');
     const r = runBounded(
-      `import { readFairseqCheckpoint } from '@src/io/pt.ts';\nimport { importFairseq } from '@src/train/fairseq-import.ts';\nimport { encodeWeights } from '@src/train/checkpoint.ts';`,
+      `import { readFairseqCheckpoint } from '@src/io/pt.ts';\nimport { importFairseq } from ` +
+        `'@src/train/fairseq-import.ts';\nimport { encodeWeights } from '@src/train/checkpoint.ts';`,
       `const ck = readFairseqCheckpoint(${JSON.stringify(listops)});
 let v: unknown[] = [];
 for (let i = 0; i < 39; i++) v = Array.from({ length: 10 }, () => v);

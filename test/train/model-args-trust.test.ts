@@ -37,7 +37,8 @@ describe('model args vs stored tensors', () => {
     ck.args.encoder_ffn_embed_dim = 1e5;
     expect(() => importFairseq(ck, { label: listops })).toThrow(CheckpointError);
     expect(() => importFairseq(ck, { label: listops })).toThrow(
-      `${listops}: model args encoder_ffn_embed_dim = 100000 but dimension 0 of tensor encoder.encoder.layers.0.nffn.fc1.weight is 32 (the args do not describe the stored tensors)`,
+      `${listops}: model args encoder_ffn_embed_dim = 100000 but dimension 0 of tensor ` +
+        `encoder.encoder.layers.0.nffn.fc1.weight is 32 (the args do not describe the stored tensors)`,
     );
   });
 

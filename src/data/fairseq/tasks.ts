@@ -90,7 +90,8 @@ export function readLraText(dir: string, split: string, opts: { maxPositions: nu
     const id = lab[0];
     if (lab.length !== 1 || id === undefined || id < 4 || id >= labelDictionary.size) {
       throw new DataError(
-        `${labels.prefix}.bin: sentence ${i} is [${Array.from(labels.get(i)).join(', ')}] (expected one label id in 4..${labelDictionary.size - 1} of ${labelDictPath}, then </s>)`,
+        `${labels.prefix}.bin: sentence ${i} is [${Array.from(labels.get(i)).join(', ')}] ` +
+          `(expected one label id in 4..${labelDictionary.size - 1} of ${labelDictPath}, then </s>)`,
       );
     }
     const ex: TokenExample = { tokens: prep(src.get(i)), label: id - 4 };

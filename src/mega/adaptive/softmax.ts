@@ -54,7 +54,8 @@ export class TiedHead extends Module {
     super();
     if (wordWeight.shape[1] !== inputDim) {
       throw new ConfigError(
-        `adaptive softmax: tied head needs band 0 of the adaptive input to have width ${inputDim}, got ${wordWeight.shape[1]} (decoder_input_dim must equal decoder_embed_dim)`,
+        `adaptive softmax: tied head needs band 0 of the adaptive input to have width ` +
+          `${inputDim}, got ${wordWeight.shape[1]} (decoder_input_dim must equal decoder_embed_dim)`,
       );
     }
     this.word_proj = this.child('word_proj', new OutputProjection(wordWeight));

@@ -102,7 +102,8 @@ export class MegaLMDecoder extends Module {
       if (!hasAdaptiveSoftmax(args)) throw new ConfigError('--tie-adaptive-weights needs --adaptive-softmax-cutoff');
       if (argNumOr(args, 'adaptive_input_factor', 4) !== argNumOr(args, 'adaptive_softmax_factor', 4)) {
         throw new ConfigError(
-          `--tie-adaptive-weights needs equal factors (adaptive_input_factor ${String(args.adaptive_input_factor)}, adaptive_softmax_factor ${String(args.adaptive_softmax_factor)})`,
+          `--tie-adaptive-weights needs equal factors (adaptive_input_factor ` +
+            `${String(args.adaptive_input_factor)}, adaptive_softmax_factor ${String(args.adaptive_softmax_factor)})`,
         );
       }
       if (d !== D) throw new ConfigError(`--tie-adaptive-weights needs decoder_input_dim (${d}) == decoder_embed_dim (${D})`);

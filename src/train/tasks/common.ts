@@ -81,7 +81,8 @@ export function checkLengths<E extends Example>(
     if (!seq || seq.length <= maxLen) continue;
     if (!truncate) {
       throw new DataError(
-        `${name}: example ${i + 1} has ${seq.length} ${field === 'values' ? 'values' : 'tokens'}, longer than the model allows (${maxLen}); raise --max-positions or pass --truncate`,
+        `${name}: example ${i + 1} has ${seq.length} ${field === 'values' ? 'values' : 'tokens'}, ` +
+          `longer than the model allows (${maxLen}); raise --max-positions or pass --truncate`,
       );
     }
     e[field] = seq.slice(0, maxLen);

@@ -49,7 +49,9 @@ export const listopsTask: TrainTask = {
         const ex = encodeListOps(gen[s], dict);
         out[s] = dataset(checkLengths(ex, maxLen, `generated ListOps ${s}`, truncate), `generated ListOps ${s}`);
       }
-      source = `generated ListOps (seed ${String(args.seed)}, ${String(args.listops_train)}/${String(args.listops_valid)}/${String(args.listops_test)} examples, depth <= ${String(args.listops_max_depth)}, ${String(args.listops_min_length)}..${String(args.listops_max_length)} tokens)`;
+      source =
+        `generated ListOps (seed ${String(args.seed)}, ${String(args.listops_train)}/${String(args.listops_valid)}/${String(args.listops_test)} ` +
+        `examples, depth <= ${String(args.listops_max_depth)}, ${String(args.listops_min_length)}..${String(args.listops_max_length)} tokens)`;
     } else {
       const dir = dataPath(args, 'listops', 'a folder with train.tsv, valid.tsv, test.tsv or the LRA basic_*.tsv files');
       if (!isDir(dir)) throw new DataError(`${dir}: expected a folder with train.tsv/valid.tsv/test.tsv (or LRA basic_train.tsv/basic_val.tsv/basic_test.tsv)`);

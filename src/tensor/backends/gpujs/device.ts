@@ -198,7 +198,8 @@ export class GpuDevice {
         void worker.terminate();
         port1.close();
         throw new GpuError(
-          `no GPU for the gpujs backend: adapter ${index} ('${name}') has the name of an earlier adapter and no PCI bus address to tell it apart (${cards.length} PCI display device(s) of its vendor); expose only that GPU to the process (e.g. NVIDIA_VISIBLE_DEVICES=${index} in a container)`,
+          `no GPU for the gpujs backend: adapter ${index} ('${name}') has the name of an earlier adapter and no PCI bus address to tell it apart ` +
+            `(${cards.length} PCI display device(s) of its vendor); expose only that GPU to the process (e.g. NVIDIA_VISIBLE_DEVICES=${index} in a container)`,
         );
       }
       Object.assign(process.env, visibilityEnv(chosen.address));
@@ -207,7 +208,8 @@ export class GpuDevice {
       r = waitReply(ctrl, port1, seq2, opts.timeoutMs ?? 120_000) as unknown as typeof r;
       r.notes = [
         ...(r.notes ?? []),
-        `adapter ${index} ('${name}') is the card at PCI ${chosen.address}, the only one exposed (DRI_PRIME=${process.env.DRI_PRIME}, MESA_VK_DEVICE_SELECT_FORCE_DEFAULT_DEVICE=1)`,
+        `adapter ${index} ('${name}') is the card at PCI ${chosen.address}, the only one exposed ` +
+          `(DRI_PRIME=${process.env.DRI_PRIME}, MESA_VK_DEVICE_SELECT_FORCE_DEFAULT_DEVICE=1)`,
       ];
     }
     if (r.error) {
