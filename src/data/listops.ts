@@ -11,7 +11,8 @@
  * Generation (LRA algorithm, our PRNG {@link Rng}): at each node (root depth 1) draw `r ~ U[0,1)`,
  * or take `r = 1` at `maxDepth`; `r > valueProb` gives a uniform digit, otherwise an operator (uniform
  * among the four) with `U{2..maxArgs}` children. Length in tokens = digits + 2 per operator; trees
- * whose length lies outside `[minLength, maxLength]` are redrawn. LRA's own defaults (`500 < length < 2000`, depth 10, 10 args) are `minLength 501, maxLength 1999`.
+ * whose length lies outside `[minLength, maxLength]` are redrawn. LRA's own defaults
+ * (`500 < length < 2000`, depth 10, 10 args) are `minLength 501, maxLength 1999`.
  */
 
 import type { TokenExample } from './batch.js';

@@ -212,7 +212,10 @@ export class DataParallel {
         offsets.push(n);
         n += p.size;
       }
-      const b: Bucket = { dtype, params, offsets, flat: this.group.alloc(dtype, n + params.length), filled: params.map(() => false), ready: 0, work: null, deferred: new Set() };
+      const b: Bucket = {
+        dtype, params, offsets, flat: this.group.alloc(dtype, n + params.length),
+        filled: params.map(() => false), ready: 0, work: null, deferred: new Set(),
+      };
       params.forEach((p, i) => this.where.set(p, { b: this.buckets.length, i }));
       this.buckets.push(b);
     }

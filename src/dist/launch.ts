@@ -190,8 +190,9 @@ export function runWorkersFromArgv(
 ): Promise<number> | null {
   const workers = user.workers;
   if (workers === undefined || launchedWorldSize() > 1) return null;
-  if (typeof workers !== 'number' || !Number.isInteger(workers) || workers < 1) return Promise.reject(new DistConfigError(`--workers ${String(workers)}: ` +
-    `expected an integer >= 1`));
+  if (typeof workers !== 'number' || !Number.isInteger(workers) || workers < 1) {
+    return Promise.reject(new DistConfigError(`--workers ${String(workers)}: expected an integer >= 1`));
+  }
   if (workers === 1) return null;
   check?.();
   const threads = typeof user.threads === 'number' ? user.threads : undefined;

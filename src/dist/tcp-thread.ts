@@ -135,7 +135,8 @@ function runThread(init: ThreadInit): void {
     const check = (f: Frame): Buffer => {
       if (f.type !== F_DATA || f.seq !== seq || f.aux !== aux) {
         const msg = `collective mismatch: rank ${rank} is in ${opName} (#${seq}, step ${aux}) but rank ${peer} sent ` +
-          `${f.type === F_DATA ? `#${f.seq} step ${f.aux}` : `frame type ${f.type}`} — the ranks issue different collectives (different models or code paths?)`;
+          `${f.type === F_DATA ? `#${f.seq} step ${f.aux}` : `frame type ${f.type}`} — ` +
+          `the ranks issue different collectives (different models or code paths?)`;
         fail(msg, null);
         throw new Failed(msg);
       }

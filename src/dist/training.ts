@@ -119,7 +119,9 @@ export function closeDistributed(): void {
 }
 
 /** Keys of the training options that may differ across ranks. */
-const PER_RANK_KEYS = new Set(['json', 'quiet', 'threads', 'config', 'help', 'save_dir', 'data', 'workers', 'max_restarts', 'dist_backend', 'dist_timeout', 'overwrite', '__user']);
+const PER_RANK_KEYS = new Set([
+  'json', 'quiet', 'threads', 'config', 'help', 'save_dir', 'data', 'workers', 'max_restarts', 'dist_backend', 'dist_timeout', 'overwrite', '__user',
+]);
 
 /** The trainer's handle on a distributed job (see the file comment). */
 export class DistTraining implements TrainDist {

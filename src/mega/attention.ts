@@ -108,7 +108,8 @@ export function chunkLayout(T: number, C: number, what = 'sequence'): { n: numbe
   if (C < 0 || T < C) return { n: 1, len: T };
   if (T % C !== 0) {
     throw new ShapeError(
-      `MovingAverageGatedAttention: ${what} length ${T} is not a multiple of chunk_size ${C} (lengths >= chunk_size must be multiples of it; pad the input to ${Math.ceil(T / C) * C})`,
+      `MovingAverageGatedAttention: ${what} length ${T} is not a multiple of chunk_size ${C} ` +
+        `(lengths >= chunk_size must be multiples of it; pad the input to ${Math.ceil(T / C) * C})`,
     );
   }
   return { n: T / C, len: C };

@@ -86,7 +86,10 @@ export function bleuString(s: BleuStats): string {
   const bp = s.predlen > 0 ? Math.min(1, Math.exp(1 - s.reflen / s.predlen)) : 0;
   const psum = prec.reduce((acc, p) => acc + (p > 0 ? Math.log(p) : -Infinity), 0);
   const score = bp * Math.exp(psum / 4) * 100;
-  return `BLEU4 = ${score.toFixed(2)}, ${prec.map((p) => (p * 100).toFixed(1)).join('/')} (BP=${bp.toFixed(3)}, ratio=${(s.predlen / s.reflen).toFixed(3)}, syslen=${s.predlen}, reflen=${s.reflen})`;
+  return (
+    `BLEU4 = ${score.toFixed(2)}, ${prec.map((p) => (p * 100).toFixed(1)).join('/')} ` +
+    `(BP=${bp.toFixed(3)}, ratio=${(s.predlen / s.reflen).toFixed(3)}, syslen=${s.predlen}, reflen=${s.reflen})`
+  );
 }
 
 function toText(d: Dictionary, tokens: readonly number[], escapeUnk: boolean, bpe?: string): string {

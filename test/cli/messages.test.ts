@@ -92,7 +92,10 @@ describe('learning-rate schedule from --max-update', () => {
     const r = await mega(['train', ...TINY, '--max-update', '10', '--warmup-updates', '10', '--save-dir', join(tmp, 'eq')]);
     userError(
       r,
-      /--warmup-updates 10 equals --max-update 10: linear_decay warms up for --warmup-updates and then decays until --max-update \(or --total-num-update\); give a smaller --warmup-updates or a larger --total-num-update/,
+      new RegExp(
+        '--warmup-updates 10 equals --max-update 10: linear_decay warms up for --warmup-updates and then decays until --max-update ' +
+          '\\(or --total-num-update\\); give a smaller --warmup-updates or a larger --total-num-update',
+      ),
     );
   }, 60000);
 });

@@ -111,7 +111,8 @@ describe('gzip TSV: inflation bounded by the compression ratio', () => {
     expect(r.error, r.output).toMatchObject({ name: 'DataError', kind: 'user' });
     expect(r.error!.message).toMatch(
       new RegExp(
-        `^${p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: decompresses to more than \\d+ bytes \\(64 x its \\d+ compressed bytes, at least 64 MiB\\): not plain data`,
+        `^${p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: decompresses to more than \\d+ bytes ` +
+          `\\(64 x its \\d+ compressed bytes, at least 64 MiB\\): not plain data`,
       ),
     );
     expect(r.peakMB).toBeLessThan(400);

@@ -55,7 +55,11 @@ async function single(extra: Record<string, unknown> = {}): Promise<Out> {
 }
 
 /** N ranks with torchrun's variables; resolves to the processes' results. */
-async function job(n: number, extra: Record<string, unknown> | ((r: number) => Record<string, unknown>) = {}, env: (r: number, port: number) => Record<string, string> = (r, port) => torchrunEnv(r, n, port)): Promise<{ procs: Proc[]; out: string }> {
+async function job(
+  n: number,
+  extra: Record<string, unknown> | ((r: number) => Record<string, unknown>) = {},
+  env: (r: number, port: number) => Record<string, string> = (r, port) => torchrunEnv(r, n, port),
+): Promise<{ procs: Proc[]; out: string }> {
   const port = await freePort();
   const out = join(tmp, `job${outN++}`);
   const procs = await Promise.all([...Array(n).keys()].map((r) => {
@@ -152,7 +156,8 @@ describe('tcp process group, loopback', () => {
   it('a rank that stops answering (SIGSTOP) is detected within --dist-timeout, no hang', async () => {
     const port = await freePort();
     const out = join(tmp, 'stop');
-    const ps = [0, 1].map((r) => run('node', [worker, JSON.stringify({ ...BASE, out, updates: 40, sleepMs: 20, fault: 'stop:1@2', timeoutS: 2 })], { env: torchrunEnv(r, 2, port) }));
+    const ps = [0, 1].map((r) =>
+      run('node', [worker, JSON.stringify({ ...BASE, out, updates: 40, sleepMs: 20, fault: 'stop:1@2', timeoutS: 2 })], { env: torchrunEnv(r, 2, port) }));
     const r0 = await ps[0].done;
     ps[1].child.kill('SIGKILL'); // the stopped process (the launcher's job)
     await ps[1].done;

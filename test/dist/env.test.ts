@@ -17,13 +17,18 @@ describe('launcher detection', () => {
   });
 
   it("TORCHELASTIC_USE_AGENT_STORE=True: the agent holds MASTER_PORT, so the rendezvous uses the next port (or MEGA_DIST_PORT)", () => {
-    const base = { RANK: '0', WORLD_SIZE: '2', LOCAL_RANK: '0', LOCAL_WORLD_SIZE: '2', MASTER_ADDR: '127.0.0.1', MASTER_PORT: '29500', TORCHELASTIC_USE_AGENT_STORE: 'True' };
+    const base = {
+      RANK: '0', WORLD_SIZE: '2', LOCAL_RANK: '0', LOCAL_WORLD_SIZE: '2', MASTER_ADDR: '127.0.0.1', MASTER_PORT: '29500', TORCHELASTIC_USE_AGENT_STORE: 'True',
+    };
     expect(detectLauncher(base)).toMatchObject({ agentStore: true, masterPort: 29500, rendezvousPort: 29501 });
     expect(detectLauncher({ ...base, MEGA_DIST_PORT: '40000' })).toMatchObject({ rendezvousPort: 40000 });
   });
 
   it('mega train --workers sets the torchrun variables (launcher "workers")', () => {
-    const e = detectLauncher({ RANK: '1', WORLD_SIZE: '2', LOCAL_RANK: '1', LOCAL_WORLD_SIZE: '2', MASTER_ADDR: '127.0.0.1', MASTER_PORT: '1234', MEGA_LAUNCHER: 'workers', MEGA_RESTART_COUNT: '1' });
+    const e = detectLauncher({
+      RANK: '1', WORLD_SIZE: '2', LOCAL_RANK: '1', LOCAL_WORLD_SIZE: '2', MASTER_ADDR: '127.0.0.1', MASTER_PORT: '1234',
+      MEGA_LAUNCHER: 'workers', MEGA_RESTART_COUNT: '1',
+    });
     expect(e).toMatchObject({ launcher: 'workers', rank: 1, worldSize: 2, restartCount: 1 });
   });
 
@@ -36,20 +41,24 @@ describe('launcher detection', () => {
       launcher: 'slurm', rank: 5, worldSize: 6, localRank: 1, localWorldSize: 2, masterAddr: 'gpu07', masterPort: 10000 + (123456 % 20000),
       rendezvousPort: 10000 + (123456 % 20000), agentStore: false, restartCount: 0,
     });
-    expect(detectLauncher({ SLURM_PROCID: '0', SLURM_NTASKS: '2', SLURM_JOB_NODELIST: 'a,b', MASTER_ADDR: 'x', MASTER_PORT: '7' })).toMatchObject({ masterAddr: 'x', masterPort: 7 });
+    expect(detectLauncher({ SLURM_PROCID: '0', SLURM_NTASKS: '2', SLURM_JOB_NODELIST: 'a,b', MASTER_ADDR: 'x', MASTER_PORT: '7' }))
+      .toMatchObject({ masterAddr: 'x', masterPort: 7 });
   });
 
   it('Open MPI and PMI variables', () => {
     expect(detectLauncher({ OMPI_COMM_WORLD_RANK: '1', OMPI_COMM_WORLD_SIZE: '2', OMPI_COMM_WORLD_LOCAL_RANK: '1', OMPI_COMM_WORLD_LOCAL_SIZE: '2' }))
       .toMatchObject({ launcher: 'openmpi', rank: 1, worldSize: 2, localRank: 1, localWorldSize: 2, masterAddr: '127.0.0.1', masterPort: 29500 });
     // across hosts the tcp backend needs MASTER_ADDR: left empty, reported when the group starts
-    expect(detectLauncher({ OMPI_COMM_WORLD_RANK: '3', OMPI_COMM_WORLD_SIZE: '4', OMPI_COMM_WORLD_LOCAL_RANK: '1', OMPI_COMM_WORLD_LOCAL_SIZE: '2' }).masterAddr).toBe('');
+    const ompi = { OMPI_COMM_WORLD_RANK: '3', OMPI_COMM_WORLD_SIZE: '4', OMPI_COMM_WORLD_LOCAL_RANK: '1', OMPI_COMM_WORLD_LOCAL_SIZE: '2' };
+    expect(detectLauncher(ompi).masterAddr).toBe('');
     expect(detectLauncher({ PMI_RANK: '2', PMI_SIZE: '4', MPI_LOCALRANKID: '0', MPI_LOCALNRANKS: '2', MASTER_ADDR: 'h0' }))
       .toMatchObject({ launcher: 'pmi', rank: 2, worldSize: 4, localRank: 0, localWorldSize: 2, masterAddr: 'h0' });
   });
 
   it('the first launcher found wins (torchrun before Slurm before Open MPI before PMI)', () => {
-    const env = { RANK: '0', WORLD_SIZE: '1', SLURM_PROCID: '1', SLURM_NTASKS: '2', OMPI_COMM_WORLD_RANK: '1', OMPI_COMM_WORLD_SIZE: '2', PMI_RANK: '1', PMI_SIZE: '2' };
+    const env = {
+      RANK: '0', WORLD_SIZE: '1', SLURM_PROCID: '1', SLURM_NTASKS: '2', OMPI_COMM_WORLD_RANK: '1', OMPI_COMM_WORLD_SIZE: '2', PMI_RANK: '1', PMI_SIZE: '2',
+    };
     expect(detectLauncher(env).launcher).toBe('torchrun');
     const { RANK: _r, WORLD_SIZE: _w, ...noTorch } = env;
     expect(detectLauncher({ ...noTorch, SLURM_JOB_NODELIST: 'n1' }).launcher).toBe('slurm');

@@ -64,7 +64,9 @@ describe('bad fairseq data: one line naming the file and the expectation, exit 2
       b[0] = 0x58;
       writeFileSync(p, b);
     });
-    expectEvalError('translation', dir, /^mega eval: .*valid\.en-de\.en\.idx: not a fairseq mmap index \(first bytes 58 4d 49 44 49 44 58 00 00; expected magic 4d 4d 49 44 49 44 58 00 00 "MMIDIDX"\)$/);
+    expectEvalError('translation', dir, new RegExp(
+      '^mega eval: .*valid\\.en-de\\.en\\.idx: not a fairseq mmap index ' +
+      '\\(first bytes 58 4d 49 44 49 44 58 00 00; expected magic 4d 4d 49 44 49 44 58 00 00 "MMIDIDX"\\)$'));
   });
 
   it('wrong version', () => {
@@ -99,7 +101,8 @@ describe('bad fairseq data: one line naming the file and the expectation, exit 2
       b.writeUInt16LE(40, 4); // sentence 1: label id 40, dictionary has 16 entries
       writeFileSync(p, b);
     });
-    expectEvalError('lra-listops', dir, /^mega eval: .*label-bin\/valid\.bin: sentence 1 is \[40, 2\] \(expected one label id in 4\.\.15 of .*label-bin\/dict\.txt, then <\/s>\)$/);
+    expectEvalError('lra-listops', dir,
+      /^mega eval: .*label-bin\/valid\.bin: sentence 1 is \[40, 2\] \(expected one label id in 4\.\.15 of .*label-bin\/dict\.txt, then <\/s>\)$/);
   });
 
   it('token id outside the input dictionary', () => {
@@ -114,11 +117,14 @@ describe('bad fairseq data: one line naming the file and the expectation, exit 2
 
   it('checkpoint dictionary size differs from the data\'s', () => {
     const dir = corrupt('lra-listops', (d) => appendFileSync(join(d, 'src-bin', 'dict.txt'), 'extra 1\n'));
-    expectEvalError('lra-listops', dir, /^mega eval: .*src-bin\/dict\.txt \(\+ <CLS>\): dictionary of 26 entries, but checkpoints\/checkpoint_last\.pt was trained with 25 \(its embedding has 25 rows\)$/);
+    expectEvalError('lra-listops', dir, new RegExp(
+      '^mega eval: .*src-bin/dict\\.txt \\(\\+ <CLS>\\): dictionary of 26 entries, ' +
+      'but checkpoints/checkpoint_last\\.pt was trained with 25 \\(its embedding has 25 rows\\)$'));
   });
 
   it('lra-image label outside the classes', () => {
-    const dir = corrupt('lra-image', (d) => writeFileSync(join(d, 'label', 'valid.label'), readFileSync(join(d, 'label', 'valid.label'), 'utf8').replace(/^\d+/, '12')));
+    const dir = corrupt('lra-image', (d) =>
+      writeFileSync(join(d, 'label', 'valid.label'), readFileSync(join(d, 'label', 'valid.label'), 'utf8').replace(/^\d+/, '12')));
     expectEvalError('lra-image', dir, /^mega eval: .*label\/valid\.label:1: label "12" \(expected a class index 0\.\.9\)$/);
   });
 
@@ -127,7 +133,8 @@ describe('bad fairseq data: one line naming the file and the expectation, exit 2
       const p = join(d, 'input', 'valid.src');
       writeFileSync(p, readFileSync(p, 'utf8').trim().split('\n').map((l) => l.trim().split(/\s+/).slice(0, 60).join(' ')).join('\n') + '\n');
     });
-    expectEvalError('lra-image', dir, /^mega eval: .*input\/valid\.src: images of 60 pixels are not a multiple of the chunk size 16 \(image inputs cannot be padded\)$/);
+    expectEvalError('lra-image', dir,
+      /^mega eval: .*input\/valid\.src: images of 60 pixels are not a multiple of the chunk size 16 \(image inputs cannot be padded\)$/);
   });
 
   it('mega train on a bad folder writes nothing', () => {

@@ -18,7 +18,9 @@ const PHASE1 = join(W, 'checkpoints/phase1/checkpoint_last.pt');
 const tmp = mkdtempSync(join(tmpdir(), 'fairseq-continue-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-const expected = JSON.parse(readFileSync(join(W, 'expected.json'), 'utf8')) as { train: { updates: { update: number; phase: number; exact: { loss: number } }[] } };
+const expected = JSON.parse(readFileSync(join(W, 'expected.json'), 'utf8')) as {
+  train: { updates: { update: number; phase: number; exact: { loss: number } }[] };
+};
 const phase2 = expected.train.updates.filter((u) => u.phase === 2);
 
 describe('runFairseqContinuation', () => {
@@ -49,13 +51,15 @@ describe('runFairseqContinuation', () => {
     expect(() => runFairseqContinuation({ data: join(W, 'data-bin'), save_dir: join(tmp, 'none') })).toThrow(/none\/checkpoint_last\.pt does not exist/);
     // bad data: one DataError naming the file, nothing written (no folder, no metrics)
     const fresh = join(tmp, 'fresh');
-    expect(() => runFairseqContinuation({ data: join(tmp, 'no-data'), save_dir: fresh, restore_file: PHASE1, max_epoch: 2 })).toThrow(/no-data\/src-bin\/dict\.txt: no such file/);
+    expect(() => runFairseqContinuation({ data: join(tmp, 'no-data'), save_dir: fresh, restore_file: PHASE1, max_epoch: 2 }))
+      .toThrow(/no-data\/src-bin\/dict\.txt: no such file/);
     expect(existsSync(fresh)).toBe(false);
   }, 60_000);
 
   it('an unsupported criterion is a ConfigError naming it', () => {
-    expect(() => continueFairseq({ data: join(W, 'data-bin'), checkpoint: PHASE1, args: { criterion: 'adaptive_loss' }, limit: 1 })).toThrow(ConfigError);
-    expect(() => continueFairseq({ data: join(W, 'data-bin'), checkpoint: PHASE1, args: { criterion: 'adaptive_loss' }, limit: 1 })).toThrow(/--criterion adaptive_loss/);
+    const bad = () => continueFairseq({ data: join(W, 'data-bin'), checkpoint: PHASE1, args: { criterion: 'adaptive_loss' }, limit: 1 });
+    expect(bad).toThrow(ConfigError);
+    expect(bad).toThrow(/--criterion adaptive_loss/);
   });
 
   it('--reset-optimizer restarts the update count and schedule; --reset-dataloader restarts at epoch 1', () => {

@@ -170,7 +170,9 @@ function runWorld(world: string): void {
     }
     if (e.accuracy !== undefined) expect(v.accuracy).toBeCloseTo(e.accuracy, 9);
   });
-  console.log(`${world}: valid after ${res.valid.map((v) => v.update).join(', ')}: max |loss - fairseq| = ${Math.max(...res.valid.map((v, i) => Math.abs(v.loss - wantValid[i].exact.loss))).toExponential(3)}${deadFed ? ' (dead coordinates and norm buffers from fairseq)' : ''}`);
+  const validErr = Math.max(...res.valid.map((v, i) => Math.abs(v.loss - wantValid[i].exact.loss)));
+  console.log(`${world}: valid after ${res.valid.map((v) => v.update).join(', ')}: max |loss - fairseq| = ${validErr.toExponential(3)}` +
+    `${deadFed ? ' (dead coordinates and norm buffers from fairseq)' : ''}`);
 }
 
 describe('fairseq training continuation (phase 2 of each fixture world)', () => {

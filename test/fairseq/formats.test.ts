@@ -4,7 +4,9 @@
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { readDictionary, readIndex, readIndexedDataset, readLm, readLraImage, readLraText, readTranslation, tokenBlocks, validBlockSize } from '../../src/data/fairseq/index.js';
+import {
+  readDictionary, readIndex, readIndexedDataset, readLm, readLraImage, readLraText, readTranslation, tokenBlocks, validBlockSize,
+} from '../../src/data/fairseq/index.js';
 import { expected, worldPath, type World } from './helpers.js';
 
 const SPLITS = ['train', 'valid', 'test'] as const;
@@ -15,12 +17,18 @@ function rawLines(w: World, file: string): string[] {
   return lines;
 }
 
-interface Binarized { path: string; sentences: number; tokens: number; dtype_code: number; unk_tokens: number; idx_bytes: number; bin_bytes: number; idx_header_hex: string; first_sizes: number[]; first_pointers: number[] }
+interface Binarized {
+  path: string; sentences: number; tokens: number; dtype_code: number; unk_tokens: number; idx_bytes: number; bin_bytes: number;
+  idx_header_hex: string; first_sizes: number[]; first_pointers: number[];
+}
 
 describe('format_check of every binarized file', () => {
   for (const w of ['lra-listops', 'lra-retrieval', 'lm', 'translation'] as const) {
     it(w, () => {
-      const fc = expected(w).format_check as { binarized: Binarized[]; dictionaries: Record<string, { symbols: number; size_with_specials: number; first: [string, number][] }> };
+      const fc = expected(w).format_check as {
+        binarized: Binarized[];
+        dictionaries: Record<string, { symbols: number; size_with_specials: number; first: [string, number][] }>;
+      };
       expect(fc.binarized.length).toBeGreaterThan(0);
       for (const b of fc.binarized) {
         const prefix = worldPath(w, b.path);

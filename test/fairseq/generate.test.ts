@@ -59,7 +59,8 @@ describe('fairseq\'s corpus BLEU on token ids (libbleu rules)', () => {
     expect(bleuString(s)).toBe('BLEU4 = 0.00, 75.0/66.7/50.0/0.0 (BP=1.000, ratio=1.000, syslen=4, reflen=4)');
     const t = fresh();
     bleuAdd(t, [1, 1, 4, 5, 6, 7, 9, 2], [4, 5, 6, 7, 2, 1]); // leading pads of the reference, trailing </s>/pad of the hypothesis trimmed
-    expect(bleuString(t)).toBe(`BLEU4 = ${(100 * Math.exp(1 - 5 / 4)).toFixed(2)}, 100.0/100.0/100.0/100.0 (BP=${Math.exp(1 - 5 / 4).toFixed(3)}, ratio=0.800, syslen=4, reflen=5)`);
+    expect(bleuString(t)).toBe(
+      `BLEU4 = ${(100 * Math.exp(1 - 5 / 4)).toFixed(2)}, 100.0/100.0/100.0/100.0 (BP=${Math.exp(1 - 5 / 4).toFixed(3)}, ratio=0.800, syslen=4, reflen=5)`);
   });
   it('a reference <unk> never matches; repeated n-grams are clipped', () => {
     const s = fresh();

@@ -221,7 +221,8 @@ describe('MegaLanguageModel with adaptive input and softmax', () => {
 
   it('mega_lm_adaptive_big at reference sizes: WikiText-103 bands 20000/60000, factor 4, widths 1024/256/64, tied', () => {
     const V = 267744;
-    const m = buildModel('mega_lm_adaptive_big', { decoder_layers: 0 }, { dictionary_size: V, pad: 1 }) as MegaLanguageModel; // no layers: only the embedding and output matter here
+    // no layers: only the embedding and output matter here
+    const m = buildModel('mega_lm_adaptive_big', { decoder_layers: 0 }, { dictionary_size: V, pad: 1 }) as MegaLanguageModel;
     const args = archArgs('mega_lm_adaptive_big');
     expect(args).toMatchObject({
       decoder_embed_dim: 1024,
@@ -321,7 +322,8 @@ describe('import of a fairseq checkpoint with adaptive weights', () => {
   };
 
   it('imports (vocabulary from the bands, tied tensors shared, buffers ignored) and gives the same log-probs and loss', () => {
-    const src = adaptiveLm({ decoder_chunk_size: 4, rel_pos_bias: 'rotary', normalize_before: false }, 5, 'f32'); // ARGS: post-norm (the writer stores no booleans)
+    // ARGS: post-norm (the writer stores no booleans)
+    const src = adaptiveLm({ decoder_chunk_size: 4, rel_pos_bias: 'rotary', normalize_before: false }, 5, 'f32');
     const pt = join(tmp, 'adaptive.pt');
     writePt(pt, src, ARGS);
     const imp = importFairseqFile(pt);

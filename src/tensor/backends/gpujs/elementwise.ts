@@ -12,9 +12,11 @@ import type { GpuData } from './device.js';
 import { bstrides, coalesce, dev, done, emptyHost, fallback, fn, grid, indexExpr, operandOf, types, wrap } from './launch.js';
 
 /** Statements that set `out` to erf(x) (Abramowitz–Stegun 7.1.26, |error| < 1.5e-7). */
-const ERF = (x: string, out: string) => `const ea_${out} = Math.abs(${x});
+const ERF = (x: string, out: string) =>
+  `const ea_${out} = Math.abs(${x});
 const et_${out} = 1 / (1 + 0.3275911 * ea_${out});
-const ey_${out} = 1 - ((((1.061405429 * et_${out} - 1.453152027) * et_${out} + 1.421413741) * et_${out} - 0.284496736) * et_${out} + 0.254829592) * et_${out} * Math.exp(-ea_${out} * ea_${out});
+const ey_${out} = 1 - ((((1.061405429 * et_${out} - 1.453152027) * et_${out} + 1.421413741) * et_${out} - 0.284496736) * et_${out} + ` +
+  `0.254829592) * et_${out} * Math.exp(-ea_${out} * ea_${out});
 const ${out} = ${x} < 0 ? -ey_${out} : ey_${out};`;
 
 /** A kernel expression over the inputs `v0, v1, …`, with optional prelude statements. */

@@ -12,7 +12,8 @@
  * (test runners rewrite `import()` inside functions).
  */
 
-/* eslint-disable @typescript-eslint/no-explicit-any, @typescript-eslint/no-require-imports -- runs from its source text in a worker: require() and untyped messages */
+/* eslint-disable @typescript-eslint/no-explicit-any, @typescript-eslint/no-require-imports --
+   runs from its source text in a worker: require() and untyped messages */
 export function workerMain(): void {
   const { parentPort, workerData } = require('node:worker_threads');
   const ctrl = new Int32Array(workerData.ctrl as SharedArrayBuffer);

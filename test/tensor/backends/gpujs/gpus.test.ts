@@ -59,8 +59,10 @@ describe.skipIf(skipWithout({ gpu: gpuAvailable() && lvp !== undefined }))('two 
     writeFileSync(a, icd);
     writeFileSync(b, icd);
     const entry = built.js('src/tensor/backends/gpujs/index.ts');
-    const script = `import(${JSON.stringify(entry)}).then((g) => {
-      try { const s = g.selectBackend('gpujs', ${JSON.stringify(opts)}); console.log(JSON.stringify({ adapters: s.gpu.adapters.map((x) => x.name), adapter: s.gpu.adapter.description, notes: s.gpu.notes })); }
+    const script =
+      `import(${JSON.stringify(entry)}).then((g) => {
+      try { const s = g.selectBackend('gpujs', ${JSON.stringify(opts)}); console.log(JSON.stringify({ adapters: s.gpu.adapters.map((x) => x.name), ` +
+      `adapter: s.gpu.adapter.description, notes: s.gpu.notes })); }
       catch (e) { console.log(JSON.stringify({ error: e.message })); }
       process.exit(0);
     });`;
