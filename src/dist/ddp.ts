@@ -79,7 +79,8 @@ export function firstDifference(a: unknown, b: unknown, path = ''): { path: stri
     }
     return null;
   }
-  const ra = a as Record<string, unknown>, rb = b as Record<string, unknown>;
+  const ra = a as Record<string, unknown>,
+    rb = b as Record<string, unknown>;
   for (const k of new Set([...Object.keys(ra), ...Object.keys(rb)])) {
     const d = firstDifference(ra[k], rb[k], path ? `${path}.${k}` : k);
     if (d) return d;
@@ -100,8 +101,10 @@ export function checkSameOnAllRanks(group: ProcessGroup, value: unknown, what = 
         const s = JSON.stringify(v) ?? 'undefined';
         return s.length > 80 ? `${s.slice(0, 77)}...` : s;
       };
-      throw new DistConfigError(`rank ${r}'s ${what} differs from rank 0's: ${d.path} = ${show(d.b)} on rank ` +
-        `${r}, ${show(d.a)} on rank 0 (every rank must run the same model and settings)`);
+      throw new DistConfigError(
+        `rank ${r}'s ${what} differs from rank 0's: ${d.path} = ${show(d.b)} on rank ` +
+          `${r}, ${show(d.a)} on rank 0 (every rank must run the same model and settings)`,
+      );
     }
   }
 }
@@ -172,12 +175,19 @@ export class DataParallel {
    * from rank 0, builds the buckets and installs the sync batch-norm reducer.
    * @throws DistConfigError when ranks differ in model or `describe`
    */
-  constructor(readonly model: Module, readonly group: ProcessGroup, opts: DataParallelOptions = {}) {
+  constructor(
+    readonly model: Module,
+    readonly group: ProcessGroup,
+    opts: DataParallelOptions = {},
+  ) {
     this.params = model.parameters();
     const shapes = (ts: [string, Tensor][]): Record<string, string> => Object.fromEntries(ts.map(([n, t]) => [n, `${t.dtype}[${t.shape.join(', ')}]`]));
     const structure = { settings: opts.describe ?? {}, parameters: shapes(model.namedParameters()), buffers: shapes(model.namedBuffers()) };
     checkSameOnAllRanks(group, structure, 'model or configuration');
-    const bns = model.namedModules().map(([, m]) => m).filter((m): m is BatchNorm => m instanceof BatchNorm);
+    const bns = model
+      .namedModules()
+      .map(([, m]) => m)
+      .filter((m): m is BatchNorm => m instanceof BatchNorm);
     this.hasSyncBN = bns.some((m) => m.sync);
     this.plainBN = bns.some((m) => !m.sync);
     this.overlap = (opts.overlap ?? true) && !this.hasSyncBN && group.worldSize > 1;
@@ -213,8 +223,14 @@ export class DataParallel {
         n += p.size;
       }
       const b: Bucket = {
-        dtype, params, offsets, flat: this.group.alloc(dtype, n + params.length),
-        filled: params.map(() => false), ready: 0, work: null, deferred: new Set(),
+        dtype,
+        params,
+        offsets,
+        flat: this.group.alloc(dtype, n + params.length),
+        filled: params.map(() => false),
+        ready: 0,
+        work: null,
+        deferred: new Set(),
       };
       params.forEach((p, i) => this.where.set(p, { b: this.buckets.length, i }));
       this.buckets.push(b);
@@ -233,7 +249,9 @@ export class DataParallel {
 
   /** Copy `p`'s gradient (or zeros) into its bucket slot. */
   private fill(b: Bucket, i: number): void {
-    const p = b.params[i], off = b.offsets[i], n = p.size;
+    const p = b.params[i],
+      off = b.offsets[i],
+      n = p.size;
     const g = p.grad;
     if (g) {
       if (g.size !== n) throw new DistConfigError(`data parallel: gradient of shape [${g.shape}] for a parameter of shape [${p.shape}]`);
@@ -289,7 +307,10 @@ export class DataParallel {
       this.hooked = true;
       if (loss) {
         const used = reachableLeaves(loss);
-        for (const b of this.buckets) b.params.forEach((p, i) => { if (!used.has(p)) this.fill(b, i); });
+        for (const b of this.buckets)
+          b.params.forEach((p, i) => {
+            if (!used.has(p)) this.fill(b, i);
+          });
         this.launchReady();
       }
     } else this.unhook();
@@ -340,7 +361,10 @@ export class DataParallel {
 
   /** Broadcast every buffer from rank 0 (plain batch-norm running statistics drift apart otherwise). */
   syncBuffers(): void {
-    broadcastTensors(this.group, this.model.namedBuffers().map(([, t]) => t));
+    broadcastTensors(
+      this.group,
+      this.model.namedBuffers().map(([, t]) => t),
+    );
   }
 
   /** Sum of `values` over ranks (f64). */

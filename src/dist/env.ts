@@ -80,7 +80,8 @@ function has(env: Env, ...names: string[]): boolean {
 export function expandHostlist(list: string): string[] {
   // split at top-level commas
   const parts: string[] = [];
-  let depth = 0, cur = '';
+  let depth = 0,
+    cur = '';
   for (const ch of list.trim()) {
     if (ch === '[') depth++;
     if (ch === ']') depth--;
@@ -101,12 +102,16 @@ function expandOne(p: string, whole: string): string[] {
   const open = p.indexOf('[');
   if (open < 0) return [p];
   const close = p.indexOf(']', open);
-  const head = p.slice(0, open), body = p.slice(open + 1, close), tail = p.slice(close + 1);
+  const head = p.slice(0, open),
+    body = p.slice(open + 1, close),
+    tail = p.slice(close + 1);
   const items: string[] = [];
   for (const r of body.split(',')) {
     const m = /^(\d+)(?:-(\d+))?$/.exec(r.trim());
     if (!m) throw new DistConfigError(`Slurm node list ${JSON.stringify(whole)}: malformed range ${JSON.stringify(r)}`);
-    const lo = Number(m[1]), hi = m[2] !== undefined ? Number(m[2]) : lo, width = m[1].length;
+    const lo = Number(m[1]),
+      hi = m[2] !== undefined ? Number(m[2]) : lo,
+      width = m[1].length;
     if (hi < lo) throw new DistConfigError(`Slurm node list ${JSON.stringify(whole)}: range ${r} runs backwards`);
     for (let i = lo; i <= hi; i++) items.push(String(i).padStart(width, '0'));
   }
@@ -125,7 +130,8 @@ export function slurmTasksOnNode(spec: string, nodeId: number): number | undefin
   for (const item of spec.split(',')) {
     const m = /^\s*(\d+)(?:\(x(\d+)\))?\s*$/.exec(item);
     if (!m) return undefined;
-    const n = Number(m[1]), rep = m[2] !== undefined ? Number(m[2]) : 1;
+    const n = Number(m[1]),
+      rep = m[2] !== undefined ? Number(m[2]) : 1;
     if (nodeId < node + rep) return n;
     node += rep;
   }
@@ -136,8 +142,8 @@ export function slurmTasksOnNode(spec: string, nodeId: number): number | undefin
 function rendezvousPort(env: Env, masterPort: number, agentStore: boolean): number {
   if (has(env, 'MEGA_DIST_PORT')) return port(env, 'MEGA_DIST_PORT', 0);
   if (!agentStore) return masterPort;
-  if (masterPort >= 65535) throw new DistConfigError(`MASTER_PORT=${masterPort} is held by torchrun's agent ` +
-    `and ${masterPort}+1 is no port; set MEGA_DIST_PORT`);
+  if (masterPort >= 65535)
+    throw new DistConfigError(`MASTER_PORT=${masterPort} is held by torchrun's agent ` + `and ${masterPort}+1 is no port; set MEGA_DIST_PORT`);
   return masterPort + 1;
 }
 
@@ -165,18 +171,21 @@ export function detectLauncher(env: Env = process.env): DistEnv {
       throw new DistConfigError('RANK and WORLD_SIZE are set but MASTER_ADDR / MASTER_PORT are not (torchrun sets all four)');
     }
     const masterPort = port(env, 'MASTER_PORT', DEFAULT_MASTER_PORT);
-    return check({
-      launcher: env.MEGA_LAUNCHER === 'workers' ? 'workers' : 'torchrun',
-      rank,
-      worldSize,
-      localRank: int(env, 'LOCAL_RANK', 0, rank),
-      localWorldSize: int(env, 'LOCAL_WORLD_SIZE', 1, worldSize),
-      masterAddr: env.MASTER_ADDR || '127.0.0.1',
-      masterPort,
-      rendezvousPort: rendezvousPort(env, masterPort, agentStore),
-      agentStore,
-      restartCount: int(env, 'TORCHELASTIC_RESTART_COUNT', 0, int(env, 'MEGA_RESTART_COUNT', 0, 0)),
-    }, 'torchrun variables');
+    return check(
+      {
+        launcher: env.MEGA_LAUNCHER === 'workers' ? 'workers' : 'torchrun',
+        rank,
+        worldSize,
+        localRank: int(env, 'LOCAL_RANK', 0, rank),
+        localWorldSize: int(env, 'LOCAL_WORLD_SIZE', 1, worldSize),
+        masterAddr: env.MASTER_ADDR || '127.0.0.1',
+        masterPort,
+        rendezvousPort: rendezvousPort(env, masterPort, agentStore),
+        agentStore,
+        restartCount: int(env, 'TORCHELASTIC_RESTART_COUNT', 0, int(env, 'MEGA_RESTART_COUNT', 0, 0)),
+      },
+      'torchrun variables',
+    );
   }
   // 2. Slurm
   if (has(env, 'SLURM_PROCID') && (has(env, 'SLURM_NTASKS') || has(env, 'SLURM_NPROCS'))) {
@@ -195,25 +204,42 @@ export function detectLauncher(env: Env = process.env): DistEnv {
     const job = env.SLURM_JOB_ID ?? env.SLURM_JOBID;
     const derived = job !== undefined && /^\d+$/.test(job) ? 10000 + (Number(job) % 20000) : DEFAULT_MASTER_PORT;
     const masterPort = port(env, 'MASTER_PORT', derived);
-    return check({
-      launcher: 'slurm', rank, worldSize,
-      localRank: int(env, 'SLURM_LOCALID', 0, 0),
-      localWorldSize: local ?? int(env, 'SLURM_NTASKS_PER_NODE', 1, 1),
-      masterAddr, masterPort, rendezvousPort: rendezvousPort(env, masterPort, false), agentStore: false,
-      restartCount: int(env, 'SLURM_RESTART_COUNT', 0, 0),
-    }, 'Slurm variables');
+    return check(
+      {
+        launcher: 'slurm',
+        rank,
+        worldSize,
+        localRank: int(env, 'SLURM_LOCALID', 0, 0),
+        localWorldSize: local ?? int(env, 'SLURM_NTASKS_PER_NODE', 1, 1),
+        masterAddr,
+        masterPort,
+        rendezvousPort: rendezvousPort(env, masterPort, false),
+        agentStore: false,
+        restartCount: int(env, 'SLURM_RESTART_COUNT', 0, 0),
+      },
+      'Slurm variables',
+    );
   }
   // 3. Open MPI
   if (has(env, 'OMPI_COMM_WORLD_RANK', 'OMPI_COMM_WORLD_SIZE')) {
     const worldSize = int(env, 'OMPI_COMM_WORLD_SIZE', 1);
     const localWorldSize = int(env, 'OMPI_COMM_WORLD_LOCAL_SIZE', 1, worldSize);
     const masterPort = port(env, 'MASTER_PORT', DEFAULT_MASTER_PORT);
-    return check({
-      launcher: 'openmpi', rank: int(env, 'OMPI_COMM_WORLD_RANK', 0), worldSize,
-      localRank: int(env, 'OMPI_COMM_WORLD_LOCAL_RANK', 0, 0), localWorldSize,
-      masterAddr: env.MASTER_ADDR || (localWorldSize === worldSize ? '127.0.0.1' : ''),
-      masterPort, rendezvousPort: rendezvousPort(env, masterPort, false), agentStore: false, restartCount: 0,
-    }, 'Open MPI variables');
+    return check(
+      {
+        launcher: 'openmpi',
+        rank: int(env, 'OMPI_COMM_WORLD_RANK', 0),
+        worldSize,
+        localRank: int(env, 'OMPI_COMM_WORLD_LOCAL_RANK', 0, 0),
+        localWorldSize,
+        masterAddr: env.MASTER_ADDR || (localWorldSize === worldSize ? '127.0.0.1' : ''),
+        masterPort,
+        rendezvousPort: rendezvousPort(env, masterPort, false),
+        agentStore: false,
+        restartCount: 0,
+      },
+      'Open MPI variables',
+    );
   }
   // 4. PMI (MPICH / Intel MPI)
   if (has(env, 'PMI_RANK', 'PMI_SIZE')) {
@@ -221,16 +247,32 @@ export function detectLauncher(env: Env = process.env): DistEnv {
     const localWorldSize = int(env, 'MPI_LOCALNRANKS', 1, int(env, 'PMI_LOCAL_SIZE', 1, worldSize));
     const rank = int(env, 'PMI_RANK', 0);
     const masterPort = port(env, 'MASTER_PORT', DEFAULT_MASTER_PORT);
-    return check({
-      launcher: 'pmi', rank, worldSize,
-      localRank: int(env, 'MPI_LOCALRANKID', 0, int(env, 'PMI_LOCAL_RANK', 0, localWorldSize === worldSize ? rank : 0)),
-      localWorldSize,
-      masterAddr: env.MASTER_ADDR || (localWorldSize === worldSize ? '127.0.0.1' : ''),
-      masterPort, rendezvousPort: rendezvousPort(env, masterPort, false), agentStore: false, restartCount: 0,
-    }, 'PMI variables');
+    return check(
+      {
+        launcher: 'pmi',
+        rank,
+        worldSize,
+        localRank: int(env, 'MPI_LOCALRANKID', 0, int(env, 'PMI_LOCAL_RANK', 0, localWorldSize === worldSize ? rank : 0)),
+        localWorldSize,
+        masterAddr: env.MASTER_ADDR || (localWorldSize === worldSize ? '127.0.0.1' : ''),
+        masterPort,
+        rendezvousPort: rendezvousPort(env, masterPort, false),
+        agentStore: false,
+        restartCount: 0,
+      },
+      'PMI variables',
+    );
   }
   return {
-    launcher: 'single', rank: 0, worldSize: 1, localRank: 0, localWorldSize: 1, masterAddr: '127.0.0.1',
-    masterPort: DEFAULT_MASTER_PORT, rendezvousPort: DEFAULT_MASTER_PORT, agentStore: false, restartCount: 0,
+    launcher: 'single',
+    rank: 0,
+    worldSize: 1,
+    localRank: 0,
+    localWorldSize: 1,
+    masterAddr: '127.0.0.1',
+    masterPort: DEFAULT_MASTER_PORT,
+    rendezvousPort: DEFAULT_MASTER_PORT,
+    agentStore: false,
+    restartCount: 0,
   };
 }

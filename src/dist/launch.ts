@@ -57,7 +57,12 @@ export function freePort(): Promise<number> {
 const LAUNCHER_ONLY = new Set(['workers', 'max_restarts']);
 
 function canonical(flag: string): string {
-  return flag.replace(/^--?/, '').replace(/=.*$/, '').replace(/([a-z0-9])([A-Z])/g, '$1_$2').replace(/-/g, '_').toLowerCase();
+  return flag
+    .replace(/^--?/, '')
+    .replace(/=.*$/, '')
+    .replace(/([a-z0-9])([A-Z])/g, '$1_$2')
+    .replace(/-/g, '_')
+    .toLowerCase();
 }
 
 /**
@@ -113,7 +118,8 @@ export async function runWorkers(opts: WorkersOptions): Promise<number> {
   const forward = (sig: NodeJS.Signals) => () => {
     for (const c of live) c.kill(sig);
   };
-  const onInt = forward('SIGINT'), onTerm = forward('SIGTERM');
+  const onInt = forward('SIGINT'),
+    onTerm = forward('SIGTERM');
   process.on('SIGINT', onInt);
   process.on('SIGTERM', onTerm);
   try {
@@ -127,17 +133,26 @@ export async function runWorkers(opts: WorkersOptions): Promise<number> {
         const env: Record<string, string | undefined> = {
           ...process.env,
           ...(opts.env ?? {}),
-          RANK: String(r), WORLD_SIZE: String(n), LOCAL_RANK: String(r), LOCAL_WORLD_SIZE: String(n),
-          GROUP_RANK: '0', MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port),
-          MEGA_LAUNCHER: 'workers', MEGA_RESTART_COUNT: String(attempt), MEGA_LAUNCHER_PID: String(process.pid),
+          RANK: String(r),
+          WORLD_SIZE: String(n),
+          LOCAL_RANK: String(r),
+          LOCAL_WORLD_SIZE: String(n),
+          GROUP_RANK: '0',
+          MASTER_ADDR: '127.0.0.1',
+          MASTER_PORT: String(port),
+          MEGA_LAUNCHER: 'workers',
+          MEGA_RESTART_COUNT: String(attempt),
+          MEGA_LAUNCHER_PID: String(process.pid),
         };
         if (!process.env.MEGA_THREADS) env.MEGA_THREADS = String(threads);
         const child = spawn(exe, args, { env, stdio: 'inherit' });
         live.push(child);
-        exits.push(new Promise((resolve) => {
-          child.once('exit', (code, signal) => resolve({ rank: r, code, signal }));
-          child.once('error', () => resolve({ rank: r, code: 127, signal: null }));
-        }));
+        exits.push(
+          new Promise((resolve) => {
+            child.once('exit', (code, signal) => resolve({ rank: r, code, signal }));
+            child.once('error', () => resolve({ rank: r, code: 127, signal: null }));
+          }),
+        );
       }
       // wait for the first failure or for everyone
       const pending = new Map(exits.map((p, r) => [r, p] as const));
@@ -167,8 +182,10 @@ export async function runWorkers(opts: WorkersOptions): Promise<number> {
         return 1;
       }
       const again = opts.saveDir !== null && existsSync(join(opts.saveDir, 'checkpoint_last.safetensors'));
-      log(`mega train: restarting ${n} workers (restart ${attempt + 1} of ` +
-        `${maxRestarts})${again ? ` from ${join(opts.saveDir!, 'checkpoint_last.safetensors')}` : ' from the start (no checkpoint yet)'}`);
+      log(
+        `mega train: restarting ${n} workers (restart ${attempt + 1} of ` +
+          `${maxRestarts})${again ? ` from ${join(opts.saveDir!, 'checkpoint_last.safetensors')}` : ' from the start (no checkpoint yet)'}`,
+      );
     }
   } finally {
     process.off('SIGINT', onInt);
@@ -186,7 +203,11 @@ export async function runWorkers(opts: WorkersOptions): Promise<number> {
  * @param env variables added to every worker's environment (the CLI's malloc settings)
  */
 export function runWorkersFromArgv(
-  argv: readonly string[], user: Readonly<Record<string, unknown>>, saveDir: string | null, check?: () => void, env?: Readonly<Record<string, string>>,
+  argv: readonly string[],
+  user: Readonly<Record<string, unknown>>,
+  saveDir: string | null,
+  check?: () => void,
+  env?: Readonly<Record<string, string>>,
 ): Promise<number> | null {
   const workers = user.workers;
   if (workers === undefined || launchedWorldSize() > 1) return null;

@@ -58,8 +58,10 @@ function loadMpi(): Mpi {
       errs.push(`${n}: ${(e as Error).message.split('\n')[0]}`);
     }
   }
-  if (!lib) throw new DistConfigError(`--dist-backend mpi: cannot load Open MPI (apt-get install ` +
-    `openmpi-bin libopenmpi-dev, or set MEGA_MPI_LIB): ${errs.join('; ')}`);
+  if (!lib)
+    throw new DistConfigError(
+      `--dist-backend mpi: cannot load Open MPI (apt-get install ` + `openmpi-bin libopenmpi-dev, or set MEGA_MPI_LIB): ${errs.join('; ')}`,
+    );
   const sym = (n: string): unknown => {
     try {
       return lib!.symbol(n);
@@ -79,10 +81,13 @@ function loadMpi(): Mpi {
   const MPI_Comm_size = lib.func('int MPI_Comm_size(void *comm, _Out_ int *size)');
   const MPI_Allreduce = lib.func('int MPI_Allreduce(const void *sendbuf, void *recvbuf, int count, void *datatype, void *op, void *comm)');
   const MPI_Bcast = lib.func('int MPI_Bcast(void *buf, int count, void *datatype, int root, void *comm)');
-  const MPI_Allgather = lib.func('int MPI_Allgather(const void *sendbuf, int sendcount, void ' +
-    '*sendtype, void *recvbuf, int recvcount, void *recvtype, void *comm)');
-  const MPI_Allgatherv = lib.func('int MPI_Allgatherv(const void *sendbuf, int sendcount, void *sendtype, void ' +
-    '*recvbuf, const int *recvcounts, const int *displs, void *recvtype, void *comm)');
+  const MPI_Allgather = lib.func(
+    'int MPI_Allgather(const void *sendbuf, int sendcount, void ' + '*sendtype, void *recvbuf, int recvcount, void *recvtype, void *comm)',
+  );
+  const MPI_Allgatherv = lib.func(
+    'int MPI_Allgatherv(const void *sendbuf, int sendcount, void *sendtype, void ' +
+      '*recvbuf, const int *recvcounts, const int *displs, void *recvtype, void *comm)',
+  );
   const MPI_Barrier = lib.func('int MPI_Barrier(void *comm)');
   const m: Mpi = {
     rank: -1,
@@ -91,7 +96,8 @@ function loadMpi(): Mpi {
       const f = [0];
       MPI_Initialized(f);
       if (!f[0]) MPI_Init(null, null);
-      const r = [0], s = [0];
+      const r = [0],
+        s = [0];
       MPI_Comm_rank(world, r);
       MPI_Comm_size(world, s);
       m.rank = r[0];
@@ -142,8 +148,9 @@ export class MpiGroup implements ProcessGroup {
     this.rank = this.mpi.rank;
     this.worldSize = this.mpi.size;
     if (expect && (expect.rank !== this.rank || expect.worldSize !== this.worldSize)) {
-      throw new DistConfigError(`MPI says rank ${this.rank} of ${this.worldSize}, the launcher's variables ` +
-        `rank ${expect.rank} of ${expect.worldSize} (start the job with mpirun)`);
+      throw new DistConfigError(
+        `MPI says rank ${this.rank} of ${this.worldSize}, the launcher's variables ` + `rank ${expect.rank} of ${expect.worldSize} (start the job with mpirun)`,
+      );
     }
   }
 

@@ -10,7 +10,14 @@
 import type net from 'node:net';
 
 /** Frame types. */
-export const F_HELLO = 1, F_TABLE = 2, F_REJECT = 3, F_PEER = 4, F_HB = 5, F_DATA = 6, F_ABORT = 7, F_BYE = 8;
+export const F_HELLO = 1,
+  F_TABLE = 2,
+  F_REJECT = 3,
+  F_PEER = 4,
+  F_HB = 5,
+  F_DATA = 6,
+  F_ABORT = 7,
+  F_BYE = 8;
 const HDR = 16;
 const MAX_FRAME = 0xffffffff;
 

@@ -60,9 +60,7 @@ export type ThreadOp =
   | { kind: 'close'; id: number };
 
 /** Replies on the `reply` port. */
-export type ThreadReply =
-  | { type: 'error'; message: string; lost: number | null }
-  | { type: 'result'; id: number; parts: Uint8Array[] };
+export type ThreadReply = { type: 'error'; message: string; lost: number | null } | { type: 'result'; id: number; parts: Uint8Array[] };
 
 /** A duration in seconds for messages, e.g. `1.5 s`. */
 export function secs(ms: number): string {

@@ -43,13 +43,19 @@ export function rendezvous(host: RendezvousHost): net.Server {
     if (Atomics.load(ctrl, C_STATE) !== S_INIT) return;
     if (rank === 0) {
       const missing = [...Array(N).keys()].filter((p) => p > 0 && !conns[p]);
-      fail(`rendezvous timed out after ${secs(timeoutMs)}: rank${missing.length > 1 ? 's' : ''} ` +
-        `${missing.join(', ')} did not join ${init.masterAddr}:${init.port} (--dist-timeout)`, missing.length === 1 ? missing[0] : null);
+      fail(
+        `rendezvous timed out after ${secs(timeoutMs)}: rank${missing.length > 1 ? 's' : ''} ` +
+          `${missing.join(', ')} did not join ${init.masterAddr}:${init.port} (--dist-timeout)`,
+        missing.length === 1 ? missing[0] : null,
+      );
     } else {
       const missing = [...Array(N).keys()].filter((p) => p !== rank && !conns[p]);
-      fail(`rendezvous timed out after ${secs(timeoutMs)}: rank ${rank} could not ` +
-        `${conns[0] ? `connect to rank${missing.length > 1 ? 's' : ''} ${missing.join(', ')}` : `reach rank 0 at ${init.masterAddr}:${init.port}`} ` +
-        `(--dist-timeout)`, null);
+      fail(
+        `rendezvous timed out after ${secs(timeoutMs)}: rank ${rank} could not ` +
+          `${conns[0] ? `connect to rank${missing.length > 1 ? 's' : ''} ${missing.join(', ')}` : `reach rank 0 at ${init.masterAddr}:${init.port}`} ` +
+          `(--dist-timeout)`,
+        null,
+      );
     }
   }, timeoutMs);
   rdvTimer.unref();
@@ -74,30 +80,34 @@ function listenAsRoot(host: RendezvousHost, rdvTimer: NodeJS.Timeout): net.Serve
       sock.destroy();
       return;
     }
-    const c = new Conn(sock, (cc, f) => {
-      if (cc.peer >= 0) return onFrame(cc, f);
-      if (f.type !== F_HELLO) return;
-      pending.delete(cc);
-      const h = parseJson(f) as { rank?: number; worldSize?: number; fingerprint?: string; port?: number };
-      const r = h.rank ?? -1;
-      if (h.worldSize !== N) return reject(`world size mismatch: rank ${r} was started with a world size of ${String(h.worldSize)}, rank 0 with ${N}`, cc);
-      if (!Number.isInteger(r) || r < 1 || r >= N) return reject(`rank ${r} joined a job of world size ${N} (ranks are 0 … ${N - 1})`, cc);
-      if (conns[r]) return reject(`two processes claim rank ${r} (check RANK / the launcher's settings)`, cc);
-      if (h.fingerprint !== init.fingerprint) return reject(`rank ${r}'s process-group settings differ from rank ` +
-        `0's (${String(h.fingerprint)} vs ${init.fingerprint})`, cc);
-      cc.peer = r;
-      conns[r] = cc;
-      joined[r] = { host: (sock.remoteAddress ?? '127.0.0.1').replace(/^::ffff:/, ''), port: h.port ?? 0 };
-      if (conns.filter((x, i) => i > 0 && x).length === N - 1) {
-        const table = JSON.stringify({ peers: joined.map((j, i) => (i === 0 ? null : j)) });
-        for (let p = 1; p < N; p++) void conns[p]!.send(F_TABLE, 0, 0, Buffer.from(table));
-        clearTimeout(rdvTimer);
-        ready();
-      }
-    }, (cc, why) => {
-      pending.delete(cc);
-      if (cc.peer >= 0) onGone(cc, why);
-    });
+    const c = new Conn(
+      sock,
+      (cc, f) => {
+        if (cc.peer >= 0) return onFrame(cc, f);
+        if (f.type !== F_HELLO) return;
+        pending.delete(cc);
+        const h = parseJson(f) as { rank?: number; worldSize?: number; fingerprint?: string; port?: number };
+        const r = h.rank ?? -1;
+        if (h.worldSize !== N) return reject(`world size mismatch: rank ${r} was started with a world size of ${String(h.worldSize)}, rank 0 with ${N}`, cc);
+        if (!Number.isInteger(r) || r < 1 || r >= N) return reject(`rank ${r} joined a job of world size ${N} (ranks are 0 … ${N - 1})`, cc);
+        if (conns[r]) return reject(`two processes claim rank ${r} (check RANK / the launcher's settings)`, cc);
+        if (h.fingerprint !== init.fingerprint)
+          return reject(`rank ${r}'s process-group settings differ from rank ` + `0's (${String(h.fingerprint)} vs ${init.fingerprint})`, cc);
+        cc.peer = r;
+        conns[r] = cc;
+        joined[r] = { host: (sock.remoteAddress ?? '127.0.0.1').replace(/^::ffff:/, ''), port: h.port ?? 0 };
+        if (conns.filter((x, i) => i > 0 && x).length === N - 1) {
+          const table = JSON.stringify({ peers: joined.map((j, i) => (i === 0 ? null : j)) });
+          for (let p = 1; p < N; p++) void conns[p]!.send(F_TABLE, 0, 0, Buffer.from(table));
+          clearTimeout(rdvTimer);
+          ready();
+        }
+      },
+      (cc, why) => {
+        pending.delete(cc);
+        if (cc.peer >= 0) onGone(cc, why);
+      },
+    );
     pending.add(c);
   });
   server.on('error', (e: NodeJS.ErrnoException) => {
@@ -145,26 +155,30 @@ function joinAsPeer(host: RendezvousHost, rdvTimer: NodeJS.Timeout, deadline: nu
       let ok = false;
       sock.once('connect', () => {
         ok = true;
-        const c = new Conn(sock, (cc, f) => {
-          if (f.type === F_REJECT) return fail(`rendezvous rejected by rank 0: ${String(parseJson(f).message)}`, null);
-          if (f.type === F_TABLE && !table) {
-            table = (parseJson(f) as { peers: ({ host: string; port: number } | null)[] }).peers;
-            for (let p = 1; p < rank; p++) {
-              const t = table[p]!;
-              const s2 = net.connect({ host: t.host, port: t.port });
-              const c2 = new Conn(s2, onFrame, onGone);
-              c2.peer = p;
-              s2.once('connect', () => {
-                void c2.sendJson(F_PEER, { rank });
-                conns[p] = c2;
-                meshDone();
-              });
+        const c = new Conn(
+          sock,
+          (cc, f) => {
+            if (f.type === F_REJECT) return fail(`rendezvous rejected by rank 0: ${String(parseJson(f).message)}`, null);
+            if (f.type === F_TABLE && !table) {
+              table = (parseJson(f) as { peers: ({ host: string; port: number } | null)[] }).peers;
+              for (let p = 1; p < rank; p++) {
+                const t = table[p]!;
+                const s2 = net.connect({ host: t.host, port: t.port });
+                const c2 = new Conn(s2, onFrame, onGone);
+                c2.peer = p;
+                s2.once('connect', () => {
+                  void c2.sendJson(F_PEER, { rank });
+                  conns[p] = c2;
+                  meshDone();
+                });
+              }
+              meshDone();
+              return;
             }
-            meshDone();
-            return;
-          }
-          onFrame(cc, f);
-        }, onGone);
+            onFrame(cc, f);
+          },
+          onGone,
+        );
         c.peer = 0;
         conns[0] = c;
         void c.sendJson(F_HELLO, { rank, worldSize: N, fingerprint: init.fingerprint, port: myPort });

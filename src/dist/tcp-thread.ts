@@ -22,8 +22,19 @@ import type net from 'node:net';
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { Conn, F_ABORT, F_BYE, F_DATA, F_HB, Failed, type Frame } from './tcp-conn.js';
 import {
-  C_ACK, C_ALIVE, C_DONE, C_STATE, S_CLOSED, S_FAILED, S_READY, secs,
-  type ReduceOp, type ThreadInit, type ThreadOp, type ThreadReply, type WireDType,
+  C_ACK,
+  C_ALIVE,
+  C_DONE,
+  C_STATE,
+  S_CLOSED,
+  S_FAILED,
+  S_READY,
+  secs,
+  type ReduceOp,
+  type ThreadInit,
+  type ThreadOp,
+  type ThreadReply,
+  type WireDType,
 } from './tcp-protocol.js';
 import { rendezvous } from './tcp-rendezvous.js';
 
@@ -90,8 +101,9 @@ function runThread(init: ThreadInit): void {
     if (init.watchdog) {
       setTimeout(() => {
         if (Atomics.load(ctrl, C_ACK) !== 0) return;
-        process.stderr.write(`mega dist: rank ${rank}: ${message}\nmega dist: rank ${rank}: the ` +
-          `training loop did not stop within ${secs(timeoutMs)}; killing the process\n`);
+        process.stderr.write(
+          `mega dist: rank ${rank}: ${message}\nmega dist: rank ${rank}: the ` + `training loop did not stop within ${secs(timeoutMs)}; killing the process\n`,
+        );
         process.kill(process.pid, 'SIGKILL');
       }, timeoutMs);
     }
@@ -113,7 +125,9 @@ function runThread(init: ThreadInit): void {
       let m: { message?: string; lost?: number | null; from?: number } = {};
       try {
         m = JSON.parse(f.payload.toString()) as typeof m;
-      } catch { /* keep defaults */ }
+      } catch {
+        /* keep defaults */
+      }
       fail(`${m.message ?? 'aborted'} (reported by rank ${c.peer})`, m.lost ?? c.peer);
       return;
     }
@@ -134,7 +148,8 @@ function runThread(init: ThreadInit): void {
     const c = conns[peer]!;
     const check = (f: Frame): Buffer => {
       if (f.type !== F_DATA || f.seq !== seq || f.aux !== aux) {
-        const msg = `collective mismatch: rank ${rank} is in ${opName} (#${seq}, step ${aux}) but rank ${peer} sent ` +
+        const msg =
+          `collective mismatch: rank ${rank} is in ${opName} (#${seq}, step ${aux}) but rank ${peer} sent ` +
           `${f.type === F_DATA ? `#${f.seq} step ${f.aux}` : `frame type ${f.type}`} — ` +
           `the ranks issue different collectives (different models or code paths?)`;
         fail(msg, null);
@@ -148,7 +163,16 @@ function runThread(init: ThreadInit): void {
       return Promise.reject(new Failed(`rank ${peer} closed its process group while rank ${rank} still expected data in ${opName}`));
     }
     return new Promise((resolve, reject) => {
-      c.waiter = (f) => (f instanceof Error ? reject(f) : (() => { try { resolve(check(f)); } catch (e) { reject(e); } })());
+      c.waiter = (f) =>
+        f instanceof Error
+          ? reject(f)
+          : (() => {
+              try {
+                resolve(check(f));
+              } catch (e) {
+                reject(e);
+              }
+            })();
     });
   }
 
@@ -156,11 +180,15 @@ function runThread(init: ThreadInit): void {
   async function recvFrom(peers: number[], seq: number, aux: number): Promise<Buffer[]> {
     waitingFor = peers;
     try {
-      return await Promise.all(peers.map((p) => recv(p, seq, aux).then((b) => {
-        lastProgress = Date.now();
-        waitingFor = waitingFor.filter((q) => q !== p);
-        return b;
-      })));
+      return await Promise.all(
+        peers.map((p) =>
+          recv(p, seq, aux).then((b) => {
+            lastProgress = Date.now();
+            waitingFor = waitingFor.filter((q) => q !== p);
+            return b;
+          }),
+        ),
+      );
     } finally {
       waitingFor = [];
     }
@@ -170,14 +198,17 @@ function runThread(init: ThreadInit): void {
 
   async function allReduce(op: Extract<ThreadOp, { kind: 'allreduce' }>): Promise<void> {
     const x = view(op.dtype, op.buf, op.byteOffset, op.length);
-    const n = op.length, es = bytesPer(op.dtype);
-    const next = (rank + 1) % N, prev = (rank - 1 + N) % N;
+    const n = op.length,
+      es = bytesPer(op.dtype);
+    const next = (rank + 1) % N,
+      prev = (rank - 1 + N) % N;
     const lo = (i: number): number => Math.floor((i * n) / N);
     const chunk = (i: number) => x.subarray(lo(i), lo(i + 1));
     const bytes = (i: number) => new Uint8Array(op.buf, op.byteOffset + lo(i) * es, (lo(i + 1) - lo(i)) * es);
     const sends: Promise<void>[] = [];
     for (let s = 0; s < N - 1; s++) {
-      const si = (rank - s + N) % N, ri = (rank - s - 1 + 2 * N) % N;
+      const si = (rank - s + N) % N,
+        ri = (rank - s - 1 + 2 * N) % N;
       sends.push(conns[next]!.send(F_DATA, op.id, s, bytes(si)));
       const [b] = await recvFrom([prev], op.id, s);
       reduceInto(chunk(ri), view(op.dtype, b.buffer, b.byteOffset, b.byteLength / es), op.red);
@@ -185,7 +216,8 @@ function runThread(init: ThreadInit): void {
     const own = chunk((rank + 1) % N);
     if (op.red === 'avg') for (let i = 0; i < own.length; i++) own[i] /= N;
     for (let s = 0; s < N - 1; s++) {
-      const si = (rank + 1 - s + N) % N, ri = (rank - s + N) % N;
+      const si = (rank + 1 - s + N) % N,
+        ri = (rank - s + N) % N;
       sends.push(conns[next]!.send(F_DATA, op.id, N - 1 + s, bytes(si)));
       const [b] = await recvFrom([prev], op.id, N - 1 + s);
       bytes(ri).set(new Uint8Array(b.buffer, b.byteOffset, b.byteLength));
@@ -228,14 +260,20 @@ function runThread(init: ThreadInit): void {
     if (hbTimer) clearInterval(hbTimer);
     clearInterval(aliveTimer);
     await Promise.all(conns.map((c) => (c && !c.gone ? c.send(F_BYE, 0, 0) : undefined)));
-    await Promise.all(conns.map((c) => (c && !c.gone ? new Promise<void>((res) => {
-      c.sock.once('close', () => res());
-      c.sock.end();
-      setTimeout(() => {
-        c.sock.destroy();
-        res();
-      }, 2000).unref();
-    }) : undefined)));
+    await Promise.all(
+      conns.map((c) =>
+        c && !c.gone
+          ? new Promise<void>((res) => {
+              c.sock.once('close', () => res());
+              c.sock.end();
+              setTimeout(() => {
+                c.sock.destroy();
+                res();
+              }, 2000).unref();
+            })
+          : undefined,
+      ),
+    );
     server?.close();
   }
 
@@ -254,11 +292,20 @@ function runThread(init: ThreadInit): void {
     lastProgress = Date.now();
     const run = async (): Promise<Uint8Array[] | undefined> => {
       switch (op.kind) {
-        case 'allreduce': await allReduce(op); return undefined;
-        case 'broadcast': await broadcast(op); return undefined;
-        case 'allgather': return allGather(op);
-        case 'barrier': await barrier(op); return undefined;
-        case 'close': await close(); return undefined;
+        case 'allreduce':
+          await allReduce(op);
+          return undefined;
+        case 'broadcast':
+          await broadcast(op);
+          return undefined;
+        case 'allgather':
+          return allGather(op);
+        case 'barrier':
+          await barrier(op);
+          return undefined;
+        case 'close':
+          await close();
+          return undefined;
       }
     };
     run().then(
@@ -304,16 +351,21 @@ function runThread(init: ThreadInit): void {
       const now = Date.now();
       if (running && opName !== 'close' && now - lastProgress > timeoutMs) {
         const who = waitingFor.length ? ` waiting for rank${waitingFor.length > 1 ? 's' : ''} ${waitingFor.join(', ')}` : '';
-        fail(`${opName} #${opId} made no progress for ` +
-          `${secs(now - lastProgress)}${who} (--dist-timeout ${secs(timeoutMs)})`, waitingFor.length === 1 ? waitingFor[0] : null);
+        fail(
+          `${opName} #${opId} made no progress for ` + `${secs(now - lastProgress)}${who} (--dist-timeout ${secs(timeoutMs)})`,
+          waitingFor.length === 1 ? waitingFor[0] : null,
+        );
         return;
       }
       for (const c of conns) {
         if (!c || c.gone || c.bye) continue;
         void c.send(F_HB, 0, 0);
         if (now - c.lastSeen > timeoutMs) {
-          fail(`rank ${c.peer} stopped answering: nothing received for ${secs(now - c.lastSeen)} ` +
-            `(--dist-timeout ${secs(timeoutMs)}; the process is stopped, hung or unreachable)`, c.peer);
+          fail(
+            `rank ${c.peer} stopped answering: nothing received for ${secs(now - c.lastSeen)} ` +
+              `(--dist-timeout ${secs(timeoutMs)}; the process is stopped, hung or unreachable)`,
+            c.peer,
+          );
           return;
         }
       }

@@ -15,8 +15,18 @@ import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from '
 import { DistConfigError, DistError } from './errors.js';
 import { commDType, typedArray, type CommArray, type CommDType, type ProcessGroup, type Work } from './group.js';
 import {
-  C_ACK, C_ALIVE, C_DONE, C_STATE, CTRL_INTS, S_CLOSED, S_FAILED, S_INIT,
-  type ReduceOp, type ThreadInit, type ThreadOp, type ThreadReply,
+  C_ACK,
+  C_ALIVE,
+  C_DONE,
+  C_STATE,
+  CTRL_INTS,
+  S_CLOSED,
+  S_FAILED,
+  S_INIT,
+  type ReduceOp,
+  type ThreadInit,
+  type ThreadOp,
+  type ThreadReply,
 } from './tcp-protocol.js';
 
 /** Options of {@link TcpGroup}. */
@@ -48,7 +58,13 @@ function threadEntry(): URL {
     const require = createRequire(import.meta.url);
     const esbuild = require('esbuild') as { buildSync(o: Record<string, unknown>): { outputFiles: { text: string }[] } };
     const { outputFiles } = esbuild.buildSync({
-      entryPoints: [fileURLToPath(ts)], bundle: true, write: false, format: 'esm', platform: 'node', target: 'node20', logLevel: 'silent',
+      entryPoints: [fileURLToPath(ts)],
+      bundle: true,
+      write: false,
+      format: 'esm',
+      platform: 'node',
+      target: 'node20',
+      logLevel: 'silent',
     });
     return new URL(`data:text/javascript,${encodeURIComponent(outputFiles[0].text)}`);
   }
@@ -87,9 +103,17 @@ export class TcpGroup implements ProcessGroup {
     const { port1, port2 } = new MessageChannel();
     this.reply = port1;
     const init: ThreadInit = {
-      megaTcpThread: true, rank, worldSize, masterAddr: opts.masterAddr, port: opts.port, timeoutMs: opts.timeoutMs,
-      heartbeatMs: Math.max(20, Math.min(1000, Math.floor(opts.timeoutMs / 10))), fingerprint: opts.fingerprint ?? 'tcp/1',
-      ctrl: ctrlBuf, reply: port2, watchdog: opts.watchdog ?? true,
+      megaTcpThread: true,
+      rank,
+      worldSize,
+      masterAddr: opts.masterAddr,
+      port: opts.port,
+      timeoutMs: opts.timeoutMs,
+      heartbeatMs: Math.max(20, Math.min(1000, Math.floor(opts.timeoutMs / 10))),
+      fingerprint: opts.fingerprint ?? 'tcp/1',
+      ctrl: ctrlBuf,
+      reply: port2,
+      watchdog: opts.watchdog ?? true,
     };
     this.worker = new Worker(threadEntry(), { workerData: init, transferList: [port2] });
     this.worker.unref();
@@ -125,7 +149,8 @@ export class TcpGroup implements ProcessGroup {
    */
   private waitFor(done: () => boolean, slot: number, value: number | (() => number), what: string): void {
     const liveLimit = 5000 + 4 * Math.max(250, Math.min(1000, this.timeoutMs / 10));
-    let alive = Atomics.load(this.ctrl, C_ALIVE), aliveAt = Date.now();
+    let alive = Atomics.load(this.ctrl, C_ALIVE),
+      aliveAt = Date.now();
     for (;;) {
       const v = typeof value === 'function' ? value() : value; // read before the check: no lost wake-up
       if (done()) return;
@@ -156,7 +181,12 @@ export class TcpGroup implements ProcessGroup {
   }
 
   private waitDone(id: number, what: string): void {
-    this.waitFor(() => Atomics.load(this.ctrl, C_DONE) >= id, C_DONE, () => Atomics.load(this.ctrl, C_DONE), what);
+    this.waitFor(
+      () => Atomics.load(this.ctrl, C_DONE) >= id,
+      C_DONE,
+      () => Atomics.load(this.ctrl, C_DONE),
+      what,
+    );
   }
 
   private stage(bytes: number): SharedArrayBuffer {

@@ -120,7 +120,19 @@ export function closeDistributed(): void {
 
 /** Keys of the training options that may differ across ranks. */
 const PER_RANK_KEYS = new Set([
-  'json', 'quiet', 'threads', 'config', 'help', 'save_dir', 'data', 'workers', 'max_restarts', 'dist_backend', 'dist_timeout', 'overwrite', '__user',
+  'json',
+  'quiet',
+  'threads',
+  'config',
+  'help',
+  'save_dir',
+  'data',
+  'workers',
+  'max_restarts',
+  'dist_backend',
+  'dist_timeout',
+  'overwrite',
+  '__user',
 ]);
 
 /** The trainer's handle on a distributed job (see the file comment). */
@@ -132,7 +144,11 @@ export class DistTraining implements TrainDist {
   private ddp: DataParallel | null = null;
   private closed = false;
 
-  constructor(readonly group: ProcessGroup, readonly env: DistEnv, private readonly seed: number) {
+  constructor(
+    readonly group: ProcessGroup,
+    readonly env: DistEnv,
+    private readonly seed: number,
+  ) {
     this.rank = group.rank;
     this.worldSize = group.worldSize;
     this.isMain = group.rank === 0;

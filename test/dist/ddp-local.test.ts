@@ -113,7 +113,17 @@ describe('DataParallel on a single process', () => {
 
   it('names the first difference between two configurations', () => {
     expect(firstDifference({ a: 1, b: { c: [1, 2] } }, { a: 1, b: { c: [1, 3] } })).toEqual({ path: 'b.c[1]', a: 2, b: 3 });
-    expect(firstDifference({ p: [['w', [2, 3]]] }, { p: [['w', [2, 3]], ['v', [1]]] })).toEqual({ path: 'p.length', a: 1, b: 2 });
+    expect(
+      firstDifference(
+        { p: [['w', [2, 3]]] },
+        {
+          p: [
+            ['w', [2, 3]],
+            ['v', [1]],
+          ],
+        },
+      ),
+    ).toEqual({ path: 'p.length', a: 1, b: 2 });
     expect(firstDifference({ x: 1 }, { x: 1 })).toBeNull();
     const g = new LocalGroup();
     expect(() => checkSameOnAllRanks(g, { x: 1 })).not.toThrow();

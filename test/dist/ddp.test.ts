@@ -62,10 +62,12 @@ async function job(
 ): Promise<{ procs: Proc[]; out: string }> {
   const port = await freePort();
   const out = join(tmp, `job${outN++}`);
-  const procs = await Promise.all([...Array(n).keys()].map((r) => {
-    const e = typeof extra === 'function' ? extra(r) : extra;
-    return run('node', [worker, JSON.stringify({ ...BASE, out, ...e })], { env: env(r, port) }).done;
-  }));
+  const procs = await Promise.all(
+    [...Array(n).keys()].map((r) => {
+      const e = typeof extra === 'function' ? extra(r) : extra;
+      return run('node', [worker, JSON.stringify({ ...BASE, out, ...e })], { env: env(r, port) }).done;
+    }),
+  );
   return { procs, out };
 }
 
@@ -118,9 +120,14 @@ describe('tcp process group, loopback', () => {
     await new Promise<void>((res) => agent.listen(port, '127.0.0.1', () => res()));
     try {
       const out = join(tmp, 'agent');
-      const procs = await Promise.all([0, 1].map((r) => run('node', [worker, JSON.stringify({ ...BASE, out })], {
-        env: torchrunEnv(r, 2, port, { TORCHELASTIC_USE_AGENT_STORE: 'True', TORCHELASTIC_RUN_ID: 'test' }),
-      }).done));
+      const procs = await Promise.all(
+        [0, 1].map(
+          (r) =>
+            run('node', [worker, JSON.stringify({ ...BASE, out })], {
+              env: torchrunEnv(r, 2, port, { TORCHELASTIC_USE_AGENT_STORE: 'True', TORCHELASTIC_RUN_ID: 'test' }),
+            }).done,
+        ),
+      );
       for (const p of procs) expect(p.code, p.stderr).toBe(0);
       expect(touched).toBe(0);
       expectSame(read(out, 0), refs.f64, 1e-12);
@@ -157,7 +164,8 @@ describe('tcp process group, loopback', () => {
     const port = await freePort();
     const out = join(tmp, 'stop');
     const ps = [0, 1].map((r) =>
-      run('node', [worker, JSON.stringify({ ...BASE, out, updates: 40, sleepMs: 20, fault: 'stop:1@2', timeoutS: 2 })], { env: torchrunEnv(r, 2, port) }));
+      run('node', [worker, JSON.stringify({ ...BASE, out, updates: 40, sleepMs: 20, fault: 'stop:1@2', timeoutS: 2 })], { env: torchrunEnv(r, 2, port) }),
+    );
     const r0 = await ps[0].done;
     ps[1].child.kill('SIGKILL'); // the stopped process (the launcher's job)
     await ps[1].done;

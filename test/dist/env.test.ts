@@ -7,18 +7,41 @@ import { isUserError } from '../../src/errors.js';
 describe('launcher detection', () => {
   it('torchrun variables, in the order torchrun sets them', () => {
     const e = detectLauncher({
-      RANK: '3', WORLD_SIZE: '8', LOCAL_RANK: '1', LOCAL_WORLD_SIZE: '2', GROUP_RANK: '1', MASTER_ADDR: 'node0', MASTER_PORT: '29400',
-      TORCHELASTIC_RESTART_COUNT: '2', TORCHELASTIC_MAX_RESTARTS: '3', TORCHELASTIC_RUN_ID: 'abc', TORCHELASTIC_USE_AGENT_STORE: 'False',
+      RANK: '3',
+      WORLD_SIZE: '8',
+      LOCAL_RANK: '1',
+      LOCAL_WORLD_SIZE: '2',
+      GROUP_RANK: '1',
+      MASTER_ADDR: 'node0',
+      MASTER_PORT: '29400',
+      TORCHELASTIC_RESTART_COUNT: '2',
+      TORCHELASTIC_MAX_RESTARTS: '3',
+      TORCHELASTIC_RUN_ID: 'abc',
+      TORCHELASTIC_USE_AGENT_STORE: 'False',
     });
     expect(e).toEqual({
-      launcher: 'torchrun', rank: 3, worldSize: 8, localRank: 1, localWorldSize: 2, masterAddr: 'node0', masterPort: 29400,
-      rendezvousPort: 29400, agentStore: false, restartCount: 2,
+      launcher: 'torchrun',
+      rank: 3,
+      worldSize: 8,
+      localRank: 1,
+      localWorldSize: 2,
+      masterAddr: 'node0',
+      masterPort: 29400,
+      rendezvousPort: 29400,
+      agentStore: false,
+      restartCount: 2,
     });
   });
 
-  it("TORCHELASTIC_USE_AGENT_STORE=True: the agent holds MASTER_PORT, so the rendezvous uses the next port (or MEGA_DIST_PORT)", () => {
+  it('TORCHELASTIC_USE_AGENT_STORE=True: the agent holds MASTER_PORT, so the rendezvous uses the next port (or MEGA_DIST_PORT)', () => {
     const base = {
-      RANK: '0', WORLD_SIZE: '2', LOCAL_RANK: '0', LOCAL_WORLD_SIZE: '2', MASTER_ADDR: '127.0.0.1', MASTER_PORT: '29500', TORCHELASTIC_USE_AGENT_STORE: 'True',
+      RANK: '0',
+      WORLD_SIZE: '2',
+      LOCAL_RANK: '0',
+      LOCAL_WORLD_SIZE: '2',
+      MASTER_ADDR: '127.0.0.1',
+      MASTER_PORT: '29500',
+      TORCHELASTIC_USE_AGENT_STORE: 'True',
     };
     expect(detectLauncher(base)).toMatchObject({ agentStore: true, masterPort: 29500, rendezvousPort: 29501 });
     expect(detectLauncher({ ...base, MEGA_DIST_PORT: '40000' })).toMatchObject({ rendezvousPort: 40000 });
@@ -26,38 +49,74 @@ describe('launcher detection', () => {
 
   it('mega train --workers sets the torchrun variables (launcher "workers")', () => {
     const e = detectLauncher({
-      RANK: '1', WORLD_SIZE: '2', LOCAL_RANK: '1', LOCAL_WORLD_SIZE: '2', MASTER_ADDR: '127.0.0.1', MASTER_PORT: '1234',
-      MEGA_LAUNCHER: 'workers', MEGA_RESTART_COUNT: '1',
+      RANK: '1',
+      WORLD_SIZE: '2',
+      LOCAL_RANK: '1',
+      LOCAL_WORLD_SIZE: '2',
+      MASTER_ADDR: '127.0.0.1',
+      MASTER_PORT: '1234',
+      MEGA_LAUNCHER: 'workers',
+      MEGA_RESTART_COUNT: '1',
     });
     expect(e).toMatchObject({ launcher: 'workers', rank: 1, worldSize: 2, restartCount: 1 });
   });
 
   it('Slurm: ranks from SLURM_*, master = first host of the step node list, port from the job id', () => {
     const e = detectLauncher({
-      SLURM_PROCID: '5', SLURM_NTASKS: '6', SLURM_LOCALID: '1', SLURM_NODEID: '2', SLURM_STEP_TASKS_PER_NODE: '2(x3)',
-      SLURM_STEP_NODELIST: 'gpu[07-09]', SLURM_JOB_NODELIST: 'gpu[01-20]', SLURM_JOB_ID: '123456',
+      SLURM_PROCID: '5',
+      SLURM_NTASKS: '6',
+      SLURM_LOCALID: '1',
+      SLURM_NODEID: '2',
+      SLURM_STEP_TASKS_PER_NODE: '2(x3)',
+      SLURM_STEP_NODELIST: 'gpu[07-09]',
+      SLURM_JOB_NODELIST: 'gpu[01-20]',
+      SLURM_JOB_ID: '123456',
     });
     expect(e).toEqual({
-      launcher: 'slurm', rank: 5, worldSize: 6, localRank: 1, localWorldSize: 2, masterAddr: 'gpu07', masterPort: 10000 + (123456 % 20000),
-      rendezvousPort: 10000 + (123456 % 20000), agentStore: false, restartCount: 0,
+      launcher: 'slurm',
+      rank: 5,
+      worldSize: 6,
+      localRank: 1,
+      localWorldSize: 2,
+      masterAddr: 'gpu07',
+      masterPort: 10000 + (123456 % 20000),
+      rendezvousPort: 10000 + (123456 % 20000),
+      agentStore: false,
+      restartCount: 0,
     });
-    expect(detectLauncher({ SLURM_PROCID: '0', SLURM_NTASKS: '2', SLURM_JOB_NODELIST: 'a,b', MASTER_ADDR: 'x', MASTER_PORT: '7' }))
-      .toMatchObject({ masterAddr: 'x', masterPort: 7 });
+    expect(detectLauncher({ SLURM_PROCID: '0', SLURM_NTASKS: '2', SLURM_JOB_NODELIST: 'a,b', MASTER_ADDR: 'x', MASTER_PORT: '7' })).toMatchObject({
+      masterAddr: 'x',
+      masterPort: 7,
+    });
   });
 
   it('Open MPI and PMI variables', () => {
-    expect(detectLauncher({ OMPI_COMM_WORLD_RANK: '1', OMPI_COMM_WORLD_SIZE: '2', OMPI_COMM_WORLD_LOCAL_RANK: '1', OMPI_COMM_WORLD_LOCAL_SIZE: '2' }))
-      .toMatchObject({ launcher: 'openmpi', rank: 1, worldSize: 2, localRank: 1, localWorldSize: 2, masterAddr: '127.0.0.1', masterPort: 29500 });
+    expect(
+      detectLauncher({ OMPI_COMM_WORLD_RANK: '1', OMPI_COMM_WORLD_SIZE: '2', OMPI_COMM_WORLD_LOCAL_RANK: '1', OMPI_COMM_WORLD_LOCAL_SIZE: '2' }),
+    ).toMatchObject({ launcher: 'openmpi', rank: 1, worldSize: 2, localRank: 1, localWorldSize: 2, masterAddr: '127.0.0.1', masterPort: 29500 });
     // across hosts the tcp backend needs MASTER_ADDR: left empty, reported when the group starts
     const ompi = { OMPI_COMM_WORLD_RANK: '3', OMPI_COMM_WORLD_SIZE: '4', OMPI_COMM_WORLD_LOCAL_RANK: '1', OMPI_COMM_WORLD_LOCAL_SIZE: '2' };
     expect(detectLauncher(ompi).masterAddr).toBe('');
-    expect(detectLauncher({ PMI_RANK: '2', PMI_SIZE: '4', MPI_LOCALRANKID: '0', MPI_LOCALNRANKS: '2', MASTER_ADDR: 'h0' }))
-      .toMatchObject({ launcher: 'pmi', rank: 2, worldSize: 4, localRank: 0, localWorldSize: 2, masterAddr: 'h0' });
+    expect(detectLauncher({ PMI_RANK: '2', PMI_SIZE: '4', MPI_LOCALRANKID: '0', MPI_LOCALNRANKS: '2', MASTER_ADDR: 'h0' })).toMatchObject({
+      launcher: 'pmi',
+      rank: 2,
+      worldSize: 4,
+      localRank: 0,
+      localWorldSize: 2,
+      masterAddr: 'h0',
+    });
   });
 
   it('the first launcher found wins (torchrun before Slurm before Open MPI before PMI)', () => {
     const env = {
-      RANK: '0', WORLD_SIZE: '1', SLURM_PROCID: '1', SLURM_NTASKS: '2', OMPI_COMM_WORLD_RANK: '1', OMPI_COMM_WORLD_SIZE: '2', PMI_RANK: '1', PMI_SIZE: '2',
+      RANK: '0',
+      WORLD_SIZE: '1',
+      SLURM_PROCID: '1',
+      SLURM_NTASKS: '2',
+      OMPI_COMM_WORLD_RANK: '1',
+      OMPI_COMM_WORLD_SIZE: '2',
+      PMI_RANK: '1',
+      PMI_SIZE: '2',
     };
     expect(detectLauncher(env).launcher).toBe('torchrun');
     const { RANK: _r, WORLD_SIZE: _w, ...noTorch } = env;
@@ -103,7 +162,7 @@ describe('Slurm host lists', () => {
   });
 });
 
-describe('mega train --workers: the workers\' command line', () => {
+describe("mega train --workers: the workers' command line", () => {
   it('drops --workers / --max-restarts; a restart resumes (adds --resume, drops --overwrite)', () => {
     const argv = ['--workers', '2', '--max-restarts=3', '--lr', '0.1', '--overwrite', '--save-dir', 'x'];
     expect(workerArgv(argv, false)).toEqual(['--lr', '0.1', '--overwrite', '--save-dir', 'x']);

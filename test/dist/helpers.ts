@@ -66,7 +66,8 @@ export function run(cmd: string, args: readonly string[], opts: { env?: Record<s
   const env: Record<string, string | undefined> = { ...process.env, MEGA_THREADS: '1', ...(opts.env ?? {}) };
   for (const k of Object.keys(env)) if (env[k] === undefined) delete env[k];
   const child = spawn(cmd, args, { env: env as NodeJS.ProcessEnv, cwd: opts.cwd ?? ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '', stderr = '';
+  let stdout = '',
+    stderr = '';
   child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 60000);
@@ -87,13 +88,21 @@ export function run(cmd: string, args: readonly string[], opts: { env?: Record<s
 /** Environment variables of rank `rank` of a torchrun-style job. */
 export function torchrunEnv(rank: number, worldSize: number, port: number, extra: Record<string, string> = {}): Record<string, string> {
   return {
-    RANK: String(rank), WORLD_SIZE: String(worldSize), LOCAL_RANK: String(rank), LOCAL_WORLD_SIZE: String(worldSize),
-    GROUP_RANK: '0', ROLE_RANK: String(rank), ROLE_WORLD_SIZE: String(worldSize), ROLE_NAME: 'default',
-    MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port),
-    TORCHELASTIC_RESTART_COUNT: '0', TORCHELASTIC_MAX_RESTARTS: '0', TORCHELASTIC_RUN_ID: 'none',
-    TORCHELASTIC_USE_AGENT_STORE: 'False', TORCHELASTIC_ERROR_FILE: '',
+    RANK: String(rank),
+    WORLD_SIZE: String(worldSize),
+    LOCAL_RANK: String(rank),
+    LOCAL_WORLD_SIZE: String(worldSize),
+    GROUP_RANK: '0',
+    ROLE_RANK: String(rank),
+    ROLE_WORLD_SIZE: String(worldSize),
+    ROLE_NAME: 'default',
+    MASTER_ADDR: '127.0.0.1',
+    MASTER_PORT: String(port),
+    TORCHELASTIC_RESTART_COUNT: '0',
+    TORCHELASTIC_MAX_RESTARTS: '0',
+    TORCHELASTIC_RUN_ID: 'none',
+    TORCHELASTIC_USE_AGENT_STORE: 'False',
+    TORCHELASTIC_ERROR_FILE: '',
     ...extra,
   };
 }
-
-

@@ -43,10 +43,45 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 describe('mega train --workers: launcher killed', () => {
   it('SIGKILL of the launcher stops its workers', async () => {
     const dir = join(tmp, 'run');
-    const launcher = run('node', [cli, 'train', '--listops-train', '48', '--listops-valid', '16', '--listops-test', '8', '--batch-size', '8',
-      '--layers', '1', '--embed-dim', '16', '--hidden-dim', '16', '--z-dim', '8', '--n-dim', '2', '--warmup-updates', '1', '--quiet',
-      '--max-update', '1000000', '--validate-interval-updates', '0', '--save-interval-updates', '0', '--workers', '2', '--save-dir', dir],
-      { timeoutMs: 120000 });
+    const launcher = run(
+      'node',
+      [
+        cli,
+        'train',
+        '--listops-train',
+        '48',
+        '--listops-valid',
+        '16',
+        '--listops-test',
+        '8',
+        '--batch-size',
+        '8',
+        '--layers',
+        '1',
+        '--embed-dim',
+        '16',
+        '--hidden-dim',
+        '16',
+        '--z-dim',
+        '8',
+        '--n-dim',
+        '2',
+        '--warmup-updates',
+        '1',
+        '--quiet',
+        '--max-update',
+        '1000000',
+        '--validate-interval-updates',
+        '0',
+        '--save-interval-updates',
+        '0',
+        '--workers',
+        '2',
+        '--save-dir',
+        dir,
+      ],
+      { timeoutMs: 120000 },
+    );
     const pid = launcher.child.pid!;
     // training has started once rank 0 wrote its start record
     for (let i = 0; i < 600 && !(existsSync(join(dir, 'metrics.jsonl')) && children(pid).length === 2); i++) await sleep(100);
@@ -68,13 +103,31 @@ describe('mega train --workers: launcher killed', () => {
 
 describe('mega train --workers: bad input', () => {
   it('a config or data error is printed once by the launcher, exit 2, no worker started', async () => {
-    const base = ['--listops-train', '48', '--listops-valid', '16', '--batch-size', '8', '--layers', '1', '--embed-dim', '16', '--quiet',
-      '--max-update', '2', '--workers', '2'];
+    const base = [
+      '--listops-train',
+      '48',
+      '--listops-valid',
+      '16',
+      '--batch-size',
+      '8',
+      '--layers',
+      '1',
+      '--embed-dim',
+      '16',
+      '--quiet',
+      '--max-update',
+      '2',
+      '--workers',
+      '2',
+    ];
     const [data, config] = await Promise.all([
       run('node', [cli, 'train', ...base, '--task', 'text', '--data', '/nonexistent/mega', '--save-dir', join(tmp, 'bad-data')], { timeoutMs: 60000 }).done,
       run('node', [cli, 'train', ...base, '--chunk-size', '0', '--save-dir', join(tmp, 'bad-config')], { timeoutMs: 60000 }).done,
     ]);
-    const cases = [[data, /^mega train: .*\/nonexistent\/mega.*no such file or folder/], [config, /^mega train: --chunk-size = 0: expected -1/]] as const;
+    const cases = [
+      [data, /^mega train: .*\/nonexistent\/mega.*no such file or folder/],
+      [config, /^mega train: --chunk-size = 0: expected -1/],
+    ] as const;
     for (const [r, re] of cases) {
       expect(r.code, r.stderr).toBe(2);
       expect(r.stderr.trim().split('\n'), r.stderr).toHaveLength(1);
@@ -84,4 +137,3 @@ describe('mega train --workers: bad input', () => {
     expect(existsSync(join(tmp, 'bad-config'))).toBe(false);
   }, 60000);
 });
-

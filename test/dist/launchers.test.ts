@@ -50,55 +50,103 @@ afterAll(() => {
 });
 
 describe.concurrent('launchers', () => {
-  it.skipIf(skipMpi)('mpirun -np 2 with the mpi group (MPI_Allreduce through koffi)', async () => {
-    const out = join(tmp, 'mpi');
-    // vader's single-copy mechanism (CMA) needs ptrace rights containers often lack: plain copies
-    const p = await run('mpirun', ['--allow-run-as-root', '--oversubscribe', '-np', '2', 'node', worker, JSON.stringify({ ...BASE, out, backend: 'mpi' })], {
-      timeoutMs: 60000, env: { OMPI_MCA_btl_vader_single_copy_mechanism: 'none' },
-    }).done;
-    expect(p.code, p.stderr + p.stdout).toBe(0);
-    expect(params(out, 0).backend).toBe('mpi');
-    expectRef(out, 2);
-  }, 60000);
-
-  it.skipIf(skipTorchrun)('torchrun --nproc_per_node 2 (the agent store holds MASTER_PORT)', async () => {
-    const out = join(tmp, 'torchrun');
-    const port = await freePort();
-    // --redirects 1 --tee 1: Debian's torch 1.13 on Python 3.11 cannot parse the default "0"
-    const p = await run('torchrun', [
-      '--nnodes', '1', '--nproc_per_node', '2', '--master_addr', '127.0.0.1', '--master_port', String(port),
-      '--redirects', '1', '--tee', '1', '--log_dir', join(tmp, 'torchrun-logs'), '--no_python', 'node', worker, JSON.stringify({ ...BASE, out }),
-    ], { timeoutMs: 90000 }).done;
-    expect(p.code, p.stderr + p.stdout).toBe(0);
-    expect(params(out, 0).backend).toBe('tcp');
-    expectRef(out, 2);
-  }, 90000);
-
-  it.skipIf(skipNetns)('two hosts (network namespaces joined by veth, 10.77.0.1 and 10.77.0.2), one worker each', async () => {
-    const id = process.pid % 100000;
-    const ns = [`megaA${id}`, `megaB${id}`], veth = [`mgA${id}`, `mgB${id}`], addr = ['10.77.0.1', '10.77.0.2'];
-    const ip = (...a: string[]): void => {
-      const r = spawnSync('ip', a, { encoding: 'utf8' });
-      if (r.status !== 0) throw new Error(`ip ${a.join(' ')}: ${r.stderr}`);
-    };
-    try {
-      for (const n of ns) ip('netns', 'add', n);
-      ip('link', 'add', veth[0], 'type', 'veth', 'peer', 'name', veth[1]);
-      for (let i = 0; i < 2; i++) {
-        ip('link', 'set', veth[i], 'netns', ns[i]);
-        ip('-n', ns[i], 'addr', 'add', `${addr[i]}/24`, 'dev', veth[i]);
-        ip('-n', ns[i], 'link', 'set', veth[i], 'up');
-        ip('-n', ns[i], 'link', 'set', 'lo', 'up');
-      }
-      const out = join(tmp, 'netns');
-      const procs = await Promise.all([0, 1].map((r) => run('ip', ['netns', 'exec', ns[r], 'node', worker, JSON.stringify({ ...BASE, out })], {
-        env: { RANK: String(r), WORLD_SIZE: '2', LOCAL_RANK: '0', LOCAL_WORLD_SIZE: '1', GROUP_RANK: String(r), MASTER_ADDR: addr[0], MASTER_PORT: '29500' },
+  it.skipIf(skipMpi)(
+    'mpirun -np 2 with the mpi group (MPI_Allreduce through koffi)',
+    async () => {
+      const out = join(tmp, 'mpi');
+      // vader's single-copy mechanism (CMA) needs ptrace rights containers often lack: plain copies
+      const p = await run('mpirun', ['--allow-run-as-root', '--oversubscribe', '-np', '2', 'node', worker, JSON.stringify({ ...BASE, out, backend: 'mpi' })], {
         timeoutMs: 60000,
-      }).done));
-      for (const p of procs) expect(p.code, p.stderr).toBe(0);
+        env: { OMPI_MCA_btl_vader_single_copy_mechanism: 'none' },
+      }).done;
+      expect(p.code, p.stderr + p.stdout).toBe(0);
+      expect(params(out, 0).backend).toBe('mpi');
       expectRef(out, 2);
-    } finally {
-      for (const n of ns) spawnSync('ip', ['netns', 'del', n], { stdio: 'ignore' });
-    }
-  }, 60000);
+    },
+    60000,
+  );
+
+  it.skipIf(skipTorchrun)(
+    'torchrun --nproc_per_node 2 (the agent store holds MASTER_PORT)',
+    async () => {
+      const out = join(tmp, 'torchrun');
+      const port = await freePort();
+      // --redirects 1 --tee 1: Debian's torch 1.13 on Python 3.11 cannot parse the default "0"
+      const p = await run(
+        'torchrun',
+        [
+          '--nnodes',
+          '1',
+          '--nproc_per_node',
+          '2',
+          '--master_addr',
+          '127.0.0.1',
+          '--master_port',
+          String(port),
+          '--redirects',
+          '1',
+          '--tee',
+          '1',
+          '--log_dir',
+          join(tmp, 'torchrun-logs'),
+          '--no_python',
+          'node',
+          worker,
+          JSON.stringify({ ...BASE, out }),
+        ],
+        { timeoutMs: 90000 },
+      ).done;
+      expect(p.code, p.stderr + p.stdout).toBe(0);
+      expect(params(out, 0).backend).toBe('tcp');
+      expectRef(out, 2);
+    },
+    90000,
+  );
+
+  it.skipIf(skipNetns)(
+    'two hosts (network namespaces joined by veth, 10.77.0.1 and 10.77.0.2), one worker each',
+    async () => {
+      const id = process.pid % 100000;
+      const ns = [`megaA${id}`, `megaB${id}`],
+        veth = [`mgA${id}`, `mgB${id}`],
+        addr = ['10.77.0.1', '10.77.0.2'];
+      const ip = (...a: string[]): void => {
+        const r = spawnSync('ip', a, { encoding: 'utf8' });
+        if (r.status !== 0) throw new Error(`ip ${a.join(' ')}: ${r.stderr}`);
+      };
+      try {
+        for (const n of ns) ip('netns', 'add', n);
+        ip('link', 'add', veth[0], 'type', 'veth', 'peer', 'name', veth[1]);
+        for (let i = 0; i < 2; i++) {
+          ip('link', 'set', veth[i], 'netns', ns[i]);
+          ip('-n', ns[i], 'addr', 'add', `${addr[i]}/24`, 'dev', veth[i]);
+          ip('-n', ns[i], 'link', 'set', veth[i], 'up');
+          ip('-n', ns[i], 'link', 'set', 'lo', 'up');
+        }
+        const out = join(tmp, 'netns');
+        const procs = await Promise.all(
+          [0, 1].map(
+            (r) =>
+              run('ip', ['netns', 'exec', ns[r], 'node', worker, JSON.stringify({ ...BASE, out })], {
+                env: {
+                  RANK: String(r),
+                  WORLD_SIZE: '2',
+                  LOCAL_RANK: '0',
+                  LOCAL_WORLD_SIZE: '1',
+                  GROUP_RANK: String(r),
+                  MASTER_ADDR: addr[0],
+                  MASTER_PORT: '29500',
+                },
+                timeoutMs: 60000,
+              }).done,
+          ),
+        );
+        for (const p of procs) expect(p.code, p.stderr).toBe(0);
+        expectRef(out, 2);
+      } finally {
+        for (const n of ns) spawnSync('ip', ['netns', 'del', n], { stdio: 'ignore' });
+      }
+    },
+    60000,
+  );
 });

@@ -25,8 +25,31 @@ afterAll(() => {
 
 /** Tiny generated-ListOps run (dropout off: data parallel equals one process only without it). */
 const TINY = [
-  '--listops-train', '48', '--listops-valid', '16', '--listops-test', '8', '--batch-size', '8', '--layers', '1', '--embed-dim', '16',
-  '--hidden-dim', '16', '--z-dim', '8', '--n-dim', '2', '--warmup-updates', '1', '--quiet', '--dropout', '0', '--update-freq', '2',
+  '--listops-train',
+  '48',
+  '--listops-valid',
+  '16',
+  '--listops-test',
+  '8',
+  '--batch-size',
+  '8',
+  '--layers',
+  '1',
+  '--embed-dim',
+  '16',
+  '--hidden-dim',
+  '16',
+  '--z-dim',
+  '8',
+  '--n-dim',
+  '2',
+  '--warmup-updates',
+  '1',
+  '--quiet',
+  '--dropout',
+  '0',
+  '--update-freq',
+  '2',
 ];
 
 function mega(args: string[], env: Record<string, string> = {}) {
@@ -51,31 +74,38 @@ describe('mega train --workers', () => {
     const r = JSON.parse(lines[0]!);
     expect(r).toMatchObject({ status: 'completed', updates: 4 });
     expect(r.valid_accuracy).toBe(JSON.parse(one.stdout).valid_accuracy);
-    const a = weights(join(tmp, 'one')), b = weights(join(tmp, 'two'));
+    const a = weights(join(tmp, 'one')),
+      b = weights(join(tmp, 'two'));
     for (const k of Object.keys(a)) expectClose(b[k]!, a[k]!, { rtol: 1e-5, what: k }); // f32: float rounding
-    const starts = readFileSync(join(tmp, 'two', 'metrics.jsonl'), 'utf8').split('\n').filter((l) => l.includes('"type":"start"'));
+    const starts = readFileSync(join(tmp, 'two', 'metrics.jsonl'), 'utf8')
+      .split('\n')
+      .filter((l) => l.includes('"type":"start"'));
     expect(starts).toHaveLength(1);
   }, 90000);
 
-  it('a killed worker fails the job naming the lost rank, the last checkpoint ' +
-    'intact; --max-restarts resumes it to the exact parameters of an uninterrupted run', async () => {
-    const common = ['--max-update', '6', '--save-interval-updates', '2', '--workers', '2', '--dist-timeout', '20'];
-    const [clean, failed, restarted] = await Promise.all([
-      mega([...common, '--save-dir', join(tmp, 'clean')]),
-      mega([...common, '--save-dir', join(tmp, 'failed')], { MEGA_DIST_FAULT: 'kill:1@3' }),
-      mega([...common, '--save-dir', join(tmp, 'restarted'), '--max-restarts', '1'], { MEGA_DIST_FAULT: 'kill:1@3' }),
-    ]);
-    expect(clean.code, clean.stderr).toBe(0);
-    // without restarts: non-zero exit, rank 0 names rank 1, the checkpoint of update 2 is intact
-    expect(failed.code).toBe(1);
-    expect(failed.stderr).toMatch(/mega train: rank 0: lost rank 1/);
-    expect(failed.stderr).toMatch(/worker rank 1 was killed by SIGKILL/);
-    const ck = loadCheckpoint(join(tmp, 'failed', 'checkpoint_last.safetensors'));
-    expect(ck.update).toBe(2);
-    // with a restart: resumed from update 2, bitwise the clean run's parameters
-    expect(restarted.code, restarted.stderr).toBe(0);
-    expect(restarted.stderr).toMatch(/restarting 2 workers \(restart 1 of 1\) from .*checkpoint_last/);
-    expect(weights(join(tmp, 'restarted'))).toEqual(weights(join(tmp, 'clean')));
-    expect(existsSync(join(tmp, 'restarted', 'checkpoint_last.state.safetensors'))).toBe(true);
-  }, 90000);
+  it(
+    'a killed worker fails the job naming the lost rank, the last checkpoint ' +
+      'intact; --max-restarts resumes it to the exact parameters of an uninterrupted run',
+    async () => {
+      const common = ['--max-update', '6', '--save-interval-updates', '2', '--workers', '2', '--dist-timeout', '20'];
+      const [clean, failed, restarted] = await Promise.all([
+        mega([...common, '--save-dir', join(tmp, 'clean')]),
+        mega([...common, '--save-dir', join(tmp, 'failed')], { MEGA_DIST_FAULT: 'kill:1@3' }),
+        mega([...common, '--save-dir', join(tmp, 'restarted'), '--max-restarts', '1'], { MEGA_DIST_FAULT: 'kill:1@3' }),
+      ]);
+      expect(clean.code, clean.stderr).toBe(0);
+      // without restarts: non-zero exit, rank 0 names rank 1, the checkpoint of update 2 is intact
+      expect(failed.code).toBe(1);
+      expect(failed.stderr).toMatch(/mega train: rank 0: lost rank 1/);
+      expect(failed.stderr).toMatch(/worker rank 1 was killed by SIGKILL/);
+      const ck = loadCheckpoint(join(tmp, 'failed', 'checkpoint_last.safetensors'));
+      expect(ck.update).toBe(2);
+      // with a restart: resumed from update 2, bitwise the clean run's parameters
+      expect(restarted.code, restarted.stderr).toBe(0);
+      expect(restarted.stderr).toMatch(/restarting 2 workers \(restart 1 of 1\) from .*checkpoint_last/);
+      expect(weights(join(tmp, 'restarted'))).toEqual(weights(join(tmp, 'clean')));
+      expect(existsSync(join(tmp, 'restarted', 'checkpoint_last.state.safetensors'))).toBe(true);
+    },
+    90000,
+  );
 });
