@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildForChildren, run, type Built } from '../dist/helpers.js';
+import { tinyListops } from '../tiny.js';
 
 let built: Built;
 let cli: string;
@@ -48,29 +49,7 @@ describe('backend selection', () => {
 });
 
 describe('learning-rate schedule from --max-update', () => {
-  const TINY = [
-    '--listops-train',
-    '48',
-    '--listops-valid',
-    '16',
-    '--listops-test',
-    '8',
-    '--batch-size',
-    '8',
-    '--layers',
-    '1',
-    '--embed-dim',
-    '16',
-    '--hidden-dim',
-    '16',
-    '--z-dim',
-    '8',
-    '--n-dim',
-    '2',
-    '--quiet',
-    '--log-interval',
-    '1',
-  ];
+  const TINY = [...tinyListops(48), '--log-interval', '1'];
 
   it('--max-update 100 (= the default warmup) scales the warmup like the default run (listops: 100 of 1000 updates → 10 of 100)', async () => {
     const dir = join(tmp, 'short');

@@ -4,34 +4,13 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { main } from '../../src/cli/main.js';
 import { readSafetensors } from '../../src/io/safetensors.js';
+import { tinyListops } from '../tiny.js';
 
 const root = mkdtempSync(join(tmpdir(), 'mega-cli-train-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 /** Tiny generated-ListOps options (a run of a few updates takes well under a second). */
-const TINY = [
-  '--listops-train',
-  '64',
-  '--listops-valid',
-  '16',
-  '--listops-test',
-  '8',
-  '--batch-size',
-  '8',
-  '--layers',
-  '1',
-  '--embed-dim',
-  '16',
-  '--hidden-dim',
-  '16',
-  '--z-dim',
-  '8',
-  '--n-dim',
-  '2',
-  '--warmup-updates',
-  '1',
-  '--quiet',
-];
+const TINY = [...tinyListops(64), '--warmup-updates', '1'];
 
 let stdout: string[] = [];
 let stderr: string[] = [];

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildForChildren, run, type Built } from './helpers.js';
+import { tinyListops } from '../tiny.js';
 
 let built: Built;
 let cli: string;
@@ -48,27 +49,9 @@ describe('mega train --workers: launcher killed', () => {
       [
         cli,
         'train',
-        '--listops-train',
-        '48',
-        '--listops-valid',
-        '16',
-        '--listops-test',
-        '8',
-        '--batch-size',
-        '8',
-        '--layers',
-        '1',
-        '--embed-dim',
-        '16',
-        '--hidden-dim',
-        '16',
-        '--z-dim',
-        '8',
-        '--n-dim',
-        '2',
+        ...tinyListops(48),
         '--warmup-updates',
         '1',
-        '--quiet',
         '--max-update',
         '1000000',
         '--validate-interval-updates',

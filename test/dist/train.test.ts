@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadCheckpoint } from '../../src/train/checkpoint.js';
 import { expectClose } from '../../src/verify/compare.js';
 import { buildForChildren, run, type Built } from './helpers.js';
+import { tinyListops } from '../tiny.js';
 
 let built: Built;
 let cli: string;
@@ -24,33 +25,7 @@ afterAll(() => {
 });
 
 /** Tiny generated-ListOps run (dropout off: data parallel equals one process only without it). */
-const TINY = [
-  '--listops-train',
-  '48',
-  '--listops-valid',
-  '16',
-  '--listops-test',
-  '8',
-  '--batch-size',
-  '8',
-  '--layers',
-  '1',
-  '--embed-dim',
-  '16',
-  '--hidden-dim',
-  '16',
-  '--z-dim',
-  '8',
-  '--n-dim',
-  '2',
-  '--warmup-updates',
-  '1',
-  '--quiet',
-  '--dropout',
-  '0',
-  '--update-freq',
-  '2',
-];
+const TINY = [...tinyListops(48), '--warmup-updates', '1', '--dropout', '0', '--update-freq', '2'];
 
 function mega(args: string[], env: Record<string, string> = {}) {
   return run('node', [cli, 'train', ...TINY, ...args], { env, timeoutMs: 90000 }).done;

@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mainJobSaveDir } from '../../src/cli/train.js';
 import { loadCheckpoint } from '../../src/train/checkpoint.js';
 import { buildForChildren, run, type Built } from '../dist/helpers.js';
+import { tinyListops } from '../tiny.js';
 
 let built: Built;
 let cli: string;
@@ -25,31 +26,7 @@ afterAll(() => {
   rmSync(tmp, { recursive: true, force: true });
 });
 
-const TINY = [
-  '--listops-train',
-  '48',
-  '--listops-valid',
-  '16',
-  '--listops-test',
-  '8',
-  '--batch-size',
-  '8',
-  '--layers',
-  '1',
-  '--embed-dim',
-  '16',
-  '--hidden-dim',
-  '16',
-  '--z-dim',
-  '8',
-  '--n-dim',
-  '2',
-  '--warmup-updates',
-  '1',
-  '--quiet',
-  '--dropout',
-  '0.1',
-];
+const TINY = [...tinyListops(48), '--warmup-updates', '1', '--dropout', '0.1'];
 
 function mega(args: string[], env: Record<string, string> = {}) {
   return run('node', [cli, 'train', ...TINY, ...args], { env, timeoutMs: 90000 }).done;

@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildForChildren, run, type Built } from '../../../dist/helpers.js';
 import { skipWithout } from '../../../system.js';
 import { gpuAvailable } from '../gpu-probe.js';
+import { tinyListops } from '../../../tiny.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'mega-gpujs-train-'));
 let built: Built;
@@ -20,33 +21,7 @@ afterAll(() => {
   rmSync(tmp, { recursive: true, force: true });
 });
 
-const TINY = [
-  '--listops-train',
-  '48',
-  '--listops-valid',
-  '16',
-  '--listops-test',
-  '8',
-  '--batch-size',
-  '8',
-  '--layers',
-  '1',
-  '--embed-dim',
-  '16',
-  '--hidden-dim',
-  '16',
-  '--z-dim',
-  '8',
-  '--n-dim',
-  '2',
-  '--quiet',
-  '--log-interval',
-  '1',
-  '--max-update',
-  '4',
-  '--validate-interval-updates',
-  '0',
-];
+const TINY = [...tinyListops(48), '--log-interval', '1', '--max-update', '4', '--validate-interval-updates', '0'];
 
 function losses(dir: string): number[] {
   return readFileSync(join(dir, 'metrics.jsonl'), 'utf8')
