@@ -255,44 +255,6 @@ const DERIVED: Readonly<Record<ModelKind, Readonly<Record<string, string>>>> = {
   },
 };
 
-/** Raw fairseq model fields accepted as flags (`--encoder-layers`, ...) besides the generic ones. */
-export const RAW_MODEL_FIELDS: readonly string[] = [
-  'encoder_layers',
-  'decoder_layers',
-  'encoder_embed_dim',
-  'decoder_embed_dim',
-  'encoder_hidden_dim',
-  'decoder_hidden_dim',
-  'encoder_ffn_embed_dim',
-  'decoder_ffn_embed_dim',
-  'encoder_z_dim',
-  'decoder_z_dim',
-  'encoder_n_dim',
-  'decoder_n_dim',
-  'encoder_chunk_size',
-  'decoder_chunk_size',
-  'classifier_out_dim',
-  'classifier_layers',
-  'act_dropout',
-  'normalization_type',
-  'encoder_normalize_before',
-  'max_source_positions',
-  'max_target_positions',
-  'share_all_embeddings',
-  'share_decoder_input_output_embed',
-  'no_affine_final_norm',
-  'no_scale_embedding',
-  'sen_rep_type',
-  'adaptive_input',
-  'adaptive_input_cutoff',
-  'adaptive_input_factor',
-  'adaptive_softmax_cutoff',
-  'adaptive_softmax_factor',
-  'adaptive_softmax_dropout',
-  'tie_adaptive_weights',
-  'tie_adaptive_proj',
-];
-
 /**
  * The complete model namespace for a training run: reference arch defaults ← CPU preset overrides
  * ← the user's model settings (generic flags mapped to the family's fields, raw fields as given)
@@ -312,7 +274,7 @@ export function resolveModelArgs(arch: string, task: TaskName, user: Readonly<Re
     if (v === undefined) continue;
     const targets = GENERIC_MAP[kind][k];
     if (targets) for (const t of targets) given[t] = v;
-    else if (TRAIN_OPTIONS[k]?.model || RAW_MODEL_FIELDS.includes(k)) given[k] = v;
+    else if (TRAIN_OPTIONS[k]?.model) given[k] = v;
   }
   if (kind === 'sc_raw' && user.speech_length !== undefined && given.max_positions === undefined) given.max_positions = user.speech_length;
   // a field derived from another one follows the user's change of its source unless given itself
