@@ -13,6 +13,7 @@ import { promisify } from 'node:util';
 import { build } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { main } from '../../src/cli/main.js';
+import { tinyRun } from '../tiny.js';
 
 const repo = resolve(__dirname, '../..');
 const dir = mkdtempSync(join(tmpdir(), 'mega-docs-'));
@@ -21,23 +22,7 @@ const blocks = [...readFileSync(join(repo, 'docs/API.md'), 'utf8').matchAll(/```
 
 beforeAll(async () => {
   vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
-  const small = [
-    '--layers',
-    '1',
-    '--embed-dim',
-    '16',
-    '--hidden-dim',
-    '16',
-    '--z-dim',
-    '8',
-    '--n-dim',
-    '2',
-    '--batch-size',
-    '4',
-    '--max-update',
-    '2',
-    '--quiet',
-  ];
+  const small = tinyRun(2);
   expect(await main(['train', '--listops-train', '32', '--listops-valid', '8', '--listops-test', '8', ...small, '--save-dir', join(dir, 'checkpoints')])).toBe(
     0,
   );

@@ -15,10 +15,11 @@ import { loadModelFile } from '../../src/train/fairseq-import.js';
 import { fromStorage } from '../../src/tensor/tensor.js';
 import { noGrad } from '../../src/autograd/engine.js';
 import { LRAModel } from '../../src/mega/models/lra.js';
+import { tinyRun } from '../tiny.js';
 
 const root = mkdtempSync(join(tmpdir(), 'mega-api-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
-const SMALL = ['--layers', '1', '--embed-dim', '16', '--hidden-dim', '16', '--z-dim', '8', '--n-dim', '2', '--batch-size', '4', '--max-update', '2', '--quiet'];
+const SMALL = tinyRun(2);
 
 let stdout: string[] = [];
 beforeEach(() => {

@@ -19,6 +19,7 @@ import { matmul } from '../../src/tensor/kernels.js';
 import { setSimd } from '../../src/tensor/backends/cpu/wasm/runtime.js';
 import { fromStorage } from '../../src/tensor/tensor.js';
 import { skipWithout } from '../system.js';
+import { tinyRun } from '../tiny.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const repo = resolve(__dirname, '../..');
@@ -64,23 +65,7 @@ if (skipWithout({ chromium: have })) {
       const b = await buildBrowser();
       process.stdout.write(`browser bundle: ${b.bytes} bytes\n`);
       vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
-      const small = [
-        '--layers',
-        '1',
-        '--embed-dim',
-        '16',
-        '--hidden-dim',
-        '16',
-        '--z-dim',
-        '8',
-        '--n-dim',
-        '2',
-        '--batch-size',
-        '4',
-        '--max-update',
-        '3',
-        '--quiet',
-      ];
+      const small = tinyRun(3);
       expect(await main(['train', '--listops-train', '32', '--listops-valid', '8', '--listops-test', '8', ...small, '--save-dir', join(work, 'r1')])).toBe(0);
       expect(await main(['export', join(work, 'r1', 'checkpoint_last.safetensors'), listops])).toBe(0);
       writeFileSync(join(work, 'lm.txt'), 'the quick brown fox jumps over the lazy dog\n'.repeat(40));

@@ -13,6 +13,7 @@ import { archTask, buildFromModelArgs, CPU_PRESETS, resolveModelArgs } from '../
 import type { TaskInfo } from '../../src/mega/models/common.js';
 import { encodeWeights } from '../../src/train/checkpoint.js';
 import { loadModel } from '../../src/api/load.js';
+import { tinyRun } from '../tiny.js';
 
 const root = mkdtempSync(join(tmpdir(), 'mega-gen-presets-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -32,7 +33,7 @@ async function mega(...argv: string[]): Promise<{ code: number; out: string; err
   return { code, out: stdout.join(''), err: stderr.join('') };
 }
 
-const SMALL = ['--layers', '1', '--embed-dim', '16', '--hidden-dim', '16', '--z-dim', '8', '--n-dim', '2', '--batch-size', '4', '--max-update', '2', '--quiet'];
+const SMALL = tinyRun(2);
 
 describe('train with a CPU preset, then load / generate', () => {
   it('mega_lm_tiny: mega train --task lm, then mega generate', async () => {

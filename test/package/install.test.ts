@@ -14,6 +14,7 @@ import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { main } from '../../src/cli/main.js';
 import { classify, loadModel } from '../../src/index.js';
+import { tinyRun } from '../tiny.js';
 
 const repo = resolve(__dirname, '../..');
 const work = mkdtempSync(join(tmpdir(), 'mega-pack-'));
@@ -49,34 +50,7 @@ beforeAll(async () => {
   // the model the consumer will load: a tiny ListOps run exported as a model folder
   vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
   const save = join(work, 'run');
-  expect(
-    await main([
-      'train',
-      '--listops-train',
-      '32',
-      '--listops-valid',
-      '8',
-      '--listops-test',
-      '8',
-      '--layers',
-      '1',
-      '--embed-dim',
-      '16',
-      '--hidden-dim',
-      '16',
-      '--z-dim',
-      '8',
-      '--n-dim',
-      '2',
-      '--batch-size',
-      '4',
-      '--max-update',
-      '2',
-      '--quiet',
-      '--save-dir',
-      save,
-    ]),
-  ).toBe(0);
+  expect(await main(['train', '--listops-train', '32', '--listops-valid', '8', '--listops-test', '8', ...tinyRun(2), '--save-dir', save])).toBe(0);
   expect(await main(['export', join(save, 'checkpoint_last.safetensors'), model])).toBe(0);
   vi.restoreAllMocks();
   // with its prepack/postpack hooks, as `npm publish` packs (they drop the repository's `prepare`)
