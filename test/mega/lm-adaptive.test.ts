@@ -296,30 +296,9 @@ describe('import of a fairseq checkpoint with adaptive weights', () => {
     writeFileSync(path, torchZip(torchPickle(specs, args), storages));
   }
 
-  const ARGS = {
-    arch: 'mega_lm_adaptive_big',
-    decoder_layers: 2,
-    decoder_embed_dim: 16,
-    decoder_hidden_dim: 24,
-    decoder_ffn_embed_dim: 24,
-    decoder_z_dim: 8,
-    decoder_n_dim: 4,
-    decoder_input_dim: 16,
-    adaptive_input_cutoff: '8,16',
-    adaptive_softmax_cutoff: '8,16',
-    adaptive_input_factor: 2,
-    adaptive_softmax_factor: 2,
-    dropout: 0,
-    attention_dropout: 0,
-    hidden_dropout: 0,
-    activation_dropout: 0,
-    adaptive_softmax_dropout: 0,
-    truncation_length: 64,
-    max_target_positions: 64,
-    decoder_chunk_size: 4,
-    rel_pos_bias: 'rotary',
-    criterion: 'adaptive_loss',
-  };
+  // the model of SMALL as fairseq stores it (post-norm: the .pt writer stores no booleans)
+  const { normalize_before: _preNorm, ...smallArgs } = SMALL;
+  const ARGS = { arch: 'mega_lm_adaptive_big', ...smallArgs, decoder_chunk_size: 4, rel_pos_bias: 'rotary', criterion: 'adaptive_loss' };
 
   it('imports (vocabulary from the bands, tied tensors shared, buffers ignored) and gives the same log-probs and loss', () => {
     // ARGS: post-norm (the writer stores no booleans)
