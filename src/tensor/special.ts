@@ -69,7 +69,8 @@ function buildErfTable(): Float64Array {
   return t;
 }
 
-const ERF_TABLE = buildErfTable();
+/** The Taylor table of {@link erf} (built once; the wasm laplace kernel reads a copy). */
+export const ERF_TABLE = buildErfTable();
 
 /** The error function erf(x) = 2/√π ∫₀ˣ e^(−t²) dt (Taylor table; see the file comment). */
 export function erf(x: number): number {

@@ -30,8 +30,9 @@ export function elementwiseLoop(key: string, arity: number, expr: string): Loop 
   let fn = cache.get(key);
   if (fn) return fn;
   const names = Array.from({ length: arity }, (_, i) => i);
+  // the erf table is built only by the loops that call erf
   const src = `
-${ERF_SOURCE}
+${expr.includes('erf(') ? ERF_SOURCE : ''}
 return function loop(out, shape, ops) {
   ${names.map((i) => `const d${i} = ops[${i}].data, s${i} = ops[${i}].strides; let p${i} = ops[${i}].offset;`).join('\n  ')}
   const nd = shape.length;

@@ -28,7 +28,8 @@ const PARALLEL_SIZE = 1 << 18;
 /** Smallest task, in elements of work. */
 const MIN_TASK = 1 << 14;
 
-function simdMinSize(): number {
+/** {@link SIMD_MIN_SIZE}, or 1 under `MEGA_SIMD=force`. */
+export function simdMinSize(): number {
   return simdTuning.force ? 1 : SIMD_MIN_SIZE;
 }
 
@@ -40,7 +41,7 @@ function isF(t: Tensor): boolean {
 }
 
 /** Runs map function `name` over work items [0, total) in tasks; `work` = elements touched. */
-function runMap(rt: WasmRuntime, name: string, total: number, work: number, args: number[]): void {
+export function runMap(rt: WasmRuntime, name: string, total: number, work: number, args: number[]): void {
   const idx = rt.mapIndex.get(name);
   if (idx === undefined) throw new Error(`wasm kernels: no map function ${name}`);
   const threads = getNumThreads();

@@ -486,6 +486,25 @@ export class Fn {
     this.code.push(l);
     return this;
   }
+  f64x2_replace_lane(l: number): this {
+    this.simd(0x22);
+    this.code.push(l);
+    return this;
+  }
+  i32x4_extract_lane(l: number): this {
+    this.simd(0x1b);
+    this.code.push(l);
+    return this;
+  }
+  f64x2_floor(): this {
+    return this.simd(0x75);
+  }
+  f32x4_ge(): this {
+    return this.simd(0x46);
+  }
+  f64x2_ge(): this {
+    return this.simd(0x4c);
+  }
   v128_and(): this {
     return this.simd(0x4e);
   }

@@ -11,6 +11,7 @@
  * exp is a range-reduced polynomial (see vector.ts `emitExp`): within 2 ulp of Math.exp.
  */
 import { I32, V128, type ModuleBuilder } from './builder.js';
+import { emitLaplaceMaps } from './laplace.js';
 import { emitColSum, emitRowSum, emitSoftmax, emitSoftmaxGrad } from './reduce.js';
 import { emitExp, expLocals, inc, rowSegment, Simd, whileLt, type DT, type ExpLocals } from './vector.js';
 
@@ -248,5 +249,6 @@ export function emitElementwise(mb: ModuleBuilder): string[] {
     names.push(emitSoftmax(mb, dt));
     names.push(emitSoftmaxGrad(mb, dt));
   }
+  names.push(...emitLaplaceMaps(mb));
   return names;
 }

@@ -1,0 +1,112 @@
+/**
+ * The WebAssembly SIMD fused kernels (simd-fused.ts) against their references: the laplace
+ * forward bitwise equal to the plain-TS fused kernel (and so to the composition of primitives),
+ * its backward bitwise equal to the generic composition run on the SIMD elementwise kernels and
+ * within a few ulp of it on the plain-TS kernels; 1 vs 2 threads vs forced smallest tasks bitwise.
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import { laplaceGradGeneric } from '../../../../src/tensor/backends/generic-fused.js';
+import { copyCpu } from '../../../../src/tensor/backends/cpu/elementwise.js';
+import { laplaceCpu } from '../../../../src/tensor/backends/cpu/fused.js';
+import { getNumThreads, setNumThreads } from '../../../../src/tensor/backends/cpu/pool.js';
+import { laplaceGradSimd, laplaceSimd } from '../../../../src/tensor/backends/cpu/simd-fused.js';
+import { setSimd, simdTuning } from '../../../../src/tensor/backends/cpu/wasm/runtime.js';
+import type { FloatDType } from '../../../../src/tensor/dtype.js';
+import { Generator, randNormal } from '../../../../src/tensor/random.js';
+import type { Tensor } from '../../../../src/tensor/tensor.js';
+import * as V from '../../../../src/tensor/view.js';
+
+const gen = new Generator(5);
+const DTYPES: FloatDType[] = ['f32', 'f64'];
+const MU = 0.707107,
+  DEN = 0.282095 * Math.SQRT2;
+const prevThreads = getNumThreads();
+const prevForce = simdTuning.force;
+afterAll(() => {
+  setNumThreads(prevThreads);
+  simdTuning.force = prevForce;
+  setSimd(true);
+});
+
+function bits(t: Tensor): Buffer {
+  const x = copyCpu(t).storage;
+  return Buffer.from(x.buffer, x.byteOffset, x.byteLength);
+}
+
+/** Inputs around the laplace centre with special values (±0 at z = 0, ±∞, NaN, |z| ≥ 6, ties of the erf grid). */
+function inputs(shape: number[], dt: FloatDType): Tensor {
+  const t = randNormal(shape, MU, 0.8, dt, gen);
+  const s = t.storage;
+  // z = ±0, ±∞, NaN, beyond the table, exactly on a grid point and half-way between two
+  const z = [0, -0, Infinity, -Infinity, NaN, 6, -6, 7.5, -40, 1 / 64, 0.5 / 64, -(3.5 / 64), 383.5 / 64, 1e-30];
+  for (let i = 0; i < z.length && i * 53 < s.length; i++) s[i * 53] = z[i] * DEN + MU;
+  return t;
+}
+
+describe('SIMD laplace vs plain TS', () => {
+  for (const dt of DTYPES) {
+    it(`forward bitwise equal to laplaceCpu (${dt})`, () => {
+      for (const shape of [[4099], [3, 7, 130]]) {
+        const x = inputs(shape, dt);
+        expect(bits(laplaceSimd(x, MU, DEN)!).equals(bits(laplaceCpu(x, MU, DEN)))).toBe(true);
+      }
+      // exact grid ties and values just around them (round-half-up picks the upper grid point)
+      const n = 4096;
+      const t = randNormal([n], 0, 1, dt, gen);
+      for (let i = 0; i < n; i++) t.storage[i] = ((i % 768) / 2 + (i % 3) * 1e-9 - 1e-9) / 64 - 3;
+      expect(bits(laplaceSimd(t, 0, 1)!).equals(bits(laplaceCpu(t, 0, 1)))).toBe(true);
+      // a strided view is staged
+      const xt = V.transpose(inputs([70, 65], dt), 0, 1);
+      expect(bits(laplaceSimd(xt, MU, DEN)!).equals(bits(laplaceCpu(xt, MU, DEN)))).toBe(true);
+    });
+
+    it(`backward equals the generic composition (${dt})`, () => {
+      for (const shape of [[4099], [3, 7, 130]]) {
+        const x = inputs(shape, dt);
+        const g = randNormal(shape, 0, 1, dt, gen);
+        const got = laplaceGradSimd(x, g, MU, DEN)!;
+        // on the SIMD elementwise kernels the composition does the same operations: bitwise
+        simdTuning.force = true;
+        const simdRef = laplaceGradGeneric(x, g, MU, DEN);
+        simdTuning.force = prevForce;
+        expect(bits(got).equals(bits(simdRef))).toBe(true);
+        // on the plain-TS kernels only exp differs (SIMD exp within 2 ulp of Math.exp)
+        setSimd(false);
+        const tsRef = laplaceGradGeneric(x, g, MU, DEN);
+        setSimd(true);
+        const a = copyCpu(got).storage,
+          b = copyCpu(tsRef).storage;
+        const rtol = dt === 'f32' ? 8 * 6e-8 : 8 * 1.2e-16;
+        for (let i = 0; i < b.length; i++) {
+          if (Number.isNaN(b[i])) expect(Number.isNaN(a[i])).toBe(true);
+          else expect(Math.abs(a[i] - b[i])).toBeLessThanOrEqual(rtol * Math.abs(b[i]) + (dt === 'f32' ? 1e-37 : 1e-307));
+        }
+      }
+    });
+  }
+
+  it('declines small tensors and other dtypes; rejects a gradient of another shape', () => {
+    simdTuning.force = false;
+    expect(laplaceSimd(randNormal([100], 0, 1, 'f32', gen), MU, DEN)).toBeNull();
+    simdTuning.force = prevForce;
+    const x = randNormal([5000], 0, 1, 'f32', gen);
+    expect(() => laplaceGradSimd(x, randNormal([5001], 0, 1, 'f32', gen), MU, DEN)).toThrow(/does not match/);
+  });
+
+  it('is bitwise the same on 1 and 2 threads and with the smallest tasks', () => {
+    const x = inputs([300, 1200], 'f32');
+    const g = randNormal([300, 1200], 0, 1, 'f32', gen);
+    const run = () => [laplaceSimd(x, MU, DEN)!, laplaceGradSimd(x, g, MU, DEN)!].map(bits);
+    setNumThreads(1);
+    const one = run();
+    setNumThreads(2);
+    const two = run();
+    simdTuning.force = true;
+    const forced = run();
+    simdTuning.force = prevForce;
+    for (let i = 0; i < one.length; i++) {
+      expect(two[i].equals(one[i])).toBe(true);
+      expect(forced[i].equals(one[i])).toBe(true);
+    }
+  });
+});
