@@ -5,6 +5,7 @@ import { DTypeError } from '../../errors.js';
 import { broadcastShapes, contiguousStrides, sizeOf } from '../../shape.js';
 import { fromStorage, Tensor } from '../../tensor.js';
 import { elementwiseLoop, type Operand } from './codegen.js';
+import { copyStrided } from './copy-fast.js';
 
 const UNARY: Record<UnaryOp, string> = {
   neg: '-v0',
@@ -99,9 +100,9 @@ export function castCpu(x: Tensor, dtype: DType): Tensor {
   return runLoop(`cast`, expr, [x], x.shape, dtype);
 }
 
-/** CPU `copy`. */
+/** CPU `copy` (copy-fast.ts; the generic loop for empty tensors). */
 export function copyCpu(x: Tensor): Tensor {
-  return runLoop('copy', 'v0', [x], x.shape, x.dtype);
+  return copyStrided(x) ?? runLoop('copy', 'v0', [x], x.shape, x.dtype);
 }
 
 /** The elements of `t` in row-major order: a view of its storage when contiguous, else of a copy. */
