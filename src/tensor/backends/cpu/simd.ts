@@ -180,7 +180,13 @@ export function binarySimd(a: Tensor, b: Tensor, op: BinaryOp): Tensor | null {
   let pat = pattern(c);
   let stageA = false,
     stageB = false;
-  if (!pat) {
+  // a view into a much larger storage (a split piece, a narrow window) is staged too: copying its
+  // whole span would cost more than the op
+  const far = (t: Tensor) => {
+    const l = span(t);
+    return l < 0 || l > 2 * n + 64;
+  };
+  if (!pat || far(a) || far(b)) {
     stageA = !a.isContiguous();
     stageB = !b.isContiguous();
     if (!stageA && !stageB) return null;
