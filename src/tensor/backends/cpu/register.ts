@@ -15,14 +15,14 @@ import { indexAddFast, indexSelectFast, padFast } from './indexing-fast.js';
 import { fftConvSimd } from './fftconv-simd.js';
 import { emaKernelCpu, emaKernelGradCpu, laplaceCpu, softmaxGradCpu } from './fused.js';
 import { binarySimd, reduceSimd, softmaxGradSimd, softmaxSimd, unarySimd } from './simd.js';
-import { laplaceGradSimd, laplaceSimd } from './simd-fused.js';
+import { laplaceGradSimd, laplaceSimd, logSoftmaxGradSimd, logSoftmaxSimd } from './simd-fused.js';
 
 registerKernel('unary', 'cpu', (x, op) => unarySimd(x, op) ?? unaryCpu(x, op));
 registerKernel('binary', 'cpu', (a, b, op) => binarySimd(a, b, op) ?? binaryCpu(a, b, op));
 registerKernel('where', 'cpu', whereCpu);
 registerKernel('reduce', 'cpu', (x, op, axes, keepdims) => reduceSimd(x, op, axes, keepdims) ?? reduceCpu(x, op, axes, keepdims));
 registerKernel('argmax', 'cpu', argmaxCpu);
-registerKernel('softmax', 'cpu', (x, log) => softmaxSimd(x, log) ?? softmaxCpu(x, log));
+registerKernel('softmax', 'cpu', (x, log) => (log ? logSoftmaxSimd(x) : softmaxSimd(x, log)) ?? softmaxCpu(x, log));
 registerKernel('matmul', 'cpu', matmulCpu);
 registerKernel('indexSelect', 'cpu', (x, axis, index) => indexSelectFast(x, axis, index) ?? indexSelectCpu(x, axis, index));
 registerKernel('indexAdd', 'cpu', (shape, axis, index, src) => indexAddFast(shape, axis, index, src) ?? indexAddCpu(shape, axis, index, src));
@@ -37,6 +37,6 @@ registerKernel('fftConv', 'cpu', (x, k, start, length) => fftConvSimd(x, k, star
 // fused kernels (backends without their own get the compositions of generic-fused.ts)
 registerKernel('emaKernel', 'cpu', emaKernelCpu);
 registerKernel('emaKernelGrad', 'cpu', emaKernelGradCpu);
-registerKernel('softmaxGrad', 'cpu', (y, g, log) => softmaxGradSimd(y, g, log) ?? softmaxGradCpu(y, g, log));
+registerKernel('softmaxGrad', 'cpu', (y, g, log) => (log ? logSoftmaxGradSimd(y, g) : softmaxGradSimd(y, g, log)) ?? softmaxGradCpu(y, g, log));
 registerKernel('laplace', 'cpu', (x, mu, den) => laplaceSimd(x, mu, den) ?? laplaceCpu(x, mu, den));
 registerKernel('laplaceGrad', 'cpu', (x, g, mu, den) => laplaceGradSimd(x, g, mu, den) ?? laplaceGradGeneric(x, g, mu, den));

@@ -1,6 +1,6 @@
 /**
- * WebAssembly SIMD paths of fused CPU kernels (wasm/laplace.ts): the laplace attention function
- * and its vector-Jacobian product. Like simd.ts, each returns null when its path does not apply
+ * WebAssembly SIMD paths of fused CPU kernels (wasm/laplace.ts, wasm/logsoftmax.ts): the laplace
+ * attention function and its vector-Jacobian product, log-softmax and its backward. Like simd.ts, each returns null when its path does not apply
  * (dtype, size, SIMD disabled) and register.ts falls back to the plain-TypeScript kernel (fused.ts)
  * or the generic composition, which stay the references these paths are tested against.
  */
@@ -75,4 +75,56 @@ export function laplaceGradSimd(x: Tensor, g: Tensor, mu: number, den: number): 
   const out = allocate(dt, n) as FloatStorage;
   out.set(view.subarray(po / E, po / E + n));
   return fromStorage(out, x.shape);
+}
+
+/** SIMD log-softmax along the last axis (`x − (m + log Σ exp(x − m))`, float64 inside), or null. */
+export function logSoftmaxSimd(x: Tensor): Tensor | null {
+  if ((x.dtype !== 'f32' && x.dtype !== 'f64') || x.ndim === 0 || x.size < simdMinSize()) return null;
+  const rt = wasmRuntime();
+  if (!rt) return null;
+  const dt = x.dtype;
+  const E = dt === 'f32' ? 4 : 8;
+  const n = x.shape[x.ndim - 1];
+  const rows = x.size / n;
+  const ar = wasmArena(rt);
+  ar.reset();
+  const px = ar.alloc(x.size * E),
+    po = ar.alloc(x.size * E),
+    st = ar.alloc(rows * 16);
+  ar.commit();
+  const view = dt === 'f32' ? ar.f32 : ar.f64;
+  stage(view, px, E, x);
+  runMap(rt, `lsmstats_${dt}`, rows, x.size * 4, [px, st, n]);
+  // m + log Σ exp(x − m) per row (wasm has no log)
+  const s = ar.f64;
+  for (let r = 0, i = st / 8; r < rows; r++, i += 2) s[i] = Math.log(s[i + 1]) + s[i];
+  runMap(rt, `lsmout_${dt}`, rows, x.size, [px, st, po, n]);
+  const out = allocate(dt, x.size) as FloatStorage;
+  out.set(view.subarray(po / E, po / E + x.size));
+  return fromStorage(out, x.shape);
+}
+
+/** SIMD log-softmax backward along the last axis (`g − exp(y)·Σ g`, float64 inside), or null. */
+export function logSoftmaxGradSimd(y: Tensor, g: Tensor): Tensor | null {
+  if ((y.dtype !== 'f32' && y.dtype !== 'f64') || y.dtype !== g.dtype || y.ndim === 0 || y.size < simdMinSize()) return null;
+  if (y.ndim !== g.ndim || y.shape.some((d, i) => d !== g.shape[i])) return null;
+  const rt = wasmRuntime();
+  if (!rt) return null;
+  const dt = y.dtype;
+  const E = dt === 'f32' ? 4 : 8;
+  const n = y.shape[y.ndim - 1];
+  const rows = y.size / n;
+  const ar = wasmArena(rt);
+  ar.reset();
+  const py = ar.alloc(y.size * E),
+    pg = ar.alloc(y.size * E),
+    po = ar.alloc(y.size * E);
+  ar.commit();
+  const view = dt === 'f32' ? ar.f32 : ar.f64;
+  stage(view, py, E, y);
+  stage(view, pg, E, g);
+  runMap(rt, `lsmgrad_${dt}`, rows, y.size * 4, [py, pg, po, n]);
+  const out = allocate(dt, y.size) as FloatStorage;
+  out.set(view.subarray(po / E, po / E + y.size));
+  return fromStorage(out, y.shape);
 }

@@ -2,16 +2,20 @@
  * The WebAssembly SIMD fused kernels (simd-fused.ts) against their references: the laplace
  * forward bitwise equal to the plain-TS fused kernel (and so to the composition of primitives),
  * its backward bitwise equal to the generic composition run on the SIMD elementwise kernels and
- * within a few ulp of it on the plain-TS kernels; 1 vs 2 threads vs forced smallest tasks bitwise.
+ * within a few ulp of it on the plain-TS kernels; log-softmax and its backward within an ulp of
+ * the plain-TS kernels (both compute in float64 and round once); 1 vs 2 threads vs forced smallest
+ * tasks bitwise.
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { laplaceGradGeneric } from '../../../../src/tensor/backends/generic-fused.js';
 import { copyCpu } from '../../../../src/tensor/backends/cpu/elementwise.js';
-import { laplaceCpu } from '../../../../src/tensor/backends/cpu/fused.js';
+import { laplaceCpu, softmaxGradCpu } from '../../../../src/tensor/backends/cpu/fused.js';
+import { softmaxCpu } from '../../../../src/tensor/backends/cpu/reduce.js';
 import { getNumThreads, setNumThreads } from '../../../../src/tensor/backends/cpu/pool.js';
-import { laplaceGradSimd, laplaceSimd } from '../../../../src/tensor/backends/cpu/simd-fused.js';
+import { laplaceGradSimd, laplaceSimd, logSoftmaxGradSimd, logSoftmaxSimd } from '../../../../src/tensor/backends/cpu/simd-fused.js';
 import { setSimd, simdTuning } from '../../../../src/tensor/backends/cpu/wasm/runtime.js';
 import type { FloatDType } from '../../../../src/tensor/dtype.js';
+import * as K from '../../../../src/tensor/kernels.js';
 import { Generator, randNormal } from '../../../../src/tensor/random.js';
 import type { Tensor } from '../../../../src/tensor/tensor.js';
 import * as V from '../../../../src/tensor/view.js';
@@ -96,7 +100,8 @@ describe('SIMD laplace vs plain TS', () => {
   it('is bitwise the same on 1 and 2 threads and with the smallest tasks', () => {
     const x = inputs([300, 1200], 'f32');
     const g = randNormal([300, 1200], 0, 1, 'f32', gen);
-    const run = () => [laplaceSimd(x, MU, DEN)!, laplaceGradSimd(x, g, MU, DEN)!].map(bits);
+    const run = () =>
+      [laplaceSimd(x, MU, DEN)!, laplaceGradSimd(x, g, MU, DEN)!, logSoftmaxSimd(x)!, logSoftmaxGradSimd(logSoftmaxSimd(x)!, g)!].map(bits);
     setNumThreads(1);
     const one = run();
     setNumThreads(2);
@@ -109,4 +114,64 @@ describe('SIMD laplace vs plain TS', () => {
       expect(forced[i].equals(one[i])).toBe(true);
     }
   });
+});
+
+/**
+ * Max over elements of |a − b| / (ulp·|b| + 8·2⁻⁵²·|c| + atol) (NaN must match NaN, equal
+ * infinities match): one rounding to the element type (`ulp` = 2⁻²³ or 2⁻⁵²) plus a few float64
+ * ulp of the magnitude `c` of the float64 quantity the result was computed from (the row constant
+ * m + log Σ exp of log-softmax, exp(y)·Σ|g| of its backward).
+ */
+function ulps(a: Tensor, b: Tensor, c: Tensor, dt: FloatDType, atol: number): number {
+  const x = copyCpu(a).storage,
+    y = copyCpu(b).storage,
+    z = copyCpu(c).storage;
+  const u = dt === 'f32' ? 2 ** -23 : 2 ** -52;
+  let worst = 0;
+  for (let i = 0; i < y.length; i++) {
+    if (Number.isNaN(y[i]) || Number.isNaN(x[i])) {
+      if (!(Number.isNaN(y[i]) && Number.isNaN(x[i]))) return Infinity;
+      continue;
+    }
+    if (x[i] === y[i]) continue;
+    worst = Math.max(worst, Math.abs(x[i] - y[i]) / (u * Math.abs(y[i]) + 8 * 2 ** -52 * Math.abs(z[i]) + atol));
+  }
+  return worst;
+}
+
+describe('SIMD log-softmax vs plain TS', () => {
+  for (const dt of DTYPES) {
+    it(`forward and backward, rows of every length (${dt})`, () => {
+      for (const [rows, n] of [
+        [700, 3],
+        [90, 24],
+        [33, 131],
+        [20, 256],
+        [4100, 1],
+      ]) {
+        const x = randNormal([rows, n], 0, 4, dt, gen);
+        const s = x.storage;
+        // masked entries (−∞), a row with NaN, a row of only −∞ (NaN, as PyTorch), a huge logit
+        for (let i = 0; i < s.length; i += 7) s[i] = -Infinity;
+        if (n > 2) {
+          s[n + 1] = NaN;
+          for (let j = 0; j < n; j++) s[2 * n + j] = -Infinity;
+          s[3 * n] = 1e30;
+        }
+        const got = logSoftmaxSimd(x)!;
+        const ref = softmaxCpu(x, true);
+        // the row constant x − out = m + log Σ exp(x − m)
+        expect(ulps(got, ref, K.binary(x, ref, 'sub'), dt, 0)).toBeLessThanOrEqual(1);
+        const g = randNormal([rows, n], 0, 1, dt, gen);
+        const ref2 = softmaxGradCpu(ref, g, true);
+        // exp(y)·Σg: the float64 sums (in another order) are exact to a few ulp of Σ|g|
+        const scale = K.binary(K.unary(ref, 'exp'), K.reduce(K.unary(g, 'abs'), 'sum', [1], true), 'mul');
+        expect(ulps(logSoftmaxGradSimd(ref, g)!, ref2, scale, dt, 0)).toBeLessThanOrEqual(1);
+      }
+      // a strided input is staged
+      const xt = V.transpose(randNormal([64, 70], 0, 3, dt, gen), 0, 1);
+      const ref = softmaxCpu(xt, true);
+      expect(ulps(logSoftmaxSimd(xt)!, ref, K.binary(xt, ref, 'sub'), dt, 0)).toBeLessThanOrEqual(1);
+    });
+  }
 });

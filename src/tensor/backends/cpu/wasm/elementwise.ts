@@ -12,6 +12,7 @@
  */
 import { I32, V128, type ModuleBuilder } from './builder.js';
 import { emitLaplaceMaps } from './laplace.js';
+import { emitLogSoftmaxMaps } from './logsoftmax.js';
 import { emitColSum, emitRowSum, emitSoftmax, emitSoftmaxGrad } from './reduce.js';
 import { emitExp, expLocals, inc, rowSegment, Simd, whileLt, type DT, type ExpLocals } from './vector.js';
 
@@ -249,6 +250,6 @@ export function emitElementwise(mb: ModuleBuilder): string[] {
     names.push(emitSoftmax(mb, dt));
     names.push(emitSoftmaxGrad(mb, dt));
   }
-  names.push(...emitLaplaceMaps(mb));
+  names.push(...emitLaplaceMaps(mb), ...emitLogSoftmaxMaps(mb));
   return names;
 }

@@ -1,0 +1,245 @@
+/**
+ * WebAssembly SIMD log-softmax along rows and its backward, as map functions of a row range
+ * `[s, e)` (emitted into the dispatch table by elementwise.ts). Everything after the row maximum
+ * is computed in float64, as the plain-TS kernels (reduce.ts `softmaxCpu`, fused.ts
+ * `softmaxGradCpu`) compute it, so f32 results round the same float64 values (up to exp's 2 ulp
+ * of float64 and the order of the float64 sums):
+ *
+ * - `lsmstats_<dt>(s, e, x, st, n)`: for row r, st[2r] = max m, st[2r+1] = Σ exp(x − m) (float64).
+ *   The caller then replaces st[2r] by m + log(st[2r+1]) (wasm has no log instruction; one
+ *   Math.log per row).
+ * - `lsmout_<dt>(s, e, x, st, out, n)`: out = x − st[2r].
+ * - `lsmgrad_<dt>(s, e, y, g, out, n)`: out = g − exp(y)·Σ g.
+ */
+import { F64, I32, V128, type Fn, type ModuleBuilder } from './builder.js';
+import { accumulate, emitExp, expLocals, HIGH_HALF, inc, Simd, sumTotal, whileLt, zeroSum, type DT, type ExpLocals } from './vector.js';
+
+/** Low f64 halves of two demoted f32x4 (lanes [a0, a1, b0, b1]). */
+const LOW_PAIRS = [0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23];
+
+/**
+ * Loops over the `n` elements of a row: the inputs' byte pointers `ins` and the output pointer
+ * `out` advance together. `compute(push)` must leave one f64x2 on the stack, computed from the
+ * inputs' values as f64x2 (`push(k)` pushes input k's); f32 values are widened and the results
+ * rounded back. `vals` are scratch v128 locals, one per input, `lo` one more.
+ */
+function rowMapF64(f: Fn, dt: DT, ins: number[], out: number, n: number, vals: number[], lo: number, pv: number, pe: number, compute: (push: (k: number) => void) => void): void {
+  const v = new Simd(f, dt);
+  const E = v.E;
+  f.get(out).get(n).i32_const(E).i32_mul().i32_add().set(pe);
+  v.vectorEnd(out, n, pv);
+  const step = (bytes: number) => {
+    for (const p of ins) inc(f, p, bytes);
+    inc(f, out, bytes);
+  };
+  whileLt(f, out, pv, () => {
+    if (dt === 'f32') {
+      ins.forEach((p, k) => f.get(p).v128_load(0).set(vals[k]));
+      compute((k) => f.get(vals[k]).f64x2_promote_low_f32x4());
+      f.f32x4_demote_f64x2_zero().set(lo);
+      compute((k) => f.get(vals[k]).get(vals[k]).i8x16_shuffle(HIGH_HALF).f64x2_promote_low_f32x4());
+      f.f32x4_demote_f64x2_zero().set(vals[0]);
+      f.get(out).get(lo).get(vals[0]).i8x16_shuffle(LOW_PAIRS).v128_store(0);
+    } else {
+      f.get(out);
+      compute((k) => f.get(ins[k]).v128_load(0));
+      f.v128_store(0);
+    }
+    step(16);
+  });
+  whileLt(f, out, pe, () => {
+    f.get(out);
+    if (dt === 'f32') {
+      compute((k) => f.get(ins[k]).v128_load32_splat(0).f64x2_promote_low_f32x4());
+      f.f64x2_extract_lane(0).f32_demote_f64().f32_store(0);
+    } else {
+      compute((k) => f.get(ins[k]).v128_load64_splat(0));
+      f.f64x2_extract_lane(0).f64_store(0);
+    }
+    step(E);
+  });
+}
+
+/** `lsmstats_<dt>(s, e, x, st, n)`. */
+function emitStats(mb: ModuleBuilder, dt: DT): string {
+  const name = `lsmstats_${dt}`;
+  const f = mb.fn(name, [I32, I32, I32, I32, I32]);
+  const v = new Simd(f, dt);
+  const d = new Simd(f, 'f64');
+  const E = v.E;
+  const [s, e, x, st, n] = [0, 1, 2, 3, 4];
+  const r = f.local(I32),
+    px = f.local(I32),
+    pv = f.local(I32),
+    pe = f.local(I32);
+  const vm = f.local(V128),
+    t = f.local(V128),
+    acc0 = f.local(V128),
+    acc1 = f.local(V128);
+  const m = f.local(F64),
+    tail = f.local(F64);
+  const L: ExpLocals = expLocals(f);
+  /** Adds exp(f64x2 on the stack − m) to acc0. */
+  const addExp = () => {
+    f.get(vm);
+    d.sub();
+    emitExp(d, L);
+    f.get(acc0).f64x2_add().set(acc0);
+  };
+  f.get(s).set(r);
+  whileLt(f, r, e, () => {
+    f.get(x).get(r).get(n).i32_mul().i32_const(E).i32_mul().i32_add().set(px);
+    f.get(px).get(n).i32_const(E).i32_mul().i32_add().set(pe);
+    v.vectorEnd(px, n, pv);
+    // ---- max in the element type (NaN propagates: the row's sum, and so its outputs, are NaN)
+    v.c(-Infinity);
+    f.set(vm);
+    whileLt(f, px, pv, () => {
+      f.get(vm).get(px).v128_load(0);
+      v.max();
+      f.set(vm);
+      inc(f, px, 16);
+    });
+    whileLt(f, px, pe, () => {
+      f.get(vm).get(px);
+      v.splat();
+      v.max();
+      f.set(vm);
+      inc(f, px, E);
+    });
+    if (dt === 'f32') {
+      f.get(vm).f32x4_extract_lane(0).get(vm).f32x4_extract_lane(1).f32_max();
+      f.get(vm).f32x4_extract_lane(2).get(vm).f32x4_extract_lane(3).f32_max().f32_max().f64_promote_f32().set(m);
+    } else {
+      f.get(vm).f64x2_extract_lane(0).get(vm).f64x2_extract_lane(1).f64_max().set(m);
+    }
+    f.get(m).f64x2_splat().set(vm);
+    // ---- Σ exp(x − m) in float64
+    f.get(x).get(r).get(n).i32_mul().i32_const(E).i32_mul().i32_add().set(px);
+    zeroSum(f, acc0, acc1, tail);
+    whileLt(f, px, pv, () => {
+      if (dt === 'f32') {
+        f.get(px).v128_load(0).tee(t).f64x2_promote_low_f32x4();
+        addExp();
+        f.get(t).get(t).i8x16_shuffle(HIGH_HALF).f64x2_promote_low_f32x4();
+        addExp();
+      } else {
+        f.get(px).v128_load(0);
+        addExp();
+      }
+      inc(f, px, 16);
+    });
+    whileLt(f, px, pe, () => {
+      f.get(px);
+      if (dt === 'f32') f.v128_load32_splat(0).f64x2_promote_low_f32x4();
+      else f.v128_load64_splat(0);
+      f.get(vm);
+      d.sub();
+      emitExp(d, L);
+      f.f64x2_extract_lane(0).get(tail).f64_add().set(tail);
+      inc(f, px, E);
+    });
+    f.get(st).get(r).i32_const(16).i32_mul().i32_add().get(m).f64_store(0);
+    f.get(st).get(r).i32_const(16).i32_mul().i32_add();
+    sumTotal(f, acc0, acc1, tail);
+    f.f64_store(8);
+    inc(f, r, 1);
+  });
+  return name;
+}
+
+/** `lsmout_<dt>(s, e, x, st, out, n)`. */
+function emitOut(mb: ModuleBuilder, dt: DT): string {
+  const name = `lsmout_${dt}`;
+  const f = mb.fn(name, [I32, I32, I32, I32, I32, I32]);
+  const E = dt === 'f32' ? 4 : 8;
+  const [s, e, x, st, out, n] = [0, 1, 2, 3, 4, 5];
+  const r = f.local(I32),
+    px = f.local(I32),
+    po = f.local(I32),
+    pv = f.local(I32),
+    pe = f.local(I32);
+  const ls = f.local(V128),
+    val = f.local(V128),
+    lo = f.local(V128);
+  f.get(s).set(r);
+  whileLt(f, r, e, () => {
+    f.get(x).get(r).get(n).i32_mul().i32_const(E).i32_mul().i32_add().set(px);
+    f.get(out).get(r).get(n).i32_mul().i32_const(E).i32_mul().i32_add().set(po);
+    f.get(st).get(r).i32_const(16).i32_mul().i32_add().v128_load64_splat(0).set(ls);
+    rowMapF64(f, dt, [px], po, n, [val], lo, pv, pe, (push) => {
+      push(0);
+      f.get(ls).f64x2_sub();
+    });
+    inc(f, r, 1);
+  });
+  return name;
+}
+
+/** `lsmgrad_<dt>(s, e, y, g, out, n)`. */
+function emitGrad(mb: ModuleBuilder, dt: DT): string {
+  const name = `lsmgrad_${dt}`;
+  const f = mb.fn(name, [I32, I32, I32, I32, I32, I32]);
+  const v = new Simd(f, dt);
+  const d = new Simd(f, 'f64');
+  const E = v.E;
+  const [s, e, y, g, out, n] = [0, 1, 2, 3, 4, 5];
+  const r = f.local(I32),
+    py = f.local(I32),
+    pg = f.local(I32),
+    po = f.local(I32),
+    pv = f.local(I32),
+    pe = f.local(I32);
+  const t = f.local(V128),
+    acc0 = f.local(V128),
+    acc1 = f.local(V128),
+    vs = f.local(V128),
+    vy = f.local(V128),
+    vg = f.local(V128),
+    lo = f.local(V128);
+  const tail = f.local(F64);
+  const L = expLocals(f);
+  f.get(s).set(r);
+  whileLt(f, r, e, () => {
+    // Σ g in float64
+    f.get(g).get(r).get(n).i32_mul().i32_const(E).i32_mul().i32_add().set(pg);
+    f.get(pg).get(n).i32_const(E).i32_mul().i32_add().set(pe);
+    v.vectorEnd(pg, n, pv);
+    zeroSum(f, acc0, acc1, tail);
+    whileLt(f, pg, pv, () => {
+      f.get(pg).v128_load(0).set(t);
+      accumulate(v, t, acc0, acc1);
+      inc(f, pg, 16);
+    });
+    whileLt(f, pg, pe, () => {
+      f.get(tail).get(pg);
+      if (dt === 'f32') f.f32_load(0).f64_promote_f32();
+      else f.f64_load(0);
+      f.f64_add().set(tail);
+      inc(f, pg, E);
+    });
+    sumTotal(f, acc0, acc1, tail);
+    f.f64x2_splat().set(vs);
+    // out = g − exp(y)·Σg
+    f.get(y).get(r).get(n).i32_mul().i32_const(E).i32_mul().i32_add().set(py);
+    f.get(g).get(r).get(n).i32_mul().i32_const(E).i32_mul().i32_add().set(pg);
+    f.get(out).get(r).get(n).i32_mul().i32_const(E).i32_mul().i32_add().set(po);
+    rowMapF64(f, dt, [py, pg], po, n, [vy, vg], lo, pv, pe, (push) => {
+      push(1);
+      push(0);
+      emitExp(d, L);
+      f.get(vs);
+      d.mul();
+      d.sub();
+    });
+    inc(f, r, 1);
+  });
+  return name;
+}
+
+/** Emits the log-softmax map functions; returns their names in dispatch-table order. */
+export function emitLogSoftmaxMaps(mb: ModuleBuilder): string[] {
+  const names: string[] = [];
+  for (const dt of ['f32', 'f64'] as const) names.push(emitStats(mb, dt), emitOut(mb, dt), emitGrad(mb, dt));
+  return names;
+}
