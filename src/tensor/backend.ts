@@ -114,6 +114,11 @@ export interface FusedKernels {
   laplace(x: Tensor, mu: number, den: number): Tensor;
   /** Vector-Jacobian product of `laplace` for the output gradient `g` (shape of x): `g · exp(−z²)/(√π·den)`. */
   laplaceGrad(x: Tensor, g: Tensor, mu: number, den: number): Tensor;
+  /**
+   * The inverted-dropout multiplier from uniform draws `u`: `(u ≥ p) · 1/(1−p)` in u's dtype (p
+   * and 1/(1−p) rounded to it), i.e. `cast(u ≥ p) · (1/(1−p))`. Any layout in, contiguous out.
+   */
+  dropoutMask(u: Tensor, p: number): Tensor;
 }
 
 /** Scalars of one {@link FusedKernels.adamUpdate}. */

@@ -49,5 +49,7 @@ export const softmaxGrad = (y: Tensor, g: Tensor, log: boolean): Tensor => kerne
 export const laplace = (x: Tensor, mu: number, den: number): Tensor => kernel('laplace')(x, mu, den);
 /** VJP of laplace: `g · exp(−z²)/(√π·den)`, `z = (x − mu)/den`. */
 export const laplaceGrad = (x: Tensor, g: Tensor, mu: number, den: number): Tensor => kernel('laplaceGrad')(x, g, mu, den);
+/** Inverted-dropout multiplier `(u ≥ p) · 1/(1−p)` from uniform draws `u`. */
+export const dropoutMask = (u: Tensor, p: number): Tensor => kernel('dropoutMask')(u, p);
 /** One Adam update of a device-resident parameter: `[θ', m', v']` (see FusedKernels.adamUpdate). */
 export const adamUpdate = (p: Tensor, g: Tensor, m: Tensor, v: Tensor, h: AdamHyper): [Tensor, Tensor, Tensor] => kernel('adamUpdate')(p, g, m, v, h);

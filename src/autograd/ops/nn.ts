@@ -19,8 +19,7 @@ export function dropout(x: Tensor, p: number, training: boolean, gen: Generator 
   if (!(p >= 0 && p < 1)) throw new TensorError(`dropout: probability ${p} is outside [0, 1)`); // modules check it first (ConfigError)
   if (!training || p === 0) return x;
   const u = randUniform(maskShape ?? x.shape, 0, 1, x.dtype, gen);
-  const keep = K.cast(K.binary(u, scalar(p, x.dtype), 'ge'), x.dtype);
-  return mul(x, K.binary(keep, scalar(1 / (1 - p), x.dtype), 'mul'));
+  return mul(x, K.dropoutMask(u, p));
 }
 
 /** Options of `crossEntropy`. */

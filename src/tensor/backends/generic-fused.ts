@@ -85,7 +85,14 @@ export function laplaceGradGeneric(x: Tensor, g: Tensor, mu: number, den: number
   return K.binary(g, d, 'mul');
 }
 
+/** Generic `dropoutMask`: `cast(u ≥ p) · (1/(1−p))` from primitives. */
+export function dropoutMaskGeneric(u: Tensor, p: number): Tensor {
+  const keep = K.cast(K.binary(u, scalar(p, u.dtype), 'ge'), u.dtype);
+  return K.binary(keep, scalar(1 / (1 - p), u.dtype), 'mul');
+}
+
 registerKernel('adamUpdate', ANY_BACKEND, adamUpdateGeneric);
+registerKernel('dropoutMask', ANY_BACKEND, dropoutMaskGeneric);
 registerKernel('laplace', ANY_BACKEND, laplaceGeneric);
 registerKernel('laplaceGrad', ANY_BACKEND, laplaceGradGeneric);
 registerKernel('emaKernel', ANY_BACKEND, emaKernelGeneric);

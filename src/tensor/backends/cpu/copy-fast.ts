@@ -56,8 +56,7 @@ function copyLoop(src: Storage, off: number, shape: number[], strides: number[],
       if (s === 1) {
         if (n >= minRow) out.set(src.subarray(p, p + n) as never, o);
         else for (let j = 0; j < n; j++) out[o + j] = src[p + j];
-      }
-      else for (let j = 0, q = p; j < n; j++, q += s) out[o + j] = src[q];
+      } else for (let j = 0, q = p; j < n; j++, q += s) out[o + j] = src[q];
       o += n;
       for (let a = nd - 2; a >= 0; a--) {
         idx[a]++;

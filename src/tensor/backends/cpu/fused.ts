@@ -122,6 +122,33 @@ export function softmaxGradCpu(y: Tensor, g: Tensor, log: boolean): Tensor {
   return fromStorage(out, y.shape);
 }
 
+/** `out[i] = src[i] ≥ p ? s : 0` (f32; p and s already rounded to f32). */
+function dropoutMaskF32(src: Float32Array, p: number, s: number): Float32Array {
+  const out = new Float32Array(src.length);
+  for (let i = 0; i < src.length; i++) out[i] = src[i] >= p ? s : 0;
+  return out;
+}
+
+/** `out[i] = src[i] ≥ p ? s : 0` (f64). */
+function dropoutMaskF64(src: Float64Array, p: number, s: number): Float64Array {
+  const out = new Float64Array(src.length);
+  for (let i = 0; i < src.length; i++) out[i] = src[i] >= p ? s : 0;
+  return out;
+}
+
+/**
+ * CPU `dropoutMask` in one pass (the composition makes three: compare, cast, scale). `cast(u ≥ p)`
+ * is 1 or 0 and multiplying by the rounded 1/(1−p) is exact, so the two are bitwise equal.
+ */
+export function dropoutMaskCpu(u: Tensor, p: number): Tensor {
+  if (u.dtype === 'f32') {
+    const out = dropoutMaskF32(dense(u) as Float32Array, Math.fround(p), Math.fround(1 / (1 - p)));
+    return fromStorage(out, u.shape);
+  }
+  if (u.dtype === 'f64') return fromStorage(dropoutMaskF64(dense(u) as Float64Array, p, 1 / (1 - p)), u.shape);
+  throw new DTypeError(`dropoutMask: expected a floating tensor, got ${u.dtype}`);
+}
+
 /**
  * CPU `laplace` in one pass: `0.5·(1 + erf((x − mu)/den))` (the composition makes 5 passes and 4
  * temporaries the size of the attention weights). In f32 every step is rounded to f32 as the

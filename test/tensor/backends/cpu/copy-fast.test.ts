@@ -33,7 +33,7 @@ function gathered(t: Tensor): number[] {
 function base(shape: number[], dtype: DType): Tensor {
   if (dtype === 'f32' || dtype === 'f64') return randNormal(shape, 0, 1, dtype, gen);
   const n = shape.reduce((a, b) => a * b, 1);
-  const data = dtype === 'i32' ? Int32Array.from({ length: n }, (_, i) => i * 7 - 3) : Uint8Array.from({ length: n }, (_, i) => (i * 5) % 3 === 0 ? 1 : 0);
+  const data = dtype === 'i32' ? Int32Array.from({ length: n }, (_, i) => i * 7 - 3) : Uint8Array.from({ length: n }, (_, i) => ((i * 5) % 3 === 0 ? 1 : 0));
   return fromStorage(data, shape);
 }
 
@@ -66,7 +66,11 @@ describe('copyStrided', () => {
   }
 
   it('collapses size-1 and nested axes', () => {
-    const x = fromArray(Array.from({ length: 120 }, (_, i) => i), [2, 1, 3, 4, 5], 'f64');
+    const x = fromArray(
+      Array.from({ length: 120 }, (_, i) => i),
+      [2, 1, 3, 4, 5],
+      'f64',
+    );
     expect(collapsedAxes(x)).toEqual([[120], [1]]);
     expect(collapsedAxes(V.transpose(x, 0, 2))).toEqual([
       [3, 2, 20],

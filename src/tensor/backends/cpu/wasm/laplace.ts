@@ -58,12 +58,35 @@ function emitErf64(f: Fn, tbl: number, L: ErfLocals): void {
   f.get(L.ax).f64x2_const(GRID).f64x2_mul().tee(L.i).f64x2_floor().set(L.acc);
   f.get(L.acc).get(L.i).get(L.acc).f64x2_sub().f64x2_const(0.5).f64x2_ge().f64x2_const(1).v128_and().f64x2_add().set(L.i);
   // t = ax − i/64
-  f.get(L.ax).get(L.i).f64x2_const(1 / GRID).f64x2_mul().f64x2_sub().set(L.t);
+  f.get(L.ax)
+    .get(L.i)
+    .f64x2_const(1 / GRID)
+    .f64x2_mul()
+    .f64x2_sub()
+    .set(L.t);
   // byte addresses of the two lanes' table rows
   f.get(L.i).i32x4_trunc_sat_f64x2_s_zero().set(L.acc);
-  f.get(tbl).get(L.acc).i32x4_extract_lane(0).i32_const(TERMS * 8).i32_mul().i32_add().set(L.b0);
-  f.get(tbl).get(L.acc).i32x4_extract_lane(1).i32_const(TERMS * 8).i32_mul().i32_add().set(L.b1);
-  const gather = (k: number) => f.get(L.b0).v128_load64_splat(8 * k).get(L.b1).f64_load(8 * k).f64x2_replace_lane(1);
+  f.get(tbl)
+    .get(L.acc)
+    .i32x4_extract_lane(0)
+    .i32_const(TERMS * 8)
+    .i32_mul()
+    .i32_add()
+    .set(L.b0);
+  f.get(tbl)
+    .get(L.acc)
+    .i32x4_extract_lane(1)
+    .i32_const(TERMS * 8)
+    .i32_mul()
+    .i32_add()
+    .set(L.b1);
+  const gather = (k: number) =>
+    f
+      .get(L.b0)
+      .v128_load64_splat(8 * k)
+      .get(L.b1)
+      .f64_load(8 * k)
+      .f64x2_replace_lane(1);
   // Horner: T0 + t·(T1 + t·(… + t·T9))
   gather(TERMS - 1);
   f.set(L.acc);

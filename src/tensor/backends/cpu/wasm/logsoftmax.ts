@@ -21,9 +21,21 @@ const LOW_PAIRS = [0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23];
  * Loops over the `n` elements of a row: the inputs' byte pointers `ins` and the output pointer
  * `out` advance together. `compute(push)` must leave one f64x2 on the stack, computed from the
  * inputs' values as f64x2 (`push(k)` pushes input k's); f32 values are widened and the results
- * rounded back. `vals` are scratch v128 locals, one per input, `lo` one more.
+ * rounded back. `vals` are scratch v128 locals, one per input, `lo` one more; `pv`, `pe` i32
+ * scratch (end of the whole vectors, end of the row).
  */
-function rowMapF64(f: Fn, dt: DT, ins: number[], out: number, n: number, vals: number[], lo: number, pv: number, pe: number, compute: (push: (k: number) => void) => void): void {
+function rowMapF64(
+  f: Fn,
+  dt: DT,
+  ins: number[],
+  out: number,
+  n: number,
+  vals: number[],
+  lo: number,
+  pv: number,
+  pe: number,
+  compute: (push: (k: number) => void) => void,
+): void {
   const v = new Simd(f, dt);
   const E = v.E;
   f.get(out).get(n).i32_const(E).i32_mul().i32_add().set(pe);
