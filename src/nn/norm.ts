@@ -5,10 +5,12 @@
  */
 import * as F from '../autograd/index.js';
 import { noGrad } from '../autograd/index.js';
+import { batchNorm } from '../autograd/ops/fused.js';
 import { full, ones, scalar, zeros } from '../tensor/create.js';
 import type { FloatDType } from '../tensor/dtype.js';
 import * as K from '../tensor/kernels.js';
 import type { Tensor } from '../tensor/tensor.js';
+import * as V from '../tensor/view.js';
 import { ConfigError } from './errors.js';
 import { Module } from './module.js';
 
@@ -112,6 +114,12 @@ export class BatchNorm extends Module implements NormModule {
   forward(x: Tensor): Tensor {
     const D = this.dim;
     const x2 = F.reshape(x, [-1, D]); // (L·B) × D
+    if (this.training && !this.sync) {
+      // one fused op each way (the composition below, as one kernel)
+      const { y, stats } = batchNorm(x2, this.weight, this.bias, this.eps);
+      noGrad(() => this.updateRunning(V.reshape(V.narrow(stats, 0, 0, 1), [D]), V.reshape(V.narrow(stats, 0, 1, 1), [D]), x2.shape[0]));
+      return F.reshape(y, x.shape);
+    }
     let mean: Tensor, varB: Tensor;
     if (this.training) {
       let n = x2.shape[0];
@@ -126,15 +134,7 @@ export class BatchNorm extends Module implements NormModule {
         mean = F.mean(x2, 0);
         varB = F.mean(F.square(F.sub(x2, mean)), 0);
       }
-      noGrad(() => {
-        const m = this.momentum;
-        const unbiased = K.binary(varB, scalar(n / Math.max(1, n - 1), this.dtype), 'mul');
-        const upd = (name: string, v: Tensor) =>
-          this.setBuffer(name, K.binary(K.binary(this.getBuffer(name), scalar(1 - m, this.dtype), 'mul'), K.binary(v, scalar(m, this.dtype), 'mul'), 'add'));
-        upd('running_mean', mean);
-        upd('running_var', unbiased);
-        this.setBuffer('num_batches_tracked', full([], this.getBuffer('num_batches_tracked').item() + 1, 'i32'));
-      });
+      noGrad(() => this.updateRunning(mean, varB, n));
     } else {
       mean = this.getBuffer('running_mean');
       varB = this.getBuffer('running_var');
@@ -142,6 +142,17 @@ export class BatchNorm extends Module implements NormModule {
     let y = F.mul(F.sub(x, mean), F.rsqrt(F.add(varB, this.eps)));
     if (this.weight && this.bias) y = F.add(F.mul(y, this.weight), this.bias);
     return y;
+  }
+
+  /** Running averages (momentum m) from the batch mean and biased variance of `n` positions. */
+  private updateRunning(mean: Tensor, varB: Tensor, n: number): void {
+    const m = this.momentum;
+    const unbiased = K.binary(varB, scalar(n / Math.max(1, n - 1), this.dtype), 'mul');
+    const upd = (name: string, v: Tensor) =>
+      this.setBuffer(name, K.binary(K.binary(this.getBuffer(name), scalar(1 - m, this.dtype), 'mul'), K.binary(v, scalar(m, this.dtype), 'mul'), 'add'));
+    upd('running_mean', mean);
+    upd('running_var', unbiased);
+    this.setBuffer('num_batches_tracked', full([], this.getBuffer('num_batches_tracked').item() + 1, 'i32'));
   }
 }
 

@@ -119,6 +119,20 @@ export interface FusedKernels {
    * and 1/(1−p) rounded to it), i.e. `cast(u ≥ p) · (1/(1−p))`. Any layout in, contiguous out.
    */
   dropoutMask(u: Tensor, p: number): Tensor;
+  /**
+   * Training-mode batch normalisation of the rows of `x` `[N, D]` (per-channel statistics over N):
+   * `[y, stats]` with stats `[2, D]` = (mean, biased variance) and
+   * `y = (x − mean) · rsqrt(var + eps)`, then `· weight + bias` when given (`[D]` each). Values
+   * as the composition `mean(x, 0)`, `mean(square(x − mean), 0)`, … computes them.
+   */
+  batchNorm(x: Tensor, weight: Tensor | null, bias: Tensor | null, eps: number): [Tensor, Tensor];
+  /**
+   * Vector-Jacobian product of `batchNorm` for the output gradient `g` `[N, D]`, from `stats`:
+   * `[dx, dwb]`, `dx = r · (ĝ − mean(ĝ) − x̂ · mean(ĝ · x̂))` with `r = rsqrt(var + eps)`,
+   * `x̂ = (x − mean) · r`, `ĝ = g · weight` (g when weight is null), means over N; dwb `[2, D]` =
+   * (Σ g · x̂, Σ g), the gradients of weight and bias.
+   */
+  batchNormGrad(x: Tensor, g: Tensor, stats: Tensor, weight: Tensor | null, eps: number): [Tensor, Tensor];
 }
 
 /** Scalars of one {@link FusedKernels.adamUpdate}. */

@@ -51,5 +51,10 @@ export const laplace = (x: Tensor, mu: number, den: number): Tensor => kernel('l
 export const laplaceGrad = (x: Tensor, g: Tensor, mu: number, den: number): Tensor => kernel('laplaceGrad')(x, g, mu, den);
 /** Inverted-dropout multiplier `(u ≥ p) · 1/(1−p)` from uniform draws `u`. */
 export const dropoutMask = (u: Tensor, p: number): Tensor => kernel('dropoutMask')(u, p);
+/** Training-mode batch norm of `[N, D]` rows: `[y, stats]`, stats `[2, D]` = (mean, biased variance). */
+export const batchNorm = (x: Tensor, weight: Tensor | null, bias: Tensor | null, eps: number): [Tensor, Tensor] => kernel('batchNorm')(x, weight, bias, eps);
+/** VJP of batchNorm: `[dx, dwb]`, dwb `[2, D]` = (gradient of weight, of bias). */
+export const batchNormGrad = (x: Tensor, g: Tensor, stats: Tensor, weight: Tensor | null, eps: number): [Tensor, Tensor] =>
+  kernel('batchNormGrad')(x, g, stats, weight, eps);
 /** One Adam update of a device-resident parameter: `[θ', m', v']` (see FusedKernels.adamUpdate). */
 export const adamUpdate = (p: Tensor, g: Tensor, m: Tensor, v: Tensor, h: AdamHyper): [Tensor, Tensor, Tensor] => kernel('adamUpdate')(p, g, m, v, h);

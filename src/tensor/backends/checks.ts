@@ -88,3 +88,25 @@ export function checkSoftmaxGrad(y: Tensor, g: Tensor): void {
   if (y.ndim === 0 || y.ndim !== g.ndim || y.shape.some((d, i) => d !== g.shape[i]))
     throw new ShapeError(`softmaxGrad: shapes [${y.shape}] and [${g.shape}] differ`);
 }
+
+/** `batchNorm`: x floating `[N, D]` with N ≥ 1; weight and bias (when given) `[D]` of x's dtype. */
+export function checkBatchNorm(x: Tensor, weight: Tensor | null, bias: Tensor | null): void {
+  if (!isFloat(x.dtype)) throw new DTypeError(`batchNorm: expected a floating tensor, got ${x.dtype}`);
+  if (x.ndim !== 2 || x.shape[0] < 1) throw new ShapeError(`batchNorm: expected x [N, D] with N ≥ 1, got [${x.shape}]`);
+  for (const [name, t] of [
+    ['weight', weight],
+    ['bias', bias],
+  ] as const) {
+    if (t && (t.dtype !== x.dtype || t.ndim !== 1 || t.shape[0] !== x.shape[1]))
+      throw new ShapeError(`batchNorm: ${name} [${t.shape}] (${t.dtype}) does not match [${x.shape[1]}] (${x.dtype})`);
+  }
+}
+
+/** `batchNormGrad`: g like x, stats `[2, D]`, weight as for `batchNorm`. */
+export function checkBatchNormGrad(x: Tensor, g: Tensor, stats: Tensor, weight: Tensor | null): void {
+  checkBatchNorm(x, weight, null);
+  if (g.dtype !== x.dtype || g.ndim !== 2 || g.shape[0] !== x.shape[0] || g.shape[1] !== x.shape[1])
+    throw new ShapeError(`batchNormGrad: gradient [${g.shape}] (${g.dtype}) does not match x [${x.shape}] (${x.dtype})`);
+  if (stats.dtype !== x.dtype || stats.ndim !== 2 || stats.shape[0] !== 2 || stats.shape[1] !== x.shape[1])
+    throw new ShapeError(`batchNormGrad: stats [${stats.shape}] (${stats.dtype}) must be [2, ${x.shape[1]}] (${x.dtype})`);
+}

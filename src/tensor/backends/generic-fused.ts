@@ -9,7 +9,7 @@ import { arange, scalar } from '../create.js';
 import * as K from '../kernels.js';
 import { ShapeError } from '../errors.js';
 import { Tensor } from '../tensor.js';
-import { checkCoefQ, checkEmaGrad, checkSoftmaxGrad } from './checks.js';
+import { checkBatchNorm, checkBatchNormGrad, checkCoefQ, checkEmaGrad, checkSoftmaxGrad } from './checks.js';
 
 /** `t` with a size-1 axis appended (a view). */
 function unsqueezeLast(t: Tensor): Tensor {
@@ -91,7 +91,44 @@ export function dropoutMaskGeneric(u: Tensor, p: number): Tensor {
   return K.binary(keep, scalar(1 / (1 - p), u.dtype), 'mul');
 }
 
+/** `[1, D]` view of a `[D]` tensor. */
+function row(t: Tensor): Tensor {
+  return new Tensor(t.data, [1, ...t.shape], [0, ...t.strides], t.offset);
+}
+
+/** Generic `batchNorm` from primitives (the composition of nn/norm.ts). */
+export function batchNormGeneric(x: Tensor, weight: Tensor | null, bias: Tensor | null, eps: number): [Tensor, Tensor] {
+  checkBatchNorm(x, weight, bias);
+  const c = (v: number) => scalar(v, x.dtype);
+  const n = x.shape[0];
+  const mean = K.binary(K.reduce(x, 'sum', [0], false), c(1 / n), 'mul');
+  const xc = K.binary(x, mean, 'sub');
+  const varB = K.binary(K.reduce(K.unary(xc, 'square'), 'sum', [0], false), c(1 / n), 'mul');
+  let y = K.binary(xc, K.unary(K.binary(varB, c(eps), 'add'), 'rsqrt'), 'mul');
+  if (weight) y = K.binary(y, weight, 'mul');
+  if (bias) y = K.binary(y, bias, 'add');
+  return [y, K.concat([row(mean), row(varB)], 0)];
+}
+
+/** Generic `batchNormGrad` from primitives. */
+export function batchNormGradGeneric(x: Tensor, g: Tensor, stats: Tensor, weight: Tensor | null, eps: number): [Tensor, Tensor] {
+  checkBatchNormGrad(x, g, stats, weight);
+  const c = (v: number) => scalar(v, x.dtype);
+  const n = x.shape[0];
+  const sum0 = (t: Tensor) => K.reduce(t, 'sum', [0], true);
+  const [mean, varB] = [0, 1].map((i) => K.copy(new Tensor(stats.data, [1, stats.shape[1]], [0, stats.strides[1]], stats.offset + i * stats.strides[0])));
+  const r = K.unary(K.binary(varB, c(eps), 'add'), 'rsqrt');
+  const xh = K.binary(K.binary(x, mean, 'sub'), r, 'mul');
+  const gh = weight ? K.binary(g, weight, 'mul') : g;
+  const m1 = K.binary(sum0(gh), c(1 / n), 'mul');
+  const m2 = K.binary(sum0(K.binary(gh, xh, 'mul')), c(1 / n), 'mul');
+  const dx = K.binary(r, K.binary(K.binary(gh, m1, 'sub'), K.binary(xh, m2, 'mul'), 'sub'), 'mul');
+  return [dx, K.concat([sum0(K.binary(g, xh, 'mul')), sum0(g)], 0)];
+}
+
 registerKernel('adamUpdate', ANY_BACKEND, adamUpdateGeneric);
+registerKernel('batchNorm', ANY_BACKEND, batchNormGeneric);
+registerKernel('batchNormGrad', ANY_BACKEND, batchNormGradGeneric);
 registerKernel('dropoutMask', ANY_BACKEND, dropoutMaskGeneric);
 registerKernel('laplace', ANY_BACKEND, laplaceGeneric);
 registerKernel('laplaceGrad', ANY_BACKEND, laplaceGradGeneric);

@@ -13,6 +13,7 @@ import { concatCpu, gatherCpu, indexAddCpu, indexSelectCpu, padCpu, scatterAddCp
 import { argmaxCpu, reduceCpu, softmaxCpu } from './reduce.js';
 import { indexAddFast, indexSelectFast, padFast } from './indexing-fast.js';
 import { fftConvSimd } from './fftconv-simd.js';
+import { batchNormCpu, batchNormGradCpu } from './batchnorm.js';
 import { dropoutMaskCpu, emaKernelCpu, emaKernelGradCpu, laplaceCpu, softmaxGradCpu } from './fused.js';
 import { binarySimd, reduceSimd, softmaxGradSimd, softmaxSimd, unarySimd } from './simd.js';
 import { laplaceGradSimd, laplaceSimd, logSoftmaxGradSimd, logSoftmaxSimd } from './simd-fused.js';
@@ -39,5 +40,7 @@ registerKernel('emaKernel', 'cpu', emaKernelCpu);
 registerKernel('emaKernelGrad', 'cpu', emaKernelGradCpu);
 registerKernel('softmaxGrad', 'cpu', (y, g, log) => (log ? logSoftmaxGradSimd(y, g) : softmaxGradSimd(y, g, log)) ?? softmaxGradCpu(y, g, log));
 registerKernel('dropoutMask', 'cpu', dropoutMaskCpu);
+registerKernel('batchNorm', 'cpu', batchNormCpu);
+registerKernel('batchNormGrad', 'cpu', batchNormGradCpu);
 registerKernel('laplace', 'cpu', (x, mu, den) => laplaceSimd(x, mu, den) ?? laplaceCpu(x, mu, den));
 registerKernel('laplaceGrad', 'cpu', (x, g, mu, den) => laplaceGradSimd(x, g, mu, den) ?? laplaceGradGeneric(x, g, mu, den));

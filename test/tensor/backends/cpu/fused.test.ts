@@ -6,7 +6,9 @@ import { describe, expect, it } from 'vitest';
 import * as F from '../../../../src/autograd/index.js';
 import { emaKernel } from '../../../../src/autograd/ops/fused.js';
 import { gradcheck } from '../../../../src/autograd/gradcheck.js';
-import { dropoutMaskGeneric, laplaceGeneric } from '../../../../src/tensor/backends/generic-fused.js';
+import { batchNormGeneric, batchNormGradGeneric, dropoutMaskGeneric, laplaceGeneric } from '../../../../src/tensor/backends/generic-fused.js';
+import { batchNorm } from '../../../../src/autograd/ops/fused.js';
+import { simdTuning } from '../../../../src/tensor/backends/cpu/wasm/runtime.js';
 import { arange } from '../../../../src/tensor/create.js';
 import type { FloatDType } from '../../../../src/tensor/dtype.js';
 import * as K from '../../../../src/tensor/kernels.js';
@@ -155,4 +157,76 @@ describe('fused dropoutMask', () => {
       expect(Array.from(K.dropoutMask(ut, 0.2).storage)).toEqual(Array.from(dropoutMaskGeneric(ut, 0.2).storage));
     });
   }
+});
+
+describe('fused batchNorm', () => {
+  const EPS = 1e-5;
+  /** The FORMAT.md rule: max|a − b| ≤ atol + rtol·max|b|. */
+  const within = (a: Tensor, b: Tensor, dt: FloatDType) => {
+    const [rtol, atol] = dt === 'f64' ? [1e-9, 1e-12] : [2e-4, 1e-6];
+    const x = K.copy(a).storage,
+      y = K.copy(b).storage;
+    let err = 0,
+      mx = 0;
+    for (let i = 0; i < y.length; i++) {
+      err = Math.max(err, Math.abs(x[i] - y[i]));
+      mx = Math.max(mx, Math.abs(y[i]));
+    }
+    expect(a.shape).toEqual(b.shape);
+    expect(err).toBeLessThanOrEqual(atol + rtol * mx);
+  };
+  const bits = (t: Tensor) => Array.from(K.copy(t).storage);
+
+  for (const dt of ['f64', 'f32'] as FloatDType[]) {
+    it(`equals the composition of primitives, values and gradients (${dt})`, () => {
+      for (const [N, D] of [
+        [5, 3],
+        [300, 32],
+        [2000, 7],
+      ]) {
+        const x = randNormal([N, D], 0.3, 2, dt, gen);
+        const w = randNormal([D], 1, 0.5, dt, gen),
+          b = randNormal([D], 0, 0.5, dt, gen);
+        const g = randNormal([N, D], 0, 1, dt, gen);
+        for (const [ww, bb] of [
+          [w, b],
+          [null, null],
+        ]) {
+          const [y, st] = K.batchNorm(x, ww, bb, EPS);
+          const [yr, str] = batchNormGeneric(x, ww, bb, EPS);
+          // forward: every step rounded as the primitives round it → bitwise equal (rsqrt of the
+          // [D] variances takes the plain-TS kernel unless every size is forced onto SIMD)
+          if (simdTuning.force) {
+            within(y, yr, dt);
+            within(st, str, dt);
+          } else {
+            expect(bits(y)).toEqual(bits(yr));
+            expect(bits(st)).toEqual(bits(str));
+          }
+          const [dx, dwb] = K.batchNormGrad(x, g, st, ww, EPS);
+          const [dxr, dwbr] = batchNormGradGeneric(x, g, st, ww, EPS);
+          within(dx, dxr, dt);
+          within(dwb, dwbr, dt);
+        }
+      }
+    });
+  }
+
+  it('its gradient is the derivative of the composition (finite differences, f64), strided input', () => {
+    const x = F.requiresGrad(randNormal([9, 4], 0, 1, 'f64', gen));
+    const w = F.requiresGrad(randNormal([4], 1, 0.3, 'f64', gen)),
+      b = F.requiresGrad(randNormal([4], 0, 0.3, 'f64', gen));
+    expect(gradcheck((t, ww, bb) => batchNorm(t, ww, bb, EPS).y, [x, w, b]).ok).toBe(true);
+    const xt = F.transpose(randNormal([4, 9], 0, 1, 'f64', gen), 0, 1);
+    expect(bits(K.batchNorm(xt, w, b, EPS)[0])).toEqual(bits(K.batchNorm(K.copy(xt), w, b, EPS)[0]));
+  });
+
+  it('rejects mismatched shapes and dtypes', () => {
+    const x = randNormal([6, 4], 0, 1, 'f32', gen);
+    expect(() => K.batchNorm(x, randNormal([5], 0, 1, 'f32', gen), null, EPS)).toThrow(/weight \[5\]/);
+    expect(() => K.batchNorm(randNormal([6], 0, 1, 'f32', gen), null, null, EPS)).toThrow(/\[N, D\]/);
+    const [, st] = K.batchNorm(x, null, null, EPS);
+    expect(() => K.batchNormGrad(x, randNormal([6, 5], 0, 1, 'f32', gen), st, null, EPS)).toThrow(/does not match/);
+    expect(() => K.batchNormGrad(x, x, randNormal([3, 4], 0, 1, 'f32', gen), null, EPS)).toThrow(/stats/);
+  });
 });
