@@ -1,11 +1,13 @@
 /**
  * WebAssembly SIMD paths of fused CPU kernels (wasm/laplace.ts, wasm/logsoftmax.ts): the laplace
- * attention function and its vector-Jacobian product, log-softmax and its backward. Like simd.ts, each returns null when its path does not apply
+ * attention function and its vector-Jacobian product, log-softmax and its backward; batch norm
+ * and its backward as sequences of the elementwise map functions on operands kept in wasm memory. Like simd.ts, each returns null when its path does not apply
  * (dtype, size, SIMD disabled) and register.ts falls back to the plain-TypeScript kernel (fused.ts)
  * or the generic composition, which stay the references these paths are tested against.
  */
 import { allocate, type FloatStorage } from '../../dtype.js';
 import { ShapeError } from '../../errors.js';
+import { checkBatchNorm, checkBatchNormGrad } from '../checks.js';
 import { ERF_TABLE } from '../../special.js';
 import { fromStorage, type Tensor } from '../../tensor.js';
 import { runMap, simdMinSize, stage } from './simd.js';
@@ -127,4 +129,136 @@ export function logSoftmaxGradSimd(y: Tensor, g: Tensor): Tensor | null {
   const out = allocate(dt, y.size) as FloatStorage;
   out.set(view.subarray(po / E, po / E + y.size));
   return fromStorage(out, y.shape);
+}
+
+/** Element-type rounding of a float64 value. */
+const roundTo = (dt: 'f32' | 'f64'): ((v: number) => number) => (dt === 'f32' ? Math.fround : (v) => v);
+
+/**
+ * SIMD `batchNorm`: the composition of nn/norm.ts (column sums, row-broadcast sub / mul, square)
+ * run as wasm map functions on operands that stay in wasm memory between the steps — one copy in,
+ * one copy out. Bitwise equal to `batchNormCpu` and the composition (the per-channel scalars
+ * `· 1/N` and `rsqrt(var + eps)` are computed in JS as the plain-TS kernels compute them); or null.
+ */
+export function batchNormSimd(x: Tensor, weight: Tensor | null, bias: Tensor | null, eps: number): [Tensor, Tensor] | null {
+  checkBatchNorm(x, weight, bias);
+  if ((x.dtype !== 'f32' && x.dtype !== 'f64') || x.size < simdMinSize()) return null;
+  const rt = wasmRuntime();
+  if (!rt) return null;
+  const dt = x.dtype;
+  const E = dt === 'f32' ? 4 : 8;
+  const R = roundTo(dt);
+  const [N, D] = x.shape;
+  const n = N * D;
+  const ar = wasmArena(rt);
+  ar.reset();
+  const px = ar.alloc(n * E),
+    pc = ar.alloc(n * E),
+    pt = ar.alloc(n * E),
+    pm = ar.alloc(D * E),
+    pv = ar.alloc(D * E),
+    pr = ar.alloc(D * E),
+    pw = ar.alloc(D * E),
+    pb = ar.alloc(D * E),
+    tmp = ar.alloc(D * 8);
+  ar.commit();
+  const view = dt === 'f32' ? ar.f32 : ar.f64;
+  stage(view, px, E, x);
+  const inv = R(1 / N),
+    e = R(eps);
+  const [m, v, r] = [pm / E, pv / E, pr / E];
+  runMap(rt, `csum_${dt}`, D, n, [px, pm, N, D, tmp]);
+  for (let d = 0; d < D; d++) view[m + d] = view[m + d] * inv;
+  runMap(rt, `bin_sub_${dt}_vv`, n, n, [px, pm, pc, D, D, 0]); // xc = x − mean
+  runMap(rt, `un_square_${dt}`, n, n, [pc, pt]);
+  runMap(rt, `csum_${dt}`, D, n, [pt, pv, N, D, tmp]);
+  for (let d = 0; d < D; d++) {
+    view[v + d] = view[v + d] * inv;
+    view[r + d] = 1 / Math.sqrt(R(view[v + d] + e));
+  }
+  runMap(rt, `bin_mul_${dt}_vv`, n, n, [pc, pr, pt, D, D, 0]); // y = xc · r
+  if (weight) {
+    stage(view, pw, E, weight);
+    runMap(rt, `bin_mul_${dt}_vv`, n, n, [pt, pw, pt, D, D, 0]);
+  }
+  if (bias) {
+    stage(view, pb, E, bias);
+    runMap(rt, `bin_add_${dt}_vv`, n, n, [pt, pb, pt, D, D, 0]);
+  }
+  const y = allocate(dt, n) as FloatStorage,
+    st = allocate(dt, 2 * D) as FloatStorage;
+  y.set(view.subarray(pt / E, pt / E + n));
+  st.set(view.subarray(m, m + D));
+  st.set(view.subarray(v, v + D), D);
+  return [fromStorage(y, [N, D]), fromStorage(st, [2, D])];
+}
+
+/**
+ * SIMD `batchNormGrad`: the composition of generic-fused.ts `batchNormGradGeneric` as wasm map
+ * functions on operands kept in wasm memory (two copies in, one out); bitwise equal to it; or
+ * null.
+ */
+export function batchNormGradSimd(x: Tensor, g: Tensor, stats: Tensor, weight: Tensor | null, eps: number): [Tensor, Tensor] | null {
+  checkBatchNormGrad(x, g, stats, weight);
+  if ((x.dtype !== 'f32' && x.dtype !== 'f64') || x.size < simdMinSize()) return null;
+  const rt = wasmRuntime();
+  if (!rt) return null;
+  const dt = x.dtype;
+  const E = dt === 'f32' ? 4 : 8;
+  const R = roundTo(dt);
+  const [N, D] = x.shape;
+  const n = N * D;
+  const ar = wasmArena(rt);
+  ar.reset();
+  const px = ar.alloc(n * E),
+    pg = ar.alloc(n * E),
+    pxh = ar.alloc(n * E),
+    pgh = weight ? ar.alloc(n * E) : pg,
+    pt = ar.alloc(n * E),
+    pdx = ar.alloc(n * E),
+    prow = ar.alloc(8 * D * E),
+    tmp = ar.alloc(D * 8);
+  ar.commit();
+  const view = dt === 'f32' ? ar.f32 : ar.f64;
+  // per-channel rows: mean, var → r, w, Σg, Σg·x̂, m1, m2
+  const [pm, pv, pw, psg, psgx, pm1, pm2] = [0, 1, 2, 3, 4, 5, 6].map((i) => prow + i * D * E);
+  stage(view, px, E, x);
+  stage(view, pg, E, g);
+  stage(view, pm, E, stats); // mean row then var row
+  const inv = R(1 / N),
+    e = R(eps);
+  for (let d = 0, v = pv / E; d < D; d++) view[v + d] = 1 / Math.sqrt(R(view[v + d] + e)); // r
+  const colSum = (src: number, dst: number) => runMap(rt, `csum_${dt}`, D, n, [src, dst, N, D, tmp]);
+  const row = (op: string, a: number, b: number, out: number) => runMap(rt, `bin_${op}_${dt}_vv`, n, n, [a, b, out, D, D, 0]);
+  const same = (op: string, a: number, b: number, out: number) => runMap(rt, `bin_${op}_${dt}_vv`, n, n, [a, b, out, n, 0, 0]);
+  row('sub', px, pm, pxh);
+  row('mul', pxh, pv, pxh); // x̂ = (x − mean) · r
+  colSum(pg, psg);
+  same('mul', pg, pxh, pt);
+  colSum(pt, psgx);
+  let s1 = psg,
+    s2 = psgx;
+  if (weight) {
+    stage(view, pw, E, weight);
+    row('mul', pg, pw, pgh); // ĝ = g · w
+    s1 = pm1;
+    colSum(pgh, s1);
+    same('mul', pgh, pxh, pt);
+    s2 = pm2;
+    colSum(pt, s2);
+  }
+  for (let d = 0, a = pm1 / E, b = pm2 / E; d < D; d++) {
+    view[a + d] = view[s1 / E + d] * inv;
+    view[b + d] = view[s2 / E + d] * inv;
+  }
+  row('mul', pxh, pm2, pt); // x̂ · mean(ĝ·x̂)
+  row('sub', pgh, pm1, pdx); // ĝ − mean(ĝ)
+  same('sub', pdx, pt, pdx);
+  row('mul', pdx, pv, pdx); // · r
+  const dx = allocate(dt, n) as FloatStorage,
+    dwb = allocate(dt, 2 * D) as FloatStorage;
+  dx.set(view.subarray(pdx / E, pdx / E + n));
+  dwb.set(view.subarray(psgx / E, psgx / E + D));
+  dwb.set(view.subarray(psg / E, psg / E + D), D);
+  return [fromStorage(dx, [N, D]), fromStorage(dwb, [2, D])];
 }

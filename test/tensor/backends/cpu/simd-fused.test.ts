@@ -3,16 +3,25 @@
  * forward bitwise equal to the plain-TS fused kernel (and so to the composition of primitives),
  * its backward bitwise equal to the generic composition run on the SIMD elementwise kernels and
  * within a few ulp of it on the plain-TS kernels; log-softmax and its backward within an ulp of
- * the plain-TS kernels (both compute in float64 and round once); 1 vs 2 threads vs forced smallest
- * tasks bitwise.
+ * the plain-TS kernels (both compute in float64 and round once); batch norm forward bitwise equal
+ * to the plain-TS fused kernel, backward to the generic composition; 1 vs 2 threads vs forced
+ * smallest tasks bitwise.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { laplaceGradGeneric } from '../../../../src/tensor/backends/generic-fused.js';
+import { batchNormGradGeneric, laplaceGradGeneric } from '../../../../src/tensor/backends/generic-fused.js';
+import { batchNormCpu } from '../../../../src/tensor/backends/cpu/batchnorm.js';
 import { copyCpu } from '../../../../src/tensor/backends/cpu/elementwise.js';
 import { laplaceCpu, softmaxGradCpu } from '../../../../src/tensor/backends/cpu/fused.js';
 import { softmaxCpu } from '../../../../src/tensor/backends/cpu/reduce.js';
 import { getNumThreads, setNumThreads } from '../../../../src/tensor/backends/cpu/pool.js';
-import { laplaceGradSimd, laplaceSimd, logSoftmaxGradSimd, logSoftmaxSimd } from '../../../../src/tensor/backends/cpu/simd-fused.js';
+import {
+  batchNormGradSimd,
+  batchNormSimd,
+  laplaceGradSimd,
+  laplaceSimd,
+  logSoftmaxGradSimd,
+  logSoftmaxSimd,
+} from '../../../../src/tensor/backends/cpu/simd-fused.js';
 import { setSimd, simdTuning } from '../../../../src/tensor/backends/cpu/wasm/runtime.js';
 import type { FloatDType } from '../../../../src/tensor/dtype.js';
 import * as K from '../../../../src/tensor/kernels.js';
@@ -171,6 +180,39 @@ describe('SIMD log-softmax vs plain TS', () => {
       const xt = V.transpose(randNormal([64, 70], 0, 3, dt, gen), 0, 1);
       const ref = softmaxCpu(xt, true);
       expect(ulps(logSoftmaxSimd(xt)!, ref, K.binary(xt, ref, 'sub'), dt, 0)).toBeLessThanOrEqual(1);
+    });
+  }
+});
+
+describe('SIMD batch norm vs plain TS', () => {
+  for (const dt of DTYPES) {
+    it(`forward bitwise equal to batchNormCpu, backward to the generic composition (${dt})`, () => {
+      simdTuning.force = false; // rsqrt of the [D] variances: the plain-TS kernel, as in training
+      for (const [N, D] of [
+        [300, 32],
+        [700, 7],
+        [25, 130],
+      ]) {
+        const x = randNormal([N, D], 0.5, 3, dt, gen);
+        const w = randNormal([D], 1, 0.3, dt, gen),
+          b = randNormal([D], 0, 0.3, dt, gen);
+        const g = randNormal([N, D], 0, 1, dt, gen);
+        for (const [ww, bb] of [
+          [w, b],
+          [null, null],
+        ]) {
+          const got = batchNormSimd(x, ww, bb, 1e-5)!;
+          const ref = batchNormCpu(x, ww, bb, 1e-5);
+          for (let i = 0; i < 2; i++) expect(bits(got[i]).equals(bits(ref[i]))).toBe(true);
+          const gg = batchNormGradSimd(x, g, ref[1], ww, 1e-5)!;
+          const gr = batchNormGradGeneric(x, g, ref[1], ww, 1e-5);
+          for (let i = 0; i < 2; i++) expect(bits(gg[i]).equals(bits(gr[i]))).toBe(true);
+        }
+      }
+      // a strided input is staged
+      const xt = V.transpose(randNormal([16, 300], 0, 1, dt, gen), 0, 1);
+      expect(bits(batchNormSimd(xt, null, null, 1e-5)![0]).equals(bits(batchNormCpu(xt, null, null, 1e-5)[0]))).toBe(true);
+      simdTuning.force = prevForce;
     });
   }
 });
