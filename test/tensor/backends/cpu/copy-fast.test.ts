@@ -52,7 +52,7 @@ describe('copyStrided', () => {
       check(x); // contiguous
       check(V.narrow(x, 1, 3, 20)); // a window
       check(V.transpose(x, 0, 1)); // unit-stride rows
-      check(V.transpose(x, 1, 2)); // transpose: tiled, partial tiles (37, 45 not multiples of 32)
+      check(V.transpose(x, 1, 2)); // transpose: tiled, partial tiles (37, 45 not multiples of 8)
       check(V.permute(x, [2, 0, 1])); // transpose with an outer axis between
       check(V.permute(x, [1, 2, 0])); // last axis strided, no unit-stride axis long enough
       check(V.flip(x, [2])); // negative inner stride
