@@ -18,8 +18,12 @@ import { getNumThreads } from './pool.js';
 import { SIMD_BINARY, SIMD_UNARY, type Pattern, type SimdBinary, type SimdUnary } from './wasm/elementwise.js';
 import { OP_MAP, runJob, simdTuning, wasmArena, wasmRuntime, type WasmRuntime } from './wasm/runtime.js';
 
-/** Smallest tensor (elements) worth the copy into wasm memory. */
-export const SIMD_MIN_SIZE = 2048;
+/**
+ * Smallest tensor (elements) worth the copy into wasm memory (measured, 1 thread, f32: from 512
+ * elements on the SIMD binary ops are as fast as the generated loops or faster, exp-based unary
+ * ops 2–3× faster; below, the fixed cost of a wasm call wins).
+ */
+export const SIMD_MIN_SIZE = 512;
 /**
  * From this many elements of work on, a kernel runs on the pool (below, waking a worker costs
  * more than it saves: these kernels are mostly bound by the copies in and out of wasm memory).
