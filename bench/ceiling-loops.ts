@@ -71,7 +71,12 @@ function kernelStep(f: Fn, isa: Isa, acc: number, a: number, b: number): void {
 
 /** Sets every accumulator to a distinct small value. */
 function initAccs(f: Fn, accs: number[]): void {
-  accs.forEach((a, i) => f.f32_const(0.25 + i / 64).f32x4_splat().set(a));
+  accs.forEach((a, i) =>
+    f
+      .f32_const(0.25 + i / 64)
+      .f32x4_splat()
+      .set(a),
+  );
 }
 
 /** Leaves lane 0 of the sum of `accs` on the stack (the function's result). */

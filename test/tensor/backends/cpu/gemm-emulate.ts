@@ -31,7 +31,14 @@ export function fusedMulAdd(a: number, b: number, c: number): number {
 }
 
 /** C = A·B (row-major M×K times K×N, f32), each element summed with `step` for k = 0 … K-1. */
-export function emulateGemm(a: Float32Array, b: Float32Array, M: number, N: number, K: number, step: (a: number, b: number, c: number) => number): Float32Array {
+export function emulateGemm(
+  a: Float32Array,
+  b: Float32Array,
+  M: number,
+  N: number,
+  K: number,
+  step: (a: number, b: number, c: number) => number,
+): Float32Array {
   const c = new Float32Array(M * N);
   for (let i = 0; i < M; i++) {
     for (let j = 0; j < N; j++) {
