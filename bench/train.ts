@@ -68,7 +68,7 @@ const CASES: TrainCase[] = [
   { name: 'listops', user: { task: 'listops' }, L: 0 },
   { name: 'lm', user: { task: 'lm' }, L: 128 },
   { name: 'nmt', user: { task: 'translation' }, L: 40, T: 40 },
-  { name: 'imdb', user: { task: 'text', arch: 'mega_lra_imdb', batch_size: 4 }, L: 1024, rounds: 1, minSteps: 3, maxSteps: 5 },
+  { name: 'imdb', user: { task: 'text', arch: 'mega_lra_imdb', batch_size: 4, num_classes: 2 }, L: 1024, rounds: 1, minSteps: 3, maxSteps: 5 },
 ];
 
 /** Deterministic integers in [lo, hi) (a 32-bit LCG: the data only needs a shape). */
