@@ -161,6 +161,9 @@ export function computeFigures(rows: readonly BenchResult[], specs: readonly Fig
   });
 }
 
+/** The keys every figure may have; any other is a required row's value (e.g. `accuracy`). */
+const BASE_KEYS = new Set(['figure', 'what', 'ratio', 'target', 'better', 'met', 'row', 'value', 'unit', 'baseline', 'missing']);
+
 /** Round to 4 significant digits (as report.ts does for rows). */
 function round(x: number): number {
   return Number.isFinite(x) && x !== 0 ? Number(x.toPrecision(4)) : x;
@@ -180,7 +183,11 @@ export function summaryLines(figures: readonly Figure[], json: boolean): string[
     const ratio = f.ratio === null ? '–' : f.ratio.toFixed(2);
     const target = f.target === null ? '–' : `${f.better === 'higher' ? '≥' : '≤'} ${f.target}`;
     const met = f.met === null ? '–' : f.met ? 'yes' : 'no';
-    const extra = f.missing !== undefined ? ` (${f.missing})` : f.row !== undefined ? ` [${f.row}: ${round(f.value!)} ${f.unit}]` : '';
+    const required = Object.entries(f)
+      .filter(([k]) => !BASE_KEYS.has(k) && !k.endsWith('_ratio'))
+      .map(([k, v]) => `; ${k} ${typeof v === 'number' ? round(v) : String(v)}`)
+      .join('');
+    const extra = f.missing !== undefined ? ` (${f.missing})` : f.row !== undefined ? ` [${f.row}: ${round(f.value!)} ${f.unit}${required}]` : '';
     lines.push(`${f.figure.padEnd(30)}${ratio.padStart(8)}  ${target.padEnd(8)}${met.padEnd(5)}${f.what}${extra}`);
   }
   return lines;

@@ -130,5 +130,6 @@ describe('issue 13 summary', () => {
       'issue13-1-layer-full              1.60  ≥ 1.5   yes  MegaSentenceEncoderLayer fwd+bwd tokens/s, mega-ts / PyTorch+OpenBLAS, full attention [mega-enc/mega-ts-cpu/f32/1024x4x-1: 6400 tokens/s]',
     );
     expect(lines[7]).toMatch(/^issue13-3-matmul-openblas\s+0\.31 {2}– {7}– {4}matmul/);
+    expect(lines[8]).toMatch(/^issue13-4-main-job\s+1\.25 {2}≥ 1 {5}yes {2}main job .*\[main-job\/mega-train\/f32\/: 24 s; accuracy 55\.4\]$/);
   });
 });
