@@ -43,12 +43,34 @@ export type LayerKind = 'attention' | 'encoder';
 const here = path.dirname(fileURLToPath(import.meta.url));
 
 /** A fresh layer and input; `step()` runs forward + backward once. */
-export function makeStep(L: number, B: number, C: number, seed = 1, kind: LayerKind = 'attention'): { step: () => void; layer: MovingAverageGatedAttention | MegaSentenceEncoderLayer } {
+export function makeStep(
+  L: number,
+  B: number,
+  C: number,
+  seed = 1,
+  kind: LayerKind = 'attention',
+): { step: () => void; layer: MovingAverageGatedAttention | MegaSentenceEncoderLayer } {
   const gen = new Generator(seed);
-  const common = { attentionActivation: 'softmax', normType: 'scalenorm', prenorm: false, chunkSize: C, maxPositions: Math.max(L, 1), relPosBias: 'simple', dtype: 'f32', gen } as const;
+  const common = {
+    attentionActivation: 'softmax',
+    normType: 'scalenorm',
+    prenorm: false,
+    chunkSize: C,
+    maxPositions: Math.max(L, 1),
+    relPosBias: 'simple',
+    dtype: 'f32',
+    gen,
+  } as const;
   const layer =
     kind === 'encoder'
-      ? new MegaSentenceEncoderLayer({ embeddingDim: MEGA_CFG.D, zDim: MEGA_CFG.Z, hiddenDim: MEGA_CFG.H, nDim: MEGA_CFG.N, ffnHiddenDim: MEGA_CFG.F, ...common })
+      ? new MegaSentenceEncoderLayer({
+          embeddingDim: MEGA_CFG.D,
+          zDim: MEGA_CFG.Z,
+          hiddenDim: MEGA_CFG.H,
+          nDim: MEGA_CFG.N,
+          ffnHiddenDim: MEGA_CFG.F,
+          ...common,
+        })
       : new MovingAverageGatedAttention({ embedDim: MEGA_CFG.D, zdim: MEGA_CFG.Z, hdim: MEGA_CFG.H, ndim: MEGA_CFG.N, bidirectional: true, ...common });
   const x = randNormal([L, B, MEGA_CFG.D], 0, 1, 'f32', gen);
   x.requiresGrad = true;
@@ -267,7 +289,10 @@ function runEncoderBench(opts: BenchOptions, cases: [number, number, number][], 
     if (mega.length === 0) continue;
     const pairs = Math.min(mega.length, torch.length);
     const perRound = (f: (i: number) => number) => (pairs > 0 ? { ratio: median(Array.from({ length: pairs }, (_, i) => f(i))), baseline: 'pytorch' } : {});
-    report({ ...row('mega-enc', 'mega-ts-cpu', median(mega.map((x) => x.tokensPerS)), 'tokens/s'), ...perRound((i) => mega[i].tokensPerS / torch[i].tokensPerS) });
+    report({
+      ...row('mega-enc', 'mega-ts-cpu', median(mega.map((x) => x.tokensPerS)), 'tokens/s'),
+      ...perRound((i) => mega[i].tokensPerS / torch[i].tokensPerS),
+    });
     report({ ...row('mega-enc-mem', 'mega-ts-cpu', median(mega.map((x) => x.maxRssMiB)), 'MiB'), ...perRound((i) => mega[i].maxRssMiB / torch[i].maxRssMiB) });
   }
 }

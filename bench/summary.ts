@@ -52,9 +52,7 @@ export interface Figure {
 const is =
   (bench: string, impl: string, shape?: readonly (number | null)[]) =>
   (r: BenchResult): boolean =>
-    r.bench === bench &&
-    r.impl === impl &&
-    (shape === undefined || (r.shape.length === shape.length && shape.every((s, i) => s === null || s === r.shape[i])));
+    r.bench === bench && r.impl === impl && (shape === undefined || (r.shape.length === shape.length && shape.every((s, i) => s === null || s === r.shape[i])));
 
 const LAYER = (c: number) => [1024, 4, c];
 /** The scaling rows' batch comes from `MEGA_BENCH_SCALE_B`: any B matches. */

@@ -72,7 +72,13 @@ describe('issue 13 summary', () => {
       'issue13-5-scale-time-4k-16k': [4.6, false],
       'issue13-5-scale-memory-4k-16k': [3.1, true],
     });
-    expect(f['issue13-1-layer-full']).toMatchObject({ row: 'mega-enc/mega-ts-cpu/f32/1024x4x-1', value: 6400, unit: 'tokens/s', baseline: 'pytorch', target: 1.5 });
+    expect(f['issue13-1-layer-full']).toMatchObject({
+      row: 'mega-enc/mega-ts-cpu/f32/1024x4x-1',
+      value: 6400,
+      unit: 'tokens/s',
+      baseline: 'pytorch',
+      target: 1.5,
+    });
     expect(f['issue13-2-train-imdb'].row).toBe('train/mega-ts-imdb-t2/f32/4x1024');
     expect(f['issue13-5-scale-time-4k-16k'].row).toBe('mega-scale/mega-ts-cpu/f32/16384x2x128');
     expect(f['issue13-4-main-job']).toMatchObject({ value: 24, unit: 's', accuracy: 55.4, accuracy_ratio: 1 });
@@ -127,7 +133,8 @@ describe('issue 13 summary', () => {
     expect(lines).toHaveLength(13);
     expect(lines[0]).toMatch(/^figure\s+ratio\s+target\s+met\s+what$/);
     expect(lines[1]).toBe(
-      'issue13-1-layer-full              1.60  ≥ 1.5   yes  MegaSentenceEncoderLayer fwd+bwd tokens/s, mega-ts / PyTorch+OpenBLAS, full attention [mega-enc/mega-ts-cpu/f32/1024x4x-1: 6400 tokens/s]',
+      'issue13-1-layer-full              1.60  ≥ 1.5   yes  ' +
+        'MegaSentenceEncoderLayer fwd+bwd tokens/s, mega-ts / PyTorch+OpenBLAS, full attention [mega-enc/mega-ts-cpu/f32/1024x4x-1: 6400 tokens/s]',
     );
     expect(lines[7]).toMatch(/^issue13-3-matmul-openblas\s+0\.31 {2}– {7}– {4}matmul/);
     expect(lines[8]).toMatch(/^issue13-4-main-job\s+1\.25 {2}≥ 1 {5}yes {2}main job .*\[main-job\/mega-train\/f32\/: 24 s; accuracy 55\.4\]$/);
