@@ -276,7 +276,7 @@ function runEncoderBench(opts: BenchOptions, cases: [number, number, number][], 
     const mega: { tokensPerS: number; maxRssMiB: number }[] = [];
     const torch: TorchMeasured[] = [];
     for (let i = 0; i < reps; i++) {
-      const t = want('pytorch', c) ? torchBaseline([c], threads, mallocEnv(), 'encoder', i > 0)?.get(c.join(',')) : undefined;
+      const t = want('pytorch', c) ? torchBaseline([c], threads, mallocEnv(), 'encoder', i > 0 || c !== todo[0])?.get(c.join(',')) : undefined;
       if (t) torch.push(t);
       const m = want('mega-ts-cpu', c) ? child(...c, mallocEnv(), 'encoder') : undefined;
       if (m) mega.push({ tokensPerS: (l * b) / (m.ms / 1000), maxRssMiB: m.maxRssMiB });
