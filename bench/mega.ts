@@ -30,6 +30,7 @@ import * as F from '../src/autograd/index.js';
 import { MovingAverageGatedAttention } from '../src/mega/attention.js';
 import { MegaSentenceEncoderLayer } from '../src/mega/layers.js';
 import { getNumThreads } from '../src/tensor/backends/cpu/pool.js';
+import type { FloatDType } from '../src/tensor/dtype.js';
 import { Generator, randNormal } from '../src/tensor/random.js';
 import { caseId, note, report, selected, type BenchOptions, type BenchResult } from './report.js';
 import { median, timeMedian } from './timing.js';
@@ -42,6 +43,30 @@ export type LayerKind = 'attention' | 'encoder';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
+/**
+ * The benchmarked encoder layer (issue 13's first figure): MegaSentenceEncoderLayer with the
+ * sizes of {@link MEGA_CFG}, softmax, scalenorm post-norm, simple relative bias, no dropout.
+ * Also what test/bench/torch-encoder.test.ts compares with the PyTorch baseline.
+ */
+export function encoderLayer(L: number, C: number, dtype: FloatDType, gen: Generator): MegaSentenceEncoderLayer {
+  const { D, Z, H, N, F: FFN } = MEGA_CFG;
+  return new MegaSentenceEncoderLayer({ embeddingDim: D, zDim: Z, hiddenDim: H, nDim: N, ffnHiddenDim: FFN, ...layerOptions(L, C, dtype, gen) });
+}
+
+/** The options the two benchmarked layers share. */
+function layerOptions(L: number, C: number, dtype: FloatDType, gen: Generator) {
+  return {
+    attentionActivation: 'softmax',
+    normType: 'scalenorm',
+    prenorm: false,
+    chunkSize: C,
+    maxPositions: Math.max(L, 1),
+    relPosBias: 'simple',
+    dtype,
+    gen,
+  } as const;
+}
+
 /** A fresh layer and input; `step()` runs forward + backward once. */
 export function makeStep(
   L: number,
@@ -51,30 +76,14 @@ export function makeStep(
   kind: LayerKind = 'attention',
 ): { step: () => void; layer: MovingAverageGatedAttention | MegaSentenceEncoderLayer } {
   const gen = new Generator(seed);
-  const common = {
-    attentionActivation: 'softmax',
-    normType: 'scalenorm',
-    prenorm: false,
-    chunkSize: C,
-    maxPositions: Math.max(L, 1),
-    relPosBias: 'simple',
-    dtype: 'f32',
-    gen,
-  } as const;
+  const { D, Z, H, N } = MEGA_CFG;
   const layer =
     kind === 'encoder'
-      ? new MegaSentenceEncoderLayer({
-          embeddingDim: MEGA_CFG.D,
-          zDim: MEGA_CFG.Z,
-          hiddenDim: MEGA_CFG.H,
-          nDim: MEGA_CFG.N,
-          ffnHiddenDim: MEGA_CFG.F,
-          ...common,
-        })
-      : new MovingAverageGatedAttention({ embedDim: MEGA_CFG.D, zdim: MEGA_CFG.Z, hdim: MEGA_CFG.H, ndim: MEGA_CFG.N, bidirectional: true, ...common });
-  const x = randNormal([L, B, MEGA_CFG.D], 0, 1, 'f32', gen);
+      ? encoderLayer(L, C, 'f32', gen)
+      : new MovingAverageGatedAttention({ embedDim: D, zdim: Z, hdim: H, ndim: N, bidirectional: true, ...layerOptions(L, C, 'f32', gen) });
+  const x = randNormal([L, B, D], 0, 1, 'f32', gen);
   x.requiresGrad = true;
-  const g = randNormal([L, B, MEGA_CFG.D], 0, 1, 'f32', gen);
+  const g = randNormal([L, B, D], 0, 1, 'f32', gen);
   const params = layer.parameters();
   const step = () => {
     for (const p of params) p.grad = null;

@@ -14,6 +14,10 @@ incremental state.
         post-norm NFFN of bench/torch_train.py (D -> 256 -> D, silu, scalenorm).
     /usr/bin/python3 bench/torch_mega.py --check test/golden/mega_enc_softmax.msgpack ...
         runs the golden case (float64) and compares outputs and gradients (needs python3-msgpack)
+    /usr/bin/python3 bench/torch_mega.py --run-json IN.json OUT.json
+        runs the encoder layer of the benchmark in float64 on given parameters, input and cotangent
+        and writes its output and gradients (test/bench/torch-encoder.test.ts compares them with
+        mega-ts's MegaSentenceEncoderLayer: the baseline must compute the same function)
 
 Run with Debian's python3-torch; put OpenBLAS first on LD_LIBRARY_PATH (docs/BACKENDS.md) for the
 speed a PyTorch user has. Timing: forward + backward of a cotangent on the output, input and all
@@ -265,15 +269,44 @@ def check(paths):
     return ok
 
 
+def run_json(src, dst):
+    """IN: {"config": {D, Z, H, N, F, C, max_positions}, "params": {fairseq name: {shape, data}},
+    "x": {shape, data}, "cotangent": [flat]}; OUT: {"out": [flat], "x_grad": [flat], "grads": {name: [flat]}}."""
+    torch.set_default_dtype(torch.float64)
+    d = json.load(open(src))
+    c = d["config"]
+    layer = EncoderLayer(c["D"], c["Z"], c["H"], c["N"], c["F"], c["C"], c["max_positions"])
+    own = dict(layer.named_parameters())
+
+    def name(n):  # fairseq names -> this file's modules
+        n = n.replace("mega_layer.", "mega.", 1)
+        return n.replace("nffn.norm.norm.", "nffn.norm.", 1)
+
+    if sorted(own) != sorted(name(n) for n in d["params"]):
+        raise SystemExit(f"parameters differ: {sorted(own)} vs {sorted(d['params'])}")
+    with torch.no_grad():
+        for n, p in d["params"].items():
+            own[name(n)].copy_(torch.tensor(p["data"]).view(p["shape"]))
+    x = torch.tensor(d["x"]["data"]).view(d["x"]["shape"]).requires_grad_(True)
+    out, _ = layer(x)
+    out.backward(torch.tensor(d["cotangent"]).view(out.shape))
+    res = {"out": out.detach().flatten().tolist(), "x_grad": x.grad.flatten().tolist(),
+           "grads": {n: own[name(n)].grad.flatten().tolist() for n in d["params"]}}
+    json.dump(res, open(dst, "w"))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--cases", help="L,B,C;L,B,C...")
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     ap.add_argument("--check", nargs="*")
     ap.add_argument("--layer", choices=["attention", "encoder"], default="attention")
+    ap.add_argument("--run-json", nargs=2, metavar=("IN", "OUT"))
     a = ap.parse_args()
     if a.check:
         sys.exit(0 if check(a.check) else 1)
+    if a.run_json:
+        return run_json(*a.run_json)
     cases = [tuple(int(v) for v in c.split(",")) for c in (a.cases or "1024,4,-1;1024,4,128").split(";")]
     bench(cases, a.threads, a.layer)
 
