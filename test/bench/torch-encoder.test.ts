@@ -44,8 +44,7 @@ describe.skipIf(skip)('bench PyTorch encoder layer = mega-ts MegaSentenceEncoder
         dst = join(dir, `out${C}.json`);
       writeFileSync(src, JSON.stringify(input));
       const r = spawnSync(PY, [join('bench', 'torch_mega.py'), '--run-json', src, dst], { encoding: 'utf8', timeout: 120_000 });
-      expect(r.stderr).toBe('');
-      expect(r.status).toBe(0);
+      expect(r.status, r.stderr).toBe(0);
       const res = JSON.parse(readFileSync(dst, 'utf8')) as { out: number[]; x_grad: number[]; grads: Record<string, number[]> };
       expectClose(out, res.out, { precision: 'f64', what: 'out' });
       expectClose(x.grad!, res.x_grad, { precision: 'f64', what: 'grad x' });
