@@ -37,6 +37,13 @@ export interface BenchOptions {
 
 let json = false;
 let headerPrinted = false;
+/** Every row reported so far (full precision), for the run's summary (summary.ts). */
+const reported: BenchResult[] = [];
+
+/** The rows reported so far in this process, in order. */
+export function reportedRows(): readonly BenchResult[] {
+  return reported;
+}
 
 /** Choose the output format for all later {@link report} calls. */
 export function setReportFormat(opts: { json: boolean }): void {
@@ -50,6 +57,7 @@ function round(x: number): number {
 
 /** Print one result line in the current format. */
 export function report(r: BenchResult): void {
+  reported.push(r);
   if (json) {
     const out: BenchResult = { bench: r.bench, impl: r.impl, dtype: r.dtype, shape: r.shape, value: round(r.value), unit: r.unit };
     if (r.ratio !== undefined) out.ratio = round(r.ratio);
