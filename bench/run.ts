@@ -61,6 +61,16 @@ function parseArgs(argv: string[]): BenchOptions {
   return opts;
 }
 
+/**
+ * Whether bench `b` runs under `--filter f` (cases inside are filtered by id): unless `f` names
+ * another bench — the longest bench name `f` starts with decides (`matmul-ceiling` is not
+ * `matmul`) — or `f` is the start of one of `b`'s names (`matmul` runs `matmul-ceiling` too).
+ */
+function benchSelected(b: (typeof BENCHES)[number], f: string): boolean {
+  const named = namedBench(f);
+  return named === undefined || named === b || [b.name, ...(b.also ?? [])].some((n) => n.startsWith(f));
+}
+
 /** The bench whose name (or `also` name) is the longest prefix of `filter`, if any. */
 function namedBench(filter: string): (typeof BENCHES)[number] | undefined {
   let best: { b: (typeof BENCHES)[number]; len: number } | undefined;
@@ -82,9 +92,7 @@ async function main(): Promise<void> {
   const cpu = os.cpus()[0]?.model ?? 'unknown cpu';
   note(`node ${process.version}, ${os.availableParallelism()} cores (${cpu})`);
   for (const b of BENCHES) {
-    // A bench runs unless the filter names another bench (the longest name the filter starts
-    // with decides: `matmul-ceiling` is not `matmul`); cases inside are filtered by id.
-    if (opts.filter !== undefined && namedBench(opts.filter) !== undefined && namedBench(opts.filter) !== b) continue;
+    if (opts.filter !== undefined && !benchSelected(b, opts.filter)) continue;
     await b.run(opts);
   }
   const summary = summaryLines(computeFigures(reportedRows()), opts.json);
