@@ -14,7 +14,8 @@
  * Rows (shape of a ceiling row = [threads]):
  * - `matmul-ceiling/simd128-mul-add/f32/<t>`, `matmul-ceiling/relaxed-madd/f32/<t>`: GFLOP/s.
  * - `matmul-ceiling/mega-ts-1024-vs-ceiling/f32/1024x1024x1024`: the gemm's GFLOP/s on all
- *   threads, `ratio` = gemm ÷ the higher ceiling (same threads, same run); `-1t` = on 1 thread.
+ *   threads, `ratio` = gemm ÷ the higher ceiling (same threads, same run: the median over the
+ *   rounds of the gemm ÷ the ceiling timed just before it); `-1t` = on 1 thread.
  *   `-cpu` rows: the same with flops per CPU-second of this process instead of per wall-clock
  *   second — on a machine shared with other jobs, time slices taken by others do not count
  *   (what the threads do in their slices still does, and an idle pool thread costs nothing).
@@ -43,7 +44,7 @@ const IMPL: Record<Isa, string> = { simd128: 'simd128-mul-add', relaxed: 'relaxe
 const VS_CEILING = 'mega-ts-1024-vs-ceiling';
 const VS_OPENBLAS = 'mega-ts-1024-vs-openblas';
 /** Alternating rounds (ceiling loops, gemm) per thread count. */
-const ROUNDS = 7;
+const ROUNDS = 9;
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
@@ -158,7 +159,20 @@ interface Figures {
 }
 
 /** Median figures of the chosen loops and of the gemm, alternating, on `threads` threads. */
-function measure(gang: CeilingGang, loops: Map<Isa, CeilingLoop>, threads: number): { ceiling: Map<Isa, Figures>; gemm: Figures } {
+interface Measured {
+  ceiling: Map<Isa, Figures>;
+  gemm: Figures;
+  /** median over rounds of gemm ÷ that round's best ceiling, and which instruction set that was most often */
+  ratio: Figures;
+  top: { wall: Isa; cpu: Isa };
+}
+
+/**
+ * Times the chosen loops and the 1024³ gemm in {@link ROUNDS} alternating rounds on `threads`
+ * threads. Each round's ratio compares the gemm with the ceiling measured just before it (the
+ * machine's other load then weighs on both alike); the figures are the medians.
+ */
+function measure(gang: CeilingGang, loops: Map<Isa, CeilingLoop>, threads: number): Measured {
   const before = getNumThreads();
   setNumThreads(threads);
   const a = fill(new Float32Array(N * N), 1);
@@ -168,18 +182,31 @@ function measure(gang: CeilingGang, loops: Map<Isa, CeilingLoop>, threads: numbe
   const w0 = performance.now();
   while (performance.now() - w0 < 300) product();
   for (const loop of loops.values()) gang.run(loop, itersFor(loop) >> 2, threads);
-  const ceil = new Map<Isa, { wall: number; cpu: number }[]>([...loops.keys()].map((k) => [k, []]));
-  const gem: { wall: number; cpu: number }[] = [];
+  const ceil = new Map<Isa, Figures[]>([...loops.keys()].map((k) => [k, []]));
+  const gem: Figures[] = [];
+  const ratios: Figures[] = [];
+  const tops: { wall: Isa; cpu: Isa }[] = [];
   for (let r = 0; r < ROUNDS; r++) {
     for (const [isa, loop] of loops) {
       const it = itersFor(loop);
       ceil.get(isa)!.push(timed(threads * it * loop.flopsPerIter, () => gang.run(loop, it, threads)));
     }
-    gem.push(timed(2 * N ** 3, product));
+    const g = timed(2 * N ** 3, product);
+    gem.push(g);
+    const best = (kind: keyof Figures): Isa => [...ceil.keys()].reduce((x, y) => (ceil.get(y)![r][kind] > ceil.get(x)![r][kind] ? y : x));
+    const top = { wall: best('wall'), cpu: best('cpu') };
+    tops.push(top);
+    ratios.push({ wall: g.wall / ceil.get(top.wall)![r].wall, cpu: g.cpu / ceil.get(top.cpu)![r].cpu });
   }
   setNumThreads(before);
-  const med = (xs: { wall: number; cpu: number }[]): Figures => ({ wall: median(xs.map((x) => x.wall)), cpu: median(xs.map((x) => x.cpu)) });
-  return { ceiling: new Map([...ceil].map(([k, v]) => [k, med(v)])), gemm: med(gem) };
+  const med = (xs: Figures[]): Figures => ({ wall: median(xs.map((x) => x.wall)), cpu: median(xs.map((x) => x.cpu)) });
+  const mode = (xs: Isa[]): Isa => (xs.filter((x) => x === 'relaxed').length * 2 > xs.length ? 'relaxed' : 'simd128');
+  return {
+    ceiling: new Map([...ceil].map(([k, v]) => [k, med(v)])),
+    gemm: med(gem),
+    ratio: med(ratios),
+    top: { wall: mode(tops.map((t) => t.wall)), cpu: mode(tops.map((t) => t.cpu)) },
+  };
 }
 
 /** torch.mm 1024³ f32 GFLOP/s with OpenBLAS on `threads` threads, or undefined (noted). */
@@ -238,9 +265,8 @@ export async function runCeilingBench(opts: BenchOptions): Promise<void> {
       for (const [isa, g] of m.ceiling) row('matmul-ceiling', IMPL[isa], [t], g.wall);
       const suffix = t === threads ? '' : '-1t';
       for (const kind of ['wall', 'cpu'] as const) {
-        const [isa, top] = [...m.ceiling].reduce((x, y) => (y[1][kind] > x[1][kind] ? y : x));
         const impl = `${VS_CEILING}${suffix}${kind === 'cpu' ? '-cpu' : ''}`;
-        row('matmul-ceiling', impl, SHAPE, m.gemm[kind], { ratio: m.gemm[kind] / top[kind], baseline: IMPL[isa] });
+        row('matmul-ceiling', impl, SHAPE, m.gemm[kind], { ratio: m.ratio[kind], baseline: IMPL[m.top[kind]] });
       }
     }
     if (selected(opts, caseId('matmul-openblas', 'openblas', 'f32', SHAPE)) || selected(opts, caseId('matmul-openblas', VS_OPENBLAS, 'f32', SHAPE))) {
