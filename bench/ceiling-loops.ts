@@ -24,6 +24,11 @@ export interface CeilingLoop {
   /** export name, e.g. `simd128_outer4x2` */
   name: string;
   isa: Isa;
+  /** register-only chains, or the tile loop over L1 panels */
+  kind: 'chain' | 'outer';
+  /** accumulator rows × vectors per row (chain: CHAINS × 1) */
+  R: number;
+  V: number;
   /** flops (2 per multiply-add per lane) of one iteration */
   flopsPerIter: number;
 }
@@ -37,6 +42,8 @@ const CHAIN_ST = 0;
 const PANEL_A = 64;
 const PANEL_B = PANEL_A + OUTER_STEPS * 32;
 const PANEL_END = PANEL_B + OUTER_STEPS * 64;
+/** Where the loops read (byte addresses), for tests that recompute their results. */
+export const CEILING_LAYOUT = { CHAIN_ST, PANEL_A, PANEL_B } as const;
 
 /** Register-tile shapes (rows × vectors) tried: those a 15-register x64 file can hold. */
 const OUTER_SIMD128: [number, number][] = [
@@ -105,7 +112,7 @@ function emitChain(mb: ModuleBuilder, isa: Isa): CeilingLoop {
   f.br(0);
   f.end().end();
   reduceAccs(f, accs);
-  return { name, isa, flopsPerIter: CHAIN_UNROLL * CHAINS * 8 };
+  return { name, isa, kind: 'chain', R: CHAINS, V: 1, flopsPerIter: CHAIN_UNROLL * CHAINS * 8 };
 }
 
 function emitOuter(mb: ModuleBuilder, isa: Isa, R: number, V: number): CeilingLoop {
@@ -156,7 +163,7 @@ function emitOuter(mb: ModuleBuilder, isa: Isa, R: number, V: number): CeilingLo
   }
   f.end().end();
   reduceAccs(f, accs);
-  return { name, isa, flopsPerIter: OUTER_STEPS * R * V * 8 };
+  return { name, isa, kind: 'outer', R, V, flopsPerIter: OUTER_STEPS * R * V * 8 };
 }
 
 /** The module bytes (one imported, unshared memory of one page) and its loops. */
