@@ -7,7 +7,15 @@
 import { ones } from '../tensor/create.js';
 import { ShapeError, TensorError } from '../tensor/errors.js';
 import { binary, cast, copy } from '../tensor/kernels.js';
-import { residentActive, residentProtect, residentProtectRoots, residentRelease, scopeBlock } from '../tensor/backends/cpu/resident.js';
+import {
+  residentActive,
+  residentMark,
+  residentProtect,
+  residentProtectRoots,
+  residentRelease,
+  residentSinceMark,
+  scopeBlock,
+} from '../tensor/backends/cpu/resident.js';
 import { sameShape } from '../tensor/shape.js';
 import { Tensor, type GradFn } from '../tensor/tensor.js';
 
@@ -118,7 +126,9 @@ export function backward(root: Tensor, grad?: Tensor): void {
         continue;
       }
       const ins = t.gradFn.inputs;
+      frees?.beginNode();
       const res = t.gradFn.backward(g);
+      frees?.endNode(res);
       for (let i = 0; i < ins.length; i++) {
         const c = ins[i],
           gi = res[i];
@@ -175,6 +185,19 @@ class EarlyFrees {
       else residentProtect(t); // a leaf's values
     }
     this.put(g0);
+  }
+
+  /** A node's backward starts. */
+  beginNode(): void {
+    residentMark();
+  }
+
+  /** A node's backward returned `res`: its temporaries (blocks it made that `res` does not use) are freed. */
+  endNode(res: readonly (Tensor | null)[]): void {
+    const made = residentSinceMark();
+    if (made.length === 0) return;
+    const used = new Set(res.map((r) => (r ? scopeBlock(r) : -1)));
+    for (const b of made) if (!used.has(b)) this.tryFree(b);
   }
 
   /** A gradient entered the engine's map. */

@@ -28,6 +28,8 @@ interface Scope {
   /** Blocks that must survive the scope's early frees (roots, gradients of leaves). */
   protectedBlocks: Set<number>;
   roots: () => Iterable<Tensor | null | undefined>;
+  /** Blocks handed out since the last {@link residentMark} (null: not recording). */
+  log: number[] | null;
 }
 
 let scope: Scope | null = null;
@@ -67,6 +69,7 @@ export function allocateOut(dtype: DType, n: number, zero = true): Storage {
   const at = h.heap.alloc(n * E);
   if (at < 0) return allocate(dtype, n); // memory full: an ordinary array
   scope.mine.add(at);
+  scope.log?.push(at);
   const buf = h.memory.buffer;
   buffers.add(buf);
   const out: FloatStorage = dtype === 'f32' ? new Float32Array(buf, at, n) : new Float64Array(buf, at, n);
@@ -92,7 +95,7 @@ function* tensorsIn(x: unknown): Generator<Tensor> {
 export function residentScope<T>(owner: object, fn: () => T, roots: () => Iterable<Tensor | null | undefined>): T {
   const h = scope === null ? heap() : null;
   if (!h) return fn();
-  scope = { owner, mine: new Set(), protectedBlocks: new Set(), roots };
+  scope = { owner, mine: new Set(), protectedBlocks: new Set(), roots, log: null };
   const s = scope;
   let result: T;
   try {
@@ -117,6 +120,19 @@ export function scopeBlock(t: Tensor): number {
   if (!isResident(s)) return -1;
   const b = scope.mine.has(s.byteOffset) ? s.byteOffset : heap()!.heap.blockOf(s.byteOffset);
   return scope.mine.has(b) ? b : -1;
+}
+
+/** Starts recording the blocks handed out (until {@link residentSinceMark}). */
+export function residentMark(): void {
+  if (scope !== null) scope.log = [];
+}
+
+/** The blocks handed out since {@link residentMark} (still live or not); stops recording. */
+export function residentSinceMark(): number[] {
+  if (scope === null) return [];
+  const log = scope.log ?? [];
+  scope.log = null;
+  return log;
 }
 
 /** Keeps `t`'s block until the scope ends (e.g. a leaf's gradient). */
