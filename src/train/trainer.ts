@@ -469,7 +469,11 @@ class TrainRun {
     // one process: the step's tensors live in the wasm memory and are reused by the next step
     // (data parallel keeps ordinary arrays: its gradient buckets outlive the step)
     if (this.dist) return this.step();
-    return residentScope(this, () => this.step(), () => stepRoots(this.model, this.params));
+    return residentScope(
+      this,
+      () => this.step(),
+      () => stepRoots(this.model, this.params),
+    );
   }
 
   /** The body of {@link update}. */
