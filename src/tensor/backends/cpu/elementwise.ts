@@ -62,7 +62,7 @@ export function operand(t: Tensor, shape: readonly number[]): Operand {
 
 /** Runs a generated loop over `inputs` broadcast to `shape`, producing a new `outDtype` tensor. */
 export function runLoop(name: string, expr: string, inputs: Tensor[], shape: readonly number[], outDtype: DType): Tensor {
-  const out = allocateOut(outDtype, sizeOf(shape));
+  const out = allocateOut(outDtype, sizeOf(shape), false);
   const key = `${name}|${inputs.map((t) => t.dtype).join(',')}|${outDtype}`;
   elementwiseLoop(key, inputs.length, expr)(
     out,

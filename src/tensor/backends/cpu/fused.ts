@@ -40,7 +40,7 @@ export function emaKernelCpu(coef: Tensor, q: Tensor, length: number): Tensor {
   const [D, N] = coef.shape;
   const c = dense(coef),
     qq = dense(q);
-  const out = allocateOut(coef.dtype, D * length) as FloatStorage;
+  const out = allocateOut(coef.dtype, D * length, false) as FloatStorage;
   const acc = new Float64Array(length);
   const pw = new Float64Array(BLOCK);
   for (let d = 0; d < D; d++) {
@@ -108,7 +108,7 @@ export function softmaxGradCpu(y: Tensor, g: Tensor, log: boolean): Tensor {
     gg = dense(g);
   const n = y.shape[y.ndim - 1];
   const rows = n === 0 ? 0 : y.size / n;
-  const out = allocateOut(y.dtype, y.size) as FloatStorage;
+  const out = allocateOut(y.dtype, y.size, false) as FloatStorage;
   for (let r = 0; r < rows; r++) {
     const b = r * n;
     let s = 0;

@@ -80,7 +80,7 @@ export function softmaxCpu(x: Tensor, log: boolean): Tensor {
   if (!isFloat(x.dtype)) throw new DTypeError(`softmax: expected a floating tensor, got ${x.dtype}`);
   const nd = x.ndim;
   const { data, outer, inner } = moveLast(x, [nd - 1]);
-  const out = allocateOut(x.dtype, outer * inner);
+  const out = allocateOut(x.dtype, outer * inner, false);
   for (let i = 0; i < outer; i++) {
     const b = i * inner;
     let m = -Infinity;

@@ -46,6 +46,16 @@ function heap(): { heap: WasmHeap; memory: WebAssembly.Memory } | null {
   return { heap: wasmArena(rt).heap, memory: rt.memory };
 }
 
+let lastBuffer: ArrayBufferLike | null = null;
+/** The memory's current buffer (a new object only after the memory grew). */
+function memoryBuffer(memory: WebAssembly.Memory): ArrayBufferLike {
+  if (lastBuffer === null || lastBuffer.byteLength !== memory.buffer.byteLength) {
+    lastBuffer = memory.buffer;
+    buffers.add(lastBuffer);
+  }
+  return lastBuffer;
+}
+
 /** Whether a resident scope is open (kernel outputs go to the wasm memory). */
 export function residentActive(): boolean {
   return scope !== null;
@@ -70,8 +80,7 @@ export function allocateOut(dtype: DType, n: number, zero = true): Storage {
   if (at < 0) return allocate(dtype, n); // memory full: an ordinary array
   scope.mine.add(at);
   scope.log?.push(at);
-  const buf = h.memory.buffer;
-  buffers.add(buf);
+  const buf = memoryBuffer(h.memory);
   const out: FloatStorage = dtype === 'f32' ? new Float32Array(buf, at, n) : new Float64Array(buf, at, n);
   if (zero) out.fill(0);
   return out;
