@@ -184,6 +184,7 @@ export function trainStepOf(name: string, { resident = true } = {}): { step: () 
 
 /** Child-process entry: `--train-child NAME` times mega-ts's step; prints `{ms, cpuMs, maxRssMiB}`. */
 export function trainChild(name: string): void {
+  const c = CASES.find((x) => x.name === name)!;
   const { step } = trainStepOf(name);
   const cpu: number[] = [];
   const timed = () => {
