@@ -34,6 +34,8 @@ import { fileURLToPath } from 'node:url';
 import { backward } from '../src/autograd/engine.js';
 import { MALLOC_ENV } from '../src/cli/malloc.js';
 import { ArrayDataset, Batcher, type Batch, type Example } from '../src/data/batch.js';
+import type { Module } from '../src/nn/module.js';
+import type { Tensor } from '../src/tensor/tensor.js';
 import { BYTE_VOCAB_SIZE } from '../src/data/vocab.js';
 import { binary } from '../src/tensor/kernels.js';
 import { getNumThreads } from '../src/tensor/backends/cpu/pool.js';
@@ -42,6 +44,8 @@ import { scalar } from '../src/tensor/create.js';
 import { resolveTrainArgs, type TaskName } from '../src/train/args.js';
 import { buildFromModelArgs, resolveModelArgs } from '../src/train/arch.js';
 import { Adam, clipGradNorm, parseBetas } from '../src/train/optim.js';
+import { stepRoots } from '../src/train/trainer.js';
+import { residentScope } from '../src/tensor/backends/cpu/resident.js';
 import { getTask } from '../src/train/tasks/index.js';
 import { caseId, note, report, selected, type BenchOptions } from './report.js';
 import { median, timeMedian } from './timing.js';
@@ -143,9 +147,14 @@ function setup(c: TrainCase) {
   return { args, task, modelArgs, taskInfo, batcher };
 }
 
-/** Child-process entry: `--train-child NAME` times mega-ts's step; prints `{ms, maxRssMiB}`. */
-export function trainChild(name: string): void {
-  const c = CASES.find((x) => x.name === name)!;
+/**
+ * One case's model, parameters and `step()` — the body of `TrainRun.update` (update_freq 1, one
+ * process) in its resident scope, as `mega train` runs it (`resident: false`: without). The step
+ * returns its loss.
+ */
+export function trainStepOf(name: string, { resident = true } = {}): { step: () => number; params: Tensor[]; model: Module } {
+  const c = CASES.find((x) => x.name === name);
+  if (!c) throw new Error(`train bench: no case ${name} (${CASES.map((x) => x.name).join(', ')})`);
   const { args, task, modelArgs, taskInfo, batcher } = setup(c);
   manualSeed(1);
   const model = buildFromModelArgs(modelArgs, taskInfo as never, defaultGenerator);
@@ -156,18 +165,27 @@ export function trainChild(name: string): void {
     eps: args.adam_eps as number,
     weightDecay: args.weight_decay as number,
   });
-  // the body of TrainRun.update (update_freq 1, one process)
-  const step = () => {
+  const body = () => {
     optimizer.zeroGrad();
     const batch: Batch = batcher.next();
     const out = task.forward(model, batch, args as never);
-    out.loss.item();
+    const loss = out.loss.item();
     backward(out.loss);
     const s = scalar(1 / out.sampleSize, 'f32');
     for (const t of params) if (t.grad) t.grad = binary(t.grad, s, 'mul');
     clipGradNorm(params, args.clip_norm as number);
     optimizer.step();
+    return loss;
   };
+  const owner = {};
+  const step = resident ? () => residentScope(owner, body, () => stepRoots(model, params)) : body;
+  return { step, params, model };
+}
+
+/** Child-process entry: `--train-child NAME` times mega-ts's step; prints `{ms, cpuMs, maxRssMiB}`. */
+export function trainChild(name: string): void {
+  const c = CASES.find((x) => x.name === name)!;
+  const { step } = trainStepOf(name);
   const cpu: number[] = [];
   const timed = () => {
     const c0 = process.cpuUsage();
