@@ -115,11 +115,6 @@ export interface FusedKernels {
   /** Vector-Jacobian product of `laplace` for the output gradient `g` (shape of x): `g · exp(−z²)/(√π·den)`. */
   laplaceGrad(x: Tensor, g: Tensor, mu: number, den: number): Tensor;
   /**
-   * The inverted-dropout multiplier from uniform draws `u`: `(u ≥ p) · 1/(1−p)` in u's dtype (p
-   * and 1/(1−p) rounded to it), i.e. `cast(u ≥ p) · (1/(1−p))`. Any layout in, contiguous out.
-   */
-  dropoutMask(u: Tensor, p: number): Tensor;
-  /**
    * Training-mode batch normalisation of the rows of `x` `[N, D]` (per-channel statistics over N):
    * `[y, stats]` with stats `[2, D]` = (mean, biased variance) and
    * `y = (x − mean) · rsqrt(var + eps)`, then `· weight + bias` when given (`[D]` each). Values

@@ -49,8 +49,6 @@ export const softmaxGrad = (y: Tensor, g: Tensor, log: boolean): Tensor => kerne
 export const laplace = (x: Tensor, mu: number, den: number): Tensor => kernel('laplace')(x, mu, den);
 /** VJP of laplace: `g · exp(−z²)/(√π·den)`, `z = (x − mu)/den`. */
 export const laplaceGrad = (x: Tensor, g: Tensor, mu: number, den: number): Tensor => kernel('laplaceGrad')(x, g, mu, den);
-/** Inverted-dropout multiplier `(u ≥ p) · 1/(1−p)` from uniform draws `u`. */
-export const dropoutMask = (u: Tensor, p: number): Tensor => kernel('dropoutMask')(u, p);
 /** Training-mode batch norm of `[N, D]` rows: `[y, stats]`, stats `[2, D]` = (mean, biased variance). */
 export const batchNorm = (x: Tensor, weight: Tensor | null, bias: Tensor | null, eps: number): [Tensor, Tensor] => kernel('batchNorm')(x, weight, bias, eps);
 /** VJP of batchNorm: `[dx, dwb]`, dwb `[2, D]` = (gradient of weight, of bias). */

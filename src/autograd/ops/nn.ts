@@ -2,7 +2,7 @@
 import { scalar } from '../../tensor/create.js';
 import { DTypeError, ShapeError, TensorError } from '../../tensor/errors.js';
 import * as K from '../../tensor/kernels.js';
-import { defaultGenerator, Generator, randUniform } from '../../tensor/random.js';
+import { defaultGenerator, dropoutMask, Generator } from '../../tensor/random.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import * as V from '../../tensor/view.js';
 import { compare, mul, neg, sub, where } from './arith.js';
@@ -18,8 +18,8 @@ import { reshape } from './shape.js';
 export function dropout(x: Tensor, p: number, training: boolean, gen: Generator = defaultGenerator, maskShape?: readonly number[]): Tensor {
   if (!(p >= 0 && p < 1)) throw new TensorError(`dropout: probability ${p} is outside [0, 1)`); // modules check it first (ConfigError)
   if (!training || p === 0) return x;
-  const u = randUniform(maskShape ?? x.shape, 0, 1, x.dtype, gen);
-  return mul(x, K.dropoutMask(u, p));
+  if (x.dtype !== 'f32' && x.dtype !== 'f64') throw new DTypeError(`dropout: expected a floating tensor, got ${x.dtype}`);
+  return mul(x, dropoutMask(maskShape ?? x.shape, p, x.dtype, gen));
 }
 
 /** Options of `crossEntropy`. */

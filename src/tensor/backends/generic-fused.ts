@@ -85,12 +85,6 @@ export function laplaceGradGeneric(x: Tensor, g: Tensor, mu: number, den: number
   return K.binary(g, d, 'mul');
 }
 
-/** Generic `dropoutMask`: `cast(u ≥ p) · (1/(1−p))` from primitives. */
-export function dropoutMaskGeneric(u: Tensor, p: number): Tensor {
-  const keep = K.cast(K.binary(u, scalar(p, u.dtype), 'ge'), u.dtype);
-  return K.binary(keep, scalar(1 / (1 - p), u.dtype), 'mul');
-}
-
 /** `[1, D]` view of a `[D]` tensor. */
 function row(t: Tensor): Tensor {
   return new Tensor(t.data, [1, ...t.shape], [0, ...t.strides], t.offset);
@@ -129,7 +123,6 @@ export function batchNormGradGeneric(x: Tensor, g: Tensor, stats: Tensor, weight
 registerKernel('adamUpdate', ANY_BACKEND, adamUpdateGeneric);
 registerKernel('batchNorm', ANY_BACKEND, batchNormGeneric);
 registerKernel('batchNormGrad', ANY_BACKEND, batchNormGradGeneric);
-registerKernel('dropoutMask', ANY_BACKEND, dropoutMaskGeneric);
 registerKernel('laplace', ANY_BACKEND, laplaceGeneric);
 registerKernel('laplaceGrad', ANY_BACKEND, laplaceGradGeneric);
 registerKernel('emaKernel', ANY_BACKEND, emaKernelGeneric);

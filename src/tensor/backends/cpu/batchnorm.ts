@@ -11,9 +11,10 @@
  * The loops are one source compiled per dtype (`new Function`), the f32 instance rounding with
  * Math.fround and the f64 one not, so each sees one typed-array class and one rounding function.
  */
-import { allocate, type FloatStorage } from '../../dtype.js';
+import type { FloatStorage } from '../../dtype.js';
 import { checkBatchNorm, checkBatchNormGrad } from '../checks.js';
 import { fromStorage, type Tensor } from '../../tensor.js';
+import { allocateOut } from './resident.js';
 import { dense } from './elementwise.js';
 
 type Round = (v: number) => number;
@@ -128,8 +129,8 @@ export function batchNormCpu(x: Tensor, weight: Tensor | null, bias: Tensor | nu
   checkBatchNorm(x, weight, bias);
   const dt = x.dtype as 'f32' | 'f64';
   const [N, D] = x.shape;
-  const y = allocate(dt, N * D) as FloatStorage,
-    st = allocate(dt, 2 * D) as FloatStorage;
+  const y = allocateOut(dt, N * D, false) as FloatStorage,
+    st = allocateOut(dt, 2 * D, false) as FloatStorage;
   const w = weight ? (dense(weight) as FloatStorage) : null,
     b = bias ? (dense(bias) as FloatStorage) : null;
   loopsFor(dt).forward(dense(x) as FloatStorage, N, D, w, b, eps, y, st);
@@ -141,8 +142,8 @@ export function batchNormGradCpu(x: Tensor, g: Tensor, stats: Tensor, weight: Te
   checkBatchNormGrad(x, g, stats, weight);
   const dt = x.dtype as 'f32' | 'f64';
   const [N, D] = x.shape;
-  const dx = allocate(dt, N * D) as FloatStorage,
-    dwb = allocate(dt, 2 * D) as FloatStorage;
+  const dx = allocateOut(dt, N * D, false) as FloatStorage,
+    dwb = allocateOut(dt, 2 * D, false) as FloatStorage;
   const w = weight ? (dense(weight) as FloatStorage) : null;
   loopsFor(dt).backward(dense(x) as FloatStorage, dense(g) as FloatStorage, dense(stats) as FloatStorage, N, D, w, eps, dx, dwb);
   return [fromStorage(dx, [N, D]), fromStorage(dwb, [2, D])];

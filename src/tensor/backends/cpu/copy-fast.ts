@@ -11,8 +11,9 @@
  * The loop is one source compiled once per storage class (`new Function`), so every instance sees
  * one typed-array class (monomorphic), like codegen.ts's loops.
  */
-import { allocate, type DType, type Storage } from '../../dtype.js';
+import type { DType, Storage } from '../../dtype.js';
 import { fromStorage, type Tensor } from '../../tensor.js';
+import { allocateOut } from './resident.js';
 
 /**
  * Side of the square tiles of the transpose path. Small: with power-of-two strides (a 1024-wide
@@ -137,7 +138,7 @@ export function collapsedAxes(t: Tensor): [number[], number[]] {
 export function copyStrided(x: Tensor): Tensor | null {
   const size = x.size;
   if (size === 0) return null;
-  const out = allocate(x.dtype, size);
+  const out = allocateOut(x.dtype, size, false);
   const [shape, strides] = collapsedAxes(x);
   if (shape.length === 0) out[0] = x.storage[x.offset];
   else if (shape.length === 1 && strides[0] === 1) out.set(x.storage.subarray(x.offset, x.offset + size) as never);

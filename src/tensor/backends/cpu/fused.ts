@@ -6,7 +6,8 @@
  * each is tested equal to the composition of primitive kernels it replaces
  * (test/tensor/backends/cpu/fused.test.ts).
  */
-import { allocate, type FloatStorage } from '../../dtype.js';
+import { allocateOut } from './resident.js';
+import { type FloatStorage } from '../../dtype.js';
 import { DTypeError, ShapeError } from '../../errors.js';
 import { fromStorage, type Tensor } from '../../tensor.js';
 import { erf } from '../../special.js';
@@ -39,7 +40,7 @@ export function emaKernelCpu(coef: Tensor, q: Tensor, length: number): Tensor {
   const [D, N] = coef.shape;
   const c = dense(coef),
     qq = dense(q);
-  const out = allocate(coef.dtype, D * length) as FloatStorage;
+  const out = allocateOut(coef.dtype, D * length, false) as FloatStorage;
   const acc = new Float64Array(length);
   const pw = new Float64Array(BLOCK);
   for (let d = 0; d < D; d++) {
@@ -70,7 +71,7 @@ export function emaKernelGradCpu(coef: Tensor, q: Tensor, g: Tensor): Tensor {
   const c = dense(coef),
     qq = dense(q),
     gg = dense(g);
-  const out = allocate(coef.dtype, 2 * D * N) as FloatStorage;
+  const out = allocateOut(coef.dtype, 2 * D * N) as FloatStorage;
   const pw = new Float64Array(BLOCK);
   for (let d = 0; d < D; d++) {
     const go = d * L;
@@ -107,7 +108,7 @@ export function softmaxGradCpu(y: Tensor, g: Tensor, log: boolean): Tensor {
     gg = dense(g);
   const n = y.shape[y.ndim - 1];
   const rows = n === 0 ? 0 : y.size / n;
-  const out = allocate(y.dtype, y.size) as FloatStorage;
+  const out = allocateOut(y.dtype, y.size, false) as FloatStorage;
   for (let r = 0; r < rows; r++) {
     const b = r * n;
     let s = 0;
@@ -120,33 +121,6 @@ export function softmaxGradCpu(y: Tensor, g: Tensor, log: boolean): Tensor {
     }
   }
   return fromStorage(out, y.shape);
-}
-
-/** `out[i] = src[i] ≥ p ? s : 0` (f32; p and s already rounded to f32). */
-function dropoutMaskF32(src: Float32Array, p: number, s: number): Float32Array {
-  const out = new Float32Array(src.length);
-  for (let i = 0; i < src.length; i++) out[i] = src[i] >= p ? s : 0;
-  return out;
-}
-
-/** `out[i] = src[i] ≥ p ? s : 0` (f64). */
-function dropoutMaskF64(src: Float64Array, p: number, s: number): Float64Array {
-  const out = new Float64Array(src.length);
-  for (let i = 0; i < src.length; i++) out[i] = src[i] >= p ? s : 0;
-  return out;
-}
-
-/**
- * CPU `dropoutMask` in one pass (the composition makes three: compare, cast, scale). `cast(u ≥ p)`
- * is 1 or 0 and multiplying by the rounded 1/(1−p) is exact, so the two are bitwise equal.
- */
-export function dropoutMaskCpu(u: Tensor, p: number): Tensor {
-  if (u.dtype === 'f32') {
-    const out = dropoutMaskF32(dense(u) as Float32Array, Math.fround(p), Math.fround(1 / (1 - p)));
-    return fromStorage(out, u.shape);
-  }
-  if (u.dtype === 'f64') return fromStorage(dropoutMaskF64(dense(u) as Float64Array, p, 1 / (1 - p)), u.shape);
-  throw new DTypeError(`dropoutMask: expected a floating tensor, got ${u.dtype}`);
 }
 
 /**

@@ -14,7 +14,7 @@ import { argmaxCpu, reduceCpu, softmaxCpu } from './reduce.js';
 import { indexAddFast, indexSelectFast, padFast } from './indexing-fast.js';
 import { fftConvSimd } from './fftconv-simd.js';
 import { batchNormCpu, batchNormGradCpu } from './batchnorm.js';
-import { dropoutMaskCpu, emaKernelCpu, emaKernelGradCpu, laplaceCpu, softmaxGradCpu } from './fused.js';
+import { emaKernelCpu, emaKernelGradCpu, laplaceCpu, softmaxGradCpu } from './fused.js';
 import { binarySimd, reduceSimd, softmaxGradSimd, softmaxSimd, unarySimd } from './simd.js';
 import { batchNormGradSimd, batchNormSimd, laplaceGradSimd, laplaceSimd, logSoftmaxGradSimd, logSoftmaxSimd } from './simd-fused.js';
 
@@ -39,7 +39,6 @@ registerKernel('fftConv', 'cpu', (x, k, start, length) => fftConvSimd(x, k, star
 registerKernel('emaKernel', 'cpu', emaKernelCpu);
 registerKernel('emaKernelGrad', 'cpu', emaKernelGradCpu);
 registerKernel('softmaxGrad', 'cpu', (y, g, log) => (log ? logSoftmaxGradSimd(y, g) : softmaxGradSimd(y, g, log)) ?? softmaxGradCpu(y, g, log));
-registerKernel('dropoutMask', 'cpu', dropoutMaskCpu);
 registerKernel('batchNorm', 'cpu', (x, w, b, eps) => batchNormSimd(x, w, b, eps) ?? batchNormCpu(x, w, b, eps));
 registerKernel('batchNormGrad', 'cpu', (x, g, st, w, eps) => batchNormGradSimd(x, g, st, w, eps) ?? batchNormGradCpu(x, g, st, w, eps));
 registerKernel('laplace', 'cpu', (x, mu, den) => laplaceSimd(x, mu, den) ?? laplaceCpu(x, mu, den));

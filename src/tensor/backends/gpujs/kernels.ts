@@ -25,7 +25,7 @@
 import type { FusedKernels, Kernels } from '../../backend.js';
 import { castGpu, copyGpu, unaryGpu, binaryGpu, whereGpu } from './elementwise.js';
 import { fftConvGpu } from './fftconv.js';
-import { batchNormGeneric, batchNormGradGeneric, dropoutMaskGeneric, laplaceGeneric, laplaceGradGeneric } from '../generic-fused.js';
+import { batchNormGeneric, batchNormGradGeneric, laplaceGeneric, laplaceGradGeneric } from '../generic-fused.js';
 import { adamUpdateGpu, emaKernelGpu, emaKernelGradGpu, softmaxGradGpu } from './fused.js';
 import { concatGpu, gatherGpu, indexAddGpu, indexSelectGpu, padGpu, scatterAddGpu } from './indexing.js';
 import { matmulGpu } from './matmul.js';
@@ -57,8 +57,8 @@ export const gpujsKernels: Kernels = {
 };
 
 /**
- * Every fused kernel of the gpujs backend (so none runs host code); laplace, its gradient, the
- * dropout mask and batch norm are the generic compositions, which run the device's primitives.
+ * Every fused kernel of the gpujs backend (so none runs host code); laplace, its gradient and
+ * batch norm are the generic compositions, which run the device's primitives.
  */
 export const gpujsFusedKernels: FusedKernels = {
   emaKernel: emaKernelGpu,
@@ -67,7 +67,6 @@ export const gpujsFusedKernels: FusedKernels = {
   adamUpdate: adamUpdateGpu,
   laplace: laplaceGeneric,
   laplaceGrad: laplaceGradGeneric,
-  dropoutMask: dropoutMaskGeneric,
   batchNorm: batchNormGeneric,
   batchNormGrad: batchNormGradGeneric,
 };

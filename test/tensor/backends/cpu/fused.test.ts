@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import * as F from '../../../../src/autograd/index.js';
 import { emaKernel } from '../../../../src/autograd/ops/fused.js';
 import { gradcheck } from '../../../../src/autograd/gradcheck.js';
-import { batchNormGeneric, batchNormGradGeneric, dropoutMaskGeneric, laplaceGeneric } from '../../../../src/tensor/backends/generic-fused.js';
+import { batchNormGeneric, batchNormGradGeneric, laplaceGeneric } from '../../../../src/tensor/backends/generic-fused.js';
 import { batchNorm } from '../../../../src/autograd/ops/fused.js';
 import { simdTuning } from '../../../../src/tensor/backends/cpu/wasm/runtime.js';
 import { arange } from '../../../../src/tensor/create.js';
@@ -135,28 +135,6 @@ describe('fused laplace', () => {
     const x = randNormal([4], 0, 1, 'f32', gen);
     expect(() => K.laplaceGrad(x, randNormal([5], 0, 1, 'f32', gen), MU, DEN)).toThrow(/does not match/);
   });
-});
-
-describe('fused dropoutMask', () => {
-  for (const dt of ['f64', 'f32'] as FloatDType[]) {
-    it(`equals the composition cast(u ≥ p) · 1/(1−p) bitwise (${dt})`, () => {
-      for (const p of [0.1, 0.5, 1 / 3, 0]) {
-        const u = randUniform([7, 130], 0, 1, dt, gen);
-        // draws equal to p (and to its neighbours), NaN, ±0
-        u.storage[0] = p;
-        u.storage[1] = Math.fround(p);
-        u.storage[2] = NaN;
-        u.storage[3] = -0;
-        const got = K.dropoutMask(u, p);
-        expect(Array.from(got.storage)).toEqual(Array.from(dropoutMaskGeneric(u, p).storage));
-        const keep = Array.from(got.storage).filter((v) => v !== 0).length;
-        expect(keep).toBeGreaterThan(0);
-      }
-      // a strided view of the draws
-      const ut = F.transpose(randUniform([40, 30], 0, 1, dt, gen), 0, 1);
-      expect(Array.from(K.dropoutMask(ut, 0.2).storage)).toEqual(Array.from(dropoutMaskGeneric(ut, 0.2).storage));
-    });
-  }
 });
 
 describe('fused batchNorm', () => {
