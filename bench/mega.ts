@@ -104,7 +104,7 @@ function timeStep(L: number, B: number, C: number, maxMs = 6000, kind: LayerKind
  * OpenBLAS for the PyTorch baseline: `MEGA_OPENBLAS_DIR`, else the system's (Debian's
  * libopenblas0-pthread installs it under the multiarch library folder), if it holds libblas.so.3.
  */
-function openblasDir(): string | undefined {
+export function openblasDir(): string | undefined {
   const multiarch = ({ x64: 'x86_64-linux-gnu', arm64: 'aarch64-linux-gnu' } as Record<string, string>)[process.arch];
   const cands = [process.env.MEGA_OPENBLAS_DIR, multiarch ? `/usr/lib/${multiarch}/openblas-pthread` : undefined];
   return cands.find((d) => d !== undefined && d !== '' && existsSync(path.join(d, 'libblas.so.3')));
