@@ -1,5 +1,5 @@
 /** CPU kernel `matmul`: `[..., M, K] · [..., K, N]` with broadcast batch axes, on top of `gemm`. */
-import { allocateOut } from './resident.js';
+import { allocateOut, isResident } from './resident.js';
 import { type FloatStorage } from '../../dtype.js';
 import { sizeOf } from '../../shape.js';
 import { fromStorage, Tensor } from '../../tensor.js';
@@ -7,40 +7,102 @@ import { matmulShape } from '../checks.js';
 import { copyCpu } from './elementwise.js';
 import { gemmStrided, type StridedOperand } from './gemm.js';
 
+/** `t`'s strides over `batch` (right-aligned broadcast: size-1 and missing axes get 0). */
+function batchStrides(t: Tensor, batch: readonly number[]): number[] {
+  const lead = batch.length - (t.ndim - 2);
+  return batch.map((d, i) => (i < lead || t.shape[i - lead] === 1 ? 0 : t.strides[i - lead]));
+}
+
+/**
+ * The one stride of batch axes `[from, end)` (sizes `batch`, strides `bs`) when they nest
+ * uniformly with non-negative strides (or are all broadcast), else -1.
+ */
+function collapseBatch(batch: readonly number[], bs: readonly number[], from: number): number {
+  let stride = 0,
+    expect = -1;
+  for (let i = batch.length - 1; i >= from; i--) {
+    if (batch[i] === 1) continue;
+    if (bs[i] < 0) return -1;
+    if (expect < 0) {
+      stride = bs[i];
+      expect = stride * batch[i];
+    } else if (bs[i] !== expect || stride === 0) return -1;
+    else expect *= batch[i];
+  }
+  return stride;
+}
+
+/** Matrix strides of `t` (0 for a size-1 axis), or null when one is negative. */
+function matrixStrides(t: Tensor): [number, number] | null {
+  const nd = t.ndim;
+  const rs = t.shape[nd - 2] === 1 ? 0 : t.strides[nd - 2],
+    cs = t.shape[nd - 1] === 1 ? 0 : t.strides[nd - 1];
+  return rs >= 0 && cs >= 0 && t.offset >= 0 ? [rs, cs] : null;
+}
+
 /**
  * Views `t` (`[...batch, R, C]`, broadcast to `batch`) as a strided gemm operand without copying
  * when its matrix strides are non-negative and its batch axes collapse to one stride (all
  * broadcast, or nested uniformly); otherwise copies the broadcast operand to contiguous.
  */
 function asOperand(t: Tensor, batch: readonly number[]): StridedOperand {
+  const ms = matrixStrides(t);
+  const bStrides = batchStrides(t, batch);
+  const bs = ms ? collapseBatch(batch, bStrides, 0) : -1;
+  if (ms && bs >= 0) return { data: t.storage as FloatStorage, off: t.offset, rs: ms[0], cs: ms[1], bs };
   const nd = t.ndim,
     R = t.shape[nd - 2],
     C = t.shape[nd - 1];
-  let rs = t.strides[nd - 2],
-    cs = t.strides[nd - 1];
-  if (R === 1) rs = 0;
-  if (C === 1) cs = 0;
-  const lead = batch.length - (nd - 2);
-  const bStrides = batch.map((d, i) => (i < lead || t.shape[i - lead] === 1 ? 0 : t.strides[i - lead]));
-  if (rs >= 0 && cs >= 0 && t.offset >= 0) {
-    // collapse the batch axes: the innermost non-trivial one sets the stride, outer ones must nest
-    let bs = -1;
-    let ok = true;
-    let expect = -1;
-    for (let i = batch.length - 1; i >= 0; i--) {
-      if (batch[i] === 1) continue;
-      if (bs < 0) {
-        bs = bStrides[i];
-        expect = bs * batch[i];
-      } else if (bStrides[i] !== expect || bs === 0) {
-        ok = false;
-      } else expect *= batch[i];
-    }
-    if (ok) return { data: t.storage as FloatStorage, off: t.offset, rs, cs, bs: Math.max(bs, 0) };
-  }
   const full = new Tensor(t.storage, [...batch, R, C], [...bStrides, t.strides[nd - 2], t.strides[nd - 1]], t.offset);
   const data = copyCpu(full).storage as FloatStorage;
   return { data, off: 0, rs: C, cs: 1, bs: R * C };
+}
+
+/** Smallest product (multiply-adds) per gemm call worth splitting a batch into several calls. */
+const MIN_SPLIT_WORK = 1 << 16;
+
+/**
+ * A product whose batch axes do not collapse to one stride per operand (e.g. `[B, chunks, C, D]`
+ * views of a time-major `[L, B, D]` tensor) but whose operands are already in the wasm memory
+ * (resident): one gemm per index of the leading batch axes, each reading the operands in place,
+ * instead of copying them to contiguous first. Returns false (nothing done) when that does not
+ * apply: operands not resident or not collapsible after a split, or calls too small.
+ */
+function gemmSplit(a: Tensor, b: Tensor, batch: readonly number[], out: FloatStorage, M: number, N: number, K: number): boolean {
+  const ma = matrixStrides(a),
+    mb = matrixStrides(b);
+  if (!ma || !mb || !isResident(a.storage) || !isResident(b.storage)) return false;
+  const sa = batchStrides(a, batch),
+    sb = batchStrides(b, batch);
+  if (sa.some((v) => v < 0) || sb.some((v) => v < 0)) return false;
+  if (collapseBatch(batch, sa, 0) >= 0 && collapseBatch(batch, sb, 0) >= 0) return false;
+  let k = 1;
+  while (k < batch.length && (collapseBatch(batch, sa, k) < 0 || collapseBatch(batch, sb, k) < 0)) k++;
+  if (k >= batch.length) return false;
+  const inner = sizeOf(batch.slice(k)),
+    outer = sizeOf(batch.slice(0, k));
+  if (inner * M * N * K < MIN_SPLIT_WORK) return false;
+  const ia = collapseBatch(batch, sa, k),
+    ib = collapseBatch(batch, sb, k);
+  const idx = new Array<number>(k).fill(0);
+  let oa = a.offset,
+    ob = b.offset;
+  const mat = M * N;
+  for (let o = 0; o < outer; o++) {
+    const A: StridedOperand = { data: a.storage as FloatStorage, off: oa, rs: ma[0], cs: ma[1], bs: ia };
+    const B: StridedOperand = { data: b.storage as FloatStorage, off: ob, rs: mb[0], cs: mb[1], bs: ib };
+    gemmStrided(A, B, out.subarray(o * inner * mat, (o + 1) * inner * mat), inner, M, N, K);
+    for (let i = k - 1; i >= 0; i--) {
+      idx[i]++;
+      oa += sa[i];
+      ob += sb[i];
+      if (idx[i] < batch[i]) break;
+      oa -= sa[i] * batch[i];
+      ob -= sb[i] * batch[i];
+      idx[i] = 0;
+    }
+  }
+  return true;
 }
 
 /** CPU `matmul`. */
@@ -50,7 +112,7 @@ export function matmulCpu(a: Tensor, b: Tensor): Tensor {
   const out = allocateOut(a.dtype, nb * M * N, false) as FloatStorage;
   if (nb * M * N > 0) {
     if (K === 0) out.fill(0);
-    else gemmStrided(asOperand(a, batch), asOperand(b, batch), out, nb, M, N, K);
+    else if (!gemmSplit(a, b, batch, out, M, N, K)) gemmStrided(asOperand(a, batch), asOperand(b, batch), out, nb, M, N, K);
   }
   return fromStorage(out, [...batch, M, N]);
 }
