@@ -23,6 +23,8 @@ import { OP_MAP, runJob, simdTuning, wasmArena, wasmRuntime, type WasmRuntime } 
 export const SIMD_MIN_SIZE = 2048;
 /** Smallest tensor (elements) for the SIMD path when nothing needs copying (resident operands). */
 export const SIMD_RESIDENT_MIN_SIZE = 256;
+/** Operands up to this size are copied at no real cost (binarySimd counts them as resident). */
+const CHEAP_OPERAND = 64;
 /**
  * From this many elements of work on, a kernel runs on the pool (below, waking a worker costs
  * more than it saves: these kernels are mostly bound by the copies in and out of wasm memory).
@@ -197,7 +199,9 @@ export function binarySimd(a: Tensor, b: Tensor, op: BinaryOp): Tensor | null {
   if (!BINARY_SET.has(op) || a.dtype !== b.dtype || !isF(a)) return null;
   const shape = broadcastShapes(a.shape, b.shape, op);
   const n = sizeOf(shape);
-  if (n < minSize(residentActive() && residentAddr(a) >= 0 && residentAddr(b) >= 0)) return null;
+  // a tiny operand (a scalar, a short row) costs nothing to copy: it counts as resident here
+  const cheap = (t: Tensor) => residentAddr(t) >= 0 || t.size <= CHEAP_OPERAND;
+  if (n < minSize(residentActive() && cheap(a) && cheap(b))) return null;
   // operands that do not collapse with the output (or not to a supported pattern) are first
   // staged to their own contiguous layout
   const pattern = (c: ReturnType<typeof collapse>): Pattern | null =>
@@ -206,12 +210,11 @@ export function binarySimd(a: Tensor, b: Tensor, op: BinaryOp): Tensor | null {
   let pat = pattern(c);
   let stageA = false,
     stageB = false;
-  // a copied view into a much larger storage (a split piece, a narrow window) is staged too:
-  // copying its whole span would cost more than the op
+  // a view with negative strides, or (when not read in place) into a much larger storage (a split
+  // piece, a narrow window) is staged too: copying its whole span would cost more than the op
   const far = (t: Tensor) => {
-    if (residentActive() && residentAddr(t) >= 0) return false;
     const l = span(t);
-    return l < 0 || l > 2 * n + 64;
+    return l < 0 || (l > 2 * n + 64 && residentAddr(t) < 0);
   };
   if (!pat || far(a) || far(b)) {
     stageA = !a.isContiguous();
@@ -223,8 +226,7 @@ export function binarySimd(a: Tensor, b: Tensor, op: BinaryOp): Tensor | null {
   }
   const la = stageA ? a.size : span(a),
     lb = stageB ? b.size : span(b);
-  // the copies must stay proportional to the work (no small window of a huge storage)
-  if (la < 0 || lb < 0 || la > 2 * n + 64 || lb > 2 * n + 64) return null;
+  if (la < 0 || lb < 0) return null;
   const rt = wasmRuntime();
   if (!rt) return null;
   const dt = a.dtype as 'f32' | 'f64';
