@@ -16,7 +16,7 @@ import { checkFftConv } from '../checks.js';
 import { nextPow2, rowIndex } from './fftconv.js';
 import { getNumThreads } from './pool.js';
 import { allocateOut } from './resident.js';
-import { inPlace, stage, storageAddr } from './simd.js';
+import { inPlace, residentAddr, stage, storageAddr } from './simd.js';
 import { FFT_CFG, FFT_CFG_BYTES } from './wasm/fft.js';
 import { OP_FFT, runJob, simdTuning, wasmArena, wasmRuntime } from './wasm/runtime.js';
 
@@ -117,15 +117,34 @@ export function fftConvSimd(x: Tensor, k: Tensor, start: number, length: number)
   // ---- wasm memory
   const { tw, twi, brev } = fftTables(n);
   const out = allocateOut(dt, rows * length, false) as FloatStorage;
-  const ix = inPlace(x),
+  // x read in place when resident: contiguous, or any layout with a positive time stride (e.g.
+  // the [B, D, L] view of a time-major [L, B, D] tensor) — rows are then addressed one by one
+  const xStep = x.strides[x.ndim - 1];
+  const ix = inPlace(x) >= 0 ? inPlace(x) : Lx > 1 && xStep > 0 ? residentAddr(x) : -1,
     ik = inPlace(k),
     io = storageAddr(out);
+  const strided = ix >= 0 && !x.isContiguous();
+  /** Byte offset of x's row `xr` (row-major over its leading axes) from its first element. */
+  const xRowOffset = (xr: number): number => {
+    if (!strided) return xr * Lx * E;
+    let off = 0;
+    for (let a = x.ndim - 2; a >= 0; a--) {
+      const d = x.shape[a];
+      off += (xr % d) * x.strides[a];
+      xr = Math.floor(xr / d);
+    }
+    return off * E;
+  };
   const ar = wasmArena(rt);
   ar.reset();
   const cfg = ar.alloc(FFT_CFG_BYTES);
   const px = ix >= 0 ? ix : ar.alloc(x.size * E),
     pk = ik >= 0 ? ik : ar.alloc(k.size * E);
-  const zero = ar.alloc(Math.max(Lx, Lk) * E),
+  // zero rows (dummy lanes, absent kernel rows); a dummy lane of a strided x reads Lx elements
+  // xStep apart
+  const dummyLanes = strided && groups.some((g) => g.includes(-1));
+  const zeroLen = Math.max(Lx, Lk, dummyLanes ? (Lx - 1) * xStep + 1 : 0);
+  const zero = ar.alloc(zeroLen * E),
     dummy = ar.alloc(length * E);
   const po = io >= 0 ? io : ar.alloc(rows * length * E);
   const ptw = ar.alloc(n * E),
@@ -140,7 +159,7 @@ export function fftConvSimd(x: Tensor, k: Tensor, start: number, length: number)
   const view = (dt === 'f32' ? ar.f32 : ar.f64) as FloatStorage;
   if (ix < 0) stage(view, px, E, x);
   if (ik < 0) stage(view, pk, E, k);
-  view.fill(0, zero / E, zero / E + Math.max(Lx, Lk));
+  view.fill(0, zero / E, zero / E + zeroLen);
   view.set(tw, ptw / E);
   view.set(twi, ptwi / E);
   const i32 = new Int32Array(rt.memory.buffer);
@@ -148,7 +167,7 @@ export function fftConvSimd(x: Tensor, k: Tensor, start: number, length: number)
   classK.forEach((ks, c) => ks.forEach((kr, i) => (i32[pclasses / 4 + c * R + i] = kr < 0 ? zero : pk + kr * Lk * E)));
   groups.forEach((g, gi) =>
     g.forEach((r, i) => {
-      i32[pgroups / 4 + gi * 2 * R + i] = r < 0 ? zero : px + xRow[r] * Lx * E;
+      i32[pgroups / 4 + gi * 2 * R + i] = r < 0 ? zero : px + xRowOffset(xRow[r]);
       i32[pgroups / 4 + gi * 2 * R + R + i] = r < 0 ? dummy : po + r * length * E;
     }),
   );
@@ -173,6 +192,7 @@ export function fftConvSimd(x: Tensor, k: Tensor, start: number, length: number)
   i32[cf + C.START / 4] = start;
   i32[cf + C.LEN / 4] = length;
   i32[cf + C.FULL / 4] = full;
+  i32[cf + C.XSTEP / 4] = strided ? xStep * E : E;
   runJob(rt, par, tasks.length, (P) => {
     P[0] = OP_FFT;
     P[1] = dt === 'f32' ? 0 : 1;

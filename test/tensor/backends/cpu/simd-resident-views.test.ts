@@ -1,12 +1,16 @@
 /**
  * binarySimd on resident operands (inside a resident scope): views into a larger resident storage
  * (split pieces) are read in place, negative-stride views are staged, and small ops with a scalar
- * operand take the SIMD path; every result bitwise equal to the plain-TS kernel.
+ * operand take the SIMD path; every result bitwise equal to the plain-TS kernel. fftConvSimd reads
+ * a resident time-strided input (the [B, D, L] view of a time-major tensor) in place, bitwise
+ * equal to the same convolution of a contiguous copy.
  */
 import { describe, expect, it } from 'vitest';
 import { binaryCpu } from '../../../../src/tensor/backends/cpu/elementwise.js';
 import { residentScope } from '../../../../src/tensor/backends/cpu/resident.js';
 import { binarySimd } from '../../../../src/tensor/backends/cpu/simd.js';
+import { fftConvSimd } from '../../../../src/tensor/backends/cpu/fftconv-simd.js';
+import type { FloatDType } from '../../../../src/tensor/dtype.js';
 import { scalar } from '../../../../src/tensor/create.js';
 import * as K from '../../../../src/tensor/kernels.js';
 import { Generator, randNormal } from '../../../../src/tensor/random.js';
@@ -45,4 +49,30 @@ describe('binarySimd on resident operands', () => {
     );
     for (const [got, ref] of results) expect(bits(got!)).toEqual(bits(ref));
   });
+});
+
+describe('fftConvSimd on a resident strided input', () => {
+  for (const dt of ['f32', 'f64'] as FloatDType[]) {
+    it(`reads [B, D, L] views of a time-major tensor in place (${dt})`, () => {
+      for (const [L, B, D, Lk] of [
+        [40, 3, 5, 79], // 15 rows: dummy lanes in the last group
+        [64, 4, 8, 64],
+      ]) {
+        const x0 = randNormal([L, B, D], 0, 1, dt, gen),
+          k = randNormal([D, Lk], 0, 1, dt, gen);
+        const pairs: Tensor[][] = [];
+        residentScope(
+          {},
+          () => {
+            const xr = K.binary(x0, x0, 'mul'); // resident [L, B, D]
+            const xv = V.permute(xr, [1, 2, 0]); // [B, D, L], time stride B·D
+            const flipped = V.flip(xv, [2]); // negative time stride: staged
+            for (const v of [xv, flipped]) pairs.push([K.copy(fftConvSimd(v, k, 0, L)!), K.copy(fftConvSimd(K.copy(v), k, 0, L)!)]);
+          },
+          () => pairs.flat(),
+        );
+        for (const [got, ref] of pairs) expect(bits(got)).toEqual(bits(ref));
+      }
+    });
+  }
 });

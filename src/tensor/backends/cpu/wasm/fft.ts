@@ -33,6 +33,7 @@ export const FFT_CFG = {
   START: 44,
   LEN: 48,
   FULL: 52,
+  XSTEP: 56,
 } as const;
 /** Size of the configuration block in bytes. */
 export const FFT_CFG_BYTES = 64;
@@ -144,14 +145,13 @@ function emitFft(mb: ModuleBuilder, dt: DT): Fn {
 }
 
 /**
- * `fftload_<dt>(buf, n, tbl, L)`: lane l ← rows tbl[2l] (re) and tbl[2l+1] (im), elements
- * [0, L), zero up to n.
+ * `fftload_<dt>(buf, n, tbl, L, step)`: lane l ← rows tbl[2l] (re) and tbl[2l+1] (im), elements
+ * [0, L) `step` bytes apart (the element size for a contiguous row), zero up to n.
  */
 function emitLoad(mb: ModuleBuilder, dt: DT): Fn {
-  const f = mb.fn(`fftload_${dt}`, [I32, I32, I32, I32]);
+  const f = mb.fn(`fftload_${dt}`, [I32, I32, I32, I32, I32]);
   const v = new Simd(f, dt);
-  const E = v.E;
-  const [buf, n, tbl, L] = [0, 1, 2, 3];
+  const [buf, n, tbl, L, step] = [0, 1, 2, 3, 4];
   const p = f.local(I32),
     pe = f.local(I32),
     src = f.local(I32);
@@ -173,9 +173,9 @@ function emitLoad(mb: ModuleBuilder, dt: DT): Fn {
       whileLtU(f, p, pe, () => {
         f.get(p).get(src);
         v.load(0);
-        v.store(part * 16 + l * E);
+        v.store(part * 16 + l * v.E);
         inc(f, p, 32);
-        inc(f, src, E);
+        f.get(src).get(step).i32_add().set(src);
       });
     }
   }
@@ -401,6 +401,7 @@ export function emitFftConv(mb: ModuleBuilder): void {
       .i32_add()
       .get(cfg)
       .i32_load(C.LK)
+      .i32_const(dt === 'f32' ? 4 : 8)
       .call(load);
     f.get(kbuf).get(n).get(cfg).i32_load(C.TW).get(cfg).i32_load(C.BREV).call(fft);
     f.get(kbuf).get(kspec).get(n).call(kprep);
@@ -412,7 +413,7 @@ export function emitFftConv(mb: ModuleBuilder): void {
         .i32_mul()
         .i32_add()
         .set(gt);
-      f.get(buf).get(n).get(gt).get(cfg).i32_load(C.LX).call(load);
+      f.get(buf).get(n).get(gt).get(cfg).i32_load(C.LX).get(cfg).i32_load(C.XSTEP).call(load);
       f.get(buf).get(n).get(cfg).i32_load(C.TW).get(cfg).i32_load(C.BREV).call(fft);
       f.get(buf).get(kspec).get(n).call(mul);
       f.get(buf).get(n).get(cfg).i32_load(C.TWI).get(cfg).i32_load(C.BREV).call(fft);
