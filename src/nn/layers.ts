@@ -1,5 +1,5 @@
 /** Linear, Embedding, Dropout and FeatureDropout with PyTorch parameter names. */
-import { dropout as dropoutOp, embedding, linear } from '../autograd/index.js';
+import { dropout as dropoutOp, dropoutMask, embedding, linear } from '../autograd/index.js';
 import type { FloatDType } from '../tensor/dtype.js';
 import { defaultGenerator, type Generator } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -78,6 +78,11 @@ export class Dropout extends Module {
   forward(x: Tensor, _batchFirst = false): Tensor {
     return dropoutOp(x, this.p, this.training, this.gen);
   }
+
+  /** The mask `forward(x)` would multiply x by (drawn the same way), or null in eval mode / p = 0. */
+  mask(x: Tensor, _batchFirst = false): Tensor | null {
+    return dropoutMask(x, this.p, this.training, this.gen);
+  }
 }
 
 /**
@@ -96,12 +101,20 @@ export class FeatureDropout extends Module {
 
   forward(x: Tensor, batchFirst = false): Tensor {
     if (!this.training || this.p === 0) return x;
+    return dropoutOp(x, this.p, true, this.gen, this.maskShape(x, batchFirst));
+  }
+
+  /** The mask `forward(x)` would multiply x by (drawn the same way, unexpanded), or null in eval mode / p = 0. */
+  mask(x: Tensor, batchFirst = false): Tensor | null {
+    if (!this.training || this.p === 0) return null;
+    return dropoutMask(x, this.p, true, this.gen, this.maskShape(x, batchFirst));
+  }
+
+  private maskShape(x: Tensor, batchFirst: boolean): number[] {
     const s = x.shape;
-    let mask: number[];
-    if (!batchFirst) mask = [1, s[1], s[2]];
-    else if (x.ndim === 3) mask = [s[0], 1, s[2]];
-    else mask = [s[0], s[1], ...s.slice(2).map(() => 1)];
-    return dropoutOp(x, this.p, true, this.gen, mask);
+    if (!batchFirst) return [1, s[1], s[2]];
+    if (x.ndim === 3) return [s[0], 1, s[2]];
+    return [s[0], s[1], ...s.slice(2).map(() => 1)];
   }
 }
 

@@ -16,11 +16,20 @@ import { reshape } from './shape.js';
  * `maskShape`, default x's shape, broadcast over x), scale survivors by 1/(1−p).
  */
 export function dropout(x: Tensor, p: number, training: boolean, gen: Generator = defaultGenerator, maskShape?: readonly number[]): Tensor {
+  const mask = dropoutMask(x, p, training, gen, maskShape);
+  return mask ? mul(x, mask) : x;
+}
+
+/**
+ * The mask `dropout` multiplies `x` by (shape `maskShape`, default x's): survivors 1/(1−p), the
+ * dropped 0, drawn exactly as `dropout` draws it; null when dropout is the identity.
+ */
+export function dropoutMask(x: Tensor, p: number, training: boolean, gen: Generator = defaultGenerator, maskShape?: readonly number[]): Tensor | null {
   if (!(p >= 0 && p < 1)) throw new TensorError(`dropout: probability ${p} is outside [0, 1)`); // modules check it first (ConfigError)
-  if (!training || p === 0) return x;
+  if (!training || p === 0) return null;
   const u = randUniform(maskShape ?? x.shape, 0, 1, x.dtype, gen);
   const keep = K.cast(K.binary(u, scalar(p, x.dtype), 'ge'), x.dtype);
-  return mul(x, K.binary(keep, scalar(1 / (1 - p), x.dtype), 'mul'));
+  return K.binary(keep, scalar(1 / (1 - p), x.dtype), 'mul');
 }
 
 /** Options of `crossEntropy`. */

@@ -14,6 +14,7 @@ import { argmaxCpu, reduceCpu, softmaxCpu } from './reduce.js';
 import { indexAddFast, indexSelectFast, padFast } from './indexing-fast.js';
 import { fftConvSimd } from './fftconv-simd.js';
 import { emaKernelCpu, emaKernelGradCpu, laplaceCpu, softmaxGradCpu } from './fused.js';
+import { gateOutCpu, gateOutGradCpu, gateQKCpu, gateQKGradCpu, siluMulCpu, siluMulGradCpu } from './fused-gates.js';
 import { binarySimd, reduceSimd, softmaxGradSimd, softmaxSimd, unarySimd } from './simd.js';
 
 registerKernel('unary', 'cpu', (x, op) => unarySimd(x, op) ?? unaryCpu(x, op));
@@ -38,3 +39,9 @@ registerKernel('emaKernel', 'cpu', emaKernelCpu);
 registerKernel('emaKernelGrad', 'cpu', emaKernelGradCpu);
 registerKernel('softmaxGrad', 'cpu', (y, g, log) => softmaxGradSimd(y, g, log) ?? softmaxGradCpu(y, g, log));
 registerKernel('laplace', 'cpu', laplaceCpu);
+registerKernel('gateQK', 'cpu', gateQKCpu);
+registerKernel('gateQKGrad', 'cpu', gateQKGradCpu);
+registerKernel('siluMul', 'cpu', siluMulCpu);
+registerKernel('siluMulGrad', 'cpu', siluMulGradCpu);
+registerKernel('gateOut', 'cpu', gateOutCpu);
+registerKernel('gateOutGrad', 'cpu', gateOutGradCpu);
