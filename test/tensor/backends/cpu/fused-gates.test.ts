@@ -1,0 +1,175 @@
+/**
+ * The Mega gate kernels (gateQK, siluMul, gateOut and their VJPs): the CPU kernels equal the
+ * compositions of primitive kernels they replace (generic-fused.ts, what gpujs runs) on the
+ * layouts the layer hands them, the autograd ops' gradients equal those of the unfused op
+ * compositions, and the ops pass finite-difference checks.
+ */
+import { describe, expect, it } from 'vitest';
+import * as F from '../../../../src/autograd/index.js';
+import { gateOut, gateQK, siluMul } from '../../../../src/autograd/ops/fused.js';
+import type { GateActivation } from '../../../../src/tensor/backend.js';
+import { gateOutCpu, gateOutGradCpu, gateQKCpu, gateQKGradCpu, siluMulCpu, siluMulGradCpu } from '../../../../src/tensor/backends/cpu/fused-gates.js';
+import { gateOutGeneric, gateOutGradGeneric, gateQKGeneric, gateQKGradGeneric, siluMulGeneric, siluMulGradGeneric } from '../../../../src/tensor/backends/generic-fused.js';
+import type { FloatDType } from '../../../../src/tensor/dtype.js';
+import { scalar } from '../../../../src/tensor/create.js';
+import * as K from '../../../../src/tensor/kernels.js';
+import { Generator, randNormal, randUniform } from '../../../../src/tensor/random.js';
+import type { Tensor } from '../../../../src/tensor/tensor.js';
+import * as V from '../../../../src/tensor/view.js';
+
+const gen = new Generator(11);
+/** Relative error bound per dtype (the kernels round once, the compositions once per step). */
+const TOL: Record<FloatDType, number> = { f64: 1e-14, f32: 2e-6 };
+
+/** max |a − b| / max |b| (b the reference), shapes equal. */
+function maxRel(a: Tensor, b: Tensor): number {
+  expect(a.shape).toEqual(b.shape);
+  const x = K.cast(a, 'f64').storage,
+    y = K.cast(b, 'f64').storage;
+  let err = 0,
+    mx = 0;
+  for (let i = 0; i < y.length; i++) {
+    err = Math.max(err, Math.abs(x[i] - y[i]));
+    mx = Math.max(mx, Math.abs(y[i]));
+  }
+  return mx === 0 ? err : err / mx;
+}
+
+/** A scaled dropout mask of `shape`: 0 with probability p, else 1/(1−p). */
+function dropMask(shape: number[], p: number, dt: FloatDType): Tensor {
+  const keep = K.cast(K.binary(randUniform(shape, 0, 1, dt, gen), scalar(p, dt), 'ge'), dt);
+  return K.binary(keep, scalar(1 / (1 - p), dt), 'mul');
+}
+
+function expectClose(a: Tensor, b: Tensor, dt: FloatDType, factor = 1): void {
+  expect(maxRel(a, b)).toBeLessThanOrEqual(TOL[dt] * factor);
+}
+
+/** The layer's layouts: pieces of one `L × B × W` projection, and a transposed `B × L × ·` tensor. */
+function layouts(dt: FloatDType, L: number, B: number, W: number) {
+  const proj = randNormal([L, B, 3 * W + 5], 0, 2, dt, gen);
+  const piece = (i: number) => V.narrow(proj, 2, 5 + i * W, W); // L × B × W, row stride 3W + 5
+  const transposed = V.transpose(randNormal([B, L, W], 0, 1.5, dt, gen), 0, 1); // L × B × W, strided
+  return { piece, transposed, dense: () => randNormal([L, B, W], 0, 1, dt, gen) };
+}
+
+describe('gate kernels: CPU kernel = composition of primitives', () => {
+  for (const dt of ['f64', 'f32'] as FloatDType[]) {
+    it(`gateQK and its VJP (${dt})`, () => {
+      for (const [L, B, Z] of [
+        [7, 3, 5],
+        [33, 2, 64],
+      ]) {
+        const { piece, transposed } = layouts(dt, L, B, Z);
+        const z = piece(1);
+        const gamma = randNormal([2, Z], 0, 1, dt, gen),
+          beta = randNormal([2, Z], 0, 1, dt, gen);
+        expectClose(gateQKCpu(z, gamma, beta), gateQKGeneric(z, gamma, beta), dt);
+        const gq = transposed,
+          gk = randNormal([L, B, Z], 0, 1, dt, gen);
+        const got = gateQKGradCpu(z, gamma, gq, gk),
+          want = gateQKGradGeneric(z, gamma, gq, gk);
+        for (let i = 0; i < 3; i++) expectClose(got[i], want[i], dt, i === 0 ? 1 : 10);
+        // 1-D and 4-D z
+        const z1 = randNormal([Z], 0, 1, dt, gen);
+        expectClose(gateQKCpu(z1, gamma, beta), gateQKGeneric(z1, gamma, beta), dt);
+        const z4 = V.permute(randNormal([2, Z, 3, L], 0, 1, dt, gen), [0, 2, 3, 1]);
+        expectClose(gateQKCpu(z4, gamma, beta), gateQKGeneric(z4, gamma, beta), dt);
+      }
+    });
+
+    it(`siluMul and its VJP (${dt})`, () => {
+      const { piece, transposed, dense } = layouts(dt, 19, 3, 40);
+      const h = transposed,
+        r = piece(2),
+        g = dense();
+      expectClose(siluMulCpu(h, r), siluMulGeneric(h, r), dt);
+      const got = siluMulGradCpu(h, r, g),
+        want = siluMulGradGeneric(h, r, g);
+      expectClose(got[0], want[0], dt);
+      expectClose(got[1], want[1], dt);
+    });
+
+    for (const act of ['silu', 'relu', 'linear'] as GateActivation[]) {
+      it(`gateOut and its VJP, ${act}, with and without a dropout mask (${dt})`, () => {
+        const [L, B, D] = [21, 3, 16];
+        const { piece, dense } = layouts(dt, L, B, D);
+        const x = dense(),
+          u = piece(0),
+          hx = piece(2),
+          y = dense(),
+          g = V.transpose(randNormal([B, L, D], 0, 1, dt, gen), 0, 1);
+        // a standard mask (L × B × D) and a feature mask (1 × B × D, broadcast over L)
+        const std = dropMask([L, B, D], 0.3, dt);
+        const feat = dropMask([1, B, D], 0.3, dt);
+        for (const mask of [null, std, feat]) {
+          expectClose(gateOutCpu(x, u, hx, y, mask, act), gateOutGeneric(x, u, hx, y, mask, act), dt);
+          const got = gateOutGradCpu(x, u, hx, y, mask, act, g),
+            want = gateOutGradGeneric(x, u, hx, y, mask, act, g);
+          for (let i = 0; i < 3; i++) expectClose(got[i], want[i], dt);
+        }
+      });
+    }
+  }
+
+  it('reject operands of another shape or dtype, and gamma of another width', () => {
+    const a = randNormal([4, 3], 0, 1, 'f32', gen);
+    expect(() => siluMulCpu(a, randNormal([4, 2], 0, 1, 'f32', gen))).toThrow(/shapes \[4,3\] and \[4,2\] differ/);
+    expect(() => siluMulCpu(a, randNormal([4, 3], 0, 1, 'f64', gen))).toThrow(/mixed dtypes/);
+    expect(() => gateQKCpu(a, randNormal([2, 4], 0, 1, 'f32', gen), randNormal([2, 4], 0, 1, 'f32', gen))).toThrow(/gamma \/ beta must be \[2, 3\]/);
+    expect(() => gateOutCpu(a, a, a, a, randNormal([2, 3], 0, 1, 'f32', gen), 'silu')).toThrow(/expand/);
+  });
+});
+
+describe('gate ops: gradients equal the unfused op compositions', () => {
+  for (const dt of ['f64', 'f32'] as FloatDType[]) {
+    it(`gateQK, siluMul, gateOut in one graph (${dt})`, () => {
+      const [L, B, D, Z, H] = [9, 2, 6, 4, 5];
+      const base = F.requiresGrad(randNormal([L, B, 2 * D + Z + H], 0, 1.5, dt, gen));
+      const gamma = F.requiresGrad(randNormal([2, Z], 0, 1, dt, gen)),
+        beta = F.requiresGrad(randNormal([2, Z], 0, 1, dt, gen));
+      const x = F.requiresGrad(randNormal([L, B, D], 0, 1, dt, gen));
+      const w = F.requiresGrad(randNormal([D, H], 0, 0.5, dt, gen));
+      const mask = dropMask([1, B, D], 0.2, dt);
+      const cot = randNormal([L, B, D], 0, 1, dt, gen);
+      const run = (fused: boolean): Tensor[] => {
+        for (const t of [base, gamma, beta, x, w]) t.grad = null;
+        const [u, z, r, hx] = F.split(base, [D, Z, H, D], -1);
+        let q: Tensor, k: Tensor, out: Tensor;
+        if (fused) {
+          [q, k] = gateQK(z, gamma, beta);
+          const hr = siluMul(F.expand(F.sum(F.mul(q, k), -1, true), [L, B, H]), r);
+          out = gateOut(x, u, hx, F.matmul(hr, F.transpose(w, 0, 1)), mask, 'silu');
+        } else {
+          const s = F.silu(z);
+          q = F.add(F.mul(s, F.narrow(gamma, 0, 0, 1)), F.narrow(beta, 0, 0, 1));
+          k = F.add(F.mul(s, F.narrow(gamma, 0, 1, 1)), F.narrow(beta, 0, 1, 1));
+          const hr = F.mul(F.expand(F.sum(F.mul(q, k), -1, true), [L, B, H]), F.silu(r));
+          const y = F.matmul(hr, F.transpose(w, 0, 1));
+          out = F.add(x, F.mul(F.sigmoid(u), F.sub(F.mul(F.silu(F.add(hx, y)), mask), x)));
+        }
+        F.backward(out, cot);
+        return [out, base.grad!, gamma.grad!, beta.grad!, x.grad!, w.grad!];
+      };
+      const a = run(true),
+        b = run(false);
+      for (let i = 0; i < a.length; i++) expectClose(a[i], b[i], dt, 20);
+    });
+  }
+
+  it('pass finite-difference checks (f64), and a half without gradient counts as zero', () => {
+    const z = F.requiresGrad(randNormal([3, 2, 4], 0, 1, 'f64', gen));
+    const gamma = F.requiresGrad(randNormal([2, 4], 0, 1, 'f64', gen)),
+      beta = F.requiresGrad(randNormal([2, 4], 0, 1, 'f64', gen));
+    expect(F.gradcheck((a, g, b) => F.mul(gateQK(a, g, b)[0], gateQK(a, g, b)[1]), [z, gamma, beta]).ok).toBe(true);
+    expect(F.gradcheck((a, g, b) => F.exp(gateQK(a, g, b)[1]), [z, gamma, beta]).ok).toBe(true);
+    const h = F.requiresGrad(randNormal([3, 4], 0, 1, 'f64', gen)),
+      r = F.requiresGrad(randNormal([4, 3], 0, 2, 'f64', gen));
+    expect(F.gradcheck((a, b) => siluMul(F.transpose(a, 0, 1), b), [h, r]).ok).toBe(true);
+    const xs = [0, 1, 2, 3].map(() => F.requiresGrad(randNormal([2, 3, 4], 0, 1.5, 'f64', gen)));
+    const m = dropMask([1, 3, 4], 0.3, 'f64');
+    for (const act of ['silu', 'linear'] as GateActivation[]) {
+      for (const mask of [null, m]) expect(F.gradcheck((x, u, hx, y) => gateOut(x, u, hx, y, mask, act), xs).ok).toBe(true);
+    }
+  });
+});
