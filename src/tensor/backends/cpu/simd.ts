@@ -40,7 +40,7 @@ function isF(t: Tensor): boolean {
 }
 
 /** Runs map function `name` over work items [0, total) in tasks; `work` = elements touched. */
-function runMap(rt: WasmRuntime, name: string, total: number, work: number, args: number[]): void {
+export function runMap(rt: WasmRuntime, name: string, total: number, work: number, args: number[]): void {
   const idx = rt.mapIndex.get(name);
   if (idx === undefined) throw new Error(`wasm kernels: no map function ${name}`);
   const threads = getNumThreads();

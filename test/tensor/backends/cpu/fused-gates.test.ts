@@ -9,12 +9,14 @@ import * as F from '../../../../src/autograd/index.js';
 import { gateOut, gateQK, siluMul } from '../../../../src/autograd/ops/fused.js';
 import type { GateActivation } from '../../../../src/tensor/backend.js';
 import { gateOutCpu, gateOutGradCpu, gateQKCpu, gateQKGradCpu, siluMulCpu, siluMulGradCpu } from '../../../../src/tensor/backends/cpu/fused-gates.js';
+import { gateOutGradSimd, gateOutSimd, gateQKSimd, siluMulGradSimd, siluMulSimd } from '../../../../src/tensor/backends/cpu/gates-simd.js';
+import { simdStatus, simdTuning } from '../../../../src/tensor/backends/cpu/wasm/runtime.js';
 import { gateOutGeneric, gateOutGradGeneric, gateQKGeneric, gateQKGradGeneric, siluMulGeneric, siluMulGradGeneric } from '../../../../src/tensor/backends/generic-fused.js';
 import type { FloatDType } from '../../../../src/tensor/dtype.js';
 import { scalar } from '../../../../src/tensor/create.js';
 import * as K from '../../../../src/tensor/kernels.js';
 import { Generator, randNormal, randUniform } from '../../../../src/tensor/random.js';
-import type { Tensor } from '../../../../src/tensor/tensor.js';
+import { fromStorage, type Tensor } from '../../../../src/tensor/tensor.js';
 import * as V from '../../../../src/tensor/view.js';
 
 const gen = new Generator(11);
@@ -172,4 +174,64 @@ describe('gate ops: gradients equal the unfused op compositions', () => {
       for (const mask of [null, m]) expect(F.gradcheck((x, u, hx, y) => gateOut(x, u, hx, y, mask, act), xs).ok).toBe(true);
     }
   });
+});
+
+describe('gate kernels: the SIMD paths equal the plain kernels', () => {
+  const force = (on: boolean) => {
+    const prev = simdTuning.force;
+    simdTuning.force = on;
+    return prev;
+  };
+  for (const dt of ['f64', 'f32'] as FloatDType[]) {
+    it(`every SIMD gate kernel, on the layer's layouts, with threads and odd widths (${dt})`, () => {
+      expect(simdStatus().enabled, simdStatus().reason).toBe(true);
+      const prev = force(true);
+      try {
+        for (const [L, B, W] of [
+          [13, 3, 7],
+          [40, 4, 64],
+        ]) {
+          const { piece, transposed, dense } = layouts(dt, L, B, W);
+          const x = dense(),
+            g = transposed,
+            y = dense();
+          const [u, z, hx] = [piece(0), piece(1), piece(2)];
+          const gamma = randNormal([2, W], 0, 1, dt, gen),
+            beta = randNormal([2, W], 0, 1, dt, gen);
+          const same = (got: Tensor | Tensor[] | null, want: Tensor | Tensor[]) => {
+            expect(got).not.toBeNull();
+            const gs = Array.isArray(got) ? got : [got!],
+              ws = Array.isArray(want) ? want : [want];
+            gs.forEach((t, i) => expectClose(t, ws[i], dt, 4));
+          };
+          same(gateQKSimd(z, gamma, beta), gateQKCpu(z, gamma, beta));
+          same(siluMulSimd(g, z), siluMulCpu(g, z));
+          same(siluMulGradSimd(g, z, x), siluMulGradCpu(g, z, x));
+          for (const mask of [null, dropMask([L, B, W], 0.25, dt), dropMask([B, W], 0.25, dt)]) {
+            same(gateOutSimd(x, u, hx, y, mask, 'silu'), gateOutCpu(x, u, hx, y, mask, 'silu'));
+            same(gateOutGradSimd(x, u, hx, y, mask, 'silu', g), gateOutGradCpu(x, u, hx, y, mask, 'silu', g));
+          }
+          // not handled: another activation, mismatched operands
+          expect(gateOutSimd(x, u, hx, y, null, 'relu')).toBeNull();
+          expect(siluMulSimd(x, randNormal([L, B, W + 1], 0, 1, dt, gen))).toBeNull();
+        }
+        // extreme inputs: saturated sigmoids, ±∞
+        const big = fromStorage(Float64Array.from([-1e4, -800, -90, -20, 0, 20, 90, 800, 1e4, Infinity, -Infinity, 3]), [12]);
+        const e = K.cast(big, dt);
+        same2(siluMulSimd(e, e)!, siluMulCpu(e, e));
+        same2(gateOutSimd(e, e, e, e, null, 'silu')!, gateOutCpu(e, e, e, e, null, 'silu'));
+      } finally {
+        force(prev);
+      }
+    });
+  }
+  /** Equal as numbers up to rounding and f32 underflow (|a − b| ≤ 1e-30 + 1e-6·|b|), NaN and ±∞ exactly. */
+  function same2(a: Tensor, b: Tensor): void {
+    const x = K.cast(a, 'f64').storage,
+      y = K.cast(b, 'f64').storage;
+    y.forEach((w, i) => {
+      if (!Number.isFinite(w)) expect(x[i]).toBe(w);
+      else expect(Math.abs(x[i] - w), `element ${i}: ${x[i]} vs ${w}`).toBeLessThanOrEqual(1e-30 + 1e-6 * Math.abs(w));
+    });
+  }
 });

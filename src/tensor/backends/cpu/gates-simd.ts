@@ -1,0 +1,113 @@
+/**
+ * WebAssembly SIMD paths of the Mega gate kernels (wasm/gates.ts): the operands are staged into
+ * one block of wasm memory (`stage`, which also reads the layer's strided pieces and broadcast
+ * masks), one map function computes every output, threaded over the pool for large tensors.
+ * Each returns null where it does not apply (SIMD off, a small tensor, an activation other than
+ * silu, bad arguments: the plain-TypeScript kernel of fused-gates.ts then runs and reports them);
+ * register.ts tries these first. Tested equal to the plain kernels (test/tensor/backends/cpu/
+ * fused-gates.test.ts, forced SIMD).
+ */
+import type { GateActivation } from '../../backend.js';
+import { allocate, type FloatStorage } from '../../dtype.js';
+import { fromStorage, type Tensor } from '../../tensor.js';
+import * as V from '../../view.js';
+import { runMap, SIMD_MIN_SIZE, stage } from './simd.js';
+import { flatGateName, type FlatGate } from './wasm/gates.js';
+import { simdTuning, wasmArena, wasmRuntime } from './wasm/runtime.js';
+
+/** Whether the operands are float tensors of one dtype and one shape, large enough for SIMD. */
+function fits(ts: readonly Tensor[]): boolean {
+  const a = ts[0];
+  if ((a.dtype !== 'f32' && a.dtype !== 'f64') || a.ndim === 0) return false;
+  if (a.size < (simdTuning.force ? 1 : SIMD_MIN_SIZE)) return false;
+  return ts.every((t) => t.dtype === a.dtype && t.ndim === a.ndim && t.shape.every((d, i) => d === a.shape[i]));
+}
+
+/** Runs flat gate `kernel` on `ins` (one shape; a mask last when `masked`); its outputs, shaped as ins[0]. */
+function runFlat(kernel: FlatGate, masked: boolean, ins: readonly Tensor[], outs: number): Tensor[] | null {
+  const rt = wasmRuntime();
+  if (!rt) return null;
+  const x = ins[0];
+  const dt = x.dtype as 'f32' | 'f64';
+  const E = dt === 'f32' ? 4 : 8;
+  const n = x.size;
+  const stride = Math.ceil((n * E) / 64) * 64;
+  const ar = wasmArena(rt);
+  ar.reset();
+  const pin = ar.alloc(ins.length * stride),
+    pout = ar.alloc(outs * stride);
+  ar.commit();
+  const view = dt === 'f32' ? ar.f32 : ar.f64;
+  ins.forEach((t, k) => stage(view, pin + k * stride, E, t));
+  runMap(rt, flatGateName(kernel, masked, dt), n, n * (ins.length + outs), [pin, pout, stride]);
+  return Array.from({ length: outs }, (_, k) => {
+    const o = allocate(dt, n) as FloatStorage;
+    const at = (pout + k * stride) / E;
+    o.set(view.subarray(at, at + n));
+    return fromStorage(o, x.shape);
+  });
+}
+
+/** The mask expanded to x's shape, or undefined when it cannot be (the plain kernel reports it). */
+function expandedMask(mask: Tensor, x: Tensor): Tensor | undefined {
+  if (mask.dtype !== x.dtype || mask.ndim > x.ndim) return undefined;
+  const lead = x.ndim - mask.ndim;
+  if (mask.shape.some((d, i) => d !== 1 && d !== x.shape[i + lead])) return undefined;
+  return V.expand(mask, x.shape);
+}
+
+/** SIMD `siluMul`, or null. */
+export function siluMulSimd(h: Tensor, r: Tensor): Tensor | null {
+  if (!fits([h, r])) return null;
+  return runFlat('siluMul', false, [h, r], 1)?.[0] ?? null;
+}
+
+/** SIMD `siluMulGrad`, or null. */
+export function siluMulGradSimd(h: Tensor, r: Tensor, g: Tensor): [Tensor, Tensor] | null {
+  if (!fits([h, r, g])) return null;
+  const o = runFlat('siluMulGrad', false, [h, r, g], 2);
+  return o ? [o[0], o[1]] : null;
+}
+
+/** SIMD `gateOut` (silu), or null. */
+export function gateOutSimd(x: Tensor, u: Tensor, hx: Tensor, y: Tensor, mask: Tensor | null, act: GateActivation): Tensor | null {
+  if (act !== 'silu' || !fits([x, u, hx, y])) return null;
+  const m = mask ? expandedMask(mask, x) : null;
+  if (m === undefined) return null;
+  return runFlat('gateOut', m !== null, m ? [x, u, hx, y, m] : [x, u, hx, y], 1)?.[0] ?? null;
+}
+
+/** SIMD `gateOutGrad` (silu), or null. */
+export function gateOutGradSimd(x: Tensor, u: Tensor, hx: Tensor, y: Tensor, mask: Tensor | null, act: GateActivation, g: Tensor): [Tensor, Tensor, Tensor] | null {
+  if (act !== 'silu' || !fits([x, u, hx, y, g])) return null;
+  const m = mask ? expandedMask(mask, x) : null;
+  if (m === undefined) return null;
+  const o = runFlat('gateOutGrad', m !== null, m ? [x, u, hx, y, g, m] : [x, u, hx, y, g], 3);
+  return o ? [o[0], o[1], o[2]] : null;
+}
+
+/** SIMD `gateQK`, or null. */
+export function gateQKSimd(z: Tensor, gamma: Tensor, beta: Tensor): Tensor | null {
+  if (!fits([z])) return null;
+  const Z = z.shape[z.ndim - 1];
+  for (const p of [gamma, beta]) if (p.dtype !== z.dtype || p.ndim !== 2 || p.shape[0] !== 2 || p.shape[1] !== Z) return null;
+  const rt = wasmRuntime();
+  if (!rt) return null;
+  const dt = z.dtype as 'f32' | 'f64';
+  const E = dt === 'f32' ? 4 : 8;
+  const rows = z.size / Z;
+  const ar = wasmArena(rt);
+  ar.reset();
+  const pz = ar.alloc(z.size * E),
+    pgb = ar.alloc(4 * Z * E),
+    po = ar.alloc(2 * z.size * E);
+  ar.commit();
+  const view = dt === 'f32' ? ar.f32 : ar.f64;
+  stage(view, pz, E, z);
+  stage(view, pgb, E, gamma);
+  stage(view, pgb + 2 * Z * E, E, beta);
+  runMap(rt, `gate_qk_${dt}`, rows, 3 * z.size, [pz, po, pgb, Z]);
+  const out = allocate(dt, 2 * z.size) as FloatStorage;
+  out.set(view.subarray(po / E, po / E + 2 * z.size));
+  return fromStorage(out, [...z.shape.slice(0, -1), 2 * Z]);
+}

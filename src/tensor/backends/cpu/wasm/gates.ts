@@ -1,0 +1,323 @@
+/**
+ * WebAssembly SIMD kernels of the Mega layer's gates (see `FusedKernels` in backend.ts): map
+ * functions (runtime.ts `mapTask`) over operands staged contiguously in one block.
+ *
+ * - `gate_<kernel>_<dt>(s, e, in, out, stride)` for siluMul, siluMulGrad, gateOut and
+ *   gateOutGrad (silu; `m` variants with a dropout mask): flat elements [s, e); input k at byte
+ *   `in + k·stride`, output k at `out + k·stride`, in the order of the kernel's arguments
+ *   (mask last) and results.
+ * - `gate_qk_<dt>(s, e, z, out, gb, Z)`: rows [s, e) of z `rows × Z` → out `rows × 2Z`;
+ *   `gb` = [γ0 | γ1 | β0 | β1], Z values each.
+ *
+ * Arithmetic in the element type; exp is vector.ts `emitExp` (within 2 ulp).
+ */
+import { I32, V128, type ModuleBuilder } from './builder.js';
+import { emitExp, expLocals, inc, Simd, whileLt, type DT, type ExpLocals } from './vector.js';
+
+/** The flat gate kernels: inputs and outputs (mask variants add one input). */
+const FLAT = {
+  siluMul: { ins: 2, outs: 1 },
+  siluMulGrad: { ins: 3, outs: 2 },
+  gateOut: { ins: 4, outs: 1 },
+  gateOutGrad: { ins: 5, outs: 3 },
+} as const;
+/** A flat gate kernel. */
+export type FlatGate = keyof typeof FLAT;
+
+/** Map function name of a flat gate kernel. */
+export function flatGateName(kernel: FlatGate, masked: boolean, dt: DT): string {
+  return `gate_${kernel}${masked ? '_m' : ''}_${dt}`;
+}
+
+/** σ(x) of the v128 on the stack: 1 / (1 + exp(−x)). */
+function sigmoid(v: Simd, L: ExpLocals, t: number): void {
+  v.neg();
+  emitExp(v, L);
+  v.c(1);
+  v.add();
+  v.f.set(t);
+  v.c(1);
+  v.f.get(t);
+  v.div();
+}
+
+/**
+ * The body of one flat kernel on v128 values: `ld(k)` pushes input k, `st(k, push)` stores what
+ * `push` leaves as output k. Temporaries are v128 locals.
+ */
+function flatBody(v: Simd, kernel: FlatGate, masked: boolean, L: ExpLocals, T: number[], ld: (k: number) => void, st: (k: number, push: () => void) => void): void {
+  const f = v.f;
+  const [a, sa, su, g, w, t] = T;
+  /** sa = σ(a) for a on the stack (a kept in local `a`). */
+  const sigOf = (dst: number) => {
+    f.tee(a);
+    sigmoid(v, L, t);
+    f.set(dst);
+  };
+  /** 1 + a·(1 − sa): silu'(a)/σ(a). */
+  const dsilu = () => {
+    v.c(1);
+    f.get(a);
+    v.c(1);
+    f.get(sa);
+    v.sub();
+    v.mul();
+    v.add();
+  };
+  switch (kernel) {
+    case 'siluMul': // h, r → h·r·σ(r)
+      ld(1);
+      sigOf(sa);
+      st(0, () => {
+        ld(0);
+        f.get(a);
+        v.mul();
+        f.get(sa);
+        v.mul();
+      });
+      return;
+    case 'siluMulGrad': // h, r, g → g·r·σ(r), g·h·σ(r)·(1 + r(1 − σ(r)))
+      ld(1);
+      sigOf(sa);
+      ld(2);
+      f.set(g);
+      st(0, () => {
+        f.get(g).get(a);
+        v.mul();
+        f.get(sa);
+        v.mul();
+      });
+      st(1, () => {
+        f.get(g);
+        ld(0);
+        v.mul();
+        f.get(sa);
+        v.mul();
+        dsilu();
+        v.mul();
+      });
+      return;
+    case 'gateOut': // x, u, hx, y [, m] → x + σ(u)·(silu(hx + y)·m − x)
+      ld(2);
+      ld(3);
+      v.add();
+      sigOf(sa);
+      ld(1);
+      sigmoid(v, L, t);
+      f.set(su);
+      // w = silu(a)·m − x
+      f.get(a).get(sa);
+      v.mul();
+      if (masked) {
+        ld(4);
+        v.mul();
+      }
+      ld(0);
+      v.sub();
+      f.set(w);
+      st(0, () => {
+        ld(0);
+        f.get(su).get(w);
+        v.mul();
+        v.add();
+      });
+      return;
+    case 'gateOutGrad': // x, u, hx, y, g [, m] → dx, du, da
+      ld(2);
+      ld(3);
+      v.add();
+      sigOf(sa);
+      ld(1);
+      sigmoid(v, L, t);
+      f.set(su);
+      ld(4);
+      f.set(g);
+      // dx = g·(1 − su)
+      st(0, () => {
+        f.get(g);
+        v.c(1);
+        f.get(su);
+        v.sub();
+        v.mul();
+      });
+      // w = g·su (·m)
+      f.get(g).get(su);
+      v.mul();
+      if (masked) {
+        ld(5);
+        v.mul();
+      }
+      f.set(w);
+      // da = w·σ(a)·(1 + a(1 − σ(a)))
+      st(2, () => {
+        f.get(w).get(sa);
+        v.mul();
+        dsilu();
+        v.mul();
+      });
+      // du = g·(silu(a)·m − x)·su·(1 − su)
+      st(1, () => {
+        f.get(a).get(sa);
+        v.mul();
+        if (masked) {
+          ld(5);
+          v.mul();
+        }
+        ld(0);
+        v.sub();
+        f.get(g);
+        v.mul();
+        f.get(su);
+        v.mul();
+        v.c(1);
+        f.get(su);
+        v.sub();
+        v.mul();
+      });
+      return;
+  }
+}
+
+/** `gate_<kernel>[_m]_<dt>(s, e, in, out, stride)`. */
+function emitFlat(mb: ModuleBuilder, dt: DT, kernel: FlatGate, masked: boolean): string {
+  const name = flatGateName(kernel, masked, dt);
+  const f = mb.fn(name, [I32, I32, I32, I32, I32]);
+  const v = new Simd(f, dt);
+  const E = v.E;
+  const [s, e, pin, pout, stride] = [0, 1, 2, 3, 4];
+  const ins = FLAT[kernel].ins + (masked ? 1 : 0),
+    outs = FLAT[kernel].outs;
+  const o = f.local(I32),
+    ov = f.local(I32),
+    oe = f.local(I32);
+  const bi = Array.from({ length: ins }, () => f.local(I32)),
+    bo = Array.from({ length: outs }, () => f.local(I32));
+  const L = expLocals(f);
+  const T = Array.from({ length: 6 }, () => f.local(V128));
+  // operand bases at element s
+  bi.forEach((b, k) => f.get(pin).get(stride).i32_const(k).i32_mul().i32_add().get(s).i32_const(E).i32_mul().i32_add().set(b));
+  bo.forEach((b, k) => f.get(pout).get(stride).i32_const(k).i32_mul().i32_add().get(s).i32_const(E).i32_mul().i32_add().set(b));
+  // byte offsets: o from 0; whole vectors up to ov, elements up to oe
+  f.i32_const(0).set(o);
+  f.get(e).get(s).i32_sub().i32_const(E).i32_mul().set(oe);
+  f.get(e).get(s).i32_sub().i32_const(-v.lanes).i32_and().i32_const(E).i32_mul().set(ov);
+  const addr = (b: number) => f.get(b).get(o).i32_add();
+  whileLt(f, o, ov, () => {
+    flatBody(
+      v,
+      kernel,
+      masked,
+      L,
+      T,
+      (k) => addr(bi[k]).v128_load(0),
+      (k, push) => {
+        addr(bo[k]);
+        push();
+        f.v128_store(0);
+      },
+    );
+    inc(f, o, 16);
+  });
+  whileLt(f, o, oe, () => {
+    flatBody(
+      v,
+      kernel,
+      masked,
+      L,
+      T,
+      (k) => {
+        addr(bi[k]);
+        v.splat();
+      },
+      (k, push) => {
+        addr(bo[k]);
+        push();
+        v.store0();
+      },
+    );
+    inc(f, o, E);
+  });
+  return name;
+}
+
+/** `gate_qk_<dt>(s, e, z, out, gb, Z)`. */
+function emitQK(mb: ModuleBuilder, dt: DT): string {
+  const name = `gate_qk_${dt}`;
+  const f = mb.fn(name, [I32, I32, I32, I32, I32, I32]);
+  const v = new Simd(f, dt);
+  const E = v.E;
+  const [s, e, z, out, gb, Z] = [0, 1, 2, 3, 4, 5];
+  const r = f.local(I32),
+    j = f.local(I32),
+    jv = f.local(I32),
+    je = f.local(I32),
+    pz = f.local(I32),
+    po = f.local(I32),
+    zb = f.local(I32);
+  const L = expLocals(f);
+  const x = f.local(V128),
+    sv = f.local(V128),
+    t = f.local(V128);
+  f.get(Z).i32_const(E).i32_mul().set(zb); // bytes per z row
+  f.get(zb).i32_const(-16).i32_and().set(jv); // whole vectors of a row, bytes
+  f.get(s).set(r);
+  whileLt(f, r, e, () => {
+    f.get(z).get(r).get(zb).i32_mul().i32_add().set(pz);
+    f.get(out).get(r).get(zb).i32_const(2).i32_mul().i32_mul().i32_add().set(po);
+    /** s = silu(z[j]); out[j] = s·γ0 + β0, out[Z + j] = s·γ1 + β1 (offsets in bytes). */
+    const body = (load: () => void, store: () => void) => {
+      f.get(pz).get(j).i32_add();
+      load();
+      f.tee(x);
+      sigmoid(v, L, t);
+      f.get(x);
+      v.mul();
+      f.set(sv);
+      for (const half of [0, 1]) {
+        f.get(po).get(j).i32_add();
+        if (half) f.get(zb).i32_add();
+        // s·γ_half + β_half
+        f.get(sv);
+        f.get(gb).get(j).i32_add();
+        if (half) f.get(zb).i32_add();
+        load();
+        v.mul();
+        f.get(gb).get(j).i32_add().get(zb).i32_const(2 + half).i32_mul().i32_add();
+        load();
+        v.add();
+        store();
+      }
+    };
+    f.i32_const(0).set(j);
+    whileLt(f, j, jv, () => {
+      body(
+        () => f.v128_load(0),
+        () => f.v128_store(0),
+      );
+      inc(f, j, 16);
+    });
+    f.get(zb).set(je);
+    whileLt(f, j, je, () => {
+      body(
+        () => v.splat(),
+        () => v.store0(),
+      );
+      inc(f, j, E);
+    });
+    inc(f, r, 1);
+  });
+  return name;
+}
+
+/** Emits every gate map function; returns their names in dispatch-table order. */
+export function emitGates(mb: ModuleBuilder): string[] {
+  const names: string[] = [];
+  for (const dt of ['f32', 'f64'] as const) {
+    for (const k of Object.keys(FLAT) as FlatGate[]) {
+      names.push(emitFlat(mb, dt, k, false));
+      if (k === 'gateOut' || k === 'gateOutGrad') names.push(emitFlat(mb, dt, k, true));
+    }
+    names.push(emitQK(mb, dt));
+  }
+  return names;
+}
