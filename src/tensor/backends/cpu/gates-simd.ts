@@ -12,7 +12,7 @@ import { allocate, type FloatStorage } from '../../dtype.js';
 import { fromStorage, type Tensor } from '../../tensor.js';
 import * as V from '../../view.js';
 import { runMap, SIMD_MIN_SIZE, stage } from './simd.js';
-import { flatGateName, type FlatGate } from './wasm/gates.js';
+import { flatGateName, QK_BLOCK, type FlatGate } from './wasm/gates.js';
 import { simdTuning, wasmArena, wasmRuntime } from './wasm/runtime.js';
 
 /** Whether the operands are float tensors of one dtype and one shape, large enough for SIMD. */
@@ -110,4 +110,40 @@ export function gateQKSimd(z: Tensor, gamma: Tensor, beta: Tensor): Tensor | nul
   const out = allocate(dt, 2 * z.size) as FloatStorage;
   out.set(view.subarray(po / E, po / E + 2 * z.size));
   return fromStorage(out, [...z.shape.slice(0, -1), 2 * Z]);
+}
+
+/** SIMD `gateQKGrad`, or null: dz, and the parameter sums as float64 partials per block of rows, added in block order. */
+export function gateQKGradSimd(z: Tensor, gamma: Tensor, gq: Tensor, gk: Tensor): [Tensor, Tensor, Tensor] | null {
+  if (!fits([z, gq, gk])) return null;
+  const Z = z.shape[z.ndim - 1];
+  if (gamma.dtype !== z.dtype || gamma.ndim !== 2 || gamma.shape[0] !== 2 || gamma.shape[1] !== Z) return null;
+  const rt = wasmRuntime();
+  if (!rt) return null;
+  const dt = z.dtype as 'f32' | 'f64';
+  const E = dt === 'f32' ? 4 : 8;
+  const rows = z.size / Z;
+  const blocks = Math.ceil(rows / QK_BLOCK);
+  const stride = z.size * E; // packed: the kernel derives rows from it
+  const ar = wasmArena(rt);
+  ar.reset();
+  const pin = ar.alloc(3 * stride),
+    pg = ar.alloc(2 * Z * E),
+    pacc = ar.alloc(blocks * 4 * Z * 8),
+    pout = ar.alloc(stride);
+  ar.commit();
+  const view = dt === 'f32' ? ar.f32 : ar.f64;
+  [z, gq, gk].forEach((t, k) => stage(view, pin + k * stride, E, t));
+  stage(view, pg, E, gamma);
+  const acc = ar.f64.subarray(pacc / 8, pacc / 8 + blocks * 4 * Z);
+  acc.fill(0);
+  runMap(rt, `gate_qkgrad_${dt}`, blocks, 4 * z.size, [pin, pout, stride, pg, Z, pacc]);
+  const sums = new Float64Array(4 * Z);
+  for (let b = 0; b < blocks; b++) for (let i = 0; i < 4 * Z; i++) sums[i] += acc[b * 4 * Z + i];
+  const dz = allocate(dt, z.size) as FloatStorage;
+  dz.set(view.subarray(pout / E, pout / E + z.size));
+  const dg = allocate(dt, 2 * Z) as FloatStorage,
+    db = allocate(dt, 2 * Z) as FloatStorage;
+  dg.set(sums.subarray(0, 2 * Z));
+  db.set(sums.subarray(2 * Z));
+  return [fromStorage(dz, z.shape), fromStorage(dg, [2, Z]), fromStorage(db, [2, Z])];
 }

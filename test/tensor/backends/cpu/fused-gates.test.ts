@@ -9,7 +9,7 @@ import * as F from '../../../../src/autograd/index.js';
 import { gateOut, gateQK, siluMul } from '../../../../src/autograd/ops/fused.js';
 import type { GateActivation } from '../../../../src/tensor/backend.js';
 import { gateOutCpu, gateOutGradCpu, gateQKCpu, gateQKGradCpu, siluMulCpu, siluMulGradCpu } from '../../../../src/tensor/backends/cpu/fused-gates.js';
-import { gateOutGradSimd, gateOutSimd, gateQKSimd, siluMulGradSimd, siluMulSimd } from '../../../../src/tensor/backends/cpu/gates-simd.js';
+import { gateOutGradSimd, gateOutSimd, gateQKGradSimd, gateQKSimd, siluMulGradSimd, siluMulSimd } from '../../../../src/tensor/backends/cpu/gates-simd.js';
 import { simdStatus, simdTuning } from '../../../../src/tensor/backends/cpu/wasm/runtime.js';
 import { gateOutGeneric, gateOutGradGeneric, gateQKGeneric, gateQKGradGeneric, siluMulGeneric, siluMulGradGeneric } from '../../../../src/tensor/backends/generic-fused.js';
 import type { FloatDType } from '../../../../src/tensor/dtype.js';
@@ -205,6 +205,8 @@ describe('gate kernels: the SIMD paths equal the plain kernels', () => {
             gs.forEach((t, i) => expectClose(t, ws[i], dt, 4));
           };
           same(gateQKSimd(z, gamma, beta), gateQKCpu(z, gamma, beta));
+          const gk = randNormal([L, B, W], 0, 1, dt, gen);
+          same(gateQKGradSimd(z, gamma, g, gk), gateQKGradCpu(z, gamma, g, gk));
           same(siluMulSimd(g, z), siluMulCpu(g, z));
           same(siluMulGradSimd(g, z, x), siluMulGradCpu(g, z, x));
           for (const mask of [null, dropMask([L, B, W], 0.25, dt), dropMask([B, W], 0.25, dt)]) {

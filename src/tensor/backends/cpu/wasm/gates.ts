@@ -8,11 +8,19 @@
  *   (mask last) and results.
  * - `gate_qk_<dt>(s, e, z, out, gb, Z)`: rows [s, e) of z `rows × Z` → out `rows × 2Z`;
  *   `gb` = [γ0 | γ1 | β0 | β1], Z values each.
+ * - `gate_qkgrad_<dt>(s, e, in, out, stride, gb, Z, acc)`: blocks [s, e) of {@link QK_BLOCK} rows
+ *   of z, gq, gk (inputs 0–2, `rows × Z`, packed: `stride` = rows·Z·E bytes) → dz at
+ *   `out`, and per block the float64 sums `[Σ gq·silu(z) | Σ gk·silu(z) | Σ gq | Σ gk]` (4Z values)
+ *   at `acc + block·4Z·8`; `gb` = [γ0 | γ1]. Blocks are fixed, so the parameter gradients do not
+ *   depend on how the blocks are split among threads.
  *
  * Arithmetic in the element type; exp is vector.ts `emitExp` (within 2 ulp).
  */
 import { I32, V128, type ModuleBuilder } from './builder.js';
-import { emitExp, expLocals, inc, Simd, whileLt, type DT, type ExpLocals } from './vector.js';
+import { emitExp, expLocals, HIGH_HALF, inc, Simd, whileLt, type DT, type ExpLocals } from './vector.js';
+
+/** Rows per partial-sum block of `gate_qkgrad`. */
+export const QK_BLOCK = 32;
 
 /** The flat gate kernels: inputs and outputs (mask variants add one input). */
 const FLAT = {
@@ -309,6 +317,139 @@ function emitQK(mb: ModuleBuilder, dt: DT): string {
   return name;
 }
 
+/** `gate_qkgrad_<dt>(s, e, in, out, stride, gb, Z, acc)`. */
+function emitQKGrad(mb: ModuleBuilder, dt: DT): string {
+  const name = `gate_qkgrad_${dt}`;
+  const f = mb.fn(name, [I32, I32, I32, I32, I32, I32, I32, I32]);
+  const v = new Simd(f, dt);
+  const E = v.E;
+  const [s, e, pin, pout, stride, gb, Z, acc] = [0, 1, 2, 3, 4, 5, 6, 7];
+  const r = f.local(I32),
+    rEnd = f.local(I32),
+    rows = f.local(I32),
+    j = f.local(I32),
+    jv = f.local(I32),
+    zb = f.local(I32),
+    pz = f.local(I32),
+    pa = f.local(I32),
+    rowOff = f.local(I32);
+  const L = expLocals(f);
+  const x = f.local(V128),
+    sg = f.local(V128),
+    q = f.local(V128),
+    k = f.local(V128),
+    sv = f.local(V128),
+    t = f.local(V128);
+  f.get(Z).i32_const(E).i32_mul().set(zb);
+  f.get(zb).i32_const(-16).i32_and().set(jv);
+  // rows = stride / (Z·E): the operands are staged back to back, stride = rows·Z·E bytes
+  f.get(stride).get(zb).i32_div_s().set(rows);
+  f.get(s).i32_const(QK_BLOCK).i32_mul().set(r);
+  f.get(e).i32_const(QK_BLOCK).i32_mul().set(rEnd);
+  f.get(rEnd).get(rows).get(rEnd).get(rows).i32_lt_s().select().set(rEnd);
+  /** Adds the float64 value(s) of v128 `val` (lanes j…) into acc slot c of the block (a vector step). */
+  const addVec = (c: number, val: number) => {
+    const slot = () => f.get(pa).get(Z).i32_const(c).i32_mul().get(j).i32_const(E).i32_div_s().i32_add().i32_const(8).i32_mul().i32_add();
+    if (dt === 'f32') {
+      slot();
+      slot().v128_load(0);
+      f.get(val).f64x2_promote_low_f32x4().f64x2_add().v128_store(0);
+      slot();
+      slot().v128_load(16);
+      f.get(val).get(val).i8x16_shuffle(HIGH_HALF).f64x2_promote_low_f32x4().f64x2_add().v128_store(16);
+    } else {
+      slot();
+      slot().v128_load(0);
+      f.get(val).f64x2_add().v128_store(0);
+    }
+  };
+  /** Adds lane 0 of `val` into acc slot c (a tail element). */
+  const addLane = (c: number, val: number) => {
+    const slot = () => f.get(pa).get(Z).i32_const(c).i32_mul().get(j).i32_const(E).i32_div_s().i32_add().i32_const(8).i32_mul().i32_add();
+    slot();
+    slot().f64_load(0);
+    if (dt === 'f32') f.get(val).f32x4_extract_lane(0).f64_promote_f32();
+    else f.get(val).f64x2_extract_lane(0);
+    f.f64_add().f64_store(0);
+  };
+  whileLt(f, r, rEnd, () => {
+    // block accumulators
+    f.get(acc).get(r).i32_const(QK_BLOCK).i32_div_s().get(Z).i32_const(32).i32_mul().i32_mul().i32_add().set(pa);
+    f.get(r).get(zb).i32_mul().set(rowOff);
+    f.get(pin).get(rowOff).i32_add().set(pz);
+    const body = (load: () => void, store: () => void, add: (c: number, val: number) => void) => {
+      const at = (k0: number) => {
+        f.get(pz).get(j).i32_add();
+        if (k0) f.get(stride).i32_const(k0).i32_mul().i32_add();
+      };
+      at(0);
+      load();
+      f.tee(x);
+      sigmoid(v, L, t);
+      f.set(sg);
+      at(1);
+      load();
+      f.set(q);
+      at(2);
+      load();
+      f.set(k);
+      // dz = (q·γ0 + k·γ1)·σ·(1 + z(1 − σ))
+      f.get(pout).get(rowOff).i32_add().get(j).i32_add();
+      f.get(q).get(gb).get(j).i32_add();
+      load();
+      v.mul();
+      f.get(k).get(gb).get(j).i32_add().get(zb).i32_add();
+      load();
+      v.mul();
+      v.add();
+      f.get(sg);
+      v.mul();
+      v.c(1);
+      f.get(x);
+      v.c(1);
+      f.get(sg);
+      v.sub();
+      v.mul();
+      v.add();
+      v.mul();
+      store();
+      // parameter sums: s = z·σ
+      f.get(x).get(sg);
+      v.mul();
+      f.set(sv);
+      f.get(q).get(sv);
+      v.mul();
+      f.set(t);
+      add(0, t);
+      f.get(k).get(sv);
+      v.mul();
+      f.set(t);
+      add(1, t);
+      add(2, q);
+      add(3, k);
+    };
+    f.i32_const(0).set(j);
+    whileLt(f, j, jv, () => {
+      body(
+        () => f.v128_load(0),
+        () => f.v128_store(0),
+        addVec,
+      );
+      inc(f, j, 16);
+    });
+    whileLt(f, j, zb, () => {
+      body(
+        () => v.splat(),
+        () => v.store0(),
+        addLane,
+      );
+      inc(f, j, E);
+    });
+    inc(f, r, 1);
+  });
+  return name;
+}
+
 /** Emits every gate map function; returns their names in dispatch-table order. */
 export function emitGates(mb: ModuleBuilder): string[] {
   const names: string[] = [];
@@ -318,6 +459,7 @@ export function emitGates(mb: ModuleBuilder): string[] {
       if (k === 'gateOut' || k === 'gateOutGrad') names.push(emitFlat(mb, dt, k, true));
     }
     names.push(emitQK(mb, dt));
+    names.push(emitQKGrad(mb, dt));
   }
   return names;
 }
