@@ -15,6 +15,43 @@ import { runMap, SIMD_MIN_SIZE, stage } from './simd.js';
 import { flatGateName, QK_BLOCK, type FlatGate } from './wasm/gates.js';
 import { simdTuning, wasmArena, wasmRuntime } from './wasm/runtime.js';
 
+/**
+ * Writes `t`'s elements in row-major order into `view` from byte address `addr`: `stage`, except
+ * for the short or strided rows of the small layers' pieces (rows under 32 elements, or a last axis
+ * that is not unit-stride), which an element loop copies ~10× faster than row `set`s or a
+ * generic copy. Handles at most three axes after merging (else `stage`).
+ */
+function stageGate(view: FloatStorage, addr: number, E: number, t: Tensor): void {
+  const nd = t.ndim;
+  if (nd === 0 || t.isContiguous()) return stage(view, addr, E, t);
+  const sh = t.shape,
+    st = t.strides;
+  const W = sh[nd - 1],
+    sw = st[nd - 1];
+  if (sw === 1 && W >= 32) return stage(view, addr, E, t);
+  // axes before the last two must merge into one stride (size-1 axes aside)
+  let na = 1,
+    sa = 0,
+    prev = -1;
+  for (let i = 0; i < nd - 2; i++) {
+    na *= sh[i];
+    if (sh[i] === 1) continue;
+    if (prev >= 0 && st[prev] !== st[i] * sh[i]) return stage(view, addr, E, t);
+    prev = i;
+    sa = st[i];
+  }
+  const nb = nd >= 2 ? sh[nd - 2] : 1,
+    sb = nd >= 2 ? st[nd - 2] : 0;
+  const src = t.storage as FloatStorage;
+  let d = addr / E;
+  for (let a = 0; a < na; a++) {
+    for (let b = 0; b < nb; b++) {
+      let p = t.offset + a * sa + b * sb;
+      for (let j = 0; j < W; j++, p += sw) view[d++] = src[p];
+    }
+  }
+}
+
 /** Whether the operands are float tensors of one dtype and one shape, large enough for SIMD. */
 function fits(ts: readonly Tensor[]): boolean {
   const a = ts[0];
@@ -38,7 +75,7 @@ function runFlat(kernel: FlatGate, masked: boolean, ins: readonly Tensor[], outs
     pout = ar.alloc(outs * stride);
   ar.commit();
   const view = dt === 'f32' ? ar.f32 : ar.f64;
-  ins.forEach((t, k) => stage(view, pin + k * stride, E, t));
+  ins.forEach((t, k) => stageGate(view, pin + k * stride, E, t));
   runMap(rt, flatGateName(kernel, masked, dt), n, n * (ins.length + outs), [pin, pout, stride]);
   return Array.from({ length: outs }, (_, k) => {
     const o = allocate(dt, n) as FloatStorage;
@@ -103,9 +140,9 @@ export function gateQKSimd(z: Tensor, gamma: Tensor, beta: Tensor): Tensor | nul
     po = ar.alloc(2 * z.size * E);
   ar.commit();
   const view = dt === 'f32' ? ar.f32 : ar.f64;
-  stage(view, pz, E, z);
-  stage(view, pgb, E, gamma);
-  stage(view, pgb + 2 * Z * E, E, beta);
+  stageGate(view, pz, E, z);
+  stageGate(view, pgb, E, gamma);
+  stageGate(view, pgb + 2 * Z * E, E, beta);
   runMap(rt, `gate_qk_${dt}`, rows, 3 * z.size, [pz, po, pgb, Z]);
   const out = allocate(dt, 2 * z.size) as FloatStorage;
   out.set(view.subarray(po / E, po / E + 2 * z.size));
@@ -132,8 +169,8 @@ export function gateQKGradSimd(z: Tensor, gamma: Tensor, gq: Tensor, gk: Tensor)
     pout = ar.alloc(stride);
   ar.commit();
   const view = dt === 'f32' ? ar.f32 : ar.f64;
-  [z, gq, gk].forEach((t, k) => stage(view, pin + k * stride, E, t));
-  stage(view, pg, E, gamma);
+  [z, gq, gk].forEach((t, k) => stageGate(view, pin + k * stride, E, t));
+  stageGate(view, pg, E, gamma);
   const acc = ar.f64.subarray(pacc / 8, pacc / 8 + blocks * 4 * Z);
   acc.fill(0);
   runMap(rt, `gate_qkgrad_${dt}`, blocks, 4 * z.size, [pin, pout, stride, pg, Z, pacc]);

@@ -205,8 +205,9 @@ describe('gate kernels: the SIMD paths equal the plain kernels', () => {
             gs.forEach((t, i) => expectClose(t, ws[i], dt, 4));
           };
           same(gateQKSimd(z, gamma, beta), gateQKCpu(z, gamma, beta));
-          const gk = randNormal([L, B, W], 0, 1, dt, gen);
+          const gk = V.permute(randNormal([W, L, B], 0, 1, dt, gen), [1, 2, 0]); // last axis strided
           same(gateQKGradSimd(z, gamma, g, gk), gateQKGradCpu(z, gamma, g, gk));
+          same(siluMulSimd(gk, z), siluMulCpu(gk, z));
           same(siluMulSimd(g, z), siluMulCpu(g, z));
           same(siluMulGradSimd(g, z, x), siluMulGradCpu(g, z, x));
           for (const mask of [null, dropMask([L, B, W], 0.25, dt), dropMask([B, W], 0.25, dt)]) {
