@@ -126,6 +126,8 @@ export interface FusedKernels {
    * `dgamma = [Σ gq ⊙ s, Σ gk ⊙ s]`, `dbeta = [Σ gq, Σ gk]` (sums over every leading axis, `[2, Z]`).
    */
   gateQKGrad(z: Tensor, gamma: Tensor, gq: Tensor, gk: Tensor): [Tensor, Tensor, Tensor];
+  /** silu backward in one pass: `g ⊙ silu'(x)`, `silu'(x) = σ(x)·(1 + x·(1 − σ(x)))`; same shapes, any layout in, contiguous out. */
+  siluGrad(x: Tensor, g: Tensor): Tensor;
   /** `h ⊙ silu(r)` (Mega's reset gate, docs/MEGA.md §6.2 steps 7 and 15), same shapes, any layout in, contiguous out. */
   siluMul(h: Tensor, r: Tensor): Tensor;
   /** VJP of `siluMul`: `[g ⊙ silu(r), g ⊙ h ⊙ silu'(r)]`. */

@@ -53,6 +53,8 @@ export const laplaceGrad = (x: Tensor, g: Tensor, mu: number, den: number): Tens
 export const gateQK = (z: Tensor, gamma: Tensor, beta: Tensor): Tensor => kernel('gateQK')(z, gamma, beta);
 /** VJP of gateQK: `[dz, dgamma, dbeta]`. */
 export const gateQKGrad = (z: Tensor, gamma: Tensor, gq: Tensor, gk: Tensor): [Tensor, Tensor, Tensor] => kernel('gateQKGrad')(z, gamma, gq, gk);
+/** silu backward: `g ⊙ silu'(x)`. */
+export const siluGrad = (x: Tensor, g: Tensor): Tensor => kernel('siluGrad')(x, g);
 /** `h ⊙ silu(r)`. */
 export const siluMul = (h: Tensor, r: Tensor): Tensor => kernel('siluMul')(h, r);
 /** VJP of siluMul: `[dh, dr]`. */

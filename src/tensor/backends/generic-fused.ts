@@ -98,7 +98,7 @@ function row(p: Tensor, i: number): Tensor {
 }
 
 /** silu'(x) = σ(x)·(1 + x·(1 − σ(x))). */
-function siluGrad(x: Tensor): Tensor {
+function siluDeriv(x: Tensor): Tensor {
   const one = scalar(1, x.dtype);
   const s = K.unary(x, 'sigmoid');
   return mul(s, add(one, mul(x, sub(one, s))));
@@ -116,11 +116,17 @@ export function gateQKGradGeneric(z: Tensor, gamma: Tensor, gq: Tensor, gk: Tens
   checkGateQK('gateQKGrad', z, [gamma]);
   checkGateOperands('gateQKGrad', [z, gq, gk]);
   const s = K.unary(z, 'silu');
-  const dz = mul(add(mul(gq, row(gamma, 0)), mul(gk, row(gamma, 1))), siluGrad(z));
+  const dz = mul(add(mul(gq, row(gamma, 0)), mul(gk, row(gamma, 1))), siluDeriv(z));
   const lead = z.shape.slice(0, -1).map((_, i) => i);
   const Z = z.shape[z.ndim - 1];
   const sum = (t: Tensor) => V.reshape(K.reduce(t, 'sum', lead, false), [1, Z]);
   return [dz, K.concat([sum(mul(gq, s)), sum(mul(gk, s))], 0), K.concat([sum(gq), sum(gk)], 0)];
+}
+
+/** Generic `siluGrad`: `g ⊙ silu'(x)`. */
+export function siluGradGeneric(x: Tensor, g: Tensor): Tensor {
+  checkGateOperands('siluGrad', [x, g]);
+  return mul(g, siluDeriv(x));
 }
 
 /** Generic `siluMul`: `h ⊙ silu(r)`. */
@@ -132,7 +138,7 @@ export function siluMulGeneric(h: Tensor, r: Tensor): Tensor {
 /** Generic `siluMulGrad`: `[g ⊙ silu(r), g ⊙ h ⊙ silu'(r)]`. */
 export function siluMulGradGeneric(h: Tensor, r: Tensor, g: Tensor): [Tensor, Tensor] {
   checkGateOperands('siluMulGrad', [h, r, g]);
-  return [mul(g, K.unary(r, 'silu')), mul(mul(g, h), siluGrad(r))];
+  return [mul(g, K.unary(r, 'silu')), mul(mul(g, h), siluDeriv(r))];
 }
 
 /** act(a) of gateOut. */
@@ -160,7 +166,7 @@ export function gateOutGradGeneric(x: Tensor, u: Tensor, hx: Tensor, y: Tensor, 
   const a = add(hx, y);
   const dx = mul(g, sub(one, s));
   const du = mul(mul(g, sub(gatedValue(hx, y, mask, act), x)), mul(s, sub(one, s)));
-  const dAct = act === 'silu' ? siluGrad(a) : act === 'relu' ? K.unary(a, 'step') : null;
+  const dAct = act === 'silu' ? siluDeriv(a) : act === 'relu' ? K.unary(a, 'step') : null;
   let da = mul(g, s);
   if (mask) da = mul(da, mask);
   if (dAct) da = mul(da, dAct);
@@ -175,6 +181,7 @@ registerKernel('emaKernelGrad', ANY_BACKEND, emaKernelGradGeneric);
 registerKernel('softmaxGrad', ANY_BACKEND, softmaxGradGeneric);
 registerKernel('gateQK', ANY_BACKEND, gateQKGeneric);
 registerKernel('gateQKGrad', ANY_BACKEND, gateQKGradGeneric);
+registerKernel('siluGrad', ANY_BACKEND, siluGradGeneric);
 registerKernel('siluMul', ANY_BACKEND, siluMulGeneric);
 registerKernel('siluMulGrad', ANY_BACKEND, siluMulGradGeneric);
 registerKernel('gateOut', ANY_BACKEND, gateOutGeneric);

@@ -1,6 +1,6 @@
 /**
  * Plain-TypeScript CPU kernels of the Mega layer's gates (see `FusedKernels` in backend.ts:
- * gateQK, siluMul, gateOut and their VJPs): one pass over the operands each, float64 inside,
+ * gateQK, siluMul, gateOut and their VJPs, and the silu backward siluGrad): one pass over the operands each, float64 inside,
  * rounded once on the store. Each is tested equal (within rounding) to the composition of
  * primitive kernels it replaces, generic-fused.ts (test/tensor/backends/cpu/fused-gates.test.ts).
  *
@@ -116,6 +116,31 @@ export function gateQKGradCpu(z: Tensor, gamma: Tensor, gq: Tensor, gk: Tensor):
   dg.set(acc.subarray(0, 2 * Z));
   db.set(acc.subarray(2 * Z));
   return [fromStorage(dz, z.shape), fromStorage(dg, [2, Z]), fromStorage(db, [2, Z])];
+}
+
+/** CPU `siluGrad`: `g ⊙ silu'(x)`. */
+export function siluGradCpu(x: Tensor, g: Tensor): Tensor {
+  checkGateOperands('siluGrad', [x, g]);
+  const W = x.shape[x.ndim - 1] ?? 1;
+  const [na, nb] = outerDims(x.shape);
+  const X = rowsOf(x),
+    Gg = rowsOf(g);
+  const xs = X.s,
+    gs = Gg.s;
+  const out = allocate(x.dtype, x.size) as FloatStorage;
+  let d = 0;
+  for (let a = 0; a < na; a++) {
+    for (let b = 0; b < nb; b++, d += W) {
+      const px = X.o + a * X.sa + b * X.sb,
+        pg = Gg.o + a * Gg.sa + b * Gg.sb;
+      for (let j = 0; j < W; j++) {
+        const v = xs[px + j];
+        const sg = 1 / (1 + Math.exp(-v));
+        out[d + j] = gs[pg + j] * (sg * (1 + v * (1 - sg)));
+      }
+    }
+  }
+  return fromStorage(out, x.shape);
 }
 
 /** CPU `siluMul`: `h ⊙ silu(r)`. */

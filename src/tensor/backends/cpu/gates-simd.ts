@@ -93,6 +93,12 @@ function expandedMask(mask: Tensor, x: Tensor): Tensor | undefined {
   return V.expand(mask, x.shape);
 }
 
+/** SIMD `siluGrad`, or null. */
+export function siluGradSimd(x: Tensor, g: Tensor): Tensor | null {
+  if (!fits([x, g])) return null;
+  return runFlat('siluGrad', false, [x, g], 1)?.[0] ?? null;
+}
+
 /** SIMD `siluMul`, or null. */
 export function siluMulSimd(h: Tensor, r: Tensor): Tensor | null {
   if (!fits([h, r])) return null;

@@ -14,8 +14,8 @@ import { argmaxCpu, reduceCpu, softmaxCpu } from './reduce.js';
 import { indexAddFast, indexSelectFast, padFast } from './indexing-fast.js';
 import { fftConvSimd } from './fftconv-simd.js';
 import { emaKernelCpu, emaKernelGradCpu, laplaceCpu, softmaxGradCpu } from './fused.js';
-import { gateOutCpu, gateOutGradCpu, gateQKCpu, gateQKGradCpu, siluMulCpu, siluMulGradCpu } from './fused-gates.js';
-import { gateOutGradSimd, gateOutSimd, gateQKGradSimd, gateQKSimd, siluMulGradSimd, siluMulSimd } from './gates-simd.js';
+import { gateOutCpu, gateOutGradCpu, gateQKCpu, gateQKGradCpu, siluGradCpu, siluMulCpu, siluMulGradCpu } from './fused-gates.js';
+import { gateOutGradSimd, gateOutSimd, gateQKGradSimd, gateQKSimd, siluGradSimd, siluMulGradSimd, siluMulSimd } from './gates-simd.js';
 import { binarySimd, reduceSimd, softmaxGradSimd, softmaxSimd, unarySimd } from './simd.js';
 
 registerKernel('unary', 'cpu', (x, op) => unarySimd(x, op) ?? unaryCpu(x, op));
@@ -42,6 +42,7 @@ registerKernel('softmaxGrad', 'cpu', (y, g, log) => softmaxGradSimd(y, g, log) ?
 registerKernel('laplace', 'cpu', laplaceCpu);
 registerKernel('gateQK', 'cpu', (z, gamma, beta) => gateQKSimd(z, gamma, beta) ?? gateQKCpu(z, gamma, beta));
 registerKernel('gateQKGrad', 'cpu', (z, gamma, gq, gk) => gateQKGradSimd(z, gamma, gq, gk) ?? gateQKGradCpu(z, gamma, gq, gk));
+registerKernel('siluGrad', 'cpu', (x, g) => siluGradSimd(x, g) ?? siluGradCpu(x, g));
 registerKernel('siluMul', 'cpu', (h, r) => siluMulSimd(h, r) ?? siluMulCpu(h, r));
 registerKernel('siluMulGrad', 'cpu', (h, r, g) => siluMulGradSimd(h, r, g) ?? siluMulGradCpu(h, r, g));
 registerKernel('gateOut', 'cpu', (x, u, hx, y, mask, act) => gateOutSimd(x, u, hx, y, mask, act) ?? gateOutCpu(x, u, hx, y, mask, act));

@@ -32,6 +32,7 @@ import {
   gateQKGradGeneric,
   laplaceGeneric,
   laplaceGradGeneric,
+  siluGradGeneric,
   siluMulGeneric,
   siluMulGradGeneric,
 } from '../generic-fused.js';
@@ -78,6 +79,7 @@ export const gpujsFusedKernels: FusedKernels = {
   laplaceGrad: laplaceGradGeneric,
   gateQK: gateQKGeneric,
   gateQKGrad: gateQKGradGeneric,
+  siluGrad: siluGradGeneric,
   siluMul: siluMulGeneric,
   siluMulGrad: siluMulGradGeneric,
   gateOut: gateOutGeneric,

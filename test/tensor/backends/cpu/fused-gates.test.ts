@@ -1,5 +1,5 @@
 /**
- * The Mega gate kernels (gateQK, siluMul, gateOut and their VJPs): the CPU kernels equal the
+ * The Mega gate kernels (gateQK, siluMul, gateOut and their VJPs; siluGrad): the CPU kernels equal the
  * compositions of primitive kernels they replace (generic-fused.ts, what gpujs runs) on the
  * layouts the layer hands them, the autograd ops' gradients equal those of the unfused op
  * compositions, and the ops pass finite-difference checks.
@@ -8,10 +8,10 @@ import { describe, expect, it } from 'vitest';
 import * as F from '../../../../src/autograd/index.js';
 import { gateOut, gateQK, siluMul } from '../../../../src/autograd/ops/fused.js';
 import type { GateActivation } from '../../../../src/tensor/backend.js';
-import { gateOutCpu, gateOutGradCpu, gateQKCpu, gateQKGradCpu, siluMulCpu, siluMulGradCpu } from '../../../../src/tensor/backends/cpu/fused-gates.js';
-import { gateOutGradSimd, gateOutSimd, gateQKGradSimd, gateQKSimd, siluMulGradSimd, siluMulSimd } from '../../../../src/tensor/backends/cpu/gates-simd.js';
+import { gateOutCpu, gateOutGradCpu, gateQKCpu, gateQKGradCpu, siluGradCpu, siluMulCpu, siluMulGradCpu } from '../../../../src/tensor/backends/cpu/fused-gates.js';
+import { gateOutGradSimd, gateOutSimd, gateQKGradSimd, gateQKSimd, siluGradSimd, siluMulGradSimd, siluMulSimd } from '../../../../src/tensor/backends/cpu/gates-simd.js';
 import { simdStatus, simdTuning } from '../../../../src/tensor/backends/cpu/wasm/runtime.js';
-import { gateOutGeneric, gateOutGradGeneric, gateQKGeneric, gateQKGradGeneric, siluMulGeneric, siluMulGradGeneric } from '../../../../src/tensor/backends/generic-fused.js';
+import { gateOutGeneric, gateOutGradGeneric, gateQKGeneric, gateQKGradGeneric, siluGradGeneric, siluMulGeneric, siluMulGradGeneric } from '../../../../src/tensor/backends/generic-fused.js';
 import type { FloatDType } from '../../../../src/tensor/dtype.js';
 import { scalar } from '../../../../src/tensor/create.js';
 import * as K from '../../../../src/tensor/kernels.js';
@@ -80,12 +80,13 @@ describe('gate kernels: CPU kernel = composition of primitives', () => {
       }
     });
 
-    it(`siluMul and its VJP (${dt})`, () => {
+    it(`siluMul and its VJP, siluGrad (${dt})`, () => {
       const { piece, transposed, dense } = layouts(dt, 19, 3, 40);
       const h = transposed,
         r = piece(2),
         g = dense();
       expectClose(siluMulCpu(h, r), siluMulGeneric(h, r), dt);
+      expectClose(siluGradCpu(r, h), siluGradGeneric(r, h), dt);
       const got = siluMulGradCpu(h, r, g),
         want = siluMulGradGeneric(h, r, g);
       expectClose(got[0], want[0], dt);
@@ -209,6 +210,7 @@ describe('gate kernels: the SIMD paths equal the plain kernels', () => {
           same(gateQKGradSimd(z, gamma, g, gk), gateQKGradCpu(z, gamma, g, gk));
           same(siluMulSimd(gk, z), siluMulCpu(gk, z));
           same(siluMulSimd(g, z), siluMulCpu(g, z));
+          same(siluGradSimd(z, g), siluGradCpu(z, g));
           same(siluMulGradSimd(g, z, x), siluMulGradCpu(g, z, x));
           for (const mask of [null, dropMask([L, B, W], 0.25, dt), dropMask([B, W], 0.25, dt)]) {
             same(gateOutSimd(x, u, hx, y, mask, 'silu'), gateOutCpu(x, u, hx, y, mask, 'silu'));

@@ -2,7 +2,7 @@
  * WebAssembly SIMD kernels of the Mega layer's gates (see `FusedKernels` in backend.ts): map
  * functions (runtime.ts `mapTask`) over operands staged contiguously in one block.
  *
- * - `gate_<kernel>_<dt>(s, e, in, out, stride)` for siluMul, siluMulGrad, gateOut and
+ * - `gate_<kernel>_<dt>(s, e, in, out, stride)` for siluGrad, siluMul, siluMulGrad, gateOut and
  *   gateOutGrad (silu; `m` variants with a dropout mask): flat elements [s, e); input k at byte
  *   `in + k·stride`, output k at `out + k·stride`, in the order of the kernel's arguments
  *   (mask last) and results.
@@ -24,6 +24,7 @@ export const QK_BLOCK = 32;
 
 /** The flat gate kernels: inputs and outputs (mask variants add one input). */
 const FLAT = {
+  siluGrad: { ins: 2, outs: 1 },
   siluMul: { ins: 2, outs: 1 },
   siluMulGrad: { ins: 3, outs: 2 },
   gateOut: { ins: 4, outs: 1 },
@@ -73,6 +74,17 @@ function flatBody(v: Simd, kernel: FlatGate, masked: boolean, L: ExpLocals, T: n
     v.add();
   };
   switch (kernel) {
+    case 'siluGrad': // x, g → g·σ(x)·(1 + x(1 − σ(x)))
+      ld(0);
+      sigOf(sa);
+      st(0, () => {
+        ld(1);
+        f.get(sa);
+        v.mul();
+        dsilu();
+        v.mul();
+      });
+      return;
     case 'siluMul': // h, r → h·r·σ(r)
       ld(1);
       sigOf(sa);
