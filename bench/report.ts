@@ -37,6 +37,13 @@ export interface BenchOptions {
 
 let json = false;
 let headerPrinted = false;
+/** Every row reported so far (full precision), for the run's summary (summary.ts). */
+const reported: BenchResult[] = [];
+
+/** The rows reported so far in this process, in order. */
+export function reportedRows(): readonly BenchResult[] {
+  return reported;
+}
 
 /** Choose the output format for all later {@link report} calls. */
 export function setReportFormat(opts: { json: boolean }): void {
@@ -50,6 +57,7 @@ function round(x: number): number {
 
 /** Print one result line in the current format. */
 export function report(r: BenchResult): void {
+  reported.push(r);
   if (json) {
     const out: BenchResult = { bench: r.bench, impl: r.impl, dtype: r.dtype, shape: r.shape, value: round(r.value), unit: r.unit };
     if (r.ratio !== undefined) out.ratio = round(r.ratio);
@@ -59,11 +67,11 @@ export function report(r: BenchResult): void {
   }
   if (!headerPrinted) {
     headerPrinted = true;
-    process.stdout.write(`${'bench'.padEnd(10)}${'impl'.padEnd(14)}${'dtype'.padEnd(6)}${'shape'.padEnd(18)}${'value'.padStart(10)} unit\n`);
+    process.stdout.write(`${'bench'.padEnd(14)}${'impl'.padEnd(14)}${'dtype'.padEnd(6)}${'shape'.padEnd(18)}${'value'.padStart(10)} unit\n`);
   }
   const ratio = r.ratio !== undefined ? `   ${r.ratio.toFixed(2)}x ${r.baseline ?? ''}` : '';
   const value = Math.abs(r.value) >= 100 ? r.value.toFixed(1) : r.value.toFixed(2);
-  process.stdout.write(`${r.bench.padEnd(10)}${r.impl.padEnd(14)}${r.dtype.padEnd(6)}${r.shape.join('x').padEnd(18)}${value.padStart(10)} ${r.unit}${ratio}\n`);
+  process.stdout.write(`${r.bench.padEnd(14)}${r.impl.padEnd(14)}${r.dtype.padEnd(6)}${r.shape.join('x').padEnd(18)}${value.padStart(10)} ${r.unit}${ratio}\n`);
 }
 
 /** Commentary that is not a result: stderr in JSON mode, a `#` line on stdout otherwise. */

@@ -6,6 +6,9 @@
  * whose id `bench/impl/dtype/shape` contains the substring, e.g. `--filter matmul/mega-ts`
  * or `--filter 1024`. `--threads` sets the CPU kernels' thread count (default: env MEGA_THREADS,
  * else every available core).
+ *
+ * At the end, issue 13's figures computed from the rows of this run (summary.ts): one JSON line
+ * each with `--json` (`{"figure": ..., "ratio": ..., "target": ..., "met": ...}`), else a table.
  */
 import os from 'node:os';
 import { runGpuBench } from './gpu.js';
@@ -14,7 +17,9 @@ import { runMatmulBench } from './matmul.js';
 import { runAllreduceBench } from './allreduce.js';
 import { runFftconvBench } from './fftconv.js';
 import { runTrainBench, trainChild } from './train.js';
-import { note, setReportFormat, type BenchOptions } from './report.js';
+import { runMainJobBench } from './mainjob.js';
+import { note, reportedRows, setReportFormat, type BenchOptions } from './report.js';
+import { computeFigures, summaryLines } from './summary.js';
 import { setNumThreads } from '../src/tensor/backends/cpu/pool.js';
 
 /** Every benchmark module: register new ones here. `name` is matched by `--filter` too. */
@@ -25,6 +30,7 @@ const BENCHES: { name: string; run: (opts: BenchOptions) => Promise<void> }[] = 
   { name: 'gpu', run: runGpuBench },
   { name: 'fftconv', run: runFftconvBench },
   { name: 'train', run: runTrainBench }, // whole training steps vs PyTorch (bench/train.ts)
+  { name: 'main-job', run: runMainJobBench }, // `mega train` with no options, as a process (bench/mainjob.ts)
 ];
 
 function parseArgs(argv: string[]): BenchOptions {
@@ -67,6 +73,9 @@ async function main(): Promise<void> {
     if (other) continue;
     await b.run(opts);
   }
+  const summary = summaryLines(computeFigures(reportedRows()), opts.json);
+  if (summary.length > 0 && !opts.json) note('issue 13 figures (ratios of the rows above, this run):');
+  for (const line of summary) process.stdout.write(line + '\n');
 }
 
 main().catch((e: unknown) => {

@@ -39,7 +39,13 @@ export function timeMedian(fn: () => void, o: TimingOptions = {}): number {
     fn();
     times.push(performance.now() - t);
   }
-  times.sort((a, b) => a - b);
-  const m = times.length >> 1;
-  return times.length % 2 === 1 ? times[m] : (times[m - 1] + times[m]) / 2;
+  return median(times);
+}
+
+/** The median of `xs` (the mean of the middle two for an even count; NaN when empty). */
+export function median(xs: readonly number[]): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2;
 }

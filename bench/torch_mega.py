@@ -7,10 +7,17 @@ position bias, layernorm / scalenorm / rmsnorm, pre- or post-norm, silu, bidirec
 EMA (FFT, no truncation), chunking, padding mask, additive causal mask; no dropout, no
 incremental state.
 
-    /usr/bin/python3 bench/torch_mega.py --cases 1024,4,-1;1024,4,128 [--threads 2]
-        prints one JSON line per case: {"L", "B", "C", "ms", "tokens_per_s", "blas"}
+    /usr/bin/python3 bench/torch_mega.py --cases 1024,4,-1;1024,4,128 [--threads 2] [--layer encoder]
+        prints one JSON line per case: {"L", "B", "C", "ms", "tokens_per_s", "blas", "max_rss_mib"}
+        (max_rss_mib: the process's peak RSS so far, so one case per process for a clean figure).
+        --layer encoder times the whole MegaSentenceEncoderLayer: the Mega layer, then the
+        post-norm NFFN of bench/torch_train.py (D -> 256 -> D, silu, scalenorm).
     /usr/bin/python3 bench/torch_mega.py --check test/golden/mega_enc_softmax.msgpack ...
         runs the golden case (float64) and compares outputs and gradients (needs python3-msgpack)
+    /usr/bin/python3 bench/torch_mega.py --run-json IN.json OUT.json
+        runs the encoder layer of the benchmark in float64 on given parameters, input and cotangent
+        and writes its output and gradients (test/bench/torch-encoder.test.ts compares them with
+        mega-ts's MegaSentenceEncoderLayer: the baseline must compute the same function)
 
 Run with Debian's python3-torch; put OpenBLAS first on LD_LIBRARY_PATH (docs/BACKENDS.md) for the
 speed a PyTorch user has. Timing: forward + backward of a cotangent on the output, input and all
@@ -19,6 +26,7 @@ parameters requiring gradients, median of timed runs after warm-up.
 import argparse
 import json
 import math
+import resource
 import sys
 import time
 
@@ -161,11 +169,29 @@ class MegaLayer(torch.nn.Module):
         return out, p
 
 
-def bench(cases, threads):
+class EncoderLayer(torch.nn.Module):
+    """MegaSentenceEncoderLayer (docs/MEGA.md section 7.3): the Mega layer, then the NFFN."""
+
+    def __init__(self, d, z, h, n, f, chunk, max_positions):
+        super().__init__()
+        from torch_train import NFFN  # lazy: torch_train imports this file's EMA
+
+        self.mega = MegaLayer(d, z, h, n, chunk, max_positions)
+        self.nffn = NFFN({"norm": "scalenorm", "D": d, "F": f, "prenorm": False, "dropout": 0.0}, 0.0)
+
+    def forward(self, x):
+        out, p = self.mega(x)
+        return self.nffn(out), p
+
+
+def bench(cases, threads, kind="attention"):
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     for L, B, C in cases:
-        layer = MegaLayer(128, 64, 256, 16, C, max(L, 1))
+        if kind == "encoder":
+            layer = EncoderLayer(128, 64, 256, 16, 256, C, max(L, 1))
+        else:
+            layer = MegaLayer(128, 64, 256, 16, C, max(L, 1))
         x = torch.randn(L, B, 128, requires_grad=True)
         g = torch.randn(L, B, 128)
 
@@ -195,7 +221,9 @@ def bench(cases, threads):
             blas = "BLAS_INFO=" + (cfg.split("BLAS_INFO=")[1].split(",")[0] if "BLAS_INFO=" in cfg else "?")
         except Exception:  # pragma: no cover
             pass
-        print(json.dumps({"L": L, "B": B, "C": C, "ms": ms, "tokens_per_s": L * B / (ms / 1000), "threads": threads, "blas": blas}), flush=True)
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(json.dumps({"L": L, "B": B, "C": C, "ms": ms, "tokens_per_s": L * B / (ms / 1000), "threads": threads, "blas": blas,
+                          "max_rss_mib": rss}), flush=True)
 
 
 def check(paths):
@@ -241,16 +269,46 @@ def check(paths):
     return ok
 
 
+def run_json(src, dst):
+    """IN: {"config": {D, Z, H, N, F, C, max_positions}, "params": {fairseq name: {shape, data}},
+    "x": {shape, data}, "cotangent": [flat]}; OUT: {"out": [flat], "x_grad": [flat], "grads": {name: [flat]}}."""
+    torch.set_default_dtype(torch.float64)
+    d = json.load(open(src))
+    c = d["config"]
+    layer = EncoderLayer(c["D"], c["Z"], c["H"], c["N"], c["F"], c["C"], c["max_positions"])
+    own = dict(layer.named_parameters())
+
+    def name(n):  # fairseq names -> this file's modules
+        n = n.replace("mega_layer.", "mega.", 1)
+        return n.replace("nffn.norm.norm.", "nffn.norm.", 1)
+
+    if sorted(own) != sorted(name(n) for n in d["params"]):
+        raise SystemExit(f"parameters differ: {sorted(own)} vs {sorted(d['params'])}")
+    with torch.no_grad():
+        for n, p in d["params"].items():
+            own[name(n)].copy_(torch.tensor(p["data"]).view(p["shape"]))
+    x = torch.tensor(d["x"]["data"]).view(d["x"]["shape"]).requires_grad_(True)
+    out, _ = layer(x)
+    out.backward(torch.tensor(d["cotangent"]).view(out.shape))
+    res = {"out": out.detach().flatten().tolist(), "x_grad": x.grad.flatten().tolist(),
+           "grads": {n: own[name(n)].grad.flatten().tolist() for n in d["params"]}}
+    json.dump(res, open(dst, "w"))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--cases", help="L,B,C;L,B,C...")
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     ap.add_argument("--check", nargs="*")
+    ap.add_argument("--layer", choices=["attention", "encoder"], default="attention")
+    ap.add_argument("--run-json", nargs=2, metavar=("IN", "OUT"))
     a = ap.parse_args()
     if a.check:
         sys.exit(0 if check(a.check) else 1)
+    if a.run_json:
+        return run_json(*a.run_json)
     cases = [tuple(int(v) for v in c.split(",")) for c in (a.cases or "1024,4,-1;1024,4,128").split(";")]
-    bench(cases, a.threads)
+    bench(cases, a.threads, a.layer)
 
 
 if __name__ == "__main__":

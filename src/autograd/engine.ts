@@ -7,6 +7,15 @@
 import { ones } from '../tensor/create.js';
 import { ShapeError, TensorError } from '../tensor/errors.js';
 import { binary, cast, copy } from '../tensor/kernels.js';
+import {
+  residentActive,
+  residentMark,
+  residentProtect,
+  residentProtectRoots,
+  residentRelease,
+  residentSinceMark,
+  scopeBlock,
+} from '../tensor/backends/cpu/resident.js';
 import { sameShape } from '../tensor/shape.js';
 import { Tensor, type GradFn } from '../tensor/tensor.js';
 
@@ -100,19 +109,26 @@ export function backward(root: Tensor, grad?: Tensor): void {
   const g0 = grad ?? ones(root.shape, root.dtype);
   if (!sameShape(g0.shape, root.shape)) throw new ShapeError(`backward: gradient shape [${g0.shape}] differs from root shape [${root.shape}]`);
   const grads = new Map<Tensor, Tensor>([[root, g0]]);
+  const order = topoOrder(root);
+  const frees = residentActive() ? new EarlyFrees(order, g0) : null;
   noGrad(() => {
-    for (const t of topoOrder(root)) {
+    for (const t of order) {
       const g = grads.get(t);
       if (!g) continue;
       grads.delete(t);
+      frees?.take(g);
       if (!t.gradFn) {
         const gg = g.dtype === t.dtype ? g : cast(g, t.dtype);
         t.grad = t.grad ? binary(t.grad, gg, 'add') : gg.isContiguous() ? gg : copy(gg);
+        residentProtect(t.grad);
+        frees?.consumed(g);
         postAccumulateHook?.(t);
         continue;
       }
       const ins = t.gradFn.inputs;
+      frees?.beginNode();
       const res = t.gradFn.backward(g);
+      frees?.endNode(res);
       for (let i = 0; i < ins.length; i++) {
         const c = ins[i],
           gi = res[i];
@@ -120,9 +136,97 @@ export function backward(root: Tensor, grad?: Tensor): void {
         if (!sameShape(gi.shape, c.shape)) {
           throw new ShapeError(`backward of ${t.gradFn.name}: gradient [${gi.shape}] for input ${i} of shape [${c.shape}]`);
         }
-        const prev = grads.get(c);
-        grads.set(c, prev ? binary(prev, gi, 'add') : gi);
+        frees?.put(gi); // every new gradient counts before any is freed (they may share a block)
       }
+      for (let i = 0; i < ins.length; i++) {
+        const c = ins[i],
+          gi = res[i];
+        if (!gi || !c.requiresGrad) continue;
+        const prev = grads.get(c);
+        if (!prev) {
+          grads.set(c, gi);
+          continue;
+        }
+        const sum = binary(prev, gi, 'add');
+        grads.set(c, sum);
+        if (frees) {
+          frees.put(sum);
+          frees.take(prev);
+          frees.take(gi);
+          frees.consumed(prev);
+          frees.consumed(gi);
+        }
+      }
+      frees?.consumed(g);
+      frees?.nodeDone(t);
     }
   });
+}
+
+/**
+ * Early frees of a backward inside a resident scope (src/tensor/backends/cpu/resident.ts): a
+ * forward tensor's block is freed once the backward of every graph node whose values live in it
+ * has run (reverse topological order: its consumers ran before it), and a gradient's block once
+ * it was consumed and no pending gradient shares it. What the scope protects (roots, leaves'
+ * gradients) is never freed early.
+ */
+class EarlyFrees {
+  /** Graph nodes (with a tape node) not yet processed, per block. */
+  private readonly pendingNodes = new Map<number, number>();
+  /** Gradients waiting in the engine's map, per block. */
+  private readonly pendingGrads = new Map<number, number>();
+
+  constructor(order: readonly Tensor[], g0: Tensor) {
+    residentProtectRoots();
+    for (const t of order) {
+      const b = scopeBlock(t);
+      if (b < 0) continue;
+      if (t.gradFn) this.pendingNodes.set(b, (this.pendingNodes.get(b) ?? 0) + 1);
+      else residentProtect(t); // a leaf's values
+    }
+    this.put(g0);
+  }
+
+  /** A node's backward starts. */
+  beginNode(): void {
+    residentMark();
+  }
+
+  /** A node's backward returned `res`: its temporaries (blocks it made that `res` does not use) are freed. */
+  endNode(res: readonly (Tensor | null)[]): void {
+    const made = residentSinceMark();
+    if (made.length === 0) return;
+    const used = new Set(res.map((r) => (r ? scopeBlock(r) : -1)));
+    for (const b of made) if (!used.has(b)) this.tryFree(b);
+  }
+
+  /** A gradient entered the engine's map. */
+  put(g: Tensor): void {
+    const b = scopeBlock(g);
+    if (b >= 0) this.pendingGrads.set(b, (this.pendingGrads.get(b) ?? 0) + 1);
+  }
+
+  /** A gradient left the engine's map. */
+  take(g: Tensor): void {
+    const b = scopeBlock(g);
+    if (b >= 0) this.pendingGrads.set(b, (this.pendingGrads.get(b) ?? 1) - 1);
+  }
+
+  /** A gradient was consumed: free its block when nothing pending shares it. */
+  consumed(g: Tensor): void {
+    this.tryFree(scopeBlock(g));
+  }
+
+  /** Node `t`'s backward ran. */
+  nodeDone(t: Tensor): void {
+    const b = scopeBlock(t);
+    if (b < 0) return;
+    this.pendingNodes.set(b, (this.pendingNodes.get(b) ?? 1) - 1);
+    this.tryFree(b);
+  }
+
+  private tryFree(b: number): void {
+    if (b < 0 || (this.pendingGrads.get(b) ?? 0) > 0 || (this.pendingNodes.get(b) ?? 0) > 0) return;
+    residentRelease(b);
+  }
 }

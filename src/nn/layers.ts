@@ -1,8 +1,9 @@
 /** Linear, Embedding, Dropout and FeatureDropout with PyTorch parameter names. */
-import { dropout as dropoutOp, dropoutMask, embedding, linear } from '../autograd/index.js';
+import { dropout as dropoutOp, embedding, linear } from '../autograd/index.js';
 import type { FloatDType } from '../tensor/dtype.js';
-import { defaultGenerator, type Generator } from '../tensor/random.js';
+import { defaultGenerator, dropoutMask, type Generator } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
+import { DTypeError } from '../tensor/errors.js';
 import { ConfigError } from './errors.js';
 import { kaimingUniform, normal, xavierUniform, zeros } from './init.js';
 import { Module, type ModuleOptions } from './module.js';
@@ -81,7 +82,8 @@ export class Dropout extends Module {
 
   /** The mask `forward(x)` would multiply x by (drawn the same way), or null in eval mode / p = 0. */
   mask(x: Tensor, _batchFirst = false): Tensor | null {
-    return dropoutMask(x, this.p, this.training, this.gen);
+    if (!this.training || this.p === 0) return null;
+    return dropoutMask(x.shape, this.p, floatDType(x), this.gen);
   }
 }
 
@@ -107,7 +109,7 @@ export class FeatureDropout extends Module {
   /** The mask `forward(x)` would multiply x by (drawn the same way, unexpanded), or null in eval mode / p = 0. */
   mask(x: Tensor, batchFirst = false): Tensor | null {
     if (!this.training || this.p === 0) return null;
-    return dropoutMask(x, this.p, true, this.gen, this.maskShape(x, batchFirst));
+    return dropoutMask(this.maskShape(x, batchFirst), this.p, floatDType(x), this.gen);
   }
 
   private maskShape(x: Tensor, batchFirst: boolean): number[] {
@@ -116,6 +118,12 @@ export class FeatureDropout extends Module {
     if (x.ndim === 3) return [s[0], 1, s[2]];
     return [s[0], s[1], ...s.slice(2).map(() => 1)];
   }
+}
+
+/** x's dtype when floating (dropout masks are drawn in it), else a DTypeError. */
+function floatDType(x: Tensor): 'f32' | 'f64' {
+  if (x.dtype !== 'f32' && x.dtype !== 'f64') throw new DTypeError(`dropout: expected a floating tensor, got ${x.dtype}`);
+  return x.dtype;
 }
 
 /** Standard or feature dropout as fairseq chooses with `--feature-dropout`. */

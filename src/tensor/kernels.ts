@@ -60,7 +60,8 @@ export const siluMul = (h: Tensor, r: Tensor): Tensor => kernel('siluMul')(h, r)
 /** VJP of siluMul: `[dh, dr]`. */
 export const siluMulGrad = (h: Tensor, r: Tensor, g: Tensor): [Tensor, Tensor] => kernel('siluMulGrad')(h, r, g);
 /** Mega's gated output `x + σ(u) ⊙ (act(hx + y) ⊙ mask − x)`. */
-export const gateOut = (x: Tensor, u: Tensor, hx: Tensor, y: Tensor, mask: Tensor | null, act: GateActivation): Tensor => kernel('gateOut')(x, u, hx, y, mask, act);
+export const gateOut = (x: Tensor, u: Tensor, hx: Tensor, y: Tensor, mask: Tensor | null, act: GateActivation): Tensor =>
+  kernel('gateOut')(x, u, hx, y, mask, act);
 /** VJP of gateOut: `[dx, du, d(hx + y)]`. */
 export const gateOutGrad = (x: Tensor, u: Tensor, hx: Tensor, y: Tensor, mask: Tensor | null, act: GateActivation, g: Tensor): [Tensor, Tensor, Tensor] =>
   kernel('gateOutGrad')(x, u, hx, y, mask, act, g);

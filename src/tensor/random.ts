@@ -6,6 +6,7 @@
  * transform on two uniforms (1 − u1 avoids log 0) and returns the cosine branch only, so every
  * normal consumes exactly two 32-bit draws. The state (four words) can be saved and restored.
  */
+import { allocateOut } from './backends/cpu/resident.js';
 import { allocate, type DType } from './dtype.js';
 import { checkShape, sizeOf, type Shape } from './shape.js';
 import { fromStorage, type Tensor } from './tensor.js';
@@ -43,6 +44,34 @@ export class Generator {
     s[2] ^= t;
     s[3] = rotl(s[3], 11);
     return r;
+  }
+
+  /**
+   * Calls `each(i, u)` for i < n with the next n uniforms in [0, 1) — the same values as n calls
+   * of `uniform()`, with the state in locals (the bulk path of randUniform and dropoutMask).
+   */
+  forUniforms(n: number, each: (i: number, u: number) => void): void {
+    const st = this.s;
+    let s0 = st[0] | 0,
+      s1 = st[1] | 0,
+      s2 = st[2] | 0,
+      s3 = st[3] | 0;
+    for (let i = 0; i < n; i++) {
+      const x = Math.imul(s1, 5);
+      const r = Math.imul((x << 7) | (x >>> 25), 9) >>> 0;
+      const t = s1 << 9;
+      s2 ^= s0;
+      s3 ^= s1;
+      s1 ^= s2;
+      s0 ^= s3;
+      s2 ^= t;
+      s3 = (s3 << 11) | (s3 >>> 21);
+      each(i, r / 4294967296);
+    }
+    st[0] = s0;
+    st[1] = s1;
+    st[2] = s2;
+    st[3] = s3;
   }
 
   /** Uniform in [0, 1). */
@@ -89,8 +118,24 @@ export function manualSeed(seed: number): void {
 export function randUniform(shape: Shape, low = 0, high = 1, dtype: DType = 'f32', gen = defaultGenerator): Tensor {
   checkShape(shape, 'randUniform');
   const s = allocate(dtype, sizeOf(shape));
-  for (let i = 0; i < s.length; i++) s[i] = low + (high - low) * gen.uniform();
+  gen.forUniforms(s.length, (i, u) => (s[i] = low + (high - low) * u));
   return fromStorage(s, shape);
+}
+
+/**
+ * The scaled keep mask of inverted dropout in one pass: `m = u ≥ p ? 1/(1−p) : 0` per element,
+ * `u` a uniform of `gen` rounded to `dtype` (as `randUniform` stores it), compared with `p`
+ * rounded to `dtype` — the values of `cast(randUniform(shape) ≥ p) · 1/(1−p)`.
+ */
+export function dropoutMask(shape: Shape, p: number, dtype: 'f32' | 'f64', gen = defaultGenerator): Tensor {
+  checkShape(shape, 'dropoutMask');
+  const m = allocateOut(dtype, sizeOf(shape), false);
+  const f32 = dtype === 'f32';
+  const pp = f32 ? Math.fround(p) : p;
+  const scale = f32 ? Math.fround(1 / (1 - p)) : 1 / (1 - p);
+  if (f32) gen.forUniforms(m.length, (i, u) => (m[i] = Math.fround(u) >= pp ? scale : 0));
+  else gen.forUniforms(m.length, (i, u) => (m[i] = u >= pp ? scale : 0));
+  return fromStorage(m, shape);
 }
 
 /** Normal samples with the given mean and standard deviation. */

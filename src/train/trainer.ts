@@ -28,6 +28,7 @@ import { getBackend } from '../tensor/backend.js';
 import { setNumThreads } from '../tensor/backends/cpu/pool.js';
 import { moveToDevice } from '../tensor/backends/gpujs/index.js';
 import { scalar } from '../tensor/create.js';
+import { residentScope } from '../tensor/backends/cpu/resident.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { binary } from '../tensor/kernels.js';
 import { defaultGenerator, manualSeed } from '../tensor/random.js';
@@ -264,6 +265,19 @@ const emptyInterval = (t: number): Interval => ({ loss: 0, sample: 0, correct: 0
  * them: {@link TrainRun.restore}, {@link TrainRun.openFiles}, {@link TrainRun.runUpdates},
  * {@link TrainRun.finish}.
  */
+/**
+ * What outlives a training step's resident scope (src/tensor/backends/cpu/resident.ts): the
+ * parameters, their gradients (read by logging and the next `zeroGrad`) and the model's buffers
+ * (batch-norm running statistics are replaced by tensors computed in the step).
+ */
+export function* stepRoots(model: Module, params: readonly Tensor[]): Generator<Tensor | null> {
+  for (const p of params) {
+    yield p;
+    yield p.grad;
+  }
+  for (const [, b] of model.namedBuffers()) yield b;
+}
+
 class TrainRun {
   readonly args: TrainArgs;
   readonly task: TrainTask;
@@ -452,6 +466,18 @@ class TrainRun {
    * @throws TrainingDivergedError on a NaN/Inf loss or gradient norm (parameters unchanged)
    */
   update(): UpdateStats {
+    // one process on the CPU: the step's tensors live in the wasm memory and are reused by the
+    // next step (data parallel keeps ordinary arrays: its gradient buckets outlive the step)
+    if (this.dist || getBackend() !== 'cpu') return this.step();
+    return residentScope(
+      this,
+      () => this.step(),
+      () => stepRoots(this.model, this.params),
+    );
+  }
+
+  /** The body of {@link update}. */
+  private step(): UpdateStats {
     const { args, dist, task, model, params, optimizer } = this;
     const k = this.numUpdates + 1;
     const lr = this.schedule.lr(this.numUpdates);

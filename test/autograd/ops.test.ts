@@ -128,7 +128,8 @@ describe('movement ops', () => {
       const x = F.requiresGrad(randNormal([3, 4, 9], 0, 1, dt, gen));
       const w = randNormal([3, 4, 2], 0, 1, dt, gen);
       // pieces 0 and 2 used (piece 2 twice, transposed), piece 1 unused, piece 3 used
-      const loss = (ps: Tensor[]) => F.add(F.add(F.sum(F.mul(ps[0], w)), F.sum(F.mul(F.transpose(ps[2], 0, 1), F.transpose(ps[2], 0, 1)))), F.sum(F.exp(ps[3])));
+      const loss = (ps: Tensor[]) =>
+        F.add(F.add(F.sum(F.mul(ps[0], w)), F.sum(F.mul(F.transpose(ps[2], 0, 1), F.transpose(ps[2], 0, 1)))), F.sum(F.exp(ps[3])));
       const sizes = [2, 3, 2, 2];
       const byNarrow = () => {
         let at = 0;

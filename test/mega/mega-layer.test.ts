@@ -176,8 +176,14 @@ describe('gradients (f64 central differences)', () => {
 
 describe('fused gates (gateQK, siluMul, gateOut) equal the unfused composition', () => {
   const configs: [string, Partial<MegaOptions>][] = [
-    ['softmax, dropout 0.2, silu, prenorm, padding', { attentionActivation: 'softmax', dropout: 0.2, hiddenDropout: 0.1, attentionDropout: 0.1, bidirectional: true }],
-    ['laplace, chunk 3, feature dropout 0.3, relu, post-norm', { attentionActivation: 'laplace', chunkSize: 3, dropout: 0.3, featureDropout: true, activation: 'relu', prenorm: false }],
+    [
+      'softmax, dropout 0.2, silu, prenorm, padding',
+      { attentionActivation: 'softmax', dropout: 0.2, hiddenDropout: 0.1, attentionDropout: 0.1, bidirectional: true },
+    ],
+    [
+      'laplace, chunk 3, feature dropout 0.3, relu, post-norm',
+      { attentionActivation: 'laplace', chunkSize: 3, dropout: 0.3, featureDropout: true, activation: 'relu', prenorm: false },
+    ],
     ['relu2, linear activation, eval', { attentionActivation: 'relu2', activation: 'linear', dropout: 0.2 }],
   ];
   for (const dt of ['f64', 'f32'] as const) {

@@ -2,7 +2,7 @@
 import { scalar } from '../../tensor/create.js';
 import { DTypeError, ShapeError, TensorError } from '../../tensor/errors.js';
 import * as K from '../../tensor/kernels.js';
-import { defaultGenerator, Generator, randUniform } from '../../tensor/random.js';
+import { defaultGenerator, dropoutMask, Generator } from '../../tensor/random.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import * as V from '../../tensor/view.js';
 import { compare, mul, neg, sub, where } from './arith.js';
@@ -16,20 +16,10 @@ import { reshape } from './shape.js';
  * `maskShape`, default x's shape, broadcast over x), scale survivors by 1/(1−p).
  */
 export function dropout(x: Tensor, p: number, training: boolean, gen: Generator = defaultGenerator, maskShape?: readonly number[]): Tensor {
-  const mask = dropoutMask(x, p, training, gen, maskShape);
-  return mask ? mul(x, mask) : x;
-}
-
-/**
- * The mask `dropout` multiplies `x` by (shape `maskShape`, default x's): survivors 1/(1−p), the
- * dropped 0, drawn exactly as `dropout` draws it; null when dropout is the identity.
- */
-export function dropoutMask(x: Tensor, p: number, training: boolean, gen: Generator = defaultGenerator, maskShape?: readonly number[]): Tensor | null {
   if (!(p >= 0 && p < 1)) throw new TensorError(`dropout: probability ${p} is outside [0, 1)`); // modules check it first (ConfigError)
-  if (!training || p === 0) return null;
-  const u = randUniform(maskShape ?? x.shape, 0, 1, x.dtype, gen);
-  const keep = K.cast(K.binary(u, scalar(p, x.dtype), 'ge'), x.dtype);
-  return K.binary(keep, scalar(1 / (1 - p), x.dtype), 'mul');
+  if (!training || p === 0) return x;
+  if (x.dtype !== 'f32' && x.dtype !== 'f64') throw new DTypeError(`dropout: expected a floating tensor, got ${x.dtype}`);
+  return mul(x, dropoutMask(maskShape ?? x.shape, p, x.dtype, gen));
 }
 
 /** Options of `crossEntropy`. */

@@ -1,5 +1,6 @@
 /** Differentiable movement ops: reshape, permute, transpose, narrow, expand, squeeze, unsqueeze, flip, concat, split, pad. */
 import { scalar } from '../../tensor/create.js';
+import { residentProtect } from '../../tensor/backends/cpu/resident.js';
 import { ShapeError } from '../../tensor/errors.js';
 import * as K from '../../tensor/kernels.js';
 import { normAxis } from '../../tensor/shape.js';
@@ -95,7 +96,9 @@ export function stack(xs: readonly Tensor[], axis = 0): Tensor {
  * The tape has one-output nodes only, so the pieces hang off a 0-d hub node: each piece's backward
  * parks its gradient and passes the hub a 0-d zero (the engine sums those, a scalar add); the hub
  * comes after every piece in reverse topological order, and its backward hands the parked
- * gradients to `backward` and clears them. First-order only, like every backward here.
+ * gradients to `backward` and clears them. First-order only, like every backward here. In a
+ * resident scope (tensor/backends/cpu/resident.ts) the parked gradients' blocks are kept until
+ * the scope ends: the engine cannot see that the hub still reads them.
  */
 export function recordPieces(pieces: Tensor[], name: string, inputs: readonly Tensor[], backward: (gs: (Tensor | null)[]) => (Tensor | null)[]): Tensor[] {
   if (!isGradEnabled() || !inputs.some((t) => t.requiresGrad)) return pieces;
@@ -110,6 +113,7 @@ export function recordPieces(pieces: Tensor[], name: string, inputs: readonly Te
   return pieces.map((p, i) =>
     record(p, `${name}[${i}]`, [hub], (g) => {
       parked[i] = g;
+      residentProtect(g); // the engine would free it early (it looks consumed); kept to the scope's end
       return [token];
     }),
   );
@@ -131,7 +135,12 @@ export function split(x: Tensor, sizes: readonly number[], axis: number): Tensor
   });
   return recordPieces(pieces, 'split', [x], (gs) => {
     const zero = scalar(0, x.dtype);
-    return [K.concat(gs.map((g, i) => g ?? V.expand(zero, pieces[i].shape)), a)];
+    return [
+      K.concat(
+        gs.map((g, i) => g ?? V.expand(zero, pieces[i].shape)),
+        a,
+      ),
+    ];
   });
 }
 

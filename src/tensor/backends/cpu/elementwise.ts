@@ -1,6 +1,7 @@
 /** CPU kernels: unary, binary, where, cast, copy (all through generated strided loops). */
+import { allocateOut } from './resident.js';
 import type { BinaryOp, UnaryOp } from '../../backend.js';
-import { allocate, isFloat, type DType, type Storage } from '../../dtype.js';
+import { isFloat, type DType, type Storage } from '../../dtype.js';
 import { DTypeError } from '../../errors.js';
 import { broadcastShapes, contiguousStrides, sizeOf } from '../../shape.js';
 import { fromStorage, Tensor } from '../../tensor.js';
@@ -61,7 +62,7 @@ export function operand(t: Tensor, shape: readonly number[]): Operand {
 
 /** Runs a generated loop over `inputs` broadcast to `shape`, producing a new `outDtype` tensor. */
 export function runLoop(name: string, expr: string, inputs: Tensor[], shape: readonly number[], outDtype: DType): Tensor {
-  const out = allocate(outDtype, sizeOf(shape));
+  const out = allocateOut(outDtype, sizeOf(shape), false);
   const key = `${name}|${inputs.map((t) => t.dtype).join(',')}|${outDtype}`;
   elementwiseLoop(key, inputs.length, expr)(
     out,

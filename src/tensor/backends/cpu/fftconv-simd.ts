@@ -9,13 +9,14 @@
  * Tasks (a class, a range of its groups) run on the wasm pool; each task's results depend only
  * on its inputs, so results are deterministic for any thread count.
  */
-import { allocate, type FloatStorage } from '../../dtype.js';
+import { type FloatStorage } from '../../dtype.js';
 import { broadcastShapes, sizeOf } from '../../shape.js';
 import { fromStorage, type Tensor } from '../../tensor.js';
 import { checkFftConv } from '../checks.js';
 import { nextPow2, rowIndex } from './fftconv.js';
 import { getNumThreads } from './pool.js';
-import { stage } from './simd.js';
+import { allocateOut } from './resident.js';
+import { inPlace, stage, storageAddr } from './simd.js';
 import { FFT_CFG, FFT_CFG_BYTES } from './wasm/fft.js';
 import { OP_FFT, runJob, simdTuning, wasmArena, wasmRuntime } from './wasm/runtime.js';
 
@@ -70,7 +71,7 @@ export function fftConvSimd(x: Tensor, k: Tensor, start: number, length: number)
     kLead = k.shape.slice(0, -1);
   const outLead = broadcastShapes(xLead, kLead, 'fftConv');
   const rows = sizeOf(outLead);
-  if (rows === 0) return fromStorage(allocate(x.dtype, 0), [...outLead, length]);
+  if (rows === 0) return fromStorage(allocateOut(x.dtype, 0), [...outLead, length]);
   const dt = x.dtype;
   const E = dt === 'f32' ? 4 : 8;
   const R = dt === 'f32' ? 8 : 4;
@@ -115,14 +116,18 @@ export function fftConvSimd(x: Tensor, k: Tensor, start: number, length: number)
 
   // ---- wasm memory
   const { tw, twi, brev } = fftTables(n);
+  const out = allocateOut(dt, rows * length, false) as FloatStorage;
+  const ix = inPlace(x),
+    ik = inPlace(k),
+    io = storageAddr(out);
   const ar = wasmArena(rt);
   ar.reset();
   const cfg = ar.alloc(FFT_CFG_BYTES);
-  const px = ar.alloc(x.size * E),
-    pk = ar.alloc(k.size * E);
+  const px = ix >= 0 ? ix : ar.alloc(x.size * E),
+    pk = ik >= 0 ? ik : ar.alloc(k.size * E);
   const zero = ar.alloc(Math.max(Lx, Lk) * E),
     dummy = ar.alloc(length * E);
-  const po = ar.alloc(rows * length * E);
+  const po = io >= 0 ? io : ar.alloc(rows * length * E);
   const ptw = ar.alloc(n * E),
     ptwi = ar.alloc(n * E),
     pbrev = ar.alloc(n * 4);
@@ -133,8 +138,8 @@ export function fftConvSimd(x: Tensor, k: Tensor, start: number, length: number)
   const scr = ar.alloc(threads * scrBytes);
   ar.commit();
   const view = (dt === 'f32' ? ar.f32 : ar.f64) as FloatStorage;
-  stage(view, px, E, x);
-  stage(view, pk, E, k);
+  if (ix < 0) stage(view, px, E, x);
+  if (ik < 0) stage(view, pk, E, k);
   view.fill(0, zero / E, zero / E + Math.max(Lx, Lk));
   view.set(tw, ptw / E);
   view.set(twi, ptwi / E);
@@ -173,7 +178,7 @@ export function fftConvSimd(x: Tensor, k: Tensor, start: number, length: number)
     P[1] = dt === 'f32' ? 0 : 1;
     P[2] = cfg;
   });
-  const out = allocate(dt, rows * length) as FloatStorage;
-  out.set(view.subarray(po / E, po / E + rows * length));
+  if (io < 0) out.set(view.subarray(po / E, po / E + rows * length));
+  ar.close();
   return fromStorage(out, [...outLead, length]);
 }

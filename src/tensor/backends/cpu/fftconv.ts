@@ -6,8 +6,9 @@
  * that is cheaper. Both run in double precision; f32 results are rounded once at the end.
  * Spectra of kernel rows are computed once and reused across the broadcast leading axes.
  */
+import { allocateOut } from './resident.js';
 import FFT from 'fft.js';
-import { allocate } from '../../dtype.js';
+
 import { broadcastShapes, contiguousStrides, sizeOf } from '../../shape.js';
 import { fromStorage, Tensor } from '../../tensor.js';
 import { checkFftConv } from '../checks.js';
@@ -59,7 +60,7 @@ export function fftConvCpu(x: Tensor, k: Tensor, start: number, length: number):
     kLead = k.shape.slice(0, -1);
   const outLead = broadcastShapes(xLead, kLead, 'fftConv');
   const rows = sizeOf(outLead);
-  const out = allocate(x.dtype, rows * length);
+  const out = allocateOut(x.dtype, rows * length);
   const xs = dense(x),
     ks = dense(k);
   const xRow = rowIndex(xLead, outLead).map((r) => r * Lx);

@@ -10,6 +10,7 @@
  */
 import type { GateActivation } from '../../backend.js';
 import { allocate, type FloatStorage } from '../../dtype.js';
+import { allocateOut } from './resident.js';
 import { fromStorage, type Tensor } from '../../tensor.js';
 import * as V from '../../view.js';
 import { checkGateOperands, checkGateQK } from '../checks.js';
@@ -60,7 +61,7 @@ export function gateQKCpu(z: Tensor, gamma: Tensor, beta: Tensor): Tensor {
     Bt = dense(beta);
   const R = rowsOf(z),
     zs = R.s;
-  const out = allocate(z.dtype, na * nb * 2 * Z) as FloatStorage;
+  const out = allocateOut(z.dtype, na * nb * 2 * Z, false) as FloatStorage;
   let d = 0;
   for (let a = 0; a < na; a++) {
     for (let b = 0; b < nb; b++, d += 2 * Z) {
@@ -89,7 +90,7 @@ export function gateQKGradCpu(z: Tensor, gamma: Tensor, gq: Tensor, gk: Tensor):
   const zs = R.s,
     qs = Q.s,
     ks = Kk.s;
-  const dz = allocate(z.dtype, na * nb * Z) as FloatStorage;
+  const dz = allocateOut(z.dtype, na * nb * Z, false) as FloatStorage;
   const acc = new Float64Array(4 * Z); // dγ0, dγ1, dβ0, dβ1
   let d = 0;
   for (let a = 0; a < na; a++) {
@@ -127,7 +128,7 @@ export function siluGradCpu(x: Tensor, g: Tensor): Tensor {
     Gg = rowsOf(g);
   const xs = X.s,
     gs = Gg.s;
-  const out = allocate(x.dtype, x.size) as FloatStorage;
+  const out = allocateOut(x.dtype, x.size, false) as FloatStorage;
   let d = 0;
   for (let a = 0; a < na; a++) {
     for (let b = 0; b < nb; b++, d += W) {
@@ -152,7 +153,7 @@ export function siluMulCpu(h: Tensor, r: Tensor): Tensor {
     Rr = rowsOf(r);
   const hs = Hh.s,
     rs = Rr.s;
-  const out = allocate(h.dtype, h.size) as FloatStorage;
+  const out = allocateOut(h.dtype, h.size, false) as FloatStorage;
   let d = 0;
   for (let a = 0; a < na; a++) {
     for (let b = 0; b < nb; b++, d += W) {
@@ -178,8 +179,8 @@ export function siluMulGradCpu(h: Tensor, r: Tensor, g: Tensor): [Tensor, Tensor
   const hs = Hh.s,
     rs = Rr.s,
     gs = Gg.s;
-  const dh = allocate(h.dtype, h.size) as FloatStorage,
-    dr = allocate(h.dtype, h.size) as FloatStorage;
+  const dh = allocateOut(h.dtype, h.size, false) as FloatStorage,
+    dr = allocateOut(h.dtype, h.size, false) as FloatStorage;
   let d = 0;
   for (let a = 0; a < na; a++) {
     for (let b = 0; b < nb; b++, d += W) {
@@ -220,7 +221,7 @@ export function gateOutCpu(x: Tensor, u: Tensor, hx: Tensor, y: Tensor, mask: Te
     us = U.s,
     hs = Hx.s,
     ys = Y.s;
-  const out = allocate(x.dtype, x.size) as FloatStorage;
+  const out = allocateOut(x.dtype, x.size, false) as FloatStorage;
   const silu = act === 'silu',
     relu = act === 'relu';
   let d = 0;
@@ -266,9 +267,9 @@ export function gateOutGradCpu(x: Tensor, u: Tensor, hx: Tensor, y: Tensor, mask
     ys = Y.s,
     gs = Gg.s;
   const n = x.size;
-  const dx = allocate(x.dtype, n) as FloatStorage,
-    du = allocate(x.dtype, n) as FloatStorage,
-    da = allocate(x.dtype, n) as FloatStorage;
+  const dx = allocateOut(x.dtype, n, false) as FloatStorage,
+    du = allocateOut(x.dtype, n, false) as FloatStorage,
+    da = allocateOut(x.dtype, n, false) as FloatStorage;
   const silu = act === 'silu',
     relu = act === 'relu';
   let d = 0;

@@ -6,7 +6,8 @@
  * each is tested equal to the composition of primitive kernels it replaces
  * (test/tensor/backends/cpu/fused.test.ts).
  */
-import { allocate, type FloatStorage } from '../../dtype.js';
+import { allocateOut } from './resident.js';
+import { type FloatStorage } from '../../dtype.js';
 import { DTypeError, ShapeError } from '../../errors.js';
 import { fromStorage, type Tensor } from '../../tensor.js';
 import { erf } from '../../special.js';
@@ -39,7 +40,7 @@ export function emaKernelCpu(coef: Tensor, q: Tensor, length: number): Tensor {
   const [D, N] = coef.shape;
   const c = dense(coef),
     qq = dense(q);
-  const out = allocate(coef.dtype, D * length) as FloatStorage;
+  const out = allocateOut(coef.dtype, D * length, false) as FloatStorage;
   const acc = new Float64Array(length);
   const pw = new Float64Array(BLOCK);
   for (let d = 0; d < D; d++) {
@@ -70,7 +71,7 @@ export function emaKernelGradCpu(coef: Tensor, q: Tensor, g: Tensor): Tensor {
   const c = dense(coef),
     qq = dense(q),
     gg = dense(g);
-  const out = allocate(coef.dtype, 2 * D * N) as FloatStorage;
+  const out = allocateOut(coef.dtype, 2 * D * N) as FloatStorage;
   const pw = new Float64Array(BLOCK);
   for (let d = 0; d < D; d++) {
     const go = d * L;
@@ -107,7 +108,7 @@ export function softmaxGradCpu(y: Tensor, g: Tensor, log: boolean): Tensor {
     gg = dense(g);
   const n = y.shape[y.ndim - 1];
   const rows = n === 0 ? 0 : y.size / n;
-  const out = allocate(y.dtype, y.size) as FloatStorage;
+  const out = allocateOut(y.dtype, y.size, false) as FloatStorage;
   for (let r = 0; r < rows; r++) {
     const b = r * n;
     let s = 0;

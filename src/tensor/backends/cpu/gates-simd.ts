@@ -11,7 +11,8 @@ import type { GateActivation } from '../../backend.js';
 import { allocate, type FloatStorage } from '../../dtype.js';
 import { fromStorage, type Tensor } from '../../tensor.js';
 import * as V from '../../view.js';
-import { runMap, SIMD_MIN_SIZE, stage } from './simd.js';
+import { allocateOut, residentActive } from './resident.js';
+import { inPlace, runMap, SIMD_MIN_SIZE, SIMD_RESIDENT_MIN_SIZE, stage, storageAddr } from './simd.js';
 import { flatGateName, QK_BLOCK, type FlatGate } from './wasm/gates.js';
 import { simdTuning, wasmArena, wasmRuntime } from './wasm/runtime.js';
 
@@ -56,11 +57,16 @@ function stageGate(view: FloatStorage, addr: number, E: number, t: Tensor): void
 function fits(ts: readonly Tensor[]): boolean {
   const a = ts[0];
   if ((a.dtype !== 'f32' && a.dtype !== 'f64') || a.ndim === 0) return false;
-  if (a.size < (simdTuning.force ? 1 : SIMD_MIN_SIZE)) return false;
+  const resident = residentActive() && ts.every((t) => inPlace(t) >= 0);
+  if (a.size < (simdTuning.force ? 1 : resident ? SIMD_RESIDENT_MIN_SIZE : SIMD_MIN_SIZE)) return false;
   return ts.every((t) => t.dtype === a.dtype && t.ndim === a.ndim && t.shape.every((d, i) => d === a.shape[i]));
 }
 
-/** Runs flat gate `kernel` on `ins` (one shape; a mask last when `masked`); its outputs, shaped as ins[0]. */
+/**
+ * Runs flat gate `kernel` on `ins` (one shape; a mask last when `masked`); its outputs, shaped as
+ * ins[0]. Resident contiguous operands are read in place and resident outputs written in place;
+ * the rest goes through the per-call arena.
+ */
 function runFlat(kernel: FlatGate, masked: boolean, ins: readonly Tensor[], outs: number): Tensor[] | null {
   const rt = wasmRuntime();
   if (!rt) return null;
@@ -68,21 +74,33 @@ function runFlat(kernel: FlatGate, masked: boolean, ins: readonly Tensor[], outs
   const dt = x.dtype as 'f32' | 'f64';
   const E = dt === 'f32' ? 4 : 8;
   const n = x.size;
-  const stride = Math.ceil((n * E) / 64) * 64;
+  const results = Array.from({ length: outs }, () => allocateOut(dt, n, false) as FloatStorage);
   const ar = wasmArena(rt);
   ar.reset();
-  const pin = ar.alloc(ins.length * stride),
-    pout = ar.alloc(outs * stride);
+  const tbl = ar.alloc(4 * (ins.length + outs));
+  const inAddr = ins.map((t) => {
+    const a = inPlace(t);
+    return a >= 0 ? a : -1 - ar.alloc(n * E); // −1 − addr: staged there
+  });
+  const outAddr = results.map((o) => {
+    const a = storageAddr(o);
+    return a >= 0 ? a : -1 - ar.alloc(n * E);
+  });
   ar.commit();
   const view = dt === 'f32' ? ar.f32 : ar.f64;
-  ins.forEach((t, k) => stageGate(view, pin + k * stride, E, t));
-  runMap(rt, flatGateName(kernel, masked, dt), n, n * (ins.length + outs), [pin, pout, stride]);
-  return Array.from({ length: outs }, (_, k) => {
-    const o = allocate(dt, n) as FloatStorage;
-    const at = (pout + k * stride) / E;
-    o.set(view.subarray(at, at + n));
-    return fromStorage(o, x.shape);
+  const table = new Int32Array(ar.u8.buffer, tbl, ins.length + outs);
+  ins.forEach((t, k) => {
+    const a = inAddr[k];
+    if (a < 0) stageGate(view, -1 - a, E, t);
+    table[k] = a < 0 ? -1 - a : a;
   });
+  outAddr.forEach((a, k) => (table[ins.length + k] = a < 0 ? -1 - a : a));
+  runMap(rt, flatGateName(kernel, masked, dt), n, n * (ins.length + outs), [tbl]);
+  outAddr.forEach((a, k) => {
+    if (a < 0) results[k].set(view.subarray((-1 - a) / E, (-1 - a) / E + n));
+  });
+  ar.close();
+  return results.map((o) => fromStorage(o, x.shape));
 }
 
 /** The mask expanded to x's shape, or undefined when it cannot be (the plain kernel reports it). */
@@ -121,7 +139,15 @@ export function gateOutSimd(x: Tensor, u: Tensor, hx: Tensor, y: Tensor, mask: T
 }
 
 /** SIMD `gateOutGrad` (silu), or null. */
-export function gateOutGradSimd(x: Tensor, u: Tensor, hx: Tensor, y: Tensor, mask: Tensor | null, act: GateActivation, g: Tensor): [Tensor, Tensor, Tensor] | null {
+export function gateOutGradSimd(
+  x: Tensor,
+  u: Tensor,
+  hx: Tensor,
+  y: Tensor,
+  mask: Tensor | null,
+  act: GateActivation,
+  g: Tensor,
+): [Tensor, Tensor, Tensor] | null {
   if (act !== 'silu' || !fits([x, u, hx, y, g])) return null;
   const m = mask ? expandedMask(mask, x) : null;
   if (m === undefined) return null;
@@ -139,19 +165,22 @@ export function gateQKSimd(z: Tensor, gamma: Tensor, beta: Tensor): Tensor | nul
   const dt = z.dtype as 'f32' | 'f64';
   const E = dt === 'f32' ? 4 : 8;
   const rows = z.size / Z;
+  const out = allocateOut(dt, 2 * z.size, false) as FloatStorage;
+  const io = storageAddr(out),
+    iz = inPlace(z);
   const ar = wasmArena(rt);
   ar.reset();
-  const pz = ar.alloc(z.size * E),
+  const pz = iz >= 0 ? iz : ar.alloc(z.size * E),
     pgb = ar.alloc(4 * Z * E),
-    po = ar.alloc(2 * z.size * E);
+    po = io >= 0 ? io : ar.alloc(2 * z.size * E);
   ar.commit();
   const view = dt === 'f32' ? ar.f32 : ar.f64;
-  stageGate(view, pz, E, z);
+  if (iz < 0) stageGate(view, pz, E, z);
   stageGate(view, pgb, E, gamma);
   stageGate(view, pgb + 2 * Z * E, E, beta);
   runMap(rt, `gate_qk_${dt}`, rows, 3 * z.size, [pz, po, pgb, Z]);
-  const out = allocate(dt, 2 * z.size) as FloatStorage;
-  out.set(view.subarray(po / E, po / E + 2 * z.size));
+  if (io < 0) out.set(view.subarray(po / E, po / E + 2 * z.size));
+  ar.close();
   return fromStorage(out, [...z.shape.slice(0, -1), 2 * Z]);
 }
 
@@ -167,12 +196,14 @@ export function gateQKGradSimd(z: Tensor, gamma: Tensor, gq: Tensor, gk: Tensor)
   const rows = z.size / Z;
   const blocks = Math.ceil(rows / QK_BLOCK);
   const stride = z.size * E; // packed: the kernel derives rows from it
+  const dz = allocateOut(dt, z.size, false) as FloatStorage;
+  const io = storageAddr(dz);
   const ar = wasmArena(rt);
   ar.reset();
   const pin = ar.alloc(3 * stride),
     pg = ar.alloc(2 * Z * E),
     pacc = ar.alloc(blocks * 4 * Z * 8),
-    pout = ar.alloc(stride);
+    pout = io >= 0 ? io : ar.alloc(stride);
   ar.commit();
   const view = dt === 'f32' ? ar.f32 : ar.f64;
   [z, gq, gk].forEach((t, k) => stageGate(view, pin + k * stride, E, t));
@@ -182,8 +213,8 @@ export function gateQKGradSimd(z: Tensor, gamma: Tensor, gq: Tensor, gk: Tensor)
   runMap(rt, `gate_qkgrad_${dt}`, blocks, 4 * z.size, [pin, pout, stride, pg, Z, pacc]);
   const sums = new Float64Array(4 * Z);
   for (let b = 0; b < blocks; b++) for (let i = 0; i < 4 * Z; i++) sums[i] += acc[b * 4 * Z + i];
-  const dz = allocate(dt, z.size) as FloatStorage;
-  dz.set(view.subarray(pout / E, pout / E + z.size));
+  if (io < 0) dz.set(view.subarray(pout / E, pout / E + z.size));
+  ar.close();
   const dg = allocate(dt, 2 * Z) as FloatStorage,
     db = allocate(dt, 2 * Z) as FloatStorage;
   dg.set(sums.subarray(0, 2 * Z));

@@ -8,7 +8,8 @@
  * docs/BACKENDS.md); here copies go through `TypedArray.set` and the scalar loops are instantiated
  * once per array class.
  */
-import { allocate, type Storage } from '../../dtype.js';
+import { allocateOut } from './resident.js';
+import { type Storage } from '../../dtype.js';
 import { IndexError } from '../../errors.js';
 import { contiguousStrides, sizeOf } from '../../shape.js';
 import { fromStorage, type Tensor } from '../../tensor.js';
@@ -26,7 +27,7 @@ export function padFast(x: Tensor, pads: readonly (readonly [number, number])[],
   const region = x.shape.map((d, i) => Math.max(0, Math.min(d - srcStart[i], shape[i] - Math.max(0, pads[i][0]))));
   const n = region[nd - 1];
   if (n < MIN_RUN) return null;
-  const out = allocate(x.dtype, sizeOf(shape));
+  const out = allocateOut(x.dtype, sizeOf(shape));
   if (value !== 0) out.fill(value);
   if (sizeOf(region) === 0) return fromStorage(out, shape);
   let s = x.offset;
@@ -76,7 +77,7 @@ const SCATTER = perClass<Scatter>(`return function (out, src, so, idx, n) {
 export function indexSelectFast(x: Tensor, axis: number, index: Tensor): Tensor | null {
   if (x.ndim !== 1 || axis !== 0 || index.dtype !== 'i32' || index.ndim !== 1 || !index.isContiguous() || x.strides[0] !== 1) return null;
   const idx = (index.storage as Int32Array).subarray(index.offset, index.offset + index.size);
-  const out = allocate(x.dtype, idx.length);
+  const out = allocateOut(x.dtype, idx.length);
   const bad = GATHER.get(out.constructor)!(out, x.storage, x.offset, idx, x.shape[0]);
   if (bad >= 0) throw new IndexError(`indexSelect: index ${idx[bad]} is out of range for axis 0 of size ${x.shape[0]}`);
   return fromStorage(out, [idx.length]);
@@ -87,7 +88,7 @@ export function indexAddFast(shape: readonly number[], axis: number, index: Tens
   if (shape.length !== 1 || axis !== 0 || index.dtype !== 'i32' || index.ndim !== 1 || !index.isContiguous()) return null;
   if (src.ndim !== 1 || src.shape[0] !== index.size || src.strides[0] !== 1) return null;
   const idx = (index.storage as Int32Array).subarray(index.offset, index.offset + index.size);
-  const out = allocate(src.dtype, shape[0]);
+  const out = allocateOut(src.dtype, shape[0]);
   const bad = SCATTER.get(out.constructor)!(out, src.storage, src.offset, idx, shape[0]);
   if (bad >= 0) throw new IndexError(`indexAdd: index ${idx[bad]} is out of range for axis 0 of size ${shape[0]}`);
   return fromStorage(out, shape);

@@ -1,5 +1,6 @@
 /** CPU kernels: indexSelect / indexAdd, gather / scatterAdd, concat, pad. */
-import { allocate } from '../../dtype.js';
+import { allocateOut } from './resident.js';
+
 import { DTypeError, IndexError, ShapeError } from '../../errors.js';
 import { contiguousStrides, sizeOf } from '../../shape.js';
 import { fromStorage, Tensor } from '../../tensor.js';
@@ -19,7 +20,7 @@ export function indexSelectCpu(x: Tensor, axis: number, index: Tensor): Tensor {
   const src = dense(x);
   const [outer, n, inner] = splitAxis(x.shape, axis);
   const m = idx.length;
-  const out = allocate(x.dtype, outer * m * inner);
+  const out = allocateOut(x.dtype, outer * m * inner);
   for (let i = 0; i < m; i++) {
     const r = idx[i];
     if (r < 0 || r >= n) throw new IndexError(`indexSelect: index ${r} is out of range for axis ${axis} of size ${n}`);
@@ -45,7 +46,7 @@ export function indexAddCpu(shape: readonly number[], axis: number, index: Tenso
   if (src.shape[axis] !== m || sizeOf(src.shape) !== outer * m * inner) {
     throw new ShapeError(`indexAdd: source [${src.shape}] does not match [${shape}] with ${m} indices on axis ${axis}`);
   }
-  const out = allocate(src.dtype, sizeOf(shape));
+  const out = allocateOut(src.dtype, sizeOf(shape));
   for (let o = 0; o < outer; o++) {
     for (let i = 0; i < m; i++) {
       const r = idx[i];
@@ -65,7 +66,7 @@ export function gatherCpu(x: Tensor, axis: number, index: Tensor): Tensor {
   const src = dense(x);
   const [outer, n, inner] = splitAxis(x.shape, axis);
   const m = index.shape[axis];
-  const out = allocate(x.dtype, outer * m * inner);
+  const out = allocateOut(x.dtype, outer * m * inner);
   for (let o = 0; o < outer; o++) {
     for (let i = 0; i < m; i++) {
       for (let j = 0; j < inner; j++) {
@@ -86,7 +87,7 @@ export function scatterAddCpu(shape: readonly number[], axis: number, index: Ten
   const s = dense(src);
   const [outer, n, inner] = splitAxis(shape, axis);
   const m = index.shape[axis];
-  const out = allocate(src.dtype, sizeOf(shape));
+  const out = allocateOut(src.dtype, sizeOf(shape));
   for (let o = 0; o < outer; o++) {
     for (let i = 0; i < m; i++) {
       for (let j = 0; j < inner; j++) {
@@ -105,14 +106,15 @@ export function concatCpu(xs: readonly Tensor[], axis: number): Tensor {
   const shape = concatShape(xs, axis);
   const total = shape[axis];
   const [outer, , inner] = splitAxis(shape, axis);
-  const out = allocate(xs[0].dtype, sizeOf(shape));
+  const out = allocateOut(xs[0].dtype, sizeOf(shape));
   let at = 0;
   for (const t of xs) {
     const s = dense(t);
     const w = t.shape[axis] * inner;
     for (let o = 0; o < outer; o++) {
       const d = o * total * inner + at * inner;
-      if (w >= 16) out.set(s.subarray(o * w, o * w + w), d); // a block copy beats an element loop over a storage union
+      if (w >= 16)
+        out.set(s.subarray(o * w, o * w + w), d); // a block copy beats an element loop over a storage union
       else for (let j = 0; j < w; j++) out[d + j] = s[o * w + j];
     }
     at += t.shape[axis];
@@ -123,7 +125,7 @@ export function concatCpu(xs: readonly Tensor[], axis: number): Tensor {
 /** CPU `pad` (negative amounts crop). */
 export function padCpu(x: Tensor, pads: readonly (readonly [number, number])[], value: number): Tensor {
   const shape = padShape(x, pads);
-  const out = allocate(x.dtype, sizeOf(shape));
+  const out = allocateOut(x.dtype, sizeOf(shape));
   if (value !== 0) out.fill(value);
   // region of x that survives, and where it lands
   const srcStart = pads.map((p) => Math.max(0, -p[0]));

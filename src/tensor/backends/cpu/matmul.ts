@@ -1,5 +1,6 @@
 /** CPU kernel `matmul`: `[..., M, K] · [..., K, N]` with broadcast batch axes, on top of `gemm`. */
-import { allocate, type FloatStorage } from '../../dtype.js';
+import { allocateOut } from './resident.js';
+import { type FloatStorage } from '../../dtype.js';
 import { sizeOf } from '../../shape.js';
 import { fromStorage, Tensor } from '../../tensor.js';
 import { matmulShape } from '../checks.js';
@@ -46,7 +47,7 @@ function asOperand(t: Tensor, batch: readonly number[]): StridedOperand {
 export function matmulCpu(a: Tensor, b: Tensor): Tensor {
   const { batch, M, K, N } = matmulShape(a, b);
   const nb = sizeOf(batch);
-  const out = allocate(a.dtype, nb * M * N) as FloatStorage;
+  const out = allocateOut(a.dtype, nb * M * N, false) as FloatStorage;
   if (nb * M * N > 0) {
     if (K === 0) out.fill(0);
     else gemmStrided(asOperand(a, batch), asOperand(b, batch), out, nb, M, N, K);

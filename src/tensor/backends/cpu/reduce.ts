@@ -1,6 +1,7 @@
 /** CPU kernels: reduce (sum/max/min), argmax, softmax / log-softmax along the last axis. */
+import { allocateOut } from './resident.js';
 import type { ReduceOp } from '../../backend.js';
-import { allocate, isFloat, type Storage } from '../../dtype.js';
+import { isFloat, type Storage } from '../../dtype.js';
 import { DTypeError } from '../../errors.js';
 import { fromStorage, Tensor } from '../../tensor.js';
 import { copyCpu } from './elementwise.js';
@@ -29,7 +30,7 @@ function moveLast(t: Tensor, moved: readonly number[]): { data: Storage; outer: 
 /** CPU `reduce`; sums accumulate in double precision. */
 export function reduceCpu(x: Tensor, op: ReduceOp, axes: number[], keepdims: boolean): Tensor {
   const { data, outer, inner, keptShape } = moveLast(x, axes);
-  const out = allocate(x.dtype === 'bool' ? 'i32' : x.dtype, outer);
+  const out = allocateOut(x.dtype === 'bool' ? 'i32' : x.dtype, outer);
   for (let i = 0; i < outer; i++) {
     const base = i * inner;
     let acc: number;
@@ -79,7 +80,7 @@ export function softmaxCpu(x: Tensor, log: boolean): Tensor {
   if (!isFloat(x.dtype)) throw new DTypeError(`softmax: expected a floating tensor, got ${x.dtype}`);
   const nd = x.ndim;
   const { data, outer, inner } = moveLast(x, [nd - 1]);
-  const out = allocate(x.dtype, outer * inner);
+  const out = allocateOut(x.dtype, outer * inner, false);
   for (let i = 0; i < outer; i++) {
     const b = i * inner;
     let m = -Infinity;

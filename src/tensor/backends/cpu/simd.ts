@@ -10,16 +10,19 @@
  * sums must reduce one contiguous block of axes (after staging).
  */
 import type { BinaryOp, ReduceOp, UnaryOp } from '../../backend.js';
-import { allocate, type FloatStorage } from '../../dtype.js';
+import type { FloatStorage, Storage } from '../../dtype.js';
 import { broadcastShapes, contiguousStrides, sizeOf } from '../../shape.js';
 import { fromStorage, type Tensor } from '../../tensor.js';
 import { copyCpu } from './elementwise.js';
 import { getNumThreads } from './pool.js';
+import { allocateOut, isResident, residentActive } from './resident.js';
 import { SIMD_BINARY, SIMD_UNARY, type Pattern, type SimdBinary, type SimdUnary } from './wasm/elementwise.js';
 import { OP_MAP, runJob, simdTuning, wasmArena, wasmRuntime, type WasmRuntime } from './wasm/runtime.js';
 
 /** Smallest tensor (elements) worth the copy into wasm memory. */
 export const SIMD_MIN_SIZE = 2048;
+/** Smallest tensor (elements) for the SIMD path when nothing needs copying (resident operands). */
+export const SIMD_RESIDENT_MIN_SIZE = 256;
 /**
  * From this many elements of work on, a kernel runs on the pool (below, waking a worker costs
  * more than it saves: these kernels are mostly bound by the copies in and out of wasm memory).
@@ -27,10 +30,6 @@ export const SIMD_MIN_SIZE = 2048;
 const PARALLEL_SIZE = 1 << 18;
 /** Smallest task, in elements of work. */
 const MIN_TASK = 1 << 14;
-
-function simdMinSize(): number {
-  return simdTuning.force ? 1 : SIMD_MIN_SIZE;
-}
 
 const UNARY_SET = new Set<string>(SIMD_UNARY);
 const BINARY_SET = new Set<string>(SIMD_BINARY);
@@ -61,6 +60,30 @@ export function runMap(rt: WasmRuntime, name: string, total: number, work: numbe
 function copyIn(view: FloatStorage, addr: number, E: number, t: Tensor, off: number, len: number): void {
   const s = t.storage as FloatStorage;
   view.set(off === 0 && len === s.length ? s : s.subarray(off, off + len), addr / E);
+}
+
+/** Byte address of `t`'s element `offset` when its storage is resident in the wasm memory (any strides), else -1. */
+export function residentAddr(t: Tensor): number {
+  const s = t.storage;
+  return isResident(s) ? s.byteOffset + t.offset * s.BYTES_PER_ELEMENT : -1;
+}
+
+/** Byte address of `t`'s elements when it is contiguous and resident (read in place), else -1. */
+export function inPlace(t: Tensor): number {
+  return t.isContiguous() ? residentAddr(t) : -1;
+}
+
+/** Byte address of a resident storage, else -1. */
+export function storageAddr(s: Storage): number {
+  return isResident(s) ? s.byteOffset : -1;
+}
+
+/**
+ * Smallest tensor worth the SIMD path: {@link SIMD_MIN_SIZE} when operands are copied into wasm
+ * memory, {@link SIMD_RESIDENT_MIN_SIZE} when every operand and the output are resident.
+ */
+function minSize(resident: boolean): number {
+  return simdTuning.force ? 1 : resident ? SIMD_RESIDENT_MIN_SIZE : SIMD_MIN_SIZE;
 }
 
 /**
@@ -99,22 +122,26 @@ export function stage(view: FloatStorage, addr: number, E: number, t: Tensor): v
 
 /** SIMD `unary`, or null. */
 export function unarySimd(x: Tensor, op: UnaryOp): Tensor | null {
-  if (!UNARY_SET.has(op) || !isF(x) || x.size < simdMinSize()) return null;
+  if (!UNARY_SET.has(op) || !isF(x)) return null;
+  const n = x.size;
+  if (n < minSize(residentActive() && inPlace(x) >= 0)) return null;
   const rt = wasmRuntime();
   if (!rt) return null;
   const dt = x.dtype as 'f32' | 'f64';
   const E = dt === 'f32' ? 4 : 8;
-  const n = x.size;
+  const out = allocateOut(dt, n, false) as FloatStorage;
+  const ix = inPlace(x),
+    io = storageAddr(out);
   const ar = wasmArena(rt);
   ar.reset();
-  const ax = ar.alloc(n * E),
-    ao = ar.alloc(n * E);
+  const ax = ix >= 0 ? ix : ar.alloc(n * E),
+    ao = io >= 0 ? io : ar.alloc(n * E);
   ar.commit();
   const view = dt === 'f32' ? ar.f32 : ar.f64;
-  stage(view, ax, E, x);
+  if (ix < 0) stage(view, ax, E, x);
   runMap(rt, `un_${op as SimdUnary}_${dt}`, n, n, [ax, ao]);
-  const out = allocate(dt, n) as FloatStorage;
-  out.set(view.subarray(ao / E, ao / E + n));
+  if (io < 0) out.set(view.subarray(ao / E, ao / E + n));
+  ar.close();
   return fromStorage(out, x.shape);
 }
 
@@ -170,7 +197,7 @@ export function binarySimd(a: Tensor, b: Tensor, op: BinaryOp): Tensor | null {
   if (!BINARY_SET.has(op) || a.dtype !== b.dtype || !isF(a)) return null;
   const shape = broadcastShapes(a.shape, b.shape, op);
   const n = sizeOf(shape);
-  if (n < simdMinSize()) return null;
+  if (n < minSize(residentActive() && residentAddr(a) >= 0 && residentAddr(b) >= 0)) return null;
   // operands that do not collapse with the output (or not to a supported pattern) are first
   // staged to their own contiguous layout
   const pattern = (c: ReturnType<typeof collapse>): Pattern | null =>
@@ -195,26 +222,31 @@ export function binarySimd(a: Tensor, b: Tensor, op: BinaryOp): Tensor | null {
   if (!rt) return null;
   const dt = a.dtype as 'f32' | 'f64';
   const E = dt === 'f32' ? 4 : 8;
+  const out = allocateOut(dt, n, false) as FloatStorage;
+  // operands read in place: resident and not staged (staging needs its own contiguous copy)
+  const ia = stageA ? -1 : residentAddr(a),
+    ib = stageB ? -1 : residentAddr(b),
+    io = storageAddr(out);
   const ar = wasmArena(rt);
   ar.reset();
-  const pa = ar.alloc(la * E),
-    pb = ar.alloc(lb * E),
-    po = ar.alloc(n * E);
+  const pa = ia >= 0 ? ia : ar.alloc(la * E),
+    pb = ib >= 0 ? ib : ar.alloc(lb * E),
+    po = io >= 0 ? io : ar.alloc(n * E);
   ar.commit();
   const view = dt === 'f32' ? ar.f32 : ar.f64;
   if (stageA) stage(view, pa, E, a);
-  else copyIn(view, pa, E, a, a.offset, la);
+  else if (ia < 0) copyIn(view, pa, E, a, a.offset, la);
   if (stageB) stage(view, pb, E, b);
-  else copyIn(view, pb, E, b, b.offset, lb);
+  else if (ib < 0) copyIn(view, pb, E, b, b.offset, lb);
   runMap(rt, `bin_${op as SimdBinary}_${dt}_${pat}`, n, n, [pa, pb, po, c!.inner, c!.aso, c!.bso]);
-  const out = allocate(dt, n) as FloatStorage;
-  out.set(view.subarray(po / E, po / E + n));
+  if (io < 0) out.set(view.subarray(po / E, po / E + n));
+  ar.close();
   return fromStorage(out, shape);
 }
 
 /** SIMD `reduce` (sum over one contiguous block of axes of a contiguous input), or null. */
 export function reduceSimd(x: Tensor, op: ReduceOp, axes: number[], keepdims: boolean): Tensor | null {
-  if (op !== 'sum' || !isF(x) || x.size < simdMinSize() || axes.length === 0) return null;
+  if (op !== 'sum' || !isF(x) || x.size < minSize(residentActive() && inPlace(x) >= 0) || axes.length === 0) return null;
   // reduced axes (ignoring size-1 ones) must be consecutive
   const red = axes.filter((a) => x.shape[a] !== 1);
   if (red.length === 0) return null;
@@ -229,47 +261,53 @@ export function reduceSimd(x: Tensor, op: ReduceOp, axes: number[], keepdims: bo
   const dt = x.dtype as 'f32' | 'f64';
   const E = dt === 'f32' ? 4 : 8;
   const nOut = outer * inner;
+  const out = allocateOut(dt, nOut, false) as FloatStorage;
+  const ix = inPlace(x),
+    io = storageAddr(out);
   const ar = wasmArena(rt);
   ar.reset();
-  const px = ar.alloc(x.size * E),
-    po = ar.alloc(nOut * E);
+  const px = ix >= 0 ? ix : ar.alloc(x.size * E),
+    po = io >= 0 ? io : ar.alloc(nOut * E);
   const tmp = inner > 1 && dt === 'f32' ? ar.alloc(nOut * 8) : 0;
   ar.commit();
   const view = dt === 'f32' ? ar.f32 : ar.f64;
-  stage(view, px, E, x);
+  if (ix < 0) stage(view, px, E, x);
   if (inner === 1) runMap(rt, `rsum_${dt}`, outer, x.size, [px, po, R]);
   else runMap(rt, `csum_${dt}`, nOut, x.size, [px, po, R, inner, tmp]);
-  const out = allocate(dt, nOut) as FloatStorage;
-  out.set(view.subarray(po / E, po / E + nOut));
+  if (io < 0) out.set(view.subarray(po / E, po / E + nOut));
+  ar.close();
   const shape = keepdims ? x.shape.map((d, i) => (axes.includes(i) ? 1 : d)) : x.shape.filter((_, i) => !axes.includes(i));
   return fromStorage(out, shape);
 }
 
 /** SIMD `softmax` along the last axis of a contiguous input (not log-softmax), or null. */
 export function softmaxSimd(x: Tensor, log: boolean): Tensor | null {
-  if (log || !isF(x) || x.ndim === 0 || x.size < simdMinSize()) return null;
+  if (log || !isF(x) || x.ndim === 0 || x.size < minSize(residentActive() && inPlace(x) >= 0)) return null;
   const rt = wasmRuntime();
   if (!rt) return null;
   const dt = x.dtype as 'f32' | 'f64';
   const E = dt === 'f32' ? 4 : 8;
   const n = x.shape[x.ndim - 1];
   const rows = x.size / n;
+  const out = allocateOut(dt, x.size, false) as FloatStorage;
+  const ix = inPlace(x),
+    io = storageAddr(out);
   const ar = wasmArena(rt);
   ar.reset();
-  const px = ar.alloc(x.size * E),
-    po = ar.alloc(x.size * E);
+  const px = ix >= 0 ? ix : ar.alloc(x.size * E),
+    po = io >= 0 ? io : ar.alloc(x.size * E);
   ar.commit();
   const view = dt === 'f32' ? ar.f32 : ar.f64;
-  stage(view, px, E, x);
+  if (ix < 0) stage(view, px, E, x);
   runMap(rt, `softmax_${dt}`, rows, x.size * 4, [px, po, n]);
-  const out = allocate(dt, x.size) as FloatStorage;
-  out.set(view.subarray(po / E, po / E + x.size));
+  if (io < 0) out.set(view.subarray(po / E, po / E + x.size));
+  ar.close();
   return fromStorage(out, x.shape);
 }
 
 /** SIMD softmax backward along the last axis (`y ⊙ (g − Σ y·g)`; not log-softmax), or null. */
 export function softmaxGradSimd(y: Tensor, g: Tensor, log: boolean): Tensor | null {
-  if (log || !isF(y) || y.dtype !== g.dtype || y.ndim === 0 || y.size < simdMinSize()) return null;
+  if (log || !isF(y) || y.dtype !== g.dtype || y.ndim === 0 || y.size < minSize(residentActive() && inPlace(y) >= 0 && inPlace(g) >= 0)) return null;
   if (y.ndim !== g.ndim || y.shape.some((d, i) => d !== g.shape[i])) return null;
   const rt = wasmRuntime();
   if (!rt) return null;
@@ -277,17 +315,21 @@ export function softmaxGradSimd(y: Tensor, g: Tensor, log: boolean): Tensor | nu
   const E = dt === 'f32' ? 4 : 8;
   const n = y.shape[y.ndim - 1];
   const rows = y.size / n;
+  const out = allocateOut(dt, y.size, false) as FloatStorage;
+  const iy = inPlace(y),
+    ig = inPlace(g),
+    io = storageAddr(out);
   const ar = wasmArena(rt);
   ar.reset();
-  const py = ar.alloc(y.size * E),
-    pg = ar.alloc(y.size * E),
-    po = ar.alloc(y.size * E);
+  const py = iy >= 0 ? iy : ar.alloc(y.size * E),
+    pg = ig >= 0 ? ig : ar.alloc(y.size * E),
+    po = io >= 0 ? io : ar.alloc(y.size * E);
   ar.commit();
   const view = dt === 'f32' ? ar.f32 : ar.f64;
-  stage(view, py, E, y);
-  stage(view, pg, E, g);
+  if (iy < 0) stage(view, py, E, y);
+  if (ig < 0) stage(view, pg, E, g);
   runMap(rt, `smgrad_${dt}`, rows, y.size * 2, [py, pg, po, n]);
-  const out = allocate(dt, y.size) as FloatStorage;
-  out.set(view.subarray(po / E, po / E + y.size));
+  if (io < 0) out.set(view.subarray(po / E, po / E + y.size));
+  ar.close();
   return fromStorage(out, y.shape);
 }

@@ -8,10 +8,34 @@ import { describe, expect, it } from 'vitest';
 import * as F from '../../../../src/autograd/index.js';
 import { gateOut, gateQK, siluMul } from '../../../../src/autograd/ops/fused.js';
 import type { GateActivation } from '../../../../src/tensor/backend.js';
-import { gateOutCpu, gateOutGradCpu, gateQKCpu, gateQKGradCpu, siluGradCpu, siluMulCpu, siluMulGradCpu } from '../../../../src/tensor/backends/cpu/fused-gates.js';
-import { gateOutGradSimd, gateOutSimd, gateQKGradSimd, gateQKSimd, siluGradSimd, siluMulGradSimd, siluMulSimd } from '../../../../src/tensor/backends/cpu/gates-simd.js';
+import {
+  gateOutCpu,
+  gateOutGradCpu,
+  gateQKCpu,
+  gateQKGradCpu,
+  siluGradCpu,
+  siluMulCpu,
+  siluMulGradCpu,
+} from '../../../../src/tensor/backends/cpu/fused-gates.js';
+import {
+  gateOutGradSimd,
+  gateOutSimd,
+  gateQKGradSimd,
+  gateQKSimd,
+  siluGradSimd,
+  siluMulGradSimd,
+  siluMulSimd,
+} from '../../../../src/tensor/backends/cpu/gates-simd.js';
 import { simdStatus, simdTuning } from '../../../../src/tensor/backends/cpu/wasm/runtime.js';
-import { gateOutGeneric, gateOutGradGeneric, gateQKGeneric, gateQKGradGeneric, siluGradGeneric, siluMulGeneric, siluMulGradGeneric } from '../../../../src/tensor/backends/generic-fused.js';
+import {
+  gateOutGeneric,
+  gateOutGradGeneric,
+  gateQKGeneric,
+  gateQKGradGeneric,
+  siluGradGeneric,
+  siluMulGeneric,
+  siluMulGradGeneric,
+} from '../../../../src/tensor/backends/generic-fused.js';
 import type { FloatDType } from '../../../../src/tensor/dtype.js';
 import { scalar } from '../../../../src/tensor/create.js';
 import * as K from '../../../../src/tensor/kernels.js';

@@ -52,7 +52,7 @@ describe.skipIf(skipWithout({ gpu: gpuAvailable() }))('mega train --backend gpuj
     expect(lines.filter((l) => /read-back/.test(l) && /Adam/.test(l))).toEqual([]);
     // between two loss read-backs (one update): the batch goes in (no parameter, no Adam upload
     // after the first update), and only the gradient norm and the accuracy count come back
-    const isLoss = (l: string) => /read-back of 1 values at TrainRun\.update/.test(l);
+    const isLoss = (l: string) => /read-back of 1 values at TrainRun\.step/.test(l);
     const cuts = lines.map((l, i) => (isLoss(l) ? i : -1)).filter((i) => i >= 0);
     expect(cuts).toHaveLength(4);
     for (let k = 1; k + 1 < cuts.length; k++) {

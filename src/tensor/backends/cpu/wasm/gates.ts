@@ -1,15 +1,16 @@
 /**
  * WebAssembly SIMD kernels of the Mega layer's gates (see `FusedKernels` in backend.ts): map
- * functions (runtime.ts `mapTask`) over operands staged contiguously in one block.
+ * functions (runtime.ts `mapTask`) over contiguous operands in the wasm memory (resident tensors
+ * in place, others staged).
  *
- * - `gate_<kernel>_<dt>(s, e, in, out, stride)` for siluGrad, siluMul, siluMulGrad, gateOut and
- *   gateOutGrad (silu; `m` variants with a dropout mask): flat elements [s, e); input k at byte
- *   `in + k·stride`, output k at `out + k·stride`, in the order of the kernel's arguments
- *   (mask last) and results.
+ * - `gate_<kernel>_<dt>(s, e, tbl)` for siluGrad, siluMul, siluMulGrad, gateOut and gateOutGrad
+ *   (silu; `m` variants with a dropout mask): flat elements [s, e) of contiguous operands whose
+ *   byte addresses are the i32 table at `tbl`: the inputs in the order of the kernel's arguments
+ *   (mask last), then the outputs.
  * - `gate_qk_<dt>(s, e, z, out, gb, Z)`: rows [s, e) of z `rows × Z` → out `rows × 2Z`;
  *   `gb` = [γ0 | γ1 | β0 | β1], Z values each.
  * - `gate_qkgrad_<dt>(s, e, in, out, stride, gb, Z, acc)`: blocks [s, e) of {@link QK_BLOCK} rows
- *   of z, gq, gk (inputs 0–2, `rows × Z`, packed: `stride` = rows·Z·E bytes) → dz at
+ *   of z, gq, gk (staged back to back at `in`, `rows × Z` each, `stride` = rows·Z·E bytes) → dz at
  *   `out`, and per block the float64 sums `[Σ gq·silu(z) | Σ gk·silu(z) | Σ gq | Σ gk]` (4Z values)
  *   at `acc + block·4Z·8`; `gb` = [γ0 | γ1]. Blocks are fixed, so the parameter gradients do not
  *   depend on how the blocks are split among threads.
@@ -54,7 +55,15 @@ function sigmoid(v: Simd, L: ExpLocals, t: number): void {
  * The body of one flat kernel on v128 values: `ld(k)` pushes input k, `st(k, push)` stores what
  * `push` leaves as output k. Temporaries are v128 locals.
  */
-function flatBody(v: Simd, kernel: FlatGate, masked: boolean, L: ExpLocals, T: number[], ld: (k: number) => void, st: (k: number, push: () => void) => void): void {
+function flatBody(
+  v: Simd,
+  kernel: FlatGate,
+  masked: boolean,
+  L: ExpLocals,
+  T: number[],
+  ld: (k: number) => void,
+  st: (k: number, push: () => void) => void,
+): void {
   const f = v.f;
   const [a, sa, su, g, w, t] = T;
   /** sa = σ(a) for a on the stack (a kept in local `a`). */
@@ -198,13 +207,13 @@ function flatBody(v: Simd, kernel: FlatGate, masked: boolean, L: ExpLocals, T: n
   }
 }
 
-/** `gate_<kernel>[_m]_<dt>(s, e, in, out, stride)`. */
+/** `gate_<kernel>[_m]_<dt>(s, e, tbl)`. */
 function emitFlat(mb: ModuleBuilder, dt: DT, kernel: FlatGate, masked: boolean): string {
   const name = flatGateName(kernel, masked, dt);
-  const f = mb.fn(name, [I32, I32, I32, I32, I32]);
+  const f = mb.fn(name, [I32, I32, I32]);
   const v = new Simd(f, dt);
   const E = v.E;
-  const [s, e, pin, pout, stride] = [0, 1, 2, 3, 4];
+  const [s, e, tbl] = [0, 1, 2];
   const ins = FLAT[kernel].ins + (masked ? 1 : 0),
     outs = FLAT[kernel].outs;
   const o = f.local(I32),
@@ -214,9 +223,17 @@ function emitFlat(mb: ModuleBuilder, dt: DT, kernel: FlatGate, masked: boolean):
     bo = Array.from({ length: outs }, () => f.local(I32));
   const L = expLocals(f);
   const T = Array.from({ length: 6 }, () => f.local(V128));
-  // operand bases at element s
-  bi.forEach((b, k) => f.get(pin).get(stride).i32_const(k).i32_mul().i32_add().get(s).i32_const(E).i32_mul().i32_add().set(b));
-  bo.forEach((b, k) => f.get(pout).get(stride).i32_const(k).i32_mul().i32_add().get(s).i32_const(E).i32_mul().i32_add().set(b));
+  // operand bases at element s, from the address table
+  [...bi, ...bo].forEach((b, k) =>
+    f
+      .get(tbl)
+      .i32_load(4 * k)
+      .get(s)
+      .i32_const(E)
+      .i32_mul()
+      .i32_add()
+      .set(b),
+  );
   // byte offsets: o from 0; whole vectors up to ov, elements up to oe
   f.i32_const(0).set(o);
   f.get(e).get(s).i32_sub().i32_const(E).i32_mul().set(oe);
@@ -302,7 +319,13 @@ function emitQK(mb: ModuleBuilder, dt: DT): string {
         if (half) f.get(zb).i32_add();
         load();
         v.mul();
-        f.get(gb).get(j).i32_add().get(zb).i32_const(2 + half).i32_mul().i32_add();
+        f.get(gb)
+          .get(j)
+          .i32_add()
+          .get(zb)
+          .i32_const(2 + half)
+          .i32_mul()
+          .i32_add();
         load();
         v.add();
         store();

@@ -10,7 +10,12 @@
  */
 import { getNumThreads, splitGemmTasks } from '../pool.js';
 import { GEMM_SHAPES } from './gemm.js';
-import { OP_GEMM, OP_PACK, runJob, simdTuning, wasmArena, type WasmRuntime } from './runtime.js';
+import { OP_GEMM, OP_PACK, runJob, simdTuning, wasmArena, type WasmRuntime } from './runtime.js';import { isResident } from '../resident.js';
+
+/** Byte offset of `s` in the wasm memory when it is a view of it (resident storage), else -1. */
+function residentOffset(s: FloatArray): number {
+  return isResident(s) ? s.byteOffset : -1;
+}
 
 type FloatArray = Float32Array | Float64Array;
 
@@ -76,17 +81,20 @@ export function gemmWasm(rt: WasmRuntime, A: StridedOperand, B: StridedOperand, 
   const nAg = nA === 1 ? 1 : gb,
     nBg = nB === 1 ? 1 : gb;
 
+  // operands already in the wasm memory (resident storage) are packed from where they are
+  const inA = residentOffset(A.data),
+    inB = residentOffset(B.data);
   const ar = wasmArena(rt);
   ar.reset();
-  const rawA = ar.alloc(lenA * E);
-  const rawB = ar.alloc(lenB * E);
+  const rawA = inA >= 0 ? inA + A.off * E : ar.alloc(lenA * E);
+  const rawB = inB >= 0 ? inB + B.off * E : ar.alloc(lenB * E);
   const packA = ar.alloc(nAg * mbp * MR * K * E);
   const packB = ar.alloc(nBg * np * NR * K * E);
   const cAddr = ar.alloc(gb * mbp * MR * ldc * E);
   ar.commit();
   const view: FloatArray = f64 ? ar.f64 : ar.f32;
-  view.set(A.off === 0 && lenA === A.data.length ? A.data : A.data.subarray(A.off, A.off + lenA), rawA / E);
-  view.set(B.off === 0 && lenB === B.data.length ? B.data : B.data.subarray(B.off, B.off + lenB), rawB / E);
+  if (inA < 0) view.set(A.off === 0 && lenA === A.data.length ? A.data : A.data.subarray(A.off, A.off + lenA), rawA / E);
+  if (inB < 0) view.set(B.off === 0 && lenB === B.data.length ? B.data : B.data.subarray(B.off, B.off + lenB), rawB / E);
 
   let bPacked = false;
   for (let b0 = 0; b0 < batch; b0 += gb) {
@@ -188,4 +196,5 @@ export function gemmWasm(rt: WasmRuntime, A: StridedOperand, B: StridedOperand, 
       }
     }
   }
+  ar.close();
 }

@@ -9,8 +9,8 @@
  * index into calls of the module's exports. Which thread runs a task never changes what it
  * writes, so every result is deterministic for a given thread count.
  *
- * Memory: a bump arena per kernel call ({@link Arena}); the memory grows on demand (it cannot
- * shrink, so the peak of the largest call stays reserved).
+ * Memory: resident tensor blocks ({@link WasmHeap}, heap.ts) below a bump arena per kernel call
+ * ({@link Arena}); the memory grows on demand (it cannot shrink, so the peak stays reserved).
  */
 import { platform } from '../../../platform/node.js';
 import { getNumThreads, onThreadCountChange, SyncPool, type PoolKernel } from '../pool.js';
@@ -19,10 +19,8 @@ import { emitElementwise } from './elementwise.js';
 import { emitFftConv } from './fft.js';
 import { emitGates } from './gates.js';
 import { emitGemmMacro, emitPack, GEMM_SHAPES } from './gemm.js';
+import { growTo, MAX_PAGES, WasmHeap } from './heap.js';
 
-const PAGE = 65536;
-/** 4 GiB: the wasm32 limit. */
-const MAX_PAGES = 65536;
 /** Bytes below the arena reserved for per-thread scratch. */
 const ARENA_BASE = 1 << 16;
 
@@ -191,19 +189,32 @@ export function runJob(rt: WasmRuntime, parallel: boolean, numTasks: number, fil
 const scratchParams = new Float64Array(64);
 
 /**
- * Bump allocator over the shared memory for one kernel call: `reset()`, then `alloc` byte
- * ranges (64-byte aligned), `commit()` to grow the memory to cover them, then views.
+ * Bump allocator over the shared memory for one kernel call: `reset()` opens it at the top of the
+ * resident heap (heap.ts), `alloc` reserves byte ranges (64-byte aligned), `commit()` grows the
+ * memory to cover them, then views; `close()` when the call no longer reads it (a kernel that does
+ * not close it only costs the heap a gap: blocks are then placed above the open scratch).
  */
 export class Arena {
   private top = ARENA_BASE;
+  private open = false;
   private f32v = new Float32Array(0);
   private f64v = new Float64Array(0);
   private u8v = new Uint8Array(0);
+  /** The resident heap below the arena. */
+  readonly heap: WasmHeap;
 
-  constructor(private readonly memory: WebAssembly.Memory) {}
+  constructor(private readonly memory: WebAssembly.Memory) {
+    this.heap = new WasmHeap(memory, ARENA_BASE, () => (this.open ? this.top : 0));
+  }
 
   reset(): void {
-    this.top = ARENA_BASE;
+    this.top = Math.ceil(this.heap.top / 64) * 64;
+    this.open = true;
+  }
+
+  /** Marks the scratch as no longer read (the heap may place blocks over it). */
+  close(): void {
+    this.open = false;
   }
 
   /** Reserves `bytes`; returns the byte address. */
@@ -215,15 +226,7 @@ export class Arena {
 
   /** Grows the memory to cover everything allocated; throws past 4 GiB. */
   commit(): void {
-    const need = this.top;
-    const have = this.memory.buffer.byteLength;
-    if (need > have) {
-      const pages = Math.ceil((need - have) / PAGE);
-      if (have / PAGE + pages > MAX_PAGES) throw new RangeError(`wasm kernels: ${need} bytes exceed the 4 GiB WebAssembly memory`);
-      // grow with headroom (fewer regrowths), within the limit
-      const extra = Math.min(MAX_PAGES - have / PAGE - pages, Math.ceil(pages / 4));
-      this.memory.grow(pages + extra);
-    }
+    if (!growTo(this.memory, this.top)) throw new RangeError(`wasm kernels: ${this.top} bytes exceed the 4 GiB WebAssembly memory`);
   }
 
   private refresh(): void {
