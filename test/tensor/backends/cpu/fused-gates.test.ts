@@ -26,6 +26,7 @@ import {
   siluMulGradSimd,
   siluMulSimd,
 } from '../../../../src/tensor/backends/cpu/gates-simd.js';
+import { getNumThreads, setNumThreads } from '../../../../src/tensor/backends/cpu/pool.js';
 import { simdStatus, simdTuning } from '../../../../src/tensor/backends/cpu/wasm/runtime.js';
 import {
   gateOutGeneric,
@@ -263,4 +264,45 @@ describe('gate kernels: the SIMD paths equal the plain kernels', () => {
       else expect(Math.abs(x[i] - w), `element ${i}: ${x[i]} vs ${w}`).toBeLessThanOrEqual(1e-30 + 1e-6 * Math.abs(w));
     });
   }
+});
+
+describe('gate kernels: SIMD results do not depend on the thread count', () => {
+  it('1 thread, 2 threads and the smallest tasks give the same bits (f32)', () => {
+    const prevThreads = getNumThreads();
+    const prevForce = simdTuning.force;
+    try {
+      const [L, B, W] = [300, 4, 64]; // large enough for the pool
+      const { piece, transposed, dense } = layouts('f32', L, B, W);
+      const x = dense(),
+        g = transposed,
+        gamma = randNormal([2, W], 0, 1, 'f32', gen),
+        beta = randNormal([2, W], 0, 1, 'f32', gen),
+        mask = dropMask([L, B, W], 0.1, 'f32'),
+        gOut = dense();
+      const run = (): Tensor[] => [
+        gateQKSimd(piece(1), gamma, beta)!,
+        ...gateQKGradSimd(piece(1), gamma, g, x)!,
+        siluMulSimd(g, piece(2))!,
+        ...siluMulGradSimd(g, piece(2), x)!,
+        siluGradSimd(piece(0), g)!,
+        gateOutSimd(x, piece(0), piece(2), g, mask, 'silu')!,
+        ...gateOutGradSimd(x, piece(0), piece(2), g, mask, 'silu', gOut)!,
+      ];
+      setNumThreads(1);
+      simdTuning.force = false;
+      const one = run();
+      setNumThreads(2);
+      const two = run();
+      simdTuning.force = true;
+      const forced = run();
+      const bits = (t: Tensor) => Array.from(new Uint32Array(Float32Array.from(t.storage as Float32Array).buffer));
+      one.forEach((t, i) => {
+        expect(bits(two[i])).toEqual(bits(t));
+        expect(bits(forced[i])).toEqual(bits(t));
+      });
+    } finally {
+      setNumThreads(prevThreads);
+      simdTuning.force = prevForce;
+    }
+  });
 });
