@@ -7,6 +7,7 @@
  */
 import { gemm, gemmReference } from '../src/tensor/backends/cpu/gemm.js';
 import { getNumThreads } from '../src/tensor/backends/cpu/pool.js';
+import { GEMM_SHAPES } from '../src/tensor/backends/cpu/wasm/gemm.js';
 import { simdStatus } from '../src/tensor/backends/cpu/wasm/runtime.js';
 import { caseId, note, report, selected, type BenchOptions, type BenchResult } from './report.js';
 import { fill, loadTf } from './tfjs.js';
@@ -68,9 +69,11 @@ export async function runMatmulBench(opts: BenchOptions): Promise<void> {
   const wantTf = SIZES.some((n) => selected(opts, id(TF_CPU, 'f32', n)) || selected(opts, id(TF_WASM, 'f32', n)));
   const tfjs = wantTf ? await loadTf<TfLike>() : undefined;
   const simd = simdStatus();
+  const tile = GEMM_SHAPES.f32;
   note(
     `matmul: mega-ts gemm with ${getNumThreads()} thread(s) (--threads / MEGA_THREADS to change), SIMD ` +
-      `${simd.enabled ? 'on' : `off (${simd.reason})`}; mega-ts-ts = plain-TS reference gemm; TF.js wasm is single-threaded in Node`,
+      `${simd.enabled ? `on (f32 tile ${tile.MR}x${tile.NR}, ${tile.fma ? 'relaxed-SIMD fused multiply-add' : 'mul + add'})` : `off (${simd.reason})`}; ` +
+      `mega-ts-ts = plain-TS reference gemm; TF.js wasm is single-threaded in Node`,
   );
 
   for (const [dtype, Arr] of dtypes) {

@@ -22,6 +22,7 @@
  *   step, the growth factor per 4× length (`ratio`, ≈ 4 means linear), and peak memory
  *   (`mega-mem` rows, MiB of max RSS, with the same growth `ratio`).
  */
+import { residentScope } from '../src/tensor/backends/cpu/resident.js';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
@@ -67,7 +68,7 @@ function layerOptions(L: number, C: number, dtype: FloatDType, gen: Generator) {
   } as const;
 }
 
-/** A fresh layer and input; `step()` runs forward + backward once. */
+/** A fresh layer and input; `step()` runs forward + backward once (in a resident scope, as `mega train`). */
 export function makeStep(
   L: number,
   B: number,
@@ -85,12 +86,15 @@ export function makeStep(
   x.requiresGrad = true;
   const g = randNormal([L, B, D], 0, 1, 'f32', gen);
   const params = layer.parameters();
-  const step = () => {
+  const body = () => {
     for (const p of params) p.grad = null;
     x.grad = null;
     const out = layer instanceof MegaSentenceEncoderLayer ? layer.forward(x) : layer.forward(x).out; // L × B × D
     F.backward(out, g);
   };
+  // as in training: the step's tensors in the wasm memory, reused from step to step
+  const owner = {};
+  const step = () => residentScope(owner, body, () => [...params, ...params.map((p) => p.grad), x.grad]);
   return { step, layer };
 }
 
@@ -104,7 +108,7 @@ function timeStep(L: number, B: number, C: number, maxMs = 6000, kind: LayerKind
  * OpenBLAS for the PyTorch baseline: `MEGA_OPENBLAS_DIR`, else the system's (Debian's
  * libopenblas0-pthread installs it under the multiarch library folder), if it holds libblas.so.3.
  */
-function openblasDir(): string | undefined {
+export function openblasDir(): string | undefined {
   const multiarch = ({ x64: 'x86_64-linux-gnu', arm64: 'aarch64-linux-gnu' } as Record<string, string>)[process.arch];
   const cands = [process.env.MEGA_OPENBLAS_DIR, multiarch ? `/usr/lib/${multiarch}/openblas-pthread` : undefined];
   return cands.find((d) => d !== undefined && d !== '' && existsSync(path.join(d, 'libblas.so.3')));

@@ -67,11 +67,11 @@ export function report(r: BenchResult): void {
   }
   if (!headerPrinted) {
     headerPrinted = true;
-    process.stdout.write(`${'bench'.padEnd(14)}${'impl'.padEnd(14)}${'dtype'.padEnd(6)}${'shape'.padEnd(18)}${'value'.padStart(10)} unit\n`);
+    process.stdout.write(`${'bench'.padEnd(16)}${'impl'.padEnd(33)}${'dtype'.padEnd(6)}${'shape'.padEnd(18)}${'value'.padStart(10)} unit\n`);
   }
   const ratio = r.ratio !== undefined ? `   ${r.ratio.toFixed(2)}x ${r.baseline ?? ''}` : '';
   const value = Math.abs(r.value) >= 100 ? r.value.toFixed(1) : r.value.toFixed(2);
-  process.stdout.write(`${r.bench.padEnd(14)}${r.impl.padEnd(14)}${r.dtype.padEnd(6)}${r.shape.join('x').padEnd(18)}${value.padStart(10)} ${r.unit}${ratio}\n`);
+  process.stdout.write(`${r.bench.padEnd(16)}${r.impl.padEnd(33)}${r.dtype.padEnd(6)}${r.shape.join('x').padEnd(18)}${value.padStart(10)} ${r.unit}${ratio}\n`);
 }
 
 /** Commentary that is not a result: stderr in JSON mode, a `#` line on stdout otherwise. */

@@ -14,6 +14,7 @@ import os from 'node:os';
 import { runGpuBench } from './gpu.js';
 import { megaChild, runMegaBench } from './mega.js';
 import { runMatmulBench } from './matmul.js';
+import { runCeilingBench } from './ceiling.js';
 import { runAllreduceBench } from './allreduce.js';
 import { runFftconvBench } from './fftconv.js';
 import { runTrainBench, trainChild } from './train.js';
@@ -22,9 +23,13 @@ import { note, reportedRows, setReportFormat, type BenchOptions } from './report
 import { computeFigures, summaryLines } from './summary.js';
 import { setNumThreads } from '../src/tensor/backends/cpu/pool.js';
 
-/** Every benchmark module: register new ones here. `name` is matched by `--filter` too. */
-const BENCHES: { name: string; run: (opts: BenchOptions) => Promise<void> }[] = [
+/**
+ * Every benchmark module: register new ones here. `name` (and `also`: further bench names of its
+ * rows) is matched by `--filter` too.
+ */
+const BENCHES: { name: string; also?: string[]; run: (opts: BenchOptions) => Promise<void> }[] = [
   { name: 'matmul', run: runMatmulBench },
+  { name: 'matmul-ceiling', also: ['matmul-openblas'], run: runCeilingBench }, // gemm vs the SIMD peak and OpenBLAS (bench/ceiling.ts)
   { name: 'allreduce', run: runAllreduceBench }, // also the dp-train cases (bench/allreduce.ts)
   { name: 'mega', run: runMegaBench },
   { name: 'gpu', run: runGpuBench },
@@ -56,6 +61,25 @@ function parseArgs(argv: string[]): BenchOptions {
   return opts;
 }
 
+/**
+ * Whether bench `b` runs under `--filter f` (cases inside are filtered by id): unless `f` names
+ * another bench — the longest bench name `f` starts with decides (`matmul-ceiling` is not
+ * `matmul`) — or `f` is the start of one of `b`'s names (`matmul` runs `matmul-ceiling` too).
+ */
+function benchSelected(b: (typeof BENCHES)[number], f: string): boolean {
+  const named = namedBench(f);
+  return named === undefined || named === b || [b.name, ...(b.also ?? [])].some((n) => n.startsWith(f));
+}
+
+/** The bench whose name (or `also` name) is the longest prefix of `filter`, if any. */
+function namedBench(filter: string): (typeof BENCHES)[number] | undefined {
+  let best: { b: (typeof BENCHES)[number]; len: number } | undefined;
+  for (const b of BENCHES) {
+    for (const name of [b.name, ...(b.also ?? [])]) if (filter.startsWith(name) && (!best || name.length > best.len)) best = { b, len: name.length };
+  }
+  return best?.b;
+}
+
 async function main(): Promise<void> {
   // internal: one Mega scaling case in a fresh process (bench/mega.ts)
   const child = process.argv.indexOf('--mega-child');
@@ -68,9 +92,7 @@ async function main(): Promise<void> {
   const cpu = os.cpus()[0]?.model ?? 'unknown cpu';
   note(`node ${process.version}, ${os.availableParallelism()} cores (${cpu})`);
   for (const b of BENCHES) {
-    // A bench runs unless the filter names another bench; cases inside are filtered by id.
-    const other = opts.filter !== undefined && BENCHES.some((o) => o !== b && opts.filter!.startsWith(o.name));
-    if (other) continue;
+    if (opts.filter !== undefined && !benchSelected(b, opts.filter)) continue;
     await b.run(opts);
   }
   const summary = summaryLines(computeFigures(reportedRows()), opts.json);

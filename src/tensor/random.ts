@@ -47,10 +47,10 @@ export class Generator {
   }
 
   /**
-   * Calls `each(i, u)` for i < n with the next n uniforms in [0, 1) — the same values as n calls
-   * of `uniform()`, with the state in locals (the bulk path of randUniform and dropoutMask).
+   * Writes the next `n` uniforms in [0, 1) to `out[0…n)` — the values of n `uniform()` calls,
+   * with the state in locals (the bulk path of randUniform and dropoutMask).
    */
-  forUniforms(n: number, each: (i: number, u: number) => void): void {
+  fillUniforms(out: Float64Array | Float32Array, n = out.length): void {
     const st = this.s;
     let s0 = st[0] | 0,
       s1 = st[1] | 0,
@@ -66,7 +66,7 @@ export class Generator {
       s0 ^= s3;
       s2 ^= t;
       s3 = (s3 << 11) | (s3 >>> 21);
-      each(i, r / 4294967296);
+      out[i] = r / 4294967296;
     }
     st[0] = s0;
     st[1] = s1;
@@ -118,9 +118,12 @@ export function manualSeed(seed: number): void {
 export function randUniform(shape: Shape, low = 0, high = 1, dtype: DType = 'f32', gen = defaultGenerator): Tensor {
   checkShape(shape, 'randUniform');
   const s = allocate(dtype, sizeOf(shape));
-  gen.forUniforms(s.length, (i, u) => (s[i] = low + (high - low) * u));
+  if (low === 0 && high === 1 && (s instanceof Float32Array || s instanceof Float64Array)) gen.fillUniforms(s);
+  else for (let i = 0; i < s.length; i++) s[i] = low + (high - low) * gen.uniform();
   return fromStorage(s, shape);
 }
+
+let uniformScratch: Float64Array | undefined;
 
 /**
  * The scaled keep mask of inverted dropout in one pass: `m = u ≥ p ? 1/(1−p) : 0` per element,
@@ -133,8 +136,13 @@ export function dropoutMask(shape: Shape, p: number, dtype: 'f32' | 'f64', gen =
   const f32 = dtype === 'f32';
   const pp = f32 ? Math.fround(p) : p;
   const scale = f32 ? Math.fround(1 / (1 - p)) : 1 / (1 - p);
-  if (f32) gen.forUniforms(m.length, (i, u) => (m[i] = Math.fround(u) >= pp ? scale : 0));
-  else gen.forUniforms(m.length, (i, u) => (m[i] = u >= pp ? scale : 0));
+  const u = (uniformScratch ??= new Float64Array(4096));
+  for (let i0 = 0; i0 < m.length; i0 += u.length) {
+    const n = Math.min(u.length, m.length - i0);
+    gen.fillUniforms(u, n);
+    if (f32) for (let i = 0; i < n; i++) m[i0 + i] = Math.fround(u[i]) >= pp ? scale : 0;
+    else for (let i = 0; i < n; i++) m[i0 + i] = u[i] >= pp ? scale : 0;
+  }
   return fromStorage(m, shape);
 }
 

@@ -1,9 +1,10 @@
 /**
  * The Node.js host (see types.ts): worker_threads workers from source strings, the `os` thread
- * count, `process.env`. Bundlers building for the browser replace this file by
+ * count, `process.env`, V8's switch for WebAssembly relaxed SIMD. Bundlers building for the browser replace this file by
  * `browser.ts` (package.json `browser` map).
  */
 import os from 'node:os';
+import v8 from 'node:v8';
 import { MessageChannel, receiveMessageOnPort, Worker } from 'node:worker_threads';
 import type { Platform, PoolWorker, PoolWorkerInit } from './types.js';
 
@@ -39,4 +40,6 @@ export const platform: Platform = {
   defaultThreads: () => Math.max(1, os.availableParallelism?.() ?? os.cpus().length),
   syncMessages: true,
   startWorker,
+  // process-wide; read by V8 when it compiles a module, so it applies to modules compiled later
+  enableRelaxedSimd: () => v8.setFlagsFromString('--experimental-wasm-relaxed-simd'),
 };

@@ -42,4 +42,9 @@ export interface Platform {
    * and `pullMessage()`; see pool.ts) with `init`.
    */
   startWorker(body: string, init: PoolWorkerInit): PoolWorker;
+  /**
+   * Turns on WebAssembly relaxed SIMD where the host has it behind a switch (Node 20: the V8 flag
+   * `--experimental-wasm-relaxed-simd`, on by default from Node 22); absent where it cannot.
+   */
+  enableRelaxedSimd?(): void;
 }

@@ -2,16 +2,18 @@
  * Dense batched matrix multiply for the CPU backend: `C[b] = op(A[b]) · op(B[b])`.
  *
  * Two implementations behind one entry point:
- * - **WebAssembly SIMD** (wasm/gemm.ts, wasm/gemm-run.ts): packed panels, a 4×8 (f32) / 4×4
- *   (f64) register tile of v128 accumulators, K blocking, over a worker pool that shares one
- *   `WebAssembly.Memory`. Used whenever WebAssembly SIMD and shared memory are available.
+ * - **WebAssembly SIMD** (wasm/gemm.ts, wasm/gemm-run.ts): packed panels, a register tile of
+ *   v128 accumulators (3×12 f32 with relaxed SIMD's fused multiply-add, else 4×8 with mul + add;
+ *   4×4 f64), K blocking, over a worker pool that shares one `WebAssembly.Memory`. Used whenever
+ *   WebAssembly SIMD and shared memory are available.
  * - **Plain TypeScript** (gemm-js.ts): the reference implementation the SIMD kernel is tested
  *   against, and the fallback (`MEGA_SIMD=0` or `setSimd(false)` selects it). Tiny products
  *   (≤ {@link SMALL_WORK} multiply-adds, or fewer than 4 rows / columns) always use it: the copy
  *   into wasm memory would cost more than the product.
  *
  * Numerics: the SIMD kernel sums each output element in the element type (f32 sums for f32, as
- * BLAS does), k increasing; the plain-TS kernel sums in float64. Both are bitwise deterministic
+ * BLAS does), k increasing, one rounding per step with fused multiply-add, two without (see
+ * wasm/features.ts); the plain-TS kernel sums in float64. Both are bitwise deterministic
  * and independent of the thread count (`setNumThreads`).
  */
 import { gemmJs, gemmSizes, jsThreadStats, type FloatArray } from './gemm-js.js';

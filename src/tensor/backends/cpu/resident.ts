@@ -111,7 +111,7 @@ export function residentScope<T>(owner: object, fn: () => T, roots: () => Iterab
     result = fn();
   } catch (e) {
     scope = null;
-    sweep(h.heap, s, h.memory, []);
+    sweep(h.heap, s, h.memory, roots()); // the roots stay valid after a failed step too
     throw e;
   }
   scope = null;

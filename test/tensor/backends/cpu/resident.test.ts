@@ -144,21 +144,24 @@ describe('residentScope', () => {
     expect(residentBytes()).toBe(before);
   });
 
-  it('frees what a step made even when it throws', () => {
+  it('frees what a step made even when it throws, and its roots keep their values', () => {
     const x = big(4);
     const before = residentBytes();
+    let root: Tensor | null = null;
     expect(() =>
       residentScope(
         {},
         () => {
-          binary(x, x, 'add');
+          root = binary(x, x, 'add');
           throw new Error('boom');
         },
-        () => [],
+        () => [root],
       ),
     ).toThrow('boom');
     expect(residentBytes()).toBe(before);
     expect(residentActive()).toBe(false);
+    expect(isResident(root!.storage)).toBe(false);
+    expect(root!.at(0, 1)).toBe(Math.fround(x.at(0, 1) * 2));
   });
 });
 

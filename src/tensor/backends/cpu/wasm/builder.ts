@@ -552,6 +552,15 @@ export class Fn {
   f64x2_max(): this {
     return this.simd(0xf5);
   }
+  // relaxed SIMD (a separate proposal: modules using these validate only where it is enabled)
+  /** `f32x4.relaxed_madd(a, b, c)` = a·b + c, fused (one rounding) or not, as the hardware does it. */
+  f32x4_relaxed_madd(): this {
+    return this.simd(0x105);
+  }
+  /** `f64x2.relaxed_madd(a, b, c)` = a·b + c, fused or not. */
+  f64x2_relaxed_madd(): this {
+    return this.simd(0x107);
+  }
 }
 
 /** Limits of the imported shared memory, in 64 KiB pages. */

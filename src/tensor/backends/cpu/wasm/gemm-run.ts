@@ -10,7 +10,8 @@
  */
 import { getNumThreads, splitGemmTasks } from '../pool.js';
 import { GEMM_SHAPES } from './gemm.js';
-import { OP_GEMM, OP_PACK, runJob, simdTuning, wasmArena, type WasmRuntime } from './runtime.js';import { isResident } from '../resident.js';
+import { OP_GEMM, OP_PACK, runJob, simdTuning, wasmArena, type WasmRuntime } from './runtime.js';
+import { isResident } from '../resident.js';
 
 /** Byte offset of `s` in the wasm memory when it is a view of it (resident storage), else -1. */
 function residentOffset(s: FloatArray): number {

@@ -6,17 +6,21 @@
  * stays in L2, every B panel (L1) over it, and for each (A panel, B panel) pair runs the
  * register-tiled micro-kernel: MR × NR accumulators in v128 registers (`NR / lanes` vectors per
  * row), per k one vector load per B column group and one `load32_splat` (f64: `load64_splat`)
- * per A row, multiply and add (wasm SIMD has no fused multiply-add without relaxed SIMD).
+ * per A row, then multiply and add — two instructions (plain SIMD128), or one `relaxed_madd`
+ * where relaxed SIMD is available (see features.ts).
  *
  * Numerics: every output element is `(((c₀ + a₀b₀) + a₁b₁) + …)` in the element type, k
  * increasing, c₀ = 0 — K blocking reloads the running sum from C, so blocking does not change the
- * order. Each tile is computed the same way whatever thread runs it: results are deterministic
+ * order. With mul + add each step rounds twice (the product, then the sum); with `relaxed_madd`
+ * on a CPU with FMA (V8 emits `vfmadd231ps` there) it rounds once — a different last bit, the
+ * same error bound `(K+2)·u·Σ|a·b|`. Each tile is computed the same way whatever thread runs it: results are deterministic
  * and independent of the thread count.
  *
  * C is written with full tiles: the caller allocates C with ⌈M/MR⌉·MR rows and a row pitch of
  * ⌈N/NR⌉·NR (padded panels are zero, so padded outputs are just unused).
  */
 import { I32, V128, type Fn, type ModuleBuilder } from './builder.js';
+import { relaxedSimd } from './features.js';
 import type { DT } from './vector.js';
 
 /** Tile and blocking parameters of one dtype. */
@@ -31,17 +35,36 @@ export interface GemmShape {
   PB: number;
   /** k-loop unroll factor (1 or 2) */
   U?: number;
+  /** multiply-add with relaxed SIMD's `relaxed_madd` (needs relaxed SIMD) instead of mul + add */
+  fma?: boolean;
 }
 
 /**
- * Tile shapes, chosen by measurement on Zen 4 / V8 11 (docs/PERF.md): 4×8 f32 (8 accumulators)
- * and 4×4 f64; larger tiles (6×8, 5×8, 4×12, 8×8) spill V8's 15 usable xmm registers and ran
- * 2× slower, and unrolling k made no difference.
+ * Tile shapes with plain SIMD128 (mul then add), chosen by measurement on Zen 4 / V8 11
+ * (docs/PERF.md): 4×8 f32 (8 accumulators) and 4×4 f64. Turbofan loads every B vector and A
+ * splat of a k step before the arithmetic, so a tile needs MR·NV accumulators + NV + MR
+ * registers of the 15 it can use (plus a temporary for mul + add): larger tiles (6×8, 5×8, 4×12,
+ * 8×8) spill and ran 2× slower; unrolling k made no difference.
  */
-export const GEMM_SHAPES: Record<'f32' | 'f64', GemmShape> = {
+export const PLAIN_GEMM_SHAPES: Record<'f32' | 'f64', GemmShape> = {
   f32: { MR: 4, NR: 8, KC: 256, PB: 32 },
   f64: { MR: 4, NR: 4, KC: 256, PB: 32 },
 };
+
+/**
+ * Tile shapes with relaxed SIMD's fused multiply-add (no temporary register): 3×12 f32 (9
+ * accumulators, 9 FMAs per 6 loads, the 15 registers exactly) measured fastest; f64 keeps 4×4.
+ */
+export const FMA_GEMM_SHAPES: Record<'f32' | 'f64', GemmShape> = {
+  f32: { MR: 3, NR: 12, KC: 256, PB: 32, fma: true },
+  f64: { MR: 4, NR: 4, KC: 256, PB: 32, fma: true },
+};
+
+/**
+ * The shapes in use: with fused multiply-add where relaxed SIMD is available (see features.ts;
+ * decided when this module loads, because the worker source names the packing widths).
+ */
+export const GEMM_SHAPES: Record<'f32' | 'f64', GemmShape> = relaxedSimd() ? FMA_GEMM_SHAPES : PLAIN_GEMM_SHAPES;
 
 function es(dt: DT): number {
   return dt === 'f32' ? 4 : 8;
@@ -183,9 +206,15 @@ export function emitGemmMacro(mb: ModuleBuilder, dt: DT, s: GemmShape): void {
               else f.v128_load64_splat(r * E);
               f.set(av);
               for (let v = 0; v < NV; v++) {
-                f.get(acc[r][v]).get(av).get(bv[v]);
-                vmul();
-                vadd();
+                if (s.fma) {
+                  f.get(av).get(bv[v]).get(acc[r][v]);
+                  if (dt === 'f32') f.f32x4_relaxed_madd();
+                  else f.f64x2_relaxed_madd();
+                } else {
+                  f.get(acc[r][v]).get(av).get(bv[v]);
+                  vmul();
+                  vadd();
+                }
                 f.set(acc[r][v]);
               }
             }
