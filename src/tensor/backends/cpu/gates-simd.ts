@@ -1,7 +1,9 @@
 /**
- * WebAssembly SIMD paths of the Mega gate kernels (wasm/gates.ts): the operands are staged into
- * one block of wasm memory (`stage`, which also reads the layer's strided pieces and broadcast
- * masks), one map function computes every output, threaded over the pool for large tensors.
+ * WebAssembly SIMD paths of the Mega gate kernels (wasm/gates.ts): operands resident in the wasm
+ * memory are read in place, strided ones included (the layer's pieces of one projection,
+ * transposed views, broadcast masks), others are staged into the per-call arena; resident outputs
+ * are written in place. One map function computes every output, threaded over the pool for
+ * large tensors.
  * Each returns null where it does not apply (SIMD off, a small tensor, an activation other than
  * silu, bad arguments: the plain-TypeScript kernel of fused-gates.ts then runs and reports them);
  * register.ts tries these first. Tested equal to the plain kernels (test/tensor/backends/cpu/
@@ -12,9 +14,10 @@ import { allocate, type FloatStorage } from '../../dtype.js';
 import { fromStorage, type Tensor } from '../../tensor.js';
 import * as V from '../../view.js';
 import { allocateOut, residentActive } from './resident.js';
-import { inPlace, runMap, SIMD_MIN_SIZE, SIMD_RESIDENT_MIN_SIZE, stage, storageAddr } from './simd.js';
+import { copyCpu } from './elementwise.js';
+import { residentAddr, runMap, SIMD_MIN_SIZE, SIMD_RESIDENT_MIN_SIZE, stage, storageAddr } from './simd.js';
 import { flatGateName, QK_BLOCK, type FlatGate } from './wasm/gates.js';
-import { simdTuning, wasmArena, wasmRuntime } from './wasm/runtime.js';
+import { simdTuning, wasmArena, wasmRuntime, type WasmRuntime } from './wasm/runtime.js';
 
 /**
  * Writes `t`'s elements in row-major order into `view` from byte address `addr`: `stage`, except
@@ -57,49 +60,142 @@ function stageGate(view: FloatStorage, addr: number, E: number, t: Tensor): void
 function fits(ts: readonly Tensor[]): boolean {
   const a = ts[0];
   if ((a.dtype !== 'f32' && a.dtype !== 'f64') || a.ndim === 0) return false;
-  const resident = residentActive() && ts.every((t) => inPlace(t) >= 0);
+  const resident = residentActive() && ts.every((t) => residentAddr(t) >= 0 && rowStrides(t) !== null);
   if (a.size < (simdTuning.force ? 1 : resident ? SIMD_RESIDENT_MIN_SIZE : SIMD_MIN_SIZE)) return false;
   return ts.every((t) => t.dtype === a.dtype && t.ndim === a.ndim && t.shape.every((d, i) => d === a.shape[i]));
 }
 
+/** Element strides (a, b) of `t` read as `(size / (nb·W)) × nb` rows of W unit-stride elements, or null. */
+function rowStrides(t: Tensor): [number, number] | null {
+  const nd = t.ndim;
+  const sh = t.shape,
+    st = t.strides;
+  if (nd > 0 && sh[nd - 1] !== 1 && st[nd - 1] !== 1) return null;
+  let sa = 0,
+    prev = -1;
+  for (let i = 0; i < nd - 2; i++) {
+    if (sh[i] === 1) continue;
+    if (prev >= 0 && st[prev] !== st[i] * sh[i]) return null;
+    prev = i;
+    sa = st[i];
+  }
+  return [sa, nd >= 2 && sh[nd - 2] !== 1 ? st[nd - 2] : 0];
+}
+
 /**
- * Runs flat gate `kernel` on `ins` (one shape; a mask last when `masked`); its outputs, shaped as
- * ins[0]. Resident contiguous operands are read in place and resident outputs written in place;
- * the rest goes through the per-call arena.
+ * One call of a row kernel (wasm/gates.ts): operands in place when they are resident and
+ * row-shaped, else staged into the per-call arena; outputs written in place when resident.
+ * Use: `input`/`output`/`address` entries (in the kernel's order), `run`, then `finish`.
  */
+class RowCall {
+  private readonly ar;
+  private readonly E: number;
+  private readonly entries: number[];
+  private readonly staged: [Tensor, number][] = [];
+  private readonly copies: [FloatStorage, number, number][] = [];
+  private tbl = 0;
+  private view: FloatStorage | null = null;
+
+  constructor(
+    private readonly rt: WasmRuntime,
+    private readonly dt: 'f32' | 'f64',
+    rows: number,
+    private readonly nb: number,
+    private readonly W: number,
+  ) {
+    this.E = dt === 'f32' ? 4 : 8;
+    this.ar = wasmArena(rt);
+    this.entries = [rows, nb, W];
+  }
+
+  /** Opens the arena (after every `allocateOut`) and reserves the table for `n` operands. */
+  open(n: number): this {
+    this.ar.reset();
+    this.tbl = this.ar.alloc(4 * (3 + 3 * n));
+    return this;
+  }
+
+  /** An input of the common shape (any layout). */
+  input(t: Tensor): this {
+    const E = this.E;
+    const rs = residentAddr(t) >= 0 ? rowStrides(t) : null;
+    if (rs) {
+      this.entries.push(residentAddr(t), rs[0] * E, rs[1] * E);
+      return this;
+    }
+    const at = this.ar.alloc(t.size * E);
+    this.staged.push([t, at]);
+    this.entries.push(at, this.nb * this.W * E, this.W * E);
+    return this;
+  }
+
+  /** An output `out` (contiguous, `width` elements per row). */
+  output(out: FloatStorage, width = this.W): this {
+    const E = this.E;
+    let at = storageAddr(out);
+    if (at < 0) {
+      at = this.ar.alloc(out.length * E);
+      this.copies.push([out, at, out.length]);
+    }
+    this.entries.push(at, this.nb * width * E, width * E);
+    return this;
+  }
+
+  /** A block of `t`'s elements (staged), address only. */
+  staging(t: Tensor): this {
+    const at = this.ar.alloc(t.size * this.E);
+    this.staged.push([t, at]);
+    this.entries.push(at, 0, 0);
+    return this;
+  }
+
+  /** A zeroed float64 scratch of n values, address only; returns its address via `at`. */
+  scratch(n: number, at: (addr: number) => void): this {
+    const a = this.ar.alloc(n * 8);
+    at(a);
+    this.entries.push(a, 0, 0);
+    return this;
+  }
+
+  /** Commits the arena, writes the table, stages the inputs, calls `before`, runs map `name` over [0, total). */
+  run(name: string, total: number, work: number, before?: () => void): void {
+    this.ar.commit();
+    const view = (this.view = this.dt === 'f32' ? this.ar.f32 : this.ar.f64);
+    new Int32Array(this.ar.u8.buffer, this.tbl, this.entries.length).set(this.entries);
+    for (const [t, at] of this.staged) stageGate(view, at, this.E, t);
+    before?.();
+    runMap(this.rt, name, total, work, [this.tbl]);
+  }
+
+  /** Copies the non-resident outputs out and closes the arena. */
+  finish(): void {
+    const E = this.E;
+    for (const [out, at, n] of this.copies) out.set(this.view!.subarray(at / E, at / E + n));
+    this.ar.close();
+  }
+}
+
+/** `[rows, nb, W]` of a shape read as rows of its last axis. */
+function rowShape(shape: readonly number[]): [number, number, number] {
+  const nd = shape.length;
+  const W = nd > 0 ? shape[nd - 1] : 1;
+  const n = shape.reduce((p, d) => p * d, 1);
+  return [W === 0 ? 0 : n / W, nd >= 2 ? shape[nd - 2] : 1, W];
+}
+
+/** Runs flat gate `kernel` on `ins` (one shape; a mask last when `masked`); its outputs, shaped as ins[0]. */
 function runFlat(kernel: FlatGate, masked: boolean, ins: readonly Tensor[], outs: number): Tensor[] | null {
   const rt = wasmRuntime();
   if (!rt) return null;
   const x = ins[0];
   const dt = x.dtype as 'f32' | 'f64';
-  const E = dt === 'f32' ? 4 : 8;
-  const n = x.size;
-  const results = Array.from({ length: outs }, () => allocateOut(dt, n, false) as FloatStorage);
-  const ar = wasmArena(rt);
-  ar.reset();
-  const tbl = ar.alloc(4 * (ins.length + outs));
-  const inAddr = ins.map((t) => {
-    const a = inPlace(t);
-    return a >= 0 ? a : -1 - ar.alloc(n * E); // −1 − addr: staged there
-  });
-  const outAddr = results.map((o) => {
-    const a = storageAddr(o);
-    return a >= 0 ? a : -1 - ar.alloc(n * E);
-  });
-  ar.commit();
-  const view = dt === 'f32' ? ar.f32 : ar.f64;
-  const table = new Int32Array(ar.u8.buffer, tbl, ins.length + outs);
-  ins.forEach((t, k) => {
-    const a = inAddr[k];
-    if (a < 0) stageGate(view, -1 - a, E, t);
-    table[k] = a < 0 ? -1 - a : a;
-  });
-  outAddr.forEach((a, k) => (table[ins.length + k] = a < 0 ? -1 - a : a));
-  runMap(rt, flatGateName(kernel, masked, dt), n, n * (ins.length + outs), [tbl]);
-  outAddr.forEach((a, k) => {
-    if (a < 0) results[k].set(view.subarray((-1 - a) / E, (-1 - a) / E + n));
-  });
-  ar.close();
+  const [rows, nb, W] = rowShape(x.shape);
+  const results = Array.from({ length: outs }, () => allocateOut(dt, x.size, false) as FloatStorage);
+  const call = new RowCall(rt, dt, rows, nb, W).open(ins.length + outs);
+  for (const t of ins) call.input(t);
+  for (const o of results) call.output(o);
+  call.run(flatGateName(kernel, masked, dt), rows, x.size * (ins.length + outs));
+  call.finish();
   return results.map((o) => fromStorage(o, x.shape));
 }
 
@@ -163,25 +259,25 @@ export function gateQKSimd(z: Tensor, gamma: Tensor, beta: Tensor): Tensor | nul
   const rt = wasmRuntime();
   if (!rt) return null;
   const dt = z.dtype as 'f32' | 'f64';
-  const E = dt === 'f32' ? 4 : 8;
-  const rows = z.size / Z;
+  const [rows, nb] = rowShape(z.shape);
   const out = allocateOut(dt, 2 * z.size, false) as FloatStorage;
-  const io = storageAddr(out),
-    iz = inPlace(z);
-  const ar = wasmArena(rt);
-  ar.reset();
-  const pz = iz >= 0 ? iz : ar.alloc(z.size * E),
-    pgb = ar.alloc(4 * Z * E),
-    po = io >= 0 ? io : ar.alloc(2 * z.size * E);
-  ar.commit();
-  const view = dt === 'f32' ? ar.f32 : ar.f64;
-  if (iz < 0) stageGate(view, pz, E, z);
-  stageGate(view, pgb, E, gamma);
-  stageGate(view, pgb + 2 * Z * E, E, beta);
-  runMap(rt, `gate_qk_${dt}`, rows, 3 * z.size, [pz, po, pgb, Z]);
-  if (io < 0) out.set(view.subarray(po / E, po / E + 2 * z.size));
-  ar.close();
+  const call = new RowCall(rt, dt, rows, nb, Z).open(3);
+  call
+    .input(z)
+    .output(out, 2 * Z)
+    .staging(gammaBeta(gamma, beta));
+  call.run(`gate_qk_${dt}`, rows, 3 * z.size);
+  call.finish();
   return fromStorage(out, [...z.shape.slice(0, -1), 2 * Z]);
+}
+
+/** `[γ0 | γ1 | β0 | β1]` as one row. */
+function gammaBeta(gamma: Tensor, beta: Tensor): Tensor {
+  const Z = gamma.shape[1];
+  const gb = allocate(gamma.dtype, 4 * Z) as FloatStorage;
+  gb.set(gamma.isContiguous() ? (gamma.storage as FloatStorage).subarray(gamma.offset, gamma.offset + 2 * Z) : (copyCpu(gamma).storage as FloatStorage));
+  gb.set(beta.isContiguous() ? (beta.storage as FloatStorage).subarray(beta.offset, beta.offset + 2 * Z) : (copyCpu(beta).storage as FloatStorage), 2 * Z);
+  return fromStorage(gb, [4 * Z]);
 }
 
 /** SIMD `gateQKGrad`, or null: dz, and the parameter sums as float64 partials per block of rows, added in block order. */
@@ -192,29 +288,25 @@ export function gateQKGradSimd(z: Tensor, gamma: Tensor, gq: Tensor, gk: Tensor)
   const rt = wasmRuntime();
   if (!rt) return null;
   const dt = z.dtype as 'f32' | 'f64';
-  const E = dt === 'f32' ? 4 : 8;
-  const rows = z.size / Z;
+  const [rows, nb] = rowShape(z.shape);
   const blocks = Math.ceil(rows / QK_BLOCK);
-  const stride = z.size * E; // packed: the kernel derives rows from it
   const dz = allocateOut(dt, z.size, false) as FloatStorage;
-  const io = storageAddr(dz);
+  let pacc = 0;
+  const n = blocks * 4 * Z;
+  const call = new RowCall(rt, dt, rows, nb, Z).open(6);
+  call
+    .input(z)
+    .input(gq)
+    .input(gk)
+    .output(dz)
+    .staging(gamma)
+    .scratch(n, (a) => (pacc = a));
   const ar = wasmArena(rt);
-  ar.reset();
-  const pin = ar.alloc(3 * stride),
-    pg = ar.alloc(2 * Z * E),
-    pacc = ar.alloc(blocks * 4 * Z * 8),
-    pout = io >= 0 ? io : ar.alloc(stride);
-  ar.commit();
-  const view = dt === 'f32' ? ar.f32 : ar.f64;
-  [z, gq, gk].forEach((t, k) => stageGate(view, pin + k * stride, E, t));
-  stageGate(view, pg, E, gamma);
-  const acc = ar.f64.subarray(pacc / 8, pacc / 8 + blocks * 4 * Z);
-  acc.fill(0);
-  runMap(rt, `gate_qkgrad_${dt}`, blocks, 4 * z.size, [pin, pout, stride, pg, Z, pacc]);
+  call.run(`gate_qkgrad_${dt}`, blocks, 4 * z.size, () => ar.f64.fill(0, pacc / 8, pacc / 8 + n));
+  const acc = ar.f64.subarray(pacc / 8, pacc / 8 + n);
   const sums = new Float64Array(4 * Z);
   for (let b = 0; b < blocks; b++) for (let i = 0; i < 4 * Z; i++) sums[i] += acc[b * 4 * Z + i];
-  if (io < 0) dz.set(view.subarray(pout / E, pout / E + z.size));
-  ar.close();
+  call.finish();
   const dg = allocate(dt, 2 * Z) as FloatStorage,
     db = allocate(dt, 2 * Z) as FloatStorage;
   dg.set(sums.subarray(0, 2 * Z));

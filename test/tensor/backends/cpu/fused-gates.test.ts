@@ -27,6 +27,7 @@ import {
   siluMulSimd,
 } from '../../../../src/tensor/backends/cpu/gates-simd.js';
 import { getNumThreads, setNumThreads } from '../../../../src/tensor/backends/cpu/pool.js';
+import { isResident, residentScope } from '../../../../src/tensor/backends/cpu/resident.js';
 import { simdStatus, simdTuning } from '../../../../src/tensor/backends/cpu/wasm/runtime.js';
 import {
   gateOutGeneric,
@@ -305,4 +306,39 @@ describe('gate kernels: SIMD results do not depend on the thread count', () => {
       simdTuning.force = prevForce;
     }
   });
+});
+
+describe('gate kernels: resident operands are read in place', () => {
+  for (const dt of ['f32', 'f64'] as FloatDType[]) {
+    it(`strided resident pieces, transposed views and broadcast masks give the plain kernels' values (${dt})`, () => {
+      const [L, B, W] = [37, 3, 40];
+      const gamma = randNormal([2, W], 0, 1, dt, gen),
+        beta = randNormal([2, W], 0, 1, dt, gen);
+      const pairs: [Tensor | Tensor[], Tensor | Tensor[]][] = residentScope(
+        {},
+        () => {
+          // copies made inside the scope are resident; their views stay strided
+          const proj = K.copy(randNormal([L, B, 3 * W + 5], 0, 2, dt, gen));
+          const piece = (i: number) => V.narrow(proj, 2, 5 + i * W, W);
+          const g = V.transpose(K.copy(randNormal([B, L, W], 0, 1, dt, gen)), 0, 1);
+          const x = K.copy(randNormal([L, B, W], 0, 1, dt, gen));
+          const mask = V.expand(K.copy(dropMask([B, W], 0.3, dt)), [L, B, W]);
+          expect(isResident(proj.storage) && isResident(g.storage) && isResident(mask.storage)).toBe(true);
+          const out: [Tensor | Tensor[], Tensor | Tensor[]][] = [
+            [gateQKSimd(piece(1), gamma, beta)!, gateQKCpu(piece(1), gamma, beta)],
+            [gateQKGradSimd(piece(1), gamma, g, x)!, gateQKGradCpu(piece(1), gamma, g, x)],
+            [siluMulSimd(g, piece(2))!, siluMulCpu(g, piece(2))],
+            [siluMulGradSimd(g, piece(2), x)!, siluMulGradCpu(g, piece(2), x)],
+            [siluGradSimd(piece(0), g)!, siluGradCpu(piece(0), g)],
+            [gateOutSimd(x, piece(0), piece(2), g, mask, 'silu')!, gateOutCpu(x, piece(0), piece(2), g, mask, 'silu')],
+            [gateOutGradSimd(x, piece(0), piece(2), g, mask, 'silu', x)!, gateOutGradCpu(x, piece(0), piece(2), g, mask, 'silu', x)],
+          ];
+          // read the values before the scope frees the blocks
+          return out.map(([a, b]) => [[a].flat().map((t) => K.cast(t, 'f64')), [b].flat().map((t) => K.cast(t, 'f64'))]);
+        },
+        () => [],
+      ) as never;
+      for (const [a, b] of pairs) (a as Tensor[]).forEach((t, i) => expectClose(t, (b as Tensor[])[i], dt, 4));
+    });
+  }
 });

@@ -1,23 +1,26 @@
 /**
  * WebAssembly SIMD kernels of the Mega layer's gates (see `FusedKernels` in backend.ts): map
- * functions (runtime.ts `mapTask`) over contiguous operands in the wasm memory (resident tensors
- * in place, others staged).
+ * functions (runtime.ts `mapTask`) `gate_<kernel>_<dt>(s, e, tbl)` over rows of operands that
+ * lie in the wasm memory in place (resident tensors, including the layer's strided pieces and
+ * transposed views) or staged.
  *
- * - `gate_<kernel>_<dt>(s, e, tbl)` for siluGrad, siluMul, siluMulGrad, gateOut and gateOutGrad
- *   (silu; `m` variants with a dropout mask): flat elements [s, e) of contiguous operands whose
- *   byte addresses are the i32 table at `tbl`: the inputs in the order of the kernel's arguments
- *   (mask last), then the outputs.
- * - `gate_qk_<dt>(s, e, z, out, gb, Z)`: rows [s, e) of z `rows × Z` → out `rows × 2Z`;
- *   `gb` = [γ0 | γ1 | β0 | β1], Z values each.
- * - `gate_qkgrad_<dt>(s, e, in, out, stride, gb, Z, acc)`: blocks [s, e) of {@link QK_BLOCK} rows
- *   of z, gq, gk (staged back to back at `in`, `rows × Z` each, `stride` = rows·Z·E bytes) → dz at
- *   `out`, and per block the float64 sums `[Σ gq·silu(z) | Σ gk·silu(z) | Σ gq | Σ gk]` (4Z values)
- *   at `acc + block·4Z·8`; `gb` = [γ0 | γ1]. Blocks are fixed, so the parameter gradients do not
- *   depend on how the blocks are split among threads.
+ * The i32 table at `tbl`: `rows, nb, W`, then per operand `addr, sa, sb` (bytes): the operands
+ * share the shape `rows × W` read as `(rows / nb) × nb` rows, row r = a·nb + b at
+ * `addr + a·sa + b·sb`, W unit-stride elements each.
+ *
+ * - siluGrad, siluMul, siluMulGrad, gateOut, gateOutGrad (silu; `m` variants with a dropout
+ *   mask): rows [s, e); operands the inputs in the order of the kernel's arguments (mask last),
+ *   then the outputs.
+ * - `gate_qk`: rows [s, e); operands z, out (rows of 2W: q then k), gb = [γ0 | γ1 | β0 | β1]
+ *   (address only).
+ * - `gate_qkgrad`: blocks [s, e) of {@link QK_BLOCK} rows; operands z, gq, gk, dz, gb = [γ0 | γ1]
+ *   and acc (addresses only): per block the float64 sums `[Σ gq·silu(z) | Σ gk·silu(z) | Σ gq | Σ gk]`
+ *   (4W values) at `acc + block·4W·8`. Blocks are fixed, so the parameter gradients do not depend
+ *   on how the blocks are split among threads.
  *
  * Arithmetic in the element type; exp is vector.ts `emitExp` (within 2 ulp).
  */
-import { I32, V128, type ModuleBuilder } from './builder.js';
+import { I32, V128, type Fn, type ModuleBuilder } from './builder.js';
 import { emitExp, expLocals, HIGH_HALF, inc, Simd, whileLt, type DT, type ExpLocals } from './vector.js';
 
 /** Rows per partial-sum block of `gate_qkgrad`. */
@@ -207,167 +210,218 @@ function flatBody(
   }
 }
 
-/** `gate_<kernel>[_m]_<dt>(s, e, tbl)`. */
+/** Locals of one operand: table entry (address, strides of the two row axes, bytes) and its row pointer. */
+interface RowOperand {
+  addr: number;
+  sa: number;
+  sb: number;
+  p: number;
+}
+
+/** Loads the table header (rows, nb, W) and `n` operand entries into locals. */
+function loadTable(f: Fn, tbl: number, n: number): { rows: number; nb: number; W: number; ops: RowOperand[] } {
+  const loc = () => f.local(I32);
+  const rows = loc(),
+    nb = loc(),
+    W = loc();
+  f.get(tbl).i32_load(0).set(rows);
+  f.get(tbl).i32_load(4).set(nb);
+  f.get(tbl).i32_load(8).set(W);
+  const ops = Array.from({ length: n }, (_, k) => {
+    const o = { addr: loc(), sa: loc(), sb: loc(), p: loc() };
+    f.get(tbl)
+      .i32_load(12 + 12 * k)
+      .set(o.addr);
+    f.get(tbl)
+      .i32_load(16 + 12 * k)
+      .set(o.sa);
+    f.get(tbl)
+      .i32_load(20 + 12 * k)
+      .set(o.sb);
+    return o;
+  });
+  return { rows, nb, W, ops };
+}
+
+/** Row pointers of row r (= a·nb + b): p = addr + a·sa + b·sb for every operand. */
+function rowPointers(f: Fn, r: number, nb: number, ops: readonly RowOperand[], a: number, b: number): void {
+  f.get(r).get(nb).i32_div_s().set(a);
+  f.get(r).get(a).get(nb).i32_mul().i32_sub().set(b);
+  for (const o of ops) f.get(o.addr).get(a).get(o.sa).i32_mul().i32_add().get(b).get(o.sb).i32_mul().i32_add().set(o.p);
+}
+
+/** Loops the byte offset `j` over a row of `W` elements: whole vectors, then the tail one by one. */
+function rowLoop(v: Simd, W: number, j: number, jv: number, je: number, vec: () => void, tail: () => void): void {
+  const f = v.f;
+  f.get(W).i32_const(v.E).i32_mul().set(je);
+  f.get(W).i32_const(-v.lanes).i32_and().i32_const(v.E).i32_mul().set(jv);
+  f.i32_const(0).set(j);
+  whileLt(f, j, jv, () => {
+    vec();
+    inc(f, j, 16);
+  });
+  whileLt(f, j, je, () => {
+    tail();
+    inc(f, j, v.E);
+  });
+}
+
+/** `gate_<kernel>[_m]_<dt>(s, e, tbl)`: rows [s, e). */
 function emitFlat(mb: ModuleBuilder, dt: DT, kernel: FlatGate, masked: boolean): string {
   const name = flatGateName(kernel, masked, dt);
   const f = mb.fn(name, [I32, I32, I32]);
   const v = new Simd(f, dt);
-  const E = v.E;
   const [s, e, tbl] = [0, 1, 2];
   const ins = FLAT[kernel].ins + (masked ? 1 : 0),
     outs = FLAT[kernel].outs;
-  const o = f.local(I32),
-    ov = f.local(I32),
-    oe = f.local(I32);
-  const bi = Array.from({ length: ins }, () => f.local(I32)),
-    bo = Array.from({ length: outs }, () => f.local(I32));
-  const L = expLocals(f);
-  const T = Array.from({ length: 6 }, () => f.local(V128));
-  // operand bases at element s, from the address table
-  [...bi, ...bo].forEach((b, k) =>
-    f
-      .get(tbl)
-      .i32_load(4 * k)
-      .get(s)
-      .i32_const(E)
-      .i32_mul()
-      .i32_add()
-      .set(b),
-  );
-  // byte offsets: o from 0; whole vectors up to ov, elements up to oe
-  f.i32_const(0).set(o);
-  f.get(e).get(s).i32_sub().i32_const(E).i32_mul().set(oe);
-  f.get(e).get(s).i32_sub().i32_const(-v.lanes).i32_and().i32_const(E).i32_mul().set(ov);
-  const addr = (b: number) => f.get(b).get(o).i32_add();
-  whileLt(f, o, ov, () => {
-    flatBody(
-      v,
-      kernel,
-      masked,
-      L,
-      T,
-      (k) => addr(bi[k]).v128_load(0),
-      (k, push) => {
-        addr(bo[k]);
-        push();
-        f.v128_store(0);
-      },
-    );
-    inc(f, o, 16);
-  });
-  whileLt(f, o, oe, () => {
-    flatBody(
-      v,
-      kernel,
-      masked,
-      L,
-      T,
-      (k) => {
-        addr(bi[k]);
-        v.splat();
-      },
-      (k, push) => {
-        addr(bo[k]);
-        push();
-        v.store0();
-      },
-    );
-    inc(f, o, E);
-  });
-  return name;
-}
-
-/** `gate_qk_<dt>(s, e, z, out, gb, Z)`. */
-function emitQK(mb: ModuleBuilder, dt: DT): string {
-  const name = `gate_qk_${dt}`;
-  const f = mb.fn(name, [I32, I32, I32, I32, I32, I32]);
-  const v = new Simd(f, dt);
-  const E = v.E;
-  const [s, e, z, out, gb, Z] = [0, 1, 2, 3, 4, 5];
+  const { nb, W, ops } = loadTable(f, tbl, ins + outs);
   const r = f.local(I32),
+    a = f.local(I32),
+    b = f.local(I32),
     j = f.local(I32),
     jv = f.local(I32),
-    je = f.local(I32),
-    pz = f.local(I32),
-    po = f.local(I32),
-    zb = f.local(I32);
+    je = f.local(I32);
   const L = expLocals(f);
-  const x = f.local(V128),
-    sv = f.local(V128),
-    t = f.local(V128);
-  f.get(Z).i32_const(E).i32_mul().set(zb); // bytes per z row
-  f.get(zb).i32_const(-16).i32_and().set(jv); // whole vectors of a row, bytes
+  const T = Array.from({ length: 6 }, () => f.local(V128));
+  const at = (k: number) => f.get(ops[k].p).get(j).i32_add();
   f.get(s).set(r);
   whileLt(f, r, e, () => {
-    f.get(z).get(r).get(zb).i32_mul().i32_add().set(pz);
-    f.get(out).get(r).get(zb).i32_const(2).i32_mul().i32_mul().i32_add().set(po);
-    /** s = silu(z[j]); out[j] = s·γ0 + β0, out[Z + j] = s·γ1 + β1 (offsets in bytes). */
-    const body = (load: () => void, store: () => void) => {
-      f.get(pz).get(j).i32_add();
-      load();
-      f.tee(x);
-      sigmoid(v, L, t);
-      f.get(x);
-      v.mul();
-      f.set(sv);
-      for (const half of [0, 1]) {
-        f.get(po).get(j).i32_add();
-        if (half) f.get(zb).i32_add();
-        // s·γ_half + β_half
-        f.get(sv);
-        f.get(gb).get(j).i32_add();
-        if (half) f.get(zb).i32_add();
-        load();
-        v.mul();
-        f.get(gb)
-          .get(j)
-          .i32_add()
-          .get(zb)
-          .i32_const(2 + half)
-          .i32_mul()
-          .i32_add();
-        load();
-        v.add();
-        store();
-      }
-    };
-    f.i32_const(0).set(j);
-    whileLt(f, j, jv, () => {
-      body(
-        () => f.v128_load(0),
-        () => f.v128_store(0),
-      );
-      inc(f, j, 16);
-    });
-    f.get(zb).set(je);
-    whileLt(f, j, je, () => {
-      body(
-        () => v.splat(),
-        () => v.store0(),
-      );
-      inc(f, j, E);
-    });
+    rowPointers(f, r, nb, ops, a, b);
+    rowLoop(
+      v,
+      W,
+      j,
+      jv,
+      je,
+      () =>
+        flatBody(
+          v,
+          kernel,
+          masked,
+          L,
+          T,
+          (k) => at(k).v128_load(0),
+          (k, push) => {
+            at(ins + k);
+            push();
+            f.v128_store(0);
+          },
+        ),
+      () =>
+        flatBody(
+          v,
+          kernel,
+          masked,
+          L,
+          T,
+          (k) => {
+            at(k);
+            v.splat();
+          },
+          (k, push) => {
+            at(ins + k);
+            push();
+            v.store0();
+          },
+        ),
+    );
     inc(f, r, 1);
   });
   return name;
 }
 
-/** `gate_qkgrad_<dt>(s, e, in, out, stride, gb, Z, acc)`. */
-function emitQKGrad(mb: ModuleBuilder, dt: DT): string {
-  const name = `gate_qkgrad_${dt}`;
-  const f = mb.fn(name, [I32, I32, I32, I32, I32, I32, I32, I32]);
+/** `gate_qk_<dt>(s, e, tbl)`: rows [s, e); operands z, out (2W per row), gb. */
+function emitQK(mb: ModuleBuilder, dt: DT): string {
+  const name = `gate_qk_${dt}`;
+  const f = mb.fn(name, [I32, I32, I32]);
   const v = new Simd(f, dt);
-  const E = v.E;
-  const [s, e, pin, pout, stride, gb, Z, acc] = [0, 1, 2, 3, 4, 5, 6, 7];
+  const [s, e, tbl] = [0, 1, 2];
+  const { nb, W, ops } = loadTable(f, tbl, 3);
+  const [oz, oo, og] = ops;
   const r = f.local(I32),
-    rEnd = f.local(I32),
-    rows = f.local(I32),
+    a = f.local(I32),
+    b = f.local(I32),
     j = f.local(I32),
     jv = f.local(I32),
+    je = f.local(I32),
+    zb = f.local(I32);
+  const L = expLocals(f);
+  const x = f.local(V128),
+    sv = f.local(V128),
+    t = f.local(V128);
+  f.get(W).i32_const(v.E).i32_mul().set(zb);
+  /** s = silu(z[j]); out[j] = s·γ0 + β0, out[Z + j] = s·γ1 + β1 (byte offsets). */
+  const body = (load: () => void, store: () => void) => {
+    f.get(oz.p).get(j).i32_add();
+    load();
+    f.tee(x);
+    sigmoid(v, L, t);
+    f.get(x);
+    v.mul();
+    f.set(sv);
+    for (const half of [0, 1]) {
+      f.get(oo.p).get(j).i32_add();
+      if (half) f.get(zb).i32_add();
+      f.get(sv);
+      f.get(og.addr).get(j).i32_add();
+      if (half) f.get(zb).i32_add();
+      load();
+      v.mul();
+      f.get(og.addr)
+        .get(j)
+        .i32_add()
+        .get(zb)
+        .i32_const(2 + half)
+        .i32_mul()
+        .i32_add();
+      load();
+      v.add();
+      store();
+    }
+  };
+  f.get(s).set(r);
+  whileLt(f, r, e, () => {
+    rowPointers(f, r, nb, [oz, oo], a, b);
+    rowLoop(
+      v,
+      W,
+      j,
+      jv,
+      je,
+      () =>
+        body(
+          () => f.v128_load(0),
+          () => f.v128_store(0),
+        ),
+      () =>
+        body(
+          () => v.splat(),
+          () => v.store0(),
+        ),
+    );
+    inc(f, r, 1);
+  });
+  return name;
+}
+
+/** `gate_qkgrad_<dt>(s, e, tbl)`: blocks [s, e) of {@link QK_BLOCK} rows; operands z, gq, gk, dz, gb, acc. */
+function emitQKGrad(mb: ModuleBuilder, dt: DT): string {
+  const name = `gate_qkgrad_${dt}`;
+  const f = mb.fn(name, [I32, I32, I32]);
+  const v = new Simd(f, dt);
+  const E = v.E;
+  const [s, e, tbl] = [0, 1, 2];
+  const { rows, nb, W, ops } = loadTable(f, tbl, 6);
+  const [oz, oq, ok, od, og, oacc] = ops;
+  const r = f.local(I32),
+    rEnd = f.local(I32),
+    a = f.local(I32),
+    b = f.local(I32),
+    j = f.local(I32),
+    jv = f.local(I32),
+    je = f.local(I32),
     zb = f.local(I32),
-    pz = f.local(I32),
-    pa = f.local(I32),
-    rowOff = f.local(I32);
+    pa = f.local(I32);
   const L = expLocals(f);
   const x = f.local(V128),
     sg = f.local(V128),
@@ -375,111 +429,106 @@ function emitQKGrad(mb: ModuleBuilder, dt: DT): string {
     k = f.local(V128),
     sv = f.local(V128),
     t = f.local(V128);
-  f.get(Z).i32_const(E).i32_mul().set(zb);
-  f.get(zb).i32_const(-16).i32_and().set(jv);
-  // rows = stride / (Z·E): the operands are staged back to back, stride = rows·Z·E bytes
-  f.get(stride).get(zb).i32_div_s().set(rows);
+  f.get(W).i32_const(E).i32_mul().set(zb);
   f.get(s).i32_const(QK_BLOCK).i32_mul().set(r);
   f.get(e).i32_const(QK_BLOCK).i32_mul().set(rEnd);
   f.get(rEnd).get(rows).get(rEnd).get(rows).i32_lt_s().select().set(rEnd);
-  /** Adds the float64 value(s) of v128 `val` (lanes j…) into acc slot c of the block (a vector step). */
+  /** Byte address of acc slot c at element j of the block. */
+  const slot = (c: number) => f.get(pa).get(W).i32_const(c).i32_mul().get(j).i32_const(E).i32_div_s().i32_add().i32_const(8).i32_mul().i32_add();
+  /** Adds the float64 value(s) of v128 `val` (lanes j…) into acc slot c (a vector step). */
   const addVec = (c: number, val: number) => {
-    const slot = () => f.get(pa).get(Z).i32_const(c).i32_mul().get(j).i32_const(E).i32_div_s().i32_add().i32_const(8).i32_mul().i32_add();
     if (dt === 'f32') {
-      slot();
-      slot().v128_load(0);
+      slot(c);
+      slot(c).v128_load(0);
       f.get(val).f64x2_promote_low_f32x4().f64x2_add().v128_store(0);
-      slot();
-      slot().v128_load(16);
+      slot(c);
+      slot(c).v128_load(16);
       f.get(val).get(val).i8x16_shuffle(HIGH_HALF).f64x2_promote_low_f32x4().f64x2_add().v128_store(16);
     } else {
-      slot();
-      slot().v128_load(0);
+      slot(c);
+      slot(c).v128_load(0);
       f.get(val).f64x2_add().v128_store(0);
     }
   };
   /** Adds lane 0 of `val` into acc slot c (a tail element). */
   const addLane = (c: number, val: number) => {
-    const slot = () => f.get(pa).get(Z).i32_const(c).i32_mul().get(j).i32_const(E).i32_div_s().i32_add().i32_const(8).i32_mul().i32_add();
-    slot();
-    slot().f64_load(0);
+    slot(c);
+    slot(c).f64_load(0);
     if (dt === 'f32') f.get(val).f32x4_extract_lane(0).f64_promote_f32();
     else f.get(val).f64x2_extract_lane(0);
     f.f64_add().f64_store(0);
   };
+  const body = (load: () => void, store: () => void, add: (c: number, val: number) => void) => {
+    const at = (o: RowOperand) => f.get(o.p).get(j).i32_add();
+    at(oz);
+    load();
+    f.tee(x);
+    sigmoid(v, L, t);
+    f.set(sg);
+    at(oq);
+    load();
+    f.set(q);
+    at(ok);
+    load();
+    f.set(k);
+    // dz = (q·γ0 + k·γ1)·σ·(1 + z(1 − σ))
+    at(od);
+    f.get(q).get(og.addr).get(j).i32_add();
+    load();
+    v.mul();
+    f.get(k).get(og.addr).get(j).i32_add().get(zb).i32_add();
+    load();
+    v.mul();
+    v.add();
+    f.get(sg);
+    v.mul();
+    v.c(1);
+    f.get(x);
+    v.c(1);
+    f.get(sg);
+    v.sub();
+    v.mul();
+    v.add();
+    v.mul();
+    store();
+    // parameter sums: s = z·σ
+    f.get(x).get(sg);
+    v.mul();
+    f.set(sv);
+    f.get(q).get(sv);
+    v.mul();
+    f.set(t);
+    add(0, t);
+    f.get(k).get(sv);
+    v.mul();
+    f.set(t);
+    add(1, t);
+    add(2, q);
+    add(3, k);
+  };
   whileLt(f, r, rEnd, () => {
-    // block accumulators
-    f.get(acc).get(r).i32_const(QK_BLOCK).i32_div_s().get(Z).i32_const(32).i32_mul().i32_mul().i32_add().set(pa);
-    f.get(r).get(zb).i32_mul().set(rowOff);
-    f.get(pin).get(rowOff).i32_add().set(pz);
-    const body = (load: () => void, store: () => void, add: (c: number, val: number) => void) => {
-      const at = (k0: number) => {
-        f.get(pz).get(j).i32_add();
-        if (k0) f.get(stride).i32_const(k0).i32_mul().i32_add();
-      };
-      at(0);
-      load();
-      f.tee(x);
-      sigmoid(v, L, t);
-      f.set(sg);
-      at(1);
-      load();
-      f.set(q);
-      at(2);
-      load();
-      f.set(k);
-      // dz = (q·γ0 + k·γ1)·σ·(1 + z(1 − σ))
-      f.get(pout).get(rowOff).i32_add().get(j).i32_add();
-      f.get(q).get(gb).get(j).i32_add();
-      load();
-      v.mul();
-      f.get(k).get(gb).get(j).i32_add().get(zb).i32_add();
-      load();
-      v.mul();
-      v.add();
-      f.get(sg);
-      v.mul();
-      v.c(1);
-      f.get(x);
-      v.c(1);
-      f.get(sg);
-      v.sub();
-      v.mul();
-      v.add();
-      v.mul();
-      store();
-      // parameter sums: s = z·σ
-      f.get(x).get(sg);
-      v.mul();
-      f.set(sv);
-      f.get(q).get(sv);
-      v.mul();
-      f.set(t);
-      add(0, t);
-      f.get(k).get(sv);
-      v.mul();
-      f.set(t);
-      add(1, t);
-      add(2, q);
-      add(3, k);
-    };
-    f.i32_const(0).set(j);
-    whileLt(f, j, jv, () => {
-      body(
-        () => f.v128_load(0),
-        () => f.v128_store(0),
-        addVec,
-      );
-      inc(f, j, 16);
-    });
-    whileLt(f, j, zb, () => {
-      body(
-        () => v.splat(),
-        () => v.store0(),
-        addLane,
-      );
-      inc(f, j, E);
-    });
+    // the block's accumulators: acc + (r / QK_BLOCK)·4W·8
+    f.get(oacc.addr).get(r).i32_const(QK_BLOCK).i32_div_s().get(W).i32_const(32).i32_mul().i32_mul().i32_add().set(pa);
+    rowPointers(f, r, nb, [oz, oq, ok, od], a, b);
+    rowLoop(
+      v,
+      W,
+      j,
+      jv,
+      je,
+      () =>
+        body(
+          () => f.v128_load(0),
+          () => f.v128_store(0),
+          addVec,
+        ),
+      () =>
+        body(
+          () => v.splat(),
+          () => v.store0(),
+          addLane,
+        ),
+    );
     inc(f, r, 1);
   });
   return name;
