@@ -106,7 +106,7 @@ export function concatCpu(xs: readonly Tensor[], axis: number): Tensor {
   const shape = concatShape(xs, axis);
   const total = shape[axis];
   const [outer, , inner] = splitAxis(shape, axis);
-  const out = allocateOut(xs[0].dtype, sizeOf(shape));
+  const out = allocateOut(xs[0].dtype, sizeOf(shape), false); // every element is written
   let at = 0;
   for (const t of xs) {
     const s = dense(t);
