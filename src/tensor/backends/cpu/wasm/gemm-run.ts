@@ -12,6 +12,7 @@ import { getNumThreads, splitGemmTasks } from '../pool.js';
 import { GEMM_SHAPES } from './gemm.js';
 import { OP_GEMM, OP_PACK, runJob, simdTuning, wasmArena, type WasmRuntime } from './runtime.js';
 import { isResident } from '../resident.js';
+import { runMap } from '../simd.js';
 
 /** Byte offset of `s` in the wasm memory when it is a view of it (resident storage), else -1. */
 function residentOffset(s: FloatArray): number {
@@ -92,7 +93,14 @@ export function gemmWasm(rt: WasmRuntime, A: StridedOperand, B: StridedOperand, 
   const packA = ar.alloc(nAg * mbp * MR * K * E);
   const packB = ar.alloc(nBg * np * NR * K * E);
   const cAddr = ar.alloc(gb * mbp * MR * ldc * E);
+  // C leaves the padded block (pitch ldc ≠ N) through a SIMD row copy (x·1, exact) into the
+  // resident output, or into a contiguous scratch copied out at once
+  const inC = residentOffset(c);
+  const pitched = ldc !== N;
+  const one = pitched ? ar.alloc(E) : 0;
+  const cOut = pitched && inC < 0 ? ar.alloc(gb * mb * N * E) : 0;
   ar.commit();
+  if (pitched) (f64 ? ar.f64 : ar.f32)[one / E] = 1;
   const view: FloatArray = f64 ? ar.f64 : ar.f32;
   if (inA < 0) view.set(A.off === 0 && lenA === A.data.length ? A.data : A.data.subarray(A.off, A.off + lenA), rawA / E);
   if (inB < 0) view.set(B.off === 0 && lenB === B.data.length ? B.data : B.data.subarray(B.off, B.off + lenB), rawB / E);
@@ -190,10 +198,12 @@ export function gemmWasm(rt: WasmRuntime, A: StridedOperand, B: StridedOperand, 
         }
       } else {
         for (let z = 0; z < g; z++) {
-          let s = c0 + z * cStride;
-          let d = ((b0 + z) * M + i0) * N;
-          for (let i = 0; i < rows; i++, s += ldc, d += N) c.set(v.subarray(s, s + N), d);
+          const d = ((b0 + z) * M + i0) * N;
+          const dst = inC >= 0 ? inC + d * E : cOut + z * rows * N * E;
+          // out[r, j] = C[r·ldc + j] · 1 over rows × N
+          runMap(rt, `bin_mul_${dt}_vs`, rows * N, rows * N, [cAddr + z * cStride * E, one, dst, N, ldc, 0]);
         }
+        if (inC < 0) c.set(v.subarray(cOut / E, cOut / E + g * rows * N), (b0 * M + i0) * N);
       }
     }
   }
