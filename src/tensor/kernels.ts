@@ -2,7 +2,7 @@
  * Typed entry points to the active backend's primitive kernels (see backend.ts). Importing this
  * module also registers the CPU backend.
  */
-import { kernel, type AdamHyper, type BinaryOp, type ReduceOp, type UnaryOp } from './backend.js';
+import { kernel, type AdamHyper, type BinaryOp, type GateActivation, type ReduceOp, type UnaryOp } from './backend.js';
 import type { DType } from './dtype.js';
 import type { Tensor } from './tensor.js';
 import './backends/cpu/register.js';
@@ -49,5 +49,21 @@ export const softmaxGrad = (y: Tensor, g: Tensor, log: boolean): Tensor => kerne
 export const laplace = (x: Tensor, mu: number, den: number): Tensor => kernel('laplace')(x, mu, den);
 /** VJP of laplace: `g · exp(−z²)/(√π·den)`, `z = (x − mu)/den`. */
 export const laplaceGrad = (x: Tensor, g: Tensor, mu: number, den: number): Tensor => kernel('laplaceGrad')(x, g, mu, den);
+/** Mega's query/key projection from the pre-activation z: `[..., 2Z]` = [silu(z)·γ0+β0 | silu(z)·γ1+β1]. */
+export const gateQK = (z: Tensor, gamma: Tensor, beta: Tensor): Tensor => kernel('gateQK')(z, gamma, beta);
+/** VJP of gateQK: `[dz, dgamma, dbeta]`. */
+export const gateQKGrad = (z: Tensor, gamma: Tensor, gq: Tensor, gk: Tensor): [Tensor, Tensor, Tensor] => kernel('gateQKGrad')(z, gamma, gq, gk);
+/** silu backward: `g ⊙ silu'(x)`. */
+export const siluGrad = (x: Tensor, g: Tensor): Tensor => kernel('siluGrad')(x, g);
+/** `h ⊙ silu(r)`. */
+export const siluMul = (h: Tensor, r: Tensor): Tensor => kernel('siluMul')(h, r);
+/** VJP of siluMul: `[dh, dr]`. */
+export const siluMulGrad = (h: Tensor, r: Tensor, g: Tensor): [Tensor, Tensor] => kernel('siluMulGrad')(h, r, g);
+/** Mega's gated output `x + σ(u) ⊙ (act(hx + y) ⊙ mask − x)`. */
+export const gateOut = (x: Tensor, u: Tensor, hx: Tensor, y: Tensor, mask: Tensor | null, act: GateActivation): Tensor =>
+  kernel('gateOut')(x, u, hx, y, mask, act);
+/** VJP of gateOut: `[dx, du, d(hx + y)]`. */
+export const gateOutGrad = (x: Tensor, u: Tensor, hx: Tensor, y: Tensor, mask: Tensor | null, act: GateActivation, g: Tensor): [Tensor, Tensor, Tensor] =>
+  kernel('gateOutGrad')(x, u, hx, y, mask, act, g);
 /** One Adam update of a device-resident parameter: `[θ', m', v']` (see FusedKernels.adamUpdate). */
 export const adamUpdate = (p: Tensor, g: Tensor, m: Tensor, v: Tensor, h: AdamHyper): [Tensor, Tensor, Tensor] => kernel('adamUpdate')(p, g, m, v, h);

@@ -25,7 +25,17 @@
 import type { FusedKernels, Kernels } from '../../backend.js';
 import { castGpu, copyGpu, unaryGpu, binaryGpu, whereGpu } from './elementwise.js';
 import { fftConvGpu } from './fftconv.js';
-import { laplaceGeneric, laplaceGradGeneric } from '../generic-fused.js';
+import {
+  gateOutGeneric,
+  gateOutGradGeneric,
+  gateQKGeneric,
+  gateQKGradGeneric,
+  laplaceGeneric,
+  laplaceGradGeneric,
+  siluGradGeneric,
+  siluMulGeneric,
+  siluMulGradGeneric,
+} from '../generic-fused.js';
 import { adamUpdateGpu, emaKernelGpu, emaKernelGradGpu, softmaxGradGpu } from './fused.js';
 import { concatGpu, gatherGpu, indexAddGpu, indexSelectGpu, padGpu, scatterAddGpu } from './indexing.js';
 import { matmulGpu } from './matmul.js';
@@ -57,8 +67,8 @@ export const gpujsKernels: Kernels = {
 };
 
 /**
- * Every fused kernel of the gpujs backend (so none runs host code); laplace and its gradient are
- * the generic compositions, which run the device's primitives.
+ * Every fused kernel of the gpujs backend (so none runs host code); laplace, the Mega gates and
+ * their gradients are the generic compositions, which run the device's primitives.
  */
 export const gpujsFusedKernels: FusedKernels = {
   emaKernel: emaKernelGpu,
@@ -67,4 +77,11 @@ export const gpujsFusedKernels: FusedKernels = {
   adamUpdate: adamUpdateGpu,
   laplace: laplaceGeneric,
   laplaceGrad: laplaceGradGeneric,
+  gateQK: gateQKGeneric,
+  gateQKGrad: gateQKGradGeneric,
+  siluGrad: siluGradGeneric,
+  siluMul: siluMulGeneric,
+  siluMulGrad: siluMulGradGeneric,
+  gateOut: gateOutGeneric,
+  gateOutGrad: gateOutGradGeneric,
 };
