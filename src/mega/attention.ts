@@ -6,11 +6,13 @@
  * attention score formulas and the gated output, causal masks and chunk-length checks.
  */
 import * as F from '../autograd/index.js';
+import { gateOut, gateQK, siluMul } from '../autograd/ops/fused.js';
 import { makeDropout, Dropout, FeatureDropout, Linear } from '../nn/layers.js';
 import { ConfigError } from '../nn/errors.js';
 import { normal, zeros } from '../nn/init.js';
 import { Module } from '../nn/module.js';
 import { SequenceNorm, type NormType } from '../nn/norm.js';
+import type { GateActivation } from '../tensor/backend.js';
 import { full, scalar } from '../tensor/create.js';
 import type { DType, FloatDType } from '../tensor/dtype.js';
 import { ShapeError } from '../tensor/errors.js';
@@ -77,6 +79,22 @@ export function elementWeights(activation: AttentionActivation, q: Tensor, kT: T
 /** The gated output of both layers: `x + u ⊙ (h − x)`, i.e. `u ⊙ h + (1 − u) ⊙ x`. */
 export function gatedResidual(x: Tensor, u: Tensor, h: Tensor): Tensor {
   return F.add(x, F.mul(u, F.sub(h, x)));
+}
+
+/** Layer activations the fused `gateOut` kernel applies itself, by option name. */
+const GATE_ACTIVATIONS: Readonly<Record<string, GateActivation>> = { silu: 'silu', swish: 'silu', relu: 'relu', linear: 'linear' };
+
+let fusedGates = true;
+
+/**
+ * Chooses between the fused gate kernels of the Mega layer (`gateQK`, `siluMul`, `gateOut`: the
+ * default) and their unfused compositions of primitive ops (the reference they are tested
+ * against). Returns the previous setting.
+ */
+export function setFusedGates(on: boolean): boolean {
+  const prev = fusedGates;
+  fusedGates = on;
+  return prev;
 }
 
 /** Incremental record name of the attention cache (golden `state:<path>.attn_state.<key>`). */
@@ -194,6 +212,8 @@ export class MovingAverageGatedAttention extends Module {
   readonly h_proj: Linear;
   readonly rel_pos_bias: RelPosBias;
   private readonly act: (x: Tensor) => Tensor;
+  /** The activation as the fused `gateOut` kernel names it (null: one it does not fuse). */
+  private readonly gateAct: GateActivation | null;
   private readonly dropout: Dropout | FeatureDropout;
   private readonly hiddenDropout: Dropout | FeatureDropout;
   private readonly attentionDropout: Dropout;
@@ -213,6 +233,7 @@ export class MovingAverageGatedAttention extends Module {
     this.attentionActivation = checkAttentionActivation('MovingAverageGatedAttention', o.attentionActivation ?? 'softmax');
     this.scaling = 1 / Math.sqrt(Z);
     this.act = F.activation(o.activation ?? 'silu');
+    this.gateAct = GATE_ACTIVATIONS[o.activation ?? 'silu'] ?? null;
     const feature = o.featureDropout ?? false;
     this.dropout = this.child('dropout', makeDropout(o.dropout ?? 0, feature, gen));
     this.hiddenDropout = this.child('hidden_dropout', makeDropout(o.hiddenDropout ?? 0, feature, gen));
@@ -252,12 +273,11 @@ export class MovingAverageGatedAttention extends Module {
     const v0 = this.act(this.v_proj.forward(xn)); // L × B × H
     const mx = this.dropout.forward(this.move.forward(xn, paddingMask, state)); // L × B × D
     const base = this.mx_proj.forward(mx); // L × B × (D + Z + H + D)
-    const [uRaw, zr, hx] = F.split(base, [D, Z + H, D], -1);
-    const u = F.sigmoid(uRaw); // L × B × D
-    const [z, r] = F.split(F.silu(zr), [Z, H], -1); // L × B × Z, L × B × H
-    const row = (p: Tensor, i: number) => F.narrow(p, 0, i, 1); // 1 × Z
-    const q = F.transpose(F.add(F.mul(z, row(this.gamma, 0)), row(this.beta, 0)), 0, 1); // B × L × Z
-    let k = F.transpose(F.add(F.mul(z, row(this.gamma, 1)), row(this.beta, 1)), 0, 1); // B × L × Z
+    const [uRaw, zRaw, rRaw, hx] = F.split(base, [D, Z, H, D], -1); // pre-activation u, z, r; hx
+    const fused = fusedGates && this.gateAct !== null;
+    const [qT, kT] = fused ? gateQK(zRaw, this.gamma, this.beta) : this.queryKey(zRaw); // L × B × Z
+    const q = F.transpose(qT, 0, 1); // B × L × Z
+    let k = F.transpose(kT, 0, 1); // B × L × Z
     let v = F.transpose(v0, 0, 1); // B × L × H
 
     let mask = paddingMask; // B × T_ctx
@@ -274,11 +294,23 @@ export class MovingAverageGatedAttention extends Module {
     vc = this.hiddenDropout.forward(vc, true);
     const O = F.matmul(this.attentionDropout.forward(P), vc); // B × K × Cq × H
     const h = F.transpose(F.reshape(O, [B, L, H]), 0, 1); // L × B × H
-    let hh = this.act(F.add(hx, this.h_proj.forward(F.mul(h, r)))); // L × B × D
-    hh = this.dropout.forward(hh);
-    let out = gatedResidual(residual, u, hh);
+    let out: Tensor; // L × B × D
+    if (fused) {
+      const y = this.h_proj.forward(siluMul(h, rRaw));
+      out = gateOut(residual, uRaw, hx, y, this.dropout.mask(y), this.gateAct!);
+    } else {
+      const hh = this.dropout.forward(this.act(F.add(hx, this.h_proj.forward(F.mul(h, F.silu(rRaw))))));
+      out = gatedResidual(residual, F.sigmoid(uRaw), hh);
+    }
     if (!this.prenorm) out = this.norm.forward(out);
     return { out, attnWeights: needWeights ? P : null };
+  }
+
+  /** Unfused §6.2 steps 7–8 (the reference of `gateQK`): `silu(z) ⊙ gamma[i] + beta[i]` for q (i = 0) and k (i = 1). */
+  private queryKey(zRaw: Tensor): [Tensor, Tensor] {
+    const z = F.silu(zRaw);
+    const row = (p: Tensor, i: number) => F.narrow(p, 0, i, 1); // 1 × Z
+    return [F.add(F.mul(z, row(this.gamma, 0)), row(this.beta, 0)), F.add(F.mul(z, row(this.gamma, 1)), row(this.beta, 1))];
   }
 
   /** §6.7: prepends cached keys/values, writes (or clears at chunk ends) the cache. */

@@ -1,8 +1,9 @@
 /** Linear, Embedding, Dropout and FeatureDropout with PyTorch parameter names. */
 import { dropout as dropoutOp, embedding, linear } from '../autograd/index.js';
 import type { FloatDType } from '../tensor/dtype.js';
-import { defaultGenerator, type Generator } from '../tensor/random.js';
+import { defaultGenerator, dropoutMask, type Generator } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
+import { DTypeError } from '../tensor/errors.js';
 import { ConfigError } from './errors.js';
 import { kaimingUniform, normal, xavierUniform, zeros } from './init.js';
 import { Module, type ModuleOptions } from './module.js';
@@ -78,6 +79,12 @@ export class Dropout extends Module {
   forward(x: Tensor, _batchFirst = false): Tensor {
     return dropoutOp(x, this.p, this.training, this.gen);
   }
+
+  /** The mask `forward(x)` would multiply x by (drawn the same way), or null in eval mode / p = 0. */
+  mask(x: Tensor, _batchFirst = false): Tensor | null {
+    if (!this.training || this.p === 0) return null;
+    return dropoutMask(x.shape, this.p, floatDType(x), this.gen);
+  }
 }
 
 /**
@@ -96,13 +103,27 @@ export class FeatureDropout extends Module {
 
   forward(x: Tensor, batchFirst = false): Tensor {
     if (!this.training || this.p === 0) return x;
-    const s = x.shape;
-    let mask: number[];
-    if (!batchFirst) mask = [1, s[1], s[2]];
-    else if (x.ndim === 3) mask = [s[0], 1, s[2]];
-    else mask = [s[0], s[1], ...s.slice(2).map(() => 1)];
-    return dropoutOp(x, this.p, true, this.gen, mask);
+    return dropoutOp(x, this.p, true, this.gen, this.maskShape(x, batchFirst));
   }
+
+  /** The mask `forward(x)` would multiply x by (drawn the same way, unexpanded), or null in eval mode / p = 0. */
+  mask(x: Tensor, batchFirst = false): Tensor | null {
+    if (!this.training || this.p === 0) return null;
+    return dropoutMask(this.maskShape(x, batchFirst), this.p, floatDType(x), this.gen);
+  }
+
+  private maskShape(x: Tensor, batchFirst: boolean): number[] {
+    const s = x.shape;
+    if (!batchFirst) return [1, s[1], s[2]];
+    if (x.ndim === 3) return [s[0], 1, s[2]];
+    return [s[0], s[1], ...s.slice(2).map(() => 1)];
+  }
+}
+
+/** x's dtype when floating (dropout masks are drawn in it), else a DTypeError. */
+function floatDType(x: Tensor): 'f32' | 'f64' {
+  if (x.dtype !== 'f32' && x.dtype !== 'f64') throw new DTypeError(`dropout: expected a floating tensor, got ${x.dtype}`);
+  return x.dtype;
 }
 
 /** Standard or feature dropout as fairseq chooses with `--feature-dropout`. */

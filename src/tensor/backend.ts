@@ -128,7 +128,40 @@ export interface FusedKernels {
    * (Σ g · x̂, Σ g), the gradients of weight and bias.
    */
   batchNormGrad(x: Tensor, g: Tensor, stats: Tensor, weight: Tensor | null, eps: number): [Tensor, Tensor];
+  /**
+   * Mega's shared query/key projection (docs/MEGA.md §6.2 steps 7–8) from the pre-activation
+   * `z` `[..., Z]` (any layout) and `gamma`, `beta` `[2, Z]`: `s = silu(z)`, output
+   * `[..., 2Z]` = `[s ⊙ gamma[0] + beta[0] | s ⊙ gamma[1] + beta[1]]` (q then k), contiguous.
+   */
+  gateQK(z: Tensor, gamma: Tensor, beta: Tensor): Tensor;
+  /**
+   * VJP of `gateQK` for the gradients `gq`, `gk` of its two halves (shape of z, any layout):
+   * `[dz, dgamma, dbeta]` with `dz = (gq ⊙ gamma[0] + gk ⊙ gamma[1]) ⊙ silu'(z)`,
+   * `dgamma = [Σ gq ⊙ s, Σ gk ⊙ s]`, `dbeta = [Σ gq, Σ gk]` (sums over every leading axis, `[2, Z]`).
+   */
+  gateQKGrad(z: Tensor, gamma: Tensor, gq: Tensor, gk: Tensor): [Tensor, Tensor, Tensor];
+  /** silu backward in one pass: `g ⊙ silu'(x)`, `silu'(x) = σ(x)·(1 + x·(1 − σ(x)))`; same shapes, any layout in, contiguous out. */
+  siluGrad(x: Tensor, g: Tensor): Tensor;
+  /** `h ⊙ silu(r)` (Mega's reset gate, docs/MEGA.md §6.2 steps 7 and 15), same shapes, any layout in, contiguous out. */
+  siluMul(h: Tensor, r: Tensor): Tensor;
+  /** VJP of `siluMul`: `[g ⊙ silu(r), g ⊙ h ⊙ silu'(r)]`. */
+  siluMulGrad(h: Tensor, r: Tensor, g: Tensor): [Tensor, Tensor];
+  /**
+   * Mega's gated output (docs/MEGA.md §6.2 steps 6, 15–17): `x + σ(u) ⊙ (act(hx + y) ⊙ mask − x)`,
+   * x, u, hx, y of one shape (any layout), `mask` (the scaled dropout mask) broadcastable to it or
+   * null; contiguous out.
+   */
+  gateOut(x: Tensor, u: Tensor, hx: Tensor, y: Tensor, mask: Tensor | null, act: GateActivation): Tensor;
+  /**
+   * VJP of `gateOut`: `[dx, du, da]` with `dx = g ⊙ (1 − σ(u))`,
+   * `du = g ⊙ (act(a) ⊙ mask − x) ⊙ σ(u)(1 − σ(u))` and `da = g ⊙ σ(u) ⊙ mask ⊙ act'(a)` for
+   * `a = hx + y` (the gradient of both hx and y).
+   */
+  gateOutGrad(x: Tensor, u: Tensor, hx: Tensor, y: Tensor, mask: Tensor | null, act: GateActivation, g: Tensor): [Tensor, Tensor, Tensor];
 }
+
+/** Activations `gateOut` applies itself (the Mega layers use silu unless configured otherwise). */
+export type GateActivation = 'silu' | 'relu' | 'linear';
 
 /** Scalars of one {@link FusedKernels.adamUpdate}. */
 export interface AdamHyper {

@@ -2,7 +2,7 @@
  * Typed entry points to the active backend's primitive kernels (see backend.ts). Importing this
  * module also registers the CPU backend.
  */
-import { kernel, type AdamHyper, type BinaryOp, type ReduceOp, type UnaryOp } from './backend.js';
+import { kernel, type AdamHyper, type BinaryOp, type GateActivation, type ReduceOp, type UnaryOp } from './backend.js';
 import type { DType } from './dtype.js';
 import type { Tensor } from './tensor.js';
 import './backends/cpu/register.js';
@@ -54,5 +54,21 @@ export const batchNorm = (x: Tensor, weight: Tensor | null, bias: Tensor | null,
 /** VJP of batchNorm: `[dx, dwb]`, dwb `[2, D]` = (gradient of weight, of bias). */
 export const batchNormGrad = (x: Tensor, g: Tensor, stats: Tensor, weight: Tensor | null, eps: number): [Tensor, Tensor] =>
   kernel('batchNormGrad')(x, g, stats, weight, eps);
+/** Mega's query/key projection from the pre-activation z: `[..., 2Z]` = [silu(z)·γ0+β0 | silu(z)·γ1+β1]. */
+export const gateQK = (z: Tensor, gamma: Tensor, beta: Tensor): Tensor => kernel('gateQK')(z, gamma, beta);
+/** VJP of gateQK: `[dz, dgamma, dbeta]`. */
+export const gateQKGrad = (z: Tensor, gamma: Tensor, gq: Tensor, gk: Tensor): [Tensor, Tensor, Tensor] => kernel('gateQKGrad')(z, gamma, gq, gk);
+/** silu backward: `g ⊙ silu'(x)`. */
+export const siluGrad = (x: Tensor, g: Tensor): Tensor => kernel('siluGrad')(x, g);
+/** `h ⊙ silu(r)`. */
+export const siluMul = (h: Tensor, r: Tensor): Tensor => kernel('siluMul')(h, r);
+/** VJP of siluMul: `[dh, dr]`. */
+export const siluMulGrad = (h: Tensor, r: Tensor, g: Tensor): [Tensor, Tensor] => kernel('siluMulGrad')(h, r, g);
+/** Mega's gated output `x + σ(u) ⊙ (act(hx + y) ⊙ mask − x)`. */
+export const gateOut = (x: Tensor, u: Tensor, hx: Tensor, y: Tensor, mask: Tensor | null, act: GateActivation): Tensor =>
+  kernel('gateOut')(x, u, hx, y, mask, act);
+/** VJP of gateOut: `[dx, du, d(hx + y)]`. */
+export const gateOutGrad = (x: Tensor, u: Tensor, hx: Tensor, y: Tensor, mask: Tensor | null, act: GateActivation, g: Tensor): [Tensor, Tensor, Tensor] =>
+  kernel('gateOutGrad')(x, u, hx, y, mask, act, g);
 /** One Adam update of a device-resident parameter: `[θ', m', v']` (see FusedKernels.adamUpdate). */
 export const adamUpdate = (p: Tensor, g: Tensor, m: Tensor, v: Tensor, h: AdamHyper): [Tensor, Tensor, Tensor] => kernel('adamUpdate')(p, g, m, v, h);

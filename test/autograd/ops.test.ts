@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import * as F from '../../src/autograd/index.js';
 import { tensor } from '../../src/tensor/create.js';
-import { Generator as G } from '../../src/tensor/random.js';
+import { Generator as G, randNormal } from '../../src/tensor/random.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
 import { expectGrad, leaf } from './helpers.js';
 
@@ -121,6 +121,36 @@ describe('movement ops', () => {
       [leaf([3, 4])],
     );
     expectGrad((a, b) => F.stack([a, b], 1), [leaf([2, 3]), leaf([2, 3])]);
+  });
+  it('split backward (one concat, zeros for unused pieces) equals the narrow composition bitwise', () => {
+    const gen = new G(5);
+    for (const dt of ['f64', 'f32'] as const) {
+      const x = F.requiresGrad(randNormal([3, 4, 9], 0, 1, dt, gen));
+      const w = randNormal([3, 4, 2], 0, 1, dt, gen);
+      // pieces 0 and 2 used (piece 2 twice, transposed), piece 1 unused, piece 3 used
+      const loss = (ps: Tensor[]) =>
+        F.add(F.add(F.sum(F.mul(ps[0], w)), F.sum(F.mul(F.transpose(ps[2], 0, 1), F.transpose(ps[2], 0, 1)))), F.sum(F.exp(ps[3])));
+      const sizes = [2, 3, 2, 2];
+      const byNarrow = () => {
+        let at = 0;
+        return sizes.map((s) => F.narrow(x, 2, (at += s) - s, s));
+      };
+      F.backward(loss(byNarrow()));
+      const want = Array.from(x.grad!.storage);
+      x.grad = null;
+      const out = loss(F.split(x, sizes, -1));
+      F.backward(out);
+      expect(Array.from(x.grad!.storage)).toEqual(want);
+      // the same graph differentiated again (nothing left parked): the gradient doubles exactly
+      F.backward(out);
+      expect(Array.from(x.grad!.storage)).toEqual(want.map((v) => (dt === 'f32' ? Math.fround(2 * v) : 2 * v)));
+      // a piece as the root
+      x.grad = null;
+      const c = randNormal([3, 4, 3], 0, 1, dt, gen);
+      F.backward(F.split(x, sizes, 2)[1], c);
+      const expected = Array.from({ length: 3 * 4 * 9 }, (_, i) => (i % 9 >= 2 && i % 9 < 5 ? c.storage[Math.floor(i / 9) * 3 + (i % 9) - 2] : 0));
+      expect(Array.from(x.grad!.storage)).toEqual(expected);
+    }
   });
 });
 

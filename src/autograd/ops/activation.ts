@@ -29,14 +29,9 @@ export function erf(x: Tensor): Tensor {
   ]);
 }
 
-/** silu(x) = x·σ(x). */
+/** silu(x) = x·σ(x); backward: the fused kernel siluGrad = g ⊙ σ(x)·(1 + x·(1 − σ(x))). */
 export function silu(x: Tensor): Tensor {
-  return record(K.unary(x, 'silu'), 'silu', [x], (g) => {
-    const s = K.unary(x, 'sigmoid');
-    // σ(x)·(1 + x·(1 − σ(x)))
-    const d = K.binary(s, K.binary(c(1, x), K.binary(x, K.binary(c(1, x), s, 'sub'), 'mul'), 'add'), 'mul');
-    return [K.binary(g, d, 'mul')];
-  });
+  return record(K.unary(x, 'silu'), 'silu', [x], (g) => [K.siluGrad(x, g)]);
 }
 
 /** max(0, x). */

@@ -2,10 +2,13 @@
  * Differentiable fused ops: each is one kernel call forward and one backward (see
  * `FusedKernels` in tensor/backend.ts), replacing a composition of many elementwise passes.
  */
+import type { GateActivation } from '../../tensor/backend.js';
+import { scalar } from '../../tensor/create.js';
 import * as K from '../../tensor/kernels.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import * as V from '../../tensor/view.js';
 import { record } from '../engine.js';
+import { recordPieces } from './shape.js';
 
 /**
  * The EMA kernel build (docs/MEGA.md §5.3) as one op: `k[d, l] = Σ_n coef[d, n] · exp(l · ln q[d, n])`
@@ -39,4 +42,38 @@ export function batchNorm(x: Tensor, weight: Tensor | null, bias: Tensor | null,
     return grads;
   });
   return { y: out, stats };
+}
+
+/**
+ * Mega's query and key (docs/MEGA.md §6.2 steps 7–8) from the pre-activation `z` `[..., Z]`:
+ * `[silu(z) ⊙ gamma[0] + beta[0], silu(z) ⊙ gamma[1] + beta[1]]` — one pass each way (kernels
+ * `gateQK`, `gateQKGrad`), views into one `[..., 2Z]` result. Equals the composition
+ * `s = silu(z); [add(mul(s, gamma[0]), beta[0]), add(mul(s, gamma[1]), beta[1])]`.
+ */
+export function gateQK(z: Tensor, gamma: Tensor, beta: Tensor): [Tensor, Tensor] {
+  const Z = z.shape[z.ndim - 1];
+  const qk = K.gateQK(z, gamma, beta);
+  const halves = [V.narrow(qk, z.ndim - 1, 0, Z), V.narrow(qk, z.ndim - 1, Z, Z)];
+  const [q, k] = recordPieces(halves, 'gateQK', [z, gamma, beta], ([gq, gk]) => {
+    const zero = V.expand(scalar(0, z.dtype), z.shape);
+    return K.gateQKGrad(z, gamma, gq ?? zero, gk ?? zero);
+  });
+  return [q, k];
+}
+
+/** `h ⊙ silu(r)` in one pass each way (kernels `siluMul`, `siluMulGrad`); equals `mul(h, silu(r))`. */
+export function siluMul(h: Tensor, r: Tensor): Tensor {
+  return record(K.siluMul(h, r), 'siluMul', [h, r], (g) => K.siluMulGrad(h, r, g));
+}
+
+/**
+ * Mega's gated output (docs/MEGA.md §6.2 steps 6, 15–17) in one pass each way (kernels `gateOut`,
+ * `gateOutGrad`): `x + σ(u) ⊙ (act(hx + y) ⊙ mask − x)`, `mask` the scaled dropout mask of the
+ * layer output or null. Equals `gatedResidual(x, sigmoid(u), mul(act(add(hx, y)), mask))`.
+ */
+export function gateOut(x: Tensor, u: Tensor, hx: Tensor, y: Tensor, mask: Tensor | null, act: GateActivation): Tensor {
+  return record(K.gateOut(x, u, hx, y, mask, act), 'gateOut', [x, u, hx, y], (g) => {
+    const [dx, du, da] = K.gateOutGrad(x, u, hx, y, mask, act, g);
+    return [dx, du, da, da];
+  });
 }

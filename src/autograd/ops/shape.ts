@@ -1,10 +1,12 @@
 /** Differentiable movement ops: reshape, permute, transpose, narrow, expand, squeeze, unsqueeze, flip, concat, split, pad. */
+import { scalar } from '../../tensor/create.js';
+import { residentProtect } from '../../tensor/backends/cpu/resident.js';
 import { ShapeError } from '../../tensor/errors.js';
 import * as K from '../../tensor/kernels.js';
 import { normAxis } from '../../tensor/shape.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import * as V from '../../tensor/view.js';
-import { record } from '../engine.js';
+import { isGradEnabled, record } from '../engine.js';
 import { sumTo } from './arith.js';
 
 /** New shape (one entry may be −1); a view when possible. */
@@ -86,16 +88,59 @@ export function stack(xs: readonly Tensor[], axis = 0): Tensor {
   );
 }
 
-/** Splits along `axis` into pieces of the given sizes. */
+/**
+ * Records several outputs of one computation (`pieces`, e.g. views into one packed result) as a
+ * single tape node, so that their gradients come back together: `backward` receives one gradient
+ * per piece (null for a piece none flowed to) and returns one per input, like `record`'s.
+ *
+ * The tape has one-output nodes only, so the pieces hang off a 0-d hub node: each piece's backward
+ * parks its gradient and passes the hub a 0-d zero (the engine sums those, a scalar add); the hub
+ * comes after every piece in reverse topological order, and its backward hands the parked
+ * gradients to `backward` and clears them. First-order only, like every backward here. In a
+ * resident scope (tensor/backends/cpu/resident.ts) the parked gradients' blocks are kept until
+ * the scope ends: the engine cannot see that the hub still reads them.
+ */
+export function recordPieces(pieces: Tensor[], name: string, inputs: readonly Tensor[], backward: (gs: (Tensor | null)[]) => (Tensor | null)[]): Tensor[] {
+  if (!isGradEnabled() || !inputs.some((t) => t.requiresGrad)) return pieces;
+  const parked: (Tensor | null)[] = pieces.map(() => null);
+  const dtype = pieces[0]?.dtype ?? inputs[0].dtype;
+  const token = scalar(0, dtype); // what each piece passes the hub
+  const hub = record(scalar(0, dtype), name, inputs, () => {
+    const gs = parked.slice();
+    parked.fill(null);
+    return backward(gs);
+  });
+  return pieces.map((p, i) =>
+    record(p, `${name}[${i}]`, [hub], (g) => {
+      parked[i] = g;
+      residentProtect(g); // the engine would free it early (it looks consumed); kept to the scope's end
+      return [token];
+    }),
+  );
+}
+
+/**
+ * Splits along `axis` into pieces of the given sizes (views). Backward: one concat of the pieces'
+ * gradients (a zero view for a piece without one) instead of a padded copy per piece summed.
+ */
 export function split(x: Tensor, sizes: readonly number[], axis: number): Tensor[] {
   const a = normAxis(axis, x.ndim, 'split');
   const totalSize = sizes.reduce((p, s) => p + s, 0);
   if (totalSize !== x.shape[a]) throw new ShapeError(`split: sizes [${sizes}] do not sum to ${x.shape[a]} (axis ${axis} of [${x.shape}])`);
   let at = 0;
-  return sizes.map((s) => {
-    const piece = narrow(x, a, at, s);
+  const pieces = sizes.map((s) => {
+    const piece = V.narrow(x, a, at, s);
     at += s;
     return piece;
+  });
+  return recordPieces(pieces, 'split', [x], (gs) => {
+    const zero = scalar(0, x.dtype);
+    return [
+      K.concat(
+        gs.map((g, i) => g ?? V.expand(zero, pieces[i].shape)),
+        a,
+      ),
+    ];
   });
 }
 

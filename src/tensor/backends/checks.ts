@@ -110,3 +110,23 @@ export function checkBatchNormGrad(x: Tensor, g: Tensor, stats: Tensor, weight: 
   if (stats.dtype !== x.dtype || stats.ndim !== 2 || stats.shape[0] !== 2 || stats.shape[1] !== x.shape[1])
     throw new ShapeError(`batchNormGrad: stats [${stats.shape}] (${stats.dtype}) must be [2, ${x.shape[1]}] (${x.dtype})`);
 }
+
+/** The gate kernels (gateQK, siluMul, gateOut and their VJPs): floating operands of one dtype and one shape. */
+export function checkGateOperands(op: string, ts: readonly Tensor[]): void {
+  const first = ts[0];
+  if (!isFloat(first.dtype)) throw new DTypeError(`${op}: expected floating tensors, got ${first.dtype}`);
+  for (const t of ts) {
+    if (t.dtype !== first.dtype) throw new DTypeError(`${op}: mixed dtypes ${first.dtype} and ${t.dtype}`);
+    if (t.ndim !== first.ndim || t.shape.some((d, i) => d !== first.shape[i])) throw new ShapeError(`${op}: shapes [${first.shape}] and [${t.shape}] differ`);
+  }
+}
+
+/** gateQK / gateQKGrad: z `[..., Z]` and gamma (and beta) `[2, Z]` of z's dtype. */
+export function checkGateQK(op: string, z: Tensor, params: readonly Tensor[]): void {
+  const Z = z.shape[z.ndim - 1];
+  if (z.ndim === 0) throw new ShapeError(`${op}: z must have at least one dimension`);
+  for (const p of params) {
+    if (p.dtype !== z.dtype || !isFloat(z.dtype)) throw new DTypeError(`${op}: expected floating tensors of one dtype, got ${z.dtype} and ${p.dtype}`);
+    if (p.ndim !== 2 || p.shape[0] !== 2 || p.shape[1] !== Z) throw new ShapeError(`${op}: gamma / beta must be [2, ${Z}], got [${p.shape}]`);
+  }
+}

@@ -4,12 +4,13 @@
  * called through the registry, so on any backend they run that backend's primitives (on a device
  * backend: on the device) instead of host code.
  */
-import { ANY_BACKEND, registerKernel, type AdamHyper } from '../backend.js';
+import { ANY_BACKEND, registerKernel, type AdamHyper, type GateActivation } from '../backend.js';
 import { arange, scalar } from '../create.js';
 import * as K from '../kernels.js';
 import { ShapeError } from '../errors.js';
 import { Tensor } from '../tensor.js';
-import { checkBatchNorm, checkBatchNormGrad, checkCoefQ, checkEmaGrad, checkSoftmaxGrad } from './checks.js';
+import * as V from '../view.js';
+import { checkBatchNorm, checkBatchNormGrad, checkCoefQ, checkEmaGrad, checkGateOperands, checkGateQK, checkSoftmaxGrad } from './checks.js';
 
 /** `t` with a size-1 axis appended (a view). */
 function unsqueezeLast(t: Tensor): Tensor {
@@ -86,7 +87,7 @@ export function laplaceGradGeneric(x: Tensor, g: Tensor, mu: number, den: number
 }
 
 /** `[1, D]` view of a `[D]` tensor. */
-function row(t: Tensor): Tensor {
+function asRow(t: Tensor): Tensor {
   return new Tensor(t.data, [1, ...t.shape], [0, ...t.strides], t.offset);
 }
 
@@ -101,7 +102,7 @@ export function batchNormGeneric(x: Tensor, weight: Tensor | null, bias: Tensor 
   let y = K.binary(xc, K.unary(K.binary(varB, c(eps), 'add'), 'rsqrt'), 'mul');
   if (weight) y = K.binary(y, weight, 'mul');
   if (bias) y = K.binary(y, bias, 'add');
-  return [y, K.concat([row(mean), row(varB)], 0)];
+  return [y, K.concat([asRow(mean), asRow(varB)], 0)];
 }
 
 /** Generic `batchNormGrad` from primitives. */
@@ -120,6 +121,93 @@ export function batchNormGradGeneric(x: Tensor, g: Tensor, stats: Tensor, weight
   return [dx, K.concat([sum0(K.binary(g, xh, 'mul')), sum0(g)], 0)];
 }
 
+// ---- the Mega layer's gates (docs/MEGA.md §6.2) -------------------------------------------------
+
+const mul = (a: Tensor, b: Tensor) => K.binary(a, b, 'mul'),
+  add = (a: Tensor, b: Tensor) => K.binary(a, b, 'add'),
+  sub = (a: Tensor, b: Tensor) => K.binary(a, b, 'sub');
+
+/** Row `i` of a `[2, Z]` parameter as a `[Z]` view. */
+function row(p: Tensor, i: number): Tensor {
+  return V.reshape(V.narrow(p, 0, i, 1), [p.shape[1]]);
+}
+
+/** silu'(x) = σ(x)·(1 + x·(1 − σ(x))). */
+function siluDeriv(x: Tensor): Tensor {
+  const one = scalar(1, x.dtype);
+  const s = K.unary(x, 'sigmoid');
+  return mul(s, add(one, mul(x, sub(one, s))));
+}
+
+/** Generic `gateQK`: `[silu(z)·γ0 + β0 | silu(z)·γ1 + β1]` along the last axis. */
+export function gateQKGeneric(z: Tensor, gamma: Tensor, beta: Tensor): Tensor {
+  checkGateQK('gateQK', z, [gamma, beta]);
+  const s = K.unary(z, 'silu');
+  return K.concat([add(mul(s, row(gamma, 0)), row(beta, 0)), add(mul(s, row(gamma, 1)), row(beta, 1))], z.ndim - 1);
+}
+
+/** Generic `gateQKGrad`: `[dz, dgamma, dbeta]`. */
+export function gateQKGradGeneric(z: Tensor, gamma: Tensor, gq: Tensor, gk: Tensor): [Tensor, Tensor, Tensor] {
+  checkGateQK('gateQKGrad', z, [gamma]);
+  checkGateOperands('gateQKGrad', [z, gq, gk]);
+  const s = K.unary(z, 'silu');
+  const dz = mul(add(mul(gq, row(gamma, 0)), mul(gk, row(gamma, 1))), siluDeriv(z));
+  const lead = z.shape.slice(0, -1).map((_, i) => i);
+  const Z = z.shape[z.ndim - 1];
+  const sum = (t: Tensor) => V.reshape(K.reduce(t, 'sum', lead, false), [1, Z]);
+  return [dz, K.concat([sum(mul(gq, s)), sum(mul(gk, s))], 0), K.concat([sum(gq), sum(gk)], 0)];
+}
+
+/** Generic `siluGrad`: `g ⊙ silu'(x)`. */
+export function siluGradGeneric(x: Tensor, g: Tensor): Tensor {
+  checkGateOperands('siluGrad', [x, g]);
+  return mul(g, siluDeriv(x));
+}
+
+/** Generic `siluMul`: `h ⊙ silu(r)`. */
+export function siluMulGeneric(h: Tensor, r: Tensor): Tensor {
+  checkGateOperands('siluMul', [h, r]);
+  return mul(h, K.unary(r, 'silu'));
+}
+
+/** Generic `siluMulGrad`: `[g ⊙ silu(r), g ⊙ h ⊙ silu'(r)]`. */
+export function siluMulGradGeneric(h: Tensor, r: Tensor, g: Tensor): [Tensor, Tensor] {
+  checkGateOperands('siluMulGrad', [h, r, g]);
+  return [mul(g, K.unary(r, 'silu')), mul(mul(g, h), siluDeriv(r))];
+}
+
+/** act(a) of gateOut. */
+function gateAct(a: Tensor, act: GateActivation): Tensor {
+  return act === 'linear' ? a : K.unary(a, act);
+}
+
+/** `act(hx + y) ⊙ mask` of gateOut. */
+function gatedValue(hx: Tensor, y: Tensor, mask: Tensor | null, act: GateActivation): Tensor {
+  const h = gateAct(add(hx, y), act);
+  return mask ? mul(h, mask) : h;
+}
+
+/** Generic `gateOut`: `x + σ(u) ⊙ (act(hx + y) ⊙ mask − x)`. */
+export function gateOutGeneric(x: Tensor, u: Tensor, hx: Tensor, y: Tensor, mask: Tensor | null, act: GateActivation): Tensor {
+  checkGateOperands('gateOut', [x, u, hx, y]);
+  return add(x, mul(K.unary(u, 'sigmoid'), sub(gatedValue(hx, y, mask, act), x)));
+}
+
+/** Generic `gateOutGrad`: `[dx, du, d(hx + y)]`. */
+export function gateOutGradGeneric(x: Tensor, u: Tensor, hx: Tensor, y: Tensor, mask: Tensor | null, act: GateActivation, g: Tensor): [Tensor, Tensor, Tensor] {
+  checkGateOperands('gateOutGrad', [x, u, hx, y, g]);
+  const one = scalar(1, x.dtype);
+  const s = K.unary(u, 'sigmoid');
+  const a = add(hx, y);
+  const dx = mul(g, sub(one, s));
+  const du = mul(mul(g, sub(gatedValue(hx, y, mask, act), x)), mul(s, sub(one, s)));
+  const dAct = act === 'silu' ? siluDeriv(a) : act === 'relu' ? K.unary(a, 'step') : null;
+  let da = mul(g, s);
+  if (mask) da = mul(da, mask);
+  if (dAct) da = mul(da, dAct);
+  return [dx, du, da];
+}
+
 registerKernel('adamUpdate', ANY_BACKEND, adamUpdateGeneric);
 registerKernel('batchNorm', ANY_BACKEND, batchNormGeneric);
 registerKernel('batchNormGrad', ANY_BACKEND, batchNormGradGeneric);
@@ -128,3 +216,10 @@ registerKernel('laplaceGrad', ANY_BACKEND, laplaceGradGeneric);
 registerKernel('emaKernel', ANY_BACKEND, emaKernelGeneric);
 registerKernel('emaKernelGrad', ANY_BACKEND, emaKernelGradGeneric);
 registerKernel('softmaxGrad', ANY_BACKEND, softmaxGradGeneric);
+registerKernel('gateQK', ANY_BACKEND, gateQKGeneric);
+registerKernel('gateQKGrad', ANY_BACKEND, gateQKGradGeneric);
+registerKernel('siluGrad', ANY_BACKEND, siluGradGeneric);
+registerKernel('siluMul', ANY_BACKEND, siluMulGeneric);
+registerKernel('siluMulGrad', ANY_BACKEND, siluMulGradGeneric);
+registerKernel('gateOut', ANY_BACKEND, gateOutGeneric);
+registerKernel('gateOutGrad', ANY_BACKEND, gateOutGradGeneric);

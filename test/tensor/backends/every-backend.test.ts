@@ -9,6 +9,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as F from '../../../src/autograd/index.js';
+import { gateOut, gateQK, siluMul } from '../../../src/autograd/ops/fused.js';
 import { getBackend, registeredBackends, setBackend } from '../../../src/tensor/backend.js';
 import { fallbacks, GpuDevice, resetFallbacks, selectBackend, tidy } from '../../../src/tensor/backends/gpujs/index.js';
 import { tensor } from '../../../src/tensor/create.js';
@@ -107,6 +108,21 @@ const CASES: Case[] = [
   ]),
   ['sqrt rsqrt log', (a) => F.add(F.add(F.sqrt(S(a)), F.rsqrt(S(a))), F.sum(F.log(T(a)))), [[3, 4]], 3],
   ['laplace', (a) => F.laplace(T(a)), [[3, 4]], 0.7],
+  [
+    'Mega gates: gateQK, siluMul, gateOut',
+    (base, gamma, beta, x) => {
+      const [u, z, r, hx] = F.split(base, [3, 2, 4, 3], -1);
+      const [q, k] = gateQK(z, gamma, beta);
+      const y = F.expand(F.sum(F.mul(siluMul(F.expand(F.sum(F.mul(q, k), -1, true), [4, 2, 4]), r), r), -1, true), [4, 2, 3]);
+      return gateOut(T(x), u, hx, y, null, 'silu');
+    },
+    [
+      [4, 2, 12],
+      [2, 2],
+      [2, 2],
+      [2, 4, 3],
+    ],
+  ],
   ['sum / mean over axes', (a) => F.add(F.sum(T(a), 1, true), F.reshape(F.mean(a, [0, 2]), [2, 1, 1])), [[4, 2, 4]]],
   ['max, variance', (a) => F.mul(F.max(T(a), -1, true), F.variance(S(a), [0, 1], false, true)), [[4, 3]]],
   ['softmax / logSoftmax any axis', (a) => F.add(F.softmax(T(a), 0), F.logSoftmax(F.mul(a, 3), 1)), [[4, 4]]],

@@ -43,12 +43,13 @@ export function emaKernelCpu(coef: Tensor, q: Tensor, length: number): Tensor {
   const out = allocateOut(coef.dtype, D * length, false) as FloatStorage;
   const acc = new Float64Array(length);
   const pw = new Float64Array(BLOCK);
+  const P = Math.min(BLOCK, length); // powers a block uses
   for (let d = 0; d < D; d++) {
     acc.fill(0);
     for (let n = 0; n < N; n++) {
       const cn = c[d * N + n],
         lq = Math.log(qq[d * N + n]);
-      for (let j = 0; j < BLOCK; j++) pw[j] = Math.exp(j * lq);
+      for (let j = 0; j < P; j++) pw[j] = Math.exp(j * lq);
       for (let l0 = 0; l0 < length; l0 += BLOCK) {
         if (l0 * lq < EMA_CUTOFF) break; // negligible (< 1e-280) from here on
         const base = cn * Math.exp(l0 * lq);
@@ -73,12 +74,13 @@ export function emaKernelGradCpu(coef: Tensor, q: Tensor, g: Tensor): Tensor {
     gg = dense(g);
   const out = allocateOut(coef.dtype, 2 * D * N) as FloatStorage;
   const pw = new Float64Array(BLOCK);
+  const P = Math.min(BLOCK, L); // powers a block uses
   for (let d = 0; d < D; d++) {
     const go = d * L;
     for (let n = 0; n < N; n++) {
       const qv = qq[d * N + n],
         lq = Math.log(qv);
-      for (let j = 0; j < BLOCK; j++) pw[j] = Math.exp(j * lq);
+      for (let j = 0; j < P; j++) pw[j] = Math.exp(j * lq);
       let s0 = 0,
         s1 = 0;
       for (let l0 = 0; l0 < L; l0 += BLOCK) {

@@ -106,14 +106,16 @@ export function concatCpu(xs: readonly Tensor[], axis: number): Tensor {
   const shape = concatShape(xs, axis);
   const total = shape[axis];
   const [outer, , inner] = splitAxis(shape, axis);
-  const out = allocateOut(xs[0].dtype, sizeOf(shape));
+  const out = allocateOut(xs[0].dtype, sizeOf(shape), false); // every element is written
   let at = 0;
   for (const t of xs) {
     const s = dense(t);
     const w = t.shape[axis] * inner;
     for (let o = 0; o < outer; o++) {
       const d = o * total * inner + at * inner;
-      for (let j = 0; j < w; j++) out[d + j] = s[o * w + j];
+      if (w >= 16)
+        out.set(s.subarray(o * w, o * w + w), d); // a block copy beats an element loop over a storage union
+      else for (let j = 0; j < w; j++) out[d + j] = s[o * w + j];
     }
     at += t.shape[axis];
   }

@@ -15,6 +15,8 @@ import { indexAddFast, indexSelectFast, padFast } from './indexing-fast.js';
 import { fftConvSimd } from './fftconv-simd.js';
 import { batchNormCpu, batchNormGradCpu } from './batchnorm.js';
 import { emaKernelCpu, emaKernelGradCpu, laplaceCpu, softmaxGradCpu } from './fused.js';
+import { gateOutCpu, gateOutGradCpu, gateQKCpu, gateQKGradCpu, siluGradCpu, siluMulCpu, siluMulGradCpu } from './fused-gates.js';
+import { gateOutGradSimd, gateOutSimd, gateQKGradSimd, gateQKSimd, siluGradSimd, siluMulGradSimd, siluMulSimd } from './gates-simd.js';
 import { binarySimd, reduceSimd, softmaxGradSimd, softmaxSimd, unarySimd } from './simd.js';
 import { batchNormGradSimd, batchNormSimd, laplaceGradSimd, laplaceSimd, logSoftmaxGradSimd, logSoftmaxSimd } from './simd-fused.js';
 
@@ -43,3 +45,10 @@ registerKernel('batchNorm', 'cpu', (x, w, b, eps) => batchNormSimd(x, w, b, eps)
 registerKernel('batchNormGrad', 'cpu', (x, g, st, w, eps) => batchNormGradSimd(x, g, st, w, eps) ?? batchNormGradCpu(x, g, st, w, eps));
 registerKernel('laplace', 'cpu', (x, mu, den) => laplaceSimd(x, mu, den) ?? laplaceCpu(x, mu, den));
 registerKernel('laplaceGrad', 'cpu', (x, g, mu, den) => laplaceGradSimd(x, g, mu, den) ?? laplaceGradGeneric(x, g, mu, den));
+registerKernel('gateQK', 'cpu', (z, gamma, beta) => gateQKSimd(z, gamma, beta) ?? gateQKCpu(z, gamma, beta));
+registerKernel('gateQKGrad', 'cpu', (z, gamma, gq, gk) => gateQKGradSimd(z, gamma, gq, gk) ?? gateQKGradCpu(z, gamma, gq, gk));
+registerKernel('siluGrad', 'cpu', (x, g) => siluGradSimd(x, g) ?? siluGradCpu(x, g));
+registerKernel('siluMul', 'cpu', (h, r) => siluMulSimd(h, r) ?? siluMulCpu(h, r));
+registerKernel('siluMulGrad', 'cpu', (h, r, g) => siluMulGradSimd(h, r, g) ?? siluMulGradCpu(h, r, g));
+registerKernel('gateOut', 'cpu', (x, u, hx, y, mask, act) => gateOutSimd(x, u, hx, y, mask, act) ?? gateOutCpu(x, u, hx, y, mask, act));
+registerKernel('gateOutGrad', 'cpu', (x, u, hx, y, mask, act, g) => gateOutGradSimd(x, u, hx, y, mask, act, g) ?? gateOutGradCpu(x, u, hx, y, mask, act, g));

@@ -18,6 +18,7 @@
  */
 import { allocate, type DType, type FloatStorage, type Storage } from '../../dtype.js';
 import type { Tensor } from '../../tensor.js';
+import { platform } from '../../platform/node.js';
 import { wasmArena, wasmRuntime } from './wasm/runtime.js';
 import type { WasmHeap } from './wasm/heap.js';
 
@@ -37,8 +38,11 @@ let scope: Scope | null = null;
 const kept = new WeakMap<object, number[]>();
 /** The memory's buffers that resident views were made from (one per growth). */
 const buffers = new WeakSet<ArrayBufferLike>();
-/** Debug switch (tests): fill freed blocks with NaN so a use after free shows. */
-export const residentDebug = { poison: false };
+/**
+ * Debug switch: fill freed blocks with NaN so a use after free shows (tests; env
+ * `MEGA_RESIDENT_POISON=1` turns it on in every process, e.g. for a whole test run).
+ */
+export const residentDebug = { poison: platform.env('MEGA_RESIDENT_POISON') === '1' };
 
 function heap(): { heap: WasmHeap; memory: WebAssembly.Memory } | null {
   const rt = wasmRuntime();

@@ -25,7 +25,19 @@
 import type { FusedKernels, Kernels } from '../../backend.js';
 import { castGpu, copyGpu, unaryGpu, binaryGpu, whereGpu } from './elementwise.js';
 import { fftConvGpu } from './fftconv.js';
-import { batchNormGeneric, batchNormGradGeneric, laplaceGeneric, laplaceGradGeneric } from '../generic-fused.js';
+import {
+  batchNormGeneric,
+  batchNormGradGeneric,
+  gateOutGeneric,
+  gateOutGradGeneric,
+  gateQKGeneric,
+  gateQKGradGeneric,
+  laplaceGeneric,
+  laplaceGradGeneric,
+  siluGradGeneric,
+  siluMulGeneric,
+  siluMulGradGeneric,
+} from '../generic-fused.js';
 import { adamUpdateGpu, emaKernelGpu, emaKernelGradGpu, softmaxGradGpu } from './fused.js';
 import { concatGpu, gatherGpu, indexAddGpu, indexSelectGpu, padGpu, scatterAddGpu } from './indexing.js';
 import { matmulGpu } from './matmul.js';
@@ -57,8 +69,8 @@ export const gpujsKernels: Kernels = {
 };
 
 /**
- * Every fused kernel of the gpujs backend (so none runs host code); laplace, its gradient and
- * batch norm are the generic compositions, which run the device's primitives.
+ * Every fused kernel of the gpujs backend (so none runs host code); laplace, batch norm, the Mega
+ * gates and their gradients are the generic compositions, which run the device's primitives.
  */
 export const gpujsFusedKernels: FusedKernels = {
   emaKernel: emaKernelGpu,
@@ -69,4 +81,11 @@ export const gpujsFusedKernels: FusedKernels = {
   laplaceGrad: laplaceGradGeneric,
   batchNorm: batchNormGeneric,
   batchNormGrad: batchNormGradGeneric,
+  gateQK: gateQKGeneric,
+  gateQKGrad: gateQKGradGeneric,
+  siluGrad: siluGradGeneric,
+  siluMul: siluMulGeneric,
+  siluMulGrad: siluMulGradGeneric,
+  gateOut: gateOutGeneric,
+  gateOutGrad: gateOutGradGeneric,
 };
