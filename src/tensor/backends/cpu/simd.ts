@@ -108,10 +108,13 @@ export function stage(view: FloatStorage, addr: number, E: number, t: Tensor): v
   const src = t.storage as FloatStorage;
   const rows = t.size / n;
   const idx = new Array<number>(nd).fill(0);
+  // a resident source is part of `view`'s memory: rows move within it (no subarray per row)
+  const base = isResident(src) ? src.byteOffset / E : -1;
   let p = t.offset;
   let d = addr / E;
   for (let r = 0; r < rows; r++, d += n) {
-    view.set(src.subarray(p, p + n), d);
+    if (base >= 0) view.copyWithin(d, base + p, base + p + n);
+    else view.set(src.subarray(p, p + n), d);
     for (let a = nd - 2; a >= 0; a--) {
       idx[a]++;
       p += t.strides[a];
