@@ -12,7 +12,7 @@
  * - `lsmgrad_<dt>(s, e, y, g, out, n)`: out = g − exp(y)·Σ g.
  */
 import { F64, I32, V128, type Fn, type ModuleBuilder } from './builder.js';
-import { accumulate, emitExp, expLocals, HIGH_HALF, inc, Simd, sumTotal, whileLt, zeroSum, type DT, type ExpLocals } from './vector.js';
+import { accumulate, emitExp, expLocals, HIGH_HALF, inc, rowMax, Simd, sumTotal, whileLt, zeroSum, type DT, type ExpLocals } from './vector.js';
 
 /** Low f64 halves of two demoted f32x4 (lanes [a0, a1, b0, b1]). */
 const LOW_PAIRS = [0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23];
@@ -104,21 +104,7 @@ function emitStats(mb: ModuleBuilder, dt: DT): string {
     f.get(px).get(n).i32_const(E).i32_mul().i32_add().set(pe);
     v.vectorEnd(px, n, pv);
     // ---- max in the element type (NaN propagates: the row's sum, and so its outputs, are NaN)
-    v.c(-Infinity);
-    f.set(vm);
-    whileLt(f, px, pv, () => {
-      f.get(vm).get(px).v128_load(0);
-      v.max();
-      f.set(vm);
-      inc(f, px, 16);
-    });
-    whileLt(f, px, pe, () => {
-      f.get(vm).get(px);
-      v.splat();
-      v.max();
-      f.set(vm);
-      inc(f, px, E);
-    });
+    rowMax(v, px, pv, pe, vm);
     if (dt === 'f32') {
       f.get(vm).f32x4_extract_lane(0).get(vm).f32x4_extract_lane(1).f32_max();
       f.get(vm).f32x4_extract_lane(2).get(vm).f32x4_extract_lane(3).f32_max().f32_max().f64_promote_f32().set(m);

@@ -11,7 +11,7 @@
  * - `smgrad_<dt>(s, e, y, g, out, n)`: softmax backward of rows [s, e): y ⊙ (g − Σ y·g).
  */
 import { F32, F64, I32, V128, type ModuleBuilder } from './builder.js';
-import { accumulate, emitExp, expLocals, HIGH_HALF, inc, loop, rowSegment, Simd, sumTotal, whileLt, zeroSum, type DT } from './vector.js';
+import { accumulate, emitExp, expLocals, HIGH_HALF, inc, loop, rowMax, rowSegment, Simd, sumTotal, whileLt, zeroSum, type DT } from './vector.js';
 
 /** `rsum_<dt>(s, e, x, out, n)`. */
 export function emitRowSum(mb: ModuleBuilder, dt: DT): string {
@@ -167,21 +167,7 @@ export function emitSoftmax(mb: ModuleBuilder, dt: DT): string {
     f.get(px).get(rowBytes).i32_add().set(pe);
     v.vectorEnd(px, n, pv);
     // ---- max (NaN propagates: a row with NaN ends all-NaN, as in the plain-TS kernel)
-    v.c(-Infinity);
-    f.set(vm);
-    whileLt(f, px, pv, () => {
-      f.get(vm).get(px).v128_load(0);
-      v.max();
-      f.set(vm);
-      inc(f, px, 16);
-    });
-    whileLt(f, px, pe, () => {
-      f.get(vm).get(px);
-      v.splat();
-      v.max();
-      f.set(vm);
-      inc(f, px, E);
-    });
+    rowMax(v, px, pv, pe, vm);
     if (dt === 'f32') {
       f.get(vm).f32x4_extract_lane(0).get(vm).f32x4_extract_lane(1).f32_max();
       f.get(vm).f32x4_extract_lane(2).get(vm).f32x4_extract_lane(3).f32_max().f32_max().set(m);

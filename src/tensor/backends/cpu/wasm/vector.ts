@@ -240,6 +240,29 @@ export function emitExp(v: Simd, L: ExpLocals): void {
   f.v128_bitselect();
 }
 
+/**
+ * The running max of a row into the v128 local `vm` (lanes: partial maxima): vectors from `px`
+ * up to `pv`, then single elements (splat) up to `pe`; `px` ends at `pe`. NaN propagates.
+ */
+export function rowMax(v: Simd, px: number, pv: number, pe: number, vm: number): void {
+  const f = v.f;
+  v.c(-Infinity);
+  f.set(vm);
+  whileLt(f, px, pv, () => {
+    f.get(vm).get(px).v128_load(0);
+    v.max();
+    f.set(vm);
+    inc(f, px, 16);
+  });
+  whileLt(f, px, pe, () => {
+    f.get(vm).get(px);
+    v.splat();
+    v.max();
+    f.set(vm);
+    inc(f, px, v.dt === 'f32' ? 4 : 8);
+  });
+}
+
 // ---- float64 accumulation ---------------------------------------------------------------------
 
 /** Lanes 2 and 3 of an f32x4 moved to lanes 0 and 1 (then `f64x2.promote_low` widens them). */
