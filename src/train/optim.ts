@@ -21,6 +21,7 @@
  */
 import { adamUpdate, binary, reduce, unary } from '../tensor/kernels.js';
 import { scalar, zeros } from '../tensor/create.js';
+import type { Storage } from '../tensor/dtype.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { ConfigError } from './errors.js';
 
@@ -63,6 +64,11 @@ export function parseBetas(s: string | readonly number[]): [number, number] {
     throw new ConfigError(`--adam-betas = ${JSON.stringify(s)}: expected two numbers in [0, 1), e.g. "(0.9, 0.98)"`);
   }
   return [v[0], v[1]];
+}
+
+/** `t`'s values in row-major order: a view of its storage when contiguous (no copy), else a copy. */
+function flatValues(t: Tensor): Storage {
+  return t.isContiguous() ? (t.storage.subarray(t.offset, t.offset + t.size) as Storage) : t.toTypedArray();
 }
 
 function checkLeaf(p: Tensor, what: string): void {
@@ -125,7 +131,7 @@ export class Adam {
         this.deviceStep(p, st);
         continue;
       }
-      const g = p.grad.toTypedArray();
+      const g = flatValues(p.grad);
       if (g.length !== p.size) throw new ConfigError(`Adam: gradient of shape [${p.grad.shape}] for parameter [${p.shape}]`);
       const m = st.exp_avg.storage,
         v = st.exp_avg_sq.storage,
@@ -229,7 +235,7 @@ export function clipGradNorm(params: Iterable<Tensor>, maxNorm: number): number 
   if (ps.some((p) => p.grad!.device)) return clipGradNormDevice(ps, maxNorm).item();
   let ss = 0;
   for (const p of ps) {
-    const g = p.grad!.toTypedArray();
+    const g = flatValues(p.grad!);
     for (let i = 0; i < g.length; i++) ss += g[i] * g[i];
   }
   const norm = Math.sqrt(ss);
