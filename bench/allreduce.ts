@@ -146,7 +146,6 @@ async function trainingThroughput(opts: BenchOptions): Promise<void> {
             '32',
             '--listops-test',
             '0',
-            '--no-save',
             '--quiet',
             '--save-dir',
             save,

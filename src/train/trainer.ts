@@ -466,9 +466,9 @@ class TrainRun {
    * @throws TrainingDivergedError on a NaN/Inf loss or gradient norm (parameters unchanged)
    */
   update(): UpdateStats {
-    // one process on the CPU: the step's tensors live in the wasm memory and are reused by the
-    // next step (data parallel keeps ordinary arrays: its gradient buckets outlive the step)
-    if (this.dist || getBackend() !== 'cpu') return this.step();
+    // on the CPU the step's tensors live in the wasm memory and are reused by the next step (data
+    // parallel too: its hook copies each finished gradient into its own bucket arrays at once)
+    if (getBackend() !== 'cpu') return this.step();
     return residentScope(
       this,
       () => this.step(),
