@@ -12,7 +12,7 @@
  * - `lsmgrad_<dt>(s, e, y, g, out, n)`: out = g − exp(y)·Σ g.
  */
 import { F64, I32, V128, type Fn, type ModuleBuilder } from './builder.js';
-import { accumulate, emitExp, expLocals, HIGH_HALF, inc, rowMax, Simd, sumTotal, whileLt, zeroSum, type DT, type ExpLocals } from './vector.js';
+import { emitExp, expLocals, HIGH_HALF, inc, rowMax, rowSum, Simd, sumTotal, whileLt, zeroSum, type DT, type ExpLocals } from './vector.js';
 
 /** Low f64 halves of two demoted f32x4 (lanes [a0, a1, b0, b1]). */
 const LOW_PAIRS = [0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23];
@@ -203,19 +203,7 @@ function emitGrad(mb: ModuleBuilder, dt: DT): string {
     f.get(g).get(r).get(n).i32_mul().i32_const(E).i32_mul().i32_add().set(pg);
     f.get(pg).get(n).i32_const(E).i32_mul().i32_add().set(pe);
     v.vectorEnd(pg, n, pv);
-    zeroSum(f, acc0, acc1, tail);
-    whileLt(f, pg, pv, () => {
-      f.get(pg).v128_load(0).set(t);
-      accumulate(v, t, acc0, acc1);
-      inc(f, pg, 16);
-    });
-    whileLt(f, pg, pe, () => {
-      f.get(tail).get(pg);
-      if (dt === 'f32') f.f32_load(0).f64_promote_f32();
-      else f.f64_load(0);
-      f.f64_add().set(tail);
-      inc(f, pg, E);
-    });
+    rowSum(v, pg, pv, pe, t, acc0, acc1, tail);
     sumTotal(f, acc0, acc1, tail);
     f.f64x2_splat().set(vs);
     // out = g − exp(y)·Σg

@@ -11,7 +11,7 @@
  * - `smgrad_<dt>(s, e, y, g, out, n)`: softmax backward of rows [s, e): y ⊙ (g − Σ y·g).
  */
 import { F32, F64, I32, V128, type ModuleBuilder } from './builder.js';
-import { accumulate, emitExp, expLocals, HIGH_HALF, inc, loop, rowMax, rowSegment, Simd, sumTotal, whileLt, zeroSum, type DT } from './vector.js';
+import { accumulate, emitExp, expLocals, HIGH_HALF, inc, loop, rowMax, rowSegment, rowSum, Simd, sumTotal, whileLt, zeroSum, type DT } from './vector.js';
 
 /** `rsum_<dt>(s, e, x, out, n)`. */
 export function emitRowSum(mb: ModuleBuilder, dt: DT): string {
@@ -33,19 +33,7 @@ export function emitRowSum(mb: ModuleBuilder, dt: DT): string {
     f.get(x).get(r).get(n).i32_mul().i32_const(E).i32_mul().i32_add().set(p);
     f.get(p).get(n).i32_const(E).i32_mul().i32_add().set(pe);
     v.vectorEnd(p, n, pv);
-    zeroSum(f, acc0, acc1, tail);
-    whileLt(f, p, pv, () => {
-      f.get(p).v128_load(0).set(t);
-      accumulate(v, t, acc0, acc1);
-      inc(f, p, 16);
-    });
-    whileLt(f, p, pe, () => {
-      f.get(tail).get(p);
-      if (dt === 'f32') f.f32_load(0).f64_promote_f32();
-      else f.f64_load(0);
-      f.f64_add().set(tail);
-      inc(f, p, E);
-    });
+    rowSum(v, p, pv, pe, t, acc0, acc1, tail);
     // out[r] = (acc0 + acc1 lanes) + tail
     f.get(out).get(r).i32_const(E).i32_mul().i32_add();
     sumTotal(f, acc0, acc1, tail);

@@ -286,6 +286,27 @@ export function accumulate(v: Simd, x: number, acc0: number, acc1: number): void
   }
 }
 
+/**
+ * Sums a row in float64 into acc0/acc1/tail (then `sumTotal`): vectors from `p` up to `pv`,
+ * single elements up to `pe`; `p` ends at `pe`; `t` is a v128 scratch local.
+ */
+export function rowSum(v: Simd, p: number, pv: number, pe: number, t: number, acc0: number, acc1: number, tail: number): void {
+  const f = v.f;
+  zeroSum(f, acc0, acc1, tail);
+  whileLt(f, p, pv, () => {
+    f.get(p).v128_load(0).set(t);
+    accumulate(v, t, acc0, acc1);
+    inc(f, p, 16);
+  });
+  whileLt(f, p, pe, () => {
+    f.get(tail).get(p);
+    if (v.dt === 'f32') f.f32_load(0).f64_promote_f32();
+    else f.f64_load(0);
+    f.f64_add().set(tail);
+    inc(f, p, v.dt === 'f32' ? 4 : 8);
+  });
+}
+
 /** Pushes the f64 total of a float64 sum: (acc0 + acc1, both lanes) + tail (acc0 is overwritten). */
 export function sumTotal(f: Fn, acc0: number, acc1: number, tail: number): void {
   f.get(acc0).get(acc1).f64x2_add().set(acc0);
