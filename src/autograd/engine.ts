@@ -151,10 +151,8 @@ export function backward(root: Tensor, grad?: Tensor): void {
         grads.set(c, sum);
         if (frees) {
           frees.put(sum);
-          frees.take(prev);
-          frees.take(gi);
-          frees.consumed(prev);
-          frees.consumed(gi);
+          frees.drop(prev);
+          frees.drop(gi);
         }
       }
       frees?.consumed(g);
@@ -210,6 +208,12 @@ class EarlyFrees {
   take(g: Tensor): void {
     const b = scopeBlock(g);
     if (b >= 0) this.pendingGrads.set(b, (this.pendingGrads.get(b) ?? 1) - 1);
+  }
+
+  /** A gradient in the map was summed into another: it leaves the map, consumed. */
+  drop(g: Tensor): void {
+    this.take(g);
+    this.consumed(g);
   }
 
   /** A gradient was consumed: free its block when nothing pending shares it. */

@@ -169,8 +169,13 @@ export function residentRelease(b: number): void {
   if (scope === null || b < 0 || scope.protectedBlocks.has(b) || !scope.mine.has(b)) return;
   scope.mine.delete(b);
   const h = heap()!;
-  if (residentDebug.poison) new Float32Array(h.memory.buffer).fill(NaN, b / 4, (b + h.heap.sizeOf(b)) / 4);
-  h.heap.release(b);
+  free(h.heap, h.memory, b);
+}
+
+/** Returns block `b` to the heap (filled with NaN first when poisoning). */
+function free(heap: WasmHeap, memory: WebAssembly.Memory, b: number): void {
+  if (residentDebug.poison) new Float32Array(memory.buffer).fill(NaN, b / 4, (b + heap.sizeOf(b)) / 4);
+  heap.release(b);
 }
 
 /**
@@ -202,8 +207,7 @@ function sweep(heap: WasmHeap, s: Scope, memory: WebAssembly.Memory, roots: Iter
         marked.delete(b); // listed once
         continue;
       }
-      if (residentDebug.poison) new Float32Array(memory.buffer).fill(NaN, b / 4, (b + heap.sizeOf(b)) / 4);
-      heap.release(b);
+      free(heap, memory, b);
     }
   }
   if (keep.length) kept.set(s.owner, keep);

@@ -109,7 +109,8 @@ export function stage(view: FloatStorage, addr: number, E: number, t: Tensor): v
   const rows = t.size / n;
   const idx = new Array<number>(nd).fill(0);
   // a resident source is part of `view`'s memory: rows move within it (no subarray per row)
-  const base = isResident(src) ? src.byteOffset / E : -1;
+  const at = storageAddr(src),
+    base = at >= 0 ? at / E : -1;
   let p = t.offset;
   let d = addr / E;
   for (let r = 0; r < rows; r++, d += n) {

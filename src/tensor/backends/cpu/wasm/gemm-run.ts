@@ -11,13 +11,7 @@
 import { getNumThreads, splitGemmTasks } from '../pool.js';
 import { GEMM_SHAPES } from './gemm.js';
 import { OP_GEMM, OP_PACK, runJob, simdTuning, wasmArena, type WasmRuntime } from './runtime.js';
-import { isResident } from '../resident.js';
-import { runMap } from '../simd.js';
-
-/** Byte offset of `s` in the wasm memory when it is a view of it (resident storage), else -1. */
-function residentOffset(s: FloatArray): number {
-  return isResident(s) ? s.byteOffset : -1;
-}
+import { runMap, storageAddr } from '../simd.js';
 
 type FloatArray = Float32Array | Float64Array;
 
@@ -84,8 +78,8 @@ export function gemmWasm(rt: WasmRuntime, A: StridedOperand, B: StridedOperand, 
     nBg = nB === 1 ? 1 : gb;
 
   // operands already in the wasm memory (resident storage) are packed from where they are
-  const inA = residentOffset(A.data),
-    inB = residentOffset(B.data);
+  const inA = storageAddr(A.data),
+    inB = storageAddr(B.data);
   const ar = wasmArena(rt);
   ar.reset();
   const rawA = inA >= 0 ? inA + A.off * E : ar.alloc(lenA * E);
@@ -95,7 +89,7 @@ export function gemmWasm(rt: WasmRuntime, A: StridedOperand, B: StridedOperand, 
   const cAddr = ar.alloc(gb * mbp * MR * ldc * E);
   // C leaves the padded block (pitch ldc ≠ N) through a SIMD row copy (x·1, exact) into the
   // resident output, or into a contiguous scratch copied out at once
-  const inC = residentOffset(c);
+  const inC = storageAddr(c);
   const pitched = ldc !== N;
   const one = pitched ? ar.alloc(E) : 0;
   const cOut = pitched && inC < 0 ? ar.alloc(gb * mb * N * E) : 0;
