@@ -38,6 +38,7 @@ function checkLength(seqLen: number, who: string): void {
 export class SimpleRelativePositionalBias extends Module implements RelPosBias {
   /** `[2M − 1]`; entry `M − 1 + d` is the bias of a key `d` positions after the query. */
   readonly rel_pos_bias: Tensor;
+  private index: Tensor | null = null;
 
   constructor(
     readonly maxPositions: number,
@@ -58,10 +59,19 @@ export class SimpleRelativePositionalBias extends Module implements RelPosBias {
     if (seqLen > M) {
       throw new ConfigError(`SimpleRelativePositionalBias: sequence length ${seqLen} is beyond max_positions ${M} (the bias has ${2 * M - 1} entries)`);
     }
-    const idx = new Int32Array(seqLen * seqLen); // (n·n), row-major over (i, j)
-    for (let i = 0; i < seqLen; i++) for (let j = 0; j < seqLen; j++) idx[i * seqLen + j] = M - 1 + j - i;
-    const flat = F.indexSelect(this.rel_pos_bias, 0, fromArray(idx, [idx.length]));
+    const flat = F.indexSelect(this.rel_pos_bias, 0, this.toeplitzIndex(seqLen));
     return F.reshape(flat, [seqLen, seqLen]); // n × n
+  }
+
+  /** The `n·n` indices `M − 1 + j − i`, row-major over (i, j); the last length's are kept (every step asks for the same). */
+  private toeplitzIndex(n: number): Tensor {
+    if (this.index?.shape[0] !== n * n) {
+      const M = this.maxPositions;
+      const idx = new Int32Array(n * n);
+      for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) idx[i * n + j] = M - 1 + j - i;
+      this.index = fromArray(idx, [idx.length]);
+    }
+    return this.index;
   }
 }
 

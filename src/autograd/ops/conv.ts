@@ -17,6 +17,7 @@ export function fftConv(x: Tensor, k: Tensor, start: number, length: number): Te
   const out = K.fftConv(x, k, start, length);
   return record(out, 'fftConv', [x, k], (g) => [
     x.requiresGrad ? sumTo(K.fftConv(g, V.flip(k, -1), Lk - 1 - start, Lx), x.shape) : null,
-    k.requiresGrad ? sumTo(V.flip(K.fftConv(x, V.flip(g, -1), start + length - Lk, Lk), -1), k.shape) : null,
+    // summed over broadcast axes, then flipped: the same sums as flipping first, without a copy of the flipped view
+    k.requiresGrad ? V.flip(sumTo(K.fftConv(x, V.flip(g, -1), start + length - Lk, Lk), k.shape), -1) : null,
   ]);
 }

@@ -27,13 +27,23 @@ const MIN_TILE_AXIS = 8;
 /** Shortest unit-stride row copied with `TypedArray.set` (shorter ones: an element loop). */
 const MIN_SET_ROW = 32;
 
-type CopyFn = (src: Storage, off: number, shape: number[], strides: number[], out: Storage, tile: number, minAxis: number, minRow: number) => void;
+type CopyFn = (src: Storage, off: number, shape: number[], strides: number[], out: Storage, o0: number, tile: number, minAxis: number, minRow: number) => void;
 
 /**
- * Copies `src` viewed as (`off`, `shape`, `strides`) into `out` row-major. Self-contained (it is
- * recompiled from its source text per storage class).
+ * Copies `src` viewed as (`off`, `shape`, `strides`) into `out` row-major from index `o0`.
+ * Self-contained (it is recompiled from its source text per storage class).
  */
-function copyLoop(src: Storage, off: number, shape: number[], strides: number[], out: Storage, tile: number, minAxis: number, minRow: number): void {
+function copyLoop(
+  src: Storage,
+  off: number,
+  shape: number[],
+  strides: number[],
+  out: Storage,
+  o0: number,
+  tile: number,
+  minAxis: number,
+  minRow: number,
+): void {
   const nd = shape.length;
   const n = shape[nd - 1],
     s = strides[nd - 1];
@@ -57,7 +67,7 @@ function copyLoop(src: Storage, off: number, shape: number[], strides: number[],
   if (t < 0) {
     const rows = total / n;
     let p = off,
-      o = 0;
+      o = o0;
     for (let r = 0; r < rows; r++) {
       if (s === 1) {
         if (n >= minRow) out.set(src.subarray(p, p + n) as never, o);
@@ -79,7 +89,7 @@ function copyLoop(src: Storage, off: number, shape: number[], strides: number[],
     ot = os[t];
   const blocks = total / (n * m);
   let p = off,
-    o = 0;
+    o = o0;
   for (let b = 0; b < blocks; b++) {
     for (let i0 = 0; i0 < m; i0 += tile) {
       const i1 = Math.min(m, i0 + tile);
@@ -134,14 +144,18 @@ export function collapsedAxes(t: Tensor): [number[], number[]] {
   return [shape, strides];
 }
 
+/** Writes the elements of `x` (any strides; `out` of the same storage class) row-major into `out` from index `at`. */
+export function copyInto(x: Tensor, out: Storage, at: number): void {
+  const [shape, strides] = collapsedAxes(x);
+  if (shape.length === 0) out[at] = x.storage[x.offset];
+  else if (shape.length === 1 && strides[0] === 1) out.set(x.storage.subarray(x.offset, x.offset + x.size) as never, at);
+  else loopFor(x.dtype)(x.storage, x.offset, shape, strides, out, at, TILE, MIN_TILE_AXIS, MIN_SET_ROW);
+}
+
 /** A row-major copy of `x` (any strides, any dtype), or null for empty tensors. */
 export function copyStrided(x: Tensor): Tensor | null {
-  const size = x.size;
-  if (size === 0) return null;
-  const out = allocateOut(x.dtype, size, false);
-  const [shape, strides] = collapsedAxes(x);
-  if (shape.length === 0) out[0] = x.storage[x.offset];
-  else if (shape.length === 1 && strides[0] === 1) out.set(x.storage.subarray(x.offset, x.offset + size) as never);
-  else loopFor(x.dtype)(x.storage, x.offset, shape, strides, out, TILE, MIN_TILE_AXIS, MIN_SET_ROW);
+  if (x.size === 0) return null;
+  const out = allocateOut(x.dtype, x.size, false);
+  copyInto(x, out, 0);
   return fromStorage(out, x.shape);
 }

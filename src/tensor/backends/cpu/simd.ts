@@ -13,11 +13,12 @@ import type { BinaryOp, ReduceOp, UnaryOp } from '../../backend.js';
 import type { FloatStorage, Storage } from '../../dtype.js';
 import { broadcastShapes, contiguousStrides, sizeOf } from '../../shape.js';
 import { fromStorage, type Tensor } from '../../tensor.js';
-import { copyCpu } from './elementwise.js';
+import { copyInto } from './copy-fast.js';
 import { getNumThreads } from './pool.js';
 import { allocateOut, isResident, residentActive } from './resident.js';
 import { SIMD_BINARY, SIMD_UNARY, type Pattern, type SimdBinary, type SimdUnary } from './wasm/elementwise.js';
-import { OP_MAP, runJob, simdTuning, wasmArena, wasmRuntime, type WasmRuntime } from './wasm/runtime.js';
+import { COPY_HEAD, COPY_MAX_OUTER } from './wasm/copy.js';
+import { COPY_DESC, OP_MAP, runJob, simdTuning, wasmArena, wasmRuntime, type WasmRuntime } from './wasm/runtime.js';
 
 /** Smallest tensor (elements) worth the copy into wasm memory. */
 export const SIMD_MIN_SIZE = 2048;
@@ -89,33 +90,131 @@ export function minSize(resident: boolean): number {
 }
 
 /**
- * Writes `t`'s elements in row-major order into `view` from byte address `addr`: one copy when
- * contiguous, row copies when the last axis is unit-stride with rows ≥ 8, else through a
- * contiguous copy.
+ * A strided copy as the wasm copy kernels take it (wasm/copy.ts): rows of `n` elements (source
+ * stride `sj`, destination unit-stride), `m` rows per block (strides `si`, `di`), blocks over the
+ * `outer` axes ([size, source stride, destination stride]); strides in elements.
+ */
+export interface CopyPlan {
+  n: number;
+  sj: number;
+  m: number;
+  si: number;
+  di: number;
+  outer: [number, number, number][];
+  /** Transpose tiles (`copy_tr`): the source is unit-stride along the rows' axis. */
+  transpose: boolean;
+}
+
+/**
+ * The plan of copying the view (`shape`, source strides `ss`) to a destination with strides `ds`
+ * (elements), or null when the kernels do not take it (destination rows not unit-stride after
+ * dropping size-1 axes, more than COPY_MAX_OUTER outer axes, nothing to copy).
+ */
+export function copyPlan(shape: readonly number[], ss: readonly number[], ds: readonly number[], lanes: number): CopyPlan | null {
+  // axes from innermost outward, size-1 axes dropped, an axis nested in the next one in both
+  // layouts merged into it: [size, src stride, dst stride]
+  const ax: [number, number, number][] = [];
+  for (let i = shape.length - 1; i >= 0; i--) {
+    const d = shape[i];
+    if (d === 0) return null;
+    if (d === 1) continue;
+    const cur = ax[0];
+    if (cur && ss[i] === cur[1] * cur[0] && ds[i] === cur[2] * cur[0]) cur[0] *= d;
+    else ax.unshift([d, ss[i], ds[i]]);
+  }
+  if (ax.length === 0) ax.push([1, 1, 1]);
+  const [n, sj, dj] = ax[ax.length - 1];
+  if (dj !== 1) return null;
+  // transpose: another axis is unit-stride in the source, and both it and the rows are long
+  let t = -1;
+  if (sj !== 1 && sj !== -1 && n >= lanes) t = ax.findIndex((a, i) => i < ax.length - 1 && a[1] === 1 && a[0] >= lanes);
+  const r = t >= 0 ? t : ax.length - 2;
+  const outer = ax.filter((_, i) => i !== r && i !== ax.length - 1);
+  if (outer.length > COPY_MAX_OUTER) return null;
+  const [m, si, di] = r >= 0 ? ax[r] : [1, 0, 0];
+  return { n, sj, m, si, di, outer, transpose: t >= 0 };
+}
+
+/**
+ * Runs `plan` from byte address `src` (the view's first element) to byte address `dst` on the
+ * wasm copy kernels (threaded like the other map functions).
+ */
+export function wasmCopy(rt: WasmRuntime, dt: 'f32' | 'f64', plan: CopyPlan, src: number, dst: number): void {
+  const E = dt === 'f32' ? 4 : 8;
+  const view = wasmArena(rt).i32;
+  const d = COPY_DESC / 4;
+  view[d] = src | 0;
+  view[d + 1] = dst | 0;
+  view[d + 2] = plan.n;
+  view[d + 3] = plan.sj * E;
+  view[d + 4] = plan.m;
+  view[d + 5] = plan.si * E;
+  view[d + 6] = plan.di * E;
+  view[d + 7] = plan.outer.length;
+  plan.outer.forEach(([size, so, dO], a) => {
+    view[d + COPY_HEAD + 3 * a] = size;
+    view[d + COPY_HEAD + 3 * a + 1] = so * E;
+    view[d + COPY_HEAD + 3 * a + 2] = dO * E;
+  });
+  const rows = plan.m * plan.outer.reduce((p, a) => p * a[0], 1);
+  runMap(rt, `copy_${plan.transpose ? 'tr' : 'rows'}_${dt}`, rows, rows * plan.n, [COPY_DESC]);
+}
+
+/** The storage range `[lo, lo + len)` a view touches (any strides). */
+function storageRange(t: Tensor): [number, number] {
+  let lo = t.offset,
+    hi = t.offset;
+  for (let i = 0; i < t.ndim; i++) {
+    const reach = (t.shape[i] - 1) * t.strides[i];
+    if (reach < 0) lo += reach;
+    else hi += reach;
+  }
+  return [lo, hi - lo + 1];
+}
+
+/**
+ * Writes `t`'s elements in row-major order into `view` from byte address `addr` (inside an open
+ * arena): one copy when contiguous; else the wasm copy kernels reading `t` in place when it is
+ * resident, or from a copy of the storage range it covers (when that is at most twice its size,
+ * e.g. a transposed view of a plain tensor); else row copies (last axis unit-stride) or the
+ * strided loop of copy-fast.ts.
  */
 export function stage(view: FloatStorage, addr: number, E: number, t: Tensor): void {
   if (t.isContiguous()) {
     copyIn(view, addr, E, t, t.offset, t.size);
     return;
   }
+  const rt = wasmRuntime();
+  const plan = rt ? copyPlan(t.shape, t.strides, contiguousStrides(t.shape), 16 / E) : null;
+  if (plan) {
+    const dt = t.dtype as 'f32' | 'f64';
+    let at = residentAddr(t);
+    const ar = wasmArena(rt!);
+    const [lo, len] = storageRange(t);
+    if (at < 0 && ar.isOpen && len <= 2 * t.size) {
+      const p = ar.alloc(len * E);
+      ar.commit();
+      (dt === 'f32' ? ar.f32 : ar.f64).set((t.storage as FloatStorage).subarray(lo, lo + len), p / E);
+      at = p + (t.offset - lo) * E;
+    }
+    if (at >= 0) {
+      wasmCopy(rt!, dt, plan, at, addr);
+      return;
+    }
+  }
   const nd = t.ndim;
   const n = t.shape[nd - 1];
   if (t.strides[nd - 1] !== 1 || n < 8) {
-    const c = copyCpu(t);
-    copyIn(view, addr, E, c, c.offset, c.size);
+    copyInto(t, view, addr / E);
     return;
   }
   const src = t.storage as FloatStorage;
   const rows = t.size / n;
   const idx = new Array<number>(nd).fill(0);
-  // a resident source is part of `view`'s memory: rows move within it (no subarray per row)
-  const at = storageAddr(src),
-    base = at >= 0 ? at / E : -1;
   let p = t.offset;
   let d = addr / E;
   for (let r = 0; r < rows; r++, d += n) {
-    if (base >= 0) view.copyWithin(d, base + p, base + p + n);
-    else view.set(src.subarray(p, p + n), d);
+    view.set(src.subarray(p, p + n), d);
     for (let a = nd - 2; a >= 0; a--) {
       idx[a]++;
       p += t.strides[a];

@@ -15,14 +15,17 @@
 import { platform } from '../../../platform/node.js';
 import { getNumThreads, onThreadCountChange, SyncPool, type PoolKernel } from '../pool.js';
 import { ModuleBuilder } from './builder.js';
+import { emitCopy } from './copy.js';
 import { emitElementwise } from './elementwise.js';
 import { emitFftConv } from './fft.js';
 import { emitGates } from './gates.js';
 import { emitGemmMacro, emitPack, GEMM_SHAPES } from './gemm.js';
 import { growTo, MAX_PAGES, WasmHeap } from './heap.js';
 
-/** Bytes below the arena reserved for per-thread scratch. */
+/** Bytes below the arena reserved for per-thread scratch and fixed descriptors. */
 const ARENA_BASE = 1 << 16;
+/** Byte address of the strided copy's descriptor (wasm/copy.ts), in the reserved bytes. */
+export const COPY_DESC = 1024;
 
 /** Op codes of the parameter block (slot 0). */
 export const OP_PACK = 1;
@@ -111,7 +114,7 @@ export function buildModuleBytes(shared = true): { bytes: Uint8Array<ArrayBuffer
     emitPack(mb, dt, s.MR);
     if (s.NR !== s.MR) emitPack(mb, dt, s.NR);
   }
-  const mapNames = [...emitElementwise(mb), ...emitGates(mb)];
+  const mapNames = [...emitElementwise(mb), ...emitGates(mb), ...emitCopy(mb)];
   emitFftConv(mb);
   return { bytes: mb.bytes({ initial: 2, maximum: MAX_PAGES, shared }), mapNames };
 }
@@ -200,6 +203,7 @@ export class Arena {
   private f32v = new Float32Array(0);
   private f64v = new Float64Array(0);
   private u8v = new Uint8Array(0);
+  private i32v = new Int32Array(0);
   /** The resident heap below the arena. */
   readonly heap: WasmHeap;
 
@@ -210,6 +214,11 @@ export class Arena {
   reset(): void {
     this.top = Math.ceil(this.heap.top / 64) * 64;
     this.open = true;
+  }
+
+  /** Whether a kernel holds the scratch (between `reset()` and `close()`). */
+  get isOpen(): boolean {
+    return this.open;
   }
 
   /** Marks the scratch as no longer read (the heap may place blocks over it). */
@@ -235,6 +244,7 @@ export class Arena {
       this.f32v = new Float32Array(buf);
       this.f64v = new Float64Array(buf);
       this.u8v = new Uint8Array(buf);
+      this.i32v = new Int32Array(buf);
     }
   }
   get f32(): Float32Array {
@@ -248,6 +258,10 @@ export class Arena {
   get u8(): Uint8Array {
     this.refresh();
     return this.u8v;
+  }
+  get i32(): Int32Array {
+    this.refresh();
+    return this.i32v;
   }
 }
 
