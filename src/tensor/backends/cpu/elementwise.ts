@@ -7,6 +7,7 @@ import { broadcastShapes, contiguousStrides, sizeOf } from '../../shape.js';
 import { fromStorage, Tensor } from '../../tensor.js';
 import { elementwiseLoop, type Operand } from './codegen.js';
 import { copyStrided } from './copy-fast.js';
+import { copySimd } from './copy-simd.js';
 
 const UNARY: Record<UnaryOp, string> = {
   neg: '-v0',
@@ -101,9 +102,12 @@ export function castCpu(x: Tensor, dtype: DType): Tensor {
   return runLoop(`cast`, expr, [x], x.shape, dtype);
 }
 
-/** CPU `copy` (copy-fast.ts; the generic loop for empty tensors). */
+/**
+ * CPU `copy`: the wasm copy kernels for a resident view inside a resident scope (copy-simd.ts),
+ * else the strided loops of copy-fast.ts (the generic loop for empty tensors). The same bits either way.
+ */
 export function copyCpu(x: Tensor): Tensor {
-  return copyStrided(x) ?? runLoop('copy', 'v0', [x], x.shape, x.dtype);
+  return copySimd(x) ?? copyStrided(x) ?? runLoop('copy', 'v0', [x], x.shape, x.dtype);
 }
 
 /** The elements of `t` in row-major order: a view of its storage when contiguous, else of a copy. */

@@ -9,7 +9,7 @@ import { laplaceGradGeneric } from '../generic-fused.js';
 import { matmulCpu } from './matmul.js';
 import { binaryCpu, castCpu, copyCpu, unaryCpu, whereCpu } from './elementwise.js';
 import { fftConvCpu } from './fftconv.js';
-import { concatSimd, copySimd, padSimd } from './copy-simd.js';
+import { concatSimd, padSimd } from './copy-simd.js';
 import { concatCpu, gatherCpu, indexAddCpu, indexSelectCpu, padCpu, scatterAddCpu } from './indexing.js';
 import { argmaxCpu, reduceCpu, softmaxCpu } from './reduce.js';
 import { indexAddFast, indexSelectFast, padFast } from './indexing-fast.js';
@@ -35,7 +35,7 @@ registerKernel('scatterAdd', 'cpu', scatterAddCpu);
 registerKernel('concat', 'cpu', (xs, axis) => concatSimd(xs, axis) ?? concatCpu(xs, axis));
 registerKernel('pad', 'cpu', (x, pads, value) => padSimd(x, pads, value) ?? padFast(x, pads, value) ?? padCpu(x, pads, value));
 registerKernel('cast', 'cpu', castCpu);
-registerKernel('copy', 'cpu', (x) => copySimd(x) ?? copyCpu(x));
+registerKernel('copy', 'cpu', copyCpu);
 registerKernel('fftConv', 'cpu', (x, k, start, length) => fftConvSimd(x, k, start, length) ?? fftConvCpu(x, k, start, length));
 
 // fused kernels (backends without their own get the compositions of generic-fused.ts)
