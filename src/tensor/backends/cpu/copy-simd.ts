@@ -108,7 +108,30 @@ export function padSimd(x: Tensor, pads: readonly (readonly [number, number])[],
   if (view.size > 0 && !copyPlan(region, x.strides, ds, 16 / E)) return null;
   const out = allocateOut(dt, size, false) as Float32Array | Float64Array;
   if (storageAddr(out) < 0) return null;
-  out.fill(value);
+  fillOutside(out, shape, region, at, value);
   if (view.size > 0) copyRegion(view, out, at, ds);
   return fromStorage(out, shape);
+}
+
+/**
+ * Fills `out` (row-major `shape`) with `value` outside the block `region` placed at element
+ * `at`: only the margins when the block spans every axis but one (a pad or a narrow backward
+ * along one axis), else everything (the block is copied over it).
+ */
+function fillOutside(out: Float32Array | Float64Array, shape: readonly number[], region: readonly number[], at: number, value: number): void {
+  const differ = shape.map((d, i) => i).filter((i) => region[i] !== shape[i]);
+  if (differ.length === 0) return;
+  if (differ.length > 1 || sizeOf(region) === 0) {
+    out.fill(value);
+    return;
+  }
+  const a = differ[0];
+  const inner = sizeOf(shape.slice(a + 1)),
+    row = shape[a] * inner,
+    outer = sizeOf(shape) / row;
+  const end = at + region[a] * inner; // `at` lies within the first row: no other axis is padded
+  for (let o = 0; o < outer; o++) {
+    if (at > 0) out.fill(value, o * row, o * row + at);
+    if (end < row) out.fill(value, o * row + end, (o + 1) * row);
+  }
 }

@@ -154,53 +154,23 @@ describe.skipIf(!simd)('wasm copy kernels', () => {
             got.push(bits(c!));
             want.push(bits(concatCpu(xs, axis)));
           }
+          /** Pads of a 2-D / 3-D tensor from flat amounts (before, after per axis). */
+          const p = (...v: number[]): [number, number][] => Array.from({ length: v.length / 2 }, (_, i) => [v[2 * i], v[2 * i + 1]]);
           const pads: [Tensor, [number, number][], number][] = [
-            [
-              wr,
-              [
-                [0, 0],
-                [99, 0],
-              ],
-              0,
-            ], // the EMA kernel's left padding
-            [
-              V.flip(wr, [1]),
-              [
-                [0, 0],
-                [0, 99],
-              ],
-              0,
-            ], // flipped, right padding
-            [
-              V.flip(wr, [1]),
-              [
-                [48, 0],
-                [0, 0],
-              ],
-              0,
-            ], // narrow backward of a flipped gradient
-            [
-              V.transpose(wr, 0, 1),
-              [
-                [3, -5],
-                [-2, 7],
-              ],
-              1.5,
-            ], // transposed, cropped, a fill value
-            [
-              V.reshape(V.narrow(V.reshape(wr, [4800]), 0, 4000, 800), [8, 100]),
-              [
-                [1, 1],
-                [0, 0],
-              ],
-              0,
-            ],
+            [wr, p(0, 0, 99, 0), 0], // the EMA kernel's left padding
+            [V.flip(wr, [1]), p(0, 0, 0, 99), 0], // flipped, right padding
+            [V.flip(wr, [1]), p(48, 0, 0, 0), 0], // narrow backward of a flipped gradient
+            [V.transpose(wr, 0, 1), p(3, -5, -2, 7), 1.5], // transposed, cropped, a fill value
+            [V.reshape(V.narrow(V.reshape(wr, [4800]), 0, 4000, 800), [8, 100]), p(1, 1, 0, 0), 0],
+            [V.flip(wr, [1]), p(0, 0, 2, 3), -2.5], // margins only, a fill value
+            [xr, p(0, 0, 1, 2, 0, 0), 0.5], // a middle axis
+            [xr, p(0, 0, 0, 0, -3, -4), 0], // cropped along one axis
           ];
-          for (const [t, p, value] of pads) {
-            const c = padSimd(t, p, value);
+          for (const [t, amounts, value] of pads) {
+            const c = padSimd(t, amounts, value);
             expect(c).not.toBeNull();
             got.push(bits(c!));
-            want.push(bits(padCpu(t, p, value)));
+            want.push(bits(padCpu(t, amounts, value)));
           }
         },
         () => [],
