@@ -20,14 +20,15 @@ import { flatGateName, QK_BLOCK, type FlatGate } from './wasm/gates.js';
 import { simdTuning, wasmArena, wasmRuntime, type WasmRuntime } from './wasm/runtime.js';
 
 /**
- * Writes `t`'s elements in row-major order into `view` from byte address `addr`: `stage`, except
- * for the short or strided rows of the small layers' pieces (rows under 32 elements, or a last axis
- * that is not unit-stride), which an element loop copies ~10× faster than row `set`s or a
- * generic copy. Handles at most three axes after merging (else `stage`).
+ * Writes `t`'s elements in row-major order into `view` from byte address `addr`: `stage` (the
+ * wasm copies for resident tensors), except for the short or strided rows of plain tensors of the
+ * small layers' pieces (rows under 32 elements, or a last axis that is not unit-stride), which an
+ * element loop copies ~10× faster than row `set`s or a generic copy. Handles at most three axes
+ * after merging (else `stage`).
  */
 function stageGate(view: FloatStorage, addr: number, E: number, t: Tensor): void {
   const nd = t.ndim;
-  if (nd === 0 || t.isContiguous()) return stage(view, addr, E, t);
+  if (nd === 0 || t.isContiguous() || residentAddr(t) >= 0) return stage(view, addr, E, t);
   const sh = t.shape,
     st = t.strides;
   const W = sh[nd - 1],
