@@ -17,6 +17,7 @@ import { runMatmulBench } from './matmul.js';
 import { runCeilingBench } from './ceiling.js';
 import { runAllreduceBench } from './allreduce.js';
 import { runFftconvBench } from './fftconv.js';
+import { runCopiesBench } from './copies.js';
 import { runTrainBench, trainChild } from './train.js';
 import { runMainJobBench } from './mainjob.js';
 import { note, reportedRows, setReportFormat, type BenchOptions } from './report.js';
@@ -34,6 +35,7 @@ const BENCHES: { name: string; also?: string[]; run: (opts: BenchOptions) => Pro
   { name: 'mega', run: runMegaBench },
   { name: 'gpu', run: runGpuBench },
   { name: 'fftconv', run: runFftconvBench },
+  { name: 'copies', run: runCopiesBench }, // the layer's strided copies, concat, pad: wasm vs the JS loops (bench/copies.ts)
   { name: 'train', run: runTrainBench }, // whole training steps vs PyTorch (bench/train.ts)
   { name: 'main-job', run: runMainJobBench }, // `mega train` with no options, as a process (bench/mainjob.ts)
 ];
