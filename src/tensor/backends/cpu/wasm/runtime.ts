@@ -25,8 +25,8 @@ import { growTo, MAX_PAGES, WasmHeap } from './heap.js';
 
 /** Bytes below the arena reserved for per-thread scratch and fixed descriptors. */
 const ARENA_BASE = 1 << 16;
-/** Byte address of the strided copy's descriptor (wasm/copy.ts), in the reserved bytes. */
-export const COPY_DESC = 1024;
+/** Byte address of the strided copy's descriptor (wasm/copy.ts): the last 256 reserved bytes. */
+export const COPY_DESC = ARENA_BASE - 256;
 
 /** Op codes of the parameter block (slot 0). */
 export const OP_PACK = 1;
