@@ -12,8 +12,8 @@ import { fromStorage, Tensor } from '../../tensor.js';
 import { concatShape, padShape, splitAxis } from '../checks.js';
 import { copyInto } from './copy-fast.js';
 import { allocateOut, residentActive } from './resident.js';
-import { copyPlan, minSize, residentAddr, storageAddr, wasmCopy } from './simd.js';
-import { wasmRuntime } from './wasm/runtime.js';
+import { copyPlan, minSize, residentAddr, storageAddr, storageRange, wasmCopy } from './simd.js';
+import { wasmArena, wasmRuntime } from './wasm/runtime.js';
 
 function floatDt(t: Tensor): 'f32' | 'f64' | null {
   return t.dtype === 'f32' || t.dtype === 'f64' ? t.dtype : null;
@@ -37,23 +37,37 @@ export function copySimd(x: Tensor): Tensor | null {
 }
 
 /**
- * Copies the view `x` into the resident `out` at element `at` with destination strides `ds`: on
- * the wasm kernels when `x` is resident and the layout fits, else false (nothing written).
+ * Copies the view `x` into the resident `out` at element `at` with destination strides `ds` on
+ * the wasm kernels: read in place when `x` is resident, else from a copy of the storage range it
+ * covers in the arena (when that is at most twice its size: a plain piece, a broadcast zero).
+ * False (nothing written) when the layout does not fit or the arena is held by a caller.
  */
 function copyRegion(x: Tensor, out: Float32Array | Float64Array, at: number, ds: readonly number[]): boolean {
   const rt = wasmRuntime(),
-    src = residentAddr(x),
     dst = storageAddr(out);
-  if (!rt || src < 0 || dst < 0) return false;
+  if (!rt || dst < 0) return false;
   const dt = x.dtype as 'f32' | 'f64';
   const E = dt === 'f32' ? 4 : 8;
   const plan = copyPlan(x.shape, x.strides, ds, 16 / E);
   if (!plan) return false;
-  wasmCopy(rt, dt, plan, src, dst + at * E);
+  const src = residentAddr(x);
+  if (src >= 0) {
+    wasmCopy(rt, dt, plan, src, dst + at * E);
+    return true;
+  }
+  const ar = wasmArena(rt);
+  const [lo, len] = storageRange(x);
+  if (ar.isOpen || len > 2 * x.size) return false;
+  ar.reset();
+  const p = ar.alloc(len * E);
+  ar.commit();
+  (dt === 'f32' ? ar.f32 : ar.f64).set((x.storage as Float32Array | Float64Array).subarray(lo, lo + len) as never, p / E);
+  wasmCopy(rt, dt, plan, p + (x.offset - lo) * E, dst + at * E);
+  ar.close();
   return true;
 }
 
-/** SIMD `concat` into a resident block (pieces not resident are copied in JS), or null. */
+/** SIMD `concat` into a resident block (pieces that fit neither copy path are copied in JS), or null. */
 export function concatSimd(xs: readonly Tensor[], axis: number): Tensor | null {
   const dt = floatDt(xs[0]);
   const shape = concatShape(xs, axis);

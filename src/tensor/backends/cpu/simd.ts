@@ -161,7 +161,7 @@ export function wasmCopy(rt: WasmRuntime, dt: 'f32' | 'f64', plan: CopyPlan, src
 }
 
 /** The storage range `[lo, lo + len)` a view touches (any strides). */
-function storageRange(t: Tensor): [number, number] {
+export function storageRange(t: Tensor): [number, number] {
   let lo = t.offset,
     hi = t.offset;
   for (let i = 0; i < t.ndim; i++) {

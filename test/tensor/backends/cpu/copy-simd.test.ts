@@ -14,6 +14,7 @@ import { binaryCpu } from '../../../../src/tensor/backends/cpu/elementwise.js';
 import { binarySimd, copyPlan, residentAddr } from '../../../../src/tensor/backends/cpu/simd.js';
 import { wasmRuntime } from '../../../../src/tensor/backends/cpu/wasm/runtime.js';
 import type { FloatDType } from '../../../../src/tensor/dtype.js';
+import { scalar } from '../../../../src/tensor/create.js';
 import * as K from '../../../../src/tensor/kernels.js';
 import { Generator, randNormal } from '../../../../src/tensor/random.js';
 import type { Tensor } from '../../../../src/tensor/tensor.js';
@@ -142,11 +143,12 @@ describe.skipIf(!simd)('wasm copy kernels', () => {
         () => {
           const xr = K.copy(x),
             wr = K.copy(w);
-          // resident and plain pieces, a transposed piece, along the last and a middle axis
+          // resident and plain pieces (copied in from their storage range), a transposed piece, along the last and a middle axis
           const cases: [Tensor[], number][] = [
             [[xr, y, xr], 2],
             [[V.transpose(V.narrow(K.copy(y), 2, 0, 32), 0, 2), V.transpose(xr, 0, 2)], 0],
             [[xr, xr], 1],
+            [[V.expand(V.reshape(scalar(2.5, dt), [1, 1, 1]), [32, 4, 40]), xr, V.transpose(V.transpose(y, 0, 2), 0, 2)], 2], // a broadcast piece, plain pieces
           ];
           for (const [xs, axis] of cases) {
             const c = concatSimd(xs, axis);
