@@ -278,6 +278,12 @@ export class Fn {
   i32_shr_u(): this {
     return this.op(0x76);
   }
+  i32_xor(): this {
+    return this.op(0x73);
+  }
+  i32_rotl(): this {
+    return this.op(0x77);
+  }
 
   // scalar float
   f32_abs(): this {
@@ -354,6 +360,15 @@ export class Fn {
   }
   f64_promote_f32(): this {
     return this.op(0xbb);
+  }
+  f64_convert_i32_u(): this {
+    return this.op(0xb8);
+  }
+  f32_ge(): this {
+    return this.op(0x60);
+  }
+  f64_ge(): this {
+    return this.op(0x66);
   }
 
   // SIMD
