@@ -37,10 +37,8 @@ import { ArrayDataset, Batcher, type Batch, type Example } from '../src/data/bat
 import type { Module } from '../src/nn/module.js';
 import type { Tensor } from '../src/tensor/tensor.js';
 import { BYTE_VOCAB_SIZE } from '../src/data/vocab.js';
-import { binary } from '../src/tensor/kernels.js';
 import { getNumThreads } from '../src/tensor/backends/cpu/pool.js';
 import { manualSeed, defaultGenerator } from '../src/tensor/random.js';
-import { scalar } from '../src/tensor/create.js';
 import { resolveTrainArgs, type TaskName } from '../src/train/args.js';
 import { buildFromModelArgs, resolveModelArgs } from '../src/train/arch.js';
 import { Adam, clipGradNorm, parseBetas } from '../src/train/optim.js';
@@ -171,9 +169,7 @@ export function trainStepOf(name: string, { resident = true } = {}): { step: () 
     const out = task.forward(model, batch, args as never);
     const loss = out.loss.item();
     backward(out.loss);
-    const s = scalar(1 / out.sampleSize, 'f32');
-    for (const t of params) if (t.grad) t.grad = binary(t.grad, s, 'mul');
-    clipGradNorm(params, args.clip_norm as number);
+    clipGradNorm(params, args.clip_norm as number, 1 / out.sampleSize);
     optimizer.step();
     return loss;
   };

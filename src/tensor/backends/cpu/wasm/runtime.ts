@@ -20,6 +20,7 @@ import { emitFftConv } from './fft.js';
 import { emitGates } from './gates.js';
 import { emitGemmMacro, emitPack, GEMM_SHAPES } from './gemm.js';
 import { growTo, MAX_PAGES, WasmHeap } from './heap.js';
+import { emitOptim } from './optim.js';
 import { emitRandom } from './random.js';
 
 /** Bytes below the arena reserved for per-thread scratch. */
@@ -115,6 +116,7 @@ export function buildModuleBytes(shared = true): { bytes: Uint8Array<ArrayBuffer
   const mapNames = [...emitElementwise(mb), ...emitGates(mb)];
   emitFftConv(mb);
   emitRandom(mb);
+  emitOptim(mb);
   return { bytes: mb.bytes({ initial: 2, maximum: MAX_PAGES, shared }), mapNames };
 }
 
