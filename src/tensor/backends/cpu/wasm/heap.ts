@@ -62,11 +62,11 @@ export class WasmHeap {
   top: number;
   /** Size of every live block, by address. */
   private readonly live = new Map<number, number>();
-  /** Free blocks: size by start, start by end, starts by bin. */
+  /** Free blocks: size by start, start by end, starts by bin (sets of emptied bins are kept). */
   private readonly freeAt = new Map<number, number>();
   private readonly freeEnd = new Map<number, number>();
   private readonly bins = new Map<number, Set<number>>();
-  /** Bins that hold free blocks, ascending (searched from the request's bin up). */
+  /** Bins that hold free blocks (non-empty sets), ascending (searched from the request's bin up). */
   private binKeys: number[] = [];
   /** Bytes in live blocks (diagnostics). */
   liveBytes = 0;
@@ -135,7 +135,7 @@ export class WasmHeap {
   /** The start of the live block containing byte `addr`, or -1. */
   blockOf(addr: number): number {
     if (this.live.has(addr)) return addr;
-    for (const [a, size] of this.live) if (addr >= a && addr < a + size) return a;
+    for (const a of this.live.keys()) if (addr >= a && addr < a + this.live.get(a)!) return a; // keys(): no entry arrays
     return -1;
   }
 
@@ -165,10 +165,8 @@ export class WasmHeap {
     this.freeEnd.set(at + size, at);
     const bin = binOf(size);
     let set = this.bins.get(bin);
-    if (!set) {
-      this.bins.set(bin, (set = new Set()));
-      this.binKeys.splice(lowerBound(this.binKeys, bin), 0, bin);
-    }
+    if (!set) this.bins.set(bin, (set = new Set()));
+    if (set.size === 0) this.binKeys.splice(lowerBound(this.binKeys, bin), 0, bin);
     set.add(at);
   }
 
@@ -179,9 +177,7 @@ export class WasmHeap {
     const bin = binOf(size);
     const set = this.bins.get(bin)!;
     set.delete(at);
-    if (set.size === 0) {
-      this.bins.delete(bin);
-      this.binKeys.splice(lowerBound(this.binKeys, bin), 1);
-    }
+    // an emptied bin leaves the search list; its set stays for reuse (no garbage per block)
+    if (set.size === 0) this.binKeys.splice(lowerBound(this.binKeys, bin), 1);
   }
 }
