@@ -22,7 +22,7 @@
  * the wasm memory (backends/cpu/optim-wasm.ts; bitwise the values of the loop in `step`).
  */
 import { adamUpdate, binary, reduce, unary } from '../tensor/kernels.js';
-import { adamWasm, scaleClipWasm } from '../tensor/backends/cpu/optim-wasm.js';
+import { adamWasm, persistentZeros, scaleClipWasm } from '../tensor/backends/cpu/optim-wasm.js';
 import { scalar, zeros } from '../tensor/create.js';
 import type { Storage } from '../tensor/dtype.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -87,6 +87,12 @@ export class Adam {
   readonly eps: number;
   readonly weightDecay: number;
   private readonly state = new Map<Tensor, AdamParamState>();
+  /**
+   * Zeroed moment storage reserved when the optimizer is made (in the wasm memory when the
+   * kernels are on: at the bottom of the resident heap, below the blocks of training steps, which
+   * then keep reusing the memory above them); taken by a parameter's state when it is created.
+   */
+  private readonly reserved = new Map<Tensor, [Tensor, Tensor]>();
 
   constructor(params: Iterable<Tensor>, opts: AdamOptions) {
     this.params = [...new Set(params)];
@@ -99,6 +105,19 @@ export class Adam {
     if (!(this.eps >= 0)) throw new ConfigError(`Adam: eps = ${this.eps}: expected >= 0`);
     if (!(this.weightDecay >= 0)) throw new ConfigError(`Adam: weight decay = ${this.weightDecay}: expected >= 0`);
     parseBetas(this.betas);
+    for (const p of this.params) {
+      const m = p.device ? null : persistentZeros(p);
+      const v = m ? persistentZeros(p) : null;
+      if (m && v) this.reserved.set(p, [m, v]);
+    }
+  }
+
+  /** Zeroed moments for `p`: the reserved pair (once), else new arrays. */
+  private moments(p: Tensor): [Tensor, Tensor] {
+    const r = this.reserved.get(p);
+    if (!r) return [zeros(p.shape, p.dtype), zeros(p.shape, p.dtype)];
+    this.reserved.delete(p);
+    return r;
   }
 
   /** Sets the learning rate used by the next `step()` (fairseq's `set_lr`). */
@@ -126,7 +145,8 @@ export class Adam {
       if (!p.grad) continue;
       let st = this.state.get(p);
       if (!st) {
-        st = { step: 0, exp_avg: zeros(p.shape, p.dtype), exp_avg_sq: zeros(p.shape, p.dtype) };
+        const [m, v] = this.moments(p);
+        st = { step: 0, exp_avg: m, exp_avg_sq: v };
         this.state.set(p, st);
       }
       st.step += 1;
@@ -209,7 +229,10 @@ export class Adam {
       for (const t of [s.exp_avg, s.exp_avg_sq]) {
         if (t.size !== p.size) throw new ConfigError(`Adam.loadStateDict: parameter ${k} has shape [${p.shape}], its state [${t.shape}]`);
       }
-      this.state.set(p, { step: s.step, exp_avg: castLike(s.exp_avg, p), exp_avg_sq: castLike(s.exp_avg_sq, p) });
+      const [m, v] = this.moments(p);
+      m.storage.set(s.exp_avg.toTypedArray());
+      v.storage.set(s.exp_avg_sq.toTypedArray());
+      this.state.set(p, { step: s.step, exp_avg: m, exp_avg_sq: v });
     }
     if (g) {
       if (g.lr !== undefined) this.lr = g.lr;
@@ -226,11 +249,6 @@ function cloneT(t: Tensor): Tensor {
   return z;
 }
 
-function castLike(t: Tensor, p: Tensor): Tensor {
-  const z = zeros(p.shape, p.dtype);
-  z.storage.set(t.toTypedArray());
-  return z;
-}
 
 /**
  * fairseq `clip_grad_norm_`: the global L2 norm of every gradient (parameters without one are

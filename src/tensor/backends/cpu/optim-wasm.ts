@@ -107,12 +107,18 @@ export interface AdamArgs {
   stepSize: number;
 }
 
+/** Zeros of `t`'s shape and float dtype in a persistent block of the wasm memory (optimizer state), or null (other dtypes, no wasm kernels). */
+export function persistentZeros(t: Tensor): Tensor | null {
+  if ((t.dtype !== 'f32' && t.dtype !== 'f64') || !wasmRuntime()) return null;
+  const s = persistentStorage(t.dtype, t.size);
+  return s ? fromStorage(s, t.shape) : null;
+}
+
 /** A persistent copy of `t` (moments moved into the wasm memory), or null when the memory is unavailable. */
 function persistentCopy(t: Tensor): Tensor | null {
-  const s = persistentStorage(t.dtype as FDT, t.size);
-  if (!s) return null;
-  s.set(t.toTypedArray() as FloatStorage);
-  return fromStorage(s, t.shape);
+  const c = persistentZeros(t);
+  c?.storage.set(t.toTypedArray() as FloatStorage);
+  return c;
 }
 
 /**
