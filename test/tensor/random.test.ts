@@ -1,8 +1,8 @@
 /** The bulk paths of the generator: fillUniforms and dropoutMask (TypeScript and WebAssembly) against the one-draw-at-a-time definitions. */
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { keepThreshold } from '../../src/tensor/backends/cpu/random-simd.js';
 import { isResident, residentScope } from '../../src/tensor/backends/cpu/resident.js';
-import { setSimd, wasmRuntime } from '../../src/tensor/backends/cpu/wasm/runtime.js';
+import { setSimd, simdStatus, wasmRuntime } from '../../src/tensor/backends/cpu/wasm/runtime.js';
 import { dropoutMask, Generator } from '../../src/tensor/random.js';
 
 describe('Generator.fillUniforms', () => {
@@ -46,6 +46,10 @@ describe('dropoutMask: the WebAssembly kernel against the TypeScript loop', () =
     if (!rt) throw new Error('the wasm kernels are unavailable here');
     return rt;
   };
+  // the kernels on for these cases (also under MEGA_SIMD=0), the setting restored after them
+  const initialSimd = simdStatus().enabled;
+  beforeAll(() => setSimd(true));
+  afterAll(() => setSimd(initialSimd));
   afterEach(() => setSimd(true));
 
   /** The mask and the generator state after it, drawn with the wasm kernels on or off (optionally resident). */

@@ -6,14 +6,18 @@
  */
 import v8 from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { trainStepOf } from '../../bench/train.js';
 import { fromArray } from '../../src/tensor/create.js';
 import { isPersistent, isResident, persistentBytes, residentScope } from '../../src/tensor/backends/cpu/resident.js';
-import { setSimd, simdTuning, wasmRuntime } from '../../src/tensor/backends/cpu/wasm/runtime.js';
+import { setSimd, simdStatus, simdTuning, wasmRuntime } from '../../src/tensor/backends/cpu/wasm/runtime.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
 import { Adam, clipGradNorm } from '../../src/train/optim.js';
 
+// the kernels on for this file (also under MEGA_SIMD=0), the setting restored after it
+const initialSimd = simdStatus().enabled;
+beforeAll(() => setSimd(true));
+afterAll(() => setSimd(initialSimd));
 afterEach(() => {
   setSimd(true);
   simdTuning.force = false;
