@@ -249,7 +249,6 @@ function cloneT(t: Tensor): Tensor {
   return z;
 }
 
-
 /**
  * fairseq `clip_grad_norm_`: the global L2 norm of every gradient (parameters without one are
  * ignored), computed in float64; if `maxNorm > 0` every gradient is multiplied by

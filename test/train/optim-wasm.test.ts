@@ -108,8 +108,16 @@ describe('optimizer step: WebAssembly path = TypeScript loops, bitwise', () => {
   });
 
   it('measuring only (clip 0, scale 1) leaves the gradient tensors as they are', () => {
-    const ps = [fromArray(Float32Array.from({ length: 1000 }, (_, i) => i), [1000])];
-    ps[0].grad = fromArray(Float32Array.from({ length: 1000 }, (_, i) => Math.sin(i)), [1000]);
+    const ps = [
+      fromArray(
+        Float32Array.from({ length: 1000 }, (_, i) => i),
+        [1000],
+      ),
+    ];
+    ps[0].grad = fromArray(
+      Float32Array.from({ length: 1000 }, (_, i) => Math.sin(i)),
+      [1000],
+    );
     const g = ps[0].grad;
     const want = Array.from(g.storage as Float32Array).reduce((a, x) => a + x * x, 0);
     expect(clipGradNorm(ps, 0)).toBe(Math.sqrt(want));
