@@ -55,13 +55,26 @@ function fftTables(n: number): { tw: Float64Array; twi: Float64Array; brev: Int3
  */
 const SIMD_DIRECT_WORK = 1;
 
+/**
+ * FFT size n: a power of two with the operands fitting (n ≥ Lx, Lk) and no wrap-around in the
+ * outputs kept. A size-n transform gives the circular convolution `Σ_j full[m + j·n]`; for the
+ * outputs m ∈ [start, start + length) ∩ [0, full) the terms j ≠ 0 vanish when
+ * n ≥ full − max(0, start) and n ≥ min(full, start + length). So n need not cover the whole
+ * linear convolution `full = Lx + Lk − 1`: the EMA's bidirectional kernel (Lk = 2L − 1, outputs
+ * [L − 1, 2L − 1)) needs 2L instead of 4L, and so does its backward with respect to x.
+ */
+export function fftSize(Lx: number, Lk: number, start: number, length: number): number {
+  const full = Lx + Lk - 1;
+  return nextPow2(Math.max(Lx, Lk, full - Math.max(0, start), Math.min(full, start + length)));
+}
+
 /** SIMD `fftConv`, or null (same contract as `fftConvCpu`). */
 export function fftConvSimd(x: Tensor, k: Tensor, start: number, length: number): Tensor | null {
   checkFftConv(x, k, length);
   const Lx = x.shape[x.ndim - 1],
     Lk = k.shape[k.ndim - 1];
   const full = Lx + Lk - 1;
-  const n = nextPow2(full);
+  const n = fftSize(Lx, Lk, start, length);
   // only tiny products stay on the plain-TS kernel's direct sum (and degenerate sizes)
   if (Lx === 0 || Lk === 0 || length === 0 || length * Lk <= SIMD_DIRECT_WORK * n * Math.log2(n)) return null;
   if (!Number.isInteger(start) || Math.abs(start) > 2 ** 30 || n > 2 ** 24) return null;
