@@ -10,8 +10,9 @@
  *   `acc[l] += base·pw[j]` runs two l per f64x2 (each acc[l] still sums n in order); blocks past
  *   the cut-off are skipped as in the TS kernel.
  * - `emagrad_<dt>(cfg, t, tid)`: rows d of task t of the VJP `(Σ_l g·q^l, coef·Σ_l g·l·q^(l−1))`:
- *   two n per f64x2 (lane = n, each lane sums l in order, so the sums equal the scalar ones);
- *   where one lane reaches its cut-off first, each lane finishes alone (`emarest_<dt>`).
+ *   two n per f64x2, four n per pass (lane = n, each lane sums l in order, so the sums equal the
+ *   scalar ones); where one lane reaches its cut-off first, each lane finishes alone
+ *   (`emarest_<dt>`).
  *
  * All sums are float64; outputs are rounded once to the element type. Thread scratch (tid):
  * the f64 accumulator of a row, the power table, two f64 sums.
@@ -44,9 +45,9 @@ export const EMA_BLOCK = 32;
  * ones are skipped: negligible, and their products would be subnormal numbers (~100× slower).
  */
 export const EMA_CUTOFF = -645;
-/** Thread scratch bytes for length `L`: accumulator, power table (pairs), two sums. */
+/** Thread scratch bytes for length `L`: accumulator, power tables (two of state pairs), two sums. */
 export function emaScratchBytes(L: number): number {
-  return Math.ceil((L * 8) / 64) * 64 + EMA_BLOCK * 16 + 64;
+  return Math.ceil((L * 8) / 64) * 64 + EMA_BLOCK * 32 + 64;
 }
 
 // fdlibm e_exp.c constants
@@ -317,19 +318,26 @@ function emitRest(mb: ModuleBuilder, dt: DT, fdexp: Fn): Fn {
   return f;
 }
 
+/**
+ * `emagrad_<dt>(cfg, t, tid)`: states in groups of 4 (two f64x2 of sums: independent addition
+ * chains, whose latency bounds this loop), then of 2, then 1; lane = state, each lane sums l in
+ * order. A group runs while none of its states reached its cut-off; then each state finishes
+ * alone (`emarest_<dt>`).
+ */
 function emitGrad(mb: ModuleBuilder, dt: DT, fdexp: Fn, rest: Fn): void {
   const E = dt === 'f32' ? 4 : 8;
   const f = mb.fn(`emagrad_${dt}`, [I32, I32, I32]);
   const cfg = 0;
   const C = EMA_CFG;
   const [D, N, L, tbl, out, d, d1, scr, pw, sums, gp, n, j, P, l0, m, p, q, pe, rec] = Array.from({ length: 20 }, () => f.local(I32));
-  const lq0 = f.local(F64),
-    lq1 = f.local(F64);
-  const bv = f.local(V128),
-    s0 = f.local(V128),
-    s1 = f.local(V128),
-    lv = f.local(V128),
-    v = f.local(V128);
+  const lq = Array.from({ length: 4 }, () => f.local(F64));
+  const bv = [f.local(V128), f.local(V128)],
+    s0 = [f.local(V128), f.local(V128)],
+    s1 = [f.local(V128), f.local(V128)],
+    v = f.local(V128),
+    gv = f.local(V128),
+    lv = f.local(V128);
+  const PWB = EMA_BLOCK * 16; // bytes from one pair's power table to the next
   taskRows(f, [0, 1, 2], d, d1, scr);
   f.get(cfg).i32_load(C.D).set(D);
   f.get(cfg).i32_load(C.N).set(N);
@@ -337,33 +345,12 @@ function emitGrad(mb: ModuleBuilder, dt: DT, fdexp: Fn, rest: Fn): void {
   f.get(cfg).i32_load(C.TBL).set(tbl);
   f.get(cfg).i32_load(C.OUT).set(out);
   f.get(scr).get(L).i32_const(8).i32_mul().i32_const(63).i32_add().i32_const(-64).i32_and().i32_add().tee(pw);
-  f.i32_const(EMA_BLOCK * 16)
+  f.i32_const(2 * PWB)
     .i32_add()
     .set(sums);
   f.i32_const(EMA_BLOCK).get(L).get(L).i32_const(EMA_BLOCK).i32_gt_s().select().set(P);
-  /** pw[j] (lane `lane`) = fdexp(j·lq) for j < P. */
-  const powers = (lane: number, lq: number) => {
-    f.i32_const(0).set(j);
-    whileLt(f, j, P, () => {
-      f.get(pw).get(j).i32_const(4).i32_shl().i32_add();
-      expOf(f, fdexp, j, lq);
-      f.f64_store(lane * 8);
-      inc(f, j, 1);
-    });
-  };
-  /** Writes the outputs of state `nn` (an i32 local or expression) from the sums. */
-  const finish = (nn: () => void) => {
-    f.get(d).get(N).i32_mul();
-    nn();
-    f.i32_add().set(rec); // d·N + n
-    f.get(out).get(rec).i32_const(E).i32_mul().i32_add().get(sums).f64_load(0);
-    storeAs(f, dt);
-    // coef·s1 / q
-    f.get(out).get(D).get(N).i32_mul().get(rec).i32_add().i32_const(E).i32_mul().i32_add();
-    f.get(tbl).get(rec).i32_const(24).i32_mul().i32_add().tee(rec).f64_load(0).get(sums).f64_load(8).f64_mul().get(rec).f64_load(16).f64_div();
-    storeAs(f, dt);
-  };
-  const lnq = (lane: number, lq: number) => {
+  /** lq[k] = ln q of state n + k; its powers exp(j·ln q) at pw + (k >> 1)·PWB + (k & 1)·8, 16 bytes apart. */
+  const state = (k: number) => {
     f.get(tbl)
       .get(d)
       .get(N)
@@ -373,79 +360,110 @@ function emitGrad(mb: ModuleBuilder, dt: DT, fdexp: Fn, rest: Fn): void {
       .i32_const(24)
       .i32_mul()
       .i32_add()
-      .f64_load(8 + lane * 24)
-      .set(lq);
+      .f64_load(8 + k * 24)
+      .set(lq[k]);
+    f.i32_const(0).set(j);
+    whileLt(f, j, P, () => {
+      f.get(pw).get(j).i32_const(4).i32_shl().i32_add();
+      expOf(f, fdexp, j, lq[k]);
+      f.f64_store((k >> 1) * PWB + (k & 1) * 8);
+      inc(f, j, 1);
+    });
+  };
+  /** Writes the outputs of state n + k from the sums. */
+  const finish = (k: number) => {
+    f.get(d).get(N).i32_mul().get(n).i32_add().i32_const(k).i32_add().set(rec); // d·N + n + k
+    f.get(out).get(rec).i32_const(E).i32_mul().i32_add().get(sums).f64_load(0);
+    storeAs(f, dt);
+    // coef·s1 / q
+    f.get(out).get(D).get(N).i32_mul().get(rec).i32_add().i32_const(E).i32_mul().i32_add();
+    f.get(tbl).get(rec).i32_const(24).i32_mul().i32_add().tee(rec).f64_load(0).get(sums).f64_load(8).f64_mul().get(rec).f64_load(16).f64_div();
+    storeAs(f, dt);
+  };
+  /** State n + k alone from block l0 (sums at `sums`), then its outputs. */
+  const alone = (k: number, from: () => void) => {
+    f.get(gp).get(L).get(lq[k]).get(pw);
+    f.i32_const((k >> 1) * PWB + (k & 1) * 8).i32_add();
+    from();
+    f.get(sums).call(rest);
+    finish(k);
+  };
+  /** States n … n + 2V − 1 in V vectors. */
+  const group = (V: number) => {
+    for (let k = 0; k < 2 * V; k++) state(k);
+    for (let i = 0; i < V; i++) f.f64x2_const(0).tee(s0[i]).set(s1[i]);
+    f.i32_const(0).set(l0);
+    loop(
+      f,
+      () => {
+        blockDone(f, l0, L, lq[0]);
+        for (let k = 1; k < 2 * V; k++) f.get(l0).f64_convert_i32_s().get(lq[k]).f64_mul().f64_const(EMA_CUTOFF).f64_lt().i32_or();
+      },
+      () => {
+        for (let i = 0; i < V; i++) {
+          expOf(f, fdexp, l0, lq[2 * i]);
+          f.f64x2_splat();
+          expOf(f, fdexp, l0, lq[2 * i + 1]);
+          f.f64x2_replace_lane(1).set(bv[i]);
+        }
+        f.get(l0).f64_convert_i32_s().f64x2_splat().set(lv);
+        blockLen(f, L, l0, m);
+        f.get(gp).get(l0).i32_const(E).i32_mul().i32_add().tee(p);
+        f.get(m).i32_const(E).i32_mul().i32_add().set(pe);
+        f.get(pw).set(q);
+        whileLtU(f, p, pe, () => {
+          // v = g[l]·(base·pw[j]); s0 += v; s1 += l·v
+          f.get(p);
+          loadF64(f, dt);
+          f.f64x2_splat().set(gv);
+          for (let i = 0; i < V; i++) {
+            f.get(gv)
+              .get(bv[i])
+              .get(q)
+              .v128_load(i * PWB)
+              .f64x2_mul()
+              .f64x2_mul()
+              .tee(v);
+            f.get(s0[i]).f64x2_add().set(s0[i]);
+            f.get(s1[i]).get(lv).get(v).f64x2_mul().f64x2_add().set(s1[i]);
+          }
+          f.get(lv).f64x2_const(1).f64x2_add().set(lv);
+          inc(f, p, E);
+          inc(f, q, 16);
+        });
+        inc(f, l0, EMA_BLOCK);
+      },
+    );
+    for (let k = 0; k < 2 * V; k++) {
+      f.get(sums)
+        .get(s0[k >> 1])
+        .f64x2_extract_lane(k & 1)
+        .f64_store(0);
+      f.get(sums)
+        .get(s1[k >> 1])
+        .f64x2_extract_lane(k & 1)
+        .f64_store(8);
+      alone(k, () => f.get(l0));
+    }
+    inc(f, n, 2 * V);
   };
   whileLt(f, d, d1, () => {
     f.get(cfg).i32_load(C.G).get(d).get(L).i32_mul().i32_const(E).i32_mul().i32_add().set(gp);
     f.i32_const(0).set(n);
     loop(
       f,
-      () => f.get(n).i32_const(1).i32_add().get(N).i32_ge_s(),
-      () => {
-        // states n, n + 1 in the two lanes
-        lnq(0, lq0);
-        lnq(1, lq1);
-        powers(0, lq0);
-        powers(1, lq1);
-        f.f64x2_const(0).tee(s0).set(s1);
-        f.i32_const(0).set(l0);
-        loop(
-          f,
-          () => {
-            blockDone(f, l0, L, lq0);
-            f.get(l0).f64_convert_i32_s().get(lq1).f64_mul().f64_const(EMA_CUTOFF).f64_lt().i32_or();
-          },
-          () => {
-            expOf(f, fdexp, l0, lq0);
-            f.f64x2_splat();
-            expOf(f, fdexp, l0, lq1);
-            f.f64x2_replace_lane(1).set(bv);
-            f.get(l0).f64_convert_i32_s().f64x2_splat().set(lv);
-            blockLen(f, L, l0, m);
-            f.get(gp).get(l0).i32_const(E).i32_mul().i32_add().tee(p);
-            f.get(m).i32_const(E).i32_mul().i32_add().set(pe);
-            f.get(pw).set(q);
-            whileLtU(f, p, pe, () => {
-              // v = g[l]·(base·pw[j]); s0 += v; s1 += l·v
-              f.get(p);
-              loadF64(f, dt);
-              f.f64x2_splat().get(bv).get(q).v128_load(0).f64x2_mul().f64x2_mul().tee(v);
-              f.get(s0).f64x2_add().set(s0);
-              f.get(s1).get(lv).get(v).f64x2_mul().f64x2_add().set(s1);
-              f.get(lv).f64x2_const(1).f64x2_add().set(lv);
-              inc(f, p, E);
-              inc(f, q, 16);
-            });
-            inc(f, l0, EMA_BLOCK);
-          },
-        );
-        for (const lane of [0, 1]) {
-          f.get(sums).get(s0).f64x2_extract_lane(lane).f64_store(0);
-          f.get(sums).get(s1).f64x2_extract_lane(lane).f64_store(8);
-          f.get(gp)
-            .get(L)
-            .get(lane ? lq1 : lq0)
-            .get(pw)
-            .i32_const(lane * 8)
-            .i32_add()
-            .get(l0)
-            .get(sums)
-            .call(rest);
-          finish(() => f.get(n).i32_const(lane).i32_add());
-        }
-        inc(f, n, 2);
-      },
+      () => f.get(n).i32_const(3).i32_add().get(N).i32_ge_s(),
+      () => group(2),
     );
-    // odd N: the last state alone
+    f.get(n).i32_const(1).i32_add().get(N).i32_lt_s().if_();
+    group(1);
+    f.end();
     f.get(n).get(N).i32_lt_s().if_();
     {
-      lnq(0, lq0);
-      powers(0, lq0);
+      state(0);
       f.get(sums).f64_const(0).f64_store(0);
       f.get(sums).f64_const(0).f64_store(8);
-      f.get(gp).get(L).get(lq0).get(pw).i32_const(0).get(sums).call(rest);
-      finish(() => f.get(n));
+      alone(0, () => f.i32_const(0));
     }
     f.end();
     inc(f, d, 1);
