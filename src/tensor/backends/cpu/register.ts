@@ -12,6 +12,7 @@ import { fftConvCpu } from './fftconv.js';
 import { concatCpu, gatherCpu, indexAddCpu, indexSelectCpu, padCpu, scatterAddCpu } from './indexing.js';
 import { argmaxCpu, reduceCpu, softmaxCpu } from './reduce.js';
 import { indexAddFast, indexSelectFast, padFast } from './indexing-fast.js';
+import { whereSimd } from './where-simd.js';
 import { fftConvSimd } from './fftconv-simd.js';
 import { batchNormCpu, batchNormGradCpu } from './batchnorm.js';
 import { emaKernelGradSimd, emaKernelSimd } from './ema-simd.js';
@@ -23,7 +24,7 @@ import { batchNormGradSimd, batchNormSimd, laplaceGradSimd, laplaceSimd, logSoft
 
 registerKernel('unary', 'cpu', (x, op) => unarySimd(x, op) ?? unaryCpu(x, op));
 registerKernel('binary', 'cpu', (a, b, op) => binarySimd(a, b, op) ?? binaryCpu(a, b, op));
-registerKernel('where', 'cpu', whereCpu);
+registerKernel('where', 'cpu', (cond, a, b) => whereSimd(cond, a, b) ?? whereCpu(cond, a, b));
 registerKernel('reduce', 'cpu', (x, op, axes, keepdims) => reduceSimd(x, op, axes, keepdims) ?? reduceCpu(x, op, axes, keepdims));
 registerKernel('argmax', 'cpu', argmaxCpu);
 registerKernel('softmax', 'cpu', (x, log) => (log ? logSoftmaxSimd(x) : softmaxSimd(x, log)) ?? softmaxCpu(x, log));
