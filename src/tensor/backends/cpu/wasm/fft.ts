@@ -212,10 +212,16 @@ function emitFft(mb: ModuleBuilder, dt: DT): Fn {
 function emitLoad(mb: ModuleBuilder, dt: DT): Fn {
   const f = mb.fn(`fftload_${dt}`, [I32, I32, I32, I32, I32]);
   const v = new Simd(f, dt);
+  const E = v.E,
+    lanes = v.lanes;
   const [buf, n, tbl, L, step] = [0, 1, 2, 3, 4];
   const p = f.local(I32),
     pe = f.local(I32),
-    src = f.local(I32);
+    src = f.local(I32),
+    i0 = f.local(I32),
+    off = f.local(I32);
+  const rows = Array.from({ length: lanes }, () => f.local(V128)),
+    tmp = Array.from({ length: lanes }, () => f.local(V128));
   // zero [L, n)
   f.get(buf).get(L).i32_const(5).i32_shl().i32_add().set(p);
   f.get(buf).get(n).i32_const(5).i32_shl().i32_add().set(pe);
@@ -224,17 +230,102 @@ function emitLoad(mb: ModuleBuilder, dt: DT): Fn {
     f.get(p).f64x2_const(0).v128_store(16);
     inc(f, p, 32);
   });
-  for (let l = 0; l < v.lanes; l++) {
+  // contiguous rows: `lanes` elements of each lane's row per v128 load, transposed into
+  // `lanes` buffer elements (byte shuffles: the same bits); the rest element by element
+  f.i32_const(0).set(i0);
+  f.get(step).i32_const(E).i32_eq().if_();
+  {
+    f.get(L).i32_const(-lanes).i32_and().set(i0);
+    f.i32_const(0).set(off); // byte offset of element i in a row
+    f.get(buf).set(p);
+    f.get(buf).get(i0).i32_const(5).i32_shl().i32_add().set(pe);
+    /** 16 shuffle lanes: bytes [a, a + w) of the first operand, then [b, b + w) of the second, repeated. */
+    const pick = (w: number, firsts: number[]) => firsts.flatMap((x) => Array.from({ length: w }, (_, k) => x + k));
+    whileLtU(f, p, pe, () => {
+      for (const part of [0, 1]) {
+        for (let l = 0; l < lanes; l++) {
+          f.get(tbl)
+            .i32_load((2 * l + part) * 4)
+            .get(off)
+            .i32_add()
+            .v128_load(0)
+            .set(rows[l]);
+        }
+        const el: number[] = []; // locals holding buffer elements i, i + 1, …
+        if (lanes === 4) {
+          // 4 × 4 transpose of f32
+          f.get(rows[0])
+            .get(rows[1])
+            .i8x16_shuffle(pick(4, [0, 16, 4, 20]))
+            .set(tmp[0]);
+          f.get(rows[0])
+            .get(rows[1])
+            .i8x16_shuffle(pick(4, [8, 24, 12, 28]))
+            .set(tmp[1]);
+          f.get(rows[2])
+            .get(rows[3])
+            .i8x16_shuffle(pick(4, [0, 16, 4, 20]))
+            .set(tmp[2]);
+          f.get(rows[2])
+            .get(rows[3])
+            .i8x16_shuffle(pick(4, [8, 24, 12, 28]))
+            .set(tmp[3]);
+          f.get(tmp[0])
+            .get(tmp[2])
+            .i8x16_shuffle(pick(8, [0, 16]))
+            .set(rows[0]);
+          f.get(tmp[0])
+            .get(tmp[2])
+            .i8x16_shuffle(pick(8, [8, 24]))
+            .set(rows[1]);
+          f.get(tmp[1])
+            .get(tmp[3])
+            .i8x16_shuffle(pick(8, [0, 16]))
+            .set(rows[2]);
+          f.get(tmp[1])
+            .get(tmp[3])
+            .i8x16_shuffle(pick(8, [8, 24]))
+            .set(rows[3]);
+          el.push(...rows);
+        } else {
+          // 2 × 2 transpose of f64
+          f.get(rows[0])
+            .get(rows[1])
+            .i8x16_shuffle(pick(8, [0, 16]))
+            .set(tmp[0]);
+          f.get(rows[0])
+            .get(rows[1])
+            .i8x16_shuffle(pick(8, [8, 24]))
+            .set(tmp[1]);
+          el.push(...tmp);
+        }
+        el.forEach((e, k) =>
+          f
+            .get(p)
+            .get(e)
+            .v128_store(32 * k + 16 * part),
+        );
+      }
+      inc(f, p, 32 * lanes);
+      inc(f, off, 16);
+    });
+  }
+  f.end();
+  for (let l = 0; l < lanes; l++) {
     for (const part of [0, 1]) {
       f.get(tbl)
         .i32_load((2 * l + part) * 4)
+        .get(i0)
+        .get(step)
+        .i32_mul()
+        .i32_add()
         .set(src);
-      f.get(buf).set(p);
+      f.get(buf).get(i0).i32_const(5).i32_shl().i32_add().set(p);
       f.get(buf).get(L).i32_const(5).i32_shl().i32_add().set(pe);
       whileLtU(f, p, pe, () => {
         f.get(p).get(src);
         v.load(0);
-        v.store(part * 16 + l * v.E);
+        v.store(part * 16 + l * E);
         inc(f, p, 32);
         f.get(src).get(step).i32_add().set(src);
       });
