@@ -45,6 +45,21 @@ export function batchNorm(x: Tensor, weight: Tensor | null, bias: Tensor | null,
 }
 
 /**
+ * Layer normalisation of the rows of `x` `[R, D]` as one op (nn/norm.ts `LayerNorm`; `RMSNorm`
+ * and `ScaleNorm` with `center` false): `y = (x − mean) · rsqrt(var + eps)`, `· weight`,
+ * `+ bias` when given, statistics over D (mean 0 without centering). One kernel each way
+ * (`layerNorm`, `layerNormGrad`) instead of ~9 forward and ~20 backward passes of the composition.
+ */
+export function layerNorm(x: Tensor, weight: Tensor | null, bias: Tensor | null, eps: number, center = true): Tensor {
+  const [y, stats] = K.layerNorm(x, weight, bias, eps, center);
+  const inputs = [x, weight, bias].filter((t): t is Tensor => t !== null);
+  return record(y, 'layerNorm', inputs, (g) => {
+    const [dx, dw, db] = K.layerNormGrad(x, g, stats, weight, bias !== null, center);
+    return [dx, dw, db].filter((t): t is Tensor => t !== null);
+  });
+}
+
+/**
  * Mega's query and key (docs/MEGA.md §6.2 steps 7–8) from the pre-activation `z` `[..., Z]`:
  * `[silu(z) ⊙ gamma[0] + beta[0], silu(z) ⊙ gamma[1] + beta[1]]` — one pass each way (kernels
  * `gateQK`, `gateQKGrad`), views into one `[..., 2Z]` result. Equals the composition

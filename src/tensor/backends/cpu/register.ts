@@ -5,7 +5,8 @@
  * the reference implementation — runs instead.
  */
 import { registerKernel } from '../../backend.js';
-import { laplaceGradGeneric } from '../generic-fused.js';
+import { laplaceGradGeneric, layerNormGeneric, layerNormGradGeneric } from '../generic-fused.js';
+import { layerNormGradSimd, layerNormSimd } from './layernorm-simd.js';
 import { matmulCpu } from './matmul.js';
 import { binaryCpu, castCpu, copyCpu, unaryCpu, whereCpu } from './elementwise.js';
 import { fftConvCpu } from './fftconv.js';
@@ -44,6 +45,8 @@ registerKernel('emaKernel', 'cpu', (coef, q, length) => emaKernelSimd(coef, q, l
 registerKernel('emaKernelGrad', 'cpu', (coef, q, g) => emaKernelGradSimd(coef, q, g) ?? emaKernelGradCpu(coef, q, g));
 registerKernel('softmaxGrad', 'cpu', (y, g, log) => (log ? logSoftmaxGradSimd(y, g) : softmaxGradSimd(y, g, log)) ?? softmaxGradCpu(y, g, log));
 registerKernel('batchNorm', 'cpu', (x, w, b, eps) => batchNormSimd(x, w, b, eps) ?? batchNormCpu(x, w, b, eps));
+registerKernel('layerNorm', 'cpu', (x, w, b, eps, c) => layerNormSimd(x, w, b, eps, c) ?? layerNormGeneric(x, w, b, eps, c));
+registerKernel('layerNormGrad', 'cpu', (x, g, st, w, b, c) => layerNormGradSimd(x, g, st, w, b, c) ?? layerNormGradGeneric(x, g, st, w, b, c));
 registerKernel('batchNormGrad', 'cpu', (x, g, st, w, eps) => batchNormGradSimd(x, g, st, w, eps) ?? batchNormGradCpu(x, g, st, w, eps));
 registerKernel('laplace', 'cpu', (x, mu, den) => laplaceSimd(x, mu, den) ?? laplaceCpu(x, mu, den));
 registerKernel('laplaceGrad', 'cpu', (x, g, mu, den) => laplaceGradSimd(x, g, mu, den) ?? laplaceGradGeneric(x, g, mu, den));
