@@ -17,12 +17,15 @@ import { getNumThreads, onThreadCountChange, SyncPool, type PoolKernel } from '.
 import { ModuleBuilder } from './builder.js';
 import { emitCopy } from './copy.js';
 import { emitElementwise } from './elementwise.js';
+import { emitEma } from './ema.js';
 import { emitFftConv } from './fft.js';
 import { emitWhereMaps } from './where.js';
 import { emitLayerNormMaps } from './layernorm.js';
 import { emitGates } from './gates.js';
 import { emitGemmMacro, emitPack, GEMM_SHAPES } from './gemm.js';
 import { growTo, MAX_PAGES, WasmHeap } from './heap.js';
+import { emitOptim } from './optim.js';
+import { emitRandom } from './random.js';
 
 /** Bytes below the arena reserved for per-thread scratch and fixed descriptors. */
 const ARENA_BASE = 1 << 16;
@@ -34,6 +37,7 @@ export const OP_PACK = 1;
 export const OP_GEMM = 2;
 export const OP_MAP = 3;
 export const OP_FFT = 4;
+export const OP_EMA = 5;
 
 /**
  * Task dispatcher: body of `function (Arr, extra, tid)` returning the thread's kernel object.
@@ -45,6 +49,7 @@ const PACK = [ex.pack_f32_${GEMM_SHAPES.f32.MR}, ex.pack_f32_${GEMM_SHAPES.f32.N
 const GEMM = [ex.gemm_f32, ex.gemm_f64];
 const MAP = extra.mapNames.map((n) => ex[n]);
 const FFT = [ex.fftconv_f32, ex.fftconv_f64];
+const EMA = [ex.ema_f32, ex.ema_f64, ex.emagrad_f32, ex.emagrad_f64];
 function packSet(P, o, t) {
   // o: first slot of the set: fn, src, srcStride, rows, K, si, sk, dst, dstStride, panels, ppt, chunks
   const chunks = P[o + 11];
@@ -74,6 +79,7 @@ function runTask(P, t) {
     case ${OP_GEMM}: gemmTask(P, t); break;
     case ${OP_MAP}: mapTask(P, t); break;
     case ${OP_FFT}: FFT[P[1]](P[2], t, tid); break;
+    case ${OP_EMA}: EMA[P[1]](P[2], t, tid); break;
     default: throw new Error('wasm pool: unknown op ' + P[0]);
   }
 }
@@ -118,6 +124,9 @@ export function buildModuleBytes(shared = true): { bytes: Uint8Array<ArrayBuffer
   }
   const mapNames = [...emitElementwise(mb), ...emitGates(mb), ...emitWhereMaps(mb), ...emitLayerNormMaps(mb), ...emitCopy(mb)];
   emitFftConv(mb);
+  emitEma(mb);
+  emitRandom(mb);
+  emitOptim(mb);
   return { bytes: mb.bytes({ initial: 2, maximum: MAX_PAGES, shared }), mapNames };
 }
 
