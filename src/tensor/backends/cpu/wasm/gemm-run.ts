@@ -11,7 +11,7 @@
 import { getNumThreads, splitGemmTasks } from '../pool.js';
 import { GEMM_SHAPES } from './gemm.js';
 import { OP_GEMM, OP_PACK, runJob, simdTuning, wasmArena, type WasmRuntime } from './runtime.js';
-import { runMap, storageAddr } from '../simd.js';
+import { storageAddr } from '../simd.js';
 
 type FloatArray = Float32Array | Float64Array;
 
@@ -49,9 +49,7 @@ export function gemmWasm(rt: WasmRuntime, A: StridedOperand, B: StridedOperand, 
     fnG = f64 ? 1 : 0;
   const threads = getNumThreads();
 
-  const mp = Math.ceil(M / MR),
-    np = Math.ceil(N / NR);
-  const ldc = np * NR; // C pitch in elements
+  const np = Math.ceil(N / NR);
   const aBS = batch === 1 ? 0 : A.bs,
     bBS = batch === 1 ? 0 : B.bs;
   const nA = aBS === 0 ? 1 : batch,
@@ -66,35 +64,30 @@ export function gemmWasm(rt: WasmRuntime, A: StridedOperand, B: StridedOperand, 
     bjs = B.cs;
 
   // groups of batches, or (one batch) blocks of rows, so that a C block stays ≤ C_BLOCK_BYTES
-  const perMatC = mp * MR * ldc * E;
+  const perMatC = M * N * E;
   let gb = Math.max(1, Math.min(batch, Math.floor(gemmLimits.cBlockBytes / perMatC)));
   let mb = M; // rows per block (multiple of MR unless = M)
   if (perMatC > gemmLimits.cBlockBytes) {
     gb = 1;
-    mb = Math.max(MR, Math.floor(gemmLimits.cBlockBytes / (ldc * E) / MR) * MR);
+    mb = Math.max(MR, Math.floor(gemmLimits.cBlockBytes / (N * E) / MR) * MR);
   }
   const mbp = Math.ceil(mb / MR); // panels per row block
   const nAg = nA === 1 ? 1 : gb,
     nBg = nB === 1 ? 1 : gb;
 
-  // operands already in the wasm memory (resident storage) are packed from where they are
+  // operands already in the wasm memory (resident storage) are packed from where they are, and a
+  // resident C is written in place (the kernel touches only C's own elements)
   const inA = storageAddr(A.data),
-    inB = storageAddr(B.data);
+    inB = storageAddr(B.data),
+    inC = storageAddr(c);
   const ar = wasmArena(rt);
   ar.reset();
   const rawA = inA >= 0 ? inA + A.off * E : ar.alloc(lenA * E);
   const rawB = inB >= 0 ? inB + B.off * E : ar.alloc(lenB * E);
   const packA = ar.alloc(nAg * mbp * MR * K * E);
   const packB = ar.alloc(nBg * np * NR * K * E);
-  const cAddr = ar.alloc(gb * mbp * MR * ldc * E);
-  // C leaves the padded block (pitch ldc ≠ N) through a SIMD row copy (x·1, exact) into the
-  // resident output, or into a contiguous scratch copied out at once
-  const inC = storageAddr(c);
-  const pitched = ldc !== N;
-  const one = pitched ? ar.alloc(E) : 0;
-  const cOut = pitched && inC < 0 ? ar.alloc(gb * mb * N * E) : 0;
+  const cScratch = inC >= 0 ? 0 : ar.alloc(gb * mb * N * E);
   ar.commit();
-  if (pitched) (f64 ? ar.f64 : ar.f32)[one / E] = 1;
   const view: FloatArray = f64 ? ar.f64 : ar.f32;
   if (inA < 0) view.set(A.off === 0 && lenA === A.data.length ? A.data : A.data.subarray(A.off, A.off + lenA), rawA / E);
   if (inB < 0) view.set(B.off === 0 && lenB === B.data.length ? B.data : B.data.subarray(B.off, B.off + lenB), rawB / E);
@@ -111,19 +104,13 @@ export function gemmWasm(rt: WasmRuntime, A: StridedOperand, B: StridedOperand, 
       // ---- pack A rows [i0, i0+rows) of the group's matrices, and B (once if broadcast)
       const aMats = nA === 1 ? 1 : g;
       const bMats = nB === 1 ? (bPacked ? 0 : 1) : g;
-      const chunksA = par && aMats < threads * 2 ? Math.min(mpb, threads * 2) : 1;
-      const pptA = Math.ceil(mpb / chunksA);
-      const cA = Math.ceil(mpb / pptA);
-      const chunksB = par && bMats > 0 && bMats < threads * 2 ? Math.min(np, threads * 2) : 1;
-      const pptB = Math.ceil(np / chunksB);
-      const cB = Math.ceil(np / pptB);
-      const tasksA = aMats * cA;
-      const tasksB = bMats * cB;
+      const setA = packTasks(par, threads, aMats, mpb);
+      const setB = packTasks(par, threads, bMats, np);
       const aSrc = rawA + (nA === 1 ? 0 : b0 * aBS * E) + i0 * ais * E;
       const bSrc = rawB + (nB === 1 ? 0 : b0 * bBS * E);
       const fillPack = (P: Float64Array) => {
         P[0] = OP_PACK;
-        P[1] = tasksA;
+        P[1] = setA.tasks;
         // A set
         P[2] = fnA;
         P[3] = aSrc;
@@ -135,26 +122,32 @@ export function gemmWasm(rt: WasmRuntime, A: StridedOperand, B: StridedOperand, 
         P[9] = packA;
         P[10] = mbp * MR * K * E;
         P[11] = mpb;
-        P[12] = pptA;
-        P[13] = cA;
+        P[12] = setA.ppt;
+        P[13] = setA.chunks;
+        P[14] = setA.mpt;
+        P[15] = aMats;
         // B set (rows of the packing = columns j of op(B))
-        P[14] = fnB;
-        P[15] = bSrc;
-        P[16] = bBS * E;
-        P[17] = N;
-        P[18] = K;
-        P[19] = bjs * E;
-        P[20] = bks * E;
-        P[21] = packB;
-        P[22] = np * NR * K * E;
-        P[23] = np;
-        P[24] = pptB;
-        P[25] = cB;
+        P[16] = fnB;
+        P[17] = bSrc;
+        P[18] = bBS * E;
+        P[19] = N;
+        P[20] = K;
+        P[21] = bjs * E;
+        P[22] = bks * E;
+        P[23] = packB;
+        P[24] = np * NR * K * E;
+        P[25] = np;
+        P[26] = setB.ppt;
+        P[27] = setB.chunks;
+        P[28] = setB.mpt;
+        P[29] = bMats;
       };
-      runJob(rt, par, tasksA + tasksB, fillPack);
+      runJob(rt, par, setA.tasks + setB.tasks, fillPack);
       if (nB === 1) bPacked = true;
 
-      // ---- compute: tasks = batch groups × row-panel blocks × column-panel blocks
+      // ---- compute: tasks = batch groups × row-panel blocks × column-panel blocks, into C
+      // (resident: in place; else a scratch block copied out below)
+      const cBlock = inC >= 0 ? inC + (b0 * M + i0) * N * E : cScratch;
       const target = par ? Math.max(1, Math.min(threads * 4, Math.floor(work / (force ? 1 : MIN_TASK_WORK)))) : 1;
       const { bpt, mch, nch, ppm, ppn, tasks } = splitGemmTasks(g, mpb, np, target);
       const fillGemm = (P: Float64Array) => {
@@ -164,9 +157,9 @@ export function gemmWasm(rt: WasmRuntime, A: StridedOperand, B: StridedOperand, 
         P[3] = nA === 1 ? 0 : mbp * MR * K * E;
         P[4] = packB;
         P[5] = nB === 1 ? 0 : np * NR * K * E;
-        P[6] = cAddr;
-        P[7] = mbp * MR * ldc * E;
-        P[8] = ldc * E;
+        P[6] = cBlock;
+        P[7] = M * N * E;
+        P[8] = N * E;
         P[9] = K;
         P[10] = mpb;
         P[11] = np;
@@ -176,30 +169,34 @@ export function gemmWasm(rt: WasmRuntime, A: StridedOperand, B: StridedOperand, 
         P[15] = nch;
         P[16] = ppm;
         P[17] = ppn;
+        P[18] = rows;
+        P[19] = N;
       };
       runJob(rt, par, tasks, fillGemm);
 
-      // ---- copy C out
-      const v: FloatArray = f64 ? ar.f64 : ar.f32;
-      const cStride = mbp * MR * ldc;
-      const c0 = cAddr / E;
-      if (ldc === N) {
-        if (rows === mbp * MR && mb === M) {
-          // the group's matrices are contiguous
-          c.set(v.subarray(c0, c0 + g * M * N), b0 * M * N);
-        } else {
-          for (let z = 0; z < g; z++) c.set(v.subarray(c0 + z * cStride, c0 + z * cStride + rows * N), ((b0 + z) * M + i0) * N);
-        }
-      } else {
-        for (let z = 0; z < g; z++) {
-          const d = ((b0 + z) * M + i0) * N;
-          const dst = inC >= 0 ? inC + d * E : cOut + z * rows * N * E;
-          // out[r, j] = C[r·ldc + j] · 1 over rows × N
-          runMap(rt, `bin_mul_${dt}_vs`, rows * N, rows * N, [cAddr + z * cStride * E, one, dst, N, ldc, 0]);
-        }
-        if (inC < 0) c.set(v.subarray(cOut / E, cOut / E + g * rows * N), (b0 * M + i0) * N);
+      // ---- copy C out (g matrices of M rows, or one block of rows: contiguous in c either way)
+      if (inC < 0) {
+        const v: FloatArray = f64 ? ar.f64 : ar.f32;
+        c.set(v.subarray(cScratch / E, cScratch / E + g * rows * N), (b0 * M + i0) * N);
       }
     }
   }
   ar.close();
+}
+
+/**
+ * How a packing set is cut into pool tasks: on one thread a single task (every matrix in one
+ * wasm call); on the pool, panel chunks of one matrix when there are few matrices, else groups of
+ * whole matrices, about 4 per thread.
+ */
+function packTasks(par: boolean, threads: number, mats: number, panels: number): { tasks: number; chunks: number; ppt: number; mpt: number } {
+  if (mats === 0) return { tasks: 0, chunks: 1, ppt: panels, mpt: 1 };
+  if (!par) return { tasks: 1, chunks: 1, ppt: panels, mpt: mats };
+  if (mats < threads * 2) {
+    const ppt = Math.ceil(panels / Math.min(panels, threads * 2));
+    const chunks = Math.ceil(panels / ppt);
+    return { tasks: mats * chunks, chunks, ppt, mpt: 1 };
+  }
+  const mpt = Math.ceil(mats / (threads * 4));
+  return { tasks: Math.ceil(mats / mpt), chunks: 1, ppt: panels, mpt };
 }
