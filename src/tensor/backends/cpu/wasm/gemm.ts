@@ -93,8 +93,12 @@ export function emitGemmMacro(mb: ModuleBuilder, dt: DT, s: GemmShape): void {
   const E = es(dt);
   const lanes = 16 / E;
   const NV = s.NR / lanes;
-  const f = mb.fn(`gemm_${dt}`, [I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, I32]);
-  const [pa, pb, c, ldc, K, p0, p1, q0, q1, M, N, nb, sa, sb, sc] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14];
+  const params = [...'pa aps ars aks pb bps bks c ldc K p0 p1 q0 q1 M N nb sa sb sc'.split(' ').keys()];
+  const f = mb.fn(
+    `gemm_${dt}`,
+    params.map(() => I32),
+  );
+  const [pa, aps, ars, aks, pb, bps, bks, c, ldc, K, p0, p1, q0, q1, M, N, nb, sa, sb, sc] = params;
   const kc = f.local(I32),
     kl = f.local(I32),
     blk = f.local(I32),
@@ -102,8 +106,8 @@ export function emitGemmMacro(mb: ModuleBuilder, dt: DT, s: GemmShape): void {
   const q = f.local(I32),
     p = f.local(I32),
     bq = f.local(I32),
-    ap = f.local(I32),
     bp = f.local(I32);
+  const arow = Array.from({ length: s.MR }, () => f.local(I32));
   const cp = f.local(I32),
     k = f.local(I32),
     first = f.local(I32),
@@ -130,16 +134,6 @@ export function emitGemmMacro(mb: ModuleBuilder, dt: DT, s: GemmShape): void {
     f.block().loop();
     {
       f.get(p).get(pe).i32_ge_s().br_if(1);
-      f.get(pa)
-        .get(p)
-        .get(K)
-        .i32_mul()
-        .get(kc)
-        .i32_add()
-        .i32_const(s.MR * E)
-        .i32_mul()
-        .i32_add()
-        .set(ap);
       f.get(bq).set(bp);
       // cp = c + p*MR*ldc + q*NR*E
       f.get(c)
@@ -169,6 +163,20 @@ export function emitGemmMacro(mb: ModuleBuilder, dt: DT, s: GemmShape): void {
         .i32_eq()
         .i32_and()
         .set(full);
+      // row pointers: row r of panel p at k = kc: pa + p·aps + r·ars + kc·aks; rows past the last repeat it
+      for (let r = 0; r < s.MR; r++) {
+        f.get(pa).get(p).get(aps).i32_mul().i32_add().get(kc).get(aks).i32_mul().i32_add();
+        if (r > 0) {
+          minInto(
+            f,
+            arow[r],
+            () => f.i32_const(r),
+            () => f.get(mr).i32_const(1).i32_sub(),
+          );
+          f.get(arow[r]).get(ars).i32_mul().i32_add();
+        }
+        f.set(arow[r]);
+      }
       // accumulators: 0 on the first K block, else the running sums from C
       f.get(first).if_();
       {
@@ -223,9 +231,9 @@ export function emitGemmMacro(mb: ModuleBuilder, dt: DT, s: GemmShape): void {
             .v128_load(v * 16)
             .set(bv[v]);
         for (let r = 0; r < s.MR; r++) {
-          f.get(ap);
-          if (dt === 'f32') f.v128_load32_splat(r * E);
-          else f.v128_load64_splat(r * E);
+          f.get(arow[r]);
+          if (dt === 'f32') f.v128_load32_splat(0);
+          else f.v128_load64_splat(0);
           f.set(av);
           for (let v = 0; v < nv; v++) {
             if (s.fma) {
@@ -240,14 +248,8 @@ export function emitGemmMacro(mb: ModuleBuilder, dt: DT, s: GemmShape): void {
             f.set(acc[r][v]);
           }
         }
-        f.get(ap)
-          .i32_const(s.MR * E)
-          .i32_add()
-          .set(ap);
-        f.get(bp)
-          .i32_const(s.NR * E)
-          .i32_add()
-          .set(bp);
+        for (let r = 0; r < s.MR; r++) f.get(arow[r]).get(aks).i32_add().set(arow[r]);
+        f.get(bp).get(bks).i32_add().set(bp);
         f.get(k).i32_const(1).i32_sub().set(k);
         f.br(0);
       }
@@ -324,17 +326,8 @@ export function emitGemmMacro(mb: ModuleBuilder, dt: DT, s: GemmShape): void {
         f.block().loop();
         {
           f.get(q).get(q1).i32_ge_s().br_if(1);
-          // bq = pb + (q*K + kc) * NR * E
-          f.get(pb)
-            .get(q)
-            .get(K)
-            .i32_mul()
-            .get(kc)
-            .i32_add()
-            .i32_const(s.NR * E)
-            .i32_mul()
-            .i32_add()
-            .set(bq);
+          // bq = pb + q·bps + kc·bks
+          f.get(pb).get(q).get(bps).i32_mul().i32_add().get(kc).get(bks).i32_mul().i32_add().set(bq);
           // nc = min(NR, N - q*NR): columns of this panel; the kernel with the fewest vectors covering them
           minInto(
             f,
