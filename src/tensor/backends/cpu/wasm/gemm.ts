@@ -386,6 +386,9 @@ export function emitPack(mb: ModuleBuilder, dt: DT, W: number): void {
     k = f.local(I32),
     r = f.local(I32);
   const vec = W % (16 / E) === 0;
+  /** panels copied together from contiguous rows */
+  const G = 4;
+  const dg = Array.from({ length: G }, () => f.local(I32));
   const load = () => (dt === 'f32' ? f.f32_load(0) : f.f64_load(0));
   const store = () => (dt === 'f32' ? f.f32_store(0) : f.f64_store(0));
   // for (z = 0; z < nm; z++, src += ss, dst += ds)
@@ -412,10 +415,55 @@ export function emitPack(mb: ModuleBuilder, dt: DT, W: number): void {
     {
       // full panel
       if (vec) {
-        // contiguous rows of the panel (si == E): vector copies
+        // contiguous rows of the panel (si == E): vector copies, G full panels at a time where
+        // there are that many (one pass over each source row segment of G·W elements: fewer
+        // pages and lines touched per k than G passes)
         f.get(si).i32_const(E).i32_eq();
         f.if_();
         {
+          f.get(p)
+            .i32_const(G)
+            .i32_add()
+            .get(p1)
+            .i32_le_s()
+            .get(i0)
+            .i32_const(G * W)
+            .i32_add()
+            .get(rows)
+            .i32_le_s()
+            .i32_and();
+          f.if_();
+          {
+            for (let g = 1; g < G; g++)
+              f.get(d)
+                .get(K)
+                .i32_const(g * W * E)
+                .i32_mul()
+                .i32_add()
+                .set(dg[g]);
+            f.get(K).set(k);
+            f.block().loop();
+            f.get(k).i32_eqz().br_if(1);
+            for (let g = 0; g < G; g++) {
+              for (let v = 0; v < (W * E) / 16; v++)
+                f.get(g === 0 ? d : dg[g])
+                  .get(s)
+                  .v128_load(g * W * E + v * 16)
+                  .v128_store(v * 16);
+            }
+            for (let g = 0; g < G; g++)
+              f.get(g === 0 ? d : dg[g])
+                .i32_const(W * E)
+                .i32_add()
+                .set(g === 0 ? d : dg[g]);
+            f.get(s).get(sk).i32_add().set(s);
+            f.get(k).i32_const(1).i32_sub().set(k);
+            f.br(0);
+            f.end().end();
+            f.get(p).i32_const(G).i32_add().set(p);
+            f.br(3); // continue the panel loop
+          }
+          f.end();
           f.get(K).set(k);
           f.block().loop();
           f.get(k).i32_eqz().br_if(1);
