@@ -389,8 +389,8 @@ export function emitPack(mb: ModuleBuilder, dt: DT, W: number): void {
   /** panels copied together from contiguous rows */
   const G = 4;
   const dg = Array.from({ length: G }, () => f.local(I32));
-  const load = () => (dt === 'f32' ? f.f32_load(0) : f.f64_load(0));
-  const store = () => (dt === 'f32' ? f.f32_store(0) : f.f64_store(0));
+  const load = (off = 0) => (dt === 'f32' ? f.f32_load(off) : f.f64_load(off));
+  const store = (off = 0) => (dt === 'f32' ? f.f32_store(off) : f.f64_store(off));
   // for (z = 0; z < nm; z++, src += ss, dst += ds)
   f.i32_const(0).set(z);
   f.block().loop();
@@ -481,6 +481,63 @@ export function emitPack(mb: ModuleBuilder, dt: DT, W: number): void {
           f.br(0);
           f.end().end();
           f.get(p).i32_const(1).i32_add().set(p);
+          f.br(2); // continue the panel loop
+        }
+        f.end();
+      }
+      if (!vec && W * E < 16) {
+        // contiguous rows of G full panels narrower than a vector (si == E, e.g. A's columns):
+        // one unaligned vector copy per panel and k, whose extra lanes the next k overwrites;
+        // the last k element by element (its extra lanes would land in the next panel)
+        f.get(si)
+          .i32_const(E)
+          .i32_eq()
+          .get(p)
+          .i32_const(G)
+          .i32_add()
+          .get(p1)
+          .i32_le_s()
+          .i32_and()
+          .get(i0)
+          .i32_const(G * W)
+          .i32_add()
+          .get(rows)
+          .i32_le_s()
+          .i32_and();
+        f.if_();
+        {
+          for (let g = 0; g < G; g++)
+            f.get(d)
+              .get(K)
+              .i32_const(g * W * E)
+              .i32_mul()
+              .i32_add()
+              .set(dg[g]);
+          f.get(K).i32_const(1).i32_sub().set(k);
+          f.block().loop();
+          f.get(k).i32_eqz().br_if(1);
+          for (let g = 0; g < G; g++)
+            f.get(dg[g])
+              .get(s)
+              .v128_load(g * W * E)
+              .v128_store(0);
+          for (let g = 0; g < G; g++)
+            f.get(dg[g])
+              .i32_const(W * E)
+              .i32_add()
+              .set(dg[g]);
+          f.get(s).get(sk).i32_add().set(s);
+          f.get(k).i32_const(1).i32_sub().set(k);
+          f.br(0);
+          f.end().end();
+          for (let g = 0; g < G; g++) {
+            for (let rr = 0; rr < W; rr++) {
+              f.get(dg[g]).get(s);
+              load((g * W + rr) * E);
+              store(rr * E);
+            }
+          }
+          f.get(p).i32_const(G).i32_add().set(p);
           f.br(2); // continue the panel loop
         }
         f.end();
