@@ -230,6 +230,29 @@ function openblasGflops(threads: number): number | undefined {
   return (JSON.parse(line) as { gflops: number }).gflops;
 }
 
+/**
+ * The WebAssembly SIMD multiply-add ceiling of this machine on `threads` threads, GFLOP/s: the
+ * fastest ceiling loop (relaxed SIMD where this Node can enable it), median of 5 timings. The
+ * training-step benchmark's lower bound on a step's time (`train-bound` rows).
+ */
+export function ceilingGflops(threads: number): number {
+  if (!relaxedSimdValidates()) platform.enableRelaxedSimd?.();
+  const { bytes, loops } = buildCeilingModule(relaxedSimdValidates());
+  const gang = new CeilingGang(loops, bytes, threads);
+  try {
+    let best = 0;
+    for (const loop of pickLoops(gang).values()) {
+      const it = itersFor(loop);
+      gang.run(loop, it >> 2, threads);
+      const g = median([0, 1, 2, 3, 4].map(() => timed(threads * it * loop.flopsPerIter, () => gang.run(loop, it, threads)).wall));
+      best = Math.max(best, g);
+    }
+    return best;
+  } finally {
+    gang.close();
+  }
+}
+
 /** Run the ceiling benchmark and report every selected case. */
 export async function runCeilingBench(opts: BenchOptions): Promise<void> {
   const threads = getNumThreads();

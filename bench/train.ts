@@ -24,6 +24,10 @@
  * 70× slower with 2 threads than 1 under load), so there only `-t1` compares the libraries.
  * `train-cpu` rows: median CPU time per step (user + system, every thread of the process) and
  * its ratio PyTorch / mega-ts — less disturbed by other processes than wall time.
+ * `train-bound` rows: the step rate mega-ts would reach if its matrix products (GFLOP counted in
+ * one step) ran at the WebAssembly SIMD multiply-add ceiling measured in the same run (bench/
+ * ceiling.ts, same thread count) and nothing else took any time; the ratio to PyTorch's steps/s
+ * is the most any WebAssembly kernel work can give on this machine.
  * mega-ts runs as `mega train` does (with its malloc settings, src/cli/malloc.ts); PyTorch with
  * its defaults. `MEGA_BENCH_MALLOC=system` runs mega-ts with the system defaults too.
  */
@@ -39,6 +43,7 @@ import type { Tensor } from '../src/tensor/tensor.js';
 import { BYTE_VOCAB_SIZE } from '../src/data/vocab.js';
 import { binary } from '../src/tensor/kernels.js';
 import { getNumThreads } from '../src/tensor/backends/cpu/pool.js';
+import { matmulStats } from '../src/tensor/backends/cpu/matmul.js';
 import { manualSeed, defaultGenerator } from '../src/tensor/random.js';
 import { scalar } from '../src/tensor/create.js';
 import { resolveTrainArgs, type TaskName } from '../src/train/args.js';
@@ -47,6 +52,7 @@ import { Adam, clipGradNorm, parseBetas } from '../src/train/optim.js';
 import { stepRoots } from '../src/train/trainer.js';
 import { residentScope } from '../src/tensor/backends/cpu/resident.js';
 import { getTask } from '../src/train/tasks/index.js';
+import { ceilingGflops } from './ceiling.js';
 import { caseId, note, report, selected, type BenchOptions } from './report.js';
 import { median, timeMedian } from './timing.js';
 
@@ -182,7 +188,7 @@ export function trainStepOf(name: string, { resident = true } = {}): { step: () 
   return { step, params, model };
 }
 
-/** Child-process entry: `--train-child NAME` times mega-ts's step; prints `{ms, cpuMs, maxRssMiB}`. */
+/** Child-process entry: `--train-child NAME` times mega-ts's step; prints `{ms, cpuMs, maxRssMiB, gflop}`. */
 export function trainChild(name: string): void {
   const c = CASES.find((x) => x.name === name)!;
   const { step } = trainStepOf(name);
@@ -195,7 +201,12 @@ export function trainChild(name: string): void {
   };
   const ms = timeMedian(timed, { warmup: 2, warmupMs: 500, minReps: c.minSteps ?? 5, maxReps: c.maxSteps ?? 15, maxMs: 8000 });
   const cpuMs = median(cpu.slice(-5));
-  process.stdout.write(JSON.stringify({ ms, cpuMs, maxRssMiB: process.resourceUsage().maxRSS / 1024 }) + '\n');
+  const maxRssMiB = process.resourceUsage().maxRSS / 1024;
+  // the matrix products of one more step
+  const f0 = matmulStats().flops;
+  step();
+  const gflop = (matmulStats().flops - f0) / 1e9;
+  process.stdout.write(JSON.stringify({ ms, cpuMs, maxRssMiB, gflop }) + '\n');
 }
 
 /** The PyTorch config of a case, from the same resolved model arguments. */
@@ -278,6 +289,8 @@ interface Measured {
   ms: number;
   cpuMs: number;
   maxRssMiB: number;
+  /** GFLOP of the step's matrix products (mega-ts only) */
+  gflop?: number;
 }
 
 function runMega(name: string, threads: number): Measured | undefined {
@@ -317,6 +330,11 @@ function runTorch(cfg: Record<string, unknown>, threads: number): Measured | und
 export async function runTrainBench(opts: BenchOptions): Promise<void> {
   const envReps = process.env.MEGA_BENCH_TRAIN_REPS;
   const threadList = (process.env.MEGA_BENCH_TRAIN_THREADS ?? String(getNumThreads())).split(',').map(Number);
+  const ceilings = new Map<number, number>();
+  const ceiling = (threads: number): number => {
+    if (!ceilings.has(threads)) ceilings.set(threads, ceilingGflops(threads));
+    return ceilings.get(threads)!;
+  };
   for (const threads of threadList)
     for (const c of CASES) {
       const cfg = torchConfig(c);
@@ -382,6 +400,13 @@ export async function runTrainBench(opts: BenchOptions): Promise<void> {
           unit: 'MiB',
           ...(memRatio !== undefined ? { ratio: memRatio, baseline: t!.impl } : {}),
         });
+        const gflop = median(mega.map((x) => x.gflop ?? NaN));
+        if (t && gflop > 0 && selected(opts, caseId('train-bound', m.impl, 'f32', shape))) {
+          // every product at the SIMD ceiling and nothing else taking any time
+          const g = ceiling(threads);
+          note(`train-bound ${c.name}: ${gflop.toFixed(3)} GFLOP of matrix products per step, SIMD ceiling ${g.toFixed(1)} GFLOP/s on ${threads} thread(s)`);
+          report({ bench: 'train-bound', impl: m.impl, dtype: 'f32', shape, value: g / gflop, unit: 'steps/s', ratio: g / gflop / t.sps, baseline: t.impl });
+        }
       }
     }
 }

@@ -5,7 +5,7 @@
  */
 import * as F from '../autograd/index.js';
 import { noGrad } from '../autograd/index.js';
-import { batchNorm } from '../autograd/ops/fused.js';
+import { batchNorm, layerNorm } from '../autograd/ops/fused.js';
 import { full, ones, scalar, zeros } from '../tensor/create.js';
 import type { FloatDType } from '../tensor/dtype.js';
 import * as K from '../tensor/kernels.js';
@@ -37,10 +37,9 @@ export class LayerNorm extends Module implements NormModule {
     this.bias = affine ? this.param('bias', zeros([dim], dtype)) : null;
   }
   forward(x: Tensor): Tensor {
-    const xc = F.sub(x, F.mean(x, -1, true));
-    let y = F.mul(xc, F.rsqrt(F.add(F.mean(F.square(xc), -1, true), this.eps)));
-    if (this.weight && this.bias) y = F.add(F.mul(y, this.weight), this.bias);
-    return y;
+    // one fused op each way (the composition mean, x − mean, square, mean, + eps, rsqrt, ·w + b)
+    const y = layerNorm(F.reshape(x, [-1, this.dim]), this.weight, this.bias, this.eps);
+    return F.reshape(y, x.shape);
   }
 }
 

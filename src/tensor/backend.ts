@@ -129,6 +129,20 @@ export interface FusedKernels {
    */
   batchNormGrad(x: Tensor, g: Tensor, stats: Tensor, weight: Tensor | null, eps: number): [Tensor, Tensor];
   /**
+   * Layer normalisation of the rows of `x` `[R, D]` (statistics over D): `[y, stats]` with stats
+   * `[R, 2]` = (mean, r), `r = rsqrt(var + eps)` (biased variance), and `y = (x − mean) · r`,
+   * then `· weight + bias` when given (`[D]` each, both or neither). Values as the composition
+   * `mean(x, -1)`, `x − mean`, `square`, `mean`, `+ eps`, `rsqrt`, … computes them.
+   */
+  layerNorm(x: Tensor, weight: Tensor | null, bias: Tensor | null, eps: number): [Tensor, Tensor];
+  /**
+   * Vector-Jacobian product of `layerNorm` for the output gradient `g` `[R, D]`, from `stats`:
+   * `[dx, dwb]`, `dx = r · (ĝ − mean(ĝ) − x̂ · mean(ĝ · x̂))` with `x̂ = (x − mean) · r`,
+   * `ĝ = g · weight` (g when weight is null), means over D; dwb `[2, D]` = (Σ g · x̂, Σ g) over the
+   * rows, the gradients of weight and bias (null without them).
+   */
+  layerNormGrad(x: Tensor, g: Tensor, stats: Tensor, weight: Tensor | null): [Tensor, Tensor | null];
+  /**
    * Mega's shared query/key projection (docs/MEGA.md §6.2 steps 7–8) from the pre-activation
    * `z` `[..., Z]` (any layout) and `gamma`, `beta` `[2, Z]`: `s = silu(z)`, output
    * `[..., 2Z]` = `[s ⊙ gamma[0] + beta[0] | s ⊙ gamma[1] + beta[1]]` (q then k), contiguous.

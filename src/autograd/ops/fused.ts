@@ -45,6 +45,23 @@ export function batchNorm(x: Tensor, weight: Tensor | null, bias: Tensor | null,
 }
 
 /**
+ * Layer normalisation of the rows of `x` `[R, D]` as one op (nn/norm.ts `LayerNorm`):
+ * `y = (x − mean) · rsqrt(var + eps) · weight + bias`, statistics over D; weight and bias both
+ * given or both null. One kernel each way (`layerNorm`, `layerNormGrad`) instead of ~9 forward
+ * and ~20 backward passes of the composition.
+ */
+export function layerNorm(x: Tensor, weight: Tensor | null, bias: Tensor | null, eps: number): Tensor {
+  const [y, stats] = K.layerNorm(x, weight, bias, eps);
+  const D = x.shape[1];
+  const inputs = [x, weight, bias].filter((t): t is Tensor => t !== null);
+  return record(y, 'layerNorm', inputs, (g) => {
+    const [dx, dwb] = K.layerNormGrad(x, g, stats, weight);
+    if (!dwb) return [dx];
+    return [dx, V.reshape(V.narrow(dwb, 0, 0, 1), [D]), V.reshape(V.narrow(dwb, 0, 1, 1), [D])];
+  });
+}
+
+/**
  * Mega's query and key (docs/MEGA.md §6.2 steps 7–8) from the pre-activation `z` `[..., Z]`:
  * `[silu(z) ⊙ gamma[0] + beta[0], silu(z) ⊙ gamma[1] + beta[1]]` — one pass each way (kernels
  * `gateQK`, `gateQKGrad`), views into one `[..., 2Z]` result. Equals the composition

@@ -102,6 +102,29 @@ export function checkBatchNorm(x: Tensor, weight: Tensor | null, bias: Tensor | 
   }
 }
 
+/** `layerNorm`: x floating `[R, D]` with D ≥ 1; weight and bias both given (`[D]` of x's dtype) or both null. */
+export function checkLayerNorm(x: Tensor, weight: Tensor | null, bias: Tensor | null): void {
+  if (!isFloat(x.dtype)) throw new DTypeError(`layerNorm: expected a floating tensor, got ${x.dtype}`);
+  if (x.ndim !== 2 || x.shape[1] < 1) throw new ShapeError(`layerNorm: expected x [R, D] with D ≥ 1, got [${x.shape}]`);
+  if ((weight === null) !== (bias === null)) throw new ShapeError('layerNorm: weight and bias must both be given or both be null');
+  for (const [name, t] of [
+    ['weight', weight],
+    ['bias', bias],
+  ] as const) {
+    if (t && (t.dtype !== x.dtype || t.ndim !== 1 || t.shape[0] !== x.shape[1]))
+      throw new ShapeError(`layerNorm: ${name} [${t.shape}] (${t.dtype}) does not match [${x.shape[1]}] (${x.dtype})`);
+  }
+}
+
+/** `layerNormGrad`: g like x, stats `[R, 2]`, weight as for `layerNorm`. */
+export function checkLayerNormGrad(x: Tensor, g: Tensor, stats: Tensor, weight: Tensor | null): void {
+  checkLayerNorm(x, weight, weight);
+  if (g.dtype !== x.dtype || g.ndim !== 2 || g.shape[0] !== x.shape[0] || g.shape[1] !== x.shape[1])
+    throw new ShapeError(`layerNormGrad: gradient [${g.shape}] (${g.dtype}) does not match x [${x.shape}] (${x.dtype})`);
+  if (stats.dtype !== x.dtype || stats.ndim !== 2 || stats.shape[0] !== x.shape[0] || stats.shape[1] !== 2)
+    throw new ShapeError(`layerNormGrad: stats [${stats.shape}] (${stats.dtype}) must be [${x.shape[0]}, 2] (${x.dtype})`);
+}
+
 /** `batchNormGrad`: g like x, stats `[2, D]`, weight as for `batchNorm`. */
 export function checkBatchNormGrad(x: Tensor, g: Tensor, stats: Tensor, weight: Tensor | null): void {
   checkBatchNorm(x, weight, null);

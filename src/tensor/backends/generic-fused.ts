@@ -10,7 +10,17 @@ import * as K from '../kernels.js';
 import { ShapeError } from '../errors.js';
 import { Tensor } from '../tensor.js';
 import * as V from '../view.js';
-import { checkBatchNorm, checkBatchNormGrad, checkCoefQ, checkEmaGrad, checkGateOperands, checkGateQK, checkSoftmaxGrad } from './checks.js';
+import {
+  checkBatchNorm,
+  checkBatchNormGrad,
+  checkCoefQ,
+  checkEmaGrad,
+  checkGateOperands,
+  checkGateQK,
+  checkLayerNorm,
+  checkLayerNormGrad,
+  checkSoftmaxGrad,
+} from './checks.js';
 
 /** `t` with a size-1 axis appended (a view). */
 function unsqueezeLast(t: Tensor): Tensor {
@@ -121,6 +131,38 @@ export function batchNormGradGeneric(x: Tensor, g: Tensor, stats: Tensor, weight
   return [dx, K.concat([sum0(K.binary(g, xh, 'mul')), sum0(g)], 0)];
 }
 
+/** Generic `layerNorm` from primitives (the composition of nn/norm.ts `LayerNorm`). */
+export function layerNormGeneric(x: Tensor, weight: Tensor | null, bias: Tensor | null, eps: number): [Tensor, Tensor] {
+  checkLayerNorm(x, weight, bias);
+  const c = (v: number) => scalar(v, x.dtype);
+  const D = x.shape[1];
+  const mean = K.binary(K.reduce(x, 'sum', [1], true), c(1 / D), 'mul'); // R × 1
+  const xc = K.binary(x, mean, 'sub');
+  const varB = K.binary(K.reduce(K.unary(xc, 'square'), 'sum', [1], true), c(1 / D), 'mul');
+  const r = K.unary(K.binary(varB, c(eps), 'add'), 'rsqrt');
+  let y = K.binary(xc, r, 'mul');
+  if (weight) y = K.binary(y, weight, 'mul');
+  if (bias) y = K.binary(y, bias, 'add');
+  return [y, K.concat([mean, r], 1)];
+}
+
+/** Generic `layerNormGrad` from primitives (the closed form). */
+export function layerNormGradGeneric(x: Tensor, g: Tensor, stats: Tensor, weight: Tensor | null): [Tensor, Tensor | null] {
+  checkLayerNormGrad(x, g, stats, weight);
+  const c = (v: number) => scalar(v, x.dtype);
+  const D = x.shape[1];
+  const sum1 = (t: Tensor) => K.reduce(t, 'sum', [1], true),
+    sum0 = (t: Tensor) => K.reduce(t, 'sum', [0], true);
+  const mean = V.narrow(stats, 1, 0, 1),
+    r = V.narrow(stats, 1, 1, 1); // R × 1
+  const xh = K.binary(K.binary(x, mean, 'sub'), r, 'mul');
+  const gh = weight ? K.binary(g, weight, 'mul') : g;
+  const m1 = K.binary(sum1(gh), c(1 / D), 'mul'),
+    m2 = K.binary(sum1(K.binary(gh, xh, 'mul')), c(1 / D), 'mul');
+  const dx = K.binary(r, K.binary(K.binary(gh, m1, 'sub'), K.binary(xh, m2, 'mul'), 'sub'), 'mul');
+  return [dx, weight ? K.concat([sum0(K.binary(g, xh, 'mul')), sum0(g)], 0) : null];
+}
+
 // ---- the Mega layer's gates (docs/MEGA.md §6.2) -------------------------------------------------
 
 const mul = (a: Tensor, b: Tensor) => K.binary(a, b, 'mul'),
@@ -211,6 +253,8 @@ export function gateOutGradGeneric(x: Tensor, u: Tensor, hx: Tensor, y: Tensor, 
 registerKernel('adamUpdate', ANY_BACKEND, adamUpdateGeneric);
 registerKernel('batchNorm', ANY_BACKEND, batchNormGeneric);
 registerKernel('batchNormGrad', ANY_BACKEND, batchNormGradGeneric);
+registerKernel('layerNorm', ANY_BACKEND, layerNormGeneric);
+registerKernel('layerNormGrad', ANY_BACKEND, layerNormGradGeneric);
 registerKernel('laplace', ANY_BACKEND, laplaceGeneric);
 registerKernel('laplaceGrad', ANY_BACKEND, laplaceGradGeneric);
 registerKernel('emaKernel', ANY_BACKEND, emaKernelGeneric);

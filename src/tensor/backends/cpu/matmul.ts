@@ -105,10 +105,22 @@ function gemmSplit(a: Tensor, b: Tensor, batch: readonly number[], out: FloatSto
   return true;
 }
 
+let flops = 0;
+
+/**
+ * Diagnostics: floating-point operations (2 per multiply-add) of every CPU `matmul` since the
+ * process started — what the training-step benchmark divides by the SIMD ceiling to bound a
+ * step's time from below.
+ */
+export function matmulStats(): { flops: number } {
+  return { flops };
+}
+
 /** CPU `matmul`. */
 export function matmulCpu(a: Tensor, b: Tensor): Tensor {
   const { batch, M, K, N } = matmulShape(a, b);
   const nb = sizeOf(batch);
+  flops += 2 * nb * M * N * K;
   const out = allocateOut(a.dtype, nb * M * N, false) as FloatStorage;
   if (nb * M * N > 0) {
     if (K === 0) out.fill(0);

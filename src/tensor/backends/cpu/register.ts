@@ -5,13 +5,15 @@
  * the reference implementation — runs instead.
  */
 import { registerKernel } from '../../backend.js';
-import { laplaceGradGeneric } from '../generic-fused.js';
+import { laplaceGradGeneric, layerNormGeneric, layerNormGradGeneric } from '../generic-fused.js';
+import { layerNormGradSimd, layerNormSimd } from './layernorm-simd.js';
 import { matmulCpu } from './matmul.js';
 import { binaryCpu, castCpu, copyCpu, unaryCpu, whereCpu } from './elementwise.js';
 import { fftConvCpu } from './fftconv.js';
 import { concatCpu, gatherCpu, indexAddCpu, indexSelectCpu, padCpu, scatterAddCpu } from './indexing.js';
 import { argmaxCpu, reduceCpu, softmaxCpu } from './reduce.js';
 import { indexAddFast, indexSelectFast, padFast } from './indexing-fast.js';
+import { whereSimd } from './where-simd.js';
 import { fftConvSimd } from './fftconv-simd.js';
 import { batchNormCpu, batchNormGradCpu } from './batchnorm.js';
 import { emaKernelCpu, emaKernelGradCpu, laplaceCpu, softmaxGradCpu } from './fused.js';
@@ -22,7 +24,7 @@ import { batchNormGradSimd, batchNormSimd, laplaceGradSimd, laplaceSimd, logSoft
 
 registerKernel('unary', 'cpu', (x, op) => unarySimd(x, op) ?? unaryCpu(x, op));
 registerKernel('binary', 'cpu', (a, b, op) => binarySimd(a, b, op) ?? binaryCpu(a, b, op));
-registerKernel('where', 'cpu', whereCpu);
+registerKernel('where', 'cpu', (cond, a, b) => whereSimd(cond, a, b) ?? whereCpu(cond, a, b));
 registerKernel('reduce', 'cpu', (x, op, axes, keepdims) => reduceSimd(x, op, axes, keepdims) ?? reduceCpu(x, op, axes, keepdims));
 registerKernel('argmax', 'cpu', argmaxCpu);
 registerKernel('softmax', 'cpu', (x, log) => (log ? logSoftmaxSimd(x) : softmaxSimd(x, log)) ?? softmaxCpu(x, log));
@@ -42,6 +44,8 @@ registerKernel('emaKernel', 'cpu', emaKernelCpu);
 registerKernel('emaKernelGrad', 'cpu', emaKernelGradCpu);
 registerKernel('softmaxGrad', 'cpu', (y, g, log) => (log ? logSoftmaxGradSimd(y, g) : softmaxGradSimd(y, g, log)) ?? softmaxGradCpu(y, g, log));
 registerKernel('batchNorm', 'cpu', (x, w, b, eps) => batchNormSimd(x, w, b, eps) ?? batchNormCpu(x, w, b, eps));
+registerKernel('layerNorm', 'cpu', (x, w, b, eps) => layerNormSimd(x, w, b, eps) ?? layerNormGeneric(x, w, b, eps));
+registerKernel('layerNormGrad', 'cpu', (x, g, st, w) => layerNormGradSimd(x, g, st, w) ?? layerNormGradGeneric(x, g, st, w));
 registerKernel('batchNormGrad', 'cpu', (x, g, st, w, eps) => batchNormGradSimd(x, g, st, w, eps) ?? batchNormGradCpu(x, g, st, w, eps));
 registerKernel('laplace', 'cpu', (x, mu, den) => laplaceSimd(x, mu, den) ?? laplaceCpu(x, mu, den));
 registerKernel('laplaceGrad', 'cpu', (x, g, mu, den) => laplaceGradSimd(x, g, mu, den) ?? laplaceGradGeneric(x, g, mu, den));

@@ -28,6 +28,8 @@ import { fftConvGpu } from './fftconv.js';
 import {
   batchNormGeneric,
   batchNormGradGeneric,
+  layerNormGeneric,
+  layerNormGradGeneric,
   gateOutGeneric,
   gateOutGradGeneric,
   gateQKGeneric,
@@ -81,6 +83,8 @@ export const gpujsFusedKernels: FusedKernels = {
   laplaceGrad: laplaceGradGeneric,
   batchNorm: batchNormGeneric,
   batchNormGrad: batchNormGradGeneric,
+  layerNorm: layerNormGeneric,
+  layerNormGrad: layerNormGradGeneric,
   gateQK: gateQKGeneric,
   gateQKGrad: gateQKGradGeneric,
   siluGrad: siluGradGeneric,

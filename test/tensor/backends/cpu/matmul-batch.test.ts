@@ -6,6 +6,7 @@
  * contiguous copies.
  */
 import { describe, expect, it } from 'vitest';
+import { matmulStats } from '../../../../src/tensor/backends/cpu/matmul.js';
 import { residentScope } from '../../../../src/tensor/backends/cpu/resident.js';
 import type { FloatDType } from '../../../../src/tensor/dtype.js';
 import * as K from '../../../../src/tensor/kernels.js';
@@ -62,4 +63,15 @@ describe('matmul over batch axes that do not collapse', () => {
       expect(bits(res)).toEqual(bits(K.matmul(K.copy(chunks(sq(x0))), K.copy(V.transpose(chunks(sq(y0)), 2, 3)))));
     });
   }
+});
+
+describe('matmulStats', () => {
+  it('counts 2·batch·M·N·K operations per matmul, broadcast batches included', () => {
+    const a = randNormal([3, 5, 7], 0, 1, 'f32', gen); // batch 3, M 5, K 7
+    const b = randNormal([7, 4], 0, 1, 'f32', gen); // K 7, N 4 (broadcast over the batch)
+    const f0 = matmulStats().flops;
+    K.matmul(a, b);
+    K.matmul(randNormal([2, 2], 0, 1, 'f64', gen), randNormal([2, 9], 0, 1, 'f64', gen));
+    expect(matmulStats().flops - f0).toBe(2 * 3 * 5 * 4 * 7 + 2 * 2 * 9 * 2);
+  });
 });

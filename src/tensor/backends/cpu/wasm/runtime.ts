@@ -17,6 +17,8 @@ import { getNumThreads, onThreadCountChange, SyncPool, type PoolKernel } from '.
 import { ModuleBuilder } from './builder.js';
 import { emitElementwise } from './elementwise.js';
 import { emitFftConv } from './fft.js';
+import { emitWhereMaps } from './where.js';
+import { emitLayerNormMaps } from './layernorm.js';
 import { emitGates } from './gates.js';
 import { emitGemmMacro, emitPack, GEMM_SHAPES } from './gemm.js';
 import { growTo, MAX_PAGES, WasmHeap } from './heap.js';
@@ -116,7 +118,7 @@ export function buildModuleBytes(shared = true): { bytes: Uint8Array<ArrayBuffer
     emitPack(mb, dt, s.MR);
     if (s.NR !== s.MR) emitPack(mb, dt, s.NR);
   }
-  const mapNames = [...emitElementwise(mb), ...emitGates(mb)];
+  const mapNames = [...emitElementwise(mb), ...emitGates(mb), ...emitWhereMaps(mb), ...emitLayerNormMaps(mb)];
   emitFftConv(mb);
   return { bytes: mb.bytes({ initial: 2, maximum: MAX_PAGES, shared }), mapNames };
 }
