@@ -2,7 +2,7 @@
  * Dense batched matrix multiply for the CPU backend: `C[b] = op(A[b]) · op(B[b])`.
  *
  * Two implementations behind one entry point:
- * - **WebAssembly SIMD** (wasm/gemm.ts, wasm/gemm-run.ts): packed panels, a register tile of
+ * - **WebAssembly SIMD** (wasm/gemm.ts, wasm/gemm-run.ts): panels (packed where that pays), a register tile of
  *   v128 accumulators (3×12 f32 with relaxed SIMD's fused multiply-add, else 4×8 with mul + add;
  *   4×4 f64), K blocking, over a worker pool that shares one `WebAssembly.Memory`. Used whenever
  *   WebAssembly SIMD and shared memory are available.

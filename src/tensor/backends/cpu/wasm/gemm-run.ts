@@ -1,7 +1,12 @@
 /**
- * The WebAssembly SIMD gemm driver: copies the operands into the shared wasm memory, packs them
- * (a parallel job), runs the macro-kernel over tiles (a second parallel job) and copies C out.
- * Called by `gemm` in ../gemm.ts after validation and shape normalisation.
+ * The WebAssembly SIMD gemm driver: copies operands that are not resident into the shared wasm
+ * memory, packs the operands that need it (a parallel job), runs the macro-kernel over tiles (a
+ * second parallel job) and copies C out — or, when C is resident, lets the kernel write it in
+ * place. Called by `gemm` in ../gemm.ts after validation and shape normalisation.
+ *
+ * Packing: an operand is read where it lies when its layout already puts a panel's elements side
+ * by side and packing would not pay ({@link directOperands}); A with long columns (a transposed A
+ * of many rows) and B with strided columns, large or reused by many row panels, are packed.
  *
  * Large products are processed in groups of batches / blocks of C rows so that the memory
  * footprint stays bounded (C block ≤ `gemmLimits.cBlockBytes`); the split depends only on the

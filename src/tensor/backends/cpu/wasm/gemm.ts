@@ -1,13 +1,16 @@
 /**
  * WebAssembly SIMD gemm kernels (emitted with {@link ModuleBuilder}).
  *
- * Classic GotoBLAS structure: A is packed into row panels of MR rows and B into column panels of
- * NR columns, both k-major; the macro-kernel walks K in blocks of KC, a block of A panels that
- * stays in L2, every B panel (L1) over it, and for each (A panel, B panel) pair runs the
- * register-tiled micro-kernel: MR × NR accumulators in v128 registers (`NR / lanes` vectors per
- * row), per k one vector load per B column group and one `load32_splat` (f64: `load64_splat`)
- * per A row, then multiply and add — two instructions (plain SIMD128), or one `relaxed_madd`
- * where relaxed SIMD is available (see features.ts).
+ * GotoBLAS structure: B is read in column panels of NR columns, A in row panels of MR rows, both
+ * k-major; the macro-kernel walks K in blocks of KC, a block of A panels that stays in L2, every
+ * B panel (L1) over it, and for each (A panel, B panel) pair runs the register-tiled
+ * micro-kernel: MR × NR accumulators in v128 registers (`NR / lanes` vectors per row), per k one
+ * vector load per B column group and one `load32_splat` (f64: `load64_splat`) per A row, then
+ * multiply and add — two instructions (plain SIMD128), or one `relaxed_madd` where relaxed SIMD
+ * is available (see features.ts). The kernel reads A through one pointer per tile row and B with
+ * a k step, so either operand may be packed (`pack_<dt>_<W>`: zero-padded k-major panels) or read
+ * where it lies when its layout already has the panel's elements side by side (A row-major or
+ * with short columns; B with contiguous columns): the driver (gemm-run.ts) decides per operand.
  *
  * Numerics: every output element is `(((c₀ + a₀b₀) + a₁b₁) + …)` in the element type, k
  * increasing, c₀ = 0 — K blocking reloads the running sum from C, so blocking does not change the
@@ -17,9 +20,7 @@
  * and independent of the thread count.
  *
  * C is read and written only at its own M × N elements (any row pitch ≥ N), so the kernel can
- * write a resident output in place: tiles on the last row / column panel store just their rows
- * and columns (packed panels are zero-padded, so their padded lanes are computed and dropped), and
- * a last column panel narrower than NR runs a kernel with fewer vectors per row.
+ * write a resident output in place.
  */
 import { I32, V128, type Fn, type ModuleBuilder } from './builder.js';
 import { relaxedSimd } from './features.js';
@@ -80,14 +81,17 @@ function minInto(f: Fn, dst: number, a: () => void, b: () => void): void {
 }
 
 /**
- * `gemm_<dt>(pa, pb, c, ldc, K, p0, p1, q0, q1, M, N, nb, sa, sb, sc)`: for each of `nb`
- * matrices z (packed A at pa + z·sa, packed B at pb + z·sb, C at c + z·sc, byte strides), the C
- * tiles (p, q) for p ∈ [p0, p1), q ∈ [q0, q1) of the M × N product, from packed A (panel p at
- * pa + p·K·MR·es) and packed B (panel q at pb + q·K·NR·es); element (i, j) of C at
- * c + i·ldc + j·es, `ldc` in bytes (≥ N·es). Only C's M × N elements are read or written: the
- * tiles on the last row / column panel store just their rows and columns, and a last column panel
- * of `nc` < NR columns runs a kernel of ⌈nc / lanes⌉ vectors per row (no work on padding past the
- * last vector).
+ * `gemm_<dt>(pa, aps, ars, aks, pb, bps, bks, c, ldc, K, p0, p1, q0, q1, M, N, nb, sa, sb, sc)`:
+ * for each of `nb` matrices z (A at pa + z·sa, B at pb + z·sb, C at c + z·sc), the C tiles (p, q)
+ * for p ∈ [p0, p1), q ∈ [q0, q1) of the M × N product. All addresses and strides in bytes:
+ * A(p·MR + r, k) at pa + p·aps + r·ars + k·aks (packed: aps = K·MR·es, ars = es, aks = MR·es; in
+ * place: aps = MR·ars); the NR columns of B panel q at k at pb + q·bps + k·bks, side by side
+ * (packed: bps = K·NR·es, bks = NR·es; in place: bps = NR·es, bks = B's row pitch); C(i, j) at
+ * c + i·ldc + j·es (ldc ≥ N·es). Only C's M × N elements are read or written: tiles on the last
+ * row / column panel store just their rows and columns (rows past M repeat A's last row, lanes
+ * past N read B's padding or the next elements, and both are dropped), and a last column panel of
+ * `nc` < NR columns runs a kernel of ⌈nc / lanes⌉ vectors per row. Reads of an in-place B reach
+ * up to one vector past its last element.
  */
 export function emitGemmMacro(mb: ModuleBuilder, dt: DT, s: GemmShape): void {
   const E = es(dt);
