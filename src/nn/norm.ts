@@ -55,8 +55,11 @@ export class ScaleNorm extends Module implements NormModule {
     this.scalar = affine ? this.param('scalar', ones([1], dtype)) : null;
   }
   forward(x: Tensor): Tensor {
-    const y = F.mul(x, F.rsqrt(F.add(F.mean(F.square(x), -1, true), this.eps)));
-    return this.scalar ? F.mul(y, this.scalar) : y;
+    // one fused op each way (the composition square, mean, + eps, rsqrt, ·, · g); g enters as a
+    // weight broadcast over the row, so its gradient is the sum of the weight's
+    const D = x.shape[x.ndim - 1];
+    const g = this.scalar ? F.expand(this.scalar, [D]) : null;
+    return F.reshape(layerNorm(F.reshape(x, [-1, D]), g, null, this.eps, false), x.shape);
   }
 }
 
@@ -73,8 +76,8 @@ export class RMSNorm extends Module implements NormModule {
     this.weight = affine ? this.param('weight', ones([dim], dtype)) : null;
   }
   forward(x: Tensor): Tensor {
-    const y = F.mul(x, F.rsqrt(F.add(F.mean(F.square(x), -1, true), this.eps)));
-    return this.weight ? F.mul(y, this.weight) : y;
+    // one fused op each way (the composition square, mean, + eps, rsqrt, ·, ·w)
+    return F.reshape(layerNorm(F.reshape(x, [-1, this.dim]), this.weight, null, this.eps, false), x.shape);
   }
 }
 

@@ -131,17 +131,18 @@ export interface FusedKernels {
   /**
    * Layer normalisation of the rows of `x` `[R, D]` (statistics over D): `[y, stats]` with stats
    * `[R, 2]` = (mean, r), `r = rsqrt(var + eps)` (biased variance), and `y = (x − mean) · r`,
-   * then `· weight + bias` when given (`[D]` each, both or neither). Values as the composition
-   * `mean(x, -1)`, `x − mean`, `square`, `mean`, `+ eps`, `rsqrt`, … computes them.
+   * then `· weight` and `+ bias` when given (`[D]` each). Without `center` the mean is 0 (RMS
+   * normalisation: `x · rsqrt(mean(x²) + eps)`). Values as the composition `mean(x, -1)`,
+   * `x − mean`, `square`, `mean`, `+ eps`, `rsqrt`, … computes them.
    */
-  layerNorm(x: Tensor, weight: Tensor | null, bias: Tensor | null, eps: number): [Tensor, Tensor];
+  layerNorm(x: Tensor, weight: Tensor | null, bias: Tensor | null, eps: number, center: boolean): [Tensor, Tensor];
   /**
    * Vector-Jacobian product of `layerNorm` for the output gradient `g` `[R, D]`, from `stats`:
-   * `[dx, dwb]`, `dx = r · (ĝ − mean(ĝ) − x̂ · mean(ĝ · x̂))` with `x̂ = (x − mean) · r`,
-   * `ĝ = g · weight` (g when weight is null), means over D; dwb `[2, D]` = (Σ g · x̂, Σ g) over the
-   * rows, the gradients of weight and bias (null without them).
+   * `[dx, dw, db]`, `dx = r · (ĝ − mean(ĝ) − x̂ · mean(ĝ · x̂))` (no `mean(ĝ)` term without
+   * `center`) with `x̂ = (x − mean) · r`, `ĝ = g · weight` (g when weight is null), means over D;
+   * `dw = Σ g · x̂` over the rows when `weight` is given, `db = Σ g` when `bias` (else null).
    */
-  layerNormGrad(x: Tensor, g: Tensor, stats: Tensor, weight: Tensor | null): [Tensor, Tensor | null];
+  layerNormGrad(x: Tensor, g: Tensor, stats: Tensor, weight: Tensor | null, bias: boolean, center: boolean): [Tensor, Tensor | null, Tensor | null];
   /**
    * Mega's shared query/key projection (docs/MEGA.md §6.2 steps 7–8) from the pre-activation
    * `z` `[..., Z]` (any layout) and `gamma`, `beta` `[2, Z]`: `s = silu(z)`, output

@@ -51,11 +51,18 @@ export const laplace = (x: Tensor, mu: number, den: number): Tensor => kernel('l
 export const laplaceGrad = (x: Tensor, g: Tensor, mu: number, den: number): Tensor => kernel('laplaceGrad')(x, g, mu, den);
 /** Training-mode batch norm of `[N, D]` rows: `[y, stats]`, stats `[2, D]` = (mean, biased variance). */
 export const batchNorm = (x: Tensor, weight: Tensor | null, bias: Tensor | null, eps: number): [Tensor, Tensor] => kernel('batchNorm')(x, weight, bias, eps);
-/** Layer normalisation of the rows of `[R, D]` (see FusedKernels): `[y, stats]`, stats `[R, 2]` = (mean, rsqrt(var + eps)). */
-export const layerNorm = (x: Tensor, weight: Tensor | null, bias: Tensor | null, eps: number): [Tensor, Tensor] => kernel('layerNorm')(x, weight, bias, eps);
-/** VJP of layerNorm: `[dx, dwb]`, dwb `[2, D]` = (gradient of weight, of bias), null without them. */
-export const layerNormGrad = (x: Tensor, g: Tensor, stats: Tensor, weight: Tensor | null): [Tensor, Tensor | null] =>
-  kernel('layerNormGrad')(x, g, stats, weight);
+/** Layer (or, without `center`, RMS) normalisation of the rows of `[R, D]` (see FusedKernels): `[y, stats]`, stats `[R, 2]` = (mean, rsqrt(var + eps)). */
+export const layerNorm = (x: Tensor, weight: Tensor | null, bias: Tensor | null, eps: number, center = true): [Tensor, Tensor] =>
+  kernel('layerNorm')(x, weight, bias, eps, center);
+/** VJP of layerNorm: `[dx, dw, db]` (dw without a weight, db without a bias: null). */
+export const layerNormGrad = (
+  x: Tensor,
+  g: Tensor,
+  stats: Tensor,
+  weight: Tensor | null,
+  bias: boolean,
+  center = true,
+): [Tensor, Tensor | null, Tensor | null] => kernel('layerNormGrad')(x, g, stats, weight, bias, center);
 /** VJP of batchNorm: `[dx, dwb]`, dwb `[2, D]` = (gradient of weight, of bias). */
 export const batchNormGrad = (x: Tensor, g: Tensor, stats: Tensor, weight: Tensor | null, eps: number): [Tensor, Tensor] =>
   kernel('batchNormGrad')(x, g, stats, weight, eps);

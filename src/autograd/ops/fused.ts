@@ -45,19 +45,17 @@ export function batchNorm(x: Tensor, weight: Tensor | null, bias: Tensor | null,
 }
 
 /**
- * Layer normalisation of the rows of `x` `[R, D]` as one op (nn/norm.ts `LayerNorm`):
- * `y = (x − mean) · rsqrt(var + eps) · weight + bias`, statistics over D; weight and bias both
- * given or both null. One kernel each way (`layerNorm`, `layerNormGrad`) instead of ~9 forward
- * and ~20 backward passes of the composition.
+ * Layer normalisation of the rows of `x` `[R, D]` as one op (nn/norm.ts `LayerNorm`; `RMSNorm`
+ * and `ScaleNorm` with `center` false): `y = (x − mean) · rsqrt(var + eps)`, `· weight`,
+ * `+ bias` when given, statistics over D (mean 0 without centering). One kernel each way
+ * (`layerNorm`, `layerNormGrad`) instead of ~9 forward and ~20 backward passes of the composition.
  */
-export function layerNorm(x: Tensor, weight: Tensor | null, bias: Tensor | null, eps: number): Tensor {
-  const [y, stats] = K.layerNorm(x, weight, bias, eps);
-  const D = x.shape[1];
+export function layerNorm(x: Tensor, weight: Tensor | null, bias: Tensor | null, eps: number, center = true): Tensor {
+  const [y, stats] = K.layerNorm(x, weight, bias, eps, center);
   const inputs = [x, weight, bias].filter((t): t is Tensor => t !== null);
   return record(y, 'layerNorm', inputs, (g) => {
-    const [dx, dwb] = K.layerNormGrad(x, g, stats, weight);
-    if (!dwb) return [dx];
-    return [dx, V.reshape(V.narrow(dwb, 0, 0, 1), [D]), V.reshape(V.narrow(dwb, 0, 1, 1), [D])];
+    const [dx, dw, db] = K.layerNormGrad(x, g, stats, weight, bias !== null, center);
+    return [dx, dw, db].filter((t): t is Tensor => t !== null);
   });
 }
 

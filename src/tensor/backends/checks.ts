@@ -102,11 +102,10 @@ export function checkBatchNorm(x: Tensor, weight: Tensor | null, bias: Tensor | 
   }
 }
 
-/** `layerNorm`: x floating `[R, D]` with D ≥ 1; weight and bias both given (`[D]` of x's dtype) or both null. */
+/** `layerNorm`: x floating `[R, D]` with D ≥ 1; weight and bias (when given) `[D]` of x's dtype. */
 export function checkLayerNorm(x: Tensor, weight: Tensor | null, bias: Tensor | null): void {
   if (!isFloat(x.dtype)) throw new DTypeError(`layerNorm: expected a floating tensor, got ${x.dtype}`);
   if (x.ndim !== 2 || x.shape[1] < 1) throw new ShapeError(`layerNorm: expected x [R, D] with D ≥ 1, got [${x.shape}]`);
-  if ((weight === null) !== (bias === null)) throw new ShapeError('layerNorm: weight and bias must both be given or both be null');
   for (const [name, t] of [
     ['weight', weight],
     ['bias', bias],
@@ -118,7 +117,7 @@ export function checkLayerNorm(x: Tensor, weight: Tensor | null, bias: Tensor | 
 
 /** `layerNormGrad`: g like x, stats `[R, 2]`, weight as for `layerNorm`. */
 export function checkLayerNormGrad(x: Tensor, g: Tensor, stats: Tensor, weight: Tensor | null): void {
-  checkLayerNorm(x, weight, weight);
+  checkLayerNorm(x, weight, null);
   if (g.dtype !== x.dtype || g.ndim !== 2 || g.shape[0] !== x.shape[0] || g.shape[1] !== x.shape[1])
     throw new ShapeError(`layerNormGrad: gradient [${g.shape}] (${g.dtype}) does not match x [${x.shape}] (${x.dtype})`);
   if (stats.dtype !== x.dtype || stats.ndim !== 2 || stats.shape[0] !== x.shape[0] || stats.shape[1] !== 2)

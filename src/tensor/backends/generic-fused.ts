@@ -131,13 +131,13 @@ export function batchNormGradGeneric(x: Tensor, g: Tensor, stats: Tensor, weight
   return [dx, K.concat([sum0(K.binary(g, xh, 'mul')), sum0(g)], 0)];
 }
 
-/** Generic `layerNorm` from primitives (the composition of nn/norm.ts `LayerNorm`). */
-export function layerNormGeneric(x: Tensor, weight: Tensor | null, bias: Tensor | null, eps: number): [Tensor, Tensor] {
+/** Generic `layerNorm` from primitives (the composition nn/norm.ts's LayerNorm / RMSNorm ran). */
+export function layerNormGeneric(x: Tensor, weight: Tensor | null, bias: Tensor | null, eps: number, center: boolean): [Tensor, Tensor] {
   checkLayerNorm(x, weight, bias);
   const c = (v: number) => scalar(v, x.dtype);
-  const D = x.shape[1];
-  const mean = K.binary(K.reduce(x, 'sum', [1], true), c(1 / D), 'mul'); // R × 1
-  const xc = K.binary(x, mean, 'sub');
+  const [R, D] = x.shape;
+  const mean = center ? K.binary(K.reduce(x, 'sum', [1], true), c(1 / D), 'mul') : K.copy(V.expand(c(0), [R, 1])); // R × 1
+  const xc = center ? K.binary(x, mean, 'sub') : x;
   const varB = K.binary(K.reduce(K.unary(xc, 'square'), 'sum', [1], true), c(1 / D), 'mul');
   const r = K.unary(K.binary(varB, c(eps), 'add'), 'rsqrt');
   let y = K.binary(xc, r, 'mul');
@@ -147,20 +147,27 @@ export function layerNormGeneric(x: Tensor, weight: Tensor | null, bias: Tensor 
 }
 
 /** Generic `layerNormGrad` from primitives (the closed form). */
-export function layerNormGradGeneric(x: Tensor, g: Tensor, stats: Tensor, weight: Tensor | null): [Tensor, Tensor | null] {
+export function layerNormGradGeneric(
+  x: Tensor,
+  g: Tensor,
+  stats: Tensor,
+  weight: Tensor | null,
+  bias: boolean,
+  center: boolean,
+): [Tensor, Tensor | null, Tensor | null] {
   checkLayerNormGrad(x, g, stats, weight);
   const c = (v: number) => scalar(v, x.dtype);
   const D = x.shape[1];
   const sum1 = (t: Tensor) => K.reduce(t, 'sum', [1], true),
-    sum0 = (t: Tensor) => K.reduce(t, 'sum', [0], true);
+    sum0 = (t: Tensor) => K.reduce(t, 'sum', [0], false);
   const mean = V.narrow(stats, 1, 0, 1),
     r = V.narrow(stats, 1, 1, 1); // R × 1
   const xh = K.binary(K.binary(x, mean, 'sub'), r, 'mul');
   const gh = weight ? K.binary(g, weight, 'mul') : g;
-  const m1 = K.binary(sum1(gh), c(1 / D), 'mul'),
-    m2 = K.binary(sum1(K.binary(gh, xh, 'mul')), c(1 / D), 'mul');
-  const dx = K.binary(r, K.binary(K.binary(gh, m1, 'sub'), K.binary(xh, m2, 'mul'), 'sub'), 'mul');
-  return [dx, weight ? K.concat([sum0(K.binary(g, xh, 'mul')), sum0(g)], 0) : null];
+  const m2 = K.binary(sum1(K.binary(gh, xh, 'mul')), c(1 / D), 'mul');
+  const centered = center ? K.binary(gh, K.binary(sum1(gh), c(1 / D), 'mul'), 'sub') : gh;
+  const dx = K.binary(r, K.binary(centered, K.binary(xh, m2, 'mul'), 'sub'), 'mul');
+  return [dx, weight ? sum0(K.binary(g, xh, 'mul')) : null, bias ? sum0(g) : null];
 }
 
 // ---- the Mega layer's gates (docs/MEGA.md §6.2) -------------------------------------------------

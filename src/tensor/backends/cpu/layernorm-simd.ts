@@ -1,5 +1,6 @@
 /**
- * WebAssembly SIMD paths of the fused `layerNorm` / `layerNormGrad` kernels (wasm/layernorm.ts):
+ * WebAssembly SIMD paths of the fused `layerNorm` / `layerNormGrad` kernels (wasm/layernorm.ts;
+ * layer normalisation, or RMS normalisation without centering):
  * two passes over each row forward (statistics, output) and two backward, instead of the ~9 and
  * ~20 elementwise passes and reductions of the composition (generic-fused.ts, the reference and
  * the fallback). Rows are split across the worker pool for large inputs; resident operands are
@@ -7,7 +8,7 @@
  * by the backward kernel) and the bias's sums g over the rows with the SIMD column sum.
  * Each returns null where it does not apply (SIMD off, a small input, a non-f32/f64 dtype).
  */
-import { allocate, type FloatStorage } from '../../dtype.js';
+import { type FloatStorage } from '../../dtype.js';
 import { checkLayerNorm, checkLayerNormGrad } from '../checks.js';
 import { fromStorage, type Tensor } from '../../tensor.js';
 import * as K from '../../kernels.js';
@@ -25,7 +26,7 @@ function operandAddr(ar: Arena, t: Tensor, E: number, staged: Tensor[]): number 
 }
 
 /** SIMD `layerNorm`, or null. */
-export function layerNormSimd(x: Tensor, weight: Tensor | null, bias: Tensor | null, eps: number): [Tensor, Tensor] | null {
+export function layerNormSimd(x: Tensor, weight: Tensor | null, bias: Tensor | null, eps: number, center: boolean): [Tensor, Tensor] | null {
   checkLayerNorm(x, weight, bias);
   if (x.dtype !== 'f32' && x.dtype !== 'f64') return null;
   if (x.size < minSize(residentActive() && inPlace(x) >= 0)) return null;
@@ -56,6 +57,7 @@ export function layerNormSimd(x: Tensor, weight: Tensor | null, bias: Tensor | n
   d[LN_DESC.st / 4] = as;
   d[LN_DESC.w / 4] = weight ? addrs.get(weight)! : 0;
   d[LN_DESC.b / 4] = bias ? addrs.get(bias)! : 0;
+  d[LN_DESC.center / 4] = center ? 1 : 0;
   view[(desc + LN_DESC.eps) / E] = eps;
   view[(desc + LN_DESC.invD) / E] = 1 / D;
   runMap(rt, `ln_fwd_${dt}`, R, 4 * R * D, [desc]);
@@ -66,7 +68,14 @@ export function layerNormSimd(x: Tensor, weight: Tensor | null, bias: Tensor | n
 }
 
 /** SIMD `layerNormGrad`, or null. */
-export function layerNormGradSimd(x: Tensor, g: Tensor, stats: Tensor, weight: Tensor | null): [Tensor, Tensor | null] | null {
+export function layerNormGradSimd(
+  x: Tensor,
+  g: Tensor,
+  stats: Tensor,
+  weight: Tensor | null,
+  bias: boolean,
+  center: boolean,
+): [Tensor, Tensor | null, Tensor | null] | null {
   checkLayerNormGrad(x, g, stats, weight);
   if (x.dtype !== 'f32' && x.dtype !== 'f64') return null;
   if (x.size < minSize(residentActive() && inPlace(x) >= 0 && inPlace(g) >= 0)) return null;
@@ -98,18 +107,13 @@ export function layerNormGradSimd(x: Tensor, g: Tensor, stats: Tensor, weight: T
   d[LN_DESC.w / 4] = weight ? addrs.get(weight)! : 0;
   d[LN_DESC.g / 4] = addrs.get(g)!;
   d[LN_DESC.gx / 4] = agx;
+  d[LN_DESC.center / 4] = center ? 1 : 0;
   runMap(rt, `ln_bwd_${dt}`, R, 6 * R * D, [desc]);
   if (idx < 0) dx.set(view.subarray(adx / E, adx / E + R * D));
   if (gx && igx < 0) gx.set(view.subarray(agx / E, agx / E + R * D));
   ar.close();
-  let dwb: Tensor | null = null;
-  if (gx) {
-    const dw = K.reduce(fromStorage(gx, [R, D]), 'sum', [0], false),
-      db = K.reduce(g, 'sum', [0], false);
-    const out = allocate(dt, 2 * D) as FloatStorage;
-    out.set(K.copy(dw).storage as FloatStorage);
-    out.set(K.copy(db).storage as FloatStorage, D);
-    dwb = fromStorage(out, [2, D]);
-  }
-  return [fromStorage(dx, [R, D]), dwb];
+  // the parameters' gradients: column sums over the rows
+  const dw = gx ? K.reduce(fromStorage(gx, [R, D]), 'sum', [0], false) : null;
+  const db = bias ? K.reduce(g, 'sum', [0], false) : null;
+  return [fromStorage(dx, [R, D]), dw, db];
 }

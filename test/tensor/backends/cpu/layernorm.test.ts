@@ -1,6 +1,6 @@
 /**
- * Fused layer normalisation: the op equals the autograd composition it replaced in nn/norm.ts
- * (values and every gradient, f64 tightly, f32 within the golden f32 rule), the SIMD kernels
+ * Fused layer normalisation (and RMS normalisation without centering): the op equals the autograd
+ * compositions it replaced in nn/norm.ts (values and every gradient, within the golden rule), the SIMD kernels
  * equal the generic kernels (odd widths, non-affine, strided and resident operands, rows split
  * across the pool), the op passes a finite-difference check, and bad operands are refused.
  */
@@ -8,6 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import * as F from '../../../../src/autograd/index.js';
 import { gradcheck } from '../../../../src/autograd/gradcheck.js';
 import { layerNorm } from '../../../../src/autograd/ops/fused.js';
+import { RMSNorm, ScaleNorm } from '../../../../src/nn/norm.js';
 import { layerNormGradSimd, layerNormSimd } from '../../../../src/tensor/backends/cpu/layernorm-simd.js';
 import { getNumThreads, setNumThreads } from '../../../../src/tensor/backends/cpu/pool.js';
 import { residentScope } from '../../../../src/tensor/backends/cpu/resident.js';
@@ -42,11 +43,12 @@ function maxRel(a: Tensor, b: Tensor): number {
   return err / mx;
 }
 
-/** The composition nn/norm.ts's LayerNorm ran before the fused op. */
-function composed(x: Tensor, w: Tensor | null, b: Tensor | null): Tensor {
-  const xc = F.sub(x, F.mean(x, -1, true));
+/** The compositions nn/norm.ts's LayerNorm (center) and RMSNorm ran before the fused op. */
+function composed(x: Tensor, w: Tensor | null, b: Tensor | null, center: boolean): Tensor {
+  const xc = center ? F.sub(x, F.mean(x, -1, true)) : x;
   let y = F.mul(xc, F.rsqrt(F.add(F.mean(F.square(xc), -1, true), EPS)));
-  if (w && b) y = F.add(F.mul(y, w), b);
+  if (w) y = F.mul(y, w);
+  if (b) y = F.add(y, b);
   return y;
 }
 
@@ -57,24 +59,30 @@ describe('fused layerNorm', () => {
       const tol = dt === 'f64' ? 1e-9 : 2e-4;
       for (const force of [false, true]) {
         simdTuning.force = force;
-        for (const [R, D, affine] of [
-          [1024, 64, true],
-          [37, 13, true],
-          [5, 3, true],
-          [300, 30, false],
-        ] as [number, number, boolean][]) {
+        // [R, D, weight, bias, center]: LayerNorm affine / not, RMSNorm (weight, no centering), ScaleNorm's part
+        for (const [R, D, hasW, hasB, center] of [
+          [1024, 64, true, true, true],
+          [37, 13, true, true, true],
+          [5, 3, true, true, true],
+          [300, 30, false, false, true],
+          [200, 29, true, false, false],
+          [64, 128, false, false, false],
+          [9, 7, false, true, true],
+        ] as [number, number, boolean, boolean, boolean][]) {
           const x = F.requiresGrad(randNormal([R, D], 0.5, 2, dt, gen));
-          const w = affine ? F.requiresGrad(randNormal([D], 1, 0.3, dt, gen)) : null;
-          const b = affine ? F.requiresGrad(randNormal([D], 0, 0.3, dt, gen)) : null;
+          const w = hasW ? F.requiresGrad(randNormal([D], 1, 0.3, dt, gen)) : null;
+          const b = hasB ? F.requiresGrad(randNormal([D], 0, 0.3, dt, gen)) : null;
           const g = randNormal([R, D], 0, 1, dt, gen);
-          const y = layerNorm(x, w, b, EPS);
+          const params = [x, w, b].filter((t): t is Tensor => t !== null);
+          const y = layerNorm(x, w, b, EPS, center);
           F.backward(y, g);
-          const got = [y, x.grad!, ...(affine ? [w!.grad!, b!.grad!] : [])];
-          for (const t of [x, w, b]) if (t) t.grad = null;
-          const ref = composed(x, w, b);
+          const got = [y, ...params.map((t) => t.grad!)];
+          for (const t of params) t.grad = null;
+          const ref = composed(x, w, b, center);
           F.backward(ref, g);
-          const want = [ref, x.grad!, ...(affine ? [w!.grad!, b!.grad!] : [])];
-          for (let i = 0; i < got.length; i++) expect(maxRel(got[i], want[i]), `R ${R} D ${D} tensor ${i} force ${force}`).toBeLessThanOrEqual(tol);
+          const want = [ref, ...params.map((t) => t.grad!)];
+          for (let i = 0; i < got.length; i++)
+            expect(maxRel(got[i], want[i]), `R ${R} D ${D} center ${center} tensor ${i} force ${force}`).toBeLessThanOrEqual(tol);
         }
       }
     });
@@ -94,23 +102,47 @@ describe('fused layerNorm', () => {
         {},
         () => {
           const resident = K.binary(base, base, 'add'); // in the wasm memory
-          for (const x of [V.reshape(resident, [70, 19]), K.copy(V.reshape(V.permute(randNormal([10, 7, 19], 0, 1, dt, gen), [1, 0, 2]), [70, 19]))]) {
-            const [y, st] = layerNormSimd(x, w, b, EPS)!;
-            const [yr, str] = layerNormGeneric(x, w, b, EPS);
-            const [dx, dwb] = layerNormGradSimd(x, g, st, w)!;
-            const [dxr, dwbr] = layerNormGradGeneric(x, g, str, w);
-            for (const [p, q] of [
-              [y, yr],
-              [st, str],
-              [dx, dxr],
-              [dwb!, dwbr!],
-            ])
-              pairs.push([K.copy(p), K.copy(q)]);
-          }
+          const strided = V.reshape(V.permute(randNormal([10, 7, 19], 0, 1, dt, gen), [1, 0, 2]), [70, 19]);
+          for (const x of [V.reshape(resident, [70, 19]), strided])
+            for (const center of [true, false]) {
+              const [y, st] = layerNormSimd(x, w, b, EPS, center)!;
+              const [yr, str] = layerNormGeneric(x, w, b, EPS, center);
+              const [dx, dw, db] = layerNormGradSimd(x, g, st, w, true, center)!;
+              const [dxr, dwr, dbr] = layerNormGradGeneric(x, g, str, w, true, center);
+              for (const [p, q] of [
+                [y, yr],
+                [st, str],
+                [dx, dxr],
+                [dw!, dwr!],
+                [db!, dbr!],
+              ])
+                pairs.push([K.copy(p), K.copy(q)]);
+            }
         },
         () => pairs.flat(),
       );
       for (const [p, q] of pairs) expect(maxRel(p, q)).toBeLessThanOrEqual(tol);
+    }
+  });
+
+  it('ScaleNorm and RMSNorm modules equal their compositions (scalar gain through a broadcast weight)', () => {
+    for (const dt of ['f64', 'f32'] as FloatDType[]) {
+      const tol = dt === 'f64' ? 1e-9 : 2e-4;
+      const x = F.requiresGrad(randNormal([24, 3, 40], 0.2, 1.5, dt, gen));
+      const g = randNormal([24, 3, 40], 0, 1, dt, gen);
+      for (const m of [new ScaleNorm(EPS, true, dt), new RMSNorm(40, EPS, true, dt)]) {
+        const p = m.parameters()[0];
+        K.copy(randNormal(p.shape, 1, 0.3, dt, gen)).storage.forEach((v, i) => (p.storage[i] = v));
+        const y = m.forward(x);
+        F.backward(y, g);
+        const got = [y, x.grad!, p.grad!];
+        x.grad = p.grad = null;
+        const ref = F.mul(F.mul(x, F.rsqrt(F.add(F.mean(F.square(x), -1, true), EPS))), p);
+        F.backward(ref, g);
+        const want = [ref, x.grad!, p.grad!];
+        x.grad = p.grad = null;
+        for (let i = 0; i < 3; i++) expect(maxRel(got[i], want[i]), `${m.constructor.name} ${dt} tensor ${i}`).toBeLessThanOrEqual(tol);
+      }
     }
   });
 
@@ -119,12 +151,13 @@ describe('fused layerNorm', () => {
       w = F.requiresGrad(randNormal([5], 1, 0.3, 'f64', gen)),
       b = F.requiresGrad(randNormal([5], 0, 0.3, 'f64', gen));
     expect(gradcheck((t, ww, bb) => layerNorm(t, ww, bb, EPS), [x, w, b]).ok).toBe(true);
+    expect(gradcheck((t, ww) => layerNorm(t, ww, null, EPS, false), [x, w]).ok).toBe(true);
   });
 
   it('refuses mismatched operands', () => {
     const x = randNormal([4, 6], 0, 1, 'f32', gen);
     expect(() => K.layerNorm(x, randNormal([5], 0, 1, 'f32', gen), randNormal([5], 0, 1, 'f32', gen), EPS)).toThrow(/weight \[5\]/);
-    expect(() => K.layerNorm(x, randNormal([6], 0, 1, 'f32', gen), null, EPS)).toThrow(/both/);
-    expect(() => K.layerNormGrad(x, x, randNormal([4, 3], 0, 1, 'f32', gen), null)).toThrow(/stats/);
+    expect(() => K.layerNorm(x, null, randNormal([6], 0, 1, 'f64', gen), EPS)).toThrow(/bias \[6\] \(f64\)/);
+    expect(() => K.layerNormGrad(x, x, randNormal([4, 3], 0, 1, 'f32', gen), null, false)).toThrow(/stats/);
   });
 });

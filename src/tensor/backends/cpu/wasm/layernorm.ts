@@ -1,23 +1,25 @@
 /**
- * WebAssembly SIMD kernels of layer normalisation over the rows of `[R, D]` (map functions over
- * rows; see cpu/layernorm-simd.ts for the contract):
+ * WebAssembly SIMD kernels of layer / RMS normalisation over the rows of `[R, D]` (map functions
+ * over rows; see cpu/layernorm-simd.ts for the contract):
  *
- * - `ln_fwd_<dt>(s, e, desc)`: per row, `mean = (Σx)·(1/D)` and `var = (Σ(x − mean)²)·(1/D)` with
- *   float64 sums rounded to the element type (the steps and roundings of the composition
- *   `mean(x)`, `x − mean`, `square`, `mean`, `+ eps`, `rsqrt` = `1/sqrt`), then
- *   `y = (x − mean)·r` (`·w + b` when affine); stats row = (mean, r).
- * - `ln_bwd_<dt>(s, e, desc)`: per row, `x̂ = (x − mean)·r`, `ĝ = g·w` (g when not affine),
- *   `dx = r·((ĝ − Σĝ/D) − x̂·(Σĝx̂/D))` with float64 sums; when `gx` ≠ 0 also `gx = g·x̂` (the
- *   terms of the weight's gradient, summed over rows by the caller).
+ * - `ln_fwd_<dt>(s, e, desc)`: per row, `mean = (Σx)·(1/D)` (0 without centering) and
+ *   `var = (Σ(x − mean)²)·(1/D)` with float64 sums rounded to the element type (the steps and
+ *   roundings of the composition `mean(x)`, `x − mean`, `square`, `mean`, `+ eps`,
+ *   `rsqrt` = `1/sqrt`), then `y = (x − mean)·r`, `·w` and `+ b` when given; stats row = (mean, r).
+ * - `ln_bwd_<dt>(s, e, desc)`: per row, `x̂ = (x − mean)·r`, `ĝ = g·w` (g without w),
+ *   `dx = r·((ĝ − Σĝ/D) − x̂·(Σĝx̂/D))` (no `Σĝ/D` term without centering) with float64 sums;
+ *   when `gx` ≠ 0 also `gx = g·x̂` (the terms of the weight's gradient, summed over rows by the
+ *   caller).
  *
- * Descriptor (byte offsets): i32 0 D, 4 x, 8 y (dx), 12 stats (`[R, 2]`), 16 w (0: not affine),
- * 20 b, 24 g, 28 gx (0: none); element-typed 32 eps, 48 1/D (rounded to the element type).
+ * Descriptor (byte offsets): i32 0 D, 4 x, 8 y (dx), 12 stats (`[R, 2]`), 16 w (0: none),
+ * 20 b (0: none), 24 g, 28 gx (0: none), 40 center (0/1); element-typed 32 eps, 48 1/D (rounded
+ * to the element type).
  */
 import { F32, F64, I32, V128, type Fn, type ModuleBuilder, type ValType } from './builder.js';
 import { accumulate, inc, rowSum, Simd, sumTotal, whileLt, zeroSum, type DT } from './vector.js';
 
 /** Byte offsets of the descriptor fields. */
-export const LN_DESC = { D: 0, x: 4, y: 8, st: 12, w: 16, b: 20, g: 24, gx: 28, eps: 32, invD: 48, bytes: 64 } as const;
+export const LN_DESC = { D: 0, x: 4, y: 8, st: 12, w: 16, b: 20, g: 24, gx: 28, eps: 32, center: 40, invD: 48, bytes: 64 } as const;
 
 /** Scalar helpers of one dtype. */
 function scalarOps(f: Fn, dt: DT) {
@@ -39,6 +41,7 @@ function scalarOps(f: Fn, dt: DT) {
     div: () => (f32 ? f.f32_div() : f.f64_div()),
     sqrt: () => (f32 ? f.f32_sqrt() : f.f64_sqrt()),
     one: () => (f32 ? f.f32_const(1) : f.f64_const(1)),
+    zero: () => (f32 ? f.f32_const(0) : f.f64_const(0)),
     splat: () => (f32 ? f.f32x4_splat() : f.f64x2_splat()),
   };
 }
@@ -60,7 +63,7 @@ function emitForward(mb: ModuleBuilder, dt: DT): string {
     pb = f.local(I32),
     pe = f.local(I32),
     pv = f.local(I32),
-    affine = f.local(I32);
+    center = f.local(I32);
   const mean = f.local(S.T),
     rs = f.local(S.T),
     invD = f.local(S.T);
@@ -71,7 +74,7 @@ function emitForward(mb: ModuleBuilder, dt: DT): string {
     acc1 = f.local(V128);
   const tail = f.local(F64);
   f.get(desc).i32_load(D.D).set(n);
-  f.get(desc).i32_load(D.w).set(affine);
+  f.get(desc).i32_load(D.center).set(center);
   f.get(desc);
   S.load(D.invD);
   f.set(invD);
@@ -81,14 +84,19 @@ function emitForward(mb: ModuleBuilder, dt: DT): string {
     f.get(desc).i32_load(D.x).get(r).get(n).i32_mul().i32_const(E).i32_mul().i32_add().set(px);
     f.get(px).get(n).i32_const(E).i32_mul().i32_add().set(pe);
     v.vectorEnd(px, n, pv);
-    // mean = round(Σx) · (1/D)
+    // mean = round(Σx) · (1/D) when centering, else 0
+    S.zero();
+    f.set(mean);
+    f.get(center).if_();
     f.get(px).set(p);
     rowSum(v, p, pv, pe, t, acc0, acc1, tail);
     sumTotal(f, acc0, acc1, tail);
     S.fromF64();
     f.get(invD);
     S.mul();
-    f.tee(mean);
+    f.set(mean);
+    f.end();
+    f.get(mean);
     S.splat();
     f.set(vm);
     // var = round(Σ(x − mean)²) · (1/D); r = 1 / sqrt(var + eps)
@@ -144,64 +152,39 @@ function emitForward(mb: ModuleBuilder, dt: DT): string {
     f.get(desc).i32_load(D.y).get(r).get(n).i32_mul().i32_const(E).i32_mul().i32_add().set(py);
     f.get(desc).i32_load(D.w).set(pw);
     f.get(desc).i32_load(D.b).set(pb);
-    /** y = (x − mean)·r for a vector or one element */
-    const plain = (vector: boolean) => {
-      f.get(py).get(px);
-      if (vector) f.v128_load(0);
-      else v.splat();
+    /** y = (x − mean)·r [·w] [+ b] for a vector or one element */
+    const out = (vector: boolean) => {
+      const step = vector ? 16 : E;
+      const ld = () => (vector ? f.v128_load(0) : v.splat());
+      f.get(px);
+      ld();
       f.get(vm);
       v.sub();
       f.get(vr);
       v.mul();
+      f.set(t);
+      f.get(pw).if_();
+      f.get(t).get(pw);
+      ld();
+      v.mul();
+      f.set(t);
+      inc(f, pw, step);
+      f.end();
+      f.get(pb).if_();
+      f.get(t).get(pb);
+      ld();
+      v.add();
+      f.set(t);
+      inc(f, pb, step);
+      f.end();
+      f.get(py).get(t);
       if (vector) f.v128_store(0);
       else v.store0();
-      inc(f, px, vector ? 16 : E);
-      inc(f, py, vector ? 16 : E);
+      inc(f, px, step);
+      inc(f, py, step);
     };
-    // vectors, then single elements; the affine variant multiplies and adds per element
-    f.get(affine).if_();
-    {
-      whileLt(f, px, pv, () => {
-        f.get(py).get(px).v128_load(0).get(vm);
-        v.sub();
-        f.get(vr);
-        v.mul();
-        f.get(pw).v128_load(0);
-        v.mul();
-        f.get(pb).v128_load(0);
-        v.add();
-        f.v128_store(0);
-        inc(f, px, 16);
-        inc(f, py, 16);
-        inc(f, pw, 16);
-        inc(f, pb, 16);
-      });
-      whileLt(f, px, pe, () => {
-        f.get(py).get(px);
-        v.splat();
-        f.get(vm);
-        v.sub();
-        f.get(vr);
-        v.mul();
-        f.get(pw);
-        v.splat();
-        v.mul();
-        f.get(pb);
-        v.splat();
-        v.add();
-        v.store0();
-        inc(f, px, E);
-        inc(f, py, E);
-        inc(f, pw, E);
-        inc(f, pb, E);
-      });
-    }
-    f.else_();
-    {
-      whileLt(f, px, pv, () => plain(true));
-      whileLt(f, px, pe, () => plain(false));
-    }
-    f.end();
+    whileLt(f, px, pv, () => out(true));
+    whileLt(f, px, pe, () => out(false));
     inc(f, r, 1);
   });
   return name;
@@ -226,6 +209,7 @@ function emitBackward(mb: ModuleBuilder, dt: DT): string {
     pv = f.local(I32),
     row = f.local(I32),
     affine = f.local(I32),
+    center = f.local(I32),
     withGx = f.local(I32);
   const dn = f.local(F64);
   const vm = f.local(V128),
@@ -245,6 +229,7 @@ function emitBackward(mb: ModuleBuilder, dt: DT): string {
   f.get(n).f64_convert_i32_s().set(dn);
   f.get(desc).i32_load(D.w).set(affine);
   f.get(desc).i32_load(D.gx).set(withGx);
+  f.get(desc).i32_load(D.center).set(center);
   /** Pushes x̂ and ĝ of the elements at px, pg, pw into xh and gh (`lanes`: a vector or one element). */
   const load = (vector: boolean) => {
     const ld = () => (vector ? f.v128_load(0) : v.splat());
@@ -319,6 +304,9 @@ function emitBackward(mb: ModuleBuilder, dt: DT): string {
     });
     sumTotal(f, a0, a1, ta);
     f.get(dn).f64_div();
+    f.f64_const(0);
+    f.get(center);
+    f.select(); // no mean term without centering
     S.fromF64();
     S.splat();
     f.set(c1);
