@@ -132,7 +132,7 @@ export function emitGemmMacro(mb: ModuleBuilder, dt: DT, s: GemmShape): void {
   };
 
   /** The loop over the A panels of the block for one B panel, with `nv` vectors per tile row. */
-  const panelLoop = (nv: number): void => {
+  const panelLoop = (nv: number, aStep: number | null): void => {
     // for (p = blk; p < pe; p++)
     f.get(blk).set(p);
     f.block().loop();
@@ -252,7 +252,12 @@ export function emitGemmMacro(mb: ModuleBuilder, dt: DT, s: GemmShape): void {
             f.set(acc[r][v]);
           }
         }
-        for (let r = 0; r < s.MR; r++) f.get(arow[r]).get(aks).i32_add().set(arow[r]);
+        for (let r = 0; r < s.MR; r++) {
+          f.get(arow[r]);
+          if (aStep === null) f.get(aks);
+          else f.i32_const(aStep);
+          f.i32_add().set(arow[r]);
+        }
         f.get(bp).get(bks).i32_add().set(bp);
         f.get(k).i32_const(1).i32_sub().set(k);
         f.br(0);
@@ -339,18 +344,24 @@ export function emitGemmMacro(mb: ModuleBuilder, dt: DT, s: GemmShape): void {
             () => f.i32_const(s.NR),
             () => f.get(N).get(q).i32_const(s.NR).i32_mul().i32_sub(),
           );
-          const variants = (nv: number): void => {
-            if (nv === 1) return panelLoop(1);
+          // the kernel for the panel's width; A's k step a constant where it is one element
+          // (row-major A read in place: fewer live registers in the k loop)
+          const variants = (nv: number, aStep: number | null): void => {
+            if (nv === 1) return panelLoop(1, aStep);
             f.get(nc)
               .i32_const((nv - 1) * lanes)
               .i32_gt_s()
               .if_();
-            panelLoop(nv);
+            panelLoop(nv, aStep);
             f.else_();
-            variants(nv - 1);
+            variants(nv - 1, aStep);
             f.end();
           };
-          variants(NV);
+          f.get(aks).i32_const(E).i32_eq().if_();
+          variants(NV, E);
+          f.else_();
+          variants(NV, null);
+          f.end();
           f.get(q).i32_const(1).i32_add().set(q);
           f.br(0);
         }
