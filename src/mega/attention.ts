@@ -82,7 +82,7 @@ export function gatedResidual(x: Tensor, u: Tensor, h: Tensor): Tensor {
 }
 
 /** Layer activations the fused `gateOut` kernel applies itself, by option name. */
-const GATE_ACTIVATIONS: Readonly<Record<string, GateActivation>> = { silu: 'silu', swish: 'silu', relu: 'relu', linear: 'linear' };
+export const GATE_ACTIVATIONS: Readonly<Record<string, GateActivation>> = { silu: 'silu', swish: 'silu', relu: 'relu', linear: 'linear' };
 
 let fusedGates = true;
 
@@ -97,6 +97,11 @@ export function setFusedGates(on: boolean): boolean {
   return prev;
 }
 
+/** Whether the fused gate kernels are in use (see {@link setFusedGates}; the cross attention follows it too). */
+export function fusedGatesOn(): boolean {
+  return fusedGates;
+}
+
 /** Incremental record name of the attention cache (golden `state:<path>.attn_state.<key>`). */
 export const ATTN_STATE = 'attn_state';
 
@@ -108,11 +113,10 @@ export const ATTN_STATE = 'attn_state';
 export function causalMask(n: number, activation: AttentionActivation, dtype: FloatDType = 'f32'): Tensor {
   const t = full([n, n], 0, dtype);
   const s = t.storage;
+  // row i: columns ≤ i kept, the rest masked (one fill per row)
   for (let i = 0; i < n; i++) {
-    for (let j = 0; j < n; j++) {
-      if (activation === 'softmax') s[i * n + j] = j > i ? -Infinity : 0;
-      else s[i * n + j] = j <= i ? 1 : 0;
-    }
+    if (activation === 'softmax') s.fill(-Infinity, i * n + i + 1, (i + 1) * n);
+    else s.fill(1, i * n, i * n + i + 1);
   }
   return t;
 }

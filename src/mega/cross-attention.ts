@@ -5,18 +5,23 @@
  * and cached in `attn_state` with the absolute query position `prev_num_steps`.
  */
 import * as F from '../autograd/index.js';
+import { gateOut, siluMul } from '../autograd/ops/fused.js';
 import { Dropout, FeatureDropout, Linear, makeDropout } from '../nn/layers.js';
 import { Module } from '../nn/module.js';
 import { SequenceNorm } from '../nn/norm.js';
 import { ShapeError } from '../tensor/errors.js';
 import * as K from '../tensor/kernels.js';
 import { defaultGenerator } from '../tensor/random.js';
+import type { GateActivation } from '../tensor/backend.js';
+import { zeros } from '../tensor/create.js';
 import type { Tensor } from '../tensor/tensor.js';
 import * as V from '../tensor/view.js';
 import {
   ATTN_STATE,
   checkAttentionActivation,
   elementWeights,
+  fusedGatesOn,
+  GATE_ACTIVATIONS,
   gatedResidual,
   softmaxScores,
   type AttentionActivation,
@@ -63,6 +68,8 @@ export class GatedCrossAttention extends Module {
   readonly h_proj: Linear;
   readonly rel_pos_bias: RelPosBias;
   private readonly act: (x: Tensor) => Tensor;
+  /** The activation as the fused `gateOut` kernel names it (null: one it does not fuse). */
+  private readonly gateAct: GateActivation | null;
   private readonly dropout: Dropout | FeatureDropout;
   private readonly hiddenDropout: Dropout | FeatureDropout;
   private readonly attentionDropout: Dropout;
@@ -77,6 +84,7 @@ export class GatedCrossAttention extends Module {
     this.attentionActivation = checkAttentionActivation('GatedCrossAttention', o.attentionActivation ?? 'softmax');
     this.scaling = 1 / Math.sqrt(Z);
     this.act = F.activation(o.activation ?? 'silu');
+    this.gateAct = GATE_ACTIVATIONS[o.activation ?? 'silu'] ?? null;
     const feature = o.featureDropout ?? false;
     this.dropout = this.child('dropout', makeDropout(o.dropout ?? 0, feature, gen));
     this.hiddenDropout = this.child('hidden_dropout', makeDropout(o.hiddenDropout ?? 0, feature, gen));
@@ -103,9 +111,7 @@ export class GatedCrossAttention extends Module {
     const Z = this.zdim;
 
     const qn = this.prenorm ? this.norm.forward(query) : query;
-    const [uRaw, rRaw, qRaw] = F.split(this.q_proj.forward(qn), [D, D, Z], -1);
-    const u = F.sigmoid(uRaw); // L2 × B × D
-    const r = F.silu(rRaw); // L2 × B × D
+    const [uRaw, rRaw, qRaw] = F.split(this.q_proj.forward(qn), [D, D, Z], -1); // pre-activation u, r: L2 × B × D
     const q = F.transpose(qRaw, 0, 1); // B × L2 × Z
 
     let k: Tensor, v: Tensor;
@@ -158,10 +164,21 @@ export class GatedCrossAttention extends Module {
 
     const vd = this.hiddenDropout.forward(v, true);
     const h = F.transpose(F.matmul(this.attentionDropout.forward(P), vd), 0, 1); // L2 × B × D
-    let hh = this.act(this.h_proj.forward(F.mul(h, r)));
-    hh = this.dropout.forward(hh);
-    let out = gatedResidual(query, u, hh);
+    let out: Tensor; // L2 × B × D
+    if (fusedGatesOn() && this.gateAct !== null) {
+      // the self-attention's fused gates; no hx term here: act(0 + y) = act(y)
+      const y = this.h_proj.forward(siluMul(h, rRaw));
+      out = gateOut(query, uRaw, zerosLike(y), y, this.dropout.mask(y), this.gateAct);
+    } else {
+      const hh = this.dropout.forward(this.act(this.h_proj.forward(F.mul(h, F.silu(rRaw)))));
+      out = gatedResidual(query, F.sigmoid(uRaw), hh);
+    }
     if (!this.prenorm) out = this.norm.forward(out);
     return { out, attnWeights: needWeights ? P : null };
   }
+}
+
+/** Zeros of `t`'s shape and dtype (the gate's absent hx term). */
+function zerosLike(t: Tensor): Tensor {
+  return zeros(t.shape, t.dtype);
 }

@@ -200,6 +200,8 @@ const registry = new Map<string, AllKernels[AnyKernelName]>();
 export const ANY_BACKEND = '*';
 const starters = new Map<string, () => void>();
 let active = 'cpu';
+/** Kernels of the active backend resolved so far, by name (cleared on any registration or switch). */
+const resolved = new Map<string, AllKernels[AnyKernelName]>();
 
 /**
  * Registers a start-up hook of `backend` (e.g. opening its device), run by `setBackend(backend)`
@@ -219,12 +221,16 @@ export function registerKernel<K extends AnyKernelName>(name: K, backend: string
   const key = `${backend}/${name}`;
   if (registry.has(key)) throw new TensorError(`kernel '${name}' is already registered for backend '${backend}'`);
   registry.set(key, impl);
+  resolved.clear();
 }
 
 /** The implementation of kernel `name` on the active backend. */
 export function kernel<K extends AnyKernelName>(name: K): AllKernels[K] {
+  const hit = resolved.get(name); // no key string built per call
+  if (hit) return hit as AllKernels[K];
   const impl = registry.get(`${active}/${name}`) ?? registry.get(`${ANY_BACKEND}/${name}`);
   if (!impl) throw new TensorError(`kernel '${name}' is not registered for backend '${active}'`);
+  resolved.set(name, impl);
   return impl as AllKernels[K];
 }
 
@@ -238,6 +244,7 @@ export function setBackend(name: string): void {
   if (!registeredBackends().includes(name)) throw new TensorError(`unknown backend '${name}' (registered: ${registeredBackends().join(', ')})`);
   starters.get(name)?.();
   active = name;
+  resolved.clear();
 }
 
 /** The active backend's name. */

@@ -7,7 +7,8 @@
  * normal consumes exactly two 32-bit draws. The state (four words) can be saved and restored.
  */
 import { allocateOut } from './backends/cpu/resident.js';
-import { allocate, type DType } from './dtype.js';
+import { dropoutMaskWasm } from './backends/cpu/random-simd.js';
+import { allocate, type DType, type FloatStorage } from './dtype.js';
 import { checkShape, sizeOf, type Shape } from './shape.js';
 import { fromStorage, type Tensor } from './tensor.js';
 
@@ -91,6 +92,11 @@ export class Generator {
     return Math.floor(this.uniform() * n);
   }
 
+  /** The live state words (advanced in place by the WebAssembly dropout mask). */
+  get words(): Uint32Array {
+    return this.s;
+  }
+
   /** The four state words (for checkpoints). */
   getState(): number[] {
     return Array.from(this.s);
@@ -128,14 +134,16 @@ let uniformScratch: Float64Array | undefined;
 /**
  * The scaled keep mask of inverted dropout in one pass: `m = u ≥ p ? 1/(1−p) : 0` per element,
  * `u` a uniform of `gen` rounded to `dtype` (as `randUniform` stores it), compared with `p`
- * rounded to `dtype` — the values of `cast(randUniform(shape) ≥ p) · 1/(1−p)`.
+ * rounded to `dtype` — the values of `cast(randUniform(shape) ≥ p) · 1/(1−p)`. Drawn by the
+ * WebAssembly kernel when the SIMD kernels are on (same values); the loop below is the reference.
  */
 export function dropoutMask(shape: Shape, p: number, dtype: 'f32' | 'f64', gen = defaultGenerator): Tensor {
   checkShape(shape, 'dropoutMask');
-  const m = allocateOut(dtype, sizeOf(shape), false);
+  const m = allocateOut(dtype, sizeOf(shape), false) as FloatStorage;
   const f32 = dtype === 'f32';
   const pp = f32 ? Math.fround(p) : p;
   const scale = f32 ? Math.fround(1 / (1 - p)) : 1 / (1 - p);
+  if (dropoutMaskWasm(m, pp, scale, gen.words)) return fromStorage(m, shape);
   const u = (uniformScratch ??= new Float64Array(4096));
   for (let i0 = 0; i0 < m.length; i0 += u.length) {
     const n = Math.min(u.length, m.length - i0);

@@ -24,9 +24,8 @@ import { epochBatches, groupUpdates, trainBatches } from '../data/fairseq/order.
 import { CheckpointError } from '../io/errors.js';
 import { lraCrossEntropy, type LRAModel } from '../mega/models/lra.js';
 import type { Module } from '../nn/module.js';
-import { scalar } from '../tensor/create.js';
 import type { FloatDType } from '../tensor/dtype.js';
-import { binary, cast } from '../tensor/kernels.js';
+import { cast } from '../tensor/kernels.js';
 import { fromStorage, type Tensor } from '../tensor/tensor.js';
 import { ConfigError } from './errors.js';
 import { fairseqRestorePath, readFairseqResume, resumeAdam, type FairseqResume } from './fairseq-resume.js';
@@ -253,11 +252,12 @@ export function continueFairseq(o: ContinueOptions): ContinueResult {
         sentences += out.nSentences;
         sample += out.sampleSize;
       }
-      if (sample > 0) {
-        for (const p of params) if (p.grad) p.grad = binary(p.grad, scalar(1 / sample, p.grad.dtype), 'mul');
-      }
-      if (o.onGradients) o.onGradients(params, clipGradNorm(params, 0));
-      const gnorm = clipGradNorm(params, clip);
+      const scale = sample > 0 ? 1 / sample : 1;
+      let gnorm: number;
+      if (o.onGradients) {
+        o.onGradients(params, clipGradNorm(params, 0, scale));
+        gnorm = clipGradNorm(params, clip);
+      } else gnorm = clipGradNorm(params, clip, scale);
       optimizer.step();
       numUpdates++;
       done += group.length;

@@ -17,9 +17,12 @@
  *
  * The arithmetic is done in float64 per element and stored in the parameter's own dtype (for f32
  * parameters this is at least as accurate as PyTorch's f32 in-place ops). Parameters are updated
- * in place (their storage is overwritten), so modules keep seeing their own tensors.
+ * in place (their storage is overwritten), so modules keep seeing their own tensors. On the CPU
+ * with the WebAssembly kernels the update is one SIMD pass per parameter over moments kept in
+ * the wasm memory (backends/cpu/optim-wasm.ts; bitwise the values of the loop in `step`).
  */
 import { adamUpdate, binary, reduce, unary } from '../tensor/kernels.js';
+import { adamWasm, persistentZeros, scaleClipWasm } from '../tensor/backends/cpu/optim-wasm.js';
 import { scalar, zeros } from '../tensor/create.js';
 import type { Storage } from '../tensor/dtype.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -84,6 +87,12 @@ export class Adam {
   readonly eps: number;
   readonly weightDecay: number;
   private readonly state = new Map<Tensor, AdamParamState>();
+  /**
+   * Zeroed moment storage reserved when the optimizer is made (in the wasm memory when the
+   * kernels are on: at the bottom of the resident heap, below the blocks of training steps, which
+   * then keep reusing the memory above them); taken by a parameter's state when it is created.
+   */
+  private readonly reserved = new Map<Tensor, [Tensor, Tensor]>();
 
   constructor(params: Iterable<Tensor>, opts: AdamOptions) {
     this.params = [...new Set(params)];
@@ -96,6 +105,19 @@ export class Adam {
     if (!(this.eps >= 0)) throw new ConfigError(`Adam: eps = ${this.eps}: expected >= 0`);
     if (!(this.weightDecay >= 0)) throw new ConfigError(`Adam: weight decay = ${this.weightDecay}: expected >= 0`);
     parseBetas(this.betas);
+    for (const p of this.params) {
+      const m = p.device ? null : persistentZeros(p);
+      const v = m ? persistentZeros(p) : null;
+      if (m && v) this.reserved.set(p, [m, v]);
+    }
+  }
+
+  /** Zeroed moments for `p`: the reserved pair (once), else new arrays. */
+  private moments(p: Tensor): [Tensor, Tensor] {
+    const r = this.reserved.get(p);
+    if (!r) return [zeros(p.shape, p.dtype), zeros(p.shape, p.dtype)];
+    this.reserved.delete(p);
+    return r;
   }
 
   /** Sets the learning rate used by the next `step()` (fairseq's `set_lr`). */
@@ -123,7 +145,8 @@ export class Adam {
       if (!p.grad) continue;
       let st = this.state.get(p);
       if (!st) {
-        st = { step: 0, exp_avg: zeros(p.shape, p.dtype), exp_avg_sq: zeros(p.shape, p.dtype) };
+        const [m, v] = this.moments(p);
+        st = { step: 0, exp_avg: m, exp_avg_sq: v };
         this.state.set(p, st);
       }
       st.step += 1;
@@ -131,15 +154,20 @@ export class Adam {
         this.deviceStep(p, st);
         continue;
       }
+      if (p.grad.size !== p.size) throw new ConfigError(`Adam: gradient of shape [${p.grad.shape}] for parameter [${p.shape}]`);
+      const bc1 = 1 - b1 ** st.step,
+        bc2 = 1 - b2 ** st.step;
+      const stepSize = (lr * Math.sqrt(bc2)) / bc1;
+      const moved = adamWasm(p, p.grad, st.exp_avg, st.exp_avg_sq, { beta1: b1, beta2: b2, eps, decay, stepSize });
+      if (moved) {
+        [st.exp_avg, st.exp_avg_sq] = moved;
+        continue;
+      }
       const g = flatValues(p.grad);
-      if (g.length !== p.size) throw new ConfigError(`Adam: gradient of shape [${p.grad.shape}] for parameter [${p.shape}]`);
       const m = st.exp_avg.storage,
         v = st.exp_avg_sq.storage,
         th = p.storage,
         off = p.offset;
-      const bc1 = 1 - b1 ** st.step,
-        bc2 = 1 - b2 ** st.step;
-      const stepSize = (lr * Math.sqrt(bc2)) / bc1;
       for (let i = 0; i < g.length; i++) {
         const gi = g[i];
         m[i] = b1 * m[i] + (1 - b1) * gi;
@@ -201,7 +229,10 @@ export class Adam {
       for (const t of [s.exp_avg, s.exp_avg_sq]) {
         if (t.size !== p.size) throw new ConfigError(`Adam.loadStateDict: parameter ${k} has shape [${p.shape}], its state [${t.shape}]`);
       }
-      this.state.set(p, { step: s.step, exp_avg: castLike(s.exp_avg, p), exp_avg_sq: castLike(s.exp_avg_sq, p) });
+      const [m, v] = this.moments(p);
+      m.storage.set(s.exp_avg.toTypedArray());
+      v.storage.set(s.exp_avg_sq.toTypedArray());
+      this.state.set(p, { step: s.step, exp_avg: m, exp_avg_sq: v });
     }
     if (g) {
       if (g.lr !== undefined) this.lr = g.lr;
@@ -218,21 +249,31 @@ function cloneT(t: Tensor): Tensor {
   return z;
 }
 
-function castLike(t: Tensor, p: Tensor): Tensor {
-  const z = zeros(p.shape, p.dtype);
-  z.storage.set(t.toTypedArray());
-  return z;
-}
-
 /**
  * fairseq `clip_grad_norm_`: the global L2 norm of every gradient (parameters without one are
  * ignored), computed in float64; if `maxNorm > 0` every gradient is multiplied by
  * `min(1, maxNorm / (norm + 1e-6))` (gradients are replaced, not mutated, since a gradient tensor
- * may be shared). `maxNorm = 0` only measures. Returns the norm before clipping.
+ * may be shared). `maxNorm = 0` only measures. `scale` (e.g. 1 / sample size) first multiplies
+ * every gradient (rounded to its dtype; the norm is the scaled gradients'). Returns the norm before
+ * clipping. On the CPU with the WebAssembly kernels this is two passes over all gradients at once
+ * (backends/cpu/optim-wasm.ts; the same values as the loop here).
  */
-export function clipGradNorm(params: Iterable<Tensor>, maxNorm: number): number {
+export function clipGradNorm(params: Iterable<Tensor>, maxNorm: number, scale = 1): number {
   const ps = [...new Set(params)].filter((p) => p.grad);
-  if (ps.some((p) => p.grad!.device)) return clipGradNormDevice(ps, maxNorm).item();
+  if (ps.some((p) => p.grad!.device)) {
+    scaleGrads(ps, scale);
+    return clipGradNormDevice(ps, maxNorm).item();
+  }
+  const fused = scaleClipWasm(
+    ps.map((p) => p.grad!),
+    scale,
+    maxNorm,
+  );
+  if (fused) {
+    ps.forEach((p, i) => (p.grad = fused.grads[i] ?? p.grad));
+    return fused.norm;
+  }
+  scaleGrads(ps, scale);
   let ss = 0;
   for (const p of ps) {
     const g = flatValues(p.grad!);
@@ -244,6 +285,11 @@ export function clipGradNorm(params: Iterable<Tensor>, maxNorm: number): number 
     for (const p of ps) p.grad = binary(p.grad!, scalar(coef, p.grad!.dtype), 'mul');
   }
   return norm;
+}
+
+/** `grad ← grad · scale` (scale rounded to the gradient's dtype) for every parameter; nothing when scale is 1. */
+function scaleGrads(ps: readonly Tensor[], scale: number): void {
+  if (scale !== 1) for (const p of ps) p.grad = binary(p.grad!, scalar(scale, p.grad!.dtype), 'mul');
 }
 
 /**

@@ -27,10 +27,8 @@ import type { Module } from '../nn/module.js';
 import { getBackend } from '../tensor/backend.js';
 import { setNumThreads } from '../tensor/backends/cpu/pool.js';
 import { moveToDevice } from '../tensor/backends/gpujs/index.js';
-import { scalar } from '../tensor/create.js';
 import { residentScope } from '../tensor/backends/cpu/resident.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { binary } from '../tensor/kernels.js';
 import { defaultGenerator, manualSeed } from '../tensor/random.js';
 import { resolveTrainArgs, type TrainArgs } from './args.js';
 import { buildFromModelArgs, resolveModelArgs } from './arch.js';
@@ -508,11 +506,8 @@ class TrainRun {
       [sum, sample, correct, sentences, tokens] = dist.finishStep([sum, sample, correct, sentences, tokens]);
       if (!Number.isFinite(sum)) throw this.divergence(k, `the loss is ${sum}`);
     }
-    if (sample > 0) {
-      const s = scalar(1 / sample, 'f32');
-      for (const t of params) if (t.grad) t.grad = binary(t.grad, t.grad.dtype === 'f32' ? s : scalar(1 / sample, t.grad.dtype), 'mul');
-    }
-    const gnorm = clipGradNorm(params, args.clip_norm);
+    // gradients × 1 / sample size, then clipped (one fused pass on the CPU)
+    const gnorm = clipGradNorm(params, args.clip_norm, sample > 0 ? 1 / sample : 1);
     if (!Number.isFinite(gnorm)) throw this.divergence(k, `the gradient norm is ${gnorm}`);
     optimizer.step();
     this.numUpdates = k;

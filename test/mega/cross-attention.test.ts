@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import * as F from '../../src/autograd/index.js';
 import { gradcheck } from '../../src/autograd/gradcheck.js';
-import type { AttentionActivation } from '../../src/mega/attention.js';
+import { setFusedGates, type AttentionActivation } from '../../src/mega/attention.js';
 import { GatedCrossAttention, type GCAOptions } from '../../src/mega/cross-attention.js';
 import { IncrementalState } from '../../src/mega/incremental.js';
 import type { Module } from '../../src/nn/module.js';
@@ -114,5 +114,48 @@ describe('GatedCrossAttention gradients (f64 central differences)', () => {
       const r = gradcheck((qq, kk) => m.forward(qq, kk, { keyPaddingMask: mask }).out, [q, k, ...m.parameters()]);
       expect(r.ok, r.where).toBe(true);
     });
+  }
+});
+
+describe('GatedCrossAttention fused gates (siluMul, gateOut) vs the unfused composition', () => {
+  const configs: [string, Partial<GCAOptions>][] = [
+    ['softmax, silu, dropout 0.3', { attentionActivation: 'softmax', dropout: 0.3 }],
+    ['laplace, relu, feature dropout, post-norm', { attentionActivation: 'laplace', activation: 'relu', dropout: 0.2, featureDropout: true, prenorm: false }],
+    ['relu2, linear activation, eval', { attentionActivation: 'relu2', activation: 'linear', dropout: 0.2 }],
+  ];
+  for (const dt of ['f64', 'f32'] as const) {
+    for (const [name, o] of configs) {
+      it(`${name} (${dt}): output and every gradient within the ${dt} golden rule`, () => {
+        const dropGen = new Generator(99);
+        const m = new GatedCrossAttention({ embedDim: 8, zdim: 4, maxPositions: 16, dtype: dt, gen: dropGen, ...o });
+        perturb(m);
+        if (name.endsWith('eval')) m.eval();
+        const L2 = 6,
+          L1 = 5,
+          B = 2;
+        const query = F.requiresGrad(randNormal([L2, B, 8], 0, 1, dt, gen));
+        const key = F.requiresGrad(randNormal([L1, B, 8], 0, 1, dt, gen));
+        const g = randNormal([L2, B, 8], 0, 1, dt, gen);
+        const keyPaddingMask = rightPad([5, 3], L1);
+        const run = (fused: boolean): Tensor[] => {
+          const prev = setFusedGates(fused);
+          try {
+            dropGen.seed(5); // the same dropout masks on both paths
+            for (const p of m.parameters()) p.grad = null;
+            query.grad = key.grad = null;
+            const { out } = m.forward(query, key, { keyPaddingMask });
+            F.backward(out, g);
+            return [out, query.grad!, key.grad!, ...m.parameters().map((p) => p.grad!)];
+          } finally {
+            setFusedGates(prev);
+          }
+        };
+        const fused = run(true),
+          plain = run(false);
+        const names = ['out', 'query', 'key', ...m.namedParameters().map(([n]) => n)];
+        fused.forEach((t, i) => expectClose(t, plain[i], { precision: dt, what: names[i] }));
+        if (dt === 'f32') expect(fused.some((t, i) => t.storage.some((v, j) => v !== plain[i].storage[j]))).toBe(true);
+      });
+    }
   }
 });

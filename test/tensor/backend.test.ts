@@ -24,4 +24,23 @@ describe('kernel registry', () => {
       setBackend('cpu');
     }
   });
+
+  it('resolves again after a registration or a switch (lookups are cached, never stale)', () => {
+    const cpuCopy = kernel('copy');
+    const own = (x: ReturnType<typeof tensor>) => x;
+    registerKernel('copy', 'cache-test', own);
+    setBackend('cache-test');
+    try {
+      expect(kernel('copy')).toBe(own);
+      const generic = kernel('siluMul'); // not registered here: the generic implementation
+      expect(kernel('siluMul')).toBe(generic);
+      const ownSiluMul = (h: ReturnType<typeof tensor>) => h;
+      registerKernel('siluMul', 'cache-test', ownSiluMul);
+      expect(kernel('siluMul')).toBe(ownSiluMul);
+      expect(generic).not.toBe(ownSiluMul);
+    } finally {
+      setBackend('cpu');
+    }
+    expect(kernel('copy')).toBe(cpuCopy);
+  });
 });

@@ -55,13 +55,96 @@ function fftTables(n: number): { tw: Float64Array; twi: Float64Array; brev: Int3
  */
 const SIMD_DIRECT_WORK = 1;
 
+/**
+ * FFT size n: a power of two with the operands fitting (n ≥ Lx, Lk) and no wrap-around in the
+ * outputs kept. A size-n transform gives the circular convolution `Σ_j full[m + j·n]`; for the
+ * outputs m ∈ [start, start + length) ∩ [0, full) the terms j ≠ 0 vanish when
+ * n ≥ full − max(0, start) and n ≥ min(full, start + length). So n need not cover the whole
+ * linear convolution `full = Lx + Lk − 1`: the EMA's bidirectional kernel (Lk = 2L − 1, outputs
+ * [L − 1, 2L − 1)) needs 2L instead of 4L, and so does its backward with respect to x.
+ */
+export function fftSize(Lx: number, Lk: number, start: number, length: number): number {
+  const full = Lx + Lk - 1;
+  return nextPow2(Math.max(Lx, Lk, full - Math.max(0, start), Math.min(full, start + length)));
+}
+
+/**
+ * How the rows are laid out for the transforms: groups of R rows (R/2 lane pairs), classes of
+ * groups that share kernel rows (the broadcast of one kernel over the batch: the class's kernel
+ * spectra are computed once per task), tasks over the classes' groups.
+ */
+interface Plan {
+  /** Per output row: its x row (row-major over x's leading axes). */
+  xRow: Int32Array;
+  /** Per class, R kernel rows (-1: a zero row). */
+  classK: Int32Array;
+  /** Per group, R output rows (-1: a dummy lane). */
+  groups: Int32Array;
+  /** Per task: class, first group, end group. */
+  tasks: Int32Array;
+}
+
+const plans = new Map<string, Plan>();
+
+/**
+ * The plan for these leading shapes (cached: the same shapes come back every step). Rows with
+ * one kernel row form lists in first-appearance order; when every list has the same length m,
+ * R kernel rows make a class of m groups (group j = the j-th row of each list), else groups are
+ * R consecutive rows. With `threads` > 1 classes are split into about 2·threads tasks.
+ */
+function planOf(xLead: readonly number[], kLead: readonly number[], outLead: readonly number[], R: number, threads: number): Plan {
+  const key = `${R}|${threads}|${xLead.join(',')}|${kLead.join(',')}`;
+  const hit = plans.get(key);
+  if (hit) return hit;
+  const rows = sizeOf(outLead);
+  const kRow = rowIndex(kLead, outLead);
+  const lists = new Map<number, number[]>();
+  for (let r = 0; r < rows; r++) {
+    const l = lists.get(kRow[r]);
+    if (l) l.push(r);
+    else lists.set(kRow[r], [r]);
+  }
+  const classK: number[] = [];
+  const groups: number[] = [];
+  const classGroups: [number, number][] = []; // per class: [first group, count]
+  const m = lists.values().next().value!.length;
+  if ([...lists.values()].every((l) => l.length === m)) {
+    const ks = [...lists.keys()];
+    for (let c0 = 0; c0 < ks.length; c0 += R) {
+      const chunk = ks.slice(c0, c0 + R);
+      for (let i = 0; i < R; i++) classK.push(chunk[i] ?? -1);
+      classGroups.push([groups.length / R, m]);
+      for (let j = 0; j < m; j++) for (let i = 0; i < R; i++) groups.push(i < chunk.length ? lists.get(chunk[i])![j] : -1);
+    }
+  } else {
+    for (let r0 = 0; r0 < rows; r0 += R) {
+      classGroups.push([groups.length / R, 1]);
+      for (let i = 0; i < R; i++) {
+        groups.push(r0 + i < rows ? r0 + i : -1);
+        classK.push(r0 + i < rows ? kRow[r0 + i] : -1);
+      }
+    }
+  }
+  const numClasses = classGroups.length;
+  const split = threads > 1 && numClasses < 2 * threads ? Math.ceil((2 * threads) / numClasses) : 1;
+  const tasks: number[] = [];
+  classGroups.forEach(([g0, cnt], c) => {
+    const per = Math.ceil(cnt / Math.min(split, cnt));
+    for (let g = g0; g < g0 + cnt; g += per) tasks.push(c, g, Math.min(g0 + cnt, g + per));
+  });
+  const plan = { xRow: rowIndex(xLead, outLead), classK: Int32Array.from(classK), groups: Int32Array.from(groups), tasks: Int32Array.from(tasks) };
+  if (plans.size >= 64) plans.clear();
+  plans.set(key, plan);
+  return plan;
+}
+
 /** SIMD `fftConv`, or null (same contract as `fftConvCpu`). */
 export function fftConvSimd(x: Tensor, k: Tensor, start: number, length: number): Tensor | null {
   checkFftConv(x, k, length);
   const Lx = x.shape[x.ndim - 1],
     Lk = k.shape[k.ndim - 1];
   const full = Lx + Lk - 1;
-  const n = nextPow2(full);
+  const n = fftSize(Lx, Lk, start, length);
   // only tiny products stay on the plain-TS kernel's direct sum (and degenerate sizes)
   if (Lx === 0 || Lk === 0 || length === 0 || length * Lk <= SIMD_DIRECT_WORK * n * Math.log2(n)) return null;
   if (!Number.isInteger(start) || Math.abs(start) > 2 ** 30 || n > 2 ** 24) return null;
@@ -75,44 +158,12 @@ export function fftConvSimd(x: Tensor, k: Tensor, start: number, length: number)
   const dt = x.dtype;
   const E = dt === 'f32' ? 4 : 8;
   const R = dt === 'f32' ? 8 : 4;
-  const xRow = rowIndex(xLead, outLead);
-  const kRow = rowIndex(kLead, outLead);
-
-  // ---- classes of groups sharing kernel rows
-  const lists = new Map<number, number[]>();
-  for (let r = 0; r < rows; r++) {
-    const l = lists.get(kRow[r]);
-    if (l) l.push(r);
-    else lists.set(kRow[r], [r]);
-  }
-  const classK: number[][] = []; // per class: R kernel rows (-1 = zero row)
-  const groups: number[][] = []; // per group: R rows (-1 = dummy)
-  const classGroups: [number, number][] = []; // per class: [first group, count]
-  const m = lists.values().next().value!.length;
-  if ([...lists.values()].every((l) => l.length === m)) {
-    const ks = [...lists.keys()];
-    for (let c0 = 0; c0 < ks.length; c0 += R) {
-      const chunk = ks.slice(c0, c0 + R);
-      classK.push(Array.from({ length: R }, (_, i) => chunk[i] ?? -1));
-      classGroups.push([groups.length, m]);
-      for (let j = 0; j < m; j++) groups.push(Array.from({ length: R }, (_, i) => (i < chunk.length ? lists.get(chunk[i])![j] : -1)));
-    }
-  } else {
-    for (let r0 = 0; r0 < rows; r0 += R) {
-      const g = Array.from({ length: R }, (_, i) => (r0 + i < rows ? r0 + i : -1));
-      classK.push(g.map((r) => (r < 0 ? -1 : kRow[r])));
-      classGroups.push([groups.length, 1]);
-      groups.push(g);
-    }
-  }
   const threads = getNumThreads();
   const par = threads > 1 && (simdTuning.force || rows * n >= 1 << 16);
-  const split = par && classK.length < 2 * threads ? Math.ceil((2 * threads) / classK.length) : 1;
-  const tasks: [number, number, number][] = [];
-  classGroups.forEach(([g0, cnt], c) => {
-    const per = Math.ceil(cnt / Math.min(split, cnt));
-    for (let g = g0; g < g0 + cnt; g += per) tasks.push([c, g, Math.min(g0 + cnt, g + per)]);
-  });
+  const { xRow, classK, groups, tasks } = planOf(xLead, kLead, outLead, R, par ? threads : 1);
+  const numClasses = classK.length / R,
+    numGroups = groups.length / R,
+    numTasks = tasks.length / 3;
 
   // ---- wasm memory
   const { tw, twi, brev } = fftTables(n);
@@ -142,7 +193,7 @@ export function fftConvSimd(x: Tensor, k: Tensor, start: number, length: number)
     pk = ik >= 0 ? ik : ar.alloc(k.size * E);
   // zero rows (dummy lanes, absent kernel rows); a dummy lane of a strided x reads Lx elements
   // xStep apart
-  const dummyLanes = strided && groups.some((g) => g.includes(-1));
+  const dummyLanes = strided && groups.includes(-1);
   const zeroLen = Math.max(Lx, Lk, dummyLanes ? (Lx - 1) * xStep + 1 : 0);
   const zero = ar.alloc(zeroLen * E),
     dummy = ar.alloc(length * E);
@@ -150,9 +201,9 @@ export function fftConvSimd(x: Tensor, k: Tensor, start: number, length: number)
   const ptw = ar.alloc(n * E),
     ptwi = ar.alloc(n * E),
     pbrev = ar.alloc(n * 4);
-  const pclasses = ar.alloc(classK.length * R * 4),
-    pgroups = ar.alloc(groups.length * 2 * R * 4),
-    ptasks = ar.alloc(tasks.length * 12);
+  const pclasses = ar.alloc(numClasses * R * 4),
+    pgroups = ar.alloc(numGroups * 2 * R * 4),
+    ptasks = ar.alloc(numTasks * 12);
   const scrBytes = n * 64 + (n / 2 + 1) * 64;
   const scr = ar.alloc(threads * scrBytes);
   ar.commit();
@@ -164,18 +215,17 @@ export function fftConvSimd(x: Tensor, k: Tensor, start: number, length: number)
   view.set(twi, ptwi / E);
   const i32 = new Int32Array(rt.memory.buffer);
   i32.set(brev, pbrev / 4);
-  classK.forEach((ks, c) => ks.forEach((kr, i) => (i32[pclasses / 4 + c * R + i] = kr < 0 ? zero : pk + kr * Lk * E)));
-  groups.forEach((g, gi) =>
-    g.forEach((r, i) => {
-      i32[pgroups / 4 + gi * 2 * R + i] = r < 0 ? zero : px + xRowOffset(xRow[r]);
-      i32[pgroups / 4 + gi * 2 * R + R + i] = r < 0 ? dummy : po + r * length * E;
-    }),
-  );
-  tasks.forEach(([c, g0, g1], t) => {
-    i32[ptasks / 4 + 3 * t] = c;
-    i32[ptasks / 4 + 3 * t + 1] = g0;
-    i32[ptasks / 4 + 3 * t + 2] = g1;
-  });
+  const pc = pclasses / 4,
+    pg = pgroups / 4;
+  for (let i = 0; i < classK.length; i++) i32[pc + i] = classK[i] < 0 ? zero : pk + classK[i] * Lk * E;
+  for (let gi = 0; gi < numGroups; gi++) {
+    for (let i = 0; i < R; i++) {
+      const r = groups[gi * R + i];
+      i32[pg + gi * 2 * R + i] = r < 0 ? zero : px + xRowOffset(xRow[r]);
+      i32[pg + gi * 2 * R + R + i] = r < 0 ? dummy : po + r * length * E;
+    }
+  }
+  i32.set(tasks, ptasks / 4);
   const C = FFT_CFG;
   const cf = cfg / 4;
   i32[cf + C.N / 4] = n;
@@ -193,7 +243,7 @@ export function fftConvSimd(x: Tensor, k: Tensor, start: number, length: number)
   i32[cf + C.LEN / 4] = length;
   i32[cf + C.FULL / 4] = full;
   i32[cf + C.XSTEP / 4] = strided ? xStep * E : E;
-  runJob(rt, par, tasks.length, (P) => {
+  runJob(rt, par, numTasks, (P) => {
     P[0] = OP_FFT;
     P[1] = dt === 'f32' ? 0 : 1;
     P[2] = cfg;

@@ -1,9 +1,8 @@
 /**
  * Fused CPU kernels (see `FusedKernels` in backend.ts): the EMA kernel build and its VJP, and the
- * softmax backward. Plain TypeScript here (the softmax backward also has a SIMD path in simd.ts;
- * a wasm SIMD EMA build measured no faster than these loops, which are O(D·N·L) with one exp per
- * 32 values);
- * each is tested equal to the composition of primitive kernels it replaces
+ * softmax backward. Plain TypeScript here: the reference of the WebAssembly paths (EMA:
+ * ema-simd.ts, the same arithmetic in wasm, bitwise equal; softmax backward: simd.ts) and their
+ * fallback. Each is tested equal to the composition of primitive kernels it replaces
  * (test/tensor/backends/cpu/fused.test.ts).
  */
 import { allocateOut } from './resident.js';
@@ -11,27 +10,14 @@ import { type FloatStorage } from '../../dtype.js';
 import { DTypeError, ShapeError } from '../../errors.js';
 import { fromStorage, type Tensor } from '../../tensor.js';
 import { erf } from '../../special.js';
+import { checkCoefQ, checkEmaGrad } from '../checks.js';
 import { dense } from './elementwise.js';
+import { EMA_BLOCK as BLOCK, EMA_CUTOFF } from './wasm/ema.js';
 
-/** Contiguous storage of `t` from its first element. */
-/**
- * Powers q^l are evaluated as exp(l0·ln q)·exp(j·ln q) with l = l0 + j, j < BLOCK (≤ 2 ulp from
- * exp(l·ln q)): one exp per BLOCK values instead of one per value.
- */
-const BLOCK = 32;
-/**
- * Blocks whose first power is below exp(EMA_CUTOFF) ≈ 1e−280 (relative to coef) and all later
- * ones are skipped: negligible, and their products would be subnormal numbers (~100× slower).
- */
-const EMA_CUTOFF = -645;
-
-function checkCoefQ(coef: Tensor, q: Tensor, op: string): void {
-  if (coef.dtype !== q.dtype || (coef.dtype !== 'f32' && coef.dtype !== 'f64'))
-    throw new DTypeError(`${op}: expected two floating tensors of one dtype, got ${coef.dtype} and ${q.dtype}`);
-  if (coef.ndim !== 2 || q.ndim !== 2 || coef.shape[0] !== q.shape[0] || coef.shape[1] !== q.shape[1]) {
-    throw new ShapeError(`${op}: coef and q must both be [D, N], got [${coef.shape}] and [${q.shape}]`);
-  }
-}
+// Powers q^l are evaluated as exp(l0·ln q)·exp(j·ln q) with l = l0 + j, j < BLOCK (≤ 2 ulp from
+// exp(l·ln q)): one exp per BLOCK values instead of one per value. Blocks from the first whose
+// first power is below exp(EMA_CUTOFF) ≈ 1e−280 are skipped (negligible, and subnormal products
+// are ~100× slower).
 
 /** CPU `emaKernel`: `k[d, l] = Σ_n coef[d, n]·exp(l·ln q[d, n])`, float64 inside. */
 export function emaKernelCpu(coef: Tensor, q: Tensor, length: number): Tensor {
@@ -65,9 +51,8 @@ export function emaKernelCpu(coef: Tensor, q: Tensor, length: number): Tensor {
 /** CPU `emaKernelGrad`: `[2, D, N]` = (Σ_l g·q^l, coef·Σ_l g·l·q^(l−1)). */
 export function emaKernelGradCpu(coef: Tensor, q: Tensor, g: Tensor): Tensor {
   checkCoefQ(coef, q, 'emaKernelGrad');
+  checkEmaGrad(coef, g);
   const [D, N] = coef.shape;
-  if (g.dtype !== coef.dtype || g.ndim !== 2 || g.shape[0] !== D)
-    throw new ShapeError(`emaKernelGrad: gradient [${g.shape}] (${g.dtype}) does not match [${D}, L]`);
   const L = g.shape[1];
   const c = dense(coef),
     qq = dense(q),

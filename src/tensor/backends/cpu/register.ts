@@ -16,6 +16,7 @@ import { indexAddFast, indexSelectFast, padFast } from './indexing-fast.js';
 import { whereSimd } from './where-simd.js';
 import { fftConvSimd } from './fftconv-simd.js';
 import { batchNormCpu, batchNormGradCpu } from './batchnorm.js';
+import { emaKernelGradSimd, emaKernelSimd } from './ema-simd.js';
 import { emaKernelCpu, emaKernelGradCpu, laplaceCpu, softmaxGradCpu } from './fused.js';
 import { gateOutCpu, gateOutGradCpu, gateQKCpu, gateQKGradCpu, siluGradCpu, siluMulCpu, siluMulGradCpu } from './fused-gates.js';
 import { gateOutGradSimd, gateOutSimd, gateQKGradSimd, gateQKSimd, siluGradSimd, siluMulGradSimd, siluMulSimd } from './gates-simd.js';
@@ -40,8 +41,8 @@ registerKernel('copy', 'cpu', copyCpu);
 registerKernel('fftConv', 'cpu', (x, k, start, length) => fftConvSimd(x, k, start, length) ?? fftConvCpu(x, k, start, length));
 
 // fused kernels (backends without their own get the compositions of generic-fused.ts)
-registerKernel('emaKernel', 'cpu', emaKernelCpu);
-registerKernel('emaKernelGrad', 'cpu', emaKernelGradCpu);
+registerKernel('emaKernel', 'cpu', (coef, q, length) => emaKernelSimd(coef, q, length) ?? emaKernelCpu(coef, q, length));
+registerKernel('emaKernelGrad', 'cpu', (coef, q, g) => emaKernelGradSimd(coef, q, g) ?? emaKernelGradCpu(coef, q, g));
 registerKernel('softmaxGrad', 'cpu', (y, g, log) => (log ? logSoftmaxGradSimd(y, g) : softmaxGradSimd(y, g, log)) ?? softmaxGradCpu(y, g, log));
 registerKernel('batchNorm', 'cpu', (x, w, b, eps) => batchNormSimd(x, w, b, eps) ?? batchNormCpu(x, w, b, eps));
 registerKernel('layerNorm', 'cpu', (x, w, b, eps, c) => layerNormSimd(x, w, b, eps, c) ?? layerNormGeneric(x, w, b, eps, c));

@@ -214,8 +214,49 @@ function sweep(heap: WasmHeap, s: Scope, memory: WebAssembly.Memory, roots: Iter
   else kept.delete(s.owner);
 }
 
-/** Bytes in live resident blocks (diagnostics, tests). */
+/** Bytes in live resident blocks handed out by scopes, persistent blocks not counted (diagnostics, tests). */
 export function residentBytes(): number {
   const h = heap();
-  return h ? h.heap.liveBytes : 0;
+  return h ? h.heap.liveBytes - persistentLive : 0;
+}
+
+/** Bytes in live persistent blocks ({@link persistentStorage}; diagnostics, tests). */
+export function persistentBytes(): number {
+  return persistentLive;
+}
+
+/** Persistent blocks by their storage: released when the storage is garbage collected. */
+const persistentBlocks = new FinalizationRegistry<number>((b) => {
+  const h = heap();
+  if (!h) return;
+  persistentLive -= h.heap.sizeOf(b);
+  h.heap.release(b);
+});
+let persistentLive = 0;
+const persistentSet = new WeakSet<Storage>();
+
+/**
+ * Zeroed storage of `n` elements in a block of the wasm memory that no scope frees, for state
+ * that kernels update in place across steps (the optimizer's moments). The block is returned to
+ * the heap when the returned array is garbage collected, so only this array (and tensors holding
+ * it) may be kept — not a `subarray` of it. Null without shared wasm memory or when it is full.
+ */
+export function persistentStorage(dtype: 'f32' | 'f64', n: number): FloatStorage | null {
+  const h = heap();
+  if (!h || n === 0) return null;
+  const E = dtype === 'f32' ? 4 : 8;
+  const at = h.heap.alloc(n * E);
+  if (at < 0) return null;
+  const buf = memoryBuffer(h.memory);
+  const out: FloatStorage = dtype === 'f32' ? new Float32Array(buf, at, n) : new Float64Array(buf, at, n);
+  out.fill(0);
+  persistentBlocks.register(out, at);
+  persistentLive += h.heap.sizeOf(at);
+  persistentSet.add(out);
+  return out;
+}
+
+/** Whether `s` came from {@link persistentStorage}. */
+export function isPersistent(s: Storage): boolean {
+  return persistentSet.has(s);
 }

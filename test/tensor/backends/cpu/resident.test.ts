@@ -12,6 +12,7 @@ import { Tensor } from '../../../../src/tensor/tensor.js';
 import { binary, matmul, unary } from '../../../../src/tensor/kernels.js';
 import { isResident, residentActive, residentBytes, residentDebug, residentScope } from '../../../../src/tensor/backends/cpu/resident.js';
 import { WasmHeap } from '../../../../src/tensor/backends/cpu/wasm/heap.js';
+import { Generator } from '../../../../src/tensor/random.js';
 import { wasmArena, wasmRuntime } from '../../../../src/tensor/backends/cpu/wasm/runtime.js';
 
 afterEach(() => {
@@ -60,6 +61,35 @@ describe('WasmHeap', () => {
     expect(b).toBeGreaterThanOrEqual(scratch);
     scratch = 0;
     expect(heap.alloc(4096)).toBe(a + 60032); // the range below the scratch became a free block
+  });
+
+  it('random allocations and frees: aligned blocks of the rounded size that never overlap, all merged back at the end', () => {
+    const { heap } = newHeap();
+    const g = new Generator(5);
+    const live = new Map<number, number>(); // address → bytes asked
+    const sizes = [64, 100, 640, 4096, 5000, 70000, 300000];
+    for (let i = 0; i < 3000; i++) {
+      if (live.size > 0 && g.uniform() < 0.45) {
+        const keys = [...live.keys()];
+        const a = keys[g.int(keys.length)];
+        heap.release(a);
+        live.delete(a);
+        continue;
+      }
+      const bytes = sizes[g.int(sizes.length)] + g.int(3) * 64;
+      const at = heap.alloc(bytes);
+      expect(at % 64).toBe(0);
+      const need = Math.ceil(bytes / 64) * 64;
+      expect(heap.sizeOf(at)).toBe(need);
+      for (const [b, n] of live) {
+        const nb = Math.ceil(n / 64) * 64;
+        if (at < b + nb && b < at + need) throw new Error(`block ${at}+${need} overlaps ${b}+${nb}`);
+      }
+      live.set(at, bytes);
+    }
+    for (const a of live.keys()) heap.release(a);
+    expect(heap.top).toBe(1024); // all free ranges merged back into the top
+    expect(heap.liveBytes).toBe(0);
   });
 
   it('refuses double frees', () => {

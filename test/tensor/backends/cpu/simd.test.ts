@@ -164,6 +164,11 @@ describe('SIMD FFT convolution vs plain TS (float64 FFT)', () => {
         [[4, 16, 200], [16, 399], 199, 200, false],
         [[2, 3, 400], [3, 400], 40, 420, true],
         [[1, 1, 300], [9, 300], -5, 310, false],
+        // FFT sizes at the wrap-around limits (fftSize): start + length = 129 needs 256 …
+        [[3, 64], [3, 129], 64, 65, false],
+        // … so does full − start = 129 (the last output reads full[227] in a size-128 transform)
+        [[3, 100], [3, 129], 99, 29, false],
+        [[3, 100], [3, 100], -60, 120, false],
       ];
       for (const [xs, ks, start, len, flip] of cases) {
         const x = randNormal(xs, 0, 1, dt, gen);

@@ -278,6 +278,9 @@ export class Fn {
   i32_shr_u(): this {
     return this.op(0x76);
   }
+  i32_rotl(): this {
+    return this.op(0x77);
+  }
 
   // scalar float
   f32_abs(): this {
@@ -354,6 +357,51 @@ export class Fn {
   }
   f64_promote_f32(): this {
     return this.op(0xbb);
+  }
+  f64_convert_i32_u(): this {
+    return this.op(0xb8);
+  }
+  f32_ge(): this {
+    return this.op(0x60);
+  }
+  f64_eq(): this {
+    return this.op(0x61);
+  }
+  f64_ge(): this {
+    return this.op(0x66);
+  }
+  i32_gt_u(): this {
+    return this.op(0x4b);
+  }
+  i32_xor(): this {
+    return this.op(0x73);
+  }
+  /** `i32.trunc_f64_s` (traps outside the i32 range and on NaN). */
+  i32_trunc_f64_s(): this {
+    return this.op(0xaa);
+  }
+  i32_wrap_i64(): this {
+    return this.op(0xa7);
+  }
+  i64_extend_i32_u(): this {
+    return this.op(0xad);
+  }
+  i64_shl(): this {
+    return this.op(0x86);
+  }
+  i64_shr_u(): this {
+    return this.op(0x88);
+  }
+  i64_const(v: number): this {
+    this.code.push(0x42);
+    sleb(this.code, v);
+    return this;
+  }
+  i64_reinterpret_f64(): this {
+    return this.op(0xbd);
+  }
+  f64_reinterpret_i64(): this {
+    return this.op(0xbf);
   }
 
   // SIMD

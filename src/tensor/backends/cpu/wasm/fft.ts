@@ -13,8 +13,10 @@
  *
  * `fftconv_<dt>(cfg, t, tid)` runs task t: read (class c, groups [g0, g1)) from the task table,
  * transform the class's kernel rows once, then every group of the class. Scratch per thread.
+ * Rows move in and out of the buffers in fft-io.ts.
  */
 import { I32, V128, type Fn, type ModuleBuilder } from './builder.js';
+import { emitLoad, emitStore } from './fft-io.js';
 import { inc, loop, Simd, whileLt, whileLtU, type DT } from './vector.js';
 
 /** Byte offsets of the i32 fields of the configuration block. */
@@ -38,7 +40,7 @@ export const FFT_CFG = {
 /** Size of the configuration block in bytes. */
 export const FFT_CFG_BYTES = 64;
 
-/** `fft_<dt>(buf, n, tw, brev)`: in-place radix-2 complex FFT (twiddles (cos, sin) pairs). */
+/** `fft_<dt>(buf, n, tw, brev)`: in-place radix-2 complex FFT (twiddles (cos, sin) pairs), two stages per pass. */
 function emitFft(mb: ModuleBuilder, dt: DT): Fn {
   const f = mb.fn(`fft_${dt}`, [I32, I32, I32, I32]);
   const v = new Simd(f, dt);
@@ -61,6 +63,14 @@ function emitFft(mb: ModuleBuilder, dt: DT): Fn {
     wi = f.local(V128);
   const tr = f.local(V128),
     ti = f.local(V128);
+  const C = [f.local(V128), f.local(V128)],
+    D = [f.local(V128), f.local(V128)];
+  const pc = f.local(I32),
+    pd = f.local(I32),
+    pq = f.local(I32),
+    pw2 = f.local(I32),
+    tws2 = f.local(I32),
+    hb = f.local(I32);
   // bit reversal
   f.i32_const(0).set(i);
   whileLt(f, i, n, () => {
@@ -80,105 +90,120 @@ function emitFft(mb: ModuleBuilder, dt: DT): Fn {
     f.end();
     inc(f, i, 1);
   });
-  // stages
+  /** t = w·b; b = a − t; a = a + t (the radix-2 butterfly, complex v128 pairs in locals). */
+  const butterfly = ([ar, ai]: number[], [br, bi]: number[], [wr, wi]: number[]) => {
+    f.get(wr).get(br);
+    v.mul();
+    f.get(wi).get(bi);
+    v.mul();
+    v.sub();
+    f.set(tr);
+    f.get(wr).get(bi);
+    v.mul();
+    f.get(wi).get(br);
+    v.mul();
+    v.add();
+    f.set(ti);
+    f.get(ar).get(tr);
+    v.sub();
+    f.set(br);
+    f.get(ai).get(ti);
+    v.sub();
+    f.set(bi);
+    f.get(ar).get(tr);
+    v.add();
+    f.set(ar);
+    f.get(ai).get(ti);
+    v.add();
+    f.set(ai);
+  };
+  const load = (p: number, [re, im]: number[]) => {
+    f.get(p).v128_load(0).set(re);
+    f.get(p).v128_load(16).set(im);
+  };
+  const store = (p: number, [re, im]: number[]) => {
+    f.get(p).get(re).v128_store(0);
+    f.get(p).get(im).v128_store(16);
+  };
+  const twiddle = (p: number, [re, im]: number[]) => {
+    f.get(p);
+    v.splat(0);
+    f.set(re);
+    f.get(p);
+    v.splat(E);
+    f.set(im);
+  };
+  const A = [ar, ai],
+    B = [br, bi],
+    W = [wr, wi];
+  // log2 n odd: the first stage (half = 1, twiddle tw[0]) alone
   f.i32_const(1).set(half);
+  f.get(n)
+    .i32_const(0xaaaaaaaa | 0)
+    .i32_and()
+    .if_();
+  {
+    f.get(buf).set(pa);
+    f.get(buf).get(n).i32_const(5).i32_shl().i32_add().set(pe);
+    twiddle(tw, W);
+    whileLtU(f, pa, pe, () => {
+      load(pa, A);
+      f.get(pa).i32_const(32).i32_add().set(pb);
+      load(pb, B);
+      butterfly(A, B, W);
+      store(pa, A);
+      store(pb, B);
+      inc(f, pa, 64);
+    });
+    f.i32_const(2).set(half);
+  }
+  f.end();
+  // then two stages per pass (half = h and 2h): for j < h in each block of 4h, elements
+  // x0..x3 at j, j + h, j + 2h, j + 3h: stage h pairs (x0, x1) and (x2, x3) with tw[j·n/2h],
+  // stage 2h pairs (x0, x2) with tw[j·n/4h] and (x1, x3) with tw[(j + h)·n/4h] — the radix-2
+  // butterflies of the two stages, in the same order per element, with half the passes over buf
   whileLt(f, half, n, () => {
-    // twiddle stride in bytes: (n / (2 half)) * 2E
-    f.get(n)
-      .get(half)
-      .i32_const(1)
-      .i32_shl()
-      .i32_div_s()
-      .i32_const(2 * E)
-      .i32_mul()
-      .set(tws);
+    // twiddle strides in bytes: (n / 2h)·2E and (n / 4h)·2E; tw[(j + h)·n/4h] is n·E/2 bytes on
+    f.get(n).get(half).i32_div_s().i32_const(E).i32_mul().set(tws);
+    f.get(tws).i32_const(1).i32_shr_s().set(tws2);
+    f.get(half).i32_const(5).i32_shl().set(hb);
     f.i32_const(0).set(blk);
     whileLt(f, blk, n, () => {
-      f.get(buf).get(blk).i32_const(5).i32_shl().i32_add().set(pa);
-      f.get(pa).get(half).i32_const(5).i32_shl().i32_add().tee(pb).set(pe);
-      f.get(tw).set(pw);
+      f.get(buf).get(blk).i32_const(5).i32_shl().i32_add().tee(pa).get(hb).i32_add().set(pe);
+      f.get(tw).tee(pw).set(pw2);
       whileLtU(f, pa, pe, () => {
-        f.get(pw);
-        v.splat(0);
-        f.set(wr);
-        f.get(pw);
-        v.splat(E);
-        f.set(wi);
-        f.get(pb).v128_load(0).set(br);
-        f.get(pb).v128_load(16).set(bi);
-        // t = w · b
-        f.get(wr).get(br);
-        v.mul();
-        f.get(wi).get(bi);
-        v.mul();
-        v.sub();
-        f.set(tr);
-        f.get(wr).get(bi);
-        v.mul();
-        f.get(wi).get(br);
-        v.mul();
-        v.add();
-        f.set(ti);
-        f.get(pa).v128_load(0).set(ar);
-        f.get(pa).v128_load(16).set(ai);
-        f.get(pb).get(ar).get(tr);
-        v.sub();
-        f.v128_store(0);
-        f.get(pb).get(ai).get(ti);
-        v.sub();
-        f.v128_store(16);
-        f.get(pa).get(ar).get(tr);
-        v.add();
-        f.v128_store(0);
-        f.get(pa).get(ai).get(ti);
-        v.add();
-        f.v128_store(16);
+        f.get(pa).get(hb).i32_add().set(pb);
+        twiddle(pw, W);
+        load(pa, A);
+        load(pb, B);
+        butterfly(A, B, W);
+        f.get(pb).get(hb).i32_add().set(pc);
+        f.get(pc).get(hb).i32_add().set(pd);
+        load(pc, C);
+        load(pd, D);
+        butterfly(C, D, W);
+        twiddle(pw2, W);
+        butterfly(A, C, W);
+        store(pa, A);
+        store(pc, C);
+        f.get(pw2)
+          .get(n)
+          .i32_const(E / 2)
+          .i32_mul()
+          .i32_add()
+          .set(pq);
+        twiddle(pq, W);
+        butterfly(B, D, W);
+        store(pb, B);
+        store(pd, D);
         inc(f, pa, 32);
-        inc(f, pb, 32);
         f.get(pw).get(tws).i32_add().set(pw);
+        f.get(pw2).get(tws2).i32_add().set(pw2);
       });
-      f.get(blk).get(half).i32_const(1).i32_shl().i32_add().set(blk);
+      f.get(blk).get(half).i32_const(2).i32_shl().i32_add().set(blk);
     });
-    f.get(half).i32_const(1).i32_shl().set(half);
+    f.get(half).i32_const(2).i32_shl().set(half);
   });
-  return f;
-}
-
-/**
- * `fftload_<dt>(buf, n, tbl, L, step)`: lane l ← rows tbl[2l] (re) and tbl[2l+1] (im), elements
- * [0, L) `step` bytes apart (the element size for a contiguous row), zero up to n.
- */
-function emitLoad(mb: ModuleBuilder, dt: DT): Fn {
-  const f = mb.fn(`fftload_${dt}`, [I32, I32, I32, I32, I32]);
-  const v = new Simd(f, dt);
-  const [buf, n, tbl, L, step] = [0, 1, 2, 3, 4];
-  const p = f.local(I32),
-    pe = f.local(I32),
-    src = f.local(I32);
-  // zero [L, n)
-  f.get(buf).get(L).i32_const(5).i32_shl().i32_add().set(p);
-  f.get(buf).get(n).i32_const(5).i32_shl().i32_add().set(pe);
-  whileLtU(f, p, pe, () => {
-    f.get(p).f64x2_const(0).v128_store(0);
-    f.get(p).f64x2_const(0).v128_store(16);
-    inc(f, p, 32);
-  });
-  for (let l = 0; l < v.lanes; l++) {
-    for (const part of [0, 1]) {
-      f.get(tbl)
-        .i32_load((2 * l + part) * 4)
-        .set(src);
-      f.get(buf).set(p);
-      f.get(buf).get(L).i32_const(5).i32_shl().i32_add().set(pe);
-      whileLtU(f, p, pe, () => {
-        f.get(p).get(src);
-        v.load(0);
-        v.store(part * 16 + l * v.E);
-        inc(f, p, 32);
-        f.get(src).get(step).i32_add().set(src);
-      });
-    }
-  }
   return f;
 }
 
@@ -322,46 +347,6 @@ function emitMul(mb: ModuleBuilder, dt: DT): Fn {
   return f;
 }
 
-/**
- * `fftstore_<dt>(buf, tbl, start, len, full)`: row tbl[2l][t] ← re lane l of element start+t,
- * row tbl[2l+1][t] ← im lane l (0 outside [0, full)).
- */
-function emitStore(mb: ModuleBuilder, dt: DT): Fn {
-  const f = mb.fn(`fftstore_${dt}`, [I32, I32, I32, I32, I32]);
-  const v = new Simd(f, dt);
-  const E = v.E;
-  const [buf, tbl, start, len, full] = [0, 1, 2, 3, 4];
-  const t = f.local(I32),
-    m = f.local(I32),
-    dst = f.local(I32),
-    inr = f.local(I32);
-  for (let l = 0; l < v.lanes; l++) {
-    for (const part of [0, 1]) {
-      f.get(tbl)
-        .i32_load((2 * l + part) * 4)
-        .set(dst);
-      f.i32_const(0).set(t);
-      whileLt(f, t, len, () => {
-        f.get(start).get(t).i32_add().set(m);
-        // in range: 0 ≤ m < full
-        f.get(m).i32_const(0).i32_ge_s().get(m).get(full).i32_lt_s().i32_and().set(inr);
-        f.get(dst);
-        // value = inr ? buf[m] lane : 0 (address clamped to buf when out of range)
-        f.get(buf).get(m).i32_const(5).i32_shl().i32_add().get(buf).get(inr).select();
-        v.load(part * 16 + l * E);
-        v.zero();
-        f.get(inr);
-        f.select();
-        v.store(0);
-        inc(f, dst, E);
-        inc(f, t, 1);
-      });
-    }
-  }
-  return f;
-}
-
-/** Emits the FFT convolution functions for both dtypes. */
 export function emitFftConv(mb: ModuleBuilder): void {
   for (const dt of ['f32', 'f64'] as const) {
     const fft = emitFft(mb, dt);

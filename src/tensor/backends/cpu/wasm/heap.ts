@@ -16,16 +16,28 @@ const PAGE = 65536;
 /** 4 GiB: the wasm32 limit. */
 export const MAX_PAGES = 65536;
 
+/** ⌊log2 n⌋ of an integer 1 ≤ n < 2³². */
+function log2i(n: number): number {
+  return 31 - Math.clz32(n);
+}
+
 /** The bin of a free block of `bytes` (64-byte multiples below 4 KiB, then four bins per power of two). */
 function binOf(bytes: number): number {
   if (bytes <= 4096) return bytes;
-  const step = 2 ** (Math.floor(Math.log2(bytes)) - 2);
+  const step = 2 ** (log2i(bytes) - 2);
   return Math.floor(bytes / step) * step;
 }
 
-/** The next bin above `bin`. */
-function nextBin(bin: number): number {
-  return bin < 4096 ? bin + 64 : binOf(bin + 2 ** (Math.floor(Math.log2(bin)) - 2));
+/** Index of the first of the ascending `keys` that is ≥ `v` (keys.length when none). */
+function lowerBound(keys: readonly number[], v: number): number {
+  let a = 0,
+    b = keys.length;
+  while (a < b) {
+    const m = (a + b) >>> 1;
+    if (keys[m] < v) a = m + 1;
+    else b = m;
+  }
+  return a;
 }
 
 /** Grows `memory` so that it covers `end` bytes; false past the 4 GiB limit. */
@@ -50,11 +62,11 @@ export class WasmHeap {
   top: number;
   /** Size of every live block, by address. */
   private readonly live = new Map<number, number>();
-  /** Free blocks: size by start, start by end, starts by bin. */
+  /** Free blocks: size by start, start by end, starts by bin (sets of emptied bins are kept). */
   private readonly freeAt = new Map<number, number>();
   private readonly freeEnd = new Map<number, number>();
   private readonly bins = new Map<number, Set<number>>();
-  /** Bins that hold free blocks, ascending (searched from the request's bin up). */
+  /** Bins that hold free blocks (non-empty sets), ascending (searched from the request's bin up). */
   private binKeys: number[] = [];
   /** Bytes in live blocks (diagnostics). */
   liveBytes = 0;
@@ -123,7 +135,7 @@ export class WasmHeap {
   /** The start of the live block containing byte `addr`, or -1. */
   blockOf(addr: number): number {
     if (this.live.has(addr)) return addr;
-    for (const [a, size] of this.live) if (addr >= a && addr < a + size) return a;
+    for (const a of this.live.keys()) if (addr >= a && addr < a + this.live.get(a)!) return a; // keys(): no entry arrays
     return -1;
   }
 
@@ -134,10 +146,10 @@ export class WasmHeap {
 
   /** A free block of at least `need` bytes, split to `need` (the rest stays free), or -1. */
   private takeFree(need: number): number {
-    const first = binOf(need);
-    for (const bin of this.binKeys) {
-      if (bin < first && nextBin(bin) <= need) continue;
-      for (const at of this.bins.get(bin)!) {
+    // bins below need's bin hold only smaller blocks (a bin spans [bin, next bin) ≤ need's bin)
+    const keys = this.binKeys;
+    for (let k = lowerBound(keys, binOf(need)); k < keys.length; k++) {
+      for (const at of this.bins.get(keys[k])!) {
         const size = this.freeAt.get(at)!;
         if (size < need) continue;
         this.removeFree(at);
@@ -153,11 +165,8 @@ export class WasmHeap {
     this.freeEnd.set(at + size, at);
     const bin = binOf(size);
     let set = this.bins.get(bin);
-    if (!set) {
-      this.bins.set(bin, (set = new Set()));
-      const i = this.binKeys.findIndex((b) => b > bin);
-      this.binKeys.splice(i < 0 ? this.binKeys.length : i, 0, bin);
-    }
+    if (!set) this.bins.set(bin, (set = new Set()));
+    if (set.size === 0) this.binKeys.splice(lowerBound(this.binKeys, bin), 0, bin);
     set.add(at);
   }
 
@@ -168,9 +177,7 @@ export class WasmHeap {
     const bin = binOf(size);
     const set = this.bins.get(bin)!;
     set.delete(at);
-    if (set.size === 0) {
-      this.bins.delete(bin);
-      this.binKeys.splice(this.binKeys.indexOf(bin), 1);
-    }
+    // an emptied bin leaves the search list; its set stays for reuse (no garbage per block)
+    if (set.size === 0) this.binKeys.splice(lowerBound(this.binKeys, bin), 1);
   }
 }

@@ -16,12 +16,15 @@ import { platform } from '../../../platform/node.js';
 import { getNumThreads, onThreadCountChange, SyncPool, type PoolKernel } from '../pool.js';
 import { ModuleBuilder } from './builder.js';
 import { emitElementwise } from './elementwise.js';
+import { emitEma } from './ema.js';
 import { emitFftConv } from './fft.js';
 import { emitWhereMaps } from './where.js';
 import { emitLayerNormMaps } from './layernorm.js';
 import { emitGates } from './gates.js';
 import { emitGemmMacro, emitPack, GEMM_SHAPES } from './gemm.js';
 import { growTo, MAX_PAGES, WasmHeap } from './heap.js';
+import { emitOptim } from './optim.js';
+import { emitRandom } from './random.js';
 
 /** Bytes below the arena reserved for per-thread scratch. */
 const ARENA_BASE = 1 << 16;
@@ -31,6 +34,7 @@ export const OP_PACK = 1;
 export const OP_GEMM = 2;
 export const OP_MAP = 3;
 export const OP_FFT = 4;
+export const OP_EMA = 5;
 
 /**
  * Task dispatcher: body of `function (Arr, extra, tid)` returning the thread's kernel object.
@@ -42,6 +46,7 @@ const PACK = [ex.pack_f32_${GEMM_SHAPES.f32.MR}, ex.pack_f32_${GEMM_SHAPES.f32.N
 const GEMM = [ex.gemm_f32, ex.gemm_f64];
 const MAP = extra.mapNames.map((n) => ex[n]);
 const FFT = [ex.fftconv_f32, ex.fftconv_f64];
+const EMA = [ex.ema_f32, ex.ema_f64, ex.emagrad_f32, ex.emagrad_f64];
 function packSet(P, o, t) {
   // a set from slot o: fn, src, srcStride, rows, K, si, sk, dst, dstStride, panels, panels per task,
   // chunks per matrix group, matrices per group, matrices
@@ -76,6 +81,7 @@ function runTask(P, t) {
     case ${OP_GEMM}: gemmTask(P, t); break;
     case ${OP_MAP}: mapTask(P, t); break;
     case ${OP_FFT}: FFT[P[1]](P[2], t, tid); break;
+    case ${OP_EMA}: EMA[P[1]](P[2], t, tid); break;
     default: throw new Error('wasm pool: unknown op ' + P[0]);
   }
 }
@@ -120,6 +126,9 @@ export function buildModuleBytes(shared = true): { bytes: Uint8Array<ArrayBuffer
   }
   const mapNames = [...emitElementwise(mb), ...emitGates(mb), ...emitWhereMaps(mb), ...emitLayerNormMaps(mb)];
   emitFftConv(mb);
+  emitEma(mb);
+  emitRandom(mb);
+  emitOptim(mb);
   return { bytes: mb.bytes({ initial: 2, maximum: MAX_PAGES, shared }), mapNames };
 }
 
