@@ -15,6 +15,7 @@ import { runGpuBench } from './gpu.js';
 import { megaChild, runMegaBench } from './mega.js';
 import { runMatmulBench } from './matmul.js';
 import { runCeilingBench } from './ceiling.js';
+import { runMatmulShapesBench } from './matmul-shapes.js';
 import { runAllreduceBench } from './allreduce.js';
 import { runFftconvBench } from './fftconv.js';
 import { runCopiesBench } from './copies.js';
@@ -31,6 +32,7 @@ import { setNumThreads } from '../src/tensor/backends/cpu/pool.js';
 const BENCHES: { name: string; also?: string[]; run: (opts: BenchOptions) => Promise<void> }[] = [
   { name: 'matmul', run: runMatmulBench },
   { name: 'matmul-ceiling', also: ['matmul-openblas'], run: runCeilingBench }, // gemm vs the SIMD peak and OpenBLAS (bench/ceiling.ts)
+  { name: 'matmul-shapes', run: runMatmulShapesBench }, // training-step shapes vs torch.matmul, 1 thread (bench/matmul-shapes.ts)
   { name: 'allreduce', run: runAllreduceBench }, // also the dp-train cases (bench/allreduce.ts)
   { name: 'mega', run: runMegaBench },
   { name: 'gpu', run: runGpuBench },

@@ -71,8 +71,10 @@ export function firstDiff(x: Float32Array, y: Float32Array): number {
 }
 
 /**
- * Shapes [M, N, K]: tile edges for 4×8 and 3×12, several K blocks (K > 256), enough work for the
- * pool; all above the size where gemm hands products to the plain-TS kernel.
+ * Shapes [M, N, K]: tile edges for 4×8 and 3×12 (last row panels of 1 and 2 rows, last column
+ * panels of every vector count, full or partial), several K blocks (K > 256: edge tiles reload
+ * their running sums), enough work for the pool; all above the size where gemm hands products to
+ * the plain-TS kernel.
  */
 export const EMULATED_SHAPES: [number, number, number][] = [
   [7, 13, 30],
@@ -80,4 +82,9 @@ export const EMULATED_SHAPES: [number, number, number][] = [
   [37, 29, 50],
   [50, 61, 600],
   [130, 100, 300],
+  // last column panel of 4, 8, 10, 6 columns (the narrower edge kernels, a partial last vector)
+  [61, 64, 300],
+  [9, 8, 260],
+  [40, 70, 290],
+  [5, 6, 100],
 ];

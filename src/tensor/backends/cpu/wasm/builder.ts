@@ -534,6 +534,11 @@ export class Fn {
     this.code.push(l);
     return this;
   }
+  f32x4_replace_lane(l: number): this {
+    this.simd(0x20);
+    this.code.push(l);
+    return this;
+  }
   f64x2_replace_lane(l: number): this {
     this.simd(0x22);
     this.code.push(l);

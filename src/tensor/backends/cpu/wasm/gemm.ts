@@ -1,13 +1,16 @@
 /**
  * WebAssembly SIMD gemm kernels (emitted with {@link ModuleBuilder}).
  *
- * Classic GotoBLAS structure: A is packed into row panels of MR rows and B into column panels of
- * NR columns, both k-major; the macro-kernel walks K in blocks of KC, a block of A panels that
- * stays in L2, every B panel (L1) over it, and for each (A panel, B panel) pair runs the
- * register-tiled micro-kernel: MR × NR accumulators in v128 registers (`NR / lanes` vectors per
- * row), per k one vector load per B column group and one `load32_splat` (f64: `load64_splat`)
- * per A row, then multiply and add — two instructions (plain SIMD128), or one `relaxed_madd`
- * where relaxed SIMD is available (see features.ts).
+ * GotoBLAS structure: B is read in column panels of NR columns, A in row panels of MR rows, both
+ * k-major; the macro-kernel walks K in blocks of KC, a block of A panels that stays in L2, every
+ * B panel (L1) over it, and for each (A panel, B panel) pair runs the register-tiled
+ * micro-kernel: MR × NR accumulators in v128 registers (`NR / lanes` vectors per row), per k one
+ * vector load per B column group and one `load32_splat` (f64: `load64_splat`) per A row, then
+ * multiply and add — two instructions (plain SIMD128), or one `relaxed_madd` where relaxed SIMD
+ * is available (see features.ts). The kernel reads A through one pointer per tile row and B with
+ * a k step, so either operand may be packed (`pack_<dt>_<W>`, gemm-pack.ts: zero-padded k-major panels) or read
+ * where it lies when its layout already has the panel's elements side by side (A row-major or
+ * with short columns; B with contiguous columns): the driver (gemm-run.ts) decides per operand.
  *
  * Numerics: every output element is `(((c₀ + a₀b₀) + a₁b₁) + …)` in the element type, k
  * increasing, c₀ = 0 — K blocking reloads the running sum from C, so blocking does not change the
@@ -16,8 +19,8 @@
  * same error bound `(K+2)·u·Σ|a·b|`. Each tile is computed the same way whatever thread runs it: results are deterministic
  * and independent of the thread count.
  *
- * C is written with full tiles: the caller allocates C with ⌈M/MR⌉·MR rows and a row pitch of
- * ⌈N/NR⌉·NR (padded panels are zero, so padded outputs are just unused).
+ * C is read and written only at its own M × N elements (any row pitch ≥ N), so the kernel can
+ * write a resident output in place.
  */
 import { I32, V128, type Fn, type ModuleBuilder } from './builder.js';
 import { relaxedSimd } from './features.js';
@@ -33,8 +36,6 @@ export interface GemmShape {
   KC: number;
   /** A panels per L2 block */
   PB: number;
-  /** k-loop unroll factor (1 or 2) */
-  U?: number;
   /** multiply-add with relaxed SIMD's `relaxed_madd` (needs relaxed SIMD) instead of mul + add */
   fma?: boolean;
 }
@@ -80,16 +81,28 @@ function minInto(f: Fn, dst: number, a: () => void, b: () => void): void {
 }
 
 /**
- * `gemm_<dt>(pa, pb, c, ldc, K, p0, p1, q0, q1)`: C tiles (p, q) for p ∈ [p0, p1), q ∈ [q0, q1)
- * from packed A at byte address pa (panel p at pa + p·K·MR·es) and packed B at pb (panel q at
- * pb + q·K·NR·es); C tile (p, q) at c + p·MR·ldc + q·NR·es, `ldc` in bytes.
+ * `gemm_<dt>(pa, aps, ars, aks, pb, bps, bks, c, ldc, K, p0, p1, q0, q1, M, N, nb, sa, sb, sc)`:
+ * for each of `nb` matrices z (A at pa + z·sa, B at pb + z·sb, C at c + z·sc), the C tiles (p, q)
+ * for p ∈ [p0, p1), q ∈ [q0, q1) of the M × N product. All addresses and strides in bytes:
+ * A(p·MR + r, k) at pa + p·aps + r·ars + k·aks (packed: aps = K·MR·es, ars = es, aks = MR·es; in
+ * place: aps = MR·ars); the NR columns of B panel q at k at pb + q·bps + k·bks, side by side
+ * (packed: bps = K·NR·es, bks = NR·es; in place: bps = NR·es, bks = B's row pitch); C(i, j) at
+ * c + i·ldc + j·es (ldc ≥ N·es). Only C's M × N elements are read or written: tiles on the last
+ * row / column panel store just their rows and columns (rows past M repeat A's last row, lanes
+ * past N read B's padding or the next elements, and both are dropped), and a last column panel of
+ * `nc` < NR columns runs a kernel of ⌈nc / lanes⌉ vectors per row. Reads of an in-place B reach
+ * up to one vector past its last element.
  */
 export function emitGemmMacro(mb: ModuleBuilder, dt: DT, s: GemmShape): void {
   const E = es(dt);
   const lanes = 16 / E;
   const NV = s.NR / lanes;
-  const f = mb.fn(`gemm_${dt}`, [I32, I32, I32, I32, I32, I32, I32, I32, I32]);
-  const [pa, pb, c, ldc, K, p0, p1, q0, q1] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
+  const params = [...'pa aps ars aks pb bps bks c ldc K p0 p1 q0 q1 M N nb sa sb sc'.split(' ').keys()];
+  const f = mb.fn(
+    `gemm_${dt}`,
+    params.map(() => I32),
+  );
+  const [pa, aps, ars, aks, pb, bps, bks, c, ldc, K, p0, p1, q0, q1, M, N, nb, sa, sb, sc] = params;
   const kc = f.local(I32),
     kl = f.local(I32),
     blk = f.local(I32),
@@ -97,306 +110,274 @@ export function emitGemmMacro(mb: ModuleBuilder, dt: DT, s: GemmShape): void {
   const q = f.local(I32),
     p = f.local(I32),
     bq = f.local(I32),
-    ap = f.local(I32),
     bp = f.local(I32);
+  const arow = Array.from({ length: s.MR }, () => f.local(I32));
   const cp = f.local(I32),
     k = f.local(I32),
-    first = f.local(I32);
+    first = f.local(I32),
+    nc = f.local(I32),
+    mr = f.local(I32),
+    full = f.local(I32),
+    z = f.local(I32);
   const acc: number[][] = [];
   for (let r = 0; r < s.MR; r++) acc.push(Array.from({ length: NV }, () => f.local(V128)));
   const bv = Array.from({ length: NV }, () => f.local(V128));
   const av = f.local(V128);
   const vmul = () => (dt === 'f32' ? f.f32x4_mul() : f.f64x2_mul());
   const vadd = () => (dt === 'f32' ? f.f32x4_add() : f.f64x2_add());
+  /** pushes the byte address of C row r of the tile */
+  const rowAddr = (r: number) => {
+    f.get(cp);
+    if (r > 0) f.get(ldc).i32_const(r).i32_mul().i32_add();
+  };
 
-  // for (kc = 0; kc < K; kc += KC)
-  f.i32_const(0).set(kc);
-  f.block().loop();
-  {
-    f.get(kc).get(K).i32_ge_s().br_if(1);
-    // kl = min(KC, K - kc)
-    minInto(
-      f,
-      kl,
-      () => f.i32_const(s.KC),
-      () => f.get(K).get(kc).i32_sub(),
-    );
-    f.get(kc).i32_eqz().set(first);
-    // for (blk = p0; blk < p1; blk += PB)
-    f.get(p0).set(blk);
+  /** The loop over the A panels of the block for one B panel, with `nv` vectors per tile row. */
+  const panelLoop = (nv: number, aStep: number | null): void => {
+    // for (p = blk; p < pe; p++)
+    f.get(blk).set(p);
     f.block().loop();
     {
-      f.get(blk).get(p1).i32_ge_s().br_if(1);
+      f.get(p).get(pe).i32_ge_s().br_if(1);
+      f.get(bq).set(bp);
+      // cp = c + p*MR*ldc + q*NR*E
+      f.get(c)
+        .get(p)
+        .i32_const(s.MR)
+        .i32_mul()
+        .get(ldc)
+        .i32_mul()
+        .i32_add()
+        .get(q)
+        .i32_const(s.NR * E)
+        .i32_mul()
+        .i32_add()
+        .set(cp);
+      // mr = min(MR, M - p*MR): rows of this tile; full = every row and lane of the nv vectors is in C
       minInto(
         f,
-        pe,
-        () => f.get(p1),
-        () => f.get(blk).i32_const(s.PB).i32_add(),
+        mr,
+        () => f.i32_const(s.MR),
+        () => f.get(M).get(p).i32_const(s.MR).i32_mul().i32_sub(),
       );
-      // for (q = q0; q < q1; q++)
-      f.get(q0).set(q);
-      f.block().loop();
-      {
-        f.get(q).get(q1).i32_ge_s().br_if(1);
-        // bq = pb + (q*K + kc) * NR * E
-        f.get(pb)
-          .get(q)
-          .get(K)
-          .i32_mul()
-          .get(kc)
-          .i32_add()
-          .i32_const(s.NR * E)
-          .i32_mul()
-          .i32_add()
-          .set(bq);
-        // for (p = blk; p < pe; p++)
-        f.get(blk).set(p);
-        f.block().loop();
-        {
-          f.get(p).get(pe).i32_ge_s().br_if(1);
-          f.get(pa)
-            .get(p)
-            .get(K)
-            .i32_mul()
-            .get(kc)
-            .i32_add()
-            .i32_const(s.MR * E)
-            .i32_mul()
-            .i32_add()
-            .set(ap);
-          f.get(bq).set(bp);
-          // cp = c + p*MR*ldc + q*NR*E
-          f.get(c)
-            .get(p)
-            .i32_const(s.MR)
-            .i32_mul()
-            .get(ldc)
-            .i32_mul()
-            .i32_add()
-            .get(q)
-            .i32_const(s.NR * E)
-            .i32_mul()
-            .i32_add()
-            .set(cp);
-          // accumulators: 0 on the first K block, else the running sums from C
-          f.get(first).if_();
-          {
-            for (let r = 0; r < s.MR; r++) for (let v = 0; v < NV; v++) f.f64_const(0).f64x2_splat().set(acc[r][v]);
-          }
-          f.else_();
-          {
-            for (let r = 0; r < s.MR; r++) {
-              for (let v = 0; v < NV; v++) {
-                f.get(cp);
-                if (r > 0) f.get(ldc).i32_const(r).i32_mul().i32_add();
-                f.v128_load(v * 16).set(acc[r][v]);
-              }
-            }
-          }
-          f.end();
-          // micro-kernel: for (k = kl; k > 0; k--), unrolled U times
-          const step = () => {
-            for (let v = 0; v < NV; v++)
-              f.get(bp)
-                .v128_load(v * 16)
-                .set(bv[v]);
-            for (let r = 0; r < s.MR; r++) {
-              f.get(ap);
-              if (dt === 'f32') f.v128_load32_splat(r * E);
-              else f.v128_load64_splat(r * E);
-              f.set(av);
-              for (let v = 0; v < NV; v++) {
-                if (s.fma) {
-                  f.get(av).get(bv[v]).get(acc[r][v]);
-                  if (dt === 'f32') f.f32x4_relaxed_madd();
-                  else f.f64x2_relaxed_madd();
-                } else {
-                  f.get(acc[r][v]).get(av).get(bv[v]);
-                  vmul();
-                  vadd();
-                }
-                f.set(acc[r][v]);
-              }
-            }
-            f.get(ap)
-              .i32_const(s.MR * E)
-              .i32_add()
-              .set(ap);
-            f.get(bp)
-              .i32_const(s.NR * E)
-              .i32_add()
-              .set(bp);
-          };
-          const U = s.U ?? 1;
-          f.get(kl).set(k);
-          if (U > 1) {
-            f.block().loop();
-            {
-              f.get(k).i32_const(U).i32_lt_s().br_if(1);
-              for (let u = 0; u < U; u++) step();
-              f.get(k).i32_const(U).i32_sub().set(k);
-              f.br(0);
-            }
-            f.end().end();
-          }
-          f.block().loop();
-          {
-            f.get(k).i32_eqz().br_if(1);
-            step();
-            f.get(k).i32_const(1).i32_sub().set(k);
-            f.br(0);
-          }
-          f.end().end();
-          for (let r = 0; r < s.MR; r++) {
-            for (let v = 0; v < NV; v++) {
-              f.get(cp);
-              if (r > 0) f.get(ldc).i32_const(r).i32_mul().i32_add();
-              f.get(acc[r][v]).v128_store(v * 16);
-            }
-          }
-          f.get(p).i32_const(1).i32_add().set(p);
-          f.br(0);
+      f.get(mr)
+        .i32_const(s.MR)
+        .i32_eq()
+        .get(nc)
+        .i32_const(nv * lanes)
+        .i32_eq()
+        .i32_and()
+        .set(full);
+      // row pointers: row r of panel p at k = kc: pa + p·aps + r·ars + kc·aks; rows past the last repeat it
+      for (let r = 0; r < s.MR; r++) {
+        f.get(pa).get(p).get(aps).i32_mul().i32_add().get(kc).get(aks).i32_mul().i32_add();
+        if (r > 0) {
+          minInto(
+            f,
+            arow[r],
+            () => f.i32_const(r),
+            () => f.get(mr).i32_const(1).i32_sub(),
+          );
+          f.get(arow[r]).get(ars).i32_mul().i32_add();
         }
-        f.end().end();
-        f.get(q).i32_const(1).i32_add().set(q);
-        f.br(0);
+        f.set(arow[r]);
       }
-      f.end().end();
-      f.get(blk).i32_const(s.PB).i32_add().set(blk);
-      f.br(0);
-    }
-    f.end().end();
-    f.get(kc).i32_const(s.KC).i32_add().set(kc);
-    f.br(0);
-  }
-  f.end().end();
-}
-
-/**
- * `pack_<dt>_<W>(src, rows, K, si, sk, dst, p0, p1)`: panels p ∈ [p0, p1) of width W of the
- * logical rows × K matrix whose element (i, k) is at byte address `src + i·si + k·sk`, into dst
- * (panel p at dst + p·K·W·es, k-major: (k, r) at + (k·W + r)·es), zero past `rows`.
- */
-export function emitPack(mb: ModuleBuilder, dt: DT, W: number): void {
-  const E = es(dt);
-  const f = mb.fn(`pack_${dt}_${W}`, [I32, I32, I32, I32, I32, I32, I32, I32]);
-  const [src, rows, K, si, sk, dst, p0, p1] = [0, 1, 2, 3, 4, 5, 6, 7];
-  const p = f.local(I32),
-    i0 = f.local(I32),
-    s = f.local(I32),
-    d = f.local(I32),
-    k = f.local(I32),
-    r = f.local(I32);
-  const vec = W % (16 / E) === 0;
-  const load = () => (dt === 'f32' ? f.f32_load(0) : f.f64_load(0));
-  const store = () => (dt === 'f32' ? f.f32_store(0) : f.f64_store(0));
-  f.get(p0).set(p);
-  f.block().loop();
-  {
-    f.get(p).get(p1).i32_ge_s().br_if(1);
-    f.get(p).i32_const(W).i32_mul().set(i0);
-    // d = dst + p*K*W*E ; s = src + i0*si
-    f.get(dst)
-      .get(p)
-      .get(K)
-      .i32_mul()
-      .i32_const(W * E)
-      .i32_mul()
-      .i32_add()
-      .set(d);
-    f.get(src).get(i0).get(si).i32_mul().i32_add().set(s);
-    f.get(i0).i32_const(W).i32_add().get(rows).i32_le_s();
-    f.if_();
-    {
-      // full panel
-      if (vec) {
-        // contiguous rows of the panel (si == E): vector copies
-        f.get(si).i32_const(E).i32_eq();
-        f.if_();
+      // accumulators: 0 on the first K block, else the running sums from C
+      f.get(first).if_();
+      {
+        for (let r = 0; r < s.MR; r++) for (let v = 0; v < nv; v++) f.f64_const(0).f64x2_splat().set(acc[r][v]);
+      }
+      f.else_();
+      {
+        f.get(full).if_();
         {
-          f.get(K).set(k);
-          f.block().loop();
-          f.get(k).i32_eqz().br_if(1);
-          for (let v = 0; v < (W * E) / 16; v++)
-            f.get(d)
-              .get(s)
-              .v128_load(v * 16)
-              .v128_store(v * 16);
-          f.get(d)
-            .i32_const(W * E)
-            .i32_add()
-            .set(d);
-          f.get(s).get(sk).i32_add().set(s);
-          f.get(k).i32_const(1).i32_sub().set(k);
-          f.br(0);
-          f.end().end();
-          f.get(p).i32_const(1).i32_add().set(p);
-          f.br(2); // continue the panel loop
+          for (let r = 0; r < s.MR; r++) {
+            for (let v = 0; v < nv; v++) {
+              rowAddr(r);
+              f.v128_load(v * 16).set(acc[r][v]);
+            }
+          }
+        }
+        f.else_();
+        {
+          // edge tile: lanes past the last row / column stay 0 (and are never stored)
+          for (let r = 0; r < s.MR; r++) {
+            for (let v = 0; v < nv; v++) {
+              f.f64_const(0).f64x2_splat().set(acc[r][v]);
+              for (let l = 0; l < lanes; l++) {
+                f.get(mr)
+                  .i32_const(r)
+                  .i32_gt_s()
+                  .get(nc)
+                  .i32_const(v * lanes + l)
+                  .i32_gt_s()
+                  .i32_and()
+                  .if_();
+                f.get(acc[r][v]);
+                rowAddr(r);
+                if (dt === 'f32') f.f32_load(v * 16 + l * E).f32x4_replace_lane(l);
+                else f.f64_load(v * 16 + l * E).f64x2_replace_lane(l);
+                f.set(acc[r][v]);
+                f.end();
+              }
+            }
+          }
         }
         f.end();
       }
-      f.get(K).set(k);
+      f.end();
+      // micro-kernel: for (k = kl; k > 0; k--)
+      f.get(kl).set(k);
       f.block().loop();
       {
         f.get(k).i32_eqz().br_if(1);
-        for (let rr = 0; rr < W; rr++) {
-          f.get(d);
-          f.get(s);
-          if (rr > 0) f.get(si).i32_const(rr).i32_mul().i32_add();
-          load();
-          if (dt === 'f32') f.f32_store(rr * E);
-          else f.f64_store(rr * E);
+        for (let v = 0; v < nv; v++)
+          f.get(bp)
+            .v128_load(v * 16)
+            .set(bv[v]);
+        for (let r = 0; r < s.MR; r++) {
+          f.get(arow[r]);
+          if (dt === 'f32') f.v128_load32_splat(0);
+          else f.v128_load64_splat(0);
+          f.set(av);
+          for (let v = 0; v < nv; v++) {
+            if (s.fma) {
+              f.get(av).get(bv[v]).get(acc[r][v]);
+              if (dt === 'f32') f.f32x4_relaxed_madd();
+              else f.f64x2_relaxed_madd();
+            } else {
+              f.get(acc[r][v]).get(av).get(bv[v]);
+              vmul();
+              vadd();
+            }
+            f.set(acc[r][v]);
+          }
         }
-        f.get(d)
-          .i32_const(W * E)
-          .i32_add()
-          .set(d);
-        f.get(s).get(sk).i32_add().set(s);
+        for (let r = 0; r < s.MR; r++) {
+          f.get(arow[r]);
+          if (aStep === null) f.get(aks);
+          else f.i32_const(aStep);
+          f.i32_add().set(arow[r]);
+        }
+        f.get(bp).get(bks).i32_add().set(bp);
         f.get(k).i32_const(1).i32_sub().set(k);
         f.br(0);
       }
       f.end().end();
+      f.get(full).if_();
+      {
+        for (let r = 0; r < s.MR; r++) {
+          for (let v = 0; v < nv; v++) {
+            rowAddr(r);
+            f.get(acc[r][v]).v128_store(v * 16);
+          }
+        }
+      }
+      f.else_();
+      {
+        for (let r = 0; r < s.MR; r++) {
+          for (let v = 0; v < nv; v++) {
+            for (let l = 0; l < lanes; l++) {
+              f.get(mr)
+                .i32_const(r)
+                .i32_gt_s()
+                .get(nc)
+                .i32_const(v * lanes + l)
+                .i32_gt_s()
+                .i32_and()
+                .if_();
+              rowAddr(r);
+              f.get(acc[r][v]);
+              if (dt === 'f32') f.f32x4_extract_lane(l).f32_store(v * 16 + l * E);
+              else f.f64x2_extract_lane(l).f64_store(v * 16 + l * E);
+              f.end();
+            }
+          }
+        }
+      }
+      f.end();
+      f.get(p).i32_const(1).i32_add().set(p);
+      f.br(0);
     }
-    f.else_();
+    f.end().end();
+  };
+
+  // for (z = 0; z < nb; z++, pa += sa, pb += sb, c += sc)
+  f.i32_const(0).set(z);
+  f.block().loop();
+  {
+    f.get(z).get(nb).i32_ge_s().br_if(1);
+    // for (kc = 0; kc < K; kc += KC)
+    f.i32_const(0).set(kc);
+    f.block().loop();
     {
-      // last, partial panel: element by element, zero past rows
-      f.get(K).set(k);
+      f.get(kc).get(K).i32_ge_s().br_if(1);
+      // kl = min(KC, K - kc)
+      minInto(
+        f,
+        kl,
+        () => f.i32_const(s.KC),
+        () => f.get(K).get(kc).i32_sub(),
+      );
+      f.get(kc).i32_eqz().set(first);
+      // for (blk = p0; blk < p1; blk += PB)
+      f.get(p0).set(blk);
       f.block().loop();
       {
-        f.get(k).i32_eqz().br_if(1);
-        f.i32_const(0).set(r);
+        f.get(blk).get(p1).i32_ge_s().br_if(1);
+        minInto(
+          f,
+          pe,
+          () => f.get(p1),
+          () => f.get(blk).i32_const(s.PB).i32_add(),
+        );
+        // for (q = q0; q < q1; q++)
+        f.get(q0).set(q);
         f.block().loop();
         {
-          f.get(r).i32_const(W).i32_ge_s().br_if(1);
-          f.get(d).get(r).i32_const(E).i32_mul().i32_add();
-          // value = (i0 + r < rows) ? src[s + r*si] : 0
-          if (dt === 'f32') f.f32_const(0);
-          else f.f64_const(0);
-          f.get(s).get(r).get(si).i32_mul().i32_add();
-          // guard the load: clamp the address to s when out of range (the value is discarded)
-          f.get(s);
-          f.get(i0).get(r).i32_add().get(rows).i32_lt_s();
-          f.select();
-          load();
-          f.get(i0).get(r).i32_add().get(rows).i32_ge_s();
-          f.select();
-          store();
-          f.get(r).i32_const(1).i32_add().set(r);
+          f.get(q).get(q1).i32_ge_s().br_if(1);
+          // bq = pb + q·bps + kc·bks
+          f.get(pb).get(q).get(bps).i32_mul().i32_add().get(kc).get(bks).i32_mul().i32_add().set(bq);
+          // nc = min(NR, N - q*NR): columns of this panel; the kernel with the fewest vectors covering them
+          minInto(
+            f,
+            nc,
+            () => f.i32_const(s.NR),
+            () => f.get(N).get(q).i32_const(s.NR).i32_mul().i32_sub(),
+          );
+          // the kernel for the panel's width; A's k step a constant where it is one element
+          // (row-major A read in place: fewer live registers in the k loop)
+          const variants = (nv: number, aStep: number | null): void => {
+            if (nv === 1) return panelLoop(1, aStep);
+            f.get(nc)
+              .i32_const((nv - 1) * lanes)
+              .i32_gt_s()
+              .if_();
+            panelLoop(nv, aStep);
+            f.else_();
+            variants(nv - 1, aStep);
+            f.end();
+          };
+          f.get(aks).i32_const(E).i32_eq().if_();
+          variants(NV, E);
+          f.else_();
+          variants(NV, null);
+          f.end();
+          f.get(q).i32_const(1).i32_add().set(q);
           f.br(0);
         }
         f.end().end();
-        f.get(d)
-          .i32_const(W * E)
-          .i32_add()
-          .set(d);
-        f.get(s).get(sk).i32_add().set(s);
-        f.get(k).i32_const(1).i32_sub().set(k);
+        f.get(blk).i32_const(s.PB).i32_add().set(blk);
         f.br(0);
       }
       f.end().end();
+      f.get(kc).i32_const(s.KC).i32_add().set(kc);
+      f.br(0);
     }
-    f.end();
-    f.get(p).i32_const(1).i32_add().set(p);
+    f.end().end();
+    f.get(pa).get(sa).i32_add().set(pa);
+    f.get(pb).get(sb).i32_add().set(pb);
+    f.get(c).get(sc).i32_add().set(c);
+    f.get(z).i32_const(1).i32_add().set(z);
     f.br(0);
   }
   f.end().end();

@@ -22,7 +22,8 @@ import { emitFftConv } from './fft.js';
 import { emitWhereMaps } from './where.js';
 import { emitLayerNormMaps } from './layernorm.js';
 import { emitGates } from './gates.js';
-import { emitGemmMacro, emitPack, GEMM_SHAPES } from './gemm.js';
+import { emitGemmMacro, GEMM_SHAPES } from './gemm.js';
+import { emitPack } from './gemm-pack.js';
 import { growTo, MAX_PAGES, WasmHeap } from './heap.js';
 import { emitOptim } from './optim.js';
 import { emitRandom } from './random.js';
@@ -51,22 +52,27 @@ const MAP = extra.mapNames.map((n) => ex[n]);
 const FFT = [ex.fftconv_f32, ex.fftconv_f64];
 const EMA = [ex.ema_f32, ex.ema_f64, ex.emagrad_f32, ex.emagrad_f64];
 function packSet(P, o, t) {
-  // o: first slot of the set: fn, src, srcStride, rows, K, si, sk, dst, dstStride, panels, ppt, chunks
+  // a set from slot o: fn, src, srcStride, rows, K, si, sk, dst, dstStride, panels, panels per task,
+  // chunks per matrix group, matrices per group, matrices
   const chunks = P[o + 11];
-  const mat = Math.floor(t / chunks), ch = t - mat * chunks;
-  const ppt = P[o + 10], panels = P[o + 9];
-  const p0 = ch * ppt, p1 = Math.min(panels, p0 + ppt);
-  PACK[P[o]](P[o + 1] + mat * P[o + 2], P[o + 3], P[o + 4], P[o + 5], P[o + 6], P[o + 7] + mat * P[o + 8], p0, p1);
+  const grp = Math.floor(t / chunks), ch = t - grp * chunks;
+  const p0 = ch * P[o + 10], p1 = Math.min(P[o + 9], p0 + P[o + 10]);
+  const m0 = grp * P[o + 12], m1 = Math.min(P[o + 13], m0 + P[o + 12]);
+  PACK[P[o]](P[o + 1] + m0 * P[o + 2], P[o + 3], P[o + 4], P[o + 5], P[o + 6], P[o + 7] + m0 * P[o + 8], p0, p1, m1 - m0, P[o + 2], P[o + 8]);
 }
 function gemmTask(P, t) {
-  const mch = P[14], nch = P[15], per = mch * nch;
+  // P[2..6] A: address, panel / row / k / matrix strides; P[7..10] B: address, panel / k / matrix
+  // strides; P[11..13] C: address, matrix stride, row pitch; P[14] K; P[15], P[16] row / column
+  // panels; P[17] matrices, P[18] per task; P[19], P[20] row / column blocks; P[21], P[22] panels
+  // per block; P[23] M, P[24] N
+  const mch = P[19], nch = P[20], per = mch * nch;
   const g = Math.floor(t / per), rest = t - g * per;
   const mi = Math.floor(rest / nch), ni = rest - mi * nch;
-  const p0 = mi * P[16], p1 = Math.min(p0 + P[16], P[10]);
-  const q0 = ni * P[17], q1 = Math.min(q0 + P[17], P[11]);
-  const b0 = g * P[13], b1 = Math.min(b0 + P[13], P[12]);
-  const fn = GEMM[P[1]];
-  for (let b = b0; b < b1; b++) fn(P[2] + b * P[3], P[4] + b * P[5], P[6] + b * P[7], P[8], P[9], p0, p1, q0, q1);
+  const p0 = mi * P[21], p1 = Math.min(p0 + P[21], P[15]);
+  const q0 = ni * P[22], q1 = Math.min(q0 + P[22], P[16]);
+  const b0 = g * P[18], b1 = Math.min(b0 + P[18], P[17]);
+  GEMM[P[1]](P[2] + b0 * P[6], P[3], P[4], P[5], P[7] + b0 * P[10], P[8], P[9], P[11] + b0 * P[12], P[13], P[14],
+    p0, p1, q0, q1, P[23], P[24], b1 - b0, P[6], P[10], P[12]);
 }
 function mapTask(P, t) {
   // P[1] fn, P[2] n (elements), P[3] per-task elements, P[4..] byte addresses / scalars
@@ -75,7 +81,7 @@ function mapTask(P, t) {
 }
 function runTask(P, t) {
   switch (P[0]) {
-    case ${OP_PACK}: if (t < P[1]) packSet(P, 2, t); else packSet(P, 14, t - P[1]); break;
+    case ${OP_PACK}: if (t < P[1]) packSet(P, 2, t); else packSet(P, 16, t - P[1]); break;
     case ${OP_GEMM}: gemmTask(P, t); break;
     case ${OP_MAP}: mapTask(P, t); break;
     case ${OP_FFT}: FFT[P[1]](P[2], t, tid); break;
