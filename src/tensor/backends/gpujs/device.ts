@@ -240,12 +240,15 @@ export class GpuDevice {
   }
 
   private request(msg: unknown): Record<string, unknown> {
-    let seq = Atomics.load(this.ctrl, 0);
     this.post(msg);
     for (;;) {
-      const r = this.receive(seq, 600_000, true);
+      // the counter is read before the port is drained: an answer posted after the drain has
+      // changed it, so the wait cannot miss it (reading it after the drain could: the answer
+      // would sit in the port with no further signal to come)
+      const seq = Atomics.load(this.ctrl, 0);
+      const r = this.drain(true);
       if (r) return r;
-      seq = Atomics.load(this.ctrl, 0); // only answers of asynchronous reads came: wait on
+      waitSignal(this.ctrl, seq, 600_000);
     }
   }
 
@@ -331,7 +334,12 @@ export class GpuDevice {
 
   /** The values of an asynchronous read-back (waits for it if it has not arrived yet). */
   collect(tag: number): Float32Array {
-    while (!this.arrived.has(tag)) this.receive(Atomics.load(this.ctrl, 0), 600_000, false);
+    for (;;) {
+      const seq = Atomics.load(this.ctrl, 0); // before the drain (see request)
+      this.drain(false);
+      if (this.arrived.has(tag)) break;
+      waitSignal(this.ctrl, seq, 600_000);
+    }
     const r = this.arrived.get(tag)!;
     this.arrived.delete(tag);
     if (!r.data) throw new GpuError(`gpujs read-back failed: ${String(r.error)}`);
@@ -339,12 +347,11 @@ export class GpuDevice {
   }
 
   /**
-   * Waits for the device thread's next answers (after `seq`); answers of asynchronous reads are
-   * kept for `collect`; returns the first other answer, or null (when `untagged` is false, or
-   * only tagged answers came).
+   * Takes the device thread's answers that have arrived (without waiting); answers of asynchronous
+   * reads are kept for `collect`; returns the first other answer, or null (when `untagged` is
+   * false, or none came).
    */
-  private receive(seq: number, timeoutMs: number, untagged: boolean): Record<string, unknown> | null {
-    waitSignal(this.ctrl, seq, timeoutMs);
+  private drain(untagged: boolean): Record<string, unknown> | null {
     let out: Record<string, unknown> | null = null;
     for (let m = receiveMessageOnPort(this.port); m; m = receiveMessageOnPort(this.port)) {
       const msg = m.message as Record<string, unknown>;
