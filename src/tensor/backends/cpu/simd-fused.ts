@@ -37,7 +37,7 @@ function eligible(ts: Tensor[], size: number): DT | null {
  * into scratch), outputs written in place when resident (else into scratch and copied out).
  * Outputs must be allocated before `open()`.
  */
-class Call {
+export class Call {
   readonly E: number;
   readonly ar: Arena;
   private readonly ins: [Tensor, number][] = [];
