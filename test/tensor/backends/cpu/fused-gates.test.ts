@@ -44,24 +44,11 @@ import * as K from '../../../../src/tensor/kernels.js';
 import { Generator, randNormal, randUniform } from '../../../../src/tensor/random.js';
 import { fromStorage, type Tensor } from '../../../../src/tensor/tensor.js';
 import * as V from '../../../../src/tensor/view.js';
+import { maxRel } from './max-rel.js';
 
 const gen = new Generator(11);
 /** Relative error bound per dtype (the kernels round once, the compositions once per step). */
 const TOL: Record<FloatDType, number> = { f64: 1e-14, f32: 2e-6 };
-
-/** max |a − b| / max |b| (b the reference), shapes equal. */
-function maxRel(a: Tensor, b: Tensor): number {
-  expect(a.shape).toEqual(b.shape);
-  const x = K.cast(a, 'f64').storage,
-    y = K.cast(b, 'f64').storage;
-  let err = 0,
-    mx = 0;
-  for (let i = 0; i < y.length; i++) {
-    err = Math.max(err, Math.abs(x[i] - y[i]));
-    mx = Math.max(mx, Math.abs(y[i]));
-  }
-  return mx === 0 ? err : err / mx;
-}
 
 /** A scaled dropout mask of `shape`: 0 with probability p, else 1/(1−p). */
 function dropMask(shape: number[], p: number, dt: FloatDType): Tensor {

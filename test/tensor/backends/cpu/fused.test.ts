@@ -14,21 +14,9 @@ import type { FloatDType } from '../../../../src/tensor/dtype.js';
 import * as K from '../../../../src/tensor/kernels.js';
 import { Generator, randNormal, randUniform } from '../../../../src/tensor/random.js';
 import { fromStorage, type Tensor } from '../../../../src/tensor/tensor.js';
+import { maxRel } from './max-rel.js';
 
 const gen = new Generator(7);
-
-function maxRel(a: Tensor, b: Tensor): number {
-  expect(a.shape).toEqual(b.shape);
-  const x = K.copy(a).storage,
-    y = K.copy(b).storage;
-  let err = 0,
-    mx = 0;
-  for (let i = 0; i < y.length; i++) {
-    err = Math.max(err, Math.abs(x[i] - y[i]));
-    mx = Math.max(mx, Math.abs(y[i]));
-  }
-  return err / mx;
-}
 
 /** The unfused composition: Σ_n coef[..., n, None] · exp(l · log q[..., n, None]). */
 function composed(coef: Tensor, q: Tensor, length: number): Tensor {

@@ -19,6 +19,7 @@ import * as K from '../../../../src/tensor/kernels.js';
 import { Generator, randNormal } from '../../../../src/tensor/random.js';
 import type { Tensor } from '../../../../src/tensor/tensor.js';
 import * as V from '../../../../src/tensor/view.js';
+import { maxRel } from './max-rel.js';
 
 const gen = new Generator(17);
 const EPS = 1e-5;
@@ -28,20 +29,6 @@ afterEach(() => {
   simdTuning.force = false;
   setNumThreads(threads);
 });
-
-/** max |a − b| / max |b| */
-function maxRel(a: Tensor, b: Tensor): number {
-  expect(a.shape).toEqual(b.shape);
-  const x = K.copy(a).storage,
-    y = K.copy(b).storage;
-  let err = 0,
-    mx = 0;
-  for (let i = 0; i < y.length; i++) {
-    err = Math.max(err, Math.abs(x[i] - y[i]));
-    mx = Math.max(mx, Math.abs(y[i]));
-  }
-  return err / mx;
-}
 
 /** The compositions nn/norm.ts's LayerNorm (center) and RMSNorm ran before the fused op. */
 function composed(x: Tensor, w: Tensor | null, b: Tensor | null, center: boolean): Tensor {
