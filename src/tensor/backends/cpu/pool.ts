@@ -100,6 +100,12 @@ export function splitGemmTasks(g: number, mp: number, np: number, target: number
   }
   return { bpt, mch: mchR, nch: nchR, ppm, ppn, tasks };
 }
+/**
+ * How long (ms) an idle thread polls for the next job, and the caller for the last tasks, before
+ * it sleeps in `Atomics.wait`. Waking a sleeping thread costs ~0.1 ms on a virtual machine (the
+ * halted virtual CPU must be woken by the host) — as long as a whole small kernel.
+ */
+const SPIN_MS = Number(platform.env('MEGA_SPIN_MS') ?? 0.5);
 /** NEXT between jobs: an index no job has, so no late worker can claim anything. */
 const IDLE = 0xffff;
 
@@ -121,8 +127,17 @@ for (const k of kernels) k.setBuffer(workerData.buf);
 let seen = 0;
 Atomics.add(ctrl, ${READY}, 1);
 for (;;) {
-  const s = Atomics.load(ctrl, ${SEQ});
-  if (s === seen) { Atomics.wait(ctrl, ${SEQ}, seen); continue; }
+  let s = Atomics.load(ctrl, ${SEQ});
+  if (s === seen) {
+    // spin a while before sleeping: the next job of a step usually follows within microseconds,
+    // and a sleeping thread takes ~0.1 ms (a virtual CPU's halt) to wake
+    const until = performance.now() + ${SPIN_MS};
+    for (let i = 1; s === seen; i++) {
+      s = Atomics.load(ctrl, ${SEQ});
+      if ((i & 255) === 0 && performance.now() > until) break;
+    }
+    if (s === seen) { Atomics.wait(ctrl, ${SEQ}, seen); continue; }
+  }
   seen = s;
   if (Atomics.load(ctrl, ${EXIT}) !== 0) break;
   const g = Atomics.load(ctrl, ${GEN});
@@ -253,10 +268,12 @@ export class SyncPool {
       }
       Atomics.add(ctrl, DONE, 1);
     }
-    for (;;) {
+    // the other threads' last tasks: spin (they end within a task's time), then sleep
+    const until = performance.now() + SPIN_MS;
+    for (let i = 1; ; i++) {
       const d = Atomics.load(ctrl, DONE);
       if (d >= numTasks) break;
-      Atomics.wait(ctrl, DONE, d);
+      if ((i & 255) === 0 && performance.now() > until) Atomics.wait(ctrl, DONE, d);
     }
     // Close the job before NTASKS/KIND change for the next one: index 0xffff is never < NTASKS.
     Atomics.store(ctrl, NEXT, IDLE);
