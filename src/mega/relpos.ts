@@ -5,6 +5,7 @@
  * from differentiable ops on their parameters, so gradients reach `rel_pos_bias` / `alpha` / `beta`.
  */
 import * as F from '../autograd/index.js';
+import { toeplitz } from '../autograd/ops/fused.js';
 import { fromArray } from '../tensor/create.js';
 import { allocate, type FloatDType } from '../tensor/dtype.js';
 import { defaultGenerator, type Generator } from '../tensor/random.js';
@@ -38,7 +39,6 @@ function checkLength(seqLen: number, who: string): void {
 export class SimpleRelativePositionalBias extends Module implements RelPosBias {
   /** `[2M − 1]`; entry `M − 1 + d` is the bias of a key `d` positions after the query. */
   readonly rel_pos_bias: Tensor;
-  private index: Tensor | null = null;
 
   constructor(
     readonly maxPositions: number,
@@ -59,19 +59,7 @@ export class SimpleRelativePositionalBias extends Module implements RelPosBias {
     if (seqLen > M) {
       throw new ConfigError(`SimpleRelativePositionalBias: sequence length ${seqLen} is beyond max_positions ${M} (the bias has ${2 * M - 1} entries)`);
     }
-    const flat = F.indexSelect(this.rel_pos_bias, 0, this.toeplitzIndex(seqLen));
-    return F.reshape(flat, [seqLen, seqLen]); // n × n
-  }
-
-  /** The `n·n` indices `M − 1 + j − i`, row-major over (i, j); the last length's are kept (every step asks for the same). */
-  private toeplitzIndex(n: number): Tensor {
-    if (this.index?.shape[0] !== n * n) {
-      const M = this.maxPositions;
-      const idx = new Int32Array(n * n);
-      for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) idx[i * n + j] = M - 1 + j - i;
-      this.index = fromArray(idx, [idx.length]);
-    }
-    return this.index;
+    return toeplitz(this.rel_pos_bias, seqLen); // n × n
   }
 }
 

@@ -173,6 +173,18 @@ export interface FusedKernels {
    * `a = hx + y` (the gradient of both hx and y).
    */
   gateOutGrad(x: Tensor, u: Tensor, hx: Tensor, y: Tensor, mask: Tensor | null, act: GateActivation, g: Tensor): [Tensor, Tensor, Tensor];
+  /**
+   * The Toeplitz matrix of Mega's simple relative-position bias (docs/MEGA.md §4.1): from `w`
+   * `[2M − 1]` (floating, contiguous or not) and `n ≤ M`, `[n, n]` with `out[i, j] = w[M − 1 + j − i]`.
+   * Equals `indexSelect(w, 0, idx)` with that index, reshaped.
+   */
+  toeplitz(w: Tensor, n: number): Tensor;
+  /**
+   * VJP of `toeplitz` for the output gradient `g` `[n, n]`: `[length]` (= `2M − 1`) with
+   * `out[M − 1 + d] = Σ_{j − i = d} g[i, j]`, each sum taken in increasing `i` in g's dtype — the
+   * `indexAdd` of the same index, bit for bit.
+   */
+  toeplitzGrad(g: Tensor, length: number): Tensor;
 }
 
 /** Activations `gateOut` applies itself (the Mega layers use silu unless configured otherwise). */

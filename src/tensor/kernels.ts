@@ -82,5 +82,9 @@ export const gateOut = (x: Tensor, u: Tensor, hx: Tensor, y: Tensor, mask: Tenso
 /** VJP of gateOut: `[dx, du, d(hx + y)]`. */
 export const gateOutGrad = (x: Tensor, u: Tensor, hx: Tensor, y: Tensor, mask: Tensor | null, act: GateActivation, g: Tensor): [Tensor, Tensor, Tensor] =>
   kernel('gateOutGrad')(x, u, hx, y, mask, act, g);
+/** Toeplitz matrix `[n, n]`, `out[i, j] = w[M − 1 + j − i]` of `w` `[2M − 1]`. */
+export const toeplitz = (w: Tensor, n: number): Tensor => kernel('toeplitz')(w, n);
+/** VJP of toeplitz: the diagonal sums of `g` `[n, n]` into `[length]`. */
+export const toeplitzGrad = (g: Tensor, length: number): Tensor => kernel('toeplitzGrad')(g, length);
 /** One Adam update of a device-resident parameter: `[θ', m', v']` (see FusedKernels.adamUpdate). */
 export const adamUpdate = (p: Tensor, g: Tensor, m: Tensor, v: Tensor, h: AdamHyper): [Tensor, Tensor, Tensor] => kernel('adamUpdate')(p, g, m, v, h);

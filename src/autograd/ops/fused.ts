@@ -25,6 +25,15 @@ export function emaKernel(coef: Tensor, q: Tensor, length: number): Tensor {
 }
 
 /**
+ * The Toeplitz matrix of the simple relative-position bias as one op: `w` `[2M − 1]` → `[n, n]`,
+ * `out[i, j] = w[M − 1 + j − i]` (= `indexSelect` of that index; the gradient is its
+ * `indexAdd`, as diagonal sums).
+ */
+export function toeplitz(w: Tensor, n: number): Tensor {
+  return record(K.toeplitz(w, n), 'toeplitz', [w], (g) => [K.toeplitzGrad(g, w.shape[0])]);
+}
+
+/**
  * Training-mode batch normalisation of the rows of `x` `[N, D]` as one op (nn/norm.ts
  * `BatchNorm`): `y = (x − mean) · rsqrt(var + eps) · weight + bias` with per-channel statistics
  * over N. Also returns those statistics, `[2, D]` = (mean, biased variance), which are not

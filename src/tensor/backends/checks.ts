@@ -67,6 +67,24 @@ export function checkFftConv(x: Tensor, k: Tensor, length: number): void {
   if (!Number.isInteger(length) || length < 0) throw new ShapeError(`fftConv: invalid output length ${length}`);
 }
 
+/** `toeplitz`: `w` a floating `[2M − 1]`, an integer `0 ≤ n ≤ M`; returns M. */
+export function checkToeplitz(w: Tensor, n: number): number {
+  if (!isFloat(w.dtype)) throw new DTypeError(`toeplitz: expected a floating tensor, got ${w.dtype}`);
+  if (w.ndim !== 1 || w.shape[0] % 2 !== 1) throw new ShapeError(`toeplitz: expected w [2M − 1], got [${w.shape}]`);
+  const M = (w.shape[0] + 1) / 2;
+  if (!Number.isInteger(n) || n < 0 || n > M) throw new ShapeError(`toeplitz: size ${n} is not an integer in [0, ${M}] (w [${w.shape}])`);
+  return M;
+}
+
+/** `toeplitzGrad`: `g` a floating `[n, n]`, `length` = 2M − 1 with n ≤ M; returns M. */
+export function checkToeplitzGrad(g: Tensor, length: number): number {
+  if (!isFloat(g.dtype)) throw new DTypeError(`toeplitzGrad: expected a floating tensor, got ${g.dtype}`);
+  if (!Number.isInteger(length) || length < 1 || length % 2 !== 1) throw new ShapeError(`toeplitzGrad: length ${length} is not 2M − 1`);
+  const M = (length + 1) / 2;
+  if (g.ndim !== 2 || g.shape[0] !== g.shape[1] || g.shape[0] > M) throw new ShapeError(`toeplitzGrad: expected g [n, n] with n ≤ ${M}, got [${g.shape}]`);
+  return M;
+}
+
 /** `emaKernel` / `emaKernelGrad`: coef and q are floating `[D, N]` of one dtype. */
 export function checkCoefQ(coef: Tensor, q: Tensor, op: string): void {
   if (coef.dtype !== q.dtype || !isFloat(coef.dtype))

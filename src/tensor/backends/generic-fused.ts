@@ -5,7 +5,7 @@
  * backend: on the device) instead of host code.
  */
 import { ANY_BACKEND, registerKernel, type AdamHyper, type GateActivation } from '../backend.js';
-import { arange, scalar } from '../create.js';
+import { arange, fromArray, scalar } from '../create.js';
 import * as K from '../kernels.js';
 import { ShapeError } from '../errors.js';
 import { Tensor } from '../tensor.js';
@@ -20,6 +20,8 @@ import {
   checkLayerNorm,
   checkLayerNormGrad,
   checkSoftmaxGrad,
+  checkToeplitz,
+  checkToeplitzGrad,
 } from './checks.js';
 
 /** `t` with a size-1 axis appended (a view). */
@@ -257,6 +259,30 @@ export function gateOutGradGeneric(x: Tensor, u: Tensor, hx: Tensor, y: Tensor, 
   return [dx, du, da];
 }
 
+/** The host index `M − 1 + j − i` over (i, j) of an `n × n` Toeplitz matrix (the last one is kept: every step asks for the same). */
+let toeplitzIndexCache: { n: number; M: number; index: Tensor } | null = null;
+function toeplitzIndex(n: number, M: number): Tensor {
+  if (toeplitzIndexCache?.n !== n || toeplitzIndexCache.M !== M) {
+    const idx = new Int32Array(n * n);
+    for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) idx[i * n + j] = M - 1 + j - i;
+    toeplitzIndexCache = { n, M, index: fromArray(idx, [n * n]) };
+  }
+  return toeplitzIndexCache.index;
+}
+
+/** Generic `toeplitz`: `indexSelect` of the Toeplitz index, reshaped to `[n, n]`. */
+export function toeplitzGeneric(w: Tensor, n: number): Tensor {
+  const M = checkToeplitz(w, n);
+  return V.reshape(K.indexSelect(w, 0, toeplitzIndex(n, M)), [n, n]);
+}
+
+/** Generic `toeplitzGrad`: `indexAdd` of the flattened gradient at the Toeplitz index. */
+export function toeplitzGradGeneric(g: Tensor, length: number): Tensor {
+  const M = checkToeplitzGrad(g, length);
+  const n = g.shape[0];
+  return K.indexAdd([length], 0, toeplitzIndex(n, M), V.reshape(g.isContiguous() ? g : K.copy(g), [n * n]));
+}
+
 registerKernel('adamUpdate', ANY_BACKEND, adamUpdateGeneric);
 registerKernel('batchNorm', ANY_BACKEND, batchNormGeneric);
 registerKernel('batchNormGrad', ANY_BACKEND, batchNormGradGeneric);
@@ -274,3 +300,5 @@ registerKernel('siluMul', ANY_BACKEND, siluMulGeneric);
 registerKernel('siluMulGrad', ANY_BACKEND, siluMulGradGeneric);
 registerKernel('gateOut', ANY_BACKEND, gateOutGeneric);
 registerKernel('gateOutGrad', ANY_BACKEND, gateOutGradGeneric);
+registerKernel('toeplitz', ANY_BACKEND, toeplitzGeneric);
+registerKernel('toeplitzGrad', ANY_BACKEND, toeplitzGradGeneric);

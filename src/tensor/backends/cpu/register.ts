@@ -14,6 +14,7 @@ import { concatSimd, padSimd } from './copy-simd.js';
 import { concatCpu, gatherCpu, indexAddCpu, indexSelectCpu, padCpu, scatterAddCpu } from './indexing.js';
 import { argmaxCpu, reduceCpu, softmaxCpu } from './reduce.js';
 import { indexAddFast, indexSelectFast, padFast } from './indexing-fast.js';
+import { toeplitzCpu, toeplitzGradCpu } from './toeplitz.js';
 import { whereSimd } from './where-simd.js';
 import { fftConvSimd } from './fftconv-simd.js';
 import { batchNormCpu, batchNormGradCpu } from './batchnorm.js';
@@ -58,3 +59,5 @@ registerKernel('siluMul', 'cpu', (h, r) => siluMulSimd(h, r) ?? siluMulCpu(h, r)
 registerKernel('siluMulGrad', 'cpu', (h, r, g) => siluMulGradSimd(h, r, g) ?? siluMulGradCpu(h, r, g));
 registerKernel('gateOut', 'cpu', (x, u, hx, y, mask, act) => gateOutSimd(x, u, hx, y, mask, act) ?? gateOutCpu(x, u, hx, y, mask, act));
 registerKernel('gateOutGrad', 'cpu', (x, u, hx, y, mask, act, g) => gateOutGradSimd(x, u, hx, y, mask, act, g) ?? gateOutGradCpu(x, u, hx, y, mask, act, g));
+registerKernel('toeplitz', 'cpu', toeplitzCpu);
+registerKernel('toeplitzGrad', 'cpu', toeplitzGradCpu);

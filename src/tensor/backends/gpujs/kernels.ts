@@ -39,6 +39,8 @@ import {
   siluGradGeneric,
   siluMulGeneric,
   siluMulGradGeneric,
+  toeplitzGeneric,
+  toeplitzGradGeneric,
 } from '../generic-fused.js';
 import { adamUpdateGpu, emaKernelGpu, emaKernelGradGpu, softmaxGradGpu } from './fused.js';
 import { concatGpu, gatherGpu, indexAddGpu, indexSelectGpu, padGpu, scatterAddGpu } from './indexing.js';
@@ -92,4 +94,6 @@ export const gpujsFusedKernels: FusedKernels = {
   siluMulGrad: siluMulGradGeneric,
   gateOut: gateOutGeneric,
   gateOutGrad: gateOutGradGeneric,
+  toeplitz: toeplitzGeneric,
+  toeplitzGrad: toeplitzGradGeneric,
 };

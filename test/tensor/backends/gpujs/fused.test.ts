@@ -8,7 +8,14 @@ import { skipWithout } from '../../../system.js';
 import { gpuAvailable } from '../gpu-probe.js';
 import { setBackend } from '../../../../src/tensor/backend.js';
 import { emaKernelCpu, emaKernelGradCpu, softmaxGradCpu } from '../../../../src/tensor/backends/cpu/fused.js';
-import { emaKernelGeneric, emaKernelGradGeneric, softmaxGradGeneric } from '../../../../src/tensor/backends/generic-fused.js';
+import {
+  emaKernelGeneric,
+  emaKernelGradGeneric,
+  softmaxGradGeneric,
+  toeplitzGeneric,
+  toeplitzGradGeneric,
+} from '../../../../src/tensor/backends/generic-fused.js';
+import { toeplitzCpu, toeplitzGradCpu } from '../../../../src/tensor/backends/cpu/toeplitz.js';
 import { fallbacks, GpuData, GpuDevice, resetFallbacks, selectBackend } from '../../../../src/tensor/backends/gpujs/index.js';
 import { emaKernelGpu, emaKernelGradGpu, softmaxGradGpu } from '../../../../src/tensor/backends/gpujs/kernels.js';
 import { fftConvGpuBy } from '../../../../src/tensor/backends/gpujs/fftconv.js';
@@ -94,6 +101,21 @@ describe.skipIf(skip)('gpujs fused kernels', () => {
       expectF32Close(got, softmaxGradCpu(y, g, log));
     });
   }
+
+  it('toeplitz and toeplitzGrad (generic: the indexSelect / indexAdd of the index) equal the f64 CPU kernels', () => {
+    const M = 40,
+      n = 33;
+    const w = uniform(gen, [2 * M - 1], -1, 1),
+      g = uniform(gen, [n, n], -1, 1);
+    expectF32Close(
+      onDevice(() => toeplitzGeneric(f32(w), n)),
+      toeplitzCpu(w, n),
+    );
+    expectF32Close(
+      onDevice(() => toeplitzGradGeneric(f32(g), 2 * M - 1)),
+      toeplitzGradCpu(g, 2 * M - 1),
+    );
+  });
 });
 
 describe('generic fused kernels (compositions of primitives)', () => {
