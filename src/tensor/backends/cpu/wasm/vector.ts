@@ -3,7 +3,8 @@
  * per-dtype SIMD instruction selection ({@link Simd}), loop and pointer idioms, the vectorised
  * exp, and float64 accumulation of f32/f64 vectors.
  */
-import { V128, type Fn } from './builder.js';
+import { I32, V128, type Fn } from './builder.js';
+import { relaxedSimd } from './features.js';
 
 /** Element types of the SIMD kernels. */
 export type DT = 'f32' | 'f64';
@@ -169,7 +170,11 @@ export function expLocals(f: Fn): ExpLocals {
   return { x: f.local(V128), n: f.local(V128), r: f.local(V128), p: f.local(V128) };
 }
 
-/** exp of the v128 on the stack; leaves the result on the stack. */
+/**
+ * exp of the v128 on the stack; leaves the result on the stack. Range reduction by ln 2, Taylor
+ * polynomial (f32 degree 7, f64 degree 13) by Horner — each step one `relaxed_madd` where relaxed
+ * SIMD is on (features.ts), else mul then add —, scaled by 2^n in the exponent bits.
+ */
 export function emitExp(v: Simd, L: ExpLocals): void {
   const f = v.f;
   const f32 = v.dt === 'f32';
@@ -210,7 +215,16 @@ export function emitExp(v: Simd, L: ExpLocals): void {
     coef.push(1 / fact);
   }
   v.c(coef[deg]);
+  const fma = relaxedSimd();
   for (let k = deg - 1; k >= 0; k--) {
+    if (fma) {
+      // p·r + c in one instruction (fused where the CPU has FMA: one rounding instead of two)
+      f.get(L.r);
+      v.c(coef[k]);
+      if (f32) f.f32x4_relaxed_madd();
+      else f.f64x2_relaxed_madd();
+      continue;
+    }
     f.get(L.r);
     v.mul();
     v.c(coef[k]);
@@ -242,15 +256,35 @@ export function emitExp(v: Simd, L: ExpLocals): void {
 
 /**
  * The running max of a row into the v128 local `vm` (lanes: partial maxima): vectors from `px`
- * up to `pv`, then single elements (splat) up to `pe`; `px` ends at `pe`. NaN propagates.
+ * up to `pv`, then single elements (splat) up to `pe`; `px` ends at `pe`. For the softmax rows:
+ * NaN elements may be skipped (see below), the result when there is none is the row's max.
  */
 export function rowMax(v: Simd, px: number, pv: number, pe: number, vm: number): void {
   const f = v.f;
   v.c(-Infinity);
   f.set(vm);
+  // two accumulators (pmax's latency, not the loads, bounds one); pmax is one instruction where
+  // max's NaN and ±0 rules take several, and dropping NaN here changes no result of its users:
+  // a NaN element makes its row's exp sum NaN, so the row still ends all-NaN
+  const vm2 = f.local(V128),
+    p2 = f.local(I32);
+  f.get(vm).set(vm2);
+  f.get(pv).i32_const(16).i32_sub().set(p2);
+  whileLt(f, px, p2, () => {
+    f.get(vm).get(px).v128_load(0);
+    v.pmax();
+    f.set(vm);
+    f.get(vm2).get(px).v128_load(16);
+    v.pmax();
+    f.set(vm2);
+    inc(f, px, 32);
+  });
+  f.get(vm).get(vm2);
+  v.pmax();
+  f.set(vm);
   whileLt(f, px, pv, () => {
     f.get(vm).get(px).v128_load(0);
-    v.max();
+    v.pmax();
     f.set(vm);
     inc(f, px, 16);
   });
