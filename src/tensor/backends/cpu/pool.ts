@@ -105,7 +105,16 @@ export function splitGemmTasks(g: number, mp: number, np: number, target: number
  * it sleeps in `Atomics.wait`. Waking a sleeping thread costs ~0.1 ms on a virtual machine (the
  * halted virtual CPU must be woken by the host) — as long as a whole small kernel.
  */
-const SPIN_MS = Number(platform.env('MEGA_SPIN_MS') ?? 0.5);
+const SPIN_MS = spinMillis(platform.env('MEGA_SPIN_MS'));
+
+/**
+ * The polling time from `MEGA_SPIN_MS`: a number of milliseconds in [0, 100] (0: sleep at once),
+ * else the default 0.5 (an unset or malformed value must not leave idle threads polling forever).
+ */
+export function spinMillis(text: string | undefined): number {
+  const v = text === undefined || text.trim() === '' ? NaN : Number(text);
+  return Number.isFinite(v) && v >= 0 && v <= 100 ? v : 0.5;
+}
 /** NEXT between jobs: an index no job has, so no late worker can claim anything. */
 const IDLE = 0xffff;
 
