@@ -8,7 +8,10 @@ import { spinMillis, SyncPool, type PoolKernel } from '../../../../src/tensor/ba
 
 /** Task t adds t + 1 to slot t of the shared Int32Array (so a task run twice shows), after some busy work. */
 const KERNEL = `let view = null;
-return { setBuffer(buf) { view = new Arr(buf); }, runTask(params, t) { let x = 0; for (let k = 0; k < 20000; k++) x += k * t; Atomics.add(view, t, t + 1 + (x < 0 ? 1 : 0)); } };`;
+return {
+  setBuffer(buf) { view = new Arr(buf); },
+  runTask(params, t) { let x = 0; for (let k = 0; k < 20000; k++) x += k * t; Atomics.add(view, t, t + 1 + (x < 0 ? 1 : 0)); },
+};`;
 
 function mainKernel(): PoolKernel {
   return new Function('Arr', 'extra', 'tid', KERNEL)(Int32Array, null, 0) as PoolKernel;
