@@ -15,6 +15,7 @@ import { concatCpu, gatherCpu, indexAddCpu, indexSelectCpu, padCpu, scatterAddCp
 import { argmaxCpu, reduceCpu, softmaxCpu } from './reduce.js';
 import { indexAddFast, indexSelectFast, padFast } from './indexing-fast.js';
 import { toeplitzCpu, toeplitzGradCpu } from './toeplitz.js';
+import { toeplitzGradSimd, toeplitzSimd } from './toeplitz-simd.js';
 import { whereSimd } from './where-simd.js';
 import { fftConvSimd } from './fftconv-simd.js';
 import { batchNormCpu, batchNormGradCpu } from './batchnorm.js';
@@ -59,5 +60,5 @@ registerKernel('siluMul', 'cpu', (h, r) => siluMulSimd(h, r) ?? siluMulCpu(h, r)
 registerKernel('siluMulGrad', 'cpu', (h, r, g) => siluMulGradSimd(h, r, g) ?? siluMulGradCpu(h, r, g));
 registerKernel('gateOut', 'cpu', (x, u, hx, y, mask, act) => gateOutSimd(x, u, hx, y, mask, act) ?? gateOutCpu(x, u, hx, y, mask, act));
 registerKernel('gateOutGrad', 'cpu', (x, u, hx, y, mask, act, g) => gateOutGradSimd(x, u, hx, y, mask, act, g) ?? gateOutGradCpu(x, u, hx, y, mask, act, g));
-registerKernel('toeplitz', 'cpu', toeplitzCpu);
-registerKernel('toeplitzGrad', 'cpu', toeplitzGradCpu);
+registerKernel('toeplitz', 'cpu', (w, n) => toeplitzSimd(w, n) ?? toeplitzCpu(w, n));
+registerKernel('toeplitzGrad', 'cpu', (g, length) => toeplitzGradSimd(g, length) ?? toeplitzGradCpu(g, length));

@@ -2,15 +2,19 @@
  * The Toeplitz kernels of the simple relative-position bias: the CPU kernels (row slices) are
  * bitwise the `indexSelect` / `indexAdd` of the Toeplitz index that they replace — f32 sums
  * included, where the order of the additions shows — for contiguous and strided operands, inside
- * and outside a resident scope; the generic kernels (what a device backend runs) equal them too;
- * bad operands are refused.
+ * and outside a resident scope; the WebAssembly SIMD kernels equal them bit for bit (one thread,
+ * two, every job split into the smallest tasks); the generic kernels (what a device backend runs)
+ * equal them too; bad operands are refused.
  */
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { DTypeError, ShapeError } from '../../../../src/tensor/errors.js';
 import { copyCpu } from '../../../../src/tensor/backends/cpu/elementwise.js';
 import { indexAddCpu, indexSelectCpu } from '../../../../src/tensor/backends/cpu/indexing.js';
 import { residentScope } from '../../../../src/tensor/backends/cpu/resident.js';
+import { getNumThreads, setNumThreads } from '../../../../src/tensor/backends/cpu/pool.js';
 import { toeplitzCpu, toeplitzGradCpu } from '../../../../src/tensor/backends/cpu/toeplitz.js';
+import { toeplitzGradSimd, toeplitzSimd } from '../../../../src/tensor/backends/cpu/toeplitz-simd.js';
+import { simdTuning } from '../../../../src/tensor/backends/cpu/wasm/runtime.js';
 import { toeplitzGeneric, toeplitzGradGeneric } from '../../../../src/tensor/backends/generic-fused.js';
 import { fromArray } from '../../../../src/tensor/create.js';
 import type { FloatDType } from '../../../../src/tensor/dtype.js';
@@ -19,6 +23,12 @@ import { Tensor } from '../../../../src/tensor/tensor.js';
 import * as V from '../../../../src/tensor/view.js';
 
 const gen = new Generator(23);
+const threads = getNumThreads();
+
+afterEach(() => {
+  simdTuning.force = false;
+  setNumThreads(threads);
+});
 
 function sameBits(a: Tensor, b: Tensor): boolean {
   expect(a.shape).toEqual(b.shape);
@@ -87,9 +97,49 @@ describe('toeplitz kernels', () => {
     });
   }
 
+  for (const dt of ['f32', 'f64'] as FloatDType[]) {
+    it(`SIMD kernels: the plain-TS kernels bit for bit (${dt}; 1 and 2 threads, smallest tasks; strided; resident)`, () => {
+      for (const [M, n] of [
+        [1, 1],
+        [6, 5],
+        [6, 6],
+        [300, 257],
+        [200, 200],
+      ]) {
+        const w = randNormal([2 * M - 1], 0, 1, dt, gen);
+        const g = V.reshape(randNormal([n * n], 0, 1, dt, gen), [n, n]);
+        for (let k = 0; k < g.size; k += 3) g.storage[k] *= 1e4;
+        const gT = V.transpose(g, 0, 1);
+        const fwd = toeplitzCpu(w, n),
+          bwd = toeplitzGradCpu(g, 2 * M - 1),
+          bwdT = toeplitzGradCpu(gT, 2 * M - 1);
+        for (const [t, force] of [
+          [1, false],
+          [2, false],
+          [2, true],
+        ] as [number, boolean][]) {
+          setNumThreads(t);
+          simdTuning.force = force;
+          const check = () => {
+            const f = toeplitzSimd(w, n),
+              b = toeplitzGradSimd(g, 2 * M - 1),
+              bT = toeplitzGradSimd(gT, 2 * M - 1);
+            if (n * n < 256 && !force) return; // small: the plain-TS kernels run
+            expect(f && b && bT).toBeTruthy();
+            expect(sameBits(f!, fwd)).toBe(true);
+            expect(sameBits(b!, bwd)).toBe(true);
+            expect(sameBits(bT!, bwdT)).toBe(true);
+          };
+          check();
+          residentScope({}, check, () => []);
+        }
+      }
+    });
+  }
+
   it('refuses bad operands', () => {
     const w = randNormal([9], 0, 1, 'f32', gen); // M = 5
-    for (const f of [toeplitzCpu, toeplitzGeneric]) {
+    for (const f of [toeplitzCpu, toeplitzSimd, toeplitzGeneric]) {
       expect(() => f(w, 6)).toThrow(ShapeError);
       expect(() => f(w, 2.5)).toThrow(ShapeError);
       expect(() => f(w, -1)).toThrow(ShapeError);
@@ -97,7 +147,7 @@ describe('toeplitz kernels', () => {
       expect(() => f(randNormal([3, 3], 0, 1, 'f32', gen), 2)).toThrow(ShapeError);
       expect(() => f(fromArray(Int32Array.from([1, 2, 3]), [3]), 1)).toThrow(DTypeError);
     }
-    for (const f of [toeplitzGradCpu, toeplitzGradGeneric]) {
+    for (const f of [toeplitzGradCpu, toeplitzGradSimd, toeplitzGradGeneric]) {
       expect(() => f(randNormal([6, 6], 0, 1, 'f32', gen), 9)).toThrow(/n ≤ 5/);
       expect(() => f(randNormal([3, 4], 0, 1, 'f32', gen), 9)).toThrow(ShapeError);
       expect(() => f(randNormal([3, 3], 0, 1, 'f32', gen), 8)).toThrow(/2M − 1/);

@@ -19,6 +19,7 @@ import { emitCopy } from './copy.js';
 import { emitElementwise } from './elementwise.js';
 import { emitEma } from './ema.js';
 import { emitFftConv } from './fft.js';
+import { emitToeplitzMaps } from './toeplitz.js';
 import { emitWhereMaps } from './where.js';
 import { emitLayerNormMaps } from './layernorm.js';
 import { emitGates } from './gates.js';
@@ -128,7 +129,7 @@ export function buildModuleBytes(shared = true): { bytes: Uint8Array<ArrayBuffer
     emitPack(mb, dt, s.MR);
     if (s.NR !== s.MR) emitPack(mb, dt, s.NR);
   }
-  const mapNames = [...emitElementwise(mb), ...emitGates(mb), ...emitWhereMaps(mb), ...emitLayerNormMaps(mb), ...emitCopy(mb)];
+  const mapNames = [...emitElementwise(mb), ...emitGates(mb), ...emitWhereMaps(mb), ...emitLayerNormMaps(mb), ...emitCopy(mb), ...emitToeplitzMaps(mb)];
   emitFftConv(mb);
   emitEma(mb);
   emitRandom(mb);
