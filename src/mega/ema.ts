@@ -5,7 +5,7 @@
  * ops (the convolution is `F.fftConv`), so gradients reach the input and all five parameters.
  */
 import * as F from '../autograd/index.js';
-import { emaKernel } from '../autograd/ops/fused.js';
+import { emaCoeffs, emaKernel } from '../autograd/ops/fused.js';
 import { arange, fromArray } from '../tensor/create.js';
 import { allocate, type FloatDType } from '../tensor/dtype.js';
 import { defaultGenerator, type Generator } from '../tensor/random.js';
@@ -109,9 +109,8 @@ export class MultiHeadEMA extends Module {
    * `Σ_n (p·beta·gamma·scale)[d, n] · q[d, n]^l`.
    */
   computeKernel(length: number): Tensor {
-    const { p, q } = this.coeffs();
-    const coef = F.mul(F.mul(F.squeeze(F.mul(p, this.beta), -1), this.gamma), this.scale); // D' × N
-    return emaKernel(coef, F.squeeze(q, -1), length); // D' × K
+    const { coef, q } = emaCoeffs(this.delta, this.alpha, this.beta, this.gamma, this.scale); // D' × N each
+    return emaKernel(coef, q, length); // D' × K
   }
 
   /** The full-sequence kernel for a call of length `seqLen`: `K = min(truncation, seqLen)`. */

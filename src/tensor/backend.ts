@@ -95,6 +95,27 @@ export interface FusedKernels {
    */
   emaKernelGrad(coef: Tensor, q: Tensor, g: Tensor): Tensor;
   /**
+   * MultiHeadEMA's kernel coefficients (docs/MEGA.md §5.2–5.3) from its parameters `delta`,
+   * `alpha`, `beta` `[D, N, 1]` and `gamma` `[D, N]`: `[2, D, N]` = (coef, q) with `p = σ(delta)`,
+   * `q = 1 − p·σ(alpha)`, `coef = ((p·beta)·gamma)·scale`, each step rounded to the dtype as the
+   * composition of primitive kernels does it.
+   */
+  emaCoeffs(delta: Tensor, alpha: Tensor, beta: Tensor, gamma: Tensor, scale: number): Tensor;
+  /**
+   * VJP of `emaCoeffs` for the gradients `gcoef`, `gq` `[D, N]` (any layout): `[dδ, dα, dβ, dγ]`
+   * (shapes of the parameters) with `dδ = (gcoef·β·γ·scale − gq·a)·p(1 − p)`,
+   * `dα = −gq·p·a(1 − a)`, `dβ = gcoef·p·γ·scale`, `dγ = gcoef·p·β·scale`, `a = σ(alpha)`.
+   */
+  emaCoeffsGrad(
+    delta: Tensor,
+    alpha: Tensor,
+    beta: Tensor,
+    gamma: Tensor,
+    scale: number,
+    gcoef: Tensor,
+    gq: Tensor,
+  ): [Tensor, Tensor, Tensor, Tensor];
+  /**
    * Softmax backward along the last axis from the forward output `y`: `y ⊙ (g − Σ y·g)`, or for
    * log-softmax `g − e^y · Σ g`.
    */

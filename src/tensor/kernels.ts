@@ -82,6 +82,19 @@ export const gateOut = (x: Tensor, u: Tensor, hx: Tensor, y: Tensor, mask: Tenso
 /** VJP of gateOut: `[dx, du, d(hx + y)]`. */
 export const gateOutGrad = (x: Tensor, u: Tensor, hx: Tensor, y: Tensor, mask: Tensor | null, act: GateActivation, g: Tensor): [Tensor, Tensor, Tensor] =>
   kernel('gateOutGrad')(x, u, hx, y, mask, act, g);
+/** MultiHeadEMA's `[2, D, N]` = (coef, q) from delta, alpha, beta `[D, N, 1]`, gamma `[D, N]`. */
+export const emaCoeffs = (delta: Tensor, alpha: Tensor, beta: Tensor, gamma: Tensor, scale: number): Tensor =>
+  kernel('emaCoeffs')(delta, alpha, beta, gamma, scale);
+/** VJP of emaCoeffs: `[dδ, dα, dβ, dγ]`. */
+export const emaCoeffsGrad = (
+  delta: Tensor,
+  alpha: Tensor,
+  beta: Tensor,
+  gamma: Tensor,
+  scale: number,
+  gcoef: Tensor,
+  gq: Tensor,
+): [Tensor, Tensor, Tensor, Tensor] => kernel('emaCoeffsGrad')(delta, alpha, beta, gamma, scale, gcoef, gq);
 /** Toeplitz matrix `[n, n]`, `out[i, j] = w[M − 1 + j − i]` of `w` `[2M − 1]`. */
 export const toeplitz = (w: Tensor, n: number): Tensor => kernel('toeplitz')(w, n);
 /** VJP of toeplitz: the diagonal sums of `g` `[n, n]` into `[length]`. */

@@ -34,6 +34,23 @@ export function toeplitz(w: Tensor, n: number): Tensor {
 }
 
 /**
+ * MultiHeadEMA's kernel coefficients (docs/MEGA.md §5.2–5.3) as one op: from delta, alpha, beta
+ * `[D, N, 1]` and gamma `[D, N]`, `coef = ((σ(delta)·beta)·gamma)·scale` and
+ * `q = 1 − σ(delta)·σ(alpha)`, each `[D, N]` (kernels `emaCoeffs`, `emaCoeffsGrad`). Equals the
+ * composition of sigmoid, mul, sub and squeeze it replaces.
+ */
+export function emaCoeffs(delta: Tensor, alpha: Tensor, beta: Tensor, gamma: Tensor, scale: number): { coef: Tensor; q: Tensor } {
+  const [D, N] = gamma.shape;
+  const both = K.emaCoeffs(delta, alpha, beta, gamma, scale); // 2 × D × N
+  const halves = [V.reshape(V.narrow(both, 0, 0, 1), [D, N]), V.reshape(V.narrow(both, 0, 1, 1), [D, N])];
+  const [coef, q] = recordPieces(halves, 'emaCoeffs', [delta, alpha, beta, gamma], ([gc, gq]) => {
+    const zero = V.expand(scalar(0, delta.dtype), [D, N]);
+    return K.emaCoeffsGrad(delta, alpha, beta, gamma, scale, gc ?? zero, gq ?? zero);
+  });
+  return { coef, q };
+}
+
+/**
  * Training-mode batch normalisation of the rows of `x` `[N, D]` as one op (nn/norm.ts
  * `BatchNorm`): `y = (x − mean) · rsqrt(var + eps) · weight + bias` with per-channel statistics
  * over N. Also returns those statistics, `[2, D]` = (mean, biased variance), which are not

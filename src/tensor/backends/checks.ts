@@ -85,6 +85,27 @@ export function checkToeplitzGrad(g: Tensor, length: number): number {
   return M;
 }
 
+/** `emaCoeffs`: delta, alpha, beta floating `[D, N, 1]` and gamma `[D, N]` of one dtype; returns [D, N]. */
+export function checkEmaCoeffs(
+  op: string,
+  delta: Tensor,
+  alpha: Tensor,
+  beta: Tensor,
+  gamma: Tensor,
+  grads: readonly Tensor[] = [],
+): [number, number] {
+  if (!isFloat(delta.dtype) || [alpha, beta, gamma, ...grads].some((t) => t.dtype !== delta.dtype))
+    throw new DTypeError(`${op}: expected floating tensors of one dtype, got ${[delta, alpha, beta, gamma].map((t) => t.dtype).join(', ')}`);
+  const [D, N] = gamma.shape;
+  const col = (t: Tensor) => t.ndim === 3 && t.shape[0] === D && t.shape[1] === N && t.shape[2] === 1;
+  const mat = (t: Tensor) => t.ndim === 2 && t.shape[0] === D && t.shape[1] === N;
+  if (gamma.ndim !== 2 || !col(delta) || !col(alpha) || !col(beta) || !grads.every(mat)) {
+    const got = [delta, alpha, beta, gamma, ...grads].map((t) => `[${t.shape.join(', ')}]`).join(', ');
+    throw new ShapeError(`${op}: expected delta, alpha, beta [D, N, 1], gamma and gradients [D, N], got ${got}`);
+  }
+  return [D, N];
+}
+
 /** `emaKernel` / `emaKernelGrad`: coef and q are floating `[D, N]` of one dtype. */
 export function checkCoefQ(coef: Tensor, q: Tensor, op: string): void {
   if (coef.dtype !== q.dtype || !isFloat(coef.dtype))

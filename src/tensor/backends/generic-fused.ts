@@ -14,6 +14,7 @@ import {
   checkBatchNorm,
   checkBatchNormGrad,
   checkCoefQ,
+  checkEmaCoeffs,
   checkEmaGrad,
   checkGateOperands,
   checkGateQK,
@@ -259,6 +260,40 @@ export function gateOutGradGeneric(x: Tensor, u: Tensor, hx: Tensor, y: Tensor, 
   return [dx, du, da];
 }
 
+/** Generic `emaCoeffs`: the composition MultiHeadEMA ran (`[2, D, N]` = coef, q). */
+export function emaCoeffsGeneric(delta: Tensor, alpha: Tensor, beta: Tensor, gamma: Tensor, scale: number): Tensor {
+  const [D, N] = checkEmaCoeffs('emaCoeffs', delta, alpha, beta, gamma);
+  const dt = delta.dtype;
+  const p = K.unary(delta, 'sigmoid'); // D × N × 1
+  const q = K.binary(scalar(1, dt), K.binary(p, K.unary(alpha, 'sigmoid'), 'mul'), 'sub');
+  const coef = K.binary(K.binary(V.reshape(K.binary(p, beta, 'mul'), [D, N]), gamma, 'mul'), scalar(scale, dt), 'mul');
+  return K.concat([V.reshape(coef, [1, D, N]), V.reshape(q, [1, D, N])], 0);
+}
+
+/** Generic `emaCoeffsGrad`: the closed form from primitives. */
+export function emaCoeffsGradGeneric(
+  delta: Tensor,
+  alpha: Tensor,
+  beta: Tensor,
+  gamma: Tensor,
+  scale: number,
+  gcoef: Tensor,
+  gq: Tensor,
+): [Tensor, Tensor, Tensor, Tensor] {
+  const [D, N] = checkEmaCoeffs('emaCoeffsGrad', delta, alpha, beta, gamma, [gcoef, gq]);
+  const dt = delta.dtype;
+  const mat = (t: Tensor) => V.reshape(t.isContiguous() ? t : K.copy(t), [D, N]);
+  const col = (t: Tensor) => V.reshape(t, [D, N, 1]);
+  const one = scalar(1, dt);
+  const p = K.unary(mat(delta), 'sigmoid'),
+    a = K.unary(mat(alpha), 'sigmoid'),
+    b = mat(beta);
+  const gcs = mul(gcoef, scalar(scale, dt));
+  const dd = mul(sub(mul(mul(gcs, b), gamma), mul(gq, a)), mul(p, sub(one, p)));
+  const da = mul(K.unary(mul(gq, p), 'neg'), mul(a, sub(one, a)));
+  return [col(dd), col(da), col(mul(mul(gcs, p), gamma)), mul(mul(gcs, p), b)];
+}
+
 /** The host index `M − 1 + j − i` over (i, j) of an `n × n` Toeplitz matrix (the last one is kept: every step asks for the same). */
 let toeplitzIndexCache: { n: number; M: number; index: Tensor } | null = null;
 function toeplitzIndex(n: number, M: number): Tensor {
@@ -300,5 +335,7 @@ registerKernel('siluMul', ANY_BACKEND, siluMulGeneric);
 registerKernel('siluMulGrad', ANY_BACKEND, siluMulGradGeneric);
 registerKernel('gateOut', ANY_BACKEND, gateOutGeneric);
 registerKernel('gateOutGrad', ANY_BACKEND, gateOutGradGeneric);
+registerKernel('emaCoeffs', ANY_BACKEND, emaCoeffsGeneric);
+registerKernel('emaCoeffsGrad', ANY_BACKEND, emaCoeffsGradGeneric);
 registerKernel('toeplitz', ANY_BACKEND, toeplitzGeneric);
 registerKernel('toeplitzGrad', ANY_BACKEND, toeplitzGradGeneric);

@@ -19,6 +19,7 @@ import { toeplitzGradSimd, toeplitzSimd } from './toeplitz-simd.js';
 import { whereSimd } from './where-simd.js';
 import { fftConvSimd } from './fftconv-simd.js';
 import { batchNormCpu, batchNormGradCpu } from './batchnorm.js';
+import { emaCoeffsCpu, emaCoeffsGradCpu } from './ema-coeffs.js';
 import { emaKernelGradSimd, emaKernelSimd } from './ema-simd.js';
 import { emaKernelCpu, emaKernelGradCpu, laplaceCpu, softmaxGradCpu } from './fused.js';
 import { gateOutCpu, gateOutGradCpu, gateQKCpu, gateQKGradCpu, siluGradCpu, siluMulCpu, siluMulGradCpu } from './fused-gates.js';
@@ -62,3 +63,5 @@ registerKernel('gateOut', 'cpu', (x, u, hx, y, mask, act) => gateOutSimd(x, u, h
 registerKernel('gateOutGrad', 'cpu', (x, u, hx, y, mask, act, g) => gateOutGradSimd(x, u, hx, y, mask, act, g) ?? gateOutGradCpu(x, u, hx, y, mask, act, g));
 registerKernel('toeplitz', 'cpu', (w, n) => toeplitzSimd(w, n) ?? toeplitzCpu(w, n));
 registerKernel('toeplitzGrad', 'cpu', (g, length) => toeplitzGradSimd(g, length) ?? toeplitzGradCpu(g, length));
+registerKernel('emaCoeffs', 'cpu', emaCoeffsCpu);
+registerKernel('emaCoeffsGrad', 'cpu', emaCoeffsGradCpu);

@@ -28,6 +28,8 @@ import { fftConvGpu } from './fftconv.js';
 import {
   batchNormGeneric,
   batchNormGradGeneric,
+  emaCoeffsGeneric,
+  emaCoeffsGradGeneric,
   layerNormGeneric,
   layerNormGradGeneric,
   gateOutGeneric,
@@ -94,6 +96,8 @@ export const gpujsFusedKernels: FusedKernels = {
   siluMulGrad: siluMulGradGeneric,
   gateOut: gateOutGeneric,
   gateOutGrad: gateOutGradGeneric,
+  emaCoeffs: emaCoeffsGeneric,
+  emaCoeffsGrad: emaCoeffsGradGeneric,
   toeplitz: toeplitzGeneric,
   toeplitzGrad: toeplitzGradGeneric,
 };

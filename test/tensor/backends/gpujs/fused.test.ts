@@ -9,6 +9,8 @@ import { gpuAvailable } from '../gpu-probe.js';
 import { setBackend } from '../../../../src/tensor/backend.js';
 import { emaKernelCpu, emaKernelGradCpu, softmaxGradCpu } from '../../../../src/tensor/backends/cpu/fused.js';
 import {
+  emaCoeffsGeneric,
+  emaCoeffsGradGeneric,
   emaKernelGeneric,
   emaKernelGradGeneric,
   softmaxGradGeneric,
@@ -16,6 +18,7 @@ import {
   toeplitzGradGeneric,
 } from '../../../../src/tensor/backends/generic-fused.js';
 import { toeplitzCpu, toeplitzGradCpu } from '../../../../src/tensor/backends/cpu/toeplitz.js';
+import { emaCoeffsCpu, emaCoeffsGradCpu } from '../../../../src/tensor/backends/cpu/ema-coeffs.js';
 import { fallbacks, GpuData, GpuDevice, resetFallbacks, selectBackend } from '../../../../src/tensor/backends/gpujs/index.js';
 import { emaKernelGpu, emaKernelGradGpu, softmaxGradGpu } from '../../../../src/tensor/backends/gpujs/kernels.js';
 import { fftConvGpuBy } from '../../../../src/tensor/backends/gpujs/fftconv.js';
@@ -101,6 +104,22 @@ describe.skipIf(skip)('gpujs fused kernels', () => {
       expectF32Close(got, softmaxGradCpu(y, g, log));
     });
   }
+
+  it('emaCoeffs and emaCoeffsGrad (generic: compositions of primitives) equal the f64 CPU kernels', () => {
+    const [D, N] = [12, 4];
+    const [d, a, b] = [0, 1, 2].map(() => uniform(gen, [D, N, 1], -2, 2));
+    const [g, gc, gq] = [0, 1, 2].map(() => uniform(gen, [D, N], -1, 1));
+    expectF32Close(
+      onDevice(() => emaCoeffsGeneric(f32(d), f32(a), f32(b), f32(g), 0.5)),
+      emaCoeffsCpu(d, a, b, g, 0.5),
+    );
+    const got = emaCoeffsGradGeneric(f32(d), f32(a), f32(b), f32(g), 0.5, f32(gc), f32(gq));
+    const ref = emaCoeffsGradCpu(d, a, b, g, 0.5, gc, gq);
+    for (let i = 0; i < 4; i++) {
+      expect(got[i].device).toBeInstanceOf(GpuData);
+      expectF32Close(got[i], ref[i]);
+    }
+  });
 
   it('toeplitz and toeplitzGrad (generic: the indexSelect / indexAdd of the index) equal the f64 CPU kernels', () => {
     const M = 40,
