@@ -86,14 +86,7 @@ export function checkToeplitzGrad(g: Tensor, length: number): number {
 }
 
 /** `emaCoeffs`: delta, alpha, beta floating `[D, N, 1]` and gamma `[D, N]` of one dtype; returns [D, N]. */
-export function checkEmaCoeffs(
-  op: string,
-  delta: Tensor,
-  alpha: Tensor,
-  beta: Tensor,
-  gamma: Tensor,
-  grads: readonly Tensor[] = [],
-): [number, number] {
+export function checkEmaCoeffs(op: string, delta: Tensor, alpha: Tensor, beta: Tensor, gamma: Tensor, grads: readonly Tensor[] = []): [number, number] {
   if (!isFloat(delta.dtype) || [alpha, beta, gamma, ...grads].some((t) => t.dtype !== delta.dtype))
     throw new DTypeError(`${op}: expected floating tensors of one dtype, got ${[delta, alpha, beta, gamma].map((t) => t.dtype).join(', ')}`);
   const [D, N] = gamma.shape;
