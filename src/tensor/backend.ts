@@ -106,15 +106,7 @@ export interface FusedKernels {
    * (shapes of the parameters) with `dδ = (gcoef·β·γ·scale − gq·a)·p(1 − p)`,
    * `dα = −gq·p·a(1 − a)`, `dβ = gcoef·p·γ·scale`, `dγ = gcoef·p·β·scale`, `a = σ(alpha)`.
    */
-  emaCoeffsGrad(
-    delta: Tensor,
-    alpha: Tensor,
-    beta: Tensor,
-    gamma: Tensor,
-    scale: number,
-    gcoef: Tensor,
-    gq: Tensor,
-  ): [Tensor, Tensor, Tensor, Tensor];
+  emaCoeffsGrad(delta: Tensor, alpha: Tensor, beta: Tensor, gamma: Tensor, scale: number, gcoef: Tensor, gq: Tensor): [Tensor, Tensor, Tensor, Tensor];
   /**
    * Softmax backward along the last axis from the forward output `y`: `y ⊙ (g − Σ y·g)`, or for
    * log-softmax `g − e^y · Σ g`.
