@@ -19,25 +19,10 @@ import * as K from '../../../../src/tensor/kernels.js';
 import { Generator, randNormal } from '../../../../src/tensor/random.js';
 import type { Tensor } from '../../../../src/tensor/tensor.js';
 import * as V from '../../../../src/tensor/view.js';
+import { gathered } from './bits.js';
 
 const gen = new Generator(17);
 const simd = wasmRuntime() !== null;
-
-/** Row-major elements of view `t`, read one by one through its strides. */
-function gathered(t: Tensor): number[] {
-  const out: number[] = [];
-  const idx = new Array<number>(t.ndim).fill(0);
-  for (let k = 0; k < t.size; k++) {
-    let p = t.offset;
-    for (let a = 0; a < t.ndim; a++) p += idx[a] * t.strides[a];
-    out.push(t.storage[p]);
-    for (let a = t.ndim - 1; a >= 0; a--) {
-      if (++idx[a] < t.shape[a]) break;
-      idx[a] = 0;
-    }
-  }
-  return out;
-}
 
 /** The bit patterns of row-major `t` (contiguous). */
 function bits(t: Tensor): number[] {

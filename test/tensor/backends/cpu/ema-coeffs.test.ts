@@ -10,7 +10,6 @@ import * as F from '../../../../src/autograd/index.js';
 import { backward } from '../../../../src/autograd/engine.js';
 import { emaCoeffs } from '../../../../src/autograd/ops/fused.js';
 import { emaCoeffsCpu, emaCoeffsGradCpu } from '../../../../src/tensor/backends/cpu/ema-coeffs.js';
-import { copyCpu } from '../../../../src/tensor/backends/cpu/elementwise.js';
 import { setSimd } from '../../../../src/tensor/backends/cpu/wasm/runtime.js';
 import { emaCoeffsGeneric, emaCoeffsGradGeneric } from '../../../../src/tensor/backends/generic-fused.js';
 import type { FloatDType } from '../../../../src/tensor/dtype.js';
@@ -20,16 +19,11 @@ import type { Tensor } from '../../../../src/tensor/tensor.js';
 import * as V from '../../../../src/tensor/view.js';
 import { expectGrad } from '../../../autograd/helpers.js';
 import { maxRel } from './max-rel.js';
+import { sameBits } from './bits.js';
 
 const gen = new Generator(29);
 
 afterEach(() => setSimd(true));
-
-function sameBits(a: Tensor, b: Tensor): boolean {
-  const x = copyCpu(a).storage,
-    y = copyCpu(b).storage;
-  return a.shape.join() === b.shape.join() && Buffer.from(x.buffer, x.byteOffset, x.byteLength).equals(Buffer.from(y.buffer, y.byteOffset, y.byteLength));
-}
 
 /** MultiHeadEMA-like parameters: delta, alpha, beta `[D, N, 1]`, gamma `[D, N]`. */
 function params(D: number, N: number, dt: FloatDType): Tensor[] {

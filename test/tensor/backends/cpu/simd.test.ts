@@ -22,6 +22,7 @@ import type { FloatDType } from '../../../../src/tensor/dtype.js';
 import { Generator, randNormal } from '../../../../src/tensor/random.js';
 import type { Tensor } from '../../../../src/tensor/tensor.js';
 import * as V from '../../../../src/tensor/view.js';
+import { sameBits } from './bits.js';
 
 const gen = new Generator(99);
 const DTYPES: FloatDType[] = ['f32', 'f64'];
@@ -43,12 +44,6 @@ function ratio(a: Tensor, b: Tensor, rtol: number, atol: number): number {
     worst = Math.max(worst, Math.abs(x[i] - y[i]) / (atol + rtol * Math.abs(y[i])));
   }
   return worst;
-}
-
-function sameBits(a: Tensor, b: Tensor): boolean {
-  const x = copyCpu(a).storage,
-    y = copyCpu(b).storage;
-  return Buffer.from(x.buffer, x.byteOffset, x.byteLength).equals(Buffer.from(y.buffer, y.byteOffset, y.byteLength));
 }
 
 const tol = (dt: FloatDType) => (dt === 'f32' ? { rtol: 4e-7, atol: 1e-37 } : { rtol: 1e-15, atol: 1e-300 });

@@ -21,6 +21,7 @@ import type { FloatDType } from '../../../../src/tensor/dtype.js';
 import { Generator, randNormal } from '../../../../src/tensor/random.js';
 import { Tensor } from '../../../../src/tensor/tensor.js';
 import * as V from '../../../../src/tensor/view.js';
+import { sameBits } from './bits.js';
 
 const gen = new Generator(23);
 const threads = getNumThreads();
@@ -29,13 +30,6 @@ afterEach(() => {
   simdTuning.force = false;
   setNumThreads(threads);
 });
-
-function sameBits(a: Tensor, b: Tensor): boolean {
-  expect(a.shape).toEqual(b.shape);
-  const x = copyCpu(a).storage,
-    y = copyCpu(b).storage;
-  return Buffer.from(x.buffer, x.byteOffset, x.byteLength).equals(Buffer.from(y.buffer, y.byteOffset, y.byteLength));
-}
 
 /** The index `M − 1 + j − i` over (i, j), row-major, built here from the definition. */
 function index(n: number, M: number): Tensor {
