@@ -3,36 +3,26 @@
  * the matrix, and ranges of the gradient's entries, split over the pool. Same additions in the
  * same order as the plain-TS kernels of toeplitz.ts (the reference, also what runs for small
  * sizes, other dtypes or without SIMD): bitwise equal results. Operands are read in place when
- * resident, else staged; a resident output is written in place.
+ * resident, else staged, and a resident output is written in place (simd-fused.ts `Call`).
  */
 import type { FloatStorage } from '../../dtype.js';
 import { fromStorage, type Tensor } from '../../tensor.js';
 import { checkToeplitz, checkToeplitzGrad } from '../checks.js';
 import { allocateOut, residentActive } from './resident.js';
-import { inPlace, minSize, runMap, stage, storageAddr } from './simd.js';
-import { wasmArena, wasmRuntime } from './wasm/runtime.js';
+import { Call } from './simd-fused.js';
+import { inPlace, minSize, runMap, storageAddr } from './simd.js';
+import { wasmRuntime } from './wasm/runtime.js';
 
-type FDT = 'f32' | 'f64';
-
-/** Runs map `name` with operand `x` (read in place or staged) into a fresh output of `size` elements (`zero`: zeros on entry). */
+/** Runs map `name` with operand `x` into a fresh output of `size` elements (`zero`: zeros on entry). */
 function mapInto(name: string, x: Tensor, size: number, zero: boolean, total: number, n: number, M: number): FloatStorage {
-  const rt = wasmRuntime()!;
-  const dt = x.dtype as FDT;
-  const E = dt === 'f32' ? 4 : 8;
-  const out = allocateOut(dt, size, zero) as FloatStorage;
-  const ix = inPlace(x),
-    io = storageAddr(out);
-  const ar = wasmArena(rt);
-  ar.reset();
-  const px = ix >= 0 ? ix : ar.alloc(x.size * E),
-    po = io >= 0 ? io : ar.alloc(size * E);
-  ar.commit();
-  const view = dt === 'f32' ? ar.f32 : ar.f64;
-  if (ix < 0) stage(view, px, E, x);
-  if (io < 0 && zero) view.fill(0, po / E, po / E + size);
-  runMap(rt, `${name}_${dt}`, total, n * n, [px, po, n, M]);
-  if (io < 0) out.set(view.subarray(po / E, po / E + size));
-  ar.close();
+  const out = allocateOut(x.dtype, size, zero) as FloatStorage;
+  const c = new Call(x.dtype as 'f32' | 'f64');
+  const px = c.input(x),
+    po = c.output(out, size);
+  const view = c.open();
+  if (zero && storageAddr(out) < 0) view.fill(0, po / c.E, po / c.E + size);
+  runMap(wasmRuntime()!, `${name}_${c.dt}`, total, n * n, [px, po, n, M]);
+  c.close();
   return out;
 }
 
