@@ -20,13 +20,6 @@ import { OP_EMA, runJob, simdTuning, wasmArena, wasmRuntime, type WasmRuntime } 
 
 /** Smallest D·N·L for the wasm path (below, the plain-TS loops cost less than the call). */
 const MIN_WORK = 1 << 12;
-/**
- * From this D·N·L on, rows are split over the pool: every wasm call, since the pool's threads poll
- * between jobs (a hand-off costs microseconds). The small EMAs are exp-bound (one exp per power
- * below 32): ListOps' 64 × 8 × 24, 2 threads, alternating steps in one process: 7.31 → 7.05 ms
- * per step with 1 << 12 instead of 1 << 16.
- */
-const PARALLEL_WORK = 1 << 12;
 
 let fdexpOk: boolean | undefined;
 /** Whether wasm `fdexp` equals `Math.exp` bitwise on sample arguments (the kernels' range and the special cases). */
@@ -58,7 +51,11 @@ function run(rt: WasmRuntime, coef: Tensor, q: Tensor, L: number, out: FloatStor
   const dt = coef.dtype as 'f32' | 'f64';
   const E = dt === 'f32' ? 4 : 8;
   const threads = getNumThreads();
-  const par = threads > 1 && (simdTuning.force || D * N * L >= PARALLEL_WORK);
+  // every wasm call splits its rows over the pool: the pool's threads poll between jobs, so a
+  // hand-off costs microseconds, and even the small EMAs are exp-bound (ListOps' 64 × 8 × 24,
+  // 2 threads, alternating steps in one process: 7.05 ms per step, 7.31 when it split from
+  // D·N·L = 65536 on)
+  const par = threads > 1;
   const tasks = par ? Math.min(D, simdTuning.force ? D : 4 * threads) : 1;
   const per = Math.ceil(D / tasks);
   const c = dense(coef),
