@@ -22,9 +22,9 @@
  * C is read and written only at its own M × N elements (any row pitch ≥ N), so the kernel can
  * write a resident output in place.
  */
-import { I32, V128, type Fn, type ModuleBuilder } from './builder.js';
+import { I32, V128, type ModuleBuilder } from './builder.js';
 import { relaxedSimd } from './features.js';
-import type { DT } from './vector.js';
+import { minInto, type DT } from './vector.js';
 
 /** Tile and blocking parameters of one dtype. */
 export interface GemmShape {
@@ -69,15 +69,6 @@ export const GEMM_SHAPES: Record<'f32' | 'f64', GemmShape> = relaxedSimd() ? FMA
 
 function es(dt: DT): number {
   return dt === 'f32' ? 4 : 8;
-}
-
-/** `local = min(local, other)` helper: emits `(a < b ? a : b)` into `dst`. */
-function minInto(f: Fn, dst: number, a: () => void, b: () => void): void {
-  a();
-  b();
-  a();
-  b();
-  f.i32_lt_s().select().set(dst);
 }
 
 /**

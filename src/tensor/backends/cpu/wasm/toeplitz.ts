@@ -10,18 +10,8 @@
  *   row's part in [s, e) as one run of vector adds — so a task owns its entries, and each entry
  *   sums its terms in increasing i, in the element type, as the scalar loop does.
  */
-import { I32, type Fn, type ModuleBuilder } from './builder.js';
-import { inc, Simd, whileLt, type DT } from './vector.js';
-
-/** `dst = max(a, b)` of two i32 locals. */
-function maxInto(f: Fn, dst: number, a: number, b: number): void {
-  f.get(a).get(b).get(a).get(b).i32_gt_s().select().set(dst);
-}
-
-/** `dst = min(a, b)` of two i32 locals. */
-function minInto(f: Fn, dst: number, a: number, b: number): void {
-  f.get(a).get(b).get(a).get(b).i32_lt_s().select().set(dst);
-}
+import { I32, type ModuleBuilder } from './builder.js';
+import { inc, maxInto, minInto, Simd, whileLt, type DT } from './vector.js';
 
 /** Adds (or copies) `len` elements from byte address `src` to `dst`: vectors, then single elements. */
 function run(v: Simd, dst: number, src: number, len: number, end: number, vend: number, add: boolean): void {
@@ -96,8 +86,18 @@ function emitToeplitzGrad(mb: ModuleBuilder, dt: DT): string {
     // row i covers out[base, base + n), base = M − 1 − i; this task's part: [lo, hi)
     f.get(M).i32_const(1).i32_sub().get(i).i32_sub().set(base);
     f.get(base).get(n).i32_add().set(top);
-    maxInto(f, lo, s, base);
-    minInto(f, hi, e, top);
+    maxInto(
+      f,
+      lo,
+      () => f.get(s),
+      () => f.get(base),
+    );
+    minInto(
+      f,
+      hi,
+      () => f.get(e),
+      () => f.get(top),
+    );
     f.get(hi).get(lo).i32_sub().set(len);
     f.get(len).i32_const(0).i32_gt_s().if_();
     {

@@ -139,6 +139,24 @@ export function whileLtU(f: Fn, a: number, b: number, body: () => void): void {
   loop(f, () => f.get(a).get(b).i32_ge_u(), body);
 }
 
+/** `dst = min(a, b)` of two i32 values (each emitted by its callback, twice), signed. */
+export function minInto(f: Fn, dst: number, a: () => void, b: () => void): void {
+  a();
+  b();
+  a();
+  b();
+  f.i32_lt_s().select().set(dst);
+}
+
+/** `dst = max(a, b)` of two i32 values (each emitted by its callback, twice), signed. */
+export function maxInto(f: Fn, dst: number, a: () => void, b: () => void): void {
+  a();
+  b();
+  a();
+  b();
+  f.i32_gt_s().select().set(dst);
+}
+
 /** `local += by`. */
 export function inc(f: Fn, local: number, by: number): void {
   f.get(local).i32_const(by).i32_add().set(local);
