@@ -14,9 +14,9 @@ import { checkCoefQ, checkEmaGrad } from '../checks.js';
 import { dense } from './elementwise.js';
 import { getNumThreads } from './pool.js';
 import { allocateOut } from './resident.js';
-import { inPlace, stage, storageAddr } from './simd.js';
+import { Call } from './simd-fused.js';
 import { EMA_CFG, EMA_CFG_BYTES, emaScratchBytes } from './wasm/ema.js';
-import { OP_EMA, runJob, simdTuning, wasmArena, wasmRuntime, type WasmRuntime } from './wasm/runtime.js';
+import { OP_EMA, runJob, simdTuning, wasmRuntime, type WasmRuntime } from './wasm/runtime.js';
 
 /** Smallest D·N·L for the wasm path (below, the plain-TS loops cost less than the call). */
 const MIN_WORK = 1 << 12;
@@ -49,7 +49,6 @@ function eligible(dt: string, work: number): WasmRuntime | null {
 function run(rt: WasmRuntime, coef: Tensor, q: Tensor, L: number, out: FloatStorage, g: Tensor | null): void {
   const [D, N] = coef.shape;
   const dt = coef.dtype as 'f32' | 'f64';
-  const E = dt === 'f32' ? 4 : 8;
   const threads = getNumThreads();
   // every wasm call splits its rows over the pool: the pool's threads poll between jobs, so a
   // hand-off costs microseconds, and even the small EMAs are exp-bound (ListOps' 64 × 8 × 24,
@@ -60,24 +59,20 @@ function run(rt: WasmRuntime, coef: Tensor, q: Tensor, L: number, out: FloatStor
   const per = Math.ceil(D / tasks);
   const c = dense(coef),
     qq = dense(q);
-  const ar = wasmArena(rt);
-  ar.reset();
-  const cfg = ar.alloc(EMA_CFG_BYTES),
-    tbl = ar.alloc(D * N * 24);
-  const ig = g ? inPlace(g) : -1;
-  const pg = g && ig < 0 ? ar.alloc(g.size * E) : ig;
-  const io = storageAddr(out);
-  const po = io >= 0 ? io : ar.alloc(out.length * E);
+  const call = new Call(dt);
+  const cfg = call.scratch(EMA_CFG_BYTES, 1),
+    tbl = call.scratch(D * N * 3, 8);
+  const pg = g ? call.input(g) : -1;
+  const po = call.output(out, out.length);
   const scrBytes = emaScratchBytes(L);
-  const scr = ar.alloc(threads * scrBytes);
-  ar.commit();
-  const f64 = ar.f64;
+  const scr = call.scratch(threads * scrBytes, 1);
+  call.open();
+  const f64 = call.ar.f64;
   for (let i = 0; i < D * N; i++) {
     f64[tbl / 8 + 3 * i] = c[i];
     f64[tbl / 8 + 3 * i + 1] = Math.log(qq[i]);
     f64[tbl / 8 + 3 * i + 2] = qq[i];
   }
-  if (g && ig < 0) stage((dt === 'f32' ? ar.f32 : ar.f64) as FloatStorage, pg, E, g);
   const i32 = new Int32Array(rt.memory.buffer, cfg, EMA_CFG_BYTES / 4);
   const C = EMA_CFG;
   i32[C.D / 4] = D;
@@ -94,11 +89,7 @@ function run(rt: WasmRuntime, coef: Tensor, q: Tensor, L: number, out: FloatStor
     P[1] = (g ? 2 : 0) + (dt === 'f32' ? 0 : 1);
     P[2] = cfg;
   });
-  if (io < 0) {
-    const view = dt === 'f32' ? ar.f32 : ar.f64;
-    out.set(view.subarray(po / E, po / E + out.length));
-  }
-  ar.close();
+  call.close();
 }
 
 /** Wasm `emaKernel` (bitwise equal to `emaKernelCpu`), or null where the plain-TS kernel should run. */
