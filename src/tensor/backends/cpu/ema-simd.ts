@@ -15,7 +15,7 @@ import { dense } from './elementwise.js';
 import { getNumThreads } from './pool.js';
 import { allocateOut } from './resident.js';
 import { Call } from './simd-fused.js';
-import { EMA_CFG, EMA_CFG_BYTES, emaScratchBytes } from './wasm/ema.js';
+import { EMA_CFG, EMA_CFG_BYTES, emaBlock, emaScratchBytes } from './wasm/ema.js';
 import { OP_EMA, runJob, simdTuning, wasmRuntime, type WasmRuntime } from './wasm/runtime.js';
 
 /** Smallest D·N·L for the wasm path (below, the plain-TS loops cost less than the call). */
@@ -84,6 +84,7 @@ function run(rt: WasmRuntime, coef: Tensor, q: Tensor, L: number, out: FloatStor
   i32[C.SCR / 4] = scr;
   i32[C.SCRB / 4] = scrBytes;
   i32[C.PER / 4] = per;
+  i32[C.BLK / 4] = emaBlock(L);
   runJob(rt, par, Math.ceil(D / per), (P) => {
     P[0] = OP_EMA;
     P[1] = (g ? 2 : 0) + (dt === 'f32' ? 0 : 1);

@@ -12,12 +12,12 @@ import { fromStorage, type Tensor } from '../../tensor.js';
 import { erf } from '../../special.js';
 import { checkCoefQ, checkEmaGrad } from '../checks.js';
 import { dense } from './elementwise.js';
-import { EMA_BLOCK as BLOCK, EMA_CUTOFF } from './wasm/ema.js';
+import { EMA_CUTOFF, emaBlock } from './wasm/ema.js';
 
-// Powers q^l are evaluated as exp(l0·ln q)·exp(j·ln q) with l = l0 + j, j < BLOCK (≤ 2 ulp from
-// exp(l·ln q)): one exp per BLOCK values instead of one per value. Blocks from the first whose
-// first power is below exp(EMA_CUTOFF) ≈ 1e−280 are skipped (negligible, and subnormal products
-// are ~100× slower).
+// Powers q^l are evaluated as exp(l0·ln q)·exp(j·ln q) with l = l0 + j, j < B = emaBlock(L)
+// (≤ 2 ulp from exp(l·ln q)): B + ⌈L/B⌉ exps per state instead of L. Blocks from the
+// first whose first power is below exp(EMA_CUTOFF) ≈ 1e−280 are skipped (negligible, and
+// subnormal products are ~100× slower).
 
 /** CPU `emaKernel`: `k[d, l] = Σ_n coef[d, n]·exp(l·ln q[d, n])`, float64 inside. */
 export function emaKernelCpu(coef: Tensor, q: Tensor, length: number): Tensor {
@@ -28,18 +28,19 @@ export function emaKernelCpu(coef: Tensor, q: Tensor, length: number): Tensor {
     qq = dense(q);
   const out = allocateOut(coef.dtype, D * length, false) as FloatStorage;
   const acc = new Float64Array(length);
-  const pw = new Float64Array(BLOCK);
-  const P = Math.min(BLOCK, length); // powers a block uses
+  const block = emaBlock(length);
+  const pw = new Float64Array(block);
+  const P = Math.min(block, length); // powers a block uses
   for (let d = 0; d < D; d++) {
     acc.fill(0);
     for (let n = 0; n < N; n++) {
       const cn = c[d * N + n],
         lq = Math.log(qq[d * N + n]);
       for (let j = 0; j < P; j++) pw[j] = Math.exp(j * lq);
-      for (let l0 = 0; l0 < length; l0 += BLOCK) {
+      for (let l0 = 0; l0 < length; l0 += block) {
         if (l0 * lq < EMA_CUTOFF) break; // negligible (< 1e-280) from here on
         const base = cn * Math.exp(l0 * lq);
-        const m = Math.min(BLOCK, length - l0);
+        const m = Math.min(block, length - l0);
         for (let j = 0; j < m; j++) acc[l0 + j] += base * pw[j];
       }
     }
@@ -58,8 +59,9 @@ export function emaKernelGradCpu(coef: Tensor, q: Tensor, g: Tensor): Tensor {
     qq = dense(q),
     gg = dense(g);
   const out = allocateOut(coef.dtype, 2 * D * N) as FloatStorage;
-  const pw = new Float64Array(BLOCK);
-  const P = Math.min(BLOCK, L); // powers a block uses
+  const block = emaBlock(L);
+  const pw = new Float64Array(block);
+  const P = Math.min(block, L); // powers a block uses
   for (let d = 0; d < D; d++) {
     const go = d * L;
     for (let n = 0; n < N; n++) {
@@ -68,10 +70,10 @@ export function emaKernelGradCpu(coef: Tensor, q: Tensor, g: Tensor): Tensor {
       for (let j = 0; j < P; j++) pw[j] = Math.exp(j * lq);
       let s0 = 0,
         s1 = 0;
-      for (let l0 = 0; l0 < L; l0 += BLOCK) {
+      for (let l0 = 0; l0 < L; l0 += block) {
         if (l0 * lq < EMA_CUTOFF) break;
         const base = Math.exp(l0 * lq);
-        const m = Math.min(BLOCK, L - l0);
+        const m = Math.min(block, L - l0);
         for (let j = 0; j < m; j++) {
           const v = gg[go + l0 + j] * (base * pw[j]);
           s0 += v;

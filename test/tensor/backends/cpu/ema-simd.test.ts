@@ -1,7 +1,7 @@
 /**
  * The WebAssembly EMA kernel build and VJP (ema-simd.ts, wasm/ema.ts) against the plain-TS
  * kernels of fused.ts: bitwise equal (every element, ±0 and NaN included) in f32 and f64, for
- * lengths that are and are not multiples of the 32-value block, odd N, kernels that reach the
+ * lengths that are and are not multiples of the block (`emaBlock(L)` values), odd N, kernels that reach the
  * cut-off (in one lane of a pair before the other), resident and ordinary operands, and 1 vs 2
  * threads vs forced smallest tasks. `fdexp` (fdlibm's exp in wasm) equals `Math.exp` bitwise.
  */
@@ -11,6 +11,7 @@ import { copyCpu } from '../../../../src/tensor/backends/cpu/elementwise.js';
 import { emaKernelCpu, emaKernelGradCpu } from '../../../../src/tensor/backends/cpu/fused.js';
 import { getNumThreads, setNumThreads } from '../../../../src/tensor/backends/cpu/pool.js';
 import { isResident, residentScope } from '../../../../src/tensor/backends/cpu/resident.js';
+import { emaBlock } from '../../../../src/tensor/backends/cpu/wasm/ema.js';
 import { simdTuning, wasmRuntime } from '../../../../src/tensor/backends/cpu/wasm/runtime.js';
 import type { FloatDType } from '../../../../src/tensor/dtype.js';
 import * as K from '../../../../src/tensor/kernels.js';
@@ -60,6 +61,7 @@ function operands(D: number, N: number, dt: FloatDType, lo = 0.3, hi = 0.9999): 
 
 const CASES: [number, number, number][] = [
   [1, 1, 1],
+  [3, 8, 24],
   [3, 2, 31],
   [5, 3, 32],
   [4, 16, 33],
@@ -129,20 +131,22 @@ describe('wasm emaKernel / emaKernelGrad vs plain TS', () => {
         const k = copyCpu(emaKernelSimd(coef, q, L)!).storage;
         expect(k[L - 1]).not.toBe(0); // row 0 has q = 0.999
       }
-      // rows whose block l0 = 128 starts just above / below the cut-off (l0·ln q = −643 / −650):
-      // the first is computed (values ~1e−280), the second is exactly zero from there on
+      // rows whose block l0 (the one starting at or below 128) starts just above / below the
+      // cut-off (l0·ln q = −643 / −650): the first is computed (values ~1e−280), the second is
+      // exactly zero from there on
+      const L = 200;
+      const l0 = Math.floor(128 / emaBlock(L)) * emaBlock(L);
       const coef = randUniform([2, 3], 0.5, 1, 'f64', gen);
       const q = randUniform([2, 3], 0, 1, 'f64', gen);
       for (let i = 0; i < 3; i++) {
-        q.storage[i] = Math.exp(-643 / 128);
-        q.storage[3 + i] = Math.exp(-650 / 128);
+        q.storage[i] = Math.exp(-643 / l0);
+        q.storage[3 + i] = Math.exp(-650 / l0);
       }
-      const L = 200;
       const k = emaKernelSimd(coef, q, L)!;
       expect(firstDiff(k, emaKernelCpu(coef, q, L))).toBe(-1);
-      expect(k.storage[128]).toBeGreaterThan(1e-290);
-      expect(k.storage[L + 127]).toBeGreaterThan(0);
-      expect(k.storage[L + 128]).toBe(0);
+      expect(k.storage[l0]).toBeGreaterThan(1e-290);
+      expect(k.storage[L + l0 - 1]).toBeGreaterThan(0);
+      expect(k.storage[L + l0]).toBe(0);
     } finally {
       simdTuning.force = prevForce;
     }

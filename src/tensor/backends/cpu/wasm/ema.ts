@@ -6,7 +6,8 @@
  * - `fdexp(x)`: exp by the fdlibm algorithm (`__ieee754_exp`, the one V8's `Math.exp` runs),
  *   scalar f64. ema-simd.ts checks it against `Math.exp` once before using these kernels.
  * - `ema_<dt>(cfg, t, tid)`: rows d of task t of `k[d, l] = Σ_n coef·q^l`. Powers are
- *   exp(l0·ln q)·exp(j·ln q) with l = l0 + j, j < 32 (one exp per 32 values); the accumulation
+ *   exp(l0·ln q)·exp(j·ln q) with l = l0 + j, j < B = {@link emaBlock}(L) (B + ⌈L/B⌉ exps per
+ *   state instead of L); the accumulation
  *   `acc[l] += base·pw[j]` runs two l per f64x2 (each acc[l] still sums n in order); blocks past
  *   the cut-off are skipped as in the TS kernel.
  * - `emagrad_<dt>(cfg, t, tid)`: rows d of task t of the VJP `(Σ_l g·q^l, coef·Σ_l g·l·q^(l−1))`:
@@ -35,11 +36,23 @@ export const EMA_CFG = {
   SCRB: 28,
   /** rows per task */
   PER: 32,
+  /** powers per block, {@link emaBlock}(L) */
+  BLK: 36,
 } as const;
 /** Size of the configuration block in bytes. */
 export const EMA_CFG_BYTES = 64;
-/** Powers per block (exp(j·ln q), j < BLOCK, are a table). */
-export const EMA_BLOCK = 32;
+/** Most powers per block (the size of the power tables in the thread scratch). */
+export const EMA_MAX_BLOCK = 32;
+
+/**
+ * Powers per block for length `L`: exp(j·ln q), j < B, are a table and each block of B values
+ * takes one more exp, so a state costs B + ⌈L/B⌉ exps — fewest near B = √L (ListOps' L ≈ 24:
+ * 10 instead of 25 with blocks of 32). Every value is still base·table[j], a product of two
+ * exps (≤ 2 ulp from exp(l·ln q)). The plain-TS and wasm kernels use the same B.
+ */
+export function emaBlock(L: number): number {
+  return Math.min(EMA_MAX_BLOCK, Math.max(1, Math.ceil(Math.sqrt(L))));
+}
 /**
  * Blocks whose first power is below exp(EMA_CUTOFF) ≈ 1e−280 (relative to coef) and all later
  * ones are skipped: negligible, and their products would be subnormal numbers (~100× slower).
@@ -47,7 +60,7 @@ export const EMA_BLOCK = 32;
 export const EMA_CUTOFF = -645;
 /** Thread scratch bytes for length `L`: accumulator, power tables (two of state pairs), two sums. */
 export function emaScratchBytes(L: number): number {
-  return Math.ceil((L * 8) / 64) * 64 + EMA_BLOCK * 32 + 64;
+  return Math.ceil((L * 8) / 64) * 64 + EMA_MAX_BLOCK * 32 + 64;
 }
 
 // fdlibm e_exp.c constants
@@ -167,9 +180,14 @@ function blockDone(f: Fn, l0: number, L: number, lq: number): void {
   f.get(l0).f64_convert_i32_s().get(lq).f64_mul().f64_const(EMA_CUTOFF).f64_lt().i32_or();
 }
 
-/** Emits `m = min(BLOCK, L − l0)`. */
-function blockLen(f: Fn, L: number, l0: number, m: number): void {
-  f.i32_const(EMA_BLOCK).get(L).get(l0).i32_sub().tee(m).get(m).i32_const(EMA_BLOCK).i32_gt_s().select().set(m);
+/** Emits `m = min(blk, L − l0)`. */
+function blockLen(f: Fn, L: number, l0: number, m: number, blk: number): void {
+  f.get(blk).get(L).get(l0).i32_sub().tee(m).get(m).get(blk).i32_gt_s().select().set(m);
+}
+
+/** Emits `P = min(blk, L)` (the powers a block uses). */
+function tableLen(f: Fn, L: number, blk: number, P: number): void {
+  f.get(blk).get(L).get(L).get(blk).i32_gt_s().select().set(P);
 }
 
 /** Scalar f64 of the element at the address on the stack. */
@@ -197,7 +215,7 @@ function emitForward(mb: ModuleBuilder, dt: DT, fdexp: Fn): void {
   const f = mb.fn(`ema_${dt}`, [I32, I32, I32]);
   const cfg = 0;
   const C = EMA_CFG;
-  const [N, L, tbl, out, d, d1, acc, pw, n, j, P, l0, m, p, q, pe] = Array.from({ length: 16 }, () => f.local(I32));
+  const [N, L, tbl, out, d, d1, acc, pw, n, j, P, l0, m, p, q, pe, blk] = Array.from({ length: 17 }, () => f.local(I32));
   const cn = f.local(F64),
     lq = f.local(F64),
     base = f.local(F64);
@@ -207,8 +225,9 @@ function emitForward(mb: ModuleBuilder, dt: DT, fdexp: Fn): void {
   f.get(cfg).i32_load(C.L).set(L);
   f.get(cfg).i32_load(C.TBL).set(tbl);
   f.get(cfg).i32_load(C.OUT).set(out);
+  f.get(cfg).i32_load(C.BLK).set(blk);
   f.get(acc).get(L).i32_const(8).i32_mul().i32_const(63).i32_add().i32_const(-64).i32_and().i32_add().set(pw);
-  f.i32_const(EMA_BLOCK).get(L).get(L).i32_const(EMA_BLOCK).i32_gt_s().select().set(P);
+  tableLen(f, L, blk, P);
   whileLt(f, d, d1, () => {
     // acc = 0
     f.get(acc).set(p);
@@ -237,7 +256,7 @@ function emitForward(mb: ModuleBuilder, dt: DT, fdexp: Fn): void {
           f.get(cn);
           expOf(f, fdexp, l0, lq);
           f.f64_mul().tee(base).f64x2_splat().set(bv);
-          blockLen(f, L, l0, m);
+          blockLen(f, L, l0, m, blk);
           // acc[l0 + j] += base · pw[j], two j per vector
           f.get(acc).get(l0).i32_const(3).i32_shl().i32_add().tee(p);
           f.get(m).i32_const(-2).i32_and().i32_const(3).i32_shl().i32_add().set(pe);
@@ -250,7 +269,7 @@ function emitForward(mb: ModuleBuilder, dt: DT, fdexp: Fn): void {
           f.get(m).i32_const(1).i32_and().if_();
           f.get(p).get(p).f64_load(0).get(base).get(q).f64_load(0).f64_mul().f64_add().f64_store(0);
           f.end();
-          inc(f, l0, EMA_BLOCK);
+          f.get(l0).get(blk).i32_add().set(l0);
         },
       );
       inc(f, n, 1);
@@ -270,13 +289,13 @@ function emitForward(mb: ModuleBuilder, dt: DT, fdexp: Fn): void {
 }
 
 /**
- * `emarest_<dt>(g, L, lq, pw, l0, sums)`: the scalar VJP sums of one n from block l0 on,
+ * `emarest_<dt>(g, L, lq, pw, l0, sums, blk)`: the scalar VJP sums of one n from block l0 on,
  * continuing the two f64 at `sums` (powers pw[j] 16 bytes apart).
  */
 function emitRest(mb: ModuleBuilder, dt: DT, fdexp: Fn): Fn {
   const E = dt === 'f32' ? 4 : 8;
-  const f = mb.fn(`emarest_${dt}`, [I32, I32, F64, I32, I32, I32]);
-  const [g, L, lq, pw, l0, sums] = [0, 1, 2, 3, 4, 5];
+  const f = mb.fn(`emarest_${dt}`, [I32, I32, F64, I32, I32, I32, I32]);
+  const [g, L, lq, pw, l0, sums, blk] = [0, 1, 2, 3, 4, 5, 6];
   const m = f.local(I32),
     p = f.local(I32),
     pe = f.local(I32),
@@ -294,7 +313,7 @@ function emitRest(mb: ModuleBuilder, dt: DT, fdexp: Fn): Fn {
     () => {
       expOf(f, fdexp, l0, lq);
       f.set(base);
-      blockLen(f, L, l0, m);
+      blockLen(f, L, l0, m, blk);
       f.get(g).get(l0).i32_const(E).i32_mul().i32_add().tee(p);
       f.get(m).i32_const(E).i32_mul().i32_add().set(pe);
       f.get(pw).set(q);
@@ -310,7 +329,7 @@ function emitRest(mb: ModuleBuilder, dt: DT, fdexp: Fn): Fn {
         inc(f, q, 16);
         inc(f, l, 1);
       });
-      inc(f, l0, EMA_BLOCK);
+      f.get(l0).get(blk).i32_add().set(l0);
     },
   );
   f.get(sums).get(s0).f64_store(0);
@@ -329,7 +348,7 @@ function emitGrad(mb: ModuleBuilder, dt: DT, fdexp: Fn, rest: Fn): void {
   const f = mb.fn(`emagrad_${dt}`, [I32, I32, I32]);
   const cfg = 0;
   const C = EMA_CFG;
-  const [D, N, L, tbl, out, d, d1, scr, pw, sums, gp, n, j, P, l0, m, p, q, pe, rec] = Array.from({ length: 20 }, () => f.local(I32));
+  const [D, N, L, tbl, out, d, d1, scr, pw, sums, gp, n, j, P, l0, m, p, q, pe, rec, blk] = Array.from({ length: 21 }, () => f.local(I32));
   const lq = Array.from({ length: 4 }, () => f.local(F64));
   const bv = [f.local(V128), f.local(V128)],
     s0 = [f.local(V128), f.local(V128)],
@@ -337,7 +356,7 @@ function emitGrad(mb: ModuleBuilder, dt: DT, fdexp: Fn, rest: Fn): void {
     v = f.local(V128),
     gv = f.local(V128),
     lv = f.local(V128);
-  const PWB = EMA_BLOCK * 16; // bytes from one pair's power table to the next
+  const PWB = EMA_MAX_BLOCK * 16; // bytes from one pair's power table to the next
   taskRows(f, [0, 1, 2], d, d1, scr);
   f.get(cfg).i32_load(C.D).set(D);
   f.get(cfg).i32_load(C.N).set(N);
@@ -348,7 +367,8 @@ function emitGrad(mb: ModuleBuilder, dt: DT, fdexp: Fn, rest: Fn): void {
   f.i32_const(2 * PWB)
     .i32_add()
     .set(sums);
-  f.i32_const(EMA_BLOCK).get(L).get(L).i32_const(EMA_BLOCK).i32_gt_s().select().set(P);
+  f.get(cfg).i32_load(C.BLK).set(blk);
+  tableLen(f, L, blk, P);
   /** lq[k] = ln q of state n + k; its powers exp(j·ln q) at pw + (k >> 1)·PWB + (k & 1)·8, 16 bytes apart. */
   const state = (k: number) => {
     f.get(tbl)
@@ -385,7 +405,7 @@ function emitGrad(mb: ModuleBuilder, dt: DT, fdexp: Fn, rest: Fn): void {
     f.get(gp).get(L).get(lq[k]).get(pw);
     f.i32_const((k >> 1) * PWB + (k & 1) * 8).i32_add();
     from();
-    f.get(sums).call(rest);
+    f.get(sums).get(blk).call(rest);
     finish(k);
   };
   /** States n … n + 2V − 1 in V vectors. */
@@ -407,7 +427,7 @@ function emitGrad(mb: ModuleBuilder, dt: DT, fdexp: Fn, rest: Fn): void {
           f.f64x2_replace_lane(1).set(bv[i]);
         }
         f.get(l0).f64_convert_i32_s().f64x2_splat().set(lv);
-        blockLen(f, L, l0, m);
+        blockLen(f, L, l0, m, blk);
         f.get(gp).get(l0).i32_const(E).i32_mul().i32_add().tee(p);
         f.get(m).i32_const(E).i32_mul().i32_add().set(pe);
         f.get(pw).set(q);
@@ -431,7 +451,7 @@ function emitGrad(mb: ModuleBuilder, dt: DT, fdexp: Fn, rest: Fn): void {
           inc(f, p, E);
           inc(f, q, 16);
         });
-        inc(f, l0, EMA_BLOCK);
+        f.get(l0).get(blk).i32_add().set(l0);
       },
     );
     for (let k = 0; k < 2 * V; k++) {
