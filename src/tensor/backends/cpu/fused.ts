@@ -15,7 +15,7 @@ import { dense } from './elementwise.js';
 import { EMA_CUTOFF, emaBlock } from './wasm/ema.js';
 
 // Powers q^l are evaluated as exp(l0·ln q)·exp(j·ln q) with l = l0 + j, j < B = emaBlock(L)
-// (≤ 2 ulp from exp(l·ln q)): B + ⌈L/B⌉ exps per state instead of L. Blocks from the
+// (≤ 2 ulp from exp(l·ln q)): B + ⌈L/B⌉ exps per state instead of one per value. Blocks from the
 // first whose first power is below exp(EMA_CUTOFF) ≈ 1e−280 are skipped (negligible, and
 // subnormal products are ~100× slower).
 

@@ -7,7 +7,7 @@
  *   scalar f64. ema-simd.ts checks it against `Math.exp` once before using these kernels.
  * - `ema_<dt>(cfg, t, tid)`: rows d of task t of `k[d, l] = Σ_n coef·q^l`. Powers are
  *   exp(l0·ln q)·exp(j·ln q) with l = l0 + j, j < B = {@link emaBlock}(L) (B + ⌈L/B⌉ exps per
- *   state instead of L); the accumulation
+ *   state instead of one per value); the accumulation
  *   `acc[l] += base·pw[j]` runs two l per f64x2 (each acc[l] still sums n in order); blocks past
  *   the cut-off are skipped as in the TS kernel.
  * - `emagrad_<dt>(cfg, t, tid)`: rows d of task t of the VJP `(Σ_l g·q^l, coef·Σ_l g·l·q^(l−1))`:
