@@ -633,6 +633,14 @@ export class Fn {
   f64x2_relaxed_madd(): this {
     return this.simd(0x107);
   }
+  /** `i32x4.relaxed_trunc_f32x4_s`: as `trunc_sat` for lanes in the i32 range; NaN and out-of-range lanes as the hardware gives them. */
+  i32x4_relaxed_trunc_f32x4_s(): this {
+    return this.simd(0x101);
+  }
+  /** `i32x4.relaxed_trunc_f64x2_s_zero`: as `trunc_sat_…_zero` for lanes in the i32 range. */
+  i32x4_relaxed_trunc_f64x2_s_zero(): this {
+    return this.simd(0x103);
+  }
 }
 
 /** Limits of the imported shared memory, in 64 KiB pages. */

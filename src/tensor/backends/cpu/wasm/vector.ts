@@ -250,10 +250,19 @@ export function emitExp(v: Simd, L: ExpLocals): void {
   }
   f.tee(L.p).get(L.p);
   v.add(); // 2p
-  // scale = 2^(n-1) built in the exponent bits (n-1 keeps n = max exponent + 1 finite)
+  // scale = 2^(n-1) built in the exponent bits (n-1 keeps n = max exponent + 1 finite). n is an
+  // integer within the exponent range (x was clamped) or NaN (then p is NaN, whatever the scale):
+  // relaxed SIMD's truncation (one cvttps2dq on x64; the saturating one takes five) is exact there
   f.get(L.n);
-  if (f32) f.i32x4_trunc_sat_f32x4_s().i32x4_const(126).i32x4_add().i32_const(23).i32x4_shl();
-  else f.i32x4_trunc_sat_f64x2_s_zero().i64x2_extend_low_i32x4_s().i64x2_const(1022).i64x2_add().i32_const(52).i64x2_shl();
+  if (f32) {
+    if (fma) f.i32x4_relaxed_trunc_f32x4_s();
+    else f.i32x4_trunc_sat_f32x4_s();
+    f.i32x4_const(126).i32x4_add().i32_const(23).i32x4_shl();
+  } else {
+    if (fma) f.i32x4_relaxed_trunc_f64x2_s_zero();
+    else f.i32x4_trunc_sat_f64x2_s_zero();
+    f.i64x2_extend_low_i32x4_s().i64x2_const(1022).i64x2_add().i32_const(52).i64x2_shl();
+  }
   v.mul();
   f.set(L.p);
   // x > ln(max) → +∞ ; x < LO → 0 (bitselect(a, b, m) = m ? a : b)
