@@ -87,4 +87,7 @@ export const EMULATED_SHAPES: [number, number, number][] = [
   [9, 8, 260],
   [40, 70, 290],
   [5, 6, 100],
+  // one-vector last column panels run tiles of two row panels (f32 with fused multiply-add):
+  // pairs only, the last pair's second panel partial (47 rows = 15 panels + 2 rows)
+  [47, 64, 40],
 ];
