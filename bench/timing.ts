@@ -15,6 +15,8 @@ export interface TimingOptions {
   maxReps?: number;
   /** … stopping after `maxMs` of timed runs once `minReps` are done; default 2500 */
   maxMs?: number;
+  /** a full collection (`gc()`, with node --expose-gc) between warm-up and timed runs; default true */
+  gc?: boolean;
 }
 
 /** Run `fn` repeatedly; return the median wall time of the timed runs in ms. */
@@ -31,7 +33,7 @@ export function timeMedian(fn: () => void, o: TimingOptions = {}): number {
     const el = performance.now() - w0;
     if (el > maxMs / 2 || (i + 1 >= warmup && el >= warmupMs)) break;
   }
-  (globalThis as { gc?: () => void }).gc?.(); // with node --expose-gc
+  if (o.gc ?? true) (globalThis as { gc?: () => void }).gc?.(); // with node --expose-gc
   const times: number[] = [];
   const t0 = performance.now();
   while (times.length < minReps || (times.length < maxReps && performance.now() - t0 < maxMs)) {
@@ -40,6 +42,28 @@ export function timeMedian(fn: () => void, o: TimingOptions = {}): number {
     times.push(performance.now() - t);
   }
   return median(times);
+}
+
+/** How long {@link warmUp} runs a step before it is timed. */
+export interface WarmUp {
+  /** at least this many ms … */
+  minMs: number;
+  /** … then until this many runs in all … */
+  runs: number;
+  /** … or this many ms, whichever comes first */
+  maxMs: number;
+}
+
+/** Runs `fn` as `w` says; returns the number of runs and the ms they took. */
+export function warmUp(fn: () => void, w: WarmUp): { runs: number; ms: number } {
+  const t0 = performance.now();
+  let runs = 0;
+  for (;;) {
+    fn();
+    runs++;
+    const el = performance.now() - t0;
+    if (el >= w.maxMs || (el >= w.minMs && runs >= w.runs)) return { runs, ms: el };
+  }
 }
 
 /** The median of `xs` (the mean of the middle two for an even count; NaN when empty). */

@@ -410,11 +410,16 @@ def main():
                     p.grad.mul_(coef)
         opt.step()
 
+    # warm-up, the same rule as the mega-ts child (bench/train.ts TRAIN_WARMUP): at least
+    # warm_min_s, then until warm_steps steps in all or warm_max_s
     t0 = time.perf_counter()
     i = 0
-    while i < 2 or time.perf_counter() - t0 < 2.0:  # warm-up (2 s, as the mega-ts child)
+    while True:
         step(i)
         i += 1
+        el = time.perf_counter() - t0
+        if el >= c.get("warm_max_s", 8) or (el >= c.get("warm_min_s", 2) and i >= c.get("warm_steps", 1000)):
+            break
     times, cpu = [], []
     t0 = time.perf_counter()
     while len(times) < c.get("min_steps", 5) or (len(times) < c.get("steps", 15) and time.perf_counter() - t0 < c.get("max_s", 8)):
