@@ -19,7 +19,7 @@
  * the f64 accumulator of a row, the power table, two f64 sums.
  */
 import { F64, I32, V128, type Fn, type ModuleBuilder } from './builder.js';
-import { inc, loop, whileLt, whileLtU, type DT } from './vector.js';
+import { inc, loop, minInto, whileLt, whileLtU, type DT } from './vector.js';
 
 /** Byte offsets of the i32 fields of the configuration block. */
 export const EMA_CFG = {
@@ -182,12 +182,12 @@ function blockDone(f: Fn, l0: number, L: number, lq: number): void {
 
 /** Emits `m = min(blk, L − l0)`. */
 function blockLen(f: Fn, L: number, l0: number, m: number, blk: number): void {
-  f.get(blk).get(L).get(l0).i32_sub().tee(m).get(m).get(blk).i32_gt_s().select().set(m);
-}
-
-/** Emits `P = min(blk, L)` (the powers a block uses). */
-function tableLen(f: Fn, L: number, blk: number, P: number): void {
-  f.get(blk).get(L).get(L).get(blk).i32_gt_s().select().set(P);
+  minInto(
+    f,
+    m,
+    () => f.get(blk),
+    () => f.get(L).get(l0).i32_sub(),
+  );
 }
 
 /** Scalar f64 of the element at the address on the stack. */
@@ -227,7 +227,12 @@ function emitForward(mb: ModuleBuilder, dt: DT, fdexp: Fn): void {
   f.get(cfg).i32_load(C.OUT).set(out);
   f.get(cfg).i32_load(C.BLK).set(blk);
   f.get(acc).get(L).i32_const(8).i32_mul().i32_const(63).i32_add().i32_const(-64).i32_and().i32_add().set(pw);
-  tableLen(f, L, blk, P);
+  minInto(
+    f,
+    P,
+    () => f.get(blk),
+    () => f.get(L),
+  ); // the powers a block uses
   whileLt(f, d, d1, () => {
     // acc = 0
     f.get(acc).set(p);
@@ -368,7 +373,12 @@ function emitGrad(mb: ModuleBuilder, dt: DT, fdexp: Fn, rest: Fn): void {
     .i32_add()
     .set(sums);
   f.get(cfg).i32_load(C.BLK).set(blk);
-  tableLen(f, L, blk, P);
+  minInto(
+    f,
+    P,
+    () => f.get(blk),
+    () => f.get(L),
+  ); // the powers a block uses
   /** lq[k] = ln q of state n + k; its powers exp(j·ln q) at pw + (k >> 1)·PWB + (k & 1)·8, 16 bytes apart. */
   const state = (k: number) => {
     f.get(tbl)

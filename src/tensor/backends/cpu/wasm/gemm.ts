@@ -135,13 +135,13 @@ export function emitGemmMacro(mb: ModuleBuilder, dt: DT, s: GemmShape): void {
    * block's first panel (else continue from the last loop's p).
    */
   const panelLoop = (nv: number, aStep: number | null, R: number, fromBlk: boolean): void => {
-    const pairs = R / s.MR;
-    // for (p = blk; p + pairs ≤ pe; p += pairs)
+    const panels = R / s.MR; // A panels per tile
+    // for (p = blk; p + panels ≤ pe; p += panels)
     if (fromBlk) f.get(blk).set(p);
     f.block().loop();
     {
       f.get(p)
-        .i32_const(pairs - 1)
+        .i32_const(panels - 1)
         .i32_add()
         .get(pe)
         .i32_ge_s()
@@ -311,7 +311,7 @@ export function emitGemmMacro(mb: ModuleBuilder, dt: DT, s: GemmShape): void {
         }
       }
       f.end();
-      f.get(p).i32_const(pairs).i32_add().set(p);
+      f.get(p).i32_const(panels).i32_add().set(p);
       f.br(0);
     }
     f.end().end();
