@@ -2,9 +2,10 @@
  * WebAssembly SIMD path of the CPU `fftConv` kernel (see wasm/fft.ts for the transform): rows are
  * grouped R at a time (8 in f32, 4 in f64) into one vectorised complex FFT; groups whose rows use
  * the same kernel rows (the broadcast of one kernel over the batch) form a class whose kernel
- * spectra are computed once per task. Returns null where the plain-TS kernel should run (the
- * direct-sum regime, other dtypes, SIMD off); that kernel (fftconv.ts, float64 FFT) is the
- * reference this path is tested against.
+ * spectra are computed once per task. Short rows skip the transforms: the same groups and tasks
+ * run a direct sum (wasm/dconv.ts) where it costs less ({@link fftConvRegime}). Returns null
+ * where the plain-TS kernel should run (tiny products, other dtypes, SIMD off); that kernel
+ * (fftconv.ts, float64 FFT or direct sum) is the reference this path is tested against.
  *
  * Tasks (a class, a range of its groups) run on the wasm pool; each task's results depend only
  * on its inputs, so results are deterministic for any thread count.
@@ -17,6 +18,7 @@ import { nextPow2, rowIndex } from './fftconv.js';
 import { getNumThreads } from './pool.js';
 import { allocateOut } from './resident.js';
 import { inPlace, residentAddr, stage, storageAddr } from './simd.js';
+import { directScratchBytes } from './wasm/dconv.js';
 import { FFT_CFG, FFT_CFG_BYTES } from './wasm/fft.js';
 import { OP_FFT, runJob, simdTuning, wasmArena, wasmRuntime } from './wasm/runtime.js';
 
@@ -54,6 +56,37 @@ function fftTables(n: number): { tw: Float64Array; twi: Float64Array; brev: Int3
  * 0.88 → 0.53 ms, L 40 2.2 → 0.36 ms, L 60 5.0 → 0.64 ms with 1 instead of 6; L 16 equal.
  */
 const SIMD_DIRECT_WORK = 1;
+/**
+ * Default of `fftConvLimits.directWork`. Measured (f32, 2 threads, x [B, D, L], one call,
+ * direct / FFT time): causal kernels (Lk = L, Σ terms = L(L+1)/2) L 24 0.67, L 40 0.48, L 64 0.84,
+ * L 128 1.10; bidirectional (Lk = 2L − 1, L² terms) L 24 0.74, L 40 0.71, L 64 1.21 — terms /
+ * n·log2 n of 0.8, 0.9, 2.3, 4.0 and 1.5, 1.8, 4.6: the crossover lies near 3.
+ */
+const DIRECT_VS_FFT = 3;
+
+/**
+ * Tunables (exported so tests can force either SIMD regime). `directWork`: rows whose direct sum
+ * ({@link directTerms} multiply-adds, wasm/dconv.ts) costs at most `directWork · n·log2 n` are
+ * summed directly instead of transformed.
+ */
+export const fftConvLimits = { directWork: DIRECT_VS_FFT };
+
+/**
+ * Which kernel convolves rows of these lengths: `plain` — the plain-TS kernel's direct sum (tiny
+ * products, degenerate sizes), `direct` — the SIMD direct sum, `fft` — the SIMD FFT.
+ */
+export function fftConvRegime(Lx: number, Lk: number, start: number, length: number): 'plain' | 'direct' | 'fft' {
+  const n = fftSize(Lx, Lk, start, length);
+  if (Lx === 0 || Lk === 0 || length === 0 || length * Lk <= SIMD_DIRECT_WORK * n * Math.log2(n)) return 'plain';
+  return directTerms(Lx, Lk, start, length) <= fftConvLimits.directWork * n * Math.log2(n) ? 'direct' : 'fft';
+}
+
+/** Terms of one row's direct sum: Σ over outputs t of |{j ∈ [0, Lk) : start + t − j ∈ [0, Lx)}|. */
+export function directTerms(Lx: number, Lk: number, start: number, length: number): number {
+  let terms = 0;
+  for (let t = 0; t < length; t++) terms += Math.max(0, Math.min(Lk - 1, start + t) - Math.max(0, start + t - Lx + 1) + 1);
+  return terms;
+}
 
 /**
  * FFT size n: a power of two with the operands fitting (n ≥ Lx, Lk) and no wrap-around in the
@@ -145,11 +178,12 @@ export function fftConvSimd(x: Tensor, k: Tensor, start: number, length: number)
     Lk = k.shape[k.ndim - 1];
   const full = Lx + Lk - 1;
   const n = fftSize(Lx, Lk, start, length);
-  // only tiny products stay on the plain-TS kernel's direct sum (and degenerate sizes)
-  if (Lx === 0 || Lk === 0 || length === 0 || length * Lk <= SIMD_DIRECT_WORK * n * Math.log2(n)) return null;
+  const how = fftConvRegime(Lx, Lk, start, length);
+  if (how === 'plain') return null;
   if (!Number.isInteger(start) || Math.abs(start) > 2 ** 30 || n > 2 ** 24) return null;
   const rt = wasmRuntime();
   if (!rt) return null;
+  const direct = how === 'direct';
   const xLead = x.shape.slice(0, -1),
     kLead = k.shape.slice(0, -1);
   const outLead = broadcastShapes(xLead, kLead, 'fftConv');
@@ -166,7 +200,6 @@ export function fftConvSimd(x: Tensor, k: Tensor, start: number, length: number)
     numTasks = tasks.length / 3;
 
   // ---- wasm memory
-  const { tw, twi, brev } = fftTables(n);
   const out = allocateOut(dt, rows * length, false) as FloatStorage;
   // x read in place when resident: contiguous, or any layout with a positive time stride (e.g.
   // the [B, D, L] view of a time-major [L, B, D] tensor) — rows are then addressed one by one
@@ -198,23 +231,26 @@ export function fftConvSimd(x: Tensor, k: Tensor, start: number, length: number)
   const zero = ar.alloc(zeroLen * E),
     dummy = ar.alloc(length * E);
   const po = io >= 0 ? io : ar.alloc(rows * length * E);
-  const ptw = ar.alloc(n * E),
-    ptwi = ar.alloc(n * E),
-    pbrev = ar.alloc(n * 4);
+  const ptw = direct ? 0 : ar.alloc(n * E),
+    ptwi = direct ? 0 : ar.alloc(n * E),
+    pbrev = direct ? 0 : ar.alloc(n * 4);
   const pclasses = ar.alloc(numClasses * R * 4),
     pgroups = ar.alloc(numGroups * 2 * R * 4),
     ptasks = ar.alloc(numTasks * 12);
-  const scrBytes = n * 64 + (n / 2 + 1) * 64;
+  const scrBytes = direct ? directScratchBytes(Lx, Lk, length) : n * 64 + (n / 2 + 1) * 64;
   const scr = ar.alloc(threads * scrBytes);
   ar.commit();
   const view = (dt === 'f32' ? ar.f32 : ar.f64) as FloatStorage;
   if (ix < 0) stage(view, px, E, x);
   if (ik < 0) stage(view, pk, E, k);
   view.fill(0, zero / E, zero / E + zeroLen);
-  view.set(tw, ptw / E);
-  view.set(twi, ptwi / E);
   const i32 = new Int32Array(rt.memory.buffer);
-  i32.set(brev, pbrev / 4);
+  if (!direct) {
+    const { tw, twi, brev } = fftTables(n);
+    view.set(tw, ptw / E);
+    view.set(twi, ptwi / E);
+    i32.set(brev, pbrev / 4);
+  }
   const pc = pclasses / 4,
     pg = pgroups / 4;
   for (let i = 0; i < classK.length; i++) i32[pc + i] = classK[i] < 0 ? zero : pk + classK[i] * Lk * E;
@@ -245,7 +281,7 @@ export function fftConvSimd(x: Tensor, k: Tensor, start: number, length: number)
   i32[cf + C.XSTEP / 4] = strided ? xStep * E : E;
   runJob(rt, par, numTasks, (P) => {
     P[0] = OP_FFT;
-    P[1] = dt === 'f32' ? 0 : 1;
+    P[1] = (direct ? 2 : 0) + (dt === 'f32' ? 0 : 1);
     P[2] = cfg;
   });
   if (io < 0) out.set(view.subarray(po / E, po / E + rows * length));

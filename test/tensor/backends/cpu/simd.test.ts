@@ -8,7 +8,7 @@ import type { BinaryOp, UnaryOp } from '../../../../src/tensor/backend.js';
 import { binaryCpu, copyCpu, unaryCpu } from '../../../../src/tensor/backends/cpu/elementwise.js';
 import { indexAddFast, indexSelectFast, padFast } from '../../../../src/tensor/backends/cpu/indexing-fast.js';
 import { fftConvCpu } from '../../../../src/tensor/backends/cpu/fftconv.js';
-import { fftConvSimd } from '../../../../src/tensor/backends/cpu/fftconv-simd.js';
+import { directTerms, fftConvLimits, fftConvRegime, fftConvSimd } from '../../../../src/tensor/backends/cpu/fftconv-simd.js';
 import { softmaxGradCpu } from '../../../../src/tensor/backends/cpu/fused.js';
 import { indexAddCpu, indexSelectCpu, padCpu } from '../../../../src/tensor/backends/cpu/indexing.js';
 import { gemmStrided, type StridedOperand } from '../../../../src/tensor/backends/cpu/gemm.js';
@@ -25,6 +25,7 @@ import * as V from '../../../../src/tensor/view.js';
 import { sameBits } from './bits.js';
 
 const gen = new Generator(99);
+const DIRECT_DEFAULT = fftConvLimits.directWork;
 const DTYPES: FloatDType[] = ['f32', 'f64'];
 const prevThreads = getNumThreads();
 afterAll(() => setNumThreads(prevThreads));
@@ -169,17 +170,66 @@ describe('SIMD FFT convolution vs plain TS (float64 FFT)', () => {
         const x = randNormal(xs, 0, 1, dt, gen);
         let k = randNormal(ks, 0, 1, dt, gen);
         if (flip) k = V.flip(k, -1);
+        const ref = fftConvCpu(x, k, start, len);
+        let mx = 0;
+        for (const v of ref.storage) mx = Math.max(mx, Math.abs(v));
+        // both SIMD regimes, forced
+        for (const directWork of [0, Infinity]) {
+          fftConvLimits.directWork = directWork;
+          const got = fftConvSimd(x, k, start, len)!;
+          fftConvLimits.directWork = DIRECT_DEFAULT;
+          expect(got).not.toBeNull();
+          expect(ratio(got, ref, 0, (dt === 'f32' ? 3e-6 : 1e-13) * mx)).toBeLessThanOrEqual(1);
+        }
+      }
+      // small products stay on the plain-TS direct sum
+      expect(fftConvSimd(randNormal([2, 20], 0, 1, dt, gen), randNormal([2, 3], 0, 1, dt, gen), 0, 20)).toBeNull();
+    });
+
+    it(`direct sum: the EMA's short rows, views, outputs outside the full convolution ${dt}`, () => {
+      const cases: [number[], number[], number, number, boolean][] = [
+        // the bidirectional EMA of a short sequence (kernel 2L − 1, outputs [L − 1, 2L − 1)) …
+        [[5, 16, 40], [16, 79], 39, 40, false],
+        // … its backward with respect to the kernel (per-row kernels: a flipped gradient)
+        [[5, 16, 40], [5, 16, 40], 0, 79, true],
+        // causal, a length not a multiple of the three outputs computed together
+        [[3, 9, 25], [9, 25], 0, 25, false],
+        // outputs partly and wholly outside [0, Lx + Lk − 1), rows fewer than a group
+        [[2, 3, 17], [3, 11], -9, 40, false],
+        [[2, 3, 17], [3, 11], 20, 30, false],
+      ];
+      for (const [xs, ks, start, len, flip] of cases) {
+        expect(fftConvRegime(xs[xs.length - 1], ks[ks.length - 1], start, len)).toBe('direct');
+        const x = randNormal(xs, 0, 1, dt, gen);
+        let k = randNormal(ks, 0, 1, dt, gen);
+        if (flip) k = V.flip(k, -1);
         const got = fftConvSimd(x, k, start, len)!;
-        expect(got).not.toBeNull();
         const ref = fftConvCpu(x, k, start, len);
         let mx = 0;
         for (const v of ref.storage) mx = Math.max(mx, Math.abs(v));
         expect(ratio(got, ref, 0, (dt === 'f32' ? 3e-6 : 1e-13) * mx)).toBeLessThanOrEqual(1);
       }
-      // small products stay on the direct sum
-      expect(fftConvSimd(randNormal([2, 20], 0, 1, dt, gen), randNormal([2, 3], 0, 1, dt, gen), 0, 20)).toBeNull();
+      // x as the [B, D, L] view of a time-major [L, B, D] tensor (rows read with a time stride)
+      const xt = V.permute(randNormal([40, 5, 16], 0, 1, dt, gen), [1, 2, 0]);
+      const k = randNormal([16, 79], 0, 1, dt, gen);
+      const ref = fftConvCpu(xt, k, 39, 40);
+      let mx = 0;
+      for (const v of ref.storage) mx = Math.max(mx, Math.abs(v));
+      expect(ratio(fftConvSimd(xt, k, 39, 40)!, ref, 0, (dt === 'f32' ? 3e-6 : 1e-13) * mx)).toBeLessThanOrEqual(1);
     });
   }
+
+  it('regimes: tiny products plain, short rows direct, long rows FFT', () => {
+    expect(fftConvRegime(20, 3, 0, 20)).toBe('plain');
+    expect(fftConvRegime(24, 47, 23, 24)).toBe('direct'); // ListOps-size EMA
+    expect(fftConvRegime(40, 79, 39, 40)).toBe('direct');
+    expect(fftConvRegime(1024, 2047, 1023, 1024)).toBe('fft');
+    expect(fftConvRegime(784, 784, 0, 784)).toBe('fft');
+    // the count of terms: causal L(L+1)/2, bidirectional L², nothing outside the full convolution
+    expect(directTerms(40, 40, 0, 40)).toBe(820);
+    expect(directTerms(40, 79, 39, 40)).toBe(1600);
+    expect(directTerms(10, 5, 20, 7)).toBe(0);
+  });
 });
 
 describe('strided gemm', () => {
@@ -220,6 +270,7 @@ describe('determinism: 1 and 2 threads give the same bits', () => {
         softmaxSimd(x, false)!,
         softmaxGradSimd(softmaxCpu(x, false), x, false)!,
         fftConvSimd(xs, k, 0, 600)!,
+        fftConvSimd(V.narrow(xs, -1, 0, 40), V.narrow(k, -1, 0, 79), 39, 40)!, // the direct sum
       ];
       setNumThreads(1);
       const one = run();

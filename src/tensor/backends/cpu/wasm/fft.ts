@@ -347,13 +347,16 @@ function emitMul(mb: ModuleBuilder, dt: DT): Fn {
   return f;
 }
 
-export function emitFftConv(mb: ModuleBuilder): void {
+/** Emits `fftconv_f32` / `fftconv_f64`; returns each dtype's row movers (fftload, fftstore) for the direct path (dconv.ts). */
+export function emitFftConv(mb: ModuleBuilder): Record<DT, { load: Fn; store: Fn }> {
+  const movers = {} as Record<DT, { load: Fn; store: Fn }>;
   for (const dt of ['f32', 'f64'] as const) {
     const fft = emitFft(mb, dt);
     const load = emitLoad(mb, dt);
     const kprep = emitKPrep(mb, dt);
     const mul = emitMul(mb, dt);
     const store = emitStore(mb, dt);
+    movers[dt] = { load, store };
     const R = 2 * (16 / (dt === 'f32' ? 4 : 8));
     const f = mb.fn(`fftconv_${dt}`, [I32, I32, I32]);
     const [cfg, t, tid] = [0, 1, 2];
@@ -416,4 +419,5 @@ export function emitFftConv(mb: ModuleBuilder): void {
       inc(f, g, 1);
     });
   }
+  return movers;
 }

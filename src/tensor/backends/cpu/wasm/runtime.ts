@@ -18,6 +18,7 @@ import { ModuleBuilder } from './builder.js';
 import { emitCopy } from './copy.js';
 import { emitElementwise } from './elementwise.js';
 import { emitEma } from './ema.js';
+import { emitDirectConv } from './dconv.js';
 import { emitFftConv } from './fft.js';
 import { emitToeplitzMaps } from './toeplitz.js';
 import { emitWhereMaps } from './where.js';
@@ -50,7 +51,7 @@ const ex = new WebAssembly.Instance(extra.module, { env: { mem: extra.memory } }
 const PACK = [ex.pack_f32_${GEMM_SHAPES.f32.MR}, ex.pack_f32_${GEMM_SHAPES.f32.NR}, ex.pack_f64_${GEMM_SHAPES.f64.MR}, ex.pack_f64_${GEMM_SHAPES.f64.NR}];
 const GEMM = [ex.gemm_f32, ex.gemm_f64];
 const MAP = extra.mapNames.map((n) => ex[n]);
-const FFT = [ex.fftconv_f32, ex.fftconv_f64];
+const FFT = [ex.fftconv_f32, ex.fftconv_f64, ex.dconv_f32, ex.dconv_f64];
 const EMA = [ex.ema_f32, ex.ema_f64, ex.emagrad_f32, ex.emagrad_f64];
 function packSet(P, o, t) {
   // a set from slot o: fn, src, srcStride, rows, K, si, sk, dst, dstStride, panels, panels per task,
@@ -130,7 +131,8 @@ export function buildModuleBytes(shared = true): { bytes: Uint8Array<ArrayBuffer
     if (s.NR !== s.MR) emitPack(mb, dt, s.NR);
   }
   const mapNames = [...emitElementwise(mb), ...emitGates(mb), ...emitWhereMaps(mb), ...emitLayerNormMaps(mb), ...emitCopy(mb), ...emitToeplitzMaps(mb)];
-  emitFftConv(mb);
+  const movers = emitFftConv(mb);
+  for (const dt of ['f32', 'f64'] as const) emitDirectConv(mb, dt, movers[dt].load, movers[dt].store);
   emitEma(mb);
   emitRandom(mb);
   emitOptim(mb);
