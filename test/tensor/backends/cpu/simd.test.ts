@@ -54,6 +54,10 @@ function special(shape: number[], dt: FloatDType, scale = 3): Tensor {
   const t = randNormal(shape, 0, scale, dt, gen);
   const s = t.storage;
   const sp = [0, -0, Infinity, -Infinity, NaN, 80, -80, 700, -700, 1e-30, 88.5, -87.5, 709.7, -708.5];
+  // exp's edges: the last finite results and the first infinite ones, the flush to zero below
+  // e^-87 (f32) / e^-708 (f64), arguments far outside
+  sp.push(88.72283172607422, 88.72283935546875, 88.8, 89, 89.2, 89.5, 90, 100, 1e4, -86.9, -86.99, -87, -87.01, -90, -104, -1e4);
+  sp.push(709.78, 709.782712893384, 709.7827128933841, 709.9, 710.2, 710.5, 720, -707.9, -708, -708.1, -708.3, -708.6, -709, -745.2, -746);
   for (let i = 0; i < sp.length && i * 97 < s.length; i++) s[i * 97] = sp[i];
   return t;
 }

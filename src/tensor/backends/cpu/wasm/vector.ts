@@ -177,7 +177,6 @@ export function rowSegment(f: Fn, i: number, e: number, inner: number, o: number
 
 /** Scratch v128 locals for the exp sequence (allocated once per function). */
 export interface ExpLocals {
-  x: number;
   n: number;
   r: number;
   p: number;
@@ -185,25 +184,34 @@ export interface ExpLocals {
 
 /** Declares the exp scratch locals. */
 export function expLocals(f: Fn): ExpLocals {
-  return { x: f.local(V128), n: f.local(V128), r: f.local(V128), p: f.local(V128) };
+  return { n: f.local(V128), r: f.local(V128), p: f.local(V128) };
 }
+
+/**
+ * Clamp bounds of exp's argument. The result is 2p·2^(n−1) with n = nearest(x·log2 e) and the
+ * scale built in the exponent bits, so the bounds give the edge cases without selects: at HI,
+ * n = 2^(e−1) + 1 (129 in f32, 1025 in f64) sets the all-ones exponent, the scale is +∞ and so is
+ * the result (arguments between ln(max) and HI overflow in the last multiply); at LO, n − 1 is
+ * one below the smallest exponent, the scale's bits are all zero and the result is +0. NaN
+ * passes the clamps (pmin / pmax return their first operand) and the polynomial.
+ */
+const EXP_BOUNDS = { f32: { HI: 89.4, LO: -87.0 }, f64: { HI: 710.4, LO: -708.4 } };
 
 /**
  * exp of the v128 on the stack; leaves the result on the stack. Range reduction by ln 2, Taylor
  * polynomial (f32 degree 7, f64 degree 13) by Horner — each step one `relaxed_madd` where relaxed
- * SIMD is on (features.ts), else mul then add —, scaled by 2^n in the exponent bits.
+ * SIMD is on (features.ts), else mul then add —, scaled by 2^n in the exponent bits. Overflow
+ * gives +∞ and arguments below LO give 0 through the clamp alone ({@link EXP_BOUNDS}).
  */
 export function emitExp(v: Simd, L: ExpLocals): void {
   const f = v.f;
   const f32 = v.dt === 'f32';
-  const HI = f32 ? 88.72283 : 709.782712893384;
-  const LO = f32 ? -87.0 : -708.0;
-  const OVER = f32 ? 88.72283 : 709.782712893384;
+  const { HI, LO } = EXP_BOUNDS[v.dt];
   const LN2HI = f32 ? 0.693359375 : 6.9314718036912381649e-1;
   const LN2LO = f32 ? -2.1219444e-4 : 1.90821492927058770002e-10;
-  f.set(L.x);
-  // xc = clamp(x) (pmin/pmax keep NaN)
-  f.get(L.x);
+  const fma = relaxedSimd();
+  const madd = () => (f32 ? f.f32x4_relaxed_madd() : f.f64x2_relaxed_madd());
+  // xc = clamp(x)
   v.c(HI);
   v.pmin();
   v.c(LO);
@@ -214,15 +222,28 @@ export function emitExp(v: Simd, L: ExpLocals): void {
   v.mul();
   v.nearest();
   f.set(L.n);
-  // r = (xc - n*LN2HI) - n*LN2LO
-  f.get(L.r).get(L.n);
-  v.c(LN2HI);
-  v.mul();
-  v.sub();
-  f.get(L.n);
-  v.c(LN2LO);
-  v.mul();
-  v.sub();
+  // r = (xc - n*LN2HI) - n*LN2LO (n·LN2HI and the first difference are exact, so the fused
+  // form differs only in the second rounding)
+  if (fma) {
+    f.get(L.n);
+    v.c(-LN2HI);
+    f.get(L.r);
+    madd();
+    f.set(L.r);
+    f.get(L.n);
+    v.c(-LN2LO);
+    f.get(L.r);
+    madd();
+  } else {
+    f.get(L.r).get(L.n);
+    v.c(LN2HI);
+    v.mul();
+    v.sub();
+    f.get(L.n);
+    v.c(LN2LO);
+    v.mul();
+    v.sub();
+  }
   f.set(L.r);
   // p = Σ r^k / k! (Horner)
   const deg = f32 ? 7 : 13;
@@ -233,14 +254,12 @@ export function emitExp(v: Simd, L: ExpLocals): void {
     coef.push(1 / fact);
   }
   v.c(coef[deg]);
-  const fma = relaxedSimd();
   for (let k = deg - 1; k >= 0; k--) {
     if (fma) {
       // p·r + c in one instruction (fused where the CPU has FMA: one rounding instead of two)
       f.get(L.r);
       v.c(coef[k]);
-      if (f32) f.f32x4_relaxed_madd();
-      else f.f64x2_relaxed_madd();
+      madd();
       continue;
     }
     f.get(L.r);
@@ -251,8 +270,8 @@ export function emitExp(v: Simd, L: ExpLocals): void {
   f.tee(L.p).get(L.p);
   v.add(); // 2p
   // scale = 2^(n-1) built in the exponent bits (n-1 keeps n = max exponent + 1 finite). n is an
-  // integer within the exponent range (x was clamped) or NaN (then p is NaN, whatever the scale):
-  // relaxed SIMD's truncation (one cvttps2dq on x64; the saturating one takes five) is exact there
+  // integer within the clamped range or NaN (then p is NaN, whatever the scale): relaxed SIMD's
+  // truncation (one cvttps2dq on x64; the saturating one takes five) is exact there
   f.get(L.n);
   if (f32) {
     if (fma) f.i32x4_relaxed_trunc_f32x4_s();
@@ -264,21 +283,6 @@ export function emitExp(v: Simd, L: ExpLocals): void {
     f.i64x2_extend_low_i32x4_s().i64x2_const(1022).i64x2_add().i32_const(52).i64x2_shl();
   }
   v.mul();
-  f.set(L.p);
-  // x > ln(max) → +∞ ; x < LO → 0 (bitselect(a, b, m) = m ? a : b)
-  v.c(Infinity);
-  f.get(L.p);
-  f.get(L.x);
-  v.c(OVER);
-  v.gt();
-  f.v128_bitselect();
-  f.set(L.p);
-  v.c(0);
-  f.get(L.p);
-  f.get(L.x);
-  v.c(LO);
-  v.lt();
-  f.v128_bitselect();
 }
 
 /**
