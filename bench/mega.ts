@@ -9,8 +9,9 @@
  *   compared with `pytorch-sysmalloc`),
  *   `mega-ts-ts` (plain-TS reference kernels, `MEGA_SIMD=0`), and `pytorch` (bench/torch_mega.py
  *   with Debian's python3-torch; with OpenBLAS when `MEGA_OPENBLAS_DIR` or the system's
- *   openblas-pthread folder holds it). mega-ts rows carry `ratio` = mega-ts / PyTorch tokens/s. Every measurement
- *   runs in its own process, with the malloc settings of {@link mallocEnv}.
+ *   openblas-pthread folder holds it; on n > 1 threads the faster of its two thread configurations
+ *   per case, bench/torch-threads.ts). mega-ts rows carry `ratio` = mega-ts / PyTorch tokens/s.
+ *   Every measurement runs in its own process, with the malloc settings of {@link mallocEnv}.
  * - `mega-enc/<impl>/f32/<L>x<B>x<C>`, impl `mega-ts-cpu` / `pytorch`, C = −1 and 128: the whole
  *   `MegaSentenceEncoderLayer` of issue 13's first figure (the layer above, then the post-norm
  *   NFFN with FFN 256), tokens/s with `ratio` = mega-ts / PyTorch, and `mega-enc-mem` rows (peak
@@ -34,6 +35,7 @@ import { getNumThreads } from '../src/tensor/backends/cpu/pool.js';
 import type { FloatDType } from '../src/tensor/dtype.js';
 import { Generator, randNormal } from '../src/tensor/random.js';
 import { caseId, note, report, selected, type BenchOptions, type BenchResult } from './report.js';
+import { torchEnv, torchThreadConfigs, torchThreadsLabel } from './torch-threads.js';
 import { median, timeMedian } from './timing.js';
 
 /** The layer configuration (mega_lra_imdb sizes; F = the NFFN width of the encoder layer). */
@@ -136,19 +138,26 @@ function torchBaseline(
     return undefined;
   }
   const blas = openblasDir();
-  const env: NodeJS.ProcessEnv = { ...process.env, ...malloc, OMP_NUM_THREADS: String(threads), OPENBLAS_NUM_THREADS: String(threads) };
-  if (blas) env.LD_LIBRARY_PATH = [blas, process.env.LD_LIBRARY_PATH].filter(Boolean).join(':');
   const arg = cases.map((c) => c.join(',')).join(';');
-  const r = spawnSync(py, [src, '--cases', arg, '--threads', String(threads), '--layer', kind], { env, encoding: 'utf8', timeout: 15 * 60_000 });
-  if (r.status !== 0) {
-    note(`pytorch baseline unavailable (${py}): ${(r.stderr || r.error?.message || '').trim().split('\n').slice(-2).join(' ')}`);
-    return undefined;
-  }
+  // one process per thread configuration (bench/torch-threads.ts); per case the fastest
   const out = new Map<string, TorchMeasured>();
-  for (const line of r.stdout.split('\n')) {
-    if (!line.startsWith('{')) continue;
-    const o = JSON.parse(line) as { L: number; B: number; C: number; tokens_per_s: number; max_rss_mib: number };
-    out.set(`${o.L},${o.B},${o.C}`, { tokensPerS: o.tokens_per_s, maxRssMiB: o.max_rss_mib });
+  const seen: string[] = [];
+  for (const t of torchThreadConfigs(threads)) {
+    const env = torchEnv({ ...process.env, ...malloc }, t);
+    if (blas) env.LD_LIBRARY_PATH = [blas, process.env.LD_LIBRARY_PATH].filter(Boolean).join(':');
+    const r = spawnSync(py, [src, '--cases', arg, '--threads', String(t.omp), '--layer', kind], { env, encoding: 'utf8', timeout: 15 * 60_000 });
+    if (r.status !== 0) {
+      note(`pytorch baseline unavailable (${py}): ${(r.stderr || r.error?.message || '').trim().split('\n').slice(-2).join(' ')}`);
+      return undefined;
+    }
+    for (const line of r.stdout.split('\n')) {
+      if (!line.startsWith('{')) continue;
+      const o = JSON.parse(line) as { L: number; B: number; C: number; tokens_per_s: number; max_rss_mib: number };
+      const key = `${o.L},${o.B},${o.C}`;
+      seen.push(`${key} ${torchThreadsLabel(t)} ${Math.round(o.tokens_per_s)}`);
+      const prev = out.get(key);
+      if (!prev || o.tokens_per_s > prev.tokensPerS) out.set(key, { tokensPerS: o.tokens_per_s, maxRssMiB: o.max_rss_mib });
+    }
   }
   if (!quiet)
     note(
@@ -156,6 +165,7 @@ function torchBaseline(
         ? `pytorch: ${py}, OpenBLAS from ${blas}, ${threads} thread(s)${Object.keys(malloc).length ? '' : ', system malloc'}`
         : 'pytorch ran WITHOUT OpenBLAS (reference BLAS, ~30x slower); see docs/BACKENDS.md / MEGA_OPENBLAS_DIR',
     );
+  if (seen.length > cases.length) note(`pytorch tokens/s per thread configuration (the fastest per case is the baseline): ${seen.join('; ')}`);
   return out;
 }
 

@@ -19,10 +19,11 @@
  * ({@link TRAIN_WARMUP}: at least 2 s, then up to 1,000 steps or 8 s); the two sides alternate,
  * `MEGA_BENCH_TRAIN_REPS` rounds (default 3), and the figures are medians over the rounds; the
  * ratio is the median of the per-round ratios (`MEGA_BENCH_TRAIN_REPS` also sets the imdb case's
- * rounds). Both sides use the bench's thread count (impl
- * suffix `-t<n>`); `MEGA_BENCH_TRAIN_THREADS=1` or `=2,1` runs other counts — on a machine
- * shared with other work, PyTorch's OpenMP threads spin at barriers and collapse (measured here:
- * 70× slower with 2 threads than 1 under load), so there only `-t1` compares the libraries.
+ * rounds). Both sides use the bench's thread count (impl suffix `-t<n>`);
+ * `MEGA_BENCH_TRAIN_THREADS=1` or `=2,1` runs other counts. PyTorch on n > 1 threads runs each
+ * round in two thread configurations (n intra-op threads over a single-threaded OpenBLAS, one
+ * over n OpenBLAS threads — with both pools at n they oversubscribe the cores and its steps
+ * collapse, bench/torch-threads.ts) and the faster is the round's baseline.
  * `train-cpu` rows: median CPU time per step (user + system, every thread of the process) and
  * its ratio PyTorch / mega-ts — less disturbed by other processes than wall time.
  * `train-bound` rows: the step rate mega-ts would reach if its matrix products (GFLOP counted in
@@ -30,7 +31,7 @@
  * ceiling.ts, same thread count) and nothing else took any time; the ratio to PyTorch's steps/s
  * is the most any WebAssembly kernel work can give on this machine.
  * mega-ts runs as `mega train` does (with its malloc settings, src/cli/malloc.ts); PyTorch with
- * its defaults. `MEGA_BENCH_MALLOC=system` runs mega-ts with the system defaults too.
+ * its default allocator. `MEGA_BENCH_MALLOC=system` runs mega-ts with the system defaults too.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -54,6 +55,7 @@ import { getTask } from '../src/train/tasks/index.js';
 import { ceilingGflops } from './ceiling.js';
 import { caseId, note, report, selected, type BenchOptions } from './report.js';
 import { median, timeMedian, warmUp, type WarmUp } from './timing.js';
+import { torchEnv, torchThreadConfigs, torchThreadsLabel, type TorchThreads } from './torch-threads.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
@@ -332,13 +334,14 @@ function runMega(name: string, threads: number): Measured | undefined {
   return JSON.parse(line) as Measured;
 }
 
-function runTorch(cfg: Record<string, unknown>, threads: number): Measured | undefined {
+/** One PyTorch process in thread configuration `t`. */
+function runTorchOnce(cfg: Record<string, unknown>, t: TorchThreads): Measured | undefined {
   const py = process.env.MEGA_PYTHON ?? '/usr/bin/python3';
   const script = [path.join(here, '..', '..', 'bench', 'torch_train.py'), path.join(here, 'torch_train.py')].find((p) => existsSync(p));
   if (!script) return undefined;
-  const env: NodeJS.ProcessEnv = { ...process.env, OMP_NUM_THREADS: String(threads), OPENBLAS_NUM_THREADS: String(threads) };
+  const env = torchEnv(process.env, t);
   for (const k of Object.keys(MALLOC_ENV)) delete env[k];
-  const r = spawnSync(py, [script, JSON.stringify(cfg), '--threads', String(threads)], { env, encoding: 'utf8', timeout: 5 * 60_000 });
+  const r = spawnSync(py, [script, JSON.stringify(cfg), '--threads', String(t.omp)], { env, encoding: 'utf8', timeout: 5 * 60_000 });
   const line = r.stdout?.split('\n').find((x) => x.startsWith('{'));
   if (r.status !== 0 || !line) {
     note(`train: pytorch baseline unavailable (${py}): ${(r.stderr || r.error?.message || '').trim().split('\n').slice(-2).join(' ')}`);
@@ -346,6 +349,22 @@ function runTorch(cfg: Record<string, unknown>, threads: number): Measured | und
   }
   const o = JSON.parse(line) as { ms: number; cpu_ms: number; max_rss_mib: number };
   return { ms: o.ms, cpuMs: o.cpu_ms, maxRssMiB: o.max_rss_mib };
+}
+
+/**
+ * One round of the PyTorch baseline on `threads` threads: a process per thread configuration
+ * (bench/torch-threads.ts), the fastest kept; `seen` collects every configuration's steps/s.
+ */
+function runTorch(cfg: Record<string, unknown>, threads: number, seen: Map<string, number[]>): Measured | undefined {
+  let best: Measured | undefined;
+  for (const t of torchThreadConfigs(threads)) {
+    const m = runTorchOnce(cfg, t);
+    if (!m) continue;
+    const label = torchThreadsLabel(t);
+    seen.set(label, [...(seen.get(label) ?? []), 1000 / m.ms]);
+    if (!best || m.ms < best.ms) best = m;
+  }
+  return best;
 }
 
 /** Run the training-step benchmarks. */
@@ -368,12 +387,18 @@ export async function runTrainBench(opts: BenchOptions): Promise<void> {
       note(`train ${c.name}: ${JSON.stringify(cfg)}; ${threads} thread(s), ${reps} alternating rounds, medians`);
       const mega: Measured[] = [],
         torch: Measured[] = [];
+      const configs = new Map<string, number[]>();
       for (let i = 0; i < reps; i++) {
         const a = wantMega ? runMega(c.name, threads) : undefined;
         if (a) mega.push(a);
-        const b = wantTorch ? runTorch(cfg, threads) : undefined;
+        const b = wantTorch ? runTorch(cfg, threads, configs) : undefined;
         if (b) torch.push(b);
       }
+      if (configs.size > 1)
+        note(
+          `train ${c.name}: pytorch steps/s per thread configuration and round (the faster one per round is the baseline): ` +
+            [...configs].map(([k, v]) => `${k} ${v.map((x) => x.toFixed(2)).join(' / ')}`).join('; '),
+        );
       const side = (impl: string, ms: Measured[]) =>
         ms.length === 0
           ? undefined
