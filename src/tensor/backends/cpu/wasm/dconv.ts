@@ -16,7 +16,7 @@
  * {@link directScratchBytes}.
  */
 import { I32, V128, type Fn, type ModuleBuilder } from './builder.js';
-import { FFT_CFG } from './fft.js';
+import { FFT_CFG, forClassGroups } from './fft.js';
 import { inc, maxInto, minInto, whileLt, whileLtU, type DT } from './vector.js';
 import { relaxedSimd } from './features.js';
 
@@ -36,7 +36,6 @@ export function directScratchBytes(Lx: number, Lk: number, length: number): numb
 /** `dconv_<dt>(cfg, t, tid)`, using the FFT path's row movers `load` (fftload) and `store` (fftstore). */
 export function emitDirectConv(mb: ModuleBuilder, dt: DT, load: Fn, store: Fn): void {
   const R = 2 * (16 / (dt === 'f32' ? 4 : 8));
-  const E = dt === 'f32' ? 4 : 8;
   const fma = relaxedSimd();
   const f = mb.fn(`dconv_${dt}`, [I32, I32, I32]);
   const [cfg, t, tid] = [0, 1, 2];
@@ -47,12 +46,7 @@ export function emitDirectConv(mb: ModuleBuilder, dt: DT, load: Fn, store: Fn): 
     len = f.local(I32);
   const xb = f.local(I32),
     kb = f.local(I32),
-    ob = f.local(I32),
-    te = f.local(I32),
-    c = f.local(I32),
-    g = f.local(I32),
-    g1 = f.local(I32),
-    gt = f.local(I32);
+    ob = f.local(I32);
   const t0 = f.local(I32),
     jlo = f.local(I32),
     jhi = f.local(I32),
@@ -80,110 +74,93 @@ export function emitDirectConv(mb: ModuleBuilder, dt: DT, load: Fn, store: Fn): 
   inc(f, xb, PAD * 32);
   f.get(xb).get(Lx).i32_const(PAD).i32_add().i32_const(5).i32_shl().i32_add().set(kb);
   f.get(kb).get(Lk).i32_const(5).i32_shl().i32_add().set(ob);
-  f.get(cfg).i32_load(C.TASKS).get(t).i32_const(12).i32_mul().i32_add().set(te);
-  f.get(te).i32_load(0).set(c);
-  f.get(te).i32_load(4).set(g);
-  f.get(te).i32_load(8).set(g1);
-  // the class's kernel rows
-  f.get(kb)
-    .get(Lk)
-    .get(cfg)
-    .i32_load(C.CLASSES)
-    .get(c)
-    .i32_const(R * 4)
-    .i32_mul()
-    .i32_add()
-    .get(Lk)
-    .i32_const(E)
-    .call(load);
-  whileLt(f, g, g1, () => {
-    f.get(cfg)
-      .i32_load(C.GROUPS)
-      .get(g)
-      .i32_const(2 * R * 4)
-      .i32_mul()
-      .i32_add()
-      .set(gt);
-    // x rows, zero up to Lx + PAD
-    f.get(xb).get(Lx).i32_const(PAD).i32_add().get(gt).get(Lx).get(cfg).i32_load(C.XSTEP).call(load);
-    f.i32_const(0).set(t0);
-    f.get(ob).set(po);
-    whileLt(f, t0, len, () => {
-      // j ∈ [jlo, jhi): the terms of outputs t0 … t0 + TB − 1 (jlo from the first, jhi from the last)
-      maxInto(
-        f,
-        jlo,
-        () => f.i32_const(0),
-        () => f.get(start).get(t0).i32_add().get(Lx).i32_sub().i32_const(1).i32_add(),
-      );
-      minInto(
-        f,
-        jhi,
-        () => f.get(Lk),
-        () => f.get(start).get(t0).i32_add().i32_const(TB).i32_add(),
-      );
-      // an empty range (outputs outside the full convolution) as jlo = jhi within [0, Lk]
-      minInto(
-        f,
-        jlo,
-        () => f.get(jlo),
-        () => f.get(Lk),
-      );
-      maxInto(
-        f,
-        jhi,
-        () => f.get(jhi),
-        () => f.get(jlo),
-      );
-      for (const a of acc) f.f64x2_const(0).set(a);
-      f.get(kb).get(jlo).i32_const(5).i32_shl().i32_add().set(pk);
-      f.get(kb).get(jhi).i32_const(5).i32_shl().i32_add().set(pke);
-      // x[start + t0 − j] for output t0 (output t0 + i reads i elements further)
-      f.get(xb).get(start).get(t0).i32_add().get(jlo).i32_sub().i32_const(5).i32_shl().i32_add().set(px);
-      whileLtU(f, pk, pke, () => {
-        f.get(pk).v128_load(0).set(kr);
-        f.get(pk).v128_load(16).set(ki);
-        for (let i = 0; i < 2 * TB; i++) {
-          const part = i % 2;
-          f.get(px)
-            .v128_load(32 * (i >> 1) + 16 * part)
-            .set(xv);
-          const a = acc[i];
-          if (fma) {
-            f.get(part ? ki : kr)
-              .get(xv)
-              .get(a);
-            if (dt === 'f32') f.f32x4_relaxed_madd();
-            else f.f64x2_relaxed_madd();
-          } else {
-            f.get(a)
-              .get(part ? ki : kr)
-              .get(xv);
-            if (dt === 'f32') f.f32x4_mul().f32x4_add();
-            else f.f64x2_mul().f64x2_add();
+  forClassGroups(
+    f,
+    dt,
+    load,
+    { cfg, t, kbuf: kb, kLen: Lk },
+    () => {},
+    (gt) => {
+      // x rows, zero up to Lx + PAD
+      f.get(xb).get(Lx).i32_const(PAD).i32_add().get(gt).get(Lx).get(cfg).i32_load(C.XSTEP).call(load);
+      f.i32_const(0).set(t0);
+      f.get(ob).set(po);
+      whileLt(f, t0, len, () => {
+        // j ∈ [jlo, jhi): the terms of outputs t0 … t0 + TB − 1 (jlo from the first, jhi from the last)
+        maxInto(
+          f,
+          jlo,
+          () => f.i32_const(0),
+          () => f.get(start).get(t0).i32_add().get(Lx).i32_sub().i32_const(1).i32_add(),
+        );
+        minInto(
+          f,
+          jhi,
+          () => f.get(Lk),
+          () => f.get(start).get(t0).i32_add().i32_const(TB).i32_add(),
+        );
+        // an empty range (outputs outside the full convolution) as jlo = jhi within [0, Lk]
+        minInto(
+          f,
+          jlo,
+          () => f.get(jlo),
+          () => f.get(Lk),
+        );
+        maxInto(
+          f,
+          jhi,
+          () => f.get(jhi),
+          () => f.get(jlo),
+        );
+        for (const a of acc) f.f64x2_const(0).set(a);
+        f.get(kb).get(jlo).i32_const(5).i32_shl().i32_add().set(pk);
+        f.get(kb).get(jhi).i32_const(5).i32_shl().i32_add().set(pke);
+        // x[start + t0 − j] for output t0 (output t0 + i reads i elements further)
+        f.get(xb).get(start).get(t0).i32_add().get(jlo).i32_sub().i32_const(5).i32_shl().i32_add().set(px);
+        whileLtU(f, pk, pke, () => {
+          f.get(pk).v128_load(0).set(kr);
+          f.get(pk).v128_load(16).set(ki);
+          for (let i = 0; i < 2 * TB; i++) {
+            const part = i % 2;
+            f.get(px)
+              .v128_load(32 * (i >> 1) + 16 * part)
+              .set(xv);
+            const a = acc[i];
+            if (fma) {
+              f.get(part ? ki : kr)
+                .get(xv)
+                .get(a);
+              if (dt === 'f32') f.f32x4_relaxed_madd();
+              else f.f64x2_relaxed_madd();
+            } else {
+              f.get(a)
+                .get(part ? ki : kr)
+                .get(xv);
+              if (dt === 'f32') f.f32x4_mul().f32x4_add();
+              else f.f64x2_mul().f64x2_add();
+            }
+            f.set(a);
           }
-          f.set(a);
-        }
-        inc(f, pk, 32);
-        inc(f, px, -32);
+          inc(f, pk, 32);
+          inc(f, px, -32);
+        });
+        acc.forEach((a, i) =>
+          f
+            .get(po)
+            .get(a)
+            .v128_store(32 * (i >> 1) + 16 * (i % 2)),
+        );
+        inc(f, po, 32 * TB);
+        inc(f, t0, TB);
       });
-      acc.forEach((a, i) =>
-        f
-          .get(po)
-          .get(a)
-          .v128_store(32 * (i >> 1) + 16 * (i % 2)),
-      );
-      inc(f, po, 32 * TB);
-      inc(f, t0, TB);
-    });
-    f.get(ob)
-      .get(gt)
-      .i32_const(R * 4)
-      .i32_add()
-      .i32_const(0)
-      .get(len)
-      .get(len)
-      .call(store);
-    inc(f, g, 1);
-  });
+      f.get(ob)
+        .get(gt)
+        .i32_const(R * 4)
+        .i32_add()
+        .i32_const(0)
+        .get(len)
+        .get(len)
+        .call(store);
+    },
+  );
 }

@@ -347,6 +347,57 @@ function emitMul(mb: ModuleBuilder, dt: DT): Fn {
   return f;
 }
 
+/**
+ * The task walk of `fftconv_<dt>` and `dconv_<dt>` (dconv.ts): reads task `t`'s class and group
+ * range from the task table, moves the class's R kernel rows into `kbuf` (zero up to the local
+ * `kLen`), runs `kernel()`, then `group(gt)` for each group, `gt` (a local) the address of its
+ * row-table entry (R input rows, then R output rows). Locals: `cfg`, `t`, `kbuf`, `kLen`.
+ */
+export function forClassGroups(
+  f: Fn,
+  dt: DT,
+  load: Fn,
+  L: { cfg: number; t: number; kbuf: number; kLen: number },
+  kernel: () => void,
+  group: (gt: number) => void,
+): void {
+  const R = 2 * (16 / (dt === 'f32' ? 4 : 8));
+  const C = FFT_CFG;
+  const te = f.local(I32),
+    c = f.local(I32),
+    g = f.local(I32),
+    g1 = f.local(I32),
+    gt = f.local(I32);
+  f.get(L.cfg).i32_load(C.TASKS).get(L.t).i32_const(12).i32_mul().i32_add().set(te);
+  f.get(te).i32_load(0).set(c);
+  f.get(te).i32_load(4).set(g);
+  f.get(te).i32_load(8).set(g1);
+  f.get(L.kbuf)
+    .get(L.kLen)
+    .get(L.cfg)
+    .i32_load(C.CLASSES)
+    .get(c)
+    .i32_const(R * 4)
+    .i32_mul()
+    .i32_add()
+    .get(L.cfg)
+    .i32_load(C.LK)
+    .i32_const(dt === 'f32' ? 4 : 8)
+    .call(load);
+  kernel();
+  whileLt(f, g, g1, () => {
+    f.get(L.cfg)
+      .i32_load(C.GROUPS)
+      .get(g)
+      .i32_const(2 * R * 4)
+      .i32_mul()
+      .i32_add()
+      .set(gt);
+    group(gt);
+    inc(f, g, 1);
+  });
+}
+
 /** Emits `fftconv_f32` / `fftconv_f64`; returns each dtype's row movers (fftload, fftstore) for the direct path (dconv.ts). */
 export function emitFftConv(mb: ModuleBuilder): Record<DT, { load: Fn; store: Fn }> {
   const movers = {} as Record<DT, { load: Fn; store: Fn }>;
@@ -363,61 +414,40 @@ export function emitFftConv(mb: ModuleBuilder): Record<DT, { load: Fn; store: Fn
     const n = f.local(I32),
       buf = f.local(I32),
       kbuf = f.local(I32),
-      kspec = f.local(I32),
-      te = f.local(I32);
-    const c = f.local(I32),
-      g = f.local(I32),
-      g1 = f.local(I32),
-      gt = f.local(I32);
+      kspec = f.local(I32);
     const C = FFT_CFG;
     f.get(cfg).i32_load(C.N).set(n);
     f.get(cfg).i32_load(C.SCR).get(tid).get(cfg).i32_load(C.SCRB).i32_mul().i32_add().set(buf);
     f.get(buf).get(n).i32_const(5).i32_shl().i32_add().set(kbuf);
     f.get(kbuf).get(n).i32_const(5).i32_shl().i32_add().set(kspec);
-    f.get(cfg).i32_load(C.TASKS).get(t).i32_const(12).i32_mul().i32_add().set(te);
-    f.get(te).i32_load(0).set(c);
-    f.get(te).i32_load(4).set(g);
-    f.get(te).i32_load(8).set(g1);
-    // kernel spectra of the class
-    f.get(kbuf)
-      .get(n)
-      .get(cfg)
-      .i32_load(C.CLASSES)
-      .get(c)
-      .i32_const(R * 4)
-      .i32_mul()
-      .i32_add()
-      .get(cfg)
-      .i32_load(C.LK)
-      .i32_const(dt === 'f32' ? 4 : 8)
-      .call(load);
-    f.get(kbuf).get(n).get(cfg).i32_load(C.TW).get(cfg).i32_load(C.BREV).call(fft);
-    f.get(kbuf).get(kspec).get(n).call(kprep);
-    whileLt(f, g, g1, () => {
-      f.get(cfg)
-        .i32_load(C.GROUPS)
-        .get(g)
-        .i32_const(2 * R * 4)
-        .i32_mul()
-        .i32_add()
-        .set(gt);
-      f.get(buf).get(n).get(gt).get(cfg).i32_load(C.LX).get(cfg).i32_load(C.XSTEP).call(load);
-      f.get(buf).get(n).get(cfg).i32_load(C.TW).get(cfg).i32_load(C.BREV).call(fft);
-      f.get(buf).get(kspec).get(n).call(mul);
-      f.get(buf).get(n).get(cfg).i32_load(C.TWI).get(cfg).i32_load(C.BREV).call(fft);
-      f.get(buf)
-        .get(gt)
-        .i32_const(R * 4)
-        .i32_add()
-        .get(cfg)
-        .i32_load(C.START)
-        .get(cfg)
-        .i32_load(C.LEN)
-        .get(cfg)
-        .i32_load(C.FULL)
-        .call(store);
-      inc(f, g, 1);
-    });
+    forClassGroups(
+      f,
+      dt,
+      load,
+      { cfg, t, kbuf, kLen: n },
+      () => {
+        // kernel spectra of the class
+        f.get(kbuf).get(n).get(cfg).i32_load(C.TW).get(cfg).i32_load(C.BREV).call(fft);
+        f.get(kbuf).get(kspec).get(n).call(kprep);
+      },
+      (gt) => {
+        f.get(buf).get(n).get(gt).get(cfg).i32_load(C.LX).get(cfg).i32_load(C.XSTEP).call(load);
+        f.get(buf).get(n).get(cfg).i32_load(C.TW).get(cfg).i32_load(C.BREV).call(fft);
+        f.get(buf).get(kspec).get(n).call(mul);
+        f.get(buf).get(n).get(cfg).i32_load(C.TWI).get(cfg).i32_load(C.BREV).call(fft);
+        f.get(buf)
+          .get(gt)
+          .i32_const(R * 4)
+          .i32_add()
+          .get(cfg)
+          .i32_load(C.START)
+          .get(cfg)
+          .i32_load(C.LEN)
+          .get(cfg)
+          .i32_load(C.FULL)
+          .call(store);
+      },
+    );
   }
   return movers;
 }
