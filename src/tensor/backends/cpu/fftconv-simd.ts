@@ -19,7 +19,7 @@ import { getNumThreads } from './pool.js';
 import { allocateOut } from './resident.js';
 import { inPlace, residentAddr, stage, storageAddr } from './simd.js';
 import { directScratchBytes } from './wasm/dconv.js';
-import { FFT_CFG, FFT_CFG_BYTES } from './wasm/fft.js';
+import { FFT_CFG, FFT_CFG_BYTES, groupRows } from './wasm/fft.js';
 import { OP_FFT, runJob, simdTuning, wasmArena, wasmRuntime } from './wasm/runtime.js';
 
 const tables = new Map<string, { tw: Float64Array; twi: Float64Array; brev: Int32Array }>();
@@ -189,9 +189,9 @@ export function fftConvSimd(x: Tensor, k: Tensor, start: number, length: number)
   const outLead = broadcastShapes(xLead, kLead, 'fftConv');
   const rows = sizeOf(outLead);
   if (rows === 0) return fromStorage(allocateOut(x.dtype, 0), [...outLead, length]);
-  const dt = x.dtype;
+  const dt = x.dtype as 'f32' | 'f64'; // floating (checkFftConv)
   const E = dt === 'f32' ? 4 : 8;
-  const R = dt === 'f32' ? 8 : 4;
+  const R = groupRows(dt);
   const threads = getNumThreads();
   const par = threads > 1 && (simdTuning.force || rows * n >= 1 << 16);
   const { xRow, classK, groups, tasks } = planOf(xLead, kLead, outLead, R, par ? threads : 1);

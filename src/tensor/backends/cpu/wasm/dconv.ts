@@ -16,7 +16,7 @@
  * {@link directScratchBytes}.
  */
 import { I32, V128, type Fn, type ModuleBuilder } from './builder.js';
-import { FFT_CFG, forClassGroups } from './fft.js';
+import { FFT_CFG, forClassGroups, groupRows } from './fft.js';
 import { inc, maxInto, minInto, whileLt, whileLtU, type DT } from './vector.js';
 import { relaxedSimd } from './features.js';
 
@@ -35,7 +35,7 @@ export function directScratchBytes(Lx: number, Lk: number, length: number): numb
 
 /** `dconv_<dt>(cfg, t, tid)`, using the FFT path's row movers `load` (fftload) and `store` (fftstore). */
 export function emitDirectConv(mb: ModuleBuilder, dt: DT, load: Fn, store: Fn): void {
-  const R = 2 * (16 / (dt === 'f32' ? 4 : 8));
+  const R = groupRows(dt);
   const fma = relaxedSimd();
   const f = mb.fn(`dconv_${dt}`, [I32, I32, I32]);
   const [cfg, t, tid] = [0, 1, 2];

@@ -347,6 +347,11 @@ function emitMul(mb: ModuleBuilder, dt: DT): Fn {
   return f;
 }
 
+/** Rows per group: two per lane of a v128 (8 in f32, 4 in f64). */
+export function groupRows(dt: DT): number {
+  return 2 * (16 / (dt === 'f32' ? 4 : 8));
+}
+
 /**
  * The task walk of `fftconv_<dt>` and `dconv_<dt>` (dconv.ts): reads task `t`'s class and group
  * range from the task table, moves the class's R kernel rows into `kbuf` (zero up to the local
@@ -361,7 +366,7 @@ export function forClassGroups(
   kernel: () => void,
   group: (gt: number) => void,
 ): void {
-  const R = 2 * (16 / (dt === 'f32' ? 4 : 8));
+  const R = groupRows(dt);
   const C = FFT_CFG;
   const te = f.local(I32),
     c = f.local(I32),
@@ -408,7 +413,7 @@ export function emitFftConv(mb: ModuleBuilder): Record<DT, { load: Fn; store: Fn
     const mul = emitMul(mb, dt);
     const store = emitStore(mb, dt);
     movers[dt] = { load, store };
-    const R = 2 * (16 / (dt === 'f32' ? 4 : 8));
+    const R = groupRows(dt);
     const f = mb.fn(`fftconv_${dt}`, [I32, I32, I32]);
     const [cfg, t, tid] = [0, 1, 2];
     const n = f.local(I32),
