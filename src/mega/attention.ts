@@ -65,14 +65,18 @@ export function checkAttentionActivation(layer: string, activation: AttentionAct
   return activation;
 }
 
-/** Softmax attention scores before masking (docs/MEGA.md §2): `(q · scaling) kᵀ + bias`. */
-export function softmaxScores(q: Tensor, kT: Tensor, scaling: number, bias: Tensor): Tensor {
-  return F.add(F.matmul(F.mul(q, scaling), kT), bias);
+/**
+ * Softmax attention scores before masking (docs/MEGA.md §2): `(q · scaling) kᵀ + bias`. `causal`:
+ * the causal mask follows, so the products above the diagonal are not computed (`causalScores`).
+ */
+export function softmaxScores(q: Tensor, kT: Tensor, scaling: number, bias: Tensor, causal = false): Tensor {
+  const qs = F.mul(q, scaling);
+  return F.add(causal ? F.causalScores(qs, kT) : F.matmul(qs, kT), bias);
 }
 
-/** Element attention weights before masking (docs/MEGA.md §2): laplace or relu2 of `q kᵀ / lengths + bias`. */
-export function elementWeights(activation: AttentionActivation, q: Tensor, kT: Tensor, lengths: Tensor | number, bias: Tensor): Tensor {
-  const qk = F.add(F.div(F.matmul(q, kT), lengths), bias);
+/** Element attention weights before masking (docs/MEGA.md §2): laplace or relu2 of `q kᵀ / lengths + bias` (`causal`: as for softmaxScores). */
+export function elementWeights(activation: AttentionActivation, q: Tensor, kT: Tensor, lengths: Tensor | number, bias: Tensor, causal = false): Tensor {
+  const qk = F.add(F.div(causal ? F.causalScores(q, kT) : F.matmul(q, kT), lengths), bias);
   return activation === 'laplace' ? F.laplace(qk) : F.relu2(qk);
 }
 
@@ -102,6 +106,43 @@ export function fusedGatesOn(): boolean {
   return fusedGates;
 }
 
+let causalProducts = true;
+
+/**
+ * Chooses whether attention under a {@link causalMask} skips the products the mask makes zero
+ * (`causalScores`, `causalWeighted`: the default) or computes the full ones (the reference they
+ * are tested against). Returns the previous setting.
+ */
+export function setCausalProducts(on: boolean): boolean {
+  const prev = causalProducts;
+  causalProducts = on;
+  return prev;
+}
+
+/** Attention masks known to mask everything above the diagonal (by activation kind), by tensor. */
+const causalMasks = new WeakMap<Tensor, { additive: boolean; causal: boolean }>();
+
+/**
+ * Whether `attnMask` (`n × n`) masks every entry above the diagonal — all −∞ there (additive, for
+ * softmax) or all 0 (multiplicative) — so that the weights there are 0 and the products may skip
+ * them. Masks made by {@link causalMask} are known; another host mask is read once (its
+ * answer is kept with the tensor); a device mask is not read back (no).
+ */
+function masksAbove(attnMask: Tensor, additive: boolean): boolean {
+  const known = causalMasks.get(attnMask);
+  if (known?.additive === additive) return known.causal;
+  if (attnMask.device || attnMask.ndim !== 2 || attnMask.shape[0] !== attnMask.shape[1]) return false;
+  const n = attnMask.shape[0];
+  const c = attnMask.isContiguous() ? attnMask : K.copy(attnMask);
+  const x = c.storage,
+    o = c.offset;
+  const want = additive ? -Infinity : 0;
+  let causal = true;
+  for (let i = 0; i < n && causal; i++) for (let j = i + 1; j < n; j++) if (x[o + i * n + j] !== want) causal = false;
+  causalMasks.set(attnMask, { additive, causal });
+  return causal;
+}
+
 /** Incremental record name of the attention cache (golden `state:<path>.attn_state.<key>`). */
 export const ATTN_STATE = 'attn_state';
 
@@ -118,6 +159,7 @@ export function causalMask(n: number, activation: AttentionActivation, dtype: Fl
     if (activation === 'softmax') s.fill(-Infinity, i * n + i + 1, (i + 1) * n);
     else s.fill(1, i * n, i * n + i + 1);
   }
+  causalMasks.set(t, { additive: activation === 'softmax', causal: true });
   return t;
 }
 
@@ -293,10 +335,11 @@ export class MovingAverageGatedAttention extends Module {
     const kc = toChunks(k, kLayout.n, kLayout.len); // B × K × Ck × Z
     let vc = toChunks(v, kLayout.n, kLayout.len); // B × K × Ck × H
     const mc = mask ? V.reshape(mask, [B, kLayout.n, kLayout.len]) : null; // B × K × Ck
-    const P = this.attention(qc, kc, mc, attnMask); // B × K × Cq × Ck
+    const { P, causal } = this.attention(qc, kc, mc, attnMask); // B × K × Cq × Ck
 
     vc = this.hiddenDropout.forward(vc, true);
-    const O = F.matmul(this.attentionDropout.forward(P), vc); // B × K × Cq × H
+    const Pd = this.attentionDropout.forward(P);
+    const O = causal ? F.causalWeighted(Pd, vc) : F.matmul(Pd, vc); // B × K × Cq × H
     const h = F.transpose(F.reshape(O, [B, L, H]), 0, 1); // L × B × H
     let out: Tensor; // L × B × D
     if (fused) {
@@ -339,8 +382,12 @@ export class MovingAverageGatedAttention extends Module {
     return { k, v, mask };
   }
 
-  /** Attention weights per chunk: q `B × Kq × Cq × Z`, k `B × K × Ck × Z` → `B × K × Cq × Ck`. */
-  private attention(q: Tensor, k: Tensor, mask: Tensor | null, attnMask: Tensor | null): Tensor {
+  /**
+   * Attention weights per chunk: q `B × Kq × Cq × Z`, k `B × K × Ck × Z` → P `B × K × Cq × Ck`;
+   * `causal`: P is zero above the diagonal (a {@link causalMask} on square chunks) and its
+   * products skip those terms.
+   */
+  private attention(q: Tensor, k: Tensor, mask: Tensor | null, attnMask: Tensor | null): { P: Tensor; causal: boolean } {
     const Cq = q.shape[2],
       Ck = k.shape[2];
     let bias = this.rel_pos_bias.forward(Ck); // Ck × Ck
@@ -353,11 +400,12 @@ export class MovingAverageGatedAttention extends Module {
       throw new ShapeError(`MovingAverageGatedAttention: attention mask [${attnMask.shape}] does not match the chunk ${Cq} × ${Ck}`);
     }
     const kT = F.transpose(k, 2, 3); // B × K × Z × Ck
+    const causal = causalProducts && Cq === Ck && attnMask !== null && masksAbove(attnMask, this.attentionActivation === 'softmax');
     if (this.attentionActivation === 'softmax') {
-      let qk = softmaxScores(q, kT, this.scaling, bias); // B × K × Cq × Ck
+      let qk = softmaxScores(q, kT, this.scaling, bias, causal); // B × K × Cq × Ck
       if (attnMask) qk = F.add(qk, attnMask);
       if (mask) qk = F.maskedFill(qk, V.unsqueeze(dropFullyPadded(mask), 2), -Infinity);
-      return F.softmax(qk, -1);
+      return { P: F.softmax(qk, -1), causal };
     }
     // element attention: qkᵀ / n + bias, n = causal row counts, else non-pad key counts, else Ck
     let lengths: Tensor | number = Ck;
@@ -367,9 +415,9 @@ export class MovingAverageGatedAttention extends Module {
       lengths = V.unsqueeze(K.binary(K.reduce(inv, 'sum', [2], true), scalar(1, q.dtype), 'max'), 3); // B × K × 1 × 1
     }
     if (attnMask) lengths = K.reduce(attnMask, 'sum', [1], true); // Cq × 1
-    let P = elementWeights(this.attentionActivation, q, kT, lengths, bias);
+    let P = elementWeights(this.attentionActivation, q, kT, lengths, bias, causal);
     if (inv) P = F.mul(P, V.unsqueeze(inv, 2));
     if (attnMask) P = F.mul(P, attnMask);
-    return P;
+    return { P, causal };
   }
 }

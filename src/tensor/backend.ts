@@ -198,7 +198,17 @@ export interface FusedKernels {
    * `indexAdd` of the same index, bit for bit.
    */
   toeplitzGrad(g: Tensor, length: number): Tensor;
+  /**
+   * `matmul` with the triangle of square-chunk causal attention, per matrix (rows i, columns j,
+   * sum index k): `'lower'` gives tril(a·b) (0 where j > i); `'a-lower'`, `'a-upper'` and
+   * `'b-lower'` give a·b for operands the caller guarantees zero where k > i in a, k < i in a,
+   * k < j in b — a backend may skip those terms (the CPU SIMD gemm does), so the guarantee must hold.
+   */
+  triMatmul(a: Tensor, b: Tensor, tri: Triangle): Tensor;
 }
+
+/** The triangles of {@link FusedKernels.triMatmul}. */
+export type Triangle = 'lower' | 'a-lower' | 'a-upper' | 'b-lower';
 
 /** Activations `gateOut` applies itself (the Mega layers use silu unless configured otherwise). */
 export type GateActivation = 'silu' | 'relu' | 'linear';

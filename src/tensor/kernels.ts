@@ -2,7 +2,7 @@
  * Typed entry points to the active backend's primitive kernels (see backend.ts). Importing this
  * module also registers the CPU backend.
  */
-import { kernel, type AdamHyper, type BinaryOp, type GateActivation, type ReduceOp, type UnaryOp } from './backend.js';
+import { kernel, type AdamHyper, type BinaryOp, type GateActivation, type ReduceOp, type Triangle, type UnaryOp } from './backend.js';
 import type { DType } from './dtype.js';
 import type { Tensor } from './tensor.js';
 import './backends/cpu/register.js';
@@ -99,5 +99,7 @@ export const emaCoeffsGrad = (
 export const toeplitz = (w: Tensor, n: number): Tensor => kernel('toeplitz')(w, n);
 /** VJP of toeplitz: the diagonal sums of `g` `[n, n]` into `[length]`. */
 export const toeplitzGrad = (g: Tensor, length: number): Tensor => kernel('toeplitzGrad')(g, length);
+/** matmul with a causal triangle: tril(a·b), or a·b skipping an operand's promised zeros. */
+export const triMatmul = (a: Tensor, b: Tensor, tri: Triangle): Tensor => kernel('triMatmul')(a, b, tri);
 /** One Adam update of a device-resident parameter: `[θ', m', v']` (see FusedKernels.adamUpdate). */
 export const adamUpdate = (p: Tensor, g: Tensor, m: Tensor, v: Tensor, h: AdamHyper): [Tensor, Tensor, Tensor] => kernel('adamUpdate')(p, g, m, v, h);

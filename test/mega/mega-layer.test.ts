@@ -1,7 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import * as F from '../../src/autograd/index.js';
 import { gradcheck } from '../../src/autograd/gradcheck.js';
-import { causalMask, chunkLayout, MovingAverageGatedAttention, setFusedGates, type AttentionActivation, type MegaOptions } from '../../src/mega/attention.js';
+import {
+  causalMask,
+  chunkLayout,
+  MovingAverageGatedAttention,
+  setCausalProducts,
+  setFusedGates,
+  type AttentionActivation,
+  type MegaOptions,
+} from '../../src/mega/attention.js';
 import { IncrementalState } from '../../src/mega/incremental.js';
 import { NormalizedFeedForwardNetwork } from '../../src/mega/nffn.js';
 import type { Module } from '../../src/nn/module.js';
@@ -10,6 +18,8 @@ import { fromArray } from '../../src/tensor/create.js';
 import { Generator, randNormal } from '../../src/tensor/random.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
 import { expectClose } from '../../src/verify/compare.js';
+import { matmulStats } from '../../src/tensor/backends/cpu/matmul.js';
+import { simdTuning } from '../../src/tensor/backends/cpu/wasm/runtime.js';
 
 const gen = new Generator(7);
 
@@ -219,4 +229,71 @@ describe('fused gates (gateQK, siluMul, gateOut) equal the unfused composition',
       });
     }
   }
+});
+
+describe('causal products (causalScores, causalWeighted) equal the full products', () => {
+  const configs: [string, Partial<MegaOptions>, number][] = [
+    ['softmax, dropout, padding', { attentionActivation: 'softmax', dropout: 0.2, hiddenDropout: 0.1, attentionDropout: 0.1 }, -1],
+    ['softmax, chunk 5, rotary, prenorm', { attentionActivation: 'softmax', chunkSize: 5, relPosBias: 'rotary', prenorm: true }, 5],
+    ['laplace, chunk 4, padding', { attentionActivation: 'laplace', chunkSize: 4 }, 4],
+    ['relu2, attention dropout', { attentionActivation: 'relu2', attentionDropout: 0.2 }, -1],
+  ];
+  const L = 20,
+    B = 2;
+  for (const dt of ['f64', 'f32'] as const)
+    for (const force of [false, true])
+      for (const [name, o, C] of configs) {
+        it(`${name} (${dt}${force ? ', every product through the SIMD gemm' : ''}): outputs and every gradient bit for bit, with fewer multiply-adds`, () => {
+          const dropGen = new Generator(3);
+          const m = layer({ ...o, gen: dropGen, dtype: dt, maxPositions: L });
+          const x = F.requiresGrad(randNormal([L, B, 8], 0, 1, dt, gen));
+          const g = randNormal([L, B, 8], 0, 1, dt, gen);
+          const act = o.attentionActivation!;
+          const mask = causalMask(C > 0 ? C : L, act, dt);
+          const paddingMask = name.includes('padding') ? rightPad([20, 17], L) : undefined;
+          const run = (causal: boolean): { ts: Tensor[]; flops: number } => {
+            const prev = setCausalProducts(causal);
+            const prevForce = simdTuning.force;
+            simdTuning.force = force;
+            try {
+              dropGen.seed(5); // the same dropout masks on both paths
+              for (const p of m.parameters()) p.grad = null;
+              x.grad = null;
+              const f0 = matmulStats().flops;
+              const { out } = m.forward(x, { attnMask: mask, paddingMask });
+              F.backward(out, g);
+              return { ts: [out, x.grad!, ...m.parameters().map((p) => p.grad!)], flops: matmulStats().flops - f0 };
+            } finally {
+              setCausalProducts(prev);
+              simdTuning.force = prevForce;
+            }
+          };
+          const skip = run(true),
+            full = run(false);
+          const names = ['out', 'x', ...m.namedParameters().map(([n]) => n)];
+          skip.ts.forEach((t, i) =>
+            expect(
+              Array.from(t.storage, (v) => v + 0),
+              names[i],
+            ).toEqual(Array.from(full.ts[i].storage, (v) => v + 0)),
+          );
+          expect(skip.flops).toBeLessThan(full.flops);
+        });
+      }
+
+  it('a causal mask built by the caller (same values, another tensor) takes the skipping path; a mask with one entry above the diagonal kept does not', () => {
+    const m = layer({ attentionActivation: 'softmax', maxPositions: L });
+    const x = randNormal([L, B, 8], 0, 1, 'f64', gen);
+    const flopsOf = (mask: Tensor): number => {
+      const f0 = matmulStats().flops;
+      m.forward(x, { attnMask: mask });
+      return matmulStats().flops - f0;
+    };
+    const made = causalMask(L, 'softmax', 'f64');
+    const own = fromArray(Float64Array.from(made.storage), [L, L]);
+    const leaky = fromArray(Float64Array.from(made.storage), [L, L]);
+    leaky.storage[3] = 0; // row 0 sees key 3
+    expect(flopsOf(own)).toBe(flopsOf(made));
+    expect(flopsOf(leaky)).toBeGreaterThan(flopsOf(made));
+  });
 });

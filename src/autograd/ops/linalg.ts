@@ -15,6 +15,35 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
 }
 
 /**
+ * The scores of square-chunk causal attention, `tril(q · kT)` (`[..., C, Z] · [..., Z, C]`): the
+ * entries above the diagonal, which the causal mask then replaces (−∞ added, or a multiplicative
+ * 0), are 0 and not computed. The backward takes the output gradient as zero above the diagonal —
+ * what that mask makes it (the softmax's gradient there is `p·(…)` with p = 0; a multiplicative
+ * mask's is `g·0`) — and skips those terms (kernel `triMatmul`).
+ */
+export function causalScores(q: Tensor, kT: Tensor): Tensor {
+  const out = K.triMatmul(q, kT, 'lower');
+  return record(out, 'causalScores', [q, kT], (g) => [
+    q.requiresGrad ? sumTo(K.triMatmul(g, V.transpose(kT, -1, -2), 'a-lower'), q.shape) : null,
+    kT.requiresGrad ? sumTo(K.triMatmul(V.transpose(q, -1, -2), g, 'b-lower'), kT.shape) : null,
+  ]);
+}
+
+/**
+ * `p · v` for causal attention weights p `[..., C, C]` that are zero above the diagonal (after the
+ * causal mask), skipping those terms. The gradient of p is given on and below the diagonal (0
+ * above): p's producer (a softmax whose output is 0 there, or a multiplicative 0 mask) passes
+ * nothing back from those entries.
+ */
+export function causalWeighted(p: Tensor, v: Tensor): Tensor {
+  const out = K.triMatmul(p, v, 'a-lower');
+  return record(out, 'causalWeighted', [p, v], (g) => [
+    p.requiresGrad ? sumTo(K.triMatmul(g, V.transpose(v, -1, -2), 'lower'), p.shape) : null,
+    v.requiresGrad ? sumTo(K.triMatmul(V.transpose(p, -1, -2), g, 'a-upper'), v.shape) : null,
+  ]);
+}
+
+/**
  * PyTorch `Linear`: `x · weightᵀ + bias` on the last axis. x: `[..., in]`, weight `[out, in]`,
  * bias `[out]`.
  */

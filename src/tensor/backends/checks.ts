@@ -3,9 +3,10 @@
  * the kernels' contracts), so that a bad input gets the same typed error whichever backend runs it.
  */
 import { isFloat } from '../dtype.js';
-import { DTypeError, ShapeError } from '../errors.js';
+import { DTypeError, ShapeError, TensorError } from '../errors.js';
 import { broadcastShapes, sizeOf } from '../shape.js';
 import type { Tensor } from '../tensor.js';
+import type { Triangle } from '../backend.js';
 
 /** Sizes before, at and after `axis`. */
 export function splitAxis(shape: readonly number[], axis: number): [number, number, number] {
@@ -56,6 +57,14 @@ export function matmulShape(a: Tensor, b: Tensor): { batch: number[]; M: number;
   if (K !== K2) throw new ShapeError(`matmul: inner dimensions differ: [${a.shape}] · [${b.shape}] (${K} vs ${K2})`);
   const batch = broadcastShapes(a.shape.slice(0, -2), b.shape.slice(0, -2), 'matmul');
   return { batch, M, K, N };
+}
+
+const TRIANGLES: readonly Triangle[] = ['lower', 'a-lower', 'a-upper', 'b-lower'];
+
+/** `triMatmul`: the operands of `matmul` and one of its triangles; returns matmul's sizes. */
+export function checkTriMatmul(a: Tensor, b: Tensor, tri: Triangle): { batch: number[]; M: number; K: number; N: number } {
+  if (!TRIANGLES.includes(tri)) throw new TensorError(`triMatmul: unknown triangle '${tri}' (expected ${TRIANGLES.join(', ')})`);
+  return matmulShape(a, b);
 }
 
 /** `fftConv`: two floating tensors of one dtype with a last (time) axis, an integer output length ≥ 0. */

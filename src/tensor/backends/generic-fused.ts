@@ -4,7 +4,7 @@
  * called through the registry, so on any backend they run that backend's primitives (on a device
  * backend: on the device) instead of host code.
  */
-import { ANY_BACKEND, registerKernel, type AdamHyper, type GateActivation } from '../backend.js';
+import { ANY_BACKEND, registerKernel, type AdamHyper, type GateActivation, type Triangle } from '../backend.js';
 import { arange, fromArray, scalar } from '../create.js';
 import * as K from '../kernels.js';
 import { ShapeError } from '../errors.js';
@@ -23,6 +23,7 @@ import {
   checkSoftmaxGrad,
   checkToeplitz,
   checkToeplitzGrad,
+  checkTriMatmul,
 } from './checks.js';
 
 /** `t` with a size-1 axis appended (a view). */
@@ -318,7 +319,26 @@ export function toeplitzGradGeneric(g: Tensor, length: number): Tensor {
   return K.indexAdd([length], 0, toeplitzIndex(n, M), V.reshape(g.isContiguous() ? g : K.copy(g), [n * n]));
 }
 
+/** The host bool mask `j ≤ i` of an `M × N` matrix (the last one is kept: every step asks for the same). */
+let lowerMaskCache: { M: number; N: number; mask: Tensor } | null = null;
+function lowerMask(M: number, N: number): Tensor {
+  if (lowerMaskCache?.M !== M || lowerMaskCache.N !== N) {
+    const m = new Uint8Array(M * N);
+    for (let i = 0; i < M; i++) m.fill(1, i * N, i * N + Math.min(i + 1, N));
+    lowerMaskCache = { M, N, mask: fromArray(m, [M, N]) };
+  }
+  return lowerMaskCache.mask;
+}
+
+/** Generic `triMatmul`: the full `matmul`, and for `'lower'` its entries above the diagonal set to 0 (`where`). */
+export function triMatmulGeneric(a: Tensor, b: Tensor, tri: Triangle): Tensor {
+  const { M, N } = checkTriMatmul(a, b, tri);
+  const c = K.matmul(a, b);
+  return tri === 'lower' ? K.where(lowerMask(M, N), c, scalar(0, c.dtype)) : c;
+}
+
 registerKernel('adamUpdate', ANY_BACKEND, adamUpdateGeneric);
+registerKernel('triMatmul', ANY_BACKEND, triMatmulGeneric);
 registerKernel('batchNorm', ANY_BACKEND, batchNormGeneric);
 registerKernel('batchNormGrad', ANY_BACKEND, batchNormGradGeneric);
 registerKernel('layerNorm', ANY_BACKEND, layerNormGeneric);

@@ -17,10 +17,12 @@
  * and independent of the thread count (`setNumThreads`).
  */
 import { gemmJs, gemmSizes, jsThreadStats, type FloatArray } from './gemm-js.js';
+import { TRI, type Tri } from './wasm/gemm.js';
 import { gemmWasm, type StridedOperand } from './wasm/gemm-run.js';
 import { simdTuning, wasmRuntime, wasmThreadStats } from './wasm/runtime.js';
 
-export type { FloatArray, StridedOperand };
+export type { FloatArray, StridedOperand, Tri };
+export { TRI };
 
 /**
  * Up to this many multiply-adds (the whole batch) the plain-TS kernel is used even with SIMD on.
@@ -80,8 +82,13 @@ export function gemm(
  * `bs = 0` broadcasts. C is [batch, M, N] contiguous, fully overwritten, not overlapping A or B.
  * Views (transposes, slices, chunked time axes) need no copy on the SIMD path; the plain-TS path
  * materialises them first.
+ *
+ * `tri` ({@link TRI}): the triangular structure of square-chunk causal attention, per matrix.
+ * OUT_LOWER gives tril(A·B); A_LOWER, A_UPPER and B_LOWER promise zeros in an operand, whose
+ * terms the SIMD kernel then skips (the result is A·B either way). The plain-TS path computes
+ * the full product.
  */
-export function gemmStrided(A: StridedOperand, B: StridedOperand, c: FloatArray, batch: number, M: number, N: number, K: number): void {
+export function gemmStrided(A: StridedOperand, B: StridedOperand, c: FloatArray, batch: number, M: number, N: number, K: number, tri: Tri = TRI.NONE): void {
   if (A.data.constructor !== c.constructor || B.data.constructor !== c.constructor || !(c instanceof Float32Array || c instanceof Float64Array)) {
     throw new TypeError('gemmStrided: A, B and c must all be Float32Array or all Float64Array');
   }
@@ -101,9 +108,15 @@ export function gemmStrided(A: StridedOperand, B: StridedOperand, c: FloatArray,
     const a = materialize(A, batch, M, K),
       b = materialize(B, batch, K, N);
     gemmJs(a.data, b.data, c, batch, M, N, K, a.trans, b.trans, a.bs, b.bs);
+    if (tri === TRI.OUT_LOWER) zeroUpper(c, batch, M, N);
     return;
   }
-  gemmStridedWasm(A, B, c, batch, M, N, K);
+  gemmStridedWasm(A, B, c, batch, M, N, K, tri);
+}
+
+/** C(i, j) = 0 for j > i in each of the `batch` contiguous M × N matrices of c. */
+function zeroUpper(c: FloatArray, batch: number, M: number, N: number): void {
+  for (let z = 0; z < batch; z++) for (let i = 0; i < Math.min(M, N - 1); i++) c.fill(0, (z * M + i) * N + i + 1, (z * M + i + 1) * N);
 }
 
 /** Whether a product is too small for the copy into wasm memory (never with `simdTuning.force`). */
@@ -112,25 +125,26 @@ function tiny(batch: number, M: number, N: number, K: number): boolean {
 }
 
 /** The SIMD path after shape normalisation (batch folding, full broadcast). */
-function gemmStridedWasm(A: StridedOperand, B: StridedOperand, c: FloatArray, batch: number, M: number, N: number, K: number): void {
+function gemmStridedWasm(A: StridedOperand, B: StridedOperand, c: FloatArray, batch: number, M: number, N: number, K: number, tri: Tri = TRI.NONE): void {
   const rt = wasmRuntime()!;
   if (batch === 1) {
     A = { ...A, bs: 0 };
     B = { ...B, bs: 0 };
   }
-  // One B for every batch and A's batches continuing its rows: one tall product with batch·M rows.
-  if (batch > 1 && B.bs === 0 && A.bs === M * A.rs && A.rs > 0) {
+  // One B for every batch and A's batches continuing its rows: one tall product with batch·M rows
+  // (not with a triangle: it is per matrix).
+  if (tri === TRI.NONE && batch > 1 && B.bs === 0 && A.bs === M * A.rs && A.rs > 0) {
     M *= batch;
     batch = 1;
     A = { ...A, bs: 0 };
   }
   // Everything broadcast: compute once and replicate.
   if (batch > 1 && A.bs === 0 && B.bs === 0) {
-    gemmWasm(rt, A, B, c, 1, M, N, K);
+    gemmWasm(rt, A, B, c, 1, M, N, K, tri);
     for (let i = 1; i < batch; i++) c.copyWithin(i * M * N, 0, M * N);
     return;
   }
-  gemmWasm(rt, A, B, c, batch, M, N, K);
+  gemmWasm(rt, A, B, c, batch, M, N, K, tri);
 }
 
 /**

@@ -3,9 +3,10 @@ import { allocateOut, isResident } from './resident.js';
 import { type FloatStorage } from '../../dtype.js';
 import { sizeOf } from '../../shape.js';
 import { fromStorage, Tensor } from '../../tensor.js';
-import { matmulShape } from '../checks.js';
+import type { Triangle } from '../../backend.js';
+import { checkTriMatmul, matmulShape } from '../checks.js';
 import { copyCpu } from './elementwise.js';
-import { gemmStrided, type StridedOperand } from './gemm.js';
+import { gemmStrided, TRI, type StridedOperand, type Tri } from './gemm.js';
 
 /** `t`'s strides over `batch` (right-aligned broadcast: size-1 and missing axes get 0). */
 function batchStrides(t: Tensor, batch: readonly number[]): number[] {
@@ -68,7 +69,7 @@ const MIN_SPLIT_WORK = 1 << 16;
  * instead of copying them to contiguous first. Returns false (nothing done) when that does not
  * apply: operands not resident or not collapsible after a split, or calls too small.
  */
-function gemmSplit(a: Tensor, b: Tensor, batch: readonly number[], out: FloatStorage, M: number, N: number, K: number): boolean {
+function gemmSplit(a: Tensor, b: Tensor, batch: readonly number[], out: FloatStorage, M: number, N: number, K: number, tri: Tri): boolean {
   const ma = matrixStrides(a),
     mb = matrixStrides(b);
   if (!ma || !mb || !isResident(a.storage) || !isResident(b.storage)) return false;
@@ -91,7 +92,7 @@ function gemmSplit(a: Tensor, b: Tensor, batch: readonly number[], out: FloatSto
   for (let o = 0; o < outer; o++) {
     const A: StridedOperand = { data: a.storage as FloatStorage, off: oa, rs: ma[0], cs: ma[1], bs: ia };
     const B: StridedOperand = { data: b.storage as FloatStorage, off: ob, rs: mb[0], cs: mb[1], bs: ib };
-    gemmStrided(A, B, out.subarray(o * inner * mat, (o + 1) * inner * mat), inner, M, N, K);
+    gemmStrided(A, B, out.subarray(o * inner * mat, (o + 1) * inner * mat), inner, M, N, K, tri);
     for (let i = k - 1; i >= 0; i--) {
       idx[i]++;
       oa += sa[i];
@@ -108,8 +109,8 @@ function gemmSplit(a: Tensor, b: Tensor, batch: readonly number[], out: FloatSto
 let flops = 0;
 
 /**
- * Diagnostics: floating-point operations (2 per multiply-add) of every CPU `matmul` since the
- * process started — what the training-step benchmark divides by the SIMD ceiling to bound a
+ * Diagnostics: floating-point operations (2 per multiply-add; for `triMatmul` the terms its
+ * triangle leaves) of every CPU `matmul` since the process started — what the training-step benchmark divides by the SIMD ceiling to bound a
  * step's time from below.
  */
 export function matmulStats(): { flops: number } {
@@ -118,13 +119,35 @@ export function matmulStats(): { flops: number } {
 
 /** CPU `matmul`. */
 export function matmulCpu(a: Tensor, b: Tensor): Tensor {
-  const { batch, M, K, N } = matmulShape(a, b);
+  return product(a, b, matmulShape(a, b), TRI.NONE);
+}
+
+/** Multiply-adds of one M × N × K product that its triangle leaves. */
+function terms(M: number, N: number, K: number, tri: Tri): number {
+  let n = 0;
+  if (tri === TRI.NONE) return M * N * K;
+  if (tri === TRI.B_LOWER) {
+    for (let j = 0; j < N; j++) n += Math.max(K - j, 0);
+    return n * M;
+  }
+  for (let i = 0; i < M; i++) n += tri === TRI.OUT_LOWER ? Math.min(i + 1, N) : tri === TRI.A_LOWER ? Math.min(i + 1, K) : Math.max(K - i, 0);
+  return n * (tri === TRI.OUT_LOWER ? K : N);
+}
+
+const TRIANGLE: Record<Triangle, Tri> = { lower: TRI.OUT_LOWER, 'a-lower': TRI.A_LOWER, 'a-upper': TRI.A_UPPER, 'b-lower': TRI.B_LOWER };
+
+/** CPU `triMatmul`: the SIMD gemm skips the triangle's terms (the plain-TS path computes them all). */
+export function triMatmulCpu(a: Tensor, b: Tensor, tri: Triangle): Tensor {
+  return product(a, b, checkTriMatmul(a, b, tri), TRIANGLE[tri]);
+}
+
+function product(a: Tensor, b: Tensor, { batch, M, K, N }: { batch: number[]; M: number; K: number; N: number }, tri: Tri): Tensor {
   const nb = sizeOf(batch);
-  flops += 2 * nb * M * N * K;
+  flops += 2 * nb * terms(M, N, K, tri);
   const out = allocateOut(a.dtype, nb * M * N, false) as FloatStorage;
   if (nb * M * N > 0) {
     if (K === 0) out.fill(0);
-    else if (!gemmSplit(a, b, batch, out, M, N, K)) gemmStrided(asOperand(a, batch), asOperand(b, batch), out, nb, M, N, K);
+    else if (!gemmSplit(a, b, batch, out, M, N, K, tri)) gemmStrided(asOperand(a, batch), asOperand(b, batch), out, nb, M, N, K, tri);
   }
   return fromStorage(out, [...batch, M, N]);
 }

@@ -43,6 +43,7 @@ import {
   siluMulGradGeneric,
   toeplitzGeneric,
   toeplitzGradGeneric,
+  triMatmulGeneric,
 } from '../generic-fused.js';
 import { adamUpdateGpu, emaKernelGpu, emaKernelGradGpu, softmaxGradGpu } from './fused.js';
 import { concatGpu, gatherGpu, indexAddGpu, indexSelectGpu, padGpu, scatterAddGpu } from './indexing.js';
@@ -100,4 +101,5 @@ export const gpujsFusedKernels: FusedKernels = {
   emaCoeffsGrad: emaCoeffsGradGeneric,
   toeplitz: toeplitzGeneric,
   toeplitzGrad: toeplitzGradGeneric,
+  triMatmul: triMatmulGeneric,
 };

@@ -14,7 +14,7 @@
  * or thread count, so results are bitwise independent of both.
  */
 import { getNumThreads, splitGemmTasks } from '../pool.js';
-import { GEMM_SHAPES } from './gemm.js';
+import { GEMM_SHAPES, TRI, type Tri } from './gemm.js';
 import { OP_GEMM, OP_PACK, runJob, simdTuning, wasmArena, type WasmRuntime } from './runtime.js';
 import { storageAddr } from '../simd.js';
 
@@ -48,8 +48,19 @@ export interface StridedOperand {
 /**
  * C[b] = A[b]·B[b] with A [batch, M, K] and B [batch, K, N] given as strided operands (all
  * strides ≥ 0), C [batch, M, N] contiguous. Preconditions: validated; batch, M, N, K ≥ 1.
+ * `tri`: the triangular structure of each product ({@link TRI}).
  */
-export function gemmWasm(rt: WasmRuntime, A: StridedOperand, B: StridedOperand, c: FloatArray, batch: number, M: number, N: number, K: number): void {
+export function gemmWasm(
+  rt: WasmRuntime,
+  A: StridedOperand,
+  B: StridedOperand,
+  c: FloatArray,
+  batch: number,
+  M: number,
+  N: number,
+  K: number,
+  tri: Tri = TRI.NONE,
+): void {
   const f64 = c instanceof Float64Array;
   const E = f64 ? 8 : 4;
   const { MR, NR } = GEMM_SHAPES[f64 ? 'f64' : 'f32'];
@@ -161,6 +172,8 @@ export function gemmWasm(rt: WasmRuntime, A: StridedOperand, B: StridedOperand, 
         P[22] = ppn;
         P[23] = rows;
         P[24] = N;
+        P[25] = tri;
+        P[26] = i0;
       });
 
       // ---- copy C out (g matrices of M rows, or one block of rows: contiguous in c either way)

@@ -24,7 +24,7 @@
  */
 import { I32, V128, type ModuleBuilder } from './builder.js';
 import { relaxedSimd } from './features.js';
-import { minInto, type DT } from './vector.js';
+import { maxInto, minInto, type DT } from './vector.js';
 
 /** Tile and blocking parameters of one dtype. */
 export interface GemmShape {
@@ -67,12 +67,26 @@ export const FMA_GEMM_SHAPES: Record<'f32' | 'f64', GemmShape> = {
  */
 export const GEMM_SHAPES: Record<'f32' | 'f64', GemmShape> = relaxedSimd() ? FMA_GEMM_SHAPES : PLAIN_GEMM_SHAPES;
 
+/**
+ * Triangular structure of a product (the `tri` argument of `gemm_<dt>`), with rows i and columns
+ * j of C and the k of the sum counted in the whole matrix (square chunks of causal attention):
+ * - `OUT_LOWER`: C = tril(A·B) — tiles wholly above the diagonal are not computed, and every
+ *   C(i, j) with j > i is written 0;
+ * - `A_LOWER`: A(i, k) = 0 for k > i (the caller's promise): a tile sums k ≤ its last row;
+ * - `A_UPPER`: A(i, k) = 0 for k < i: a tile sums k ≥ its first row;
+ * - `B_LOWER`: B(k, j) = 0 for k < j: a tile sums k ≥ its first column.
+ * The terms skipped are zeros the full sum would add, so C is the full product's (up to the sign
+ * of a zero); the k order of every sum is unchanged.
+ */
+export const TRI = { NONE: 0, OUT_LOWER: 1, A_LOWER: 2, A_UPPER: 3, B_LOWER: 4 } as const;
+export type Tri = (typeof TRI)[keyof typeof TRI];
+
 function es(dt: DT): number {
   return dt === 'f32' ? 4 : 8;
 }
 
 /**
- * `gemm_<dt>(pa, aps, ars, aks, pb, bps, bks, c, ldc, K, p0, p1, q0, q1, M, N, nb, sa, sb, sc)`:
+ * `gemm_<dt>(pa, aps, ars, aks, pb, bps, bks, c, ldc, K, p0, p1, q0, q1, M, N, nb, sa, sb, sc, tri, i0)`:
  * for each of `nb` matrices z (A at pa + z·sa, B at pb + z·sb, C at c + z·sc), the C tiles (p, q)
  * for p ∈ [p0, p1), q ∈ [q0, q1) of the M × N product. All addresses and strides in bytes:
  * A(p·MR + r, k) at pa + p·aps + r·ars + k·aks (packed: aps = K·MR·es, ars = es, aks = MR·es; in
@@ -88,6 +102,9 @@ function es(dt: DT): number {
  * allow it ({@link tallEdge}): a tile of MR rows × 1 vector has only MR independent accumulator
  * chains, too few to hide the multiply-add latency (N = 64 ran 6–9 % below N = 60 per flop).
  * The tiles change, not the arithmetic: every C element is the same k-ordered sequence.
+ *
+ * `tri` ({@link TRI}) narrows each tile's k range to the terms its structure leaves nonzero, or
+ * skips it; `i0` is the row of the matrix that C's first row is (a block of rows: see gemm-run.ts).
  */
 export function emitGemmMacro(mb: ModuleBuilder, dt: DT, s: GemmShape): void {
   const E = es(dt);
@@ -95,12 +112,12 @@ export function emitGemmMacro(mb: ModuleBuilder, dt: DT, s: GemmShape): void {
   const NV = s.NR / lanes;
   const tall = tallEdge(s);
   const RMAX = tall ? 2 * s.MR : s.MR;
-  const params = [...'pa aps ars aks pb bps bks c ldc K p0 p1 q0 q1 M N nb sa sb sc'.split(' ').keys()];
+  const params = [...'pa aps ars aks pb bps bks c ldc K p0 p1 q0 q1 M N nb sa sb sc tri i0'.split(' ').keys()];
   const f = mb.fn(
     `gemm_${dt}`,
     params.map(() => I32),
   );
-  const [pa, aps, ars, aks, pb, bps, bks, c, ldc, K, p0, p1, q0, q1, M, N, nb, sa, sb, sc] = params;
+  const [pa, aps, ars, aks, pb, bps, bks, c, ldc, K, p0, p1, q0, q1, M, N, nb, sa, sb, sc, tri, i0] = params;
   const kc = f.local(I32),
     kl = f.local(I32),
     blk = f.local(I32),
@@ -117,6 +134,15 @@ export function emitGemmMacro(mb: ModuleBuilder, dt: DT, s: GemmShape): void {
     mr = f.local(I32),
     full = f.local(I32),
     z = f.local(I32);
+  // the tile's rows from rowF, its k range [lo, hi), whether it runs, whether this is the last K block
+  const rowF = f.local(I32),
+    lo = f.local(I32),
+    hi = f.local(I32),
+    run = f.local(I32),
+    last = f.local(I32),
+    zr = f.local(I32),
+    zj = f.local(I32),
+    zt = f.local(I32);
   const acc: number[][] = [];
   for (let r = 0; r < RMAX; r++) acc.push(Array.from({ length: NV }, () => f.local(V128)));
   const bv = Array.from({ length: NV }, () => f.local(V128));
@@ -127,6 +153,184 @@ export function emitGemmMacro(mb: ModuleBuilder, dt: DT, s: GemmShape): void {
   const rowAddr = (r: number) => {
     f.get(cp);
     if (r > 0) f.get(ldc).i32_const(r).i32_mul().i32_add();
+  };
+
+  /**
+   * The tile's k range [lo, hi) in the current K block (narrowed by `tri`) and whether it runs:
+   * a tile with no terms still runs in the first K block (it writes its zeros), never with
+   * OUT_LOWER when it lies wholly above the diagonal (`zeroUpper` writes those). Needs mr, q.
+   */
+  const tileRange = (): void => {
+    f.get(i0).get(p).i32_const(s.MR).i32_mul().i32_add().set(rowF);
+    f.get(kc).set(lo);
+    f.get(kc).get(kl).i32_add().set(hi);
+    f.get(tri).i32_const(TRI.A_LOWER).i32_eq().if_();
+    minInto(
+      f,
+      hi,
+      () => f.get(hi),
+      () => f.get(rowF).get(mr).i32_add(),
+    );
+    f.end();
+    f.get(tri).i32_const(TRI.A_UPPER).i32_eq().if_();
+    maxInto(
+      f,
+      lo,
+      () => f.get(lo),
+      () => f.get(rowF),
+    );
+    f.end();
+    f.get(tri).i32_const(TRI.B_LOWER).i32_eq().if_();
+    maxInto(
+      f,
+      lo,
+      () => f.get(lo),
+      () => f.get(q).i32_const(s.NR).i32_mul(),
+    );
+    f.end();
+    // run = (hi > lo || first) && !(OUT_LOWER && first column ≥ rowF + mr)
+    f.get(hi).get(lo).i32_gt_s().get(first).i32_or();
+    f.get(tri).i32_const(TRI.OUT_LOWER).i32_eq();
+    f.get(q).i32_const(s.NR).i32_mul().get(rowF).get(mr).i32_add().i32_ge_s();
+    f.i32_and().i32_eqz().i32_and().set(run);
+    maxInto(
+      f,
+      hi,
+      () => f.get(hi),
+      () => f.get(lo),
+    );
+  };
+
+  /**
+   * Writes 0 to elements [zj, zEnd) of the row at byte address `row()` (locals; zj advances):
+   * single elements up to a multiple of the lane count, whole vectors, then the rest.
+   */
+  const zeroSpan = (row: () => void, zEnd: number): void => {
+    const run = (vector: boolean, until: () => void): void => {
+      f.block().loop();
+      {
+        f.get(zj);
+        until();
+        f.i32_ge_s().br_if(1);
+        row();
+        f.get(zj).i32_const(E).i32_mul().i32_add();
+        if (vector) f.f64_const(0).f64x2_splat().v128_store(0);
+        else if (dt === 'f32') f.f32_const(0).f32_store(0);
+        else f.f64_const(0).f64_store(0);
+        f.get(zj)
+          .i32_const(vector ? lanes : 1)
+          .i32_add()
+          .set(zj);
+        f.br(0);
+      }
+      f.end().end();
+    };
+    minInto(
+      f,
+      zt,
+      () => f.get(zEnd),
+      () =>
+        f
+          .get(zj)
+          .i32_const(lanes - 1)
+          .i32_add()
+          .i32_const(-lanes)
+          .i32_and(),
+    );
+    run(false, () => f.get(zt));
+    run(true, () =>
+      f
+        .get(zEnd)
+        .i32_const(lanes - 1)
+        .i32_sub(),
+    );
+    run(false, () => f.get(zEnd));
+  };
+
+  /**
+   * OUT_LOWER, last K block, a tile that ran: C(i, j) = 0 for its j > i (rowF, mr, nc, cp of the
+   * tile). Tiles wholly above the diagonal are cleared row by row by `zeroAbove`.
+   */
+  const zeroUpper = (): void => {
+    // the tile's last column (q·NR + nc − 1) lies right of its first row
+    f.get(tri).i32_const(TRI.OUT_LOWER).i32_eq().get(last).i32_and();
+    f.get(q).i32_const(s.NR).i32_mul().get(nc).i32_add().i32_const(1).i32_sub().get(rowF).i32_gt_s().i32_and();
+    f.if_();
+    f.i32_const(0).set(zr);
+    f.block().loop();
+    {
+      f.get(zr).get(mr).i32_ge_s().br_if(1);
+      // first column of row zr to clear: max(0, rowF + zr + 1 − q·NR)
+      maxInto(
+        f,
+        zj,
+        () => f.i32_const(0),
+        () => f.get(rowF).get(zr).i32_add().i32_const(1).i32_add().get(q).i32_const(s.NR).i32_mul().i32_sub(),
+      );
+      zeroSpan(() => f.get(cp).get(zr).get(ldc).i32_mul().i32_add(), nc);
+      f.get(zr).i32_const(1).i32_add().set(zr);
+      f.br(0);
+    }
+    f.end().end();
+    f.end();
+  };
+
+  /**
+   * OUT_LOWER, last K block, after the column panels [q0, q1) of the row panels [blk, pe): writes 0
+   * to the columns of those column panels that lie wholly right of each row panel's last row
+   * (the tiles that did not run), one span per row.
+   */
+  const zeroAbove = (): void => {
+    f.get(tri).i32_const(TRI.OUT_LOWER).i32_eq().get(last).i32_and().if_();
+    f.get(blk).set(p);
+    f.block().loop();
+    {
+      f.get(p).get(pe).i32_ge_s().br_if(1);
+      // rows of the panel: mr = min(MR, M − p·MR), from rowF = i0 + p·MR
+      minInto(
+        f,
+        mr,
+        () => f.i32_const(s.MR),
+        () => f.get(M).get(p).i32_const(s.MR).i32_mul().i32_sub(),
+      );
+      f.get(i0).get(p).i32_const(s.MR).i32_mul().i32_add().set(rowF);
+      // columns [max(q0, ⌈(rowF + mr) / NR⌉)·NR, min(q1·NR, N)) as zt… (nc holds the end)
+      maxInto(
+        f,
+        zr,
+        () => f.get(q0),
+        () =>
+          f
+            .get(rowF)
+            .get(mr)
+            .i32_add()
+            .i32_const(s.NR - 1)
+            .i32_add()
+            .i32_const(s.NR)
+            .i32_div_s(),
+      );
+      minInto(
+        f,
+        nc,
+        () => f.get(N),
+        () => f.get(q1).i32_const(s.NR).i32_mul(),
+      );
+      f.get(zr).i32_const(s.NR).i32_mul().set(bq); // first column (bq is free here)
+      f.i32_const(0).set(zr);
+      f.block().loop();
+      {
+        f.get(zr).get(mr).i32_ge_s().br_if(1);
+        f.get(bq).set(zj);
+        zeroSpan(() => f.get(c).get(p).i32_const(s.MR).i32_mul().get(zr).i32_add().get(ldc).i32_mul().i32_add(), nc);
+        f.get(zr).i32_const(1).i32_add().set(zr);
+        f.br(0);
+      }
+      f.end().end();
+      f.get(p).i32_const(1).i32_add().set(p);
+      f.br(0);
+    }
+    f.end().end();
+    f.end();
   };
 
   /**
@@ -146,7 +350,6 @@ export function emitGemmMacro(mb: ModuleBuilder, dt: DT, s: GemmShape): void {
         .get(pe)
         .i32_ge_s()
         .br_if(1);
-      f.get(bq).set(bp);
       // cp = c + p*MR*ldc + q*NR*E
       f.get(c)
         .get(p)
@@ -175,13 +378,17 @@ export function emitGemmMacro(mb: ModuleBuilder, dt: DT, s: GemmShape): void {
         .i32_eq()
         .i32_and()
         .set(full);
-      // row pointers: row r of panel p at k = kc: pa + p·aps + r·ars + kc·aks; rows past the last
+      tileRange();
+      f.get(run).if_();
+      // B at k = lo
+      f.get(bq).get(lo).get(kc).i32_sub().get(bks).i32_mul().i32_add().set(bp);
+      // row pointers: row r of panel p at k = lo: pa + p·aps + r·ars + kc·aks; rows past the last
       // repeat it (a tile of two panels: the first is never the last panel, so it is whole)
       for (let r = 0; r < R; r++) {
         const r0 = r - (r >= s.MR ? s.MR : 0); // row within its panel
         f.get(pa).get(p);
         if (r >= s.MR) f.i32_const(1).i32_add();
-        f.get(aps).i32_mul().i32_add().get(kc).get(aks).i32_mul().i32_add();
+        f.get(aps).i32_mul().i32_add().get(lo).get(aks).i32_mul().i32_add();
         if (r0 > 0 && r >= R - s.MR) {
           minInto(
             f,
@@ -242,7 +449,7 @@ export function emitGemmMacro(mb: ModuleBuilder, dt: DT, s: GemmShape): void {
       }
       f.end();
       // micro-kernel: for (k = kl; k > 0; k--)
-      f.get(kl).set(k);
+      f.get(hi).get(lo).i32_sub().set(k);
       f.block().loop();
       {
         f.get(k).i32_eqz().br_if(1);
@@ -311,6 +518,8 @@ export function emitGemmMacro(mb: ModuleBuilder, dt: DT, s: GemmShape): void {
         }
       }
       f.end();
+      zeroUpper();
+      f.end(); // run
       f.get(p).i32_const(panels).i32_add().set(p);
       f.br(0);
     }
@@ -335,6 +544,7 @@ export function emitGemmMacro(mb: ModuleBuilder, dt: DT, s: GemmShape): void {
         () => f.get(K).get(kc).i32_sub(),
       );
       f.get(kc).i32_eqz().set(first);
+      f.get(kc).get(kl).i32_add().get(K).i32_ge_s().set(last);
       // for (blk = p0; blk < p1; blk += PB)
       f.get(p0).set(blk);
       f.block().loop();
@@ -386,6 +596,7 @@ export function emitGemmMacro(mb: ModuleBuilder, dt: DT, s: GemmShape): void {
           f.br(0);
         }
         f.end().end();
+        zeroAbove();
         f.get(blk).i32_const(s.PB).i32_add().set(blk);
         f.br(0);
       }
