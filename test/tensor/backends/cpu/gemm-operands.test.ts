@@ -28,9 +28,10 @@ function transpose(x: Float32Array, R: number, C: number): Float32Array {
 const fma = cpuHasFma();
 const step = fma === false ? mulAdd : fusedMulAdd;
 
-/** [batch, M, N, K]: B in place (M ≤ 64, small B) and packed (M > 64); A's columns long (M > 256) when transposed. */
+/** [batch, M, N, K]: B in place (M ≤ 64, small B or B ≥ 2 MiB) and packed (M > 64); A's columns long (M > 256) when transposed. */
 const SHAPES: [number, number, number, number][] = [
   [3, 40, 70, 40],
+  [1, 20, 64, 8200],
   [1, 20, 16, 300],
   [2, 300, 29, 50],
   [1, 290, 64, 270],

@@ -188,19 +188,27 @@ export function gemmWasm(
 
 /** Largest k step (bytes) at which A is read in place: beyond it a K block's rows span too many pages. */
 const DIRECT_A_MAX_STEP = 1024;
-/** Largest M and B (bytes) for which B is read in place: few row panels share it, and it stays in cache. */
+/**
+ * Largest M for which B is read in place, when B is at most DIRECT_B_MAX_BYTES (it stays in cache)
+ * or at least DIRECT_B_STREAM_BYTES (the weight gradients of long sequences, K = tokens: a B that
+ * large leaves the cache between its packing and its use, so packing streams it through memory
+ * twice more for the few row panels that share it).
+ */
 const DIRECT_B_MAX_M = 64;
 const DIRECT_B_MAX_BYTES = 64 << 10;
+const DIRECT_B_STREAM_BYTES = 2 << 20;
 
 /**
  * Which operands the kernel reads where they are instead of packing them (measured, docs/PERF.md):
  * A when its k step is short (row-major, or column-major with short columns); B when its columns
- * are contiguous, it is small and few row panels reuse it (packing would cost more than it saves).
+ * are contiguous and few row panels reuse it, and it is small or very large (packing would cost
+ * more than it saves).
  */
 function directOperands(A: StridedOperand, B: StridedOperand, M: number, N: number, K: number, E: number): { aDirect: boolean; bDirect: boolean } {
+  const bBytes = K * N * E;
   return {
     aDirect: A.cs * E <= DIRECT_A_MAX_STEP,
-    bDirect: B.cs === 1 && M <= DIRECT_B_MAX_M && K * N * E <= DIRECT_B_MAX_BYTES,
+    bDirect: B.cs === 1 && M <= DIRECT_B_MAX_M && (bBytes <= DIRECT_B_MAX_BYTES || bBytes >= DIRECT_B_STREAM_BYTES),
   };
 }
 
