@@ -86,6 +86,55 @@ export function erf(x: number): number {
   return x > 0 ? r : x < 0 ? -r : x;
 }
 
+/**
+ * The float32 error function's pieces (coefficients lowest degree first, each a float32 value),
+ * fitted for this library by least squares on Chebyshev nodes (docs/KERNELS.md, "erf in float32"):
+ * |x| ≤ `a1`: erf = |x| + |x|·P1(x²); `a1` < |x| ≤ `a2`: P2(|x| − `m2`); `a2` < |x| ≤ `a3`:
+ * P3(|x| − `m3`); beyond, 1 (erf rounds to 1 in float32 from 3.93 on); the sign of x restored.
+ */
+export const ERF32 = {
+  a1: 0.875,
+  a2: 2,
+  a3: Math.fround(3.93),
+  m2: 1.4375,
+  m3: 2.96875,
+  p1: [0.12837917, -0.37612638, 0.11283744, -0.026862144, 0.0052080755, -8.2258735e-4, 8.737628e-5].map(Math.fround),
+  p2: [0.9579406, 0.14289802, -0.2054159, 0.14922485, -0.03878314, -0.022477785, 0.021110171, -0.0032417614, -0.0033460988, 0.0014575607, 1.4828015e-4].map(
+    Math.fround,
+  ),
+  p3: [
+    0.9999731, 1.677297e-4, -4.9812504e-4, 9.317201e-4, -0.001215106, 0.0011529658, -8.243663e-4, 4.5018268e-4, -1.4381821e-4, -1.9821986e-5, 2.5562938e-5,
+  ].map(Math.fround),
+};
+
+/**
+ * The error function of a float32 `x` in float32 arithmetic (every operation rounded to float32,
+ * as the WebAssembly kernels compute it four lanes at a time, wasm/laplace.ts): within 1.5 ulp of
+ * erf(x) rounded to float32 (measured over every float32 in [0, 4.5] sampled, test/tensor/
+ * special.test.ts). What the f32 `erf` and `laplace` kernels compute; f64 uses {@link erf}.
+ */
+export function erf32(x: number): number {
+  const f = Math.fround,
+    E = ERF32;
+  const ax = Math.abs(x);
+  const horner = (c: number[], t: number): number => {
+    let acc = c[c.length - 1];
+    for (let k = c.length - 2; k >= 0; k--) acc = f(f(acc * t) + c[k]);
+    return acc;
+  };
+  let r: number;
+  if (ax <= E.a1) r = f(ax + f(ax * horner(E.p1, f(ax * ax))));
+  else if (ax <= E.a2) r = horner(E.p2, f(ax - E.m2));
+  else if (ax <= E.a3) r = horner(E.p3, f(ax - E.m3));
+  else if (ax > E.a3) r = 1;
+  else return x; // NaN
+  r = Math.min(r, 1);
+  return x < 0 ? -r : x > 0 ? r : x;
+}
+
+/** Source text of `erf32` for generated kernels. */
+export const ERF32_SOURCE = [`const ERF32 = ${JSON.stringify(ERF32)};`, erf32.toString()].join('\n');
+
 /** Source text of `erf` for generated kernels (they run in their own scope, e.g. worker threads). */
 export const ERF_SOURCE = [
   `const TWO_OVER_SQRT_PI = ${TWO_OVER_SQRT_PI}, ONE_OVER_SQRT_PI = ${ONE_OVER_SQRT_PI};`,

@@ -6,7 +6,7 @@
  * A loop walks the output row-major; inputs are addressed through their own strides (0 for
  * broadcast axes), so views need no copy.
  */
-import { ERF_SOURCE } from '../../special.js';
+import { ERF32_SOURCE, ERF_SOURCE } from '../../special.js';
 
 /** Strided operand: storage, offset, strides aligned to the output's axes. */
 export interface Operand {
@@ -33,6 +33,7 @@ export function elementwiseLoop(key: string, arity: number, expr: string): Loop 
   // the erf table is built only by the loops that call erf
   const src = `
 ${expr.includes('erf(') ? ERF_SOURCE : ''}
+${expr.includes('erf32(') ? ERF32_SOURCE : ''}
 return function loop(out, shape, ops) {
   ${names.map((i) => `const d${i} = ops[${i}].data, s${i} = ops[${i}].strides; let p${i} = ops[${i}].offset;`).join('\n  ')}
   const nd = shape.length;

@@ -79,7 +79,9 @@ export function unaryCpu(x: Tensor, op: UnaryOp): Tensor {
   if (!BOOL_RESULT.has(op) && !isFloat(x.dtype) && op !== 'neg' && op !== 'abs' && op !== 'sign' && op !== 'square') {
     throw new DTypeError(`${op}: expected a floating tensor, got ${x.dtype}`);
   }
-  return runLoop(`u:${op}`, UNARY[op], [x], x.shape, BOOL_RESULT.has(op) ? 'bool' : x.dtype);
+  // f32 erf in float32 arithmetic (special.ts erf32: what the SIMD laplace computes); f64 erf in float64
+  const expr = op === 'erf' && x.dtype === 'f32' ? 'erf32(v0)' : UNARY[op];
+  return runLoop(`u:${op}`, expr, [x], x.shape, BOOL_RESULT.has(op) ? 'bool' : x.dtype);
 }
 
 /** CPU `binary`. */

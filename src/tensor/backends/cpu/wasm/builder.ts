@@ -567,6 +567,9 @@ export class Fn {
   f32x4_gt(): this {
     return this.simd(0x44);
   }
+  f32x4_le(): this {
+    return this.simd(0x45);
+  }
   f64x2_gt(): this {
     return this.simd(0x4a);
   }

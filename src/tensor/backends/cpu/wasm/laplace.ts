@@ -17,7 +17,8 @@
  *   through the SIMD elementwise kernels (whose exp is vector.ts `emitExp`).
  */
 import { I32, V128, type Fn, type ModuleBuilder } from './builder.js';
-import { emitExp, expLocals, HIGH_HALF, inc, Simd, whileLt, type DT } from './vector.js';
+import { ERF32 } from '../../../special.js';
+import { emitExp, expLocals, inc, Simd, whileLt, type DT } from './vector.js';
 
 /** Float64 values per grid point of the erf table. */
 const TERMS = 10;
@@ -102,6 +103,49 @@ function emitErf64(f: Fn, tbl: number, L: ErfLocals): void {
   f.get(L.z).f64x2_const(0).f64x2_gt().v128_bitselect();
 }
 
+/** Locals of {@link emitErf32}. */
+interface Erf32Locals {
+  ax: number;
+  t: number;
+  acc: number;
+  r: number;
+}
+
+function erf32Locals(f: Fn): Erf32Locals {
+  return { ax: f.local(V128), t: f.local(V128), acc: f.local(V128), r: f.local(V128) };
+}
+
+/**
+ * erf of the f32x4 in local `z` by special.ts `erf32` (its pieces evaluated for every lane, then
+ * selected; each multiply and add rounded, no fused multiply-add), leaving it on the stack: bitwise
+ * equal to `erf32` lane by lane.
+ */
+function emitErf32(f: Fn, z: number, L: Erf32Locals): void {
+  const E = ERF32;
+  /** Horner of `c` at the vector in local t, into local acc. */
+  const horner = (c: number[]): void => {
+    f.f32x4_const(c[c.length - 1]).set(L.acc);
+    for (let k = c.length - 2; k >= 0; k--) f.get(L.acc).get(L.t).f32x4_mul().f32x4_const(c[k]).f32x4_add().set(L.acc);
+  };
+  f.get(z).f32x4_abs().set(L.ax);
+  // a2 < |z|: P3(|z| − m3); a1 < |z| ≤ a2: P2(|z| − m2) (NaN takes P3's NaN)
+  f.get(L.ax).f32x4_const(E.m3).f32x4_sub().set(L.t);
+  horner(E.p3);
+  f.get(L.acc).set(L.r);
+  f.get(L.ax).f32x4_const(E.m2).f32x4_sub().set(L.t);
+  horner(E.p2);
+  f.get(L.acc).get(L.r).get(L.ax).f32x4_const(E.a2).f32x4_le().v128_bitselect().set(L.r);
+  // |z| ≤ a1: |z| + |z|·P1(z²)
+  f.get(L.ax).get(L.ax).f32x4_mul().set(L.t);
+  horner(E.p1);
+  f.get(L.ax).get(L.ax).get(L.acc).f32x4_mul().f32x4_add();
+  f.get(L.r).get(L.ax).f32x4_const(E.a1).f32x4_le().v128_bitselect().set(L.r);
+  // |z| > a3: 1; then pmin(r, 1) (1 < r ? 1 : r: keeps a NaN as it is); r ≥ +0, so OR-ing in z's sign bit restores the sign
+  f.f32x4_const(1).get(L.r).get(L.ax).f32x4_const(E.a3).f32x4_gt().v128_bitselect();
+  f.f32x4_const(1).f32x4_pmin();
+  f.get(z).f32x4_const(-0).v128_and().v128_or();
+}
+
 /** `laplace_<dt>(s, e, x, out, prm, tbl)`. */
 function emitLaplace(mb: ModuleBuilder, dt: DT): string {
   const name = `laplace_${dt}`;
@@ -116,9 +160,9 @@ function emitLaplace(mb: ModuleBuilder, dt: DT): string {
     n = f.local(I32);
   const mu = f.local(V128),
     den = f.local(V128),
-    z = f.local(V128),
-    lo = f.local(V128);
+    z = f.local(V128);
   const L = erfLocals(f);
+  const L32 = erf32Locals(f);
   f.get(prm);
   v.splat(0);
   f.set(mu);
@@ -132,17 +176,8 @@ function emitLaplace(mb: ModuleBuilder, dt: DT): string {
   v.vectorEnd(po, n, pv);
   /** out = 0.5·(1 + erf(z)) for the z vector in local `z`; leaves it on the stack. */
   const body = () => {
-    if (dt === 'f32') {
-      f.get(z).f64x2_promote_low_f32x4();
-      emitErf64(f, tbl, L);
-      f.f32x4_demote_f64x2_zero().set(lo);
-      f.get(z).get(z).i8x16_shuffle(HIGH_HALF).f64x2_promote_low_f32x4();
-      emitErf64(f, tbl, L);
-      f.f32x4_demote_f64x2_zero();
-      f.set(z);
-      // lanes [lo0, lo1, hi0, hi1]
-      f.get(lo).get(z).i8x16_shuffle([0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23]);
-    } else {
+    if (dt === 'f32') emitErf32(f, z, L32);
+    else {
       f.get(z);
       emitErf64(f, tbl, L);
     }
