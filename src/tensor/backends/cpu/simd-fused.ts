@@ -14,6 +14,7 @@ import { fromStorage, type Tensor } from '../../tensor.js';
 import { checkBatchNorm, checkBatchNormGrad } from '../checks.js';
 import { allocateOut, residentActive } from './resident.js';
 import { inPlace, minSize, runMap, stage, storageAddr } from './simd.js';
+import { bnBlock } from './wasm/batchnorm.js';
 import { wasmArena, wasmRuntime, type Arena } from './wasm/runtime.js';
 
 /**
@@ -247,44 +248,34 @@ export function batchNormGradSimd(x: Tensor, g: Tensor, stats: Tensor, weight: T
     psgx = c.output(dwb, 2 * D),
     psg = psgx + D * E,
     pw = weight ? c.input(weight) : 0,
-    pxh = c.scratch(n),
-    pgh = weight ? c.scratch(n) : pg,
-    pt = c.scratch(n),
-    // per-channel rows: mean, r (from var), Σĝ, Σĝ·x̂, mean(ĝ), mean(ĝ·x̂)
-    pm = c.scratch(6 * D),
-    [pr, ps1, ps2, pm1, pm2] = [1, 2, 3, 4, 5].map((i) => pm + i * D * E),
+    // rows mean, r (from var), mean(ĝ), mean(ĝ·x̂), then x̂, g·x̂, ĝ, ĝ·x̂ (wasm/batchnorm.ts)
+    blk = bnBlock(D, n, E),
+    st = c.scratch((weight ? blk.bytes : blk.gh) / E),
+    sums = c.scratch(2 * D), // Σĝ, Σĝ·x̂ with a weight
     tmp = c.scratch(D, 8);
+  const [, pr, pm1, pm2] = blk.rows.map((o) => st + o);
   const view = c.open();
-  stage(view, pm, E, stats); // mean row, then var row (→ r below)
+  stage(view, st, E, stats); // mean row, then var row (→ r below)
   const inv = R(1 / N),
     e = R(eps);
   for (let d = 0, v = pr / E; d < D; d++) view[v + d] = 1 / Math.sqrt(R(view[v + d] + e));
   const colSum = (src: number, dst: number) => runMap(rt, `csum_${dt}`, D, n, [src, dst, N, D, tmp]);
-  const row = (op: string, a: number, b: number, out: number) => runMap(rt, `bin_${op}_${dt}_vv`, n, n, [a, b, out, D, D, 0]);
-  const same = (op: string, a: number, b: number, out: number) => runMap(rt, `bin_${op}_${dt}_vv`, n, n, [a, b, out, n, 0, 0]);
-  row('sub', px, pm, pxh);
-  row('mul', pxh, pr, pxh); // x̂ = (x − mean) · r
+  runMap(rt, `bngprep_${dt}`, n, 2 * n, [px, pg, pw, st, D, n]);
   colSum(pg, psg);
-  same('mul', pg, pxh, pt);
-  colSum(pt, psgx);
+  colSum(st + blk.t1, psgx);
   let s1 = psg,
     s2 = psgx;
   if (weight) {
-    row('mul', pg, pw, pgh); // ĝ = g · w
-    s1 = ps1;
-    colSum(pgh, s1);
-    same('mul', pgh, pxh, pt);
-    s2 = ps2;
-    colSum(pt, s2);
+    s1 = sums;
+    s2 = sums + D * E;
+    colSum(st + blk.gh, s1);
+    colSum(st + blk.t2, s2);
   }
   for (let d = 0, a = pm1 / E, b = pm2 / E; d < D; d++) {
     view[a + d] = view[s1 / E + d] * inv;
     view[b + d] = view[s2 / E + d] * inv;
   }
-  row('mul', pxh, pm2, pt); // x̂ · mean(ĝ·x̂)
-  row('sub', pgh, pm1, pdx); // ĝ − mean(ĝ)
-  same('sub', pdx, pt, pdx);
-  row('mul', pdx, pr, pdx); // · r
+  runMap(rt, `bngout_${dt}`, n, n, [weight ? st + blk.gh : pg, st, D, pdx]);
   c.close();
   return [fromStorage(dx, [N, D]), fromStorage(dwb, [2, D])];
 }

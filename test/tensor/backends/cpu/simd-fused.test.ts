@@ -207,6 +207,13 @@ describe('SIMD batch norm vs plain TS', () => {
           const gg = batchNormGradSimd(x, g, ref[1], ww, 1e-5)!;
           const gr = batchNormGradGeneric(x, g, ref[1], ww, 1e-5);
           for (let i = 0; i < 2; i++) expect(bits(gg[i]).equals(bits(gr[i]))).toBe(true);
+          // the backward's passes split into the smallest tasks over 2 threads (segments of rows)
+          setNumThreads(2);
+          simdTuning.force = true;
+          const gs = batchNormGradSimd(x, g, ref[1], ww, 1e-5)!;
+          simdTuning.force = false;
+          setNumThreads(prevThreads);
+          for (let i = 0; i < 2; i++) expect(bits(gs[i]).equals(bits(gr[i]))).toBe(true);
         }
       }
       // a strided input is staged

@@ -28,6 +28,7 @@ import { emitGemmMacro, GEMM_SHAPES } from './gemm.js';
 import { emitPack } from './gemm-pack.js';
 import { growTo, MAX_PAGES, WasmHeap } from './heap.js';
 import { emitOptim } from './optim.js';
+import { emitBatchNormMaps } from './batchnorm.js';
 import { emitRandom } from './random.js';
 
 /** Bytes below the arena reserved for per-thread scratch and fixed descriptors. */
@@ -130,7 +131,15 @@ export function buildModuleBytes(shared = true): { bytes: Uint8Array<ArrayBuffer
     emitPack(mb, dt, s.MR);
     if (s.NR !== s.MR) emitPack(mb, dt, s.NR);
   }
-  const mapNames = [...emitElementwise(mb), ...emitGates(mb), ...emitWhereMaps(mb), ...emitLayerNormMaps(mb), ...emitCopy(mb), ...emitToeplitzMaps(mb)];
+  const mapNames = [
+    ...emitElementwise(mb),
+    ...emitGates(mb),
+    ...emitWhereMaps(mb),
+    ...emitLayerNormMaps(mb),
+    ...emitCopy(mb),
+    ...emitToeplitzMaps(mb),
+    ...emitBatchNormMaps(mb),
+  ];
   const movers = emitFftConv(mb);
   for (const dt of ['f32', 'f64'] as const) emitDirectConv(mb, dt, movers[dt].load, movers[dt].store);
   emitEma(mb);
