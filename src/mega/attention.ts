@@ -126,7 +126,7 @@ const causalMasks = new WeakMap<Tensor, { additive: boolean; causal: boolean }>(
  * Whether `attnMask` (`n × n`) masks every entry above the diagonal — all −∞ there (additive, for
  * softmax) or all 0 (multiplicative) — so that the weights there are 0 and the products may skip
  * them. Masks made by {@link causalMask} are known; another host mask is read once (its
- * answer is kept with the tensor); a device mask is not read back (no).
+ * answer is kept with the tensor); a device mask is not read back (the answer is no).
  */
 function masksAbove(attnMask: Tensor, additive: boolean): boolean {
   const known = causalMasks.get(attnMask);

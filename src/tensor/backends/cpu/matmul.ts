@@ -110,8 +110,8 @@ let flops = 0;
 
 /**
  * Diagnostics: floating-point operations (2 per multiply-add; for `triMatmul` the terms its
- * triangle leaves) of every CPU `matmul` since the process started — what the training-step benchmark divides by the SIMD ceiling to bound a
- * step's time from below.
+ * triangle leaves) of every CPU `matmul` since the process started — what the training-step
+ * benchmark divides by the SIMD ceiling to bound a step's time from below.
  */
 export function matmulStats(): { flops: number } {
   return { flops };
@@ -141,6 +141,7 @@ export function triMatmulCpu(a: Tensor, b: Tensor, tri: Triangle): Tensor {
   return product(a, b, checkTriMatmul(a, b, tri), TRIANGLE[tri]);
 }
 
+/** The product of checked operands of sizes `batch, M, K, N` with a triangle (`TRI.NONE`: all of it). */
 function product(a: Tensor, b: Tensor, { batch, M, K, N }: { batch: number[]; M: number; K: number; N: number }, tri: Tri): Tensor {
   const nb = sizeOf(batch);
   flops += 2 * nb * terms(M, N, K, tri);

@@ -158,7 +158,7 @@ export function emitGemmMacro(mb: ModuleBuilder, dt: DT, s: GemmShape): void {
   /**
    * The tile's k range [lo, hi) in the current K block (narrowed by `tri`) and whether it runs:
    * a tile with no terms still runs in the first K block (it writes its zeros), never with
-   * OUT_LOWER when it lies wholly above the diagonal (`zeroUpper` writes those). Needs mr, q.
+   * OUT_LOWER when it lies wholly above the diagonal (`zeroAbove` writes those). Needs mr, q.
    */
   const tileRange = (): void => {
     f.get(i0).get(p).i32_const(s.MR).i32_mul().i32_add().set(rowF);
@@ -206,7 +206,7 @@ export function emitGemmMacro(mb: ModuleBuilder, dt: DT, s: GemmShape): void {
    * single elements up to a multiple of the lane count, whole vectors, then the rest.
    */
   const zeroSpan = (row: () => void, zEnd: number): void => {
-    const run = (vector: boolean, until: () => void): void => {
+    const zeroLoop = (vector: boolean, until: () => void): void => {
       f.block().loop();
       {
         f.get(zj);
@@ -237,14 +237,14 @@ export function emitGemmMacro(mb: ModuleBuilder, dt: DT, s: GemmShape): void {
           .i32_const(-lanes)
           .i32_and(),
     );
-    run(false, () => f.get(zt));
-    run(true, () =>
+    zeroLoop(false, () => f.get(zt));
+    zeroLoop(true, () =>
       f
         .get(zEnd)
         .i32_const(lanes - 1)
         .i32_sub(),
     );
-    run(false, () => f.get(zEnd));
+    zeroLoop(false, () => f.get(zEnd));
   };
 
   /**
