@@ -119,28 +119,27 @@ export function setCausalProducts(on: boolean): boolean {
   return prev;
 }
 
-/** Attention masks known to mask everything above the diagonal (by activation kind), by tensor. */
-const causalMasks = new WeakMap<Tensor, { additive: boolean; causal: boolean }>();
+/** The masks made by {@link causalMask}, by tensor: whether additive (softmax) or multiplicative. */
+const causalMasks = new WeakMap<Tensor, { additive: boolean }>();
 
 /**
  * Whether `attnMask` (`n × n`) masks every entry above the diagonal — all −∞ there (additive, for
  * softmax) or all 0 (multiplicative) — so that the weights there are 0 and the products may skip
- * them. Masks made by {@link causalMask} are known; another host mask is read once (its
- * answer is kept with the tensor); a device mask is not read back (the answer is no).
+ * them. A mask made by {@link causalMask} is known; another host mask is read at every call (its
+ * values may change between calls; n²/2 reads at most); a device mask is not read back (the
+ * answer is no).
  */
 function masksAbove(attnMask: Tensor, additive: boolean): boolean {
   const known = causalMasks.get(attnMask);
-  if (known?.additive === additive) return known.causal;
+  if (known) return known.additive === additive;
   if (attnMask.device || attnMask.ndim !== 2 || attnMask.shape[0] !== attnMask.shape[1]) return false;
   const n = attnMask.shape[0];
   const c = attnMask.isContiguous() ? attnMask : K.copy(attnMask);
   const x = c.storage,
     o = c.offset;
   const want = additive ? -Infinity : 0;
-  let causal = true;
-  for (let i = 0; i < n && causal; i++) for (let j = i + 1; j < n; j++) if (x[o + i * n + j] !== want) causal = false;
-  causalMasks.set(attnMask, { additive, causal });
-  return causal;
+  for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) if (x[o + i * n + j] !== want) return false;
+  return true;
 }
 
 /** Incremental record name of the attention cache (golden `state:<path>.attn_state.<key>`). */
@@ -159,7 +158,7 @@ export function causalMask(n: number, activation: AttentionActivation, dtype: Fl
     if (activation === 'softmax') s.fill(-Infinity, i * n + i + 1, (i + 1) * n);
     else s.fill(1, i * n, i * n + i + 1);
   }
-  causalMasks.set(t, { additive: activation === 'softmax', causal: true });
+  causalMasks.set(t, { additive: activation === 'softmax' });
   return t;
 }
 

@@ -281,7 +281,7 @@ describe('causal products (causalScores, causalWeighted) equal the full products
         });
       }
 
-  it('a causal mask built by the caller (same values, another tensor) takes the skipping path; a mask with one entry above the diagonal kept does not', () => {
+  it('a causal mask built by the caller (same values, another tensor) takes the skipping path; a mask with one entry above the diagonal kept does not, also when changed in place', () => {
     const m = layer({ attentionActivation: 'softmax', maxPositions: L });
     const x = randNormal([L, B, 8], 0, 1, 'f64', gen);
     const flopsOf = (mask: Tensor): number => {
@@ -295,5 +295,12 @@ describe('causal products (causalScores, causalWeighted) equal the full products
     leaky.storage[3] = 0; // row 0 sees key 3
     expect(flopsOf(own)).toBe(flopsOf(made));
     expect(flopsOf(leaky)).toBeGreaterThan(flopsOf(made));
+    // the caller's mask is read at every call: unmasked in place, the full products run
+    own.storage[5] = 0;
+    expect(flopsOf(own)).toBe(flopsOf(leaky));
+    const prev = setCausalProducts(false);
+    const want = m.forward(x, { attnMask: own }).out;
+    setCausalProducts(prev);
+    expect(Array.from(m.forward(x, { attnMask: own }).out.storage)).toEqual(Array.from(want.storage));
   });
 });
