@@ -281,7 +281,7 @@ describe('causal products (causalScores, causalWeighted) equal the full products
         });
       }
 
-  it('a causal mask built by the caller (same values, another tensor) takes the skipping path; a mask with one entry above the diagonal kept does not, also when changed in place', () => {
+  it('a caller-built causal mask takes the skipping path; one with an entry above the diagonal kept does not, also when changed in place', () => {
     const m = layer({ attentionActivation: 'softmax', maxPositions: L });
     const x = randNormal([L, B, 8], 0, 1, 'f64', gen);
     const flopsOf = (mask: Tensor): number => {
