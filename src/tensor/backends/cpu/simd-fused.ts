@@ -96,11 +96,11 @@ export function laplaceSimd(x: Tensor, mu: number, den: number): Tensor | null {
   const px = c.input(x),
     po = c.output(out, n),
     prm = c.scratch(2),
-    tbl = c.scratch(ERF_TABLE.length, 8);
+    tbl = dt === 'f64' ? c.scratch(ERF_TABLE.length, 8) : 0; // f32's erf32 needs no table
   const view = c.open();
   view[prm / c.E] = mu;
   view[prm / c.E + 1] = den;
-  c.ar.f64.set(ERF_TABLE, tbl / 8);
+  if (tbl) c.ar.f64.set(ERF_TABLE, tbl / 8);
   runMap(wasmRuntime()!, `laplace_${dt}`, n, n * WORK_PER_ELEMENT, [px, po, prm, tbl]);
   c.close();
   return fromStorage(out, x.shape);

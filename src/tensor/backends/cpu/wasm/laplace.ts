@@ -6,13 +6,14 @@
  * - `laplacegrad_<dt>(s, e, x, g, out, prm)`: out[i] = g[i] · (exp(−z²) / c).
  *
  * `prm` is the byte address of the constants `[mu, den, c]` in the element type (c = √π·den);
- * `tbl` that of the erf Taylor table of special.ts (`ERF_TABLE`, 10 float64 per grid point).
+ * `tbl` that of the erf Taylor table of special.ts (`ERF_TABLE`, 10 float64 per grid point; f64
+ * only, f32 passes 0).
  *
  * Both follow the plain-TS kernels step by step, so they are bitwise equal to them:
- * - forward: z is rounded to the element type (as the unfused composition rounds it), erf is
- *   evaluated in float64 exactly as special.ts `erf` does (same grid point — JavaScript's
- *   round-half-up, written as ⌊v⌋ + (v − ⌊v⌋ ≥ ½) —, same Horner order, same table), f32 results
- *   are rounded to f32 before `1 +` (f32 addition: double rounding through float64 is innocuous);
+ * - forward: z is rounded to the element type (as the unfused composition rounds it); f32
+ *   evaluates special.ts `erf32` in float32 on four lanes ({@link emitErf32}); f64 evaluates erf
+ *   exactly as special.ts `erf` does (same grid point — JavaScript's round-half-up, written as
+ *   ⌊v⌋ + (v − ⌊v⌋ ≥ ½) —, same Horner order, same table);
  * - backward: the same element-type operations as the composition `g · (exp(−(z·z)) / c)` run
  *   through the SIMD elementwise kernels (whose exp is vector.ts `emitExp`).
  */
@@ -161,8 +162,8 @@ function emitLaplace(mb: ModuleBuilder, dt: DT): string {
   const mu = f.local(V128),
     den = f.local(V128),
     z = f.local(V128);
-  const L = erfLocals(f);
-  const L32 = erf32Locals(f);
+  const L = dt === 'f64' ? erfLocals(f) : null;
+  const L32 = dt === 'f32' ? erf32Locals(f) : null;
   f.get(prm);
   v.splat(0);
   f.set(mu);
@@ -176,10 +177,10 @@ function emitLaplace(mb: ModuleBuilder, dt: DT): string {
   v.vectorEnd(po, n, pv);
   /** out = 0.5·(1 + erf(z)) for the z vector in local `z`; leaves it on the stack. */
   const body = () => {
-    if (dt === 'f32') emitErf32(f, z, L32);
+    if (L32) emitErf32(f, z, L32);
     else {
       f.get(z);
-      emitErf64(f, tbl, L);
+      emitErf64(f, tbl, L!);
     }
     v.c(1);
     v.add();
