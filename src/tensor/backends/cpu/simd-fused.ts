@@ -251,7 +251,7 @@ export function batchNormGradSimd(x: Tensor, g: Tensor, stats: Tensor, weight: T
     // rows mean, r (from var), mean(ĝ), mean(ĝ·x̂), then x̂, g·x̂, ĝ, ĝ·x̂ (wasm/batchnorm.ts)
     blk = bnBlock(D, n, E),
     st = c.scratch((weight ? blk.bytes : blk.gh) / E),
-    sums = c.scratch(2 * D), // Σĝ, Σĝ·x̂ with a weight
+    sums = weight ? c.scratch(2 * D) : 0, // Σĝ, Σĝ·x̂ (without a weight they are Σg, Σg·x̂: dwb itself)
     tmp = c.scratch(D, 8);
   const [, pr, pm1, pm2] = blk.rows.map((o) => st + o);
   const view = c.open();

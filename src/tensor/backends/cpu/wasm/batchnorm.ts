@@ -16,7 +16,10 @@
 import { I32, V128, type Fn, type ModuleBuilder } from './builder.js';
 import { inc, rowSegment, Simd, whileLt, type DT } from './vector.js';
 
-/** Byte offsets in the scratch block of `batchNormGradSimd`: four D rows, then four n arrays. */
+/**
+ * Byte offsets in the scratch block of `batchNormGradSimd`: four D rows, then four n arrays (the
+ * maps below compute the same offsets from their `st`, `D`, `n` arguments).
+ */
 export function bnBlock(D: number, n: number, E: number): { rows: number[]; xh: number; t1: number; gh: number; t2: number; bytes: number } {
   const xh = 4 * D * E;
   return { rows: [0, 1, 2, 3].map((k) => k * D * E), xh, t1: xh + n * E, gh: xh + 2 * n * E, t2: xh + 3 * n * E, bytes: xh + 4 * n * E };
