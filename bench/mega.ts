@@ -18,6 +18,11 @@
  *   RSS of that process, MiB; mega-ts `ratio` = mega-ts / PyTorch, ≤ 1 = mega-ts smaller). One
  *   process per side and case; the sides alternate for `MEGA_BENCH_LAYER_REPS` rounds
  *   (default 1), figures are medians, ratios the median of the per-round ratios.
+ *   `mega-enc-bound` rows: the tokens/s mega-ts would reach if the layer's matrix products (GFLOP
+ *   counted in one step) ran at the WebAssembly SIMD multiply-add ceiling measured in the same
+ *   run (bench/ceiling.ts, same thread count) and nothing else took any time; the ratio to
+ *   PyTorch's tokens/s is the most any WebAssembly kernel work can give on this machine (below
+ *   1.5, figure 1's target is out of reach of every implementation that only has those instructions).
  * - `mega-scale/mega-ts-cpu/f32/<L>x<B>x128` for L = 1k, 4k, 16k (B 4; env `MEGA_BENCH_SCALE_B`
  *   changes B): one child process per length, so each row's peak RSS is its own. Reports ms per
  *   step, the growth factor per 4× length (`ratio`, ≈ 4 means linear), and peak memory
@@ -31,10 +36,12 @@ import { fileURLToPath } from 'node:url';
 import * as F from '../src/autograd/index.js';
 import { MovingAverageGatedAttention } from '../src/mega/attention.js';
 import { MegaSentenceEncoderLayer } from '../src/mega/layers.js';
+import { matmulStats } from '../src/tensor/backends/cpu/matmul.js';
 import { getNumThreads } from '../src/tensor/backends/cpu/pool.js';
 import type { FloatDType } from '../src/tensor/dtype.js';
 import { Generator, randNormal } from '../src/tensor/random.js';
 import { caseId, note, report, selected, type BenchOptions, type BenchResult } from './report.js';
+import { ceilingGflops } from './ceiling.js';
 import { torchEnv, torchThreadConfigs, torchThreadsLabel } from './torch-threads.js';
 import { median, timeMedian } from './timing.js';
 
@@ -100,10 +107,17 @@ export function makeStep(
   return { step, layer };
 }
 
-/** Median ms of one forward + backward. */
-function timeStep(L: number, B: number, C: number, maxMs = 6000, kind: LayerKind = 'attention'): number {
+/**
+ * Median ms of one forward + backward, and (`countFlops`: one more step) the GFLOP of its matrix
+ * products, else 0.
+ */
+function timeStep(L: number, B: number, C: number, maxMs: number, kind: LayerKind, countFlops: boolean): { ms: number; gflop: number } {
   const { step } = makeStep(L, B, C, 1, kind);
-  return timeMedian(step, { warmup: 2, warmupMs: 500, minReps: 3, maxReps: 11, maxMs });
+  const ms = timeMedian(step, { warmup: 2, warmupMs: 500, minReps: 3, maxReps: 11, maxMs });
+  if (!countFlops) return { ms, gflop: 0 };
+  const f0 = matmulStats().flops;
+  step();
+  return { ms, gflop: (matmulStats().flops - f0) / 1e9 };
 }
 
 /**
@@ -169,13 +183,21 @@ function torchBaseline(
   return out;
 }
 
-/** Child-process entry: `--mega-child L,B,C[,encoder]` prints `{ms, maxRssMiB}`. */
+/** What one child process measured: ms per step, its peak RSS, GFLOP of matrix products per step (encoder cases; else 0). */
+interface ChildMeasured {
+  ms: number;
+  maxRssMiB: number;
+  gflop: number;
+}
+
+/** Child-process entry: `--mega-child L,B,C[,encoder]` prints a {@link ChildMeasured}. */
 export function megaChild(spec: string): void {
   const [L, B, C] = spec.split(',').slice(0, 3).map(Number);
   const kind: LayerKind = spec.endsWith(',encoder') ? 'encoder' : 'attention';
-  const ms = timeStep(L, B, C, Number(process.env.MEGA_BENCH_MAX_MS ?? 6000), kind);
+  const { ms, gflop } = timeStep(L, B, C, Number(process.env.MEGA_BENCH_MAX_MS ?? 6000), kind, kind === 'encoder');
   const maxRssMiB = process.resourceUsage().maxRSS / 1024;
-  process.stdout.write(JSON.stringify({ ms, maxRssMiB }) + '\n');
+  const out: ChildMeasured = { ms, maxRssMiB, gflop };
+  process.stdout.write(JSON.stringify(out) + '\n');
 }
 
 /**
@@ -190,7 +212,7 @@ export function mallocEnv(): NodeJS.ProcessEnv {
 }
 
 /** Runs one case in a fresh process; undefined (noted) on failure. */
-function child(L: number, B: number, C: number, env: NodeJS.ProcessEnv, kind: LayerKind = 'attention'): { ms: number; maxRssMiB: number } | undefined {
+function child(L: number, B: number, C: number, env: NodeJS.ProcessEnv, kind: LayerKind = 'attention'): ChildMeasured | undefined {
   const entry = fileURLToPath(import.meta.url).replace(/mega\.js$/, 'run.js');
   const spec = kind === 'encoder' ? `${L},${B},${C},encoder` : `${L},${B},${C}`;
   const r = spawnSync(process.execPath, ['--expose-gc', entry, '--mega-child', spec], {
@@ -204,7 +226,7 @@ function child(L: number, B: number, C: number, env: NodeJS.ProcessEnv, kind: La
     note(`mega L=${L} B=${B} C=${C}: child failed: ${(r.stderr || r.error?.message || '').trim().split('\n').slice(-3).join(' ')}`);
     return undefined;
   }
-  return JSON.parse(line) as { ms: number; maxRssMiB: number };
+  return JSON.parse(line) as ChildMeasured;
 }
 
 /** Run the Mega layer benchmarks (every measurement in its own process). */
@@ -294,15 +316,16 @@ function runEncoderBench(opts: BenchOptions, cases: [number, number, number][], 
       `${threads} thread(s), both sides with the tuned malloc settings; ${reps} alternating round(s) of one process per side; ` +
       `mega-enc-mem = peak RSS of that process (runtime included), ratio mega-ts / PyTorch`,
   );
+  let ceiling: number | undefined;
   for (const c of todo) {
     const [l, b] = c;
-    const mega: { tokensPerS: number; maxRssMiB: number }[] = [];
+    const mega: { tokensPerS: number; maxRssMiB: number; gflop: number }[] = [];
     const torch: TorchMeasured[] = [];
     for (let i = 0; i < reps; i++) {
       const t = want('pytorch', c) ? torchBaseline([c], threads, mallocEnv(), 'encoder', i > 0 || c !== todo[0])?.get(c.join(',')) : undefined;
       if (t) torch.push(t);
       const m = want('mega-ts-cpu', c) ? child(...c, mallocEnv(), 'encoder') : undefined;
-      if (m) mega.push({ tokensPerS: (l * b) / (m.ms / 1000), maxRssMiB: m.maxRssMiB });
+      if (m) mega.push({ tokensPerS: (l * b) / (m.ms / 1000), maxRssMiB: m.maxRssMiB, gflop: m.gflop });
     }
     const row = (bench: string, impl: string, value: number, unit: string): BenchResult => ({ bench, impl, dtype: 'f32', shape: c, value, unit });
     if (torch.length > 0) {
@@ -317,5 +340,14 @@ function runEncoderBench(opts: BenchOptions, cases: [number, number, number][], 
       ...perRound((i) => mega[i].tokensPerS / torch[i].tokensPerS),
     });
     report({ ...row('mega-enc-mem', 'mega-ts-cpu', median(mega.map((x) => x.maxRssMiB)), 'MiB'), ...perRound((i) => mega[i].maxRssMiB / torch[i].maxRssMiB) });
+    const gflop = median(mega.map((x) => x.gflop));
+    if (torch.length > 0 && gflop > 0 && selected(opts, caseId('mega-enc-bound', 'mega-ts-cpu', 'f32', c))) {
+      // every product at the SIMD ceiling and nothing else taking any time
+      ceiling ??= ceilingGflops(threads);
+      const tokensPerS = (l * b) / (gflop / ceiling);
+      note(`mega-enc-bound ${c.join('x')}: ${gflop.toFixed(2)} GFLOP of products per step, SIMD ceiling ${ceiling.toFixed(1)} GFLOP/s, ${threads} thread(s)`);
+      const ratio = tokensPerS / median(torch.map((x) => x.tokensPerS));
+      report({ ...row('mega-enc-bound', 'mega-ts-cpu', tokensPerS, 'tokens/s'), ratio, baseline: 'pytorch' });
+    }
   }
 }

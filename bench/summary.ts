@@ -80,6 +80,14 @@ export const ISSUE13: readonly FigureSpec[] = [
         target: 1,
         better: 'lower',
       },
+      {
+        figure: `issue13-1-bound-${name}`,
+        what: `the layer's matrix products alone at the SIMD ceiling, tokens/s / PyTorch's (reported: the most any WebAssembly kernel can give), ${att}`,
+        match: is('mega-enc-bound', 'mega-ts-cpu', LAYER(c)),
+        wanted: caseId('mega-enc-bound', 'mega-ts-cpu', 'f32', LAYER(c)),
+        target: null,
+        better: 'higher',
+      },
     ];
   }),
   {
@@ -88,6 +96,14 @@ export const ISSUE13: readonly FigureSpec[] = [
     match: (r) => r.bench === 'train' && r.impl.startsWith('mega-ts-imdb-t'),
     wanted: 'train/mega-ts-imdb-t<threads>/f32/4x1024',
     target: 1.5,
+    better: 'higher',
+  },
+  {
+    figure: 'issue13-2-bound-imdb',
+    what: "the step's matrix products alone at the SIMD ceiling, steps/s / PyTorch's (reported: the most any WebAssembly kernel can give)",
+    match: (r) => r.bench === 'train-bound' && r.impl.startsWith('mega-ts-imdb-t'),
+    wanted: 'train-bound/mega-ts-imdb-t<threads>/f32/4x1024',
+    target: null,
     better: 'higher',
   },
   {

@@ -22,10 +22,14 @@ const FULL: BenchResult[] = [
   row('mega-enc-mem', 'mega-ts-cpu', [1024, 4, -1], 550, 'MiB', 1.1, 'pytorch'),
   row('mega-enc', 'mega-ts-cpu', [1024, 4, 128], 5000, 'tokens/s', 1.25, 'pytorch'),
   row('mega-enc-mem', 'mega-ts-cpu', [1024, 4, 128], 400, 'MiB', 0.8, 'pytorch'),
+  row('mega-enc-bound', 'mega-ts-cpu', [1024, 4, -1], 5600, 'tokens/s', 1.4, 'pytorch'),
+  row('mega-enc-bound', 'mega-ts-cpu', [1024, 4, 128], 12000, 'tokens/s', 3, 'pytorch'),
   row('train', 'pytorch-imdb-t2', [4, 1024], 0.5, 'steps/s'),
   row('train', 'mega-ts-imdb-t2', [4, 1024], 0.9, 'steps/s', 1.8, 'pytorch-imdb-t2'),
   row('train', 'mega-ts-imdb-t1', [4, 1024], 0.4, 'steps/s', 0.7, 'pytorch-imdb-t1'),
   row('train', 'mega-ts-listops-t2', [32, 40], 30, 'steps/s', 0.35, 'pytorch-listops-t2'),
+  row('train-bound', 'mega-ts-listops-t2', [32, 40], 300, 'steps/s', 10, 'pytorch-listops-t2'),
+  row('train-bound', 'mega-ts-imdb-t2', [4, 1024], 1, 'steps/s', 2, 'pytorch-imdb-t2'),
   row('matmul-ceiling', 'mega-ts-1024-vs-ceiling', [1024, 1024, 1024], 60, 'GFLOP/s', 0.92),
   row('matmul-openblas', 'mega-ts-1024-vs-openblas', [1024, 1024, 1024], 60, 'GFLOP/s', 0.31),
   row('main-job', 'mega-train', [], 24, 's', 1.25, '30 s'),
@@ -46,9 +50,12 @@ describe('issue 13 summary', () => {
     expect(Object.keys(f)).toEqual([
       'issue13-1-layer-full',
       'issue13-1-memory-full',
+      'issue13-1-bound-full',
       'issue13-1-layer-chunk128',
       'issue13-1-memory-chunk128',
+      'issue13-1-bound-chunk128',
       'issue13-2-train-imdb',
+      'issue13-2-bound-imdb',
       'issue13-3-matmul-ceiling',
       'issue13-3-matmul-openblas',
       'issue13-4-main-job',
@@ -61,9 +68,12 @@ describe('issue 13 summary', () => {
     expect(summary).toEqual({
       'issue13-1-layer-full': [1.6, true],
       'issue13-1-memory-full': [1.1, false], // lower is better, target 1
+      'issue13-1-bound-full': [1.4, null], // reported without a target
       'issue13-1-layer-chunk128': [1.25, false],
       'issue13-1-memory-chunk128': [0.8, true],
+      'issue13-1-bound-chunk128': [3, null],
       'issue13-2-train-imdb': [1.8, true], // the first imdb row reported (t2), not t1 nor listops
+      'issue13-2-bound-imdb': [2, null], // the imdb bound, not listops'
       'issue13-3-matmul-ceiling': [0.92, true],
       'issue13-3-matmul-openblas': [0.31, null], // reported without a target
       'issue13-4-main-job': [1.25, true],
@@ -80,6 +90,7 @@ describe('issue 13 summary', () => {
       target: 1.5,
     });
     expect(f['issue13-2-train-imdb'].row).toBe('train/mega-ts-imdb-t2/f32/4x1024');
+    expect(f['issue13-1-bound-full']).toMatchObject({ row: 'mega-enc-bound/mega-ts-cpu/f32/1024x4x-1', value: 5600, baseline: 'pytorch' });
     expect(f['issue13-5-scale-time-4k-16k'].row).toBe('mega-scale/mega-ts-cpu/f32/16384x2x128');
     expect(f['issue13-4-main-job']).toMatchObject({ value: 24, unit: 's', accuracy: 55.4, accuracy_ratio: 1 });
   });
@@ -111,9 +122,9 @@ describe('issue 13 summary', () => {
     expect(summaryLines(computeFigures([row('matmul', 'mega-ts-cpu', [512, 512, 512], 40, 'GFLOP/s')]), true)).toEqual([]);
     const figs = computeFigures([row('mega-enc', 'mega-ts-cpu', [1024, 4, 128], 4321.987, 'tokens/s', 1.23456789, 'pytorch')]);
     const lines = summaryLines(figs, true);
-    expect(lines).toHaveLength(12);
+    expect(lines).toHaveLength(15);
     const parsed = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
-    expect(parsed[2]).toEqual({
+    expect(parsed[3]).toEqual({
       figure: 'issue13-1-layer-chunk128',
       what: 'MegaSentenceEncoderLayer fwd+bwd tokens/s, mega-ts / PyTorch+OpenBLAS, chunk 128',
       ratio: 1.235,
@@ -130,13 +141,14 @@ describe('issue 13 summary', () => {
 
   it('prints a table without --json', () => {
     const lines = summaryLines(computeFigures(FULL), false);
-    expect(lines).toHaveLength(13);
+    expect(lines).toHaveLength(16);
     expect(lines[0]).toMatch(/^figure\s+ratio\s+target\s+met\s+what$/);
     expect(lines[1]).toBe(
       'issue13-1-layer-full              1.60  ≥ 1.5   yes  ' +
         'MegaSentenceEncoderLayer fwd+bwd tokens/s, mega-ts / PyTorch+OpenBLAS, full attention [mega-enc/mega-ts-cpu/f32/1024x4x-1: 6400 tokens/s]',
     );
-    expect(lines[7]).toMatch(/^issue13-3-matmul-openblas\s+0\.31 {2}– {7}– {4}matmul/);
-    expect(lines[8]).toMatch(/^issue13-4-main-job\s+1\.25 {2}≥ 1 {5}yes {2}main job .*\[main-job\/mega-train\/f32\/: 24 s; accuracy 55\.4\]$/);
+    expect(lines[3]).toMatch(/^issue13-1-bound-full\s+1\.40 {2}– {7}– {4}the layer's matrix products alone/);
+    expect(lines[10]).toMatch(/^issue13-3-matmul-openblas\s+0\.31 {2}– {7}– {4}matmul/);
+    expect(lines[11]).toMatch(/^issue13-4-main-job\s+1\.25 {2}≥ 1 {5}yes {2}main job .*\[main-job\/mega-train\/f32\/: 24 s; accuracy 55\.4\]$/);
   });
 });
