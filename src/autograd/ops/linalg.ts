@@ -3,7 +3,8 @@ import * as K from '../../tensor/kernels.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import * as V from '../../tensor/view.js';
 import { record } from '../engine.js';
-import { add, sumTo } from './arith.js';
+import { residentDispose } from '../../tensor/backends/cpu/resident.js';
+import { sumTo } from './arith.js';
 
 /** `[..., M, K] · [..., K, N]` with broadcast batch axes. */
 export function matmul(a: Tensor, b: Tensor): Tensor {
@@ -45,16 +46,29 @@ export function causalWeighted(p: Tensor, v: Tensor): Tensor {
 
 /**
  * PyTorch `Linear`: `x · weightᵀ + bias` on the last axis. x: `[..., in]`, weight `[out, in]`,
- * bias `[out]`.
+ * bias `[out]`. One tape node; its values and gradients are those of the composition (reshape,
+ * matmul, add: the same kernel calls). The product before the bias is a temporary no backward
+ * reads, so inside a resident scope its block goes back to the heap at once — as a node of the
+ * composition it stayed until the backward reached it, one `[tokens, out]` block per layer held
+ * through the forward (a sixth of an LM step's peak).
  */
 export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
-  const lead = x.shape.slice(0, -1);
-  const x2 = V.reshape(x, [-1, x.shape[x.ndim - 1]]);
-  const xr = record(x2, 'reshape', [x], (g) => [V.reshape(g, x.shape)]);
-  let y = matmul(
-    xr,
-    record(V.transpose(weight, 0, 1), 'transpose', [weight], (g) => [V.transpose(g, 0, 1)]),
-  );
-  if (bias) y = add(y, bias);
-  return record(V.reshape(y, [...lead, weight.shape[0]]), 'reshape', [y], (g) => [V.reshape(g, y.shape)]);
+  const x2 = V.reshape(x, [-1, x.shape[x.ndim - 1]]); // [T, in]
+  const product = K.matmul(x2, V.transpose(weight, 0, 1)); // [T, out]
+  let y = product;
+  if (bias) {
+    y = K.binary(product, bias, 'add');
+    residentDispose(product);
+  }
+  const out = V.reshape(y, [...x.shape.slice(0, -1), weight.shape[0]]);
+  const inputs = bias ? [x, weight, bias] : [x, weight];
+  return record(out, 'linear', inputs, (g) => {
+    const g2 = V.reshape(g, y.shape); // [T, out]
+    const grads = [
+      x.requiresGrad ? V.reshape(K.matmul(g2, weight), x.shape) : null,
+      weight.requiresGrad ? V.transpose(K.matmul(V.transpose(x2, 0, 1), g2), 0, 1) : null,
+    ];
+    if (bias) grads.push(bias.requiresGrad ? sumTo(g2, bias.shape) : null);
+    return grads;
+  });
 }

@@ -172,6 +172,15 @@ export function residentRelease(b: number): void {
   free(h.heap, h.memory, b);
 }
 
+/**
+ * Frees `t`'s block now when it is a block the open scope handed out (and not protected): for a
+ * temporary that an op made and alone references, e.g. a product before its bias is added — the
+ * caller guarantees nothing reads `t` afterwards. Outside a scope, or for other storage, nothing.
+ */
+export function residentDispose(t: Tensor): void {
+  residentRelease(scopeBlock(t));
+}
+
 /** Returns block `b` to the heap (filled with NaN first when poisoning). */
 function free(heap: WasmHeap, memory: WebAssembly.Memory, b: number): void {
   if (residentDebug.poison) new Float32Array(memory.buffer).fill(NaN, b / 4, (b + heap.sizeOf(b)) / 4);
