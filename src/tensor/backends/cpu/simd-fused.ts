@@ -133,7 +133,7 @@ export function laplaceGradSimd(x: Tensor, g: Tensor, mu: number, den: number): 
   return fromStorage(out, x.shape);
 }
 
-/** SIMD log-softmax along the last axis (`x − (m + log Σ exp(x − m))`, float64 inside), or null. */
+/** SIMD log-softmax along the last axis (`x − (m + log Σ exp(x − m))`; sums float64, f32's exps float32: wasm/logsoftmax.ts), or null. */
 export function logSoftmaxSimd(x: Tensor): Tensor | null {
   if (x.ndim === 0) return null;
   const dt = eligible([x], x.size);
@@ -156,7 +156,7 @@ export function logSoftmaxSimd(x: Tensor): Tensor | null {
   return fromStorage(out, x.shape);
 }
 
-/** SIMD log-softmax backward along the last axis (`g − exp(y)·Σ g`, float64 inside), or null. */
+/** SIMD log-softmax backward along the last axis (`g − exp(y)·Σ g`; Σ g float64, f32's exp float32: wasm/logsoftmax.ts), or null. */
 export function logSoftmaxGradSimd(y: Tensor, g: Tensor): Tensor | null {
   if (y.ndim === 0 || y.ndim !== g.ndim || y.shape.some((d, i) => d !== g.shape[i])) return null;
   const dt = eligible([y, g], y.size);
