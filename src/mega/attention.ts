@@ -66,15 +66,10 @@ export function checkAttentionActivation(layer: string, activation: AttentionAct
 }
 
 /**
- * Softmax attention scores before masking (docs/MEGA.md §2): `(q · scaling) kᵀ + bias`. `causal`:
- * the causal mask follows, so the products above the diagonal are not computed (`causalScores`).
+ * Element attention weights before masking (docs/MEGA.md §2): laplace or relu2 of `q kᵀ / lengths
+ * + bias`; `causal`: the causal mask follows, so the products above the diagonal are not computed
+ * (`causalScores`). (Softmax attention: `F.softmaxAttention`, scores to probabilities in one node.)
  */
-export function softmaxScores(q: Tensor, kT: Tensor, scaling: number, bias: Tensor, causal = false): Tensor {
-  const qs = F.mul(q, scaling);
-  return F.add(causal ? F.causalScores(qs, kT) : F.matmul(qs, kT), bias);
-}
-
-/** Element attention weights before masking (docs/MEGA.md §2): laplace or relu2 of `q kᵀ / lengths + bias` (`causal`: as for softmaxScores). */
 export function elementWeights(activation: AttentionActivation, q: Tensor, kT: Tensor, lengths: Tensor | number, bias: Tensor, causal = false): Tensor {
   const qk = F.add(F.div(causal ? F.causalScores(q, kT) : F.matmul(q, kT), lengths), bias);
   return activation === 'laplace' ? F.laplace(qk) : F.relu2(qk);
@@ -401,10 +396,8 @@ export class MovingAverageGatedAttention extends Module {
     const kT = F.transpose(k, 2, 3); // B × K × Z × Ck
     const causal = causalProducts && Cq === Ck && attnMask !== null && masksAbove(attnMask, this.attentionActivation === 'softmax');
     if (this.attentionActivation === 'softmax') {
-      let qk = softmaxScores(q, kT, this.scaling, bias, causal); // B × K × Cq × Ck
-      if (attnMask) qk = F.add(qk, attnMask);
-      if (mask) qk = F.maskedFill(qk, V.unsqueeze(dropFullyPadded(mask), 2), -Infinity);
-      return { P: F.softmax(qk, -1), causal };
+      const fill = mask ? V.unsqueeze(dropFullyPadded(mask), 2) : null; // B × K × 1 × Ck
+      return { P: F.softmaxAttention(q, kT, this.scaling, bias, causal, attnMask, fill), causal }; // B × K × Cq × Ck
     }
     // element attention: qkᵀ / n + bias, n = causal row counts, else non-pad key counts, else Ck
     let lengths: Tensor | number = Ck;

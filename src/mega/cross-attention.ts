@@ -23,7 +23,6 @@ import {
   fusedGatesOn,
   GATE_ACTIVATIONS,
   gatedResidual,
-  softmaxScores,
   type AttentionActivation,
   type GatedAttentionOptions,
 } from './attention.js';
@@ -148,9 +147,7 @@ export class GatedCrossAttention extends Module {
     const kT = F.transpose(k, 1, 2); // B × Z × L1
     let P: Tensor; // B × L2 × L1
     if (this.attentionActivation === 'softmax') {
-      let qk = softmaxScores(q, kT, this.scaling, bias);
-      if (keyPaddingMask) qk = F.maskedFill(qk, V.unsqueeze(keyPaddingMask, 1), -Infinity);
-      P = F.softmax(qk, -1);
+      P = F.softmaxAttention(q, kT, this.scaling, bias, false, null, keyPaddingMask ? V.unsqueeze(keyPaddingMask, 1) : null);
     } else {
       let lengths: Tensor | number = L1;
       let inv: Tensor | null = null;

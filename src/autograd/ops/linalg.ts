@@ -1,4 +1,5 @@
 /** Differentiable matrix products: matmul (batched, broadcast) and linear. */
+import { scalar } from '../../tensor/create.js';
 import * as K from '../../tensor/kernels.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import * as V from '../../tensor/view.js';
@@ -42,6 +43,50 @@ export function causalWeighted(p: Tensor, v: Tensor): Tensor {
     p.requiresGrad ? sumTo(K.triMatmul(g, V.transpose(v, -1, -2), 'lower'), p.shape) : null,
     v.requiresGrad ? sumTo(K.triMatmul(V.transpose(p, -1, -2), g, 'a-upper'), v.shape) : null,
   ]);
+}
+
+/**
+ * Softmax attention probabilities `softmax((q · scaling) · kT + bias [+ attnMask])` along the keys,
+ * entries where the bool `fill` (broadcast to the scores) is true set to −∞ first (docs/MEGA.md
+ * §2). q `[..., Cq, Z]`, kT `[..., Z, Ck]` → `[..., Cq, Ck]`; `causal`: square chunks under a causal
+ * `attnMask`, whose products above the diagonal are skipped (as `causalScores`). One tape node over
+ * the kernel calls of that composition (mul, product, adds, masked fill, softmax), so the same
+ * values and gradients; the scores and their sums were nodes that no backward reads (adds and the
+ * fill pass gradients through, the softmax's backward reads its output), and inside a resident
+ * scope they now go back to the heap at once — up to three `[..., Cq, Ck]` blocks per layer.
+ */
+export function softmaxAttention(q: Tensor, kT: Tensor, scaling: number, bias: Tensor, causal: boolean, attnMask: Tensor | null, fill: Tensor | null): Tensor {
+  const sc = scalar(scaling, q.dtype);
+  const qs = K.binary(q, sc, 'mul');
+  let x = causal ? K.triMatmul(qs, kT, 'lower') : K.matmul(qs, kT);
+  const then = (y: Tensor) => {
+    residentDispose(x);
+    x = y;
+  };
+  then(K.binary(x, bias, 'add'));
+  if (attnMask) then(K.binary(x, attnMask, 'add'));
+  if (fill) then(K.where(fill, scalar(-Infinity, x.dtype), x));
+  const scores = x;
+  const p = K.softmax(scores, false);
+  residentDispose(scores);
+  const inputs = attnMask ? [q, kT, bias, attnMask] : [q, kT, bias];
+  return record(p, 'softmaxAttention', inputs, (g) => {
+    let ds = K.softmaxGrad(p, g, false);
+    if (fill) ds = K.where(fill, scalar(0, g.dtype), ds);
+    const k = V.transpose(kT, -1, -2);
+    const dqs = (): Tensor => sumTo(causal ? K.triMatmul(ds, k, 'a-lower') : K.matmul(ds, k), qs.shape);
+    const dkT = (): Tensor => {
+      const qsT = V.transpose(qs, -1, -2);
+      return sumTo(causal ? K.triMatmul(qsT, ds, 'b-lower') : K.matmul(qsT, ds), kT.shape);
+    };
+    const grads = [
+      q.requiresGrad ? sumTo(K.binary(dqs(), sc, 'mul'), q.shape) : null,
+      kT.requiresGrad ? dkT() : null,
+      bias.requiresGrad ? sumTo(ds, bias.shape) : null,
+    ];
+    if (attnMask) grads.push(attnMask.requiresGrad ? sumTo(ds, attnMask.shape) : null);
+    return grads;
+  });
 }
 
 /**
