@@ -73,15 +73,11 @@ export function softmaxAttention(q: Tensor, kT: Tensor, scaling: number, bias: T
   return record(p, 'softmaxAttention', inputs, (g) => {
     let ds = K.softmaxGrad(p, g, false);
     if (fill) ds = K.where(fill, scalar(0, g.dtype), ds);
-    const k = V.transpose(kT, -1, -2);
-    const dqs = (): Tensor => sumTo(causal ? K.triMatmul(ds, k, 'a-lower') : K.matmul(ds, k), qs.shape);
-    const dkT = (): Tensor => {
-      const qsT = V.transpose(qs, -1, -2);
-      return sumTo(causal ? K.triMatmul(qsT, ds, 'b-lower') : K.matmul(qsT, ds), kT.shape);
-    };
+    const k = V.transpose(kT, -1, -2),
+      qsT = V.transpose(qs, -1, -2);
     const grads = [
-      q.requiresGrad ? sumTo(K.binary(dqs(), sc, 'mul'), q.shape) : null,
-      kT.requiresGrad ? dkT() : null,
+      q.requiresGrad ? sumTo(K.binary(sumTo(causal ? K.triMatmul(ds, k, 'a-lower') : K.matmul(ds, k), qs.shape), sc, 'mul'), q.shape) : null,
+      kT.requiresGrad ? sumTo(causal ? K.triMatmul(qsT, ds, 'b-lower') : K.matmul(qsT, ds), kT.shape) : null,
       bias.requiresGrad ? sumTo(ds, bias.shape) : null,
     ];
     if (attnMask) grads.push(attnMask.requiresGrad ? sumTo(ds, attnMask.shape) : null);

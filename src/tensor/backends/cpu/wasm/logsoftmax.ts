@@ -251,47 +251,43 @@ function emitGrad(mb: ModuleBuilder, dt: DT): string {
  */
 function gradRow32(v: Simd, L: ExpLocals, py: number, pg: number, po: number, n: number, negSum: number, pv: number, pe: number): void {
   const f = v.f;
-  const combine = () => {
+  /** One step: `load` pushes a value (a vector, or one element splatted), `store` writes it. */
+  const step = (load: () => void, store: () => void, bytes: number) => {
+    f.get(po);
+    f.get(py);
+    load();
+    emitExp(v, L);
     f.get(negSum);
     if (relaxedSimd()) {
-      f.get(pg).v128_load(0);
+      f.get(pg);
+      load();
       f.f32x4_relaxed_madd();
     } else {
       v.mul();
-      f.get(pg).v128_load(0);
+      f.get(pg);
+      load();
       v.add();
     }
+    store();
+    for (const p of [py, pg, po]) inc(f, p, bytes);
   };
   f.get(po).get(n).i32_const(4).i32_mul().i32_add().set(pe);
   v.vectorEnd(po, n, pv);
-  whileLt(f, po, pv, () => {
-    f.get(po);
-    f.get(py).v128_load(0);
-    emitExp(v, L);
-    combine();
-    f.v128_store(0);
-    for (const p of [py, pg, po]) inc(f, p, 16);
-  });
+  whileLt(f, po, pv, () =>
+    step(
+      () => f.v128_load(0),
+      () => f.v128_store(0),
+      16,
+    ),
+  );
   // the last elements one at a time (splat loads: the lanes beyond lane 0 are ignored)
-  whileLt(f, po, pe, () => {
-    f.get(po);
-    f.get(py);
-    v.splat();
-    emitExp(v, L);
-    f.get(negSum);
-    if (relaxedSimd()) {
-      f.get(pg);
-      v.splat();
-      f.f32x4_relaxed_madd();
-    } else {
-      v.mul();
-      f.get(pg);
-      v.splat();
-      v.add();
-    }
-    v.store0();
-    for (const p of [py, pg, po]) inc(f, p, 4);
-  });
+  whileLt(f, po, pe, () =>
+    step(
+      () => v.splat(),
+      () => v.store0(),
+      4,
+    ),
+  );
 }
 
 /** Emits the log-softmax map functions; returns their names in dispatch-table order. */
