@@ -34,7 +34,7 @@ import { relaxedSimdValidates } from '../src/tensor/backends/cpu/wasm/features.j
 import { GEMM_SHAPES } from '../src/tensor/backends/cpu/wasm/gemm.js';
 import { platform } from '../src/tensor/platform/node.js';
 import { buildCeilingModule, fillOperands, type CeilingLoop, type Isa } from './ceiling-loops.js';
-import { mallocEnv, openblasDir } from './mega.js';
+import { mallocEnv, openblasDir } from './env.js';
 import { caseId, note, report, selected, type BenchOptions, type BenchResult } from './report.js';
 import { fill } from './tfjs.js';
 

@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { gemmStrided, type StridedOperand } from '../src/tensor/backends/cpu/gemm.js';
 import { getNumThreads, setNumThreads } from '../src/tensor/backends/cpu/pool.js';
 import { allocateOut, residentScope } from '../src/tensor/backends/cpu/resident.js';
-import { mallocEnv, openblasDir } from './mega.js';
+import { mallocEnv, openblasDir } from './env.js';
 import { caseId, note, report, selected, type BenchOptions } from './report.js';
 
 /**

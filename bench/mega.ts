@@ -42,6 +42,7 @@ import type { FloatDType } from '../src/tensor/dtype.js';
 import { Generator, randNormal } from '../src/tensor/random.js';
 import { caseId, note, report, selected, type BenchOptions, type BenchResult } from './report.js';
 import { ceilingGflops } from './ceiling.js';
+import { mallocEnv, openblasDir } from './env.js';
 import { torchEnv, torchThreadConfigs, torchThreadsLabel } from './torch-threads.js';
 import { median, timeMedian } from './timing.js';
 
@@ -120,16 +121,6 @@ function timeStep(L: number, B: number, C: number, maxMs: number, kind: LayerKin
   return { ms, gflop: (matmulStats().flops - f0) / 1e9 };
 }
 
-/**
- * OpenBLAS for the PyTorch baseline: `MEGA_OPENBLAS_DIR`, else the system's (Debian's
- * libopenblas0-pthread installs it under the multiarch library folder), if it holds libblas.so.3.
- */
-export function openblasDir(): string | undefined {
-  const multiarch = ({ x64: 'x86_64-linux-gnu', arm64: 'aarch64-linux-gnu' } as Record<string, string>)[process.arch];
-  const cands = [process.env.MEGA_OPENBLAS_DIR, multiarch ? `/usr/lib/${multiarch}/openblas-pthread` : undefined];
-  return cands.find((d) => d !== undefined && d !== '' && existsSync(path.join(d, 'libblas.so.3')));
-}
-
 /** One PyTorch measurement: tokens/s and the peak RSS of its process (MiB). */
 interface TorchMeasured {
   tokensPerS: number;
@@ -198,17 +189,6 @@ export function megaChild(spec: string): void {
   const maxRssMiB = process.resourceUsage().maxRSS / 1024;
   const out: ChildMeasured = { ms, maxRssMiB, gflop };
   process.stdout.write(JSON.stringify(out) + '\n');
-}
-
-/**
- * glibc malloc settings for the measured processes: large tensors otherwise come from fresh
- * mmap()s whose first touch costs ~10 µs per 4 KiB page on this VM (more than the arithmetic on
- * them; see docs/PERF.md). Keeping freed memory in the heap is what PyTorch's allocator does for
- * its own blocks. `MEGA_BENCH_MALLOC=system` measures with the system defaults instead.
- */
-export function mallocEnv(): NodeJS.ProcessEnv {
-  if ((process.env.MEGA_BENCH_MALLOC ?? '') === 'system') return {};
-  return { MALLOC_MMAP_THRESHOLD_: '4294967296', MALLOC_TRIM_THRESHOLD_: '68719476736' };
 }
 
 /** Runs one case in a fresh process; undefined (noted) on failure. */
