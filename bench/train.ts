@@ -177,9 +177,10 @@ function setup(c: TrainCase) {
 /**
  * One case's model, parameters and `step()` — the body of `TrainRun.update` (update_freq 1, one
  * process) in its resident scope, as `mega train` runs it (`resident: false`: without). The step
- * returns its loss.
+ * returns its loss. Like the trainer it drops the spent gradients at its end; `keepGrads` leaves
+ * them on the parameters (tests that need real gradients).
  */
-export function trainStepOf(name: string, { resident = true } = {}): { step: () => number; params: Tensor[]; model: Module } {
+export function trainStepOf(name: string, { resident = true, keepGrads = false } = {}): { step: () => number; params: Tensor[]; model: Module } {
   const c = CASES.find((x) => x.name === name);
   if (!c) throw new Error(`train bench: no case ${name} (${CASES.map((x) => x.name).join(', ')})`);
   const { args, task, modelArgs, taskInfo, batcher } = setup(c);
@@ -200,6 +201,7 @@ export function trainStepOf(name: string, { resident = true } = {}): { step: () 
     backward(out.loss);
     clipGradNorm(params, args.clip_norm as number, 1 / out.sampleSize);
     optimizer.step();
+    if (!keepGrads) optimizer.zeroGrad(); // as the trainer does: spent gradients are not copied out of the scope
     return loss;
   };
   const owner = {};

@@ -22,7 +22,7 @@
  * the wasm memory (backends/cpu/optim-wasm.ts; bitwise the values of the loop in `step`).
  */
 import { adamUpdate, binary, reduce, unary } from '../tensor/kernels.js';
-import { adamWasm, persistentZeros, scaleClipWasm } from '../tensor/backends/cpu/optim-wasm.js';
+import { adamWasm, persistentZeros, persistParameter, scaleClipWasm, type AdamItem } from '../tensor/backends/cpu/optim-wasm.js';
 import { scalar, zeros } from '../tensor/create.js';
 import type { Storage } from '../tensor/dtype.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -74,6 +74,24 @@ function flatValues(t: Tensor): Storage {
   return t.isContiguous() ? (t.storage.subarray(t.offset, t.offset + t.size) as Storage) : t.toTypedArray();
 }
 
+/** One fairseq Adam update of one parameter in TypeScript (the reference of the wasm kernel). */
+function adamPlain({ p, g: grad, m: mt, v: vt }: AdamItem, b1: number, b2: number, eps: number, decay: number, stepSize: number): void {
+  const g = flatValues(grad);
+  const m = mt.storage,
+    v = vt.storage,
+    th = p.storage,
+    off = p.offset;
+  for (let i = 0; i < g.length; i++) {
+    const gi = g[i];
+    m[i] = b1 * m[i] + (1 - b1) * gi;
+    v[i] = b2 * v[i] + (1 - b2) * gi * gi;
+    const denom = Math.sqrt(v[i]) + eps;
+    let t = th[off + i];
+    if (decay !== 0) t = t - decay * t;
+    th[off + i] = t - (stepSize * m[i]) / denom;
+  }
+}
+
 function checkLeaf(p: Tensor, what: string): void {
   if (!p.isContiguous()) throw new ConfigError(`${what}: parameter of shape [${p.shape}] is not contiguous (optimizers update storage in place)`);
 }
@@ -106,6 +124,7 @@ export class Adam {
     if (!(this.weightDecay >= 0)) throw new ConfigError(`Adam: weight decay = ${this.weightDecay}: expected >= 0`);
     parseBetas(this.betas);
     for (const p of this.params) {
+      persistParameter(p);
       const m = p.device ? null : persistentZeros(p);
       const v = m ? persistentZeros(p) : null;
       if (m && v) this.reserved.set(p, [m, v]);
@@ -138,9 +157,10 @@ export class Adam {
   /** One update of every parameter that has a gradient. */
   step(): void {
     const [b1, b2] = this.betas;
-    const lr = this.lr,
-      eps = this.eps,
-      decay = this.weightDecay * lr;
+    const eps = this.eps,
+      decay = this.weightDecay * this.lr;
+    /** CPU parameters by their state's step (one step size each: one wasm call) */
+    const byStep = new Map<number, AdamItem[]>();
     for (const p of this.params) {
       if (!p.grad) continue;
       let st = this.state.get(p);
@@ -155,28 +175,17 @@ export class Adam {
         continue;
       }
       if (p.grad.size !== p.size) throw new ConfigError(`Adam: gradient of shape [${p.grad.shape}] for parameter [${p.shape}]`);
-      const bc1 = 1 - b1 ** st.step,
-        bc2 = 1 - b2 ** st.step;
-      const stepSize = (lr * Math.sqrt(bc2)) / bc1;
-      const moved = adamWasm(p, p.grad, st.exp_avg, st.exp_avg_sq, { beta1: b1, beta2: b2, eps, decay, stepSize });
-      if (moved) {
-        [st.exp_avg, st.exp_avg_sq] = moved;
-        continue;
-      }
-      const g = flatValues(p.grad);
-      const m = st.exp_avg.storage,
-        v = st.exp_avg_sq.storage,
-        th = p.storage,
-        off = p.offset;
-      for (let i = 0; i < g.length; i++) {
-        const gi = g[i];
-        m[i] = b1 * m[i] + (1 - b1) * gi;
-        v[i] = b2 * v[i] + (1 - b2) * gi * gi;
-        const denom = Math.sqrt(v[i]) + eps;
-        let t = th[off + i];
-        if (decay !== 0) t = t - decay * t;
-        th[off + i] = t - (stepSize * m[i]) / denom;
-      }
+      const items = byStep.get(st.step) ?? byStep.set(st.step, []).get(st.step)!;
+      items.push({ p, g: p.grad, m: st.exp_avg, v: st.exp_avg_sq });
+    }
+    for (const [step, items] of byStep) {
+      const stepSize = (this.lr * Math.sqrt(1 - b2 ** step)) / (1 - b1 ** step);
+      const moved = adamWasm(items, { beta1: b1, beta2: b2, eps, decay, stepSize });
+      items.forEach((it, i) => {
+        const st = this.state.get(it.p)!;
+        if (moved) [st.exp_avg, st.exp_avg_sq] = moved[i];
+        else adamPlain(it, b1, b2, eps, decay, stepSize);
+      });
     }
   }
 

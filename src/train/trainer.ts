@@ -510,6 +510,9 @@ class TrainRun {
     const gnorm = clipGradNorm(params, args.clip_norm, sample > 0 ? 1 / sample : 1);
     if (!Number.isFinite(gnorm)) throw this.divergence(k, `the gradient norm is ${gnorm}`);
     optimizer.step();
+    // the gradients are spent: dropped inside the step, their wasm blocks are freed with the step's
+    // other tensors instead of being copied out to ordinary arrays as roots of the resident scope
+    optimizer.zeroGrad();
     this.numUpdates = k;
     this.opts.hooks?.afterUpdate?.(k, model);
     dist?.afterUpdate(k);

@@ -1,7 +1,8 @@
 /**
  * WebAssembly paths of the optimizer step (src/train/optim.ts): the gradients' scaling, squared
- * norm and clip in two passes over every gradient at once, and fairseq Adam per parameter over
- * moments kept in persistent blocks of the wasm memory (no copies of them per step). Kernels:
+ * norm and clip in two passes over every gradient at once, and fairseq Adam over every parameter
+ * at once, parameters and moments kept in persistent blocks of the wasm memory (no copies of them
+ * per step). Kernels:
  * wasm/optim.ts; the TypeScript loops in optim.ts stay the reference (bitwise the same results).
  * Each function returns null / false when its path does not apply (no wasm kernels, dtypes).
  */
@@ -122,32 +123,57 @@ function persistentCopy(t: Tensor): Tensor | null {
 }
 
 /**
- * One fairseq Adam update of parameter `p` (contiguous) with gradient `g` and moments `m`, `v`
- * (updated in place, see {@link AdamArgs}). Moments not yet in persistent wasm blocks are moved
- * there first: the returned pair replaces them. Null (nothing done) when the path does not apply.
+ * Moves parameter `p`'s values into a persistent block of the wasm memory (`p` is rebound to it),
+ * so that the kernels read it and the update writes it in place instead of copying it in (and
+ * out) at every use. False, `p` unchanged, where that does not apply: a device tensor, another
+ * dtype, a view of a larger storage, no wasm kernels or a full memory.
  */
-export function adamWasm(p: Tensor, g: Tensor, m: Tensor, v: Tensor, a: AdamArgs): [Tensor, Tensor] | null {
-  const dt = floatDType([p, g, m, v]);
+export function persistParameter(p: Tensor): boolean {
+  if (p.device || (p.dtype !== 'f32' && p.dtype !== 'f64') || !wasmRuntime()) return false;
+  if (isPersistent(p.storage) || p.offset !== 0 || p.storage.length !== p.size || !p.isContiguous()) return false;
+  const s = persistentStorage(p.dtype, p.size);
+  if (!s) return false;
+  s.set(p.storage as FloatStorage);
+  p.rebind(s);
+  return true;
+}
+
+/** One parameter of an Adam update: the parameter (contiguous), its gradient and its moments. */
+export interface AdamItem {
+  p: Tensor;
+  g: Tensor;
+  m: Tensor;
+  v: Tensor;
+}
+
+/**
+ * One fairseq Adam update of the parameters `items` (one dtype, one step size, see
+ * {@link AdamArgs}) in one kernel call, the moments updated in place. Moments not yet in
+ * persistent wasm blocks are moved there first: the returned pairs replace them, in order. Null
+ * (nothing done) when the path does not apply.
+ */
+export function adamWasm(items: readonly AdamItem[], a: AdamArgs): [Tensor, Tensor][] | null {
+  const dt = floatDType(items.flatMap(({ p, g, m, v }) => [p, g, m, v]));
   const rt = dt ? wasmRuntime() : null;
-  if (!rt || !dt || !p.isContiguous() || g.size !== p.size) return null;
-  let mm = m,
-    vv = v;
-  if (!isPersistent(m.storage) || m.offset !== 0) mm = persistentCopy(m) ?? m;
-  if (!isPersistent(v.storage) || v.offset !== 0) vv = persistentCopy(v) ?? v;
-  if (!isPersistent(mm.storage) || !isPersistent(vv.storage)) return null;
+  if (!rt || !dt || items.some(({ p, g }) => !p.isContiguous() || g.size !== p.size)) return null;
+  const moments = items.map(({ m, v }) => [m, v].map((t) => (isPersistent(t.storage) && t.offset === 0 ? t : (persistentCopy(t) ?? t))) as [Tensor, Tensor]);
+  if (moments.some((mv) => mv.some((t) => !isPersistent(t.storage)))) return null;
   const E = dt === 'f32' ? 4 : 8;
-  const n = p.size;
   const ar = wasmArena(rt);
   ar.reset();
+  const table = ar.alloc(20 * items.length);
   const staged: [Tensor, number][] = [];
-  const ag = source(ar, g, E, staged),
-    ap = source(ar, p, E, staged);
+  const at = items.map(({ p, g }) => [source(ar, g, E, staged), source(ar, p, E, staged)]);
   ar.commit();
   const view = dt === 'f32' ? ar.f32 : ar.f64;
-  for (const [t, at] of staged) stage(view, at, E, t);
+  for (const [t, addr] of staged) stage(view, addr, E, t);
+  const tab = new Int32Array(rt.memory.buffer, table, 5 * items.length);
+  items.forEach(({ p }, i) => tab.set([at[i][0], storageAddr(moments[i][0].storage), storageAddr(moments[i][1].storage), at[i][1], p.size], 5 * i));
   const fn = `adam_${dt}${a.decay !== 0 ? '_decay' : ''}`;
-  rt.main.ex[fn](ag, storageAddr(mm.storage), storageAddr(vv.storage), ap, n, a.beta1, 1 - a.beta1, a.beta2, 1 - a.beta2, a.eps, a.decay, a.stepSize);
-  if (inPlace(p) < 0) (p.storage as FloatStorage).set(view.subarray(ap / E, ap / E + n), p.offset);
+  rt.main.ex[fn](table, items.length, a.beta1, 1 - a.beta1, a.beta2, 1 - a.beta2, a.eps, a.decay, a.stepSize);
+  items.forEach(({ p }, i) => {
+    if (inPlace(p) < 0) (p.storage as FloatStorage).set(view.subarray(at[i][1] / E, at[i][1] / E + p.size), p.offset);
+  });
   ar.close();
-  return [mm, vv];
+  return moments;
 }

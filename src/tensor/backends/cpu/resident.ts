@@ -197,7 +197,7 @@ function sweep(heap: WasmHeap, s: Scope, memory: WebAssembly.Memory, roots: Iter
   for (const t of roots) {
     if (!t || t.device) continue;
     const st = t.storage;
-    if (!isResident(st)) continue;
+    if (!isResident(st) || isPersistent(st)) continue; // a persistent block outlives scopes
     if (t.offset === 0 && st.length === t.size && t.isContiguous()) {
       const copy = allocate(t.dtype, t.size);
       copy.set(st);

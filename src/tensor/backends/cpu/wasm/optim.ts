@@ -9,8 +9,10 @@
  *   element after the other (the TypeScript sum's order: vectors give the products, the adds stay
  *   sequential).
  * - `grad_scale_<dt>(table, count, c)`: `dst = dt(src·c)` (the clip; dst may be src).
- * - `adam_<dt>[_decay](g, m, v, th, n, b1, 1−b1, b2, 1−b2, eps, decay, stepSize)`, float64
- *   arithmetic per element, each moment rounded to dt when stored and read back rounded:
+ * - `adam_<dt>[_decay](table, count, b1, 1−b1, b2, 1−b2, eps, decay, stepSize)`: over the
+ *   parameters of a table of `count` i32 quintuples `[g, m, v, θ, n]` (byte addresses, elements)
+ *   that share one step size, float64 arithmetic per element, each moment rounded to dt when
+ *   stored and read back rounded:
  *   `m = b1·m + (1−b1)·g; v = b2·v + (1−b2)·g·g; θ = θ − decay·θ (…_decay only);
  *   θ = θ − stepSize·m / (√v + eps)`.
  *
@@ -128,11 +130,11 @@ function emitScale(mb: ModuleBuilder, dt: DT): void {
 }
 
 function emitAdam(mb: ModuleBuilder, dt: DT, decay: boolean): void {
-  const f = mb.fn(`adam_${dt}${decay ? '_decay' : ''}`, [I32, I32, I32, I32, I32, F64, F64, F64, F64, F64, F64, F64]);
+  const f = mb.fn(`adam_${dt}${decay ? '_decay' : ''}`, [I32, I32, F64, F64, F64, F64, F64, F64, F64]);
   const v = new Simd(f, dt);
-  const [g, m, vv, th, n, b1, c1, b2, c2, eps, dec, step] = Array.from({ length: 12 }, (_, i) => i);
+  const [table, count, b1, c1, b2, c2, eps, dec, step] = Array.from({ length: 9 }, (_, i) => i);
   const E = v.E;
-  const [pv, pe] = [f.local(I32), f.local(I32)];
+  const [k, g, m, vv, th, n, pv, pe] = Array.from({ length: 8 }, () => f.local(I32));
   // f64x2 constants
   const [B1, C1, B2, C2, EPS, DEC, STEP] = [b1, c1, b2, c2, eps, dec, step].map((p) => {
     const l = f.local(V128);
@@ -155,55 +157,67 @@ function emitAdam(mb: ModuleBuilder, dt: DT, decay: boolean): void {
     if (decay) f.get(ti).get(DEC).get(ti).f64x2_mul().f64x2_sub().set(ti);
     f.get(ti).get(STEP).get(mi).f64x2_mul().get(den).f64x2_div().f64x2_sub().set(ti);
   };
-  v.vectorEnd(g, n, pv);
-  f.get(g).get(n).i32_const(E).i32_mul().i32_add().set(pe);
   const advance = (by: number) => [g, m, vv, th].forEach((p) => inc(f, p, by));
-  whileLt(f, g, pv, () => {
-    f.get(g).v128_load(0).set(gx);
-    f.get(m).v128_load(0).set(mx);
-    f.get(vv).v128_load(0).set(vx);
-    f.get(th).v128_load(0).set(tx);
-    if (dt === 'f64') {
-      [gi, mi, vi, ti].forEach((l, i) => f.get([gx, mx, vx, tx][i]).set(l));
-      update(false);
-      f.get(m).get(mi).v128_store(0);
-      f.get(vv).get(vi).v128_store(0);
-      f.get(th).get(ti).v128_store(0);
-    } else {
-      for (const half of [0, 1]) {
-        [gx, mx, vx, tx].forEach((x, i) => {
-          f.get(x);
-          if (half) f.get(x).i8x16_shuffle(HIGH_HALF);
-          f.f64x2_promote_low_f32x4().set([gi, mi, vi, ti][i]);
-        });
-        update(true);
-        if (half === 0) {
-          f.get(mi).f32x4_demote_f64x2_zero().set(mlo);
-          f.get(vi).f32x4_demote_f64x2_zero().set(vlo);
-          f.get(ti).f32x4_demote_f64x2_zero().set(tlo);
+  f.i32_const(0).set(k);
+  whileLt(f, k, count, () => {
+    [g, m, vv, th, n].forEach((l, i) =>
+      f
+        .get(table)
+        .i32_load(4 * i)
+        .set(l),
+    );
+    // one parameter: vectors, then the last elements one at a time (lane 0)
+    v.vectorEnd(g, n, pv);
+    f.get(g).get(n).i32_const(E).i32_mul().i32_add().set(pe);
+    whileLt(f, g, pv, () => {
+      f.get(g).v128_load(0).set(gx);
+      f.get(m).v128_load(0).set(mx);
+      f.get(vv).v128_load(0).set(vx);
+      f.get(th).v128_load(0).set(tx);
+      if (dt === 'f64') {
+        [gi, mi, vi, ti].forEach((l, i) => f.get([gx, mx, vx, tx][i]).set(l));
+        update(false);
+        f.get(m).get(mi).v128_store(0);
+        f.get(vv).get(vi).v128_store(0);
+        f.get(th).get(ti).v128_store(0);
+      } else {
+        for (const half of [0, 1]) {
+          [gx, mx, vx, tx].forEach((x, i) => {
+            f.get(x);
+            if (half) f.get(x).i8x16_shuffle(HIGH_HALF);
+            f.f64x2_promote_low_f32x4().set([gi, mi, vi, ti][i]);
+          });
+          update(true);
+          if (half === 0) {
+            f.get(mi).f32x4_demote_f64x2_zero().set(mlo);
+            f.get(vi).f32x4_demote_f64x2_zero().set(vlo);
+            f.get(ti).f32x4_demote_f64x2_zero().set(tlo);
+          }
         }
+        f.get(m).get(mlo).get(mi).f32x4_demote_f64x2_zero().i8x16_shuffle(JOIN_LOW).v128_store(0);
+        f.get(vv).get(vlo).get(vi).f32x4_demote_f64x2_zero().i8x16_shuffle(JOIN_LOW).v128_store(0);
+        f.get(th).get(tlo).get(ti).f32x4_demote_f64x2_zero().i8x16_shuffle(JOIN_LOW).v128_store(0);
       }
-      f.get(m).get(mlo).get(mi).f32x4_demote_f64x2_zero().i8x16_shuffle(JOIN_LOW).v128_store(0);
-      f.get(vv).get(vlo).get(vi).f32x4_demote_f64x2_zero().i8x16_shuffle(JOIN_LOW).v128_store(0);
-      f.get(th).get(tlo).get(ti).f32x4_demote_f64x2_zero().i8x16_shuffle(JOIN_LOW).v128_store(0);
-    }
-    advance(16);
-  });
-  // the last elements one at a time, in lane 0 of the same vector code
-  whileLt(f, g, pe, () => {
-    [g, m, vv, th].forEach((p, i) => {
-      f.get(p);
-      v.splat();
-      if (dt === 'f32') f.f64x2_promote_low_f32x4();
-      f.set([gi, mi, vi, ti][i]);
+      advance(16);
     });
-    update(dt === 'f32');
-    [m, vv, th].forEach((p, i) => {
-      f.get(p).get([mi, vi, ti][i]);
-      if (dt === 'f32') f.f32x4_demote_f64x2_zero();
-      v.store0();
+    // the last elements one at a time, in lane 0 of the same vector code
+    whileLt(f, g, pe, () => {
+      [g, m, vv, th].forEach((p, i) => {
+        f.get(p);
+        v.splat();
+        if (dt === 'f32') f.f64x2_promote_low_f32x4();
+        f.set([gi, mi, vi, ti][i]);
+      });
+      update(dt === 'f32');
+      [m, vv, th].forEach((p, i) => {
+        f.get(p).get([mi, vi, ti][i]);
+        if (dt === 'f32') f.f32x4_demote_f64x2_zero();
+        v.store0();
+      });
+      advance(E);
     });
-    advance(E);
+    inc(f, table, 20);
+    inc(f, k, 1);
   });
 }
 
