@@ -9,7 +9,7 @@
 import type { FloatStorage } from '../../dtype.js';
 import { fromStorage, type Tensor } from '../../tensor.js';
 import { allocateOut, isPersistent, persistentStorage } from './resident.js';
-import { inPlace, stage, storageAddr } from './simd.js';
+import { inPlace, runMap, stage, storageAddr } from './simd.js';
 import { wasmArena, wasmRuntime, type Arena } from './wasm/runtime.js';
 
 type FDT = 'f32' | 'f64';
@@ -138,6 +138,9 @@ export function persistParameter(p: Tensor): boolean {
   return true;
 }
 
+/** Elements per entry of the Adam kernel's table (a multiple of the vector width). */
+const ADAM_PIECE = 8192;
+
 /** One parameter of an Adam update: the parameter (contiguous), its gradient and its moments. */
 export interface AdamItem {
   p: Tensor;
@@ -159,18 +162,32 @@ export function adamWasm(items: readonly AdamItem[], a: AdamArgs): [Tensor, Tens
   const moments = items.map(({ m, v }) => [m, v].map((t) => (isPersistent(t.storage) && t.offset === 0 ? t : (persistentCopy(t) ?? t))) as [Tensor, Tensor]);
   if (moments.some((mv) => mv.some((t) => !isPersistent(t.storage)))) return null;
   const E = dt === 'f32' ? 4 : 8;
+  // the table's entries: pieces of at most ADAM_PIECE elements, so that the pool's tasks (runs of
+  // entries) are about equal
+  const pieces = items.reduce((s, { p }) => s + Math.ceil(p.size / ADAM_PIECE), 0);
   const ar = wasmArena(rt);
   ar.reset();
-  const table = ar.alloc(20 * items.length);
+  const cfg = ar.alloc(7 * 8),
+    table = ar.alloc(20 * pieces);
   const staged: [Tensor, number][] = [];
   const at = items.map(({ p, g }) => [source(ar, g, E, staged), source(ar, p, E, staged)]);
   ar.commit();
   const view = dt === 'f32' ? ar.f32 : ar.f64;
   for (const [t, addr] of staged) stage(view, addr, E, t);
-  const tab = new Int32Array(rt.memory.buffer, table, 5 * items.length);
-  items.forEach(({ p }, i) => tab.set([at[i][0], storageAddr(moments[i][0].storage), storageAddr(moments[i][1].storage), at[i][1], p.size], 5 * i));
-  const fn = `adam_${dt}${a.decay !== 0 ? '_decay' : ''}`;
-  rt.main.ex[fn](table, items.length, a.beta1, 1 - a.beta1, a.beta2, 1 - a.beta2, a.eps, a.decay, a.stepSize);
+  new Float64Array(rt.memory.buffer, cfg, 7).set([a.beta1, 1 - a.beta1, a.beta2, 1 - a.beta2, a.eps, a.decay, a.stepSize]);
+  const tab = new Int32Array(rt.memory.buffer, table, 5 * pieces);
+  let e = 0;
+  items.forEach(({ p }, i) => {
+    const [ag, ap] = at[i],
+      am = storageAddr(moments[i][0].storage),
+      av = storageAddr(moments[i][1].storage);
+    for (let o = 0; o < p.size; o += ADAM_PIECE, e += 5) {
+      const b = o * E;
+      tab.set([ag + b, am + b, av + b, ap + b, Math.min(ADAM_PIECE, p.size - o)], e);
+    }
+  });
+  const elements = items.reduce((s, { p }) => s + p.size, 0);
+  runMap(rt, `adam_${dt}${a.decay !== 0 ? '_decay' : ''}`, pieces, 7 * elements, [table, cfg]); // 7 values per element read or written
   items.forEach(({ p }, i) => {
     if (inPlace(p) < 0) (p.storage as FloatStorage).set(view.subarray(at[i][1] / E, at[i][1] / E + p.size), p.offset);
   });

@@ -9,10 +9,11 @@
  *   element after the other (the TypeScript sum's order: vectors give the products, the adds stay
  *   sequential).
  * - `grad_scale_<dt>(table, count, c)`: `dst = dt(src·c)` (the clip; dst may be src).
- * - `adam_<dt>[_decay](table, count, b1, 1−b1, b2, 1−b2, eps, decay, stepSize)`: over the
- *   parameters of a table of `count` i32 quintuples `[g, m, v, θ, n]` (byte addresses, elements)
- *   that share one step size, float64 arithmetic per element, each moment rounded to dt when
- *   stored and read back rounded:
+ * - `adam_<dt>[_decay](k0, k1, table, cfg)`, a map function (threaded like the elementwise
+ *   ones): entries `[k0, k1)` of a table of i32 quintuples `[g, m, v, θ, n]` (byte addresses,
+ *   elements; pieces of parameters that share one step size), with the float64 hyper-parameters
+ *   `b1, 1−b1, b2, 1−b2, eps, decay, stepSize` at `cfg`; float64 arithmetic per element, each
+ *   moment rounded to dt when stored and read back rounded:
  *   `m = b1·m + (1−b1)·g; v = b2·v + (1−b2)·g·g; θ = θ − decay·θ (…_decay only);
  *   θ = θ − stepSize·m / (√v + eps)`.
  *
@@ -130,17 +131,21 @@ function emitScale(mb: ModuleBuilder, dt: DT): void {
 }
 
 function emitAdam(mb: ModuleBuilder, dt: DT, decay: boolean): void {
-  const f = mb.fn(`adam_${dt}${decay ? '_decay' : ''}`, [I32, I32, F64, F64, F64, F64, F64, F64, F64]);
+  const f = mb.fn(`adam_${dt}${decay ? '_decay' : ''}`, [I32, I32, I32, I32]);
   const v = new Simd(f, dt);
-  const [table, count, b1, c1, b2, c2, eps, dec, step] = Array.from({ length: 9 }, (_, i) => i);
+  const [k, end, table, cfg] = [0, 1, 2, 3];
   const E = v.E;
-  const [k, g, m, vv, th, n, pv, pe] = Array.from({ length: 8 }, () => f.local(I32));
-  // f64x2 constants
-  const [B1, C1, B2, C2, EPS, DEC, STEP] = [b1, c1, b2, c2, eps, dec, step].map((p) => {
+  const [g, m, vv, th, n, pv, pe] = Array.from({ length: 7 }, () => f.local(I32));
+  // f64x2 constants: b1, 1−b1, b2, 1−b2, eps, decay, stepSize
+  const [B1, C1, B2, C2, EPS, DEC, STEP] = Array.from({ length: 7 }, (_, i) => {
     const l = f.local(V128);
-    f.get(p).f64x2_splat().set(l);
+    f.get(cfg)
+      .f64_load(8 * i)
+      .f64x2_splat()
+      .set(l);
     return l;
   });
+  f.get(table).get(k).i32_const(20).i32_mul().i32_add().set(table);
   const [gi, mi, vi, ti, den] = Array.from({ length: 5 }, () => f.local(V128));
   const [gx, mx, vx, tx, mlo, vlo, tlo] = Array.from({ length: 7 }, () => f.local(V128));
   /** The update of one f64x2 of (gi, mi, vi, ti) (f64 lanes): new mi, vi (rounded to dt as stored), ti. */
@@ -158,15 +163,14 @@ function emitAdam(mb: ModuleBuilder, dt: DT, decay: boolean): void {
     f.get(ti).get(STEP).get(mi).f64x2_mul().get(den).f64x2_div().f64x2_sub().set(ti);
   };
   const advance = (by: number) => [g, m, vv, th].forEach((p) => inc(f, p, by));
-  f.i32_const(0).set(k);
-  whileLt(f, k, count, () => {
+  whileLt(f, k, end, () => {
     [g, m, vv, th, n].forEach((l, i) =>
       f
         .get(table)
         .i32_load(4 * i)
         .set(l),
     );
-    // one parameter: vectors, then the last elements one at a time (lane 0)
+    // one entry: vectors, then the last elements one at a time (lane 0)
     v.vectorEnd(g, n, pv);
     f.get(g).get(n).i32_const(E).i32_mul().i32_add().set(pe);
     whileLt(f, g, pv, () => {
@@ -221,16 +225,16 @@ function emitAdam(mb: ModuleBuilder, dt: DT, decay: boolean): void {
   });
 }
 
-/** Emits the gradient and Adam kernels; returns their names. */
+/** Emits the gradient and Adam kernels; returns the names of the map functions (Adam's). */
 export function emitOptim(mb: ModuleBuilder): string[] {
-  const names: string[] = [];
+  const maps: string[] = [];
   for (const dt of ['f32', 'f64'] as const) {
     emitSumsq(mb, dt, false);
     emitSumsq(mb, dt, true);
     emitScale(mb, dt);
     emitAdam(mb, dt, false);
     emitAdam(mb, dt, true);
-    names.push(`grad_sumsq_${dt}`, `grad_scale_sumsq_${dt}`, `grad_scale_${dt}`, `adam_${dt}`, `adam_${dt}_decay`);
+    maps.push(`adam_${dt}`, `adam_${dt}_decay`);
   }
-  return names;
+  return maps;
 }

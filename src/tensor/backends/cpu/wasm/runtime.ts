@@ -139,12 +139,12 @@ export function buildModuleBytes(shared = true): { bytes: Uint8Array<ArrayBuffer
     ...emitCopy(mb),
     ...emitToeplitzMaps(mb),
     ...emitBatchNormMaps(mb),
+    ...emitOptim(mb),
   ];
   const movers = emitFftConv(mb);
   for (const dt of ['f32', 'f64'] as const) emitDirectConv(mb, dt, movers[dt].load, movers[dt].store);
   emitEma(mb);
   emitRandom(mb);
-  emitOptim(mb);
   return { bytes: mb.bytes({ initial: 2, maximum: MAX_PAGES, shared }), mapNames };
 }
 
