@@ -3,10 +3,13 @@
  *
  * The caller (the main thread) writes its operands into one SharedArrayBuffer, fills a small
  * shared parameter block, and calls {@link SyncPool.run}. Workers and the main thread then
- * claim task indices `0 … numTasks-1` from a shared counter (dynamic scheduling, so a busy core
- * slows nobody down), each task runs `kernel.runTask(params, t)`, and the main thread blocks in
- * `Atomics.wait` until the done-counter reaches `numTasks`. From the caller's view the call is an
- * ordinary synchronous function — the autograd engine needs that.
+ * claim the task indices `0 … numTasks-1` (dynamic scheduling, so a busy core slows nobody
+ * down): the main thread from the front, the workers from the back, so that in a run of jobs cut
+ * alike (the elementwise ops and products of one layer) each thread keeps working on the part of
+ * the data it wrote last, which is in its own core's cache. Each task runs
+ * `kernel.runTask(params, t)`, and the main thread blocks in `Atomics.wait` until every task is
+ * done. From the caller's view the call is an ordinary synchronous function — the autograd
+ * engine needs that.
  *
  * Which thread runs a task never changes what the task writes, so results are deterministic as
  * long as the kernel makes every task's output independent of the others.
@@ -19,12 +22,15 @@
  *
  * Protocol (all in `ctrl`, an Int32Array over a SharedArrayBuffer):
  * - `SEQ` is bumped once per job; idle workers `Atomics.wait` on it.
- * - `NEXT` holds `tag << 16 | nextTask`, where `tag = SEQ & 0x7fff`. A worker claims a task with
- *   compare-exchange only while the tag is its job's tag, so a worker that woke late for a job
- *   that already finished can never steal (and mis-run) a task of the following job.
- *   Between jobs NEXT holds index 0xffff (never below NTASKS), so a late worker that reads the
- *   next job's NTASKS before its NEXT cannot claim a stale index either.
- * - `DONE` counts finished tasks; whoever finishes the last one notifies the main thread.
+ * - A job's tasks are claimed in units of `CHUNK` consecutive tasks (1 unless a job has more than
+ *   `MAX_UNITS` (4,095) tasks). `NEXT` holds `tag << 24 | hi << 12 | lo`: units `[lo, hi)` are
+ *   unclaimed, `tag = SEQ & 0xff`. The main thread claims unit `lo` (compare-exchange to lo + 1),
+ *   a worker unit `hi − 1` (to hi − 1), only while the tag is its job's. Between jobs NEXT holds
+ *   lo = hi = 0 (nothing to claim). A worker that woke late could still meet a later job of the
+ *   same tag (256 jobs on): after its claim succeeds it re-reads SEQ — that job cannot end before
+ *   the claimed unit is done, so SEQ is stable then — and takes the job's description anew when
+ *   it differs from the one it read.
+ * - `DONE` counts finished units; whoever finishes the last one notifies the main thread.
  * - `GEN` is the generation of the data buffer. When the buffer grows, the new
  *   SharedArrayBuffer is posted on each worker's MessagePort *before* `GEN` is bumped; a worker
  *   that sees a new `GEN` pulls it synchronously (`receiveMessageOnPort`). A browser has no
@@ -54,11 +60,12 @@ const EXIT = 6;
 const ERR = 7;
 const READY = 8;
 const WORKER_TASKS = 9;
+const CHUNK = 10;
 const CTRL_SLOTS = 16;
 /** Number of float64 parameter slots shared with the kernels. */
 export const PARAM_SLOTS = 64;
-/** Largest task count one job may have (the task index lives in the low 16 bits of NEXT). */
-export const MAX_TASKS = 0x7fff;
+/** Most units of claim per job (12 bits each for `lo` and `hi` in NEXT): larger jobs are claimed in chunks of tasks. */
+const MAX_UNITS = 0xfff;
 
 /** How a batched gemm is cut into pool tasks (see {@link splitGemmTasks}). */
 export interface GemmTasks {
@@ -77,8 +84,7 @@ export interface GemmTasks {
 /**
  * Cuts a gemm of `g` matrices of `mp` row panels × `np` column panels into about `target` tasks:
  * groups of whole matrices when there are more matrices than `target`, otherwise each matrix cut
- * into blocks of panels. More than {@link MAX_TASKS} tasks (very many small matrices) fall back
- * to whole matrices, enough of them per task.
+ * into blocks of panels.
  */
 export function splitGemmTasks(g: number, mp: number, np: number, target: number): GemmTasks {
   let bpt = 1;
@@ -93,12 +99,7 @@ export function splitGemmTasks(g: number, mp: number, np: number, target: number
   const ppn = Math.ceil(np / nch);
   const mchR = Math.ceil(mp / ppm);
   const nchR = Math.ceil(np / ppn);
-  const tasks = Math.ceil(g / bpt) * mchR * nchR;
-  if (tasks > MAX_TASKS) {
-    const whole = Math.ceil(g / MAX_TASKS);
-    return { bpt: whole, mch: 1, nch: 1, ppm: mp, ppn: np, tasks: Math.ceil(g / whole) };
-  }
-  return { bpt, mch: mchR, nch: nchR, ppm, ppn, tasks };
+  return { bpt, mch: mchR, nch: nchR, ppm, ppn, tasks: Math.ceil(g / bpt) * mchR * nchR };
 }
 /**
  * How long (ms) an idle thread polls for the next job, and the caller for the last tasks, before
@@ -115,8 +116,12 @@ export function spinMillis(text: string | undefined): number {
   const v = text === undefined || text.trim() === '' ? NaN : Number(text);
   return Number.isFinite(v) && v >= 0 && v <= 100 ? v : 0.5;
 }
-/** NEXT between jobs: an index no job has, so no late worker can claim anything. */
-const IDLE = 0xffff;
+/** NEXT between jobs: lo = hi, so no late worker can claim anything. */
+const IDLE = 0;
+/** The units `[0, units)` of a job with tag `tag`, as NEXT holds them. */
+function nextWord(tag: number, units: number): number {
+  return (tag << 24) | (units << 12);
+}
 
 /**
  * The worker program. `KERNEL_SRC` is the body of a function `(Arr, extra, tid) => PoolKernel`;
@@ -134,6 +139,24 @@ const params = new Float64Array(workerData.params);
 let gen = workerData.gen;
 for (const k of kernels) k.setBuffer(workerData.buf);
 let seen = 0;
+let n = 0, chunk = 1, units = 0, kernel = null;
+/** Takes the description of job s (buffer generation, tasks, kind); false when its buffer is not here. */
+function adopt(s) {
+  const g = Atomics.load(ctrl, ${GEN});
+  while (gen !== g) {
+    const m = pullMessage();
+    if (m === undefined) break;
+    gen = m.gen;
+    for (const k of kernels) k.setBuffer(m.buf);
+  }
+  if (gen !== g) return false;
+  n = Atomics.load(ctrl, ${NTASKS});
+  chunk = Atomics.load(ctrl, ${CHUNK});
+  units = Math.ceil(n / chunk);
+  kernel = kernels[Atomics.load(ctrl, ${KIND})];
+  return true;
+}
+function fail(e) { if (Atomics.compareExchange(ctrl, ${ERR}, 0, 1) === 0) reportError(String(e && e.stack || e)); }
 Atomics.add(ctrl, ${READY}, 1);
 for (;;) {
   let s = Atomics.load(ctrl, ${SEQ});
@@ -149,25 +172,20 @@ for (;;) {
   }
   seen = s;
   if (Atomics.load(ctrl, ${EXIT}) !== 0) break;
-  const g = Atomics.load(ctrl, ${GEN});
-  while (gen !== g) {
-    const m = pullMessage();
-    if (m === undefined) break;
-    gen = m.gen;
-    for (const k of kernels) k.setBuffer(m.buf);
-  }
-  if (gen !== g) continue;
-  const tag = s & ${MAX_TASKS};
-  const n = Atomics.load(ctrl, ${NTASKS});
-  const kernel = kernels[Atomics.load(ctrl, ${KIND})];
+  if (!adopt(s)) continue;
+  const tag = s & 0xff;
   for (;;) {
     const v = Atomics.load(ctrl, ${NEXT});
-    if ((v >>> 16) !== tag || (v & 0xffff) >= n) break;
-    if (Atomics.compareExchange(ctrl, ${NEXT}, v, v + 1) !== v) continue;
+    const hi = (v >>> 12) & 0xfff;
+    if ((v >>> 24) !== tag || (v & 0xfff) >= hi) break;
+    if (Atomics.compareExchange(ctrl, ${NEXT}, v, v - 4096) !== v) continue;
+    const s2 = Atomics.load(ctrl, ${SEQ});
+    let ok = true;
+    if (s2 !== s) { s = seen = s2; ok = adopt(s2); }
     Atomics.add(ctrl, ${WORKER_TASKS}, 1);
-    try { kernel.runTask(params, v & 0xffff); }
-    catch (e) { if (Atomics.compareExchange(ctrl, ${ERR}, 0, 1) === 0) reportError(String(e && e.stack || e)); }
-    if (Atomics.add(ctrl, ${DONE}, 1) + 1 === n) Atomics.notify(ctrl, ${DONE});
+    if (!ok) fail('SyncPool: a worker could not take the data buffer of a job');
+    else try { for (let t = (hi - 1) * chunk, e = Math.min(n, t + chunk); t < e; t++) kernel.runTask(params, t); } catch (e) { fail(e); }
+    if (Atomics.add(ctrl, ${DONE}, 1) + 1 === units) Atomics.notify(ctrl, ${DONE});
   }
 }
 `;
@@ -247,7 +265,7 @@ export class SyncPool {
    */
   run(kind: number, numTasks: number): void {
     if (this.closed) throw new Error('SyncPool: run() after close()');
-    if (!(numTasks >= 0 && numTasks <= MAX_TASKS)) throw new RangeError(`SyncPool: ${numTasks} tasks`);
+    if (!(Number.isInteger(numTasks) && numTasks >= 0 && numTasks <= 0x7fffffff)) throw new RangeError(`SyncPool: ${numTasks} tasks`);
     const kernel = this.mainKernels[kind];
     if (this.numWorkers === 0 || numTasks <= 1) {
       for (let t = 0; t < numTasks; t++) kernel.runTask(this.params, t);
@@ -255,36 +273,40 @@ export class SyncPool {
     }
     if (!this.started) this.start();
     const ctrl = this.ctrl;
+    const chunk = Math.ceil(numTasks / MAX_UNITS),
+      units = Math.ceil(numTasks / chunk);
     ctrl[NTASKS] = numTasks;
+    ctrl[CHUNK] = chunk;
     ctrl[KIND] = kind;
     Atomics.store(ctrl, DONE, 0);
     Atomics.store(ctrl, ERR, 0);
     const s = (Atomics.load(ctrl, SEQ) + 1) | 0 || 1;
-    const tag = s & MAX_TASKS;
-    Atomics.store(ctrl, NEXT, tag << 16);
+    const tag = s & 0xff;
+    Atomics.store(ctrl, NEXT, nextWord(tag, units));
     Atomics.store(ctrl, SEQ, s);
     Atomics.notify(ctrl, SEQ);
     let error: unknown = undefined;
-    // The calling thread works too.
+    // The calling thread works too, from the front.
     for (;;) {
       const v = Atomics.load(ctrl, NEXT);
-      if (v >>> 16 !== tag || (v & 0xffff) >= numTasks) break;
+      const lo = v & 0xfff;
+      if (v >>> 24 !== tag || lo >= ((v >>> 12) & 0xfff)) break;
       if (Atomics.compareExchange(ctrl, NEXT, v, v + 1) !== v) continue;
       try {
-        kernel.runTask(this.params, v & 0xffff);
+        for (let t = lo * chunk, e = Math.min(numTasks, t + chunk); t < e; t++) kernel.runTask(this.params, t);
       } catch (e) {
         error ??= e;
       }
       Atomics.add(ctrl, DONE, 1);
     }
-    // the other threads' last tasks: spin (they end within a task's time), then sleep
+    // the other threads' last units: spin (they end within a task's time), then sleep
     const until = performance.now() + SPIN_MS;
     for (let i = 1; ; i++) {
       const d = Atomics.load(ctrl, DONE);
-      if (d >= numTasks) break;
+      if (d >= units) break;
       if ((i & 255) === 0 && performance.now() > until) Atomics.wait(ctrl, DONE, d);
     }
-    // Close the job before NTASKS/KIND change for the next one: index 0xffff is never < NTASKS.
+    // Close the job before NTASKS/KIND change for the next one: nothing is left to claim.
     Atomics.store(ctrl, NEXT, IDLE);
     if (error !== undefined) throw error;
     if (Atomics.load(ctrl, ERR) !== 0) {

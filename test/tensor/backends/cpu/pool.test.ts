@@ -1,7 +1,9 @@
 /**
- * The worker pool: every task of a job runs once, on the workers and the calling thread; idle
- * threads poll for the next job only for the spin time and then sleep (an idle pool costs no
- * CPU); the spin time from `MEGA_SPIN_MS` is bounded, a malformed value gives the default.
+ * The worker pool: every task of a job runs once, on the workers and the calling thread (also in
+ * a job of more tasks than the pool's units of claim); the calling thread takes tasks from the
+ * front and the workers from the back; idle threads poll for the next job only for the spin time
+ * and then sleep (an idle pool costs no CPU); the spin time from `MEGA_SPIN_MS` is bounded, a
+ * malformed value gives the default.
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { spinMillis, SyncPool, type PoolKernel } from '../../../../src/tensor/backends/cpu/pool.js';
@@ -33,6 +35,15 @@ describe('SyncPool', () => {
     expect(pool.stats().workerTasks).toBeGreaterThan(0);
   });
 
+  it('a job of more tasks than its 4,095 units of claim runs each task once', () => {
+    const n = 10_000;
+    pool.ensureBuffer(4 * n);
+    const view = new Int32Array(pool.buffer);
+    pool.run(0, n);
+    pool.run(0, n);
+    for (let t = 0; t < n; t++) expect(view[t]).toBe(2 * (t + 1));
+  });
+
   it('sleeps when idle: no CPU burnt after the spin time', async () => {
     pool.run(0, 64); // the worker is awake and polling now
     await new Promise((r) => setTimeout(r, 50)); // well past the 0.5 ms spin
@@ -52,5 +63,36 @@ describe('spinMillis (MEGA_SPIN_MS)', () => {
     expect(spinMillis('2.5')).toBe(2.5);
     expect(spinMillis('100')).toBe(100);
     for (const bad of ['abc', '-1', '1e9', 'Infinity', 'NaN', ' ']) expect(spinMillis(bad)).toBe(0.5);
+  });
+});
+
+describe('SyncPool claims', () => {
+  // task t writes 1 + the index of the thread that ran it (0: the calling thread)
+  const WHO = `let view = null;
+return {
+  setBuffer(buf) { view = new Arr(buf); },
+  runTask(params, t) { let x = 0; for (let k = 0; k < 20000; k++) x += k * t; view[t] = tid + 1 + (x < 0 ? 1 : 0); },
+};`;
+  const pool = new SyncPool(1, WHO, ['Int32Array'], [new Function('Arr', 'extra', 'tid', WHO)(Int32Array, null, 0) as PoolKernel]);
+  afterAll(() => pool.close());
+
+  it('the calling thread runs a prefix of the tasks, the worker the rest (each keeps its end of the data)', async () => {
+    const n = 64;
+    pool.ensureBuffer(4 * n);
+    const view = new Int32Array(pool.buffer);
+    pool.run(0, n);
+    for (let i = 0; i < 200 && pool.stats().workersReady < 1; i++) await new Promise((r) => setTimeout(r, 50));
+    let workerRan = 0;
+    for (let job = 0; job < 20; job++) {
+      view.fill(0);
+      pool.run(0, n);
+      const who = Array.from(view.subarray(0, n));
+      expect(who.every((w) => w === 1 || w === 2)).toBe(true);
+      const firstWorker = who.indexOf(2);
+      if (firstWorker < 0) continue;
+      workerRan++;
+      expect(who.slice(firstWorker).every((w) => w === 2)).toBe(true); // no task of the calling thread after one of the worker's
+    }
+    expect(workerRan).toBeGreaterThan(0);
   });
 });
