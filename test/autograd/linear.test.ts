@@ -1,7 +1,8 @@
 /**
  * `linear` is one tape node over the kernels of its composition (reshape, matmul with the
- * transposed weight, add of the bias): the same values and gradients bit for bit, and inside a
- * resident scope the product before the bias does not stay allocated.
+ * transposed weight, add of the bias): the same values and gradients bit for bit, the weight's
+ * gradient made in the weight's layout, and inside a resident scope the product before the bias
+ * does not stay allocated.
  */
 import { describe, expect, it } from 'vitest';
 import * as F from '../../src/autograd/index.js';
@@ -47,6 +48,18 @@ describe('linear', () => {
             'in a resident scope',
           ).toEqual(want);
         });
+
+  it("the weight gradient comes out as the weight is laid out ([out, in], no copy), bit for bit the composition's at SIMD sizes", () => {
+    const x = F.requiresGrad(randNormal([640, 64], 0, 1, 'f32', gen));
+    const w = F.requiresGrad(randNormal([288, 64], 0, 0.1, 'f32', gen));
+    const b = F.requiresGrad(randNormal([288], 0, 0.1, 'f32', gen));
+    const g = randNormal([640, 288], 0, 1, 'f32', gen);
+    const out = F.linear(x, w, b);
+    const gw = out.gradFn!.backward(g)[1]!;
+    expect(gw.shape).toEqual([288, 64]);
+    expect(gw.isContiguous()).toBe(true); // (xᵀ·g)ᵀ was a strided view the engine copied
+    expect(run(F.linear, x, w, b, g)).toEqual(run(composed, x, w, b, g));
+  });
 
   it('keeps only its output in a resident scope: the product before the bias is freed at once', () => {
     const x = randNormal([300, 64], 0, 1, 'f32', gen);

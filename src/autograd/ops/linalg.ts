@@ -107,7 +107,9 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
     const g2 = V.reshape(g, y.shape); // [T, out]
     const grads = [
       x.requiresGrad ? V.reshape(K.matmul(g2, weight), x.shape) : null,
-      weight.requiresGrad ? V.transpose(K.matmul(V.transpose(x2, 0, 1), g2), 0, 1) : null,
+      // gᵀ·x: [out, in] as the weight is laid out (its transpose (xᵀ·g)ᵀ would be a strided view
+      // that the engine copies); each element is the same sum over tokens in the same order
+      weight.requiresGrad ? K.matmul(V.transpose(g2, 0, 1), x2) : null,
     ];
     if (bias) grads.push(bias.requiresGrad ? sumTo(g2, bias.shape) : null);
     return grads;
