@@ -205,6 +205,12 @@ export interface FusedKernels {
    * k < j in b — a backend may skip those terms (the CPU SIMD gemm does), so the guarantee must hold.
    */
   triMatmul(a: Tensor, b: Tensor, tri: Triangle): Tensor;
+  /**
+   * `a·b + bias` for a `[M, K]`, b `[K, N]`, bias `[N]` added to every row: the values of
+   * `binary(matmul(a, b), bias, 'add')` (each element the stored product plus the bias, rounded
+   * once), without the product as a tensor of its own (the CPU gemm adds the bias as it stores C).
+   */
+  matmulBias(a: Tensor, b: Tensor, bias: Tensor): Tensor;
 }
 
 /** The triangles of {@link FusedKernels.triMatmul}. */

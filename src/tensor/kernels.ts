@@ -101,5 +101,7 @@ export const toeplitz = (w: Tensor, n: number): Tensor => kernel('toeplitz')(w, 
 export const toeplitzGrad = (g: Tensor, length: number): Tensor => kernel('toeplitzGrad')(g, length);
 /** matmul with a causal triangle: tril(a·b), or a·b skipping an operand's promised zeros. */
 export const triMatmul = (a: Tensor, b: Tensor, tri: Triangle): Tensor => kernel('triMatmul')(a, b, tri);
+/** `a·b + bias` (a `[M, K]`, b `[K, N]`, bias `[N]` on every row) in one kernel. */
+export const matmulBias = (a: Tensor, b: Tensor, bias: Tensor): Tensor => kernel('matmulBias')(a, b, bias);
 /** One Adam update of a device-resident parameter: `[θ', m', v']` (see FusedKernels.adamUpdate). */
 export const adamUpdate = (p: Tensor, g: Tensor, m: Tensor, v: Tensor, h: AdamHyper): [Tensor, Tensor, Tensor] => kernel('adamUpdate')(p, g, m, v, h);

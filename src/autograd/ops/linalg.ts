@@ -88,19 +88,14 @@ export function softmaxAttention(q: Tensor, kT: Tensor, scaling: number, bias: T
 /**
  * PyTorch `Linear`: `x · weightᵀ + bias` on the last axis. x: `[..., in]`, weight `[out, in]`,
  * bias `[out]`. One tape node; its values and gradients are those of the composition (reshape,
- * matmul, add: the same kernel calls). The product before the bias is a temporary no backward
- * reads, so inside a resident scope its block goes back to the heap at once — as a node of the
- * composition it stayed until the backward reached it, one `[tokens, out]` block per layer held
- * through the forward (a sixth of an LM step's peak).
+ * matmul, add). The bias is added by the `matmulBias` kernel as the product is stored: no
+ * `[tokens, out]` product of its own (as a node of the composition it stayed until the backward
+ * reached it, a sixth of an LM step's peak) and no second pass over it.
  */
 export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
   const x2 = V.reshape(x, [-1, x.shape[x.ndim - 1]]); // [T, in]
-  const product = K.matmul(x2, V.transpose(weight, 0, 1)); // [T, out]
-  let y = product;
-  if (bias) {
-    y = K.binary(product, bias, 'add');
-    residentDispose(product);
-  }
+  const wT = V.transpose(weight, 0, 1);
+  const y = bias ? K.matmulBias(x2, wT, bias) : K.matmul(x2, wT); // [T, out]
   const out = V.reshape(y, [...x.shape.slice(0, -1), weight.shape[0]]);
   const inputs = bias ? [x, weight, bias] : [x, weight];
   return record(out, 'linear', inputs, (g) => {

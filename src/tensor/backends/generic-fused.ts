@@ -337,7 +337,13 @@ export function triMatmulGeneric(a: Tensor, b: Tensor, tri: Triangle): Tensor {
   return tri === 'lower' ? K.where(lowerMask(M, N), c, scalar(0, c.dtype)) : c;
 }
 
+/** Generic `matmulBias`: the product, then the bias added (two kernels). */
+export function matmulBiasGeneric(a: Tensor, b: Tensor, bias: Tensor): Tensor {
+  return K.binary(K.matmul(a, b), bias, 'add');
+}
+
 registerKernel('adamUpdate', ANY_BACKEND, adamUpdateGeneric);
+registerKernel('matmulBias', ANY_BACKEND, matmulBiasGeneric);
 registerKernel('triMatmul', ANY_BACKEND, triMatmulGeneric);
 registerKernel('batchNorm', ANY_BACKEND, batchNormGeneric);
 registerKernel('batchNormGrad', ANY_BACKEND, batchNormGradGeneric);

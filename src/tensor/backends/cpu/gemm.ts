@@ -18,10 +18,10 @@
  */
 import { gemmJs, gemmSizes, jsThreadStats, type FloatArray } from './gemm-js.js';
 import { TRI, type Tri } from './wasm/gemm.js';
-import { gemmWasm, type StridedOperand } from './wasm/gemm-run.js';
+import { gemmWasm, type BiasRow, type StridedOperand } from './wasm/gemm-run.js';
 import { simdTuning, wasmRuntime, wasmThreadStats } from './wasm/runtime.js';
 
-export type { FloatArray, StridedOperand, Tri };
+export type { BiasRow, FloatArray, StridedOperand, Tri };
 export { TRI };
 
 /**
@@ -73,7 +73,7 @@ export function gemm(
   }
   const A: StridedOperand = { data: a, off: 0, rs: transA ? 1 : K, cs: transA ? M : 1, bs: aBatchStride };
   const B: StridedOperand = { data: b, off: 0, rs: transB ? 1 : N, cs: transB ? K : 1, bs: bBatchStride };
-  gemmStridedWasm(A, B, c, batch, M, N, K);
+  gemmStridedWasm(A, B, c, batch, M, N, K, TRI.NONE, null);
 }
 
 /**
@@ -87,8 +87,21 @@ export function gemm(
  * OUT_LOWER gives tril(A·B); A_LOWER, A_UPPER and B_LOWER promise zeros in an operand, whose
  * terms the SIMD kernel then skips (the result is A·B either way). The plain-TS path computes
  * the full product.
+ *
+ * `bias` (no triangle): N values added to every row of C — each element the product as it would
+ * be stored plus the bias, rounded once (the SIMD kernel adds it as it stores C).
  */
-export function gemmStrided(A: StridedOperand, B: StridedOperand, c: FloatArray, batch: number, M: number, N: number, K: number, tri: Tri = TRI.NONE): void {
+export function gemmStrided(
+  A: StridedOperand,
+  B: StridedOperand,
+  c: FloatArray,
+  batch: number,
+  M: number,
+  N: number,
+  K: number,
+  tri: Tri = TRI.NONE,
+  bias: BiasRow | null = null,
+): void {
   if (A.data.constructor !== c.constructor || B.data.constructor !== c.constructor || !(c instanceof Float32Array || c instanceof Float64Array)) {
     throw new TypeError('gemmStrided: A, B and c must all be Float32Array or all Float64Array');
   }
@@ -98,8 +111,11 @@ export function gemmStrided(A: StridedOperand, B: StridedOperand, c: FloatArray,
   }
   if (batch === 0 || M === 0 || N === 0) return;
   if (c.length < batch * M * N) throw new RangeError(`gemmStrided: c has ${c.length} elements, needs ${batch * M * N}`);
+  if (bias && (tri !== TRI.NONE || bias.off + N > bias.data.length || bias.data.constructor !== c.constructor))
+    throw new RangeError("gemmStrided: a bias row needs N values of C's type and no triangle");
   if (K === 0) {
     c.fill(0, 0, batch * M * N);
+    if (bias) addRows(c, bias, batch * M, N);
     return;
   }
   const last = (o: StridedOperand, R: number, C: number) => o.off + (batch - 1) * o.bs + (R - 1) * o.rs + (C - 1) * o.cs;
@@ -109,9 +125,16 @@ export function gemmStrided(A: StridedOperand, B: StridedOperand, c: FloatArray,
       b = materialize(B, batch, K, N);
     gemmJs(a.data, b.data, c, batch, M, N, K, a.trans, b.trans, a.bs, b.bs);
     if (tri === TRI.OUT_LOWER) zeroUpper(c, batch, M, N);
+    if (bias) addRows(c, bias, batch * M, N);
     return;
   }
-  gemmStridedWasm(A, B, c, batch, M, N, K, tri);
+  gemmStridedWasm(A, B, c, batch, M, N, K, tri, bias);
+}
+
+/** C(i, j) += bias(j) for the `rows` rows of c (each sum rounded once to c's type). */
+function addRows(c: FloatArray, bias: BiasRow, rows: number, N: number): void {
+  const b = bias.data.subarray(bias.off, bias.off + N);
+  for (let i = 0; i < rows; i++) for (let j = 0, o = i * N; j < N; j++) c[o + j] += b[j];
 }
 
 /** C(i, j) = 0 for j > i in each of the `batch` contiguous M × N matrices of c. */
@@ -125,7 +148,17 @@ function tiny(batch: number, M: number, N: number, K: number): boolean {
 }
 
 /** The SIMD path after shape normalisation (batch folding, full broadcast). */
-function gemmStridedWasm(A: StridedOperand, B: StridedOperand, c: FloatArray, batch: number, M: number, N: number, K: number, tri: Tri = TRI.NONE): void {
+function gemmStridedWasm(
+  A: StridedOperand,
+  B: StridedOperand,
+  c: FloatArray,
+  batch: number,
+  M: number,
+  N: number,
+  K: number,
+  tri: Tri,
+  bias: BiasRow | null,
+): void {
   const rt = wasmRuntime()!;
   if (batch === 1) {
     A = { ...A, bs: 0 };
@@ -140,11 +173,11 @@ function gemmStridedWasm(A: StridedOperand, B: StridedOperand, c: FloatArray, ba
   }
   // Everything broadcast: compute once and replicate.
   if (batch > 1 && A.bs === 0 && B.bs === 0) {
-    gemmWasm(rt, A, B, c, 1, M, N, K, tri);
+    gemmWasm(rt, A, B, c, 1, M, N, K, tri, bias);
     for (let i = 1; i < batch; i++) c.copyWithin(i * M * N, 0, M * N);
     return;
   }
-  gemmWasm(rt, A, B, c, batch, M, N, K, tri);
+  gemmWasm(rt, A, B, c, batch, M, N, K, tri, bias);
 }
 
 /**

@@ -1,11 +1,13 @@
 /** CPU kernel `matmul`: `[..., M, K] · [..., K, N]` with broadcast batch axes, on top of `gemm`. */
-import { allocateOut, isResident } from './resident.js';
+import { allocateOut, isResident, residentDispose } from './resident.js';
 import { type FloatStorage } from '../../dtype.js';
 import { sizeOf } from '../../shape.js';
+import { ShapeError } from '../../errors.js';
 import { fromStorage, Tensor } from '../../tensor.js';
 import type { Triangle } from '../../backend.js';
 import { checkTriMatmul, matmulShape } from '../checks.js';
-import { copyCpu } from './elementwise.js';
+import { binaryCpu, copyCpu } from './elementwise.js';
+import { binarySimd } from './simd.js';
 import { gemmStrided, TRI, type StridedOperand, type Tri } from './gemm.js';
 
 /** `t`'s strides over `batch` (right-aligned broadcast: size-1 and missing axes get 0). */
@@ -122,6 +124,21 @@ export function matmulCpu(a: Tensor, b: Tensor): Tensor {
   return product(a, b, matmulShape(a, b), TRI.NONE);
 }
 
+/**
+ * CPU `matmulBias`: a `[M, K]` · b `[K, N]` + bias `[N]` in one gemm that adds the (contiguous,
+ * same dtype) bias as it stores C; other operands get the product and then the `add` kernel (the
+ * product's block freed at once in a resident scope).
+ */
+export function matmulBiasCpu(a: Tensor, b: Tensor, bias: Tensor): Tensor {
+  const shape = matmulShape(a, b);
+  if (bias.ndim !== 1 || bias.shape[0] !== shape.N) throw new ShapeError(`matmulBias: bias of shape [${bias.shape}] for a product with ${shape.N} columns`);
+  if (a.ndim === 2 && b.ndim === 2 && bias.dtype === a.dtype && bias.isContiguous()) return product(a, b, shape, TRI.NONE, bias);
+  const p = product(a, b, shape, TRI.NONE);
+  const y = binarySimd(p, bias, 'add') ?? binaryCpu(p, bias, 'add');
+  residentDispose(p);
+  return y;
+}
+
 /** Multiply-adds of one M × N × K product that its triangle leaves. */
 function terms(M: number, N: number, K: number, tri: Tri): number {
   let n = 0;
@@ -141,14 +158,20 @@ export function triMatmulCpu(a: Tensor, b: Tensor, tri: Triangle): Tensor {
   return product(a, b, checkTriMatmul(a, b, tri), TRIANGLE[tri]);
 }
 
-/** The product of checked operands of sizes `batch, M, K, N` with a triangle (`TRI.NONE`: all of it). */
-function product(a: Tensor, b: Tensor, { batch, M, K, N }: { batch: number[]; M: number; K: number; N: number }, tri: Tri): Tensor {
+/**
+ * The product of checked operands of sizes `batch, M, K, N` with a triangle (`TRI.NONE`: all of
+ * it); `bias` (contiguous, N values, only with `TRI.NONE` and no batch) is added to every row.
+ */
+function product(a: Tensor, b: Tensor, { batch, M, K, N }: { batch: number[]; M: number; K: number; N: number }, tri: Tri, bias?: Tensor): Tensor {
   const nb = sizeOf(batch);
   flops += 2 * nb * terms(M, N, K, tri);
   const out = allocateOut(a.dtype, nb * M * N, false) as FloatStorage;
+  const row = bias ? { data: bias.storage as FloatStorage, off: bias.offset } : null;
   if (nb * M * N > 0) {
-    if (K === 0) out.fill(0);
-    else if (!gemmSplit(a, b, batch, out, M, N, K, tri)) gemmStrided(asOperand(a, batch), asOperand(b, batch), out, nb, M, N, K, tri);
+    if (K === 0) {
+      out.fill(0);
+      if (row) for (let i = 0; i < M; i++) for (let j = 0; j < N; j++) out[i * N + j] += row.data[row.off + j];
+    } else if (row || !gemmSplit(a, b, batch, out, M, N, K, tri)) gemmStrided(asOperand(a, batch), asOperand(b, batch), out, nb, M, N, K, tri, row);
   }
   return fromStorage(out, [...batch, M, N]);
 }

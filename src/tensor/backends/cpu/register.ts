@@ -7,7 +7,7 @@
 import { registerKernel } from '../../backend.js';
 import { laplaceGradGeneric, layerNormGeneric, layerNormGradGeneric } from '../generic-fused.js';
 import { layerNormGradSimd, layerNormSimd } from './layernorm-simd.js';
-import { matmulCpu, triMatmulCpu } from './matmul.js';
+import { matmulBiasCpu, matmulCpu, triMatmulCpu } from './matmul.js';
 import { binaryCpu, castCpu, copyCpu, unaryCpu, whereCpu } from './elementwise.js';
 import { fftConvCpu } from './fftconv.js';
 import { concatSimd, padSimd } from './copy-simd.js';
@@ -35,6 +35,7 @@ registerKernel('argmax', 'cpu', argmaxCpu);
 registerKernel('softmax', 'cpu', (x, log) => (log ? logSoftmaxSimd(x) : softmaxSimd(x, log)) ?? softmaxCpu(x, log));
 registerKernel('matmul', 'cpu', matmulCpu);
 registerKernel('triMatmul', 'cpu', triMatmulCpu);
+registerKernel('matmulBias', 'cpu', matmulBiasCpu);
 registerKernel('indexSelect', 'cpu', (x, axis, index) => indexSelectFast(x, axis, index) ?? indexSelectCpu(x, axis, index));
 registerKernel('indexAdd', 'cpu', (shape, axis, index, src) => indexAddFast(shape, axis, index, src) ?? indexAddCpu(shape, axis, index, src));
 registerKernel('gather', 'cpu', gatherCpu);

@@ -44,6 +44,7 @@ import {
   toeplitzGeneric,
   toeplitzGradGeneric,
   triMatmulGeneric,
+  matmulBiasGeneric,
 } from '../generic-fused.js';
 import { adamUpdateGpu, emaKernelGpu, emaKernelGradGpu, softmaxGradGpu } from './fused.js';
 import { concatGpu, gatherGpu, indexAddGpu, indexSelectGpu, padGpu, scatterAddGpu } from './indexing.js';
@@ -102,4 +103,5 @@ export const gpujsFusedKernels: FusedKernels = {
   toeplitz: toeplitzGeneric,
   toeplitzGrad: toeplitzGradGeneric,
   triMatmul: triMatmulGeneric,
+  matmulBias: matmulBiasGeneric,
 };

@@ -45,10 +45,17 @@ export interface StridedOperand {
   bs: number;
 }
 
+/** A row of N values at `data[off …]` added to every row of a product. */
+export interface BiasRow {
+  data: FloatArray;
+  off: number;
+}
+
 /**
  * C[b] = A[b]·B[b] with A [batch, M, K] and B [batch, K, N] given as strided operands (all
  * strides ≥ 0), C [batch, M, N] contiguous. Preconditions: validated; batch, M, N, K ≥ 1.
- * `tri`: the triangular structure of each product ({@link TRI}).
+ * `tri`: the triangular structure of each product ({@link TRI}); `bias` (no triangle): added to
+ * every row of C as the kernel stores it.
  */
 export function gemmWasm(
   rt: WasmRuntime,
@@ -60,6 +67,7 @@ export function gemmWasm(
   N: number,
   K: number,
   tri: Tri = TRI.NONE,
+  bias: BiasRow | null = null,
 ): void {
   const f64 = c instanceof Float64Array;
   const E = f64 ? 8 : 4;
@@ -95,7 +103,8 @@ export function gemmWasm(
   // resident C is written in place (the kernel touches only C's own elements)
   const inA = storageAddr(A.data),
     inB = storageAddr(B.data),
-    inC = storageAddr(c);
+    inC = storageAddr(c),
+    inBias = bias ? storageAddr(bias.data) : -1;
   const ar = wasmArena(rt);
   ar.reset();
   const rawA = inA >= 0 ? inA + A.off * E : ar.alloc(lenA * E);
@@ -103,12 +112,15 @@ export function gemmWasm(
   const packA = aDirect ? 0 : ar.alloc(nAg * mbp * MR * K * E);
   const packB = bDirect ? 0 : ar.alloc(nBg * np * NR * K * E);
   const cScratch = inC >= 0 ? 0 : ar.alloc(gb * mb * N * E);
-  // the last vector of a direct B's last column panel reads up to 16 bytes past B: keep them in the memory
+  const pBias = !bias ? 0 : inBias >= 0 ? inBias + bias.off * E : ar.alloc(N * E);
+  // the last vector of a direct B's last column panel (and of the bias) reads up to 16 bytes past
+  // its end: keep them in the memory
   ar.alloc(16);
   ar.commit();
   const view: FloatArray = f64 ? ar.f64 : ar.f32;
   if (inA < 0) view.set(A.off === 0 && lenA === A.data.length ? A.data : A.data.subarray(A.off, A.off + lenA), rawA / E);
   if (inB < 0) view.set(B.off === 0 && lenB === B.data.length ? B.data : B.data.subarray(B.off, B.off + lenB), rawB / E);
+  if (bias && inBias < 0) view.set(bias.data.subarray(bias.off, bias.off + N), pBias / E);
 
   let bPacked = bDirect;
   for (let b0 = 0; b0 < batch; b0 += gb) {
@@ -174,6 +186,7 @@ export function gemmWasm(
         P[24] = N;
         P[25] = tri;
         P[26] = i0;
+        P[27] = pBias;
       });
 
       // ---- copy C out (g matrices of M rows, or one block of rows: contiguous in c either way)

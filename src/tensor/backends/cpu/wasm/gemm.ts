@@ -86,7 +86,7 @@ function es(dt: DT): number {
 }
 
 /**
- * `gemm_<dt>(pa, aps, ars, aks, pb, bps, bks, c, ldc, K, p0, p1, q0, q1, M, N, nb, sa, sb, sc, tri, i0)`:
+ * `gemm_<dt>(pa, aps, ars, aks, pb, bps, bks, c, ldc, K, p0, p1, q0, q1, M, N, nb, sa, sb, sc, tri, i0, bias)`:
  * for each of `nb` matrices z (A at pa + z·sa, B at pb + z·sb, C at c + z·sc), the C tiles (p, q)
  * for p ∈ [p0, p1), q ∈ [q0, q1) of the M × N product. All addresses and strides in bytes:
  * A(p·MR + r, k) at pa + p·aps + r·ars + k·aks (packed: aps = K·MR·es, ars = es, aks = MR·es; in
@@ -105,6 +105,8 @@ function es(dt: DT): number {
  *
  * `tri` ({@link TRI}) narrows each tile's k range to the terms its structure leaves nonzero, or
  * skips it; `i0` is the row of the matrix that C's first row is (a block of rows: see gemm-run.ts).
+ * `bias` (0: none; only without a triangle): the address of N values added to every row of C in
+ * the last K block, before the store.
  */
 export function emitGemmMacro(mb: ModuleBuilder, dt: DT, s: GemmShape): void {
   const E = es(dt);
@@ -112,12 +114,12 @@ export function emitGemmMacro(mb: ModuleBuilder, dt: DT, s: GemmShape): void {
   const NV = s.NR / lanes;
   const tall = tallEdge(s);
   const RMAX = tall ? 2 * s.MR : s.MR;
-  const params = [...'pa aps ars aks pb bps bks c ldc K p0 p1 q0 q1 M N nb sa sb sc tri i0'.split(' ').keys()];
+  const params = [...'pa aps ars aks pb bps bks c ldc K p0 p1 q0 q1 M N nb sa sb sc tri i0 bias'.split(' ').keys()];
   const f = mb.fn(
     `gemm_${dt}`,
     params.map(() => I32),
   );
-  const [pa, aps, ars, aks, pb, bps, bks, c, ldc, K, p0, p1, q0, q1, M, N, nb, sa, sb, sc, tri, i0] = params;
+  const [pa, aps, ars, aks, pb, bps, bks, c, ldc, K, p0, p1, q0, q1, M, N, nb, sa, sb, sc, tri, i0, bias] = params;
   const kc = f.local(I32),
     kl = f.local(I32),
     blk = f.local(I32),
@@ -486,6 +488,26 @@ export function emitGemmMacro(mb: ModuleBuilder, dt: DT, s: GemmShape): void {
         f.br(0);
       }
       f.end().end();
+      // the bias row on the last K block: each element the sum as it would be stored, plus the
+      // bias (lanes past N read up to a vector past the row's end and are never stored)
+      f.get(last).get(bias).i32_const(0).i32_ne().i32_and().if_();
+      {
+        for (let v = 0; v < nv; v++)
+          f.get(bias)
+            .get(q)
+            .i32_const(s.NR * E)
+            .i32_mul()
+            .i32_add()
+            .v128_load(v * 16)
+            .set(bv[v]);
+        for (let r = 0; r < R; r++)
+          for (let v = 0; v < nv; v++) {
+            f.get(acc[r][v]).get(bv[v]);
+            vadd();
+            f.set(acc[r][v]);
+          }
+      }
+      f.end();
       f.get(full).if_();
       {
         for (let r = 0; r < R; r++) {

@@ -67,7 +67,8 @@ function gemmTask(P, t) {
   // P[2..6] A: address, panel / row / k / matrix strides; P[7..10] B: address, panel / k / matrix
   // strides; P[11..13] C: address, matrix stride, row pitch; P[14] K; P[15], P[16] row / column
   // panels; P[17] matrices, P[18] per task; P[19], P[20] row / column blocks; P[21], P[22] panels
-  // per block; P[23] M, P[24] N; P[25] triangular structure, P[26] first row of the block
+  // per block; P[23] M, P[24] N; P[25] triangular structure, P[26] first row of the block, P[27]
+  // the bias row's address (0: none)
   const mch = P[19], nch = P[20], per = mch * nch;
   const g = Math.floor(t / per), rest = t - g * per;
   const mi = Math.floor(rest / nch), ni = rest - mi * nch;
@@ -75,7 +76,7 @@ function gemmTask(P, t) {
   const q0 = ni * P[22], q1 = Math.min(q0 + P[22], P[16]);
   const b0 = g * P[18], b1 = Math.min(b0 + P[18], P[17]);
   GEMM[P[1]](P[2] + b0 * P[6], P[3], P[4], P[5], P[7] + b0 * P[10], P[8], P[9], P[11] + b0 * P[12], P[13], P[14],
-    p0, p1, q0, q1, P[23], P[24], b1 - b0, P[6], P[10], P[12], P[25], P[26]);
+    p0, p1, q0, q1, P[23], P[24], b1 - b0, P[6], P[10], P[12], P[25], P[26], P[27]);
 }
 function mapTask(P, t) {
   // P[1] fn, P[2] n (elements), P[3] per-task elements, P[4..] byte addresses / scalars
