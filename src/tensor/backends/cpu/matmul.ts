@@ -168,10 +168,9 @@ function product(a: Tensor, b: Tensor, { batch, M, K, N }: { batch: number[]; M:
   const out = allocateOut(a.dtype, nb * M * N, false) as FloatStorage;
   const row = bias ? { data: bias.storage as FloatStorage, off: bias.offset } : null;
   if (nb * M * N > 0) {
-    if (K === 0) {
-      out.fill(0);
-      if (row) for (let i = 0; i < M; i++) for (let j = 0; j < N; j++) out[i * N + j] += row.data[row.off + j];
-    } else if (row || !gemmSplit(a, b, batch, out, M, N, K, tri)) gemmStrided(asOperand(a, batch), asOperand(b, batch), out, nb, M, N, K, tri, row);
+    // (gemmStrided fills a K = 0 product with zeros, or with the bias rows)
+    if (K === 0 && !row) out.fill(0);
+    else if (row || !gemmSplit(a, b, batch, out, M, N, K, tri)) gemmStrided(asOperand(a, batch), asOperand(b, batch), out, nb, M, N, K, tri, row);
   }
   return fromStorage(out, [...batch, M, N]);
 }

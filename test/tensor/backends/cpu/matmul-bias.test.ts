@@ -27,6 +27,7 @@ describe('matmulBias', () => {
     [640, 64, 288, 'SIMD, one K block'],
     [300, 600, 100, 'SIMD, three K blocks, edge tiles'],
     [70, 33, 1, 'one column'],
+    [5, 0, 7, 'K = 0: the bias alone'],
   ];
   for (const dt of ['f32', 'f64'] as FloatDType[])
     for (const [M, K, N, what] of shapes)
