@@ -1,5 +1,6 @@
 import { allocate, dtypeOf, type DType, type Storage } from './dtype.js';
 import { IndexError, ShapeError } from './errors.js';
+import { hostSync } from './host-sync.js';
 import { contiguousStrides, sizeOf, type Shape } from './shape.js';
 
 /**
@@ -81,8 +82,13 @@ export class Tensor {
     }
   }
 
-  /** The typed-array storage (for a device tensor: read back on first access, then cached). */
+  /**
+   * The typed-array storage (for a device tensor: read back on first access, then cached). Waits
+   * for kernel work still running on other threads first (host-sync.ts): its values are final.
+   */
   get storage(): Storage {
+    // (pending only with shared memory; an ordinary array is no kernel's output in flight)
+    if (hostSync.pending && this.host?.buffer instanceof SharedArrayBuffer) hostSync.settle();
     return this.host ?? (this.host = this.device!.read());
   }
 

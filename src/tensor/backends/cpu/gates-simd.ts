@@ -96,6 +96,8 @@ class RowCall {
   private readonly copies: [FloatStorage, number, number][] = [];
   private tbl = 0;
   private view: FloatStorage | null = null;
+  /** Whether the caller reads a scratch result after the job ({@link scratch}). */
+  private readsBack = false;
 
   constructor(
     private readonly rt: WasmRuntime,
@@ -152,6 +154,7 @@ class RowCall {
 
   /** A zeroed float64 scratch of n values, address only; returns its address via `at`. */
   scratch(n: number, at: (addr: number) => void): this {
+    this.readsBack = true;
     const a = this.ar.alloc(n * 8);
     at(a);
     this.entries.push(a, 0, 0);
@@ -165,7 +168,8 @@ class RowCall {
     new Int32Array(this.ar.u8.buffer, this.tbl, this.entries.length).set(this.entries);
     for (const [t, at] of this.staged) stageGate(view, at, this.E, t);
     before?.();
-    runMap(this.rt, name, total, work, [this.tbl]);
+    // nothing read back afterwards: the job may be deferred (wasm/runtime.ts)
+    runMap(this.rt, name, total, work, [this.tbl], this.copies.length === 0 && !this.readsBack ? 'scratch' : false);
   }
 
   /** Copies the non-resident outputs out and closes the arena. */

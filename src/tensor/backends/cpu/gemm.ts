@@ -19,7 +19,7 @@
 import { gemmJs, gemmSizes, jsThreadStats, type FloatArray } from './gemm-js.js';
 import { TRI, type Tri } from './wasm/gemm.js';
 import { gemmWasm, type BiasRow, type StridedOperand } from './wasm/gemm-run.js';
-import { simdTuning, wasmRuntime, wasmThreadStats } from './wasm/runtime.js';
+import { settleJobs, simdTuning, wasmRuntime, wasmThreadStats } from './wasm/runtime.js';
 
 export type { BiasRow, FloatArray, StridedOperand, Tri };
 export { TRI };
@@ -89,7 +89,8 @@ export function gemm(
  * the full product.
  *
  * `bias` (no triangle): N values added to every row of C — each element the product as it would
- * be stored plus the bias, rounded once (the SIMD kernel adds it as it stores C).
+ * be stored plus the bias, rounded once (the SIMD kernel adds it as it stores C). `defer`: see
+ * wasm/gemm-run.ts (the Tensor kernels of matmul.ts pass true).
  */
 export function gemmStrided(
   A: StridedOperand,
@@ -101,6 +102,7 @@ export function gemmStrided(
   K: number,
   tri: Tri = TRI.NONE,
   bias: BiasRow | null = null,
+  defer = false,
 ): void {
   if (A.data.constructor !== c.constructor || B.data.constructor !== c.constructor || !(c instanceof Float32Array || c instanceof Float64Array)) {
     throw new TypeError('gemmStrided: A, B and c must all be Float32Array or all Float64Array');
@@ -113,6 +115,7 @@ export function gemmStrided(
   if (c.length < batch * M * N) throw new RangeError(`gemmStrided: c has ${c.length} elements, needs ${batch * M * N}`);
   if (bias && (tri !== TRI.NONE || bias.off + N > bias.data.length || bias.data.constructor !== c.constructor))
     throw new RangeError("gemmStrided: a bias row needs N values of C's type and no triangle");
+  if (K === 0 || tiny(batch, M, N, K) || wasmRuntime() === null) settleJobs(); // JavaScript reads the operands below
   if (K === 0) {
     c.fill(0, 0, batch * M * N);
     if (bias) addRows(c, bias, batch * M, N);
@@ -128,7 +131,7 @@ export function gemmStrided(
     if (bias) addRows(c, bias, batch * M, N);
     return;
   }
-  gemmStridedWasm(A, B, c, batch, M, N, K, tri, bias);
+  gemmStridedWasm(A, B, c, batch, M, N, K, tri, bias, defer);
 }
 
 /** C(i, j) += bias(j) for the `rows` rows of c (each sum rounded once to c's type). */
@@ -158,6 +161,7 @@ function gemmStridedWasm(
   K: number,
   tri: Tri,
   bias: BiasRow | null,
+  defer = false,
 ): void {
   const rt = wasmRuntime()!;
   if (batch === 1) {
@@ -177,7 +181,7 @@ function gemmStridedWasm(
     for (let i = 1; i < batch; i++) c.copyWithin(i * M * N, 0, M * N);
     return;
   }
-  gemmWasm(rt, A, B, c, batch, M, N, K, tri, bias);
+  gemmWasm(rt, A, B, c, batch, M, N, K, tri, bias, defer);
 }
 
 /**

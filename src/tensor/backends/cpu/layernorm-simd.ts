@@ -47,7 +47,7 @@ export function layerNormSimd(x: Tensor, weight: Tensor | null, bias: Tensor | n
   d[LN_DESC.center / 4] = center ? 1 : 0;
   view[(desc + LN_DESC.eps) / c.E] = eps;
   view[(desc + LN_DESC.invD) / c.E] = 1 / D;
-  runMap(wasmRuntime()!, `ln_fwd_${dt}`, R, 4 * R * D, [desc]);
+  runMap(wasmRuntime()!, `ln_fwd_${dt}`, R, 4 * R * D, [desc], c.defer());
   c.close();
   return [fromStorage(y, [R, D]), fromStorage(st, [R, 2])];
 }
@@ -87,7 +87,7 @@ export function layerNormGradSimd(
   d[LN_DESC.g / 4] = ag;
   d[LN_DESC.gx / 4] = agx;
   d[LN_DESC.center / 4] = center ? 1 : 0;
-  runMap(wasmRuntime()!, `ln_bwd_${dt}`, R, 6 * R * D, [desc]);
+  runMap(wasmRuntime()!, `ln_bwd_${dt}`, R, 6 * R * D, [desc], c.defer());
   c.close();
   // the parameters' gradients: column sums over the rows
   const dw = gx ? K.reduce(fromStorage(gx, [R, D]), 'sum', [0], false) : null;

@@ -52,11 +52,13 @@ function asOperand(t: Tensor, batch: readonly number[]): StridedOperand {
   const ms = matrixStrides(t);
   const bStrides = batchStrides(t, batch);
   const bs = ms ? collapseBatch(batch, bStrides, 0) : -1;
-  if (ms && bs >= 0) return { data: t.storage as FloatStorage, off: t.offset, rs: ms[0], cs: ms[1], bs };
+  // t.data, not t.storage: the gemm reads a resident operand in wasm code, after any job before it
+  // (wasm/runtime.ts), and settles before its own JavaScript reads one (gemm.ts)
+  if (ms && bs >= 0) return { data: t.data as FloatStorage, off: t.offset, rs: ms[0], cs: ms[1], bs };
   const nd = t.ndim,
     R = t.shape[nd - 2],
     C = t.shape[nd - 1];
-  const full = new Tensor(t.storage, [...batch, R, C], [...bStrides, t.strides[nd - 2], t.strides[nd - 1]], t.offset);
+  const full = new Tensor(t.data, [...batch, R, C], [...bStrides, t.strides[nd - 2], t.strides[nd - 1]], t.offset);
   const data = copyCpu(full).storage as FloatStorage;
   return { data, off: 0, rs: C, cs: 1, bs: R * C };
 }
@@ -74,7 +76,7 @@ const MIN_SPLIT_WORK = 1 << 16;
 function gemmSplit(a: Tensor, b: Tensor, batch: readonly number[], out: FloatStorage, M: number, N: number, K: number, tri: Tri): boolean {
   const ma = matrixStrides(a),
     mb = matrixStrides(b);
-  if (!ma || !mb || !isResident(a.storage) || !isResident(b.storage)) return false;
+  if (!ma || !mb || !isResident(a.data as FloatStorage) || !isResident(b.data as FloatStorage)) return false;
   const sa = batchStrides(a, batch),
     sb = batchStrides(b, batch);
   if (sa.some((v) => v < 0) || sb.some((v) => v < 0)) return false;
@@ -92,9 +94,9 @@ function gemmSplit(a: Tensor, b: Tensor, batch: readonly number[], out: FloatSto
     ob = b.offset;
   const mat = M * N;
   for (let o = 0; o < outer; o++) {
-    const A: StridedOperand = { data: a.storage as FloatStorage, off: oa, rs: ma[0], cs: ma[1], bs: ia };
-    const B: StridedOperand = { data: b.storage as FloatStorage, off: ob, rs: mb[0], cs: mb[1], bs: ib };
-    gemmStrided(A, B, out.subarray(o * inner * mat, (o + 1) * inner * mat), inner, M, N, K, tri);
+    const A: StridedOperand = { data: a.data as FloatStorage, off: oa, rs: ma[0], cs: ma[1], bs: ia };
+    const B: StridedOperand = { data: b.data as FloatStorage, off: ob, rs: mb[0], cs: mb[1], bs: ib };
+    gemmStrided(A, B, out.subarray(o * inner * mat, (o + 1) * inner * mat), inner, M, N, K, tri, null, true);
     for (let i = k - 1; i >= 0; i--) {
       idx[i]++;
       oa += sa[i];
@@ -166,11 +168,11 @@ function product(a: Tensor, b: Tensor, { batch, M, K, N }: { batch: number[]; M:
   const nb = sizeOf(batch);
   flops += 2 * nb * terms(M, N, K, tri);
   const out = allocateOut(a.dtype, nb * M * N, false) as FloatStorage;
-  const row = bias ? { data: bias.storage as FloatStorage, off: bias.offset } : null;
+  const row = bias ? { data: bias.data as FloatStorage, off: bias.offset } : null;
   if (nb * M * N > 0) {
     // (gemmStrided fills a K = 0 product with zeros, or with the bias rows)
     if (K === 0 && !row) out.fill(0);
-    else if (row || !gemmSplit(a, b, batch, out, M, N, K, tri)) gemmStrided(asOperand(a, batch), asOperand(b, batch), out, nb, M, N, K, tri, row);
+    else if (row || !gemmSplit(a, b, batch, out, M, N, K, tri)) gemmStrided(asOperand(a, batch), asOperand(b, batch), out, nb, M, N, K, tri, row, true);
   }
   return fromStorage(out, [...batch, M, N]);
 }

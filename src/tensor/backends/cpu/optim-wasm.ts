@@ -10,7 +10,7 @@ import type { FloatStorage } from '../../dtype.js';
 import { fromStorage, type Tensor } from '../../tensor.js';
 import { allocateOut, isPersistent, persistentStorage } from './resident.js';
 import { inPlace, runMap, stage, storageAddr } from './simd.js';
-import { wasmArena, wasmRuntime, type Arena } from './wasm/runtime.js';
+import { settleJobs, wasmArena, wasmRuntime, type Arena } from './wasm/runtime.js';
 
 type FDT = 'f32' | 'f64';
 
@@ -74,6 +74,7 @@ export function scaleClipWasm(grads: readonly Tensor[], scale: number, maxNorm: 
       tab[3 * i + 2] = grads[i].size;
     }
   };
+  settleJobs(); // the sums below run here, on gradients that queued jobs may still write
   let ss: number;
   if (scale !== 1) {
     writeTable(src, outAddr);

@@ -20,21 +20,26 @@
  * The kernel source is the same template the main thread instantiates, so both sides run the
  * same code. Workers are `unref()`ed and never keep the process alive.
  *
+ * Jobs can also be started without waiting ({@link SyncPool.start}): they queue in a ring of
+ * `RING` slots (parameters, task count, claims) and run in the order they were started, each
+ * after the one before has finished; the calling thread returns to its own work and joins the
+ * oldest unfinished job when it settles ({@link SyncPool.settle}, {@link SyncPool.settleTo}).
+ *
  * Protocol (all in `ctrl`, an Int32Array over a SharedArrayBuffer):
- * - `SEQ` is bumped once per job; idle workers `Atomics.wait` on it.
+ * - `PUB` counts the jobs published, `FIN` the jobs finished (both wrap as int32). Job `j` lives
+ *   in slot `j % RING` (its parameters in `params` block `j % RING`); idle workers `Atomics.wait`
+ *   on `PUB`. A thread claims units of job `j` only while `FIN == j`: jobs run strictly in order.
  * - A job's tasks are claimed in units of `CHUNK` consecutive tasks (1 unless a job has more than
- *   `MAX_UNITS` (4,095) tasks). `NEXT` holds `tag << 24 | hi << 12 | lo`: units `[lo, hi)` are
- *   unclaimed, `tag = SEQ & 0xff`. The main thread claims unit `lo` (compare-exchange to lo + 1),
- *   a worker unit `hi − 1` (to hi − 1), only while the tag is its job's. Between jobs NEXT holds
- *   lo = hi = 0 (nothing to claim). A worker that woke late could still meet a later job of the
- *   same tag (256 jobs on): after its claim succeeds it re-reads SEQ — that job cannot end before
- *   the claimed unit is done, so SEQ is stable then — and takes the job's description anew when
- *   it differs from the one it read.
- * - `DONE` counts finished units; whoever finishes the last one notifies the main thread.
- * - `GEN` is the generation of the data buffer. When the buffer grows, the new
- *   SharedArrayBuffer is posted on each worker's MessagePort *before* `GEN` is bumped; a worker
- *   that sees a new `GEN` pulls it synchronously (`receiveMessageOnPort`). A browser has no
- *   synchronous receive: there the pool restarts its workers with the new buffer instead.
+ *   `MAX_UNITS` (4,095) tasks). The slot's `NEXT` holds `tag << 24 | hi << 12 | lo`: units
+ *   `[lo, hi)` are unclaimed, `tag = j & 0xff`. The calling thread claims unit `lo` (compare-
+ *   exchange to lo + 1), a worker unit `hi − 1`, only while the tag is the job's (a slot reused
+ *   for job `j + RING` has another tag, so a late claim fails).
+ * - The slot's `DONE` counts finished units; whoever finishes the last one sets `FIN = j + 1` and
+ *   notifies (the calling thread or a worker may wait on `FIN`).
+ * - `GEN` is the generation of the data buffer. When the buffer grows (only with no job
+ *   unfinished), the new SharedArrayBuffer is posted on each worker's MessagePort *before* `GEN`
+ *   is bumped; a worker that sees a new `GEN` pulls it synchronously (`receiveMessageOnPort`). A
+ *   browser has no synchronous receive: there the pool restarts its workers with the new buffer.
  * - A browser page's main thread may not block (`Atomics.wait`): the browser platform reports one
  *   thread there, so the pool only runs inside a worker of a cross-origin isolated page.
  */
@@ -50,18 +55,26 @@ export interface PoolKernel {
 }
 
 /** Slots of the control block. */
-const SEQ = 0;
-const NEXT = 1;
-const DONE = 2;
-const NTASKS = 3;
+const PUB = 0;
+const FIN = 1;
+const GEN = 2;
+const EXIT = 3;
+const ERR = 4;
+const READY = 5;
+const WORKER_TASKS = 6;
+/** Debug: microseconds a worker sleeps before it claims a job's first unit (see {@link poolDebug}). */
+const DELAY = 7;
+/** Where the job slots start, and the ints of each: NEXT, DONE, NTASKS, CHUNK, KIND. */
+const SLOT0 = 8;
+const SLOT_INTS = 8;
+const NEXT = 0;
+const DONE = 1;
+const NTASKS = 2;
+const CHUNK = 3;
 const KIND = 4;
-const GEN = 5;
-const EXIT = 6;
-const ERR = 7;
-const READY = 8;
-const WORKER_TASKS = 9;
-const CHUNK = 10;
-const CTRL_SLOTS = 16;
+/** Job slots: at most this many jobs are started and unfinished. */
+export const RING = 16;
+const CTRL_SLOTS = SLOT0 + RING * SLOT_INTS;
 /** Number of float64 parameter slots shared with the kernels. */
 export const PARAM_SLOTS = 64;
 /** Most units of claim per job (12 bits each for `lo` and `hi` in NEXT): larger jobs are claimed in chunks of tasks. */
@@ -116,11 +129,16 @@ export function spinMillis(text: string | undefined): number {
   const v = text === undefined || text.trim() === '' ? NaN : Number(text);
   return Number.isFinite(v) && v >= 0 && v <= 100 ? v : 0.5;
 }
-/** NEXT between jobs: lo = hi, so no late worker can claim anything. */
-const IDLE = 0;
-/** The units `[0, units)` of a job with tag `tag`, as NEXT holds them. */
-function nextWord(tag: number, units: number): number {
-  return (tag << 24) | (units << 12);
+/**
+ * Test switch: with `delayMicros` > 0 a worker sleeps that long before it claims a job's tasks and
+ * the calling thread leaves every task to the workers, even at {@link SyncPool.settle} — so values
+ * read before a started job is settled are not yet written (tests of deferred jobs).
+ */
+export const poolDebug = { delayMicros: 0 };
+
+/** The units `[0, units)` of job `j`, as its slot's NEXT holds them. */
+function nextWord(j: number, units: number): number {
+  return ((j & 0xff) << 24) | (units << 12);
 }
 
 /**
@@ -135,13 +153,12 @@ function workerSource(kernelSrc: string, kinds: string[]): string {
   return `const KERNEL_SRC = ${JSON.stringify(kernelSrc)};
 const kernels = [${kinds.map((k) => `new Function('Arr', 'extra', 'tid', KERNEL_SRC)(${k}, workerData.extra, workerData.tid)`).join(', ')}];
 const ctrl = new Int32Array(workerData.ctrl);
-const params = new Float64Array(workerData.params);
+const params = [];
+for (let i = 0; i < ${RING}; i++) params.push(new Float64Array(workerData.params, i * ${PARAM_SLOTS * 8}, ${PARAM_SLOTS}));
 let gen = workerData.gen;
 for (const k of kernels) k.setBuffer(workerData.buf);
-let seen = 0;
-let n = 0, chunk = 1, units = 0, kernel = null;
-/** Takes the description of job s (buffer generation, tasks, kind); false when its buffer is not here. */
-function adopt(s) {
+/** Takes the data buffer of the current generation; false when it is not here. */
+function adopt() {
   const g = Atomics.load(ctrl, ${GEN});
   while (gen !== g) {
     const m = pullMessage();
@@ -149,60 +166,64 @@ function adopt(s) {
     gen = m.gen;
     for (const k of kernels) k.setBuffer(m.buf);
   }
-  if (gen !== g) return false;
-  n = Atomics.load(ctrl, ${NTASKS});
-  chunk = Atomics.load(ctrl, ${CHUNK});
-  units = Math.ceil(n / chunk);
-  kernel = kernels[Atomics.load(ctrl, ${KIND})];
-  return true;
+  return gen === g;
 }
 function fail(e) { if (Atomics.compareExchange(ctrl, ${ERR}, 0, 1) === 0) reportError(String(e && e.stack || e)); }
-Atomics.add(ctrl, ${READY}, 1);
-for (;;) {
-  let s = Atomics.load(ctrl, ${SEQ});
-  if (s === seen) {
-    // spin a while before sleeping: the next job of a step usually follows within microseconds,
-    // and a sleeping thread takes ~0.1 ms (a virtual CPU's halt) to wake
-    const until = performance.now() + ${SPIN_MS};
-    for (let i = 1; s === seen; i++) {
-      s = Atomics.load(ctrl, ${SEQ});
-      if ((i & 255) === 0 && performance.now() > until) break;
-    }
-    if (s === seen) { Atomics.wait(ctrl, ${SEQ}, seen); continue; }
+/** Polls ctrl[i] while it equals v for the spin time, then sleeps until it changes. */
+function await_(i, v) {
+  const until = performance.now() + ${SPIN_MS};
+  for (let k = 1; Atomics.load(ctrl, i) === v; k++) {
+    if ((k & 255) === 0 && performance.now() > until) { Atomics.wait(ctrl, i, v); return; }
   }
-  seen = s;
+}
+Atomics.add(ctrl, ${READY}, 1);
+let cur = Atomics.load(ctrl, ${FIN});
+for (;;) {
   if (Atomics.load(ctrl, ${EXIT}) !== 0) break;
-  if (!adopt(s)) continue;
-  const tag = s & 0xff;
+  const fin = Atomics.load(ctrl, ${FIN});
+  if (((fin - cur) | 0) > 0) cur = fin; // jobs that finished without this worker
+  if (Atomics.load(ctrl, ${PUB}) === cur) { await_(${PUB}, cur); continue; }
+  if (fin !== cur) { await_(${FIN}, fin); continue; } // the job before is still ending
+  const o = ${SLOT0} + (cur % ${RING}) * ${SLOT_INTS};
+  const n = Atomics.load(ctrl, o + ${NTASKS}), chunk = Atomics.load(ctrl, o + ${CHUNK});
+  const units = Math.ceil(n / chunk), kernel = kernels[Atomics.load(ctrl, o + ${KIND})], P = params[cur % ${RING}];
+  const ok = adopt();
+  const delay = Atomics.load(ctrl, ${DELAY});
+  if (delay > 0) Atomics.wait(ctrl, ${EXIT}, 0, delay / 1000);
+  const tag = cur & 0xff;
   for (;;) {
-    const v = Atomics.load(ctrl, ${NEXT});
+    const v = Atomics.load(ctrl, o + ${NEXT});
     const hi = (v >>> 12) & 0xfff;
     if ((v >>> 24) !== tag || (v & 0xfff) >= hi) break;
-    if (Atomics.compareExchange(ctrl, ${NEXT}, v, v - 4096) !== v) continue;
-    const s2 = Atomics.load(ctrl, ${SEQ});
-    let ok = true;
-    if (s2 !== s) { s = seen = s2; ok = adopt(s2); }
+    if (Atomics.compareExchange(ctrl, o + ${NEXT}, v, v - 4096) !== v) continue;
     Atomics.add(ctrl, ${WORKER_TASKS}, 1);
     if (!ok) fail('SyncPool: a worker could not take the data buffer of a job');
-    else try { for (let t = (hi - 1) * chunk, e = Math.min(n, t + chunk); t < e; t++) kernel.runTask(params, t); } catch (e) { fail(e); }
-    if (Atomics.add(ctrl, ${DONE}, 1) + 1 === units) Atomics.notify(ctrl, ${DONE});
+    else try { for (let t = (hi - 1) * chunk, e = Math.min(n, t + chunk); t < e; t++) kernel.runTask(P, t); } catch (e) { fail(e); }
+    if (Atomics.add(ctrl, o + ${DONE}, 1) + 1 === units) { Atomics.store(ctrl, ${FIN}, (cur + 1) | 0); Atomics.notify(ctrl, ${FIN}); }
   }
+  cur = (cur + 1) | 0;
 }
 `;
 }
 
 /** A pool of `numWorkers` workers plus the calling thread; see the file comment. */
 export class SyncPool {
-  /** Shared float64 parameters of the current job (kernel-defined layout). */
-  readonly params: Float64Array;
   private readonly ctrl: Int32Array;
   private readonly ctrlBuf: SharedArrayBuffer;
   private readonly paramBuf: SharedArrayBuffer;
+  /** Each slot's parameter block. */
+  private readonly slotParams: Float64Array[] = [];
   private workers: PoolWorker[] = [];
   private buf: SharedArrayBuffer;
   private gen = 0;
   private started = false;
   private closed = false;
+  /** Jobs published (the calling thread's copy of PUB). */
+  private pub = 0;
+  /** Each slot's job as the calling thread started it. */
+  private readonly jobs: { kind: number; numTasks: number; chunk: number; units: number }[] = [];
+  /** The first error of a task on this thread, thrown at the next settle. */
+  private error: unknown = undefined;
 
   /**
    * @param numWorkers workers to start (the calling thread is one more participant)
@@ -220,11 +241,22 @@ export class SyncPool {
   ) {
     this.ctrlBuf = new SharedArrayBuffer(CTRL_SLOTS * 4);
     this.ctrl = new Int32Array(this.ctrlBuf);
-    this.ctrl[NEXT] = IDLE;
-    this.paramBuf = new SharedArrayBuffer(PARAM_SLOTS * 8);
-    this.params = new Float64Array(this.paramBuf);
+    this.paramBuf = new SharedArrayBuffer(RING * PARAM_SLOTS * 8);
+    for (let i = 0; i < RING; i++) {
+      this.slotParams.push(new Float64Array(this.paramBuf, i * PARAM_SLOTS * 8, PARAM_SLOTS));
+      this.jobs.push({ kind: 0, numTasks: 0, chunk: 1, units: 0 });
+    }
     this.buf = new SharedArrayBuffer(8);
     for (const k of mainKernels) k.setBuffer(this.buf);
+  }
+
+  /**
+   * The parameter block of the next job (kernel-defined layout): fill it, then {@link run} or
+   * {@link start}. When every slot holds an unfinished job, the oldest is settled first.
+   */
+  get params(): Float64Array {
+    if (this.numWorkers > 0) this.settleTo(RING - 1);
+    return this.slotParams[this.pub % RING];
   }
 
   /** The current shared data buffer (replaced when it grows; re-read after `ensureBuffer`). */
@@ -235,6 +267,7 @@ export class SyncPool {
   /** Grow the shared data buffer to at least `bytes` (contents are not preserved). */
   ensureBuffer(bytes: number): SharedArrayBuffer {
     if (this.buf.byteLength >= bytes) return this.buf;
+    this.settle();
     const size = Math.max(bytes, Math.min(this.buf.byteLength * 1.5, bytes + (64 << 20)));
     this.buf = new SharedArrayBuffer(Math.ceil(size / 4096) * 4096);
     this.gen++;
@@ -251,7 +284,7 @@ export class SyncPool {
     return this.buf;
   }
 
-  private start(): void {
+  private startWorkers(): void {
     this.started = true;
     const src = workerSource(this.kernelSrc, this.kinds);
     for (let i = 0; i < this.numWorkers; i++) {
@@ -260,56 +293,131 @@ export class SyncPool {
   }
 
   /**
-   * Run tasks `0 … numTasks-1` of kernel kind `kind` on all threads and return when all are
-   * done. The caller must have written the data buffer and `params` first.
+   * Run tasks `0 … numTasks-1` of kernel kind `kind` (parameters in {@link params}) on all
+   * threads, after every job started before, and return when all are done.
    */
   run(kind: number, numTasks: number): void {
-    if (this.closed) throw new Error('SyncPool: run() after close()');
-    if (!(Number.isInteger(numTasks) && numTasks >= 0 && numTasks <= 0x7fffffff)) throw new RangeError(`SyncPool: ${numTasks} tasks`);
-    const kernel = this.mainKernels[kind];
-    if (this.numWorkers === 0 || numTasks <= 1) {
-      for (let t = 0; t < numTasks; t++) kernel.runTask(this.params, t);
+    this.check(numTasks);
+    if (this.numWorkers === 0 || (numTasks <= 1 && this.pub === Atomics.load(this.ctrl, FIN))) {
+      const P = this.slotParams[this.pub % RING];
+      const kernel = this.mainKernels[kind];
+      for (let t = 0; t < numTasks; t++) kernel.runTask(P, t);
       return;
     }
-    if (!this.started) this.start();
+    if (numTasks > 0) this.launch(kind, numTasks);
+    this.settle();
+  }
+
+  /**
+   * Starts the job (parameters in {@link params}) and returns at once: it runs after the jobs
+   * started before it, the workers taking its tasks from the back; the calling thread joins from
+   * the front when it settles — so its own work until then overlaps the jobs. Without workers the
+   * job runs here before `start` returns.
+   */
+  start(kind: number, numTasks: number): void {
+    this.check(numTasks);
+    if (this.numWorkers === 0) {
+      const P = this.slotParams[this.pub % RING];
+      const kernel = this.mainKernels[kind];
+      for (let t = 0; t < numTasks; t++) kernel.runTask(P, t);
+      return;
+    }
+    if (numTasks > 0) this.launch(kind, numTasks);
+  }
+
+  /** Jobs started and not finished yet (0 … RING). */
+  get unfinished(): number {
+    return (this.pub - Atomics.load(this.ctrl, FIN)) | 0;
+  }
+
+  /** Jobs started so far, and finished so far (counts that wrap as int32). */
+  get published(): number {
+    return this.pub;
+  }
+  get finished(): number {
+    return Atomics.load(this.ctrl, FIN);
+  }
+
+  private check(numTasks: number): void {
+    if (this.closed) throw new Error('SyncPool: run() after close()');
+    if (!(Number.isInteger(numTasks) && numTasks >= 0 && numTasks <= 0x7fffffff)) throw new RangeError(`SyncPool: ${numTasks} tasks`);
+  }
+
+  /** Publishes job `pub` (numTasks ≥ 1) in its slot; the slot is free (see {@link params}). */
+  private launch(kind: number, numTasks: number): void {
+    if (!this.started) this.startWorkers();
+    this.settleTo(RING - 1);
     const ctrl = this.ctrl;
+    const j = this.pub;
+    const o = SLOT0 + (j % RING) * SLOT_INTS;
     const chunk = Math.ceil(numTasks / MAX_UNITS),
       units = Math.ceil(numTasks / chunk);
-    ctrl[NTASKS] = numTasks;
-    ctrl[CHUNK] = chunk;
-    ctrl[KIND] = kind;
-    Atomics.store(ctrl, DONE, 0);
-    Atomics.store(ctrl, ERR, 0);
-    const s = (Atomics.load(ctrl, SEQ) + 1) | 0 || 1;
-    const tag = s & 0xff;
-    Atomics.store(ctrl, NEXT, nextWord(tag, units));
-    Atomics.store(ctrl, SEQ, s);
-    Atomics.notify(ctrl, SEQ);
-    let error: unknown = undefined;
-    // The calling thread works too, from the front.
+    const job = this.jobs[j % RING];
+    job.kind = kind;
+    job.numTasks = numTasks;
+    job.chunk = chunk;
+    job.units = units;
+    ctrl[o + NTASKS] = numTasks;
+    ctrl[o + CHUNK] = chunk;
+    ctrl[o + KIND] = kind;
+    ctrl[DELAY] = poolDebug.delayMicros;
+    Atomics.store(ctrl, o + DONE, 0);
+    Atomics.store(ctrl, o + NEXT, nextWord(j, units));
+    this.pub = (j + 1) | 0;
+    Atomics.store(ctrl, PUB, this.pub);
+    Atomics.notify(ctrl, PUB);
+  }
+
+  /** Finishes every started job (see {@link settleTo}). */
+  settle(): void {
+    this.settleTo(0);
+  }
+
+  /**
+   * Works on the oldest unfinished jobs until at most `unfinished` remain: the calling thread
+   * claims their tasks from the front, then waits for the other threads' last units (spinning
+   * for the spin time, then sleeping). Rethrows a task's error.
+   */
+  settleTo(unfinished: number): void {
+    const ctrl = this.ctrl;
     for (;;) {
-      const v = Atomics.load(ctrl, NEXT);
-      const lo = v & 0xfff;
-      if (v >>> 24 !== tag || lo >= ((v >>> 12) & 0xfff)) break;
-      if (Atomics.compareExchange(ctrl, NEXT, v, v + 1) !== v) continue;
-      try {
-        for (let t = lo * chunk, e = Math.min(numTasks, t + chunk); t < e; t++) kernel.runTask(this.params, t);
-      } catch (e) {
-        error ??= e;
+      const j = Atomics.load(ctrl, FIN);
+      if (((this.pub - j) | 0) <= unfinished) break;
+      const o = SLOT0 + (j % RING) * SLOT_INTS;
+      const { kind, numTasks, chunk, units } = this.jobs[j % RING];
+      const kernel = this.mainKernels[kind];
+      const P = this.slotParams[j % RING];
+      const tag = j & 0xff;
+      // (not in the debug mode that leaves every task to the workers, so that a reader that
+      // forgot to settle sees unfinished values)
+      while (poolDebug.delayMicros === 0) {
+        const v = Atomics.load(ctrl, o + NEXT);
+        const lo = v & 0xfff;
+        if (v >>> 24 !== tag || lo >= ((v >>> 12) & 0xfff)) break;
+        if (Atomics.compareExchange(ctrl, o + NEXT, v, v + 1) !== v) continue;
+        try {
+          for (let t = lo * chunk, e = Math.min(numTasks, t + chunk); t < e; t++) kernel.runTask(P, t);
+        } catch (e) {
+          this.error ??= e;
+        }
+        if (Atomics.add(ctrl, o + DONE, 1) + 1 === units) {
+          Atomics.store(ctrl, FIN, (j + 1) | 0);
+          Atomics.notify(ctrl, FIN);
+        }
       }
-      Atomics.add(ctrl, DONE, 1);
+      // the other threads' last units: spin (they end within a task's time), then sleep
+      const until = performance.now() + SPIN_MS;
+      for (let i = 1; Atomics.load(ctrl, FIN) === j; i++) {
+        if ((i & 255) === 0 && performance.now() > until) Atomics.wait(ctrl, FIN, j);
+      }
     }
-    // the other threads' last units: spin (they end within a task's time), then sleep
-    const until = performance.now() + SPIN_MS;
-    for (let i = 1; ; i++) {
-      const d = Atomics.load(ctrl, DONE);
-      if (d >= units) break;
-      if ((i & 255) === 0 && performance.now() > until) Atomics.wait(ctrl, DONE, d);
+    if (this.error !== undefined) {
+      const e = this.error;
+      this.error = undefined;
+      throw e;
     }
-    // Close the job before NTASKS/KIND change for the next one: nothing is left to claim.
-    Atomics.store(ctrl, NEXT, IDLE);
-    if (error !== undefined) throw error;
     if (Atomics.load(ctrl, ERR) !== 0) {
+      Atomics.store(ctrl, ERR, 0);
       let msg = 'unknown error (see the worker console)';
       for (const w of this.workers) msg = w.takeError() ?? msg;
       throw new Error(`SyncPool worker failed: ${msg}`);
@@ -324,10 +432,12 @@ export class SyncPool {
   /** Stop the workers (they exit at their next wake-up; `terminate` is fire-and-forget). */
   close(): void {
     if (this.closed) return;
+    this.settle();
     this.closed = true;
     Atomics.store(this.ctrl, EXIT, 1);
-    Atomics.store(this.ctrl, SEQ, (Atomics.load(this.ctrl, SEQ) + 1) | 0 || 1);
-    Atomics.notify(this.ctrl, SEQ);
+    Atomics.store(this.ctrl, PUB, (this.pub + 1) | 0);
+    Atomics.notify(this.ctrl, PUB);
+    Atomics.notify(this.ctrl, FIN);
     for (const w of this.workers) w.terminate();
   }
 }

@@ -19,7 +19,9 @@
 import { allocate, type DType, type FloatStorage, type Storage } from '../../dtype.js';
 import type { Tensor } from '../../tensor.js';
 import { platform } from '../../platform/node.js';
-import { wasmArena, wasmRuntime } from './wasm/runtime.js';
+import { hostSync } from '../../host-sync.js';
+import { deferredJobs, jobsDone, onJobsFinished, queuedJobs, settleJobs, wasmArena, wasmRuntime } from './wasm/runtime.js';
+import { poolDebug } from './pool.js';
 import type { WasmHeap } from './wasm/heap.js';
 
 interface Scope {
@@ -86,8 +88,19 @@ export function allocateOut(dtype: DType, n: number, zero = true): Storage {
   scope.log?.push(at);
   const buf = memoryBuffer(h.memory);
   const out: FloatStorage = dtype === 'f32' ? new Float32Array(buf, at, n) : new Float64Array(buf, at, n);
-  if (zero) out.fill(0);
+  // (a fresh block is no deferred job's: frees wait for the settle; NaN shows a read too early)
+  if (zero || poolDebug.delayMicros > 0) out.fill(zero ? 0 : NaN);
   return out;
+}
+
+/** Ends deferral after a failure: the job in flight is waited for, its own error dropped (one is already thrown). */
+function closeDeferral(): void {
+  deferredJobs.enabled = false;
+  try {
+    settleJobs();
+  } catch {
+    // the step's error is reported
+  }
 }
 
 /** Every tensor in `x` (a tensor, or an array / plain object holding tensors, one level deep). */
@@ -109,15 +122,19 @@ export function residentScope<T>(owner: object, fn: () => T, roots: () => Iterab
   const h = scope === null ? heap() : null;
   if (!h) return fn();
   scope = { owner, mine: new Set(), protectedBlocks: new Set(), roots, log: null };
+  deferredJobs.enabled = true; // kernels may defer jobs (wasm/runtime.ts)
   const s = scope;
   let result: T;
   try {
     result = fn();
+    settleJobs();
   } catch (e) {
+    closeDeferral();
     scope = null;
     sweep(h.heap, s, h.memory, roots()); // the roots stay valid after a failed step too
     throw e;
   }
+  deferredJobs.enabled = false;
   scope = null;
   sweep(h.heap, s, h.memory, [...roots(), ...tensorsIn(result)]);
   return result;
@@ -129,7 +146,7 @@ export function residentScope<T>(owner: object, fn: () => T, roots: () => Iterab
  */
 export function scopeBlock(t: Tensor): number {
   if (scope === null || t.device) return -1;
-  const s = t.storage;
+  const s = t.data as Storage; // the address only: no settle (host-sync.ts)
   if (!isResident(s)) return -1;
   const b = scope.mine.has(s.byteOffset) ? s.byteOffset : heap()!.heap.blockOf(s.byteOffset);
   return scope.mine.has(b) ? b : -1;
@@ -181,11 +198,27 @@ export function residentDispose(t: Tensor): void {
   residentRelease(scopeBlock(t));
 }
 
-/** Returns block `b` to the heap (filled with NaN first when poisoning). */
+/**
+ * Returns block `b` to the heap (filled with NaN first when poisoning) — once the deferred jobs
+ * queued before have finished: they may still read it (wasm/runtime.ts).
+ */
 function free(heap: WasmHeap, memory: WebAssembly.Memory, b: number): void {
+  if (hostSync.pending) heldFrees.push([queuedJobs(), b]);
+  else release(heap, memory, b);
+}
+function release(heap: WasmHeap, memory: WebAssembly.Memory, b: number): void {
   if (residentDebug.poison) new Float32Array(memory.buffer).fill(NaN, b / 4, (b + heap.sizeOf(b)) / 4);
   heap.release(b);
 }
+/** Blocks freed while deferred jobs were queued, with the job count that must finish first (in order). */
+const heldFrees: [tag: number, block: number][] = [];
+let heldHead = 0;
+onJobsFinished((finished) => {
+  if (heldHead === heldFrees.length) return;
+  const h = heap()!;
+  while (heldHead < heldFrees.length && jobsDone(heldFrees[heldHead][0], finished)) release(h.heap, h.memory, heldFrees[heldHead++][1]);
+  if (heldHead === heldFrees.length) heldFrees.length = heldHead = 0;
+});
 
 /**
  * Ends a scope: roots in resident blocks move to ordinary arrays (`rebind`; a view that cannot be
@@ -223,8 +256,12 @@ function sweep(heap: WasmHeap, s: Scope, memory: WebAssembly.Memory, roots: Iter
   else kept.delete(s.owner);
 }
 
-/** Bytes in live resident blocks handed out by scopes, persistent blocks not counted (diagnostics, tests). */
+/**
+ * Bytes in live resident blocks handed out by scopes, persistent blocks not counted (diagnostics,
+ * tests); after the deferred jobs, whose blocks the frees before them wait for.
+ */
 export function residentBytes(): number {
+  settleJobs();
   const h = heap();
   return h ? h.heap.liveBytes - persistentLive : 0;
 }
@@ -239,7 +276,8 @@ const persistentBlocks = new FinalizationRegistry<number>((b) => {
   const h = heap();
   if (!h) return;
   persistentLive -= h.heap.sizeOf(b);
-  h.heap.release(b);
+  if (hostSync.pending) heldFrees.push([queuedJobs(), b]);
+  else h.heap.release(b);
 });
 let persistentLive = 0;
 const persistentSet = new WeakSet<Storage>();

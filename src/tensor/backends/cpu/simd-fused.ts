@@ -78,6 +78,13 @@ export class Call {
   view(): FloatStorage {
     return this.dt === 'f32' ? this.ar.f32 : this.ar.f64;
   }
+  /**
+   * How the call's last job may be deferred (wasm/runtime.ts) when the kernel reads nothing back
+   * after it: not when outputs are copied out at `close`.
+   */
+  defer(): 'scratch' | false {
+    return this.outs.length === 0 ? 'scratch' : false;
+  }
   /** Copies the non-resident outputs out and releases the scratch. */
   close(): void {
     const view = this.view();
@@ -101,7 +108,7 @@ export function laplaceSimd(x: Tensor, mu: number, den: number): Tensor | null {
   view[prm / c.E] = mu;
   view[prm / c.E + 1] = den;
   if (tbl) c.ar.f64.set(ERF_TABLE, tbl / 8);
-  runMap(wasmRuntime()!, `laplace_${dt}`, n, n * WORK_PER_ELEMENT, [px, po, prm, tbl]);
+  runMap(wasmRuntime()!, `laplace_${dt}`, n, n * WORK_PER_ELEMENT, [px, po, prm, tbl], c.defer());
   c.close();
   return fromStorage(out, x.shape);
 }
@@ -128,7 +135,7 @@ export function laplaceGradSimd(x: Tensor, g: Tensor, mu: number, den: number): 
   view[prm / c.E] = mu;
   view[prm / c.E + 1] = den;
   view[prm / c.E + 2] = Math.sqrt(Math.PI) * den;
-  runMap(wasmRuntime()!, `laplacegrad_${dt}`, n, n * WORK_PER_ELEMENT, [px, pg, po, prm]);
+  runMap(wasmRuntime()!, `laplacegrad_${dt}`, n, n * WORK_PER_ELEMENT, [px, pg, po, prm], c.defer());
   c.close();
   return fromStorage(out, x.shape);
 }
@@ -151,7 +158,7 @@ export function logSoftmaxSimd(x: Tensor): Tensor | null {
   // m + log Σ exp(x − m) per row (wasm has no log)
   const s = c.ar.f64;
   for (let r = 0, i = st / 8; r < rows; r++, i += 2) s[i] = Math.log(s[i + 1]) + s[i];
-  runMap(rt, `lsmout_${dt}`, rows, x.size, [px, st, po, n]);
+  runMap(rt, `lsmout_${dt}`, rows, x.size, [px, st, po, n], c.defer());
   c.close();
   return fromStorage(out, x.shape);
 }
@@ -169,7 +176,7 @@ export function logSoftmaxGradSimd(y: Tensor, g: Tensor): Tensor | null {
     pg = c.input(g),
     po = c.output(out, y.size);
   c.open();
-  runMap(wasmRuntime()!, `lsmgrad_${dt}`, rows, y.size * 4, [py, pg, po, n]);
+  runMap(wasmRuntime()!, `lsmgrad_${dt}`, rows, y.size * 4, [py, pg, po, n], c.defer());
   c.close();
   return fromStorage(out, y.shape);
 }

@@ -18,7 +18,7 @@ import { getNumThreads } from './pool.js';
 import { allocateOut, isResident, residentActive } from './resident.js';
 import { SIMD_BINARY, SIMD_UNARY, type Pattern, type SimdBinary, type SimdUnary } from './wasm/elementwise.js';
 import { COPY_HEAD, COPY_MAX_OUTER } from './wasm/copy.js';
-import { COPY_DESC, OP_MAP, runJob, simdTuning, wasmArena, wasmRuntime, type WasmRuntime } from './wasm/runtime.js';
+import { COPY_DESC, OP_MAP, runJob, settleJobs, simdTuning, wasmArena, wasmRuntime, type Arena, type WasmRuntime } from './wasm/runtime.js';
 
 /** Smallest tensor (elements) worth the copy into wasm memory. */
 export const SIMD_MIN_SIZE = 2048;
@@ -43,8 +43,13 @@ function isF(t: Tensor): boolean {
   return t.dtype === 'f32' || t.dtype === 'f64';
 }
 
-/** Runs map function `name` over work items [0, total) in tasks; `work` = elements touched. */
-export function runMap(rt: WasmRuntime, name: string, total: number, work: number, args: number[]): void {
+/**
+ * Runs map function `name` over work items [0, total) in tasks; `work` = elements touched.
+ * `defer`: the job may still run when this returns — for a caller that reads nothing back after
+ * it; `true` when it reads and writes resident blocks alone, `'scratch'` when it also reads the
+ * arena's scratch (wasm/runtime.ts).
+ */
+export function runMap(rt: WasmRuntime, name: string, total: number, work: number, args: number[], defer: boolean | 'scratch' = false): void {
   const idx = rt.mapIndex.get(name);
   if (idx === undefined) throw new Error(`wasm kernels: no map function ${name}`);
   const threads = getNumThreads();
@@ -52,24 +57,49 @@ export function runMap(rt: WasmRuntime, name: string, total: number, work: numbe
   const par = threads > 1 && (force || work >= PARALLEL_SIZE);
   const tasks = par ? Math.max(1, Math.min(threads * 2, Math.floor(work / (force ? 1 : MIN_TASK)), total)) : 1;
   const per = Math.ceil(total / tasks);
-  runJob(rt, par, Math.ceil(total / per), (P) => {
-    P[0] = OP_MAP;
-    P[1] = idx;
-    P[2] = total;
-    P[3] = per;
-    for (let i = 0; i < 6; i++) P[4 + i] = args[i] ?? 0;
-  });
+  runJob(
+    rt,
+    par,
+    Math.ceil(total / per),
+    (P) => {
+      P[0] = OP_MAP;
+      P[1] = idx;
+      P[2] = total;
+      P[3] = per;
+      for (let i = 0; i < 6; i++) P[4 + i] = args[i] ?? 0;
+    },
+    defer,
+  );
 }
 
 /** Copies storage elements [off, off+len) of `t` into the arena view at byte address `addr`. */
 function copyIn(view: FloatStorage, addr: number, E: number, t: Tensor, off: number, len: number): void {
-  const s = t.storage as FloatStorage;
+  // an ordinary array is no deferred job's output: read without settling (wasm/runtime.ts)
+  const s = (isResident(t.data as Storage) ? t.storage : t.data) as FloatStorage;
   view.set(off === 0 && len === s.length ? s : s.subarray(off, off + len), addr / E);
+}
+
+/**
+ * How a kernel's job may be deferred (wasm/runtime.ts): not when its output (byte address `io`,
+ * −1 when not resident) is copied out after it; `true` when it reads resident blocks alone,
+ * else `'scratch'`.
+ */
+export function deferral(io: number, residentOnly: boolean): boolean | 'scratch' {
+  return io < 0 ? false : residentOnly ? true : 'scratch';
+}
+
+/**
+ * The arena's view for `dt` — taken only when a kernel copies through it: taking it settles a
+ * deferred job that reads the scratch (wasm/runtime.ts).
+ */
+export function arenaView(ar: Arena, dt: 'f32' | 'f64'): FloatStorage {
+  return dt === 'f32' ? ar.f32 : ar.f64;
 }
 
 /** Byte address of `t`'s element `offset` when its storage is resident in the wasm memory (any strides), else -1. */
 export function residentAddr(t: Tensor): number {
-  const s = t.storage;
+  if (t.device) return -1;
+  const s = t.data as Storage; // the address only: no settle (host-sync.ts)
   return isResident(s) ? s.byteOffset + t.offset * s.BYTES_PER_ELEMENT : -1;
 }
 
@@ -143,6 +173,7 @@ export function copyPlan(shape: readonly number[], ss: readonly number[], ds: re
  */
 export function wasmCopy(rt: WasmRuntime, dt: 'f32' | 'f64', plan: CopyPlan, src: number, dst: number): void {
   const E = dt === 'f32' ? 4 : 8;
+  settleJobs(); // the descriptor's fixed place may be a queued copy's
   const view = wasmArena(rt).i32;
   const d = COPY_DESC / 4;
   view[d] = src | 0;
@@ -244,9 +275,9 @@ export function unarySimd(x: Tensor, op: UnaryOp): Tensor | null {
   const ax = ix >= 0 ? ix : ar.alloc(n * E),
     ao = io >= 0 ? io : ar.alloc(n * E);
   ar.commit();
-  const view = dt === 'f32' ? ar.f32 : ar.f64;
+  const view = ix < 0 || io < 0 ? arenaView(ar, dt) : null!;
   if (ix < 0) stage(view, ax, E, x);
-  runMap(rt, `un_${op as SimdUnary}_${dt}`, n, n, [ax, ao]);
+  runMap(rt, `un_${op as SimdUnary}_${dt}`, n, n, [ax, ao], deferral(io, ix >= 0));
   if (io < 0) out.set(view.subarray(ao / E, ao / E + n));
   ar.close();
   return fromStorage(out, x.shape);
@@ -347,12 +378,12 @@ export function binarySimd(a: Tensor, b: Tensor, op: BinaryOp): Tensor | null {
     pb = ib >= 0 ? ib : ar.alloc(lb * E),
     po = io >= 0 ? io : ar.alloc(n * E);
   ar.commit();
-  const view = dt === 'f32' ? ar.f32 : ar.f64;
+  const view = ia < 0 || ib < 0 || io < 0 ? arenaView(ar, dt) : null!;
   if (stageA) stage(view, pa, E, a);
   else if (ia < 0) copyIn(view, pa, E, a, a.offset, la);
   if (stageB) stage(view, pb, E, b);
   else if (ib < 0) copyIn(view, pb, E, b, b.offset, lb);
-  runMap(rt, `bin_${op as SimdBinary}_${dt}_${pat}`, n, n, [pa, pb, po, c!.inner, c!.aso, c!.bso]);
+  runMap(rt, `bin_${op as SimdBinary}_${dt}_${pat}`, n, n, [pa, pb, po, c!.inner, c!.aso, c!.bso], deferral(io, ia >= 0 && ib >= 0));
   if (io < 0) out.set(view.subarray(po / E, po / E + n));
   ar.close();
   return fromStorage(out, shape);
@@ -384,10 +415,10 @@ export function reduceSimd(x: Tensor, op: ReduceOp, axes: number[], keepdims: bo
     po = io >= 0 ? io : ar.alloc(nOut * E);
   const tmp = inner > 1 && dt === 'f32' ? ar.alloc(nOut * 8) : 0;
   ar.commit();
-  const view = dt === 'f32' ? ar.f32 : ar.f64;
+  const view = ix < 0 || io < 0 ? arenaView(ar, dt) : null!;
   if (ix < 0) stage(view, px, E, x);
-  if (inner === 1) runMap(rt, `rsum_${dt}`, outer, x.size, [px, po, R]);
-  else runMap(rt, `csum_${dt}`, nOut, x.size, [px, po, R, inner, tmp]);
+  if (inner === 1) runMap(rt, `rsum_${dt}`, outer, x.size, [px, po, R], deferral(io, ix >= 0));
+  else runMap(rt, `csum_${dt}`, nOut, x.size, [px, po, R, inner, tmp], deferral(io, ix >= 0 && tmp === 0));
   if (io < 0) out.set(view.subarray(po / E, po / E + nOut));
   ar.close();
   const shape = keepdims ? x.shape.map((d, i) => (axes.includes(i) ? 1 : d)) : x.shape.filter((_, i) => !axes.includes(i));
@@ -411,9 +442,9 @@ export function softmaxSimd(x: Tensor, log: boolean): Tensor | null {
   const px = ix >= 0 ? ix : ar.alloc(x.size * E),
     po = io >= 0 ? io : ar.alloc(x.size * E);
   ar.commit();
-  const view = dt === 'f32' ? ar.f32 : ar.f64;
+  const view = ix < 0 || io < 0 ? arenaView(ar, dt) : null!;
   if (ix < 0) stage(view, px, E, x);
-  runMap(rt, `softmax_${dt}`, rows, x.size * 4, [px, po, n]);
+  runMap(rt, `softmax_${dt}`, rows, x.size * 4, [px, po, n], deferral(io, ix >= 0));
   if (io < 0) out.set(view.subarray(po / E, po / E + x.size));
   ar.close();
   return fromStorage(out, x.shape);
@@ -439,10 +470,10 @@ export function softmaxGradSimd(y: Tensor, g: Tensor, log: boolean): Tensor | nu
     pg = ig >= 0 ? ig : ar.alloc(y.size * E),
     po = io >= 0 ? io : ar.alloc(y.size * E);
   ar.commit();
-  const view = dt === 'f32' ? ar.f32 : ar.f64;
+  const view = iy < 0 || ig < 0 || io < 0 ? arenaView(ar, dt) : null!;
   if (iy < 0) stage(view, py, E, y);
   if (ig < 0) stage(view, pg, E, g);
-  runMap(rt, `smgrad_${dt}`, rows, y.size * 2, [py, pg, po, n]);
+  runMap(rt, `smgrad_${dt}`, rows, y.size * 2, [py, pg, po, n], deferral(io, iy >= 0 && ig >= 0));
   if (io < 0) out.set(view.subarray(po / E, po / E + y.size));
   ar.close();
   return fromStorage(out, y.shape);

@@ -21,7 +21,7 @@ function mapInto(name: string, x: Tensor, size: number, zero: boolean, total: nu
     po = c.output(out, size);
   const view = c.open();
   if (zero && storageAddr(out) < 0) view.fill(0, po / c.E, po / c.E + size);
-  runMap(wasmRuntime()!, `${name}_${c.dt}`, total, n * n, [px, po, n, M]);
+  runMap(wasmRuntime()!, `${name}_${c.dt}`, total, n * n, [px, po, n, M], c.defer());
   c.close();
   return out;
 }

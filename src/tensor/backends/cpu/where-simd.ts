@@ -122,7 +122,7 @@ export function whereSimd(cond: Tensor, a: Tensor, b: Tensor): Tensor | null {
   d[WHERE_DESC.mInner / 4] = c.a[2] === 1 && n2 > 1 ? 1 : 0;
   d[WHERE_DESC.out / 4] = ao;
   view[(aDesc + WHERE_DESC.v) / E] = (keepX ? b : a).item();
-  runMap(rt, `where_${dt}`, n0 * n1, size, [aDesc]);
+  runMap(rt, `where_${dt}`, n0 * n1, size, [aDesc], io >= 0 ? 'scratch' : false);
   if (io < 0) out.set(view.subarray(ao / E, ao / E + size));
   ar.close();
   return fromStorage(out, shape);

@@ -6,7 +6,7 @@
  * malformed value gives the default.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { spinMillis, SyncPool, type PoolKernel } from '../../../../src/tensor/backends/cpu/pool.js';
+import { RING, spinMillis, SyncPool, type PoolKernel } from '../../../../src/tensor/backends/cpu/pool.js';
 
 /** Task t adds t + 1 to slot t of the shared Int32Array (so a task run twice shows), after some busy work. */
 const KERNEL = `let view = null;
@@ -94,5 +94,57 @@ return {
       expect(who.slice(firstWorker).every((w) => w === 2)).toBe(true); // no task of the calling thread after one of the worker's
     }
     expect(workerRan).toBeGreaterThan(0);
+  });
+});
+
+describe('SyncPool queue (start / settle)', () => {
+  // task t of job j (params[0] = j) sets slot t to 3·slot + j: the result depends on the jobs' order
+  const STEP = `let view = null;
+return {
+  setBuffer(buf) { view = new Arr(buf); },
+  runTask(params, t) { let x = 0; for (let k = 0; k < 2000; k++) x += k * t; view[t] = (Math.imul(view[t], 3) + params[0] + (x < 0 ? 1 : 0)) | 0; },
+};`;
+  const pool = new SyncPool(1, STEP, ['Int32Array'], [new Function('Arr', 'extra', 'tid', STEP)(Int32Array, null, 0) as PoolKernel]);
+  afterAll(() => pool.close());
+
+  it('runs queued jobs in the order they were started, each after the one before, past a full ring', async () => {
+    const n = 32;
+    pool.ensureBuffer(4 * n);
+    const view = new Int32Array(pool.buffer);
+    pool.run(0, n); // starts the worker
+    for (let i = 0; i < 200 && pool.stats().workersReady < 1; i++) await new Promise((r) => setTimeout(r, 50));
+    for (const tasks of [1, 3, n]) {
+      view.fill(0);
+      const jobs = 3 * RING + 5;
+      for (let j = 0; j < jobs; j++) {
+        pool.params[0] = j + 1;
+        pool.start(0, tasks);
+        expect(pool.unfinished).toBeLessThanOrEqual(RING);
+      }
+      pool.settle();
+      expect(pool.unfinished).toBe(0);
+      let want = 0;
+      for (let j = 0; j < jobs; j++) want = (Math.imul(want, 3) + j + 1) | 0;
+      for (let t = 0; t < n; t++) expect(view[t]).toBe(t < tasks ? want : 0);
+    }
+  });
+
+  it('settleTo(k) returns with at most k jobs unfinished, and run() waits for the queued jobs first', () => {
+    const n = 8;
+    const view = new Int32Array(pool.buffer);
+    view.fill(0);
+    for (let j = 0; j < 6; j++) {
+      pool.params[0] = 1;
+      pool.start(0, n);
+    }
+    pool.settleTo(2);
+    expect(pool.unfinished).toBeLessThanOrEqual(2);
+    pool.params[0] = 0;
+    pool.run(0, n); // the seventh job: after the six before it
+    expect(pool.unfinished).toBe(0);
+    let want = 0;
+    for (let j = 0; j < 6; j++) want = want * 3 + 1;
+    want *= 3;
+    for (let t = 0; t < n; t++) expect(view[t]).toBe(want);
   });
 });

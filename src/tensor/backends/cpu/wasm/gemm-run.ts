@@ -54,6 +54,8 @@ export interface BiasRow {
 /**
  * C[b] = A[b]·B[b] with A [batch, M, K] and B [batch, K, N] given as strided operands (all
  * strides ≥ 0), C [batch, M, N] contiguous. Preconditions: validated; batch, M, N, K ≥ 1.
+ * `defer`: the jobs writing a resident C may still run when this returns (runtime.ts "Deferred
+ * jobs"), for a caller that reads C only through `Tensor.storage`.
  * `tri`: the triangular structure of each product ({@link TRI}); `bias` (no triangle): added to
  * every row of C as the kernel stores it.
  */
@@ -68,6 +70,7 @@ export function gemmWasm(
   K: number,
   tri: Tri = TRI.NONE,
   bias: BiasRow | null = null,
+  defer = false,
 ): void {
   const f64 = c instanceof Float64Array;
   const E = f64 ? 8 : 4;
@@ -105,6 +108,8 @@ export function gemmWasm(
     inB = storageAddr(B.data),
     inC = storageAddr(c),
     inBias = bias ? storageAddr(bias.data) : -1;
+  // whether the product reads only resident blocks (else it reads packed panels or copies in the scratch)
+  const scratchFree = inA >= 0 && inB >= 0 && aDirect && bDirect && (!bias || inBias >= 0);
   const ar = wasmArena(rt);
   ar.reset();
   const rawA = inA >= 0 ? inA + A.off * E : ar.alloc(lenA * E);
@@ -117,7 +122,9 @@ export function gemmWasm(
   // its end: keep them in the memory
   ar.alloc(16);
   ar.commit();
-  const view: FloatArray = f64 ? ar.f64 : ar.f32;
+  // (the view only when something is copied in: taking it settles a deferred job that reads the scratch)
+  const copies = inA < 0 || inB < 0 || (bias !== null && inBias < 0);
+  const view: FloatArray = copies ? (f64 ? ar.f64 : ar.f32) : (null as never);
   if (inA < 0) view.set(A.off === 0 && lenA === A.data.length ? A.data : A.data.subarray(A.off, A.off + lenA), rawA / E);
   if (inB < 0) view.set(B.off === 0 && lenB === B.data.length ? B.data : B.data.subarray(B.off, B.off + lenB), rawB / E);
   if (bias && inBias < 0) view.set(bias.data.subarray(bias.off, bias.off + N), pBias / E);
@@ -141,13 +148,19 @@ export function gemmWasm(
       const setA = packTasks(packPar, threads, aMats, mpb);
       const setB = packTasks(packPar, threads, bMats, np);
       if (setA.tasks + setB.tasks > 0) {
-        runJob(rt, packPar, setA.tasks + setB.tasks, (P) => {
-          P[0] = OP_PACK;
-          P[1] = setA.tasks;
-          fillPackSet(P, 2, fnA, aSrc, aBS * E, rows, K, A.rs * E, A.cs * E, packA, mbp * MR * K * E, mpb, setA, aMats);
-          // the rows of B's packing are the columns j of B
-          fillPackSet(P, 16, fnB, bSrc, bBS * E, N, K, B.cs * E, B.rs * E, packB, np * NR * K * E, np, setB, bMats);
-        });
+        runJob(
+          rt,
+          packPar,
+          setA.tasks + setB.tasks,
+          (P) => {
+            P[0] = OP_PACK;
+            P[1] = setA.tasks;
+            fillPackSet(P, 2, fnA, aSrc, aBS * E, rows, K, A.rs * E, A.cs * E, packA, mbp * MR * K * E, mpb, setA, aMats);
+            // the rows of B's packing are the columns j of B
+            fillPackSet(P, 16, fnB, bSrc, bBS * E, N, K, B.cs * E, B.rs * E, packB, np * NR * K * E, np, setB, bMats);
+          },
+          defer && inC >= 0 ? 'scratch' : false,
+        );
       }
       if (nB === 1) bPacked = true;
 
@@ -156,38 +169,46 @@ export function gemmWasm(
       const cBlock = inC >= 0 ? inC + (b0 * M + i0) * N * E : cScratch;
       const target = par ? Math.max(1, Math.min(threads * 4, Math.floor(work / (force ? 1 : MIN_TASK_WORK)))) : 1;
       const { bpt, mch, nch, ppm, ppn, tasks } = splitGemmTasks(g, mpb, np, target);
-      runJob(rt, par, tasks, (P) => {
-        P[0] = OP_GEMM;
-        P[1] = fnG;
-        // A: row r of panel p at k: a + p·aps + r·ars + k·aks
-        P[2] = aDirect ? aSrc : packA;
-        P[3] = aDirect ? MR * A.rs * E : K * MR * E;
-        P[4] = aDirect ? A.rs * E : E;
-        P[5] = aDirect ? A.cs * E : MR * E;
-        P[6] = nA === 1 ? 0 : aDirect ? aBS * E : mbp * MR * K * E;
-        // B: columns of panel q at k: b + q·bps + k·bks
-        P[7] = bDirect ? bSrc : packB;
-        P[8] = bDirect ? NR * E : K * NR * E;
-        P[9] = bDirect ? B.rs * E : NR * E;
-        P[10] = nB === 1 ? 0 : bDirect ? bBS * E : np * NR * K * E;
-        P[11] = cBlock;
-        P[12] = M * N * E;
-        P[13] = N * E;
-        P[14] = K;
-        P[15] = mpb;
-        P[16] = np;
-        P[17] = g;
-        P[18] = bpt;
-        P[19] = mch;
-        P[20] = nch;
-        P[21] = ppm;
-        P[22] = ppn;
-        P[23] = rows;
-        P[24] = N;
-        P[25] = tri;
-        P[26] = i0;
-        P[27] = pBias;
-      });
+      // a resident C is not read back here: the caller may let the jobs be deferred (runtime.ts)
+      const deferral = !defer || inC < 0 ? false : scratchFree ? true : 'scratch';
+      runJob(
+        rt,
+        par,
+        tasks,
+        (P) => {
+          P[0] = OP_GEMM;
+          P[1] = fnG;
+          // A: row r of panel p at k: a + p·aps + r·ars + k·aks
+          P[2] = aDirect ? aSrc : packA;
+          P[3] = aDirect ? MR * A.rs * E : K * MR * E;
+          P[4] = aDirect ? A.rs * E : E;
+          P[5] = aDirect ? A.cs * E : MR * E;
+          P[6] = nA === 1 ? 0 : aDirect ? aBS * E : mbp * MR * K * E;
+          // B: columns of panel q at k: b + q·bps + k·bks
+          P[7] = bDirect ? bSrc : packB;
+          P[8] = bDirect ? NR * E : K * NR * E;
+          P[9] = bDirect ? B.rs * E : NR * E;
+          P[10] = nB === 1 ? 0 : bDirect ? bBS * E : np * NR * K * E;
+          P[11] = cBlock;
+          P[12] = M * N * E;
+          P[13] = N * E;
+          P[14] = K;
+          P[15] = mpb;
+          P[16] = np;
+          P[17] = g;
+          P[18] = bpt;
+          P[19] = mch;
+          P[20] = nch;
+          P[21] = ppm;
+          P[22] = ppn;
+          P[23] = rows;
+          P[24] = N;
+          P[25] = tri;
+          P[26] = i0;
+          P[27] = pBias;
+        },
+        deferral,
+      );
 
       // ---- copy C out (g matrices of M rows, or one block of rows: contiguous in c either way)
       if (inC < 0) {

@@ -100,6 +100,20 @@ export class WasmHeap {
     return at;
   }
 
+  /**
+   * A block of `bytes` (64-byte multiple) exactly at the top — over the arena's scratch, which a
+   * deferred job still reads (runtime.ts `Arena.hold`) — or -1 when the memory is full.
+   */
+  reserveTop(bytes: number): number {
+    const need = Math.max(64, Math.ceil(bytes / 64) * 64);
+    if (!growTo(this.memory, this.top + need)) return -1;
+    const at = this.top;
+    this.top += need;
+    this.live.set(at, need);
+    this.liveBytes += need;
+    return at;
+  }
+
   /** Returns the block at `addr` to the free blocks (merged with free neighbours). */
   release(addr: number): void {
     const size = this.live.get(addr);

@@ -13,7 +13,8 @@
  * ({@link Arena}); the memory grows on demand (it cannot shrink, so the peak stays reserved).
  */
 import { platform } from '../../../platform/node.js';
-import { getNumThreads, onThreadCountChange, SyncPool, type PoolKernel } from '../pool.js';
+import { hostSync } from '../../../host-sync.js';
+import { getNumThreads, onThreadCountChange, RING, SyncPool, type PoolKernel } from '../pool.js';
 import { ModuleBuilder } from './builder.js';
 import { emitCopy } from './copy.js';
 import { emitElementwise } from './elementwise.js';
@@ -190,6 +191,7 @@ export function setSimd(enabled: boolean): void {
 
 let pool: SyncPool | undefined;
 onThreadCountChange(() => {
+  settleJobs();
   pool?.close();
   pool = undefined;
 });
@@ -206,11 +208,94 @@ export function wasmThreadStats(): { workersReady: number; workerTasks: number }
 }
 
 /**
- * Runs `numTasks` tasks of the job that `fill` describes in the parameter block — on the pool
- * when `parallel` and there are several threads and tasks, else on the calling thread.
+ * Deferred jobs. Inside a resident scope (resident.ts turns `enabled` on) a kernel may ask
+ * {@link runJob} to defer its job: the job is queued on the pool (pool.ts `start`) and the kernel
+ * returns while a worker runs it, so the JavaScript of the next ops (the autograd engine, views,
+ * the next kernels' set-up) overlaps the kernels before them; the calling thread joins the
+ * oldest jobs whenever more than `depth` are unfinished. Jobs run in the order they were queued.
+ * A kernel defers only a job that writes resident blocks alone and touches no memory after it:
+ * - values reach JavaScript only through `Tensor.storage`, which settles first (host-sync.ts);
+ * - blocks freed while jobs are queued go back to the heap only when the jobs queued before the
+ *   free have finished (resident.ts), so a new block's zero fill never lands in memory a queued
+ *   job still reads;
+ * - a job that reads the arena's scratch (packed panels, tables) is deferred with `'scratch'`: its
+ *   scratch becomes a heap block until it has finished, so a later kernel's scratch (staging,
+ *   tables) lies above it; a job deferred with `true` reads resident blocks alone;
+ * - anything that runs wasm code or writes the memory outside {@link runJob} and the arena's
+ *   views settles first.
+ * `MEGA_DEFER=0` turns deferral off (every job synchronous).
  */
-export function runJob(rt: WasmRuntime, parallel: boolean, numTasks: number, fill: (P: Float64Array) => void): void {
-  if (parallel && getNumThreads() > 1 && numTasks > 1) {
+export const deferredJobs = {
+  enabled: false,
+  allowed: !['0', 'false', 'off', 'no'].includes((platform.env('MEGA_DEFER') ?? '').toLowerCase()),
+  /** Unfinished jobs the calling thread leaves to the workers before it returns to its own work. */
+  depth: queueDepth(platform.env('MEGA_QUEUE_DEPTH')),
+};
+
+/** The queue depth from `MEGA_QUEUE_DEPTH`: an integer in [1, RING − 1], else the default 2. */
+export function queueDepth(text: string | undefined): number {
+  const v = Number(text);
+  return text !== undefined && Number.isInteger(v) && v >= 1 && v < RING ? v : 2;
+}
+
+/** Called with the pool's finished-job count as jobs finish (resident.ts returns the frees it held back). */
+const progressHooks: ((finished: number) => void)[] = [];
+
+/** Registers `fn(finished)`: called after deferred jobs finish, with the pool's finished-job count. */
+export function onJobsFinished(fn: (finished: number) => void): void {
+  progressHooks.push(fn);
+}
+
+/** The pool's count of queued jobs so far: a job queued before a free has a lower number. */
+export function queuedJobs(): number {
+  return pool?.published ?? 0;
+}
+
+/** Whether job count `tag` (a {@link queuedJobs} value) has finished, given the finished count. */
+export function jobsDone(tag: number, finished: number): boolean {
+  return ((finished - tag) | 0) >= 0;
+}
+
+function progress(finished: number): void {
+  arena?.release(finished);
+  for (const fn of progressHooks) fn(finished);
+}
+
+/** Waits for every deferred job (see {@link deferredJobs}). */
+export function settleJobs(): void {
+  if (!hostSync.pending) return;
+  hostSync.pending = false;
+  try {
+    pool?.settle();
+  } finally {
+    progress(pool?.finished ?? 0);
+  }
+}
+hostSync.settle = settleJobs;
+
+/**
+ * Runs `numTasks` tasks of the job that `fill` describes in the parameter block — on the pool
+ * when `parallel` and there are several threads and tasks, else on the calling thread. With
+ * `defer` (see {@link deferredJobs}) the job may still be queued or running when this returns.
+ */
+export function runJob(rt: WasmRuntime, parallel: boolean, numTasks: number, fill: (P: Float64Array) => void, defer: boolean | 'scratch' = false): void {
+  const threads = getNumThreads();
+  if (defer !== false && deferredJobs.enabled && deferredJobs.allowed && threads > 1 && numTasks > 0) {
+    const p = wasmPool(rt);
+    fill(p.params);
+    p.start(0, numTasks);
+    hostSync.pending = true;
+    if (defer === 'scratch' && !wasmArena(rt).hold(p.published)) {
+      settleJobs();
+      return;
+    }
+    p.settleTo(deferredJobs.depth);
+    progress(p.finished);
+    if (p.unfinished === 0) hostSync.pending = false;
+    return;
+  }
+  settleJobs();
+  if (parallel && threads > 1 && numTasks > 1) {
     const p = wasmPool(rt);
     fill(p.params);
     p.run(0, numTasks);
@@ -234,6 +319,10 @@ export class Arena {
   private f64v = new Float64Array(0);
   private u8v = new Uint8Array(0);
   private i32v = new Int32Array(0);
+  /** Where the open scratch starts (the heap's top at `reset`). */
+  private base = ARENA_BASE;
+  /** Heap blocks that keep the scratch of queued jobs, with the job count that frees each ({@link deferredJobs}). */
+  private held: [tag: number, block: number][] = [];
   /** The resident heap below the arena. */
   readonly heap: WasmHeap;
 
@@ -241,8 +330,33 @@ export class Arena {
     this.heap = new WasmHeap(memory, ARENA_BASE, () => (this.open ? this.top : 0));
   }
 
+  /**
+   * Keeps the scratch allocated since `reset` for the job just queued (number `tag` − 1): it
+   * becomes a heap block, so no block is placed over it, until {@link release} sees `tag`
+   * finished. False (nothing kept) when the heap has grown past the scratch's start since `reset`.
+   */
+  hold(tag: number): boolean {
+    const last = this.held[this.held.length - 1];
+    if (last && last[1] === this.base) {
+      // the same kernel's next job (a gemm after its packing): held until that one ends
+      if (this.base + this.heap.sizeOf(last[1]) < this.top) return false;
+      last[0] = tag;
+      return true;
+    }
+    if (this.heap.top !== this.base) return false;
+    const b = this.heap.reserveTop(this.top - this.base);
+    if (b < 0) return false;
+    this.held.push([tag, b]);
+    return true;
+  }
+
+  /** Frees the scratch of the jobs finished (`finished`: the pool's count). */
+  release(finished: number): void {
+    while (this.held.length > 0 && jobsDone(this.held[0][0], finished)) this.heap.release(this.held.shift()![1]);
+  }
+
   reset(): void {
-    this.top = Math.ceil(this.heap.top / 64) * 64;
+    this.top = this.base = Math.ceil(this.heap.top / 64) * 64;
     this.open = true;
   }
 
@@ -277,6 +391,8 @@ export class Arena {
       this.i32v = new Int32Array(buf);
     }
   }
+  // Views. A kernel writes through them into its own scratch, which lies above every queued job's
+  // (those are heap blocks below `base`): no settle needed.
   get f32(): Float32Array {
     this.refresh();
     return this.f32v;

@@ -1,0 +1,111 @@
+/**
+ * Deferred jobs (wasm/runtime.ts "Deferred jobs"): inside a resident scope a kernel returns while
+ * its job still waits or runs on a worker. These tests run in the pool's debug mode where a worker
+ * starts each job late and the calling thread never takes a task, and where fresh output blocks
+ * are NaN: whatever JavaScript reads or writes too early shows. Reading a deferred output waits
+ * for it; a block freed while a queued job reads it is not handed out again before the job ran;
+ * the arena's scratch that a queued product reads is not reused by the next kernel.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { fromArray } from '../../../../src/tensor/create.js';
+import { hostSync } from '../../../../src/tensor/host-sync.js';
+import type { Tensor } from '../../../../src/tensor/tensor.js';
+import { binary, matmul, unary } from '../../../../src/tensor/kernels.js';
+import { getNumThreads, poolDebug, setNumThreads } from '../../../../src/tensor/backends/cpu/pool.js';
+import { allocateOut, residentDispose, residentScope } from '../../../../src/tensor/backends/cpu/resident.js';
+import { deferredJobs, queueDepth, wasmRuntime } from '../../../../src/tensor/backends/cpu/wasm/runtime.js';
+
+const allowed = deferredJobs.allowed;
+let threads = 1;
+beforeAll(() => {
+  threads = getNumThreads();
+  setNumThreads(2); // deferral needs a worker (also on a one-core machine)
+});
+afterAll(() => setNumThreads(threads));
+afterEach(() => {
+  poolDebug.delayMicros = 0;
+  deferredJobs.allowed = allowed;
+});
+
+/** f32 values 0.5, 1.5, … (n of them) as a plain tensor. */
+function ramp(n: number, shape = [n]): Tensor {
+  return fromArray(
+    Float32Array.from({ length: n }, (_, i) => (i % 97) + 0.5),
+    shape,
+  );
+}
+
+describe('deferred jobs', () => {
+  it('the runtime is there (the tests below need the SIMD kernels and shared memory)', () => {
+    expect(wasmRuntime()).not.toBeNull();
+  });
+
+  it('a deferred output reads as its final values (Tensor.storage waits for the job)', () => {
+    deferredJobs.allowed = true;
+    poolDebug.delayMicros = 2000;
+    const n = 4096;
+    const got = residentScope(
+      {},
+      () => {
+        const x = unary(ramp(n), 'neg'); // resident
+        const y = binary(x, x, 'add'); // reads and writes resident blocks: deferred
+        expect(hostSync.pending).toBe(true); // (the worker sleeps 2 ms before it starts)
+        return y.toArray();
+      },
+      () => [],
+    );
+    expect(got).toEqual(Array.from({ length: n }, (_, i) => -2 * ((i % 97) + 0.5)));
+  });
+
+  it('a block freed while a queued job reads it is not reused before the job ran', () => {
+    deferredJobs.allowed = true;
+    poolDebug.delayMicros = 2000;
+    const n = 4096;
+    const got = residentScope(
+      {},
+      () => {
+        const x = unary(ramp(n), 'neg');
+        expect(x.toArray()[1]).toBe(-1.5); // x is written (the read waited for its job)
+        const y = binary(x, x, 'add'); // queued, reads x
+        expect(hostSync.pending).toBe(true);
+        residentDispose(x); // x's block goes back to the heap …
+        for (let i = 0; i < 4; i++) allocateOut('f32', n, true); // … but not to these zero-filled blocks yet
+        return y.toArray();
+      },
+      () => [],
+    );
+    expect(got).toEqual(Array.from({ length: n }, (_, i) => -2 * ((i % 97) + 0.5)));
+  });
+
+  it('a queued product keeps its packed panels while the next kernels stage operands and allocate', () => {
+    const product = (defer: boolean, delay: number) => {
+      deferredJobs.allowed = defer;
+      poolDebug.delayMicros = delay;
+      return residentScope(
+        {},
+        () => {
+          const a = unary(ramp(96 * 80, [96, 80]), 'neg');
+          const b = unary(ramp(80 * 72, [80, 72]), 'neg');
+          const c = matmul(a, b); // packs A and B into the scratch: queued with its scratch held
+          for (let i = 0; i < 4; i++) {
+            allocateOut('f32', 96 * 80, true);
+            binary(ramp(3000), ramp(3000), 'mul'); // plain operands: copied into the scratch
+          }
+          return Array.from(c.toTypedArray());
+        },
+        () => [],
+      );
+    };
+    const want = product(false, 0);
+    expect(want.every(Number.isFinite)).toBe(true);
+    expect(product(true, 2000)).toEqual(want);
+    expect(product(true, 0)).toEqual(want);
+  });
+
+  it('MEGA_QUEUE_DEPTH: an integer in [1, 15], else 2', () => {
+    expect(queueDepth(undefined)).toBe(2);
+    expect(queueDepth('1')).toBe(1);
+    expect(queueDepth('15')).toBe(15);
+    for (const bad of ['0', '16', '2.5', 'x', '', '-1']) expect(queueDepth(bad)).toBe(2);
+  });
+});
