@@ -13,7 +13,7 @@ import { binary, matmul, unary } from '../../../../src/tensor/kernels.js';
 import { isResident, residentActive, residentBytes, residentDebug, residentScope } from '../../../../src/tensor/backends/cpu/resident.js';
 import { WasmHeap } from '../../../../src/tensor/backends/cpu/wasm/heap.js';
 import { Generator } from '../../../../src/tensor/random.js';
-import { wasmArena, wasmRuntime } from '../../../../src/tensor/backends/cpu/wasm/runtime.js';
+import { wasmRuntime } from '../../../../src/tensor/backends/cpu/wasm/runtime.js';
 
 afterEach(() => {
   residentDebug.poison = false;
