@@ -2,12 +2,12 @@
  * Kernel work started and not finished. The CPU backend may return from a kernel while its job
  * still runs on a worker (inside resident scopes: backends/cpu/wasm/runtime.ts, "Deferred jobs");
  * such a job writes only blocks of the wasm memory, which JavaScript reaches through
- * `Tensor.storage`. That getter therefore calls `settle()` first whenever `pending` is set, so
- * every reader of values — a TypeScript kernel, `item()`, a user's code — sees them finished.
+ * `Tensor.storage`. That getter therefore calls `settle(storage)` first whenever `pending` is set,
+ * so every reader of values — a TypeScript kernel, `item()`, a user's code — sees them finished.
  */
 export const hostSync = {
   /** Whether a job may still be running. */
   pending: false,
-  /** Waits for it (the backend that started it installs this). */
-  settle: (): void => {},
+  /** Waits for the jobs that write `storage` (the backend that started them installs this). */
+  settle: (storage: object): void => void storage,
 };

@@ -88,7 +88,7 @@ export class Tensor {
    */
   get storage(): Storage {
     // (pending only with shared memory; an ordinary array is no kernel's output in flight)
-    if (hostSync.pending && this.host?.buffer instanceof SharedArrayBuffer) hostSync.settle();
+    if (hostSync.pending && this.host?.buffer instanceof SharedArrayBuffer) hostSync.settle(this.host);
     return this.host ?? (this.host = this.device!.read());
   }
 

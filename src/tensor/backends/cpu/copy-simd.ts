@@ -32,7 +32,13 @@ export function copySimd(x: Tensor): Tensor | null {
   const out = allocateOut(dt, x.size, false);
   const dst = storageAddr(out);
   if (dst < 0) copyInto(x, out, 0);
-  else wasmCopy(rt, dt, plan, src, dst);
+  else {
+    const ar = wasmArena(rt);
+    const mine = !ar.isOpen; // (an open arena is a calling kernel's: the descriptor goes there)
+    if (mine) ar.reset();
+    wasmCopy(rt, dt, plan, src, dst, true);
+    if (mine) ar.close();
+  }
   return fromStorage(out, x.shape);
 }
 

@@ -241,8 +241,8 @@ export function fftConvSimd(x: Tensor, k: Tensor, start: number, length: number)
   const scr = ar.alloc(threads * scrBytes);
   ar.commit();
   const view = (dt === 'f32' ? ar.f32 : ar.f64) as FloatStorage;
-  if (ix < 0) stage(view, px, E, x);
-  if (ik < 0) stage(view, pk, E, k);
+  if (ix < 0) stage(view, px, E, x, true);
+  if (ik < 0) stage(view, pk, E, k, true);
   view.fill(0, zero / E, zero / E + zeroLen);
   const i32 = new Int32Array(rt.memory.buffer);
   if (!direct) {

@@ -28,12 +28,12 @@ import { simdTuning, wasmArena, wasmRuntime, type WasmRuntime } from './wasm/run
  */
 function stageGate(view: FloatStorage, addr: number, E: number, t: Tensor): void {
   const nd = t.ndim;
-  if (nd === 0 || t.isContiguous() || residentAddr(t) >= 0) return stage(view, addr, E, t);
+  if (nd === 0 || t.isContiguous() || residentAddr(t) >= 0) return stage(view, addr, E, t, true);
   const sh = t.shape,
     st = t.strides;
   const W = sh[nd - 1],
     sw = st[nd - 1];
-  if (sw === 1 && W >= 32) return stage(view, addr, E, t);
+  if (sw === 1 && W >= 32) return stage(view, addr, E, t, true);
   // axes before the last two must merge into one stride (size-1 axes aside)
   let na = 1,
     sa = 0,
@@ -41,7 +41,7 @@ function stageGate(view: FloatStorage, addr: number, E: number, t: Tensor): void
   for (let i = 0; i < nd - 2; i++) {
     na *= sh[i];
     if (sh[i] === 1) continue;
-    if (prev >= 0 && st[prev] !== st[i] * sh[i]) return stage(view, addr, E, t);
+    if (prev >= 0 && st[prev] !== st[i] * sh[i]) return stage(view, addr, E, t, true);
     prev = i;
     sa = st[i];
   }

@@ -17,7 +17,7 @@ import { copyInto } from './copy-fast.js';
 import { getNumThreads } from './pool.js';
 import { allocateOut, isResident, residentActive } from './resident.js';
 import { SIMD_BINARY, SIMD_UNARY, type Pattern, type SimdBinary, type SimdUnary } from './wasm/elementwise.js';
-import { COPY_HEAD, COPY_MAX_OUTER } from './wasm/copy.js';
+import { COPY_DESC_BYTES, COPY_HEAD, COPY_MAX_OUTER } from './wasm/copy.js';
 import { COPY_DESC, OP_MAP, runJob, settleJobs, simdTuning, wasmArena, wasmRuntime, type Arena, type WasmRuntime } from './wasm/runtime.js';
 
 /** Smallest tensor (elements) worth the copy into wasm memory. */
@@ -169,13 +169,23 @@ export function copyPlan(shape: readonly number[], ss: readonly number[], ds: re
 
 /**
  * Runs `plan` from byte address `src` (the view's first element) to byte address `dst` on the
- * wasm copy kernels (threaded like the other map functions).
+ * wasm copy kernels (threaded like the other map functions). The descriptor goes to the open
+ * arena (else to its fixed place, after the queued jobs); `defer`: the copy may still run when
+ * this returns, for a caller that reads `dst` from wasm code only (wasm/runtime.ts).
  */
-export function wasmCopy(rt: WasmRuntime, dt: 'f32' | 'f64', plan: CopyPlan, src: number, dst: number): void {
+export function wasmCopy(rt: WasmRuntime, dt: 'f32' | 'f64', plan: CopyPlan, src: number, dst: number, defer = false): void {
   const E = dt === 'f32' ? 4 : 8;
-  settleJobs(); // the descriptor's fixed place may be a queued copy's
-  const view = wasmArena(rt).i32;
-  const d = COPY_DESC / 4;
+  const ar = wasmArena(rt);
+  let at = COPY_DESC;
+  if (ar.isOpen) {
+    at = ar.alloc(COPY_DESC_BYTES);
+    ar.commit();
+  } else {
+    settleJobs(); // the fixed place may be a queued copy's
+    defer = false;
+  }
+  const view = ar.i32;
+  const d = at / 4;
   view[d] = src | 0;
   view[d + 1] = dst | 0;
   view[d + 2] = plan.n;
@@ -190,7 +200,7 @@ export function wasmCopy(rt: WasmRuntime, dt: 'f32' | 'f64', plan: CopyPlan, src
     view[d + COPY_HEAD + 3 * a + 2] = dO * E;
   });
   const rows = plan.m * plan.outer.reduce((p, a) => p * a[0], 1);
-  runMap(rt, `copy_${plan.transpose ? 'tr' : 'rows'}_${dt}`, rows, rows * plan.n, [COPY_DESC]);
+  runMap(rt, `copy_${plan.transpose ? 'tr' : 'rows'}_${dt}`, rows, rows * plan.n, [at], defer ? 'scratch' : false);
 }
 
 /** The storage range `[lo, lo + len)` a view touches (any strides). */
@@ -210,9 +220,10 @@ export function storageRange(t: Tensor): [number, number] {
  * arena): one copy when contiguous; else the wasm copy kernels reading `t` in place when it is
  * resident, or from a copy of the storage range it covers (when that is at most twice its size,
  * e.g. a transposed view of a plain tensor); else row copies (last axis unit-stride) or the
- * strided loop of copy-fast.ts.
+ * strided loop of copy-fast.ts. `defer`: for a caller that reads the staged elements from wasm
+ * code only (the copy may still run when this returns, see {@link wasmCopy}).
  */
-export function stage(view: FloatStorage, addr: number, E: number, t: Tensor): void {
+export function stage(view: FloatStorage, addr: number, E: number, t: Tensor, defer = false): void {
   if (t.isContiguous()) {
     copyIn(view, addr, E, t, t.offset, t.size);
     return;
@@ -231,7 +242,7 @@ export function stage(view: FloatStorage, addr: number, E: number, t: Tensor): v
       at = p + (t.offset - lo) * E;
     }
     if (at >= 0) {
-      wasmCopy(rt!, dt, plan, at, addr);
+      wasmCopy(rt!, dt, plan, at, addr, defer);
       return;
     }
   }
@@ -276,7 +287,7 @@ export function unarySimd(x: Tensor, op: UnaryOp): Tensor | null {
     ao = io >= 0 ? io : ar.alloc(n * E);
   ar.commit();
   const view = ix < 0 || io < 0 ? arenaView(ar, dt) : null!;
-  if (ix < 0) stage(view, ax, E, x);
+  if (ix < 0) stage(view, ax, E, x, true);
   runMap(rt, `un_${op as SimdUnary}_${dt}`, n, n, [ax, ao], deferral(io, ix >= 0));
   if (io < 0) out.set(view.subarray(ao / E, ao / E + n));
   ar.close();
@@ -379,9 +390,9 @@ export function binarySimd(a: Tensor, b: Tensor, op: BinaryOp): Tensor | null {
     po = io >= 0 ? io : ar.alloc(n * E);
   ar.commit();
   const view = ia < 0 || ib < 0 || io < 0 ? arenaView(ar, dt) : null!;
-  if (stageA) stage(view, pa, E, a);
+  if (stageA) stage(view, pa, E, a, true);
   else if (ia < 0) copyIn(view, pa, E, a, a.offset, la);
-  if (stageB) stage(view, pb, E, b);
+  if (stageB) stage(view, pb, E, b, true);
   else if (ib < 0) copyIn(view, pb, E, b, b.offset, lb);
   runMap(rt, `bin_${op as SimdBinary}_${dt}_${pat}`, n, n, [pa, pb, po, c!.inner, c!.aso, c!.bso], deferral(io, ia >= 0 && ib >= 0));
   if (io < 0) out.set(view.subarray(po / E, po / E + n));
@@ -416,7 +427,7 @@ export function reduceSimd(x: Tensor, op: ReduceOp, axes: number[], keepdims: bo
   const tmp = inner > 1 && dt === 'f32' ? ar.alloc(nOut * 8) : 0;
   ar.commit();
   const view = ix < 0 || io < 0 ? arenaView(ar, dt) : null!;
-  if (ix < 0) stage(view, px, E, x);
+  if (ix < 0) stage(view, px, E, x, true);
   if (inner === 1) runMap(rt, `rsum_${dt}`, outer, x.size, [px, po, R], deferral(io, ix >= 0));
   else runMap(rt, `csum_${dt}`, nOut, x.size, [px, po, R, inner, tmp], deferral(io, ix >= 0 && tmp === 0));
   if (io < 0) out.set(view.subarray(po / E, po / E + nOut));
@@ -443,7 +454,7 @@ export function softmaxSimd(x: Tensor, log: boolean): Tensor | null {
     po = io >= 0 ? io : ar.alloc(x.size * E);
   ar.commit();
   const view = ix < 0 || io < 0 ? arenaView(ar, dt) : null!;
-  if (ix < 0) stage(view, px, E, x);
+  if (ix < 0) stage(view, px, E, x, true);
   runMap(rt, `softmax_${dt}`, rows, x.size * 4, [px, po, n], deferral(io, ix >= 0));
   if (io < 0) out.set(view.subarray(po / E, po / E + x.size));
   ar.close();
@@ -471,8 +482,8 @@ export function softmaxGradSimd(y: Tensor, g: Tensor, log: boolean): Tensor | nu
     po = io >= 0 ? io : ar.alloc(y.size * E);
   ar.commit();
   const view = iy < 0 || ig < 0 || io < 0 ? arenaView(ar, dt) : null!;
-  if (iy < 0) stage(view, py, E, y);
-  if (ig < 0) stage(view, pg, E, g);
+  if (iy < 0) stage(view, py, E, y, true);
+  if (ig < 0) stage(view, pg, E, g, true);
   runMap(rt, `smgrad_${dt}`, rows, y.size * 2, [py, pg, po, n], deferral(io, iy >= 0 && ig >= 0));
   if (io < 0) out.set(view.subarray(po / E, po / E + y.size));
   ar.close();

@@ -77,6 +77,26 @@ describe('deferred jobs', () => {
     expect(got).toEqual(Array.from({ length: n }, (_, i) => -2 * ((i % 97) + 0.5)));
   });
 
+  it('reading an older output waits only for the jobs up to the kernel that made it', () => {
+    deferredJobs.allowed = true;
+    poolDebug.delayMicros = 2000;
+    const n = 4096;
+    residentScope(
+      {},
+      () => {
+        const x = unary(ramp(n), 'neg');
+        expect(x.toArray()[2]).toBe(-2.5);
+        const y = binary(x, x, 'add'); // queued after x's job
+        expect(hostSync.pending).toBe(true);
+        expect(x.toArray()[3]).toBe(-3.5); // x's jobs are done: no wait for y's
+        expect(hostSync.pending).toBe(true);
+        expect(y.toArray()[3]).toBe(-7);
+        expect(hostSync.pending).toBe(false);
+      },
+      () => [],
+    );
+  });
+
   it('a queued product keeps its packed panels while the next kernels stage operands and allocate', () => {
     const product = (defer: boolean, delay: number) => {
       deferredJobs.allowed = defer;

@@ -23,6 +23,8 @@ import { inc, Simd, whileLt, whileLtU, type DT } from './vector.js';
 
 /** Descriptor slots before the outer axes. */
 export const COPY_HEAD = 8;
+/** Bytes of a descriptor (at most COPY_MAX_OUTER outer axes). */
+export const COPY_DESC_BYTES = 256;
 /** Most outer axes a descriptor holds. */
 export const COPY_MAX_OUTER = 4;
 

@@ -14,6 +14,7 @@
  */
 import { platform } from '../../../platform/node.js';
 import { hostSync } from '../../../host-sync.js';
+import { Tensor } from '../../../tensor.js';
 import { getNumThreads, onThreadCountChange, RING, SyncPool, type PoolKernel } from '../pool.js';
 import { ModuleBuilder } from './builder.js';
 import { emitCopy } from './copy.js';
@@ -271,7 +272,36 @@ export function settleJobs(): void {
     progress(pool?.finished ?? 0);
   }
 }
-hostSync.settle = settleJobs;
+
+/** Kernel outputs by the job count after the kernel that made them (its jobs are queued by then). */
+const written = new WeakMap<object, number>();
+
+/**
+ * Notes that the storages of `result` (a kernel's output tensors, as register.ts sees them
+ * returned) are final once the jobs queued so far have finished.
+ */
+export function stampOutputs<T>(result: T): T {
+  if (!hostSync.pending) return result;
+  const tag = pool?.published ?? 0;
+  if (Array.isArray(result)) {
+    for (const t of result) if (t instanceof Tensor && !t.device) written.set(t.data, tag);
+  } else if (result instanceof Tensor && !result.device) written.set(result.data, tag);
+  return result;
+}
+
+/**
+ * Waits for the jobs that write `storage`: those queued up to the end of the kernel that made it
+ * when it is stamped ({@link stampOutputs}), else all.
+ */
+function settleFor(storage: object): void {
+  const tag = written.get(storage);
+  if (tag === undefined || !pool) return settleJobs();
+  if (jobsDone(tag, pool.finished)) return;
+  pool.settleTo((pool.published - tag) | 0);
+  progress(pool.finished);
+  if (pool.unfinished === 0) hostSync.pending = false;
+}
+hostSync.settle = settleFor;
 
 /**
  * Runs `numTasks` tasks of the job that `fill` describes in the parameter block — on the pool
