@@ -12,6 +12,8 @@ export interface PoolWorkerInit {
   gen: number;
   extra: unknown;
   tid: number;
+  /** The pool's worker generation when this one started (see pool.ts `EPOCH`). */
+  epoch: number;
 }
 
 /** A started pool worker, as the pool sees it. */

@@ -85,11 +85,17 @@ function run(rt: WasmRuntime, coef: Tensor, q: Tensor, L: number, out: FloatStor
   i32[C.SCRB / 4] = scrBytes;
   i32[C.PER / 4] = per;
   i32[C.BLK / 4] = emaBlock(L);
-  runJob(rt, par, Math.ceil(D / per), (P) => {
-    P[0] = OP_EMA;
-    P[1] = (g ? 2 : 0) + (dt === 'f32' ? 0 : 1);
-    P[2] = cfg;
-  });
+  runJob(
+    rt,
+    par,
+    Math.ceil(D / per),
+    (P) => {
+      P[0] = OP_EMA;
+      P[1] = (g ? 2 : 0) + (dt === 'f32' ? 0 : 1);
+      P[2] = cfg;
+    },
+    call.defer(), // (nothing read back here unless the output is copied out at close)
+  );
   call.close();
 }
 

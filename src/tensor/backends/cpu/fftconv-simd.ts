@@ -279,11 +279,18 @@ export function fftConvSimd(x: Tensor, k: Tensor, start: number, length: number)
   i32[cf + C.LEN / 4] = length;
   i32[cf + C.FULL / 4] = full;
   i32[cf + C.XSTEP / 4] = strided ? xStep * E : E;
-  runJob(rt, par, numTasks, (P) => {
-    P[0] = OP_FFT;
-    P[1] = (direct ? 2 : 0) + (dt === 'f32' ? 0 : 1);
-    P[2] = cfg;
-  });
+  // (a resident output is not read back here: the job may be deferred, wasm/runtime.ts)
+  runJob(
+    rt,
+    par,
+    numTasks,
+    (P) => {
+      P[0] = OP_FFT;
+      P[1] = (direct ? 2 : 0) + (dt === 'f32' ? 0 : 1);
+      P[2] = cfg;
+    },
+    io >= 0 ? 'scratch' : false,
+  );
   if (io < 0) out.set(view.subarray(po / E, po / E + rows * length));
   ar.close();
   return fromStorage(out, [...outLead, length]);

@@ -64,8 +64,10 @@ const READY = 5;
 const WORKER_TASKS = 6;
 /** Debug: microseconds a worker sleeps before it claims a job's first unit (see {@link poolDebug}). */
 const DELAY = 7;
+/** Generation of the workers (bumped when a browser pool restarts them: older ones stand down). */
+const EPOCH = 8;
 /** Where the job slots start, and the ints of each: NEXT, DONE, NTASKS, CHUNK, KIND. */
-const SLOT0 = 8;
+const SLOT0 = 9;
 const SLOT_INTS = 8;
 const NEXT = 0;
 const DONE = 1;
@@ -188,6 +190,7 @@ for (;;) {
   const n = Atomics.load(ctrl, o + ${NTASKS}), chunk = Atomics.load(ctrl, o + ${CHUNK});
   const units = Math.ceil(n / chunk), kernel = kernels[Atomics.load(ctrl, o + ${KIND})], P = params[cur % ${RING}];
   const ok = adopt();
+  if (!ok && Atomics.load(ctrl, ${EPOCH}) !== workerData.epoch) break; // replaced (a browser pool restarting)
   const delay = Atomics.load(ctrl, ${DELAY});
   if (delay > 0) Atomics.wait(ctrl, ${EXIT}, 0, delay / 1000);
   const tag = cur & 0xff;
@@ -274,7 +277,9 @@ export class SyncPool {
     if (platform.syncMessages) {
       for (const w of this.workers) w.post({ gen: this.gen, buf: this.buf });
     } else {
-      // the workers cannot take the new buffer while they block: start new ones on next use
+      // the workers cannot take the new buffer while they block: start new ones on next use (one
+      // still running until it is terminated sees the new epoch and claims nothing)
+      Atomics.add(this.ctrl, EPOCH, 1);
       for (const w of this.workers) w.terminate();
       this.workers = [];
       this.started = false;
@@ -288,7 +293,17 @@ export class SyncPool {
     this.started = true;
     const src = workerSource(this.kernelSrc, this.kinds);
     for (let i = 0; i < this.numWorkers; i++) {
-      this.workers.push(platform.startWorker(src, { ctrl: this.ctrlBuf, params: this.paramBuf, buf: this.buf, gen: this.gen, extra: this.extra, tid: i + 1 }));
+      this.workers.push(
+        platform.startWorker(src, {
+          ctrl: this.ctrlBuf,
+          params: this.paramBuf,
+          buf: this.buf,
+          gen: this.gen,
+          extra: this.extra,
+          tid: i + 1,
+          epoch: Atomics.load(this.ctrl, EPOCH),
+        }),
+      );
     }
   }
 
