@@ -20,7 +20,7 @@ import { allocate, type DType, type FloatStorage, type Storage } from '../../dty
 import type { Tensor } from '../../tensor.js';
 import { platform } from '../../platform/node.js';
 import { hostSync } from '../../host-sync.js';
-import { deferredJobs, jobsDone, onJobsFinished, queuedJobs, settleJobs, wasmArena, wasmRuntime } from './wasm/runtime.js';
+import { deferredJobs, jobsDone, onJobsFinished, queuedJobs, settleJobs, stampFinal, wasmArena, wasmRuntime } from './wasm/runtime.js';
 import { poolDebug } from './pool.js';
 import type { WasmHeap } from './wasm/heap.js';
 
@@ -297,6 +297,7 @@ export function persistentStorage(dtype: 'f32' | 'f64', n: number): FloatStorage
   const buf = memoryBuffer(h.memory);
   const out: FloatStorage = dtype === 'f32' ? new Float32Array(buf, at, n) : new Float64Array(buf, at, n);
   out.fill(0);
+  stampFinal(out);
   persistentBlocks.register(out, at);
   persistentLive += h.heap.sizeOf(at);
   persistentSet.add(out);

@@ -9,10 +9,10 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { fromArray } from '../../../../src/tensor/create.js';
 import { hostSync } from '../../../../src/tensor/host-sync.js';
-import type { Tensor } from '../../../../src/tensor/tensor.js';
+import { fromStorage, type Tensor } from '../../../../src/tensor/tensor.js';
 import { binary, matmul, unary } from '../../../../src/tensor/kernels.js';
 import { getNumThreads, poolDebug, setNumThreads } from '../../../../src/tensor/backends/cpu/pool.js';
-import { allocateOut, residentDispose, residentScope } from '../../../../src/tensor/backends/cpu/resident.js';
+import { allocateOut, persistentStorage, residentDispose, residentScope } from '../../../../src/tensor/backends/cpu/resident.js';
 import { deferredJobs, queueDepth, wasmRuntime } from '../../../../src/tensor/backends/cpu/wasm/runtime.js';
 
 const allowed = deferredJobs.allowed;
@@ -92,6 +92,24 @@ describe('deferred jobs', () => {
         expect(hostSync.pending).toBe(true);
         expect(y.toArray()[3]).toBe(-7);
         expect(hostSync.pending).toBe(false);
+      },
+      () => [],
+    );
+  });
+
+  it("reading a parameter's persistent block waits for nothing (no job writes it)", () => {
+    deferredJobs.allowed = true;
+    poolDebug.delayMicros = 2000;
+    const n = 4096;
+    const w = fromStorage(persistentStorage('f32', 8)!, [8]);
+    residentScope(
+      {},
+      () => {
+        const x = unary(ramp(n), 'neg');
+        binary(x, x, 'add');
+        expect(hostSync.pending).toBe(true);
+        expect(w.toArray()).toEqual([0, 0, 0, 0, 0, 0, 0, 0]);
+        expect(hostSync.pending).toBe(true); // the queued jobs still wait for the worker
       },
       () => [],
     );

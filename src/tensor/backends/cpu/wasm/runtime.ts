@@ -215,7 +215,10 @@ export function wasmThreadStats(): { workersReady: number; workerTasks: number }
  * the next kernels' set-up) overlaps the kernels before them; the calling thread joins the
  * oldest jobs whenever more than `depth` are unfinished. Jobs run in the order they were queued.
  * A kernel defers only a job that writes resident blocks alone and touches no memory after it:
- * - values reach JavaScript only through `Tensor.storage`, which settles first (host-sync.ts);
+ * - values reach JavaScript only through `Tensor.storage`, which waits first (host-sync.ts) for
+ *   the jobs queued up to the end of the kernel that made them ({@link stampOutputs}); tensors
+ *   are immutable in value, and the one writer of existing storages — the optimizer's update —
+ *   is a job that is never deferred (so it runs after every job queued before it);
  * - blocks freed while jobs are queued go back to the heap only when the jobs queued before the
  *   free have finished (resident.ts), so a new block's zero fill never lands in memory a queued
  *   job still reads;
@@ -278,10 +281,11 @@ const written = new WeakMap<object, number>();
 
 /**
  * Notes that the storages of `result` (a kernel's output tensors, as register.ts sees them
- * returned) are final once the jobs queued so far have finished.
+ * returned) are final once the jobs queued so far have finished (inside resident scopes, where
+ * jobs may be deferred).
  */
 export function stampOutputs<T>(result: T): T {
-  if (!hostSync.pending) return result;
+  if (!deferredJobs.enabled) return result;
   const tag = pool?.published ?? 0;
   if (Array.isArray(result)) {
     for (const t of result) if (t instanceof Tensor && !t.device) written.set(t.data, tag);
@@ -290,11 +294,22 @@ export function stampOutputs<T>(result: T): T {
 }
 
 /**
+ * Notes that no job writes `storage` (a parameter's persistent block: only the optimizer's
+ * update writes it, and that job is never deferred).
+ */
+export function stampFinal(storage: object): void {
+  written.set(storage, FINAL);
+}
+/** The stamp of a storage no job writes. */
+const FINAL = -0x80000000;
+
+/**
  * Waits for the jobs that write `storage`: those queued up to the end of the kernel that made it
- * when it is stamped ({@link stampOutputs}), else all.
+ * when it is stamped ({@link stampOutputs}), none for {@link stampFinal}, else all.
  */
 function settleFor(storage: object): void {
   const tag = written.get(storage);
+  if (tag === FINAL) return;
   if (tag === undefined || !pool) return settleJobs();
   if (jobsDone(tag, pool.finished)) return;
   pool.settleTo((pool.published - tag) | 0);
