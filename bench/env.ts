@@ -1,7 +1,7 @@
 /**
  * The environment of the measured processes: glibc malloc settings for the timed children and
  * the OpenBLAS that the PyTorch baselines load (bench/mega.ts, bench/ceiling.ts,
- * bench/matmul-shapes.ts).
+ * bench/matmul-shapes.ts, bench/train.ts).
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
@@ -14,6 +14,18 @@ export function openblasDir(): string | undefined {
   const multiarch = ({ x64: 'x86_64-linux-gnu', arm64: 'aarch64-linux-gnu' } as Record<string, string>)[process.arch];
   const cands = [process.env.MEGA_OPENBLAS_DIR, multiarch ? `/usr/lib/${multiarch}/openblas-pthread` : undefined];
   return cands.find((d) => d !== undefined && d !== '' && existsSync(path.join(d, 'libblas.so.3')));
+}
+
+/**
+ * `env` with the OpenBLAS folder ({@link openblasDir}) first on `LD_LIBRARY_PATH`, so that
+ * PyTorch's products run on OpenBLAS whatever `libblas.so.3` the system links by default (a fresh
+ * Debian with python3-torch alone has the reference BLAS, several times slower); `env` unchanged
+ * when there is none.
+ */
+export function withOpenblas(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const blas = openblasDir();
+  if (!blas) return env;
+  return { ...env, LD_LIBRARY_PATH: [blas, env.LD_LIBRARY_PATH].filter(Boolean).join(':') };
 }
 
 /**

@@ -53,6 +53,7 @@ import { stepRoots } from '../src/train/trainer.js';
 import { residentScope } from '../src/tensor/backends/cpu/resident.js';
 import { getTask } from '../src/train/tasks/index.js';
 import { ceilingGflops } from './ceiling.js';
+import { openblasDir, withOpenblas } from './env.js';
 import { caseId, note, report, selected, type BenchOptions } from './report.js';
 import { median, timeMedian, warmUp, type WarmUp } from './timing.js';
 import { torchEnv, torchThreadConfigs, torchThreadsLabel, type TorchThreads } from './torch-threads.js';
@@ -341,7 +342,9 @@ function runTorchOnce(cfg: Record<string, unknown>, t: TorchThreads): Measured |
   const py = process.env.MEGA_PYTHON ?? '/usr/bin/python3';
   const script = [path.join(here, '..', '..', 'bench', 'torch_train.py'), path.join(here, 'torch_train.py')].find((p) => existsSync(p));
   if (!script) return undefined;
-  const env = torchEnv(process.env, t);
+  if (!openblasDir())
+    note('train: no OpenBLAS for the pytorch baseline (install libopenblas0-pthread or set MEGA_OPENBLAS_DIR): its products run on the system libblas');
+  const env = withOpenblas(torchEnv(process.env, t));
   for (const k of Object.keys(MALLOC_ENV)) delete env[k];
   const r = spawnSync(py, [script, JSON.stringify(cfg), '--threads', String(t.omp)], { env, encoding: 'utf8', timeout: 5 * 60_000 });
   const line = r.stdout?.split('\n').find((x) => x.startsWith('{'));
