@@ -395,6 +395,7 @@ export class SyncPool {
    */
   settleTo(unfinished: number): void {
     const ctrl = this.ctrl;
+    unfinished = Math.max(0, unfinished);
     for (;;) {
       const j = Atomics.load(ctrl, FIN);
       if (((this.pub - j) | 0) <= unfinished) break;

@@ -9,7 +9,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { fromArray } from '../../../../src/tensor/create.js';
 import { hostSync } from '../../../../src/tensor/host-sync.js';
-import { fromStorage, type Tensor } from '../../../../src/tensor/tensor.js';
+import { fromStorage, Tensor } from '../../../../src/tensor/tensor.js';
 import { binary, matmul, unary } from '../../../../src/tensor/kernels.js';
 import { getNumThreads, poolDebug, setNumThreads } from '../../../../src/tensor/backends/cpu/pool.js';
 import { allocateOut, persistentStorage, residentDispose, residentScope } from '../../../../src/tensor/backends/cpu/resident.js';
@@ -138,6 +138,44 @@ describe('deferred jobs', () => {
     expect(want.every(Number.isFinite)).toBe(true);
     expect(product(true, 2000)).toEqual(want);
     expect(product(true, 0)).toEqual(want);
+  });
+
+  it('an output kept across a change of thread count (a new pool) reads at once, with its values', () => {
+    deferredJobs.allowed = true;
+    const n = 4096;
+    const owner = {};
+    let view: Tensor | null = null;
+    residentScope(
+      owner,
+      () => {
+        for (let i = 0; i < 40; i++) unary(ramp(n), 'neg'); // jobs counted by the first pool
+        const y = binary(ramp(n), ramp(n), 'add');
+        view = new Tensor(y.data, [32, 64], [64, 1], 64); // a strided root: keeps its block and stamp
+      },
+      () => [view],
+    );
+    setNumThreads(3); // a new pool, counting its jobs from 0
+    try {
+      poolDebug.delayMicros = 2000;
+      residentScope(
+        {},
+        () => {
+          unary(ramp(n), 'neg');
+          expect(hostSync.pending).toBe(true);
+          expect(view!.at(0, 0)).toBe(2 * ((64 % 97) + 0.5)); // its jobs all ran before the old pool closed
+          expect(hostSync.pending).toBe(true);
+        },
+        () => [],
+      );
+    } finally {
+      poolDebug.delayMicros = 0;
+      setNumThreads(2);
+      residentScope(
+        owner,
+        () => undefined,
+        () => [],
+      );
+    }
   });
 
   it('MEGA_QUEUE_DEPTH: an integer in [1, 15], else 2', () => {

@@ -191,8 +191,11 @@ export function setSimd(enabled: boolean): void {
 }
 
 let pool: SyncPool | undefined;
+/** Jobs queued by the pools closed before this one (job counts go on across pools). */
+let closedJobs = 0;
 onThreadCountChange(() => {
   settleJobs();
+  closedJobs = queuedJobs();
   pool?.close();
   pool = undefined;
 });
@@ -250,9 +253,14 @@ export function onJobsFinished(fn: (finished: number) => void): void {
   progressHooks.push(fn);
 }
 
-/** The pool's count of queued jobs so far: a job queued before a free has a lower number. */
+/** Jobs queued so far (all pools): a job queued before a free has a lower number. */
 export function queuedJobs(): number {
-  return pool?.published ?? 0;
+  return (closedJobs + (pool?.published ?? 0)) | 0;
+}
+
+/** Jobs finished so far (all pools). */
+function finishedJobs(): number {
+  return (closedJobs + (pool?.finished ?? 0)) | 0;
 }
 
 /** Whether job count `tag` (a {@link queuedJobs} value) has finished, given the finished count. */
@@ -272,7 +280,7 @@ export function settleJobs(): void {
   try {
     pool?.settle();
   } finally {
-    progress(pool?.finished ?? 0);
+    progress(finishedJobs());
   }
 }
 
@@ -286,7 +294,7 @@ const written = new WeakMap<object, number>();
  */
 export function stampOutputs<T>(result: T): T {
   if (!deferredJobs.enabled) return result;
-  const tag = pool?.published ?? 0;
+  const tag = queuedJobs();
   if (Array.isArray(result)) {
     for (const t of result) if (t instanceof Tensor && !t.device) written.set(t.data, tag);
   } else if (result instanceof Tensor && !result.device) written.set(result.data, tag);
@@ -311,9 +319,9 @@ function settleFor(storage: object): void {
   const tag = written.get(storage);
   if (tag === FINAL) return;
   if (tag === undefined || !pool) return settleJobs();
-  if (jobsDone(tag, pool.finished)) return;
-  pool.settleTo((pool.published - tag) | 0);
-  progress(pool.finished);
+  if (jobsDone(tag, finishedJobs())) return;
+  pool.settleTo((queuedJobs() - tag) | 0);
+  progress(finishedJobs());
   if (pool.unfinished === 0) hostSync.pending = false;
 }
 hostSync.settle = settleFor;
@@ -330,12 +338,12 @@ export function runJob(rt: WasmRuntime, parallel: boolean, numTasks: number, fil
     fill(p.params);
     p.start(0, numTasks);
     hostSync.pending = true;
-    if (defer === 'scratch' && !wasmArena(rt).hold(p.published)) {
+    if (defer === 'scratch' && !wasmArena(rt).hold(queuedJobs())) {
       settleJobs();
       return;
     }
     p.settleTo(deferredJobs.depth);
-    progress(p.finished);
+    progress(finishedJobs());
     if (p.unfinished === 0) hostSync.pending = false;
     return;
   }
