@@ -66,8 +66,11 @@ const WORKER_TASKS = 6;
 const DELAY = 7;
 /** Generation of the workers (bumped when a browser pool restarts them: older ones stand down). */
 const EPOCH = 8;
+/** Test hook (`stallWorker`): job number + 1 before whose first claim a worker stalls, and for how long (ms). */
+const STALL_JOB = 9;
+const STALL_MS = 10;
 /** Where the job slots start, and the ints of each: NEXT, DONE, NTASKS, CHUNK, KIND. */
-const SLOT0 = 9;
+const SLOT0 = 11;
 const SLOT_INTS = 8;
 const NEXT = 0;
 const DONE = 1;
@@ -187,10 +190,17 @@ for (;;) {
   if (Atomics.load(ctrl, ${PUB}) === cur) { await_(${PUB}, cur); continue; }
   if (fin !== cur) { await_(${FIN}, fin); continue; } // the job before is still ending
   const o = ${SLOT0} + (cur % ${RING}) * ${SLOT_INTS};
-  const n = Atomics.load(ctrl, o + ${NTASKS}), chunk = Atomics.load(ctrl, o + ${CHUNK});
-  const units = Math.ceil(n / chunk), kernel = kernels[Atomics.load(ctrl, o + ${KIND})], P = params[cur % ${RING}];
-  const ok = adopt();
+  let n = 0, chunk = 1, units = 0, kernel = null, P = null;
+  /** Takes job cur's description from its slot. */
+  const describe = () => {
+    n = Atomics.load(ctrl, o + ${NTASKS}); chunk = Atomics.load(ctrl, o + ${CHUNK});
+    units = Math.ceil(n / chunk); kernel = kernels[Atomics.load(ctrl, o + ${KIND})]; P = params[cur % ${RING}];
+  };
+  describe();
+  let ok = adopt();
   if (!ok && Atomics.load(ctrl, ${EPOCH}) !== workerData.epoch) break; // replaced (a browser pool restarting)
+  const stall = (cur + 1) | 0; // test hook (SyncPool.stallWorker)
+  if (Atomics.compareExchange(ctrl, ${STALL_JOB}, stall, 0) === stall) Atomics.wait(ctrl, ${EXIT}, 0, Atomics.load(ctrl, ${STALL_MS}));
   const delay = Atomics.load(ctrl, ${DELAY});
   if (delay > 0) Atomics.wait(ctrl, ${EXIT}, 0, delay / 1000);
   const tag = cur & 0xff;
@@ -199,6 +209,17 @@ for (;;) {
     const hi = (v >>> 12) & 0xfff;
     if ((v >>> 24) !== tag || (v & 0xfff) >= hi) break;
     if (Atomics.compareExchange(ctrl, o + ${NEXT}, v, v - 4096) !== v) continue;
+    const f = Atomics.load(ctrl, ${FIN});
+    if (f !== cur) {
+      // This worker stalled while 256 jobs ran: the slot holds a later job of the same tag, and the
+      // unit is that job's. It is the one job of [FIN, PUB) in this slot; its description is final
+      // (the slot is not reused before it ends, which this unit prevents); its turn comes once the
+      // jobs before it have ended (they need nothing from this worker).
+      cur = (f + ((((cur - f) % ${RING}) + ${RING}) % ${RING})) | 0;
+      describe();
+      ok = adopt();
+      while (Atomics.load(ctrl, ${FIN}) !== cur) await_(${FIN}, Atomics.load(ctrl, ${FIN}));
+    }
     Atomics.add(ctrl, ${WORKER_TASKS}, 1);
     if (!ok) fail('SyncPool: a worker could not take the data buffer of a job');
     else try { for (let t = (hi - 1) * chunk, e = Math.min(n, t + chunk); t < e; t++) kernel.runTask(P, t); } catch (e) { fail(e); }
@@ -438,6 +459,16 @@ export class SyncPool {
       for (const w of this.workers) msg = w.takeError() ?? msg;
       throw new Error(`SyncPool worker failed: ${msg}`);
     }
+  }
+
+  /**
+   * Test hook: the next worker to take job number `job` (a {@link published} count) stalls `ms`
+   * milliseconds after reading its description and before its first claim, as a descheduled
+   * thread would.
+   */
+  stallWorker(job: number, ms: number): void {
+    Atomics.store(this.ctrl, STALL_MS, ms);
+    Atomics.store(this.ctrl, STALL_JOB, (job + 1) | 0);
   }
 
   /** Diagnostics: workers that have started, and tasks run by workers (not the caller) so far. */

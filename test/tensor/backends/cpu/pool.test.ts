@@ -148,3 +148,49 @@ return {
     for (let t = 0; t < n; t++) expect(view[t]).toBe(want);
   });
 });
+
+describe('SyncPool: a worker that stalls', () => {
+  // as above: task t of a job sets slot t to 3·slot + params[0]
+  const STEP = `let view = null;
+return {
+  setBuffer(buf) { view = new Arr(buf); },
+  runTask(params, t) { view[t] = (Math.imul(view[t], 3) + params[0]) | 0; },
+};`;
+  const pool = new SyncPool(1, STEP, ['Int32Array'], [new Function('Arr', 'extra', 'tid', STEP)(Int32Array, null, 0) as PoolKernel]);
+  afterAll(() => pool.close());
+  const busy = (ms: number) => {
+    const until = performance.now() + ms;
+    while (performance.now() < until);
+  };
+
+  it('stalled while 256 jobs ran, it takes its unit of the later job in the same slot (same tag) with that job’s description', async () => {
+    const n = 5000;
+    pool.ensureBuffer(4 * n);
+    const view = new Int32Array(pool.buffer);
+    pool.run(0, 2);
+    for (let i = 0; i < 200 && pool.stats().workersReady < 1; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(pool.stats().workersReady).toBe(1);
+    view.fill(0);
+    const before = pool.stats().workerTasks;
+    const first = pool.published;
+    pool.stallWorker(first, 300);
+    pool.params[0] = 1;
+    pool.start(0, n); // 5,000 tasks: claimed two per unit; the worker reads this and stalls
+    busy(30);
+    pool.settle(); // the calling thread runs it alone
+    for (let j = 1; j < 256; j++) {
+      pool.params[0] = 1;
+      pool.run(0, 2);
+    }
+    pool.params[0] = 1;
+    pool.start(0, 2); // job first + 256: the same slot and tag, two tasks of one unit each
+    busy(600); // the worker wakes and claims this job's units (from the back)
+    pool.settle();
+    expect(pool.stats().workerTasks).toBeGreaterThan(before); // (its units of the last job)
+    let twice = 0;
+    for (let j = 0; j < 257; j++) twice = (Math.imul(twice, 3) + 1) | 0;
+    expect(view[0]).toBe(twice);
+    expect(view[1]).toBe(twice);
+    for (let t = 2; t < n; t++) if (view[t] !== 1) expect(view[t]).toBe(1);
+  });
+});
