@@ -88,12 +88,13 @@ export function allocateOut(dtype: DType, n: number, zero = true): Storage {
   scope.log?.push(at);
   const buf = memoryBuffer(h.memory);
   const out: FloatStorage = dtype === 'f32' ? new Float32Array(buf, at, n) : new Float64Array(buf, at, n);
-  // (a fresh block is no deferred job's: frees wait for the settle; NaN shows a read too early)
+  // (no queued job reads a fresh block: frees wait for the jobs queued before them; in the
+  // deferred-job debug mode NaN shows a value read before its job ran)
   if (zero || poolDebug.delayMicros > 0) out.fill(zero ? 0 : NaN);
   return out;
 }
 
-/** Ends deferral after a failure: the job in flight is waited for, its own error dropped (one is already thrown). */
+/** Ends deferral after a failure: the queued jobs are waited for, their own error dropped (one is already thrown). */
 function closeDeferral(): void {
   deferredJobs.enabled = false;
   try {
