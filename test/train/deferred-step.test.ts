@@ -5,23 +5,14 @@
  * the calling thread never takes a task, fresh blocks are NaN — a value read or a block reused too
  * early shows) give the same losses and parameters, bit for bit.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { withDeferralThreads } from '../deferral.js';
 import { trainStepOf } from '../../bench/train.js';
-import { getNumThreads, poolDebug, setNumThreads } from '../../src/tensor/backends/cpu/pool.js';
+import { poolDebug } from '../../src/tensor/backends/cpu/pool.js';
 import { deferredJobs } from '../../src/tensor/backends/cpu/wasm/runtime.js';
 
 const CASES = ['image', 'listops', 'lm', 'nmt'];
-const allowed = deferredJobs.allowed;
-let threads = 1;
-beforeAll(() => {
-  threads = getNumThreads();
-  setNumThreads(2); // deferral needs a worker (also on a one-core machine)
-});
-afterAll(() => setNumThreads(threads));
-afterEach(() => {
-  poolDebug.delayMicros = 0;
-  deferredJobs.allowed = allowed;
-});
+withDeferralThreads();
 
 /** Losses of `n` steps and the parameters after them (copies). */
 function run(name: string, n: number): { losses: number[]; params: Float32Array[] } {

@@ -6,26 +6,17 @@
  * for it; a block freed while a queued job reads it is not handed out again before the job ran;
  * the arena's scratch that a queued product reads is not reused by the next kernel.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { withDeferralThreads } from '../../../deferral.js';
 import { fromArray } from '../../../../src/tensor/create.js';
 import { hostSync } from '../../../../src/tensor/host-sync.js';
 import { fromStorage, Tensor } from '../../../../src/tensor/tensor.js';
 import { binary, matmul, unary } from '../../../../src/tensor/kernels.js';
-import { getNumThreads, poolDebug, setNumThreads } from '../../../../src/tensor/backends/cpu/pool.js';
+import { poolDebug, setNumThreads } from '../../../../src/tensor/backends/cpu/pool.js';
 import { allocateOut, persistentStorage, residentDispose, residentScope } from '../../../../src/tensor/backends/cpu/resident.js';
 import { deferredJobs, queueDepth, wasmRuntime } from '../../../../src/tensor/backends/cpu/wasm/runtime.js';
 
-const allowed = deferredJobs.allowed;
-let threads = 1;
-beforeAll(() => {
-  threads = getNumThreads();
-  setNumThreads(2); // deferral needs a worker (also on a one-core machine)
-});
-afterAll(() => setNumThreads(threads));
-afterEach(() => {
-  poolDebug.delayMicros = 0;
-  deferredJobs.allowed = allowed;
-});
+withDeferralThreads();
 
 /** f32 values 0.5, 1.5, … (n of them) as a plain tensor. */
 function ramp(n: number, shape = [n]): Tensor {
