@@ -33,14 +33,14 @@ describe('deferred jobs', () => {
 
   it('a deferred output reads as its final values (Tensor.storage waits for the job)', () => {
     deferredJobs.allowed = true;
-    poolDebug.delayMicros = 2000;
+    poolDebug.delayMicros = 20_000;
     const n = 4096;
     const got = residentScope(
       {},
       () => {
         const x = unary(ramp(n), 'neg'); // resident
         const y = binary(x, x, 'add'); // reads and writes resident blocks: deferred
-        expect(hostSync.pending).toBe(true); // (the worker sleeps 2 ms before it starts)
+        expect(hostSync.pending).toBe(true); // (the worker sleeps 20 ms before it starts)
         return y.toArray();
       },
       () => [],
@@ -50,7 +50,7 @@ describe('deferred jobs', () => {
 
   it('a block freed while a queued job reads it is not reused before the job ran', () => {
     deferredJobs.allowed = true;
-    poolDebug.delayMicros = 2000;
+    poolDebug.delayMicros = 20_000;
     const n = 4096;
     const got = residentScope(
       {},
@@ -70,7 +70,7 @@ describe('deferred jobs', () => {
 
   it('reading an older output waits only for the jobs up to the kernel that made it', () => {
     deferredJobs.allowed = true;
-    poolDebug.delayMicros = 2000;
+    poolDebug.delayMicros = 300_000; // the worker sleeps 300 ms before each job
     const n = 4096;
     residentScope(
       {},
@@ -78,11 +78,12 @@ describe('deferred jobs', () => {
         const x = unary(ramp(n), 'neg');
         expect(x.toArray()[2]).toBe(-2.5);
         const y = binary(x, x, 'add'); // queued after x's job
-        expect(hostSync.pending).toBe(true);
+        let t0 = performance.now();
         expect(x.toArray()[3]).toBe(-3.5); // x's jobs are done: no wait for y's
-        expect(hostSync.pending).toBe(true);
+        expect(performance.now() - t0).toBeLessThan(150);
+        t0 = performance.now();
         expect(y.toArray()[3]).toBe(-7);
-        expect(hostSync.pending).toBe(false);
+        expect(performance.now() - t0).toBeGreaterThan(100); // (y's job waited for the worker)
       },
       () => [],
     );
@@ -90,7 +91,7 @@ describe('deferred jobs', () => {
 
   it("reading a parameter's persistent block waits for nothing (no job writes it)", () => {
     deferredJobs.allowed = true;
-    poolDebug.delayMicros = 2000;
+    poolDebug.delayMicros = 300_000;
     const n = 4096;
     const w = fromStorage(persistentStorage('f32', 8)!, [8]);
     residentScope(
@@ -99,7 +100,9 @@ describe('deferred jobs', () => {
         const x = unary(ramp(n), 'neg');
         binary(x, x, 'add');
         expect(hostSync.pending).toBe(true);
+        const t0 = performance.now();
         expect(w.toArray()).toEqual([0, 0, 0, 0, 0, 0, 0, 0]);
+        expect(performance.now() - t0).toBeLessThan(150);
         expect(hostSync.pending).toBe(true); // the queued jobs still wait for the worker
       },
       () => [],
@@ -147,7 +150,7 @@ describe('deferred jobs', () => {
     );
     setNumThreads(3); // a new pool, counting its jobs from 0
     try {
-      poolDebug.delayMicros = 2000;
+      poolDebug.delayMicros = 20_000;
       residentScope(
         {},
         () => {
