@@ -5,17 +5,24 @@
  * 20 warm-up steps; which side goes first alternates), so both sides see the same load and the
  * same model. Switches: `causal-products` (attention under a causal mask skips the masked
  * products, `setCausalProducts`), `fused-gates` (the Mega layer's fused gate kernels,
- * `setFusedGates`). Prints one JSON line: median wall ms per step of each side and on / off.
+ * `setFusedGates`), `deferred-jobs` (kernels of the resident step queue their jobs and return,
+ * `deferredJobs.allowed` in src/tensor/backends/cpu/wasm/runtime.ts). Prints one JSON line: median wall ms per step of each side and on / off.
  * The switch is left as it was.
  */
 import { pathToFileURL } from 'node:url';
 import { setCausalProducts, setFusedGates } from '../src/mega/attention.js';
+import { deferredJobs } from '../src/tensor/backends/cpu/wasm/runtime.js';
 import { trainStepOf } from './train.js';
 
 /** The switches, each a setter returning the previous setting. */
 export const SWITCHES: Readonly<Record<string, (on: boolean) => boolean>> = {
   'causal-products': setCausalProducts,
   'fused-gates': setFusedGates,
+  'deferred-jobs': (on) => {
+    const prev = deferredJobs.allowed;
+    deferredJobs.allowed = on;
+    return prev;
+  },
 };
 
 /** Runs the A/B; `argv` = [switch, case, steps?]. */

@@ -5,6 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { abSwitch } from '../../bench/ab-switch.js';
 import { setCausalProducts } from '../../src/mega/attention.js';
+import { deferredJobs } from '../../src/tensor/backends/cpu/wasm/runtime.js';
 
 describe('abSwitch', () => {
   it('refuses an unknown switch (naming the known ones) and a step count that is not a positive integer', () => {
@@ -22,5 +23,17 @@ describe('abSwitch', () => {
       expect(r.ratio).toBeCloseTo(r.on / r.off, 2);
       expect(setCausalProducts(true)).toBe(before);
     }
+  });
+
+  it('deferred-jobs: times both settings on the NMT step and restores the setting it found', () => {
+    const found = deferredJobs.allowed;
+    for (const before of [false, true]) {
+      deferredJobs.allowed = before;
+      const r = abSwitch(['deferred-jobs', 'nmt', '1']);
+      expect(r.off).toBeGreaterThan(0);
+      expect(r.on).toBeGreaterThan(0);
+      expect(deferredJobs.allowed).toBe(before);
+    }
+    deferredJobs.allowed = found;
   });
 });
