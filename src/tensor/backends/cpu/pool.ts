@@ -181,26 +181,30 @@ function await_(i, v) {
     if ((k & 255) === 0 && performance.now() > until) { Atomics.wait(ctrl, i, v); return; }
   }
 }
+/** The job this worker is at, its slot's first int, and its description ({@link describe}). */
+let cur = Atomics.load(ctrl, ${FIN}), o = 0;
+let n = 0, chunk = 1, units = 0, kernel = null, P = null;
+/** Takes job cur's description from its slot o. */
+function describe() {
+  n = Atomics.load(ctrl, o + ${NTASKS}); chunk = Atomics.load(ctrl, o + ${CHUNK});
+  units = Math.ceil(n / chunk); kernel = kernels[Atomics.load(ctrl, o + ${KIND})]; P = params[cur % ${RING}];
+}
 Atomics.add(ctrl, ${READY}, 1);
-let cur = Atomics.load(ctrl, ${FIN});
 for (;;) {
   if (Atomics.load(ctrl, ${EXIT}) !== 0) break;
   const fin = Atomics.load(ctrl, ${FIN});
   if (((fin - cur) | 0) > 0) cur = fin; // jobs that finished without this worker
   if (Atomics.load(ctrl, ${PUB}) === cur) { await_(${PUB}, cur); continue; }
   if (fin !== cur) { await_(${FIN}, fin); continue; } // the job before is still ending
-  const o = ${SLOT0} + (cur % ${RING}) * ${SLOT_INTS};
-  let n = 0, chunk = 1, units = 0, kernel = null, P = null;
-  /** Takes job cur's description from its slot. */
-  const describe = () => {
-    n = Atomics.load(ctrl, o + ${NTASKS}); chunk = Atomics.load(ctrl, o + ${CHUNK});
-    units = Math.ceil(n / chunk); kernel = kernels[Atomics.load(ctrl, o + ${KIND})]; P = params[cur % ${RING}];
-  };
+  o = ${SLOT0} + (cur % ${RING}) * ${SLOT_INTS};
   describe();
   let ok = adopt();
   if (!ok && Atomics.load(ctrl, ${EPOCH}) !== workerData.epoch) break; // replaced (a browser pool restarting)
-  const stall = (cur + 1) | 0; // test hook (SyncPool.stallWorker)
-  if (Atomics.compareExchange(ctrl, ${STALL_JOB}, stall, 0) === stall) Atomics.wait(ctrl, ${EXIT}, 0, Atomics.load(ctrl, ${STALL_MS}));
+  // test hook (SyncPool.stallWorker): a plain load per job, the exchange only when it is set
+  const stall = (cur + 1) | 0;
+  if (Atomics.load(ctrl, ${STALL_JOB}) === stall && Atomics.compareExchange(ctrl, ${STALL_JOB}, stall, 0) === stall) {
+    Atomics.wait(ctrl, ${EXIT}, 0, Atomics.load(ctrl, ${STALL_MS}));
+  }
   const delay = Atomics.load(ctrl, ${DELAY});
   if (delay > 0) Atomics.wait(ctrl, ${EXIT}, 0, delay / 1000);
   const tag = cur & 0xff;
