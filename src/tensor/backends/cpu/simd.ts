@@ -18,7 +18,7 @@ import { getNumThreads } from './pool.js';
 import { allocateOut, isResident, residentActive } from './resident.js';
 import { SIMD_BINARY, SIMD_UNARY, type Pattern, type SimdBinary, type SimdUnary } from './wasm/elementwise.js';
 import { COPY_DESC_BYTES, COPY_HEAD, COPY_MAX_OUTER } from './wasm/copy.js';
-import { COPY_DESC, OP_MAP, runJob, settleJobs, simdTuning, wasmArena, wasmRuntime, type Arena, type WasmRuntime } from './wasm/runtime.js';
+import { COPY_DESC, OP_MAP, runJob, settleJobs, simdTuning, wasmArena, wasmRuntime, type WasmRuntime } from './wasm/runtime.js';
 
 /** Smallest tensor (elements) worth the copy into wasm memory. */
 export const SIMD_MIN_SIZE = 2048;
@@ -86,14 +86,6 @@ function copyIn(view: FloatStorage, addr: number, E: number, t: Tensor, off: num
  */
 export function deferral(io: number, residentOnly: boolean): boolean | 'scratch' {
   return io < 0 ? false : residentOnly ? true : 'scratch';
-}
-
-/**
- * The arena's view for `dt` — taken only when a kernel copies through it: taking it settles a
- * deferred job that reads the scratch (wasm/runtime.ts).
- */
-export function arenaView(ar: Arena, dt: 'f32' | 'f64'): FloatStorage {
-  return dt === 'f32' ? ar.f32 : ar.f64;
 }
 
 /** Byte address of `t`'s element `offset` when its storage is resident in the wasm memory (any strides), else -1. */
@@ -286,7 +278,7 @@ export function unarySimd(x: Tensor, op: UnaryOp): Tensor | null {
   const ax = ix >= 0 ? ix : ar.alloc(n * E),
     ao = io >= 0 ? io : ar.alloc(n * E);
   ar.commit();
-  const view = ix < 0 || io < 0 ? arenaView(ar, dt) : null!;
+  const view = dt === 'f32' ? ar.f32 : ar.f64;
   if (ix < 0) stage(view, ax, E, x, true);
   runMap(rt, `un_${op as SimdUnary}_${dt}`, n, n, [ax, ao], deferral(io, ix >= 0));
   if (io < 0) out.set(view.subarray(ao / E, ao / E + n));
@@ -389,7 +381,7 @@ export function binarySimd(a: Tensor, b: Tensor, op: BinaryOp): Tensor | null {
     pb = ib >= 0 ? ib : ar.alloc(lb * E),
     po = io >= 0 ? io : ar.alloc(n * E);
   ar.commit();
-  const view = ia < 0 || ib < 0 || io < 0 ? arenaView(ar, dt) : null!;
+  const view = dt === 'f32' ? ar.f32 : ar.f64;
   if (stageA) stage(view, pa, E, a, true);
   else if (ia < 0) copyIn(view, pa, E, a, a.offset, la);
   if (stageB) stage(view, pb, E, b, true);
@@ -426,7 +418,7 @@ export function reduceSimd(x: Tensor, op: ReduceOp, axes: number[], keepdims: bo
     po = io >= 0 ? io : ar.alloc(nOut * E);
   const tmp = inner > 1 && dt === 'f32' ? ar.alloc(nOut * 8) : 0;
   ar.commit();
-  const view = ix < 0 || io < 0 ? arenaView(ar, dt) : null!;
+  const view = dt === 'f32' ? ar.f32 : ar.f64;
   if (ix < 0) stage(view, px, E, x, true);
   if (inner === 1) runMap(rt, `rsum_${dt}`, outer, x.size, [px, po, R], deferral(io, ix >= 0));
   else runMap(rt, `csum_${dt}`, nOut, x.size, [px, po, R, inner, tmp], deferral(io, ix >= 0 && tmp === 0));
@@ -453,7 +445,7 @@ export function softmaxSimd(x: Tensor, log: boolean): Tensor | null {
   const px = ix >= 0 ? ix : ar.alloc(x.size * E),
     po = io >= 0 ? io : ar.alloc(x.size * E);
   ar.commit();
-  const view = ix < 0 || io < 0 ? arenaView(ar, dt) : null!;
+  const view = dt === 'f32' ? ar.f32 : ar.f64;
   if (ix < 0) stage(view, px, E, x, true);
   runMap(rt, `softmax_${dt}`, rows, x.size * 4, [px, po, n], deferral(io, ix >= 0));
   if (io < 0) out.set(view.subarray(po / E, po / E + x.size));
@@ -481,7 +473,7 @@ export function softmaxGradSimd(y: Tensor, g: Tensor, log: boolean): Tensor | nu
     pg = ig >= 0 ? ig : ar.alloc(y.size * E),
     po = io >= 0 ? io : ar.alloc(y.size * E);
   ar.commit();
-  const view = iy < 0 || ig < 0 || io < 0 ? arenaView(ar, dt) : null!;
+  const view = dt === 'f32' ? ar.f32 : ar.f64;
   if (iy < 0) stage(view, py, E, y, true);
   if (ig < 0) stage(view, pg, E, g, true);
   runMap(rt, `smgrad_${dt}`, rows, y.size * 2, [py, pg, po, n], deferral(io, iy >= 0 && ig >= 0));

@@ -122,9 +122,7 @@ export function gemmWasm(
   // its end: keep them in the memory
   ar.alloc(16);
   ar.commit();
-  // (the view only when something is copied in: taking it settles a deferred job that reads the scratch)
-  const copies = inA < 0 || inB < 0 || (bias !== null && inBias < 0);
-  const view: FloatArray = copies ? (f64 ? ar.f64 : ar.f32) : (null as never);
+  const view: FloatArray = f64 ? ar.f64 : ar.f32;
   if (inA < 0) view.set(A.off === 0 && lenA === A.data.length ? A.data : A.data.subarray(A.off, A.off + lenA), rawA / E);
   if (inB < 0) view.set(B.off === 0 && lenB === B.data.length ? B.data : B.data.subarray(B.off, B.off + lenB), rawB / E);
   if (bias && inBias < 0) view.set(bias.data.subarray(bias.off, bias.off + N), pBias / E);
