@@ -7,6 +7,7 @@
  * normal consumes exactly two 32-bit draws. The state (four words) can be saved and restored.
  */
 import { allocateOut } from './backends/cpu/resident.js';
+import { hostSync } from './host-sync.js';
 import { dropoutMaskWasm } from './backends/cpu/random-simd.js';
 import { allocate, type DType, type FloatStorage } from './dtype.js';
 import { checkShape, sizeOf, type Shape } from './shape.js';
@@ -15,6 +16,12 @@ import { fromStorage, type Tensor } from './tensor.js';
 /** A xoshiro128** generator. */
 export class Generator {
   private s = new Uint32Array(4);
+  /**
+   * While queued kernel jobs advance the state (dropout masks drawn on a worker,
+   * backends/cpu/random-simd.ts): the four words in the wasm memory where they do. The next use
+   * here waits for those jobs and takes the words back ({@link here}).
+   */
+  private away: Uint32Array | null = null;
 
   constructor(seed = 0) {
     this.seed(seed);
@@ -22,6 +29,7 @@ export class Generator {
 
   /** Re-seeds with splitmix32(seed). */
   seed(seed: number): void {
+    this.here();
     let z = seed >>> 0;
     for (let i = 0; i < 4; i++) {
       z = (z + 0x9e3779b9) >>> 0;
@@ -35,7 +43,7 @@ export class Generator {
 
   /** The next 32-bit unsigned integer. */
   nextU32(): number {
-    const s = this.s;
+    const s = this.away === null ? this.s : this.here();
     const r = Math.imul(rotl(Math.imul(s[1], 5) >>> 0, 7), 9) >>> 0;
     const t = (s[1] << 9) >>> 0;
     s[2] ^= s[0];
@@ -52,7 +60,7 @@ export class Generator {
    * with the state in locals (the bulk path of randUniform and dropoutMask).
    */
   fillUniforms(out: Float64Array | Float32Array, n = out.length): void {
-    const st = this.s;
+    const st = this.here();
     let s0 = st[0] | 0,
       s1 = st[1] | 0,
       s2 = st[2] | 0,
@@ -94,17 +102,43 @@ export class Generator {
 
   /** The live state words (advanced in place by the WebAssembly dropout mask). */
   get words(): Uint32Array {
-    return this.s;
+    return this.here();
   }
 
   /** The four state words (for checkpoints). */
   getState(): number[] {
-    return Array.from(this.s);
+    return Array.from(this.here());
   }
 
   /** Restores a state from `getState()`. */
   setState(state: readonly number[]): void {
-    this.s.set(state.map((w) => w >>> 0));
+    this.here().set(state.map((w) => w >>> 0));
+  }
+
+  /**
+   * Hands the state to queued jobs: `words` (four u32 in the wasm memory, stamped with the jobs
+   * that write them) holds the current state, and the jobs queued after this call advance it
+   * there. `lent()` returns it to the next such job; any other use takes the words back first.
+   */
+  lend(words: Uint32Array): void {
+    if (this.away === null) words.set(this.s);
+    this.away = words;
+  }
+
+  /** The words lent to queued jobs ({@link lend}), or null when the state is here. */
+  lent(): Uint32Array | null {
+    return this.away;
+  }
+
+  /** The state words, back from the queued jobs that advanced them (waiting for those jobs). */
+  private here(): Uint32Array {
+    const a = this.away;
+    if (a !== null) {
+      if (hostSync.pending) hostSync.settle(a);
+      this.s.set(a);
+      this.away = null;
+    }
+    return this.s;
   }
 }
 
@@ -143,7 +177,7 @@ export function dropoutMask(shape: Shape, p: number, dtype: 'f32' | 'f64', gen =
   const f32 = dtype === 'f32';
   const pp = f32 ? Math.fround(p) : p;
   const scale = f32 ? Math.fround(1 / (1 - p)) : 1 / (1 - p);
-  if (dropoutMaskWasm(m, pp, scale, gen.words)) return fromStorage(m, shape);
+  if (dropoutMaskWasm(m, pp, scale, gen)) return fromStorage(m, shape);
   const u = (uniformScratch ??= new Float64Array(4096));
   for (let i0 = 0; i0 < m.length; i0 += u.length) {
     const n = Math.min(u.length, m.length - i0);

@@ -46,7 +46,8 @@ export function copySimd(x: Tensor): Tensor | null {
  * Copies the view `x` into the resident `out` at element `at` with destination strides `ds` on
  * the wasm kernels: read in place when `x` is resident, else from a copy of the storage range it
  * covers in the arena (when that is at most twice its size: a plain piece, a broadcast zero).
- * False (nothing written) when the layout does not fit or the arena is held by a caller.
+ * False (nothing written) when the layout does not fit or the arena is held by a caller. The
+ * copy may still run when this returns (deferred jobs): the caller reads `out` through `.storage`.
  */
 function copyRegion(x: Tensor, out: Float32Array | Float64Array, at: number, ds: readonly number[]): boolean {
   const rt = wasmRuntime(),
@@ -57,18 +58,22 @@ function copyRegion(x: Tensor, out: Float32Array | Float64Array, at: number, ds:
   const plan = copyPlan(x.shape, x.strides, ds, 16 / E);
   if (!plan) return false;
   const src = residentAddr(x);
+  const ar = wasmArena(rt);
   if (src >= 0) {
-    wasmCopy(rt, dt, plan, src, dst + at * E);
+    // (an open arena is a calling kernel's: the descriptor goes there; the copy may be deferred)
+    const mine = !ar.isOpen;
+    if (mine) ar.reset();
+    wasmCopy(rt, dt, plan, src, dst + at * E, true);
+    if (mine) ar.close();
     return true;
   }
-  const ar = wasmArena(rt);
   const [lo, len] = storageRange(x);
   if (ar.isOpen || len > 2 * x.size) return false;
   ar.reset();
   const p = ar.alloc(len * E);
   ar.commit();
   (dt === 'f32' ? ar.f32 : ar.f64).set((x.storage as Float32Array | Float64Array).subarray(lo, lo + len) as never, p / E);
-  wasmCopy(rt, dt, plan, p + (x.offset - lo) * E, dst + at * E);
+  wasmCopy(rt, dt, plan, p + (x.offset - lo) * E, dst + at * E, true);
   ar.close();
   return true;
 }
@@ -105,7 +110,7 @@ function sliceOuter(t: Tensor, axis: number, o: number): Tensor {
     off += (o % d) * t.strides[a];
     o = Math.floor(o / d);
   }
-  return new Tensor(t.storage, t.shape.slice(axis), t.strides.slice(axis), off);
+  return new Tensor(t.data, t.shape.slice(axis), t.strides.slice(axis), off); // (read through .storage: waits then)
 }
 
 /** SIMD `pad` of a resident tensor into a resident block, or null. */
@@ -123,7 +128,7 @@ export function padSimd(x: Tensor, pads: readonly (readonly [number, number])[],
   const ds = contiguousStrides(shape);
   let at = 0;
   for (let i = 0; i < x.ndim; i++) at += Math.max(0, pads[i][0]) * ds[i];
-  const view = new Tensor(x.storage, region, x.strides, off);
+  const view = new Tensor(x.data, region, x.strides, off); // (x.data: read in wasm code, after x's job)
   const E = dt === 'f32' ? 4 : 8;
   if (view.size > 0 && !copyPlan(region, x.strides, ds, 16 / E)) return null;
   const out = allocateOut(dt, size, false) as Float32Array | Float64Array;

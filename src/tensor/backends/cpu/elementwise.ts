@@ -53,10 +53,16 @@ const BINARY: Record<BinaryOp, string> = {
 
 const BOOL_RESULT = new Set<string>(['eq', 'ne', 'lt', 'le', 'gt', 'ge', 'and', 'or', 'not', 'isfinite']);
 
+/** `t`'s strides over `shape` (right-aligned broadcasting; size-1 axes get stride 0). */
+export function broadcastStrides(t: Tensor, shape: readonly number[]): number[] {
+  const lead = shape.length - t.ndim;
+  return shape.map((d, i) => (i < lead ? 0 : t.shape[i - lead] === 1 && d !== 1 ? 0 : t.strides[i - lead]));
+}
+
 /** `t` addressed over `shape` (right-aligned broadcasting; size-1 axes get stride 0). */
 export function operand(t: Tensor, shape: readonly number[]): Operand {
   const lead = shape.length - t.ndim;
-  const strides = shape.map((d, i) => (i < lead ? 0 : t.shape[i - lead] === 1 && d !== 1 ? 0 : t.strides[i - lead]));
+  const strides = broadcastStrides(t, shape);
   const cs = contiguousStrides(shape);
   const contig = lead === 0 && strides.every((s, i) => s === cs[i] || shape[i] === 1);
   return { data: t.storage, offset: t.offset, strides, contig };

@@ -5,7 +5,7 @@
  * the reference implementation — runs instead.
  */
 import { registerKernel, type AllKernels, type AnyKernelName } from '../../backend.js';
-import { stampOutputs } from './wasm/runtime.js';
+import { queuedJobs, stampOutputs } from './wasm/runtime.js';
 import { laplaceGradGeneric, layerNormGeneric, layerNormGradGeneric } from '../generic-fused.js';
 import { layerNormGradSimd, layerNormSimd } from './layernorm-simd.js';
 import { matmulBiasCpu, matmulCpu, triMatmulCpu } from './matmul.js';
@@ -30,11 +30,15 @@ import { batchNormGradSimd, batchNormSimd, laplaceGradSimd, laplaceSimd, logSoft
 
 /**
  * Registers a CPU kernel whose outputs are stamped with the jobs queued by its end (wasm/runtime.ts
- * `stampOutputs`): reading them later waits for those jobs only, not for later ones.
+ * `stampOutputs`): reading them later waits for those jobs only, not for later ones — and for
+ * none when the kernel queued no job (it wrote them itself).
  */
 function reg<K extends AnyKernelName>(name: K, impl: AllKernels[K]): void {
   const fn = impl as (...args: unknown[]) => unknown;
-  registerKernel(name, 'cpu', ((...args: unknown[]) => stampOutputs(fn(...args))) as AllKernels[K]);
+  registerKernel(name, 'cpu', ((...args: unknown[]) => {
+    const before = queuedJobs();
+    return stampOutputs(fn(...args), before);
+  }) as AllKernels[K]);
 }
 
 reg('unary', (x, op) => unarySimd(x, op) ?? unaryCpu(x, op));

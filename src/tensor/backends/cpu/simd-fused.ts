@@ -68,11 +68,15 @@ export class Call {
   scratch(n: number, bytes = this.E): number {
     return this.ar.alloc(n * bytes);
   }
-  /** Grows the memory over the scratch and stages the inputs; returns the element view. */
+  /**
+   * Grows the memory over the scratch and stages the inputs; returns the element view. The
+   * staging copies may still run when this returns (deferred jobs): the staged inputs are read by
+   * the call's wasm jobs only, which run after them.
+   */
   open(): FloatStorage {
     this.ar.commit();
     const view = this.view();
-    for (const [t, a] of this.ins) stage(view, a, this.E, t);
+    for (const [t, a] of this.ins) stage(view, a, this.E, t, true);
     return view;
   }
   view(): FloatStorage {

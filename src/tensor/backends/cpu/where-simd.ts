@@ -15,7 +15,7 @@
 import { type FloatStorage } from '../../dtype.js';
 import { broadcastShapes, contiguousStrides, sizeOf } from '../../shape.js';
 import { fromStorage, type Tensor } from '../../tensor.js';
-import { operand } from './elementwise.js';
+import { broadcastStrides, operand } from './elementwise.js';
 import { allocateOut, residentActive } from './resident.js';
 import { minSize, residentAddr, runMap, stage, storageAddr } from './simd.js';
 import { WHERE_DESC } from './wasm/where.js';
@@ -73,15 +73,15 @@ export function whereSimd(cond: Tensor, a: Tensor, b: Tensor): Tensor | null {
   const dt = x.dtype as 'f32' | 'f64';
   const E = dt === 'f32' ? 4 : 8;
   const oc = operand(cond, shape);
-  const ox = operand(x, shape);
-  if (oc.strides.some((s) => s < 0) || ox.strides.some((s) => s < 0)) return null;
+  const xs = broadcastStrides(x, shape); // (not x's values: a queued job may still write them)
+  if (oc.strides.some((s) => s < 0) || xs.some((s) => s < 0)) return null;
   // x is staged row-major unless its rows are unit-stride (a broadcast x must be)
   const nd = shape.length;
-  const unitRows = ox.strides[nd - 1] === 1 || shape[nd - 1] === 1;
+  const unitRows = xs[nd - 1] === 1 || shape[nd - 1] === 1;
   const xFull = x.size === size;
   if (!unitRows && !xFull) return null;
   const inPlaceX = unitRows ? residentAddr(x) : -1;
-  const c = collapse3(shape, oc.strides, unitRows ? ox.strides : contiguousStrides(shape));
+  const c = collapse3(shape, oc.strides, unitRows ? xs : contiguousStrides(shape));
   if (!c || (c.b[2] !== 1 && c.sh[2] !== 1) || (c.a[2] !== 0 && c.a[2] !== 1)) return null;
   const out = allocateOut(dt, size, false) as FloatStorage;
   const ar = wasmArena(rt);
@@ -106,8 +106,8 @@ export function whereSimd(cond: Tensor, a: Tensor, b: Tensor): Tensor | null {
   if (inPlaceX < 0) {
     if (unitRows) {
       const src = x.storage as FloatStorage;
-      view.set(src.subarray(ox.offset, ox.offset + xSpan), ax / E);
-    } else stage(view, ax, E, x);
+      view.set(src.subarray(x.offset, x.offset + xSpan), ax / E);
+    } else stage(view, ax, E, x, io >= 0); // (deferred with the select when that is)
   }
   const d = new Int32Array(view.buffer, aDesc, WHERE_DESC.bytes / 4);
   const [n0, n1, n2] = c.sh;

@@ -12,6 +12,7 @@ import { fromArray } from '../../../../src/tensor/create.js';
 import { hostSync } from '../../../../src/tensor/host-sync.js';
 import { fromStorage, Tensor } from '../../../../src/tensor/tensor.js';
 import { binary, matmul, unary } from '../../../../src/tensor/kernels.js';
+import { dropoutMask, Generator } from '../../../../src/tensor/random.js';
 import { poolDebug, setNumThreads } from '../../../../src/tensor/backends/cpu/pool.js';
 import { allocateOut, persistentStorage, residentDispose, residentScope } from '../../../../src/tensor/backends/cpu/resident.js';
 import { deferredJobs, queueDepth, wasmRuntime } from '../../../../src/tensor/backends/cpu/wasm/runtime.js';
@@ -170,6 +171,35 @@ describe('deferred jobs', () => {
         () => [],
       );
     }
+  });
+
+  it("a dropout mask drawn by a queued job: the generator's next use waits for it and goes on from its state", () => {
+    const shape = [48, 96];
+    // the reference: the same generator drawing outside any scope (synchronously)
+    const ref = new Generator(7);
+    const want = [dropoutMask(shape, 0.3, 'f32', ref), dropoutMask(shape, 0.3, 'f32', ref)].map((m) => Array.from(m.toTypedArray()));
+    const wantState = ref.getState();
+    const wantNext = ref.uniform();
+    deferredJobs.allowed = true;
+    poolDebug.delayMicros = 300_000; // the worker sleeps 300 ms before each job
+    const gen = new Generator(7);
+    residentScope(
+      {},
+      () => {
+        const t0 = performance.now();
+        const masks = [dropoutMask(shape, 0.3, 'f32', gen), dropoutMask(shape, 0.3, 'f32', gen)];
+        expect(performance.now() - t0).toBeLessThan(150); // queued, not drawn here
+        expect(hostSync.pending).toBe(true);
+        expect(gen.getState()).toEqual(wantState); // waits for both draws
+        expect(masks.map((m) => Array.from(m.toTypedArray()))).toEqual(want);
+        expect(gen.uniform()).toBe(wantNext);
+        // lent again, then re-seeded while the job is queued: the seed wins
+        dropoutMask(shape, 0.3, 'f32', gen);
+        gen.seed(7);
+      },
+      () => [],
+    );
+    expect(gen.getState()).toEqual(new Generator(7).getState());
   });
 
   it('MEGA_QUEUE_DEPTH: an integer in [1, 15], else 2', () => {

@@ -44,6 +44,7 @@ export const OP_GEMM = 2;
 export const OP_MAP = 3;
 export const OP_FFT = 4;
 export const OP_EMA = 5;
+export const OP_DROPOUT = 6;
 
 /**
  * Task dispatcher: body of `function (Arr, extra, tid)` returning the thread's kernel object.
@@ -56,6 +57,7 @@ const GEMM = [ex.gemm_f32, ex.gemm_f64];
 const MAP = extra.mapNames.map((n) => ex[n]);
 const FFT = [ex.fftconv_f32, ex.fftconv_f64, ex.dconv_f32, ex.dconv_f64];
 const EMA = [ex.ema_f32, ex.ema_f64, ex.emagrad_f32, ex.emagrad_f64];
+const DROPOUT = [ex.dropout_f32, ex.dropout_f64];
 function packSet(P, o, t) {
   // a set from slot o: fn, src, srcStride, rows, K, si, sk, dst, dstStride, panels, panels per task,
   // chunks per matrix group, matrices per group, matrices
@@ -92,6 +94,7 @@ function runTask(P, t) {
     case ${OP_MAP}: mapTask(P, t); break;
     case ${OP_FFT}: FFT[P[1]](P[2], t, tid); break;
     case ${OP_EMA}: EMA[P[1]](P[2], t, tid); break;
+    case ${OP_DROPOUT}: DROPOUT[P[1]](P[2], P[3], P[4], P[5], P[6], P[7]); break;
     default: throw new Error('wasm pool: unknown op ' + P[0]);
   }
 }
@@ -290,15 +293,36 @@ const written = new WeakMap<object, number>();
 /**
  * Notes that the storages of `result` (a kernel's output tensors, as register.ts sees them
  * returned) are final once the jobs queued so far have finished (inside resident scopes, where
- * jobs may be deferred).
+ * jobs may be deferred). `before`: the {@link queuedJobs} count when the kernel started — a
+ * kernel that queued no job wrote its fresh outputs itself, so they wait for nothing (an output
+ * that shares an earlier storage keeps that storage's stamp).
  */
-export function stampOutputs<T>(result: T): T {
+export function stampOutputs<T>(result: T, before: number): T {
   if (!deferredJobs.enabled) return result;
   const tag = queuedJobs();
   if (Array.isArray(result)) {
-    for (const t of result) if (t instanceof Tensor && !t.device) written.set(t.data, tag);
-  } else if (result instanceof Tensor && !result.device) written.set(result.data, tag);
+    for (const t of result) if (t instanceof Tensor) stamp(t, tag, before);
+  } else if (result instanceof Tensor) stamp(result, tag, before);
   return result;
+}
+
+function stamp(t: Tensor, tag: number, before: number): void {
+  if (t.device) return;
+  if (tag !== before) written.set(t.data, tag);
+  else if (!written.has(t.data)) written.set(t.data, FINAL);
+}
+
+/**
+ * Notes that `storage` (a view of the wasm memory) is final once the jobs queued so far have
+ * finished: a job just queued writes it (a kernel outside register.ts, a generator's state).
+ */
+export function stampWritten(storage: object): void {
+  written.set(storage, queuedJobs());
+}
+
+/** Whether a job that {@link runJob} is asked to defer would be deferred now. */
+export function deferring(): boolean {
+  return deferredJobs.enabled && deferredJobs.allowed && getNumThreads() > 1;
 }
 
 /**
@@ -333,7 +357,7 @@ hostSync.settle = settleFor;
  */
 export function runJob(rt: WasmRuntime, parallel: boolean, numTasks: number, fill: (P: Float64Array) => void, defer: boolean | 'scratch' = false): void {
   const threads = getNumThreads();
-  if (defer !== false && deferredJobs.enabled && deferredJobs.allowed && threads > 1 && numTasks > 0) {
+  if (defer !== false && deferring() && numTasks > 0) {
     const p = wasmPool(rt);
     fill(p.params);
     p.start(0, numTasks);
@@ -374,8 +398,11 @@ export class Arena {
   private i32v = new Int32Array(0);
   /** Where the open scratch starts (the heap's top at `reset`). */
   private base = ARENA_BASE;
-  /** Heap blocks that keep the scratch of queued jobs, with the job count that frees each ({@link deferredJobs}). */
-  private held: [tag: number, block: number][] = [];
+  /**
+   * Heap blocks that keep the scratch of queued jobs, with the job count that frees each
+   * ({@link deferredJobs}) and the `reset` base of the kernel call that made it.
+   */
+  private held: [tag: number, block: number, base: number][] = [];
   /** The resident heap below the arena. */
   readonly heap: WasmHeap;
 
@@ -386,26 +413,34 @@ export class Arena {
   /**
    * Keeps the scratch allocated since `reset` for the job just queued (number `tag` − 1): it
    * becomes a heap block, so no block is placed over it, until {@link release} sees `tag`
-   * finished. False (nothing kept) when the heap has grown past the scratch's start since `reset`.
+   * finished. When frees since `reset` lowered the heap's top below the scratch, the block starts
+   * at the top (the gap under the scratch is free anyway). False (nothing kept) when a block was
+   * placed over the scratch's start since `reset`.
    */
   hold(tag: number): boolean {
     const last = this.held[this.held.length - 1];
-    if (last && last[1] === this.base) {
+    if (last && last[2] === this.base) {
       // the same kernel's next job (a gemm after its packing): held until that one ends
-      if (this.base + this.heap.sizeOf(last[1]) < this.top) return false;
+      if (last[1] + this.heap.sizeOf(last[1]) < this.top) return false;
       last[0] = tag;
       return true;
     }
-    if (this.heap.top !== this.base) return false;
-    const b = this.heap.reserveTop(this.top - this.base);
+    if (this.heap.top > this.base) return false;
+    const b = this.heap.reserveTop(this.top - this.heap.top);
     if (b < 0) return false;
-    this.held.push([tag, b]);
+    this.held.push([tag, b, this.base]);
     return true;
   }
 
-  /** Frees the scratch of the jobs finished (`finished`: the pool's count). */
+  /**
+   * Frees the scratch of the jobs finished (`finished`: the pool's count) — not the open kernel
+   * call's own (it still uses its scratch; freed at a later call).
+   */
   release(finished: number): void {
-    while (this.held.length > 0 && jobsDone(this.held[0][0], finished)) this.heap.release(this.held.shift()![1]);
+    while (this.held.length > 0 && jobsDone(this.held[0][0], finished)) {
+      if (this.open && this.held[0][2] === this.base) break;
+      this.heap.release(this.held.shift()![1]);
+    }
   }
 
   reset(): void {
