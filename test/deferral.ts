@@ -1,7 +1,7 @@
 /**
  * Shared set-up of the deferred-job tests: two threads (deferral needs a worker, also on a
  * one-core machine) for the file's tests, the thread count restored after them, and after each
- * test the pool's debug delay off and deferral as the environment set it.
+ * test the pool's debug delay off and deferral and its queue depth as the environment set them.
  */
 import { afterAll, afterEach, beforeAll } from 'vitest';
 import { getNumThreads, poolDebug, setNumThreads } from '../src/tensor/backends/cpu/pool.js';
@@ -9,7 +9,7 @@ import { deferredJobs } from '../src/tensor/backends/cpu/wasm/runtime.js';
 
 /** Registers the hooks above in the calling test file. */
 export function withDeferralThreads(): void {
-  const allowed = deferredJobs.allowed;
+  const { allowed, depth } = deferredJobs;
   let threads = 1;
   beforeAll(() => {
     threads = getNumThreads();
@@ -19,5 +19,6 @@ export function withDeferralThreads(): void {
   afterEach(() => {
     poolDebug.delayMicros = 0;
     deferredJobs.allowed = allowed;
+    deferredJobs.depth = depth;
   });
 }

@@ -11,7 +11,7 @@ import { withDeferralThreads } from '../../../deferral.js';
 import { fromArray } from '../../../../src/tensor/create.js';
 import { hostSync } from '../../../../src/tensor/host-sync.js';
 import { fromStorage, Tensor } from '../../../../src/tensor/tensor.js';
-import { binary, matmul, unary } from '../../../../src/tensor/kernels.js';
+import { binary, concat, matmul, pad, unary, where } from '../../../../src/tensor/kernels.js';
 import { dropoutMask, Generator } from '../../../../src/tensor/random.js';
 import { poolDebug, setNumThreads } from '../../../../src/tensor/backends/cpu/pool.js';
 import { allocateOut, persistentStorage, residentDispose, residentScope } from '../../../../src/tensor/backends/cpu/resident.js';
@@ -171,6 +171,56 @@ describe('deferred jobs', () => {
         () => [],
       );
     }
+  });
+
+  it('pad, concat and where of a queued output queue their own jobs: they do not wait for its values', () => {
+    deferredJobs.allowed = true;
+    poolDebug.delayMicros = 300_000; // the worker sleeps 300 ms before each job
+    deferredJobs.depth = 12; // (past the depth the calling thread waits for the oldest job)
+    const n = 4096;
+    residentScope(
+      {},
+      () => {
+        const x = unary(ramp(n, [64, 64]), 'neg'); // queued
+        const cond = fromArray(
+          Uint8Array.from({ length: 64 }, (_, j) => (j % 3 ? 1 : 0)),
+          [64],
+        ); // bool
+        const t0 = performance.now();
+        const padded = pad(x, [
+          [0, 0],
+          [2, 1],
+        ]);
+        const joined = concat([x, x], 0);
+        const masked = where(cond, x, fromArray(Float32Array.of(9), []));
+        expect(performance.now() - t0).toBeLessThan(150); // (each read of x would wait 300 ms)
+        const xv = (i: number, j: number) => -(((i * 64 + j) % 97) + 0.5);
+        expect(padded.at(5, 0)).toBe(0);
+        expect(padded.at(5, 2)).toBe(xv(5, 0));
+        expect(padded.at(5, 66)).toBe(0);
+        expect(joined.at(64 + 7, 3)).toBe(xv(7, 3));
+        expect(masked.at(4, 3)).toBe(9); // cond[3] = 0
+        expect(masked.at(4, 4)).toBe(xv(4, 4));
+      },
+      () => [],
+    );
+  });
+
+  it('an output a kernel wrote itself (no job queued) reads at once, with queued jobs pending', () => {
+    deferredJobs.allowed = true;
+    poolDebug.delayMicros = 300_000;
+    residentScope(
+      {},
+      () => {
+        unary(ramp(4096), 'neg'); // queued
+        const small = binary(ramp(8), ramp(8), 'add'); // a plain-TypeScript kernel: written here
+        expect(hostSync.pending).toBe(true);
+        const t0 = performance.now();
+        expect(small.toArray()[1]).toBe(3);
+        expect(performance.now() - t0).toBeLessThan(150);
+      },
+      () => [],
+    );
   });
 
   it("a dropout mask drawn by a queued job: the generator's next use waits for it and goes on from its state", () => {
