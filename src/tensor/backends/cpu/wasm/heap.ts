@@ -24,8 +24,8 @@ function log2i(n: number): number {
 /** The bin of a free block of `bytes` (64-byte multiples below 4 KiB, then four bins per power of two). */
 function binOf(bytes: number): number {
   if (bytes <= 4096) return bytes;
-  const step = 2 ** (log2i(bytes) - 2);
-  return Math.floor(bytes / step) * step;
+  const step = 1 << (log2i(bytes) - 2); // (a power of two ≤ 2²⁹: bytes < 2³²)
+  return bytes - (bytes % step);
 }
 
 /** Index of the first of the ascending `keys` that is ≥ `v` (keys.length when none). */
