@@ -108,7 +108,7 @@ const SCATTER_ROWS = perClass<ScatterRows>(`return function (out, src, so, idx, 
 };`);
 
 /** The indices of a 1-D contiguous i32 tensor, or null. */
-function indices(index: Tensor): Int32Array | null {
+export function indices(index: Tensor): Int32Array | null {
   if (index.dtype !== 'i32' || index.ndim !== 1 || !index.isContiguous()) return null;
   return (index.storage as Int32Array).subarray(index.offset, index.offset + index.size);
 }

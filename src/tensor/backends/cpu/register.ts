@@ -15,6 +15,7 @@ import { concatSimd, padSimd } from './copy-simd.js';
 import { concatCpu, gatherCpu, indexAddCpu, indexSelectCpu, padCpu, scatterAddCpu } from './indexing.js';
 import { argmaxCpu, reduceCpu, softmaxCpu } from './reduce.js';
 import { indexAddFast, indexSelectFast, padFast } from './indexing-fast.js';
+import { indexAddRows, indexSelectRows } from './rows-simd.js';
 import { toeplitzCpu, toeplitzGradCpu } from './toeplitz.js';
 import { toeplitzGradSimd, toeplitzSimd } from './toeplitz-simd.js';
 import { whereSimd } from './where-simd.js';
@@ -50,8 +51,11 @@ reg('softmax', (x, log) => (log ? logSoftmaxSimd(x) : softmaxSimd(x, log)) ?? so
 reg('matmul', matmulCpu);
 reg('triMatmul', triMatmulCpu);
 reg('matmulBias', matmulBiasCpu);
-reg('indexSelect', (x, axis, index) => indexSelectFast(x, axis, index) ?? indexSelectCpu(x, axis, index));
-reg('indexAdd', (shape, axis, index, src) => indexAddFast(shape, axis, index, src) ?? indexAddCpu(shape, axis, index, src));
+reg('indexSelect', (x, axis, index) => indexSelectRows(x, axis, index) ?? indexSelectFast(x, axis, index) ?? indexSelectCpu(x, axis, index));
+reg(
+  'indexAdd',
+  (shape, axis, index, src) => indexAddRows(shape, axis, index, src) ?? indexAddFast(shape, axis, index, src) ?? indexAddCpu(shape, axis, index, src),
+);
 reg('gather', gatherCpu);
 reg('scatterAdd', scatterAddCpu);
 reg('concat', (xs, axis) => concatSimd(xs, axis) ?? concatCpu(xs, axis));

@@ -89,6 +89,11 @@ export class Fn {
     return sized.concat(out, this.code, [0x0b]);
   }
 
+  /** `memory.copy` (bulk memory): stack [dst, src, n] (bytes; the ranges may overlap). */
+  memory_copy(): this {
+    return this.op(0xfc, 0x0a, 0x00, 0x00);
+  }
+
   private op(...bytes: number[]): this {
     this.code.push(...bytes);
     return this;

@@ -32,6 +32,7 @@ import { growTo, MAX_PAGES, WasmHeap } from './heap.js';
 import { emitOptim } from './optim.js';
 import { emitBatchNormMaps } from './batchnorm.js';
 import { emitRandom } from './random.js';
+import { emitRows } from './rows.js';
 
 /** Bytes below the arena reserved for per-thread scratch and fixed descriptors. */
 const ARENA_BASE = 1 << 16;
@@ -146,6 +147,7 @@ export function buildModuleBytes(shared = true): { bytes: Uint8Array<ArrayBuffer
     ...emitToeplitzMaps(mb),
     ...emitBatchNormMaps(mb),
     ...emitOptim(mb),
+    ...emitRows(mb),
   ];
   const movers = emitFftConv(mb);
   for (const dt of ['f32', 'f64'] as const) emitDirectConv(mb, dt, movers[dt].load, movers[dt].store);
