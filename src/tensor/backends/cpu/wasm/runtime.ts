@@ -435,14 +435,12 @@ export class Arena {
   }
 
   /**
-   * Frees the scratch of the jobs finished (`finished`: the pool's count) — not the open kernel
-   * call's own (it still uses its scratch; freed at a later call).
+   * Frees the scratch of the jobs finished (`finished`: the pool's count). (A kernel that settles
+   * between its jobs frees its own held scratch here; the block is the heap's top — the kernel
+   * allocates nothing after its first job — so it lowers the top and no block is placed over it.)
    */
   release(finished: number): void {
-    while (this.held.length > 0 && jobsDone(this.held[0][0], finished)) {
-      if (this.open && this.held[0][2] === this.base) break;
-      this.heap.release(this.held.shift()![1]);
-    }
+    while (this.held.length > 0 && jobsDone(this.held[0][0], finished)) this.heap.release(this.held.shift()![1]);
   }
 
   reset(): void {
