@@ -6,7 +6,8 @@
  * warm-up steps. On a shared machine the two sides then see the same load, which separate
  * processes do not. Each build has its own modules, wasm memory and pool; the V8 heap is shared.
  * Prints one JSON line: median and mean CPU ms per step (user + system) of each side, and the
- * ratios this tree / other.
+ * ratios this tree / other; the same for wall ms, and the median of the per-pair wall ratios
+ * (each step of this tree over the other side's step next to it).
  */
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -23,11 +24,14 @@ export async function abTrain(argv: string[]): Promise<void> {
   const sides = { other: other.trainStepOf(name).step, this: trainStepOf(name).step };
   for (let i = 0; i < 6; i++) for (const s of Object.values(sides)) s();
   const cpu: Record<keyof typeof sides, number[]> = { other: [], this: [] };
+  const wall: Record<keyof typeof sides, number[]> = { other: [], this: [] };
   for (let i = 0; i < steps; i++) {
     // alternate which side goes first
     for (const k of (i % 2 ? ['other', 'this'] : ['this', 'other']) as (keyof typeof sides)[]) {
-      const c0 = process.cpuUsage();
+      const c0 = process.cpuUsage(),
+        t0 = performance.now();
       sides[k]();
+      wall[k].push(performance.now() - t0);
       const c = process.cpuUsage(c0);
       cpu[k].push((c.user + c.system) / 1000);
     }
@@ -41,6 +45,9 @@ export async function abTrain(argv: string[]): Promise<void> {
     this: { median: r(med(cpu.this)), mean: r(mean(cpu.this)) },
     ratioMedian: r(med(cpu.this) / med(cpu.other)),
     ratioMean: r(mean(cpu.this) / mean(cpu.other)),
+    wall: { other: r(med(wall.other)), this: r(med(wall.this)) },
+    wallRatioMedian: r(med(wall.this) / med(wall.other)),
+    wallPairedMedian: r(med(wall.this.map((t, i) => t / wall.other[i]))),
   };
   process.stdout.write(JSON.stringify(out) + '\n');
 }
