@@ -1,8 +1,8 @@
 /**
  * The WebAssembly path of `dropoutMask` (src/tensor/random.ts): the mask is drawn by the
  * `dropout_<dt>` kernel of wasm/random.ts straight into a resident output block (a queued job
- * when jobs are deferred), or into the arena and copied out. The TypeScript loop in random.ts stays the reference (same values, same
- * generator state afterwards).
+ * when jobs are deferred), or into the arena and copied out. The TypeScript loop in random.ts
+ * stays the reference (same values, same generator state afterwards).
  */
 import type { FloatStorage } from '../../dtype.js';
 import type { Generator } from '../../random.js';
