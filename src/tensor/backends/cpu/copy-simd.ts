@@ -32,13 +32,7 @@ export function copySimd(x: Tensor): Tensor | null {
   const out = allocateOut(dt, x.size, false);
   const dst = storageAddr(out);
   if (dst < 0) copyInto(x, out, 0);
-  else {
-    const ar = wasmArena(rt);
-    const mine = !ar.isOpen; // (an open arena is a calling kernel's: the descriptor goes there)
-    if (mine) ar.reset();
-    wasmCopy(rt, dt, plan, src, dst, true);
-    if (mine) ar.close();
-  }
+  else wasmCopy(rt, dt, plan, src, dst, true);
   return fromStorage(out, x.shape);
 }
 
@@ -58,15 +52,11 @@ function copyRegion(x: Tensor, out: Float32Array | Float64Array, at: number, ds:
   const plan = copyPlan(x.shape, x.strides, ds, 16 / E);
   if (!plan) return false;
   const src = residentAddr(x);
-  const ar = wasmArena(rt);
   if (src >= 0) {
-    // (an open arena is a calling kernel's: the descriptor goes there; the copy may be deferred)
-    const mine = !ar.isOpen;
-    if (mine) ar.reset();
     wasmCopy(rt, dt, plan, src, dst + at * E, true);
-    if (mine) ar.close();
     return true;
   }
+  const ar = wasmArena(rt);
   const [lo, len] = storageRange(x);
   if (ar.isOpen || len > 2 * x.size) return false;
   ar.reset();

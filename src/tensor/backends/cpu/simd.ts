@@ -18,7 +18,7 @@ import { getNumThreads } from './pool.js';
 import { allocateOut, isResident, residentActive } from './resident.js';
 import { SIMD_BINARY, SIMD_UNARY, type Pattern, type SimdBinary, type SimdUnary } from './wasm/elementwise.js';
 import { COPY_DESC_BYTES, COPY_HEAD, COPY_MAX_OUTER } from './wasm/copy.js';
-import { COPY_DESC, OP_MAP, runJob, settleJobs, simdTuning, wasmArena, wasmRuntime, type WasmRuntime } from './wasm/runtime.js';
+import { OP_MAP, runJob, simdTuning, wasmArena, wasmRuntime, type WasmRuntime } from './wasm/runtime.js';
 
 /** Smallest tensor (elements) worth the copy into wasm memory. */
 export const SIMD_MIN_SIZE = 2048;
@@ -161,21 +161,18 @@ export function copyPlan(shape: readonly number[], ss: readonly number[], ds: re
 
 /**
  * Runs `plan` from byte address `src` (the view's first element) to byte address `dst` on the
- * wasm copy kernels (threaded like the other map functions). The descriptor goes to the open
- * arena (else to its fixed place, after the queued jobs); `defer`: the copy may still run when
- * this returns, for a caller that reads `dst` from wasm code only (wasm/runtime.ts).
+ * wasm copy kernels (threaded like the other map functions). The descriptor goes to the arena's
+ * scratch: the calling kernel's when it holds the arena open, else a scratch of its own;
+ * `defer`: the copy may still run when this returns, for a caller that reads `dst` from wasm code
+ * only (wasm/runtime.ts).
  */
 export function wasmCopy(rt: WasmRuntime, dt: 'f32' | 'f64', plan: CopyPlan, src: number, dst: number, defer = false): void {
   const E = dt === 'f32' ? 4 : 8;
   const ar = wasmArena(rt);
-  let at = COPY_DESC;
-  if (ar.isOpen) {
-    at = ar.alloc(COPY_DESC_BYTES);
-    ar.commit();
-  } else {
-    settleJobs(); // the fixed place may be a queued copy's
-    defer = false;
-  }
+  const mine = !ar.isOpen;
+  if (mine) ar.reset();
+  const at = ar.alloc(COPY_DESC_BYTES);
+  ar.commit();
   const view = ar.i32;
   const d = at / 4;
   view[d] = src | 0;
@@ -193,6 +190,7 @@ export function wasmCopy(rt: WasmRuntime, dt: 'f32' | 'f64', plan: CopyPlan, src
   });
   const rows = plan.m * plan.outer.reduce((p, a) => p * a[0], 1);
   runMap(rt, `copy_${plan.transpose ? 'tr' : 'rows'}_${dt}`, rows, rows * plan.n, [at], defer ? 'scratch' : false);
+  if (mine) ar.close();
 }
 
 /** The storage range `[lo, lo + len)` a view touches (any strides). */

@@ -34,10 +34,8 @@ import { emitBatchNormMaps } from './batchnorm.js';
 import { emitRandom } from './random.js';
 import { emitRows } from './rows.js';
 
-/** Bytes below the arena reserved for per-thread scratch and fixed descriptors. */
+/** Bytes below the arena reserved for per-thread scratch. */
 const ARENA_BASE = 1 << 16;
-/** Byte address of the strided copy's descriptor (wasm/copy.ts): the last 256 reserved bytes. */
-export const COPY_DESC = ARENA_BASE - 256;
 
 /** Op codes of the parameter block (slot 0). */
 export const OP_PACK = 1;
