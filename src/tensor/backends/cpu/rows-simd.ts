@@ -76,7 +76,7 @@ export function indexAddRows(shape: readonly number[], axis: number, index: Tens
   const bad = firstBad(idx, n);
   if (bad >= 0) throw new IndexError(`indexAdd: index ${idx[bad]} is out of range for axis ${axis} of size ${n}`);
   const inner = size / n;
-  const out = allocateOut(dt, size, true);
+  const out = allocateOut(dt, size, false); // (the kernel zeroes its rows)
   const dst = storageAddr(out);
   if (dst < 0) return null;
   runRows(rt, `rows_add_${dt}`, n, idx.length * inner, idx, ps, dst, inner * out.BYTES_PER_ELEMENT);

@@ -94,6 +94,11 @@ export class Fn {
     return this.op(0xfc, 0x0a, 0x00, 0x00);
   }
 
+  /** `memory.fill` (bulk memory): stack [dst, byte value, n]. */
+  memory_fill(): this {
+    return this.op(0xfc, 0x0b, 0x00);
+  }
+
   private op(...bytes: number[]): this {
     this.code.push(...bytes);
     return this;

@@ -4,9 +4,10 @@
  *
  * - `rows_gather(s, e, desc)`: output rows r ∈ [s, e) of `dst` get the `rb` bytes of row idx[r]
  *   of `src` (a copy: any dtype).
- * - `rows_add_<dt>(s, e, desc)`: destination rows [s, e) of `dst`: for i = 0 … m−1 in order, when
- *   idx[i] ∈ [s, e), row i of `src` is added to row idx[i] — per element the order of the scalar
- *   loop `dst[idx[i]][j] += src[i][j]`, so the sums are bitwise its sums whatever the split.
+ * - `rows_add_<dt>(s, e, desc)`: destination rows [s, e) of `dst`, zeroed, then for i = 0 … m−1 in
+ *   order, when idx[i] ∈ [s, e), row i of `src` is added to row idx[i] — per element the order of
+ *   the scalar loop `dst[idx[i]][j] += src[i][j]`, so the sums are bitwise its sums whatever the
+ *   split.
  *
  * The descriptor at byte address `desc` holds i32 fields ({@link ROWS_DESC}, byte offsets): the
  * address of the m i32 indices, m, `src`, `dst`, and the bytes per row. Indices are checked by the
@@ -47,6 +48,8 @@ function emitAdd(mb: ModuleBuilder, dt: DT): string {
   f.get(desc).i32_load(ROWS_DESC.src).set(src);
   f.get(desc).i32_load(ROWS_DESC.dst).set(dst);
   f.get(desc).i32_load(ROWS_DESC.rb).set(rb);
+  // zero rows [s, e)
+  f.get(dst).get(s).get(rb).i32_mul().i32_add().i32_const(0).get(e).get(s).i32_sub().get(rb).i32_mul().memory_fill();
   f.i32_const(0).set(i);
   whileLt(f, i, m, () => {
     f.get(idx).get(i).i32_const(2).i32_shl().i32_add().i32_load(0).set(row);
