@@ -10,4 +10,10 @@ export const hostSync = {
   pending: false,
   /** Waits for the jobs that write `storage` (the backend that started them installs this). */
   settle: (storage: object): void => void storage,
+  /**
+   * Called with the host storage of every `Tensor.data` read while a kernel call is collecting
+   * what its jobs wait for (the CPU backend sets and clears it around each kernel call); null
+   * otherwise.
+   */
+  reading: null as ((storage: object) => void) | null,
 };

@@ -92,8 +92,12 @@ export class Tensor {
     return this.host ?? (this.host = this.device!.read());
   }
 
-  /** What views pass on: the device buffer of a device tensor, else the storage (no read-back). */
+  /**
+   * What views pass on: the device buffer of a device tensor, else the storage (no read-back, no
+   * wait; a kernel call of the CPU backend notes it as an input of its jobs, host-sync.ts).
+   */
   get data(): Storage | DeviceData {
+    if (hostSync.reading !== null && this.host !== null) hostSync.reading(this.host);
     return this.device ?? this.host!;
   }
 

@@ -21,21 +21,27 @@
  * same code. Workers are `unref()`ed and never keep the process alive.
  *
  * Jobs can also be started without waiting ({@link SyncPool.start}): they queue in a ring of
- * `RING` slots (parameters, task count, claims) and run in the order they were started, each
- * after the one before has finished; the calling thread returns to its own work and joins the
- * oldest unfinished job when it settles ({@link SyncPool.settle}, {@link SyncPool.settleTo}).
+ * `RING` slots (parameters, task count, claims, what they wait for). A job started with a list of
+ * the jobs whose results it reads runs as soon as those have finished — possibly before jobs
+ * started earlier; a job started without one runs after every job started before it. The calling
+ * thread returns to its own work and joins the oldest unfinished jobs when it settles
+ * ({@link SyncPool.settle}, {@link SyncPool.settleTo}).
  *
  * Protocol (all in `ctrl`, an Int32Array over a SharedArrayBuffer):
- * - `PUB` counts the jobs published, `FIN` the jobs finished (both wrap as int32). Job `j` lives
- *   in slot `j % RING` (its parameters in `params` block `j % RING`); idle workers `Atomics.wait`
- *   on `PUB`. A thread claims units of job `j` only while `FIN == j`: jobs run strictly in order.
+ * - `PUB` counts the jobs published; `FIN` is the number of jobs finished *in order*: jobs
+ *   `[0, FIN)` have all finished (both wrap as int32). Job `j` lives in slot `j & (RING − 1)` (its
+ *   parameters in that `params` block) until `FIN` passes it. `SIG` changes whenever a job is
+ *   published or finishes; idle threads `Atomics.wait` on it.
+ * - A job may start when `FIN ≥ AFTER` (the jobs before it that it waits for as a whole: its own
+ *   number when it waits for all) and each job in its `DEPS` list has finished (`FIN` past it, or
+ *   its slot's `ENDED` = its number + 1). Threads claim units of the oldest jobs that may start.
  * - A job's tasks are claimed in units of `CHUNK` consecutive tasks (1 unless a job has more than
  *   `MAX_UNITS` (4,095) tasks). The slot's `NEXT` holds `tag << 24 | hi << 12 | lo`: units
  *   `[lo, hi)` are unclaimed, `tag = j & 0xff`. The calling thread claims unit `lo` (compare-
  *   exchange to lo + 1), a worker unit `hi − 1`, only while the tag is the job's (a slot reused
  *   for job `j + RING` has another tag, so a late claim fails).
- * - The slot's `DONE` counts finished units; whoever finishes the last one sets `FIN = j + 1` and
- *   notifies (the calling thread or a worker may wait on `FIN`).
+ * - The slot's `DONE` counts finished units; whoever finishes the last one sets the slot's `ENDED`,
+ *   moves `FIN` past every ended job at its front, bumps `SIG` and notifies.
  * - `GEN` is the generation of the data buffer. When the buffer grows (only with no job
  *   unfinished), the new SharedArrayBuffer is posted on each worker's MessagePort *before* `GEN`
  *   is bumped; a worker that sees a new `GEN` pulls it synchronously (`receiveMessageOnPort`). A
@@ -66,19 +72,28 @@ const WORKER_TASKS = 6;
 const DELAY = 7;
 /** Generation of the workers (bumped when a browser pool restarts them: older ones stand down). */
 const EPOCH = 8;
-/** Test hook (`stallWorker`): job number + 1 before whose first claim a worker stalls, and for how long (ms). */
+/** Test hook (`stallWorker`): job number + 1 before whose first claim (its claim word read) a worker stalls, and for how long (ms). */
 const STALL_JOB = 9;
 const STALL_MS = 10;
-/** Where the job slots start, and the ints of each: NEXT, DONE, NTASKS, CHUNK, KIND. */
-const SLOT0 = 11;
-const SLOT_INTS = 8;
+/** Bumped whenever a job is published or finishes (idle threads wait on it). */
+const SIG = 11;
+/** Where the job slots start, and the ints of each (see the file comment). */
+const SLOT0 = 12;
+const SLOT_INTS = 12;
 const NEXT = 0;
 const DONE = 1;
 const NTASKS = 2;
 const CHUNK = 3;
 const KIND = 4;
-/** Job slots: at most this many jobs are started and unfinished. */
+const ENDED = 5;
+const AFTER = 6;
+const NDEPS = 7;
+const DEPS = 8;
+/** Most jobs a job's `DEPS` list names (a longer list waits for all jobs up to its last). */
+const MAX_DEPS = 4;
+/** Job slots: at most this many jobs are started and unfinished (a power of two). */
 export const RING = 16;
+const MASK = RING - 1;
 const CTRL_SLOTS = SLOT0 + RING * SLOT_INTS;
 /** Number of float64 parameter slots shared with the kernels. */
 export const PARAM_SLOTS = 64;
@@ -147,6 +162,40 @@ function nextWord(j: number, units: number): number {
 }
 
 /**
+ * Whether the job in slot int `o` may start, `fin` being `FIN`: the jobs it waits for have
+ * finished. Shared verbatim by the workers and the calling thread ({@link jobFunctions}).
+ */
+const READY_SRC = `function ready(o, fin) {
+  if (((Atomics.load(ctrl, o + ${AFTER}) - fin) | 0) > 0) return false;
+  for (let i = 0, nd = Atomics.load(ctrl, o + ${NDEPS}); i < nd; i++) {
+    const d = Atomics.load(ctrl, o + ${DEPS} + i);
+    if (((fin - d) | 0) <= 0 && Atomics.load(ctrl, ${SLOT0} + (d & ${MASK}) * ${SLOT_INTS} + ${ENDED}) !== ((d + 1) | 0)) return false;
+  }
+  return true;
+}`;
+
+/**
+ * Ends job `a` (slot int `o`) after its last unit: marks the slot, moves `FIN` past every ended
+ * job at its front (whoever ends the front job moves it; a thread that ended a later one first
+ * sees the front's mark or the moved `FIN`), and wakes the threads waiting on `SIG`.
+ */
+const END_SRC = `function end(o, a) {
+  Atomics.store(ctrl, o + ${ENDED}, (a + 1) | 0);
+  for (;;) {
+    const f = Atomics.load(ctrl, ${FIN});
+    if (Atomics.load(ctrl, ${SLOT0} + (f & ${MASK}) * ${SLOT_INTS} + ${ENDED}) !== ((f + 1) | 0)) break;
+    Atomics.compareExchange(ctrl, ${FIN}, f, (f + 1) | 0);
+  }
+  Atomics.add(ctrl, ${SIG}, 1);
+  Atomics.notify(ctrl, ${SIG});
+}`;
+
+/** {@link READY_SRC} and {@link END_SRC} over the calling thread's view of `ctrl`. */
+function jobFunctions(ctrl: Int32Array): { ready(o: number, fin: number): boolean; end(o: number, a: number): void } {
+  return new Function('ctrl', `${READY_SRC}\n${END_SRC}\nreturn { ready, end };`)(ctrl) as ReturnType<typeof jobFunctions>;
+}
+
+/**
  * The worker program. `KERNEL_SRC` is the body of a function `(Arr, extra, tid) => PoolKernel`;
  * the worker builds one instance per kind with its own `new Function`, so V8 keeps each
  * monomorphic. `extra` is the pool's structured-cloneable extra data (e.g. a WebAssembly.Module
@@ -181,55 +230,66 @@ function await_(i, v) {
     if ((k & 255) === 0 && performance.now() > until) { Atomics.wait(ctrl, i, v); return; }
   }
 }
-/** The job this worker is at, its slot's first int, and its description ({@link describe}). */
-let cur = Atomics.load(ctrl, ${FIN}), o = 0;
-let n = 0, chunk = 1, units = 0, kernel = null, P = null;
-/** Takes job cur's description from its slot o. */
-function describe() {
-  n = Atomics.load(ctrl, o + ${NTASKS}); chunk = Atomics.load(ctrl, o + ${CHUNK});
-  units = Math.ceil(n / chunk); kernel = kernels[Atomics.load(ctrl, o + ${KIND})]; P = params[cur % ${RING}];
+${READY_SRC}
+${END_SRC}
+/** The last job this worker found to claim (its test hooks run once per job). */
+let last = (Atomics.load(ctrl, ${FIN}) - 1) | 0;
+/**
+ * Claims and runs one unit of the oldest job that may start, from the back: 0 when there is none,
+ * 1 when it ran one or should look again.
+ */
+function claim() {
+  const fin = Atomics.load(ctrl, ${FIN}), pub = Atomics.load(ctrl, ${PUB});
+  for (let j = fin; j !== pub; j = (j + 1) | 0) {
+    const o = ${SLOT0} + (j & ${MASK}) * ${SLOT_INTS};
+    const v = Atomics.load(ctrl, o + ${NEXT});
+    const hi = (v >>> 12) & 0xfff;
+    if ((v >>> 24) !== (j & 0xff) || (v & 0xfff) >= hi || !ready(o, fin)) continue;
+    if (j !== last) {
+      last = j;
+      // test hooks (SyncPool.stallWorker, poolDebug.delayMicros): a plain load each, once per job
+      const stall = (j + 1) | 0;
+      if (Atomics.load(ctrl, ${STALL_JOB}) === stall && Atomics.compareExchange(ctrl, ${STALL_JOB}, stall, 0) === stall) {
+        Atomics.wait(ctrl, ${EXIT}, 0, Atomics.load(ctrl, ${STALL_MS}));
+      }
+      const delay = Atomics.load(ctrl, ${DELAY});
+      if (delay > 0) Atomics.wait(ctrl, ${EXIT}, 0, delay / 1000);
+    }
+    if (Atomics.compareExchange(ctrl, o + ${NEXT}, v, v - 4096) !== v) return 1;
+    let a = j;
+    const f = Atomics.load(ctrl, ${FIN});
+    if (((j - f) | 0) < 0) {
+      // This worker stalled while 256 jobs ran: the slot holds a later job of the same tag and
+      // units, and the unit is that job's — the one job of [FIN, PUB) in this slot; its
+      // description is final (the slot is not reused before it ends, which this unit prevents).
+      // It runs once the jobs it waits for have finished (they need nothing from this worker).
+      a = (f + ((j - f) & ${MASK})) | 0;
+      for (;;) {
+        const sig = Atomics.load(ctrl, ${SIG});
+        if (ready(o, Atomics.load(ctrl, ${FIN}))) break;
+        await_(${SIG}, sig);
+      }
+    }
+    const n = Atomics.load(ctrl, o + ${NTASKS}), chunk = Atomics.load(ctrl, o + ${CHUNK});
+    const kernel = kernels[Atomics.load(ctrl, o + ${KIND})], P = params[a & ${MASK}];
+    Atomics.add(ctrl, ${WORKER_TASKS}, 1);
+    try { for (let t = (hi - 1) * chunk, e = Math.min(n, t + chunk); t < e; t++) kernel.runTask(P, t); } catch (e) { fail(e); }
+    if (Atomics.add(ctrl, o + ${DONE}, 1) + 1 === Math.ceil(n / chunk)) end(o, a);
+    return 1;
+  }
+  return 0;
 }
 Atomics.add(ctrl, ${READY}, 1);
 for (;;) {
   if (Atomics.load(ctrl, ${EXIT}) !== 0) break;
-  const fin = Atomics.load(ctrl, ${FIN});
-  if (((fin - cur) | 0) > 0) cur = fin; // jobs that finished without this worker
-  if (Atomics.load(ctrl, ${PUB}) === cur) { await_(${PUB}, cur); continue; }
-  if (fin !== cur) { await_(${FIN}, fin); continue; } // the job before is still ending
-  o = ${SLOT0} + (cur % ${RING}) * ${SLOT_INTS};
-  describe();
-  let ok = adopt();
-  if (!ok && Atomics.load(ctrl, ${EPOCH}) !== workerData.epoch) break; // replaced (a browser pool restarting)
-  // test hook (SyncPool.stallWorker): a plain load per job, the exchange only when it is set
-  const stall = (cur + 1) | 0;
-  if (Atomics.load(ctrl, ${STALL_JOB}) === stall && Atomics.compareExchange(ctrl, ${STALL_JOB}, stall, 0) === stall) {
-    Atomics.wait(ctrl, ${EXIT}, 0, Atomics.load(ctrl, ${STALL_MS}));
+  const sig = Atomics.load(ctrl, ${SIG});
+  if (!adopt()) {
+    if (Atomics.load(ctrl, ${EPOCH}) !== workerData.epoch) break; // replaced (a browser pool restarting)
+    fail('SyncPool: a worker could not take the data buffer of a job');
+    await_(${SIG}, sig);
+    continue;
   }
-  const delay = Atomics.load(ctrl, ${DELAY});
-  if (delay > 0) Atomics.wait(ctrl, ${EXIT}, 0, delay / 1000);
-  const tag = cur & 0xff;
-  for (;;) {
-    const v = Atomics.load(ctrl, o + ${NEXT});
-    const hi = (v >>> 12) & 0xfff;
-    if ((v >>> 24) !== tag || (v & 0xfff) >= hi) break;
-    if (Atomics.compareExchange(ctrl, o + ${NEXT}, v, v - 4096) !== v) continue;
-    const f = Atomics.load(ctrl, ${FIN});
-    if (f !== cur) {
-      // This worker stalled while 256 jobs ran: the slot holds a later job of the same tag, and the
-      // unit is that job's. It is the one job of [FIN, PUB) in this slot; its description is final
-      // (the slot is not reused before it ends, which this unit prevents); its turn comes once the
-      // jobs before it have ended (they need nothing from this worker).
-      cur = (f + ((((cur - f) % ${RING}) + ${RING}) % ${RING})) | 0;
-      describe();
-      ok = adopt();
-      while (Atomics.load(ctrl, ${FIN}) !== cur) await_(${FIN}, Atomics.load(ctrl, ${FIN}));
-    }
-    Atomics.add(ctrl, ${WORKER_TASKS}, 1);
-    if (!ok) fail('SyncPool: a worker could not take the data buffer of a job');
-    else try { for (let t = (hi - 1) * chunk, e = Math.min(n, t + chunk); t < e; t++) kernel.runTask(P, t); } catch (e) { fail(e); }
-    if (Atomics.add(ctrl, o + ${DONE}, 1) + 1 === units) { Atomics.store(ctrl, ${FIN}, (cur + 1) | 0); Atomics.notify(ctrl, ${FIN}); }
-  }
-  cur = (cur + 1) | 0;
+  if (claim() === 0) await_(${SIG}, sig);
 }
 `;
 }
@@ -252,6 +312,8 @@ export class SyncPool {
   private readonly jobs: { kind: number; numTasks: number; chunk: number; units: number }[] = [];
   /** The first error of a task on this thread, thrown at the next settle. */
   private error: unknown = undefined;
+  /** The job functions the workers run too ({@link jobFunctions}). */
+  private readonly fns: ReturnType<typeof jobFunctions>;
 
   /**
    * @param numWorkers workers to start (the calling thread is one more participant)
@@ -269,6 +331,7 @@ export class SyncPool {
   ) {
     this.ctrlBuf = new SharedArrayBuffer(CTRL_SLOTS * 4);
     this.ctrl = new Int32Array(this.ctrlBuf);
+    this.fns = jobFunctions(this.ctrl);
     this.paramBuf = new SharedArrayBuffer(RING * PARAM_SLOTS * 8);
     for (let i = 0; i < RING; i++) {
       this.slotParams.push(new Float64Array(this.paramBuf, i * PARAM_SLOTS * 8, PARAM_SLOTS));
@@ -284,7 +347,7 @@ export class SyncPool {
    */
   get params(): Float64Array {
     if (this.numWorkers > 0) this.settleTo(RING - 1);
-    return this.slotParams[this.pub % RING];
+    return this.slotParams[this.pub & MASK];
   }
 
   /** The current shared data buffer (replaced when it grows; re-read after `ensureBuffer`). */
@@ -339,7 +402,7 @@ export class SyncPool {
   run(kind: number, numTasks: number): void {
     this.check(numTasks);
     if (this.numWorkers === 0 || (numTasks <= 1 && this.pub === Atomics.load(this.ctrl, FIN))) {
-      const P = this.slotParams[this.pub % RING];
+      const P = this.slotParams[this.pub & MASK];
       const kernel = this.mainKernels[kind];
       for (let t = 0; t < numTasks; t++) kernel.runTask(P, t);
       return;
@@ -349,20 +412,22 @@ export class SyncPool {
   }
 
   /**
-   * Starts the job (parameters in {@link params}) and returns at once: it runs after the jobs
-   * started before it, the workers taking its tasks from the back; the calling thread joins from
-   * the front when it settles — so its own work until then overlaps the jobs. Without workers the
+   * Starts the job (parameters in {@link params}) and returns at once: the workers take its tasks
+   * from the back, the calling thread joins from the front when it settles — so its own work
+   * until then overlaps the jobs. `after`: the jobs (numbers as {@link published} counted them
+   * when they were started) whose results it reads — it runs once those have finished, maybe
+   * before others started earlier; null: after every job started before it. Without workers the
    * job runs here before `start` returns.
    */
-  start(kind: number, numTasks: number): void {
+  start(kind: number, numTasks: number, after: readonly number[] | null = null): void {
     this.check(numTasks);
     if (this.numWorkers === 0) {
-      const P = this.slotParams[this.pub % RING];
+      const P = this.slotParams[this.pub & MASK];
       const kernel = this.mainKernels[kind];
       for (let t = 0; t < numTasks; t++) kernel.runTask(P, t);
       return;
     }
-    if (numTasks > 0) this.launch(kind, numTasks);
+    if (numTasks > 0) this.launch(kind, numTasks, after);
   }
 
   /** Jobs started and not finished yet (0 … RING). */
@@ -383,16 +448,34 @@ export class SyncPool {
     if (!(Number.isInteger(numTasks) && numTasks >= 0 && numTasks <= 0x7fffffff)) throw new RangeError(`SyncPool: ${numTasks} tasks`);
   }
 
-  /** Publishes job `pub` (numTasks ≥ 1) in its slot; the slot is free (see {@link params}). */
-  private launch(kind: number, numTasks: number): void {
+  /** Publishes job `pub` (numTasks ≥ 1) in its slot, waiting for `after` (see {@link start}). */
+  private launch(kind: number, numTasks: number, after: readonly number[] | null = null): void {
     if (!this.started) this.startWorkers();
     this.settleTo(RING - 1);
     const ctrl = this.ctrl;
     const j = this.pub;
-    const o = SLOT0 + (j % RING) * SLOT_INTS;
+    const o = SLOT0 + (j & MASK) * SLOT_INTS;
+    // what it waits for: a list of unfinished jobs before it, else all the jobs up to the last of them
+    const fin = Atomics.load(ctrl, FIN);
+    let nd = 0,
+      whole = after === null ? j : fin,
+      top = fin;
+    for (const d of after ?? []) {
+      if (((fin - d) | 0) > 0) continue;
+      if (((d - j) | 0) >= 0) throw new RangeError(`SyncPool: job ${j} cannot wait for job ${d}`);
+      if (nd < MAX_DEPS) ctrl[o + DEPS + nd] = d;
+      nd++;
+      if (((d + 1 - top) | 0) > 0) top = (d + 1) | 0;
+    }
+    if (nd > MAX_DEPS) {
+      whole = top;
+      nd = 0;
+    }
+    ctrl[o + AFTER] = whole;
+    ctrl[o + NDEPS] = nd;
     const chunk = Math.ceil(numTasks / MAX_UNITS),
       units = Math.ceil(numTasks / chunk);
-    const job = this.jobs[j % RING];
+    const job = this.jobs[j & MASK];
     job.kind = kind;
     job.numTasks = numTasks;
     job.chunk = chunk;
@@ -405,7 +488,8 @@ export class SyncPool {
     Atomics.store(ctrl, o + NEXT, nextWord(j, units));
     this.pub = (j + 1) | 0;
     Atomics.store(ctrl, PUB, this.pub);
-    Atomics.notify(ctrl, PUB);
+    Atomics.add(ctrl, SIG, 1);
+    Atomics.notify(ctrl, SIG);
   }
 
   /** Finishes every started job (see {@link settleTo}). */
@@ -414,42 +498,25 @@ export class SyncPool {
   }
 
   /**
-   * Works on the oldest unfinished jobs until at most `unfinished` remain: the calling thread
-   * claims their tasks from the front, then waits for the other threads' last units (spinning
-   * for the spin time, then sleeping). Rethrows a task's error.
+   * Works on the oldest unfinished jobs until at most `unfinished` remain (`FIN` ≥ published −
+   * unfinished): the calling thread claims units from the front of the oldest of them that may
+   * start; when none is left to claim it waits for the other threads (spinning for the spin
+   * time, then sleeping). Rethrows a task's error.
    */
   settleTo(unfinished: number): void {
     const ctrl = this.ctrl;
     unfinished = Math.max(0, unfinished);
     for (;;) {
-      const j = Atomics.load(ctrl, FIN);
-      if (((this.pub - j) | 0) <= unfinished) break;
-      const o = SLOT0 + (j % RING) * SLOT_INTS;
-      const { kind, numTasks, chunk, units } = this.jobs[j % RING];
-      const kernel = this.mainKernels[kind];
-      const P = this.slotParams[j % RING];
-      const tag = j & 0xff;
+      const sig = Atomics.load(ctrl, SIG);
+      const fin = Atomics.load(ctrl, FIN);
+      if (((this.pub - fin) | 0) <= unfinished) break;
       // (not in the debug mode that leaves every task to the workers, so that a reader that
       // forgot to settle sees unfinished values)
-      while (poolDebug.delayMicros === 0) {
-        const v = Atomics.load(ctrl, o + NEXT);
-        const lo = v & 0xfff;
-        if (v >>> 24 !== tag || lo >= ((v >>> 12) & 0xfff)) break;
-        if (Atomics.compareExchange(ctrl, o + NEXT, v, v + 1) !== v) continue;
-        try {
-          for (let t = lo * chunk, e = Math.min(numTasks, t + chunk); t < e; t++) kernel.runTask(P, t);
-        } catch (e) {
-          this.error ??= e;
-        }
-        if (Atomics.add(ctrl, o + DONE, 1) + 1 === units) {
-          Atomics.store(ctrl, FIN, (j + 1) | 0);
-          Atomics.notify(ctrl, FIN);
-        }
-      }
-      // the other threads' last units: spin (they end within a task's time), then sleep
+      if (poolDebug.delayMicros === 0 && this.claimFront(fin, (this.pub - unfinished) | 0)) continue;
+      // the other threads' units: spin (they end within a task's time), then sleep
       const until = performance.now() + SPIN_MS;
-      for (let i = 1; Atomics.load(ctrl, FIN) === j; i++) {
-        if ((i & 255) === 0 && performance.now() > until) Atomics.wait(ctrl, FIN, j);
+      for (let i = 1; Atomics.load(ctrl, SIG) === sig; i++) {
+        if ((i & 255) === 0 && performance.now() > until) Atomics.wait(ctrl, SIG, sig);
       }
     }
     if (this.error !== undefined) {
@@ -466,8 +533,34 @@ export class SyncPool {
   }
 
   /**
+   * Claims and runs the first unclaimed unit of the oldest job before `need` that may start
+   * (`fin`: `FIN`); false when there is none.
+   */
+  private claimFront(fin: number, need: number): boolean {
+    const ctrl = this.ctrl;
+    for (let j = fin; j !== need; j = (j + 1) | 0) {
+      const o = SLOT0 + (j & MASK) * SLOT_INTS;
+      const v = Atomics.load(ctrl, o + NEXT);
+      const lo = v & 0xfff;
+      if (v >>> 24 !== (j & 0xff) || lo >= ((v >>> 12) & 0xfff) || !this.fns.ready(o, fin)) continue;
+      if (Atomics.compareExchange(ctrl, o + NEXT, v, v + 1) !== v) return true;
+      const { kind, numTasks, chunk, units } = this.jobs[j & MASK];
+      const kernel = this.mainKernels[kind];
+      const P = this.slotParams[j & MASK];
+      try {
+        for (let t = lo * chunk, e = Math.min(numTasks, t + chunk); t < e; t++) kernel.runTask(P, t);
+      } catch (e) {
+        this.error ??= e;
+      }
+      if (Atomics.add(ctrl, o + DONE, 1) + 1 === units) this.fns.end(o, j);
+      return true;
+    }
+    return false;
+  }
+
+  /**
    * Test hook: the next worker to take job number `job` (a {@link published} count) stalls `ms`
-   * milliseconds after reading its description and before its first claim, as a descheduled
+   * milliseconds after reading its claim word and before its first claim, as a descheduled
    * thread would.
    */
   stallWorker(job: number, ms: number): void {
@@ -486,9 +579,8 @@ export class SyncPool {
     this.settle();
     this.closed = true;
     Atomics.store(this.ctrl, EXIT, 1);
-    Atomics.store(this.ctrl, PUB, (this.pub + 1) | 0);
-    Atomics.notify(this.ctrl, PUB);
-    Atomics.notify(this.ctrl, FIN);
+    Atomics.add(this.ctrl, SIG, 1);
+    Atomics.notify(this.ctrl, SIG);
     for (const w of this.workers) w.terminate();
   }
 }

@@ -5,7 +5,7 @@
  * the reference implementation — runs instead.
  */
 import { registerKernel, type AllKernels, type AnyKernelName } from '../../backend.js';
-import { queuedJobs, stampOutputs } from './wasm/runtime.js';
+import { closeCall, openCall, queuedJobs, stampOutputs } from './wasm/runtime.js';
 import { laplaceGradGeneric, layerNormGeneric, layerNormGradGeneric } from '../generic-fused.js';
 import { layerNormGradSimd, layerNormSimd } from './layernorm-simd.js';
 import { matmulBiasCpu, matmulCpu, triMatmulCpu } from './matmul.js';
@@ -30,15 +30,24 @@ import { binarySimd, reduceSimd, softmaxGradSimd, softmaxSimd, unarySimd } from 
 import { batchNormGradSimd, batchNormSimd, laplaceGradSimd, laplaceSimd, logSoftmaxGradSimd, logSoftmaxSimd } from './simd-fused.js';
 
 /**
- * Registers a CPU kernel whose outputs are stamped with the jobs queued by its end (wasm/runtime.ts
- * `stampOutputs`): reading them later waits for those jobs only, not for later ones — and for
- * none when the kernel queued no job (it wrote them itself).
+ * Registers a CPU kernel whose jobs wait only for the jobs that write what it reads
+ * (wasm/runtime.ts "Job order": the call is opened and closed around it), and whose outputs are
+ * stamped with the jobs queued by its end (`stampOutputs`): reading them later waits for those
+ * jobs only, not for later ones — and for none when the kernel queued no job (it wrote them
+ * itself).
  */
 function reg<K extends AnyKernelName>(name: K, impl: AllKernels[K]): void {
   const fn = impl as (...args: unknown[]) => unknown;
   registerKernel(name, 'cpu', ((...args: unknown[]) => {
     const before = queuedJobs();
-    return stampOutputs(fn(...args), before);
+    let out: unknown;
+    openCall();
+    try {
+      out = fn(...args);
+    } finally {
+      closeCall();
+    }
+    return stampOutputs(out, before);
   }) as AllKernels[K]);
 }
 

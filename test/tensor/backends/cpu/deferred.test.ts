@@ -14,8 +14,8 @@ import { fromStorage, Tensor } from '../../../../src/tensor/tensor.js';
 import { binary, concat, matmul, pad, unary, where } from '../../../../src/tensor/kernels.js';
 import { dropoutMask, Generator } from '../../../../src/tensor/random.js';
 import { poolDebug, setNumThreads } from '../../../../src/tensor/backends/cpu/pool.js';
-import { allocateOut, persistentStorage, residentDispose, residentScope } from '../../../../src/tensor/backends/cpu/resident.js';
-import { deferredJobs, queueDepth, wasmRuntime } from '../../../../src/tensor/backends/cpu/wasm/runtime.js';
+import { allocateOut, persistentStorage, residentBytes, residentDispose, residentScope } from '../../../../src/tensor/backends/cpu/resident.js';
+import { deferredJobs, jobDebug, queueDepth, queuedJobs, wasmPool, wasmRuntime } from '../../../../src/tensor/backends/cpu/wasm/runtime.js';
 
 withDeferralThreads();
 
@@ -250,6 +250,76 @@ describe('deferred jobs', () => {
       () => [],
     );
     expect(gen.getState()).toEqual(new Generator(7).getState());
+  });
+
+  it("a kernel's jobs wait for the jobs that wrote what it read, not for the others queued before", () => {
+    deferredJobs.allowed = true;
+    deferredJobs.depth = 14; // (the calling thread does not wait for the late worker below)
+    poolDebug.delayMicros = 50_000;
+    const n = 4096;
+    /** Runs a kernel; the numbers of the jobs it queued and what each waited for. */
+    const track = <T>(fn: () => T): { out: T; jobs: number[]; waits: (number[] | null)[] } => {
+      const before = queuedJobs(),
+        w0 = jobDebug.waits.length;
+      const out = fn();
+      return { out, jobs: Array.from({ length: queuedJobs() - before }, (_, i) => before + i), waits: jobDebug.waits.slice(w0) };
+    };
+    /** What a kernel's jobs waited for: the first for `first`, each later one for the one before. */
+    const chain = (t: { jobs: number[] }, first: (number[] | null)[]) => [...first, ...t.jobs.slice(0, -1).map((j) => [j])];
+    const last = (t: { jobs: number[] }) => t.jobs[t.jobs.length - 1];
+    jobDebug.waits.length = 0;
+    jobDebug.record = true;
+    try {
+      residentScope(
+        {},
+        () => {
+          const x = track(() => unary(ramp(n), 'neg')); // reads an ordinary array: waits for nothing
+          const u = track(() => unary(ramp(n), 'neg'));
+          const y = track(() => binary(x.out, x.out, 'add'));
+          const z = track(() => binary(y.out, u.out, 'mul'));
+          for (const t of [x, u, y, z]) expect(t.jobs.length).toBeGreaterThan(0);
+          expect(x.waits).toEqual(chain(x, [[]]));
+          expect(u.waits).toEqual(chain(u, [[]])); // not for x's jobs
+          expect(y.waits).toEqual(chain(y, [[last(x)]])); // not for u's
+          expect(z.waits[0]).toHaveLength(2);
+          expect(z.waits).toEqual(chain(z, [expect.arrayContaining([last(y), last(u)])]));
+          // a resident block no kernel stamped (its writer unknown): every job before
+          const unknown = track(() => binary(fromStorage(allocateOut('f32', n), [n]), x.out, 'add'));
+          expect(unknown.waits[0]).toBeNull();
+          // a job queued outside any kernel call (a dropout mask): every job before
+          const mask = track(() => dropoutMask([n], 0.5, 'f32', new Generator(3)));
+          expect(mask.waits).toEqual([null]);
+          expect(hostSync.pending).toBe(true);
+          expect(z.out.toArray()).toEqual(Array.from({ length: n }, (_, i) => 2 * ((i % 97) + 0.5) ** 2));
+        },
+        () => [],
+      );
+    } finally {
+      jobDebug.record = false;
+    }
+  });
+
+  it('a job that finishes while the calling thread catches up leaves its scratch to the next settle, not held past it', () => {
+    deferredJobs.allowed = true;
+    poolDebug.delayMicros = 20_000;
+    const n = 4096;
+    residentScope(
+      {},
+      () => {
+        const before = residentBytes();
+        // the calling thread reads the finished count, then the worker finishes everything
+        jobDebug.afterCount = () => {
+          const until = performance.now() + 5000;
+          while (wasmPool(wasmRuntime()!).unfinished > 0 && performance.now() < until);
+        };
+        const x = unary(ramp(n), 'neg'); // an ordinary array staged in the scratch: its job keeps the scratch
+        expect(jobDebug.afterCount).toBeNull(); // (the hook ran)
+        // x's block alone: the scratch went back at the next settle (here, the one residentBytes makes)
+        expect(residentBytes() - before).toBe(n * 4);
+        expect(x.toArray()[1]).toBe(-1.5);
+      },
+      () => [],
+    );
   });
 
   it('MEGA_QUEUE_DEPTH: an integer in [1, 15], else 2', () => {

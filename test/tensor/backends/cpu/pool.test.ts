@@ -194,3 +194,112 @@ return {
     for (let t = 2; t < n; t++) if (view[t] !== 1) expect(view[t]).toBe(1);
   });
 });
+
+describe('SyncPool: a worker that stalls holding a claim word', () => {
+  const STEP = `let view = null;
+return {
+  setBuffer(buf) { view = new Arr(buf); },
+  runTask(params, t) { view[t] = (Math.imul(view[t], 3) + params[0]) | 0; },
+};`;
+  const pool = new SyncPool(1, STEP, ['Int32Array'], [new Function('Arr', 'extra', 'tid', STEP)(Int32Array, null, 0) as PoolKernel]);
+  afterAll(() => pool.close());
+  const busy = (ms: number) => {
+    const until = performance.now() + ms;
+    while (performance.now() < until);
+  };
+
+  it('its claim succeeds on the later job with the same word (slot, tag, units): it runs and ends that job', async () => {
+    pool.ensureBuffer(64);
+    const view = new Int32Array(pool.buffer);
+    pool.run(0, 2);
+    for (let i = 0; i < 200 && pool.stats().workersReady < 1; i++) await new Promise((r) => setTimeout(r, 50));
+    view.fill(0);
+    const first = pool.published;
+    pool.stallWorker(first, 300);
+    for (let j = 0; j < 256; j++) {
+      pool.params[0] = 1;
+      pool.start(0, 1); // one unit each (job `first`: the worker reads its claim word, then stalls)
+      if (j === 0) busy(30);
+      pool.settle(); // the calling thread runs it
+    }
+    const before = pool.stats().workerTasks;
+    pool.params[0] = 1;
+    pool.start(0, 1); // job first + 256: its claim word is the one the worker holds
+    busy(600); // the worker wakes, its claim succeeds: it must run and end this job as itself
+    pool.settle(); // (would wait forever had the worker ended job `first` instead)
+    expect(pool.stats().workerTasks).toBe(before + 1);
+    let want = 0;
+    for (let j = 0; j < 257; j++) want = (Math.imul(want, 3) + 1) | 0;
+    expect(view[0]).toBe(want);
+  });
+});
+
+describe('SyncPool: jobs that wait only for what they read', () => {
+  // params[0] = op, params[1] = a slot s: op 1 — waits (up to 1.5 s) until slot 64 is nonzero,
+  // then sets slot s to 1 (2 when it gave up); op 2 — sets slot 64 to 1 + slot s; op 3 — slot s ← 7
+  const FLAG = `let view = null;
+return {
+  setBuffer(buf) { view = new Arr(buf); },
+  runTask(params, t) {
+    const s = params[1];
+    if (params[0] === 1) {
+      const until = Date.now() + 1500;
+      while (Atomics.load(view, 64) === 0 && Date.now() < until);
+      Atomics.store(view, s, Atomics.load(view, 64) !== 0 ? 1 : 2);
+    } else if (params[0] === 2) Atomics.store(view, 64, 1 + Atomics.load(view, s));
+    else Atomics.store(view, s, 7);
+  },
+};`;
+  const pool = new SyncPool(1, FLAG, ['Int32Array'], [new Function('Arr', 'extra', 'tid', FLAG)(Int32Array, null, 0) as PoolKernel]);
+  afterAll(() => pool.close());
+  let view: Int32Array;
+  /** Starts a one-task job of op `op` on slot `s`; returns its number. */
+  const job = (op: number, s: number, after: number[] | null) => {
+    const P = pool.params;
+    P[0] = op;
+    P[1] = s;
+    const j = pool.published;
+    pool.start(0, 1, after);
+    return j;
+  };
+
+  it('a job that waits for nothing runs while an earlier one still runs', async () => {
+    pool.ensureBuffer(4 * 128);
+    view = new Int32Array(pool.buffer);
+    job(3, 0, null);
+    pool.run(0, 1); // starts the worker
+    for (let i = 0; i < 200 && pool.stats().workersReady < 1; i++) await new Promise((r) => setTimeout(r, 50));
+    view.fill(0);
+    job(1, 0, null); // waits for slot 64, which only the next job sets
+    job(2, 1, []); // reads slot 1: independent of the job before
+    pool.settle();
+    expect([view[0], view[64]]).toEqual([1, 1]); // the first job saw the flag: the second ran before it ended
+  });
+
+  it('a job waits for the jobs it names, and one started without a list for all before it', () => {
+    view.fill(0);
+    const a = job(1, 0, null); // gives up after 1.5 s: slot 0 = 2
+    job(2, 0, [a]); // reads slot 0 once a has ended: slot 64 = 3
+    pool.settle();
+    expect([view[0], view[64]]).toEqual([2, 3]);
+    view.fill(0);
+    job(1, 0, null);
+    job(2, 0, null); // waits for all before it: the same order
+    pool.settle();
+    expect([view[0], view[64]]).toEqual([2, 3]);
+  });
+
+  it('a list of more than four jobs waits for every job up to the last of them', () => {
+    for (const names of [4, 5]) {
+      view.fill(0);
+      job(1, 0, null); // slot 0: 1 if the last job below runs before it ends, else 2
+      const others = Array.from({ length: names }, (_, i) => job(3, 1 + i, [])); // independent
+      job(2, 0, others);
+      pool.settle();
+      // four named: the last job ran once they had (the flag reached the first job); five: a
+      // list too long to keep, so it waited for all jobs up to the last named, the first included
+      expect([view[0], view[64]]).toEqual(names === 4 ? [1, 1] : [2, 3]);
+      for (let i = 0; i < names; i++) expect(view[1 + i]).toBe(7);
+    }
+  });
+});

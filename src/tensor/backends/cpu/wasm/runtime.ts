@@ -219,7 +219,9 @@ export function wasmThreadStats(): { workersReady: number; workerTasks: number }
  * {@link runJob} to defer its job: the job is queued on the pool (pool.ts `start`) and the kernel
  * returns while a worker runs it, so the JavaScript of the next ops (the autograd engine, views,
  * the next kernels' set-up) overlaps the kernels before them; the calling thread joins the
- * oldest jobs whenever more than `depth` are unfinished. Jobs run in the order they were queued.
+ * oldest jobs whenever more than `depth` are unfinished. A job queued inside a kernel call waits
+ * only for the jobs that write what the call read (see "Job order" below) and may run before
+ * jobs queued earlier; any other job waits for all the jobs queued before it.
  * A kernel defers only a job that writes resident blocks alone and touches no memory after it:
  * - values reach JavaScript only through `Tensor.storage`, which waits first (host-sync.ts) for
  *   the jobs queued up to the end of the kernel that made them ({@link stampOutputs}); tensors
@@ -291,25 +293,28 @@ export function settleJobs(): void {
 const written = new WeakMap<object, number>();
 
 /**
- * Notes that the storages of `result` (a kernel's output tensors, as register.ts sees them
- * returned) are final once the jobs queued so far have finished (inside resident scopes, where
- * jobs may be deferred). `before`: the {@link queuedJobs} count when the kernel started — a
- * kernel that queued no job wrote its fresh outputs itself, so they wait for nothing (an output
- * that shares an earlier storage keeps that storage's stamp).
+ * Notes that the fresh storages of `result` (a kernel's output tensors, as register.ts sees them
+ * returned) are final once the jobs queued so far have finished — the last of them being the
+ * kernel's own, which ends after its others (inside resident scopes, where jobs may be deferred).
+ * `before`: the {@link queuedJobs} count when the kernel started — a kernel that queued no job
+ * wrote its fresh outputs itself, so they wait for nothing. An output that shares an earlier
+ * storage (a view of an input; no kernel writes a storage it did not make) keeps its stamp.
  */
 export function stampOutputs<T>(result: T, before: number): T {
   if (!deferredJobs.enabled) return result;
   const tag = queuedJobs();
+  const reading = hostSync.reading; // (an outer call's: these reads are no input of its)
+  hostSync.reading = null;
   if (Array.isArray(result)) {
     for (const t of result) if (t instanceof Tensor) stamp(t, tag, before);
   } else if (result instanceof Tensor) stamp(result, tag, before);
+  hostSync.reading = reading;
   return result;
 }
 
 function stamp(t: Tensor, tag: number, before: number): void {
   if (t.device) return;
-  if (tag !== before) written.set(t.data, tag);
-  else if (!written.has(t.data)) written.set(t.data, FINAL);
+  if (!written.has(t.data)) written.set(t.data, tag !== before ? tag : FINAL);
 }
 
 /**
@@ -336,6 +341,88 @@ export function stampFinal(storage: object): void {
 const FINAL = -0x80000000;
 
 /**
+ * Job order. register.ts wraps every kernel call in {@link openCall} / {@link closeCall}; while
+ * jobs may be deferred, the call notes the storage of every `Tensor.data` read in it
+ * (host-sync.ts `reading`) — the kernel's inputs, however it reaches them. A storage stamped by
+ * the kernel that wrote it ({@link stampOutputs}: the jobs up to that kernel's last) adds that
+ * last job, when unfinished, to what the call's next job waits for; a resident storage with no
+ * stamp (written by something the stamps do not follow) makes it wait for every job before it.
+ * The jobs of one call wait for each other in the order queued (the next job for the one before,
+ * and for what was read in between: a nested kernel call's outputs). A job queued outside any
+ * call (a dropout mask: it chains through its generator's state) waits for all jobs before it.
+ * What jobs write needs no more than this: a deferred job writes only fresh blocks, which no
+ * queued job reads (a block goes back to the heap once the jobs queued before its free have
+ * finished), and its own call's scratch.
+ */
+interface CallFrame {
+  /** Whether this call collects (jobs may be deferred). */
+  on: boolean;
+  /** Jobs (queued-job numbers) the call's next job waits for. */
+  after: number[];
+  /** Whether it waits for every job before it. */
+  all: boolean;
+}
+/** The kernel calls in progress, innermost last (frames reused between calls). */
+const frames: CallFrame[] = [];
+let callDepth = 0;
+
+/** Opens a kernel call (register.ts): see "Job order". */
+export function openCall(): void {
+  const f = (frames[callDepth++] ??= { on: false, after: [], all: false });
+  f.on = deferring();
+  f.after.length = 0;
+  f.all = false;
+  hostSync.reading = f.on ? noteRead : null;
+}
+
+/** Closes the innermost kernel call. */
+export function closeCall(): void {
+  callDepth--;
+  hostSync.reading = callDepth > 0 && frames[callDepth - 1].on ? noteRead : null;
+}
+
+function noteRead(storage: object): void {
+  const tag = written.get(storage);
+  if (tag === FINAL) return;
+  const f = frames[callDepth - 1];
+  if (tag === undefined) {
+    // an ordinary array is read by JavaScript only; a resident block is what jobs read
+    if ((storage as ArrayBufferView).buffer instanceof SharedArrayBuffer) f.all = true;
+    return;
+  }
+  if (jobsDone(tag, finishedJobs())) return;
+  const job = (tag - 1) | 0;
+  if (!f.after.includes(job)) f.after.push(job);
+}
+
+/**
+ * Test hooks: with `record` on, each deferred job appends what it waits for to `waits` (queued-job
+ * numbers of the unfinished jobs; null: every job before it); `afterCount`, when set, runs once
+ * right after the calling thread has read how many jobs finished (to let the rest finish then).
+ */
+export const jobDebug = { record: false, waits: [] as (number[] | null)[], afterCount: null as (() => void) | null };
+
+/** What the next job queued now waits for, as {@link SyncPool.start} takes it (null: all before it). */
+function waitsFor(): number[] | null {
+  const f = callDepth > 0 ? frames[callDepth - 1] : null;
+  if (jobDebug.record) jobDebug.waits.push(f === null || !f.on || f.all ? null : f.after.filter((j) => !jobsDone((j + 1) | 0, finishedJobs())));
+  if (f === null || !f.on || f.all) return null;
+  poolAfter.length = 0;
+  for (const j of f.after) poolAfter.push((j - closedJobs) | 0); // (jobs of a closed pool: finished)
+  return poolAfter;
+}
+const poolAfter: number[] = [];
+
+/** After a job was queued: the call's next job waits for this one (and what is read after it). */
+function queued(): void {
+  const f = callDepth > 0 ? frames[callDepth - 1] : null;
+  if (f === null || !f.on) return;
+  f.after.length = 0;
+  f.after.push((queuedJobs() - 1) | 0);
+  f.all = false;
+}
+
+/**
  * Waits for the jobs that write `storage`: those queued up to the end of the kernel that made it
  * when it is stamped ({@link stampOutputs}), none for {@link stampFinal}, else all.
  */
@@ -345,8 +432,23 @@ function settleFor(storage: object): void {
   if (tag === undefined || !pool) return settleJobs();
   if (jobsDone(tag, finishedJobs())) return;
   pool.settleTo((queuedJobs() - tag) | 0);
-  progress(finishedJobs());
-  if (pool.unfinished === 0) hostSync.pending = false;
+  caughtUp();
+}
+
+/**
+ * Returns what the finished jobs held (scratch, frees) and, when none is left unfinished, clears
+ * `pending` — both from one reading of the count: a job that finishes in between leaves `pending`
+ * set, so the next settle returns what it held.
+ */
+function caughtUp(): void {
+  const finished = finishedJobs();
+  const hook = jobDebug.afterCount;
+  if (hook) {
+    jobDebug.afterCount = null;
+    hook();
+  }
+  progress(finished);
+  if (finished === queuedJobs()) hostSync.pending = false;
 }
 hostSync.settle = settleFor;
 
@@ -360,15 +462,15 @@ export function runJob(rt: WasmRuntime, parallel: boolean, numTasks: number, fil
   if (defer !== false && deferring() && numTasks > 0) {
     const p = wasmPool(rt);
     fill(p.params);
-    p.start(0, numTasks);
+    p.start(0, numTasks, waitsFor());
+    queued();
     hostSync.pending = true;
     if (defer === 'scratch' && !wasmArena(rt).hold(queuedJobs())) {
       settleJobs();
       return;
     }
     p.settleTo(deferredJobs.depth);
-    progress(finishedJobs());
-    if (p.unfinished === 0) hostSync.pending = false;
+    caughtUp();
     return;
   }
   settleJobs();
