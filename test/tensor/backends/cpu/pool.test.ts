@@ -193,22 +193,8 @@ return {
     expect(view[1]).toBe(twice);
     for (let t = 2; t < n; t++) if (view[t] !== 1) expect(view[t]).toBe(1);
   });
-});
 
-describe('SyncPool: a worker that stalls holding a claim word', () => {
-  const STEP = `let view = null;
-return {
-  setBuffer(buf) { view = new Arr(buf); },
-  runTask(params, t) { view[t] = (Math.imul(view[t], 3) + params[0]) | 0; },
-};`;
-  const pool = new SyncPool(1, STEP, ['Int32Array'], [new Function('Arr', 'extra', 'tid', STEP)(Int32Array, null, 0) as PoolKernel]);
-  afterAll(() => pool.close());
-  const busy = (ms: number) => {
-    const until = performance.now() + ms;
-    while (performance.now() < until);
-  };
-
-  it('its claim succeeds on the later job with the same word (slot, tag, units): it runs and ends that job', async () => {
+  it('stalled holding a claim word, its claim succeeds on the later job with the same word (slot, tag, units): it runs and ends that job', async () => {
     pool.ensureBuffer(64);
     const view = new Int32Array(pool.buffer);
     pool.run(0, 2);
