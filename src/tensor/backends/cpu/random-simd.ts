@@ -8,7 +8,7 @@ import type { FloatStorage } from '../../dtype.js';
 import type { Generator } from '../../random.js';
 import { persistentStorage } from './resident.js';
 import { storageAddr } from './simd.js';
-import { deferring, OP_DROPOUT, runJob, stampWritten, wasmArena, wasmRuntime } from './wasm/runtime.js';
+import { callReads, closeCall, deferring, OP_DROPOUT, openCall, runJob, stampWritten, wasmArena, wasmRuntime } from './wasm/runtime.js';
 
 /**
  * The smallest 32-bit draw `r` that the TypeScript keep test `u ≥ p` keeps, `u` = r / 2³² (exact
@@ -56,22 +56,30 @@ export function dropoutMaskWasm(out: FloatStorage, p: number, scale: number, gen
   const words = io >= 0 && deferring() ? (gen.lent() ?? stateBlock(gen)) : null;
   if (words) {
     gen.lend(words);
-    runJob(
-      rt,
-      false,
-      1,
-      (P) => {
-        P[0] = OP_DROPOUT;
-        P[1] = f32 ? 0 : 1;
-        P[2] = io;
-        P[3] = n;
-        P[4] = words.byteOffset;
-        P[5] = lastR0;
-        P[6] = lo;
-        P[7] = hi;
-      },
-      true,
-    );
+    // the job reads and advances the state words: it waits for the mask that wrote them last
+    // (their stamp), not for every job before it (wasm/runtime.ts "Job order")
+    openCall();
+    try {
+      callReads(words);
+      runJob(
+        rt,
+        false,
+        1,
+        (P) => {
+          P[0] = OP_DROPOUT;
+          P[1] = f32 ? 0 : 1;
+          P[2] = io;
+          P[3] = n;
+          P[4] = words.byteOffset;
+          P[5] = lastR0;
+          P[6] = lo;
+          P[7] = hi;
+        },
+        true,
+      );
+    } finally {
+      closeCall();
+    }
     stampWritten(words);
     stampWritten(out);
     return true;

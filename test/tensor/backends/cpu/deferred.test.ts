@@ -286,9 +286,13 @@ describe('deferred jobs', () => {
           // a resident block no kernel stamped (its writer unknown): every job before
           const unknown = track(() => binary(fromStorage(allocateOut('f32', n), [n]), x.out, 'add'));
           expect(unknown.waits[0]).toBeNull();
-          // a job queued outside any kernel call (a dropout mask): every job before
-          const mask = track(() => dropoutMask([n], 0.5, 'f32', new Generator(3)));
+          // a dropout mask: its generator's first (state words no job wrote yet) every job
+          // before; the next only the mask before it, which wrote the state it goes on from
+          const gen = new Generator(3);
+          const mask = track(() => dropoutMask([n], 0.5, 'f32', gen));
+          const mask2 = track(() => dropoutMask([n], 0.5, 'f32', gen));
           expect(mask.waits).toEqual([null]);
+          expect(mask2.waits).toEqual([[last(mask)]]);
           expect(hostSync.pending).toBe(true);
           expect(z.out.toArray()).toEqual(Array.from({ length: n }, (_, i) => 2 * ((i % 97) + 0.5) ** 2));
         },

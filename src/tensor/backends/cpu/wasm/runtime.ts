@@ -348,8 +348,9 @@ const FINAL = -0x80000000;
  * last job, when unfinished, to what the call's next job waits for; a resident storage with no
  * stamp (written by something the stamps do not follow) makes it wait for every job before it.
  * The jobs of one call wait for each other in the order queued (the next job for the one before,
- * and for what was read in between: a nested kernel call's outputs). A job queued outside any
- * call (a dropout mask: it chains through its generator's state) waits for all jobs before it.
+ * and for what was read in between: a nested kernel call's outputs). A call may name a storage
+ * it reads otherwise ({@link callReads}: a dropout mask's generator state, stamped by the mask
+ * before). A job queued outside any call waits for all jobs before it.
  * What jobs write needs no more than this: a deferred job writes only fresh blocks, which no
  * queued job reads (a block goes back to the heap once the jobs queued before its free have
  * finished), and its own call's scratch.
@@ -373,6 +374,14 @@ export function openCall(): void {
   f.after.length = 0;
   f.all = false;
   hostSync.reading = f.on ? noteRead : null;
+}
+
+/**
+ * Notes that the open call's next job reads `storage`, which it reaches by other means than a
+ * tensor (a generator's state words: random-simd.ts).
+ */
+export function callReads(storage: object): void {
+  if (callDepth > 0 && frames[callDepth - 1].on) noteRead(storage);
 }
 
 /** Closes the innermost kernel call. */
