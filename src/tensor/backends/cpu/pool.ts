@@ -458,7 +458,6 @@ export class SyncPool {
     // what it waits for: a list of unfinished jobs before it, else all the jobs up to the last of them
     const fin = Atomics.load(ctrl, FIN);
     let nd = 0,
-      whole = after === null ? j : fin,
       top = fin;
     for (const d of after ?? []) {
       if (((fin - d) | 0) > 0) continue;
@@ -467,12 +466,9 @@ export class SyncPool {
       nd++;
       if (((d + 1 - top) | 0) > 0) top = (d + 1) | 0;
     }
-    if (nd > MAX_DEPS) {
-      whole = top;
-      nd = 0;
-    }
-    ctrl[o + AFTER] = whole;
-    ctrl[o + NDEPS] = nd;
+    const long = nd > MAX_DEPS;
+    ctrl[o + AFTER] = after === null ? j : long ? top : fin;
+    ctrl[o + NDEPS] = long ? 0 : nd;
     const chunk = Math.ceil(numTasks / MAX_UNITS),
       units = Math.ceil(numTasks / chunk);
     const job = this.jobs[j & MASK];

@@ -367,6 +367,12 @@ interface CallFrame {
 const frames: CallFrame[] = [];
 let callDepth = 0;
 
+/** The innermost call's frame when it collects, else null. */
+function collecting(): CallFrame | null {
+  const f = callDepth > 0 ? frames[callDepth - 1] : null;
+  return f !== null && f.on ? f : null;
+}
+
 /** Opens a kernel call (register.ts): see "Job order". */
 export function openCall(): void {
   const f = (frames[callDepth++] ??= { on: false, after: [], all: false });
@@ -381,13 +387,13 @@ export function openCall(): void {
  * tensor (a generator's state words: random-simd.ts).
  */
 export function callReads(storage: object): void {
-  if (callDepth > 0 && frames[callDepth - 1].on) noteRead(storage);
+  if (collecting()) noteRead(storage);
 }
 
 /** Closes the innermost kernel call. */
 export function closeCall(): void {
   callDepth--;
-  hostSync.reading = callDepth > 0 && frames[callDepth - 1].on ? noteRead : null;
+  hostSync.reading = collecting() ? noteRead : null;
 }
 
 function noteRead(storage: object): void {
@@ -413,9 +419,9 @@ export const jobDebug = { record: false, waits: [] as (number[] | null)[], after
 
 /** What the next job queued now waits for, as {@link SyncPool.start} takes it (null: all before it). */
 function waitsFor(): number[] | null {
-  const f = callDepth > 0 ? frames[callDepth - 1] : null;
-  if (jobDebug.record) jobDebug.waits.push(f === null || !f.on || f.all ? null : f.after.filter((j) => !jobsDone((j + 1) | 0, finishedJobs())));
-  if (f === null || !f.on || f.all) return null;
+  const f = collecting();
+  if (jobDebug.record) jobDebug.waits.push(f === null || f.all ? null : f.after.filter((j) => !jobsDone((j + 1) | 0, finishedJobs())));
+  if (f === null || f.all) return null;
   poolAfter.length = 0;
   for (const j of f.after) poolAfter.push((j - closedJobs) | 0); // (jobs of a closed pool: finished)
   return poolAfter;
@@ -424,8 +430,8 @@ const poolAfter: number[] = [];
 
 /** After a job was queued: the call's next job waits for this one (and what is read after it). */
 function queued(): void {
-  const f = callDepth > 0 ? frames[callDepth - 1] : null;
-  if (f === null || !f.on) return;
+  const f = collecting();
+  if (f === null) return;
   f.after.length = 0;
   f.after.push((queuedJobs() - 1) | 0);
   f.all = false;
